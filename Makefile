@@ -1,0 +1,78 @@
+# tern - build, run and test.  `make run` and `make test` install whatever
+# Debian packages are missing first (scripts/setup.sh).
+
+BUILD    ?= build
+CC       ?= cc
+PKGS      = libevent libevent_openssl libevent_pthreads libcares inih openssl libcrypt
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+
+CFLAGS   ?= -O2 -g
+CFLAGS   += -std=gnu17 -Wall -Wextra -Wno-unused-parameter -Isrc -D_GNU_SOURCE $(PKG_CFLAGS)
+ifeq ($(CI),true)
+CFLAGS   += -Werror
+endif
+ifeq ($(SAN),1)
+BUILD     = build-san
+CFLAGS   += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+LDFLAGS  += -fsanitize=address,undefined
+endif
+LDLIBS   += $(PKG_LIBS) -lpthread
+
+SRC      := $(filter-out src/cli/main.c,$(sort $(wildcard src/*/*.c)))
+OBJ      := $(SRC:%.c=$(BUILD)/%.o)
+UNIT     := $(sort $(wildcard tests/unit/test_*.c))
+UNIT_BIN := $(UNIT:tests/unit/%.c=$(BUILD)/tests/%)
+FUZZ     := $(sort $(wildcard tests/fuzz/fuzz_*.c))
+FUZZ_BIN := $(FUZZ:tests/fuzz/%.c=build-fuzz/%)
+# Fuzzed code is pure: the parsers plus the allocation helpers.
+FUZZ_SRC := $(sort $(wildcard src/proto/*.c)) src/core/util.c
+
+.PHONY: all run test unit integration fuzz fuzz-short san setup clean bench
+
+all: $(BUILD)/tern
+
+setup:
+	@sh scripts/setup.sh
+
+$(BUILD)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -MMD -MP -c -o $@ $<
+
+$(BUILD)/libtern.a: $(OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(BUILD)/tern: $(BUILD)/src/cli/main.o $(BUILD)/libtern.a
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libtern.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(BUILD)/libtern.a $(LDLIBS) -lcmocka
+
+build-fuzz/%: tests/fuzz/%.c $(FUZZ_SRC)
+	@mkdir -p $(dir $@)
+	clang -std=gnu17 -g -O1 -Isrc -D_GNU_SOURCE $(PKG_CFLAGS) \
+	  -fsanitize=fuzzer,address,undefined -o $@ $< $(FUZZ_SRC) $(PKG_LIBS)
+
+run: setup all
+	$(BUILD)/tern serve
+
+unit: $(UNIT_BIN)
+fuzz: $(FUZZ_BIN)
+	@for f in $(FUZZ_BIN); do n=$$(basename $$f); mkdir -p tests/fuzz/corpus/$$n; \
+	  $$f -max_total_time=$${FUZZ_SECONDS:-60} tests/fuzz/corpus/$$n || exit 1; done
+
+test: setup
+	@$(MAKE) --no-print-directory all unit
+	@$(MAKE) --no-print-directory SAN=1 all unit
+	@$(MAKE) --no-print-directory $(FUZZ_BIN)
+	@/usr/bin/python3 tests/run.py
+
+bench: setup all
+	sh bench/run.sh
+
+clean:
+	rm -rf build build-san build-fuzz
+
+-include $(OBJ:.o=.d) $(BUILD)/src/cli/main.d
