@@ -1,0 +1,129 @@
+/*
+ * config.h - tern's configuration: one typed table (section, key, type,
+ * default, bounds) drives parsing, `tern check-config` and the example
+ * file.  Without -c, tern runs an embedded development default.
+ */
+#ifndef TERN_CONFIG_H
+#define TERN_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+struct listen_addr {
+	struct sockaddr_storage ss;
+	socklen_t len;
+	char text[64];            /* "127.0.0.1:25", "[::1]:25" */
+};
+
+struct listen_list {
+	size_t n;
+	struct listen_addr *v;
+};
+
+struct cidr {
+	int family;               /* AF_INET or AF_INET6 */
+	unsigned char addr[16];
+	unsigned bits;
+};
+
+struct cidr_list {
+	size_t n;
+	struct cidr *v;
+};
+
+struct word_list {
+	size_t n;
+	char **v;
+};
+
+enum access_mode { ACCESS_OFF, ACCESS_AUTH, ACCESS_ON };
+
+struct config {
+	char *path;               /* file read, or "(built-in)" */
+	bool dev_default;
+
+	/* [server] */
+	char *hostname;
+	char *state_dir;
+	char *user;
+	unsigned workers;
+
+	/* [smtp] */
+	struct listen_list smtp_listen;
+	uint64_t max_message_size;
+	unsigned max_recipients;
+	unsigned max_errors;
+	unsigned max_connections;
+	unsigned max_connections_per_ip;
+	unsigned max_received;
+	uint64_t command_timeout;
+	uint64_t data_timeout;
+	unsigned vrfy;            /* enum access_mode */
+	unsigned expn;
+
+	/* [submission], [submissions] */
+	struct listen_list submission_listen;
+	struct listen_list submissions_listen;
+	bool sender_any;          /* authenticated users may use any MAIL FROM */
+
+	/* [pop3], [pop3s] */
+	struct listen_list pop3_listen;
+	struct listen_list pop3s_listen;
+	uint64_t pop3_timeout;
+	uint64_t login_delay;
+
+	/* [tls] */
+	char *tls_cert;
+	char *tls_key;
+
+	/* [auth] */
+	bool allow_plaintext;     /* plaintext AUTH/USER without TLS, from anywhere */
+	unsigned max_auth_failures;
+
+	/* [domains] */
+	struct word_list local_domains;
+
+	/* [users], [aliases] */
+	char *users_file;
+	char *aliases_file;
+
+	/* [relay] */
+	struct cidr_list trusted_networks;
+	char *smarthost;
+	char *smarthost_user;
+	char *smarthost_password;
+
+	/* [queue] */
+	uint64_t retry;
+	uint64_t max_age;
+	uint64_t delay_warning;
+
+	/* [dns] */
+	char *dns_servers;
+
+	/* [delivery] */
+	unsigned remote_port;
+	unsigned max_remote_connections;
+	unsigned max_connections_per_destination;
+	struct word_list tls_required;  /* destination domains that must use STARTTLS */
+};
+
+/* Load a config file; errors are printed as "FILE:LINE: message" to stderr.
+ * Returns NULL when there was any error. */
+struct config *config_load(const char *path);
+/* The embedded development default of DESIGN.md. */
+struct config *config_dev_default(void);
+void config_free(struct config *c);
+
+/* Print the documented example configuration generated from the table. */
+void config_print_example(void *file);
+
+/* Helpers used by the sessions. */
+bool config_is_local_domain(const struct config *c, const char *domain);
+bool cidr_list_match(const struct cidr_list *l, const struct sockaddr *sa);
+bool cidr_parse(const char *s, struct cidr *out);
+bool listen_parse(const char *s, struct listen_addr *out);
+
+#endif

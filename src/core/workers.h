@@ -1,0 +1,24 @@
+/*
+ * workers.h - a small thread pool for blocking disk work (fsync, Maildir
+ * writes).  The event loop never blocks: a job's work() runs on a worker
+ * thread, and its done() runs back on the loop thread.
+ */
+#ifndef TERN_WORKERS_H
+#define TERN_WORKERS_H
+
+#include <stddef.h>
+
+struct event_base;
+struct workers;
+
+typedef void (*worker_fn)(void *arg);
+
+struct workers *workers_new(struct event_base *base, unsigned nthreads);
+/* work runs on a worker thread, then done (may be NULL) on the loop thread. */
+void workers_submit(struct workers *w, worker_fn work, worker_fn done, void *arg);
+/* Jobs queued or running whose done() has not yet run. */
+size_t workers_busy(const struct workers *w);
+/* Finish queued jobs, join the threads, run remaining done()s, free. */
+void workers_free(struct workers *w);
+
+#endif

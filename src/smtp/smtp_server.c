@@ -1,0 +1,966 @@
+/*
+ * smtp_server.c - the SMTP server session.
+ *
+ * RFC 5321 (commands, replies §4.2, limits §4.5.3, Received: §4.4),
+ * RFC 1870 SIZE, RFC 6152 8BITMIME, RFC 2920 PIPELINING, RFC 2034/3463
+ * enhanced status codes, RFC 3461 DSN parameters.
+ *
+ * One session is one struct smtp_session with a small state enum that only
+ * smtp_set_state() assigns.  Commands are one table (smtp_commands); each
+ * handler checks state, then syntax, then acts.  The mail transaction
+ * (MAIL .. end of DATA) is its own struct, so RSET frees it.
+ *
+ * Input is processed from libevent's input buffer in order, one reply per
+ * command; replies of a pipelined group go out together when the loop
+ * regains control.  While a message is being committed (fsync on a worker
+ * thread) input processing pauses, and resumes from the buffer after the
+ * 250, so pipelined commands after the final dot keep their order.
+ */
+#include "smtp/smtp_server.h"
+#include "smtp/smtp_session.h"
+#include "core/addrcount.h"
+#include "core/config.h"
+#include "core/log.h"
+#include "core/util.h"
+#include "core/workers.h"
+#include "delivery/scheduler.h"
+#include "proto/header.h"
+#include "proto/smtp_data.h"
+#include "proto/smtp_parse.h"
+#include "store/aliases.h"
+#include "store/queue.h"
+#include "store/users.h"
+
+#include <arpa/inet.h>
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#define SMTP_LINE_MAX 512        /* RFC 5321 4.5.3.1.4, CRLF included */
+#define SMTP_DATA_LINE_MAX 1000  /* RFC 5321 4.5.3.1.6, CRLF included */
+#define SMTP_DATA_CHUNK 16384
+
+static const char *const smtp_state_names[] = {
+	[SMTP_S_GREETED] = "greeted",
+	[SMTP_S_READY] = "ready",
+	[SMTP_S_MAIL] = "mail",
+	[SMTP_S_RCPT] = "rcpt",
+	[SMTP_S_DATA] = "data",
+	[SMTP_S_COMMIT] = "commit",
+	[SMTP_S_CLOSING] = "closing",
+};
+
+static void smtp_process_input(struct smtp_session *s);
+static void smtp_close(struct smtp_session *s, bool flush);
+static void smtp_unref(struct smtp_session *s);
+
+/* ---- logging: one function per event ---------------------------------- */
+
+static void log_session_connect(const struct smtp_session *s)
+{
+	log_event("event=connect session=%016" PRIx64 " service=%s ip=%s", s->id,
+		  smtp_service_name(s->svc), s->ip);
+}
+
+static void log_session_state(const struct smtp_session *s, enum smtp_state from, enum smtp_state to)
+{
+	log_event("event=state session=%016" PRIx64 " from=%s to=%s", s->id, smtp_state_names[from],
+		  smtp_state_names[to]);
+}
+
+static void log_session_reject(const struct smtp_session *s, const char *verb, const char *reply)
+{
+	char q[160];
+	log_event("event=reject session=%016" PRIx64 " ip=%s command=%s reply=%s", s->id, s->ip, verb,
+		  log_quote(q, sizeof(q), reply, strlen(reply)));
+}
+
+static void log_session_queued(const struct smtp_session *s, const struct smtp_txn *t)
+{
+	char from[300];
+	log_event("event=queued session=%016" PRIx64 " queue=%s from=%s nrcpt=%zu size=%" PRIu64
+		  " ip=%s helo=%s", s->id, t->env->id,
+		  log_quote(from, sizeof(from), t->env->from, strlen(t->env->from)), t->env->nrcpt,
+		  t->size, s->ip, s->helo[0] ? s->helo : "-");
+}
+
+static void log_session_disconnect(const struct smtp_session *s)
+{
+	log_event("event=disconnect session=%016" PRIx64 " ip=%s messages=%u errors=%u", s->id, s->ip,
+		  s->messages, s->errors);
+}
+
+const char *smtp_service_name(enum service svc)
+{
+	switch (svc) {
+	case SERVICE_SMTP: return "smtp";
+	case SERVICE_SUBMISSION: return "submission";
+	case SERVICE_SUBMISSIONS: return "submissions";
+	default: return "?";
+	}
+}
+
+/* ---- state and replies ------------------------------------------------- */
+
+void smtp_set_state(struct smtp_session *s, enum smtp_state to)
+{
+	if (s->state == to)
+		return;
+	log_session_state(s, s->state, to);
+	s->state = to;
+}
+
+/* Send one reply line (or several separated by \n, each given the code
+ * with '-' but the last).  Replies >= 400 count toward the error limit,
+ * except those the caller marks as not the client's fault. */
+void smtp_reply(struct smtp_session *s, const char *fmt, ...)
+{
+	char buf[1024];
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(buf, sizeof(buf) - 2, fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		return;
+	if ((size_t)n > sizeof(buf) - 3)
+		n = (int)sizeof(buf) - 3;
+	buf[n++] = '\r';
+	buf[n++] = '\n';
+	evbuffer_add(bufferevent_get_output(s->bev), buf, (size_t)n);
+	if (buf[0] >= '4' && s->cur_verb) {
+		buf[n - 2] = '\0';
+		log_session_reject(s, s->cur_verb, buf);
+		if (!s->no_error_count)
+			s->errors++;
+	}
+}
+
+static void smtp_reply_shutdown(struct smtp_session *s, const char *text)
+{
+	s->no_error_count = true;
+	smtp_reply(s, "%s", text);
+	smtp_close(s, true);
+}
+
+/* ---- the transaction ----------------------------------------------------- */
+
+static void smtp_txn_free(struct smtp_txn *t)
+{
+	if (t == NULL)
+		return;
+	if (t->qw) {
+		queue_writer_abort(t->qw);
+		queue_writer_free(t->qw);
+	}
+	queue_env_free(t->env);
+	free(t->first_rcpt);
+	free(t);
+}
+
+void smtp_txn_reset(struct smtp_session *s)
+{
+	smtp_txn_free(s->txn);
+	s->txn = NULL;
+	if (s->state == SMTP_S_MAIL || s->state == SMTP_S_RCPT || s->state == SMTP_S_DATA)
+		smtp_set_state(s, SMTP_S_READY);
+}
+
+/* ---- lifecycle ----------------------------------------------------------- */
+
+static void smtp_free(struct smtp_session *s)
+{
+	log_session_disconnect(s);
+	smtp_txn_free(s->txn);
+	session_list_del(s->t, &s->link);
+	addr_count_add(s->t->conn_per_ip, (struct sockaddr *)&s->peer, -1, now_unix());
+	if (s->bev)
+		bufferevent_free(s->bev);
+	free(s->auth_user);
+	free(s->sasl_state_owner);
+	free(s);
+}
+
+static void smtp_unref(struct smtp_session *s)
+{
+	if (--s->refs == 0 && s->state == SMTP_S_CLOSING)
+		smtp_free(s);
+}
+
+static void smtp_write_cb(struct bufferevent *bev, void *arg)
+{
+	struct smtp_session *s = arg;
+	if (s->state == SMTP_S_CLOSING && evbuffer_get_length(bufferevent_get_output(bev)) == 0) {
+		s->refs++;
+		bufferevent_disable(bev, EV_READ | EV_WRITE);
+		smtp_unref(s);
+	}
+}
+
+/* Stop reading; free once the output is flushed (flush) or at once.  The
+ * memory goes only when no callback or worker job holds a reference. */
+static void smtp_close(struct smtp_session *s, bool flush)
+{
+	if (s->state == SMTP_S_CLOSING)
+		return;
+	smtp_set_state(s, SMTP_S_CLOSING);
+	bufferevent_disable(s->bev, EV_READ);
+	if (flush && evbuffer_get_length(bufferevent_get_output(s->bev)) > 0) {
+		s->refs++;   /* released by the write callback when drained */
+		return;
+	}
+	s->refs++;
+	smtp_unref(s);
+}
+
+static void smtp_event_cb(struct bufferevent *bev, short what, void *arg)
+{
+	struct smtp_session *s = arg;
+
+	s->refs++;
+	if (what & BEV_EVENT_TIMEOUT) {
+		if (s->state != SMTP_S_CLOSING && s->state != SMTP_S_COMMIT) {
+			log_event("event=timeout session=%016" PRIx64 " ip=%s state=%s", s->id, s->ip,
+				  smtp_state_names[s->state]);
+			s->cur_verb = NULL;
+			smtp_reply_shutdown(s, "421 4.4.2 Timeout exceeded, closing connection");
+			/* A stalled reader must not keep us forever: drop it. */
+			if (what & BEV_EVENT_WRITING)
+				smtp_close(s, false);
+		}
+	} else if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR)) {
+		if (s->state == SMTP_S_CLOSING) {
+			/* peer gone while we flushed: nothing left to say */
+			evbuffer_drain(bufferevent_get_output(bev), evbuffer_get_length(bufferevent_get_output(bev)));
+			smtp_write_cb(bev, s);
+		} else if (s->state == SMTP_S_COMMIT) {
+			/* The commit finishes and the message is delivered; the
+			 * client will not hear the 250 (a duplicate at worst). */
+			s->peer_gone = true;
+		} else {
+			smtp_close(s, false);
+		}
+	}
+	smtp_unref(s);
+}
+
+static void smtp_read_cb(struct bufferevent *bev, void *arg)
+{
+	struct smtp_session *s = arg;
+	s->refs++;
+	smtp_process_input(s);
+	smtp_unref(s);
+}
+
+static void smtp_set_timeout(struct smtp_session *s, uint64_t seconds)
+{
+	struct timeval tv = { .tv_sec = (time_t)seconds };
+	bufferevent_set_timeouts(s->bev, &tv, &tv);
+}
+
+static void smtp_session_shutdown(struct session_link *l)
+{
+	struct smtp_session *s = (struct smtp_session *)((char *)l - offsetof(struct smtp_session, link));
+	if (s->state == SMTP_S_COMMIT) {
+		s->shutdown_after_commit = true;
+		return;
+	}
+	s->cur_verb = NULL;
+	smtp_reply_shutdown(s, "421 4.3.2 Server shutting down, try again later");
+}
+
+void smtp_server_accept(struct tern *t, evutil_socket_t fd, const struct sockaddr *sa, socklen_t len,
+			enum service svc)
+{
+	struct smtp_session *s = xcalloc(1, sizeof(*s));
+	const struct config *cfg = t->cfg;
+	unsigned per_ip;
+
+	s->t = t;
+	s->svc = svc;
+	s->id = tern_session_id(t);
+	memcpy(&s->peer, sa, len < sizeof(s->peer) ? len : sizeof(s->peer));
+	smtp_format_ip(sa, s->ip, sizeof(s->ip));
+	s->link.shutdown = smtp_session_shutdown;
+	session_list_add(t, &s->link);
+	per_ip = addr_count_add(t->conn_per_ip, sa, 1, now_unix());
+	s->state = SMTP_S_GREETED;
+	s->trusted = cidr_list_match(&cfg->trusted_networks, sa);
+	s->bev = bufferevent_socket_new(t->base, fd, BEV_OPT_CLOSE_ON_FREE);
+	bufferevent_setcb(s->bev, smtp_read_cb, smtp_write_cb, smtp_event_cb, s);
+	smtp_set_timeout(s, cfg->command_timeout);
+	log_session_connect(s);
+
+	if (t->nsessions > cfg->max_connections || t->nsessions > t->max_fds) {
+		bufferevent_enable(s->bev, EV_WRITE);
+		smtp_reply_shutdown(s, "421 4.7.0 Too many connections, try again later");
+		return;
+	}
+	if (per_ip > cfg->max_connections_per_ip) {
+		bufferevent_enable(s->bev, EV_WRITE);
+		smtp_reply_shutdown(s, "421 4.7.0 Too many connections from your address, try again later");
+		return;
+	}
+	if (smtp_tls_accept_hook(s) < 0) {
+		smtp_close(s, false);
+		return;
+	}
+	bufferevent_enable(s->bev, EV_READ | EV_WRITE);
+	if (svc != SERVICE_SUBMISSIONS)
+		smtp_greet(s);
+}
+
+void smtp_greet(struct smtp_session *s)
+{
+	smtp_reply(s, "220 %s ESMTP tern ready", s->t->cfg->hostname);
+}
+
+void smtp_format_ip(const struct sockaddr *sa, char *out, size_t cap)
+{
+	if (sa->sa_family == AF_INET6) {
+		const struct in6_addr *a = &((const struct sockaddr_in6 *)sa)->sin6_addr;
+		if (IN6_IS_ADDR_V4MAPPED(a))
+			inet_ntop(AF_INET, a->s6_addr + 12, out, (socklen_t)cap);
+		else
+			inet_ntop(AF_INET6, a, out, (socklen_t)cap);
+	} else if (sa->sa_family == AF_INET) {
+		inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, out, (socklen_t)cap);
+	} else {
+		snprintf(out, cap, "local");
+	}
+}
+
+/* ---- commands -------------------------------------------------------------- */
+
+static void cmd_helo(struct smtp_session *s, const char *args, size_t len);
+static void cmd_ehlo(struct smtp_session *s, const char *args, size_t len);
+static void cmd_mail(struct smtp_session *s, const char *args, size_t len);
+static void cmd_rcpt(struct smtp_session *s, const char *args, size_t len);
+static void cmd_data(struct smtp_session *s, const char *args, size_t len);
+static void cmd_rset(struct smtp_session *s, const char *args, size_t len);
+static void cmd_noop(struct smtp_session *s, const char *args, size_t len);
+static void cmd_quit(struct smtp_session *s, const char *args, size_t len);
+static void cmd_help(struct smtp_session *s, const char *args, size_t len);
+static void cmd_vrfy(struct smtp_session *s, const char *args, size_t len);
+static void cmd_expn(struct smtp_session *s, const char *args, size_t len);
+static void cmd_not_implemented(struct smtp_session *s, const char *args, size_t len);
+
+/* Flags: rules that every command shares. */
+#define CMD_ANY_TIME    0x01  /* allowed before TLS/AUTH on submission ports */
+#define CMD_NO_ARGS     0x02  /* takes no argument: 501 if one is given */
+
+static const struct smtp_command smtp_commands[] = {
+	{ "HELO", cmd_helo, CMD_ANY_TIME },
+	{ "EHLO", cmd_ehlo, CMD_ANY_TIME },
+	{ "MAIL", cmd_mail, 0 },
+	{ "RCPT", cmd_rcpt, 0 },
+	{ "DATA", cmd_data, CMD_NO_ARGS },
+	{ "RSET", cmd_rset, CMD_ANY_TIME | CMD_NO_ARGS },
+	{ "NOOP", cmd_noop, CMD_ANY_TIME },
+	{ "QUIT", cmd_quit, CMD_ANY_TIME | CMD_NO_ARGS },
+	{ "HELP", cmd_help, CMD_ANY_TIME },
+	{ "VRFY", cmd_vrfy, 0 },
+	{ "EXPN", cmd_expn, 0 },
+	{ "STARTTLS", smtp_cmd_starttls, CMD_ANY_TIME | CMD_NO_ARGS },
+	{ "AUTH", smtp_cmd_auth, CMD_ANY_TIME },
+	{ "ETRN", smtp_cmd_etrn, 0 },
+	{ "TURN", cmd_not_implemented, 0 },
+	{ "SEND", cmd_not_implemented, 0 },
+	{ "SOML", cmd_not_implemented, 0 },
+	{ "SAML", cmd_not_implemented, 0 },
+};
+
+static void smtp_dispatch(struct smtp_session *s, const char *line, size_t len)
+{
+	struct smtp_token verb, args;
+	const struct smtp_command *c = NULL;
+
+	smtp_split_command(line, len, &verb, &args);
+	for (size_t i = 0; i < ARRAY_LEN(smtp_commands); i++)
+		if (strlen(smtp_commands[i].name) == verb.len && ascii_ieq(smtp_commands[i].name, verb.p, verb.len)) {
+			c = &smtp_commands[i];
+			break;
+		}
+	s->cur_verb = c ? c->name : "unknown";
+	s->no_error_count = false;
+	if (c == NULL) {
+		smtp_reply(s, "500 5.5.1 Command not recognized");
+		return;
+	}
+	if ((c->flags & CMD_NO_ARGS) && args.len > 0) {
+		smtp_reply(s, "501 5.5.4 Syntax: %s takes no arguments", c->name);
+		return;
+	}
+	if (!(c->flags & CMD_ANY_TIME) && !smtp_policy_may_proceed(s))
+		return;
+	c->fn(s, args.p, args.len);
+}
+
+static void cmd_not_implemented(struct smtp_session *s, const char *args, size_t len)
+{
+	smtp_reply(s, "502 5.5.1 Command not implemented");
+}
+
+static bool smtp_helo_arg(struct smtp_session *s, const char *verb, const char *args, size_t len)
+{
+	if (len == 0) {
+		smtp_reply(s, "501 5.5.4 Syntax: %s hostname", verb);
+		return false;
+	}
+	/* RFC 5321 4.1.4: never refuse a session over its HELO name, but
+	 * keep only a printable single token for Received: and the logs. */
+	for (size_t i = 0; i < len; i++)
+		if ((unsigned char)args[i] <= 0x20 || (unsigned char)args[i] >= 0x7f) {
+			smtp_reply(s, "501 5.5.4 Syntax: %s hostname", verb);
+			return false;
+		}
+	if (len >= sizeof(s->helo))
+		len = sizeof(s->helo) - 1;
+	memcpy(s->helo, args, len);
+	s->helo[len] = '\0';
+	smtp_txn_reset(s);
+	if (s->state == SMTP_S_GREETED)
+		smtp_set_state(s, SMTP_S_READY);
+	return true;
+}
+
+static void cmd_helo(struct smtp_session *s, const char *args, size_t len)
+{
+	if (!smtp_helo_arg(s, "HELO", args, len))
+		return;
+	s->esmtp = false;
+	smtp_reply(s, "250 %s", s->t->cfg->hostname);
+}
+
+static void cmd_ehlo(struct smtp_session *s, const char *args, size_t len)
+{
+	const struct config *cfg = s->t->cfg;
+	char lines[1024];
+	size_t o = 0;
+
+	if (!smtp_helo_arg(s, "EHLO", args, len))
+		return;
+	s->esmtp = true;
+	o += (size_t)snprintf(lines + o, sizeof(lines) - o, "250-%s\r\n250-PIPELINING\r\n250-SIZE %" PRIu64 "\r\n"
+			      "250-8BITMIME\r\n250-ENHANCEDSTATUSCODES\r\n250-DSN\r\n",
+			      cfg->hostname, cfg->max_message_size);
+	o += smtp_ehlo_extra(s, lines + o, sizeof(lines) - o);
+	if (o < sizeof(lines))
+		o += (size_t)snprintf(lines + o, sizeof(lines) - o, "250 HELP");
+	/* lines already carries CRLFs between the lines; smtp_reply adds the last */
+	smtp_reply(s, "%s", lines);
+}
+
+static void smtp_reply_parse_error(struct smtp_session *s, enum smtp_parse_err e, bool rcpt)
+{
+	switch (e) {
+	case SMTP_ERR_LOCAL_LEN:
+		smtp_reply(s, "553 5.1.3 Local part longer than 64 octets");
+		break;
+	case SMTP_ERR_DOMAIN_LEN:
+		smtp_reply(s, "553 5.1.3 Domain longer than 255 octets");
+		break;
+	case SMTP_ERR_PATH_LEN:
+		smtp_reply(s, "553 5.1.3 Path longer than 256 octets");
+		break;
+	case SMTP_ERR_PARAM_UNKNOWN:
+		smtp_reply(s, "555 5.5.4 Unsupported parameter");
+		break;
+	case SMTP_ERR_PARAM_VALUE:
+		smtp_reply(s, "501 5.5.4 Invalid parameter value");
+		break;
+	case SMTP_ERR_PARAM_DUP:
+		smtp_reply(s, "501 5.5.4 Parameter given twice");
+		break;
+	default:
+		smtp_reply(s, rcpt ? "501 5.1.3 Syntax: RCPT TO:<address> [parameters]"
+			   : "501 5.1.7 Syntax: MAIL FROM:<address> [parameters]");
+		break;
+	}
+}
+
+static void cmd_mail(struct smtp_session *s, const char *args, size_t len)
+{
+	struct smtp_path path;
+	struct smtp_mail_params mp;
+	enum smtp_parse_err e;
+	char addr[SMTP_PATH_MAX + 8];
+
+	if (s->state == SMTP_S_GREETED) {
+		smtp_reply(s, "503 5.5.1 Send HELO or EHLO first");
+		return;
+	}
+	if (s->txn) {
+		smtp_reply(s, "503 5.5.1 Nested MAIL command");
+		return;
+	}
+	e = smtp_parse_mail(args, len, &path, &mp);
+	if (e != SMTP_OK) {
+		smtp_reply_parse_error(s, e, false);
+		return;
+	}
+	if (!s->esmtp && (mp.has_size || mp.body || mp.ret || mp.envid[0] || mp.has_auth)) {
+		smtp_reply(s, "555 5.5.4 Parameters need EHLO");
+		return;
+	}
+	if (mp.has_size && mp.size > s->t->cfg->max_message_size) {
+		smtp_reply(s, "552 5.3.4 Message size exceeds fixed maximum message size");
+		return;
+	}
+	if (smtp_path_format(&path, addr, sizeof(addr)) == 0 && !path.null) {
+		smtp_reply(s, "553 5.1.7 Sender address not usable");
+		return;
+	}
+	if (!smtp_policy_sender_ok(s, &path, addr))
+		return;
+	s->txn = xcalloc(1, sizeof(*s->txn));
+	s->txn->env = xcalloc(1, sizeof(*s->txn->env));
+	s->txn->env->from = xstrdup(path.null ? "" : addr);
+	s->txn->env->body = mp.body;
+	s->txn->env->ret = mp.ret;
+	s->txn->env->envid = mp.envid[0] ? xstrdup(mp.envid) : NULL;
+	smtp_set_state(s, SMTP_S_MAIL);
+	smtp_reply(s, "250 2.1.0 Ok");
+}
+
+/* Add the recipients that addr stands for: itself if it is a user or a
+ * remote address, or what its alias expands to.  Returns a reply code:
+ * 250, 550 (unknown local user) or 554 (relaying denied). */
+static int smtp_resolve_rcpt(struct smtp_session *s, const char *addr, const char *orig,
+			     const struct smtp_rcpt_params *rp, int depth)
+{
+	struct tern *t = s->t;
+	const char *at = strrchr(addr, '@');
+	const char *domain = at ? at + 1 : "";
+	const struct word_list *targets;
+	struct queue_rcpt *r;
+	int code = 550;
+
+	if (!config_is_local_domain(t->cfg, domain)) {
+		if (depth == 0 && !smtp_policy_may_relay(s))
+			return 554;
+		r = queue_env_add_rcpt(s->txn->env, addr, orig);
+		r->local = false;
+		goto params;
+	}
+	if (depth < ALIASES_MAX_DEPTH && (targets = aliases_lookup(t->aliases, addr)) != NULL) {
+		for (size_t i = 0; i < targets->n; i++) {
+			char *tgt = strchr(targets->v[i], '@') ? xstrdup(targets->v[i])
+				: xasprintf("%s@%s", targets->v[i], domain);
+			if (smtp_resolve_rcpt(s, tgt, orig, rp, depth + 1) == 250)
+				code = 250;
+			free(tgt);
+		}
+		return code;
+	}
+	if (users_find(t->users, addr) == NULL)
+		return 550;
+	for (size_t i = 0; i < s->txn->env->nrcpt; i++)
+		if (strcasecmp(s->txn->env->rcpt[i].addr, addr) == 0)
+			return 250;   /* the same mailbox twice gets one copy */
+	r = queue_env_add_rcpt(s->txn->env, addr, orig);
+	r->local = true;
+params:
+	r->notify = rp->notify;
+	if (rp->orcpt_type[0])
+		r->orcpt = xasprintf("%s;%s", rp->orcpt_type, rp->orcpt_addr);
+	return 250;
+}
+
+static void cmd_rcpt(struct smtp_session *s, const char *args, size_t len)
+{
+	struct smtp_path path;
+	struct smtp_rcpt_params rp;
+	enum smtp_parse_err e;
+	char addr[SMTP_PATH_MAX + 8];
+	int code;
+
+	if (s->txn == NULL) {
+		smtp_reply(s, "503 5.5.1 Need MAIL before RCPT");
+		return;
+	}
+	e = smtp_parse_rcpt(args, len, &path, &rp);
+	if (e != SMTP_OK) {
+		smtp_reply_parse_error(s, e, true);
+		return;
+	}
+	if (s->txn->nrcpt_cmds >= s->t->cfg->max_recipients) {
+		s->no_error_count = true;
+		smtp_reply(s, "452 4.5.3 Too many recipients");
+		return;
+	}
+	if (path.domain[0] == '\0')   /* <Postmaster> (RFC 5321 4.5.1) */
+		snprintf(addr, sizeof(addr), "postmaster@%s", s->t->cfg->local_domains.v[0]);
+	else if (smtp_path_format(&path, addr, sizeof(addr)) == 0) {
+		smtp_reply(s, "553 5.1.3 Recipient address not usable");
+		return;
+	}
+	if (!smtp_policy_rcpt_ok(s, &path, addr))
+		return;
+	code = smtp_resolve_rcpt(s, addr, addr, &rp, 0);
+	if (code == 554) {
+		smtp_reply(s, "554 5.7.1 <%s>: Relay access denied", addr);
+		return;
+	}
+	if (code == 550) {
+		smtp_reply(s, "550 5.1.1 <%s>: No such user here", addr);
+		return;
+	}
+	if (s->txn->first_rcpt == NULL)
+		s->txn->first_rcpt = xstrdup(addr);
+	s->txn->nrcpt_cmds++;
+	smtp_set_state(s, SMTP_S_RCPT);
+	smtp_reply(s, "250 2.1.5 Ok");
+}
+
+static void smtp_rfc5322_date(char *buf, size_t cap, time_t when)
+{
+	struct tm tm;
+	localtime_r(&when, &tm);
+	strftime(buf, cap, "%a, %d %b %Y %H:%M:%S %z", &tm);
+}
+
+/* RFC 5321 4.4 trace field, folded so that no line is long. */
+static void smtp_write_received(struct smtp_session *s)
+{
+	struct smtp_txn *t = s->txn;
+	char date[64], proto[16], tls[160] = "";
+	char *hdr;
+
+	smtp_rfc5322_date(date, sizeof(date), time(NULL));
+	snprintf(proto, sizeof(proto), "%sSMTP%s%s", s->esmtp ? "E" : "", s->tls ? "S" : "",
+		 s->auth_user ? "A" : "");
+	if (s->tls)
+		smtp_tls_describe(s, tls, sizeof(tls));
+	hdr = xasprintf("Received: from %s (%s%s[%s%s])\n\tby %s (tern) with %s%s id %s%s%s%s;\n\t%s\n",
+			s->helo[0] ? s->helo : "unknown",
+			s->ptr_name ? s->ptr_name : "", s->ptr_name ? " " : "",
+			s->peer.ss_family == AF_INET6 && !strchr(s->ip, '.') ? "IPv6:" : "", s->ip,
+			s->t->cfg->hostname, proto, tls, t->env->id,
+			t->env->nrcpt == 1 ? "\n\tfor <" : "", t->env->nrcpt == 1 ? t->first_rcpt : "",
+			t->env->nrcpt == 1 ? ">" : "", date);
+	for (const char *p = hdr; *p; p++)
+		if (*p == '\n')
+			t->lines++;
+	t->size += strlen(hdr);
+	queue_writer_write(t->qw, hdr, strlen(hdr));
+	free(hdr);
+}
+
+static void cmd_data(struct smtp_session *s, const char *args, size_t len)
+{
+	struct smtp_txn *t = s->txn;
+
+	if (t == NULL) {
+		smtp_reply(s, "503 5.5.1 Need MAIL command");
+		return;
+	}
+	if (t->env->nrcpt == 0) {
+		smtp_reply(s, "554 5.5.1 No valid recipients");
+		return;
+	}
+	t->env->arrival = now_unix();
+	t->env->helo = xstrdup(s->helo);
+	t->env->client_ip = xstrdup(s->ip);
+	t->env->auth_user = s->auth_user ? xstrdup(s->auth_user) : NULL;
+	t->qw = queue_writer_new(s->t->queue, t->env);
+	if (t->qw == NULL) {
+		s->no_error_count = true;
+		smtp_reply(s, "451 4.3.0 Queue file write error, try again later");
+		smtp_txn_reset(s);
+		return;
+	}
+	smtp_data_init(&t->framer, SMTP_DATA_LINE_MAX);
+	header_scan_init(&t->hs);
+	smtp_write_received(s);
+	smtp_set_state(s, SMTP_S_DATA);
+	smtp_set_timeout(s, s->t->cfg->data_timeout);
+	smtp_reply(s, "354 End data with <CR><LF>.<CR><LF>");
+}
+
+static void cmd_rset(struct smtp_session *s, const char *args, size_t len)
+{
+	smtp_txn_reset(s);
+	smtp_reply(s, "250 2.0.0 Ok");
+}
+
+static void cmd_noop(struct smtp_session *s, const char *args, size_t len)
+{
+	smtp_reply(s, "250 2.0.0 Ok");
+}
+
+static void cmd_quit(struct smtp_session *s, const char *args, size_t len)
+{
+	smtp_reply(s, "221 2.0.0 %s closing connection", s->t->cfg->hostname);
+	smtp_close(s, true);
+}
+
+static void cmd_help(struct smtp_session *s, const char *args, size_t len)
+{
+	smtp_reply(s, "214-2.0.0 Commands supported:\r\n"
+		   "214-2.0.0   HELO EHLO MAIL RCPT DATA RSET NOOP QUIT HELP\r\n"
+		   "214-2.0.0   VRFY EXPN STARTTLS AUTH ETRN\r\n"
+		   "214 2.0.0 See RFC 5321");
+}
+
+static bool smtp_access(const struct smtp_session *s, unsigned mode)
+{
+	return mode == ACCESS_ON || (mode == ACCESS_AUTH && s->auth_user != NULL);
+}
+
+/* With VRFY off, the answer is the same whether or not the user exists
+ * (RFC 5321 3.5.3), so it cannot be used to harvest addresses. */
+static void cmd_vrfy(struct smtp_session *s, const char *args, size_t len)
+{
+	char addr[SMTP_PATH_MAX + 8];
+	if (len == 0) {
+		smtp_reply(s, "501 5.5.4 Syntax: VRFY address");
+		return;
+	}
+	if (!smtp_access(s, s->t->cfg->vrfy)) {
+		smtp_reply(s, "252 2.5.2 Cannot VRFY user, but will accept message and attempt delivery");
+		return;
+	}
+	snprintf(addr, sizeof(addr), "%.*s", (int)len, args);
+	if (addr[0] == '<' && addr[strlen(addr) - 1] == '>') {
+		memmove(addr, addr + 1, strlen(addr));
+		addr[strlen(addr) - 1] = '\0';
+	}
+	if (users_find(s->t->users, addr) || aliases_lookup(s->t->aliases, addr))
+		smtp_reply(s, "250 2.1.5 <%s>", addr);
+	else
+		smtp_reply(s, "550 5.1.1 <%s>: No such user here", addr);
+}
+
+static void cmd_expn(struct smtp_session *s, const char *args, size_t len)
+{
+	char addr[SMTP_PATH_MAX + 8];
+	const struct word_list *targets;
+
+	if (!smtp_access(s, s->t->cfg->expn)) {
+		smtp_reply(s, "502 5.5.1 EXPN not available");
+		return;
+	}
+	if (len == 0) {
+		smtp_reply(s, "501 5.5.4 Syntax: EXPN list");
+		return;
+	}
+	snprintf(addr, sizeof(addr), "%.*s", (int)len, args);
+	targets = aliases_lookup(s->t->aliases, addr);
+	if (targets == NULL) {
+		smtp_reply(s, "550 5.1.1 <%s>: Not a list here", addr);
+		return;
+	}
+	struct evbuffer *out = bufferevent_get_output(s->bev);
+	for (size_t i = 0; i < targets->n; i++)
+		evbuffer_add_printf(out, "250%c2.1.5 <%s>\r\n", i + 1 < targets->n ? '-' : ' ', targets->v[i]);
+}
+
+/* ---- DATA ------------------------------------------------------------------- */
+
+static void smtp_commit_work(void *arg)
+{
+	struct smtp_session *s = arg;
+	struct smtp_txn *t = s->txn;
+	t->committed = queue_writer_commit(t->qw, t->lines, t->hs.eight_bit);
+}
+
+static void smtp_commit_done(void *arg)
+{
+	struct smtp_session *s = arg;
+	struct smtp_txn *t = s->txn;
+
+	if (t->committed) {
+		log_session_queued(s, t);
+		scheduler_enqueue(s->t->sched, t->env->id);
+		s->messages++;
+		if (!s->peer_gone)
+			smtp_reply(s, "250 2.0.0 Ok: queued as %s", t->env->id);
+		queue_writer_free(t->qw);
+		t->qw = NULL;
+	} else if (!s->peer_gone) {
+		s->no_error_count = true;
+		smtp_reply(s, "451 4.3.0 Error writing the message to disk, try again later");
+	}
+	smtp_txn_reset(s);
+	smtp_set_state(s, SMTP_S_READY);
+	smtp_set_timeout(s, s->t->cfg->command_timeout);
+	if (s->peer_gone) {
+		smtp_close(s, false);
+	} else if (s->shutdown_after_commit) {
+		smtp_reply_shutdown(s, "421 4.3.2 Server shutting down, try again later");
+	} else {
+		bufferevent_enable(s->bev, EV_READ);
+		smtp_process_input(s);
+	}
+	smtp_unref(s);
+}
+
+/* End of data seen: refuse what breaks a rule, else commit and wait. */
+static void smtp_end_of_data(struct smtp_session *s)
+{
+	struct smtp_txn *t = s->txn;
+	const struct config *cfg = s->t->cfg;
+
+	s->cur_verb = "DATA";
+	s->no_error_count = false;
+	if (t->framer.errors & (SMTP_DATA_ERR_BARE_LF | SMTP_DATA_ERR_BARE_CR)) {
+		smtp_reply(s, "550 5.6.0 Message refused: bare CR or LF in the data (RFC 5321 2.3.8)");
+	} else if (t->framer.errors & SMTP_DATA_ERR_NUL) {
+		smtp_reply(s, "550 5.6.0 Message refused: NUL octet in the data");
+	} else if (t->framer.errors & SMTP_DATA_ERR_LINE_LEN) {
+		smtp_reply(s, "500 5.5.2 Message refused: line longer than 1000 octets (RFC 5321 4.5.3.1.6)");
+	} else if (t->too_big) {
+		smtp_reply(s, "552 5.3.4 Message size exceeds fixed maximum message size");
+	} else if (t->hs.received >= cfg->max_received) {
+		smtp_reply(s, "554 5.4.6 Too many Received: headers, mail loop detected");
+	} else if (t->qw == NULL || !smtp_policy_message_ok(s)) {
+		if (t->qw == NULL) {
+			s->no_error_count = true;
+			smtp_reply(s, "451 4.3.0 Error writing the message to disk, try again later");
+		}
+	} else {
+		smtp_set_state(s, SMTP_S_COMMIT);
+		bufferevent_disable(s->bev, EV_READ);
+		s->refs++;   /* held by the worker job */
+		workers_submit(s->t->commit_pool, smtp_commit_work, smtp_commit_done, s);
+		return;
+	}
+	smtp_txn_reset(s);
+	smtp_set_timeout(s, cfg->command_timeout);
+}
+
+void smtp_data_append(struct smtp_session *s, const char *buf, size_t len)
+{
+	struct smtp_txn *t = s->txn;
+	if (t->too_big || len == 0)
+		return;
+	if (t->size + len > s->t->cfg->max_message_size) {
+		/* Keep reading to the end, as RFC 5321 4.5.3.1.10 asks, but
+		 * stop writing: the message will be refused. */
+		t->too_big = true;
+		return;
+	}
+	for (const char *p = buf; (p = memchr(p, '\n', (size_t)(buf + len - p))) != NULL; p++)
+		t->lines++;
+	t->size += len;
+	if (t->qw && !queue_writer_write(t->qw, buf, len)) {
+		queue_writer_abort(t->qw);
+		queue_writer_free(t->qw);
+		t->qw = NULL;
+	}
+}
+
+/* Feed buffered input to the framer.  Returns false when it must stop:
+ * out of input, or end of data reached (commit pending or reply sent). */
+static bool smtp_data_input(struct smtp_session *s)
+{
+	struct evbuffer *in = bufferevent_get_input(s->bev);
+	struct smtp_txn *t = s->txn;
+	struct evbuffer_iovec v;
+	char out[SMTP_DATA_CHUNK + 2];
+	size_t out_len, take, used;
+	bool done = false;
+
+	if (evbuffer_peek(in, -1, NULL, &v, 1) < 1 || v.iov_len == 0)
+		return false;
+	take = v.iov_len < SMTP_DATA_CHUNK ? v.iov_len : SMTP_DATA_CHUNK;
+	used = smtp_data_feed(&t->framer, v.iov_base, take, out, &out_len, &done);
+	header_scan_feed(&t->hs, out, out_len);
+	smtp_data_append(s, out, out_len);
+	evbuffer_drain(in, used);
+	if (done) {
+		smtp_end_of_data(s);
+		return s->state != SMTP_S_COMMIT;
+	}
+	return true;
+}
+
+/* ---- command lines ------------------------------------------------------------ */
+
+/* Take one CRLF-terminated line from the input.  Returns 1 with the line
+ * (CRLF removed) in buf, 0 when more input is needed, -1 when a bad line
+ * was consumed and answered. */
+static int smtp_take_line(struct smtp_session *s, char *buf, size_t cap, size_t *len)
+{
+	struct evbuffer *in = bufferevent_get_input(s->bev);
+	struct evbuffer_ptr p = evbuffer_search(in, "\n", 1, NULL);
+	size_t max = s->line_max ? s->line_max : SMTP_LINE_MAX;
+	size_t n;
+
+	if (p.pos < 0) {
+		n = evbuffer_get_length(in);
+		if (n > max) {
+			/* Too long already: drop it as it comes, answer at its end. */
+			s->discard_line = true;
+			evbuffer_drain(in, n);
+		}
+		return 0;
+	}
+	n = (size_t)p.pos + 1;
+	s->cur_verb = "line";
+	s->no_error_count = false;
+	if (s->discard_line || n > max || n > cap) {
+		evbuffer_drain(in, n);
+		s->discard_line = false;
+		smtp_reply(s, "500 5.5.2 Line too long");
+		return -1;
+	}
+	evbuffer_remove(in, buf, n);
+	if (n < 2 || buf[n - 2] != '\r') {
+		smtp_reply(s, "500 5.5.2 Bare LF in command line, use CRLF");
+		return -1;
+	}
+	n -= 2;
+	if (memchr(buf, '\r', n) || memchr(buf, '\0', n)) {
+		smtp_reply(s, "500 5.5.2 Bare CR or NUL in command line");
+		return -1;
+	}
+	buf[n] = '\0';
+	*len = n;
+	return 1;
+}
+
+static void smtp_process_input(struct smtp_session *s)
+{
+	char line[SMTP_AUTH_LINE_MAX + 3];
+	size_t len;
+	int r;
+
+	while (s->state != SMTP_S_CLOSING && s->state != SMTP_S_COMMIT) {
+		if (s->state == SMTP_S_DATA) {
+			if (!smtp_data_input(s))
+				break;
+			continue;
+		}
+		r = smtp_take_line(s, line, sizeof(line), &len);
+		if (r == 0)
+			break;
+		if (r > 0) {
+			if (s->sasl_pending)
+				smtp_auth_continue(s, line, len);
+			else
+				smtp_dispatch(s, line, len);
+		}
+		if (s->state != SMTP_S_CLOSING && s->errors >= s->t->cfg->max_errors) {
+			log_event("event=too_many_errors session=%016" PRIx64 " ip=%s errors=%u", s->id, s->ip,
+				  s->errors);
+			s->cur_verb = NULL;
+			smtp_reply_shutdown(s, "421 4.7.0 Too many errors, closing connection");
+		}
+		if (s->input_discard) {
+			/* STARTTLS: whatever was pipelined behind it is dropped
+			 * (RFC 3207 4.2) - the handshake starts from clean input. */
+			s->input_discard = false;
+			break;
+		}
+	}
+}

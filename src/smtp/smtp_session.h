@@ -1,0 +1,111 @@
+/*
+ * smtp_session.h - the SMTP server session's insides, shared by the files
+ * of src/smtp/ that implement parts of it (smtp_server.c: the dialog and
+ * DATA; smtp_policy.c: relay and sender rules; smtp_auth.c: STARTTLS and
+ * AUTH).  Nothing outside src/smtp/ includes this.
+ */
+#ifndef TERN_SMTP_SESSION_H
+#define TERN_SMTP_SESSION_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include "core/server.h"
+#include "proto/header.h"
+#include "proto/smtp_data.h"
+#include "proto/smtp_parse.h"
+
+#define SMTP_AUTH_LINE_MAX 12288  /* RFC 4954 4: AUTH lines may be long */
+
+enum smtp_state {
+	SMTP_S_GREETED,           /* 220 sent, no HELO/EHLO yet */
+	SMTP_S_READY,             /* HELO/EHLO done, no transaction */
+	SMTP_S_MAIL,              /* MAIL accepted */
+	SMTP_S_RCPT,              /* at least one RCPT accepted */
+	SMTP_S_DATA,              /* reading the message */
+	SMTP_S_COMMIT,            /* message on its way to disk (worker) */
+	SMTP_S_CLOSING,           /* flushing the last reply, then free */
+};
+
+/* MAIL .. end of DATA.  RSET is smtp_txn_reset(). */
+struct smtp_txn {
+	struct queue_env *env;    /* envelope being built */
+	unsigned nrcpt_cmds;      /* accepted RCPT commands */
+	char *first_rcpt;         /* for "for <...>" in Received: */
+	struct queue_writer *qw;
+	struct smtp_data framer;
+	struct header_scan hs;
+	uint64_t size;            /* octets written so far */
+	uint64_t lines;
+	bool too_big;
+	bool committed;           /* set by the worker */
+	bool need_date, need_message_id;  /* MSA additions (RFC 6409 8) */
+};
+
+struct sasl_server;
+struct ssl_st;
+
+struct smtp_session {
+	struct session_link link;
+	uint64_t id;
+	struct tern *t;
+	enum service svc;
+	struct bufferevent *bev;
+	enum smtp_state state;
+	struct sockaddr_storage peer;
+	char ip[64];
+	char *ptr_name;           /* forward-confirmed reverse DNS, or NULL */
+	char helo[256];
+	bool esmtp;
+	bool trusted;             /* client in [relay] trusted_networks */
+	bool tls;
+	char *auth_user;
+	unsigned errors;
+	unsigned messages;
+	int refs;
+	bool discard_line;        /* skipping the rest of an over-long line */
+	size_t line_max;          /* 0 = SMTP_LINE_MAX */
+	bool input_discard;       /* stop processing buffered input (STARTTLS) */
+	bool peer_gone;
+	bool shutdown_after_commit;
+	const char *cur_verb;     /* for logging replies >= 400 */
+	bool no_error_count;      /* this reply does not count as an error */
+	/* AUTH in progress */
+	bool sasl_pending;
+	struct sasl_server *sasl;
+	char *sasl_state_owner;
+	struct smtp_txn *txn;
+};
+
+struct smtp_command {
+	const char *name;
+	void (*fn)(struct smtp_session *s, const char *args, size_t len);
+	unsigned flags;
+};
+
+/* smtp_server.c */
+void smtp_set_state(struct smtp_session *s, enum smtp_state to);
+void smtp_reply(struct smtp_session *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void smtp_txn_reset(struct smtp_session *s);
+void smtp_greet(struct smtp_session *s);
+void smtp_format_ip(const struct sockaddr *sa, char *out, size_t cap);
+const char *smtp_service_name(enum service svc);
+
+/* smtp_policy.c: who may do what */
+bool smtp_policy_may_proceed(struct smtp_session *s);   /* replies when not */
+bool smtp_policy_may_relay(const struct smtp_session *s);
+bool smtp_policy_sender_ok(struct smtp_session *s, const struct smtp_path *p, const char *addr);
+bool smtp_policy_rcpt_ok(struct smtp_session *s, const struct smtp_path *p, const char *addr);
+bool smtp_policy_message_ok(struct smtp_session *s);
+
+/* smtp_auth.c: TLS and AUTH */
+int smtp_tls_accept_hook(struct smtp_session *s);        /* implicit TLS on 465 */
+size_t smtp_ehlo_extra(struct smtp_session *s, char *buf, size_t cap);
+void smtp_tls_describe(struct smtp_session *s, char *buf, size_t cap);
+void smtp_cmd_starttls(struct smtp_session *s, const char *args, size_t len);
+void smtp_cmd_auth(struct smtp_session *s, const char *args, size_t len);
+void smtp_auth_continue(struct smtp_session *s, const char *line, size_t len);
+void smtp_cmd_etrn(struct smtp_session *s, const char *args, size_t len);
+
+#endif

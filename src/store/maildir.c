@@ -1,0 +1,127 @@
+/*
+ * maildir.c - Maildir delivery (https://cr.yp.to/proto/maildir.html).
+ *
+ * Unique names are "SECONDS.M<usec>P<pid>Q<n>.HOST,S=<octets>,W=<octets
+ * with CRLF line ends>": the time, pid and a process-wide counter make the
+ * name unique on this host, and the sizes let POP3 answer STAT and LIST
+ * without reading files (Dovecot reads the same fields).
+ */
+#include "store/maildir.h"
+#include "core/fsutil.h"
+#include "core/util.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+static atomic_uint_fast64_t maildir_seq;
+
+char *maildir_path(const char *state_dir, const char *domain, const char *local)
+{
+	return xasprintf("%s/mail/%s/%s/Maildir", state_dir, domain, local);
+}
+
+bool maildir_create(const char *path)
+{
+	static const char *const subs[] = { "tmp", "new", "cur" };
+	char buf[4096];
+	for (size_t i = 0; i < ARRAY_LEN(subs); i++) {
+		snprintf(buf, sizeof(buf), "%s/%s", path, subs[i]);
+		if (!mkdir_p(buf, 0700))
+			return false;
+	}
+	return true;
+}
+
+/* '/' and ':' cannot appear in the host part of a Maildir name. */
+static void safe_host(const char *h, char *out, size_t cap)
+{
+	size_t o = 0;
+	for (; *h && o + 5 < cap; h++) {
+		if (*h == '/' || *h == ':' || *h == ',')
+			o += (size_t)snprintf(out + o, cap - o, "\\%03o", (unsigned char)*h);
+		else
+			out[o++] = *h;
+	}
+	out[o] = '\0';
+}
+
+static bool copy_range(int dst, int src, off_t off, uint64_t len)
+{
+	char buf[65536];
+	while (len > 0) {
+		ssize_t n = copy_file_range(src, &off, dst, NULL, len, 0);
+		if (n > 0) {
+			len -= (uint64_t)n;
+			continue;
+		}
+		if (n < 0 && errno != EXDEV && errno != ENOSYS && errno != EINVAL && errno != EOPNOTSUPP)
+			return false;
+		/* Fall back to read/write (other file system, old kernel). */
+		size_t want = len < sizeof(buf) ? (size_t)len : sizeof(buf);
+		ssize_t r = pread(src, buf, want, off);
+		if (r <= 0)
+			return false;
+		if (!write_all(dst, buf, (size_t)r))
+			return false;
+		off += r;
+		len -= (uint64_t)r;
+	}
+	return true;
+}
+
+bool maildir_deliver(const char *path, const char *hostname,
+		     const char *prefix, size_t prefix_len, uint64_t prefix_lines,
+		     int src_fd, off_t offset, uint64_t len, uint64_t msg_lines,
+		     char *name_out, size_t name_cap)
+{
+	char host[256], base[512], tmp[4096], dst[4096], newdir[4096];
+	struct timeval tv;
+	uint64_t size = prefix_len + len;
+	uint64_t vsize = size + prefix_lines + msg_lines;
+	int fd, saved;
+
+	gettimeofday(&tv, NULL);
+	safe_host(hostname, host, sizeof(host));
+	snprintf(base, sizeof(base), "%lld.M%ldP%dQ%" PRIu64 ".%s,S=%" PRIu64 ",W=%" PRIu64,
+		 (long long)tv.tv_sec, (long)tv.tv_usec, (int)getpid(),
+		 (uint64_t)atomic_fetch_add(&maildir_seq, 1) + 1, host, size, vsize);
+	snprintf(tmp, sizeof(tmp), "%s/tmp/%s", path, base);
+	snprintf(dst, sizeof(dst), "%s/new/%s", path, base);
+	snprintf(newdir, sizeof(newdir), "%s/new", path);
+
+	fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (fd < 0 && errno == ENOENT && maildir_create(path))
+		fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return false;
+	/* tmp -> fsync -> rename into new/ -> fsync new/: a reader never sees
+	 * a partial message, and once new/ is synced the delivery is durable
+	 * and the queue may mark the recipient done. */
+	if (!write_all(fd, prefix, prefix_len) || !copy_range(fd, src_fd, offset, len) || fsync(fd) < 0)
+		goto fail;
+	if (close(fd) < 0) {
+		fd = -1;
+		goto fail;
+	}
+	fd = -1;
+	if (rename(tmp, dst) < 0 || !dir_sync(newdir))
+		goto fail;
+	if (name_out)
+		snprintf(name_out, name_cap, "%s", base);
+	return true;
+fail:
+	saved = errno;
+	if (fd >= 0)
+		close(fd);
+	unlink(tmp);
+	errno = saved;
+	return false;
+}

@@ -1,0 +1,31 @@
+/*
+ * maildir.h - delivery into state_dir/mail/DOMAIN/USER/Maildir
+ * (tmp/ -> fsync -> new/, names per the Maildir spec with Dovecot's
+ * ,S=<size>,W=<CRLF size> so POP3 never has to read a message to size it).
+ */
+#ifndef TERN_MAILDIR_H
+#define TERN_MAILDIR_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+/* "STATE/mail/DOMAIN/LOCAL/Maildir" (xmalloc'd). */
+char *maildir_path(const char *state_dir, const char *domain, const char *local);
+/* Create Maildir/{tmp,new,cur} if needed. */
+bool maildir_create(const char *path);
+
+/*
+ * Write prefix (header lines, LF ends, prefix_lines lines) then len bytes
+ * of src_fd from offset (the message, msg_lines lines) into a new file in
+ * path/tmp, fsync it, rename it into path/new and fsync new/.  Returns
+ * true when the message is durable in new/; on failure errno is kept and
+ * nothing is left in tmp/.
+ */
+bool maildir_deliver(const char *path, const char *hostname,
+		     const char *prefix, size_t prefix_len, uint64_t prefix_lines,
+		     int src_fd, off_t offset, uint64_t len, uint64_t msg_lines,
+		     char *name_out, size_t name_cap);
+
+#endif

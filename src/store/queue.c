@@ -1,0 +1,639 @@
+/*
+ * queue.c - the durable queue (see queue.h for the file layout).
+ *
+ * Invariant 1 of DESIGN.md lives here: the SMTP server sends 250 after
+ * end-of-data only when queue_writer_commit() has returned true.
+ */
+#include "store/queue.h"
+#include "core/fsutil.h"
+#include "core/log.h"
+#include "core/util.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+#define TRAILER_MAX 128
+
+struct queue {
+	char *dir, *tmp_dir, *msg_dir;
+	pthread_mutex_t id_mu;
+	uint64_t last_id;
+};
+
+struct queue_writer {
+	struct queue *q;
+	char id[QUEUE_ID_LEN + 1];
+	char *tmp_path, *final_path;
+	int fd;
+	uint64_t offset;          /* where the message starts */
+	uint64_t written;         /* message bytes so far */
+	bool failed;
+};
+
+const char *rcpt_state_name(enum rcpt_state s)
+{
+	static const char *const names[] = { "pending", "deferred", "delivered", "failed" };
+	return s <= RCPT_FAILED ? names[s] : "?";
+}
+
+struct queue *queue_open(const char *state_dir)
+{
+	struct queue *q = xcalloc(1, sizeof(*q));
+	q->dir = xasprintf("%s/queue", state_dir);
+	q->tmp_dir = xasprintf("%s/tmp", q->dir);
+	q->msg_dir = xasprintf("%s/msg", q->dir);
+	pthread_mutex_init(&q->id_mu, NULL);
+	if (!mkdir_p(q->tmp_dir, 0700) || !mkdir_p(q->msg_dir, 0700)) {
+		log_event("event=queue_error op=mkdir dir=%s error=\"%m\"", q->dir);
+		queue_close(q);
+		return NULL;
+	}
+	return q;
+}
+
+void queue_close(struct queue *q)
+{
+	if (q == NULL)
+		return;
+	free(q->dir);
+	free(q->tmp_dir);
+	free(q->msg_dir);
+	pthread_mutex_destroy(&q->id_mu);
+	free(q);
+}
+
+const char *queue_msg_dir(const struct queue *q)
+{
+	return q->msg_dir;
+}
+
+/* Ids are microseconds since the epoch in hex, made strictly increasing,
+ * so they sort by arrival and never repeat within one process; O_EXCL
+ * catches a clash with an earlier run. */
+static void queue_new_id(struct queue *q, char *out)
+{
+	struct timeval tv;
+	uint64_t v;
+	gettimeofday(&tv, NULL);
+	v = (uint64_t)tv.tv_sec * 1000000 + (uint64_t)tv.tv_usec;
+	pthread_mutex_lock(&q->id_mu);
+	if (v <= q->last_id)
+		v = q->last_id + 1;
+	q->last_id = v;
+	pthread_mutex_unlock(&q->id_mu);
+	snprintf(out, QUEUE_ID_LEN + 1, "%016" PRIX64, v);
+}
+
+/* Values are written "=" + text with %XX for anything but printable
+ * non-space ASCII; "-" stands for none. */
+static void put_value(FILE *f, const char *v)
+{
+	static const char hex[] = "0123456789ABCDEF";
+	if (v == NULL) {
+		fputc('-', f);
+		return;
+	}
+	fputc('=', f);
+	for (const unsigned char *p = (const unsigned char *)v; *p; p++) {
+		if (*p > 0x20 && *p < 0x7f && *p != '%') {
+			fputc(*p, f);
+		} else {
+			fputc('%', f);
+			fputc(hex[*p >> 4], f);
+			fputc(hex[*p & 15], f);
+		}
+	}
+}
+
+static int hexval(int c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	return -1;
+}
+
+/* Decode one value token (see put_value); *ok cleared on bad input. */
+static char *get_value(const char *tok, bool *ok)
+{
+	if (strcmp(tok, "-") == 0)
+		return NULL;
+	if (tok[0] != '=') {
+		*ok = false;
+		return NULL;
+	}
+	size_t n = strlen(tok + 1);
+	char *out = xmalloc(n + 1), *o = out;
+	for (const char *p = tok + 1; *p; p++) {
+		if (*p == '%') {
+			int a = hexval((unsigned char)p[1]), b = a < 0 ? -1 : hexval((unsigned char)p[2]);
+			if (a < 0 || b < 0) {
+				*ok = false;
+				break;
+			}
+			*o++ = (char)(a * 16 + b);
+			p += 2;
+		} else {
+			*o++ = *p;
+		}
+	}
+	*o = '\0';
+	return out;
+}
+
+static void write_envelope(FILE *f, const struct queue_env *env)
+{
+	fprintf(f, "TERN-QUEUE 1\nid %s\narrival %" PRId64 "\nfrom ", env->id, env->arrival);
+	put_value(f, env->from);
+	fputs("\nhelo ", f);
+	put_value(f, env->helo);
+	fputs("\nip ", f);
+	put_value(f, env->client_ip);
+	fputs("\nauth ", f);
+	put_value(f, env->auth_user);
+	fprintf(f, "\nbody %u\nret %u\nenvid ", env->body, env->ret);
+	put_value(f, env->envid);
+	fputc('\n', f);
+	for (size_t i = 0; i < env->nrcpt; i++) {
+		const struct queue_rcpt *r = &env->rcpt[i];
+		fprintf(f, "rcpt %c %u ", r->local ? 'L' : 'R', r->notify);
+		put_value(f, r->addr);
+		fputc(' ', f);
+		put_value(f, r->orig);
+		fputc(' ', f);
+		put_value(f, r->orcpt);
+		fputc('\n', f);
+	}
+	fputc('\n', f);
+}
+
+struct queue_writer *queue_writer_new(struct queue *q, struct queue_env *env)
+{
+	struct queue_writer *w = xcalloc(1, sizeof(*w));
+	char *text = NULL;
+	size_t text_len = 0;
+	FILE *mem;
+
+	w->q = q;
+	w->fd = -1;
+	for (int tries = 0; tries < 5 && w->fd < 0; tries++) {
+		queue_new_id(q, w->id);
+		free(w->tmp_path);
+		w->tmp_path = xasprintf("%s/%s", q->tmp_dir, w->id);
+		w->fd = open(w->tmp_path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+		if (w->fd < 0 && errno != EEXIST)
+			break;
+	}
+	if (w->fd < 0) {
+		log_event("event=queue_error op=create path=%s error=\"%m\"", w->tmp_path);
+		queue_writer_free(w);
+		return NULL;
+	}
+	memcpy(env->id, w->id, sizeof(env->id));
+	w->final_path = xasprintf("%s/%s", q->msg_dir, w->id);
+	mem = open_memstream(&text, &text_len);
+	write_envelope(mem, env);
+	fclose(mem);
+	if (!write_all(w->fd, text, text_len)) {
+		log_event("event=queue_error op=write id=%s error=\"%m\"", w->id);
+		free(text);
+		queue_writer_abort(w);
+		queue_writer_free(w);
+		return NULL;
+	}
+	w->offset = text_len;
+	free(text);
+	return w;
+}
+
+int queue_writer_fd(const struct queue_writer *w)
+{
+	return w->fd;
+}
+
+const char *queue_writer_id(const struct queue_writer *w)
+{
+	return w->id;
+}
+
+bool queue_writer_write(struct queue_writer *w, const void *buf, size_t len)
+{
+	if (w->failed)
+		return false;
+	if (!write_all(w->fd, buf, len)) {
+		log_event("event=queue_error op=write id=%s error=\"%m\"", w->id);
+		w->failed = true;
+		return false;
+	}
+	w->written += len;
+	return true;
+}
+
+/*
+ * The commit, in the order that makes a crash at any point safe:
+ *  1. append the trailer: recovery and readers check it, so a file cut
+ *     short is recognised even if something else went wrong;
+ *  2. fsync the file: its data and size are on disk before it gets its
+ *     final name, so the name can never point at missing data;
+ *  3. rename tmp/ID -> msg/ID: atomic, the message is either queued whole
+ *     or not at all (start-up removes whatever is left in tmp/);
+ *  4. fsync msg/ (grouped with concurrent commits): the new name itself is
+ *     durable.  Only now may the session answer 250.
+ */
+bool queue_writer_commit(struct queue_writer *w, uint64_t lines, bool eight_bit)
+{
+	char trailer[TRAILER_MAX];
+	int n;
+
+	if (w->failed)
+		goto fail;
+	n = snprintf(trailer, sizeof(trailer), "TERN-END off=%" PRIu64 " len=%" PRIu64 " lines=%" PRIu64 " 8bit=%d\n",
+		     w->offset, w->written, lines, eight_bit ? 1 : 0);
+	if (!write_all(w->fd, trailer, (size_t)n))
+		goto fail;
+	if (fsync(w->fd) < 0)
+		goto fail;
+	if (close(w->fd) < 0) {
+		w->fd = -1;
+		goto fail;
+	}
+	w->fd = -1;
+	if (rename(w->tmp_path, w->final_path) < 0)
+		goto fail;
+	if (!dir_sync(w->q->msg_dir)) {
+		/* The name may not be durable: the message must not be
+		 * acknowledged.  Take it back so it is not delivered twice. */
+		unlink(w->final_path);
+		goto fail_logged;
+	}
+	return true;
+fail:
+	log_event("event=queue_error op=commit id=%s error=\"%m\"", w->id);
+fail_logged:
+	queue_writer_abort(w);
+	return false;
+}
+
+void queue_writer_abort(struct queue_writer *w)
+{
+	if (w->fd >= 0) {
+		close(w->fd);
+		w->fd = -1;
+	}
+	if (w->tmp_path)
+		unlink(w->tmp_path);
+}
+
+void queue_writer_free(struct queue_writer *w)
+{
+	if (w == NULL)
+		return;
+	if (w->fd >= 0)
+		close(w->fd);
+	free(w->tmp_path);
+	free(w->final_path);
+	free(w);
+}
+
+struct queue_rcpt *queue_env_add_rcpt(struct queue_env *env, const char *addr, const char *orig)
+{
+	struct queue_rcpt *r;
+	env->rcpt = xrealloc(env->rcpt, (env->nrcpt + 1) * sizeof(*env->rcpt));
+	r = &env->rcpt[env->nrcpt++];
+	memset(r, 0, sizeof(*r));
+	r->addr = xstrdup(addr);
+	r->orig = orig ? xstrdup(orig) : NULL;
+	return r;
+}
+
+void queue_env_free(struct queue_env *env)
+{
+	if (env == NULL)
+		return;
+	for (size_t i = 0; i < env->nrcpt; i++) {
+		struct queue_rcpt *r = &env->rcpt[i];
+		free(r->addr);
+		free(r->orig);
+		free(r->orcpt);
+		free(r->last_reply);
+		free(r->status);
+		free(r->remote_mta);
+	}
+	free(env->rcpt);
+	free(env->from);
+	free(env->helo);
+	free(env->client_ip);
+	free(env->auth_user);
+	free(env->envid);
+	free(env);
+}
+
+/* Split line into at most max space-separated tokens (in place). */
+static size_t split_tokens(char *line, char **tok, size_t max)
+{
+	size_t n = 0;
+	char *save = NULL;
+	for (char *t = strtok_r(line, " ", &save); t && n < max; t = strtok_r(NULL, " ", &save))
+		tok[n++] = t;
+	return n;
+}
+
+static bool parse_env_line(struct queue_env *env, char *line)
+{
+	char *tok[8];
+	bool ok = true;
+	uint64_t v;
+	size_t n = split_tokens(line, tok, ARRAY_LEN(tok));
+
+	if (n == 0)
+		return false;
+	if (!strcmp(tok[0], "TERN-QUEUE") || !strcmp(tok[0], "id"))
+		return n == 2;
+	if (!strcmp(tok[0], "arrival") && n == 2 && parse_u64(tok[1], strlen(tok[1]), 0, INT64_MAX, &v)) {
+		env->arrival = (int64_t)v;
+	} else if (!strcmp(tok[0], "from") && n == 2) {
+		env->from = get_value(tok[1], &ok);
+		if (env->from == NULL)
+			env->from = xstrdup("");
+	} else if (!strcmp(tok[0], "helo") && n == 2) {
+		env->helo = get_value(tok[1], &ok);
+	} else if (!strcmp(tok[0], "ip") && n == 2) {
+		env->client_ip = get_value(tok[1], &ok);
+	} else if (!strcmp(tok[0], "auth") && n == 2) {
+		env->auth_user = get_value(tok[1], &ok);
+	} else if (!strcmp(tok[0], "envid") && n == 2) {
+		env->envid = get_value(tok[1], &ok);
+	} else if (!strcmp(tok[0], "body") && n == 2 && parse_u64(tok[1], strlen(tok[1]), 0, 2, &v)) {
+		env->body = (unsigned)v;
+	} else if (!strcmp(tok[0], "ret") && n == 2 && parse_u64(tok[1], strlen(tok[1]), 0, 2, &v)) {
+		env->ret = (unsigned)v;
+	} else if (!strcmp(tok[0], "rcpt") && n == 6 && parse_u64(tok[2], strlen(tok[2]), 0, 15, &v)) {
+		char *addr = get_value(tok[3], &ok);
+		char *orig = get_value(tok[4], &ok);
+		if (addr == NULL) {
+			free(orig);
+			return false;
+		}
+		struct queue_rcpt *r = queue_env_add_rcpt(env, addr, orig);
+		r->local = tok[1][0] == 'L';
+		r->notify = (unsigned)v;
+		r->orcpt = get_value(tok[5], &ok);
+		free(addr);
+		free(orig);
+	} else {
+		return false;
+	}
+	return ok;
+}
+
+static bool parse_trailer(struct queue_env *env, int fd, off_t size)
+{
+	char buf[TRAILER_MAX + 1], *t;
+	size_t n = size < TRAILER_MAX ? (size_t)size : TRAILER_MAX;
+	unsigned long long off, len, lines;
+	int eight;
+
+	if (pread(fd, buf, n, size - (off_t)n) != (ssize_t)n)
+		return false;
+	buf[n] = '\0';
+	t = NULL;
+	for (char *p = buf; (p = strstr(p, "TERN-END ")) != NULL; p++)
+		t = p;
+	if (t == NULL || (t != buf && t[-1] != '\n'))
+		return false;
+	if (sscanf(t, "TERN-END off=%llu len=%llu lines=%llu 8bit=%d", &off, &len, &lines, &eight) != 4)
+		return false;
+	if (off + len + strlen(t) != (unsigned long long)size)
+		return false;
+	env->msg_offset = off;
+	env->msg_len = len;
+	env->msg_lines = lines;
+	env->eight_bit = eight != 0;
+	return true;
+}
+
+static bool read_envelope(struct queue_env *env, int fd)
+{
+	FILE *f = fdopen(dup(fd), "r");
+	char *line = NULL;
+	size_t cap = 0;
+	ssize_t len;
+	bool ok = false;
+
+	if (f == NULL)
+		return false;
+	while ((len = getline(&line, &cap, f)) > 0) {
+		if (line[len - 1] == '\n')
+			line[--len] = '\0';
+		if (len == 0) {
+			ok = true;
+			break;
+		}
+		if (!parse_env_line(env, line))
+			break;
+	}
+	free(line);
+	fclose(f);
+	return ok && env->from != NULL;
+}
+
+static void load_state(struct queue *q, struct queue_env *env)
+{
+	char *path = xasprintf("%s/%s.st", q->msg_dir, env->id);
+	FILE *f = fopen(path, "r");
+	char *line = NULL, *tok[8];
+	size_t cap = 0;
+	ssize_t len;
+	uint64_t idx, st, att, next;
+	bool ok = true;
+
+	free(path);
+	if (f == NULL)
+		return;
+	while ((len = getline(&line, &cap, f)) > 0) {
+		if (line[len - 1] == '\n')
+			line[len - 1] = '\0';
+		size_t n = split_tokens(line, tok, ARRAY_LEN(tok));
+		if (n == 2 && !strcmp(tok[0], "held"))
+			env->held = tok[1][0] == '1';
+		else if (n == 2 && !strcmp(tok[0], "warned"))
+			env->delay_warned = tok[1][0] == '1';
+		else if (n == 8 && !strcmp(tok[0], "rcpt")
+			 && parse_u64(tok[1], strlen(tok[1]), 0, env->nrcpt ? env->nrcpt - 1 : 0, &idx)
+			 && idx < env->nrcpt
+			 && parse_u64(tok[2], strlen(tok[2]), 0, RCPT_FAILED, &st)
+			 && parse_u64(tok[3], strlen(tok[3]), 0, UINT32_MAX, &att)
+			 && parse_u64(tok[4], strlen(tok[4]), 0, INT64_MAX, &next)) {
+			struct queue_rcpt *r = &env->rcpt[idx];
+			r->state = (enum rcpt_state)st;
+			r->attempts = (unsigned)att;
+			r->next_try = (int64_t)next;
+			free(r->remote_mta);
+			free(r->status);
+			free(r->last_reply);
+			r->remote_mta = get_value(tok[5], &ok);
+			r->status = get_value(tok[6], &ok);
+			r->last_reply = get_value(tok[7], &ok);
+		}
+	}
+	free(line);
+	fclose(f);
+}
+
+struct queue_env *queue_load(struct queue *q, const char *id, int *fdp)
+{
+	char *path = xasprintf("%s/%s", q->msg_dir, id);
+	struct queue_env *env = xcalloc(1, sizeof(*env));
+	struct stat st;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+
+	free(path);
+	snprintf(env->id, sizeof(env->id), "%s", id);
+	if (fd < 0 || fstat(fd, &st) < 0 || !parse_trailer(env, fd, st.st_size) || !read_envelope(env, fd)) {
+		if (fd >= 0)
+			close(fd);
+		queue_env_free(env);
+		return NULL;
+	}
+	load_state(q, env);
+	if (fdp)
+		*fdp = fd;
+	else
+		close(fd);
+	return env;
+}
+
+/* Same discipline as the commit: temp file, fsync, rename, dir fsync. */
+bool queue_save_state(struct queue *q, const struct queue_env *env)
+{
+	char *tmp = xasprintf("%s/%s.st", q->tmp_dir, env->id);
+	char *dst = xasprintf("%s/%s.st", q->msg_dir, env->id);
+	char *text = NULL;
+	size_t len = 0;
+	bool ok = false;
+	FILE *mem = open_memstream(&text, &len);
+	int fd;
+
+	fprintf(mem, "held %d\nwarned %d\n", env->held ? 1 : 0, env->delay_warned ? 1 : 0);
+	for (size_t i = 0; i < env->nrcpt; i++) {
+		const struct queue_rcpt *r = &env->rcpt[i];
+		fprintf(mem, "rcpt %zu %d %u %" PRId64 " ", i, (int)r->state, r->attempts, r->next_try);
+		put_value(mem, r->remote_mta);
+		fputc(' ', mem);
+		put_value(mem, r->status);
+		fputc(' ', mem);
+		put_value(mem, r->last_reply);
+		fputc('\n', mem);
+	}
+	fclose(mem);
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (fd >= 0 && write_all(fd, text, len) && fsync(fd) == 0 && close(fd) == 0) {
+		fd = -1;
+		ok = rename(tmp, dst) == 0 && dir_sync(q->msg_dir);
+	}
+	if (fd >= 0)
+		close(fd);
+	if (!ok) {
+		log_event("event=queue_error op=save_state id=%s error=\"%m\"", env->id);
+		unlink(tmp);
+	}
+	free(text);
+	free(tmp);
+	free(dst);
+	return ok;
+}
+
+/* The message goes first: a crash in between leaves a state file without
+ * a message, which queue_scan() cleans up, never the reverse. */
+bool queue_remove(struct queue *q, const char *id)
+{
+	char *path = xasprintf("%s/%s", q->msg_dir, id);
+	char *st = xasprintf("%s/%s.st", q->msg_dir, id);
+	bool ok = unlink(path) == 0 || errno == ENOENT;
+	unlink(st);
+	free(path);
+	free(st);
+	return ok;
+}
+
+static bool is_id(const char *s)
+{
+	size_t n = strlen(s);
+	if (n != QUEUE_ID_LEN)
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (hexval((unsigned char)s[i]) < 0)
+			return false;
+	return true;
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Start-up only: nothing in tmp/ was ever acknowledged, so it goes; a
+ * state file whose message is gone is a leftover of queue_remove(). */
+void queue_recover(struct queue *q)
+{
+	DIR *d;
+	struct dirent *de;
+
+	if ((d = opendir(q->tmp_dir)) != NULL) {
+		while ((de = readdir(d)) != NULL)
+			if (de->d_name[0] != '.') {
+				log_event("event=queue_recover action=remove_partial file=%s", de->d_name);
+				unlinkat(dirfd(d), de->d_name, 0);
+			}
+		closedir(d);
+	}
+	if ((d = opendir(q->msg_dir)) == NULL)
+		return;
+	while ((de = readdir(d)) != NULL) {
+		if (strlen(de->d_name) == QUEUE_ID_LEN + 3 && !strcmp(de->d_name + QUEUE_ID_LEN, ".st")) {
+			char id[QUEUE_ID_LEN + 1];
+			memcpy(id, de->d_name, QUEUE_ID_LEN);
+			id[QUEUE_ID_LEN] = '\0';
+			if (faccessat(dirfd(d), id, F_OK, 0) < 0)
+				unlinkat(dirfd(d), de->d_name, 0);
+		}
+	}
+	closedir(d);
+}
+
+size_t queue_scan(struct queue *q, void (*fn)(const char *id, void *arg), void *arg)
+{
+	DIR *d;
+	struct dirent *de;
+	char **ids = NULL;
+	size_t n = 0;
+
+	if ((d = opendir(q->msg_dir)) == NULL)
+		return 0;
+	while ((de = readdir(d)) != NULL) {
+		if (is_id(de->d_name)) {
+			ids = xrealloc(ids, (n + 1) * sizeof(*ids));
+			ids[n++] = xstrdup(de->d_name);
+		}
+	}
+	closedir(d);
+	qsort(ids, n, sizeof(*ids), cmp_str);
+	for (size_t i = 0; i < n; i++) {
+		fn(ids[i], arg);
+		free(ids[i]);
+	}
+	free(ids);
+	return n;
+}

@@ -1,0 +1,92 @@
+/*
+ * queue.h - the durable mail queue under state_dir/queue.
+ *
+ * A queued message is one file, queue/msg/ID: the envelope as text lines,
+ * a blank line, the message (LF line ends), then a trailer line
+ * "TERN-END off=.. len=.. lines=.. 8bit=..".  It is written in queue/tmp/
+ * and committed by fsync + rename + directory fsync (queue_writer_commit).
+ * Per-recipient progress (delivered, deferred, failed) lives beside it in
+ * queue/msg/ID.st, replaced atomically the same way.
+ */
+#ifndef TERN_QUEUE_H
+#define TERN_QUEUE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#define QUEUE_ID_LEN 16
+
+enum rcpt_state { RCPT_PENDING, RCPT_DEFERRED, RCPT_DONE, RCPT_FAILED };
+
+struct queue_rcpt {
+	char *addr;               /* where it goes (after alias expansion) */
+	char *orig;               /* as given in RCPT TO */
+	unsigned notify;          /* SMTP_NOTIFY_* bits, 0 = default */
+	char *orcpt;              /* "type;address" or NULL */
+	bool local;
+	enum rcpt_state state;
+	unsigned attempts;
+	int64_t next_try;
+	char *last_reply;         /* last reply or error text, or NULL */
+	char *status;             /* enhanced status of the last result, or NULL */
+	char *remote_mta;         /* host that gave the last reply, or NULL */
+};
+
+struct queue_env {
+	char id[QUEUE_ID_LEN + 1];
+	int64_t arrival;
+	char *from;               /* "" for the null reverse path */
+	char *helo;
+	char *client_ip;
+	char *auth_user;          /* or NULL */
+	unsigned body;            /* enum smtp_body */
+	unsigned ret;             /* enum smtp_ret */
+	char *envid;              /* or NULL */
+	bool held;
+	bool delay_warned;
+	size_t nrcpt;
+	struct queue_rcpt *rcpt;
+	/* from the trailer */
+	uint64_t msg_offset, msg_len, msg_lines;
+	bool eight_bit;
+};
+
+struct queue;
+struct queue_writer;
+
+struct queue *queue_open(const char *state_dir);
+void queue_close(struct queue *q);
+const char *queue_msg_dir(const struct queue *q);
+
+/* Start a message: creates the temporary file and writes the envelope. */
+struct queue_writer *queue_writer_new(struct queue *q, struct queue_env *env);
+int queue_writer_fd(const struct queue_writer *w);
+const char *queue_writer_id(const struct queue_writer *w);
+/* Append message bytes (loop thread; page-cache writes, no sync). */
+bool queue_writer_write(struct queue_writer *w, const void *buf, size_t len);
+/* Worker thread: trailer, fsync, rename, directory fsync.  True when the
+ * message is durable; false (and the temp file removed) otherwise. */
+bool queue_writer_commit(struct queue_writer *w, uint64_t lines, bool eight_bit);
+/* Drop an unfinished message. */
+void queue_writer_abort(struct queue_writer *w);
+void queue_writer_free(struct queue_writer *w);
+
+/* Read a committed message's envelope and state.  Opens *fd on the file
+ * when fd != NULL (the message is at env->msg_offset, env->msg_len long). */
+struct queue_env *queue_load(struct queue *q, const char *id, int *fd);
+/* Replace the state file atomically (worker thread). */
+bool queue_save_state(struct queue *q, const struct queue_env *env);
+/* Remove the message and its state (all recipients are finished). */
+bool queue_remove(struct queue *q, const char *id);
+/* Start-up recovery: remove partial messages and orphan state files. */
+void queue_recover(struct queue *q);
+/* Call fn for each committed message id, oldest first. */
+size_t queue_scan(struct queue *q, void (*fn)(const char *id, void *arg), void *arg);
+
+void queue_env_free(struct queue_env *env);
+struct queue_rcpt *queue_env_add_rcpt(struct queue_env *env, const char *addr, const char *orig);
+const char *rcpt_state_name(enum rcpt_state s);
+
+#endif
