@@ -1,0 +1,142 @@
+/*
+ * header.c - RFC 5322 header section scanning and unfolding (§2.2, §2.2.3,
+ * §3.6, obsolete field syntax of §4.5).
+ *
+ * The scan is a byte-at-a-time state machine that keeps only the first
+ * HEADER_NAME_KEEP octets of a field name, so it runs in constant memory
+ * over input split anywhere.
+ */
+#include "proto/header.h"
+
+#include "core/util.h"
+
+#include <string.h>
+
+enum hs_state {
+	HS_LINE_START,	/* at the start of a header line */
+	HS_NAME,	/* in a field name */
+	HS_NAME_WSP,	/* white space after the field name, before ':' */
+	HS_VALUE,	/* in a field body (or continuation line) */
+	HS_BODY,	/* past the header section */
+};
+
+void header_scan_init(struct header_scan *h)
+{
+	memset(h, 0, sizeof(*h));
+	h->in_headers = true;
+	h->state = HS_LINE_START;
+}
+
+static bool is_ftext(unsigned char c)
+{
+	return c >= 33 && c <= 126 && c != ':';
+}
+
+static bool name_is(const struct header_scan *h, const char *want)
+{
+	size_t n = strlen(want);
+	return h->name_len == n && ascii_ieq(h->name, want, n);
+}
+
+static void header_field_done(struct header_scan *h)
+{
+	h->have_field = true;
+	if (name_is(h, "Received"))
+		h->received++;
+	else if (name_is(h, "Date"))
+		h->has_date = true;
+	else if (name_is(h, "Message-ID"))
+		h->has_message_id = true;
+	else if (name_is(h, "From"))
+		h->has_from = true;
+}
+
+static void header_end(struct header_scan *h)
+{
+	h->in_headers = false;
+	h->state = HS_BODY;
+}
+
+static void header_step(struct header_scan *h, unsigned char c)
+{
+	switch (h->state) {
+	case HS_LINE_START:
+		if (c == ' ' || c == '\t') {
+			if (h->have_field)
+				h->state = HS_VALUE;
+			else
+				header_end(h);
+		} else if (is_ftext(c)) {
+			h->state = HS_NAME;
+			h->name_len = 0;
+			h->name[h->name_len++] = (char)c;
+		} else {
+			header_end(h);	/* the empty line, or not a field */
+		}
+		break;
+	case HS_NAME:
+		if (c == ':') {
+			header_field_done(h);
+			h->state = HS_VALUE;
+		} else if (c == ' ' || c == '\t') {
+			h->state = HS_NAME_WSP;
+		} else if (is_ftext(c)) {
+			if (h->name_len < HEADER_NAME_KEEP)
+				h->name[h->name_len] = (char)c;
+			if (h->name_len <= HEADER_NAME_KEEP)
+				h->name_len++;	/* > KEEP: matches no known name */
+		} else {
+			header_end(h);
+		}
+		break;
+	case HS_NAME_WSP:
+		if (c == ':') {
+			header_field_done(h);
+			h->state = HS_VALUE;
+		} else if (c != ' ' && c != '\t') {
+			header_end(h);
+		}
+		break;
+	case HS_VALUE:
+		if (c == '\n')
+			h->state = HS_LINE_START;
+		break;
+	default:
+		break;
+	}
+}
+
+void header_scan_feed(struct header_scan *h, const char *buf, size_t len)
+{
+	for (size_t i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)buf[i];
+		if (c >= 0x80)
+			h->eight_bit = true;
+		if (h->state != HS_BODY)
+			header_step(h, c);
+	}
+}
+
+size_t header_unfold(const char *in, size_t len, char *out, size_t cap)
+{
+	size_t n = 0;
+	for (size_t i = 0; i < len; i++) {
+		size_t eol = 0;
+		if (in[i] == '\n')
+			eol = 1;
+		else if (in[i] == '\r' && i + 1 < len && in[i + 1] == '\n')
+			eol = 2;
+		if (eol > 0 && i + eol < len && (in[i + eol] == ' ' || in[i + eol] == '\t'))
+			i += eol;	/* the fold goes; the WSP stays */
+		if (n + 1 >= cap) {
+			if (cap > 0)
+				out[0] = '\0';
+			return 0;
+		}
+		out[n++] = in[i];
+	}
+	if (cap == 0)
+		return 0;
+	out[n] = '\0';
+	return n;
+}
