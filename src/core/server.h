@@ -60,6 +60,7 @@ struct tern {
 	uint64_t next_session_id;
 	bool shutting_down;
 	struct evconnlistener **listeners;
+	void **listener_ctx;
 	size_t nlisteners;
 	/* Addresses tern listens on, to recognise a route back to itself. */
 	struct sockaddr_storage *own_addrs;

@@ -1,0 +1,26 @@
+/*
+ * local.h - local delivery: every local recipient of a queued message
+ * into its Maildir, then the queue entry updated or removed.  Runs on a
+ * worker thread; touches only the queue files, the Maildirs and the
+ * (read-only) config.
+ */
+#ifndef TERN_LOCAL_H
+#define TERN_LOCAL_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+struct config;
+struct queue;
+
+struct local_result {
+	bool loaded;              /* the queue file was read */
+	bool finished;            /* every recipient is final; message removed */
+	bool remote_pending;      /* remote recipients still to do */
+	int64_t next_try;         /* earliest deferred local retry, 0 = none */
+	unsigned failed;          /* recipients that failed for good */
+};
+
+void local_deliver(const struct config *cfg, struct queue *q, const char *id, struct local_result *res);
+
+#endif
