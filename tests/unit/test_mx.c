@@ -38,14 +38,11 @@ static size_t parse_records(const char *s, struct mx_record *r)
 
 static void join(const struct mx_record *r, size_t n, char *out, size_t len)
 {
-	size_t i;
+	size_t i, used = 0;
 
 	out[0] = '\0';
-	for (i = 0; i < n; i++) {
-		if (i)
-			strncat(out, " ", len - strlen(out) - 1);
-		strncat(out, r[i].name, len - strlen(out) - 1);
-	}
+	for (i = 0; i < n && used < len; i++)
+		used += (size_t)snprintf(out + used, len - used, "%s%s", i ? " " : "", r[i].name);
 }
 
 static const struct mx_case cases[] = {
