@@ -114,7 +114,7 @@ static void test_shuffle(void **state)
 {
 	struct mx_record base[4] = { { "z", 20 }, { "a", 10 }, { "b", 10 }, { "c", 10 } };
 	struct mx_record r[4], r2[4];
-	char seen[6][16];
+	char seen[6][64];
 	size_t nseen = 0, i, k;
 	uint32_t seed;
 
