@@ -433,6 +433,40 @@ static void test_ptr(void **state)
 	assert_string_equal(p.name, "mxm.multi.test");
 }
 
+struct free_in_cb {
+	struct dns *d;
+	int calls;
+};
+
+static void free_dns_cb(const struct dns_mx_result *r, void *arg)
+{
+	struct free_in_cb *x = arg;
+
+	x->calls++;
+	dns_free(x->d);	/* allowed from inside a callback */
+	x->d = NULL;
+}
+
+static void test_free_inside_callback(void **state)
+{
+	struct fixture *f = *state;
+	struct free_in_cb x = { 0 };
+	struct got other;
+	char *err = NULL;
+
+	memset(&other, 0, sizeof(other));
+	x.d = dns_new(f->base, f->servers, &err);
+	assert_non_null(x.d);
+	dns_mx_lookup(x.d, "[127.0.0.1]", NULL, 1, free_dns_cb, &x);
+	dns_mx_lookup(x.d, "two.test", NULL, 1, mx_cb, &other);
+	run_until(f->base, &x.calls);
+	for (int i = 0; i < 5; i++)
+		event_base_loop(f->base, EVLOOP_NONBLOCK);
+	assert_int_equal(x.calls, 1);
+	assert_int_equal(other.calls, 0);
+	assert_null(x.d);
+}
+
 static void test_cancel_and_free(void **state)
 {
 	struct fixture *f = *state;
@@ -551,6 +585,7 @@ int main(void)
 		cmocka_unit_test(test_host_lookup),
 		cmocka_unit_test(test_ptr),
 		cmocka_unit_test(test_cancel_and_free),
+		cmocka_unit_test(test_free_inside_callback),
 		cmocka_unit_test(test_timeout),
 		cmocka_unit_test(test_server_lists),
 	};
