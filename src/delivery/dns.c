@@ -1,0 +1,832 @@
+/*
+ * dns.c - c-ares inside the libevent loop: MX routing (RFC 5321 §5.1,
+ * RFC 7505), A/AAAA host lookups and forward-confirmed PTR.
+ *
+ * c-ares tells us through its socket-state callback which sockets to watch;
+ * each gets a persistent libevent event that calls ares_process_fd(), and
+ * one timer follows ares_timeout() for retries and timeouts.  Each request
+ * counts its outstanding c-ares queries; when the count reaches zero the
+ * result is built and the request's own event is activated, so the user's
+ * callback runs from the loop, outside any c-ares or dns_* call.
+ */
+#include "delivery/dns.h"
+
+#include "core/util.h"
+#include "delivery/mx.h"
+
+#include <ares.h>
+#include <arpa/inet.h>
+#include <arpa/nameser.h>
+#include <event2/event.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct dns_sock {
+	struct dns *d;
+	ares_socket_t fd;
+	struct event *ev;
+	struct dns_sock *next;
+};
+
+enum dns_req_kind { DNS_REQ_MX, DNS_REQ_HOST, DNS_REQ_PTR };
+
+/* Lookup state of one host while its A and AAAA queries run. */
+struct dns_hstate {
+	bool tempfail, nxdomain, cname;
+	size_t n4, n6;
+	struct sockaddr_in a4[DNS_ADDRS_MAX];
+	struct sockaddr_in6 a6[DNS_ADDRS_MAX];
+};
+
+struct dns_req {
+	struct dns *d;
+	uint64_t id;
+	enum dns_req_kind kind;
+	bool cancelled;
+	unsigned pending;		/* outstanding c-ares queries */
+	struct event *done_ev;
+	dns_mx_cb mx_cb;
+	dns_ptr_cb ptr_cb;
+	void *arg;
+	struct dns_mx_result res;	/* MX and host: built at the end */
+	size_t nh;			/* hosts being looked up */
+	struct mx_record *mx;		/* their names and preferences */
+	struct dns_hstate *hs;
+	bool follow_cname;
+	char *qname;			/* the domain or host asked for */
+	char *self;			/* MX: our hostname, or NULL */
+	uint32_t seed;
+	struct sockaddr_storage ptr_addr;	/* PTR: the address asked */
+	char *ptr_name;			/* its candidate, then confirmed name */
+	bool ptr_ok;
+	struct dns_req *prev, *next;
+};
+
+/* One c-ares query in flight. */
+struct dns_query {
+	struct dns_req *req;
+	size_t host;
+	int type;
+};
+
+struct dns {
+	struct event_base *base;
+	ares_channel channel;
+	struct event *timer;
+	struct dns_sock *socks;
+	struct dns_req *reqs;
+	uint64_t next_id;
+	bool destroying;
+};
+
+const char *dns_status_str(enum dns_status st)
+{
+	switch (st) {
+	case DNS_OK: return "ok";
+	case DNS_NXDOMAIN: return "nxdomain";
+	case DNS_NULL_MX: return "null-mx";
+	case DNS_NO_HOSTS: return "no-hosts";
+	case DNS_TEMPFAIL: return "tempfail";
+	}
+	return "unknown";
+}
+
+/* ---- driving c-ares from libevent ---- */
+
+static void dns_timer_update(struct dns *d)
+{
+	struct timeval tv;
+
+	if (ares_timeout(d->channel, NULL, &tv) != NULL)
+		evtimer_add(d->timer, &tv);
+	else
+		evtimer_del(d->timer);
+}
+
+static void dns_timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct dns *d = arg;
+
+	ares_process_fd(d->channel, ARES_SOCKET_BAD, ARES_SOCKET_BAD);
+	dns_timer_update(d);
+}
+
+static void dns_sock_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct dns *d = arg;
+
+	ares_process_fd(d->channel, (what & EV_READ) ? fd : ARES_SOCKET_BAD,
+			(what & EV_WRITE) ? fd : ARES_SOCKET_BAD);
+	dns_timer_update(d);
+}
+
+static void dns_sock_state_cb(void *data, ares_socket_t fd, int readable, int writable)
+{
+	struct dns *d = data;
+	struct dns_sock **pp, *s;
+
+	for (pp = &d->socks; *pp != NULL && (*pp)->fd != fd; pp = &(*pp)->next)
+		;
+	s = *pp;
+	if (s != NULL) {
+		event_free(s->ev);	/* safe even from inside its own callback */
+		if (!readable && !writable) {
+			*pp = s->next;
+			free(s);
+			return;
+		}
+	} else {
+		if (!readable && !writable)
+			return;
+		s = xcalloc(1, sizeof(*s));
+		s->d = d;
+		s->fd = fd;
+		s->next = d->socks;
+		d->socks = s;
+	}
+	s->ev = event_new(d->base, fd, EV_PERSIST | (readable ? EV_READ : 0) |
+			  (writable ? EV_WRITE : 0), dns_sock_cb, d);
+	if (s->ev == NULL)
+		die("event_new failed for a DNS socket");
+	event_add(s->ev, NULL);
+}
+
+/* ---- server list ---- */
+
+/* "addr", "addr:port", "[v6]", "[v6]:port" or a bare IPv6 -> "[a]:p" form
+ * for ares_set_servers_ports_csv; false on anything else. */
+static bool dns_server_token(const char *tok, char *out, size_t outlen)
+{
+	char host[INET6_ADDRSTRLEN + 1], buf[sizeof(struct in6_addr)];
+	const char *port = NULL, *colon = strchr(tok, ':');
+	size_t hlen;
+	uint64_t p = 53;
+
+	if (tok[0] == '[') {
+		const char *rb = strchr(tok, ']');
+		if (rb == NULL)
+			return false;
+		hlen = (size_t)(rb - tok - 1);
+		tok++;
+		if (rb[1] == ':')
+			port = rb + 2;
+		else if (rb[1] != '\0')
+			return false;
+	} else if (colon != NULL && strchr(colon + 1, ':') == NULL) {
+		hlen = (size_t)(colon - tok);
+		port = colon + 1;
+	} else {
+		hlen = strlen(tok);
+	}
+	if (hlen == 0 || hlen >= sizeof(host))
+		return false;
+	memcpy(host, tok, hlen);
+	host[hlen] = '\0';
+	if (port != NULL && !parse_u64(port, strlen(port), 1, 65535, &p))
+		return false;
+	if (inet_pton(AF_INET, host, buf) == 1)
+		snprintf(out, outlen, "%s:%u", host, (unsigned)p);
+	else if (inet_pton(AF_INET6, host, buf) == 1)
+		snprintf(out, outlen, "[%s]:%u", host, (unsigned)p);
+	else
+		return false;
+	return true;
+}
+
+static bool dns_set_servers(struct dns *d, const char *servers, char **err)
+{
+	char *copy = xstrdup(servers), *tok, *save = NULL;
+	size_t cap = strlen(servers) * 2 + 64, used = 0;
+	char *csv = xcalloc(1, cap);
+	bool ok = true;
+	int rc;
+
+	for (tok = strtok_r(copy, " \t,", &save); tok != NULL; tok = strtok_r(NULL, " \t,", &save)) {
+		char one[INET6_ADDRSTRLEN + 16];
+
+		if (!dns_server_token(tok, one, sizeof(one))) {
+			*err = xasprintf("bad DNS server '%s' (want addr[:port] or [v6]:port)", tok);
+			ok = false;
+			break;
+		}
+		used += (size_t)snprintf(csv + used, cap - used, "%s%s", used ? "," : "", one);
+	}
+	if (ok) {
+		rc = ares_set_servers_ports_csv(d->channel, csv);
+		if (rc != ARES_SUCCESS) {
+			*err = xasprintf("DNS servers '%s': %s", servers, ares_strerror(rc));
+			ok = false;
+		}
+	}
+	free(csv);
+	free(copy);
+	return ok;
+}
+
+struct dns *dns_new_opts(struct event_base *base, const struct dns_options *o, char **err)
+{
+	struct ares_options ao;
+	struct dns *d;
+	char lookups[] = "b";
+	int rc;
+
+	*err = NULL;
+	rc = ares_library_init(ARES_LIB_INIT_ALL);	/* counted; no-op on Linux */
+	if (rc != ARES_SUCCESS) {
+		*err = xasprintf("c-ares init: %s", ares_strerror(rc));
+		return NULL;
+	}
+	d = xcalloc(1, sizeof(*d));
+	d->base = base;
+	d->next_id = 1;
+	memset(&ao, 0, sizeof(ao));
+	ao.sock_state_cb = dns_sock_state_cb;
+	ao.sock_state_cb_data = d;
+	ao.timeout = o->timeout_ms ? (int)o->timeout_ms : DNS_TIMEOUT_MS_DEFAULT;
+	ao.tries = o->tries ? (int)o->tries : DNS_TRIES_DEFAULT;
+	ao.lookups = lookups;	/* DNS only, never /etc/hosts */
+	rc = ares_init_options(&d->channel, &ao, ARES_OPT_SOCK_STATE_CB | ARES_OPT_TIMEOUTMS |
+			       ARES_OPT_TRIES | ARES_OPT_LOOKUPS);
+	if (rc != ARES_SUCCESS) {
+		*err = xasprintf("c-ares init: %s", ares_strerror(rc));
+		free(d);
+		ares_library_cleanup();
+		return NULL;
+	}
+	if (o->servers != NULL && o->servers[0] != '\0' && !dns_set_servers(d, o->servers, err)) {
+		ares_destroy(d->channel);
+		free(d);
+		ares_library_cleanup();
+		return NULL;
+	}
+	d->timer = evtimer_new(base, dns_timer_cb, d);
+	if (d->timer == NULL)
+		die("evtimer_new failed");
+	return d;
+}
+
+struct dns *dns_new(struct event_base *base, const char *servers, char **err)
+{
+	struct dns_options o = { .servers = servers };
+
+	return dns_new_opts(base, &o, err);
+}
+
+static void dns_req_free(struct dns_req *r)
+{
+	size_t i;
+
+	for (i = 0; i < r->res.nhosts; i++)
+		free(r->res.hosts[i].addrs);
+	free(r->res.hosts);
+	free(r->mx);
+	free(r->hs);
+	free(r->ptr_name);
+	free(r->qname);
+	free(r->self);
+	event_free(r->done_ev);
+	free(r);
+}
+
+static void dns_req_unlink(struct dns_req *r)
+{
+	if (r->prev != NULL)
+		r->prev->next = r->next;
+	else
+		r->d->reqs = r->next;
+	if (r->next != NULL)
+		r->next->prev = r->prev;
+	r->prev = r->next = NULL;
+}
+
+void dns_free(struct dns *d)
+{
+	struct dns_req *r, *next;
+	struct dns_sock *s, *sn;
+
+	if (d == NULL)
+		return;
+	/* ares_destroy() runs every pending query callback with
+	 * ARES_EDESTRUCTION; they see d->destroying and only free the query. */
+	d->destroying = true;
+	ares_destroy(d->channel);
+	for (r = d->reqs; r != NULL; r = next) {
+		next = r->next;
+		dns_req_free(r);
+	}
+	for (s = d->socks; s != NULL; s = sn) {
+		sn = s->next;
+		event_free(s->ev);
+		free(s);
+	}
+	event_free(d->timer);
+	free(d);
+	ares_library_cleanup();
+}
+
+/* ---- request lifecycle ---- */
+
+static void dns_done_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct dns_req *r = arg;
+
+	/* Unlinked first, so the callback may cancel, start lookups or even
+	 * dns_free() without meeting this request again. */
+	dns_req_unlink(r);
+	if (!r->cancelled) {
+		if (r->kind == DNS_REQ_PTR)
+			r->ptr_cb(r->ptr_ok ? r->ptr_name : NULL, r->arg);
+		else
+			r->mx_cb(&r->res, r->arg);
+	}
+	dns_req_free(r);
+}
+
+static struct dns_req *dns_req_new(struct dns *d, enum dns_req_kind kind, void *arg)
+{
+	struct dns_req *r = xcalloc(1, sizeof(*r));
+
+	r->d = d;
+	r->id = d->next_id++;
+	r->kind = kind;
+	r->arg = arg;
+	r->done_ev = event_new(d->base, -1, 0, dns_done_cb, r);
+	if (r->done_ev == NULL)
+		die("event_new failed for a DNS request");
+	r->next = d->reqs;
+	if (d->reqs != NULL)
+		d->reqs->prev = r;
+	d->reqs = r;
+	return r;
+}
+
+static void dns_set_detail(struct dns_req *r, enum dns_status st, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static void dns_set_detail(struct dns_req *r, enum dns_status st, const char *fmt, ...)
+{
+	va_list ap;
+
+	r->res.status = st;
+	va_start(ap, fmt);
+	vsnprintf(r->res.detail, sizeof(r->res.detail), fmt, ap);
+	va_end(ap);
+}
+
+static void dns_hosts_result(struct dns_req *r);
+
+/* Called whenever a query ends; the last one completes the request. */
+static void dns_req_maybe_done(struct dns_req *r)
+{
+	if (r->pending > 0)
+		return;
+	if (!r->cancelled && r->kind != DNS_REQ_PTR && r->hs != NULL)
+		dns_hosts_result(r);
+	event_active(r->done_ev, 0, 0);
+}
+
+static void dns_query_cb(void *arg, int status, int timeouts, unsigned char *abuf, int alen);
+
+static void dns_query(struct dns_req *r, const char *name, int type, size_t host)
+{
+	struct dns_query *q = xcalloc(1, sizeof(*q));
+
+	q->req = r;
+	q->host = host;
+	q->type = type;
+	r->pending++;
+	ares_query(r->d->channel, name, ns_c_in, type, dns_query_cb, q);
+}
+
+static bool dns_status_temporary(int status)
+{
+	return status != ARES_ENOTFOUND && status != ARES_ENODATA &&
+	       status != ARES_EBADNAME && status != ARES_SUCCESS;
+}
+
+/* ---- A / AAAA of one host ---- */
+
+static void dns_addr_answer(struct dns_req *r, struct dns_query *q, int status,
+			    const unsigned char *abuf, int alen)
+{
+	struct dns_hstate *h = &r->hs[q->host];
+	struct hostent *he = NULL;
+	struct ares_addrttl t4[DNS_ADDRS_MAX];
+	struct ares_addr6ttl t6[DNS_ADDRS_MAX];
+	int n = DNS_ADDRS_MAX, i;
+
+	if (status == ARES_SUCCESS) {
+		if (q->type == ns_t_a)
+			status = ares_parse_a_reply(abuf, alen, &he, t4, &n);
+		else
+			status = ares_parse_aaaa_reply(abuf, alen, &he, t6, &n);
+	}
+	if (status != ARES_SUCCESS) {
+		h->tempfail |= dns_status_temporary(status);
+		h->nxdomain |= status == ARES_ENOTFOUND;
+		return;
+	}
+	/* An alias means a CNAME answered: not allowed for an MX target. */
+	if (!r->follow_cname && he->h_aliases != NULL && he->h_aliases[0] != NULL) {
+		h->cname = true;
+		ares_free_hostent(he);
+		return;
+	}
+	ares_free_hostent(he);
+	for (i = 0; i < n; i++) {
+		if (q->type == ns_t_a) {
+			struct sockaddr_in *s = &h->a4[h->n4++];
+			s->sin_family = AF_INET;
+			s->sin_addr = t4[i].ipaddr;
+		} else {
+			struct sockaddr_in6 *s = &h->a6[h->n6++];
+			s->sin6_family = AF_INET6;
+			memcpy(&s->sin6_addr, &t6[i].ip6addr, sizeof(s->sin6_addr));
+		}
+	}
+}
+
+/* Start A and AAAA for every host in r->mx[0 .. nh). */
+static void dns_hosts_start(struct dns_req *r, size_t nh)
+{
+	size_t i;
+
+	r->nh = nh;
+	r->hs = xcalloc(nh, sizeof(*r->hs));
+	for (i = 0; i < nh; i++) {
+		dns_query(r, r->mx[i].name, ns_t_a, i);
+		dns_query(r, r->mx[i].name, ns_t_aaaa, i);
+	}
+}
+
+static void dns_host_take(struct dns_host *out, const struct mx_record *m,
+			  const struct dns_hstate *h)
+{
+	size_t i;
+
+	snprintf(out->name, sizeof(out->name), "%s", m->name);
+	out->pref = m->pref;
+	out->naddrs = h->n4 + h->n6;
+	out->addrs = xcalloc(out->naddrs, sizeof(*out->addrs));
+	for (i = 0; i < h->n4; i++)
+		memcpy(&out->addrs[i], &h->a4[i], sizeof(h->a4[i]));
+	for (i = 0; i < h->n6; i++)
+		memcpy(&out->addrs[h->n4 + i], &h->a6[i], sizeof(h->a6[i]));
+}
+
+/* All host lookups are over: keep the hosts with addresses, in order. */
+static void dns_hosts_result(struct dns_req *r)
+{
+	size_t i, ntemp = 0, ncname = 0, nnx = 0;
+
+	r->res.hosts = xcalloc(r->nh, sizeof(*r->res.hosts));
+	for (i = 0; i < r->nh; i++) {
+		const struct dns_hstate *h = &r->hs[i];
+
+		if (h->n4 + h->n6 > 0)
+			dns_host_take(&r->res.hosts[r->res.nhosts++], &r->mx[i], h);
+		else if (h->cname)
+			ncname++;
+		else if (h->tempfail)
+			ntemp++;
+		else if (h->nxdomain)
+			nnx++;
+	}
+	if (r->res.nhosts > 0)
+		dns_set_detail(r, DNS_OK, "%zu of %zu host(s) with addresses%s", r->res.nhosts,
+			       r->nh, ntemp ? ", some lookups failed temporarily" : "");
+	else if (ntemp > 0)
+		dns_set_detail(r, DNS_TEMPFAIL, "address lookup of %s failed temporarily",
+			       r->mx[0].name);
+	else if (r->kind == DNS_REQ_HOST && nnx > 0)
+		dns_set_detail(r, DNS_NXDOMAIN, "host %s not found", r->mx[0].name);
+	else if (ncname > 0 && ncname == r->nh)
+		dns_set_detail(r, DNS_NO_HOSTS, "MX host %s is a CNAME (RFC 5321 5.1)",
+			       r->mx[0].name);
+	else
+		dns_set_detail(r, DNS_NO_HOSTS, "%s%s has no address", r->res.implicit ?
+			       "domain " : "host ", r->mx[0].name);
+}
+
+/* ---- MX ---- */
+
+/* One host to look up: the domain itself (implicit MX) or a smarthost. */
+static void dns_single_host(struct dns_req *r, const char *name)
+{
+	r->mx = xcalloc(1, sizeof(*r->mx));
+	snprintf(r->mx[0].name, sizeof(r->mx[0].name), "%s", name);
+	r->follow_cname = true;
+	dns_hosts_start(r, 1);
+}
+
+/* Copy the MX answer into r->mx and apply mx_prepare(); starts the
+ * address lookups, or sets the final status. */
+static void dns_mx_records(struct dns_req *r, const struct ares_mx_reply *list)
+{
+	const struct ares_mx_reply *m;
+	size_t n = 0, total = 0, left;
+	enum mx_outcome o;
+
+	for (m = list; m != NULL; m = m->next)
+		total++;
+	r->mx = xcalloc(total, sizeof(*r->mx));
+	for (m = list; m != NULL; m = m->next) {
+		if (strlen(m->host) >= MX_NAME_MAX)
+			continue;
+		snprintf(r->mx[n].name, MX_NAME_MAX, "%s", m->host);
+		r->mx[n++].pref = m->priority;
+	}
+	o = mx_prepare(r->mx, n, r->self, r->seed, &left);
+	switch (o) {
+	case MX_OUTCOME_NULL:
+		dns_set_detail(r, DNS_NULL_MX, "%s has a null MX (RFC 7505): it accepts no mail",
+			       r->qname);
+		return;
+	case MX_OUTCOME_ONLY_SELF:
+		r->res.loops_to_self = true;
+		dns_set_detail(r, DNS_NO_HOSTS, "mail for %s loops back to myself", r->qname);
+		return;
+	case MX_OUTCOME_EMPTY:
+		dns_set_detail(r, DNS_NO_HOSTS, "no usable MX host for %s", r->qname);
+		return;
+	case MX_OUTCOME_OK:
+		break;
+	}
+	if (left > DNS_MX_HOSTS_MAX)
+		left = DNS_MX_HOSTS_MAX;
+	dns_hosts_start(r, left);
+}
+
+static void dns_mx_answer(struct dns_req *r, int status, const unsigned char *abuf, int alen)
+{
+	struct ares_mx_reply *list = NULL;
+
+	if (status == ARES_SUCCESS) {
+		status = ares_parse_mx_reply(abuf, alen, &list);
+		if (status == ARES_SUCCESS && list == NULL)
+			status = ARES_ENODATA;	/* e.g. only a CNAME answered */
+	}
+	if (status == ARES_SUCCESS) {
+		dns_mx_records(r, list);
+		ares_free_data(list);
+	} else if (status == ARES_ENODATA) {
+		r->res.implicit = true;	/* RFC 5321 §5.1: the domain as its own MX */
+		dns_single_host(r, r->qname);
+	} else if (status == ARES_ENOTFOUND) {
+		dns_set_detail(r, DNS_NXDOMAIN, "domain %s does not exist", r->qname);
+	} else if (status == ARES_EBADNAME) {
+		dns_set_detail(r, DNS_NXDOMAIN, "invalid domain name %s", r->qname);
+	} else {
+		dns_set_detail(r, DNS_TEMPFAIL, "MX lookup for %s: %s", r->qname,
+			       ares_strerror(status));
+	}
+}
+
+/* ---- PTR ---- */
+
+static void dns_ptr_answer(struct dns_req *r, int status, const unsigned char *abuf, int alen)
+{
+	const struct sockaddr *sa = (const struct sockaddr *)&r->ptr_addr;
+	struct hostent *he = NULL;
+	const void *addr;
+	int len;
+
+	if (sa->sa_family == AF_INET) {
+		addr = &((const struct sockaddr_in *)sa)->sin_addr;
+		len = sizeof(struct in_addr);
+	} else {
+		addr = &((const struct sockaddr_in6 *)sa)->sin6_addr;
+		len = sizeof(struct in6_addr);
+	}
+	if (status != ARES_SUCCESS ||
+	    ares_parse_ptr_reply(abuf, alen, addr, len, sa->sa_family, &he) != ARES_SUCCESS)
+		return;
+	if (he->h_name != NULL && he->h_name[0] != '\0' && strlen(he->h_name) < MX_NAME_MAX) {
+		r->ptr_name = xstrdup(he->h_name);
+		dns_query(r, r->ptr_name, sa->sa_family == AF_INET ? ns_t_a : ns_t_aaaa, 0);
+	}
+	ares_free_hostent(he);
+}
+
+/* Forward confirmation: does the name's A/AAAA hold the address? */
+static void dns_ptr_confirm(struct dns_req *r, int type, int status,
+			    const unsigned char *abuf, int alen)
+{
+	const struct sockaddr *sa = (const struct sockaddr *)&r->ptr_addr;
+	struct ares_addrttl t4[DNS_ADDRS_MAX];
+	struct ares_addr6ttl t6[DNS_ADDRS_MAX];
+	int n = DNS_ADDRS_MAX, i;
+
+	if (status != ARES_SUCCESS)
+		return;
+	if (type == ns_t_a) {
+		const struct in_addr *want = &((const struct sockaddr_in *)sa)->sin_addr;
+
+		if (ares_parse_a_reply(abuf, alen, NULL, t4, &n) != ARES_SUCCESS)
+			return;
+		for (i = 0; i < n; i++)
+			r->ptr_ok |= memcmp(&t4[i].ipaddr, want, sizeof(*want)) == 0;
+	} else {
+		const struct in6_addr *want = &((const struct sockaddr_in6 *)sa)->sin6_addr;
+
+		if (ares_parse_aaaa_reply(abuf, alen, NULL, t6, &n) != ARES_SUCCESS)
+			return;
+		for (i = 0; i < n; i++)
+			r->ptr_ok |= memcmp(&t6[i].ip6addr, want, sizeof(*want)) == 0;
+	}
+}
+
+static void dns_query_cb(void *arg, int status, int timeouts, unsigned char *abuf, int alen)
+{
+	struct dns_query *q = arg;
+	struct dns_req *r = q->req;
+
+	if (r->d->destroying) {
+		free(q);
+		return;
+	}
+	r->pending--;
+	if (!r->cancelled) {
+		/* A guard count, so that a query failing at once inside
+		 * ares_query() cannot complete the request half-built. */
+		r->pending++;
+		if (q->type == ns_t_mx)
+			dns_mx_answer(r, status, abuf, alen);
+		else if (q->type == ns_t_ptr)
+			dns_ptr_answer(r, status, abuf, alen);
+		else if (r->kind == DNS_REQ_PTR)
+			dns_ptr_confirm(r, q->type, status, abuf, alen);
+		else
+			dns_addr_answer(r, q, status, abuf, alen);
+		r->pending--;
+	}
+	free(q);
+	dns_req_maybe_done(r);
+}
+
+/* ---- public entry points ---- */
+
+/* "1.2.3.4", "::1", "[1.2.3.4]" or "[IPv6:...]" (RFC 5321 §4.1.3) into
+ * sa; bracketed says whether brackets are required. */
+static bool dns_parse_literal(const char *s, bool bracketed, struct sockaddr_storage *sa)
+{
+	char buf[INET6_ADDRSTRLEN + 8];
+	size_t len = strlen(s);
+	bool v6only = false;
+
+	memset(sa, 0, sizeof(*sa));
+	if (s[0] == '[') {
+		if (len < 3 || s[len - 1] != ']' || len - 2 >= sizeof(buf))
+			return false;
+		s++;
+		len -= 2;
+		if (len > 5 && ascii_ieq(s, "IPv6:", 5)) {
+			s += 5;
+			len -= 5;
+			v6only = true;
+		}
+	} else if (bracketed || len >= sizeof(buf)) {
+		return false;
+	}
+	memcpy(buf, s, len);
+	buf[len] = '\0';
+	if (!v6only && inet_pton(AF_INET, buf, &((struct sockaddr_in *)sa)->sin_addr) == 1) {
+		sa->ss_family = AF_INET;
+		return true;
+	}
+	/* A bare IPv6 inside brackets is accepted too, as many MUAs write it. */
+	if (inet_pton(AF_INET6, buf, &((struct sockaddr_in6 *)sa)->sin6_addr) == 1) {
+		sa->ss_family = AF_INET6;
+		return true;
+	}
+	return false;
+}
+
+static void dns_literal_result(struct dns_req *r, const char *name,
+			       const struct sockaddr_storage *sa)
+{
+	struct dns_host *h;
+
+	r->res.hosts = h = xcalloc(1, sizeof(*h));
+	r->res.nhosts = 1;
+	snprintf(h->name, sizeof(h->name), "%s", name);
+	h->naddrs = 1;
+	h->addrs = xmalloc(sizeof(*h->addrs));
+	*h->addrs = *sa;
+	dns_set_detail(r, DNS_OK, "address literal, no DNS");
+}
+
+static bool dns_name_ok(const char *name)
+{
+	size_t len = strlen(name);
+
+	return len > 0 && len <= 253 && strstr(name, "..") == NULL && name[0] != '.';
+}
+
+/* Ends a public call: drop the guard count taken at the start. */
+static uint64_t dns_started(struct dns_req *r)
+{
+	uint64_t id = r->id;
+
+	r->pending--;
+	dns_req_maybe_done(r);
+	dns_timer_update(r->d);
+	return id;
+}
+
+uint64_t dns_mx_lookup(struct dns *d, const char *domain, const char *self_hostname,
+		       uint32_t shuffle_seed, dns_mx_cb cb, void *arg)
+{
+	struct dns_req *r = dns_req_new(d, DNS_REQ_MX, arg);
+	struct sockaddr_storage sa;
+
+	r->mx_cb = cb;
+	r->qname = xstrdup(domain);
+	r->self = self_hostname && self_hostname[0] ? xstrdup(self_hostname) : NULL;
+	r->seed = shuffle_seed;
+	r->pending++;
+	if (domain[0] == '[') {
+		if (dns_parse_literal(domain, true, &sa))
+			dns_literal_result(r, domain, &sa);
+		else
+			dns_set_detail(r, DNS_NO_HOSTS, "bad address literal %.100s", domain);
+	} else if (!dns_name_ok(domain)) {
+		dns_set_detail(r, DNS_NXDOMAIN, "invalid domain name %.100s", domain);
+	} else {
+		dns_query(r, domain, ns_t_mx, 0);
+	}
+	return dns_started(r);
+}
+
+uint64_t dns_host_lookup(struct dns *d, const char *host, dns_mx_cb cb, void *arg)
+{
+	struct dns_req *r = dns_req_new(d, DNS_REQ_HOST, arg);
+	struct sockaddr_storage sa;
+
+	r->mx_cb = cb;
+	r->qname = xstrdup(host);
+	r->pending++;
+	if (dns_parse_literal(host, false, &sa))
+		dns_literal_result(r, host, &sa);
+	else if (host[0] == '[' || !dns_name_ok(host))
+		dns_set_detail(r, DNS_NXDOMAIN, "invalid host name %.100s", host);
+	else
+		dns_single_host(r, host);
+	return dns_started(r);
+}
+
+/* "4.3.2.1.in-addr.arpa" or the 32 nibbles of ip6.arpa (RFC 3596 §2.5). */
+static void dns_reverse_name(const struct sockaddr *sa, char *out, size_t len)
+{
+	static const char hex[] = "0123456789abcdef";
+
+	if (sa->sa_family == AF_INET) {
+		const unsigned char *b = (const void *)&((const struct sockaddr_in *)sa)->sin_addr;
+
+		snprintf(out, len, "%u.%u.%u.%u.in-addr.arpa", b[3], b[2], b[1], b[0]);
+	} else {
+		const unsigned char *b = (const void *)&((const struct sockaddr_in6 *)sa)->sin6_addr;
+		size_t o = 0;
+		int i;
+
+		for (i = 15; i >= 0; i--) {
+			out[o++] = hex[b[i] & 0xf];
+			out[o++] = '.';
+			out[o++] = hex[b[i] >> 4];
+			out[o++] = '.';
+		}
+		snprintf(out + o, len - o, "ip6.arpa");
+	}
+}
+
+uint64_t dns_ptr_lookup(struct dns *d, const struct sockaddr *sa, dns_ptr_cb cb, void *arg)
+{
+	struct dns_req *r = dns_req_new(d, DNS_REQ_PTR, arg);
+	char name[80];
+
+	r->ptr_cb = cb;
+	r->pending++;
+	if (sa->sa_family == AF_INET || sa->sa_family == AF_INET6) {
+		memcpy(&r->ptr_addr, sa, sa->sa_family == AF_INET ?
+		       sizeof(struct sockaddr_in) : sizeof(struct sockaddr_in6));
+		dns_reverse_name(sa, name, sizeof(name));
+		dns_query(r, name, ns_t_ptr, 0);
+	}
+	return dns_started(r);
+}
+
+void dns_cancel(struct dns *d, uint64_t id)
+{
+	struct dns_req *r;
+
+	for (r = d->reqs; r != NULL; r = r->next) {
+		if (r->id == id) {
+			r->cancelled = true;
+			return;
+		}
+	}
+}

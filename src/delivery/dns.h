@@ -1,0 +1,113 @@
+/*
+ * dns.h - asynchronous DNS for outbound delivery: MX routing with A/AAAA
+ * of every target (RFC 5321 §5.1, RFC 7505 null MX), host lookups for a
+ * smarthost, and forward-confirmed PTR.  Built on c-ares, driven by the
+ * libevent loop; nothing here ever blocks.
+ *
+ * Requests are by id (STYLE.md 7): every lookup returns an id > 0 and its
+ * callback runs exactly once, later, from the event loop - never inside
+ * the call that started it - unless dns_cancel() was called for the id or
+ * dns_free() ran first, in which case it never runs.  Result memory is
+ * owned by this module and valid only during the callback: copy what you
+ * keep.  dns_free() may be called from inside a callback.
+ *
+ * Addresses come back with port 0: the caller sets 25 (or the smarthost
+ * port).  Within a host, IPv4 addresses come before IPv6 ones, each family
+ * in the order the server gave.
+ */
+#ifndef TERN_DNS_H
+#define TERN_DNS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+struct event_base;
+struct dns;
+
+#define DNS_TIMEOUT_MS_DEFAULT 5000	/* first try; c-ares backs off later tries */
+#define DNS_TRIES_DEFAULT      2
+#define DNS_MX_HOSTS_MAX       32	/* MX targets looked up per domain */
+#define DNS_ADDRS_MAX          16	/* addresses kept per host and family */
+
+struct dns_options {
+	/* Name servers, "addr[:port]" separated by spaces or commas, IPv6 as
+	 * "[addr]:port" (or a bare "addr" without port).  NULL or "" reads
+	 * /etc/resolv.conf. */
+	const char *servers;
+	unsigned timeout_ms;		/* per try, 0 = DNS_TIMEOUT_MS_DEFAULT */
+	unsigned tries;			/* 0 = DNS_TRIES_DEFAULT */
+};
+
+/* NULL with *err set (free it) on a bad server list or c-ares failure. */
+struct dns *dns_new_opts(struct event_base *base, const struct dns_options *opts, char **err);
+/* dns_new_opts() with default timeouts. */
+struct dns *dns_new(struct event_base *base, const char *servers, char **err);
+/* Cancels every request (no callback runs) and frees everything. */
+void dns_free(struct dns *d);
+
+/*
+ * What to do with the mail, by status:
+ *   DNS_OK        deliver to hosts[] in order.
+ *   DNS_NXDOMAIN  the domain does not exist: bounce, 5.1.2.
+ *   DNS_NULL_MX   RFC 7505: bounce with 556 5.1.10.
+ *   DNS_NO_HOSTS  no MX target (or, without MX, the domain itself) has an
+ *                 address, every target is ourselves or less preferred
+ *                 (loops_to_self, 5.4.6), or a bad domain literal: a
+ *                 permanent routing failure, bounce with 5.4.4 (5.4.6).
+ *   DNS_TEMPFAIL  SERVFAIL, REFUSED, timeout, or every host's lookup failed
+ *                 temporarily: defer, 4.4.3.
+ * A host whose lookup failed temporarily is left out while others have
+ * addresses (detail says so); a host that is a CNAME (as an MX target) or
+ * has no address is left out.
+ */
+enum dns_status { DNS_OK, DNS_NXDOMAIN, DNS_NULL_MX, DNS_NO_HOSTS, DNS_TEMPFAIL };
+
+struct dns_host {
+	char name[256];			/* no trailing dot */
+	unsigned pref;			/* MX preference; 0 when implicit/host */
+	size_t naddrs;
+	struct sockaddr_storage *addrs;	/* port 0 */
+};
+
+struct dns_mx_result {
+	enum dns_status status;
+	bool implicit;			/* no MX: the domain's own A/AAAA, CNAME followed */
+	bool loops_to_self;		/* NO_HOSTS because we are the best MX */
+	size_t nhosts;
+	struct dns_host *hosts;		/* in the order to try */
+	char detail[160];		/* for logs and DSN diagnostics */
+};
+
+typedef void (*dns_mx_cb)(const struct dns_mx_result *r, void *arg);
+
+/*
+ * MX for domain, then A and AAAA of each target (at most DNS_MX_HOSTS_MAX,
+ * all in parallel).  CNAMEs are followed for the domain itself but an MX
+ * target that is a CNAME is a lookup failure for that host only (RFC 5321
+ * §5.1).  self_hostname (NULL or "" for none) removes ourselves and every
+ * host of equal or larger preference; equal preferences are shuffled by
+ * shuffle_seed.  A domain literal "[1.2.3.4]" or "[IPv6:...]" resolves to
+ * that address without DNS.
+ */
+uint64_t dns_mx_lookup(struct dns *d, const char *domain, const char *self_hostname,
+		       uint32_t shuffle_seed, dns_mx_cb cb, void *arg);
+
+/* A and AAAA of a smarthost (CNAME followed); an IP address, bare or in
+ * brackets, needs no DNS.  The result has one host when DNS_OK. */
+uint64_t dns_host_lookup(struct dns *d, const char *host, dns_mx_cb cb, void *arg);
+
+/* PTR of the address, then forward confirmation: the first PTR name's A
+ * (or AAAA) records must contain the address.  cb gets that name, or NULL
+ * when there is none, it is not confirmed or a lookup failed. */
+typedef void (*dns_ptr_cb)(const char *name, void *arg);
+uint64_t dns_ptr_lookup(struct dns *d, const struct sockaddr *sa, dns_ptr_cb cb, void *arg);
+
+/* The callback of this request will never run (the requester went away).
+ * Unknown or finished ids are ignored. */
+void dns_cancel(struct dns *d, uint64_t id);
+
+const char *dns_status_str(enum dns_status st);
+
+#endif
