@@ -195,29 +195,40 @@ static void smtp_unref(struct smtp_session *s)
 		smtp_free(s);
 }
 
+/* Releases the reference that smtp_close(flush) took, once the last
+ * reply has left (or cannot leave any more). */
+static void smtp_flush_done(struct smtp_session *s)
+{
+	if (!s->flush_ref)
+		return;
+	s->flush_ref = false;
+	bufferevent_disable(s->bev, EV_READ | EV_WRITE);
+	smtp_unref(s);
+}
+
 static void smtp_write_cb(struct bufferevent *bev, void *arg)
 {
 	struct smtp_session *s = arg;
-	if (s->state == SMTP_S_CLOSING && evbuffer_get_length(bufferevent_get_output(bev)) == 0) {
-		s->refs++;
-		bufferevent_disable(bev, EV_READ | EV_WRITE);
-		smtp_unref(s);
-	}
+	if (s->state == SMTP_S_CLOSING && evbuffer_get_length(bufferevent_get_output(bev)) == 0)
+		smtp_flush_done(s);
 }
 
 /* Stop reading; free once the output is flushed (flush) or at once.  The
  * memory goes only when no callback or worker job holds a reference. */
 static void smtp_close(struct smtp_session *s, bool flush)
 {
-	if (s->state == SMTP_S_CLOSING)
-		return;
-	smtp_set_state(s, SMTP_S_CLOSING);
-	bufferevent_disable(s->bev, EV_READ);
-	if (flush && evbuffer_get_length(bufferevent_get_output(s->bev)) > 0) {
-		s->refs++;   /* released by the write callback when drained */
+	if (s->state == SMTP_S_CLOSING) {
+		if (!flush)
+			smtp_flush_done(s);
 		return;
 	}
+	smtp_set_state(s, SMTP_S_CLOSING);
+	bufferevent_disable(s->bev, EV_READ);
 	s->refs++;
+	if (flush && evbuffer_get_length(bufferevent_get_output(s->bev)) > 0) {
+		s->flush_ref = true;   /* released by smtp_flush_done() */
+		return;
+	}
 	smtp_unref(s);
 }
 
@@ -234,13 +245,12 @@ static void smtp_event_cb(struct bufferevent *bev, short what, void *arg)
 			smtp_reply_shutdown(s, "421 4.4.2 Timeout exceeded, closing connection");
 			/* A stalled reader must not keep us forever: drop it. */
 			if (what & BEV_EVENT_WRITING)
-				smtp_close(s, false);
+				smtp_flush_done(s);
 		}
 	} else if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR)) {
 		if (s->state == SMTP_S_CLOSING) {
 			/* peer gone while we flushed: nothing left to say */
-			evbuffer_drain(bufferevent_get_output(bev), evbuffer_get_length(bufferevent_get_output(bev)));
-			smtp_write_cb(bev, s);
+			smtp_flush_done(s);
 		} else if (s->state == SMTP_S_COMMIT) {
 			/* The commit finishes and the message is delivered; the
 			 * client will not hear the 250 (a duplicate at worst). */

@@ -1,0 +1,227 @@
+"""Shared fixtures: run the real tern binary on free loopback ports with a
+private state directory.
+
+    def test_x(make_tern):
+        t = make_tern(services=("smtp", "pop3"), config={"smtp": {"max_recipients": "3"}})
+        with t.smtp() as c: ...
+
+Every test gets its own temporary directory; the server is stopped (and its
+log shown on failure) when the test ends.
+"""
+import os
+import signal
+import smtplib
+import socket
+import subprocess
+import time
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+TERN_BIN = os.environ.get("TERN_BIN", os.path.join(ROOT, "build", "tern"))
+SERVICES = ("smtp", "submission", "submissions", "pop3", "pop3s")
+
+
+def free_port(host="127.0.0.1"):
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+def wait_port(port, timeout=10.0, host="127.0.0.1"):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            with socket.create_connection((host, port), timeout=0.5):
+                return True
+        except OSError:
+            time.sleep(0.05)
+    return False
+
+
+class Tern:
+    def __init__(self, base, services=("smtp",), config=None, users=None, hostname="mx.test",
+                 domains="example.test localhost"):
+        self.base = str(base)
+        self.state = os.path.join(self.base, "state")
+        os.makedirs(self.state, exist_ok=True)
+        self.conf_path = os.path.join(self.base, "tern.conf")
+        self.log_path = os.path.join(self.base, "tern.log")
+        self.users_path = os.path.join(self.state, "users")
+        self.hostname = hostname
+        self.ports = {s: free_port() for s in services}
+        self.proc = None
+        sections = {
+            "server": {"hostname": hostname, "state_dir": self.state, "workers": "2"},
+            "domains": {"local": domains},
+        }
+        for s, p in self.ports.items():
+            sections.setdefault(s, {})["listen"] = f"127.0.0.1:{p}"
+        for sec, kv in (config or {}).items():
+            sections.setdefault(sec, {}).update(kv)
+        self.sections = sections
+        self.write_config()
+        if users is None:
+            users = {"alice@example.test": "alicepw", "bob@example.test": "bobpw"}
+        with open(self.users_path, "w") as f:
+            for addr, pw in users.items():
+                f.write(f"{addr}:{{PLAIN}}{pw}\n")
+        os.chmod(self.users_path, 0o600)
+
+    def write_config(self):
+        with open(self.conf_path, "w") as f:
+            for sec, kv in self.sections.items():
+                f.write(f"[{sec}]\n")
+                for k, v in kv.items():
+                    f.write(f"{k} = {v}\n")
+
+    def start(self, wait=True):
+        self.logf = open(self.log_path, "ab")
+        self.proc = subprocess.Popen([TERN_BIN, "serve", "-c", self.conf_path],
+                                     stdout=self.logf, stderr=self.logf, cwd=self.base)
+        if wait:
+            for s, p in self.ports.items():
+                if not wait_port(p):
+                    raise RuntimeError(f"tern did not listen on {s}:{p}\n{self.log()}")
+        return self
+
+    def stop(self, sig=signal.SIGTERM, timeout=15):
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        rc = self.proc.returncode if self.proc else None
+        self.proc = None
+        if getattr(self, "logf", None):
+            self.logf.close()
+            self.logf = None
+        return rc
+
+    def kill(self):
+        return self.stop(signal.SIGKILL)
+
+    def restart(self):
+        self.stop()
+        return self.start()
+
+    def log(self):
+        try:
+            with open(self.log_path, "rb") as f:
+                return f.read().decode("utf-8", "replace")
+        except FileNotFoundError:
+            return ""
+
+    def port(self, service="smtp"):
+        return self.ports[service]
+
+    def smtp(self, service="smtp", **kw):
+        return smtplib.SMTP("127.0.0.1", self.ports[service], local_hostname="client.test",
+                            timeout=kw.pop("timeout", 10), **kw)
+
+    def connect(self, service="smtp", timeout=10):
+        """A raw socket with the greeting already read."""
+        s = socket.create_connection(("127.0.0.1", self.ports[service]), timeout=timeout)
+        s.greeting = recv_reply(s)
+        return s
+
+    def maildir(self, addr):
+        local, domain = addr.lower().split("@")
+        return os.path.join(self.state, "mail", domain, local, "Maildir")
+
+    def messages(self, addr, sub="new"):
+        d = os.path.join(self.maildir(addr), sub)
+        if not os.path.isdir(d):
+            return []
+        out = []
+        for name in sorted(os.listdir(d)):
+            with open(os.path.join(d, name), "rb") as f:
+                out.append(f.read())
+        return out
+
+    def wait_messages(self, addr, n, timeout=10.0, sub="new"):
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            msgs = self.messages(addr, sub)
+            if len(msgs) >= n:
+                return msgs
+            time.sleep(0.05)
+        raise AssertionError(f"{addr}: expected {n} messages, have {len(self.messages(addr, sub))}\n"
+                             + self.log()[-3000:])
+
+    def cli(self, *args, input=None):
+        return subprocess.run([TERN_BIN, *args, "-c", self.conf_path], input=input,
+                              capture_output=True, text=True, timeout=30)
+
+
+def recv_reply(sock, timeout=10.0):
+    """Read one complete SMTP reply (all lines) from a raw socket."""
+    sock.settimeout(timeout)
+    data = b""
+    while True:
+        chunk = sock.recv(65536)
+        if not chunk:
+            return data.decode("latin-1")
+        data += chunk
+        lines = data.split(b"\r\n")
+        complete = [l for l in lines[:-1]]
+        if complete and len(complete[-1]) >= 4 and complete[-1][3:4] == b" " and lines[-1] == b"":
+            return data.decode("latin-1")
+
+
+def recv_until(sock, n_replies, timeout=10.0):
+    """Read until n final reply lines ("ddd ") have arrived; returns the text."""
+    sock.settimeout(timeout)
+    data = b""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        finals = [l for l in data.split(b"\r\n") if len(l) >= 4 and l[3:4] == b" "]
+        if len(finals) >= n_replies and data.endswith(b"\r\n"):
+            break
+        chunk = sock.recv(65536)
+        if not chunk:
+            break
+        data += chunk
+    return data.decode("latin-1")
+
+
+def codes(text):
+    """The reply codes of the final lines of each reply in text."""
+    return [int(l[:3]) for l in text.split("\r\n") if len(l) >= 4 and l[3] == " " and l[:3].isdigit()]
+
+
+@pytest.fixture
+def make_tern(tmp_path, request):
+    made = []
+
+    def factory(start=True, **kw):
+        t = Tern(tmp_path / f"t{len(made)}", **kw)
+        made.append(t)
+        if start:
+            t.start()
+        return t
+
+    yield factory
+    for t in made:
+        rc = t.stop()
+        if request.node.rep_call.failed if hasattr(request.node, "rep_call") else False:
+            print(t.log()[-5000:])
+        # A sanitizer report or a crash must fail the test that caused it.
+        log = t.log()
+        assert "ERROR: AddressSanitizer" not in log, log[-5000:]
+        assert "runtime error:" not in log, log[-5000:]
+        assert rc in (0, None, -9), f"tern exited with {rc}\n{log[-3000:]}"
+
+
+@pytest.fixture
+def tern(make_tern):
+    return make_tern()
+
+
+@pytest.hookimpl(tryfirst=True, hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    rep = outcome.get_result()
+    setattr(item, "rep_" + rep.when, rep)
