@@ -35,6 +35,7 @@
 #define CONTROL_BATCH       64        /* messages formatted per output drain */
 #define CONTROL_OUT_LOW     16384     /* refill the list below this */
 #define CONTROL_TIMEOUT_S   30
+#define CONTROL_LINGER_S    5
 
 struct control_conn {
 	struct control *c;
@@ -42,6 +43,7 @@ struct control_conn {
 	struct bufferevent *bev;
 	bool json;
 	bool answered;            /* the whole answer is in the output buffer */
+	bool peer_closed;         /* EOF seen: free once the answer has left */
 	/* `list` in progress */
 	char **ids;
 	size_t nids, next_id, entries;
@@ -91,13 +93,22 @@ static void control_conn_free(struct control_conn *cc)
 	free(cc);
 }
 
-/* The answer is complete: close once it has left. */
+/* The answer has left: end our side, and free when the client closes
+ * its side.  Input is read and dropped till then, since closing with
+ * unread input would reset the connection and could lose the answer. */
+static void control_linger(struct control_conn *cc)
+{
+	struct timeval tv = { CONTROL_LINGER_S, 0 };
+	shutdown(bufferevent_getfd(cc->bev), SHUT_WR);
+	bufferevent_set_timeouts(cc->bev, &tv, NULL);
+}
+
+/* The answer is complete (in the output buffer). */
 static void control_finish(struct control_conn *cc)
 {
 	cc->answered = true;
-	bufferevent_disable(cc->bev, EV_READ);
 	if (evbuffer_get_length(bufferevent_get_output(cc->bev)) == 0)
-		control_conn_free(cc);
+		control_linger(cc);
 }
 
 static void control_status(struct control_conn *cc, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -124,11 +135,12 @@ static FILE *control_mem(char **buf, size_t *len)
 	return f;
 }
 
-static void control_add_mem(struct control_conn *cc, FILE *f, char *buf, size_t *len)
+/* Close f; what it holds (in *buf, set by fclose) goes to the output. */
+static void control_add_mem(struct control_conn *cc, FILE *f, char **buf, size_t *len)
 {
 	fclose(f);
-	evbuffer_add(bufferevent_get_output(cc->bev), buf, *len);
-	free(buf);
+	evbuffer_add(bufferevent_get_output(cc->bev), *buf, *len);
+	free(*buf);
 }
 
 /* ---- verbs ------------------------------------------------------------------ */
@@ -158,7 +170,7 @@ static void list_fill(struct control_conn *cc)
 	}
 	if (cc->next_id == cc->nids)
 		queue_report_list_close(f, cc->json, cc->entries);
-	control_add_mem(cc, f, buf, &len);
+	control_add_mem(cc, f, &buf, &len);
 	if (cc->next_id == cc->nids)
 		control_finish(cc);
 }
@@ -174,7 +186,7 @@ static void verb_list(struct control_conn *cc, const char *arg)
 	fputs("OK\n", f);
 	queue_report_list_open(f, cc->json);
 	cc->first = true;
-	control_add_mem(cc, f, buf, &len);
+	control_add_mem(cc, f, &buf, &len);
 	list_fill(cc);
 }
 
@@ -196,7 +208,7 @@ static void verb_show(struct control_conn *cc, const char *id)
 		queue_report_show_json(f, env);
 	else
 		queue_report_show(f, env);
-	control_add_mem(cc, f, buf, &len);
+	control_add_mem(cc, f, &buf, &len);
 	/* The message itself leaves straight from the queue file. */
 	if (!cc->json && env->msg_len > 0)
 		evbuffer_add_file(bufferevent_get_output(cc->bev), fd, (ev_off_t)env->msg_offset,
@@ -321,12 +333,16 @@ static void control_read_cb(struct bufferevent *bev, void *arg)
 	size_t len;
 	char *line;
 
-	if (cc->answered)
+	if (cc->answered) {
+		evbuffer_drain(in, evbuffer_get_length(in));
 		return;
+	}
 	line = evbuffer_readln(in, &len, EVBUFFER_EOL_LF);
 	if (line == NULL) {
-		if (evbuffer_get_length(in) >= CONTROL_LINE_MAX)
+		if (evbuffer_get_length(in) >= CONTROL_LINE_MAX) {
+			evbuffer_drain(in, evbuffer_get_length(in));
 			control_error(cc, "request too long");
+		}
 		return;
 	}
 	if (len >= CONTROL_LINE_MAX || memchr(line, '\0', len))
@@ -340,8 +356,12 @@ static void control_write_cb(struct bufferevent *bev, void *arg)
 {
 	struct control_conn *cc = arg;
 	if (cc->answered) {
-		if (evbuffer_get_length(bufferevent_get_output(bev)) == 0)
+		if (evbuffer_get_length(bufferevent_get_output(bev)) > 0)
+			return;
+		if (cc->peer_closed)
 			control_conn_free(cc);
+		else
+			control_linger(cc);
 	} else if (cc->ids) {
 		list_fill(cc);
 	}
@@ -350,6 +370,13 @@ static void control_write_cb(struct bufferevent *bev, void *arg)
 static void control_event_cb(struct bufferevent *bev, short what, void *arg)
 {
 	struct control_conn *cc = arg;
+	/* A client that sent its request and shut its side still gets the
+	 * rest of the answer: free when that has left. */
+	if ((what & BEV_EVENT_EOF) && !(what & BEV_EVENT_ERROR) && cc->answered
+	    && evbuffer_get_length(bufferevent_get_output(bev)) > 0) {
+		cc->peer_closed = true;
+		return;
+	}
 	if (what & BEV_EVENT_TIMEOUT)
 		log_event("event=control_timeout");
 	control_conn_free(cc);

@@ -1,0 +1,3 @@
+build-clang/src/core/server.o: src/core/server.c src/core/server.h
+
+src/core/server.h:

@@ -1,0 +1,3 @@
+build-clang/src/core/util.o: src/core/util.c src/core/util.h
+
+src/core/util.h:
