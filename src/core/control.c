@@ -43,6 +43,7 @@ struct control_conn {
 	struct bufferevent *bev;
 	bool json;
 	bool answered;            /* the whole answer is in the output buffer */
+	bool request_seen;
 	bool peer_closed;         /* EOF seen: free once the answer has left */
 	/* `list` in progress */
 	char **ids;
@@ -345,6 +346,7 @@ static void control_read_cb(struct bufferevent *bev, void *arg)
 		}
 		return;
 	}
+	cc->request_seen = true;
 	if (len >= CONTROL_LINE_MAX || memchr(line, '\0', len))
 		control_error(cc, len >= CONTROL_LINE_MAX ? "request too long" : "NUL in request");
 	else
@@ -372,8 +374,8 @@ static void control_event_cb(struct bufferevent *bev, short what, void *arg)
 	struct control_conn *cc = arg;
 	/* A client that sent its request and shut its side still gets the
 	 * rest of the answer: free when that has left. */
-	if ((what & BEV_EVENT_EOF) && !(what & BEV_EVENT_ERROR) && cc->answered
-	    && evbuffer_get_length(bufferevent_get_output(bev)) > 0) {
+	if ((what & BEV_EVENT_EOF) && !(what & BEV_EVENT_ERROR) && cc->request_seen
+	    && (!cc->answered || evbuffer_get_length(bufferevent_get_output(bev)) > 0)) {
 		cc->peer_closed = true;
 		return;
 	}
