@@ -9,7 +9,9 @@
  * The message is handed to the running server as a local trusted client
  * over SMTP (RFC 5321) at the first [smtp] listen address - the same path
  * every other message takes, so nothing here writes the queue itself.
- * Recipients are all accepted or the message is not sent.  Exit codes are
+ * Recipients are all accepted or the message is not sent.  With -t,
+ * recipients given as arguments are added to those of the headers (as
+ * Postfix does).  Exit codes are
  * sysexits(3): 0, EX_USAGE, EX_DATAERR, EX_NOUSER, EX_UNAVAILABLE,
  * EX_TEMPFAIL (the server is unreachable or answered 4xx), EX_PROTOCOL,
  * EX_CONFIG.  The config is -C FILE, $TERN_CONFIG, /etc/tern/tern.conf,
@@ -30,6 +32,7 @@
 #include <libgen.h>
 #include <poll.h>
 #include <pwd.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -597,6 +600,8 @@ int cmd_sendmail(int argc, char **argv)
 	struct config *cfg;
 	int rc = EX_OK;
 
+	/* A server that goes away mid-dialog is EX_TEMPFAIL, not a signal. */
+	signal(SIGPIPE, SIG_IGN);
 	if (!sendmail_parse_args(&o, argc, argv)) {
 		sendmail_usage();
 		return EX_USAGE;

@@ -204,7 +204,8 @@ def test_unknown_user_nouser_and_nothing_sent(make_tern, bindir):
                                        (["-f"], b""),
                                        (["-t"], b"Subject: no one\n\nx\n")])
 def test_usage_errors(make_tern, bindir, args, data):
-    t = make_tern()
+    # refused before any connection: no server needed
+    t = make_tern(start=False)
     r = run(bindir, t, args, data)
     assert r.returncode == EX_USAGE, (r.returncode, r.stderr)
 

@@ -1,3 +1,0 @@
-build-clang/src/core/util.o: src/core/util.c src/core/util.h
-
-src/core/util.h:
