@@ -616,11 +616,23 @@ def ratio(t, r):
     return None if t is None or r in (None, 0) else t / r
 
 
-def save_results(name, rows):
-    """Rows for the summary table: dicts with case, metric, reference,
-    tern, ratio, unit, note. Written to $BENCH_RESULTS_DIR/NAME.json."""
+def save_results(name, rows, notes):
+    """Rows for the summary table (dicts: bench, case, metric, reference,
+    tern, ratio) and notes (one-line problems) for bench/summary.py,
+    written to $BENCH_RESULTS_DIR/NAME.json."""
     out = os.environ.get("BENCH_RESULTS_DIR")
     if not out:
         return
     with open(os.path.join(out, name + ".json"), "w") as f:
-        json.dump(rows, f, indent=1)
+        json.dump({"rows": rows, "notes": notes}, f, indent=1)
+
+
+def labelled(who, error):
+    """The error prefixed with who, unless it already names them."""
+    error = error.strip()
+    return error if error.startswith(who) else f"{who}: {error}"
+
+
+def note_line(who, error):
+    """The first line of an error, for the summary's notes."""
+    return labelled(who, error).splitlines()[0]

@@ -144,7 +144,7 @@ def summarize(results, n, size):
             "error": errs[0] if errs else None}
 
 
-METRICS = [("a) login+STAT+LIST+UIDL ms", "a_ms", ".1f"),
+METRICS = [("a) login+STAT/LIST/UIDL ms", "a_ms", ".1f"),
            ("b) RETR all ms", "b_ms", ".1f"),
            ("b) RETR msgs/s", "retr_s", ".0f"),
            ("b) RETR MiB/s", "retr_mib_s", ".1f"),
@@ -157,7 +157,7 @@ def main():
     size = b.env_int("BENCH_POP3_SIZE", 4096)
     rounds = b.env_int("BENCH_POP3_ROUNDS", 3)
     cleanup = b.Cleanup()
-    rows = []
+    rows, notes = [], []
     try:
         wd = b.make_workdir(cleanup, "pop3src")
         src = os.path.join(wd, "messages")
@@ -178,20 +178,22 @@ def main():
             tern = {"error": f"tern POP3: failed: {exc!r}"}
     finally:
         cleanup.run()
-    case = f"{n} x {size // 1024} KiB, median of {rounds}"
-    print(f"\n== pop3: {case}")
-    print(f"   {'':27} {'Dovecot':>10} {'tern':>10} {'tern/ref':>9}")
+    case = f"{n}x{size // 1024}KiB med/{rounds}"
+    print(f"\n== pop3: {n} x {size // 1024} KiB, median of {rounds} rounds")
+    print(f"   {'':26} {'Dovecot':>10} {'tern':>10} {'tern/ref':>9}")
     for label, key, spec in METRICS:
         r, t = ref.get(key), tern.get(key)
         q = b.ratio(t, r)
-        print(f"   {label:27} {b.fmt(r, spec):>10} {b.fmt(t, spec):>10} "
+        print(f"   {label:26} {b.fmt(r, spec):>10} {b.fmt(t, spec):>10} "
               f"{b.fmt(q, '.2f'):>9}")
         rows.append({"bench": "pop3", "case": case, "metric": label,
-                     "reference": r, "tern": t, "ratio": q})
+                     "reference": r, "tern": t, "ratio": q,
+                     "spec": spec})
     for who, res in (("Dovecot", ref), ("tern", tern)):
         if res.get("error"):
-            print(f"   {who}: {res['error']}")
-    b.save_results("pop3", rows)
+            print("   " + b.labelled(who, res["error"]))
+            notes.append(b.note_line(who, res["error"]))
+    b.save_results("pop3", rows, notes)
 
 
 if __name__ == "__main__":

@@ -96,8 +96,8 @@ def main():
     size = b.env_int("BENCH_RELAY_SIZE", 4096)
     sessions = b.env_int("BENCH_RELAY_SESSIONS", 10)
     cleanup = b.Cleanup()
-    rows = []
-    case = f"{n} x {size // 1024} KiB, {sessions} sessions"
+    rows, notes = [], []
+    case = f"{n}x{size // 1024}KiB s={sessions}"
     try:
         b.log(f"relay: {case}: Postfix ...")
         ref = run_postfix(cleanup, n, size, sessions)
@@ -113,11 +113,13 @@ def main():
         print(f"   {label:14} {b.fmt(r, spec):>10} {b.fmt(t, spec):>10} "
               f"{b.fmt(q, '.2f'):>9}")
         rows.append({"bench": "relay", "case": case, "metric": label,
-                     "reference": r, "tern": t, "ratio": q})
+                     "reference": r, "tern": t, "ratio": q,
+                     "spec": spec})
     for who, res in (("Postfix", ref), ("tern", tern)):
         if res.get("error"):
-            print(f"   {who}: {res['error']}")
-    b.save_results("relay", rows)
+            print("   " + b.labelled(who, res["error"]))
+            notes.append(b.note_line(who, res["error"]))
+    b.save_results("relay", rows, notes)
 
 
 if __name__ == "__main__":

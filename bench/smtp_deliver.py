@@ -32,7 +32,7 @@ def parse_cases(text):
 
 
 def size_label(size):
-    return f"{size // 1024} KiB" if size % 1024 == 0 else f"{size} B"
+    return f"{size // 1024}KiB" if size % 1024 == 0 else f"{size}B"
 
 
 def measure(server_pid, port, maildir_new, n, size, sessions, pid_for_rss=None):
@@ -95,7 +95,7 @@ METRICS = [("accepted/s", "accepted_s", ".0f"),
            ("peak RSS MiB", "rss_kib", ".1f")]
 
 
-def report(case, ref, tern, rows):
+def report(case, ref, tern, rows, notes):
     print(f"\n== smtp_deliver: {case}")
     print(f"   {'':14} {'Postfix':>10} {'tern':>10} {'tern/ref':>9}")
     for label, key, spec in METRICS:
@@ -107,21 +107,23 @@ def report(case, ref, tern, rows):
         print(f"   {label:14} {b.fmt(r, spec):>10} {b.fmt(t, spec):>10} "
               f"{b.fmt(q, '.2f'):>9}")
         rows.append({"bench": "smtp_deliver", "case": case, "metric": label,
-                     "reference": r, "tern": t, "ratio": q})
+                     "reference": r, "tern": t, "ratio": q,
+                     "spec": spec})
     for who, res in (("Postfix", ref), ("tern", tern)):
         if res.get("error"):
-            print(f"   {who}: {res['error']}")
+            print("   " + b.labelled(who, res["error"]))
+            notes.append(f"[{case}] " + b.note_line(who, res["error"]))
     sys.stdout.flush()
 
 
 def main():
     n = b.env_int("BENCH_MESSAGES", 5000)
     cleanup = b.Cleanup()
-    rows = []
+    rows, notes = [], []
     tern_gone = None
     try:
         for size, sessions in parse_cases(CASES):
-            case = f"{n} x {size_label(size)}, {sessions} sessions"
+            case = f"{n}x{size_label(size)} s={sessions}"
             b.log(f"smtp_deliver: {case}: Postfix ...")
             ref = run_postfix(cleanup, n, size, sessions)
             if tern_gone:
@@ -133,10 +135,10 @@ def main():
                 except b.TernUnavailable as exc:
                     tern = {"error": f"not available: {exc}"}
                     tern_gone = "not available (see the first case)"
-            report(case, ref, tern, rows)
+            report(case, ref, tern, rows, notes)
     finally:
         cleanup.run()
-    b.save_results("smtp_deliver", rows)
+    b.save_results("smtp_deliver", rows, notes)
 
 
 if __name__ == "__main__":
