@@ -304,13 +304,25 @@ static void client_broken(struct smtp_client *c, const char *why)
 				rcpt_set(r, 421, "4.4.2", text);
 		}
 		client_txn_done(c);
-	} else if (was == CS_READY || was == CS_QUIT) {
+	} else if (was == CS_QUIT) {
+		client_notify(c, SMTP_CLIENT_CLOSED);
+		smtp_client_free(c);
+	} else if (was == CS_READY) {
 		client_notify(c, SMTP_CLIENT_CLOSED);
 	} else {
 		if (c->fail_code == 0 && c->fail_text[0] == '\0')
 			snprintf(c->fail_text, sizeof(c->fail_text), "%s", why);
 		client_notify(c, SMTP_CLIENT_FAILED);
 	}
+}
+
+/* After QUIT: the last event, then the session goes. */
+static void client_quit_done(struct smtp_client *c)
+{
+	if (c->dead)
+		return;
+	client_notify(c, SMTP_CLIENT_CLOSED);
+	smtp_client_free(c);
 }
 
 /* Set-up failed with a reply or a policy reason: QUIT politely. */
@@ -642,7 +654,7 @@ static void client_on_reply(struct smtp_client *c, const struct smtp_reply *r)
 		}
 		break;
 	case CS_QUIT:
-		smtp_client_free(c);
+		client_quit_done(c);
 		break;
 	default:
 		client_broken(c, "reply when none was expected");
@@ -738,7 +750,7 @@ static void client_event_cb(struct bufferevent *bev, short what, void *arg)
 		else
 			snprintf(why, sizeof(why), "%s", evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
 		if (c->state == CS_QUIT)
-			smtp_client_free(c);
+			client_quit_done(c);
 		else
 			client_broken(c, why);
 	}
@@ -752,7 +764,7 @@ static void client_timer_cb(evutil_socket_t fd, short what, void *arg)
 
 	client_ref(c);
 	if (c->state == CS_QUIT) {
-		smtp_client_free(c);
+		client_quit_done(c);
 	} else {
 		snprintf(why, sizeof(why), "timeout in state %s", client_state_names[c->state]);
 		client_broken(c, why);
@@ -766,6 +778,8 @@ static void client_deferred_cb(evutil_socket_t fd, short what, void *arg)
 
 	if (c->deferred_ev == SMTP_CLIENT_TXN_DONE)
 		client_txn_done(c);
+	else if (c->deferred_ev == SMTP_CLIENT_CLOSED)
+		client_quit_done(c);
 	else
 		client_broken(c, c->fail_text[0] ? c->fail_text : "connect failed");
 }
@@ -876,12 +890,20 @@ void smtp_client_quit(struct smtp_client *c)
 {
 	if (c->dead)
 		return;
+	c->msg = NULL;
 	if (c->state == CS_DEAD || c->state == CS_CONNECT || c->bev == NULL) {
-		smtp_client_free(c);
+		client_set_state(c, CS_QUIT);
+		c->deferred_ev = SMTP_CLIENT_CLOSED;
+		event_active(c->deferred, EV_TIMEOUT, 1);
 		return;
 	}
-	c->msg = NULL;
 	client_enter(c, CS_QUIT);
+}
+
+void smtp_client_set_cb(struct smtp_client *c, smtp_client_cb cb, void *arg)
+{
+	c->cb = cb;
+	c->arg = arg;
 }
 
 unsigned smtp_client_error(const struct smtp_client *c, const char **text)

@@ -40,7 +40,7 @@ enum smtp_client_event {
 	SMTP_CLIENT_READY,		/* set-up done; smtp_client_send() now */
 	SMTP_CLIENT_FAILED,		/* set-up failed: smtp_client_error() */
 	SMTP_CLIENT_TXN_DONE,		/* the transaction's results are in */
-	SMTP_CLIENT_CLOSED,		/* an idle connection went away */
+	SMTP_CLIENT_CLOSED,		/* an idle connection went away, or QUIT is done */
 };
 
 typedef void (*smtp_client_cb)(struct smtp_client *c, enum smtp_client_event ev, void *arg);
@@ -73,8 +73,11 @@ struct smtp_client *smtp_client_new(struct event_base *base, const struct sockad
 /* Start a transaction (only after READY or TXN_DONE).  m and its rcpts
  * must live until TXN_DONE, which always follows (never inside this call). */
 void smtp_client_send(struct smtp_client *c, struct smtp_client_msg *m);
-/* Send QUIT and free once answered (or after a short time). */
+/* Send QUIT; once answered (or after a short time, or at once when there
+ * is no connection) the callback gets SMTP_CLIENT_CLOSED, from the loop,
+ * and the session is freed. */
 void smtp_client_quit(struct smtp_client *c);
+void smtp_client_set_cb(struct smtp_client *c, smtp_client_cb cb, void *arg);
 void smtp_client_free(struct smtp_client *c);
 
 /* Why set-up failed: a reply code (0 for a network error) and the text. */
