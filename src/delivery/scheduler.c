@@ -576,7 +576,7 @@ bool scheduler_delete(struct scheduler *s, const char *id)
 		j->want_delete = true;
 		return true;
 	}
-	env *env = queue_load(s->t->queue, id, NULL);
+	env = queue_load(s->t->queue, id, NULL);
 
 	if (env == NULL)
 		return false;
