@@ -137,6 +137,8 @@ class Receiver:
                         line_b, buf = buf.split(b"\r\n", 1)
                         if line_b == b".":
                             break
+                        if line_b.startswith(b"."):
+                            line_b = line_b[1:]
                         body += line_b + b"\r\n"
                     env["data"] = body
                     if self.final.startswith("2"):
@@ -166,7 +168,8 @@ def net(make_tern):
     port = free_port()
 
     def dns(*args):
-        state["dns"] = Dnsmasq(list(args))
+        # --local: answer for the test zones here, never forward.
+        state["dns"] = Dnsmasq(["--local=/test/"] + list(args))
         return state["dns"]
 
     def receiver(ip, **kw):
@@ -370,7 +373,7 @@ def test_8bit_converted_for_7bit_peer(net):
     assert all(b < 0x80 for b in data)
     assert b"Content-Transfer-Encoding: quoted-printable" in data
     assert b"caf=C3=A9 =3D ok=20" in data
-    assert b"\r\n..dot\r\n" in data
+    assert b"\r\n..dot\r\n" in b"".join(r.chunks)
     msg = email.message_from_bytes(data.replace(b"\r\n", b"\n"), policy=email.policy.default)
     assert msg.get_content() == "caf\u00e9 = ok \n.dot\n"
     assert "BODY=8BITMIME" not in r.messages[0]["from"]
@@ -392,7 +395,7 @@ def test_size_refusal_without_data(net):
     net.dns("--mx-host=small.test,mx.small.test,10", "--host-record=mx.small.test,127.0.0.121")
     r = net.receiver("127.0.0.121", ext=("PIPELINING", "SIZE 1000"))
     t = net.tern()
-    send(t, ["bob@small.test"], body="Subject: big\r\n\r\n" + "x" * 2000 + "\r\n")
+    send(t, ["bob@small.test"], body="Subject: big\r\n\r\n" + ("x" * 70 + "\r\n") * 30)
     (d,) = dsns(t)
     assert status_fields(d)[0]["Status"] == "5.3.4"
     assert not any(l.startswith("MAIL") for tr in r.transcripts for l in tr)
@@ -458,17 +461,57 @@ def test_hostile_replies_defer_not_crash(net):
         c.close()
 
 
-def test_smarthost_auth_over_starttls(net, make_tern, tmp_path):
-    """tern relays through a second tern acting as a submission server."""
+def test_smarthost_auth_over_starttls(net, tmp_path):
+    """aiosmtpd as the smarthost: STARTTLS required, then AUTH."""
+    import ssl
+    from aiosmtpd.controller import Controller
+    from aiosmtpd.smtp import AuthResult
+
     net.dns()
-    sh = make_tern(services=("submission",), hostname="smarthost.test", domains="dest.test",
-                   users={"relay@dest.test": "s3cret"})
-    t = net.tern(config={"relay": {"smarthost": f"[127.0.0.1]:{sh.port('submission')}",
-                                   "smarthost_user": "relay@dest.test", "smarthost_password": "s3cret"},
-                         "delivery": {"tls_required": "127.0.0.1"}})
-    send(t, ["carol@dest.test"], sender="relay@dest.test")
-    sh.wait_messages("carol@dest.test", 1)
-    assert "to=tls" in t.log() and "status=sent" in t.log()
+    cert, key = str(tmp_path / "c.pem"), str(tmp_path / "k.pem")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", cert,
+                    "-days", "1", "-subj", "/CN=smarthost.test"], check=True, capture_output=True)
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ctx.load_cert_chain(cert, key)
+    got, logins = [], []
+
+    class Handler:
+        async def handle_DATA(self, server, session, envelope):
+            got.append((envelope.mail_from, envelope.rcpt_tos, session.ssl is not None))
+            return "250 2.0.0 ok"
+
+    def auth(server, session, envelope, mechanism, data):
+        logins.append((mechanism, data.login, data.password))
+        return AuthResult(success=data.login == b"relay@dest.test" and data.password == b"s3cret")
+
+    port = free_port()
+    ctl = Controller(Handler(), hostname="127.0.0.1", port=port, tls_context=ctx, require_starttls=True,
+                     authenticator=auth, auth_require_tls=True)
+    ctl.start()
+    try:
+        t = net.tern(config={"relay": {"smarthost": f"[127.0.0.1]:{port}",
+                                       "smarthost_user": "relay@dest.test", "smarthost_password": "s3cret"},
+                             "delivery": {"tls_required": "127.0.0.1"}})
+        send(t, ["carol@dest.test"])
+        wait_for(lambda: got, t=t)
+        assert got[0][1] == ["carol@dest.test"] and got[0][2] is True
+        assert logins and logins[0][0] == "PLAIN"
+        assert "from=tls to=ehlo" in t.log() and "status=sent" in t.log()
+        assert "s3cret" not in t.log()
+    finally:
+        ctl.stop()
+
+
+def test_smarthost_wrong_password_defers(net):
+    """AUTH failure is not the message's fault: defer, never bounce."""
+    net.dns()
+    r = net.receiver("127.0.0.171", ext=("AUTH PLAIN LOGIN",))
+    r.ehlo = "250"
+    t = net.tern(config={"relay": {"smarthost": f"[127.0.0.171]:{net.port}",
+                                   "smarthost_user": "u", "smarthost_password": "p"}})
+    send(t, ["carol@dest.test"])
+    wait_for(lambda: "status=deferred" in t.log(), t=t)
+    assert r.messages == []
 
 
 def test_restart_in_retry_schedule(net):
