@@ -6,22 +6,21 @@
 #include "core/control.h"
 #include "core/log.h"
 #include "core/server.h"
+#include "core/util.h"
 #include "delivery/dns.h"
+#include "delivery/scheduler.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 
-/* TEMPORARY (control branch): a resolver for the SMTP server's PTR
- * lookups when [dns] servers is set, until remote delivery creates
- * t->dns here for every configuration; then this goes. */
-static bool serve_dns_tmp(struct tern *t)
+/* DNS for remote delivery (and the server's PTR lookups). */
+static bool serve_hooks_dns(struct tern *t)
 {
 	char *err = NULL;
-	if (t->dns != NULL || t->cfg->dns_servers == NULL || t->cfg->dns_servers[0] == '\0')
-		return true;
+
 	t->dns = dns_new(t->base, t->cfg->dns_servers, &err);
 	if (t->dns == NULL) {
-		fprintf(stderr, "tern: [dns] servers: %s\n", err ? err : "resolver set-up failed");
+		fprintf(stderr, "tern: [dns] servers: %s\n", err ? err : "cannot start the resolver");
 		free(err);
 		return false;
 	}
@@ -30,7 +29,9 @@ static bool serve_dns_tmp(struct tern *t)
 
 bool serve_hooks_init(struct tern *t, accept_fn accept_by_service[SERVICE_COUNT])
 {
-	return serve_dns_tmp(t);
+	if (!serve_hooks_dns(t))
+		return false;
+	return true;
 }
 
 void serve_hooks_start(struct tern *t)
@@ -51,7 +52,8 @@ void serve_hooks_shutdown(struct tern *t)
 
 bool serve_hooks_idle(struct tern *t)
 {
-	return true;
+	/* Remote deliveries in flight finish (or give up) before exit. */
+	return t->sched == NULL || scheduler_busy(t->sched) == 0;
 }
 
 void serve_hooks_free(struct tern *t)

@@ -311,6 +311,17 @@ static void smtp_ptr_cb(const char *name, void *arg)
 	s->ptr_name = xstrdup(name);
 }
 
+/* Loopback clients are local programs: asking the system resolver about
+ * them tells nothing, unless tern has resolvers of its own ([dns]). */
+static bool smtp_is_loopback(const struct sockaddr *sa)
+{
+	if (sa->sa_family == AF_INET)
+		return (ntohl(((const struct sockaddr_in *)sa)->sin_addr.s_addr) >> 24) == 127;
+	if (sa->sa_family == AF_INET6)
+		return IN6_IS_ADDR_LOOPBACK(&((const struct sockaddr_in6 *)sa)->sin6_addr);
+	return false;
+}
+
 void smtp_server_accept(struct tern *t, evutil_socket_t fd, const struct sockaddr *sa, socklen_t len,
 			enum service svc)
 {
@@ -348,7 +359,7 @@ void smtp_server_accept(struct tern *t, evutil_socket_t fd, const struct sockadd
 		return;
 	}
 	bufferevent_enable(s->bev, EV_READ | EV_WRITE);
-	if (t->dns != NULL)
+	if (t->dns != NULL && (cfg->dns_servers[0] != '\0' || !smtp_is_loopback(sa)))
 		s->ptr_req = dns_ptr_lookup(t->dns, sa, smtp_ptr_cb, s);
 	if (svc != SERVICE_SUBMISSIONS)
 		smtp_greet(s);
