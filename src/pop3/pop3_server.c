@@ -645,6 +645,7 @@ static void pop3_login_finish(struct pop3_session *s, struct pop3_login *l)
 		pop3_err(s, POP3_C_SYS_TEMP, "Cannot open the mailbox, try again later");
 	} else if (!pop3_login_allowed(s->t->pop3, l->user, s->t->cfg->login_delay, now_unix())) {
 		mailbox_close(l->mbox);
+		l->mbox = NULL;
 		pop3_err(s, POP3_C_LOGIN_DELAY, "Minimum time between logins not yet reached");
 	} else {
 		s->user = xstrdup(l->user);
