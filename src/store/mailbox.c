@@ -202,7 +202,8 @@ enum mailbox_status mailbox_open(const char *path, struct mailbox **out)
 		errno = e;
 		return MAILBOX_ERROR;
 	}
-	qsort(m->v, m->n, sizeof(*m->v), mailbox_cmp);
+	if (m->n > 1)   /* qsort(NULL, 0) is undefined */
+		qsort(m->v, m->n, sizeof(*m->v), mailbox_cmp);
 	*out = m;
 	return MAILBOX_OK;
 }
