@@ -1045,9 +1045,8 @@ static void pop3_send_msg(struct pop3_session *s, size_t i, bool all, uint64_t b
 	s->msg_index = i;
 	/* Input waits until the message is out (pop3_process_input stops
 	 * while msg_fd is open), which also stops the idle timer. */
-	bufferevent_disable(s->bev, EV_READ);
-	if (pop3_stream_fill(s))
-		bufferevent_enable(s->bev, EV_READ);
+	if (!pop3_stream_fill(s) && s->msg_fd >= 0)
+		bufferevent_disable(s->bev, EV_READ);
 }
 
 static void cmd_retr(struct pop3_session *s, const char *args, size_t len)

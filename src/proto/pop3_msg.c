@@ -35,13 +35,15 @@ size_t pop3_msg_enc_feed(struct pop3_msg_enc *e, const char *in, size_t in_len, 
 	size_t i = 0, o = 0;
 
 	while (i < in_len && !e->done) {
-		char c = in[i];
+		const char *nl;
+		size_t run;
+
 		if (cap - o < 3)
 			break;
-		if (e->line_start && c == '.')
+		if (e->line_start && in[i] == '.')
 			out[o++] = '.';
 		e->line_start = false;
-		if (c == '\n') {
+		if (in[i] == '\n') {
 			if (!e->prev_cr)
 				out[o++] = '\r';
 			out[o++] = '\n';
@@ -50,11 +52,17 @@ size_t pop3_msg_enc_feed(struct pop3_msg_enc *e, const char *in, size_t in_len, 
 			pop3_msg_line_end(e);
 			continue;
 		}
-		if (e->prev_cr || c != '\r')
-			e->line_empty = false;   /* "\r" alone may still be a CRLF */
-		e->prev_cr = c == '\r';
-		out[o++] = c;
-		i++;
+		/* A run of octets up to the next LF goes out as it is. */
+		nl = memchr(in + i, '\n', in_len - i);
+		run = nl ? (size_t)(nl - (in + i)) : in_len - i;
+		if (run > cap - o)
+			run = cap - o;
+		/* A line is still empty while it holds at most one CR. */
+		e->line_empty = e->line_empty && !e->prev_cr && run == 1 && in[i] == '\r';
+		e->prev_cr = in[i + run - 1] == '\r';
+		memcpy(out + o, in + i, run);
+		o += run;
+		i += run;
 	}
 	if (e->done)
 		i = in_len;   /* the rest is not sent */

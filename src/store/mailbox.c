@@ -5,7 +5,6 @@
  * (snapshot, UPDATE, UIDL).
  */
 #include "store/mailbox.h"
-#include "core/fsutil.h"
 #include "core/util.h"
 #include "proto/pop3_msg.h"
 #include "store/maildir.h"
@@ -138,29 +137,39 @@ static void mailbox_add(struct mailbox *m, size_t *cap, const char *sub, const c
 	mailbox_uidl_of(name, msg->uidl);
 }
 
+/* Names first, then sizes: tagging renames files, and a rename during
+ * readdir() may show the same message twice. */
 static bool mailbox_scan(struct mailbox *m, const char *sub, size_t *cap)
 {
 	char *dir = xasprintf("%s/%s", m->path, sub);
 	DIR *d = opendir(dir);
 	struct dirent *de;
+	char **untagged = NULL;
+	size_t nu = 0;
 
 	free(dir);
 	if (d == NULL)
 		return false;
 	while ((de = readdir(d)) != NULL) {
 		uint64_t size;
-		char *name;
 		if (de->d_name[0] == '.' || (de->d_type != DT_REG && de->d_type != DT_UNKNOWN))
 			continue;
 		if (mailbox_name_wsize(de->d_name, &size)) {
 			mailbox_add(m, cap, sub, de->d_name, size);
 			continue;
 		}
-		name = mailbox_size_and_tag(dirfd(d), de->d_name, &size);
+		untagged = xrealloc(untagged, (nu + 1) * sizeof(*untagged));
+		untagged[nu++] = xstrdup(de->d_name);
+	}
+	for (size_t i = 0; i < nu; i++) {
+		uint64_t size;
+		char *name = mailbox_size_and_tag(dirfd(d), untagged[i], &size);
 		if (name)   /* else gone meanwhile, or unreadable: not offered */
 			mailbox_add(m, cap, sub, name, size);
 		free(name);
+		free(untagged[i]);
 	}
+	free(untagged);
 	closedir(d);
 	return true;
 }
@@ -255,34 +264,30 @@ int mailbox_open_msg(struct mailbox *m, size_t i)
 	return fd;
 }
 
-static bool mailbox_unlink(struct mailbox *m, struct mailbox_msg *msg)
+/* dirs[0] is new/, dirs[1] is cur/. */
+static int mailbox_dirfd(const int dirs[2], const struct mailbox_msg *msg)
 {
-	char *p = xasprintf("%s/%s", m->path, msg->name);
-	int r = unlink(p);
-	free(p);
-	if (r < 0 && errno == ENOENT) {
-		if (!mailbox_relocate(m, msg))
-			return true;   /* someone else removed it: done */
-		p = xasprintf("%s/%s", m->path, msg->name);
-		r = unlink(p);
-		free(p);
-	}
-	return r == 0 || errno == ENOENT;
+	return strncmp(msg->name, "new/", 4) == 0 ? dirs[0] : dirs[1];
 }
 
-/* new/NAME -> cur/NAME:2,S (the Maildir way of saying "seen"). */
-static void mailbox_mark_seen(struct mailbox *m, struct mailbox_msg *msg)
+static bool mailbox_unlink(struct mailbox *m, const int dirs[2], struct mailbox_msg *msg)
+{
+	if (unlinkat(mailbox_dirfd(dirs, msg), msg->name + 4, 0) == 0)
+		return true;
+	if (errno != ENOENT)
+		return false;
+	if (!mailbox_relocate(m, msg))
+		return true;   /* someone else removed it: done */
+	return unlinkat(mailbox_dirfd(dirs, msg), msg->name + 4, 0) == 0 || errno == ENOENT;
+}
+
+/* new/NAME -> cur/NAME:2,S (the Maildir way of saying "seen").  Best
+ * effort: the message stays readable either way. */
+static void mailbox_mark_seen(const int dirs[2], const struct mailbox_msg *msg)
 {
 	const char *name = msg->name + 4;
-	char *from, *to;
-
-	if (strncmp(msg->name, "new/", 4) != 0)
-		return;
-	from = xasprintf("%s/%s", m->path, msg->name);
-	to = strchr(name, ':') ? xasprintf("%s/cur/%s", m->path, name)
-		: xasprintf("%s/cur/%s:2,S", m->path, name);
-	rename(from, to);   /* best effort: the message stays readable either way */
-	free(from);
+	char *to = strchr(name, ':') ? xstrdup(name) : xasprintf("%s:2,S", name);
+	renameat(dirs[0], name, dirs[1], to);
 	free(to);
 }
 
@@ -290,28 +295,31 @@ size_t mailbox_commit(struct mailbox *m)
 {
 	size_t failed = 0;
 	bool changed = false;
+	char *new_dir = xasprintf("%s/new", m->path), *cur_dir = xasprintf("%s/cur", m->path);
+	int dirs[2] = { open(new_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC),
+			open(cur_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC) };
 
 	for (size_t i = 0; i < m->n; i++) {
 		struct mailbox_msg *msg = &m->v[i];
 		if (msg->deleted) {
-			if (!mailbox_unlink(m, msg))
+			if (!mailbox_unlink(m, dirs, msg))
 				failed++;
 			changed = true;
 		} else if (msg->retrieved && strncmp(msg->name, "new/", 4) == 0) {
-			mailbox_mark_seen(m, msg);
+			mailbox_mark_seen(dirs, msg);
 			changed = true;
 		}
 	}
-	if (changed) {
-		/* The client was told +OK only after this: removals survive
-		 * a crash, so a deleted message never comes back. */
-		char *d = xasprintf("%s/new", m->path);
-		dir_sync(d);
-		free(d);
-		d = xasprintf("%s/cur", m->path);
-		dir_sync(d);
-		free(d);
+	/* The client hears +OK only after this: removals survive a crash,
+	 * so a deleted message never comes back. */
+	for (int i = 0; i < 2; i++) {
+		if (changed && dirs[i] >= 0)
+			fsync(dirs[i]);
+		if (dirs[i] >= 0)
+			close(dirs[i]);
 	}
+	free(new_dir);
+	free(cur_dir);
 	return failed;
 }
 

@@ -208,12 +208,25 @@ static void test_encode_small_out(void **state)
 	size_t olen, used;
 	pop3_msg_enc_init(&e, true, 0);
 	used = pop3_msg_enc_feed(&e, in, 4, out, 3, &olen);
-	assert_int_equal(used, 1);     /* "." became ".." then stopped */
+	assert_int_equal(used, 2);     /* ".." became "..." then stopped */
+	assert_int_equal(olen, 3);
+	assert_memory_equal(out, "...", 3);
+	used = pop3_msg_enc_feed(&e, in + 2, 2, out, 3, &olen);
+	assert_int_equal(used, 1);     /* no room for a second CRLF */
 	assert_int_equal(olen, 2);
-	used = pop3_msg_enc_feed(&e, in + 1, 3, out, sizeof(out), &olen);
-	assert_int_equal(used, 3);
+	used = pop3_msg_enc_feed(&e, in + 3, 1, out, sizeof(out), &olen);
+	assert_int_equal(used, 1);
+	assert_memory_equal(out, "\r\n", 2);
+	assert_int_equal(pop3_msg_enc_finish(&e, out), 3);
+	/* a run longer than the space is cut and resumed */
+	pop3_msg_enc_init(&e, true, 0);
+	used = pop3_msg_enc_feed(&e, "abcdefgh", 8, out, 5, &olen);
+	assert_int_equal(used, 5);
 	assert_int_equal(olen, 5);
-	assert_memory_equal(out, ".\r\n\r\n", 5);
+	used = pop3_msg_enc_feed(&e, "fgh", 3, out, sizeof(out), &olen);
+	assert_int_equal(used, 3);
+	assert_int_equal(pop3_msg_enc_finish(&e, out + olen), 5);
+	assert_memory_equal(out, "fgh\r\n.\r\n", 8);
 }
 
 static void test_uidl(void **state)
