@@ -617,3 +617,21 @@ def test_fetchmail_retrieves_everything(pt, tmp_path):
     for i in range(1, 4):
         assert f"body of {i}".encode() in data
     assert files(pt) == {"new": [], "cur": []}
+
+
+def test_many_untagged_files_counted_once(pt):
+    """Tagging renames files; the snapshot must still see each message once."""
+    md = pt.maildir(ALICE)
+    for sub in ("new", "cur", "tmp"):
+        os.makedirs(os.path.join(md, sub), exist_ok=True)
+    for i in range(500):
+        with open(os.path.join(md, "new", f"1600000000.M{i:06d}P1.other"), "wb") as f:
+            f.write(f"Subject: {i}\n\nbody {i}\n".encode())
+    p = login(pt)
+    assert p.stat()[0] == 500
+    assert len(set(l.split()[1] for l in p.uidl()[1])) == 500
+    p.quit()
+    assert len(files(pt)["new"]) == 500
+    p = login(pt)
+    assert p.stat()[0] == 500
+    p.quit()
