@@ -21,6 +21,8 @@ struct local_result {
 	unsigned failed;          /* recipients that failed for good */
 };
 
+struct queue_env;
+bool local_deliver_direct(const struct config *cfg, struct queue_env *env, int fd);
 void local_deliver(const struct config *cfg, struct queue *q, const char *id, struct local_result *res);
 
 #endif

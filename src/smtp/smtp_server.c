@@ -23,6 +23,7 @@
 #include "core/log.h"
 #include "core/util.h"
 #include "core/workers.h"
+#include "delivery/local.h"
 #include "delivery/scheduler.h"
 #include "proto/header.h"
 #include "proto/smtp_data.h"
@@ -86,9 +87,9 @@ static void log_session_queued(const struct smtp_session *s, const struct smtp_t
 {
 	char from[300];
 	log_event("event=queued session=%016" PRIx64 " queue=%s from=%s nrcpt=%zu size=%" PRIu64
-		  " ip=%s helo=%s", s->id, t->env->id,
+		  " path=%s ip=%s helo=%s", s->id, t->env->id,
 		  log_quote(from, sizeof(from), t->env->from, strlen(t->env->from)), t->env->nrcpt,
-		  t->size, s->ip, s->helo[0] ? s->helo : "-");
+		  t->size, t->direct ? "direct" : "queue", s->ip, s->helo[0] ? s->helo : "-");
 }
 
 static void log_session_disconnect(const struct smtp_session *s)
@@ -158,7 +159,7 @@ static void smtp_txn_free(struct smtp_txn *t)
 	if (t == NULL)
 		return;
 	if (t->qw) {
-		queue_writer_abort(t->qw);
+		queue_writer_recycle(t->qw);
 		queue_writer_free(t->qw);
 	}
 	queue_env_free(t->env);
@@ -776,11 +777,32 @@ static void cmd_expn(struct smtp_session *s, const char *args, size_t len)
 
 /* ---- DATA ------------------------------------------------------------------- */
 
+/* Worker thread.  All-local messages go straight into the Maildirs
+ * (local_deliver_direct); anything else, or a direct delivery that did
+ * not complete, is committed to the queue.  Either way the message is
+ * durable before smtp_commit_done() may answer 250. */
 static void smtp_commit_work(void *arg)
 {
 	struct smtp_session *s = arg;
 	struct smtp_txn *t = s->txn;
+	struct queue_env *env = t->env;
+	bool partial = false;
+
+	env->msg_offset = queue_writer_offset(t->qw);
+	env->msg_len = queue_writer_size(t->qw);
+	env->msg_lines = t->lines;
+	env->eight_bit = t->hs.eight_bit;
+	if (local_deliver_direct(s->t->cfg, env, queue_writer_fd(t->qw))) {
+		queue_writer_recycle(t->qw);
+		t->committed = t->direct = true;
+		return;
+	}
+	for (size_t i = 0; i < env->nrcpt; i++)
+		if (env->rcpt[i].state != RCPT_PENDING)
+			partial = true;
 	t->committed = queue_writer_commit(t->qw, t->lines, t->hs.eight_bit);
+	if (t->committed && partial)
+		queue_save_state(s->t->queue, env);
 }
 
 static void smtp_commit_done(void *arg)
@@ -790,7 +812,8 @@ static void smtp_commit_done(void *arg)
 
 	if (t->committed) {
 		log_session_queued(s, t);
-		scheduler_enqueue(s->t->sched, t->env->id);
+		if (!t->direct)
+			scheduler_enqueue(s->t->sched, t->env->id);
 		s->messages++;
 		if (!s->peer_gone)
 			smtp_reply(s, "250 2.0.0 Ok: queued as %s", t->env->id);

@@ -40,6 +40,7 @@ struct smtp_txn {
 	uint64_t lines;
 	bool too_big;
 	bool committed;           /* set by the worker */
+	bool direct;              /* delivered to every Maildir, no queue file */
 	bool need_date, need_message_id;  /* MSA additions (RFC 6409 8) */
 };
 
