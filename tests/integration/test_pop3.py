@@ -635,3 +635,16 @@ def test_many_untagged_files_counted_once(pt):
     p = login(pt)
     assert p.stat()[0] == 500
     p.quit()
+
+
+def test_idle_timeout(make_tern):
+    t = make_tern(services=("smtp", "pop3"), config={"pop3": {"timeout": "1s"}})
+    deliver(t, ALICE, [msg(1)])
+    r = Raw(t)
+    r.cmd(f"USER {ALICE}")
+    r.cmd("PASS alicepw")
+    r.cmd("DELE 1")
+    t0 = time.time()
+    assert r.read_all(timeout=5) == b"-ERR Autologout; idle for too long\r\n"
+    assert 0.9 <= time.time() - t0 < 4
+    assert len(files(t)["new"]) == 1          # no UPDATE on autologout
