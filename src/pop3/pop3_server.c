@@ -429,7 +429,8 @@ static void pop3_read_cb(struct bufferevent *bev, void *arg)
 static void pop3_session_shutdown(struct session_link *l)
 {
 	struct pop3_session *s = (struct pop3_session *)((char *)l - offsetof(struct pop3_session, link));
-	if (s->waiting || s->state == POP3_S_UPDATE) {
+	if (s->waiting || s->state == POP3_S_UPDATE || s->msg_fd >= 0) {
+		/* after the job, the delay or the message in flight */
 		s->shutdown_pending = true;
 		return;
 	}
