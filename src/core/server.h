@@ -23,6 +23,7 @@ struct dns;
 struct tls_ctx;
 struct pop3_server;
 struct evconnlistener;
+struct control;
 
 enum service {
 	SERVICE_SMTP,             /* port 25: MX */
@@ -52,6 +53,7 @@ struct tern {
 	struct workers *delivery_pool; /* local delivery into Maildirs */
 	struct scheduler *sched;
 	struct dns *dns;
+	struct control *control;  /* the control socket (core/control.h) */
 	struct tls_ctx *tls;
 	struct pop3_server *pop3;      /* POP3 state shared by sessions */
 	struct addr_count *conn_per_ip;

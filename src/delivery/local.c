@@ -117,6 +117,18 @@ bool local_deliver_direct(const struct config *cfg, struct queue_env *env, int f
 	return all;
 }
 
+bool local_deliver_env(const struct config *cfg, struct queue_env *env, int fd, int64_t now)
+{
+	bool changed = false;
+
+	for (size_t i = 0; i < env->nrcpt; i++) {
+		struct queue_rcpt *r = &env->rcpt[i];
+		if (r->local && !env->held && (r->state == RCPT_PENDING || (r->state == RCPT_DEFERRED && r->next_try <= now)))
+			changed |= deliver_one(cfg, env, r, fd, now);
+	}
+	return changed;
+}
+
 void local_deliver(const struct config *cfg, struct queue *q, const char *id, struct local_result *res)
 {
 	int fd = -1;

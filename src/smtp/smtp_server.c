@@ -23,6 +23,7 @@
 #include "core/log.h"
 #include "core/util.h"
 #include "core/workers.h"
+#include "delivery/dns.h"
 #include "delivery/local.h"
 #include "delivery/scheduler.h"
 #include "proto/header.h"
@@ -33,6 +34,7 @@
 #include "store/users.h"
 
 #include <arpa/inet.h>
+#include <ctype.h>
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
 #include <event2/event.h>
@@ -181,6 +183,9 @@ static void smtp_free(struct smtp_session *s)
 {
 	log_session_disconnect(s);
 	smtp_txn_free(s->txn);
+	if (s->ptr_req)
+		dns_cancel(s->t->dns, s->ptr_req);
+	free(s->ptr_name);
 	session_list_del(s->t, &s->link);
 	addr_count_add(s->t->conn_per_ip, (struct sockaddr *)&s->peer, -1, now_unix());
 	if (s->bev)
@@ -288,6 +293,35 @@ static void smtp_session_shutdown(struct session_link *l)
 	smtp_reply_shutdown(s, "421 4.3.2 Server shutting down, try again later");
 }
 
+/* The forward-confirmed PTR name for Received: (RFC 5321 4.4).  It is
+ * used if it is in by DATA; nothing ever waits for it.  The lookup is
+ * cancelled when the session goes, so this never sees a freed session. */
+static void smtp_ptr_cb(const char *name, void *arg)
+{
+	struct smtp_session *s = arg;
+	size_t n = name ? strlen(name) : 0;
+
+	s->ptr_req = 0;
+	if (n == 0 || n > 255)
+		return;
+	/* It goes into a header: a host name's characters only. */
+	for (size_t i = 0; i < n; i++)
+		if (!isalnum((unsigned char)name[i]) && !strchr(".-_", name[i]))
+			return;
+	s->ptr_name = xstrdup(name);
+}
+
+/* Loopback clients are local programs: asking the system resolver about
+ * them tells nothing, unless tern has resolvers of its own ([dns]). */
+static bool smtp_is_loopback(const struct sockaddr *sa)
+{
+	if (sa->sa_family == AF_INET)
+		return (ntohl(((const struct sockaddr_in *)sa)->sin_addr.s_addr) >> 24) == 127;
+	if (sa->sa_family == AF_INET6)
+		return IN6_IS_ADDR_LOOPBACK(&((const struct sockaddr_in6 *)sa)->sin6_addr);
+	return false;
+}
+
 void smtp_server_accept(struct tern *t, evutil_socket_t fd, const struct sockaddr *sa, socklen_t len,
 			enum service svc)
 {
@@ -325,6 +359,8 @@ void smtp_server_accept(struct tern *t, evutil_socket_t fd, const struct sockadd
 		return;
 	}
 	bufferevent_enable(s->bev, EV_READ | EV_WRITE);
+	if (t->dns != NULL && (cfg->dns_servers[0] != '\0' || !smtp_is_loopback(sa)))
+		s->ptr_req = dns_ptr_lookup(t->dns, sa, smtp_ptr_cb, s);
 	if (svc != SERVICE_SUBMISSIONS)
 		smtp_greet(s);
 }
@@ -461,7 +497,7 @@ static void cmd_ehlo(struct smtp_session *s, const char *args, size_t len)
 		return;
 	s->esmtp = true;
 	o += (size_t)snprintf(lines + o, sizeof(lines) - o, "250-%s\r\n250-PIPELINING\r\n250-SIZE %" PRIu64 "\r\n"
-			      "250-8BITMIME\r\n250-ENHANCEDSTATUSCODES\r\n250-DSN\r\n",
+			      "250-8BITMIME\r\n250-ENHANCEDSTATUSCODES\r\n250-DSN\r\n250-ETRN\r\n",
 			      cfg->hostname, cfg->max_message_size);
 	o += smtp_ehlo_extra(s, lines + o, sizeof(lines) - o);
 	if (o < sizeof(lines))

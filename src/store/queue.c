@@ -529,6 +529,9 @@ static void load_state(struct queue *q, struct queue_env *env)
 			env->held = tok[1][0] == '1';
 		else if (n == 2 && !strcmp(tok[0], "warned"))
 			env->delay_warned = tok[1][0] == '1';
+		else if (n == 2 && !strcmp(tok[0], "dsn") && parse_u64(tok[1], strlen(tok[1]), 0, UINT32_MAX, &idx)
+			 && idx < env->nrcpt)
+			env->rcpt[idx].dsn_done = true;
 		else if (n == 8 && !strcmp(tok[0], "rcpt")
 			 && parse_u64(tok[1], strlen(tok[1]), 0, env->nrcpt ? env->nrcpt - 1 : 0, &idx)
 			 && idx < env->nrcpt
@@ -595,6 +598,8 @@ bool queue_save_state(struct queue *q, const struct queue_env *env)
 		fputc(' ', mem);
 		put_value(mem, r->last_reply);
 		fputc('\n', mem);
+		if (r->dsn_done)
+			fprintf(mem, "dsn %zu\n", i);
 	}
 	fclose(mem);
 	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
@@ -688,7 +693,7 @@ size_t queue_scan(struct queue *q, void (*fn)(const char *id, void *arg), void *
 		}
 	}
 	closedir(d);
-	if (n > 1)   /* qsort(NULL, 0) is undefined */
+	if (n > 1)
 		qsort(ids, n, sizeof(*ids), cmp_str);
 	for (size_t i = 0; i < n; i++) {
 		fn(ids[i], arg);

@@ -32,6 +32,7 @@ struct queue_rcpt {
 	char *last_reply;         /* last reply or error text, or NULL */
 	char *status;             /* enhanced status of the last result, or NULL */
 	char *remote_mta;         /* host that gave the last reply, or NULL */
+	bool dsn_done;            /* its final notice (or none) is settled */
 };
 
 struct queue_env {
