@@ -294,7 +294,7 @@ static void mailbox_mark_seen(const int dirs[2], const struct mailbox_msg *msg)
 size_t mailbox_commit(struct mailbox *m)
 {
 	size_t failed = 0;
-	bool changed = false;
+	bool changed[2] = { false, false };
 	char *new_dir = xasprintf("%s/new", m->path), *cur_dir = xasprintf("%s/cur", m->path);
 	int dirs[2] = { open(new_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC),
 			open(cur_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC) };
@@ -304,16 +304,16 @@ size_t mailbox_commit(struct mailbox *m)
 		if (msg->deleted) {
 			if (!mailbox_unlink(m, dirs, msg))
 				failed++;
-			changed = true;
+			changed[mailbox_dirfd(dirs, msg) == dirs[1]] = true;
 		} else if (msg->retrieved && strncmp(msg->name, "new/", 4) == 0) {
 			mailbox_mark_seen(dirs, msg);
-			changed = true;
+			changed[0] = changed[1] = true;
 		}
 	}
 	/* The client hears +OK only after this: removals survive a crash,
 	 * so a deleted message never comes back. */
 	for (int i = 0; i < 2; i++) {
-		if (changed && dirs[i] >= 0)
+		if (changed[i] && dirs[i] >= 0)
 			fsync(dirs[i]);
 		if (dirs[i] >= 0)
 			close(dirs[i]);
