@@ -9,6 +9,7 @@
 #include "core/util.h"
 #include "delivery/dns.h"
 #include "delivery/scheduler.h"
+#include "pop3/pop3_server.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -31,6 +32,8 @@ bool serve_hooks_init(struct tern *t, accept_fn accept_by_service[SERVICE_COUNT]
 {
 	if (!serve_hooks_dns(t))
 		return false;
+	t->pop3 = pop3_server_new();
+	accept_by_service[SERVICE_POP3] = pop3_server_accept;
 	return true;
 }
 
@@ -62,4 +65,6 @@ void serve_hooks_free(struct tern *t)
 	t->control = NULL;
 	dns_free(t->dns);
 	t->dns = NULL;
+	pop3_server_free(t->pop3);
+	t->pop3 = NULL;
 }

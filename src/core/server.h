@@ -21,6 +21,7 @@ struct scheduler;
 struct addr_count;
 struct dns;
 struct tls_ctx;
+struct pop3_server;
 struct evconnlistener;
 struct control;
 
@@ -54,6 +55,7 @@ struct tern {
 	struct dns *dns;
 	struct control *control;  /* the control socket (core/control.h) */
 	struct tls_ctx *tls;
+	struct pop3_server *pop3;      /* POP3 state shared by sessions */
 	struct addr_count *conn_per_ip;
 	struct addr_count *auth_failures;
 	struct session_list sessions;

@@ -1,0 +1,1303 @@
+/*
+ * pop3_server.c - the POP3 server session.
+ *
+ * RFC 1939 (states, commands, APOP, UIDL, TOP, the 10-minute autologout
+ * timer), RFC 2449 (CAPA, response codes, 255-octet command lines,
+ * pipelining), RFC 3206 ([SYS/TEMP], [SYS/PERM], [AUTH]), RFC 2595 (STLS,
+ * plaintext only over TLS), RFC 5034 (AUTH with initial response).
+ *
+ * One session is one struct pop3_session with a small state enum that only
+ * pop3_set_state() assigns.  Commands are one table (pop3_commands) whose
+ * flags say in which states each may run; a handler checks syntax, then
+ * acts.  Work that touches the disk (verifying a crypt(3) password,
+ * locking and scanning the Maildir, the UPDATE state) runs on a worker
+ * thread; input processing pauses meanwhile and resumes from the buffer,
+ * so pipelined commands keep their order.  RETR and TOP stream the file:
+ * a chunk is encoded whenever the output drains below a low-water mark.
+ */
+#include "pop3/pop3_server.h"
+#include "core/addrcount.h"
+#include "core/config.h"
+#include "core/listener.h"
+#include "core/log.h"
+#include "core/util.h"
+#include "core/workers.h"
+#include "proto/passwd.h"
+#include "proto/pop3_cmd.h"
+#include "proto/pop3_msg.h"
+#include "proto/sasl.h"
+#include "store/maildir.h"
+#include "store/mailbox.h"
+#include "store/users.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+#include <inttypes.h>
+#include <openssl/rand.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define POP3_AUTH_LINE_MAX 16384       /* RFC 2449 4: SASL lines may be longer */
+#define POP3_OUT_LOW (32 * 1024)       /* refill RETR output below this */
+#define POP3_OUT_HIGH (256 * 1024)     /* and stop filling above this */
+#define POP3_FILE_CHUNK (64 * 1024)
+#define POP3_FAIL_DELAY_MS 500         /* first failed login; doubles */
+#define POP3_FAIL_DELAY_MAX_MS 8000
+#define POP3_FAIL_FORGET 900           /* seconds until failures are forgotten */
+
+enum pop3_state {
+	POP3_S_AUTHORIZATION,
+	POP3_S_TRANSACTION,
+	POP3_S_UPDATE,            /* QUIT: the commit runs on a worker */
+	POP3_S_CLOSING,           /* flushing the last reply, then free */
+};
+
+static const char *const pop3_state_names[] = {
+	[POP3_S_AUTHORIZATION] = "authorization",
+	[POP3_S_TRANSACTION] = "transaction",
+	[POP3_S_UPDATE] = "update",
+	[POP3_S_CLOSING] = "closing",
+};
+
+/* RFC 2449 8 / RFC 3206 response codes. */
+enum pop3_code { POP3_C_NONE, POP3_C_IN_USE, POP3_C_AUTH, POP3_C_SYS_TEMP, POP3_C_SYS_PERM, POP3_C_LOGIN_DELAY };
+
+static const char *const pop3_code_text[] = {
+	[POP3_C_NONE] = "",
+	[POP3_C_IN_USE] = "[IN-USE] ",
+	[POP3_C_AUTH] = "[AUTH] ",
+	[POP3_C_SYS_TEMP] = "[SYS/TEMP] ",
+	[POP3_C_SYS_PERM] = "[SYS/PERM] ",
+	[POP3_C_LOGIN_DELAY] = "[LOGIN-DELAY] ",
+};
+
+struct pop3_login_time {
+	char *user;
+	int64_t when;
+};
+
+struct pop3_server {
+	size_t n;
+	struct pop3_login_time *v;
+};
+
+struct pop3_session {
+	struct session_link link;
+	uint64_t id;
+	struct tern *t;
+	enum service svc;
+	struct bufferevent *bev;
+	enum pop3_state state;
+	struct sockaddr_storage peer;
+	char ip[64];
+	char timestamp[128];      /* APOP: "<...@host>" from the greeting */
+	bool trusted;             /* client in [relay] trusted_networks */
+	bool tls;
+	int refs;
+	unsigned errors;
+	bool discard_line;        /* skipping the rest of an over-long line */
+	bool input_discard;       /* STLS: drop what was pipelined after it */
+	bool waiting;             /* a worker job or a delay timer is pending */
+	bool flush_ref;           /* a reference waits for the output to drain */
+	bool shutdown_pending;    /* shutdown requested while waiting */
+	bool output_full;         /* input paused until the output drains */
+	const struct pop3_command *cur;
+	char *user_arg;           /* from USER */
+	char *user;               /* authenticated "local@domain" */
+	struct sasl_server *sasl; /* AUTH exchange in progress */
+	struct passwd_secret sasl_secret;
+	bool have_sasl_secret;
+	struct event *delay_ev;
+	struct mailbox *mbox;
+	/* RETR/TOP in progress */
+	int msg_fd;
+	size_t msg_index;
+	struct pop3_msg_enc enc;
+	unsigned nretr, ndele;
+};
+
+struct pop3_command {
+	const char *name;
+	void (*fn)(struct pop3_session *s, const char *args, size_t len);
+	unsigned flags;
+};
+
+#define POP3_F_AUTHORIZATION 0x01 /* allowed before login */
+#define POP3_F_TRANSACTION 0x02   /* allowed after login */
+#define POP3_F_NO_ERROR_COUNT 0x04 /* its -ERR does not count: logins are
+				    * throttled per address instead */
+
+static void pop3_process_input(struct pop3_session *s);
+static void pop3_close(struct pop3_session *s, bool flush);
+static void pop3_unref(struct pop3_session *s);
+static void pop3_resume(struct pop3_session *s);
+
+/* ---- logging: one function per event ---------------------------------- */
+
+static void log_pop3_connect(const struct pop3_session *s)
+{
+	log_event("event=connect session=%016" PRIx64 " service=%s ip=%s", s->id, service_name(s->svc),
+		  s->ip);
+}
+
+static void log_pop3_state(const struct pop3_session *s, enum pop3_state to)
+{
+	log_event("event=state session=%016" PRIx64 " from=%s to=%s", s->id, pop3_state_names[s->state],
+		  pop3_state_names[to]);
+}
+
+static void log_pop3_reject(const struct pop3_session *s, const char *verb, const char *reply)
+{
+	char q[160];
+	log_event("event=reject session=%016" PRIx64 " ip=%s command=%s reply=%s", s->id, s->ip, verb,
+		  log_quote(q, sizeof(q), reply, strlen(reply)));
+}
+
+static void log_pop3_login(const struct pop3_session *s, const char *method, size_t n, uint64_t octets)
+{
+	log_event("event=login session=%016" PRIx64 " ip=%s user=%s method=%s tls=%s messages=%zu octets=%" PRIu64,
+		  s->id, s->ip, s->user, method, s->tls ? "yes" : "no", n, octets);
+}
+
+static void log_pop3_auth_failed(const struct pop3_session *s, const char *method, const char *user,
+				 unsigned failures)
+{
+	char q[128];
+	log_event("event=auth_failed session=%016" PRIx64 " ip=%s method=%s user=%s failures=%u", s->id,
+		  s->ip, method, user ? log_quote(q, sizeof(q), user, strlen(user)) : "-", failures);
+}
+
+static void log_pop3_mailbox_error(const struct pop3_session *s, const char *user, const char *op, int err)
+{
+	log_event("event=mailbox_error session=%016" PRIx64 " user=%s op=%s error=\"%s\"", s->id,
+		  user ? user : "-", op, strerror(err));
+}
+
+static void log_pop3_update(const struct pop3_session *s, size_t deleted, size_t failed, size_t left)
+{
+	log_event("event=update session=%016" PRIx64 " user=%s deleted=%zu failed=%zu left=%zu", s->id,
+		  s->user, deleted, failed, left);
+}
+
+static void log_pop3_disconnect(const struct pop3_session *s)
+{
+	log_event("event=disconnect session=%016" PRIx64 " ip=%s user=%s retrieved=%u deleted=%u errors=%u",
+		  s->id, s->ip, s->user ? s->user : "-", s->nretr, s->ndele, s->errors);
+}
+
+/* ---- the shared state: LOGIN-DELAY ---------------------------------------- */
+
+struct pop3_server *pop3_server_new(void)
+{
+	return xcalloc(1, sizeof(struct pop3_server));
+}
+
+void pop3_server_free(struct pop3_server *p)
+{
+	if (p == NULL)
+		return;
+	for (size_t i = 0; i < p->n; i++)
+		free(p->v[i].user);
+	free(p->v);
+	free(p);
+}
+
+/* May user log in now?  Records the login when it may.  Entries older
+ * than the delay are dropped on the way, so the table holds only the
+ * users who logged in within the last `delay` seconds. */
+static bool pop3_login_allowed(struct pop3_server *p, const char *user, uint64_t delay, int64_t now)
+{
+	bool allowed = true, found = false;
+	size_t o = 0;
+
+	if (delay == 0)
+		return true;
+	for (size_t i = 0; i < p->n; i++) {
+		struct pop3_login_time *e = &p->v[i];
+		if (strcmp(e->user, user) == 0) {
+			found = true;
+			if (now - e->when < (int64_t)delay)
+				allowed = false;
+			else
+				e->when = now;
+		} else if (now - e->when >= (int64_t)delay) {
+			free(e->user);
+			continue;
+		}
+		p->v[o++] = *e;
+	}
+	p->n = o;
+	if (!found) {
+		p->v = xrealloc(p->v, (p->n + 1) * sizeof(*p->v));
+		p->v[p->n].user = xstrdup(user);
+		p->v[p->n++].when = now;
+	}
+	return allowed;
+}
+
+/* ---- state and replies ------------------------------------------------- */
+
+static void pop3_set_state(struct pop3_session *s, enum pop3_state to)
+{
+	if (s->state == to)
+		return;
+	log_pop3_state(s, to);
+	s->state = to;
+}
+
+static void pop3_vreply(struct pop3_session *s, const char *status, const char *code, const char *fmt,
+			va_list ap)
+{
+	char buf[512];
+	int n = snprintf(buf, sizeof(buf), "%s %s", status, code);
+	int m = vsnprintf(buf + n, sizeof(buf) - (size_t)n - 2, fmt, ap);
+	if (m < 0)
+		m = 0;
+	n += m;
+	if (m == 0 && code[0] == '\0')
+		n--;   /* a bare "+OK" */
+	if ((size_t)n > sizeof(buf) - 3)
+		n = (int)sizeof(buf) - 3;
+	buf[n++] = '\r';
+	buf[n++] = '\n';
+	evbuffer_add(bufferevent_get_output(s->bev), buf, (size_t)n);
+	if (status[0] == '-') {
+		buf[n - 2] = '\0';
+		log_pop3_reject(s, s->cur ? s->cur->name : "-", buf);
+	}
+}
+
+static void pop3_ok(struct pop3_session *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void pop3_ok(struct pop3_session *s, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	pop3_vreply(s, "+OK", "", fmt, ap);
+	va_end(ap);
+}
+
+/* -ERR with a response code.  The client's mistakes count toward the
+ * error limit; our own faults and busy mailboxes do not. */
+static void pop3_err(struct pop3_session *s, enum pop3_code code, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+static void pop3_err(struct pop3_session *s, enum pop3_code code, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	pop3_vreply(s, "-ERR", pop3_code_text[code], fmt, ap);
+	va_end(ap);
+	if ((code == POP3_C_NONE || code == POP3_C_AUTH) && !(s->cur && (s->cur->flags & POP3_F_NO_ERROR_COUNT)))
+		s->errors++;
+}
+
+static void pop3_err_close(struct pop3_session *s, enum pop3_code code, const char *text)
+{
+	s->cur = NULL;
+	pop3_err(s, code, "%s", text);
+	pop3_close(s, true);
+}
+
+/* ---- lifecycle ----------------------------------------------------------- */
+
+static void pop3_stream_stop(struct pop3_session *s)
+{
+	if (s->msg_fd >= 0)
+		close(s->msg_fd);
+	s->msg_fd = -1;
+}
+
+static void pop3_sasl_end(struct pop3_session *s)
+{
+	sasl_server_free(s->sasl);
+	s->sasl = NULL;
+}
+
+static void pop3_free(struct pop3_session *s)
+{
+	log_pop3_disconnect(s);
+	pop3_stream_stop(s);
+	pop3_sasl_end(s);
+	/* A dropped connection changes nothing in the Maildir (RFC 1939 6):
+	 * closing only drops the lock. */
+	mailbox_close(s->mbox);
+	session_list_del(s->t, &s->link);
+	addr_count_add(s->t->conn_per_ip, (struct sockaddr *)&s->peer, -1, now_unix());
+	if (s->delay_ev)
+		event_free(s->delay_ev);
+	if (s->bev)
+		bufferevent_free(s->bev);
+	free(s->user_arg);
+	free(s->user);
+	free(s);
+}
+
+static void pop3_unref(struct pop3_session *s)
+{
+	if (--s->refs == 0 && s->state == POP3_S_CLOSING)
+		pop3_free(s);
+}
+
+static void pop3_flush_done(struct pop3_session *s)
+{
+	if (!s->flush_ref)
+		return;
+	s->flush_ref = false;
+	bufferevent_disable(s->bev, EV_READ | EV_WRITE);
+	pop3_unref(s);
+}
+
+/* Stop reading; free once the output is flushed (flush) or at once.  The
+ * memory goes only when no callback or worker job holds a reference. */
+static void pop3_close(struct pop3_session *s, bool flush)
+{
+	if (s->state == POP3_S_CLOSING) {
+		if (!flush)
+			pop3_flush_done(s);
+		return;
+	}
+	pop3_set_state(s, POP3_S_CLOSING);
+	pop3_stream_stop(s);
+	bufferevent_disable(s->bev, EV_READ);
+	s->refs++;
+	if (flush && evbuffer_get_length(bufferevent_get_output(s->bev)) > 0) {
+		s->flush_ref = true;
+		bufferevent_enable(s->bev, EV_WRITE);
+		return;
+	}
+	pop3_unref(s);
+}
+
+static bool pop3_stream_fill(struct pop3_session *s);
+
+/* The output drained below POP3_OUT_LOW (or to nothing). */
+static void pop3_write_cb(struct bufferevent *bev, void *arg)
+{
+	struct pop3_session *s = arg;
+	s->refs++;
+	if (s->state == POP3_S_CLOSING) {
+		if (evbuffer_get_length(bufferevent_get_output(bev)) == 0)
+			pop3_flush_done(s);
+	} else if (s->msg_fd >= 0) {
+		if (pop3_stream_fill(s))
+			pop3_resume(s);
+	} else if (s->output_full) {
+		s->output_full = false;
+		pop3_resume(s);
+	}
+	pop3_unref(s);
+}
+
+static void pop3_event_cb(struct bufferevent *bev, short what, void *arg)
+{
+	struct pop3_session *s = arg;
+
+	s->refs++;
+	if (what & BEV_EVENT_TIMEOUT) {
+		if (s->state == POP3_S_CLOSING) {
+			pop3_flush_done(s);
+		} else if (s->state != POP3_S_UPDATE) {
+			/* RFC 1939 3: the autologout timer closes without UPDATE. */
+			log_event("event=timeout session=%016" PRIx64 " ip=%s state=%s", s->id, s->ip,
+				  pop3_state_names[s->state]);
+			pop3_err_close(s, POP3_C_NONE, "Autologout; idle for too long");
+			if (what & BEV_EVENT_WRITING)
+				pop3_flush_done(s);   /* a stalled reader: drop it */
+		}
+	} else if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR)) {
+		if (s->state == POP3_S_CLOSING)
+			pop3_flush_done(s);
+		else
+			pop3_close(s, false);   /* no UPDATE: the mail stays */
+	}
+	pop3_unref(s);
+}
+
+static void pop3_read_cb(struct bufferevent *bev, void *arg)
+{
+	struct pop3_session *s = arg;
+	s->refs++;
+	pop3_process_input(s);
+	pop3_unref(s);
+}
+
+static void pop3_session_shutdown(struct session_link *l)
+{
+	struct pop3_session *s = (struct pop3_session *)((char *)l - offsetof(struct pop3_session, link));
+	if (s->waiting || s->state == POP3_S_UPDATE || s->msg_fd >= 0) {
+		/* after the job, the delay or the message in flight */
+		s->shutdown_pending = true;
+		return;
+	}
+	pop3_err_close(s, POP3_C_SYS_TEMP, "Server shutting down, try again later");
+}
+
+static void pop3_make_timestamp(struct pop3_session *s)
+{
+	unsigned char r[8];
+	uint64_t x = 0;
+	if (RAND_bytes(r, sizeof(r)) == 1)
+		memcpy(&x, r, sizeof(x));
+	snprintf(s->timestamp, sizeof(s->timestamp), "<%" PRIx64 ".%016" PRIx64 "@%.80s>", s->id, x,
+		 s->t->cfg->hostname);
+}
+
+static void pop3_greet(struct pop3_session *s)
+{
+	pop3_ok(s, "tern POP3 server ready %s", s->timestamp);
+}
+
+void pop3_server_accept(struct tern *t, evutil_socket_t fd, const struct sockaddr *sa, socklen_t len,
+			enum service svc)
+{
+	struct pop3_session *s = xcalloc(1, sizeof(*s));
+	const struct config *cfg = t->cfg;
+	struct timeval tv = { .tv_sec = (time_t)cfg->pop3_timeout };
+	unsigned per_ip;
+
+	s->t = t;
+	s->svc = svc;
+	s->id = tern_session_id(t);
+	s->msg_fd = -1;
+	memcpy(&s->peer, sa, len < sizeof(s->peer) ? len : sizeof(s->peer));
+	if (sa->sa_family == AF_INET6)
+		inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, s->ip, sizeof(s->ip));
+	else if (sa->sa_family == AF_INET)
+		inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, s->ip, sizeof(s->ip));
+	else
+		snprintf(s->ip, sizeof(s->ip), "local");
+	s->link.shutdown = pop3_session_shutdown;
+	session_list_add(t, &s->link);
+	per_ip = addr_count_add(t->conn_per_ip, sa, 1, now_unix());
+	s->state = POP3_S_AUTHORIZATION;
+	s->trusted = cidr_list_match(&cfg->trusted_networks, sa);
+	pop3_make_timestamp(s);
+	s->bev = bufferevent_socket_new(t->base, fd, BEV_OPT_CLOSE_ON_FREE);
+	bufferevent_setcb(s->bev, pop3_read_cb, pop3_write_cb, pop3_event_cb, s);
+	bufferevent_setwatermark(s->bev, EV_WRITE, POP3_OUT_LOW, 0);
+	bufferevent_set_timeouts(s->bev, &tv, &tv);
+	log_pop3_connect(s);
+
+	if (t->nsessions > cfg->max_connections || t->nsessions > t->max_fds) {
+		pop3_err_close(s, POP3_C_SYS_TEMP, "Too many connections, try again later");
+		return;
+	}
+	if (per_ip > cfg->max_connections_per_ip) {
+		pop3_err_close(s, POP3_C_SYS_TEMP, "Too many connections from your address, try again later");
+		return;
+	}
+	bufferevent_enable(s->bev, EV_READ | EV_WRITE);
+	pop3_greet(s);
+}
+
+/* ---- users and logins --------------------------------------------------- */
+
+/* Plaintext passwords (USER/PASS, AUTH PLAIN/LOGIN) only over TLS, from
+ * trusted networks, or when the config allows them (RFC 2595 2.2). */
+static bool pop3_plaintext_ok(const struct pop3_session *s)
+{
+	return s->tls || s->trusted || s->t->cfg->allow_plaintext;
+}
+
+/* "alice@example.test", or "alice" in the first local domain. */
+static const struct user *pop3_find_user(const struct pop3_session *s, const char *name)
+{
+	const struct config *cfg = s->t->cfg;
+	const struct user *u;
+	char *addr;
+
+	if (s->t->users == NULL || name == NULL)
+		return NULL;
+	if (strchr(name, '@') || cfg->local_domains.n == 0)
+		return users_find(s->t->users, name);
+	addr = xasprintf("%s@%s", name, cfg->local_domains.v[0]);
+	u = users_find(s->t->users, addr);
+	free(addr);
+	return u;
+}
+
+static unsigned pop3_failures(const struct pop3_session *s)
+{
+	return addr_count_get(s->t->auth_failures, (const struct sockaddr *)&s->peer, now_unix(),
+			      POP3_FAIL_FORGET);
+}
+
+/* Too many failures from this address: refuse before any work. */
+static bool pop3_login_blocked(struct pop3_session *s)
+{
+	if (pop3_failures(s) < s->t->cfg->max_auth_failures)
+		return false;
+	pop3_err_close(s, POP3_C_AUTH, "Too many failed logins from your address, try again later");
+	return true;
+}
+
+/* Replies to a login's outcome; failed logins are throttled per
+ * address, not counted as errors. */
+static const struct pop3_command pop3_login_cmd = { "login", NULL, POP3_F_NO_ERROR_COUNT };
+
+static void pop3_delay_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct pop3_session *s = arg;
+
+	s->refs++;
+	s->waiting = false;
+	if (s->state != POP3_S_CLOSING) {
+		s->cur = &pop3_login_cmd;
+		pop3_err(s, POP3_C_AUTH, "Authentication failed");
+		if (s->shutdown_pending || pop3_failures(s) >= s->t->cfg->max_auth_failures)
+			pop3_close(s, true);
+		else
+			pop3_resume(s);
+	}
+	pop3_unref(s);
+}
+
+/* Every failed login - unknown user, wrong password, bad SASL proof -
+ * ends here: the same answer after the same delay, which grows with the
+ * failures from this address. */
+static void pop3_auth_failed(struct pop3_session *s, const char *method, const char *user)
+{
+	unsigned n = addr_count_add(s->t->auth_failures, (const struct sockaddr *)&s->peer, 1, now_unix());
+	unsigned shift = n > 5 ? 4 : n - 1;
+	uint64_t ms = (uint64_t)POP3_FAIL_DELAY_MS << shift;
+	struct timeval tv;
+
+	if (ms > POP3_FAIL_DELAY_MAX_MS)
+		ms = POP3_FAIL_DELAY_MAX_MS;
+	tv.tv_sec = (time_t)(ms / 1000);
+	tv.tv_usec = (suseconds_t)(ms % 1000) * 1000;
+	log_pop3_auth_failed(s, method, user, n);
+	free(s->user_arg);
+	s->user_arg = NULL;
+	if (s->delay_ev == NULL)
+		s->delay_ev = evtimer_new(s->t->base, pop3_delay_cb, s);
+	s->waiting = true;
+	bufferevent_disable(s->bev, EV_READ);
+	evtimer_add(s->delay_ev, &tv);
+}
+
+/* A login in flight: verification (crypt(3) may take tens of ms) and the
+ * Maildir lock and scan run on a worker. */
+struct pop3_login {
+	struct pop3_session *s;
+	const char *method;
+	char *user;               /* "local@domain", or as typed when unknown */
+	char *secret;             /* the users file's secret; NULL: unknown user */
+	char *password;           /* to verify; NULL when already verified */
+	size_t password_len;
+	char *path;               /* the Maildir */
+	bool verified;
+	enum mailbox_status st;
+	int err;
+	struct mailbox *mbox;
+};
+
+static void pop3_login_work(void *arg)
+{
+	struct pop3_login *l = arg;
+	struct passwd_secret sec;
+
+	if (l->password) {
+		if (l->secret && passwd_parse(l->secret, strlen(l->secret), &sec)) {
+			l->verified = passwd_verify(&sec, l->password, l->password_len);
+			passwd_secret_free(&sec);
+		} else {
+			passwd_verify_dummy(l->password, l->password_len);
+			l->verified = false;
+		}
+		explicit_bzero(l->password, l->password_len);
+	}
+	if (l->verified && l->path) {
+		l->st = mailbox_open(l->path, &l->mbox);
+		l->err = errno;
+	}
+}
+
+static uint64_t pop3_total_octets(const struct mailbox *m, size_t *n)
+{
+	uint64_t total = 0;
+	*n = 0;
+	for (size_t i = 0; i < m->n; i++)
+		if (!m->v[i].deleted) {
+			total += m->v[i].size;
+			(*n)++;
+		}
+	return total;
+}
+
+static void pop3_login_finish(struct pop3_session *s, struct pop3_login *l)
+{
+	size_t n;
+	uint64_t octets;
+
+	if (!l->verified) {
+		pop3_auth_failed(s, l->method, l->user);
+		return;
+	}
+	if (l->st == MAILBOX_IN_USE) {
+		pop3_err(s, POP3_C_IN_USE, "Mailbox is locked by another POP3 session");
+	} else if (l->st != MAILBOX_OK) {
+		log_pop3_mailbox_error(s, l->user, "open", l->err);
+		pop3_err(s, POP3_C_SYS_TEMP, "Cannot open the mailbox, try again later");
+	} else if (!pop3_login_allowed(s->t->pop3, l->user, s->t->cfg->login_delay, now_unix())) {
+		mailbox_close(l->mbox);
+		l->mbox = NULL;
+		pop3_err(s, POP3_C_LOGIN_DELAY, "Minimum time between logins not yet reached");
+	} else {
+		s->user = xstrdup(l->user);
+		s->mbox = l->mbox;
+		l->mbox = NULL;
+		octets = pop3_total_octets(s->mbox, &n);
+		log_pop3_login(s, l->method, n, octets);
+		pop3_set_state(s, POP3_S_TRANSACTION);
+		pop3_ok(s, "Logged in, %zu messages (%" PRIu64 " octets)", n, octets);
+	}
+	free(s->user_arg);
+	s->user_arg = NULL;
+	pop3_resume(s);
+}
+
+static void pop3_login_done(void *arg)
+{
+	struct pop3_login *l = arg;
+	struct pop3_session *s = l->s;
+
+	s->waiting = false;
+	if (s->state != POP3_S_CLOSING) {
+		s->cur = &pop3_login_cmd;
+		if (s->shutdown_pending && l->verified) {
+			pop3_err_close(s, POP3_C_SYS_TEMP, "Server shutting down, try again later");
+		} else {
+			pop3_login_finish(s, l);
+		}
+	}
+	mailbox_close(l->mbox);
+	free(l->user);
+	free(l->secret);
+	free(l->password);
+	free(l->path);
+	free(l);
+	pop3_unref(s);
+}
+
+/* Start a login for name: with password to verify (USER/PASS), or
+ * already verified (APOP, AUTH) when password is NULL. */
+static void pop3_login_start(struct pop3_session *s, const char *method, const char *name,
+			     const char *password, size_t password_len, bool verified)
+{
+	struct pop3_login *l = xcalloc(1, sizeof(*l));
+	const struct user *u = pop3_find_user(s, name);
+
+	l->s = s;
+	l->method = method;
+	l->user = xstrdup(u ? u->addr : name);
+	l->secret = u ? xstrdup(u->secret) : NULL;
+	if (password) {
+		l->password = xmalloc(password_len + 1);
+		memcpy(l->password, password, password_len);
+		l->password[password_len] = '\0';
+		l->password_len = password_len;
+	}
+	l->verified = verified && u != NULL;
+	l->path = u ? maildir_path(s->t->cfg->state_dir, u->domain, u->local) : NULL;
+	s->waiting = true;
+	bufferevent_disable(s->bev, EV_READ);
+	s->refs++;   /* held by the worker job */
+	workers_submit(s->t->delivery_pool, pop3_login_work, pop3_login_done, l);
+}
+
+/* ---- AUTHORIZATION commands ----------------------------------------------- */
+
+static void cmd_user(struct pop3_session *s, const char *args, size_t len)
+{
+	if (!pop3_plaintext_ok(s)) {
+		pop3_err(s, POP3_C_AUTH, "Plaintext authentication disallowed on non-secure connections, use STLS");
+		return;
+	}
+	if (len == 0 || len > SASL_USER_MAX || memchr(args, ' ', len)) {
+		pop3_err(s, POP3_C_NONE, "Syntax: USER name");
+		return;
+	}
+	free(s->user_arg);
+	s->user_arg = xstrndup(args, len);
+	/* The same answer whether or not the user exists. */
+	pop3_ok(s, "Send PASS");
+}
+
+static void cmd_pass(struct pop3_session *s, const char *args, size_t len)
+{
+	if (s->user_arg == NULL) {
+		pop3_err(s, POP3_C_NONE, "Send USER first");
+		return;
+	}
+	if (len == 0) {
+		pop3_err(s, POP3_C_NONE, "Syntax: PASS password");
+		return;
+	}
+	if (pop3_login_blocked(s))
+		return;
+	pop3_login_start(s, "user", s->user_arg, args, len, false);
+}
+
+static void cmd_apop(struct pop3_session *s, const char *args, size_t len)
+{
+	struct pop3_word w[2];
+	size_t n;
+	const struct user *u;
+	struct passwd_secret sec;
+	bool have, ok;
+	char *name;
+
+	if (pop3_cmd_words(args, len, w, 2, &n) != POP3_CMD_OK || n != 2 || w[0].len > SASL_USER_MAX) {
+		pop3_err(s, POP3_C_NONE, "Syntax: APOP name digest");
+		return;
+	}
+	if (pop3_login_blocked(s))
+		return;
+	name = xstrndup(w[0].p, w[0].len);
+	u = pop3_find_user(s, name);
+	have = u && passwd_parse(u->secret, strlen(u->secret), &sec);
+	ok = sasl_apop_verify(have ? &sec : NULL, s->timestamp, w[1].p, w[1].len);
+	if (have)
+		passwd_secret_free(&sec);
+	if (ok)
+		pop3_login_start(s, "apop", name, NULL, 0, true);
+	else
+		pop3_auth_failed(s, "apop", name);
+	free(name);
+}
+
+static void pop3_list_mechs(struct pop3_session *s, struct evbuffer *out, const char *prefix,
+			    const char *sep, const char *suffix)
+{
+	static const enum sasl_mech mechs[] = { SASL_PLAIN, SASL_LOGIN, SASL_CRAM_MD5, SASL_SCRAM_SHA_256 };
+	bool first = true;
+
+	evbuffer_add_printf(out, "%s", prefix);
+	for (size_t i = 0; i < ARRAY_LEN(mechs); i++) {
+		if (sasl_mech_plaintext(mechs[i]) && !pop3_plaintext_ok(s))
+			continue;
+		evbuffer_add_printf(out, "%s%s", first ? "" : sep, sasl_mech_name(mechs[i]));
+		first = false;
+	}
+	evbuffer_add_printf(out, "%s", suffix);
+}
+
+static const struct passwd_secret *pop3_sasl_lookup(void *ctx, const char *user)
+{
+	struct pop3_session *s = ctx;
+	const struct user *u = pop3_find_user(s, user);
+
+	if (s->have_sasl_secret)
+		passwd_secret_free(&s->sasl_secret);
+	s->have_sasl_secret = u && passwd_parse(u->secret, strlen(u->secret), &s->sasl_secret);
+	return s->have_sasl_secret ? &s->sasl_secret : NULL;
+}
+
+/* One SASL step and what its status means for the session. */
+static void pop3_sasl_step(struct pop3_session *s, const char *in, size_t len)
+{
+	struct sasl_lookup lk = { pop3_sasl_lookup, s };
+	char *challenge = NULL;
+	enum sasl_status st = sasl_server_step(s->sasl, in, len, &lk, &challenge);
+	const char *user = sasl_server_user(s->sasl);
+
+	if (s->have_sasl_secret) {
+		passwd_secret_free(&s->sasl_secret);
+		s->have_sasl_secret = false;
+	}
+	switch (st) {
+	case SASL_CONTINUE:
+		evbuffer_add_printf(bufferevent_get_output(s->bev), "+ %s\r\n", challenge);
+		free(challenge);
+		return;
+	case SASL_OK:
+		pop3_login_start(s, "auth", user, NULL, 0, true);
+		break;
+	case SASL_FAIL:
+		pop3_auth_failed(s, "auth", user);
+		break;
+	case SASL_BAD_INPUT:
+		pop3_err(s, POP3_C_NONE, "Invalid SASL response");
+		break;
+	case SASL_CANCELLED:
+		pop3_err(s, POP3_C_NONE, "Authentication cancelled");
+		break;
+	}
+	pop3_sasl_end(s);
+}
+
+static void cmd_auth(struct pop3_session *s, const char *args, size_t len)
+{
+	struct pop3_word w[2];
+	size_t n;
+	enum sasl_mech mech;
+
+	if (pop3_cmd_words(args, len, w, 2, &n) != POP3_CMD_OK) {
+		pop3_err(s, POP3_C_NONE, "Syntax: AUTH mechanism [initial-response]");
+		return;
+	}
+	if (n == 0) {
+		/* The pre-RFC 5034 listing some clients still ask for. */
+		pop3_list_mechs(s, bufferevent_get_output(s->bev), "+OK\r\n", "\r\n", "\r\n.\r\n");
+		return;
+	}
+	if (!sasl_mech_parse(w[0].p, w[0].len, &mech)) {
+		pop3_err(s, POP3_C_NONE, "Unsupported authentication mechanism");
+		return;
+	}
+	if (sasl_mech_plaintext(mech) && !pop3_plaintext_ok(s)) {
+		pop3_err(s, POP3_C_AUTH, "Plaintext authentication disallowed on non-secure connections, use STLS");
+		return;
+	}
+	if (pop3_login_blocked(s))
+		return;
+	s->sasl = sasl_server_new(mech, s->t->cfg->hostname);
+	pop3_sasl_step(s, n == 2 ? w[1].p : NULL, n == 2 ? w[1].len : 0);
+}
+
+/* A continuation line of an AUTH exchange. */
+static void pop3_auth_continue(struct pop3_session *s, const char *line, size_t len)
+{
+	static const struct pop3_command auth = { "AUTH", NULL, POP3_F_NO_ERROR_COUNT };
+	s->cur = &auth;
+	pop3_sasl_step(s, line, len);
+}
+
+static void cmd_capa(struct pop3_session *s, const char *args, size_t len)
+{
+	struct evbuffer *out = bufferevent_get_output(s->bev);
+	bool authz = s->state == POP3_S_AUTHORIZATION;
+
+	evbuffer_add_printf(out, "+OK Capability list follows\r\nTOP\r\nUIDL\r\nRESP-CODES\r\n"
+			    "AUTH-RESP-CODE\r\nPIPELINING\r\n");
+	if (authz && pop3_plaintext_ok(s))
+		evbuffer_add_printf(out, "USER\r\n");
+	if (authz)
+		pop3_list_mechs(s, out, "SASL ", " ", "\r\n");
+	if (authz && s->t->tls && !s->tls)
+		evbuffer_add_printf(out, "STLS\r\n");
+	evbuffer_add_printf(out, "EXPIRE NEVER\r\n");
+	if (s->t->cfg->login_delay)
+		evbuffer_add_printf(out, "LOGIN-DELAY %" PRIu64 "\r\n", s->t->cfg->login_delay);
+	evbuffer_add_printf(out, "IMPLEMENTATION tern\r\n.\r\n");
+}
+
+static void cmd_stls(struct pop3_session *s, const char *args, size_t len)
+{
+	if (s->tls) {
+		pop3_err(s, POP3_C_NONE, "Already using TLS");
+		return;
+	}
+	pop3_err(s, POP3_C_SYS_PERM, "TLS not available");
+}
+
+/* ---- TRANSACTION commands ----------------------------------------------- */
+
+/* The one message argument of LIST, UIDL, RETR, DELE, TOP: returns the
+ * 0-based index, or replies and returns false.  Deleted messages cannot
+ * be referred to (RFC 1939 5). */
+static bool pop3_msg_arg(struct pop3_session *s, const char *p, size_t len, size_t *index)
+{
+	size_t n;
+	enum pop3_cmd_err e = pop3_cmd_msgnum(p, len, s->mbox->n, &n);
+
+	if (e != POP3_CMD_OK) {
+		pop3_err(s, POP3_C_NONE, "%s", pop3_cmd_strerror(e));
+		return false;
+	}
+	if (s->mbox->v[n - 1].deleted) {
+		pop3_err(s, POP3_C_NONE, "Message %zu already deleted", n);
+		return false;
+	}
+	*index = n - 1;
+	return true;
+}
+
+/* Parse "msg" (want_msg == 1), "[msg]" (want_msg == 0) or "msg n" (TOP). */
+static bool pop3_args(struct pop3_session *s, const char *args, size_t len, size_t min, size_t max,
+		      struct pop3_word *w, size_t *n)
+{
+	if (pop3_cmd_words(args, len, w, max, n) != POP3_CMD_OK || *n < min) {
+		pop3_err(s, POP3_C_NONE, "Syntax: %s%s", s->cur->name,
+			 max == 2 ? " msg n" : min ? " msg" : " [msg]");
+		return false;
+	}
+	return true;
+}
+
+static void cmd_stat(struct pop3_session *s, const char *args, size_t len)
+{
+	size_t n;
+	uint64_t octets = pop3_total_octets(s->mbox, &n);
+	pop3_ok(s, "%zu %" PRIu64, n, octets);
+}
+
+/* LIST and UIDL: one line for "CMD n", a multi-line listing without. */
+static void pop3_listing(struct pop3_session *s, const char *args, size_t len, bool uidl)
+{
+	struct pop3_word w[1];
+	size_t n, i;
+	struct evbuffer *out = bufferevent_get_output(s->bev);
+
+	if (!pop3_args(s, args, len, 0, 1, w, &n))
+		return;
+	if (n == 1) {
+		if (!pop3_msg_arg(s, w[0].p, w[0].len, &i))
+			return;
+		if (uidl)
+			pop3_ok(s, "%zu %s", i + 1, s->mbox->v[i].uidl);
+		else
+			pop3_ok(s, "%zu %" PRIu64, i + 1, s->mbox->v[i].size);
+		return;
+	}
+	if (uidl) {
+		evbuffer_add_printf(out, "+OK Unique-ID listing follows\r\n");
+	} else {
+		uint64_t octets = pop3_total_octets(s->mbox, &n);
+		evbuffer_add_printf(out, "+OK %zu messages (%" PRIu64 " octets)\r\n", n, octets);
+	}
+	for (i = 0; i < s->mbox->n; i++) {
+		const struct mailbox_msg *m = &s->mbox->v[i];
+		if (m->deleted)
+			continue;
+		if (uidl)
+			evbuffer_add_printf(out, "%zu %s\r\n", i + 1, m->uidl);
+		else
+			evbuffer_add_printf(out, "%zu %" PRIu64 "\r\n", i + 1, m->size);
+	}
+	evbuffer_add(out, ".\r\n", 3);
+}
+
+static void cmd_list(struct pop3_session *s, const char *args, size_t len)
+{
+	pop3_listing(s, args, len, false);
+}
+
+static void cmd_uidl(struct pop3_session *s, const char *args, size_t len)
+{
+	pop3_listing(s, args, len, true);
+}
+
+/* Encode file chunks into the output until it holds POP3_OUT_HIGH; the
+ * write callback calls again when it drains below POP3_OUT_LOW.  Returns
+ * true when the message is complete and input may be read again. */
+static bool pop3_stream_fill(struct pop3_session *s)
+{
+	struct evbuffer *out = bufferevent_get_output(s->bev);
+	char buf[POP3_FILE_CHUNK];
+
+	while (evbuffer_get_length(out) < POP3_OUT_HIGH) {
+		struct evbuffer_iovec v;
+		size_t used, olen;
+		ssize_t r = read(s->msg_fd, buf, sizeof(buf));
+
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0) {
+			/* Mid-message there is no way to say -ERR: drop the
+			 * connection so the client does not take a short
+			 * message for the whole. */
+			log_pop3_mailbox_error(s, s->user, "read", errno);
+			pop3_close(s, false);
+			return false;
+		}
+		if (r == 0 || s->enc.done) {
+			char end[8];
+			evbuffer_add(out, end, pop3_msg_enc_finish(&s->enc, end));
+			pop3_stream_stop(s);
+			return true;
+		}
+		if (evbuffer_reserve_space(out, 2 * (size_t)r + 8, &v, 1) < 1) {
+			pop3_close(s, false);
+			return false;
+		}
+		used = pop3_msg_enc_feed(&s->enc, buf, (size_t)r, v.iov_base, v.iov_len, &olen);
+		(void)used;   /* the space holds any chunk, so all was used */
+		v.iov_len = olen;
+		evbuffer_commit_space(out, &v, 1);
+	}
+	return false;
+}
+
+/* RETR (all) and TOP (body_lines). */
+static void pop3_send_msg(struct pop3_session *s, size_t i, bool all, uint64_t body_lines)
+{
+	s->msg_fd = mailbox_open_msg(s->mbox, i);
+	if (s->msg_fd < 0) {
+		log_pop3_mailbox_error(s, s->user, "open_message", errno);
+		pop3_err(s, errno == ENOENT ? POP3_C_SYS_PERM : POP3_C_SYS_TEMP,
+			 "Cannot read message %zu", i + 1);
+		return;
+	}
+	if (all) {
+		s->mbox->v[i].retrieved = true;
+		s->nretr++;
+		pop3_ok(s, "%" PRIu64 " octets", s->mbox->v[i].size);
+	} else {
+		pop3_ok(s, "Top of message follows");
+	}
+	pop3_msg_enc_init(&s->enc, all, body_lines);
+	s->msg_index = i;
+	/* Input waits until the message is out (pop3_process_input stops
+	 * while msg_fd is open), which also stops the idle timer. */
+	if (!pop3_stream_fill(s) && s->msg_fd >= 0)
+		bufferevent_disable(s->bev, EV_READ);
+}
+
+static void cmd_retr(struct pop3_session *s, const char *args, size_t len)
+{
+	struct pop3_word w[1];
+	size_t n, i;
+
+	if (pop3_args(s, args, len, 1, 1, w, &n) && pop3_msg_arg(s, w[0].p, w[0].len, &i))
+		pop3_send_msg(s, i, true, 0);
+}
+
+static void cmd_top(struct pop3_session *s, const char *args, size_t len)
+{
+	struct pop3_word w[2];
+	size_t n, i;
+	uint64_t lines;
+
+	if (!pop3_args(s, args, len, 2, 2, w, &n) || !pop3_msg_arg(s, w[0].p, w[0].len, &i))
+		return;
+	if (pop3_cmd_number(w[1].p, w[1].len, UINT64_MAX, &lines) != POP3_CMD_OK) {
+		pop3_err(s, POP3_C_NONE, "Invalid number of lines");
+		return;
+	}
+	pop3_send_msg(s, i, false, lines);
+}
+
+static void cmd_dele(struct pop3_session *s, const char *args, size_t len)
+{
+	struct pop3_word w[1];
+	size_t n, i;
+
+	if (!pop3_args(s, args, len, 1, 1, w, &n) || !pop3_msg_arg(s, w[0].p, w[0].len, &i))
+		return;
+	s->mbox->v[i].deleted = true;
+	s->ndele++;
+	pop3_ok(s, "Message %zu deleted", i + 1);
+}
+
+static void cmd_rset(struct pop3_session *s, const char *args, size_t len)
+{
+	size_t n;
+	uint64_t octets;
+
+	for (size_t i = 0; i < s->mbox->n; i++)
+		s->mbox->v[i].deleted = false;
+	s->ndele = 0;
+	octets = pop3_total_octets(s->mbox, &n);
+	pop3_ok(s, "%zu messages (%" PRIu64 " octets)", n, octets);
+}
+
+static void cmd_noop(struct pop3_session *s, const char *args, size_t len)
+{
+	pop3_ok(s, "%s", "");
+}
+
+/* ---- QUIT and UPDATE ----------------------------------------------------- */
+
+struct pop3_update {
+	struct pop3_session *s;
+	size_t failed;
+};
+
+static void pop3_update_work(void *arg)
+{
+	struct pop3_update *u = arg;
+	u->failed = mailbox_commit(u->s->mbox);
+}
+
+static void pop3_update_done(void *arg)
+{
+	struct pop3_update *u = arg;
+	struct pop3_session *s = u->s;
+	size_t left;
+
+	pop3_total_octets(s->mbox, &left);
+	log_pop3_update(s, s->ndele, u->failed, left);
+	s->cur = NULL;
+	if (s->state == POP3_S_UPDATE) {
+		if (u->failed)
+			pop3_err(s, POP3_C_SYS_TEMP, "Some deleted messages not removed");
+		else
+			pop3_ok(s, "%s POP3 server signing off (%zu messages left)", s->t->cfg->hostname, left);
+		pop3_close(s, true);
+	}
+	free(u);
+	pop3_unref(s);
+}
+
+static void cmd_quit(struct pop3_session *s, const char *args, size_t len)
+{
+	struct pop3_update *u;
+
+	if (s->state == POP3_S_AUTHORIZATION) {
+		pop3_ok(s, "%s POP3 server signing off", s->t->cfg->hostname);
+		pop3_close(s, true);
+		return;
+	}
+	/* RFC 1939 6: QUIT in TRANSACTION enters UPDATE. */
+	pop3_set_state(s, POP3_S_UPDATE);
+	bufferevent_disable(s->bev, EV_READ);
+	u = xcalloc(1, sizeof(*u));
+	u->s = s;
+	s->refs++;   /* held by the worker job */
+	workers_submit(s->t->delivery_pool, pop3_update_work, pop3_update_done, u);
+}
+
+/* ---- dispatch ---------------------------------------------------------------- */
+
+#define POP3_F_BOTH (POP3_F_AUTHORIZATION | POP3_F_TRANSACTION)
+
+static const struct pop3_command pop3_commands[] = {
+	{ "USER", cmd_user, POP3_F_AUTHORIZATION },
+	{ "PASS", cmd_pass, POP3_F_AUTHORIZATION | POP3_F_NO_ERROR_COUNT },
+	{ "APOP", cmd_apop, POP3_F_AUTHORIZATION | POP3_F_NO_ERROR_COUNT },
+	{ "AUTH", cmd_auth, POP3_F_AUTHORIZATION | POP3_F_NO_ERROR_COUNT },
+	{ "STLS", cmd_stls, POP3_F_AUTHORIZATION },
+	{ "CAPA", cmd_capa, POP3_F_BOTH },
+	{ "STAT", cmd_stat, POP3_F_TRANSACTION },
+	{ "LIST", cmd_list, POP3_F_TRANSACTION },
+	{ "UIDL", cmd_uidl, POP3_F_TRANSACTION },
+	{ "RETR", cmd_retr, POP3_F_TRANSACTION },
+	{ "TOP", cmd_top, POP3_F_TRANSACTION },
+	{ "DELE", cmd_dele, POP3_F_TRANSACTION },
+	{ "RSET", cmd_rset, POP3_F_TRANSACTION },
+	{ "NOOP", cmd_noop, POP3_F_TRANSACTION },
+	{ "QUIT", cmd_quit, POP3_F_BOTH },
+};
+
+static void pop3_dispatch(struct pop3_session *s, const char *line, size_t len)
+{
+	static const struct pop3_command unknown = { "unknown", NULL, 0 };
+	struct pop3_cmd cmd;
+	enum pop3_cmd_err e = pop3_cmd_split(line, len, &cmd);
+	unsigned need = s->state == POP3_S_AUTHORIZATION ? POP3_F_AUTHORIZATION : POP3_F_TRANSACTION;
+
+	s->cur = &unknown;
+	if (e != POP3_CMD_OK) {
+		pop3_err(s, POP3_C_NONE, "%s", pop3_cmd_strerror(e));
+		return;
+	}
+	for (size_t i = 0; i < ARRAY_LEN(pop3_commands); i++) {
+		const struct pop3_command *c = &pop3_commands[i];
+		if (strcmp(c->name, cmd.keyword) != 0)
+			continue;
+		s->cur = c;
+		if (!(c->flags & need)) {
+			pop3_err(s, POP3_C_NONE, "%s not allowed %s", c->name,
+				 need == POP3_F_AUTHORIZATION ? "before login" : "after login");
+			return;
+		}
+		c->fn(s, cmd.args, cmd.args_len);
+		return;
+	}
+	pop3_err(s, POP3_C_NONE, "Unknown command");
+}
+
+/* ---- command lines ------------------------------------------------------------ */
+
+/* Take one line from the input.  Returns 1 with the line (CRLF or LF
+ * removed) in buf, 0 when more input is needed, -1 when a bad line was
+ * consumed and answered. */
+static int pop3_take_line(struct pop3_session *s, char *buf, size_t cap, size_t *len)
+{
+	struct evbuffer *in = bufferevent_get_input(s->bev);
+	struct evbuffer_ptr p = evbuffer_search(in, "\n", 1, NULL);
+	size_t max = s->sasl ? POP3_AUTH_LINE_MAX : POP3_LINE_MAX;
+	size_t n;
+
+	if (p.pos < 0) {
+		n = evbuffer_get_length(in);
+		if (n > max) {
+			s->discard_line = true;
+			evbuffer_drain(in, n);
+		}
+		return 0;
+	}
+	n = (size_t)p.pos + 1;
+	if (s->discard_line || n > max || n > cap) {
+		evbuffer_drain(in, n);
+		s->discard_line = false;
+		s->cur = NULL;
+		if (s->sasl)
+			pop3_sasl_end(s);
+		pop3_err(s, POP3_C_NONE, "Line too long");
+		return -1;
+	}
+	evbuffer_remove(in, buf, n);
+	n--;
+	if (n > 0 && buf[n - 1] == '\r')
+		n--;   /* RFC 1939 asks for CRLF; a bare LF is taken as one */
+	buf[n] = '\0';
+	*len = n;
+	return 1;
+}
+
+/* Input may be processed: not waiting for a worker or a timer, and no
+ * message being streamed. */
+static bool pop3_may_read(const struct pop3_session *s)
+{
+	return s->state != POP3_S_CLOSING && s->state != POP3_S_UPDATE && !s->waiting && s->msg_fd < 0;
+}
+
+static void pop3_process_input(struct pop3_session *s)
+{
+	char line[POP3_AUTH_LINE_MAX + 2];
+	size_t len;
+	int r;
+
+	while (pop3_may_read(s)) {
+		if (evbuffer_get_length(bufferevent_get_output(s->bev)) >= POP3_OUT_HIGH) {
+			/* A client that pipelines without reading: wait until
+			 * the replies drain (the write callback resumes). */
+			s->output_full = true;
+			bufferevent_disable(s->bev, EV_READ);
+			break;
+		}
+		r = pop3_take_line(s, line, sizeof(line), &len);
+		if (r == 0)
+			break;
+		if (r > 0) {
+			if (s->sasl)
+				pop3_auth_continue(s, line, len);
+			else
+				pop3_dispatch(s, line, len);
+			explicit_bzero(line, len);
+		}
+		if (s->state != POP3_S_CLOSING && s->errors >= s->t->cfg->max_errors) {
+			log_event("event=too_many_errors session=%016" PRIx64 " ip=%s errors=%u", s->id, s->ip,
+				  s->errors);
+			pop3_err_close(s, POP3_C_NONE, "Too many errors, closing connection");
+		}
+		if (s->input_discard) {
+			/* STLS: whatever was pipelined behind it is dropped
+			 * (RFC 2595 4) - the handshake starts from clean input. */
+			s->input_discard = false;
+			break;
+		}
+	}
+}
+
+/* After a pause (worker job, delay): read again and go on with what the
+ * client pipelined meanwhile. */
+static void pop3_resume(struct pop3_session *s)
+{
+	if (s->shutdown_pending && s->state != POP3_S_CLOSING) {
+		pop3_err_close(s, POP3_C_SYS_TEMP, "Server shutting down, try again later");
+		return;
+	}
+	if (!pop3_may_read(s))
+		return;
+	bufferevent_enable(s->bev, EV_READ);
+	pop3_process_input(s);
+}

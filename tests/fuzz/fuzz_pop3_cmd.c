@@ -1,0 +1,85 @@
+/*
+ * fuzz_pop3_cmd.c - libFuzzer harness: a POP3 command line through
+ * pop3_cmd_split, pop3_cmd_words and pop3_cmd_msgnum, and the same bytes
+ * as a message file through the RETR/TOP encoder and the sizer, checking
+ * the invariants the session relies on: results inside the input, message
+ * numbers within bounds, encoded output CRLF-only with every line that
+ * starts with '.' stuffed, and LIST size == RETR octets.
+ */
+#include <assert.h>
+#include <ctype.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "proto/pop3_cmd.h"
+#include "proto/pop3_msg.h"
+
+static void check_cmd(const char *line, size_t size)
+{
+	struct pop3_cmd c;
+	struct pop3_word w[POP3_ARGS_MAX];
+	size_t n, num;
+	uint64_t v;
+
+	if (pop3_cmd_split(line, size, &c) != POP3_CMD_OK)
+		return;
+	assert(strlen(c.keyword) >= 1 && strlen(c.keyword) <= POP3_KEYWORD_MAX);
+	for (const char *k = c.keyword; *k; k++)
+		assert(isupper((unsigned char)*k));
+	assert(c.args >= line && c.args + c.args_len == line + size);
+	if (pop3_cmd_words(c.args, c.args_len, w, 3, &n) != POP3_CMD_OK)
+		return;
+	assert(n <= 3);
+	for (size_t i = 0; i < n; i++) {
+		assert(w[i].p >= c.args && w[i].p + w[i].len <= c.args + c.args_len);
+		assert(w[i].len > 0 && memchr(w[i].p, ' ', w[i].len) == NULL);
+		if (pop3_cmd_msgnum(w[i].p, w[i].len, 1000, &num) == POP3_CMD_OK)
+			assert(num >= 1 && num <= 1000);
+		if (pop3_cmd_number(w[i].p, w[i].len, 5, &v) == POP3_CMD_OK)
+			assert(v <= 5);
+	}
+}
+
+/* Encode in uneven chunks and check the output. */
+static void check_msg(const char *in, size_t size, bool all, uint64_t lines)
+{
+	struct pop3_msg_enc e;
+	struct pop3_msg_size z;
+	char *out = malloc(2 * size + 8);
+	size_t o = 0, i = 0, stuffed = 0, step = size % 7 + 1;
+
+	pop3_msg_enc_init(&e, all, lines);
+	pop3_msg_size_init(&z);
+	while (i < size) {
+		size_t take = size - i < step ? size - i : step, olen;
+		size_t used = pop3_msg_enc_feed(&e, in + i, take, out + o, 2 * take + 3, &olen);
+		assert(used == take);
+		pop3_msg_size_feed(&z, in + i, take);
+		i += used;
+		o += olen;
+	}
+	o += pop3_msg_enc_finish(&e, out + o);
+	assert(o >= 3 && memcmp(out + o - 3, ".\r\n", 3) == 0);
+	for (size_t k = 0; k < o; k++) {
+		if (out[k] == '\n')
+			assert(k > 0 && out[k - 1] == '\r');
+		if ((k == 0 || out[k - 1] == '\n') && out[k] == '.' && k + 3 < o) {
+			assert(out[k + 1] == '.');
+			stuffed++;
+			k++;
+		}
+	}
+	if (all)
+		assert(pop3_msg_size_finish(&z) == o - 3 - stuffed);
+	free(out);
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	const char *line = (const char *)data;
+	check_cmd(line, size);
+	check_msg(line, size, true, 0);
+	check_msg(line, size, false, size % 5);
+	return 0;
+}
