@@ -144,7 +144,7 @@ void smtp_reply(struct smtp_session *s, const char *fmt, ...)
 	}
 }
 
-static void smtp_reply_shutdown(struct smtp_session *s, const char *text)
+void smtp_reply_shutdown(struct smtp_session *s, const char *text)
 {
 	s->no_error_count = true;
 	smtp_reply(s, "%s", text);
@@ -180,6 +180,7 @@ static void smtp_free(struct smtp_session *s)
 {
 	log_session_disconnect(s);
 	smtp_txn_free(s->txn);
+	smtp_auth_free(s);
 	session_list_del(s->t, &s->link);
 	addr_count_add(s->t->conn_per_ip, (struct sockaddr *)&s->peer, -1, now_unix());
 	if (s->bev)
@@ -258,6 +259,23 @@ static void smtp_event_cb(struct bufferevent *bev, short what, void *arg)
 		} else {
 			smtp_close(s, false);
 		}
+	}
+	smtp_unref(s);
+}
+
+void smtp_pause_input(struct smtp_session *s)
+{
+	s->input_paused = true;
+	bufferevent_disable(s->bev, EV_READ);
+	s->refs++;
+}
+
+void smtp_resume_input(struct smtp_session *s)
+{
+	s->input_paused = false;
+	if (s->state != SMTP_S_CLOSING && s->state != SMTP_S_COMMIT) {
+		bufferevent_enable(s->bev, EV_READ);
+		smtp_process_input(s);
 	}
 	smtp_unref(s);
 }
@@ -921,7 +939,13 @@ static int smtp_take_line(struct smtp_session *s, char *buf, size_t cap, size_t 
 	if (s->discard_line || n > max || n > cap) {
 		evbuffer_drain(in, n);
 		s->discard_line = false;
-		smtp_reply(s, "500 5.5.2 Line too long");
+		if (s->sasl_pending) {
+			/* RFC 4954 4: the exchange is over with 500 5.5.6 */
+			smtp_reply(s, "500 5.5.6 Authentication exchange line is too long");
+			smtp_auth_abort(s);
+		} else {
+			smtp_reply(s, "500 5.5.2 Line too long");
+		}
 		return -1;
 	}
 	evbuffer_remove(in, buf, n);
@@ -945,7 +969,7 @@ static void smtp_process_input(struct smtp_session *s)
 	size_t len;
 	int r;
 
-	while (s->state != SMTP_S_CLOSING && s->state != SMTP_S_COMMIT) {
+	while (s->state != SMTP_S_CLOSING && s->state != SMTP_S_COMMIT && !s->input_paused) {
 		if (s->state == SMTP_S_DATA) {
 			if (!smtp_data_input(s))
 				break;

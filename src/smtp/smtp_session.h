@@ -45,6 +45,7 @@ struct smtp_txn {
 
 struct sasl_server;
 struct ssl_st;
+struct smtp_auth_state;
 
 struct smtp_session {
 	struct session_link link;
@@ -76,6 +77,8 @@ struct smtp_session {
 	bool sasl_pending;
 	struct sasl_server *sasl;
 	char *sasl_state_owner;
+	struct smtp_auth_state *auth;  /* smtp_auth.c: TLS switch-over, AUTH exchange, delays */
+	bool input_paused;        /* smtp_pause_input(): a timer or worker answers first */
 	struct smtp_txn *txn;
 };
 
@@ -92,6 +95,12 @@ void smtp_txn_reset(struct smtp_session *s);
 void smtp_greet(struct smtp_session *s);
 void smtp_format_ip(const struct sockaddr *sa, char *out, size_t cap);
 const char *smtp_service_name(enum service svc);
+void smtp_reply_shutdown(struct smtp_session *s, const char *text);
+/* Stop processing input (and reading) until smtp_resume_input(); holds a
+ * reference, so the session outlives a timer or worker job in between.
+ * smtp_resume_input() drops it and may free s. */
+void smtp_pause_input(struct smtp_session *s);
+void smtp_resume_input(struct smtp_session *s);
 
 /* smtp_policy.c: who may do what */
 bool smtp_policy_may_proceed(struct smtp_session *s);   /* replies when not */
@@ -107,6 +116,8 @@ void smtp_tls_describe(struct smtp_session *s, char *buf, size_t cap);
 void smtp_cmd_starttls(struct smtp_session *s, const char *args, size_t len);
 void smtp_cmd_auth(struct smtp_session *s, const char *args, size_t len);
 void smtp_auth_continue(struct smtp_session *s, const char *line, size_t len);
+void smtp_auth_abort(struct smtp_session *s);            /* AUTH line too long */
+void smtp_auth_free(struct smtp_session *s);
 void smtp_cmd_etrn(struct smtp_session *s, const char *args, size_t len);
 
 #endif
