@@ -162,6 +162,7 @@ static void smtp_txn_free(struct smtp_txn *t)
 		queue_writer_free(t->qw);
 	}
 	queue_env_free(t->env);
+	smtp_msa_free(t->msa);
 	free(t->first_rcpt);
 	free(t);
 }
@@ -265,15 +266,14 @@ static void smtp_event_cb(struct bufferevent *bev, short what, void *arg)
 
 void smtp_pause_input(struct smtp_session *s)
 {
-	s->input_paused = true;
+	s->input_paused++;
 	bufferevent_disable(s->bev, EV_READ);
 	s->refs++;
 }
 
 void smtp_resume_input(struct smtp_session *s)
 {
-	s->input_paused = false;
-	if (s->state != SMTP_S_CLOSING && s->state != SMTP_S_COMMIT) {
+	if (--s->input_paused == 0 && s->state != SMTP_S_CLOSING && s->state != SMTP_S_COMMIT) {
 		bufferevent_enable(s->bev, EV_READ);
 		smtp_process_input(s);
 	}
@@ -708,6 +708,8 @@ static void cmd_data(struct smtp_session *s, const char *args, size_t len)
 	}
 	smtp_data_init(&t->framer, SMTP_DATA_LINE_MAX);
 	header_scan_init(&t->hs);
+	if (s->svc != SERVICE_SMTP)
+		t->msa = smtp_msa_new();
 	smtp_write_received(s);
 	smtp_set_state(s, SMTP_S_DATA);
 	smtp_set_timeout(s, s->t->cfg->data_timeout);
@@ -840,6 +842,7 @@ static void smtp_end_of_data(struct smtp_session *s)
 
 	s->cur_verb = "DATA";
 	s->no_error_count = false;
+	smtp_msa_finish(s);
 	if (t->framer.errors & (SMTP_DATA_ERR_BARE_LF | SMTP_DATA_ERR_BARE_CR)) {
 		smtp_reply(s, "550 5.6.0 Message refused: bare CR or LF in the data (RFC 5321 2.3.8)");
 	} else if (t->framer.errors & SMTP_DATA_ERR_NUL) {
@@ -867,6 +870,14 @@ static void smtp_end_of_data(struct smtp_session *s)
 }
 
 void smtp_data_append(struct smtp_session *s, const char *buf, size_t len)
+{
+	if (s->txn->msa)
+		smtp_msa_feed(s, buf, len);
+	else
+		smtp_data_write(s, buf, len);
+}
+
+void smtp_data_write(struct smtp_session *s, const char *buf, size_t len)
 {
 	struct smtp_txn *t = s->txn;
 	if (t->too_big || len == 0)

@@ -41,6 +41,7 @@ struct smtp_txn {
 	bool too_big;
 	bool committed;           /* set by the worker */
 	bool need_date, need_message_id;  /* MSA additions (RFC 6409 8) */
+	struct smtp_msa *msa;     /* header section held back (smtp_msa.c), or NULL */
 };
 
 struct sasl_server;
@@ -78,7 +79,7 @@ struct smtp_session {
 	struct sasl_server *sasl;
 	char *sasl_state_owner;
 	struct smtp_auth_state *auth;  /* smtp_auth.c: TLS switch-over, AUTH exchange, delays */
-	bool input_paused;        /* smtp_pause_input(): a timer or worker answers first */
+	unsigned input_paused;    /* smtp_pause_input() calls not yet resumed */
 	struct smtp_txn *txn;
 };
 
@@ -98,9 +99,18 @@ const char *smtp_service_name(enum service svc);
 void smtp_reply_shutdown(struct smtp_session *s, const char *text);
 /* Stop processing input (and reading) until smtp_resume_input(); holds a
  * reference, so the session outlives a timer or worker job in between.
- * smtp_resume_input() drops it and may free s. */
+ * Pauses nest; smtp_resume_input() drops one and may free s. */
 void smtp_pause_input(struct smtp_session *s);
 void smtp_resume_input(struct smtp_session *s);
+
+/* The message octets after DATA, written to the queue file. */
+void smtp_data_write(struct smtp_session *s, const char *buf, size_t len);
+
+/* smtp_msa.c: Date: and Message-ID: for submitted mail (RFC 6409 8) */
+struct smtp_msa *smtp_msa_new(void);
+void smtp_msa_free(struct smtp_msa *m);
+void smtp_msa_feed(struct smtp_session *s, const char *buf, size_t len);
+void smtp_msa_finish(struct smtp_session *s);
 
 /* smtp_policy.c: who may do what */
 bool smtp_policy_may_proceed(struct smtp_session *s);   /* replies when not */
