@@ -274,3 +274,33 @@ def test_users_file_reread_on_change_and_sighup(make_tern):
     d = Dialog(t.port())
     d.cmd("EHLO x")
     assert d.cmd("AUTH PLAIN " + b64("\0erin@example.test\0newpw")).startswith("235")
+
+
+def test_user_command(make_tern):
+    t = make_tern(start=False, users={})
+    r = t.cli("user", "add", "frank@example.test", input="s3cret pass\n")
+    assert r.returncode == 0, r.stderr
+    text = open(t.users_path).read()
+    assert text.startswith("frank@example.test:{CRYPT}$y$") and "s3cret" not in text
+    assert os.stat(t.users_path).st_mode & 0o777 == 0o600
+    assert t.cli("user", "add", "frank@example.test", input="x\n").returncode != 0   # exists
+    assert t.cli("user", "passwd", "nobody@example.test", input="x\n").returncode != 0
+    assert t.cli("user", "add", "gina@example.test", input="\n").returncode != 0     # empty
+    assert t.cli("user", "add", "../evil@example.test", input="x\n").returncode != 0
+    r = t.cli("user", "add", "gina@example.test", "--scheme", "scram-sha-256", input="ginapw\n")
+    assert r.returncode == 0, r.stderr
+    assert "gina@example.test:{SCRAM-SHA-256}4096," in open(t.users_path).read()
+    assert t.cli("user", "list").stdout.split() == ["frank@example.test", "gina@example.test"]
+    r = t.cli("user", "passwd", "frank@example.test", "--scheme", "plain", input="newpass\n")
+    assert r.returncode == 0 and "frank@example.test:{PLAIN}newpass" in open(t.users_path).read()
+    t.start()
+    d = Dialog(t.port())
+    d.cmd("EHLO x")
+    assert d.cmd("AUTH PLAIN " + b64("\0frank@example.test\0newpass")).startswith("235")
+    assert t.cli("user", "del", "frank@example.test").returncode == 0
+    assert t.cli("user", "del", "frank@example.test").returncode != 0
+    assert t.cli("user", "list").stdout.split() == ["gina@example.test"]
+    time.sleep(2.5)
+    d = Dialog(t.port())
+    d.cmd("EHLO x")
+    assert d.cmd("AUTH PLAIN " + b64("\0frank@example.test\0newpass")).startswith("535")
