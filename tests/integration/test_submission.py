@@ -280,3 +280,47 @@ account default : tern
         assert r.returncode == 0, auth + ": " + r.stdout + r.stderr
     msgs = t.wait_messages("bob@example.test", 3)
     assert all(b"via msmtp" in m and b"Message-ID: <" in m for m in msgs)
+
+
+def test_mail_auth_parameter(make_tern):
+    """RFC 4954 5: AUTH=<mailbox> is accepted (xtext); without a trusted
+    AUTH it counts as AUTH=<>, and the queue records only the identity
+    that really authenticated."""
+    t = make_tern(services=("smtp", "submission"))
+    d = Dialog(t.port())
+    d.cmd("EHLO client.test")
+    assert d.cmd("MAIL FROM:<x@far.test> AUTH=<>").startswith("250")
+    d.cmd("RSET")
+    assert d.cmd("MAIL FROM:<x@far.test> AUTH=alice+40example.test").startswith("250")
+    d.cmd("RCPT TO:<bob@example.test>")
+    d.cmd("DATA")
+    qid = d.cmd("Subject: a\r\n\r\nx\r\n.").split()[-1]
+    d.cmd("RSET")
+    assert d.cmd("MAIL FROM:<x@far.test> AUTH=bad+ZZ").startswith("501")
+    d = Dialog(t.port())
+    d.cmd("HELO client.test")
+    assert d.cmd("MAIL FROM:<x@far.test> AUTH=<>").startswith("555")
+    d = sub_dialog(t)
+    login(d)
+    d.cmd("MAIL FROM:<alice@example.test> AUTH=alice@example.test")
+    d.cmd("RCPT TO:<friend@elsewhere.test>")
+    d.cmd("DATA")
+    qid2 = d.cmd("Subject: b\r\n\r\nx\r\n.").split()[-1]
+    show = t.cli("queue", "show", qid2).stdout
+    assert "alice@example.test" in show
+    assert qid != qid2
+
+
+def test_port25_starttls_received_says_esmtps(make_tern):
+    t = make_tern(services=("smtp", "submission"))
+    d = Dialog(t.port())
+    d.cmd("EHLO client.test")
+    d.starttls()
+    d.cmd("EHLO client.test")
+    d.cmd("MAIL FROM:<x@far.test>")
+    d.cmd("RCPT TO:<bob@example.test>")
+    d.cmd("DATA")
+    assert d.cmd("Subject: s\r\n\r\nx\r\n.").startswith("250")
+    m = t.wait_messages("bob@example.test", 1)[0]
+    assert re.search(rb"with ESMTPS \(TLSv1\.3 TLS_[A-Z0-9_]+\) id ", m), m[:400]
+    assert b"Message-ID" not in m   # an MX adds nothing

@@ -208,3 +208,37 @@ def test_no_compression_no_renegotiation(make_tern):
     assert "Compression: NONE" in out
     # the server refuses a renegotiation the client starts
     assert "RENEGOTIATING" in out and ("error" in out or "alert" in out), out
+
+
+def test_abrupt_clients_do_not_hurt(make_tern):
+    """Peers that vanish at every awkward moment: right after STARTTLS,
+    mid-handshake, with garbage for a ClientHello, during a delayed AUTH
+    failure; then a shutdown while a failure reply is still pending."""
+    t = make_tern(services=("smtp", "submission", "submissions"))
+    for _ in range(5):
+        d = Dialog(t.port())
+        d.cmd("EHLO x")
+        d.send("STARTTLS\r\n")
+        d.close()
+        d = Dialog(t.port("submission"))
+        d.cmd("EHLO x")
+        d.send("STARTTLS\r\n")
+        recv_reply(d.sock)
+        d.send(b"\x16\x03\x01\x00\x05hello-not-tls")
+        d.close()
+        s = socket.create_connection(("127.0.0.1", t.port("submissions")))
+        s.sendall(b"\x16\x03\x01\x02\x00\x01")   # half a ClientHello
+        s.close()
+        d = Dialog(t.port())
+        d.cmd("EHLO x")
+        d.send("AUTH PLAIN " + b64("\0alice@example.test\0bad") + "\r\n")
+        d.close()
+    time.sleep(0.5)
+    pending = Dialog(t.port("submission"))
+    pending.cmd("EHLO x")
+    pending.starttls()
+    pending.cmd("EHLO x")
+    pending.send("AUTH PLAIN " + b64("\0alice@example.test\0bad") + "\r\n")
+    time.sleep(0.1)
+    assert t.stop() == 0
+    assert "AddressSanitizer" not in t.log()
