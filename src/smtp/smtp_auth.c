@@ -22,6 +22,12 @@
  * attempt is answered after a delay that doubles, and past [auth]
  * max_failures the client gets 421 and further AUTH from that address is
  * refused for [auth] block_time.  Secrets never reach the log.
+ *
+ * MAIL's AUTH=<mailbox> parameter (RFC 4954 5) is parsed by smtp_parse
+ * and otherwise treated as AUTH=<>: tern trusts no client's word about
+ * who submitted a message.  What it records instead is the identity that
+ * authenticated in this session (queue_env.auth_user), which RFC 4954 5
+ * allows a relay to pass on as AUTH=<that identity>.
  */
 #include "smtp/smtp_session.h"
 #include "core/addrcount.h"
