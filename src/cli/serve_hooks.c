@@ -3,9 +3,13 @@
  */
 #include "cli/serve_hooks.h"
 #include "core/config.h"
+#include "core/control.h"
 #include "core/log.h"
+#include "core/server.h"
 #include "core/tls.h"
 #include "core/util.h"
+#include "delivery/dns.h"
+#include "delivery/scheduler.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -38,15 +42,33 @@ static bool serve_tls_init(struct tern *t)
 	return true;
 }
 
+/* DNS for remote delivery (and the server's PTR lookups). */
+static bool serve_hooks_dns(struct tern *t)
+{
+	char *err = NULL;
+
+	t->dns = dns_new(t->base, t->cfg->dns_servers, &err);
+	if (t->dns == NULL) {
+		fprintf(stderr, "tern: [dns] servers: %s\n", err ? err : "cannot start the resolver");
+		free(err);
+		return false;
+	}
+	return true;
+}
+
 bool serve_hooks_init(struct tern *t, accept_fn accept_by_service[SERVICE_COUNT])
 {
 	if (!serve_tls_init(t))
+		return false;
+	if (!serve_hooks_dns(t))
 		return false;
 	return true;
 }
 
 void serve_hooks_start(struct tern *t)
 {
+	/* After the privilege drop: the socket belongs to the run user. */
+	t->control = control_start(t);
 }
 
 void serve_hooks_reload(struct tern *t)
@@ -60,15 +82,22 @@ void serve_hooks_reload(struct tern *t)
 
 void serve_hooks_shutdown(struct tern *t)
 {
+	control_free(t->control);
+	t->control = NULL;
 }
 
 bool serve_hooks_idle(struct tern *t)
 {
-	return true;
+	/* Remote deliveries in flight finish (or give up) before exit. */
+	return t->sched == NULL || scheduler_busy(t->sched) == 0;
 }
 
 void serve_hooks_free(struct tern *t)
 {
+	control_free(t->control);
+	t->control = NULL;
+	dns_free(t->dns);
+	t->dns = NULL;
 	tls_ctx_free(t->tls);
 	t->tls = NULL;
 }

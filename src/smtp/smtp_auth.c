@@ -656,8 +656,3 @@ void smtp_auth_free(struct smtp_session *s)
 	free(a);
 	s->auth = NULL;
 }
-
-void smtp_cmd_etrn(struct smtp_session *s, const char *args, size_t len)
-{
-	smtp_reply(s, "502 5.5.1 ETRN not available");
-}
