@@ -78,14 +78,17 @@ static X509 *tls_make_cert(EVP_PKEY *pk, const char *hostname)
 	X509 *x = X509_new();
 	X509_NAME *name;
 	uint64_t serial;
-	char *san = xasprintf("DNS:%s", hostname);
+	char *san;
 	bool ok;
 
+	if (x == NULL)
+		return NULL;
 	if (RAND_bytes((unsigned char *)&serial, sizeof(serial)) != 1)
 		serial = (uint64_t)now_unix();
 	serial &= INT64_MAX;
+	san = xasprintf("DNS:%s", hostname);
 	name = X509_get_subject_name(x);
-	ok = x && X509_set_version(x, 2) == 1 &&
+	ok = X509_set_version(x, 2) == 1 &&
 		ASN1_INTEGER_set_uint64(X509_get_serialNumber(x), serial | 1) == 1 &&
 		X509_gmtime_adj(X509_getm_notBefore(x), -3600) != NULL &&
 		X509_gmtime_adj(X509_getm_notAfter(x), 86400L * TLS_SELFSIGNED_DAYS) != NULL &&
