@@ -6,6 +6,7 @@
 #include "core/control.h"
 #include "core/log.h"
 #include "core/server.h"
+#include "core/tls.h"
 #include "core/util.h"
 #include "delivery/dns.h"
 #include "delivery/scheduler.h"
@@ -13,6 +14,34 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+/* TLS is needed by the implicit-TLS and submission ports; port 25 offers
+ * STARTTLS when a certificate exists (or one is configured explicitly,
+ * which then must load). */
+static bool serve_tls_wanted(const struct config *cfg)
+{
+	char *def = xasprintf("%s/tls/cert.pem", cfg->state_dir);
+	bool explicit = strcmp(cfg->tls_cert, def) != 0;
+	free(def);
+	return cfg->submission_listen.n || cfg->submissions_listen.n || cfg->pop3s_listen.n ||
+		cfg->pop3_listen.n || explicit || access(cfg->tls_cert, F_OK) == 0;
+}
+
+static bool serve_tls_init(struct tern *t)
+{
+	char *err = NULL;
+	if (!serve_tls_wanted(t->cfg))
+		return true;
+	t->tls = tls_ctx_new(t->cfg, &err);
+	if (t->tls == NULL) {
+		fprintf(stderr, "tern: %s\n", err ? err : "TLS set-up failed");
+		free(err);
+		return false;
+	}
+	return true;
+}
 
 /* DNS for remote delivery (and the server's PTR lookups). */
 static bool serve_hooks_dns(struct tern *t)
@@ -30,6 +59,8 @@ static bool serve_hooks_dns(struct tern *t)
 
 bool serve_hooks_init(struct tern *t, accept_fn accept_by_service[SERVICE_COUNT])
 {
+	if (!serve_tls_init(t))
+		return false;
 	if (!serve_hooks_dns(t))
 		return false;
 	t->pop3 = pop3_server_new();
@@ -45,6 +76,11 @@ void serve_hooks_start(struct tern *t)
 
 void serve_hooks_reload(struct tern *t)
 {
+	char *err = NULL;
+	if (t->tls && !tls_ctx_reload(t->tls, &err)) {
+		log_event("event=tls_reload_failed level=error error=\"%s\"", err ? err : "?");
+		free(err);
+	}
 }
 
 void serve_hooks_shutdown(struct tern *t)
@@ -67,4 +103,6 @@ void serve_hooks_free(struct tern *t)
 	t->dns = NULL;
 	pop3_server_free(t->pop3);
 	t->pop3 = NULL;
+	tls_ctx_free(t->tls);
+	t->tls = NULL;
 }

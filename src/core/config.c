@@ -66,6 +66,7 @@ static const struct config_row config_table[] = {
 
 	ROW("auth", "allow_plaintext", CT_BOOL, allow_plaintext, "no", 0, 0, "plaintext passwords without TLS"),
 	ROW("auth", "max_failures", CT_UINT, max_auth_failures, "5", 1, 1000, "failed logins per address before a block"),
+	ROW("auth", "block_time", CT_DURATION, auth_block_time, "15m", 1, 86400 * 7, "how long failures count and a block lasts"),
 
 	ROW("domains", "local", CT_WORDS, local_domains, "localhost", 0, 0, "domains delivered into local Maildirs"),
 

@@ -81,6 +81,7 @@ struct config {
 	/* [auth] */
 	bool allow_plaintext;     /* plaintext AUTH/USER without TLS, from anywhere */
 	unsigned max_auth_failures;
+	uint64_t auth_block_time;  /* seconds failures are remembered / a block lasts */
 
 	/* [domains] */
 	struct word_list local_domains;

@@ -147,7 +147,7 @@ void smtp_reply(struct smtp_session *s, const char *fmt, ...)
 	}
 }
 
-static void smtp_reply_shutdown(struct smtp_session *s, const char *text)
+void smtp_reply_shutdown(struct smtp_session *s, const char *text)
 {
 	s->no_error_count = true;
 	smtp_reply(s, "%s", text);
@@ -165,6 +165,7 @@ static void smtp_txn_free(struct smtp_txn *t)
 		queue_writer_free(t->qw);
 	}
 	queue_env_free(t->env);
+	smtp_msa_free(t->msa);
 	free(t->first_rcpt);
 	free(t);
 }
@@ -183,6 +184,7 @@ static void smtp_free(struct smtp_session *s)
 {
 	log_session_disconnect(s);
 	smtp_txn_free(s->txn);
+	smtp_auth_free(s);
 	if (s->ptr_req)
 		dns_cancel(s->t->dns, s->ptr_req);
 	free(s->ptr_name);
@@ -264,6 +266,22 @@ static void smtp_event_cb(struct bufferevent *bev, short what, void *arg)
 		} else {
 			smtp_close(s, false);
 		}
+	}
+	smtp_unref(s);
+}
+
+void smtp_pause_input(struct smtp_session *s)
+{
+	s->input_paused++;
+	bufferevent_disable(s->bev, EV_READ);
+	s->refs++;
+}
+
+void smtp_resume_input(struct smtp_session *s)
+{
+	if (--s->input_paused == 0 && s->state != SMTP_S_CLOSING && s->state != SMTP_S_COMMIT) {
+		bufferevent_enable(s->bev, EV_READ);
+		smtp_process_input(s);
 	}
 	smtp_unref(s);
 }
@@ -727,6 +745,8 @@ static void cmd_data(struct smtp_session *s, const char *args, size_t len)
 	}
 	smtp_data_init(&t->framer, SMTP_DATA_LINE_MAX);
 	header_scan_init(&t->hs);
+	if (s->svc != SERVICE_SMTP)
+		t->msa = smtp_msa_new();
 	smtp_write_received(s);
 	smtp_set_state(s, SMTP_S_DATA);
 	smtp_set_timeout(s, s->t->cfg->data_timeout);
@@ -881,6 +901,7 @@ static void smtp_end_of_data(struct smtp_session *s)
 
 	s->cur_verb = "DATA";
 	s->no_error_count = false;
+	smtp_msa_finish(s);
 	if (t->framer.errors & (SMTP_DATA_ERR_BARE_LF | SMTP_DATA_ERR_BARE_CR)) {
 		smtp_reply(s, "550 5.6.0 Message refused: bare CR or LF in the data (RFC 5321 2.3.8)");
 	} else if (t->framer.errors & SMTP_DATA_ERR_NUL) {
@@ -908,6 +929,14 @@ static void smtp_end_of_data(struct smtp_session *s)
 }
 
 void smtp_data_append(struct smtp_session *s, const char *buf, size_t len)
+{
+	if (s->txn->msa)
+		smtp_msa_feed(s, buf, len);
+	else
+		smtp_data_write(s, buf, len);
+}
+
+void smtp_data_write(struct smtp_session *s, const char *buf, size_t len)
 {
 	struct smtp_txn *t = s->txn;
 	if (t->too_big || len == 0)
@@ -980,7 +1009,13 @@ static int smtp_take_line(struct smtp_session *s, char *buf, size_t cap, size_t 
 	if (s->discard_line || n > max || n > cap) {
 		evbuffer_drain(in, n);
 		s->discard_line = false;
-		smtp_reply(s, "500 5.5.2 Line too long");
+		if (s->sasl_pending) {
+			/* RFC 4954 4: the exchange is over with 500 5.5.6 */
+			smtp_reply(s, "500 5.5.6 Authentication exchange line is too long");
+			smtp_auth_abort(s);
+		} else {
+			smtp_reply(s, "500 5.5.2 Line too long");
+		}
 		return -1;
 	}
 	evbuffer_remove(in, buf, n);
@@ -1004,7 +1039,7 @@ static void smtp_process_input(struct smtp_session *s)
 	size_t len;
 	int r;
 
-	while (s->state != SMTP_S_CLOSING && s->state != SMTP_S_COMMIT) {
+	while (s->state != SMTP_S_CLOSING && s->state != SMTP_S_COMMIT && !s->input_paused) {
 		if (s->state == SMTP_S_DATA) {
 			if (!smtp_data_input(s))
 				break;

@@ -42,10 +42,12 @@ struct smtp_txn {
 	bool committed;           /* set by the worker */
 	bool direct;              /* delivered to every Maildir, no queue file */
 	bool need_date, need_message_id;  /* MSA additions (RFC 6409 8) */
+	struct smtp_msa *msa;     /* header section held back (smtp_msa.c), or NULL */
 };
 
 struct sasl_server;
 struct ssl_st;
+struct smtp_auth_state;
 
 struct smtp_session {
 	struct session_link link;
@@ -78,6 +80,8 @@ struct smtp_session {
 	bool sasl_pending;
 	struct sasl_server *sasl;
 	char *sasl_state_owner;
+	struct smtp_auth_state *auth;  /* smtp_auth.c: TLS switch-over, AUTH exchange, delays */
+	unsigned input_paused;    /* smtp_pause_input() calls not yet resumed */
 	struct smtp_txn *txn;
 };
 
@@ -94,6 +98,21 @@ void smtp_txn_reset(struct smtp_session *s);
 void smtp_greet(struct smtp_session *s);
 void smtp_format_ip(const struct sockaddr *sa, char *out, size_t cap);
 const char *smtp_service_name(enum service svc);
+void smtp_reply_shutdown(struct smtp_session *s, const char *text);
+/* Stop processing input (and reading) until smtp_resume_input(); holds a
+ * reference, so the session outlives a timer or worker job in between.
+ * Pauses nest; smtp_resume_input() drops one and may free s. */
+void smtp_pause_input(struct smtp_session *s);
+void smtp_resume_input(struct smtp_session *s);
+
+/* The message octets after DATA, written to the queue file. */
+void smtp_data_write(struct smtp_session *s, const char *buf, size_t len);
+
+/* smtp_msa.c: Date: and Message-ID: for submitted mail (RFC 6409 8) */
+struct smtp_msa *smtp_msa_new(void);
+void smtp_msa_free(struct smtp_msa *m);
+void smtp_msa_feed(struct smtp_session *s, const char *buf, size_t len);
+void smtp_msa_finish(struct smtp_session *s);
 
 /* smtp_policy.c: who may do what */
 bool smtp_policy_may_proceed(struct smtp_session *s);   /* replies when not */
@@ -109,6 +128,8 @@ void smtp_tls_describe(struct smtp_session *s, char *buf, size_t cap);
 void smtp_cmd_starttls(struct smtp_session *s, const char *args, size_t len);
 void smtp_cmd_auth(struct smtp_session *s, const char *args, size_t len);
 void smtp_auth_continue(struct smtp_session *s, const char *line, size_t len);
+void smtp_auth_abort(struct smtp_session *s);            /* AUTH line too long */
+void smtp_auth_free(struct smtp_session *s);
 
 /* smtp_etrn.c: ETRN (RFC 1985) */
 void smtp_cmd_etrn(struct smtp_session *s, const char *args, size_t len);

@@ -96,7 +96,8 @@ struct users *users_load(const char *path, FILE *err)
 	}
 	free(line);
 	fclose(f);
-	qsort(u->v, u->n, sizeof(*u->v), cmp_user);
+	if (u->n > 1)   /* qsort(NULL, 0) is undefined behaviour */
+		qsort(u->v, u->n, sizeof(*u->v), cmp_user);
 	return u;
 }
 
@@ -116,7 +117,7 @@ const struct user *users_find(const struct users *u, const char *addr)
 	char key[512];
 	struct user probe = { .addr = key };
 	size_t n = strlen(addr);
-	if (n >= sizeof(key))
+	if (n >= sizeof(key) || u->n == 0)   /* bsearch(NULL) is undefined too */
 		return NULL;
 	for (size_t i = 0; i <= n; i++)
 		key[i] = ascii_lower(addr[i]);
