@@ -14,12 +14,19 @@
  * thread; input processing pauses meanwhile and resumes from the buffer,
  * so pipelined commands keep their order.  RETR and TOP stream the file:
  * a chunk is encoded whenever the output drains below a low-water mark.
+ *
+ * TLS: POP3S sessions start on an OpenSSL socket bufferevent (the
+ * greeting waits in the output until the handshake is done).  STLS
+ * replies +OK, drops whatever was pipelined behind it (RFC 2595 4),
+ * waits until the +OK has left, then swaps the plain bufferevent for an
+ * OpenSSL one on the same socket and forgets a USER given before.
  */
 #include "pop3/pop3_server.h"
 #include "core/addrcount.h"
 #include "core/config.h"
 #include "core/listener.h"
 #include "core/log.h"
+#include "core/tls.h"
 #include "core/util.h"
 #include "core/workers.h"
 #include "proto/passwd.h"
@@ -34,9 +41,12 @@
 #include <errno.h>
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
 #include <event2/event.h>
 #include <inttypes.h>
+#include <openssl/err.h>
 #include <openssl/rand.h>
+#include <openssl/ssl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -49,7 +59,6 @@
 #define POP3_FILE_CHUNK (64 * 1024)
 #define POP3_FAIL_DELAY_MS 500         /* first failed login; doubles */
 #define POP3_FAIL_DELAY_MAX_MS 8000
-#define POP3_FAIL_FORGET 900           /* seconds until failures are forgotten */
 
 enum pop3_state {
 	POP3_S_AUTHORIZATION,
@@ -107,6 +116,7 @@ struct pop3_session {
 	bool flush_ref;           /* a reference waits for the output to drain */
 	bool shutdown_pending;    /* shutdown requested while waiting */
 	bool output_full;         /* input paused until the output drains */
+	SSL *stls_ssl;            /* STLS: waits for the +OK to leave */
 	const struct pop3_command *cur;
 	char *user_arg;           /* from USER */
 	char *user;               /* authenticated "local@domain" */
@@ -183,6 +193,21 @@ static void log_pop3_update(const struct pop3_session *s, size_t deleted, size_t
 {
 	log_event("event=update session=%016" PRIx64 " user=%s deleted=%zu failed=%zu left=%zu", s->id,
 		  s->user, deleted, failed, left);
+}
+
+static void log_pop3_tls(const struct pop3_session *s, SSL *ssl)
+{
+	char d[128];
+	tls_describe(ssl, d, sizeof(d));
+	log_event("event=tls session=%016" PRIx64 " ip=%s tls=\"%s\"", s->id, s->ip, d);
+}
+
+static void log_pop3_tls_failed(const struct pop3_session *s, unsigned long err)
+{
+	char e[200] = "connection closed";
+	if (err)
+		ERR_error_string_n(err, e, sizeof(e));
+	log_event("event=tls_failed session=%016" PRIx64 " ip=%s error=\"%s\"", s->id, s->ip, e);
 }
 
 static void log_pop3_disconnect(const struct pop3_session *s)
@@ -330,6 +355,8 @@ static void pop3_free(struct pop3_session *s)
 	addr_count_add(s->t->conn_per_ip, (struct sockaddr *)&s->peer, -1, now_unix());
 	if (s->delay_ev)
 		event_free(s->delay_ev);
+	if (s->stls_ssl)
+		SSL_free(s->stls_ssl);
 	if (s->bev)
 		bufferevent_free(s->bev);
 	free(s->user_arg);
@@ -374,6 +401,7 @@ static void pop3_close(struct pop3_session *s, bool flush)
 }
 
 static bool pop3_stream_fill(struct pop3_session *s);
+static void pop3_stls_switch(struct pop3_session *s);
 
 /* The output drained below POP3_OUT_LOW (or to nothing). */
 static void pop3_write_cb(struct bufferevent *bev, void *arg)
@@ -383,6 +411,9 @@ static void pop3_write_cb(struct bufferevent *bev, void *arg)
 	if (s->state == POP3_S_CLOSING) {
 		if (evbuffer_get_length(bufferevent_get_output(bev)) == 0)
 			pop3_flush_done(s);
+	} else if (s->stls_ssl) {
+		if (evbuffer_get_length(bufferevent_get_output(bev)) == 0)
+			pop3_stls_switch(s);
 	} else if (s->msg_fd >= 0) {
 		if (pop3_stream_fill(s))
 			pop3_resume(s);
@@ -398,6 +429,16 @@ static void pop3_event_cb(struct bufferevent *bev, short what, void *arg)
 	struct pop3_session *s = arg;
 
 	s->refs++;
+	if (what & BEV_EVENT_CONNECTED) {
+		log_pop3_tls(s, bufferevent_openssl_get_ssl(bev));
+		pop3_unref(s);
+		return;
+	}
+	if (s->tls && (what & (BEV_EVENT_ERROR | BEV_EVENT_EOF))) {
+		SSL *ssl = bufferevent_openssl_get_ssl(bev);
+		if (ssl && !SSL_is_init_finished(ssl))
+			log_pop3_tls_failed(s, bufferevent_get_openssl_error(bev));
+	}
 	if (what & BEV_EVENT_TIMEOUT) {
 		if (s->state == POP3_S_CLOSING) {
 			pop3_flush_done(s);
@@ -452,6 +493,13 @@ static void pop3_greet(struct pop3_session *s)
 	pop3_ok(s, "tern POP3 server ready %s", s->timestamp);
 }
 
+static void pop3_setup_bev(struct pop3_session *s, const struct timeval *tv)
+{
+	bufferevent_setcb(s->bev, pop3_read_cb, pop3_write_cb, pop3_event_cb, s);
+	bufferevent_setwatermark(s->bev, EV_WRITE, POP3_OUT_LOW, 0);
+	bufferevent_set_timeouts(s->bev, tv, tv);
+}
+
 void pop3_server_accept(struct tern *t, evutil_socket_t fd, const struct sockaddr *sa, socklen_t len,
 			enum service svc)
 {
@@ -477,11 +525,27 @@ void pop3_server_accept(struct tern *t, evutil_socket_t fd, const struct sockadd
 	s->state = POP3_S_AUTHORIZATION;
 	s->trusted = cidr_list_match(&cfg->trusted_networks, sa);
 	pop3_make_timestamp(s);
-	s->bev = bufferevent_socket_new(t->base, fd, BEV_OPT_CLOSE_ON_FREE);
-	bufferevent_setcb(s->bev, pop3_read_cb, pop3_write_cb, pop3_event_cb, s);
-	bufferevent_setwatermark(s->bev, EV_WRITE, POP3_OUT_LOW, 0);
-	bufferevent_set_timeouts(s->bev, &tv, &tv);
 	log_pop3_connect(s);
+	if (svc == SERVICE_POP3S) {
+		/* Implicit TLS (RFC 8314): the greeting leaves after the handshake. */
+		SSL *ssl = t->tls ? tls_ctx_new_ssl(t->tls) : NULL;
+		s->bev = ssl ? bufferevent_openssl_socket_new(t->base, fd, ssl, BUFFEREVENT_SSL_ACCEPTING,
+							      BEV_OPT_CLOSE_ON_FREE) : NULL;
+		if (s->bev == NULL) {
+			log_pop3_tls_failed(s, ERR_get_error());
+			if (ssl)
+				SSL_free(ssl);
+			s->bev = bufferevent_socket_new(t->base, fd, BEV_OPT_CLOSE_ON_FREE);
+			pop3_setup_bev(s, &tv);
+			pop3_close(s, false);
+			return;
+		}
+		bufferevent_openssl_set_allow_dirty_shutdown(s->bev, 1);
+		s->tls = true;
+	} else {
+		s->bev = bufferevent_socket_new(t->base, fd, BEV_OPT_CLOSE_ON_FREE);
+	}
+	pop3_setup_bev(s, &tv);
 
 	if (t->nsessions > cfg->max_connections || t->nsessions > t->max_fds) {
 		pop3_err_close(s, POP3_C_SYS_TEMP, "Too many connections, try again later");
@@ -524,7 +588,7 @@ static const struct user *pop3_find_user(const struct pop3_session *s, const cha
 static unsigned pop3_failures(const struct pop3_session *s)
 {
 	return addr_count_get(s->t->auth_failures, (const struct sockaddr *)&s->peer, now_unix(),
-			      POP3_FAIL_FORGET);
+			      (int64_t)s->t->cfg->auth_block_time);
 }
 
 /* Too many failures from this address: refuse before any work. */
@@ -890,11 +954,57 @@ static void cmd_capa(struct pop3_session *s, const char *args, size_t len)
 
 static void cmd_stls(struct pop3_session *s, const char *args, size_t len)
 {
+	struct evbuffer *in = bufferevent_get_input(s->bev);
+
 	if (s->tls) {
 		pop3_err(s, POP3_C_NONE, "Already using TLS");
 		return;
 	}
-	pop3_err(s, POP3_C_SYS_PERM, "TLS not available");
+	if (s->t->tls == NULL) {
+		pop3_err(s, POP3_C_SYS_PERM, "TLS not available");
+		return;
+	}
+	if ((s->stls_ssl = tls_ctx_new_ssl(s->t->tls)) == NULL) {
+		log_pop3_tls_failed(s, ERR_get_error());
+		pop3_err(s, POP3_C_SYS_TEMP, "TLS not available now, try again later");
+		return;
+	}
+	pop3_ok(s, "Begin TLS negotiation");
+	/* RFC 2595 4: nothing sent in the clear after STLS is acted on. */
+	evbuffer_drain(in, evbuffer_get_length(in));
+	s->input_discard = true;
+	s->waiting = true;
+	bufferevent_disable(s->bev, EV_READ);
+}
+
+/* The +OK to STLS has left: TLS from here on, on the same socket. */
+static void pop3_stls_switch(struct pop3_session *s)
+{
+	struct bufferevent *old = s->bev, *nb;
+	struct timeval tv = { .tv_sec = (time_t)s->t->cfg->pop3_timeout };
+	SSL *ssl = s->stls_ssl;
+
+	s->stls_ssl = NULL;
+	s->waiting = false;
+	nb = bufferevent_openssl_socket_new(s->t->base, bufferevent_getfd(old), ssl,
+					    BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE);
+	if (nb == NULL) {
+		SSL_free(ssl);
+		log_pop3_tls_failed(s, ERR_get_error());
+		pop3_close(s, false);
+		return;
+	}
+	bufferevent_setfd(old, -1);   /* the socket now belongs to nb */
+	bufferevent_free(old);
+	bufferevent_openssl_set_allow_dirty_shutdown(nb, 1);
+	s->bev = nb;
+	s->tls = true;
+	pop3_setup_bev(s, &tv);
+	/* What was learnt in the clear is forgotten. */
+	free(s->user_arg);
+	s->user_arg = NULL;
+	bufferevent_enable(s->bev, EV_READ | EV_WRITE);
+	pop3_resume(s);
 }
 
 /* ---- TRANSACTION commands ----------------------------------------------- */

@@ -648,3 +648,120 @@ def test_idle_timeout(make_tern):
     assert r.read_all(timeout=5) == b"-ERR Autologout; idle for too long\r\n"
     assert 0.9 <= time.time() - t0 < 4
     assert len(files(t)["new"]) == 1          # no UPDATE on autologout
+# ---- TLS: STLS (RFC 2595) and POP3S ------------------------------------------------------
+
+import ssl  # noqa: E402
+
+
+def insecure_ctx():
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    return ctx
+
+
+@pytest.fixture
+def tls_t(make_tern):
+    """Plaintext refused (the client is not trusted): TLS is required."""
+    return make_tern(services=("smtp", "pop3", "pop3s"),
+                     config={"relay": {"trusted_networks": "10.9.9.0/24"}})
+
+
+def test_stls_then_user_pass(tls_t):
+    deliver(tls_t, ALICE, [msg(1)])
+    p = pop(tls_t)
+    caps = p.capa()
+    assert "STLS" in caps and "USER" not in caps
+    with pytest.raises(poplib.error_proto, match="Plaintext authentication disallowed"):
+        p.user(ALICE)
+    p.stls(insecure_ctx())
+    caps = p.capa()
+    assert "STLS" not in caps and "USER" in caps and "PLAIN" in caps["SASL"]
+    p.user(ALICE)
+    p.pass_("alicepw")
+    assert p.stat()[0] == 1
+    p.quit()
+    assert re.search(r"event=login .* tls=yes", tls_t.log())
+    assert "event=tls " in tls_t.log()
+
+
+def test_stls_discards_pipelined_input(tls_t):
+    r = Raw(tls_t)
+    r.send(f"STLS\r\nUSER {ALICE}\r\nCAPA\r\n")
+    assert r.line() == b"+OK Begin TLS negotiation\r\n"
+    assert r.buf == b""
+    s = insecure_ctx().wrap_socket(r.s, server_hostname="mx.test")
+    s.settimeout(2)
+    # neither the USER nor the CAPA was answered, and USER was forgotten
+    s.sendall(b"PASS alicepw\r\n")
+    assert s.recv(1000) == b"-ERR Send USER first\r\n"
+    s.sendall(b"STLS\r\n")
+    assert s.recv(1000) == b"-ERR Already using TLS\r\n"
+    s.close()
+
+
+def test_pop3_ssl(tls_t):
+    deliver(tls_t, ALICE, [msg(1), msg(2)])
+    p = poplib.POP3_SSL("127.0.0.1", tls_t.port("pop3s"), context=insecure_ctx(), timeout=10)
+    assert p.getwelcome().startswith(b"+OK tern POP3 server ready <")
+    assert "STLS" not in p.capa()
+    p.user(ALICE)
+    p.pass_("alicepw")
+    assert p.stat()[0] == 2
+    _, lines, _ = p.retr(2)
+    assert b"body of 2" in lines
+    p.dele(1)
+    p.quit()
+    p = poplib.POP3_SSL("127.0.0.1", tls_t.port("pop3s"), context=insecure_ctx(), timeout=10)
+    ir = base64.b64encode(f"\0{ALICE}\0alicepw".encode()).decode()
+    assert p._shortcmd(f"AUTH PLAIN {ir}").startswith(b"+OK Logged in, 1 messages")
+    p.quit()
+
+
+def test_pop3s_handshake_failure_is_harmless(tls_t):
+    s = socket.create_connection(("127.0.0.1", tls_t.port("pop3s")), timeout=5)
+    s.sendall(b"USER alice\r\n")        # not a TLS ClientHello
+    s.settimeout(5)
+    try:
+        data = s.recv(1000)
+    except ConnectionResetError:
+        data = b""
+    assert not data.startswith(b"+OK")
+    s.close()
+    p = poplib.POP3_SSL("127.0.0.1", tls_t.port("pop3s"), context=insecure_ctx(), timeout=10)
+    p.quit()
+
+
+def test_curl_pop3s_and_stls(tls_t):
+    deliver(tls_t, ALICE, [msg(1)])
+    out = subprocess.run(["curl", "-s", "-k", "--user", f"{ALICE}:alicepw",
+                          f"pop3s://127.0.0.1:{tls_t.port('pop3s')}/1"], capture_output=True, timeout=30)
+    assert out.returncode == 0 and b"body of 1" in out.stdout, out.stderr
+    out = subprocess.run(["curl", "-s", "-k", "--ssl-reqd", "--user", f"{ALICE}:alicepw",
+                          f"pop3://127.0.0.1:{tls_t.port('pop3')}/1"], capture_output=True, timeout=30)
+    assert out.returncode == 0 and b"body of 1" in out.stdout, out.stderr
+
+
+def test_mpop_over_stls(tls_t, tmp_path):
+    deliver(tls_t, ALICE, [msg(i) for i in range(1, 4)])
+    out = tmp_path / "mpop-out"
+    for sub in ("new", "cur", "tmp"):
+        os.makedirs(out / sub)
+    rc = tmp_path / "mpoprc"
+    rc.write_text(f"""account default
+host 127.0.0.1
+port {tls_t.port('pop3')}
+user {ALICE}
+password alicepw
+tls on
+tls_starttls on
+tls_certcheck off
+delivery maildir {out}
+keep off
+uidls_file {tmp_path}/uidls
+""")
+    os.chmod(rc, 0o600)
+    r = subprocess.run(["mpop", "-C", str(rc), "-a", "-q"], capture_output=True, timeout=60, text=True)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert len(os.listdir(out / "new")) == 3
+    assert files(tls_t) == {"new": [], "cur": []}
