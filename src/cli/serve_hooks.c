@@ -65,6 +65,8 @@ bool serve_hooks_init(struct tern *t, accept_fn accept_by_service[SERVICE_COUNT]
 		return false;
 	t->pop3 = pop3_server_new();
 	accept_by_service[SERVICE_POP3] = pop3_server_accept;
+	if (t->tls)
+		accept_by_service[SERVICE_POP3S] = pop3_server_accept;
 	return true;
 }
 
