@@ -846,6 +846,9 @@ static void pop3_list_mechs(struct pop3_session *s, struct evbuffer *out, const 
 	for (size_t i = 0; i < ARRAY_LEN(mechs); i++) {
 		if (sasl_mech_plaintext(mechs[i]) && !pop3_plaintext_ok(s))
 			continue;
+		if ((mechs[i] == SASL_CRAM_MD5 && !s->t->users->cram_ok)
+		    || (mechs[i] == SASL_SCRAM_SHA_256 && !s->t->users->scram_ok))
+			continue;
 		evbuffer_add_printf(out, "%s%s", first ? "" : sep, sasl_mech_name(mechs[i]));
 		first = false;
 	}

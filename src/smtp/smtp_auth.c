@@ -289,12 +289,17 @@ static bool auth_plaintext_ok(const struct smtp_session *s)
 
 size_t smtp_ehlo_extra(struct smtp_session *s, char *buf, size_t cap)
 {
+	const struct users *u = s->t->users;
+	char mechs[64];
+	bool plain = auth_plaintext_ok(s);
 	int n;
 
-	n = snprintf(buf, cap, "%s%s",
+	snprintf(mechs, sizeof(mechs), "%s%s%s", plain ? " PLAIN LOGIN" : "",
+		 u->cram_ok ? " CRAM-MD5" : "", u->scram_ok ? " SCRAM-SHA-256" : "");
+	n = snprintf(buf, cap, "%s%s%s%s%s",
 		     s->t->tls && !s->tls ? "250-STARTTLS\r\n" : "",
-		     auth_plaintext_ok(s) ? "250-AUTH PLAIN LOGIN CRAM-MD5 SCRAM-SHA-256\r\n"
-		     "250-AUTH=LOGIN PLAIN\r\n" : "250-AUTH CRAM-MD5 SCRAM-SHA-256\r\n");
+		     mechs[0] ? "250-AUTH" : "", mechs, mechs[0] ? "\r\n" : "",
+		     plain ? "250-AUTH=LOGIN PLAIN\r\n" : "");
 	if (n < 0 || (size_t)n >= cap)
 		return 0;
 	return (size_t)n;

@@ -9,6 +9,7 @@
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -23,6 +24,17 @@ bool users_safe_name(const char *s, size_t len)
 			return false;
 	}
 	return memmem(s, len, "..", 2) == NULL;
+}
+
+static void users_mechs(struct users *u)
+{
+	u->cram_ok = u->scram_ok = true;
+	for (size_t i = 0; i < u->n; i++) {
+		bool plain = strncasecmp(u->v[i].secret, "{PLAIN}", 7) == 0;
+		bool scram = strncasecmp(u->v[i].secret, "{SCRAM-SHA-256}", 15) == 0;
+		u->cram_ok &= plain;
+		u->scram_ok &= plain || scram;
+	}
 }
 
 static int cmp_user(const void *a, const void *b)
@@ -71,6 +83,7 @@ struct users *users_load(const char *path, FILE *err)
 	ssize_t len;
 
 	u->path = xstrdup(path);
+	u->cram_ok = u->scram_ok = true;
 	if (f == NULL) {
 		if (errno != ENOENT && err)
 			fprintf(err, "%s: cannot open: %s\n", path, strerror(errno));
@@ -98,6 +111,7 @@ struct users *users_load(const char *path, FILE *err)
 	fclose(f);
 	if (u->n > 1)   /* qsort(NULL, 0) is undefined behaviour */
 		qsort(u->v, u->n, sizeof(*u->v), cmp_user);
+	users_mechs(u);
 	return u;
 }
 
@@ -142,6 +156,7 @@ bool users_set(struct users *u, const char *addr, const char *secret)
 		user_clear(found);
 		memmove(&u->v[i], &u->v[i + 1], (u->n - i - 1) * sizeof(*u->v));
 		u->n--;
+		users_mechs(u);
 		return true;
 	}
 	struct user nu;
@@ -155,6 +170,7 @@ bool users_set(struct users *u, const char *addr, const char *secret)
 		u->v[u->n++] = nu;
 		qsort(u->v, u->n, sizeof(*u->v), cmp_user);
 	}
+	users_mechs(u);
 	return true;
 }
 

@@ -20,6 +20,11 @@ struct user {
 struct users {
 	size_t n;
 	struct user *v;           /* sorted by addr */
+	/* Challenge-response mechanisms need particular secrets: CRAM-MD5
+	 * the password itself, SCRAM-SHA-256 the password or SCRAM keys.
+	 * They are offered only when every user can use them, so a client
+	 * that picks the "strongest" mechanism offered is never refused. */
+	bool cram_ok, scram_ok;
 	struct timespec mtime;
 	char *path;
 };

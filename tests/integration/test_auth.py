@@ -304,3 +304,24 @@ def test_user_command(make_tern):
     d = Dialog(t.port())
     d.cmd("EHLO x")
     assert d.cmd("AUTH PLAIN " + b64("\0frank@example.test\0newpass")).startswith("535")
+
+
+def test_mechanisms_offered_match_the_stored_secrets(make_tern):
+    """CRAM-MD5 needs {PLAIN} secrets: with a {CRYPT} user it is not offered,
+    so clients that pick the strongest mechanism (curl) still log in."""
+    import subprocess
+    t = make_tern(services=("smtp", "pop3"), users={})
+    r = t.cli("user", "add", "carol@example.test", "--scheme", "crypt", input="carolpw\n")
+    assert r.returncode == 0, r.stderr
+    t.restart()
+    with t.smtp() as c:
+        c.ehlo()
+        auth = c.esmtp_features.get("auth", "")
+        assert "PLAIN" in auth and "CRAM-MD5" not in auth and "SCRAM-SHA-256" not in auth
+    with t.smtp() as c:
+        c.sendmail("x@example.test", ["carol@example.test"], b"Subject: hi\r\n\r\nbody\r\n")
+    t.wait_messages("carol@example.test", 1)
+    p = subprocess.run(["curl", "-sS", f"pop3://127.0.0.1:{t.port('pop3')}/", "-u", "carol@example.test:carolpw"],
+                       capture_output=True, text=True, timeout=30)
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.startswith("1 ")
