@@ -82,6 +82,11 @@ bool listeners_open(struct tern *t, const accept_fn accept_by_service[SERVICE_CO
 	for (int svc = 0; svc < SERVICE_COUNT; svc++) {
 		const struct listen_list *l = service_listen(t->cfg, (enum service)svc);
 		for (size_t i = 0; l && i < l->n; i++) {
+			if (accept_by_service[svc] == NULL && t->cfg->dev_default) {
+				log_event("event=listen_skipped service=%s reason=not_in_this_build",
+					  service_name((enum service)svc));
+				break;
+			}
 			if (accept_by_service[svc] == NULL) {
 				fprintf(stderr, "tern: [%s] listen: this service is not available in this build\n",
 					service_name((enum service)svc));

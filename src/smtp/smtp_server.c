@@ -830,7 +830,7 @@ static void smtp_end_of_data(struct smtp_session *s)
 		smtp_reply(s, "500 5.5.2 Message refused: line longer than 1000 octets (RFC 5321 4.5.3.1.6)");
 	} else if (t->too_big) {
 		smtp_reply(s, "552 5.3.4 Message size exceeds fixed maximum message size");
-	} else if (t->hs.received >= cfg->max_received) {
+	} else if (t->hs.received > cfg->max_received) {
 		smtp_reply(s, "554 5.4.6 Too many Received: headers, mail loop detected");
 	} else if (t->qw == NULL || !smtp_policy_message_ok(s)) {
 		if (t->qw == NULL) {
