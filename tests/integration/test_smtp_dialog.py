@@ -529,3 +529,45 @@ def test_swaks_delivers(make_tern):
     msg = t.wait_messages("bob@example.test", 1)[0].decode()
     assert "Subject: from swaks" in msg and "swaks body line" in msg
     assert "Return-Path: <swaks@remote.test>" in msg and "from swaks.test" in msg
+
+
+# ---- a client that half-closes (shutdown(SHUT_WR), as `nc -N` does) --------------
+
+def half_closed_session(t, payload):
+    """Send payload, close our sending side, read every reply up to EOF."""
+    import socket
+    s = socket.create_connection(("127.0.0.1", t.port()), timeout=10)
+    s.sendall(payload)
+    s.shutdown(socket.SHUT_WR)
+    data = b""
+    while True:
+        chunk = s.recv(65536)
+        if not chunk:
+            break
+        data += chunk
+    s.close()
+    return [l[:9].decode() for l in data.split(b"\r\n") if l[3:4] == b" "]
+
+
+TXN = (b"EHLO client.test\r\nMAIL FROM:<a@remote.test>\r\nRCPT TO:<alice@example.test>\r\nDATA\r\n"
+       + message("half-closed").encode() + b".\r\n")
+
+
+def test_half_close_after_dot_still_gets_250(make_tern):
+    """EOF only says the client sends no more: the 250 for a message it
+    sent must still reach it, or it will send the message again."""
+    t = make_tern()
+    for i in range(5):
+        finals = half_closed_session(t, TXN)
+        assert finals == ["220 mx.te", "250 HELP", "250 2.1.0", "250 2.1.5", "354 End d", "250 2.0.0"], (i, finals)
+    t.wait_messages("alice@example.test", 5)
+
+
+def test_half_close_after_pipelined_commands_gets_every_reply(make_tern):
+    t = make_tern()
+    for i in range(5):
+        finals = half_closed_session(t, TXN + b"NOOP\r\nQUIT\r\n")
+        assert finals == ["220 mx.te", "250 HELP", "250 2.1.0", "250 2.1.5", "354 End d", "250 2.0.0",
+                          "250 2.0.0", "221 2.0.0"], (i, finals)
+        finals = half_closed_session(t, b"EHLO client.test\r\nNOOP\r\nBOGUS\r\n")
+        assert finals == ["220 mx.te", "250 HELP", "250 2.0.0", "500 5.5.1"], (i, finals)
