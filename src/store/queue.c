@@ -632,7 +632,8 @@ size_t queue_scan(struct queue *q, void (*fn)(const char *id, void *arg), void *
 		}
 	}
 	closedir(d);
-	qsort(ids, n, sizeof(*ids), cmp_str);
+	if (n > 1)   /* qsort(NULL, 0, ..) is undefined behaviour */
+		qsort(ids, n, sizeof(*ids), cmp_str);
 	for (size_t i = 0; i < n; i++) {
 		fn(ids[i], arg);
 		free(ids[i]);

@@ -273,6 +273,14 @@ static void test_scan_in_order_and_unique_ids(void **state)
 	free(c);
 }
 
+static void test_scan_empty_queue(void **state)
+{
+	struct fixture *f = *state;
+	char *seen[3] = { NULL, NULL, NULL };
+	assert_int_equal(queue_scan(f->q, collect, seen), 0);
+	assert_null(seen[0]);
+}
+
 /* A file whose trailer is missing or does not match its length is never
  * taken for a message. */
 static void test_damaged_files_refused(void **state)
@@ -316,6 +324,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_recover_removes_partial_and_orphans, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_scan_in_order_and_unique_ids, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_damaged_files_refused, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_scan_empty_queue, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
