@@ -164,6 +164,9 @@ def test_builtin_default_with_swaks(tmp_path):
         proc = subprocess.Popen([TERN_BIN, "serve"], cwd=tmp_path, stdout=log, stderr=log)
     try:
         assert wait_port(2525), logp.read_text()
+        deadline = time.time() + 10
+        while time.time() < deadline and "event=start " not in logp.read_text():
+            time.sleep(0.05)
         text = logp.read_text()
         m = re.search(r"created user demo@localhost with password (\S+)", text)
         assert m, text
@@ -188,6 +191,10 @@ def test_builtin_default_with_swaks(tmp_path):
         proc = subprocess.Popen([TERN_BIN, "serve"], cwd=tmp_path, stdout=log, stderr=log)
     try:
         assert wait_port(2525), logp.read_text()
+        # SIGTERM is handled once start-up is complete
+        deadline = time.time() + 10
+        while time.time() < deadline and "event=start " not in logp.read_text():
+            time.sleep(0.05)
         assert "password" not in logp.read_text()
     finally:
         proc.send_signal(signal.SIGTERM)
