@@ -4,6 +4,8 @@
 #ifndef TERN_CLI_H
 #define TERN_CLI_H
 
+#include <stdio.h>
+
 int cmd_serve(int argc, char **argv);
 int cmd_check_config(int argc, char **argv);
 int cmd_user(int argc, char **argv);
@@ -16,7 +18,14 @@ struct config;
 /* The config of -c FILE, or the development default; exits on errors. */
 struct config *cli_load_config(const char *path);
 
-/* Commands that change the running server's queue (flush, hold, ...). */
+/* Commands that change the running server's queue (flush, hold, ...):
+ * argv is "queue VERB [ARG] [--json]".  Returns the exit status. */
 int queue_control(struct config *cfg, int argc, char **argv);
+/* One request over the control socket; the answer's body goes to out.
+ * Returns 0, 1 when the server refused it, or -1 when the server cannot
+ * be reached (the reason printed). */
+int control_request(const struct config *cfg, const char *request, FILE *out);
+/* The mailq listing (sendmail -bp), read from the queue directory. */
+int queue_mailq(struct config *cfg);
 
 #endif

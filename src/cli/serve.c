@@ -244,6 +244,15 @@ int cmd_serve(int argc, char **argv)
 	t.base = event_base_new();
 	if (t.base == NULL)
 		die("event_base_new failed");
+	/* Signals first: a SIGTERM that arrives while we start up must
+	 * still be a clean shutdown (the loop handles it once it runs). */
+	st.sig_term = evsignal_new(t.base, SIGTERM, shutdown_cb, &st);
+	st.sig_int = evsignal_new(t.base, SIGINT, shutdown_cb, &st);
+	st.sig_hup = evsignal_new(t.base, SIGHUP, hup_cb, &st);
+	st.tick = event_new(t.base, -1, EV_PERSIST, tick_cb, &st);
+	event_add(st.sig_term, NULL);
+	event_add(st.sig_int, NULL);
+	event_add(st.sig_hup, NULL);
 	t.next_session_id = (uint64_t)now_unix() << 20;
 	t.max_fds = fd_budget();
 	t.conn_per_ip = addr_count_new();
@@ -263,13 +272,6 @@ int cmd_serve(int argc, char **argv)
 	t.sched = scheduler_new(&t);
 	serve_hooks_start(&t);
 
-	st.sig_term = evsignal_new(t.base, SIGTERM, shutdown_cb, &st);
-	st.sig_int = evsignal_new(t.base, SIGINT, shutdown_cb, &st);
-	st.sig_hup = evsignal_new(t.base, SIGHUP, hup_cb, &st);
-	st.tick = event_new(t.base, -1, EV_PERSIST, tick_cb, &st);
-	event_add(st.sig_term, NULL);
-	event_add(st.sig_int, NULL);
-	event_add(st.sig_hup, NULL);
 	event_add(st.tick, &second);
 	log_event("event=start version=%s config=%s hostname=%s state_dir=%s", TERN_VERSION, cfg->path,
 		  cfg->hostname, cfg->state_dir);

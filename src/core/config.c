@@ -38,7 +38,7 @@ static const struct config_row config_table[] = {
 	ROW("server", "hostname", CT_STR, hostname, "localhost", 0, 0, "name in greetings, Received: and bounces"),
 	ROW("server", "state_dir", CT_STR, state_dir, "/var/lib/tern", 0, 0, "queue/, mail/ and run/ live here"),
 	ROW("server", "user", CT_STR, user, "", 0, 0, "drop privileges to this user when started as root"),
-	ROW("server", "workers", CT_UINT, workers, "4", 1, 64, "threads for disk commits and local delivery"),
+	ROW("server", "workers", CT_UINT, workers, "16", 1, 256, "threads for disk commits and local delivery"),
 
 	ROW("smtp", "listen", CT_LISTEN, smtp_listen, "", 0, 0, "MX service (port 25)"),
 	ROW("smtp", "max_message_size", CT_SIZE, max_message_size, "35M", 1024, 1ULL << 34, "SIZE limit (RFC 1870)"),
@@ -87,6 +87,8 @@ static const struct config_row config_table[] = {
 	ROW("delivery", "max_connections", CT_UINT, max_remote_connections, "100", 1, 100000, "outbound connections in total"),
 	ROW("delivery", "max_connections_per_destination", CT_UINT, max_connections_per_destination, "10", 1, 10000, "outbound connections per destination"),
 	ROW("delivery", "tls_required", CT_WORDS, tls_required, "", 0, 0, "domains that must be reached over STARTTLS"),
+	ROW("delivery", "reuse_idle", CT_DURATION, reuse_idle, "5s", 0, 3600, "keep an idle connection this long for the next message"),
+	ROW("delivery", "client_timeout", CT_DURATION, client_timeout, "0", 0, 86400, "cap on every SMTP client timeout; 0 = RFC 5321 4.5.3.2"),
 };
 
 static const char config_dev_text[] =

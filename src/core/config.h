@@ -108,6 +108,8 @@ struct config {
 	unsigned max_remote_connections;
 	unsigned max_connections_per_destination;
 	struct word_list tls_required;  /* destination domains that must use STARTTLS */
+	uint64_t reuse_idle;            /* idle outbound connection kept (s) */
+	uint64_t client_timeout;        /* cap on client timeouts, 0 = RFC values */
 };
 
 /* Load a config file; errors are printed as "FILE:LINE: message" to stderr.

@@ -22,6 +22,7 @@ struct addr_count;
 struct dns;
 struct tls_ctx;
 struct evconnlistener;
+struct control;
 
 enum service {
 	SERVICE_SMTP,             /* port 25: MX */
@@ -51,6 +52,7 @@ struct tern {
 	struct workers *delivery_pool; /* local delivery into Maildirs */
 	struct scheduler *sched;
 	struct dns *dns;
+	struct control *control;  /* the control socket (core/control.h) */
 	struct tls_ctx *tls;
 	struct addr_count *conn_per_ip;
 	struct addr_count *auth_failures;

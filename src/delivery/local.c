@@ -92,6 +92,43 @@ static bool deliver_one(const struct config *cfg, struct queue_env *env, struct 
 	return true;
 }
 
+/*
+ * The direct path for a message whose recipients are all local: deliver
+ * from the not yet committed queue file straight into the Maildirs.  The
+ * session sends its 250 only after this returns true, so the message is
+ * durable in every mailbox (each one fsync'd, its new/ synced) before it
+ * is acknowledged - the same promise as a committed queue file, with half
+ * the syncs.  On false, the recipients already done are marked RCPT_DONE
+ * and the caller commits the queue file for the rest.
+ */
+bool local_deliver_direct(const struct config *cfg, struct queue_env *env, int fd)
+{
+	int64_t now = now_unix();
+	bool all = true;
+
+	for (size_t i = 0; i < env->nrcpt; i++)
+		if (!env->rcpt[i].local)
+			return false;
+	for (size_t i = 0; i < env->nrcpt; i++) {
+		deliver_one(cfg, env, &env->rcpt[i], fd, now);
+		if (env->rcpt[i].state != RCPT_DONE)
+			all = false;
+	}
+	return all;
+}
+
+bool local_deliver_env(const struct config *cfg, struct queue_env *env, int fd, int64_t now)
+{
+	bool changed = false;
+
+	for (size_t i = 0; i < env->nrcpt; i++) {
+		struct queue_rcpt *r = &env->rcpt[i];
+		if (r->local && !env->held && (r->state == RCPT_PENDING || (r->state == RCPT_DEFERRED && r->next_try <= now)))
+			changed |= deliver_one(cfg, env, r, fd, now);
+	}
+	return changed;
+}
+
 void local_deliver(const struct config *cfg, struct queue *q, const char *id, struct local_result *res)
 {
 	int fd = -1;

@@ -21,6 +21,14 @@ struct local_result {
 	unsigned failed;          /* recipients that failed for good */
 };
 
+struct queue_env;
+bool local_deliver_direct(const struct config *cfg, struct queue_env *env, int fd);
 void local_deliver(const struct config *cfg, struct queue *q, const char *id, struct local_result *res);
+
+struct queue_env;
+/* The due local recipients of a loaded message (fd open on its file):
+ * PENDING ones, and DEFERRED ones whose next_try has come.  Updates the
+ * recipients in env; saves nothing.  True when a state changed. */
+bool local_deliver_env(const struct config *cfg, struct queue_env *env, int fd, int64_t now);
 
 #endif

@@ -24,4 +24,14 @@ void scheduler_stop(struct scheduler *s);
 /* Jobs in flight. */
 size_t scheduler_busy(const struct scheduler *s);
 
+/* All on the loop thread.  Return counts / success. */
+/* Deferred recipients (of domain, or all if NULL) are tried now; ETRN and
+ * `tern queue flush`.  Returns the number of messages scheduled. */
+size_t scheduler_flush(struct scheduler *s, const char *domain);
+/* No delivery attempts until released; persisted (env->held in .st). */
+bool scheduler_hold(struct scheduler *s, const char *id);
+bool scheduler_release(struct scheduler *s, const char *id);
+/* Remove from the queue without a bounce. */
+bool scheduler_delete(struct scheduler *s, const char *id);
+
 #endif

@@ -35,8 +35,3 @@ void smtp_auth_continue(struct smtp_session *s, const char *line, size_t len)
 {
 	s->sasl_pending = false;
 }
-
-void smtp_cmd_etrn(struct smtp_session *s, const char *args, size_t len)
-{
-	smtp_reply(s, "502 5.5.1 ETRN not available");
-}

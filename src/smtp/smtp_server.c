@@ -23,6 +23,8 @@
 #include "core/log.h"
 #include "core/util.h"
 #include "core/workers.h"
+#include "delivery/dns.h"
+#include "delivery/local.h"
 #include "delivery/scheduler.h"
 #include "proto/header.h"
 #include "proto/smtp_data.h"
@@ -32,6 +34,7 @@
 #include "store/users.h"
 
 #include <arpa/inet.h>
+#include <ctype.h>
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
 #include <event2/event.h>
@@ -86,9 +89,9 @@ static void log_session_queued(const struct smtp_session *s, const struct smtp_t
 {
 	char from[300];
 	log_event("event=queued session=%016" PRIx64 " queue=%s from=%s nrcpt=%zu size=%" PRIu64
-		  " ip=%s helo=%s", s->id, t->env->id,
+		  " path=%s ip=%s helo=%s", s->id, t->env->id,
 		  log_quote(from, sizeof(from), t->env->from, strlen(t->env->from)), t->env->nrcpt,
-		  t->size, s->ip, s->helo[0] ? s->helo : "-");
+		  t->size, t->direct ? "direct" : "queue", s->ip, s->helo[0] ? s->helo : "-");
 }
 
 static void log_session_disconnect(const struct smtp_session *s)
@@ -158,7 +161,7 @@ static void smtp_txn_free(struct smtp_txn *t)
 	if (t == NULL)
 		return;
 	if (t->qw) {
-		queue_writer_abort(t->qw);
+		queue_writer_recycle(t->qw);
 		queue_writer_free(t->qw);
 	}
 	queue_env_free(t->env);
@@ -180,6 +183,9 @@ static void smtp_free(struct smtp_session *s)
 {
 	log_session_disconnect(s);
 	smtp_txn_free(s->txn);
+	if (s->ptr_req)
+		dns_cancel(s->t->dns, s->ptr_req);
+	free(s->ptr_name);
 	session_list_del(s->t, &s->link);
 	addr_count_add(s->t->conn_per_ip, (struct sockaddr *)&s->peer, -1, now_unix());
 	if (s->bev)
@@ -292,6 +298,35 @@ static void smtp_session_shutdown(struct session_link *l)
 	smtp_reply_shutdown(s, "421 4.3.2 Server shutting down, try again later");
 }
 
+/* The forward-confirmed PTR name for Received: (RFC 5321 4.4).  It is
+ * used if it is in by DATA; nothing ever waits for it.  The lookup is
+ * cancelled when the session goes, so this never sees a freed session. */
+static void smtp_ptr_cb(const char *name, void *arg)
+{
+	struct smtp_session *s = arg;
+	size_t n = name ? strlen(name) : 0;
+
+	s->ptr_req = 0;
+	if (n == 0 || n > 255)
+		return;
+	/* It goes into a header: a host name's characters only. */
+	for (size_t i = 0; i < n; i++)
+		if (!isalnum((unsigned char)name[i]) && !strchr(".-_", name[i]))
+			return;
+	s->ptr_name = xstrdup(name);
+}
+
+/* Loopback clients are local programs: asking the system resolver about
+ * them tells nothing, unless tern has resolvers of its own ([dns]). */
+static bool smtp_is_loopback(const struct sockaddr *sa)
+{
+	if (sa->sa_family == AF_INET)
+		return (ntohl(((const struct sockaddr_in *)sa)->sin_addr.s_addr) >> 24) == 127;
+	if (sa->sa_family == AF_INET6)
+		return IN6_IS_ADDR_LOOPBACK(&((const struct sockaddr_in6 *)sa)->sin6_addr);
+	return false;
+}
+
 void smtp_server_accept(struct tern *t, evutil_socket_t fd, const struct sockaddr *sa, socklen_t len,
 			enum service svc)
 {
@@ -329,6 +364,8 @@ void smtp_server_accept(struct tern *t, evutil_socket_t fd, const struct sockadd
 		return;
 	}
 	bufferevent_enable(s->bev, EV_READ | EV_WRITE);
+	if (t->dns != NULL && (cfg->dns_servers[0] != '\0' || !smtp_is_loopback(sa)))
+		s->ptr_req = dns_ptr_lookup(t->dns, sa, smtp_ptr_cb, s);
 	if (svc != SERVICE_SUBMISSIONS)
 		smtp_greet(s);
 }
@@ -465,7 +502,7 @@ static void cmd_ehlo(struct smtp_session *s, const char *args, size_t len)
 		return;
 	s->esmtp = true;
 	o += (size_t)snprintf(lines + o, sizeof(lines) - o, "250-%s\r\n250-PIPELINING\r\n250-SIZE %" PRIu64 "\r\n"
-			      "250-8BITMIME\r\n250-ENHANCEDSTATUSCODES\r\n250-DSN\r\n",
+			      "250-8BITMIME\r\n250-ENHANCEDSTATUSCODES\r\n250-DSN\r\n250-ETRN\r\n",
 			      cfg->hostname, cfg->max_message_size);
 	o += smtp_ehlo_extra(s, lines + o, sizeof(lines) - o);
 	if (o < sizeof(lines))
@@ -781,11 +818,32 @@ static void cmd_expn(struct smtp_session *s, const char *args, size_t len)
 
 /* ---- DATA ------------------------------------------------------------------- */
 
+/* Worker thread.  All-local messages go straight into the Maildirs
+ * (local_deliver_direct); anything else, or a direct delivery that did
+ * not complete, is committed to the queue.  Either way the message is
+ * durable before smtp_commit_done() may answer 250. */
 static void smtp_commit_work(void *arg)
 {
 	struct smtp_session *s = arg;
 	struct smtp_txn *t = s->txn;
+	struct queue_env *env = t->env;
+	bool partial = false;
+
+	env->msg_offset = queue_writer_offset(t->qw);
+	env->msg_len = queue_writer_size(t->qw);
+	env->msg_lines = t->lines;
+	env->eight_bit = t->hs.eight_bit;
+	if (local_deliver_direct(s->t->cfg, env, queue_writer_fd(t->qw))) {
+		queue_writer_recycle(t->qw);
+		t->committed = t->direct = true;
+		return;
+	}
+	for (size_t i = 0; i < env->nrcpt; i++)
+		if (env->rcpt[i].state != RCPT_PENDING)
+			partial = true;
 	t->committed = queue_writer_commit(t->qw, t->lines, t->hs.eight_bit);
+	if (t->committed && partial)
+		queue_save_state(s->t->queue, env);
 }
 
 static void smtp_commit_done(void *arg)
@@ -795,7 +853,8 @@ static void smtp_commit_done(void *arg)
 
 	if (t->committed) {
 		log_session_queued(s, t);
-		scheduler_enqueue(s->t->sched, t->env->id);
+		if (!t->direct)
+			scheduler_enqueue(s->t->sched, t->env->id);
 		s->messages++;
 		if (!s->peer_gone)
 			smtp_reply(s, "250 2.0.0 Ok: queued as %s", t->env->id);

@@ -40,6 +40,7 @@ struct smtp_txn {
 	uint64_t lines;
 	bool too_big;
 	bool committed;           /* set by the worker */
+	bool direct;              /* delivered to every Maildir, no queue file */
 	bool need_date, need_message_id;  /* MSA additions (RFC 6409 8) */
 };
 
@@ -56,6 +57,7 @@ struct smtp_session {
 	struct sockaddr_storage peer;
 	char ip[64];
 	char *ptr_name;           /* forward-confirmed reverse DNS, or NULL */
+	uint64_t ptr_req;         /* its lookup while in flight (dns.h id), or 0 */
 	char helo[256];
 	bool esmtp;
 	bool trusted;             /* client in [relay] trusted_networks */
@@ -108,6 +110,8 @@ void smtp_tls_describe(struct smtp_session *s, char *buf, size_t cap);
 void smtp_cmd_starttls(struct smtp_session *s, const char *args, size_t len);
 void smtp_cmd_auth(struct smtp_session *s, const char *args, size_t len);
 void smtp_auth_continue(struct smtp_session *s, const char *line, size_t len);
+
+/* smtp_etrn.c: ETRN (RFC 1985) */
 void smtp_cmd_etrn(struct smtp_session *s, const char *args, size_t len);
 
 #endif

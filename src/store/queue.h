@@ -32,6 +32,7 @@ struct queue_rcpt {
 	char *last_reply;         /* last reply or error text, or NULL */
 	char *status;             /* enhanced status of the last result, or NULL */
 	char *remote_mta;         /* host that gave the last reply, or NULL */
+	bool dsn_done;            /* its final notice (or none) is settled */
 };
 
 struct queue_env {
@@ -64,13 +65,19 @@ const char *queue_msg_dir(const struct queue *q);
 struct queue_writer *queue_writer_new(struct queue *q, struct queue_env *env);
 int queue_writer_fd(const struct queue_writer *w);
 const char *queue_writer_id(const struct queue_writer *w);
+/* Where the message starts in the file, and its length so far. */
+uint64_t queue_writer_offset(const struct queue_writer *w);
+uint64_t queue_writer_size(const struct queue_writer *w);
 /* Append message bytes (loop thread; page-cache writes, no sync). */
 bool queue_writer_write(struct queue_writer *w, const void *buf, size_t len);
 /* Worker thread: trailer, fsync, rename, directory fsync.  True when the
  * message is durable; false (and the temp file removed) otherwise. */
 bool queue_writer_commit(struct queue_writer *w, uint64_t lines, bool eight_bit);
-/* Drop an unfinished message. */
+/* Drop an unfinished message (after an error: the file is removed). */
 void queue_writer_abort(struct queue_writer *w);
+/* Drop a message that is not needed any more (delivered directly, or
+ * refused): its emptied file is kept for the next message. */
+void queue_writer_recycle(struct queue_writer *w);
 void queue_writer_free(struct queue_writer *w);
 
 /* Read a committed message's envelope and state.  Opens *fd on the file

@@ -39,6 +39,10 @@ def wait_port(port, timeout=10.0, host="127.0.0.1"):
     return False
 
 
+class RawConn(socket.socket):
+    """A socket that can carry attributes (socket.socket has __slots__)."""
+
+
 class Tern:
     def __init__(self, base, services=("smtp",), config=None, users=None, hostname="mx.test",
                  domains="example.test localhost"):
@@ -123,7 +127,9 @@ class Tern:
 
     def connect(self, service="smtp", timeout=10):
         """A raw socket with the greeting already read."""
-        s = socket.create_connection(("127.0.0.1", self.ports[service]), timeout=timeout)
+        raw = socket.create_connection(("127.0.0.1", self.ports[service]), timeout=timeout)
+        s = RawConn(raw.family, raw.type, raw.proto, fileno=raw.detach())
+        s.settimeout(timeout)
         s.greeting = recv_reply(s)
         return s
 

@@ -1,0 +1,90 @@
+/*
+ * smtp_client.h - the SMTP client session: one connection to one peer,
+ * set up once (greeting, EHLO or HELO, STARTTLS, AUTH) and then used for
+ * one mail transaction after another until QUIT.
+ * RFC 5321 (§3.3, §4.1, §4.5.3.2 timeouts), RFC 2920 PIPELINING, RFC 1870
+ * SIZE, RFC 6152 8BITMIME, RFC 3207 STARTTLS, RFC 4954 AUTH, RFC 3461 DSN.
+ *
+ * Events come back through one callback.  The callback may call
+ * smtp_client_send(), smtp_client_quit() or smtp_client_free(); the
+ * session is freed only after the callback returns.
+ */
+#ifndef TERN_SMTP_CLIENT_H
+#define TERN_SMTP_CLIENT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include "proto/smtp_reply.h"
+
+struct event_base;
+struct smtp_client;
+
+#define SMTP_CLIENT_TEXT_MAX 512	/* kept of a reply for logs and DSNs */
+
+struct smtp_client_opts {
+	const char *helo;		/* our host name */
+	const char *peer_name;		/* host name: SNI and logs */
+	void *ssl_ctx;			/* SSL_CTX * for STARTTLS, NULL = never */
+	bool tls_required;		/* no STARTTLS offered -> fail (4.7.5) */
+	const char *auth_user;		/* AUTH PLAIN/LOGIN when set */
+	const char *auth_pass;
+	bool auth_in_clear;		/* allow AUTH without TLS (loopback) */
+	uint64_t timeout_cap;		/* seconds; 0 = RFC 5321 §4.5.3.2 values */
+	uint64_t session_id;		/* for the logs */
+};
+
+enum smtp_client_event {
+	SMTP_CLIENT_READY,		/* set-up done; smtp_client_send() now */
+	SMTP_CLIENT_FAILED,		/* set-up failed: smtp_client_error() */
+	SMTP_CLIENT_TXN_DONE,		/* the transaction's results are in */
+	SMTP_CLIENT_CLOSED,		/* an idle connection went away, or QUIT is done */
+};
+
+typedef void (*smtp_client_cb)(struct smtp_client *c, enum smtp_client_event ev, void *arg);
+
+struct smtp_client_rcpt {
+	const char *addr;
+	unsigned notify;		/* SMTP_NOTIFY_* bits, 0 = none */
+	const char *orcpt;		/* "type;address", or NULL */
+	/* results */
+	unsigned code;			/* reply code that decided it */
+	char status[12];		/* enhanced status, or derived "x.0.0" */
+	char reply[SMTP_CLIENT_TEXT_MAX];
+};
+
+struct smtp_client_msg {
+	const char *from;		/* "" = null reverse path */
+	unsigned ret;			/* enum smtp_ret */
+	const char *envid;		/* or NULL */
+	int fd;				/* queue file */
+	uint64_t offset, len, lines;
+	bool eight_bit;
+	struct smtp_client_rcpt *rcpts;
+	size_t nrcpts;
+};
+
+/* Connect to sa (with its port set).  NULL only when the socket cannot be
+ * created; a failed connect comes back as SMTP_CLIENT_FAILED. */
+struct smtp_client *smtp_client_new(struct event_base *base, const struct sockaddr *sa, socklen_t len,
+				    const struct smtp_client_opts *opts, smtp_client_cb cb, void *arg);
+/* Start a transaction (only after READY or TXN_DONE).  m and its rcpts
+ * must live until TXN_DONE, which always follows (never inside this call). */
+void smtp_client_send(struct smtp_client *c, struct smtp_client_msg *m);
+/* Send QUIT; once answered (or after a short time, or at once when there
+ * is no connection) the callback gets SMTP_CLIENT_CLOSED, from the loop,
+ * and the session is freed. */
+void smtp_client_quit(struct smtp_client *c);
+void smtp_client_set_cb(struct smtp_client *c, smtp_client_cb cb, void *arg);
+void smtp_client_free(struct smtp_client *c);
+
+/* Why set-up failed: a reply code (0 for a network error) and the text. */
+unsigned smtp_client_error(const struct smtp_client *c, const char **text);
+/* The peer's address as text, "ip:port" or "[ip6]:port". */
+const char *smtp_client_peer(const struct smtp_client *c);
+bool smtp_client_tls(const struct smtp_client *c);
+const struct smtp_ehlo_caps *smtp_client_caps(const struct smtp_client *c);
+
+#endif

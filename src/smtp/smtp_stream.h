@@ -1,0 +1,44 @@
+/*
+ * smtp_stream.h - the message body of an outgoing DATA, produced from
+ * the queue file in chunks as the connection's output drains: optional
+ * 8-bit -> quoted-printable downgrade (proto/mime8), then CRLF and
+ * dot-stuffing (proto/smtp_dot).  Never more than a few chunks in memory.
+ */
+#ifndef TERN_SMTP_STREAM_H
+#define TERN_SMTP_STREAM_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "proto/mime8.h"
+#include "proto/smtp_dot.h"
+
+#define SMTP_STREAM_CHUNK 16384
+#define SMTP_STREAM_HEADER_MAX 65536	/* header section read for a downgrade */
+
+struct evbuffer;
+
+struct smtp_stream {
+	int fd;
+	uint64_t pos, end;	/* file offsets still to send */
+	bool convert;		/* downgrade to quoted-printable */
+	char *hdr;		/* rewritten header (convert), sent first */
+	size_t hdr_len;
+	bool hdr_sent;
+	struct mime8_qp qp;
+	struct smtp_dot dot;
+	bool done;		/* the final "." is in the output */
+};
+
+/* Prepare to send len bytes at offset of fd.  With convert, reads the
+ * header section and returns its verdict (not MIME8_OK: cannot be sent
+ * to this peer); a read error is MIME8_NO_END too. */
+enum mime8_verdict smtp_stream_open(struct smtp_stream *st, int fd, uint64_t offset, uint64_t len,
+				    bool convert);
+/* Add up to about one chunk to out.  1: more to come; 0: finished (the
+ * terminating "." is written); -1: read error (errno). */
+int smtp_stream_fill(struct smtp_stream *st, struct evbuffer *out);
+void smtp_stream_close(struct smtp_stream *st);
+
+#endif

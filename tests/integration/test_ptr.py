@@ -1,0 +1,87 @@
+"""The client's forward-confirmed PTR name in Received: (RFC 5321 4.4),
+from a private dnsmasq on loopback ([dns] servers)."""
+import os
+import signal
+import smtplib
+import subprocess
+import time
+
+import pytest
+
+from conftest import free_port
+
+DNSMASQ = "/usr/sbin/dnsmasq"
+
+
+def free_udp_port():
+    import socket
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def dns_port():
+    if not os.path.exists(DNSMASQ):
+        pytest.skip("dnsmasq is not installed")
+    port = free_udp_port()
+    p = subprocess.Popen([DNSMASQ, "--keep-in-foreground", "--no-resolv", "--no-hosts", "--conf-file=/dev/null",
+                          "--listen-address=127.0.0.1", "--bind-interfaces", "--pid-file=", "--user=",
+                          f"--port={port}",
+                          # 127.0.0.1 -> client.ptr.test -> 127.0.0.1: confirmed
+                          "--ptr-record=1.0.0.127.in-addr.arpa,client.ptr.test",
+                          "--host-record=client.ptr.test,127.0.0.1",
+                          # 127.0.0.2 -> liar.ptr.test -> 127.0.0.99: not confirmed
+                          "--ptr-record=2.0.0.127.in-addr.arpa,liar.ptr.test",
+                          "--host-record=liar.ptr.test,127.0.0.99"],
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    time.sleep(0.3)
+    yield port
+    p.send_signal(signal.SIGTERM)
+    p.wait(5)
+
+
+def send_from(t, source, rcpt="alice@example.test", pause=0.5):
+    c = smtplib.SMTP("127.0.0.1", t.port(), local_hostname="helo.name.test", timeout=10,
+                     source_address=(source, 0))
+    time.sleep(pause)   # the lookup is asynchronous: let it finish
+    c.sendmail("sender@example.test", [rcpt], b"Subject: ptr\r\n\r\nx\r\n")
+    c.quit()
+
+
+def received(t, addr, n=1):
+    m = t.wait_messages(addr, n)[n - 1].decode()
+    return m[m.index("Received: "):].split("\n\t", 1)[0]
+
+
+def test_received_has_confirmed_ptr(make_tern, dns_port):
+    t = make_tern(config={"dns": {"servers": f"127.0.0.1:{dns_port}"}})
+    send_from(t, "127.0.0.1")
+    assert received(t, "alice@example.test") == "Received: from helo.name.test (client.ptr.test [127.0.0.1])"
+
+
+def test_unconfirmed_ptr_left_out(make_tern, dns_port):
+    t = make_tern(config={"dns": {"servers": f"127.0.0.1:{dns_port}"}})
+    send_from(t, "127.0.0.2")
+    assert received(t, "alice@example.test") == "Received: from helo.name.test ([127.0.0.2])"
+
+
+def test_no_answer_does_not_delay(make_tern):
+    """A resolver that never answers: Received: goes without the name,
+    and the message is accepted without waiting for DNS."""
+    silent = free_udp_port()
+    t = make_tern(config={"dns": {"servers": f"127.0.0.1:{silent}"}})
+    start = time.time()
+    send_from(t, "127.0.0.1", pause=0)
+    assert time.time() - start < 2
+    assert received(t, "alice@example.test") == "Received: from helo.name.test ([127.0.0.1])"
+
+
+def test_session_gone_before_answer(make_tern, dns_port):
+    """Sessions that end before the answer: the lookup is cancelled."""
+    t = make_tern(config={"dns": {"servers": f"127.0.0.1:{dns_port}"}})
+    for _ in range(20):
+        s = t.connect()
+        s.close()
+    send_from(t, "127.0.0.1")
+    assert "client.ptr.test" in received(t, "alice@example.test")
