@@ -149,6 +149,9 @@ bool listen_parse(const char *s, struct listen_addr *out)
 		return false;
 	memcpy(host, h, hlen);
 	host[hlen] = '\0';
+	/* "::1:25" could be [::1]:25 or [::1:25] with no port: IPv6 needs [] */
+	if (s[0] != '[' && strchr(host, ':') != NULL)
+		return false;
 	if (!parse_u64(colon + 1, strlen(colon + 1), 1, 65535, &port))
 		return false;
 	if (strcmp(host, "*") == 0)

@@ -256,15 +256,20 @@ static void smtp_event_cb(struct bufferevent *bev, short what, void *arg)
 				smtp_flush_done(s);
 		}
 	} else if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR)) {
+		/* EOF alone is a half-close: the client sends no more but may
+		 * still read, so the replies owed to it go out first. */
+		bool half_close = !(what & BEV_EVENT_ERROR);
 		if (s->state == SMTP_S_CLOSING) {
 			/* peer gone while we flushed: nothing left to say */
 			smtp_flush_done(s);
+		} else if (s->state == SMTP_S_COMMIT && half_close) {
+			s->peer_eof = true;   /* smtp_commit_done() answers, then closes */
 		} else if (s->state == SMTP_S_COMMIT) {
 			/* The commit finishes and the message is delivered; the
 			 * client will not hear the 250 (a duplicate at worst). */
 			s->peer_gone = true;
 		} else {
-			smtp_close(s, false);
+			smtp_close(s, half_close);
 		}
 	}
 	smtp_unref(s);
@@ -889,6 +894,8 @@ static void smtp_commit_done(void *arg)
 	} else {
 		bufferevent_enable(s->bev, EV_READ);
 		smtp_process_input(s);
+		if (s->peer_eof)
+			smtp_close(s, true);
 	}
 	smtp_unref(s);
 }

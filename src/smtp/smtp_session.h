@@ -72,6 +72,7 @@ struct smtp_session {
 	size_t line_max;          /* 0 = SMTP_LINE_MAX */
 	bool input_discard;       /* stop processing buffered input (STARTTLS) */
 	bool peer_gone;
+	bool peer_eof;            /* half-closed during a commit: answer, then close */
 	bool flush_ref;           /* a reference waits for the output to drain */
 	bool shutdown_after_commit;
 	const char *cur_verb;     /* for logging replies >= 400 */

@@ -472,6 +472,9 @@ static bool parse_trailer(struct queue_env *env, int fd, off_t size)
 		t = p;
 	if (t == NULL || (t != buf && t[-1] != '\n'))
 		return false;
+	/* the end marker is the last line, whole: nothing may follow it */
+	if (strchr(t, '\n') != buf + n - 1)
+		return false;
 	if (sscanf(t, "TERN-END off=%llu len=%llu lines=%llu 8bit=%d", &off, &len, &lines, &eight) != 4)
 		return false;
 	if (off + len + strlen(t) != (unsigned long long)size)

@@ -131,7 +131,7 @@ const struct user *users_find(const struct users *u, const char *addr)
 	char key[512];
 	struct user probe = { .addr = key };
 	size_t n = strlen(addr);
-	if (n >= sizeof(key) || u->n == 0)   /* bsearch(NULL) is undefined too */
+	if (n >= sizeof(key) || u->n == 0)   /* bsearch(.., NULL, 0) is undefined */
 		return NULL;
 	for (size_t i = 0; i <= n; i++)
 		key[i] = ascii_lower(addr[i]);

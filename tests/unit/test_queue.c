@@ -1,0 +1,330 @@
+/*
+ * test_queue.c - the durable queue: write, commit, load back, the state
+ * file round trip, abort, recovery of partial files, and refusal of files
+ * cut short or tampered with.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "core/util.h"
+#include "store/queue.h"
+
+struct fixture {
+	char dir[64];
+	struct queue *q;
+};
+
+static int setup(void **state)
+{
+	struct fixture *f = xcalloc(1, sizeof(*f));
+	strcpy(f->dir, "/tmp/test_queue_XXXXXX");
+	assert_non_null(mkdtemp(f->dir));
+	f->q = queue_open(f->dir);
+	assert_non_null(f->q);
+	*state = f;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	struct fixture *f = *state;
+	char *cmd = xasprintf("rm -rf '%s'", f->dir);
+	queue_close(f->q);
+	assert_int_equal(system(cmd), 0);
+	free(cmd);
+	free(f);
+	return 0;
+}
+
+static size_t count_dir(const char *dir)
+{
+	DIR *d = opendir(dir);
+	struct dirent *de;
+	size_t n = 0;
+	assert_non_null(d);
+	while ((de = readdir(d)) != NULL)
+		if (de->d_name[0] != '.')
+			n++;
+	closedir(d);
+	return n;
+}
+
+static struct queue_env *make_env(void)
+{
+	struct queue_env *env = xcalloc(1, sizeof(*env));
+	struct queue_rcpt *r;
+	env->arrival = 1700000000;
+	env->from = xstrdup("sender@remote.test");
+	env->helo = xstrdup("client test");           /* a space: escaped */
+	env->client_ip = xstrdup("127.0.0.1");
+	env->body = 2;
+	env->ret = 1;
+	env->envid = xstrdup("QQ%314159");            /* a '%': escaped */
+	r = queue_env_add_rcpt(env, "alice@example.test", "team@example.test");
+	r->local = true;
+	r->notify = 6;
+	r->orcpt = xstrdup("rfc822;team@example.test");
+	r = queue_env_add_rcpt(env, "bob@remote.test", NULL);
+	r->local = false;
+	return env;
+}
+
+static const char msg[] = "Subject: queued\n\nline one\n.line two\n";
+
+static char *commit_one(struct fixture *f)
+{
+	struct queue_env *env = make_env();
+	struct queue_writer *w = queue_writer_new(f->q, env);
+	char *id;
+	assert_non_null(w);
+	assert_int_equal(strlen(env->id), QUEUE_ID_LEN);
+	assert_string_equal(queue_writer_id(w), env->id);
+	assert_true(queue_writer_write(w, msg, 10));
+	assert_true(queue_writer_write(w, msg + 10, strlen(msg) - 10));
+	assert_true(queue_writer_commit(w, 4, true));
+	queue_writer_free(w);
+	id = xstrdup(env->id);
+	queue_env_free(env);
+	return id;
+}
+
+static void test_write_commit_load(void **state)
+{
+	struct fixture *f = *state;
+	char *id = commit_one(f);
+	int fd = -1;
+	char buf[256];
+	struct queue_env *env = queue_load(f->q, id, &fd);
+
+	assert_non_null(env);
+	assert_string_equal(env->id, id);
+	assert_int_equal(env->arrival, 1700000000);
+	assert_string_equal(env->from, "sender@remote.test");
+	assert_string_equal(env->helo, "client test");
+	assert_string_equal(env->client_ip, "127.0.0.1");
+	assert_null(env->auth_user);
+	assert_int_equal(env->body, 2);
+	assert_int_equal(env->ret, 1);
+	assert_string_equal(env->envid, "QQ%314159");
+	assert_int_equal(env->nrcpt, 2);
+	assert_string_equal(env->rcpt[0].addr, "alice@example.test");
+	assert_string_equal(env->rcpt[0].orig, "team@example.test");
+	assert_string_equal(env->rcpt[0].orcpt, "rfc822;team@example.test");
+	assert_int_equal(env->rcpt[0].notify, 6);
+	assert_true(env->rcpt[0].local);
+	assert_int_equal(env->rcpt[0].state, RCPT_PENDING);
+	assert_string_equal(env->rcpt[1].addr, "bob@remote.test");
+	assert_null(env->rcpt[1].orig);
+	assert_null(env->rcpt[1].orcpt);
+	assert_false(env->rcpt[1].local);
+	assert_int_equal(env->msg_len, strlen(msg));
+	assert_int_equal(env->msg_lines, 4);
+	assert_true(env->eight_bit);
+	assert_true(fd >= 0);
+	assert_int_equal(pread(fd, buf, env->msg_len, (off_t)env->msg_offset), (ssize_t)strlen(msg));
+	assert_memory_equal(buf, msg, strlen(msg));
+	close(fd);
+	queue_env_free(env);
+
+	/* committed: nothing left in tmp/, one file in msg/ */
+	char *tmp = xasprintf("%s/queue/tmp", f->dir);
+	assert_int_equal(count_dir(tmp), 0);
+	free(tmp);
+	assert_int_equal(count_dir(queue_msg_dir(f->q)), 1);
+	free(id);
+}
+
+static void test_state_round_trip(void **state)
+{
+	struct fixture *f = *state;
+	char *id = commit_one(f);
+	struct queue_env *env = queue_load(f->q, id, NULL);
+
+	assert_non_null(env);
+	env->held = true;
+	env->delay_warned = true;
+	env->rcpt[0].state = RCPT_DONE;
+	env->rcpt[0].status = xstrdup("2.0.0");
+	env->rcpt[0].last_reply = xstrdup("250 2.0.0 Delivered to Maildir");
+	env->rcpt[1].state = RCPT_DEFERRED;
+	env->rcpt[1].attempts = 3;
+	env->rcpt[1].next_try = 1700003600;
+	env->rcpt[1].remote_mta = xstrdup("mx.remote.test");
+	env->rcpt[1].last_reply = xstrdup("451 4.7.1 Try again\nlater %");
+	assert_true(queue_save_state(f->q, env));
+	queue_env_free(env);
+
+	env = queue_load(f->q, id, NULL);
+	assert_non_null(env);
+	assert_true(env->held);
+	assert_true(env->delay_warned);
+	assert_int_equal(env->rcpt[0].state, RCPT_DONE);
+	assert_string_equal(env->rcpt[0].status, "2.0.0");
+	assert_string_equal(env->rcpt[0].last_reply, "250 2.0.0 Delivered to Maildir");
+	assert_null(env->rcpt[0].remote_mta);
+	assert_int_equal(env->rcpt[1].state, RCPT_DEFERRED);
+	assert_int_equal(env->rcpt[1].attempts, 3);
+	assert_int_equal(env->rcpt[1].next_try, 1700003600);
+	assert_string_equal(env->rcpt[1].remote_mta, "mx.remote.test");
+	assert_string_equal(env->rcpt[1].last_reply, "451 4.7.1 Try again\nlater %");
+	queue_env_free(env);
+
+	assert_true(queue_remove(f->q, id));
+	assert_null(queue_load(f->q, id, NULL));
+	assert_int_equal(count_dir(queue_msg_dir(f->q)), 0);
+	assert_true(queue_remove(f->q, id));   /* gone already: still fine */
+	free(id);
+}
+
+static void test_abort_leaves_nothing(void **state)
+{
+	struct fixture *f = *state;
+	struct queue_env *env = make_env();
+	struct queue_writer *w = queue_writer_new(f->q, env);
+	char *tmp = xasprintf("%s/queue/tmp", f->dir);
+
+	assert_non_null(w);
+	assert_true(queue_writer_write(w, msg, strlen(msg)));
+	assert_int_equal(count_dir(tmp), 1);
+	queue_writer_abort(w);
+	queue_writer_free(w);
+	assert_int_equal(count_dir(tmp), 0);
+	assert_int_equal(count_dir(queue_msg_dir(f->q)), 0);
+	assert_null(queue_load(f->q, env->id, NULL));
+	queue_env_free(env);
+	free(tmp);
+}
+
+static void test_recover_removes_partial_and_orphans(void **state)
+{
+	struct fixture *f = *state;
+	struct queue_env *env = make_env();
+	struct queue_writer *w = queue_writer_new(f->q, env);
+	char *id = commit_one(f);
+	char *tmp = xasprintf("%s/queue/tmp", f->dir);
+	char *orphan = xasprintf("%s/0000000000000001.st", queue_msg_dir(f->q));
+	char *stray = xasprintf("%s/0000000000000002", tmp);
+	FILE *o;
+
+	/* a message being written when the process died, a stray partial
+	 * file, and a state file whose message was removed */
+	assert_non_null(w);
+	assert_true(queue_writer_write(w, msg, strlen(msg)));
+	assert_non_null(o = fopen(orphan, "w"));
+	fputs("held 0\n", o);
+	fclose(o);
+	assert_non_null(o = fopen(stray, "w"));
+	fclose(o);
+	assert_int_equal(count_dir(tmp), 2);
+
+	queue_recover(f->q);
+	assert_int_equal(count_dir(tmp), 0);
+	assert_int_equal(access(orphan, F_OK), -1);
+	/* the committed message stays and loads */
+	struct queue_env *back = queue_load(f->q, id, NULL);
+	assert_non_null(back);
+	queue_env_free(back);
+	assert_int_equal(count_dir(queue_msg_dir(f->q)), 1);
+
+	queue_writer_free(w);
+	queue_env_free(env);
+	free(id);
+	free(tmp);
+	free(orphan);
+	free(stray);
+}
+
+static void collect(const char *id, void *arg)
+{
+	char **ids = arg;
+	for (int i = 0; i < 3; i++)
+		if (ids[i] == NULL) {
+			ids[i] = xstrdup(id);
+			return;
+		}
+	fail_msg("too many ids");
+}
+
+static void test_scan_in_order_and_unique_ids(void **state)
+{
+	struct fixture *f = *state;
+	char *a = commit_one(f), *b = commit_one(f), *c = commit_one(f);
+	char *seen[3] = { NULL, NULL, NULL };
+
+	assert_true(strcmp(a, b) < 0 && strcmp(b, c) < 0);
+	assert_int_equal(queue_scan(f->q, collect, seen), 3);
+	assert_string_equal(seen[0], a);
+	assert_string_equal(seen[1], b);
+	assert_string_equal(seen[2], c);
+	for (int i = 0; i < 3; i++)
+		free(seen[i]);
+	free(a);
+	free(b);
+	free(c);
+}
+
+static void test_scan_empty_queue(void **state)
+{
+	struct fixture *f = *state;
+	char *seen[3] = { NULL, NULL, NULL };
+	assert_int_equal(queue_scan(f->q, collect, seen), 0);
+	assert_null(seen[0]);
+}
+
+/* A file whose trailer is missing or does not match its length is never
+ * taken for a message. */
+static void test_damaged_files_refused(void **state)
+{
+	struct fixture *f = *state;
+	static const struct {
+		off_t cut;           /* bytes to cut off the end */
+		const char *append;  /* or bytes to add */
+	} cases[] = {
+		{ 1, NULL }, { 2, NULL }, { 10, NULL }, { 60, NULL }, { 0, "x" }, { 0, "TERN-END off=1 len=1 lines=1 8bit=0\n" },
+		{ 0, "0123456789" },
+	};
+
+	for (size_t i = 0; i < ARRAY_LEN(cases); i++) {
+		char *id = commit_one(f);
+		char *path = xasprintf("%s/%s", queue_msg_dir(f->q), id);
+		struct stat st;
+		assert_int_equal(stat(path, &st), 0);
+		if (cases[i].cut) {
+			assert_int_equal(truncate(path, st.st_size - cases[i].cut), 0);
+		} else {
+			FILE *o = fopen(path, "a");
+			assert_non_null(o);
+			fputs(cases[i].append, o);
+			fclose(o);
+		}
+		if (queue_load(f->q, id, NULL) != NULL)
+			fail_msg("case %zu: damaged file loaded", i);
+		assert_true(queue_remove(f->q, id));
+		free(path);
+		free(id);
+	}
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_write_commit_load, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_state_round_trip, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_abort_leaves_nothing, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_recover_removes_partial_and_orphans, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_scan_in_order_and_unique_ids, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_damaged_files_refused, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_scan_empty_queue, setup, teardown),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
