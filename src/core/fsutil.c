@@ -56,6 +56,67 @@ bool mkdir_p(const char *path, mode_t mode)
 	return ok;
 }
 
+/* The same ticket scheme as dir_sync(), over a whole file system: a
+ * caller's data was written before it took its ticket, so any syncfs of
+ * that file system that starts after the ticket was issued covers it.
+ * Groups are per device, so a state_dir whose mail/ is mounted elsewhere
+ * never counts one file system's sync for another. */
+#define FS_GROUPS 8
+
+struct fs_group {
+	dev_t dev;
+	bool used;
+	uint64_t tickets;         /* under fs_table_mu */
+	uint64_t synced;          /* under mu */
+	pthread_mutex_t mu;
+};
+
+static pthread_mutex_t fs_table_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct fs_group fs_groups[FS_GROUPS];
+
+static struct fs_group *fs_ticket(dev_t dev, uint64_t *ticket)
+{
+	struct fs_group *g = NULL;
+	pthread_mutex_lock(&fs_table_mu);
+	for (size_t i = 0; i < FS_GROUPS && g == NULL; i++) {
+		if (fs_groups[i].used && fs_groups[i].dev == dev) {
+			g = &fs_groups[i];
+		} else if (!fs_groups[i].used) {
+			g = &fs_groups[i];
+			g->used = true;
+			g->dev = dev;
+			pthread_mutex_init(&g->mu, NULL);
+		}
+	}
+	if (g)
+		*ticket = ++g->tickets;
+	pthread_mutex_unlock(&fs_table_mu);
+	return g;
+}
+
+bool file_sync_grouped(int fd)
+{
+	struct stat st;
+	struct fs_group *g;
+	uint64_t ticket, upto;
+	bool ok = true;
+
+	if (fstat(fd, &st) < 0 || (g = fs_ticket(st.st_dev, &ticket)) == NULL)
+		return fsync(fd) == 0;
+	pthread_mutex_lock(&g->mu);
+	if (g->synced < ticket) {
+		pthread_mutex_lock(&fs_table_mu);
+		upto = g->tickets;
+		pthread_mutex_unlock(&fs_table_mu);
+		if (syncfs(fd) == 0)
+			g->synced = upto;
+		else
+			ok = false;
+	}
+	pthread_mutex_unlock(&g->mu);
+	return ok || fsync(fd) == 0;
+}
+
 struct dir_entry {
 	char *path;
 	pthread_mutex_t mu;

@@ -18,4 +18,10 @@ bool mkdir_p(const char *path, mode_t mode);
  * call from many threads at once: concurrent callers share one fsync. */
 bool dir_sync(const char *dir);
 
+/* Make fd's data and size durable.  Concurrent callers share one sync of
+ * the whole file system (syncfs): one flush of the disk cache covers every
+ * file written before it began, so N messages committed at once cost one
+ * disk flush instead of N.  Falls back to fsync when syncfs fails. */
+bool file_sync_grouped(int fd);
+
 #endif

@@ -105,7 +105,7 @@ bool maildir_deliver(const char *path, const char *hostname,
 	/* tmp -> fsync -> rename into new/ -> fsync new/: a reader never sees
 	 * a partial message, and once new/ is synced the delivery is durable
 	 * and the queue may mark the recipient done. */
-	if (!write_all(fd, prefix, prefix_len) || !copy_range(fd, src_fd, offset, len) || fsync(fd) < 0)
+	if (!write_all(fd, prefix, prefix_len) || !copy_range(fd, src_fd, offset, len) || !file_sync_grouped(fd))
 		goto fail;
 	if (close(fd) < 0) {
 		fd = -1;

@@ -303,7 +303,7 @@ bool queue_writer_commit(struct queue_writer *w, uint64_t lines, bool eight_bit)
 		     w->offset, w->written, lines, eight_bit ? 1 : 0);
 	if (!write_all(w->fd, trailer, (size_t)n))
 		goto fail;
-	if (fsync(w->fd) < 0)
+	if (!file_sync_grouped(w->fd))
 		goto fail;
 	if (close(w->fd) < 0) {
 		w->fd = -1;
