@@ -28,7 +28,7 @@ def free_port(host="127.0.0.1"):
         return s.getsockname()[1]
 
 
-def wait_port(port, timeout=10.0, host="127.0.0.1"):
+def wait_port(port, timeout=30.0, host="127.0.0.1"):
     deadline = time.time() + timeout
     while time.time() < deadline:
         try:
@@ -36,6 +36,23 @@ def wait_port(port, timeout=10.0, host="127.0.0.1"):
                 return True
         except OSError:
             time.sleep(0.05)
+    return False
+
+
+def wait_dns(port, timeout=30.0, host="127.0.0.1"):
+    """Wait until a DNS server answers on (host, port) over UDP: any reply
+    to a query for "." will do.  For a dnsmasq just started."""
+    query = bytes.fromhex("abcd01000001000000000000") + b"\x00\x00\x02\x00\x01"   # . NS IN
+    deadline = time.time() + timeout
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.settimeout(0.2)
+        while time.time() < deadline:
+            try:
+                s.sendto(query, (host, port))
+                if s.recv(4096)[:2] == query[:2]:
+                    return True
+            except OSError:
+                time.sleep(0.05)
     return False
 
 
@@ -147,7 +164,18 @@ class Tern:
                 out.append(f.read())
         return out
 
-    def wait_messages(self, addr, n, timeout=10.0, sub="new"):
+    def wait_log(self, text, n=1, timeout=30.0):
+        """Wait until text occurs at least n times in the log; returns the log.
+        Use it instead of a sleep whenever the server logs what it did."""
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            log = self.log()
+            if log.count(text) >= n:
+                return log
+            time.sleep(0.05)
+        raise AssertionError(f"log: expected {n} x {text!r}\n" + self.log()[-3000:])
+
+    def wait_messages(self, addr, n, timeout=30.0, sub="new"):
         deadline = time.time() + timeout
         while time.time() < deadline:
             msgs = self.messages(addr, sub)
