@@ -318,20 +318,22 @@ static void smtp_session_shutdown(struct session_link *l)
 
 /* The forward-confirmed PTR name for Received: (RFC 5321 4.4).  It is
  * used if it is in by DATA; nothing ever waits for it.  The lookup is
- * cancelled when the session goes, so this never sees a freed session. */
+ * cancelled when the session goes, so this never sees a freed session.
+ * The outcome is logged, so that one can tell when it was too late. */
 static void smtp_ptr_cb(const char *name, void *arg)
 {
 	struct smtp_session *s = arg;
 	size_t n = name ? strlen(name) : 0;
+	bool ok = n > 0 && n <= 255;
 
 	s->ptr_req = 0;
-	if (n == 0 || n > 255)
-		return;
 	/* It goes into a header: a host name's characters only. */
-	for (size_t i = 0; i < n; i++)
+	for (size_t i = 0; ok && i < n; i++)
 		if (!isalnum((unsigned char)name[i]) && !strchr(".-_", name[i]))
-			return;
-	s->ptr_name = xstrdup(name);
+			ok = false;
+	if (ok)
+		s->ptr_name = xstrdup(name);
+	log_event("event=ptr session=%016" PRIx64 " ip=%s name=%s", s->id, s->ip, ok ? name : "-");
 }
 
 /* Loopback clients are local programs: asking the system resolver about
