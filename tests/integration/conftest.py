@@ -20,6 +20,7 @@ import pytest
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 TERN_BIN = os.environ.get("TERN_BIN", os.path.join(ROOT, "build", "tern"))
 SERVICES = ("smtp", "submission", "submissions", "pop3", "pop3s")
+STARTED = " event=start version="   # logged once start-up is complete
 
 
 def free_port(host="127.0.0.1"):
@@ -97,6 +98,7 @@ class Tern:
                     f.write(f"{k} = {v}\n")
 
     def start(self, wait=True):
+        started = self.log().count(STARTED)
         self.logf = open(self.log_path, "ab")
         self.proc = subprocess.Popen([TERN_BIN, "serve", "-c", self.conf_path],
                                      stdout=self.logf, stderr=self.logf, cwd=self.base)
@@ -104,6 +106,13 @@ class Tern:
             for s, p in self.ports.items():
                 if not wait_port(p):
                     raise RuntimeError(f"tern did not listen on {s}:{p}\n{self.log()}")
+            # The ports listen before start-up is over (the control socket,
+            # for one, comes later): "event=start" ends it.
+            deadline = time.time() + 30
+            while self.log().count(STARTED) <= started:
+                if time.time() > deadline or self.proc.poll() is not None:
+                    raise RuntimeError(f"tern did not finish starting\n{self.log()}")
+                time.sleep(0.02)
         return self
 
     def stop(self, sig=signal.SIGTERM, timeout=15):

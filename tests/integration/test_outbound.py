@@ -16,7 +16,7 @@ import time
 
 import pytest
 
-from conftest import free_port
+from conftest import free_port, wait_dns
 
 DNSMASQ = shutil.which("dnsmasq") or "/usr/sbin/dnsmasq"
 
@@ -28,7 +28,7 @@ class Dnsmasq:
             [DNSMASQ, "--keep-in-foreground", "--no-resolv", "--no-hosts", "--listen-address=127.0.0.1",
              f"--port={self.port}", "--bind-interfaces", "--log-facility=-"] + args,
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        time.sleep(0.3)
+        assert wait_dns(self.port), "dnsmasq did not answer"
 
     def stop(self):
         self.proc.terminate()
