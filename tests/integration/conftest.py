@@ -9,6 +9,7 @@ Every test gets its own temporary directory; the server is stopped (and its
 log shown on failure) when the test ends.
 """
 import os
+import re
 import signal
 import smtplib
 import socket
@@ -38,6 +39,14 @@ def wait_port(port, timeout=30.0, host="127.0.0.1"):
         except OSError:
             time.sleep(0.05)
     return False
+
+
+def arrival_key(name):
+    """Sort key for Maildir names in arrival order, numbers compared as
+    numbers (like the server's strverscmp): "<sec>.M<usec>P<pid>Q<n>..." has
+    an unpadded microsecond field, so a plain sort puts M112115 before
+    M79935."""
+    return [(0, int(x), "") if x.isdigit() else (1, 0, x) for x in re.findall(r"\d+|\D+", name)]
 
 
 def wait_dns(port, timeout=30.0, host="127.0.0.1"):
@@ -168,7 +177,7 @@ class Tern:
         if not os.path.isdir(d):
             return []
         out = []
-        for name in sorted(os.listdir(d)):
+        for name in sorted(os.listdir(d), key=arrival_key):
             with open(os.path.join(d, name), "rb") as f:
                 out.append(f.read())
         return out

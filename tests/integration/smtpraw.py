@@ -101,7 +101,7 @@ class Raw:
         return lines[-1].split()[-1]
 
 
-def wait_for(pred, timeout=10.0, step=0.05):
+def wait_for(pred, timeout=30.0, step=0.05):
     deadline = time.time() + timeout
     while time.time() < deadline:
         v = pred()

@@ -164,7 +164,7 @@ def test_builtin_default_with_swaks(tmp_path):
         proc = subprocess.Popen([TERN_BIN, "serve"], cwd=tmp_path, stdout=log, stderr=log)
     try:
         assert wait_port(2525), logp.read_text()
-        deadline = time.time() + 10
+        deadline = time.time() + 30
         while time.time() < deadline and "event=start " not in logp.read_text():
             time.sleep(0.05)
         text = logp.read_text()
@@ -176,7 +176,7 @@ def test_builtin_default_with_swaks(tmp_path):
                            capture_output=True, text=True, timeout=30)
         assert p.returncode == 0, p.stdout + p.stderr
         new = tmp_path / "tern-data" / "mail" / "localhost" / "demo" / "Maildir" / "new"
-        deadline = time.time() + 10
+        deadline = time.time() + 30
         while time.time() < deadline and not (new.is_dir() and os.listdir(new)):
             time.sleep(0.05)
         files = os.listdir(new)
@@ -192,7 +192,7 @@ def test_builtin_default_with_swaks(tmp_path):
     try:
         assert wait_port(2525), logp.read_text()
         # SIGTERM is handled once start-up is complete
-        deadline = time.time() + 10
+        deadline = time.time() + 30
         while time.time() < deadline and "event=start " not in logp.read_text():
             time.sleep(0.05)
         assert "password" not in logp.read_text()

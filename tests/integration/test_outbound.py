@@ -201,7 +201,7 @@ def send(t, rcpts, sender="alice@example.test", body="Subject: test\r\n\r\nhello
         c.sendmail(sender, rcpts, body.encode("utf-8") if isinstance(body, str) else body, **kw)
 
 
-def wait_for(cond, timeout=15.0, what="condition", t=None):
+def wait_for(cond, timeout=30.0, what="condition", t=None):
     deadline = time.time() + timeout
     while time.time() < deadline:
         if cond():
@@ -210,7 +210,7 @@ def wait_for(cond, timeout=15.0, what="condition", t=None):
     raise AssertionError(f"timed out waiting for {what}\n" + (t.log()[-4000:] if t else ""))
 
 
-def dsns(t, addr="alice@example.test", n=1, timeout=15):
+def dsns(t, addr="alice@example.test", n=1, timeout=30):
     msgs = t.wait_messages(addr, n, timeout=timeout)
     return [email.message_from_bytes(m, policy=email.policy.default) for m in msgs]
 

@@ -45,7 +45,7 @@ def test_sigkill_right_after_250_then_restart(make_tern):
     t.kill()
     t.start()
     msgs = t.wait_messages("alice@example.test", 1)
-    assert wait_for(lambda: queue_ids(t) == [], 10), queue_ids(t)
+    assert wait_for(lambda: queue_ids(t) == [], 30), queue_ids(t)
     time.sleep(0.3)
     # at least once; a duplicate is allowed, a loss is not
     assert 1 <= len(subjects(t, "alice@example.test")) <= 2
@@ -62,13 +62,13 @@ def test_sigkill_before_delivery_is_delivered_exactly_once(make_tern):
     os.makedirs(os.path.dirname(blocker), exist_ok=True)
     open(blocker, "w").close()
     qid = send_one(t, "held-by-crash")
-    assert wait_for(lambda: "status=deferred" in t.log(), 10)
+    assert wait_for(lambda: "status=deferred" in t.log(), 30)
     assert queue_ids(t) == [qid]
     t.kill()
     os.unlink(blocker)
     t.start()
     assert t.wait_messages("alice@example.test", 1, timeout=15)
-    assert wait_for(lambda: queue_ids(t) == [], 10)
+    assert wait_for(lambda: queue_ids(t) == [], 30)
     time.sleep(1.5)
     assert subjects(t, "alice@example.test") == ["held-by-crash"]
     assert f"queue={qid}" in t.log() and "status=sent" in t.log()
@@ -82,9 +82,9 @@ def test_many_messages_then_sigkill_none_lost(make_tern):
         acked.append(f"m{i}")
     t.kill()
     t.start()
-    assert wait_for(lambda: set(subjects(t, "alice@example.test")) == set(acked), 15), \
+    assert wait_for(lambda: set(subjects(t, "alice@example.test")) == set(acked), 30), \
         subjects(t, "alice@example.test")
-    assert wait_for(lambda: queue_ids(t) == [], 10)
+    assert wait_for(lambda: queue_ids(t) == [], 30)
 
 
 def test_partial_message_in_tmp_removed_and_never_delivered(make_tern):
@@ -98,7 +98,7 @@ def test_partial_message_in_tmp_removed_and_never_delivered(make_tern):
                 "rcpt L 0 =alice@example.test =alice@example.test -\n\n"
                 "Subject: partial\n\nnever to be seen\n")
     t.start()
-    assert wait_for(lambda: not os.path.exists(partial), 5)
+    assert wait_for(lambda: not os.path.exists(partial), 30)
     assert "action=remove_partial" in t.log()
     time.sleep(0.5)
     assert t.messages("alice@example.test") == []
@@ -127,7 +127,7 @@ def test_sigkill_during_data_leaves_nothing(make_tern):
     c.cmd("RCPT TO:<alice@example.test>", 250)
     c.cmd("DATA", 354)
     c.send(b"Subject: half\r\n\r\n" + b"x" * 5000 + b"\r\n")
-    assert wait_for(lambda: os.listdir(os.path.join(t.state, "queue", "tmp")) != [], 5)
+    assert wait_for(lambda: os.listdir(os.path.join(t.state, "queue", "tmp")) != [], 30)
     t.kill()
     c.close()
     t.start()
@@ -146,7 +146,7 @@ def test_client_drops_mid_data_nothing_queued(make_tern):
     c.cmd("DATA", 354)
     c.send(b"Subject: dropped\r\n\r\nhalf a message\r\n")
     c.close()
-    assert wait_for(lambda: tmp_leftovers(t) == [], 5)
+    assert wait_for(lambda: tmp_leftovers(t) == [], 30)
     assert queue_ids(t) == []
     assert t.messages("alice@example.test") == []
 

@@ -34,7 +34,7 @@ def first_conn(t):
             return c
         c.close()
         return None
-    c = wait_for(try_one, 5)
+    c = wait_for(try_one, 30)
     assert c is not None
     return c
 
@@ -228,7 +228,7 @@ def test_max_connections_total(make_tern):
         ok = d.greeting[0] == 220
         d.close()
         return ok
-    assert wait_for(third_ok, 5)
+    assert wait_for(third_ok, 30)
     b.cmd("NOOP", 250)
     b.close()
 
@@ -249,7 +249,7 @@ def test_max_connections_per_ip(make_tern):
         ok = d.greeting[0] == 220
         d.close()
         return ok
-    assert wait_for(again, 5)
+    assert wait_for(again, 30)
 
 
 def test_per_ip_limit_is_per_address(make_tern):
@@ -385,4 +385,4 @@ def test_50_parallel_sessions(make_tern):
     msgs = t.wait_messages("alice@example.test", 50, timeout=30)
     subjects = sorted(int(m.split(b"Subject: parallel-")[1].split(b"\n")[0]) for m in msgs)
     assert subjects == list(range(50))
-    assert wait_for(lambda: os.listdir(os.path.join(t.state, "queue", "msg")) == [], 10)
+    assert wait_for(lambda: os.listdir(os.path.join(t.state, "queue", "msg")) == [], 30)
