@@ -42,8 +42,10 @@ static void listener_error_cb(struct evconnlistener *l, void *arg)
 {
 	struct listener_ctx *ctx = arg;
 	int err = EVUTIL_SOCKET_ERROR();
-	/* EMFILE/ENFILE: out of descriptors; pause accepting briefly rather
-	 * than spin.  libevent re-enables on the next loop turn. */
+	/* EMFILE/ENFILE and the like: logged, and accepting goes on.  The
+	 * sessions refuse new connections with 421 well before the limit
+	 * (tern->max_fds), so running out here means something else holds
+	 * the descriptors. */
 	log_event("event=accept_error service=%s error=\"%s\"", service_name(ctx->svc), evutil_socket_error_to_string(err));
 }
 

@@ -193,7 +193,6 @@ static void smtp_free(struct smtp_session *s)
 	if (s->bev)
 		bufferevent_free(s->bev);
 	free(s->auth_user);
-	free(s->sasl_state_owner);
 	free(s);
 }
 

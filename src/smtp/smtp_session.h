@@ -80,7 +80,6 @@ struct smtp_session {
 	/* AUTH in progress */
 	bool sasl_pending;
 	struct sasl_server *sasl;
-	char *sasl_state_owner;
 	struct smtp_auth_state *auth;  /* smtp_auth.c: TLS switch-over, AUTH exchange, delays */
 	unsigned input_paused;    /* smtp_pause_input() calls not yet resumed */
 	struct smtp_txn *txn;
