@@ -53,6 +53,7 @@ class Cleanup:
 
     def __init__(self):
         self.actions = []
+        self.at_end = []          # run only by run(): removals of work dirs
         for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
             signal.signal(sig, self._on_signal)
 
@@ -80,6 +81,8 @@ class Cleanup:
             return
         while self.actions:
             _quiet(self.actions.pop())
+        while self.at_end:
+            _quiet(self.at_end.pop())
 
 
 def _quiet(fn):
@@ -100,12 +103,30 @@ def free_port():
 def make_workdir(cleanup, tag):
     """A fresh temp dir, world-traversable so dropped-privilege daemons
     (dovecot, postfix, benchmail) can reach the files inside it. Removed
-    at exit (after the instances in it stopped) unless BENCH_KEEP is set."""
+    at the very end (after every instance stopped) unless BENCH_KEEP is set:
+    removing thousands of files between runs would charge the next run for
+    them (see settle())."""
     path = tempfile.mkdtemp(prefix=f"tern-bench-{tag}-")
     os.chmod(path, 0o755)
     if not os.environ.get("BENCH_KEEP"):
-        cleanup.push(lambda: shutil.rmtree(path, ignore_errors=True))
+        cleanup.at_end.append(lambda: shutil.rmtree(path, ignore_errors=True))
     return path
+
+
+SETTLE = env_int("BENCH_SETTLE", 65)
+
+
+def settle():
+    """sync, then wait BENCH_SETTLE seconds before a measured run.
+
+    ext4 without a journal will not reuse an inode freed in the last 60 s
+    (360 s while its inode-table block is dirty): every file created
+    probes each such inode first.  Without the pause, the files one
+    system deleted (Postfix removes a queue file per message) slow down
+    file creation in the run that follows, whichever system that is."""
+    os.sync()
+    if SETTLE > 0:
+        time.sleep(SETTLE)
 
 
 def ensure_user(name=BENCH_USER):

@@ -28,6 +28,7 @@ def measure(cleanup, wd, n, size, sessions, make_server):
            "error": None, "relayed": 0}
     sink = b.Sink(cleanup, wd, n)
     port, pid, server = make_server(sink.port)
+    b.settle()
     cpu0 = b.tree_cpu(pid)
     t0 = time.monotonic()
     wall, err = b.smtp_source(port, n, sessions, size, RCPT)

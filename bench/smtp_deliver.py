@@ -39,6 +39,7 @@ def measure(server_pid, port, maildir_new, n, size, sessions, pid_for_rss=None):
     """Drive one running server; returns a result dict."""
     res = {"accepted_s": None, "delivered_s": None, "cpu_ms": None,
            "rss_kib": None, "error": None, "delivered": 0}
+    b.settle()
     cpu0 = b.tree_cpu(server_pid)
     t0 = time.monotonic()
     wall, err = b.smtp_source(port, n, sessions, size, RCPT)

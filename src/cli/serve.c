@@ -267,6 +267,7 @@ int cmd_serve(int argc, char **argv)
 	drop_privileges(cfg, pw);
 	reload_tables(&t, "start");
 	queue_recover(t.queue);
+	log_set_debug(cfg->log_debug);
 	t.commit_pool = workers_new(t.base, cfg->workers);
 	t.delivery_pool = workers_new(t.base, cfg->workers);
 	t.sched = scheduler_new(&t);

@@ -39,6 +39,7 @@ static const struct config_row config_table[] = {
 	ROW("server", "state_dir", CT_STR, state_dir, "/var/lib/tern", 0, 0, "queue/, mail/ and run/ live here"),
 	ROW("server", "user", CT_STR, user, "", 0, 0, "drop privileges to this user when started as root"),
 	ROW("server", "workers", CT_UINT, workers, "16", 1, 256, "threads for disk commits and local delivery"),
+	ROW("server", "log_debug", CT_BOOL, log_debug, "no", 0, 0, "also log every session state change"),
 
 	ROW("smtp", "listen", CT_LISTEN, smtp_listen, "", 0, 0, "MX service (port 25)"),
 	ROW("smtp", "max_message_size", CT_SIZE, max_message_size, "35M", 1024, 1ULL << 34, "SIZE limit (RFC 1870)"),

@@ -49,6 +49,7 @@ struct config {
 	char *state_dir;
 	char *user;
 	unsigned workers;
+	bool log_debug;           /* event=state lines too */
 
 	/* [smtp] */
 	struct listen_list smtp_listen;

@@ -12,6 +12,17 @@
 #include <unistd.h>
 
 static int log_quiet;
+static bool log_debug;
+
+void log_set_debug(bool on)
+{
+	log_debug = on;
+}
+
+bool log_debug_enabled(void)
+{
+	return log_debug;
+}
 
 void log_set_quiet(int quiet)
 {

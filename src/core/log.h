@@ -6,6 +6,7 @@
 #ifndef TERN_LOG_H
 #define TERN_LOG_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 /* fmt produces the key=value part, e.g. "event=connect session=%s ip=%s". */
@@ -17,5 +18,10 @@ const char *log_quote(char *buf, size_t cap, const char *s, size_t len);
 
 /* Tests and tools may silence the log. */
 void log_set_quiet(int quiet);
+
+/* Debug events (session state changes) are logged only when enabled
+ * ([server] log_debug). */
+void log_set_debug(bool on);
+bool log_debug_enabled(void);
 
 #endif

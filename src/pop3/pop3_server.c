@@ -158,6 +158,8 @@ static void log_pop3_connect(const struct pop3_session *s)
 
 static void log_pop3_state(const struct pop3_session *s, enum pop3_state to)
 {
+	if (!log_debug_enabled())
+		return;
 	log_event("event=state session=%016" PRIx64 " from=%s to=%s", s->id, pop3_state_names[s->state],
 		  pop3_state_names[to]);
 }

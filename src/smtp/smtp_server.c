@@ -74,6 +74,8 @@ static void log_session_connect(const struct smtp_session *s)
 
 static void log_session_state(const struct smtp_session *s, enum smtp_state from, enum smtp_state to)
 {
+	if (!log_debug_enabled())
+		return;
 	log_event("event=state session=%016" PRIx64 " from=%s to=%s", s->id, smtp_state_names[from],
 		  smtp_state_names[to]);
 }
@@ -161,7 +163,7 @@ static void smtp_txn_free(struct smtp_txn *t)
 	if (t == NULL)
 		return;
 	if (t->qw) {
-		queue_writer_recycle(t->qw);
+		queue_writer_recycle(t->qw, false);
 		queue_writer_free(t->qw);
 	}
 	queue_env_free(t->env);
@@ -855,7 +857,7 @@ static void smtp_commit_work(void *arg)
 	env->msg_lines = t->lines;
 	env->eight_bit = t->hs.eight_bit;
 	if (local_deliver_direct(s->t->cfg, env, queue_writer_fd(t->qw))) {
-		queue_writer_recycle(t->qw);
+		queue_writer_recycle(t->qw, true);
 		t->committed = t->direct = true;
 		return;
 	}

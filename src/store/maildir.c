@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 static atomic_uint_fast64_t maildir_seq;
+static atomic_int maildir_pid;
 
 char *maildir_path(const char *state_dir, const char *domain, const char *local)
 {
@@ -88,10 +89,12 @@ bool maildir_deliver(const char *path, const char *hostname,
 	uint64_t vsize = size + prefix_lines + msg_lines;
 	int fd, saved;
 
+	if (atomic_load(&maildir_pid) == 0)
+		atomic_store(&maildir_pid, (int)getpid());
 	gettimeofday(&tv, NULL);
 	safe_host(hostname, host, sizeof(host));
 	snprintf(base, sizeof(base), "%lld.M%ldP%dQ%" PRIu64 ".%s,S=%" PRIu64 ",W=%" PRIu64,
-		 (long long)tv.tv_sec, (long)tv.tv_usec, (int)getpid(),
+		 (long long)tv.tv_sec, (long)tv.tv_usec, atomic_load(&maildir_pid),
 		 (uint64_t)atomic_fetch_add(&maildir_seq, 1) + 1, host, size, vsize);
 	snprintf(tmp, sizeof(tmp), "%s/tmp/%s", path, base);
 	snprintf(dst, sizeof(dst), "%s/new/%s", path, base);

@@ -28,6 +28,7 @@
 struct scratch {
 	int fd;
 	char *path;
+	uint64_t extent;          /* bytes a previous message left in it */
 };
 
 struct queue {
@@ -51,6 +52,7 @@ struct queue_writer {
 	int fd;
 	uint64_t offset;          /* where the message starts */
 	uint64_t written;         /* message bytes so far */
+	uint64_t extent;          /* file size when taken from the pool */
 	bool failed;
 };
 
@@ -214,6 +216,7 @@ struct queue_writer *queue_writer_new(struct queue *q, struct queue_env *env)
 		struct scratch sc = q->pool[--q->npool];
 		w->fd = sc.fd;
 		w->tmp_path = sc.path;
+		w->extent = sc.extent;
 	}
 	pthread_mutex_unlock(&q->id_mu);
 	for (int tries = 0; tries < 5 && w->fd < 0; tries++) {
@@ -303,6 +306,10 @@ bool queue_writer_commit(struct queue_writer *w, uint64_t lines, bool eight_bit)
 		     w->offset, w->written, lines, eight_bit ? 1 : 0);
 	if (!write_all(w->fd, trailer, (size_t)n))
 		goto fail;
+	/* A recycled scratch file may hold the tail of a longer message. */
+	uint64_t end = w->offset + w->written + (uint64_t)n;
+	if (w->extent > end && ftruncate(w->fd, (off_t)end) < 0)
+		goto fail;
 	if (!file_sync_grouped(w->fd))
 		goto fail;
 	if (close(w->fd) < 0) {
@@ -336,16 +343,33 @@ void queue_writer_abort(struct queue_writer *w)
 		unlink(w->tmp_path);
 }
 
-void queue_writer_recycle(struct queue_writer *w)
+void queue_writer_recycle(struct queue_writer *w, bool delivered)
 {
 	struct queue *q = w->q;
+	uint64_t end = w->offset + w->written;
+
 	if (w->fd < 0)
 		return;
-	if (ftruncate(w->fd, 0) == 0 && lseek(w->fd, 0, SEEK_SET) == 0) {
+	if (w->failed) {
+		queue_writer_abort(w);
+		return;
+	}
+	/* After a direct delivery the file is not truncated: freeing its
+	 * blocks only for the next message to allocate them again costs
+	 * more than the occasional ftruncate at commit (see w->extent). */
+	if (!delivered) {
+		if (ftruncate(w->fd, 0) < 0) {
+			queue_writer_abort(w);
+			return;
+		}
+		end = 0;
+	}
+	if (lseek(w->fd, 0, SEEK_SET) == 0) {
 		pthread_mutex_lock(&q->id_mu);
 		if (q->npool < SCRATCH_MAX) {
 			q->pool[q->npool].fd = w->fd;
 			q->pool[q->npool].path = w->tmp_path;
+			q->pool[q->npool].extent = delivered && w->extent > end ? w->extent : end;
 			q->npool++;
 			w->fd = -1;
 			w->tmp_path = NULL;

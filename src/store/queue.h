@@ -76,8 +76,11 @@ bool queue_writer_commit(struct queue_writer *w, uint64_t lines, bool eight_bit)
 /* Drop an unfinished message (after an error: the file is removed). */
 void queue_writer_abort(struct queue_writer *w);
 /* Drop a message that is not needed any more (delivered directly, or
- * refused): its emptied file is kept for the next message. */
-void queue_writer_recycle(struct queue_writer *w);
+ * refused): its file is kept for the next message.  With delivered true
+ * the bytes stay until the next message overwrites them (they are a copy
+ * of what is now in the Maildirs); otherwise the file is emptied, so
+ * nothing of a refused or abandoned message stays on disk. */
+void queue_writer_recycle(struct queue_writer *w, bool delivered);
 void queue_writer_free(struct queue_writer *w);
 
 /* Read a committed message's envelope and state.  Opens *fd on the file

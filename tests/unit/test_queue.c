@@ -144,6 +144,68 @@ static void test_write_commit_load(void **state)
 	free(id);
 }
 
+/* A scratch file recycled after a direct delivery keeps its bytes; a
+ * shorter message committed from it later must not carry them. */
+static void test_recycled_scratch_cut_to_size(void **state)
+{
+	struct fixture *f = *state;
+	struct queue_env *env = make_env();
+	struct queue_writer *w = queue_writer_new(f->q, env);
+	char big[8192], path[4096];
+	struct stat st;
+	int fd = -1;
+
+	memset(big, 'x', sizeof(big));
+	assert_non_null(w);
+	assert_true(queue_writer_write(w, big, sizeof(big)));
+	queue_writer_recycle(w, true);
+	queue_writer_free(w);
+	queue_env_free(env);
+
+	char *id = commit_one(f);
+	snprintf(path, sizeof(path), "%s/%s", queue_msg_dir(f->q), id);
+	assert_int_equal(stat(path, &st), 0);
+	assert_true(st.st_size < 1024);
+	env = queue_load(f->q, id, &fd);
+	assert_non_null(env);
+	assert_int_equal(env->msg_len, strlen(msg));
+	close(fd);
+	queue_env_free(env);
+	free(id);
+}
+
+/* A refused or abandoned message leaves an empty scratch file. */
+static void test_recycled_refused_is_emptied(void **state)
+{
+	struct fixture *f = *state;
+	struct queue_env *env = make_env();
+	struct queue_writer *w = queue_writer_new(f->q, env);
+	char *tmp = xasprintf("%s/queue/tmp", f->dir);
+	struct dirent *de;
+	struct stat st;
+	char path[4096];
+	int files = 0;
+
+	assert_non_null(w);
+	assert_true(queue_writer_write(w, msg, strlen(msg)));
+	queue_writer_recycle(w, false);
+	queue_writer_free(w);
+	queue_env_free(env);
+	DIR *d = opendir(tmp);
+	assert_non_null(d);
+	while ((de = readdir(d)) != NULL) {
+		if (de->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", tmp, de->d_name);
+		assert_int_equal(stat(path, &st), 0);
+		assert_int_equal(st.st_size, 0);
+		files++;
+	}
+	closedir(d);
+	assert_int_equal(files, 1);
+	free(tmp);
+}
+
 static void test_state_round_trip(void **state)
 {
 	struct fixture *f = *state;
@@ -320,6 +382,8 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_write_commit_load, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_state_round_trip, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_recycled_scratch_cut_to_size, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_recycled_refused_is_emptied, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_abort_leaves_nothing, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_recover_removes_partial_and_orphans, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_scan_in_order_and_unique_ids, setup, teardown),
