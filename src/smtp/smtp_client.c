@@ -6,7 +6,8 @@
  * smtp_stream.c), §4.5.3.2 (timeouts); RFC 2920 (MAIL, the RCPTs and DATA
  * in one write); RFC 1870 (SIZE= and refusing an over-size message before
  * MAIL); RFC 6152 (BODY=8BITMIME only when offered, downgrade otherwise);
- * RFC 3207 (STARTTLS; anything the server sent after 220 is dropped);
+ * RFC 3207 (STARTTLS; anything the server sent after 220 is dropped; a
+ * refused STARTTLS goes on in plain text unless TLS is required, §4);
  * RFC 4954 (AUTH PLAIN, LOGIN); RFC 3461 (NOTIFY, ORCPT, RET, ENVID).
  *
  * One state enum, assigned only by client_set_state(), which logs
