@@ -518,8 +518,7 @@ static void conn_on_txn_done(struct rconn *c)
 static void del_count_failure(struct rdelivery *d, const struct rconn *c, const struct smtp_client *client)
 {
 	enum smtp_client_fail kind = smtp_client_fail_kind(client);
-	const char *text;
-	unsigned code = smtp_client_error(client, &text);
+	unsigned code = d->last_code;
 
 	if (kind == SMTP_CLIENT_FAIL_TLS && !c->plain && !c->tls_required) {
 		log_remote_tls_fallback(d, c, d->last_error);
@@ -660,7 +659,8 @@ static void del_try_next(struct rdelivery *d)
 		del_done(d, d->perm_host, d->dest->key);
 		return;
 	} else if (d->last_code >= 500 && d->last_code < 600 && d->last_error[0]) {
-		/* Some refused us outright, others only for now. */
+		/* Refused outright by the last one, but not by every
+		 * host at HELLO: temporary for the message. */
 		del_fail_all(d, 451, "4.4.0", "451 4.4.0 %s", d->last_error);
 	} else {
 		del_fail_all(d, 451, "4.4.1", "%s", d->last_error[0] ? d->last_error :
