@@ -60,14 +60,20 @@ bool mkdir_p(const char *path, mode_t mode)
 }
 
 /*
- * fs_commit(): group commit of new files.  Callers put their items on one
- * pending list; a caller that finds no round running leads one: it takes
- * every pending item (its own and those that queued while the previous
- * round ran), syncs their data, renames them, fsyncs their directories and
+ * fs_commit(): group commit of new files.  Each caller first fdatasyncs
+ * its own files, in its own thread: that writes their data and inodes and
+ * flushes the disk cache, and the block layer merges the flushes of
+ * concurrent callers into one.  (syncfs would write every dirty file of
+ * the file system, and on ext4 without a journal it writes inode blocks
+ * after its cache flush, so it cannot stand in for fdatasync.)
+ *
+ * The renames and directory fsyncs are then grouped: callers put their
+ * items on one pending list; a caller that finds no round running leads
+ * one: it takes every pending item (its own and those that queued while
+ * the previous round ran), renames them, fsyncs each directory once and
  * wakes everyone.  A waiter whose items are done returns; one still
- * pending leads the next round.  So N concurrent commits cost one data
- * flush and one fsync per directory, and nobody waits behind a mutex that
- * is held across a disk flush.
+ * pending leads the next round.  Nobody waits behind a mutex held across
+ * a disk flush.
  */
 struct commit_waiter {
 	struct fs_commit *items;
@@ -87,50 +93,9 @@ static struct commit_group commit_group = {
 	PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, NULL, false
 };
 
-#define ROUND_MAX 64          /* distinct devices or directories per round */
+#define ROUND_MAX 64          /* distinct directories per round */
 
-/* Step 1: every item's data and size on disk.  A lone file is fdatasync'd;
- * for more, one syncfs per file system flushes the disk cache once for all
- * of them (it also writes whatever else is dirty there, which costs less
- * than a flush per file). */
-static void round_sync_data(struct commit_waiter *list)
-{
-	struct fs_commit *first = NULL;
-	size_t count = 0;
-	dev_t devs[ROUND_MAX];
-	size_t ndev = 0;
-	struct stat st;
-
-	for (struct commit_waiter *w = list; w; w = w->next)
-		for (size_t i = 0; i < w->n; i++, count++)
-			if (first == NULL)
-				first = &w->items[i];
-	if (count == 1) {
-		if (fdatasync(first->fd) < 0)
-			first->err = errno;
-		return;
-	}
-	for (struct commit_waiter *w = list; w; w = w->next) {
-		for (size_t i = 0; i < w->n; i++) {
-			struct fs_commit *c = &w->items[i];
-			size_t d = 0;
-			if (fstat(c->fd, &st) < 0) {
-				c->err = errno;
-				continue;
-			}
-			while (d < ndev && devs[d] != st.st_dev)
-				d++;
-			if (d < ndev)
-				continue;
-			if (ndev < ROUND_MAX && syncfs(c->fd) == 0)
-				devs[ndev++] = st.st_dev;
-			else if (fdatasync(c->fd) < 0)
-				c->err = errno;
-		}
-	}
-}
-
-/* Steps 2 and 3: the new names, then each directory once. */
+/* The new names, then each directory once. */
 static void round_rename_and_sync_dirs(struct commit_waiter *list)
 {
 	const char *dirs[ROUND_MAX];
@@ -167,7 +132,7 @@ bool fs_commit(struct fs_commit *items, size_t n)
 	bool ok = true;
 
 	for (size_t i = 0; i < n; i++)
-		items[i].err = 0;
+		items[i].err = fdatasync(items[i].fd) == 0 ? 0 : errno;
 	pthread_mutex_lock(&g->mu);
 	self.next = g->pending;
 	g->pending = &self;
@@ -180,7 +145,6 @@ bool fs_commit(struct fs_commit *items, size_t n)
 		g->pending = NULL;
 		g->running = true;
 		pthread_mutex_unlock(&g->mu);
-		round_sync_data(round);
 		round_rename_and_sync_dirs(round);
 		pthread_mutex_lock(&g->mu);
 		for (struct commit_waiter *w = round; w; w = w->next)

@@ -26,11 +26,11 @@ struct fs_commit {
 	int err;                  /* out: 0, or the errno of the failed step */
 };
 
-/* Make each item durable under its final name: its data and size on disk,
- * then rename(tmp, dst), then dir fsync'd - in that order, so a name never
- * points at missing data.  Commits from concurrent threads are grouped
- * into one round: one data flush (syncfs, or fdatasync for a lone file)
- * and one fsync per directory.  Returns true when every item succeeded.
+/* Make each item durable under its final name: its data and size on disk
+ * (fdatasync), then rename(tmp, dst), then dir fsync'd - in that order, so
+ * a name never points at missing data.  The renames and directory syncs of
+ * concurrent callers are grouped into one round with one fsync per
+ * directory.  Returns true when every item succeeded.
  * An item that failed before its rename is still at tmp; one whose
  * directory sync failed is at dst but not known to be durable. */
 bool fs_commit(struct fs_commit *items, size_t n);
