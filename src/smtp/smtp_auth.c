@@ -268,6 +268,7 @@ void smtp_cmd_starttls(struct smtp_session *s, const char *args, size_t len)
 		return;
 	}
 	a = auth_state(s);
+	smtp_output_via_events(s);   /* the switch waits for the 220 to drain */
 	smtp_reply(s, "220 2.0.0 Ready to start TLS");
 	/* RFC 3207 4.2: drop what was pipelined behind STARTTLS. */
 	evbuffer_drain(bufferevent_get_input(s->bev), evbuffer_get_length(bufferevent_get_input(s->bev)));

@@ -122,6 +122,38 @@ void smtp_set_state(struct smtp_session *s, enum smtp_state to)
 	s->state = to;
 }
 
+struct evbuffer *smtp_out(struct smtp_session *s)
+{
+	return s->direct_out && !s->write_armed ? s->outq : bufferevent_get_output(s->bev);
+}
+
+/* Write the queued replies straight to the socket.  What the socket does
+ * not take moves to the bufferevent, whose write event then drains it
+ * (and reports errors); later replies queue behind it there.  (The
+ * bufferevent's own output cannot be written from outside its callbacks:
+ * libevent keeps its front frozen.) */
+static void smtp_write_direct(struct smtp_session *s)
+{
+	if (!s->direct_out || s->write_armed || evbuffer_get_length(s->outq) == 0)
+		return;
+	if (evbuffer_write(s->outq, bufferevent_getfd(s->bev)) < 0 && errno != EAGAIN && errno != EINTR) {
+		/* leave it to the bufferevent to fail and report */
+	}
+	if (evbuffer_get_length(s->outq) > 0) {
+		s->write_armed = true;
+		evbuffer_add_buffer(bufferevent_get_output(s->bev), s->outq);
+		bufferevent_enable(s->bev, EV_WRITE);
+	}
+}
+
+void smtp_output_via_events(struct smtp_session *s)
+{
+	if (s->direct_out)
+		evbuffer_add_buffer(bufferevent_get_output(s->bev), s->outq);
+	s->direct_out = false;
+	bufferevent_enable(s->bev, EV_WRITE);
+}
+
 /* Send one reply line (or several separated by \n, each given the code
  * with '-' but the last).  Replies >= 400 count toward the error limit,
  * except those the caller marks as not the client's fault. */
@@ -140,7 +172,9 @@ void smtp_reply(struct smtp_session *s, const char *fmt, ...)
 		n = (int)sizeof(buf) - 3;
 	buf[n++] = '\r';
 	buf[n++] = '\n';
-	evbuffer_add(bufferevent_get_output(s->bev), buf, (size_t)n);
+	evbuffer_add(smtp_out(s), buf, (size_t)n);
+	if (s->in_input == 0)
+		smtp_write_direct(s);
 	if (buf[0] >= '4' && s->cur_verb) {
 		buf[n - 2] = '\0';
 		log_session_reject(s, s->cur_verb, buf);
@@ -194,6 +228,7 @@ static void smtp_free(struct smtp_session *s)
 	addr_count_add(s->t->conn_per_ip, (struct sockaddr *)&s->peer, -1, now_unix());
 	if (s->bev)
 		bufferevent_free(s->bev);
+	evbuffer_free(s->outq);
 	free(s->auth_user);
 	free(s);
 }
@@ -218,8 +253,14 @@ static void smtp_flush_done(struct smtp_session *s)
 static void smtp_write_cb(struct bufferevent *bev, void *arg)
 {
 	struct smtp_session *s = arg;
-	if (s->state == SMTP_S_CLOSING && evbuffer_get_length(bufferevent_get_output(bev)) == 0)
+	if (evbuffer_get_length(bufferevent_get_output(bev)) > 0)
+		return;
+	if (s->state == SMTP_S_CLOSING) {
 		smtp_flush_done(s);
+	} else if (s->write_armed) {
+		s->write_armed = false;
+		bufferevent_disable(bev, EV_WRITE);
+	}
 }
 
 /* Stop reading; free once the output is flushed (flush) or at once.  The
@@ -234,8 +275,11 @@ static void smtp_close(struct smtp_session *s, bool flush)
 	smtp_set_state(s, SMTP_S_CLOSING);
 	bufferevent_disable(s->bev, EV_READ);
 	s->refs++;
+	if (flush)
+		smtp_write_direct(s);
 	if (flush && evbuffer_get_length(bufferevent_get_output(s->bev)) > 0) {
 		s->flush_ref = true;   /* released by smtp_flush_done() */
+		bufferevent_enable(s->bev, EV_WRITE);
 		return;
 	}
 	smtp_unref(s);
@@ -366,6 +410,7 @@ void smtp_server_accept(struct tern *t, evutil_socket_t fd, const struct sockadd
 	s->state = SMTP_S_GREETED;
 	s->trusted = cidr_list_match(&cfg->trusted_networks, sa);
 	s->bev = bufferevent_socket_new(t->base, fd, BEV_OPT_CLOSE_ON_FREE);
+	s->outq = evbuffer_new();
 	bufferevent_setcb(s->bev, smtp_read_cb, smtp_write_cb, smtp_event_cb, s);
 	smtp_set_timeout(s, cfg->command_timeout);
 	log_session_connect(s);
@@ -384,7 +429,13 @@ void smtp_server_accept(struct tern *t, evutil_socket_t fd, const struct sockadd
 		smtp_close(s, false);
 		return;
 	}
-	bufferevent_enable(s->bev, EV_READ | EV_WRITE);
+	if (s->tls) {
+		bufferevent_enable(s->bev, EV_READ | EV_WRITE);
+	} else {
+		s->direct_out = true;
+		bufferevent_disable(s->bev, EV_WRITE);   /* on by default */
+		bufferevent_enable(s->bev, EV_READ);
+	}
 	if (t->dns != NULL && (cfg->dns_servers[0] != '\0' || !smtp_is_loopback(sa)))
 		s->ptr_req = dns_ptr_lookup(t->dns, sa, smtp_ptr_cb, s);
 	if (svc != SERVICE_SUBMISSIONS)
@@ -834,7 +885,7 @@ static void cmd_expn(struct smtp_session *s, const char *args, size_t len)
 		smtp_reply(s, "550 5.1.1 <%s>: Not a list here", addr);
 		return;
 	}
-	struct evbuffer *out = bufferevent_get_output(s->bev);
+	struct evbuffer *out = smtp_out(s);
 	for (size_t i = 0; i < targets->n; i++)
 		evbuffer_add_printf(out, "250%c2.1.5 <%s>\r\n", i + 1 < targets->n ? '-' : ' ', targets->v[i]);
 }
@@ -1043,7 +1094,7 @@ static int smtp_take_line(struct smtp_session *s, char *buf, size_t cap, size_t 
 	return 1;
 }
 
-static void smtp_process_input(struct smtp_session *s)
+static void smtp_process_batch(struct smtp_session *s)
 {
 	char line[SMTP_AUTH_LINE_MAX + 3];
 	size_t len;
@@ -1077,4 +1128,15 @@ static void smtp_process_input(struct smtp_session *s)
 			break;
 		}
 	}
+}
+
+/* Handle what is buffered; the replies go out together when the batch
+ * ends (RFC 2920: one flush per pipelined group).  The caller holds a
+ * reference. */
+static void smtp_process_input(struct smtp_session *s)
+{
+	s->in_input++;
+	smtp_process_batch(s);
+	if (--s->in_input == 0)
+		smtp_write_direct(s);
 }

@@ -74,6 +74,15 @@ struct smtp_session {
 	bool peer_gone;
 	bool peer_eof;            /* half-closed during a commit: answer, then close */
 	bool flush_ref;           /* a reference waits for the output to drain */
+	/* Plain sessions write replies themselves, at the end of each input
+	 * batch (or at once outside one), and arm the bufferevent's write
+	 * event only for what the socket did not take: a reply then costs
+	 * one write(2), not an event added, a loop turn and the event
+	 * removed again. */
+	bool direct_out;
+	struct evbuffer *outq;    /* direct_out: replies not yet written */
+	unsigned in_input;        /* inside smtp_process_input() */
+	bool write_armed;         /* the bufferevent holds a rest to write */
 	bool shutdown_after_commit;
 	const char *cur_verb;     /* for logging replies >= 400 */
 	bool no_error_count;      /* this reply does not count as an error */
@@ -103,6 +112,12 @@ void smtp_reply_shutdown(struct smtp_session *s, const char *text);
  * reference, so the session outlives a timer or worker job in between.
  * Pauses nest; smtp_resume_input() drops one and may free s. */
 void smtp_pause_input(struct smtp_session *s);
+/* From now on all output goes through the bufferevent's write events
+ * (before STARTTLS, whose switch waits for the 220 to drain). */
+void smtp_output_via_events(struct smtp_session *s);
+/* Where reply text goes (smtp_reply() uses it; so may multi-line replies
+ * built in place). */
+struct evbuffer *smtp_out(struct smtp_session *s);
 void smtp_resume_input(struct smtp_session *s);
 
 /* The message octets after DATA, written to the queue file. */
