@@ -8,6 +8,7 @@
 #include "core/config.h"
 #include "core/util.h"
 #include "proto/passwd.h"
+#include "proto/saslprep.h"
 #include "store/users.h"
 
 #include <stdio.h>
@@ -81,6 +82,21 @@ static void user_write(const char *path, const char *addr, const char *secret)
 	}
 }
 
+/* Say why SASLprep refuses a password, rather than "cannot hash". */
+static void user_check_password(const char *pw)
+{
+	char *prepared;
+	size_t n;
+	enum saslprep_result r = saslprep(pw, strlen(pw), SASLPREP_STORED, &prepared, &n);
+
+	if (r != SASLPREP_OK)
+		die("the password is not usable: %s (SASLprep, RFC 4013)", saslprep_strerror(r));
+	explicit_bzero(prepared, n);
+	free(prepared);
+	if (n == 0)
+		die("the password is empty once prepared (SASLprep, RFC 4013)");
+}
+
 static enum passwd_scheme scheme_arg(int *argc, char **argv)
 {
 	enum passwd_scheme s = PASSWD_CRYPT;
@@ -130,6 +146,7 @@ int cmd_user(int argc, char **argv)
 		char *pw = read_password("Password: ");
 		if (pw == NULL || pw[0] == '\0')
 			die("no password given on standard input");
+		user_check_password(pw);
 		char *secret = passwd_hash(scheme, pw);
 		memset(pw, 0, strlen(pw));
 		free(pw);
