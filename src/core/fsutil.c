@@ -1,6 +1,8 @@
 /*
  * fsutil.c - see fsutil.h.
  *
+ * fs_commit() is the group commit of new files (see below).
+ *
  * dir_sync() is the group commit of directory fsyncs: each directory has a
  * change counter and a "synced up to" mark.  A caller takes a ticket after
  * its rename; whoever holds the directory's lock fsyncs on behalf of every
@@ -14,6 +16,7 @@
 #include <fcntl.h>
 #include <pthread.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -56,65 +59,104 @@ bool mkdir_p(const char *path, mode_t mode)
 	return ok;
 }
 
-/* The same ticket scheme as dir_sync(), over a whole file system: a
- * caller's data was written before it took its ticket, so any syncfs of
- * that file system that starts after the ticket was issued covers it.
- * Groups are per device, so a state_dir whose mail/ is mounted elsewhere
- * never counts one file system's sync for another. */
-#define FS_GROUPS 8
-
-struct fs_group {
-	dev_t dev;
-	bool used;
-	uint64_t tickets;         /* under fs_table_mu */
-	uint64_t synced;          /* under mu */
-	pthread_mutex_t mu;
+/*
+ * fs_commit(): group commit of new files.  Each caller first fdatasyncs
+ * its own files, in its own thread: that writes their data and inodes and
+ * flushes the disk cache, and the block layer merges the flushes of
+ * concurrent callers into one.  (syncfs would write every dirty file of
+ * the file system, and on ext4 without a journal it writes inode blocks
+ * after its cache flush, so it cannot stand in for fdatasync.)
+ *
+ * The renames and directory fsyncs are then grouped: callers put their
+ * items on one pending list; a caller that finds no round running leads
+ * one: it takes every pending item (its own and those that queued while
+ * the previous round ran), renames them, fsyncs each directory once and
+ * wakes everyone.  A waiter whose items are done returns; one still
+ * pending leads the next round.  Nobody waits behind a mutex held across
+ * a disk flush.
+ */
+struct commit_waiter {
+	struct fs_commit *items;
+	size_t n;
+	bool done;
+	struct commit_waiter *next;
 };
 
-static pthread_mutex_t fs_table_mu = PTHREAD_MUTEX_INITIALIZER;
-static struct fs_group fs_groups[FS_GROUPS];
+struct commit_group {
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	struct commit_waiter *pending;
+	bool running;
+};
 
-static struct fs_group *fs_ticket(dev_t dev, uint64_t *ticket)
+static struct commit_group commit_group = {
+	PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, NULL, false
+};
+
+#define ROUND_MAX 64          /* distinct directories per round */
+
+/* The new names, then each directory once. */
+static void round_rename_and_sync_dirs(struct commit_waiter *list)
 {
-	struct fs_group *g = NULL;
-	pthread_mutex_lock(&fs_table_mu);
-	for (size_t i = 0; i < FS_GROUPS && g == NULL; i++) {
-		if (fs_groups[i].used && fs_groups[i].dev == dev) {
-			g = &fs_groups[i];
-		} else if (!fs_groups[i].used) {
-			g = &fs_groups[i];
-			g->used = true;
-			g->dev = dev;
-			pthread_mutex_init(&g->mu, NULL);
+	const char *dirs[ROUND_MAX];
+	int dir_err[ROUND_MAX];
+	size_t ndir = 0;
+
+	for (struct commit_waiter *w = list; w; w = w->next) {
+		for (size_t i = 0; i < w->n; i++) {
+			struct fs_commit *c = &w->items[i];
+			if (c->err == 0 && rename(c->tmp, c->dst) < 0)
+				c->err = errno;
+			if (c->err)
+				continue;
+			size_t d = 0;
+			while (d < ndir && strcmp(dirs[d], c->dir) != 0)
+				d++;
+			if (d == ndir && ndir < ROUND_MAX) {
+				dirs[ndir] = c->dir;
+				dir_err[ndir] = dir_sync(c->dir) ? 0 : (errno ? errno : EIO);
+				ndir++;
+			} else if (d == ndir && !dir_sync(c->dir)) {
+				c->err = errno ? errno : EIO;
+			}
+			if (d < ndir && dir_err[d])
+				c->err = dir_err[d];
 		}
 	}
-	if (g)
-		*ticket = ++g->tickets;
-	pthread_mutex_unlock(&fs_table_mu);
-	return g;
 }
 
-bool file_sync_grouped(int fd)
+bool fs_commit(struct fs_commit *items, size_t n)
 {
-	struct stat st;
-	struct fs_group *g;
-	uint64_t ticket, upto;
+	struct commit_group *g = &commit_group;
+	struct commit_waiter self = { items, n, false, NULL };
 	bool ok = true;
 
-	if (fstat(fd, &st) < 0 || (g = fs_ticket(st.st_dev, &ticket)) == NULL)
-		return fsync(fd) == 0;
+	for (size_t i = 0; i < n; i++)
+		items[i].err = fdatasync(items[i].fd) == 0 ? 0 : errno;
 	pthread_mutex_lock(&g->mu);
-	if (g->synced < ticket) {
-		pthread_mutex_lock(&fs_table_mu);
-		upto = g->tickets;
-		pthread_mutex_unlock(&fs_table_mu);
-		if (syncfs(fd) == 0)
-			g->synced = upto;
-		else
-			ok = false;
+	self.next = g->pending;
+	g->pending = &self;
+	while (!self.done) {
+		if (g->running) {
+			pthread_cond_wait(&g->cv, &g->mu);
+			continue;
+		}
+		struct commit_waiter *round = g->pending;
+		g->pending = NULL;
+		g->running = true;
+		pthread_mutex_unlock(&g->mu);
+		round_rename_and_sync_dirs(round);
+		pthread_mutex_lock(&g->mu);
+		for (struct commit_waiter *w = round; w; w = w->next)
+			w->done = true;
+		g->running = false;
+		pthread_cond_broadcast(&g->cv);
 	}
 	pthread_mutex_unlock(&g->mu);
-	return ok || fsync(fd) == 0;
+	for (size_t i = 0; i < n; i++)
+		if (items[i].err)
+			ok = false;
+	return ok;
 }
 
 struct dir_entry {

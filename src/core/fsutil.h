@@ -1,7 +1,7 @@
 /*
  * fsutil.h - durable file system helpers: full writes, directory creation,
- * and grouped directory fsync (one fsync covers every rename made before
- * it started, whichever thread made it).
+ * group commit of new files, and grouped directory fsync (one fsync covers
+ * every rename made before it started, whichever thread made it).
  */
 #ifndef TERN_FSUTIL_H
 #define TERN_FSUTIL_H
@@ -18,10 +18,21 @@ bool mkdir_p(const char *path, mode_t mode);
  * call from many threads at once: concurrent callers share one fsync. */
 bool dir_sync(const char *dir);
 
-/* Make fd's data and size durable.  Concurrent callers share one sync of
- * the whole file system (syncfs): one flush of the disk cache covers every
- * file written before it began, so N messages committed at once cost one
- * disk flush instead of N.  Falls back to fsync when syncfs fails. */
-bool file_sync_grouped(int fd);
+/* One new file to commit: written (fd still open) as tmp, to become dst,
+ * whose directory is dir. */
+struct fs_commit {
+	int fd;
+	const char *tmp, *dst, *dir;
+	int err;                  /* out: 0, or the errno of the failed step */
+};
+
+/* Make each item durable under its final name: its data and size on disk
+ * (fdatasync), then rename(tmp, dst), then dir fsync'd - in that order, so
+ * a name never points at missing data.  The renames and directory syncs of
+ * concurrent callers are grouped into one round with one fsync per
+ * directory.  Returns true when every item succeeded.
+ * An item that failed before its rename is still at tmp; one whose
+ * directory sync failed is at dst but not known to be durable. */
+bool fs_commit(struct fs_commit *items, size_t n);
 
 #endif

@@ -24,6 +24,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 struct dns_sock {
 	struct dns *d;
@@ -61,8 +62,9 @@ struct dns_req {
 	char *self;			/* MX: our hostname, or NULL */
 	uint32_t seed;
 	struct sockaddr_storage ptr_addr;	/* PTR: the address asked */
-	char *ptr_name;			/* its candidate, then confirmed name */
-	bool ptr_ok;
+	size_t nptr;
+	char *ptr_names[DNS_PTR_NAMES_MAX];	/* its names, in the answer's order */
+	bool ptr_ok[DNS_PTR_NAMES_MAX];		/* each one's forward confirmation */
 	struct dns_req *prev, *next;
 };
 
@@ -285,7 +287,8 @@ static void dns_req_free(struct dns_req *r)
 	free(r->res.hosts);
 	free(r->mx);
 	free(r->hs);
-	free(r->ptr_name);
+	for (i = 0; i < r->nptr; i++)
+		free(r->ptr_names[i]);
 	free(r->qname);
 	free(r->self);
 	event_free(r->done_ev);
@@ -330,6 +333,15 @@ void dns_free(struct dns *d)
 
 /* ---- request lifecycle ---- */
 
+/* The first PTR name that resolves forward to the address, or NULL. */
+static const char *dns_ptr_confirmed(const struct dns_req *r)
+{
+	for (size_t i = 0; i < r->nptr; i++)
+		if (r->ptr_ok[i])
+			return r->ptr_names[i];
+	return NULL;
+}
+
 static void dns_done_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct dns_req *r = arg;
@@ -339,7 +351,7 @@ static void dns_done_cb(evutil_socket_t fd, short what, void *arg)
 	dns_req_unlink(r);
 	if (!r->cancelled) {
 		if (r->kind == DNS_REQ_PTR)
-			r->ptr_cb(r->ptr_ok ? r->ptr_name : NULL, r->arg);
+			r->ptr_cb(dns_ptr_confirmed(r), r->arg);
 		else
 			r->mx_cb(&r->res, r->arg);
 	}
@@ -496,6 +508,7 @@ static void dns_hosts_result(struct dns_req *r)
 		else if (h->nxdomain)
 			nnx++;
 	}
+	r->res.partial = r->res.nhosts > 0 && ntemp > 0;
 	if (r->res.nhosts > 0)
 		dns_set_detail(r, DNS_OK, "%zu of %zu host(s) with addresses%s", r->res.nhosts,
 			       r->nh, ntemp ? ", some lookups failed temporarily" : "");
@@ -588,6 +601,26 @@ static void dns_mx_answer(struct dns_req *r, int status, const unsigned char *ab
 
 /* ---- PTR ---- */
 
+static bool dns_ptr_listed(char *const *list, const char *name)
+{
+	for (size_t i = 0; list != NULL && name != NULL && list[i] != NULL; i++)
+		if (strcasecmp(list[i], name) == 0)
+			return true;
+	return false;
+}
+
+/* A candidate name: not empty, not too long, not seen, and at most
+ * DNS_PTR_NAMES_MAX of them, since each costs a forward lookup. */
+static void dns_ptr_add(struct dns_req *r, const char *name)
+{
+	if (name == NULL || name[0] == '\0' || strlen(name) >= MX_NAME_MAX || r->nptr >= DNS_PTR_NAMES_MAX)
+		return;
+	for (size_t i = 0; i < r->nptr; i++)
+		if (strcasecmp(r->ptr_names[i], name) == 0)
+			return;
+	r->ptr_names[r->nptr++] = xstrdup(name);
+}
+
 static void dns_ptr_answer(struct dns_req *r, int status, const unsigned char *abuf, int alen)
 {
 	const struct sockaddr *sa = (const struct sockaddr *)&r->ptr_addr;
@@ -605,17 +638,23 @@ static void dns_ptr_answer(struct dns_req *r, int status, const unsigned char *a
 	if (status != ARES_SUCCESS ||
 	    ares_parse_ptr_reply(abuf, alen, addr, len, sa->sa_family, &he) != ARES_SUCCESS)
 		return;
-	if (he->h_name != NULL && he->h_name[0] != '\0' && strlen(he->h_name) < MX_NAME_MAX) {
-		r->ptr_name = xstrdup(he->h_name);
-		dns_query(r, r->ptr_name, sa->sa_family == AF_INET ? ns_t_a : ns_t_aaaa, 0);
-	}
+	/* c-ares lists every PTR name in h_aliases, in the answer's order,
+	 * and one of them again in h_name; keep the answer's order. */
+	if (!dns_ptr_listed(he->h_aliases, he->h_name))
+		dns_ptr_add(r, he->h_name);
+	for (size_t i = 0; he->h_aliases != NULL && he->h_aliases[i] != NULL; i++)
+		dns_ptr_add(r, he->h_aliases[i]);
 	ares_free_hostent(he);
+	for (size_t i = 0; i < r->nptr; i++)
+		dns_query(r, r->ptr_names[i], sa->sa_family == AF_INET ? ns_t_a : ns_t_aaaa, i);
 }
 
 /* Forward confirmation: does the name's A/AAAA hold the address? */
-static void dns_ptr_confirm(struct dns_req *r, int type, int status,
+static void dns_ptr_confirm(struct dns_req *r, const struct dns_query *q, int status,
 			    const unsigned char *abuf, int alen)
 {
+	int type = q->type;
+	bool *ok = &r->ptr_ok[q->host];
 	const struct sockaddr *sa = (const struct sockaddr *)&r->ptr_addr;
 	struct ares_addrttl t4[DNS_ADDRS_MAX];
 	struct ares_addr6ttl t6[DNS_ADDRS_MAX];
@@ -629,14 +668,14 @@ static void dns_ptr_confirm(struct dns_req *r, int type, int status,
 		if (ares_parse_a_reply(abuf, alen, NULL, t4, &n) != ARES_SUCCESS)
 			return;
 		for (i = 0; i < n; i++)
-			r->ptr_ok |= memcmp(&t4[i].ipaddr, want, sizeof(*want)) == 0;
+			*ok |= memcmp(&t4[i].ipaddr, want, sizeof(*want)) == 0;
 	} else {
 		const struct in6_addr *want = &((const struct sockaddr_in6 *)sa)->sin6_addr;
 
 		if (ares_parse_aaaa_reply(abuf, alen, NULL, t6, &n) != ARES_SUCCESS)
 			return;
 		for (i = 0; i < n; i++)
-			r->ptr_ok |= memcmp(&t6[i].ip6addr, want, sizeof(*want)) == 0;
+			*ok |= memcmp(&t6[i].ip6addr, want, sizeof(*want)) == 0;
 	}
 }
 
@@ -659,7 +698,7 @@ static void dns_query_cb(void *arg, int status, int timeouts, unsigned char *abu
 		else if (q->type == ns_t_ptr)
 			dns_ptr_answer(r, status, abuf, alen);
 		else if (r->kind == DNS_REQ_PTR)
-			dns_ptr_confirm(r, q->type, status, abuf, alen);
+			dns_ptr_confirm(r, q, status, abuf, alen);
 		else
 			dns_addr_answer(r, q, status, abuf, alen);
 		r->pending--;

@@ -30,6 +30,7 @@ struct dns;
 #define DNS_TRIES_DEFAULT      2
 #define DNS_MX_HOSTS_MAX       32	/* MX targets looked up per domain */
 #define DNS_ADDRS_MAX          16	/* addresses kept per host and family */
+#define DNS_PTR_NAMES_MAX      4	/* PTR names confirmed per address */
 
 struct dns_options {
 	/* Name servers, "addr[:port]" separated by spaces or commas, IPv6 as
@@ -75,6 +76,7 @@ struct dns_mx_result {
 	enum dns_status status;
 	bool implicit;			/* no MX: the domain's own A/AAAA, CNAME followed */
 	bool loops_to_self;		/* NO_HOSTS because we are the best MX */
+	bool partial;			/* OK, but some host's lookup failed temporarily */
 	size_t nhosts;
 	struct dns_host *hosts;		/* in the order to try */
 	char detail[160];		/* for logs and DSN diagnostics */
@@ -98,9 +100,12 @@ uint64_t dns_mx_lookup(struct dns *d, const char *domain, const char *self_hostn
  * brackets, needs no DNS.  The result has one host when DNS_OK. */
 uint64_t dns_host_lookup(struct dns *d, const char *host, dns_mx_cb cb, void *arg);
 
-/* PTR of the address, then forward confirmation: the first PTR name's A
- * (or AAAA) records must contain the address.  cb gets that name, or NULL
- * when there is none, it is not confirmed or a lookup failed. */
+/* PTR of the address, then forward confirmation (RFC 5321 §4.4 asks only
+ * for the name; confirming it makes Received: trustworthy): the A (or
+ * AAAA) records of each PTR name, up to DNS_PTR_NAMES_MAX of them, are
+ * looked up, and cb gets the first name, in the answer's order, whose
+ * records contain the address, or NULL when there is none, none confirms
+ * or the lookups failed. */
 typedef void (*dns_ptr_cb)(const char *name, void *arg);
 uint64_t dns_ptr_lookup(struct dns *d, const struct sockaddr *sa, dns_ptr_cb cb, void *arg);
 

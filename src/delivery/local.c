@@ -7,6 +7,7 @@
  */
 #include "delivery/local.h"
 #include "core/config.h"
+#include "core/fsutil.h"
 #include "core/log.h"
 #include "core/util.h"
 #include "store/maildir.h"
@@ -40,18 +41,42 @@ static void rcpt_result(struct queue_rcpt *r, enum rcpt_state st, const char *st
 	r->remote_mta = NULL;
 }
 
-/* One recipient.  Returns true when its state changed. */
-static bool deliver_one(const struct config *cfg, struct queue_env *env, struct queue_rcpt *r, int fd,
-			int64_t now)
+/* A delivery that failed: retry soon, or bounce once max_age is over. */
+static void rcpt_failed_write(const struct config *cfg, struct queue_env *env, struct queue_rcpt *r,
+			      int err, int64_t now)
+{
+	char text[256];
+	snprintf(text, sizeof(text), "451 4.3.0 Maildir write failed: %s", strerror(err));
+	r->attempts++;
+	/* Local trouble (disk full, permissions) clears up soon or needs the
+	 * operator: retry in a minute, doubling to the configured retry
+	 * interval. */
+	uint64_t wait = 60ULL << (r->attempts < 6 ? r->attempts - 1 : 5);
+	if (wait > cfg->retry)
+		wait = cfg->retry;
+	r->next_try = now + (int64_t)wait;
+	if (now - env->arrival > (int64_t)cfg->max_age) {
+		rcpt_result(r, RCPT_FAILED, "4.3.0", text);
+		log_delivery(env, r, "bounced", "4.3.0", text);
+	} else {
+		rcpt_result(r, RCPT_DEFERRED, "4.3.0", text);
+		log_delivery(env, r, "deferred", "4.3.0", text);
+	}
+}
+
+/* Write the recipient's copy into its Maildir's tmp/.  Returns false
+ * when the recipient's state is already settled (bad name, write error). */
+static bool prepare_one(const struct config *cfg, struct queue_env *env, struct queue_rcpt *r, int fd,
+			int64_t now, struct maildir_file *mf)
 {
 	const char *at = strrchr(r->addr, '@');
-	char name[512], *path, *prefix;
+	char *path, *prefix;
 	bool ok;
 
 	if (at == NULL || !users_safe_name(r->addr, (size_t)(at - r->addr)) || !users_safe_name(at + 1, strlen(at + 1))) {
 		rcpt_result(r, RCPT_FAILED, "5.1.3", "550 5.1.3 Bad destination mailbox address syntax");
 		log_delivery(env, r, "bounced", "5.1.3", "unsafe mailbox name");
-		return true;
+		return false;
 	}
 	char *local = xstrndup(r->addr, (size_t)(at - r->addr));
 	for (char *p = local; *p; p++)
@@ -61,35 +86,55 @@ static bool deliver_one(const struct config *cfg, struct queue_env *env, struct 
 		*p = ascii_lower(*p);
 	path = maildir_path(cfg->state_dir, domain, local);
 	prefix = xasprintf("Return-Path: <%s>\nDelivered-To: %s\n", env->from, r->addr);
-	ok = maildir_deliver(path, cfg->hostname, prefix, strlen(prefix), 2, fd, (off_t)env->msg_offset,
-			     env->msg_len, env->msg_lines, name, sizeof(name));
-	if (ok) {
-		rcpt_result(r, RCPT_DONE, "2.0.0", "250 2.0.0 Delivered to Maildir");
-		log_delivery(env, r, "sent", "2.0.0", name);
-	} else {
-		char text[256];
-		snprintf(text, sizeof(text), "451 4.3.0 Maildir write failed: %s", strerror(errno));
-		r->attempts++;
-		/* Local trouble (disk full, permissions) clears up soon or
-		 * needs the operator: retry in a minute, doubling to the
-		 * configured retry interval. */
-		uint64_t wait = 60ULL << (r->attempts < 6 ? r->attempts - 1 : 5);
-		if (wait > cfg->retry)
-			wait = cfg->retry;
-		r->next_try = now + (int64_t)wait;
-		if (now - env->arrival > (int64_t)cfg->max_age) {
-			rcpt_result(r, RCPT_FAILED, "4.3.0", text);
-			log_delivery(env, r, "bounced", "4.3.0", text);
-		} else {
-			rcpt_result(r, RCPT_DEFERRED, "4.3.0", text);
-			log_delivery(env, r, "deferred", "4.3.0", text);
-		}
-	}
+	ok = maildir_prepare(mf, path, cfg->hostname, prefix, strlen(prefix), 2, fd, (off_t)env->msg_offset,
+			     env->msg_len, env->msg_lines);
+	if (!ok)
+		rcpt_failed_write(cfg, env, r, errno, now);
 	free(local);
 	free(domain);
 	free(path);
 	free(prefix);
-	return true;
+	return ok;
+}
+
+/* Deliver the recipients picked by `want` (a bitmap over env->rcpt):
+ * every copy is written, then all are committed in one fs_commit() round,
+ * so a message for many local users costs one disk flush, not one each. */
+static void deliver_batch(const struct config *cfg, struct queue_env *env, const bool *want, int fd,
+			  int64_t now)
+{
+	struct maildir_file *mf = xcalloc(env->nrcpt, sizeof(*mf));
+	struct fs_commit *items = xcalloc(env->nrcpt, sizeof(*items));
+	size_t *idx = xcalloc(env->nrcpt, sizeof(*idx));
+	size_t n = 0;
+
+	for (size_t i = 0; i < env->nrcpt; i++) {
+		if (!want[i] || !prepare_one(cfg, env, &env->rcpt[i], fd, now, &mf[n]))
+			continue;
+		maildir_commit_item(&mf[n], &items[n]);
+		idx[n++] = i;
+	}
+	if (n > 0)
+		fs_commit(items, n);
+	for (size_t k = 0; k < n; k++) {
+		struct queue_rcpt *r = &env->rcpt[idx[k]];
+		maildir_finish(&mf[k], items[k].err == 0);
+		if (items[k].err == 0) {
+			rcpt_result(r, RCPT_DONE, "2.0.0", "250 2.0.0 Delivered to Maildir");
+			log_delivery(env, r, "sent", "2.0.0", mf[k].base);
+		} else {
+			rcpt_failed_write(cfg, env, r, items[k].err, now);
+		}
+	}
+	free(mf);
+	free(items);
+	free(idx);
+}
+
+static bool due(const struct queue_env *env, const struct queue_rcpt *r, int64_t now)
+{
+	return r->local && !env->held &&
+	       (r->state == RCPT_PENDING || (r->state == RCPT_DEFERRED && r->next_try <= now));
 }
 
 /*
@@ -105,27 +150,32 @@ bool local_deliver_direct(const struct config *cfg, struct queue_env *env, int f
 {
 	int64_t now = now_unix();
 	bool all = true;
+	bool *want;
 
 	for (size_t i = 0; i < env->nrcpt; i++)
 		if (!env->rcpt[i].local)
 			return false;
-	for (size_t i = 0; i < env->nrcpt; i++) {
-		deliver_one(cfg, env, &env->rcpt[i], fd, now);
+	want = xcalloc(env->nrcpt, sizeof(*want));
+	for (size_t i = 0; i < env->nrcpt; i++)
+		want[i] = true;
+	deliver_batch(cfg, env, want, fd, now);
+	free(want);
+	for (size_t i = 0; i < env->nrcpt; i++)
 		if (env->rcpt[i].state != RCPT_DONE)
 			all = false;
-	}
 	return all;
 }
 
 bool local_deliver_env(const struct config *cfg, struct queue_env *env, int fd, int64_t now)
 {
+	bool *want = xcalloc(env->nrcpt ? env->nrcpt : 1, sizeof(*want));
 	bool changed = false;
 
-	for (size_t i = 0; i < env->nrcpt; i++) {
-		struct queue_rcpt *r = &env->rcpt[i];
-		if (r->local && !env->held && (r->state == RCPT_PENDING || (r->state == RCPT_DEFERRED && r->next_try <= now)))
-			changed |= deliver_one(cfg, env, r, fd, now);
-	}
+	for (size_t i = 0; i < env->nrcpt; i++)
+		changed |= want[i] = due(env, &env->rcpt[i], now);
+	if (changed)
+		deliver_batch(cfg, env, want, fd, now);
+	free(want);
 	return changed;
 }
 
@@ -142,10 +192,9 @@ void local_deliver(const struct config *cfg, struct queue *q, const char *id, st
 		return;
 	}
 	res->loaded = true;
+	changed = local_deliver_env(cfg, env, fd, now);
 	for (size_t i = 0; i < env->nrcpt; i++) {
 		struct queue_rcpt *r = &env->rcpt[i];
-		if (r->local && !env->held && (r->state == RCPT_PENDING || (r->state == RCPT_DEFERRED && r->next_try <= now)))
-			changed |= deliver_one(cfg, env, r, fd, now);
 		if (r->state == RCPT_PENDING || r->state == RCPT_DEFERRED) {
 			all_final = false;
 			if (!r->local)
@@ -158,7 +207,7 @@ void local_deliver(const struct config *cfg, struct queue *q, const char *id, st
 	}
 	close(fd);
 	if (all_final && res->failed == 0) {
-		queue_remove(q, id);
+		queue_retire(q, id);
 		log_event("event=removed queue=%s", id);
 		res->finished = true;
 	} else if (changed) {

@@ -11,6 +11,21 @@
  * our [server] hostname or the address and port are one of our listeners;
  * such hosts are skipped, and mail that has nowhere else to go bounces
  * with 5.4.6 (RFC 5321 §5.1).
+ *
+ * When no host took the mail: a 5xx to the greeting, EHLO or HELO from
+ * every address tried is permanent and the recipients bounce with that
+ * reply; any 4xx, network failure or DNS lookup that failed temporarily
+ * makes it a deferral (RFC 5321 §5.1: the next MX after a 5xx greeting;
+ * §3.1, §4.2.5).
+ *
+ * STARTTLS is opportunistic unless [delivery] tls_required names the
+ * destination: when the handshake breaks, the same address is tried once
+ * more in plain text without STARTTLS (as Postfix does); a refused
+ * STARTTLS goes on in plain text on the same connection (smtp_client.c).
+ *
+ * DSN (RFC 3461 §4.2): a next hop that supports DSN and was given our
+ * NOTIFY takes over the notices for its recipients, so no "relayed"
+ * notice comes from us; without DSN there, NOTIFY=SUCCESS gets one.
  */
 #include "delivery/remote.h"
 #include "core/config.h"
@@ -47,6 +62,8 @@ struct rconn {
 	char relay[320];		/* "host[ip]:port" for the logs */
 	struct event *idle_timer;
 	bool reused;
+	bool tls_required;		/* [delivery] tls_required for this destination */
+	bool plain;			/* made without STARTTLS (after a TLS failure) */
 };
 
 struct rdest {
@@ -80,6 +97,12 @@ struct rdelivery {
 	size_t nhosts, host_i, addr_i;
 	bool tried_any;			/* a connection was attempted */
 	bool saw_loop;
+	bool plain_next;		/* the next connection goes without STARTTLS */
+	bool dns_partial;		/* some host's address lookup failed temporarily */
+	size_t ntemp, nperm;		/* failed attempts: temporary, 5xx at HELLO */
+	unsigned perm_code;		/* the last 5xx at HELLO */
+	char perm_status[12];
+	char perm_host[256];
 	unsigned last_code;
 	char last_error[SMTP_CLIENT_TEXT_MAX];
 	struct rconn *conn;
@@ -129,6 +152,23 @@ static void log_remote_delivery(const struct queue_env *env, const struct queue_
 		  env->id, log_quote(to, sizeof(to), r->addr, strlen(r->addr)), relay, status,
 		  r->status ? r->status : "-", now_unix() - env->arrival,
 		  log_quote(text, sizeof(text), detail, strlen(detail)));
+}
+
+static void log_remote_tls_fallback(const struct rdelivery *d, const struct rconn *c, const char *why)
+{
+	char q[600];
+
+	log_event("event=tls_fallback queue=%s relay=%s action=reconnect_plaintext reason=%s", d->job->env->id,
+		  c->relay, log_quote(q, sizeof(q), why, strlen(why)));
+}
+
+/* The next hop took over the DSN duty for this recipient (RFC 3461 §4.2). */
+static void log_remote_notify_passed(const struct queue_env *env, const struct queue_rcpt *r, const char *relay)
+{
+	char to[600];
+
+	log_event("event=notify_passed queue=%s to=%s relay=%s", env->id,
+		  log_quote(to, sizeof(to), r->addr, strlen(r->addr)), relay);
 }
 
 /* ---- helpers ------------------------------------------------------------ */
@@ -318,8 +358,9 @@ static void del_free(struct rdelivery *d)
 	free(d);
 }
 
-/* Write the client's per-recipient results into the envelope. */
-static void del_apply_results(struct rdelivery *d, const char *host, const char *relay)
+/* Write the client's per-recipient results into the envelope.
+ * next_hop_dsn: the peer that accepted them advertised DSN. */
+static void del_apply_results(struct rdelivery *d, const char *host, const char *relay, bool next_hop_dsn)
 {
 	struct queue_env *env = d->job->env;
 
@@ -337,6 +378,12 @@ static void del_apply_results(struct rdelivery *d, const char *host, const char 
 		r->last_reply = xstrdup(c->reply[0] ? c->reply : "451 4.0.0 no result");
 		r->remote_mta = host ? xstrdup(host) : NULL;
 		log_remote_delivery(env, r, relay, cls == 2 ? "sent" : cls == 5 ? "bounced" : "deferred");
+		/* NOTIFY went along (smtp_client.c sends it whenever the peer
+		 * has DSN and it is set): the notices are the next hop's. */
+		if (cls == 2 && next_hop_dsn && r->notify != 0 && !r->dsn_done) {
+			r->dsn_done = true;
+			log_remote_notify_passed(env, r, relay);
+		}
 	}
 }
 
@@ -364,7 +411,7 @@ static void del_done(struct rdelivery *d, const char *host, const char *relay)
 	struct rjob *j = d->job;
 	struct remote *r = j->r;
 
-	del_apply_results(d, host, relay);
+	del_apply_results(d, host, relay, false);
 	del_free(d);
 	job_finish_one(j);
 	dests_kick(r);
@@ -441,14 +488,15 @@ static void conn_on_txn_done(struct rconn *c)
 		d->conn = NULL;
 		free(c);	/* the slot stays with the delivery */
 		d->host_i = d->addr_i = 0;
-		d->tried_any = false;
+		d->tried_any = d->plain_next = false;
+		d->ntemp = d->nperm = 0;
 		if (d->hosts)
 			del_try_next(d);
 		else
 			del_resolve(d);
 		return;
 	}
-	del_apply_results(d, c->host, c->relay);
+	del_apply_results(d, c->host, c->relay, smtp_client_caps(c->client)->dsn);
 	d->conn = NULL;
 	{
 		struct rjob *j = d->job;
@@ -463,6 +511,31 @@ static void conn_on_txn_done(struct rconn *c)
 		return;
 	}
 	conn_release(c);
+}
+
+/* A failed set-up: is it a 5xx at HELLO (permanent for this host), a
+ * broken TLS handshake worth one plain-text try, or temporary? */
+static void del_count_failure(struct rdelivery *d, const struct rconn *c, const struct smtp_client *client)
+{
+	enum smtp_client_fail kind = smtp_client_fail_kind(client);
+	unsigned code = d->last_code;
+
+	if (kind == SMTP_CLIENT_FAIL_TLS && !c->plain && !c->tls_required) {
+		log_remote_tls_fallback(d, c, d->last_error);
+		d->plain_next = true;
+		d->addr_i--;		/* del_try_next() takes the same address again */
+		return;
+	}
+	if (kind == SMTP_CLIENT_FAIL_HELLO && code >= 500 && code < 600) {
+		d->nperm++;
+		d->perm_code = code;
+		snprintf(d->perm_status, sizeof(d->perm_status), "%s", smtp_client_error_status(client));
+		if (d->perm_status[0] != '5')
+			snprintf(d->perm_status, sizeof(d->perm_status), "5.0.0");
+		snprintf(d->perm_host, sizeof(d->perm_host), "%s", c->host);
+		return;
+	}
+	d->ntemp++;
 }
 
 static void conn_client_cb(struct smtp_client *client, enum smtp_client_event ev, void *arg)
@@ -483,6 +556,7 @@ static void conn_client_cb(struct smtp_client *client, enum smtp_client_event ev
 		code = smtp_client_error(client, &text);
 		d->last_code = code;
 		snprintf(d->last_error, sizeof(d->last_error), "%s", text);
+		del_count_failure(d, c, client);
 		smtp_client_free(client);
 		d->conn = NULL;
 		free(c);
@@ -517,7 +591,7 @@ static void del_connect(struct rdelivery *d, const struct dns_host *h, const str
 	struct smtp_client_opts o = {
 		.helo = cfg->hostname,
 		.peer_name = h->name,
-		.ssl_ctx = r->ssl_ctx,
+		.ssl_ctx = d->plain_next ? NULL : r->ssl_ctx,
 		.tls_required = domain_tls_required(cfg, smarthost ? r->smarthost : d->dest->key),
 		.auth_user = smarthost && cfg->smarthost_user[0] ? cfg->smarthost_user : NULL,
 		.auth_pass = cfg->smarthost_password,
@@ -529,6 +603,9 @@ static void del_connect(struct rdelivery *d, const struct dns_host *h, const str
 
 	c->dest = d->dest;
 	c->del = d;
+	c->tls_required = o.tls_required;
+	c->plain = d->plain_next;
+	d->plain_next = false;
 	snprintf(c->host, sizeof(c->host), "%s", h->name);
 	format_relay(c->relay, sizeof(c->relay), h->name, ss);
 	d->conn = c;
@@ -539,6 +616,7 @@ static void del_connect(struct rdelivery *d, const struct dns_host *h, const str
 	if (c->client == NULL) {
 		d->conn = NULL;
 		free(c);
+		d->ntemp++;
 		snprintf(d->last_error, sizeof(d->last_error), "cannot create a socket");
 		del_try_next(d);
 	}
@@ -571,17 +649,23 @@ static void del_try_next(struct rdelivery *d)
 		return;
 	}
 	slot_give(d->dest);
-	if (r->stopping)
+	if (r->stopping) {
 		del_fail_all(d, 421, "4.3.2", "421 4.3.2 delivery interrupted by shutdown");
-	else if (!d->tried_any && d->saw_loop)
+	} else if (!d->tried_any && d->saw_loop) {
 		del_fail_all(d, 554, "5.4.6", "554 5.4.6 mail for %s loops back to myself", d->dest->key);
-	else if (d->last_code >= 500 && d->last_code < 600 && d->last_error[0])
-		/* Every host refused us outright (greeting, EHLO): still a
-		 * temporary failure for the message; another may be back. */
+	} else if (d->nperm > 0 && d->ntemp == 0 && !d->dns_partial) {
+		/* Every address tried refused us with 5xx at HELLO. */
+		del_fail_all(d, d->perm_code, d->perm_status, "%s", d->last_error);
+		del_done(d, d->perm_host, d->dest->key);
+		return;
+	} else if (d->last_code >= 500 && d->last_code < 600 && d->last_error[0]) {
+		/* Refused outright by the last one, but not by every
+		 * host at HELLO: temporary for the message. */
 		del_fail_all(d, 451, "4.4.0", "451 4.4.0 %s", d->last_error);
-	else
+	} else {
 		del_fail_all(d, 451, "4.4.1", "%s", d->last_error[0] ? d->last_error :
 			     "451 4.4.1 no host could be reached");
+	}
 	del_done(d, NULL, d->dest->key);
 }
 
@@ -593,6 +677,7 @@ static void del_dns_cb(const struct dns_mx_result *res, void *arg)
 	d->dns_id = 0;
 	switch (res->status) {
 	case DNS_OK:
+		d->dns_partial = res->partial;
 		d->nhosts = res->nhosts;
 		d->hosts = xcalloc(res->nhosts ? res->nhosts : 1, sizeof(*d->hosts));
 		for (size_t i = 0; i < res->nhosts; i++) {

@@ -203,7 +203,7 @@ static void sched_finish_work(struct sched_job *j)
 		}
 	}
 	if (!open) {
-		queue_remove(j->s->t->queue, j->id);
+		queue_retire(j->s->t->queue, j->id);
 		log_event("event=removed queue=%s", j->id);
 		j->finished = true;
 	} else {

@@ -6,7 +6,8 @@
  * smtp_stream.c), §4.5.3.2 (timeouts); RFC 2920 (MAIL, the RCPTs and DATA
  * in one write); RFC 1870 (SIZE= and refusing an over-size message before
  * MAIL); RFC 6152 (BODY=8BITMIME only when offered, downgrade otherwise);
- * RFC 3207 (STARTTLS; anything the server sent after 220 is dropped);
+ * RFC 3207 (STARTTLS; anything the server sent after 220 is dropped; a
+ * refused STARTTLS goes on in plain text unless TLS is required, §4);
  * RFC 4954 (AUTH PLAIN, LOGIN); RFC 3461 (NOTIFY, ORCPT, RET, ENVID).
  *
  * One state enum, assigned only by client_set_state(), which logs
@@ -83,6 +84,8 @@ struct smtp_client {
 	struct smtp_ehlo_caps caps;
 	struct smtp_reply reply;
 	unsigned fail_code;
+	enum smtp_client_fail fail_kind;
+	char fail_status[12];
 	char fail_text[SMTP_CLIENT_TEXT_MAX];
 	struct event *timer;		/* the current state's timeout */
 	struct event *deferred;		/* an event not raised inside a call */
@@ -118,6 +121,13 @@ static void log_client_error(const struct smtp_client *c, const char *what)
 	char q[300];
 	log_event("event=client_error session=%016" PRIx64 " peer=%s state=%s error=%s", c->opts.session_id,
 		  c->peer, client_state_names[c->state], log_quote(q, sizeof(q), what, strlen(what)));
+}
+
+static void log_client_tls_fallback(const struct smtp_client *c, const char *reason)
+{
+	char q[300];
+	log_event("event=tls_fallback session=%016" PRIx64 " peer=%s action=plaintext reason=%s",
+		  c->opts.session_id, c->peer, log_quote(q, sizeof(q), reason, strlen(reason)));
 }
 
 /* ---- references and the callback --------------------------------------- */
@@ -224,6 +234,7 @@ static void client_fail(struct smtp_client *c, unsigned code, const char *fmt, .
 	vsnprintf(c->fail_text, sizeof(c->fail_text), fmt, ap);
 	va_end(ap);
 	c->fail_code = code;
+	c->fail_kind = SMTP_CLIENT_FAIL_OTHER;
 	log_client_error(c, c->fail_text);
 }
 
@@ -312,6 +323,10 @@ static void client_broken(struct smtp_client *c, const char *why)
 	} else {
 		if (c->fail_code == 0 && c->fail_text[0] == '\0')
 			snprintf(c->fail_text, sizeof(c->fail_text), "%s", why);
+		/* A peer that breaks during or right after the handshake may
+		 * just not speak TLS well: the caller may try without. */
+		if (was == CS_STARTTLS || was == CS_TLS || (was == CS_EHLO && c->tls))
+			c->fail_kind = SMTP_CLIENT_FAIL_TLS;
 		client_notify(c, SMTP_CLIENT_FAILED);
 	}
 }
@@ -505,12 +520,15 @@ static void client_after_hello(struct smtp_client *c)
 	client_notify(c, SMTP_CLIENT_READY);
 }
 
-static void client_reply_failed(struct smtp_client *c, const struct smtp_reply *r)
+/* A set-up command was refused; kind says which step (HELLO or OTHER). */
+static void client_reply_failed(struct smtp_client *c, const struct smtp_reply *r, enum smtp_client_fail kind)
 {
 	char text[SMTP_CLIENT_TEXT_MAX];
 
 	client_reply_text(r, text, sizeof(text));
 	client_fail(c, r->code, "%s", text);
+	c->fail_kind = kind;
+	reply_status(r, c->fail_status, sizeof(c->fail_status));
 	client_setup_failed(c);
 }
 
@@ -573,7 +591,7 @@ static void client_on_reply(struct smtp_client *c, const struct smtp_reply *r)
 		if (r->code == 220)
 			client_enter(c, CS_EHLO);
 		else
-			client_reply_failed(c, r);
+			client_reply_failed(c, r, SMTP_CLIENT_FAIL_HELLO);
 		break;
 	case CS_EHLO:
 		if (cls == 2) {
@@ -583,7 +601,7 @@ static void client_on_reply(struct smtp_client *c, const struct smtp_reply *r)
 		} else if ((r->code == 500 || r->code == 502) && !c->tls) {
 			client_enter(c, CS_RSET_HELO);
 		} else {
-			client_reply_failed(c, r);
+			client_reply_failed(c, r, SMTP_CLIENT_FAIL_HELLO);
 		}
 		break;
 	case CS_RSET_HELO:
@@ -594,7 +612,7 @@ static void client_on_reply(struct smtp_client *c, const struct smtp_reply *r)
 			memset(&c->caps, 0, sizeof(c->caps));
 			client_after_hello(c);
 		} else {
-			client_reply_failed(c, r);
+			client_reply_failed(c, r, SMTP_CLIENT_FAIL_HELLO);
 		}
 		break;
 	case CS_STARTTLS:
@@ -602,8 +620,14 @@ static void client_on_reply(struct smtp_client *c, const struct smtp_reply *r)
 			client_set_state(c, CS_TLS);
 			client_start_tls(c);
 		} else if (c->opts.tls_required) {
-			client_reply_failed(c, r);
+			client_reply_failed(c, r, SMTP_CLIENT_FAIL_OTHER);
 		} else {
+			/* RFC 3207 §4: still the plain session of before
+			 * STARTTLS, so go on in it (as Postfix does). */
+			char text[SMTP_CLIENT_TEXT_MAX];
+
+			client_reply_text(r, text, sizeof(text));
+			log_client_tls_fallback(c, text);
 			c->caps.starttls = false;
 			client_after_hello(c);
 		}
@@ -615,21 +639,21 @@ static void client_on_reply(struct smtp_client *c, const struct smtp_reply *r)
 		} else if (r->code == 334 && !(c->caps.auth_mechs & SMTP_AUTH_PLAIN)) {
 			client_enter(c, CS_AUTH_USER);
 		} else {
-			client_reply_failed(c, r);
+			client_reply_failed(c, r, SMTP_CLIENT_FAIL_OTHER);
 		}
 		break;
 	case CS_AUTH_USER:
 		if (r->code == 334)
 			client_enter(c, CS_AUTH_PASS);
 		else
-			client_reply_failed(c, r);
+			client_reply_failed(c, r, SMTP_CLIENT_FAIL_OTHER);
 		break;
 	case CS_AUTH_PASS:
 		if (r->code == 235) {
 			client_set_state(c, CS_READY);
 			client_notify(c, SMTP_CLIENT_READY);
 		} else {
-			client_reply_failed(c, r);
+			client_reply_failed(c, r, SMTP_CLIENT_FAIL_OTHER);
 		}
 		break;
 	case CS_MAIL:
@@ -910,6 +934,16 @@ unsigned smtp_client_error(const struct smtp_client *c, const char **text)
 {
 	*text = c->fail_text;
 	return c->fail_code;
+}
+
+enum smtp_client_fail smtp_client_fail_kind(const struct smtp_client *c)
+{
+	return c->fail_kind;
+}
+
+const char *smtp_client_error_status(const struct smtp_client *c)
+{
+	return c->fail_status;
 }
 
 const char *smtp_client_peer(const struct smtp_client *c)

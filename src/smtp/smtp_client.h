@@ -82,6 +82,21 @@ void smtp_client_free(struct smtp_client *c);
 
 /* Why set-up failed: a reply code (0 for a network error) and the text. */
 unsigned smtp_client_error(const struct smtp_client *c, const char **text);
+
+/* Where set-up failed, so that the caller can choose what comes next:
+ * the next host, a bounce when every host refused us at HELLO with 5xx
+ * (RFC 5321 §5.1, §3.1), or the same address again without STARTTLS. */
+enum smtp_client_fail {
+	SMTP_CLIENT_FAIL_NETWORK,	/* connect, timeout, a broken or hostile reply */
+	SMTP_CLIENT_FAIL_HELLO,		/* the greeting, EHLO or HELO was refused */
+	SMTP_CLIENT_FAIL_TLS,		/* the STARTTLS handshake broke (or the session
+					 * right after it, before EHLO was answered) */
+	SMTP_CLIENT_FAIL_OTHER,		/* STARTTLS when required, AUTH, our own policy */
+};
+enum smtp_client_fail smtp_client_fail_kind(const struct smtp_client *c);
+/* The enhanced status of the refusing reply ("5.7.1", or the class
+ * default "5.0.0"), or "" when no reply decided it. */
+const char *smtp_client_error_status(const struct smtp_client *c);
 /* The peer's address as text, "ip:port" or "[ip6]:port". */
 const char *smtp_client_peer(const struct smtp_client *c);
 bool smtp_client_tls(const struct smtp_client *c);

@@ -78,53 +78,88 @@ static bool copy_range(int dst, int src, off_t off, uint64_t len)
 	return true;
 }
 
-bool maildir_deliver(const char *path, const char *hostname,
+bool maildir_prepare(struct maildir_file *mf, const char *path, const char *hostname,
 		     const char *prefix, size_t prefix_len, uint64_t prefix_lines,
-		     int src_fd, off_t offset, uint64_t len, uint64_t msg_lines,
-		     char *name_out, size_t name_cap)
+		     int src_fd, off_t offset, uint64_t len, uint64_t msg_lines)
 {
-	char host[256], base[512], tmp[4096], dst[4096], newdir[4096];
+	char host[256];
 	struct timeval tv;
 	uint64_t size = prefix_len + len;
 	uint64_t vsize = size + prefix_lines + msg_lines;
-	int fd, saved;
+	int saved;
 
 	if (atomic_load(&maildir_pid) == 0)
 		atomic_store(&maildir_pid, (int)getpid());
 	gettimeofday(&tv, NULL);
 	safe_host(hostname, host, sizeof(host));
-	snprintf(base, sizeof(base), "%lld.M%ldP%dQ%" PRIu64 ".%s,S=%" PRIu64 ",W=%" PRIu64,
+	snprintf(mf->base, sizeof(mf->base), "%lld.M%ldP%dQ%" PRIu64 ".%s,S=%" PRIu64 ",W=%" PRIu64,
 		 (long long)tv.tv_sec, (long)tv.tv_usec, atomic_load(&maildir_pid),
 		 (uint64_t)atomic_fetch_add(&maildir_seq, 1) + 1, host, size, vsize);
-	snprintf(tmp, sizeof(tmp), "%s/tmp/%s", path, base);
-	snprintf(dst, sizeof(dst), "%s/new/%s", path, base);
-	snprintf(newdir, sizeof(newdir), "%s/new", path);
+	snprintf(mf->tmp, sizeof(mf->tmp), "%s/tmp/%s", path, mf->base);
+	snprintf(mf->dst, sizeof(mf->dst), "%s/new/%s", path, mf->base);
+	snprintf(mf->newdir, sizeof(mf->newdir), "%s/new", path);
 
-	fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-	if (fd < 0 && errno == ENOENT && maildir_create(path))
-		fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-	if (fd < 0)
+	mf->fd = open(mf->tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (mf->fd < 0 && errno == ENOENT && maildir_create(path))
+		mf->fd = open(mf->tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (mf->fd < 0)
 		return false;
-	/* tmp -> fsync -> rename into new/ -> fsync new/: a reader never sees
-	 * a partial message, and once new/ is synced the delivery is durable
-	 * and the queue may mark the recipient done. */
-	if (!write_all(fd, prefix, prefix_len) || !copy_range(fd, src_fd, offset, len) || !file_sync_grouped(fd))
-		goto fail;
-	if (close(fd) < 0) {
-		fd = -1;
-		goto fail;
-	}
-	fd = -1;
-	if (rename(tmp, dst) < 0 || !dir_sync(newdir))
-		goto fail;
-	if (name_out)
-		snprintf(name_out, name_cap, "%s", base);
-	return true;
-fail:
+	if (write_all(mf->fd, prefix, prefix_len) && copy_range(mf->fd, src_fd, offset, len))
+		return true;
 	saved = errno;
-	if (fd >= 0)
-		close(fd);
-	unlink(tmp);
+	maildir_discard(mf);
 	errno = saved;
 	return false;
+}
+
+void maildir_commit_item(struct maildir_file *mf, struct fs_commit *c)
+{
+	c->fd = mf->fd;
+	c->tmp = mf->tmp;
+	c->dst = mf->dst;
+	c->dir = mf->newdir;
+	c->err = 0;
+}
+
+void maildir_discard(struct maildir_file *mf)
+{
+	if (mf->fd >= 0) {
+		close(mf->fd);
+		mf->fd = -1;
+		unlink(mf->tmp);
+	}
+}
+
+void maildir_finish(struct maildir_file *mf, bool committed)
+{
+	if (committed) {
+		close(mf->fd);
+		mf->fd = -1;
+	} else {
+		maildir_discard(mf);
+	}
+}
+
+bool maildir_deliver(const char *path, const char *hostname,
+		     const char *prefix, size_t prefix_len, uint64_t prefix_lines,
+		     int src_fd, off_t offset, uint64_t len, uint64_t msg_lines,
+		     char *name_out, size_t name_cap)
+{
+	struct maildir_file mf;
+	struct fs_commit c;
+	bool ok;
+
+	if (!maildir_prepare(&mf, path, hostname, prefix, prefix_len, prefix_lines, src_fd, offset, len,
+			     msg_lines))
+		return false;
+	maildir_commit_item(&mf, &c);
+	ok = fs_commit(&c, 1);
+	maildir_finish(&mf, ok);
+	if (!ok) {
+		errno = c.err;
+		return false;
+	}
+	if (name_out)
+		snprintf(name_out, name_cap, "%s", mf.base);
+	return true;
 }

@@ -16,6 +16,28 @@ char *maildir_path(const char *state_dir, const char *domain, const char *local)
 /* Create Maildir/{tmp,new,cur} if needed. */
 bool maildir_create(const char *path);
 
+struct fs_commit;
+
+/* One message on its way into a Maildir. */
+struct maildir_file {
+	int fd;                   /* open on tmp until finished */
+	char base[512];           /* the unique name, without tmp/ or new/ */
+	char tmp[4096], dst[4096], newdir[4096];
+};
+
+/*
+ * The parts of maildir_deliver(), for committing many files in one
+ * fs_commit() round: prepare writes the file in tmp/ (false, errno kept
+ * and nothing left behind, on failure); commit_item fills an fs_commit
+ * item for it; finish closes it, removing tmp when not committed.
+ */
+bool maildir_prepare(struct maildir_file *mf, const char *path, const char *hostname,
+		     const char *prefix, size_t prefix_len, uint64_t prefix_lines,
+		     int src_fd, off_t offset, uint64_t len, uint64_t msg_lines);
+void maildir_commit_item(struct maildir_file *mf, struct fs_commit *c);
+void maildir_finish(struct maildir_file *mf, bool committed);
+void maildir_discard(struct maildir_file *mf);
+
 /*
  * Write prefix (header lines, LF ends, prefix_lines lines) then len bytes
  * of src_fd from offset (the message, msg_lines lines) into a new file in

@@ -288,16 +288,18 @@ bool queue_writer_write(struct queue_writer *w, const void *buf, size_t len)
  * The commit, in the order that makes a crash at any point safe:
  *  1. append the trailer: recovery and readers check it, so a file cut
  *     short is recognised even if something else went wrong;
- *  2. fsync the file: its data and size are on disk before it gets its
+ *  2. sync the file: its data and size are on disk before it gets its
  *     final name, so the name can never point at missing data;
  *  3. rename tmp/ID -> msg/ID: atomic, the message is either queued whole
  *     or not at all (start-up removes whatever is left in tmp/);
- *  4. fsync msg/ (grouped with concurrent commits): the new name itself is
- *     durable.  Only now may the session answer 250.
+ *  4. fsync msg/: the new name itself is durable.  Only now may the
+ *     session answer 250.
+ * Steps 2-4 are fs_commit(), which shares them with concurrent commits.
  */
 bool queue_writer_commit(struct queue_writer *w, uint64_t lines, bool eight_bit)
 {
 	char trailer[TRAILER_MAX];
+	struct fs_commit c;
 	int n;
 
 	if (w->failed)
@@ -310,21 +312,21 @@ bool queue_writer_commit(struct queue_writer *w, uint64_t lines, bool eight_bit)
 	uint64_t end = w->offset + w->written + (uint64_t)n;
 	if (w->extent > end && ftruncate(w->fd, (off_t)end) < 0)
 		goto fail;
-	if (!file_sync_grouped(w->fd))
-		goto fail;
-	if (close(w->fd) < 0) {
-		w->fd = -1;
+	c = (struct fs_commit){ .fd = w->fd, .tmp = w->tmp_path, .dst = w->final_path, .dir = w->q->msg_dir };
+	if (!fs_commit(&c, 1)) {
+		errno = c.err;
+		if (access(w->final_path, F_OK) == 0) {
+			/* Renamed, but the name may not be durable: the
+			 * message must not be acknowledged.  Take it back so
+			 * it is not delivered twice. */
+			log_event("event=queue_error op=commit id=%s error=\"%m\"", w->id);
+			unlink(w->final_path);
+			goto fail_logged;
+		}
 		goto fail;
 	}
+	close(w->fd);
 	w->fd = -1;
-	if (rename(w->tmp_path, w->final_path) < 0)
-		goto fail;
-	if (!dir_sync(w->q->msg_dir)) {
-		/* The name may not be durable: the message must not be
-		 * acknowledged.  Take it back so it is not delivered twice. */
-		unlink(w->final_path);
-		goto fail_logged;
-	}
 	return true;
 fail:
 	log_event("event=queue_error op=commit id=%s error=\"%m\"", w->id);
@@ -656,6 +658,69 @@ bool queue_remove(struct queue *q, const char *id)
 	unlink(st);
 	free(path);
 	free(st);
+	return ok;
+}
+
+/* Move a finished queue file into tmp/ and the scratch pool.  False when
+ * it could not be moved (the caller deletes it). */
+static bool queue_pool_file(struct queue *q, const char *path)
+{
+	struct stat st;
+	bool room;
+	uint64_t seq;
+	char *tmp;
+	int fd;
+
+	pthread_mutex_lock(&q->id_mu);
+	room = q->npool < SCRATCH_MAX;
+	seq = ++q->scratch_seq;
+	pthread_mutex_unlock(&q->id_mu);
+	if (!room)
+		return false;
+	tmp = xasprintf("%s/retired.%" PRIu64, q->tmp_dir, seq);
+	if (rename(path, tmp) < 0) {
+		free(tmp);
+		return false;
+	}
+	fd = open(tmp, O_RDWR | O_CLOEXEC);
+	if (fd < 0 || fstat(fd, &st) < 0 || lseek(fd, 0, SEEK_SET) != 0) {
+		if (fd >= 0)
+			close(fd);
+		unlink(tmp);
+		free(tmp);
+		return true;
+	}
+	pthread_mutex_lock(&q->id_mu);
+	if (q->npool < SCRATCH_MAX) {
+		q->pool[q->npool].fd = fd;
+		q->pool[q->npool].path = tmp;
+		q->pool[q->npool].extent = (uint64_t)st.st_size;
+		q->npool++;
+		fd = -1;
+		tmp = NULL;
+	}
+	pthread_mutex_unlock(&q->id_mu);
+	if (fd >= 0) {
+		close(fd);
+		unlink(tmp);
+		free(tmp);
+	}
+	return true;
+}
+
+bool queue_retire(struct queue *q, const char *id)
+{
+	char *path = xasprintf("%s/%s", q->msg_dir, id);
+	bool ok = true;
+
+	if (!queue_pool_file(q, path)) {
+		free(path);
+		return queue_remove(q, id);
+	}
+	free(path);
+	path = xasprintf("%s/%s.st", q->msg_dir, id);
+	unlink(path);
+	free(path);
 	return ok;
 }
 

@@ -88,8 +88,13 @@ void queue_writer_free(struct queue_writer *w);
 struct queue_env *queue_load(struct queue *q, const char *id, int *fd);
 /* Replace the state file atomically (worker thread). */
 bool queue_save_state(struct queue *q, const struct queue_env *env);
-/* Remove the message and its state (all recipients are finished). */
+/* Remove the message and its state (`tern queue delete`). */
 bool queue_remove(struct queue *q, const char *id);
+/* Remove a message whose recipients are all finished: its file goes back
+ * to the scratch pool (its bytes stay until a later message overwrites
+ * them) instead of being deleted, so that a busy relay neither creates
+ * nor deletes a file per message.  Worker thread. */
+bool queue_retire(struct queue *q, const char *id);
 /* Start-up recovery: remove partial messages and orphan state files. */
 void queue_recover(struct queue *q);
 /* Call fn for each committed message id, oldest first. */

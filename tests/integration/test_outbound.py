@@ -41,8 +41,11 @@ class Receiver:
 
     def __init__(self, ip, port, ext=("PIPELINING", "8BITMIME", "SIZE 10000000"), ehlo="250",
                  rcpt=None, mail="250 2.1.0 ok", data="354 go on", final="250 2.0.0 queued",
-                 greeting="220 fake ESMTP", name="fake"):
+                 greeting="220 fake ESMTP", name="fake", starttls="502 5.5.2 not implemented"):
         self.ip, self.port = ip, port
+        # The reply to STARTTLS; a 220 is followed by bytes that are not
+        # TLS and the connection is closed (a broken handshake).
+        self.starttls = starttls
         self.ext, self.ehlo, self.rcpt = list(ext), ehlo, rcpt or {}
         self.mail, self.data, self.final, self.greeting, self.name = mail, data, final, greeting, name
         self.messages, self.chunks, self.connections, self.transcripts = [], [], 0, []
@@ -153,6 +156,11 @@ class Receiver:
                     return
                 elif verb == "NOOP":
                     send("250 ok")
+                elif line.upper() == "STARTTLS":
+                    send(self.starttls)
+                    if self.starttls.startswith("220"):
+                        c.sendall(b"this is not a TLS record\r\n" * 4)
+                        return
                 else:
                     send("502 5.5.2 not implemented")
         except (EOFError, OSError):

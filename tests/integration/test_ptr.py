@@ -34,7 +34,16 @@ def dns_port():
                           "--host-record=client.ptr.test,127.0.0.1",
                           # 127.0.0.2 -> liar.ptr.test -> 127.0.0.99: not confirmed
                           "--ptr-record=2.0.0.127.in-addr.arpa,liar.ptr.test",
-                          "--host-record=liar.ptr.test,127.0.0.99"],
+                          "--host-record=liar.ptr.test,127.0.0.99",
+                          # 127.0.0.3 -> three names (dnsmasq answers them in the
+                          # reverse order of these lines: bad1, good, bad2); only
+                          # the second resolves back to 127.0.0.3
+                          "--ptr-record=3.0.0.127.in-addr.arpa,bad2.ptr.test",
+                          "--ptr-record=3.0.0.127.in-addr.arpa,good.ptr.test",
+                          "--ptr-record=3.0.0.127.in-addr.arpa,bad1.ptr.test",
+                          "--host-record=good.ptr.test,127.0.0.3",
+                          "--host-record=bad1.ptr.test,127.0.0.98",
+                          "--host-record=bad2.ptr.test,127.0.0.97"],
                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     assert wait_dns(port), "dnsmasq did not answer"
     yield port
@@ -75,6 +84,13 @@ def test_unconfirmed_ptr_left_out(make_tern, dns_port):
     t = make_tern(config={"dns": {"servers": f"127.0.0.1:{dns_port}"}})
     send_from(t, "127.0.0.2")
     assert received(t, "alice@example.test") == "Received: from helo.name.test ([127.0.0.2])"
+
+
+def test_several_ptr_names_first_confirmed_wins(make_tern, dns_port):
+    t = make_tern(config={"dns": {"servers": f"127.0.0.1:{dns_port}"}})
+    send_from(t, "127.0.0.3")
+    assert received(t, "alice@example.test") == "Received: from helo.name.test (good.ptr.test [127.0.0.3])"
+    assert "name=good.ptr.test" in t.log()
 
 
 def test_no_answer_does_not_delay(make_tern):

@@ -59,6 +59,34 @@ static const char *const zone[] = {
 	"--host-record=ptr.test,127.0.0.1",
 	"--ptr-record=99.0.0.127.in-addr.arpa,liar.test",
 	"--host-record=liar.test,127.0.0.98",
+	/* Several PTR names: dnsmasq answers them in the reverse order of
+	 * these lines.  .61 answers "right61, wrong61", .62 "wrong62,
+	 * right62"; .63 four names of which the last confirms; .64 five of
+	 * which only the fifth confirms (past DNS_PTR_NAMES_MAX); .65 two
+	 * that both confirm. */
+	"--ptr-record=61.0.0.127.in-addr.arpa,wrong61.test",
+	"--ptr-record=61.0.0.127.in-addr.arpa,right61.test",
+	"--host-record=wrong61.test,127.0.0.97",
+	"--host-record=right61.test,127.0.0.61",
+	"--ptr-record=62.0.0.127.in-addr.arpa,right62.test",
+	"--ptr-record=62.0.0.127.in-addr.arpa,wrong62.test",
+	"--host-record=wrong62.test,127.0.0.97",
+	"--host-record=right62.test,127.0.0.62",
+	"--ptr-record=63.0.0.127.in-addr.arpa,c4.test",
+	"--ptr-record=63.0.0.127.in-addr.arpa,c3.test",
+	"--ptr-record=63.0.0.127.in-addr.arpa,c2.test",
+	"--ptr-record=63.0.0.127.in-addr.arpa,c1.test",
+	"--host-record=c4.test,127.0.0.63",
+	"--ptr-record=64.0.0.127.in-addr.arpa,d5.test",
+	"--ptr-record=64.0.0.127.in-addr.arpa,d4.test",
+	"--ptr-record=64.0.0.127.in-addr.arpa,d3.test",
+	"--ptr-record=64.0.0.127.in-addr.arpa,d2.test",
+	"--ptr-record=64.0.0.127.in-addr.arpa,d1.test",
+	"--host-record=d5.test,127.0.0.64",
+	"--ptr-record=65.0.0.127.in-addr.arpa,both2.test",
+	"--ptr-record=65.0.0.127.in-addr.arpa,both1.test",
+	"--host-record=both1.test,127.0.0.65",
+	"--host-record=both2.test,127.0.0.65",
 };
 
 struct fixture {
@@ -433,6 +461,28 @@ static void test_ptr(void **state)
 	assert_string_equal(p.name, "mxm.multi.test");
 }
 
+/* Several PTR names: the first in the answer's order that confirms, among
+ * at most DNS_PTR_NAMES_MAX. */
+static void test_ptr_several(void **state)
+{
+	static const struct {
+		const char *ip, *want;
+	} cases[] = {
+		{ "127.0.0.61", "right61.test" },	/* the first confirms */
+		{ "127.0.0.62", "right62.test" },	/* only the second confirms */
+		{ "127.0.0.63", "c4.test" },		/* the fourth: at the limit */
+		{ "127.0.0.64", "(null)" },		/* the fifth: past it */
+		{ "127.0.0.65", "both1.test" },		/* both: the first */
+	};
+	struct ptr_got p;
+
+	assert_int_equal(DNS_PTR_NAMES_MAX, 4);
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		ptr(*state, cases[i].ip, &p);
+		assert_string_equal(p.name, cases[i].want);
+	}
+}
+
 struct free_in_cb {
 	struct dns *d;
 	int calls;
@@ -584,6 +634,7 @@ int main(void)
 		cmocka_unit_test(test_literals),
 		cmocka_unit_test(test_host_lookup),
 		cmocka_unit_test(test_ptr),
+		cmocka_unit_test(test_ptr_several),
 		cmocka_unit_test(test_cancel_and_free),
 		cmocka_unit_test(test_free_inside_callback),
 		cmocka_unit_test(test_timeout),

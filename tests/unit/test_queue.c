@@ -206,6 +206,40 @@ static void test_recycled_refused_is_emptied(void **state)
 	free(tmp);
 }
 
+/* A finished message goes back to the pool and carries the next one. */
+static void test_retire_reuses_file(void **state)
+{
+	struct fixture *f = *state;
+	char *id = commit_one(f);
+	char *tmp = xasprintf("%s/queue/tmp", f->dir);
+	struct stat st1, st2;
+	char path[4096];
+	int fd = -1;
+
+	snprintf(path, sizeof(path), "%s/%s", queue_msg_dir(f->q), id);
+	assert_int_equal(stat(path, &st1), 0);
+	assert_true(queue_retire(f->q, id));
+	assert_int_equal(count_dir(queue_msg_dir(f->q)), 0);
+	assert_int_equal(count_dir(tmp), 1);
+
+	char *id2 = commit_one(f);
+	assert_string_not_equal(id, id2);
+	snprintf(path, sizeof(path), "%s/%s", queue_msg_dir(f->q), id2);
+	assert_int_equal(stat(path, &st2), 0);
+	assert_int_equal(st2.st_ino, st1.st_ino);      /* the same file */
+	assert_int_equal(count_dir(tmp), 0);
+	struct queue_env *env = queue_load(f->q, id2, &fd);
+	assert_non_null(env);
+	close(fd);
+	queue_env_free(env);
+	assert_true(queue_remove(f->q, id2));
+	assert_int_equal(count_dir(queue_msg_dir(f->q)), 0);
+	assert_int_equal(count_dir(tmp), 0);
+	free(tmp);
+	free(id);
+	free(id2);
+}
+
 static void test_state_round_trip(void **state)
 {
 	struct fixture *f = *state;
@@ -383,6 +417,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_write_commit_load, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_state_round_trip, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_recycled_scratch_cut_to_size, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_retire_reuses_file, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_recycled_refused_is_emptied, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_abort_leaves_nothing, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_recover_removes_partial_and_orphans, setup, teardown),

@@ -218,6 +218,134 @@ static void test_ehlo_caps(void **state)
 	assert_false(smtp_ehlo_caps(&r, &c));	/* incomplete */
 }
 
+/* One EHLO keyword line (after a greeting line) per row: what it sets. */
+enum {
+	F_PIPE = 1 << 0, F_SIZE = 1 << 1, F_8BIT = 1 << 2, F_TLS = 1 << 3, F_DSN = 1 << 4,
+	F_ENH = 1 << 5, F_UTF8 = 1 << 6, F_CHUNK = 1 << 7, F_AUTH = 1 << 8,
+};
+
+struct ehlo_case {
+	const char *line;
+	unsigned flags;
+	uint64_t size_max;
+	unsigned mechs;
+};
+
+static const struct ehlo_case ehlo_cases[] = {
+	{ "PIPELINING", F_PIPE, 0, 0 },
+	{ "pipelining", F_PIPE, 0, 0 },
+	{ "PIPELINING ", F_PIPE, 0, 0 },
+	{ "PIPELININGX", 0, 0, 0 },
+	{ "PIPELININ", 0, 0, 0 },
+	{ "8BITMIME", F_8BIT, 0, 0 },
+	{ "8bitmime extra", F_8BIT, 0, 0 },
+	{ "STARTTLS", F_TLS, 0, 0 },
+	{ "STARTTLSX", 0, 0, 0 },
+	{ "DSN", F_DSN, 0, 0 },
+	{ "ENHANCEDSTATUSCODES", F_ENH, 0, 0 },
+	{ "SMTPUTF8", F_UTF8, 0, 0 },
+	{ "CHUNKING", F_CHUNK, 0, 0 },
+	{ "X-UNKNOWN 1 2 3", 0, 0, 0 },
+	{ "", 0, 0, 0 },
+	{ " ", 0, 0, 0 },
+	/* SIZE: RFC 1870, 0 or absent = no fixed limit; bad values keep
+	 * the keyword but no limit. */
+	{ "SIZE", F_SIZE, 0, 0 },
+	{ "SIZE ", F_SIZE, 0, 0 },
+	{ "SIZE 0", F_SIZE, 0, 0 },
+	{ "SIZE 1", F_SIZE, 1, 0 },
+	{ "size 35882577", F_SIZE, 35882577, 0 },
+	{ "SIZE=1000", F_SIZE, 1000, 0 },
+	{ "SIZE 18446744073709551615", F_SIZE, UINT64_MAX, 0 },	/* the largest */
+	{ "SIZE 18446744073709551616", F_SIZE, 0, 0 },		/* one past */
+	{ "SIZE 99999999999999999999", F_SIZE, 0, 0 },
+	{ "SIZE 000000000000000000001", F_SIZE, 0, 0 },		/* 21 digits */
+	{ "SIZE 00000000000000000001", F_SIZE, 1, 0 },		/* 20 digits */
+	{ "SIZE -1", F_SIZE, 0, 0 },
+	{ "SIZE +1", F_SIZE, 0, 0 },
+	{ "SIZE 1 2", F_SIZE, 0, 0 },
+	{ "SIZE  100", F_SIZE, 0, 0 },
+	{ "SIZE 12x", F_SIZE, 0, 0 },
+	{ "SIZEX 100", 0, 0, 0 },
+	{ "SIZE\t100", 0, 0, 0 },
+	/* AUTH: RFC 4954, and the legacy "AUTH=" */
+	{ "AUTH", F_AUTH, 0, 0 },
+	{ "AUTH PLAIN", F_AUTH, 0, SMTP_AUTH_PLAIN },
+	{ "auth plain login", F_AUTH, 0, SMTP_AUTH_PLAIN | SMTP_AUTH_LOGIN },
+	{ "AUTH=LOGIN", F_AUTH, 0, SMTP_AUTH_LOGIN },
+	{ "AUTH CRAM-MD5 XOAUTH2 GSSAPI", F_AUTH, 0, SMTP_AUTH_CRAM_MD5 | SMTP_AUTH_OTHER },
+	{ "AUTH  PLAIN   LOGIN ", F_AUTH, 0, SMTP_AUTH_PLAIN | SMTP_AUTH_LOGIN },
+	{ "AUTH PLAINX LOGI", F_AUTH, 0, SMTP_AUTH_OTHER },
+	{ "AUTHX PLAIN", 0, 0, 0 },
+};
+
+static unsigned ehlo_flags(const struct smtp_ehlo_caps *c)
+{
+	return (c->pipelining ? F_PIPE : 0) | (c->size ? F_SIZE : 0) | (c->eightbitmime ? F_8BIT : 0) |
+	       (c->starttls ? F_TLS : 0) | (c->dsn ? F_DSN : 0) | (c->enhancedstatuscodes ? F_ENH : 0) |
+	       (c->smtputf8 ? F_UTF8 : 0) | (c->chunking ? F_CHUNK : 0) | (c->auth ? F_AUTH : 0);
+}
+
+static void test_ehlo_table(void **state)
+{
+	struct smtp_reply r;
+	struct smtp_ehlo_caps c;
+	char lines[600];
+
+	for (size_t i = 0; i < sizeof(ehlo_cases) / sizeof(ehlo_cases[0]); i++) {
+		const struct ehlo_case *k = &ehlo_cases[i];
+
+		snprintf(lines, sizeof(lines), "250-mx.example.test greets you|250 %s", k->line);
+		parse(&r, lines);
+		assert_true(smtp_ehlo_caps(&r, &c));
+		if (ehlo_flags(&c) != k->flags || c.size_max != k->size_max || c.auth_mechs != k->mechs)
+			fail_msg("case %zu \"%s\": flags %#x size %llu mechs %#x", i, k->line, ehlo_flags(&c),
+				 (unsigned long long)c.size_max, c.auth_mechs);
+	}
+}
+
+/* Capabilities come from whole replies only: every keyword of a reply
+ * that is split over many lines, and none from one that failed. */
+static void test_ehlo_whole_reply(void **state)
+{
+	struct smtp_reply r;
+	struct smtp_ehlo_caps c;
+	char line[SMTP_REPLY_LINE_MAX + 1];
+
+	/* SMTP_REPLY_LINES_MAX lines: greeting, 98 unknown keywords, DSN. */
+	smtp_reply_init(&r);
+	assert_int_equal(smtp_reply_feed(&r, "250-greeting", 12), SMTP_REPLY_MORE);
+	for (int i = 0; i < SMTP_REPLY_LINES_MAX - 2; i++) {
+		int n = snprintf(line, sizeof(line), "250-X-KW%d", i);
+		assert_int_equal(smtp_reply_feed(&r, line, (size_t)n), SMTP_REPLY_MORE);
+	}
+	assert_int_equal(smtp_reply_feed(&r, "250 DSN", 7), SMTP_REPLY_DONE);
+	assert_true(smtp_ehlo_caps(&r, &c));
+	assert_true(c.dsn);
+	assert_int_equal(ehlo_flags(&c), F_DSN);
+
+	/* One more line is too many: no capabilities at all. */
+	smtp_reply_init(&r);
+	for (int i = 0; i < SMTP_REPLY_LINES_MAX; i++)
+		assert_int_equal(smtp_reply_feed(&r, "250-DSN", 7), SMTP_REPLY_MORE);
+	assert_int_equal(smtp_reply_feed(&r, "250 PIPELINING", 14), SMTP_REPLY_ERR_TOO_MANY_LINES);
+	assert_false(smtp_ehlo_caps(&r, &c));
+	assert_int_equal(ehlo_flags(&c), 0);
+
+	/* A 250 line that is not the first code: mismatch, nothing kept. */
+	assert_int_equal(feed_all(&r, "250-x|250-STARTTLS|251 DSN"), SMTP_REPLY_ERR_MISMATCH);
+	assert_false(smtp_ehlo_caps(&r, &c));
+	assert_false(c.starttls);
+
+	/* Keywords only after the greeting line, whatever it says. */
+	parse(&r, "250 STARTTLS");
+	assert_true(smtp_ehlo_caps(&r, &c));
+	assert_false(c.starttls);
+	parse(&r, "250-|250 STARTTLS");
+	assert_true(smtp_ehlo_caps(&r, &c));
+	assert_true(c.starttls);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -227,6 +355,8 @@ int main(void)
 		cmocka_unit_test(test_lines_bound),
 		cmocka_unit_test(test_text_bound),
 		cmocka_unit_test(test_ehlo_caps),
+		cmocka_unit_test(test_ehlo_table),
+		cmocka_unit_test(test_ehlo_whole_reply),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
