@@ -91,7 +91,6 @@ static void dev_first_start(struct config *cfg)
 {
 	unsigned char raw[9];
 	char pw[16], *secret;
-	struct users *u;
 
 	if (access(cfg->users_file, F_OK) == 0)
 		return;
@@ -102,13 +101,11 @@ static void dev_first_start(struct config *cfg)
 		if (*p == '+' || *p == '/')
 			*p = 'x';
 	secret = passwd_hash(PASSWD_CRYPT, pw);
-	u = users_load(cfg->users_file, stderr);
-	if (secret == NULL || !users_set(u, "demo@localhost", secret) || !users_save(u, cfg->users_file))
+	if (secret == NULL || users_update(cfg->users_file, "demo@localhost", secret) != USERS_UPDATE_OK)
 		die("cannot create %s", cfg->users_file);
 	fprintf(stderr, "tern: first start: created user demo@localhost with password %s\n"
 		"tern: its mail arrives in %s/mail/localhost/demo/Maildir/new/\n", pw, cfg->state_dir);
 	free(secret);
-	users_free(u);
 }
 
 static void prepare_state_dir(struct config *cfg, uid_t uid, gid_t gid, bool chown_dirs)
@@ -135,9 +132,15 @@ static void drop_privileges(const struct config *cfg, struct passwd *pw)
 	log_event("event=privileges_dropped user=%s uid=%u", cfg->user, (unsigned)pw->pw_uid);
 }
 
+/* A users file line the server skips: logged, never fatal. */
+static void users_warn_log_cb(void *ctx, const char *path, size_t line, const char *what)
+{
+	log_event("event=users_bad_line level=warning file=%s line=%zu error=\"%s\"", path, line, what);
+}
+
 static void reload_tables(struct tern *t, const char *why)
 {
-	struct users *u = users_load(t->cfg->users_file, stderr);
+	struct users *u = users_load(t->cfg->users_file, users_warn_log_cb, NULL);
 	struct aliases *a = aliases_load(t->cfg->aliases_file, stderr);
 	/* Worker threads never read these tables (they only see the queue
 	 * and the config), so swapping them on the loop thread is safe. */

@@ -3,7 +3,9 @@
  * file.  CRYPT goes through libxcrypt (crypt_rn, crypt_gensalt_rn), SCRAM
  * keys are derived as in RFC 5802 section 3 with SHA-256 (RFC 7677).
  * Every comparison uses CRYPTO_memcmp over fixed-size digests, so the time
- * taken does not reveal where a guess went wrong.
+ * taken does not reveal where a guess went wrong.  Passwords go through
+ * SASLprep (RFC 4013; RFC 5802 section 2.2, RFC 4616 section 2) on the
+ * way in, whether they are being stored or presented.
  */
 #include "proto/passwd.h"
 
@@ -18,6 +20,7 @@
 
 #include "core/util.h"
 #include "proto/base64.h"
+#include "proto/saslprep.h"
 
 /* yescrypt of a random password nobody knows, at libxcrypt's default cost:
  * what passwd_verify_dummy() checks so unknown users take as long. */
@@ -81,6 +84,19 @@ static bool passwd_parse_scram(const char *s, size_t len, struct passwd_secret *
 	return true;
 }
 
+/* RFC 4616 section 2: the stored password is prepared like the presented
+ * one.  One SASLprep refuses stays as written; no prepared password can
+ * equal it, so it never matches PLAIN, LOGIN or SCRAM. */
+static void passwd_prepare_plain(const char *s, size_t len, struct passwd_secret *out)
+{
+	size_t n;
+
+	if (saslprep(s, len, SASLPREP_STORED, &out->value, &n) == SASLPREP_OK && n > 0)
+		return;
+	free(out->value);
+	out->value = xstrndup(s, len);
+}
+
 bool passwd_parse(const char *s, size_t len, struct passwd_secret *out)
 {
 	const char *close;
@@ -99,6 +115,10 @@ bool passwd_parse(const char *s, size_t len, struct passwd_secret *out)
 		if (strlen(name) != name_len || !ascii_ieq(name, close - name_len, name_len))
 			continue;
 		out->scheme = passwd_schemes[i].scheme;
+		if (out->scheme == PASSWD_PLAIN) {
+			passwd_prepare_plain(s, len, out);
+			return true;
+		}
 		if (out->scheme != PASSWD_SCRAM_SHA_256) {
 			out->value = xstrndup(s, len);
 			return true;
@@ -173,7 +193,7 @@ static bool passwd_verify_plain(const char *want, const char *password, size_t l
 	return CRYPTO_memcmp(a, b, sizeof a) == 0;
 }
 
-bool passwd_verify(const struct passwd_secret *s, const char *password, size_t len)
+static bool passwd_verify_prepared(const struct passwd_secret *s, const char *password, size_t len)
 {
 	unsigned char stored[PASSWD_KEY_LEN], server[PASSWD_KEY_LEN];
 	bool ok;
@@ -192,6 +212,22 @@ bool passwd_verify(const struct passwd_secret *s, const char *password, size_t l
 		return ok;
 	}
 	return false;
+}
+
+bool passwd_verify(const struct passwd_secret *s, const char *password, size_t len)
+{
+	char *prepared;
+	size_t n;
+	bool ok;
+
+	if (saslprep(password, len, SASLPREP_STORED, &prepared, &n) != SASLPREP_OK) {
+		passwd_verify_dummy(password, len);
+		return false;
+	}
+	ok = n > 0 && passwd_verify_prepared(s, prepared, n);
+	OPENSSL_cleanse(prepared, n);
+	free(prepared);
+	return ok;
 }
 
 void passwd_verify_dummy(const char *password, size_t len)
@@ -237,15 +273,25 @@ static char *passwd_hash_scram(const char *password)
 
 char *passwd_hash(enum passwd_scheme scheme, const char *password)
 {
-	if (!passwd_text_ok(password, strlen(password)))
+	char *prepared, *ret = NULL;
+	size_t n;
+
+	if (saslprep(password, strlen(password), SASLPREP_STORED, &prepared, &n) != SASLPREP_OK)
 		return NULL;
-	switch (scheme) {
-	case PASSWD_CRYPT:
-		return passwd_hash_crypt(password);
-	case PASSWD_PLAIN:
-		return xasprintf("{PLAIN}%s", password);
-	case PASSWD_SCRAM_SHA_256:
-		return passwd_hash_scram(password);
+	if (passwd_text_ok(prepared, n)) {
+		switch (scheme) {
+		case PASSWD_CRYPT:
+			ret = passwd_hash_crypt(prepared);
+			break;
+		case PASSWD_PLAIN:
+			ret = xasprintf("{PLAIN}%s", prepared);
+			break;
+		case PASSWD_SCRAM_SHA_256:
+			ret = passwd_hash_scram(prepared);
+			break;
+		}
 	}
-	return NULL;
+	OPENSSL_cleanse(prepared, n);
+	free(prepared);
+	return ret;
 }

@@ -8,8 +8,13 @@
  *   {SCRAM-SHA-256}i,s,k,K iterations, base64 salt, base64 StoredKey and
  *                          base64 ServerKey (RFC 5802 section 3, RFC 7677)
  *
- * Passwords are compared as raw octets; no SASLprep (RFC 4013) is applied,
- * which makes no difference for ASCII passwords.
+ * Passwords are prepared with SASLprep (RFC 4013, as a stored string; see
+ * saslprep.h) before they are hashed, stored as {PLAIN} or compared: a
+ * password typed as "I<U+00AD>X" or "<U+2168>" is the password "IX".  For
+ * ASCII passwords without control characters preparation changes nothing;
+ * a password that SASLprep refuses can be neither stored nor presented.
+ * A {PLAIN} secret is prepared when it is parsed (kept as written if it
+ * cannot be), so CRAM-MD5, APOP and SCRAM see the prepared form too.
  */
 #ifndef TERN_PASSWD_H
 #define TERN_PASSWD_H
@@ -27,7 +32,8 @@ enum passwd_scheme { PASSWD_CRYPT, PASSWD_PLAIN, PASSWD_SCRAM_SHA_256 };
 
 struct passwd_secret {
 	enum passwd_scheme scheme;
-	char *value;            /* CRYPT: the crypt(3) string; PLAIN: the password; SCRAM: NULL */
+	char *value;            /* CRYPT: the crypt(3) string; PLAIN: the prepared
+				 * password; SCRAM: NULL */
 	/* SCRAM-SHA-256 only: */
 	unsigned iterations;
 	unsigned char salt[PASSWD_SALT_MAX];
@@ -42,22 +48,26 @@ struct passwd_secret {
 bool passwd_parse(const char *s, size_t len, struct passwd_secret *out);
 void passwd_secret_free(struct passwd_secret *s);
 
-/* Does password match?  Constant-time comparison for every scheme; the
- * work done does not depend on where a wrong password differs. */
+/* Does password (as presented, not yet prepared) match?  A password that
+ * SASLprep refuses costs what a wrong one does and never matches.
+ * Constant-time comparison for every scheme; the work done does not
+ * depend on where a wrong password differs. */
 bool passwd_verify(const struct passwd_secret *s, const char *password, size_t len);
 
 /* Do the work of verifying against a fixed yescrypt secret and discard
  * the result: for unknown users, so they cost what a wrong password does. */
 void passwd_verify_dummy(const char *password, size_t len);
 
-/* Hash a NUL-terminated password for the users file: "{CRYPT}$y$..."
- * (yescrypt, default cost), "{PLAIN}..." or "{SCRAM-SHA-256}4096,...".
- * Returns an xmalloc'd string, or NULL if the password is empty, longer
- * than PASSWD_MAX, contains CR or LF, or the system's crypt fails. */
+/* Hash a NUL-terminated password, prepared with SASLprep first, for the
+ * users file: "{CRYPT}$y$..." (yescrypt, default cost), "{PLAIN}..." or
+ * "{SCRAM-SHA-256}4096,...".  Returns an xmalloc'd string, or NULL if
+ * SASLprep refuses the password, it is empty after preparation, longer
+ * than PASSWD_MAX, or the system's crypt fails. */
 char *passwd_hash(enum passwd_scheme scheme, const char *password);
 
 /* RFC 5802 section 3: SaltedPassword = PBKDF2-HMAC-SHA-256(password,
- * salt, i); StoredKey = H(HMAC(SaltedPassword, "Client Key"));
+ * salt, i) with password already prepared (Normalize() there is SASLprep);
+ * StoredKey = H(HMAC(SaltedPassword, "Client Key"));
  * ServerKey = HMAC(SaltedPassword, "Server Key").  False only if
  * OpenSSL fails. */
 bool passwd_scram_keys(const char *password, size_t len, const unsigned char *salt,

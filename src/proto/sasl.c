@@ -5,7 +5,10 @@
  * (RFC 5802 section 5, RFC 7677) without channel binding; and APOP
  * (RFC 1939 section 7).  Every mechanism is a step function over decoded
  * client messages; sasl_server_step() does the base64, bounds and "*"
- * handling once for all of them.
+ * handling once for all of them.  Authentication identities are prepared
+ * with SASLprep as queries (RFC 4013; RFC 4616 section 2, RFC 5802
+ * section 5.1) before they are looked up; passwords are prepared by
+ * passwd_verify().
  */
 #include "proto/sasl.h"
 
@@ -21,6 +24,7 @@
 
 #include "core/util.h"
 #include "proto/base64.h"
+#include "proto/saslprep.h"
 
 enum sasl_state {
 	SASL_ST_START,          /* nothing received yet */
@@ -44,6 +48,7 @@ struct sasl_server {
 	/* SCRAM: what the AuthMessage and the final checks need. */
 	char *gs2_header, *client_first_bare, *server_first, *nonce;
 	bool known;             /* the user exists with a usable secret */
+	bool user_unprepared;   /* SASLprep refused user (kept raw for logs) */
 	unsigned char stored_key[PASSWD_KEY_LEN], server_key[PASSWD_KEY_LEN];
 };
 
@@ -188,20 +193,42 @@ enum sasl_status sasl_server_step(struct sasl_server *s, const char *in, size_t 
 	return st;
 }
 
-/* An authentication identity: 1..SASL_USER_MAX octets, no NUL. */
+char *sasl_user_prepare(const char *user, size_t len)
+{
+	char *out;
+	size_t n;
+
+	if (len == 0 || len > SASL_USER_MAX || memchr(user, '\0', len) != NULL)
+		return NULL;
+	if (saslprep(user, len, SASLPREP_QUERY, &out, &n) != SASLPREP_OK)
+		return NULL;
+	if (n == 0) {
+		free(out);
+		return NULL;
+	}
+	return out;
+}
+
+/* An authentication identity: 1..SASL_USER_MAX octets, no NUL.  It is
+ * kept prepared; one SASLprep refuses (or maps to nothing) is kept as sent,
+ * for the log, and is then nobody: the exchange goes on as for an unknown
+ * user and fails the same way. */
 static bool sasl_set_user(struct sasl_server *s, const char *user, size_t len)
 {
 	if (len == 0 || len > SASL_USER_MAX || memchr(user, '\0', len) != NULL)
 		return false;
 	sasl_free_str(&s->user);
-	s->user = xstrndup(user, len);
+	s->user = sasl_user_prepare(user, len);
+	s->user_unprepared = s->user == NULL;
+	if (s->user_unprepared)
+		s->user = xstrndup(user, len);
 	return true;
 }
 
 static const struct passwd_secret *sasl_lookup_user(const struct sasl_server *s,
 						    const struct sasl_lookup *lk)
 {
-	if (lk == NULL || lk->secret == NULL)
+	if (lk == NULL || lk->secret == NULL || s->user_unprepared)
 		return NULL;
 	return lk->secret(lk->ctx, s->user);
 }

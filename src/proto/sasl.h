@@ -84,7 +84,14 @@ struct sasl_server *sasl_server_new(enum sasl_mech mech, const char *hostname);
 enum sasl_status sasl_server_step(struct sasl_server *s, const char *in, size_t len,
 				  const struct sasl_lookup *lk, char **challenge);
 
-/* The authentication identity after SASL_OK; the attempted one after a
+/* The name the lookup is asked for when a client presents user[0..len)
+ * as its authentication identity: SASLprep'd as a query (RFC 4013), or
+ * NULL if SASLprep refuses it, it prepares to nothing, or it breaks the
+ * bounds (1..SASL_USER_MAX octets, no NUL); such a name is nobody.  For
+ * callers that fetch the user's secret before the step runs. */
+char *sasl_user_prepare(const char *user, size_t len);
+
+/* The authentication identity after SASL_OK (as prepared); the attempted one after a
  * failure (for logs), or NULL if none was parsed. */
 const char *sasl_server_user(const struct sasl_server *s);
 void sasl_server_free(struct sasl_server *s);

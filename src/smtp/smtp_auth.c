@@ -524,8 +524,9 @@ static void auth_work_done(void *arg)
 	smtp_resume_input(s);
 }
 
-/* The authentication identity a PLAIN message or LOGIN's password step
- * will look up, so the loop thread can fetch it first.  NULL if it cannot
+/* The authentication identity (prepared, as the step will) a PLAIN
+ * message or LOGIN's password step will look up, so the loop thread can
+ * fetch it first.  NULL if it cannot
  * be known (then the worker's lookup finds nobody, as the step would). */
 static char *auth_step_user(struct smtp_auth_state *a, const char *in, size_t len)
 {
@@ -542,7 +543,7 @@ static char *auth_step_user(struct smtp_auth_state *a, const char *in, size_t le
 	msg = xmalloc(cap + 1);
 	if (base64_decode(in, len, msg, cap, &n) && (nul1 = memchr(msg, '\0', n)) != NULL &&
 	    (nul2 = memchr(nul1 + 1, '\0', n - (size_t)(nul1 + 1 - msg))) != NULL)
-		user = xstrndup((const char *)nul1 + 1, (size_t)(nul2 - nul1 - 1));
+		user = sasl_user_prepare((const char *)nul1 + 1, (size_t)(nul2 - nul1 - 1));
 	OPENSSL_cleanse(msg, cap + 1);
 	free(msg);
 	return user;

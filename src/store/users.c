@@ -1,17 +1,25 @@
 /*
  * users.c - reading, looking up and atomically rewriting the users file.
+ * The reader and the writer classify lines with one function
+ * (users_parse_line), so "the line the writer replaces" is exactly "the
+ * line the reader took the user from".
  */
 #include "store/users.h"
 #include "core/fsutil.h"
 #include "core/util.h"
 
 #include <errno.h>
+#include <stdint.h>
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+#define USERS_FILE_MAX (64u << 20)   /* a users file larger than this is a mistake */
+
+enum users_line { USERS_LINE_SKIP, USERS_LINE_USER, USERS_LINE_BAD };
 
 bool users_safe_name(const char *s, size_t len)
 {
@@ -59,56 +67,126 @@ static void user_clear(struct user *u)
 	memset(u, 0, sizeof(*u));
 }
 
-static bool user_fill(struct user *u, const char *addr, size_t alen, const char *secret)
+/* Is [addr, addr+alen) a usable "local@domain"?  Then where is the '@'. */
+static const char *users_addr_ok(const char *addr, size_t alen)
 {
 	const char *at = memchr(addr, '@', alen);
 	if (at == NULL || !users_safe_name(addr, (size_t)(at - addr))
 	    || !users_safe_name(at + 1, alen - (size_t)(at - addr) - 1))
+		return NULL;
+	return at;
+}
+
+/* One line without its line end: blank or comment, a user, or bad.  For a
+ * user, out (may be NULL) is filled in. */
+static enum users_line users_parse_line(const char *line, size_t len, struct user *out)
+{
+	const char *colon, *at;
+	size_t alen;
+
+	if (len == 0 || line[0] == '#' || strspn(line, " \t") >= len)
+		return USERS_LINE_SKIP;
+	colon = memchr(line, ':', len);
+	if (colon == NULL || (size_t)(colon - line) + 1 >= len || colon[1] != '{'
+	    || memchr(line, '\0', len) != NULL)
+		return USERS_LINE_BAD;
+	alen = (size_t)(colon - line);
+	if ((at = users_addr_ok(line, alen)) == NULL)
+		return USERS_LINE_BAD;
+	if (out != NULL) {
+		memset(out, 0, sizeof(*out));
+		out->addr = lower_dup(line, alen);
+		out->local = lower_dup(line, (size_t)(at - line));
+		out->domain = lower_dup(at + 1, alen - (size_t)(at - line) - 1);
+		out->secret = xstrndup(colon + 1, len - alen - 1);
+	}
+	return USERS_LINE_USER;
+}
+
+/* The next line of [*p, end): returns its start, sets *len without the
+ * line end ("\n" or "\r\n") and *full with it; advances *p. */
+static const char *users_next_line(const char **p, const char *end, size_t *len, size_t *full)
+{
+	const char *start = *p, *nl = memchr(start, '\n', (size_t)(end - start));
+
+	*full = nl ? (size_t)(nl + 1 - start) : (size_t)(end - start);
+	*len = nl ? (size_t)(nl - start) : *full;
+	while (*len > 0 && start[*len - 1] == '\r')
+		(*len)--;
+	*p = start + *full;
+	return start;
+}
+
+/* The whole file in memory (NUL-terminated); false with errno set. */
+static bool users_read_all(const char *path, char **buf, size_t *len, struct timespec *mtime)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	struct stat st;
+	size_t have = 0;
+	ssize_t n = 0;
+
+	*buf = NULL;
+	if (fd < 0)
 		return false;
-	memset(u, 0, sizeof(*u));
-	u->addr = lower_dup(addr, alen);
-	u->local = lower_dup(addr, (size_t)(at - addr));
-	u->domain = lower_dup(at + 1, alen - (size_t)(at - addr) - 1);
-	u->secret = xstrdup(secret);
+	errno = EFBIG;          /* what a too large file reports */
+	if (fstat(fd, &st) < 0 || (uint64_t)st.st_size > USERS_FILE_MAX) {
+		int e = errno;
+		close(fd);
+		errno = e;
+		return false;
+	}
+	if (mtime)
+		*mtime = st.st_mtim;
+	*buf = xmalloc((size_t)st.st_size + 1);
+	while (have < (size_t)st.st_size && (n = read(fd, *buf + have, (size_t)st.st_size - have)) > 0)
+		have += (size_t)n;
+	close(fd);
+	if (n < 0) {
+		free(*buf);
+		*buf = NULL;
+		return false;
+	}
+	(*buf)[have] = '\0';
+	*len = have;
 	return true;
 }
 
-struct users *users_load(const char *path, FILE *err)
+struct users *users_load(const char *path, users_warn_fn warn, void *ctx)
 {
 	struct users *u = xcalloc(1, sizeof(*u));
-	struct stat st;
-	FILE *f = fopen(path, "r");
-	char *line = NULL;
-	size_t cap = 0, lineno = 0;
-	ssize_t len;
+	char *buf;
+	const char *p, *end, *line;
+	size_t len, full, lineno = 0;
 
 	u->path = xstrdup(path);
 	u->cram_ok = u->scram_ok = true;
-	if (f == NULL) {
-		if (errno != ENOENT && err)
-			fprintf(err, "%s: cannot open: %s\n", path, strerror(errno));
+	if (!users_read_all(path, &buf, &len, &u->mtime)) {
+		if (errno != ENOENT && warn) {
+			char *why = xasprintf("cannot read: %s", strerror(errno));
+			warn(ctx, path, 0, why);
+			free(why);
+		}
 		return u;
 	}
-	if (fstat(fileno(f), &st) == 0)
-		u->mtime = st.st_mtim;
-	while ((len = getline(&line, &cap, f)) > 0) {
-		lineno++;
-		while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r'))
-			line[--len] = '\0';
-		if (len == 0 || line[0] == '#')
-			continue;
-		char *colon = strchr(line, ':');
+	for (p = buf, end = buf + len; p < end;) {
 		struct user nu;
-		if (colon == NULL || colon[1] != '{' || !user_fill(&nu, line, (size_t)(colon - line), colon + 1)) {
-			if (err)
-				fprintf(err, "%s:%zu: expected user@domain:{SCHEME}secret with a plain address\n", path, lineno);
-			continue;
+		line = users_next_line(&p, end, &len, &full);
+		lineno++;
+		switch (users_parse_line(line, len, &nu)) {
+		case USERS_LINE_SKIP:
+			break;
+		case USERS_LINE_BAD:
+			if (warn)
+				warn(ctx, path, lineno, "expected user@domain:{SCHEME}secret with a plain address");
+			break;
+		case USERS_LINE_USER:
+			nu.line = lineno;
+			u->v = xrealloc(u->v, (u->n + 1) * sizeof(*u->v));
+			u->v[u->n++] = nu;
+			break;
 		}
-		u->v = xrealloc(u->v, (u->n + 1) * sizeof(*u->v));
-		u->v[u->n++] = nu;
 	}
-	free(line);
-	fclose(f);
+	free(buf);
 	if (u->n > 1)   /* qsort(NULL, 0) is undefined behaviour */
 		qsort(u->v, u->n, sizeof(*u->v), cmp_user);
 	users_mechs(u);
@@ -146,60 +224,90 @@ bool users_changed(const struct users *u)
 	return st.st_mtim.tv_sec != u->mtime.tv_sec || st.st_mtim.tv_nsec != u->mtime.tv_nsec;
 }
 
-bool users_set(struct users *u, const char *addr, const char *secret)
-{
-	struct user *found = (struct user *)users_find(u, addr);
-	if (secret == NULL) {
-		if (found == NULL)
-			return false;
-		size_t i = (size_t)(found - u->v);
-		user_clear(found);
-		memmove(&u->v[i], &u->v[i + 1], (u->n - i - 1) * sizeof(*u->v));
-		u->n--;
-		users_mechs(u);
-		return true;
-	}
-	struct user nu;
-	if (!user_fill(&nu, addr, strlen(addr), secret))
-		return false;
-	if (found) {
-		user_clear(found);
-		*found = nu;
-	} else {
-		u->v = xrealloc(u->v, (u->n + 1) * sizeof(*u->v));
-		u->v[u->n++] = nu;
-		qsort(u->v, u->n, sizeof(*u->v), cmp_user);
-	}
-	users_mechs(u);
-	return true;
-}
-
 /* Temp file beside the target, fsync, rename, fsync the directory: a
- * reader sees the old file or the new one, never half of one. */
-bool users_save(const struct users *u, const char *path)
+ * reader sees the old file or the new one, never half of one.  fchmod
+ * as well as the open mode: the umask must not loosen (or tighten) it. */
+static bool users_write_atomic(const char *path, const char *data, size_t len)
 {
 	char *tmp = xasprintf("%s.tmp.%d", path, (int)getpid());
 	char *dir = xstrdup(path), *slash = strrchr(dir, '/');
 	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 	bool ok = fd >= 0;
+	int e = 0;
 
-	if (slash)
-		*slash = '\0';
-	else
+	if (slash == NULL)
 		strcpy(dir, ".");
-	for (size_t i = 0; ok && i < u->n; i++) {
-		char *line = xasprintf("%s:%s\n", u->v[i].addr, u->v[i].secret);
-		ok = write_all(fd, line, strlen(line));
-		free(line);
-	}
-	if (fd >= 0) {
-		ok = ok && fchmod(fd, 0600) == 0 && fsync(fd) == 0;
+	else if (slash == dir)
+		dir[1] = '\0';      /* "/users": the root directory */
+	else
+		*slash = '\0';
+	ok = ok && write_all(fd, data, len);
+	ok = ok && fchmod(fd, 0600) == 0 && fsync(fd) == 0;
+	if (fd >= 0)
 		ok = (close(fd) == 0) && ok;
-	}
 	ok = ok && rename(tmp, path) == 0 && dir_sync(dir);
-	if (!ok)
+	if (!ok) {
+		e = errno;
 		unlink(tmp);
+		errno = e;
+	}
 	free(tmp);
 	free(dir);
 	return ok;
+}
+
+/* Append [s, s+n) to the growing buffer *out of *len bytes. */
+static void users_put(char **out, size_t *len, const char *s, size_t n)
+{
+	*out = xrealloc(*out, *len + n + 1);
+	memcpy(*out + *len, s, n);
+	*len += n;
+}
+
+enum users_update_result users_update(const char *path, const char *addr, const char *secret)
+{
+	char *old = NULL, *out = NULL, *entry = NULL;
+	const char *p, *end, *line;
+	size_t old_len = 0, out_len = 0, len, full;
+	bool done = false;
+	enum users_update_result rc = USERS_UPDATE_OK;
+
+	if (users_addr_ok(addr, strlen(addr)) == NULL
+	    || (secret && (secret[0] != '{' || strpbrk(secret, "\r\n") != NULL)))
+		return USERS_UPDATE_BAD_ADDR;
+	if (!users_read_all(path, &old, &old_len, NULL) && errno != ENOENT)
+		return USERS_UPDATE_IO;
+	if (secret) {
+		char *lower = lower_dup(addr, strlen(addr));
+		entry = xasprintf("%s:%s\n", lower, secret);
+		free(lower);
+	}
+	for (p = old, end = old + old_len; p < end;) {
+		struct user nu;
+		line = users_next_line(&p, end, &len, &full);
+		if (users_parse_line(line, len, &nu) != USERS_LINE_USER) {
+			users_put(&out, &out_len, line, full);
+			continue;
+		}
+		bool mine = strlen(nu.addr) == strlen(addr) && ascii_ieq(nu.addr, addr, strlen(addr));
+		user_clear(&nu);
+		if (!mine)
+			users_put(&out, &out_len, line, full);
+		else if (!done && entry)
+			users_put(&out, &out_len, entry, strlen(entry));
+		done |= mine;
+	}
+	if (!done && entry) {
+		if (out_len > 0 && out[out_len - 1] != '\n')
+			users_put(&out, &out_len, "\n", 1);
+		users_put(&out, &out_len, entry, strlen(entry));
+	}
+	if (!done && !entry)
+		rc = USERS_UPDATE_MISSING;
+	else if (!users_write_atomic(path, out ? out : "", out_len))
+		rc = USERS_UPDATE_IO;
+	free(old);
+	free(out);
+	free(entry);
+	return rc;
 }

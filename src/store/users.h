@@ -1,7 +1,10 @@
 /*
  * users.h - the users file: one `user@domain:{SCHEME}secret` a line, '#'
- * comments.  Addresses are matched case-insensitively; the local part and
- * domain double as Maildir path components, so only safe characters pass.
+ * comments and blank lines.  Addresses are matched case-insensitively; the
+ * local part and domain double as Maildir path components, so only safe
+ * characters pass.  Lines that do not parse are reported and skipped by
+ * the reader, and kept byte for byte by the writer (users_update), so a
+ * typo never costs an administrator the line they mistyped.
  */
 #ifndef TERN_USERS_H
 #define TERN_USERS_H
@@ -15,6 +18,7 @@ struct user {
 	char *local;
 	char *domain;
 	char *secret;             /* "{SCHEME}..." as written */
+	size_t line;              /* where it is in the file (1-based) */
 };
 
 struct users {
@@ -29,18 +33,35 @@ struct users {
 	char *path;
 };
 
+/* Told about a line that is not a user (line 0: the file as a whole,
+ * e.g. it cannot be opened).  what is a short English phrase. */
+typedef void (*users_warn_fn)(void *ctx, const char *path, size_t line, const char *what);
+
 /* Load path; a missing file is an empty table.  Bad lines are reported to
- * err (may be NULL) as "path:line: ..." and skipped. */
-struct users *users_load(const char *path, FILE *err);
+ * warn (may be NULL) and skipped; never fatal. */
+struct users *users_load(const char *path, users_warn_fn warn, void *ctx);
 void users_free(struct users *u);
 const struct user *users_find(const struct users *u, const char *addr);
 /* True when the file changed since u was loaded. */
 bool users_changed(const struct users *u);
 /* A local part / domain that is safe as a path component. */
 bool users_safe_name(const char *s, size_t len);
-/* Rewrite path atomically (mode 0600) from the table. */
-bool users_save(const struct users *u, const char *path);
-/* Add or replace (secret NULL removes).  Returns false if removing a missing user. */
-bool users_set(struct users *u, const char *addr, const char *secret);
+/*
+ * Set addr's secret in the file at path (secret NULL removes the user):
+ * the first line that is addr's entry is replaced (later duplicates of it
+ * are removed), or a new line is appended.  Every other line - comments,
+ * blank lines, lines that do not parse - is kept byte for byte and in
+ * order.  The file is rewritten atomically with mode 0600.  Returns
+ * USERS_UPDATE_OK, USERS_UPDATE_BAD_ADDR (addr unusable, nothing written),
+ * USERS_UPDATE_MISSING (removing a user that has no line) or
+ * USERS_UPDATE_IO (errno set).
+ */
+enum users_update_result {
+	USERS_UPDATE_OK,
+	USERS_UPDATE_BAD_ADDR,
+	USERS_UPDATE_MISSING,
+	USERS_UPDATE_IO,
+};
+enum users_update_result users_update(const char *path, const char *addr, const char *secret);
 
 #endif

@@ -181,6 +181,69 @@ static void test_hash(void **state)
 	}
 }
 
+/* SASLprep (RFC 4013) on both sides: what is stored, what is presented. */
+static const struct {
+	const char *secret, *good, *bad;
+} prep_verify_cases[] = {
+	{ "{PLAIN}IX", "I\u00ADX", "I X" },
+	{ "{PLAIN}IX", "\u2168", "\u2169" },
+	{ "{PLAIN}\u2168", "IX", "ix" },                /* a hand-written file is prepared too */
+	{ "{PLAIN}I\u00ADX", "IX", "I" },
+	{ "{PLAIN}a b", "a\u00A0b", "a\u200Bb" },       /* space maps to space, ZWSP to nothing */
+	{ "{PLAIN}\u00E9", "e\u0301", "e" },
+	/* RFC 7677's keys for "pencil": a soft hyphen inside changes nothing. */
+	{ RFC7677_SECRET, "pen\u00ADcil", "pen cil" },
+	/* Refused by SASLprep when presented: never a match. */
+	{ "{PLAIN}a\tb", "", "a\tb" },
+	{ "{PLAIN}caf\xE9", "", "caf\xE9" },
+};
+
+static void test_verify_saslprep(void **state)
+{
+	for (size_t i = 0; i < sizeof prep_verify_cases / sizeof prep_verify_cases[0]; i++) {
+		struct passwd_secret s;
+		const char *good = prep_verify_cases[i].good, *bad = prep_verify_cases[i].bad;
+		print_message("%zu\n", i);
+		assert_true(parse(prep_verify_cases[i].secret, &s));
+		if (good[0] != '\0')
+			assert_true(passwd_verify(&s, good, strlen(good)));
+		assert_false(passwd_verify(&s, bad, strlen(bad)));
+		passwd_secret_free(&s);
+	}
+}
+
+static void test_hash_saslprep(void **state)
+{
+	static const enum passwd_scheme schemes[] = {
+		PASSWD_CRYPT, PASSWD_PLAIN, PASSWD_SCRAM_SHA_256,
+	};
+	struct passwd_secret s;
+	char *h;
+
+	h = passwd_hash(PASSWD_PLAIN, "I\u00ADX");
+	assert_string_equal(h, "{PLAIN}IX");
+	free(h);
+	h = passwd_hash(PASSWD_PLAIN, "\u2168");
+	assert_string_equal(h, "{PLAIN}IX");
+	free(h);
+	for (size_t i = 0; i < 3; i++) {
+		h = passwd_hash(schemes[i], "\u2168");
+		assert_non_null(h);
+		assert_true(parse(h, &s));
+		assert_true(passwd_verify(&s, "IX", 2));
+		assert_true(passwd_verify(&s, "I\u00ADX", 4));
+		assert_false(passwd_verify(&s, "ix", 2));
+		passwd_secret_free(&s);
+		free(h);
+		assert_null(passwd_hash(schemes[i], "\a"));            /* prohibited */
+		assert_null(passwd_hash(schemes[i], "a\tb"));
+		assert_null(passwd_hash(schemes[i], "\u00AD"));        /* empty once prepared */
+		assert_null(passwd_hash(schemes[i], "a\u0221"));       /* unassigned: stored string */
+		assert_null(passwd_hash(schemes[i], "\u0627" "1"));    /* bidi */
+		assert_null(passwd_hash(schemes[i], "caf\xE9"));       /* not UTF-8 */
+	}
+}
+
 static void test_dummy(void **state)
 {
 	/* Nothing to assert but that it runs and returns. */
@@ -198,6 +261,8 @@ int main(void)
 		cmocka_unit_test(test_parse_bounds),
 		cmocka_unit_test(test_scram_keys),
 		cmocka_unit_test(test_hash),
+		cmocka_unit_test(test_verify_saslprep),
+		cmocka_unit_test(test_hash_saslprep),
 		cmocka_unit_test(test_dummy),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

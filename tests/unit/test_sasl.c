@@ -35,6 +35,7 @@ static const struct {
 	{ "tim", "{PLAIN}tanstaaftanstaaf" },
 	{ "user", RFC7677_SECRET },
 	{ "plain,user=", "{PLAIN}pencil" },
+	{ "ix-user", "{PLAIN}\u2168" },     /* not prepared in the file: "IX" once parsed */
 	{ "crypt", "{CRYPT}$6$ePnhFhzGkOd/B/L/$AXnzBfvEochUM.bbPkOXf5onerFZGuoapCQspJSYDn1seh4v9Mb/yJcISGvLXoMUZDg8Xcg5emKXB/.gAKxvE." },
 };
 
@@ -374,18 +375,21 @@ static void test_cram_challenge_format(void **state)
 	sasl_server_free(s);
 }
 
-/* A SCRAM client, to log in as a {PLAIN} user whose salt the server makes. */
-static void test_scram_plain_secret(void **state)
+/* A SCRAM client, to log in as a {PLAIN} user whose salt the server makes.
+ * name is the n= field as sent, password the client's prepared password. */
+static void scram_login(const char *name, const char *password, const char *want_user)
 {
 	struct sasl_server *s = sasl_server_new(SASL_SCRAM_SHA_256, "mx.example.org");
 	unsigned char dec[256], salt[64], stored[32], server[32], ck[32], sig[32], proof[32];
-	char *ch, *in, *first_bare = "n=plain=2Cuser=3D,r=cnonce", *msg, *auth, *proof_b64;
+	char *ch, *in, *first_bare = xasprintf("n=%s,r=cnonce", name), *msg, *auth, *proof_b64;
+	char *first = xasprintf("n,,%s", first_bare);
 	const char *nonce, *s_at, *i_at;
 	char salt_b64[128];
-	size_t n, salt_len;
+	size_t n, salt_len, pw_len = strlen(password);
 	unsigned iter;
 
-	in = base64_encode_alloc("n,,n=plain=2Cuser=3D,r=cnonce", 29);
+	in = base64_encode_alloc(first, strlen(first));
+	free(first);
 	assert_int_equal(sasl_server_step(s, in, strlen(in), &lookup, &ch), SASL_CONTINUE);
 	free(in);
 	assert_true(base64_decode(ch, strlen(ch), dec, sizeof dec - 1, &n));
@@ -402,7 +406,7 @@ static void test_scram_plain_secret(void **state)
 	assert_true(base64_decode(salt_b64, strlen(salt_b64), salt, sizeof salt, &salt_len));
 	iter = (unsigned)atoi(i_at + 3);
 	assert_int_equal(iter, 4096);
-	assert_true(passwd_scram_keys("pencil", 6, salt, salt_len, iter, stored, server));
+	assert_true(passwd_scram_keys(password, pw_len, salt, salt_len, iter, stored, server));
 
 	msg = xasprintf("c=biws,r=%.*s", (int)(s_at - nonce), nonce);
 	auth = xasprintf("%s,%s,%s", first_bare, (char *)dec, msg);
@@ -410,7 +414,7 @@ static void test_scram_plain_secret(void **state)
 	 * StoredKey's preimage by recomputing it the client's way. */
 	{
 		unsigned char salted[32];
-		PKCS5_PBKDF2_HMAC("pencil", 6, salt, (int)salt_len, (int)iter, EVP_sha256(), 32, salted);
+		PKCS5_PBKDF2_HMAC(password, (int)pw_len, salt, (int)salt_len, (int)iter, EVP_sha256(), 32, salted);
 		HMAC(EVP_sha256(), salted, 32, (const unsigned char *)"Client Key", 10, ck, NULL);
 	}
 	HMAC(EVP_sha256(), stored, 32, (unsigned char *)auth, strlen(auth), sig, NULL);
@@ -425,12 +429,96 @@ static void test_scram_plain_secret(void **state)
 	assert_memory_equal(dec, "v=", 2);
 	free(ch);
 	assert_int_equal(sasl_server_step(s, "", 0, &lookup, &ch), SASL_OK);
-	assert_string_equal(sasl_server_user(s), "plain,user=");
+	assert_string_equal(sasl_server_user(s), want_user);
+	free(first_bare);
 	free(in);
 	free(auth);
 	free(msg);
 	free(proof_b64);
 	sasl_server_free(s);
+}
+
+static void test_scram_plain_secret(void **state)
+{
+	scram_login("plain=2Cuser=3D", "pencil", "plain,user=");
+}
+
+/* RFC 5802 section 5.1: the name is prepared (U+00AD maps to nothing);
+ * the stored {PLAIN} "\u2168" is prepared to "IX", which is what a client
+ * derives its keys from. */
+static void test_scram_saslprep(void **state)
+{
+	scram_login("ix\u00AD-user", "IX", "ix-user");
+}
+
+/* PLAIN: the authcid and the password are prepared before they are
+ * compared; what SASLprep refuses fails like a wrong password. */
+static const struct {
+	const char *authcid, *password;
+	enum sasl_status want;
+	const char *user;               /* sasl_server_user() afterwards */
+} plain_prep_cases[] = {
+	{ "us\u00ADer", "pencil", SASL_OK, "user" },
+	{ "bhwang", "mypassword!mypassword!\u00AD!", SASL_OK, "bhwang" },
+	{ "bhwang", "mypassword!mypassword!\u2000!", SASL_FAIL, "bhwang" },  /* -> "! !" */
+	{ "ix-user", "\u2168", SASL_OK, "ix-user" },
+	{ "ix-user", "I\u00ADX", SASL_OK, "ix-user" },
+	{ "ix-user", "ix", SASL_FAIL, "ix-user" },
+	{ "bhwang", "mypassword!mypassword!!\a", SASL_FAIL, "bhwang" },
+	{ "bhwang", "mypassword!mypassword!!\xC0\x80", SASL_FAIL, "bhwang" },
+	{ "us\aer", "pencil", SASL_FAIL, "us\aer" },           /* kept raw, for the log */
+	{ "\u00AD", "pencil", SASL_FAIL, "\u00AD" },            /* prepares to nothing */
+	{ "\u0627" "1", "pencil", SASL_FAIL, "\u0627" "1" },      /* bidi */
+};
+
+static void test_user_prepare(void **state)
+{
+	static const struct {
+		const char *in, *out;           /* out NULL: nobody */
+	} cases[] = {
+		{ "user", "user" }, { "us\u00ADer", "user" }, { "\u2168", "IX" },
+		{ "a\u0221", "a\u0221" },       /* a query: unassigned passes */
+		{ "", NULL }, { "\u00AD", NULL }, { "us\aer", NULL }, { "\u0627" "1", NULL },
+		{ "caf\xE9", NULL },
+	};
+	char big[SASL_USER_MAX + 1], *p;
+
+	for (size_t i = 0; i < ARRAY_LEN(cases); i++) {
+		p = sasl_user_prepare(cases[i].in, strlen(cases[i].in));
+		if (cases[i].out == NULL) {
+			assert_null(p);
+			continue;
+		}
+		assert_string_equal(p, cases[i].out);
+		free(p);
+	}
+	assert_null(sasl_user_prepare("a\0b", 3));
+	memset(big, 'u', sizeof big);
+	p = sasl_user_prepare(big, SASL_USER_MAX);
+	assert_non_null(p);
+	assert_int_equal(strlen(p), SASL_USER_MAX);
+	free(p);
+	assert_null(sasl_user_prepare(big, SASL_USER_MAX + 1));
+}
+
+static void test_plain_saslprep(void **state)
+{
+	for (size_t i = 0; i < ARRAY_LEN(plain_prep_cases); i++) {
+		const char *u = plain_prep_cases[i].authcid, *p = plain_prep_cases[i].password;
+		struct sasl_server *s = sasl_server_new(SASL_PLAIN, "h");
+		char *msg = xasprintf("%c%s%c%s", 0, u, 0, p), *in, *ch;
+		size_t len = strlen(u) + strlen(p) + 2;
+
+		in = base64_encode_alloc(msg, len);
+		print_message("%zu\n", i);
+		assert_int_equal(sasl_server_step(s, in, strlen(in), &lookup, &ch),
+				 plain_prep_cases[i].want);
+		assert_null(ch);
+		assert_string_equal(sasl_server_user(s), plain_prep_cases[i].user);
+		free(in);
+		free(msg);
+		sasl_server_free(s);
+	}
 }
 
 /* The salt for users without SCRAM keys is stable per name, so it does not
@@ -568,6 +656,9 @@ int main(void)
 		cmocka_unit_test(test_input_bounds),
 		cmocka_unit_test(test_user_bounds),
 		cmocka_unit_test(test_no_lookup),
+		cmocka_unit_test(test_scram_saslprep),
+		cmocka_unit_test(test_plain_saslprep),
+		cmocka_unit_test(test_user_prepare),
 		cmocka_unit_test(test_mech_table),
 		cmocka_unit_test(test_apop),
 	};
