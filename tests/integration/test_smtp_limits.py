@@ -27,7 +27,9 @@ def start_data(c, rcpt="alice@example.test"):
 
 def first_conn(t):
     """The first connection of a connection-limit test: the start-up probe
-    of the fixture (connect, close) may still be counted for a moment."""
+    of the fixture (connect, close) may still be counted for a moment.
+    Once this connection has its greeting, every earlier one was accepted
+    (and logged); wait until all of those have ended too."""
     def try_one():
         c = Raw(t.port())
         if c.greeting[0] == 220:
@@ -36,6 +38,7 @@ def first_conn(t):
         return None
     c = wait_for(try_one, 30)
     assert c is not None
+    t.wait_log("event=disconnect", n=t.log().count("event=connect") - 1)
     return c
 
 
