@@ -95,32 +95,37 @@ static struct commit_group commit_group = {
 
 #define ROUND_MAX 64          /* distinct directories per round */
 
-/* The new names, then each directory once. */
+/* Every new name first, then each directory once: an fsync covers only
+ * the renames made before it, so none may follow it. */
 static void round_rename_and_sync_dirs(struct commit_waiter *list)
 {
 	const char *dirs[ROUND_MAX];
 	int dir_err[ROUND_MAX];
 	size_t ndir = 0;
 
+	for (struct commit_waiter *w = list; w; w = w->next)
+		for (size_t i = 0; i < w->n; i++)
+			if (w->items[i].err == 0 && rename(w->items[i].tmp, w->items[i].dst) < 0)
+				w->items[i].err = errno;
 	for (struct commit_waiter *w = list; w; w = w->next) {
 		for (size_t i = 0; i < w->n; i++) {
 			struct fs_commit *c = &w->items[i];
-			if (c->err == 0 && rename(c->tmp, c->dst) < 0)
-				c->err = errno;
+			size_t d = 0;
 			if (c->err)
 				continue;
-			size_t d = 0;
 			while (d < ndir && strcmp(dirs[d], c->dir) != 0)
 				d++;
-			if (d == ndir && ndir < ROUND_MAX) {
-				dirs[ndir] = c->dir;
-				dir_err[ndir] = dir_sync(c->dir) ? 0 : (errno ? errno : EIO);
-				ndir++;
-			} else if (d == ndir && !dir_sync(c->dir)) {
-				c->err = errno ? errno : EIO;
+			if (d == ndir && ndir == ROUND_MAX) {
+				/* more directories than the table holds */
+				if (!dir_sync(c->dir))
+					c->err = errno ? errno : EIO;
+				continue;
 			}
-			if (d < ndir && dir_err[d])
-				c->err = dir_err[d];
+			if (d == ndir) {
+				dirs[ndir] = c->dir;
+				dir_err[ndir++] = dir_sync(c->dir) ? 0 : (errno ? errno : EIO);
+			}
+			c->err = dir_err[d];
 		}
 	}
 }
