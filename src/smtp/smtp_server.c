@@ -136,9 +136,9 @@ static void smtp_write_direct(struct smtp_session *s)
 {
 	if (!s->direct_out || s->write_armed || evbuffer_get_length(s->outq) == 0)
 		return;
-	if (evbuffer_write(s->outq, bufferevent_getfd(s->bev)) < 0 && errno != EAGAIN && errno != EINTR) {
-		/* leave it to the bufferevent to fail and report */
-	}
+	/* On an error the rest stays queued: the bufferevent then meets the
+	 * same error and reports it through smtp_event_cb. */
+	(void)evbuffer_write(s->outq, bufferevent_getfd(s->bev));
 	if (evbuffer_get_length(s->outq) > 0) {
 		s->write_armed = true;
 		evbuffer_add_buffer(bufferevent_get_output(s->bev), s->outq);

@@ -78,6 +78,15 @@ static bool copy_range(int dst, int src, off_t off, uint64_t len)
 	return true;
 }
 
+static void maildir_discard(struct maildir_file *mf)
+{
+	if (mf->fd >= 0) {
+		close(mf->fd);
+		mf->fd = -1;
+		unlink(mf->tmp);
+	}
+}
+
 bool maildir_prepare(struct maildir_file *mf, const char *path, const char *hostname,
 		     const char *prefix, size_t prefix_len, uint64_t prefix_lines,
 		     int src_fd, off_t offset, uint64_t len, uint64_t msg_lines)
@@ -121,14 +130,6 @@ void maildir_commit_item(struct maildir_file *mf, struct fs_commit *c)
 	c->err = 0;
 }
 
-void maildir_discard(struct maildir_file *mf)
-{
-	if (mf->fd >= 0) {
-		close(mf->fd);
-		mf->fd = -1;
-		unlink(mf->tmp);
-	}
-}
 
 void maildir_finish(struct maildir_file *mf, bool committed)
 {
@@ -138,28 +139,4 @@ void maildir_finish(struct maildir_file *mf, bool committed)
 	} else {
 		maildir_discard(mf);
 	}
-}
-
-bool maildir_deliver(const char *path, const char *hostname,
-		     const char *prefix, size_t prefix_len, uint64_t prefix_lines,
-		     int src_fd, off_t offset, uint64_t len, uint64_t msg_lines,
-		     char *name_out, size_t name_cap)
-{
-	struct maildir_file mf;
-	struct fs_commit c;
-	bool ok;
-
-	if (!maildir_prepare(&mf, path, hostname, prefix, prefix_len, prefix_lines, src_fd, offset, len,
-			     msg_lines))
-		return false;
-	maildir_commit_item(&mf, &c);
-	ok = fs_commit(&c, 1);
-	maildir_finish(&mf, ok);
-	if (!ok) {
-		errno = c.err;
-		return false;
-	}
-	if (name_out)
-		snprintf(name_out, name_cap, "%s", mf.base);
-	return true;
 }

@@ -26,28 +26,17 @@ struct maildir_file {
 };
 
 /*
- * The parts of maildir_deliver(), for committing many files in one
- * fs_commit() round: prepare writes the file in tmp/ (false, errno kept
- * and nothing left behind, on failure); commit_item fills an fs_commit
- * item for it; finish closes it, removing tmp when not committed.
+ * Delivery in three steps, so that many files share one fs_commit()
+ * round (tmp/ -> fsync -> new/ -> fsync new/).  prepare writes the file
+ * in tmp/: prefix (prefix_lines header lines, LF ends), then len bytes
+ * of src_fd from offset (msg_lines lines); false, with errno kept and
+ * nothing left behind, on failure.  commit_item fills an fs_commit item
+ * for it; finish closes it, removing tmp when not committed.
  */
 bool maildir_prepare(struct maildir_file *mf, const char *path, const char *hostname,
 		     const char *prefix, size_t prefix_len, uint64_t prefix_lines,
 		     int src_fd, off_t offset, uint64_t len, uint64_t msg_lines);
 void maildir_commit_item(struct maildir_file *mf, struct fs_commit *c);
 void maildir_finish(struct maildir_file *mf, bool committed);
-void maildir_discard(struct maildir_file *mf);
-
-/*
- * Write prefix (header lines, LF ends, prefix_lines lines) then len bytes
- * of src_fd from offset (the message, msg_lines lines) into a new file in
- * path/tmp, fsync it, rename it into path/new and fsync new/.  Returns
- * true when the message is durable in new/; on failure errno is kept and
- * nothing is left in tmp/.
- */
-bool maildir_deliver(const char *path, const char *hostname,
-		     const char *prefix, size_t prefix_len, uint64_t prefix_lines,
-		     int src_fd, off_t offset, uint64_t len, uint64_t msg_lines,
-		     char *name_out, size_t name_cap);
 
 #endif

@@ -345,6 +345,21 @@ void queue_writer_abort(struct queue_writer *w)
 		unlink(w->tmp_path);
 }
 
+/* Give an open, rewound file to the scratch pool.  True when the pool
+ * took it (fd and path are the pool's now); false when it is full. */
+static bool pool_put(struct queue *q, int fd, char *path, uint64_t extent)
+{
+	bool taken = false;
+
+	pthread_mutex_lock(&q->id_mu);
+	if (q->npool < SCRATCH_MAX) {
+		q->pool[q->npool++] = (struct scratch){ .fd = fd, .path = path, .extent = extent };
+		taken = true;
+	}
+	pthread_mutex_unlock(&q->id_mu);
+	return taken;
+}
+
 void queue_writer_recycle(struct queue_writer *w, bool delivered)
 {
 	struct queue *q = w->q;
@@ -366,17 +381,11 @@ void queue_writer_recycle(struct queue_writer *w, bool delivered)
 		}
 		end = 0;
 	}
-	if (lseek(w->fd, 0, SEEK_SET) == 0) {
-		pthread_mutex_lock(&q->id_mu);
-		if (q->npool < SCRATCH_MAX) {
-			q->pool[q->npool].fd = w->fd;
-			q->pool[q->npool].path = w->tmp_path;
-			q->pool[q->npool].extent = delivered && w->extent > end ? w->extent : end;
-			q->npool++;
-			w->fd = -1;
-			w->tmp_path = NULL;
-		}
-		pthread_mutex_unlock(&q->id_mu);
+	if (delivered && w->extent > end)
+		end = w->extent;
+	if (lseek(w->fd, 0, SEEK_SET) == 0 && pool_put(q, w->fd, w->tmp_path, end)) {
+		w->fd = -1;
+		w->tmp_path = NULL;
 	}
 	queue_writer_abort(w);
 }
@@ -690,17 +699,7 @@ static bool queue_pool_file(struct queue *q, const char *path)
 		free(tmp);
 		return true;
 	}
-	pthread_mutex_lock(&q->id_mu);
-	if (q->npool < SCRATCH_MAX) {
-		q->pool[q->npool].fd = fd;
-		q->pool[q->npool].path = tmp;
-		q->pool[q->npool].extent = (uint64_t)st.st_size;
-		q->npool++;
-		fd = -1;
-		tmp = NULL;
-	}
-	pthread_mutex_unlock(&q->id_mu);
-	if (fd >= 0) {
+	if (!pool_put(q, fd, tmp, (uint64_t)st.st_size)) {
 		close(fd);
 		unlink(tmp);
 		free(tmp);
@@ -711,17 +710,15 @@ static bool queue_pool_file(struct queue *q, const char *path)
 bool queue_retire(struct queue *q, const char *id)
 {
 	char *path = xasprintf("%s/%s", q->msg_dir, id);
-	bool ok = true;
+	bool pooled = queue_pool_file(q, path);
 
-	if (!queue_pool_file(q, path)) {
-		free(path);
-		return queue_remove(q, id);
-	}
 	free(path);
+	if (!pooled)
+		return queue_remove(q, id);
 	path = xasprintf("%s/%s.st", q->msg_dir, id);
 	unlink(path);
 	free(path);
-	return ok;
+	return true;
 }
 
 static bool is_id(const char *s)
