@@ -122,6 +122,34 @@ static void test_failed_item_alone(void **state)
 	close(it[1].fd);
 }
 
+/* One round with more directories than its table holds (64): the ones
+ * past the table are synced one by one, and all land. */
+#define MANY_DIRS 70
+
+static void test_more_dirs_than_table(void **state)
+{
+	struct fixture *f = *state;
+	struct item *it = xcalloc(MANY_DIRS, sizeof(*it));
+	struct fs_commit *c = xcalloc(MANY_DIRS, sizeof(*c));
+	char sub[32], name[32];
+
+	for (int i = 0; i < MANY_DIRS; i++) {
+		snprintf(sub, sizeof(sub), "d%d", i);
+		snprintf(name, sizeof(name), "m%d", i);
+		make_item(&it[i], f->dir, sub, name, name);
+		to_commit(&it[i], &c[i]);
+	}
+	assert_true(fs_commit(c, MANY_DIRS));
+	for (int i = 0; i < MANY_DIRS; i++) {
+		snprintf(name, sizeof(name), "m%d", i);
+		assert_int_equal(c[i].err, 0);
+		assert_file(it[i].dst, name);
+		close(it[i].fd);
+	}
+	free(it);
+	free(c);
+}
+
 #define THREADS 8
 #define PER_THREAD 40
 
@@ -176,6 +204,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_items_in_two_dirs, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_failed_item_alone, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_more_dirs_than_table, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_concurrent_commits, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
