@@ -10,10 +10,12 @@ log shown on failure) when the test ends.
 """
 import os
 import re
+import shutil
 import signal
 import smtplib
 import socket
 import subprocess
+import tempfile
 import time
 
 import pytest
@@ -49,14 +51,17 @@ def arrival_key(name):
     return [(0, int(x), "") if x.isdigit() else (1, 0, x) for x in re.findall(r"\d+|\D+", name)]
 
 
-def wait_dns(port, timeout=30.0, host="127.0.0.1"):
+def wait_dns(port, timeout=30.0, host="127.0.0.1", proc=None):
     """Wait until a DNS server answers on (host, port) over UDP: any reply
-    to a query for "." will do.  For a dnsmasq just started."""
+    to a query for "." will do.  For a dnsmasq just started; given its
+    process, gives up as soon as it has exited."""
     query = bytes.fromhex("abcd01000001000000000000") + b"\x00\x00\x02\x00\x01"   # . NS IN
     deadline = time.time() + timeout
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
         s.settimeout(0.2)
         while time.time() < deadline:
+            if proc is not None and proc.poll() is not None:
+                return False
             try:
                 s.sendto(query, (host, port))
                 if s.recv(4096)[:2] == query[:2]:
@@ -64,6 +69,41 @@ def wait_dns(port, timeout=30.0, host="127.0.0.1"):
             except OSError:
                 time.sleep(0.05)
     return False
+
+
+DNSMASQ = shutil.which("dnsmasq") or "/usr/sbin/dnsmasq"
+
+
+class Dnsmasq:
+    """A private dnsmasq on 127.0.0.1 serving the records in args, on a
+    free port.  dnsmasq binds the port for both UDP and TCP, and a port that
+    was free when probed can be taken meanwhile (by another test's client
+    socket, say): a start that fails is retried on another port, and the
+    last attempt's own words end up in the assertion."""
+
+    ATTEMPTS = 5
+
+    def __init__(self, args):
+        said = ""
+        for _ in range(self.ATTEMPTS):
+            self.port = free_port()
+            with tempfile.TemporaryFile() as err:
+                self.proc = subprocess.Popen(
+                    [DNSMASQ, "--keep-in-foreground", "--no-resolv", "--no-hosts", "--conf-file=/dev/null",
+                     "--listen-address=127.0.0.1", "--bind-interfaces", "--pid-file=", "--user=",
+                     f"--port={self.port}"] + list(args),
+                    stdout=subprocess.DEVNULL, stderr=err)
+                if wait_dns(self.port, timeout=15, proc=self.proc):
+                    return
+                self.stop()
+                err.seek(0)
+                said = err.read().decode(errors="replace")
+        raise AssertionError(f"dnsmasq did not answer after {self.ATTEMPTS} attempts: {said}")
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.terminate()
+        self.proc.wait(5)
 
 
 class RawConn(socket.socket):

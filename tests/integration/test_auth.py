@@ -3,7 +3,6 @@ explicitly, the seeds' dialogs byte for byte, every reply code of the
 issue, brute-force throttling, the users file re-read on change."""
 import os
 import signal
-import smtplib
 import time
 
 import pytest

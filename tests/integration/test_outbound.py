@@ -8,7 +8,6 @@ MX, A and CNAME records.
 import email
 import email.policy
 import os
-import shutil
 import socket
 import subprocess
 import threading
@@ -16,24 +15,7 @@ import time
 
 import pytest
 
-from conftest import free_port, wait_dns
-
-DNSMASQ = shutil.which("dnsmasq") or "/usr/sbin/dnsmasq"
-
-
-class Dnsmasq:
-    def __init__(self, args):
-        self.port = free_port()
-        self.proc = subprocess.Popen(
-            [DNSMASQ, "--keep-in-foreground", "--no-resolv", "--no-hosts", "--listen-address=127.0.0.1",
-             f"--port={self.port}", "--bind-interfaces", "--log-facility=-"] + args,
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        assert wait_dns(self.port), "dnsmasq did not answer"
-
-    def stop(self):
-        self.proc.terminate()
-        self.proc.wait(5)
-
+from conftest import Dnsmasq, free_port
 
 class Receiver:
     """A scripted SMTP server on (ip, port).  Records every connection's

@@ -2,53 +2,36 @@
 from a private dnsmasq on loopback ([dns] servers)."""
 import os
 import re
-import signal
 import smtplib
-import subprocess
 import time
 
 import pytest
 
-from conftest import wait_dns
-
-DNSMASQ = "/usr/sbin/dnsmasq"
-
-
-def free_udp_port():
-    import socket
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from conftest import DNSMASQ, Dnsmasq
 
 
 @pytest.fixture
 def dns_port():
     if not os.path.exists(DNSMASQ):
         pytest.skip("dnsmasq is not installed")
-    port = free_udp_port()
-    p = subprocess.Popen([DNSMASQ, "--keep-in-foreground", "--no-resolv", "--no-hosts", "--conf-file=/dev/null",
-                          "--listen-address=127.0.0.1", "--bind-interfaces", "--pid-file=", "--user=",
-                          f"--port={port}",
-                          # 127.0.0.1 -> client.ptr.test -> 127.0.0.1: confirmed
-                          "--ptr-record=1.0.0.127.in-addr.arpa,client.ptr.test",
-                          "--host-record=client.ptr.test,127.0.0.1",
-                          # 127.0.0.2 -> liar.ptr.test -> 127.0.0.99: not confirmed
-                          "--ptr-record=2.0.0.127.in-addr.arpa,liar.ptr.test",
-                          "--host-record=liar.ptr.test,127.0.0.99",
-                          # 127.0.0.3 -> three names (dnsmasq answers them in the
-                          # reverse order of these lines: bad1, good, bad2); only
-                          # the second resolves back to 127.0.0.3
-                          "--ptr-record=3.0.0.127.in-addr.arpa,bad2.ptr.test",
-                          "--ptr-record=3.0.0.127.in-addr.arpa,good.ptr.test",
-                          "--ptr-record=3.0.0.127.in-addr.arpa,bad1.ptr.test",
-                          "--host-record=good.ptr.test,127.0.0.3",
-                          "--host-record=bad1.ptr.test,127.0.0.98",
-                          "--host-record=bad2.ptr.test,127.0.0.97"],
-                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    assert wait_dns(port), "dnsmasq did not answer"
-    yield port
-    p.send_signal(signal.SIGTERM)
-    p.wait(5)
+    dns = Dnsmasq([
+        # 127.0.0.1 -> client.ptr.test -> 127.0.0.1: confirmed
+        "--ptr-record=1.0.0.127.in-addr.arpa,client.ptr.test",
+        "--host-record=client.ptr.test,127.0.0.1",
+        # 127.0.0.2 -> liar.ptr.test -> 127.0.0.99: not confirmed
+        "--ptr-record=2.0.0.127.in-addr.arpa,liar.ptr.test",
+        "--host-record=liar.ptr.test,127.0.0.99",
+        # 127.0.0.3 -> three names (dnsmasq answers them in the
+        # reverse order of these lines: bad1, good, bad2); only
+        # the second resolves back to 127.0.0.3
+        "--ptr-record=3.0.0.127.in-addr.arpa,bad2.ptr.test",
+        "--ptr-record=3.0.0.127.in-addr.arpa,good.ptr.test",
+        "--ptr-record=3.0.0.127.in-addr.arpa,bad1.ptr.test",
+        "--host-record=good.ptr.test,127.0.0.3",
+        "--host-record=bad1.ptr.test,127.0.0.98",
+        "--host-record=bad2.ptr.test,127.0.0.97"])
+    yield dns.port
+    dns.stop()
 
 
 def send_from(t, source, rcpt="alice@example.test", wait_ptr=True):
@@ -91,6 +74,13 @@ def test_several_ptr_names_first_confirmed_wins(make_tern, dns_port):
     send_from(t, "127.0.0.3")
     assert received(t, "alice@example.test") == "Received: from helo.name.test (good.ptr.test [127.0.0.3])"
     assert "name=good.ptr.test" in t.log()
+
+
+def free_udp_port():
+    import socket
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 def test_no_answer_does_not_delay(make_tern):
