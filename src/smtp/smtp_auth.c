@@ -56,10 +56,6 @@
 #define AUTH_DELAY_MAX_MS 4000
 
 struct smtp_auth_state {
-	/* TLS switch-over: the session's own callbacks, kept while ours run */
-	SSL *tls_pending;             /* STARTTLS: waits for the 220 to leave */
-	bufferevent_data_cb read_cb, write_cb;
-	bufferevent_event_cb event_cb;
 	bool greet_on_connect;        /* port 465: greet after the handshake */
 	/* the AUTH exchange */
 	struct sasl_server *sasl;
@@ -89,21 +85,6 @@ static struct smtp_auth_state *auth_state(struct smtp_session *s)
 
 /* ---- logging: one function per event ------------------------------------ */
 
-static void log_tls_up(const struct smtp_session *s, SSL *ssl)
-{
-	char d[128];
-	tls_describe(ssl, d, sizeof(d));
-	log_event("event=tls session=%016" PRIx64 " ip=%s tls=\"%s\"", s->id, s->ip, d);
-}
-
-static void log_tls_failed(const struct smtp_session *s, unsigned long err)
-{
-	char e[200] = "connection closed";
-	if (err)
-		ERR_error_string_n(err, e, sizeof(e));
-	log_event("event=tls_failed session=%016" PRIx64 " ip=%s error=\"%s\"", s->id, s->ip, e);
-}
-
 static void log_auth(const struct smtp_session *s, const char *result, const char *user, unsigned failures)
 {
 	char q[SASL_USER_MAX * 4 + 8];
@@ -116,7 +97,7 @@ static void log_auth(const struct smtp_session *s, const char *result, const cha
 
 void smtp_tls_describe(struct smtp_session *s, char *buf, size_t cap)
 {
-	SSL *ssl = s->tls ? bufferevent_openssl_get_ssl(s->bev) : NULL;
+	SSL *ssl = s->conn.tls ? bufferevent_openssl_get_ssl(s->conn.bev) : NULL;
 	char d[128];
 
 	if (cap == 0)
@@ -129,66 +110,31 @@ void smtp_tls_describe(struct smtp_session *s, char *buf, size_t cap)
 		snprintf(buf, cap, " (%s)", d);
 }
 
-static void tls_event_cb(struct bufferevent *bev, short what, void *arg)
+/* The handshake is done (conn.c logged it). */
+void smtp_tls_connected_cb(void *arg)
 {
 	struct smtp_session *s = arg;
 	struct smtp_auth_state *a = s->auth;
-	SSL *ssl = bufferevent_openssl_get_ssl(bev);
 
-	if (what & BEV_EVENT_CONNECTED) {
-		log_tls_up(s, ssl);
-		if (a->greet_on_connect) {
-			a->greet_on_connect = false;
-			smtp_greet(s);
-		}
-		return;
+	if (a && a->greet_on_connect) {
+		a->greet_on_connect = false;
+		smtp_greet(s);
 	}
-	if ((what & (BEV_EVENT_ERROR | BEV_EVENT_EOF)) && ssl && !SSL_is_init_finished(ssl))
-		log_tls_failed(s, bufferevent_get_openssl_error(bev));
-	a->event_cb(bev, what, arg);
-}
-
-/* Replace the session's socket bufferevent by an OpenSSL one on the same
- * fd.  The old one must have nothing left to write. */
-static bool tls_switch(struct smtp_session *s, SSL *ssl)
-{
-	struct smtp_auth_state *a = s->auth;
-	struct bufferevent *old = s->bev, *nb;
-	struct timeval tv = { .tv_sec = (time_t)s->t->cfg->command_timeout };
-	evutil_socket_t fd = bufferevent_getfd(old);
-
-	nb = bufferevent_openssl_socket_new(s->t->base, fd, ssl, BUFFEREVENT_SSL_ACCEPTING,
-					    BEV_OPT_CLOSE_ON_FREE);
-	if (nb == NULL) {
-		SSL_free(ssl);
-		return false;
-	}
-	bufferevent_setfd(old, -1);   /* the fd now belongs to nb */
-	bufferevent_free(old);
-	bufferevent_openssl_set_allow_dirty_shutdown(nb, 1);
-	bufferevent_setcb(nb, a->read_cb, a->write_cb, tls_event_cb, s);
-	bufferevent_set_timeouts(nb, &tv, &tv);
-	s->bev = nb;
-	s->tls = true;
-	return true;
 }
 
 /* Port 465: TLS from the first octet; smtp_greet() runs on CONNECTED. */
 int smtp_tls_accept_hook(struct smtp_session *s)
 {
-	struct smtp_auth_state *a;
 	SSL *ssl;
 
 	if (s->svc != SERVICE_SUBMISSIONS)
 		return 0;
 	if (s->t->tls == NULL || (ssl = tls_ctx_new_ssl(s->t->tls)) == NULL) {
-		log_tls_failed(s, ERR_get_error());
+		conn_log_tls_failed(&s->conn, ERR_get_error());
 		return -1;
 	}
-	a = auth_state(s);
-	bufferevent_getcb(s->bev, &a->read_cb, &a->write_cb, &a->event_cb, NULL);
-	a->greet_on_connect = true;
-	return tls_switch(s, ssl) ? 0 : -1;
+	auth_state(s)->greet_on_connect = true;
+	return conn_start_tls(&s->conn, ssl) ? 0 : -1;
 }
 
 /* RFC 3207 4.2: after the handshake the client knows nothing, and so the
@@ -203,58 +149,25 @@ static void starttls_reset_session(struct smtp_session *s)
 	s->auth_user = NULL;
 }
 
-/* Give the session its own callbacks back (when STARTTLS does not go on). */
-static void starttls_cancel(struct smtp_session *s)
-{
-	struct smtp_auth_state *a = s->auth;
-	SSL_free(a->tls_pending);
-	a->tls_pending = NULL;
-	bufferevent_setcb(s->bev, a->read_cb, a->write_cb, a->event_cb, s);
-}
-
-static void starttls_write_cb(struct bufferevent *bev, void *arg)
+/* The 220 has left and TLS is in place (ok), or the switch did not
+ * happen: the session closed meanwhile, or the bufferevent could not be
+ * made (then it closes). */
+void smtp_starttls_done_cb(void *arg, bool ok)
 {
 	struct smtp_session *s = arg;
-	struct smtp_auth_state *a = s->auth;
-	SSL *ssl = a->tls_pending;
 
-	if (evbuffer_get_length(bufferevent_get_output(bev)) > 0)
-		return;
-	if (s->state == SMTP_S_CLOSING) {
-		/* shut down while the 220 was leaving: finish the close */
-		starttls_cancel(s);
-		a->write_cb(bev, arg);
-		smtp_resume_input(s);
-		return;
-	}
-	a->tls_pending = NULL;
-	/* Anything that arrived with the STARTTLS line was dropped already;
-	 * nothing was read since (reading is paused). */
-	if (!tls_switch(s, ssl)) {
-		bufferevent_setcb(s->bev, a->read_cb, a->write_cb, a->event_cb, s);
-		a->event_cb(s->bev, BEV_EVENT_ERROR, s);
-		smtp_resume_input(s);
-		return;
-	}
-	starttls_reset_session(s);
-	bufferevent_enable(s->bev, EV_WRITE);
-	smtp_resume_input(s);
-}
-
-static void starttls_event_cb(struct bufferevent *bev, short what, void *arg)
-{
-	struct smtp_session *s = arg;
-	starttls_cancel(s);
-	s->auth->event_cb(bev, what, arg);
+	if (ok)
+		starttls_reset_session(s);
+	else if (s->state != SMTP_S_CLOSING)
+		smtp_close(s, false);
 	smtp_resume_input(s);
 }
 
 void smtp_cmd_starttls(struct smtp_session *s, const char *args, size_t len)
 {
-	struct smtp_auth_state *a;
 	SSL *ssl;
 
-	if (s->tls) {
+	if (s->conn.tls) {
 		smtp_reply(s, "503 5.5.1 TLS already active");
 		return;
 	}
@@ -267,15 +180,12 @@ void smtp_cmd_starttls(struct smtp_session *s, const char *args, size_t len)
 		smtp_reply(s, "454 4.7.0 TLS not available due to temporary reason");
 		return;
 	}
-	a = auth_state(s);
-	smtp_output_via_events(s);   /* the switch waits for the 220 to drain */
+	/* The 220 goes out through the write events, and the switch waits
+	 * until it has drained.  RFC 3207 4.2: what was pipelined behind
+	 * STARTTLS is dropped. */
+	conn_starttls(&s->conn, ssl);
 	smtp_reply(s, "220 2.0.0 Ready to start TLS");
-	/* RFC 3207 4.2: drop what was pipelined behind STARTTLS. */
-	evbuffer_drain(bufferevent_get_input(s->bev), evbuffer_get_length(bufferevent_get_input(s->bev)));
 	s->input_discard = true;
-	a->tls_pending = ssl;
-	bufferevent_getcb(s->bev, &a->read_cb, &a->write_cb, &a->event_cb, NULL);
-	bufferevent_setcb(s->bev, NULL, starttls_write_cb, starttls_event_cb, s);
 	smtp_pause_input(s);
 }
 
@@ -285,7 +195,7 @@ void smtp_cmd_starttls(struct smtp_session *s, const char *args, size_t len)
  * networks, or when the config says so. */
 static bool auth_plaintext_ok(const struct smtp_session *s)
 {
-	return s->tls || s->trusted || s->t->cfg->allow_plaintext;
+	return s->conn.tls || s->trusted || s->t->cfg->allow_plaintext;
 }
 
 size_t smtp_ehlo_extra(struct smtp_session *s, char *buf, size_t cap)
@@ -298,7 +208,7 @@ size_t smtp_ehlo_extra(struct smtp_session *s, char *buf, size_t cap)
 	snprintf(mechs, sizeof(mechs), "%s%s%s", plain ? " PLAIN LOGIN" : "",
 		 u->cram_ok ? " CRAM-MD5" : "", u->scram_ok ? " SCRAM-SHA-256" : "");
 	n = snprintf(buf, cap, "%s%s%s%s%s",
-		     s->t->tls && !s->tls ? "250-STARTTLS\r\n" : "",
+		     s->t->tls && !s->conn.tls ? "250-STARTTLS\r\n" : "",
 		     mechs[0] ? "250-AUTH" : "", mechs, mechs[0] ? "\r\n" : "",
 		     plain ? "250-AUTH=LOGIN PLAIN\r\n" : "");
 	if (n < 0 || (size_t)n >= cap)
@@ -657,7 +567,6 @@ void smtp_auth_free(struct smtp_session *s)
 	free(a->prefetch_user);
 	free(a->job_in);
 	free(a->job_challenge);
-	SSL_free(a->tls_pending);
 	if (a->timer)
 		event_free(a->timer);
 	free(a);

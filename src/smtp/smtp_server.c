@@ -61,8 +61,6 @@ static const char *const smtp_state_names[] = {
 };
 
 static void smtp_process_input(struct smtp_session *s);
-static void smtp_close(struct smtp_session *s, bool flush);
-static void smtp_unref(struct smtp_session *s);
 
 /* ---- logging: one function per event ---------------------------------- */
 
@@ -122,38 +120,6 @@ void smtp_set_state(struct smtp_session *s, enum smtp_state to)
 	s->state = to;
 }
 
-struct evbuffer *smtp_out(struct smtp_session *s)
-{
-	return s->direct_out && !s->write_armed ? s->outq : bufferevent_get_output(s->bev);
-}
-
-/* Write the queued replies straight to the socket.  What the socket does
- * not take moves to the bufferevent, whose write event then drains it
- * (and reports errors); later replies queue behind it there.  (The
- * bufferevent's own output cannot be written from outside its callbacks:
- * libevent keeps its front frozen.) */
-static void smtp_write_direct(struct smtp_session *s)
-{
-	if (!s->direct_out || s->write_armed || evbuffer_get_length(s->outq) == 0)
-		return;
-	/* On an error the rest stays queued: the bufferevent then meets the
-	 * same error and reports it through smtp_event_cb. */
-	(void)evbuffer_write(s->outq, bufferevent_getfd(s->bev));
-	if (evbuffer_get_length(s->outq) > 0) {
-		s->write_armed = true;
-		evbuffer_add_buffer(bufferevent_get_output(s->bev), s->outq);
-		bufferevent_enable(s->bev, EV_WRITE);
-	}
-}
-
-void smtp_output_via_events(struct smtp_session *s)
-{
-	if (s->direct_out)
-		evbuffer_add_buffer(bufferevent_get_output(s->bev), s->outq);
-	s->direct_out = false;
-	bufferevent_enable(s->bev, EV_WRITE);
-}
-
 /* Send one reply line (or several separated by \n, each given the code
  * with '-' but the last).  Replies >= 400 count toward the error limit,
  * except those the caller marks as not the client's fault. */
@@ -172,9 +138,7 @@ void smtp_reply(struct smtp_session *s, const char *fmt, ...)
 		n = (int)sizeof(buf) - 3;
 	buf[n++] = '\r';
 	buf[n++] = '\n';
-	evbuffer_add(smtp_out(s), buf, (size_t)n);
-	if (s->in_input == 0)
-		smtp_write_direct(s);
+	conn_write(&s->conn, buf, (size_t)n);
 	if (buf[0] >= '4' && s->cur_verb) {
 		buf[n - 2] = '\0';
 		log_session_reject(s, s->cur_verb, buf);
@@ -216,8 +180,10 @@ void smtp_txn_reset(struct smtp_session *s)
 
 /* ---- lifecycle ----------------------------------------------------------- */
 
-static void smtp_free(struct smtp_session *s)
+static void smtp_free_cb(void *arg)
 {
+	struct smtp_session *s = arg;
+
 	log_session_disconnect(s);
 	smtp_txn_free(s->txn);
 	smtp_auth_free(s);
@@ -226,88 +192,39 @@ static void smtp_free(struct smtp_session *s)
 	free(s->ptr_name);
 	session_list_del(s->t, &s->link);
 	addr_count_add(s->t->conn_per_ip, (struct sockaddr *)&s->peer, -1, now_unix());
-	if (s->bev)
-		bufferevent_free(s->bev);
-	evbuffer_free(s->outq);
+	conn_release(&s->conn);
 	free(s->auth_user);
 	free(s);
 }
 
-static void smtp_unref(struct smtp_session *s)
-{
-	if (--s->refs == 0 && s->state == SMTP_S_CLOSING)
-		smtp_free(s);
-}
-
-/* Releases the reference that smtp_close(flush) took, once the last
- * reply has left (or cannot leave any more). */
-static void smtp_flush_done(struct smtp_session *s)
-{
-	if (!s->flush_ref)
-		return;
-	s->flush_ref = false;
-	bufferevent_disable(s->bev, EV_READ | EV_WRITE);
-	smtp_unref(s);
-}
-
-static void smtp_write_cb(struct bufferevent *bev, void *arg)
-{
-	struct smtp_session *s = arg;
-	if (evbuffer_get_length(bufferevent_get_output(bev)) > 0)
-		return;
-	if (s->state == SMTP_S_CLOSING) {
-		smtp_flush_done(s);
-	} else if (s->write_armed) {
-		s->write_armed = false;
-		bufferevent_disable(bev, EV_WRITE);
-	}
-}
-
 /* Stop reading; free once the output is flushed (flush) or at once.  The
  * memory goes only when no callback or worker job holds a reference. */
-static void smtp_close(struct smtp_session *s, bool flush)
+void smtp_close(struct smtp_session *s, bool flush)
 {
-	if (s->state == SMTP_S_CLOSING) {
-		if (!flush)
-			smtp_flush_done(s);
-		return;
-	}
 	smtp_set_state(s, SMTP_S_CLOSING);
-	bufferevent_disable(s->bev, EV_READ);
-	s->refs++;
-	if (flush)
-		smtp_write_direct(s);
-	if (flush && evbuffer_get_length(bufferevent_get_output(s->bev)) > 0) {
-		s->flush_ref = true;   /* released by smtp_flush_done() */
-		bufferevent_enable(s->bev, EV_WRITE);
-		return;
-	}
-	smtp_unref(s);
+	conn_close(&s->conn, flush);
 }
 
-static void smtp_event_cb(struct bufferevent *bev, short what, void *arg)
+/* A timeout, EOF or error while not closing (conn.h). */
+static void smtp_event_cb(void *arg, short what)
 {
 	struct smtp_session *s = arg;
 
-	s->refs++;
 	if (what & BEV_EVENT_TIMEOUT) {
-		if (s->state != SMTP_S_CLOSING && s->state != SMTP_S_COMMIT) {
+		if (s->state != SMTP_S_COMMIT) {
 			log_event("event=timeout session=%016" PRIx64 " ip=%s state=%s", s->id, s->ip,
 				  smtp_state_names[s->state]);
 			s->cur_verb = NULL;
 			smtp_reply_shutdown(s, "421 4.4.2 Timeout exceeded, closing connection");
 			/* A stalled reader must not keep us forever: drop it. */
 			if (what & BEV_EVENT_WRITING)
-				smtp_flush_done(s);
+				smtp_close(s, false);
 		}
 	} else if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR)) {
 		/* EOF alone is a half-close: the client sends no more but may
 		 * still read, so the replies owed to it go out first. */
 		bool half_close = !(what & BEV_EVENT_ERROR);
-		if (s->state == SMTP_S_CLOSING) {
-			/* peer gone while we flushed: nothing left to say */
-			smtp_flush_done(s);
-		} else if (s->state == SMTP_S_COMMIT && half_close) {
+		if (s->state == SMTP_S_COMMIT && half_close) {
 			s->peer_eof = true;   /* smtp_commit_done() answers, then closes */
 		} else if (s->state == SMTP_S_COMMIT) {
 			/* The commit finishes and the message is delivered; the
@@ -317,38 +234,41 @@ static void smtp_event_cb(struct bufferevent *bev, short what, void *arg)
 			smtp_close(s, half_close);
 		}
 	}
-	smtp_unref(s);
 }
 
 void smtp_pause_input(struct smtp_session *s)
 {
 	s->input_paused++;
-	bufferevent_disable(s->bev, EV_READ);
-	s->refs++;
+	bufferevent_disable(s->conn.bev, EV_READ);
+	conn_ref(&s->conn);
 }
 
 void smtp_resume_input(struct smtp_session *s)
 {
 	if (--s->input_paused == 0 && s->state != SMTP_S_CLOSING && s->state != SMTP_S_COMMIT) {
-		bufferevent_enable(s->bev, EV_READ);
+		bufferevent_enable(s->conn.bev, EV_READ);
 		smtp_process_input(s);
 	}
-	smtp_unref(s);
+	conn_unref(&s->conn);
 }
 
-static void smtp_read_cb(struct bufferevent *bev, void *arg)
+static void smtp_read_cb(void *arg)
 {
-	struct smtp_session *s = arg;
-	s->refs++;
-	smtp_process_input(s);
-	smtp_unref(s);
+	smtp_process_input(arg);
 }
 
 static void smtp_set_timeout(struct smtp_session *s, uint64_t seconds)
 {
-	struct timeval tv = { .tv_sec = (time_t)seconds };
-	bufferevent_set_timeouts(s->bev, &tv, &tv);
+	conn_set_timeout(&s->conn, seconds);
 }
+
+static const struct conn_ops smtp_conn_ops = {
+	.read = smtp_read_cb,
+	.event = smtp_event_cb,
+	.connected = smtp_tls_connected_cb,
+	.starttls_done = smtp_starttls_done_cb,
+	.free = smtp_free_cb,
+};
 
 static void smtp_session_shutdown(struct session_link *l)
 {
@@ -409,19 +329,15 @@ void smtp_server_accept(struct tern *t, evutil_socket_t fd, const struct sockadd
 	per_ip = addr_count_add(t->conn_per_ip, sa, 1, now_unix());
 	s->state = SMTP_S_GREETED;
 	s->trusted = cidr_list_match(&cfg->trusted_networks, sa);
-	s->bev = bufferevent_socket_new(t->base, fd, BEV_OPT_CLOSE_ON_FREE);
-	s->outq = evbuffer_new();
-	bufferevent_setcb(s->bev, smtp_read_cb, smtp_write_cb, smtp_event_cb, s);
+	conn_init(&s->conn, t->base, fd, &smtp_conn_ops, s, s->id, s->ip);
 	smtp_set_timeout(s, cfg->command_timeout);
 	log_session_connect(s);
 
 	if (t->nsessions > cfg->max_connections || t->nsessions > t->max_fds) {
-		bufferevent_enable(s->bev, EV_WRITE);
 		smtp_reply_shutdown(s, "421 4.7.0 Too many connections, try again later");
 		return;
 	}
 	if (per_ip > cfg->max_connections_per_ip) {
-		bufferevent_enable(s->bev, EV_WRITE);
 		smtp_reply_shutdown(s, "421 4.7.0 Too many connections from your address, try again later");
 		return;
 	}
@@ -429,13 +345,7 @@ void smtp_server_accept(struct tern *t, evutil_socket_t fd, const struct sockadd
 		smtp_close(s, false);
 		return;
 	}
-	if (s->tls) {
-		bufferevent_enable(s->bev, EV_READ | EV_WRITE);
-	} else {
-		s->direct_out = true;
-		bufferevent_disable(s->bev, EV_WRITE);   /* on by default */
-		bufferevent_enable(s->bev, EV_READ);
-	}
+	conn_start(&s->conn);
 	if (t->dns != NULL && (cfg->dns_servers[0] != '\0' || !smtp_is_loopback(sa)))
 		s->ptr_req = dns_ptr_lookup(t->dns, sa, smtp_ptr_cb, s);
 	if (svc != SERVICE_SUBMISSIONS)
@@ -760,9 +670,9 @@ static void smtp_write_received(struct smtp_session *s)
 	char *hdr;
 
 	smtp_rfc5322_date(date, sizeof(date), time(NULL));
-	snprintf(proto, sizeof(proto), "%sSMTP%s%s", s->esmtp ? "E" : "", s->tls ? "S" : "",
+	snprintf(proto, sizeof(proto), "%sSMTP%s%s", s->esmtp ? "E" : "", s->conn.tls ? "S" : "",
 		 s->auth_user ? "A" : "");
-	if (s->tls)
+	if (s->conn.tls)
 		smtp_tls_describe(s, tls, sizeof(tls));
 	hdr = xasprintf("Received: from %s (%s%s[%s%s])\n\tby %s (tern) with %s%s id %s%s%s%s;\n\t%s\n",
 			s->helo[0] ? s->helo : "unknown",
@@ -885,7 +795,7 @@ static void cmd_expn(struct smtp_session *s, const char *args, size_t len)
 		smtp_reply(s, "550 5.1.1 <%s>: Not a list here", addr);
 		return;
 	}
-	struct evbuffer *out = smtp_out(s);
+	struct evbuffer *out = conn_out(&s->conn);
 	for (size_t i = 0; i < targets->n; i++)
 		evbuffer_add_printf(out, "250%c2.1.5 <%s>\r\n", i + 1 < targets->n ? '-' : ' ', targets->v[i]);
 }
@@ -946,12 +856,12 @@ static void smtp_commit_done(void *arg)
 	} else if (s->shutdown_after_commit) {
 		smtp_reply_shutdown(s, "421 4.3.2 Server shutting down, try again later");
 	} else {
-		bufferevent_enable(s->bev, EV_READ);
+		bufferevent_enable(s->conn.bev, EV_READ);
 		smtp_process_input(s);
 		if (s->peer_eof)
 			smtp_close(s, true);
 	}
-	smtp_unref(s);
+	conn_unref(&s->conn);
 }
 
 /* End of data seen: refuse what breaks a rule, else commit and wait. */
@@ -980,8 +890,8 @@ static void smtp_end_of_data(struct smtp_session *s)
 		}
 	} else {
 		smtp_set_state(s, SMTP_S_COMMIT);
-		bufferevent_disable(s->bev, EV_READ);
-		s->refs++;   /* held by the worker job */
+		bufferevent_disable(s->conn.bev, EV_READ);
+		conn_ref(&s->conn);   /* held by the worker job */
 		workers_submit(s->t->commit_pool, smtp_commit_work, smtp_commit_done, s);
 		return;
 	}
@@ -1022,7 +932,7 @@ void smtp_data_write(struct smtp_session *s, const char *buf, size_t len)
  * out of input, or end of data reached (commit pending or reply sent). */
 static bool smtp_data_input(struct smtp_session *s)
 {
-	struct evbuffer *in = bufferevent_get_input(s->bev);
+	struct evbuffer *in = bufferevent_get_input(s->conn.bev);
 	struct smtp_txn *t = s->txn;
 	struct evbuffer_iovec v;
 	char out[SMTP_DATA_CHUNK + 2];
@@ -1050,7 +960,7 @@ static bool smtp_data_input(struct smtp_session *s)
  * was consumed and answered. */
 static int smtp_take_line(struct smtp_session *s, char *buf, size_t cap, size_t *len)
 {
-	struct evbuffer *in = bufferevent_get_input(s->bev);
+	struct evbuffer *in = bufferevent_get_input(s->conn.bev);
 	struct evbuffer_ptr p = evbuffer_search(in, "\n", 1, NULL);
 	size_t max = s->line_max ? s->line_max : SMTP_LINE_MAX;
 	size_t n;
@@ -1135,8 +1045,7 @@ static void smtp_process_batch(struct smtp_session *s)
  * reference. */
 static void smtp_process_input(struct smtp_session *s)
 {
-	s->in_input++;
+	conn_batch_begin(&s->conn);
 	smtp_process_batch(s);
-	if (--s->in_input == 0)
-		smtp_write_direct(s);
+	conn_batch_end(&s->conn);
 }

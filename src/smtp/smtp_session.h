@@ -11,6 +11,7 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
+#include "core/conn.h"
 #include "core/server.h"
 #include "proto/header.h"
 #include "proto/smtp_data.h"
@@ -54,7 +55,7 @@ struct smtp_session {
 	uint64_t id;
 	struct tern *t;
 	enum service svc;
-	struct bufferevent *bev;
+	struct conn conn;         /* socket, references, output */
 	enum smtp_state state;
 	struct sockaddr_storage peer;
 	char ip[64];
@@ -63,26 +64,14 @@ struct smtp_session {
 	char helo[256];
 	bool esmtp;
 	bool trusted;             /* client in [relay] trusted_networks */
-	bool tls;
 	char *auth_user;
 	unsigned errors;
 	unsigned messages;
-	int refs;
 	bool discard_line;        /* skipping the rest of an over-long line */
 	size_t line_max;          /* 0 = SMTP_LINE_MAX */
 	bool input_discard;       /* stop processing buffered input (STARTTLS) */
 	bool peer_gone;
 	bool peer_eof;            /* half-closed during a commit: answer, then close */
-	bool flush_ref;           /* a reference waits for the output to drain */
-	/* Plain sessions write replies themselves, at the end of each input
-	 * batch (or at once outside one), and arm the bufferevent's write
-	 * event only for what the socket did not take: a reply then costs
-	 * one write(2), not an event added, a loop turn and the event
-	 * removed again. */
-	bool direct_out;
-	struct evbuffer *outq;    /* direct_out: replies not yet written */
-	unsigned in_input;        /* inside smtp_process_input() */
-	bool write_armed;         /* the bufferevent holds a rest to write */
 	bool shutdown_after_commit;
 	const char *cur_verb;     /* for logging replies >= 400 */
 	bool no_error_count;      /* this reply does not count as an error */
@@ -108,16 +97,12 @@ void smtp_greet(struct smtp_session *s);
 void smtp_format_ip(const struct sockaddr *sa, char *out, size_t cap);
 const char *smtp_service_name(enum service svc);
 void smtp_reply_shutdown(struct smtp_session *s, const char *text);
+/* Stop reading; free once the output has left (flush) or at once. */
+void smtp_close(struct smtp_session *s, bool flush);
 /* Stop processing input (and reading) until smtp_resume_input(); holds a
  * reference, so the session outlives a timer or worker job in between.
  * Pauses nest; smtp_resume_input() drops one and may free s. */
 void smtp_pause_input(struct smtp_session *s);
-/* From now on all output goes through the bufferevent's write events
- * (before STARTTLS, whose switch waits for the 220 to drain). */
-void smtp_output_via_events(struct smtp_session *s);
-/* Where reply text goes (smtp_reply() uses it; so may multi-line replies
- * built in place). */
-struct evbuffer *smtp_out(struct smtp_session *s);
 void smtp_resume_input(struct smtp_session *s);
 
 /* The message octets after DATA, written to the queue file. */
@@ -138,6 +123,8 @@ bool smtp_policy_message_ok(struct smtp_session *s);
 
 /* smtp_auth.c: TLS and AUTH */
 int smtp_tls_accept_hook(struct smtp_session *s);        /* implicit TLS on 465 */
+void smtp_tls_connected_cb(void *arg);                   /* conn_ops.connected */
+void smtp_starttls_done_cb(void *arg, bool ok);          /* conn_ops.starttls_done */
 size_t smtp_ehlo_extra(struct smtp_session *s, char *buf, size_t cap);
 void smtp_tls_describe(struct smtp_session *s, char *buf, size_t cap);
 void smtp_cmd_starttls(struct smtp_session *s, const char *args, size_t len);

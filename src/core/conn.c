@@ -1,0 +1,348 @@
+/*
+ * conn.c - one server connection under a session: bufferevent, reference
+ * count, flush-then-close, direct writes, and the switch to TLS on the
+ * same socket (RFC 3207 4.2 and RFC 2595 4: after the reply that starts
+ * it, nothing sent in the clear is acted on; RFC 8314 3.3 implicit TLS).
+ *
+ * Output on a plain connection is written with one write(2) when an
+ * output batch ends (a batch is one callback into the session, or a
+ * pipelined group of commands, RFC 2920 and RFC 2449 6.6); what the
+ * socket does not take moves to the bufferevent, whose write event then
+ * drains it and reports errors.  The bufferevent's own output cannot be
+ * written from outside its callbacks (libevent keeps its front frozen),
+ * hence the separate queue.  TLS output always goes through the
+ * bufferevent: an OpenSSL socket bufferevent writes straight to the
+ * socket, so "output drained" still means "handed to the kernel" when a
+ * session flushes its last reply and closes.
+ *
+ * The session is freed (ops->free) only when it is closing and no
+ * callback, timer or worker job holds a reference: every callback runs
+ * with one held, so close may be called anywhere.
+ */
+#include "core/conn.h"
+#include "core/log.h"
+#include "core/tls.h"
+#include "core/util.h"
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
+#include <event2/event.h>
+#include <inttypes.h>
+#include <openssl/err.h>
+#include <string.h>
+
+/* ---- logging: one function per event ---------------------------------- */
+
+static void log_conn_tls(const struct conn *c, SSL *ssl)
+{
+	char d[128];
+	tls_describe(ssl, d, sizeof(d));
+	log_event("event=tls session=%016" PRIx64 " ip=%s tls=\"%s\"", c->id, c->ip, d);
+}
+
+void conn_log_tls_failed(const struct conn *c, unsigned long err)
+{
+	char e[200] = "connection closed";
+	if (err)
+		ERR_error_string_n(err, e, sizeof(e));
+	log_event("event=tls_failed session=%016" PRIx64 " ip=%s error=\"%s\"", c->id, c->ip, e);
+}
+
+/* ---- references and closing ------------------------------------------- */
+
+void conn_ref(struct conn *c)
+{
+	c->refs++;
+}
+
+void conn_unref(struct conn *c)
+{
+	if (--c->refs == 0 && c->closing)
+		c->ops->free(c->owner);
+}
+
+/* A STARTTLS switch that will not happen now: tell the session. */
+static void conn_cancel_tls(struct conn *c)
+{
+	if (c->tls_pending == NULL)
+		return;
+	SSL_free(c->tls_pending);
+	c->tls_pending = NULL;
+	c->ops->starttls_done(c->owner, false);
+}
+
+/* Releases the reference that conn_close(flush) took, once the output
+ * has left (or cannot leave any more). */
+static void conn_flush_done(struct conn *c)
+{
+	conn_ref(c);
+	conn_cancel_tls(c);
+	if (c->flush_ref) {
+		c->flush_ref = false;
+		bufferevent_disable(c->bev, EV_READ | EV_WRITE);
+		conn_unref(c);
+	}
+	conn_unref(c);
+}
+
+/* ---- output ------------------------------------------------------------ */
+
+/* Hand the queue to the bufferevent and let its write event drain it. */
+static void conn_arm(struct conn *c)
+{
+	c->write_armed = true;
+	evbuffer_add_buffer(bufferevent_get_output(c->bev), c->outq);
+	bufferevent_enable(c->bev, EV_WRITE);
+}
+
+static void conn_write_direct(struct conn *c)
+{
+	if (!c->direct_out || c->write_armed || c->closing || evbuffer_get_length(c->outq) == 0)
+		return;
+	/* On an error the rest stays queued: the bufferevent then meets the
+	 * same error and reports it through the event callback. */
+	(void)evbuffer_write(c->outq, bufferevent_getfd(c->bev));
+	if (evbuffer_get_length(c->outq) > 0)
+		conn_arm(c);
+}
+
+struct evbuffer *conn_out(struct conn *c)
+{
+	return c->direct_out && !c->write_armed ? c->outq : bufferevent_get_output(c->bev);
+}
+
+void conn_push(struct conn *c)
+{
+	if (c->in_batch == 0)
+		conn_write_direct(c);
+}
+
+void conn_write(struct conn *c, const void *buf, size_t len)
+{
+	evbuffer_add(conn_out(c), buf, len);
+	conn_push(c);
+}
+
+void conn_batch_begin(struct conn *c)
+{
+	c->in_batch++;
+}
+
+void conn_batch_end(struct conn *c)
+{
+	if (--c->in_batch == 0)
+		conn_write_direct(c);
+}
+
+size_t conn_pending(const struct conn *c)
+{
+	return evbuffer_get_length(c->outq) + evbuffer_get_length(bufferevent_get_output(c->bev));
+}
+
+void conn_await_drain(struct conn *c)
+{
+	if (c->direct_out && !c->write_armed)
+		conn_arm(c);
+}
+
+/* Stop reading; free once the output is flushed (flush) or at once.  The
+ * memory goes only when no callback or worker job holds a reference. */
+void conn_close(struct conn *c, bool flush)
+{
+	if (c->closing) {
+		if (!flush)
+			conn_flush_done(c);
+		return;
+	}
+	if (flush)
+		conn_write_direct(c);
+	c->closing = true;
+	bufferevent_disable(c->bev, EV_READ);
+	c->refs++;
+	if (flush && evbuffer_get_length(bufferevent_get_output(c->bev)) > 0) {
+		c->flush_ref = true;   /* released by conn_flush_done() */
+		bufferevent_enable(c->bev, EV_WRITE);
+		return;
+	}
+	conn_cancel_tls(c);
+	conn_unref(c);
+}
+
+/* ---- callbacks ----------------------------------------------------------- */
+
+static void conn_read_cb(struct bufferevent *bev, void *arg)
+{
+	struct conn *c = arg;
+
+	conn_ref(c);
+	conn_batch_begin(c);
+	c->ops->read(c->owner);
+	conn_batch_end(c);
+	conn_unref(c);
+}
+
+static void conn_starttls_now(struct conn *c)
+{
+	SSL *ssl = c->tls_pending;
+	bool ok;
+
+	c->tls_pending = NULL;
+	ok = conn_start_tls(c, ssl);
+	c->ops->starttls_done(c->owner, ok);
+}
+
+/* The output drained to the low-water mark (to nothing, on a closing or
+ * armed connection, for a STARTTLS waiting on its reply). */
+static void conn_write_cb(struct bufferevent *bev, void *arg)
+{
+	struct conn *c = arg;
+	bool empty = evbuffer_get_length(bufferevent_get_output(bev)) == 0;
+
+	conn_ref(c);
+	conn_batch_begin(c);
+	if (c->closing) {
+		if (empty)
+			conn_flush_done(c);
+	} else if (c->tls_pending) {
+		if (empty)
+			conn_starttls_now(c);
+	} else {
+		if (c->ops->drained)
+			c->ops->drained(c->owner);
+		if (c->write_armed && !c->closing && evbuffer_get_length(bufferevent_get_output(c->bev)) == 0) {
+			c->write_armed = false;
+			bufferevent_disable(c->bev, EV_WRITE);
+		}
+	}
+	conn_batch_end(c);
+	conn_unref(c);
+}
+
+static void conn_event_cb(struct bufferevent *bev, short what, void *arg)
+{
+	struct conn *c = arg;
+	SSL *ssl = c->tls ? bufferevent_openssl_get_ssl(bev) : NULL;
+
+	conn_ref(c);
+	conn_batch_begin(c);
+	if (what & BEV_EVENT_CONNECTED) {
+		log_conn_tls(c, ssl);
+		if (c->ops->connected)
+			c->ops->connected(c->owner);
+	} else {
+		if ((what & (BEV_EVENT_ERROR | BEV_EVENT_EOF)) && ssl && !SSL_is_init_finished(ssl))
+			conn_log_tls_failed(c, bufferevent_get_openssl_error(bev));
+		if (c->closing)
+			conn_flush_done(c);   /* peer gone or stalled while we flushed */
+		else
+			c->ops->event(c->owner, what);
+		conn_cancel_tls(c);
+	}
+	conn_batch_end(c);
+	conn_unref(c);
+}
+
+/* ---- set-up ---------------------------------------------------------------- */
+
+static void conn_setup_bev(struct conn *c)
+{
+	bufferevent_setcb(c->bev, conn_read_cb, conn_write_cb, conn_event_cb, c);
+	bufferevent_setwatermark(c->bev, EV_WRITE, c->low_water, 0);
+	bufferevent_set_timeouts(c->bev, &c->timeout, &c->timeout);
+}
+
+void conn_init(struct conn *c, struct event_base *base, evutil_socket_t fd, const struct conn_ops *ops,
+	       void *owner, uint64_t id, const char *ip)
+{
+	memset(c, 0, sizeof(*c));
+	c->base = base;
+	c->ops = ops;
+	c->owner = owner;
+	c->id = id;
+	c->ip = ip;
+	c->outq = evbuffer_new();
+	c->bev = bufferevent_socket_new(base, fd, BEV_OPT_CLOSE_ON_FREE);
+	if (c->outq == NULL || c->bev == NULL)
+		die("out of memory for a connection");
+	conn_setup_bev(c);
+	bufferevent_disable(c->bev, EV_READ | EV_WRITE);
+}
+
+void conn_release(struct conn *c)
+{
+	if (c->tls_pending)
+		SSL_free(c->tls_pending);
+	if (c->bev)
+		bufferevent_free(c->bev);
+	if (c->outq)
+		evbuffer_free(c->outq);
+	c->tls_pending = NULL;
+	c->bev = NULL;
+	c->outq = NULL;
+}
+
+void conn_set_timeout(struct conn *c, uint64_t seconds)
+{
+	c->timeout = (struct timeval){ .tv_sec = (time_t)seconds };
+	bufferevent_set_timeouts(c->bev, &c->timeout, &c->timeout);
+}
+
+void conn_set_low_water(struct conn *c, size_t low)
+{
+	c->low_water = low;
+	bufferevent_setwatermark(c->bev, EV_WRITE, low, 0);
+}
+
+void conn_start(struct conn *c)
+{
+	if (c->tls) {
+		bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+		return;
+	}
+	c->direct_out = true;
+	if (evbuffer_get_length(bufferevent_get_output(c->bev)) > 0)
+		c->write_armed = true;   /* written before: drain that first */
+	else
+		bufferevent_disable(c->bev, EV_WRITE);
+	bufferevent_enable(c->bev, EV_READ);
+}
+
+/* ---- TLS --------------------------------------------------------------------- */
+
+bool conn_start_tls(struct conn *c, SSL *ssl)
+{
+	struct bufferevent *old = c->bev, *nb;
+
+	nb = bufferevent_openssl_socket_new(c->base, bufferevent_getfd(old), ssl, BUFFEREVENT_SSL_ACCEPTING,
+					    BEV_OPT_CLOSE_ON_FREE);
+	if (nb == NULL) {
+		SSL_free(ssl);
+		return false;
+	}
+	bufferevent_setfd(old, -1);   /* the socket now belongs to nb */
+	bufferevent_free(old);
+	bufferevent_openssl_set_allow_dirty_shutdown(nb, 1);
+	c->bev = nb;
+	c->tls = true;
+	c->direct_out = false;
+	c->write_armed = false;
+	conn_setup_bev(c);
+	bufferevent_enable(nb, EV_WRITE);
+	return true;
+}
+
+void conn_starttls(struct conn *c, SSL *ssl)
+{
+	struct evbuffer *in = bufferevent_get_input(c->bev);
+
+	if (c->direct_out)
+		evbuffer_add_buffer(bufferevent_get_output(c->bev), c->outq);
+	c->direct_out = false;
+	c->write_armed = false;
+	/* Nothing that came in the clear with the command is acted on. */
+	evbuffer_drain(in, evbuffer_get_length(in));
+	bufferevent_disable(c->bev, EV_READ);
+	c->tls_pending = ssl;
+	bufferevent_enable(c->bev, EV_WRITE);
+}
