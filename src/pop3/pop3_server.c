@@ -24,6 +24,7 @@
 #include "pop3/pop3_server.h"
 #include "core/addrcount.h"
 #include "core/config.h"
+#include "core/conn.h"
 #include "core/listener.h"
 #include "core/log.h"
 #include "core/tls.h"
@@ -101,22 +102,18 @@ struct pop3_session {
 	uint64_t id;
 	struct tern *t;
 	enum service svc;
-	struct bufferevent *bev;
+	struct conn conn;         /* socket, references, output */
 	enum pop3_state state;
 	struct sockaddr_storage peer;
 	char ip[64];
 	char timestamp[128];      /* APOP: "<...@host>" from the greeting */
 	bool trusted;             /* client in [relay] trusted_networks */
-	bool tls;
-	int refs;
 	unsigned errors;
 	bool discard_line;        /* skipping the rest of an over-long line */
 	bool input_discard;       /* STLS: drop what was pipelined after it */
 	bool waiting;             /* a worker job or a delay timer is pending */
-	bool flush_ref;           /* a reference waits for the output to drain */
 	bool shutdown_pending;    /* shutdown requested while waiting */
 	bool output_full;         /* input paused until the output drains */
-	SSL *stls_ssl;            /* STLS: waits for the +OK to leave */
 	const struct pop3_command *cur;
 	char *user_arg;           /* from USER */
 	char *user;               /* authenticated "local@domain" */
@@ -145,7 +142,6 @@ struct pop3_command {
 
 static void pop3_process_input(struct pop3_session *s);
 static void pop3_close(struct pop3_session *s, bool flush);
-static void pop3_unref(struct pop3_session *s);
 static void pop3_resume(struct pop3_session *s);
 
 /* ---- logging: one function per event ---------------------------------- */
@@ -174,7 +170,7 @@ static void log_pop3_reject(const struct pop3_session *s, const char *verb, cons
 static void log_pop3_login(const struct pop3_session *s, const char *method, size_t n, uint64_t octets)
 {
 	log_event("event=login session=%016" PRIx64 " ip=%s user=%s method=%s tls=%s messages=%zu octets=%" PRIu64,
-		  s->id, s->ip, s->user, method, s->tls ? "yes" : "no", n, octets);
+		  s->id, s->ip, s->user, method, s->conn.tls ? "yes" : "no", n, octets);
 }
 
 static void log_pop3_auth_failed(const struct pop3_session *s, const char *method, const char *user,
@@ -195,21 +191,6 @@ static void log_pop3_update(const struct pop3_session *s, size_t deleted, size_t
 {
 	log_event("event=update session=%016" PRIx64 " user=%s deleted=%zu failed=%zu left=%zu", s->id,
 		  s->user, deleted, failed, left);
-}
-
-static void log_pop3_tls(const struct pop3_session *s, SSL *ssl)
-{
-	char d[128];
-	tls_describe(ssl, d, sizeof(d));
-	log_event("event=tls session=%016" PRIx64 " ip=%s tls=\"%s\"", s->id, s->ip, d);
-}
-
-static void log_pop3_tls_failed(const struct pop3_session *s, unsigned long err)
-{
-	char e[200] = "connection closed";
-	if (err)
-		ERR_error_string_n(err, e, sizeof(e));
-	log_event("event=tls_failed session=%016" PRIx64 " ip=%s error=\"%s\"", s->id, s->ip, e);
 }
 
 static void log_pop3_disconnect(const struct pop3_session *s)
@@ -293,7 +274,7 @@ static void pop3_vreply(struct pop3_session *s, const char *status, const char *
 		n = (int)sizeof(buf) - 3;
 	buf[n++] = '\r';
 	buf[n++] = '\n';
-	evbuffer_add(bufferevent_get_output(s->bev), buf, (size_t)n);
+	conn_write(&s->conn, buf, (size_t)n);
 	if (status[0] == '-') {
 		buf[n - 2] = '\0';
 		log_pop3_reject(s, s->cur ? s->cur->name : "-", buf);
@@ -345,8 +326,10 @@ static void pop3_sasl_end(struct pop3_session *s)
 	s->sasl = NULL;
 }
 
-static void pop3_free(struct pop3_session *s)
+static void pop3_free_cb(void *arg)
 {
+	struct pop3_session *s = arg;
+
 	log_pop3_disconnect(s);
 	pop3_stream_stop(s);
 	pop3_sasl_end(s);
@@ -357,116 +340,59 @@ static void pop3_free(struct pop3_session *s)
 	addr_count_add(s->t->conn_per_ip, (struct sockaddr *)&s->peer, -1, now_unix());
 	if (s->delay_ev)
 		event_free(s->delay_ev);
-	if (s->stls_ssl)
-		SSL_free(s->stls_ssl);
-	if (s->bev)
-		bufferevent_free(s->bev);
+	conn_release(&s->conn);
 	free(s->user_arg);
 	free(s->user);
 	free(s);
-}
-
-static void pop3_unref(struct pop3_session *s)
-{
-	if (--s->refs == 0 && s->state == POP3_S_CLOSING)
-		pop3_free(s);
-}
-
-static void pop3_flush_done(struct pop3_session *s)
-{
-	if (!s->flush_ref)
-		return;
-	s->flush_ref = false;
-	bufferevent_disable(s->bev, EV_READ | EV_WRITE);
-	pop3_unref(s);
 }
 
 /* Stop reading; free once the output is flushed (flush) or at once.  The
  * memory goes only when no callback or worker job holds a reference. */
 static void pop3_close(struct pop3_session *s, bool flush)
 {
-	if (s->state == POP3_S_CLOSING) {
-		if (!flush)
-			pop3_flush_done(s);
-		return;
-	}
 	pop3_set_state(s, POP3_S_CLOSING);
 	pop3_stream_stop(s);
-	bufferevent_disable(s->bev, EV_READ);
-	s->refs++;
-	if (flush && evbuffer_get_length(bufferevent_get_output(s->bev)) > 0) {
-		s->flush_ref = true;
-		bufferevent_enable(s->bev, EV_WRITE);
-		return;
-	}
-	pop3_unref(s);
+	conn_close(&s->conn, flush);
 }
 
 static bool pop3_stream_fill(struct pop3_session *s);
-static void pop3_stls_switch(struct pop3_session *s);
 
-/* The output drained below POP3_OUT_LOW (or to nothing). */
-static void pop3_write_cb(struct bufferevent *bev, void *arg)
+/* The output drained below POP3_OUT_LOW: stream on, or read again. */
+static void pop3_drained_cb(void *arg)
 {
 	struct pop3_session *s = arg;
-	s->refs++;
-	if (s->state == POP3_S_CLOSING) {
-		if (evbuffer_get_length(bufferevent_get_output(bev)) == 0)
-			pop3_flush_done(s);
-	} else if (s->stls_ssl) {
-		if (evbuffer_get_length(bufferevent_get_output(bev)) == 0)
-			pop3_stls_switch(s);
-	} else if (s->msg_fd >= 0) {
+
+	if (s->msg_fd >= 0) {
 		if (pop3_stream_fill(s))
 			pop3_resume(s);
 	} else if (s->output_full) {
 		s->output_full = false;
 		pop3_resume(s);
 	}
-	pop3_unref(s);
 }
 
-static void pop3_event_cb(struct bufferevent *bev, short what, void *arg)
+/* A timeout, EOF or error while not closing (conn.h). */
+static void pop3_event_cb(void *arg, short what)
 {
 	struct pop3_session *s = arg;
 
-	s->refs++;
-	if (what & BEV_EVENT_CONNECTED) {
-		log_pop3_tls(s, bufferevent_openssl_get_ssl(bev));
-		pop3_unref(s);
-		return;
-	}
-	if (s->tls && (what & (BEV_EVENT_ERROR | BEV_EVENT_EOF))) {
-		SSL *ssl = bufferevent_openssl_get_ssl(bev);
-		if (ssl && !SSL_is_init_finished(ssl))
-			log_pop3_tls_failed(s, bufferevent_get_openssl_error(bev));
-	}
 	if (what & BEV_EVENT_TIMEOUT) {
-		if (s->state == POP3_S_CLOSING) {
-			pop3_flush_done(s);
-		} else if (s->state != POP3_S_UPDATE) {
+		if (s->state != POP3_S_UPDATE) {
 			/* RFC 1939 3: the autologout timer closes without UPDATE. */
 			log_event("event=timeout session=%016" PRIx64 " ip=%s state=%s", s->id, s->ip,
 				  pop3_state_names[s->state]);
 			pop3_err_close(s, POP3_C_NONE, "Autologout; idle for too long");
 			if (what & BEV_EVENT_WRITING)
-				pop3_flush_done(s);   /* a stalled reader: drop it */
+				pop3_close(s, false);   /* a stalled reader: drop it */
 		}
 	} else if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR)) {
-		if (s->state == POP3_S_CLOSING)
-			pop3_flush_done(s);
-		else
-			pop3_close(s, false);   /* no UPDATE: the mail stays */
+		pop3_close(s, false);   /* no UPDATE: the mail stays */
 	}
-	pop3_unref(s);
 }
 
-static void pop3_read_cb(struct bufferevent *bev, void *arg)
+static void pop3_read_cb(void *arg)
 {
-	struct pop3_session *s = arg;
-	s->refs++;
-	pop3_process_input(s);
-	pop3_unref(s);
+	pop3_process_input(arg);
 }
 
 static void pop3_session_shutdown(struct session_link *l)
@@ -495,19 +421,21 @@ static void pop3_greet(struct pop3_session *s)
 	pop3_ok(s, "tern POP3 server ready %s", s->timestamp);
 }
 
-static void pop3_setup_bev(struct pop3_session *s, const struct timeval *tv)
-{
-	bufferevent_setcb(s->bev, pop3_read_cb, pop3_write_cb, pop3_event_cb, s);
-	bufferevent_setwatermark(s->bev, EV_WRITE, POP3_OUT_LOW, 0);
-	bufferevent_set_timeouts(s->bev, tv, tv);
-}
+static void pop3_starttls_done_cb(void *arg, bool ok);
+
+static const struct conn_ops pop3_conn_ops = {
+	.read = pop3_read_cb,
+	.drained = pop3_drained_cb,
+	.event = pop3_event_cb,
+	.starttls_done = pop3_starttls_done_cb,
+	.free = pop3_free_cb,
+};
 
 void pop3_server_accept(struct tern *t, evutil_socket_t fd, const struct sockaddr *sa, socklen_t len,
 			enum service svc)
 {
 	struct pop3_session *s = xcalloc(1, sizeof(*s));
 	const struct config *cfg = t->cfg;
-	struct timeval tv = { .tv_sec = (time_t)cfg->pop3_timeout };
 	unsigned per_ip;
 
 	s->t = t;
@@ -528,26 +456,18 @@ void pop3_server_accept(struct tern *t, evutil_socket_t fd, const struct sockadd
 	s->trusted = cidr_list_match(&cfg->trusted_networks, sa);
 	pop3_make_timestamp(s);
 	log_pop3_connect(s);
+	conn_init(&s->conn, t->base, fd, &pop3_conn_ops, s, s->id, s->ip);
+	conn_set_low_water(&s->conn, POP3_OUT_LOW);
+	conn_set_timeout(&s->conn, cfg->pop3_timeout);
 	if (svc == SERVICE_POP3S) {
 		/* Implicit TLS (RFC 8314): the greeting leaves after the handshake. */
 		SSL *ssl = t->tls ? tls_ctx_new_ssl(t->tls) : NULL;
-		s->bev = ssl ? bufferevent_openssl_socket_new(t->base, fd, ssl, BUFFEREVENT_SSL_ACCEPTING,
-							      BEV_OPT_CLOSE_ON_FREE) : NULL;
-		if (s->bev == NULL) {
-			log_pop3_tls_failed(s, ERR_get_error());
-			if (ssl)
-				SSL_free(ssl);
-			s->bev = bufferevent_socket_new(t->base, fd, BEV_OPT_CLOSE_ON_FREE);
-			pop3_setup_bev(s, &tv);
+		if (ssl == NULL || !conn_start_tls(&s->conn, ssl)) {
+			conn_log_tls_failed(&s->conn, ERR_get_error());
 			pop3_close(s, false);
 			return;
 		}
-		bufferevent_openssl_set_allow_dirty_shutdown(s->bev, 1);
-		s->tls = true;
-	} else {
-		s->bev = bufferevent_socket_new(t->base, fd, BEV_OPT_CLOSE_ON_FREE);
 	}
-	pop3_setup_bev(s, &tv);
 
 	if (t->nsessions > cfg->max_connections || t->nsessions > t->max_fds) {
 		pop3_err_close(s, POP3_C_SYS_TEMP, "Too many connections, try again later");
@@ -557,7 +477,7 @@ void pop3_server_accept(struct tern *t, evutil_socket_t fd, const struct sockadd
 		pop3_err_close(s, POP3_C_SYS_TEMP, "Too many connections from your address, try again later");
 		return;
 	}
-	bufferevent_enable(s->bev, EV_READ | EV_WRITE);
+	conn_start(&s->conn);
 	pop3_greet(s);
 }
 
@@ -567,7 +487,7 @@ void pop3_server_accept(struct tern *t, evutil_socket_t fd, const struct sockadd
  * trusted networks, or when the config allows them (RFC 2595 2.2). */
 static bool pop3_plaintext_ok(const struct pop3_session *s)
 {
-	return s->tls || s->trusted || s->t->cfg->allow_plaintext;
+	return s->conn.tls || s->trusted || s->t->cfg->allow_plaintext;
 }
 
 /* "alice@example.test", or "alice" in the first local domain. */
@@ -610,7 +530,8 @@ static void pop3_delay_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct pop3_session *s = arg;
 
-	s->refs++;
+	conn_ref(&s->conn);
+	conn_batch_begin(&s->conn);
 	s->waiting = false;
 	if (s->state != POP3_S_CLOSING) {
 		s->cur = &pop3_login_cmd;
@@ -620,7 +541,8 @@ static void pop3_delay_cb(evutil_socket_t fd, short what, void *arg)
 		else
 			pop3_resume(s);
 	}
-	pop3_unref(s);
+	conn_batch_end(&s->conn);
+	conn_unref(&s->conn);
 }
 
 /* Every failed login - unknown user, wrong password, bad SASL proof -
@@ -643,7 +565,7 @@ static void pop3_auth_failed(struct pop3_session *s, const char *method, const c
 	if (s->delay_ev == NULL)
 		s->delay_ev = evtimer_new(s->t->base, pop3_delay_cb, s);
 	s->waiting = true;
-	bufferevent_disable(s->bev, EV_READ);
+	bufferevent_disable(s->conn.bev, EV_READ);
 	evtimer_add(s->delay_ev, &tv);
 }
 
@@ -733,6 +655,7 @@ static void pop3_login_done(void *arg)
 	struct pop3_login *l = arg;
 	struct pop3_session *s = l->s;
 
+	conn_batch_begin(&s->conn);
 	s->waiting = false;
 	if (s->state != POP3_S_CLOSING) {
 		s->cur = &pop3_login_cmd;
@@ -748,7 +671,8 @@ static void pop3_login_done(void *arg)
 	free(l->password);
 	free(l->path);
 	free(l);
-	pop3_unref(s);
+	conn_batch_end(&s->conn);
+	conn_unref(&s->conn);
 }
 
 /* Start a login for name: with password to verify (USER/PASS), or
@@ -772,8 +696,8 @@ static void pop3_login_start(struct pop3_session *s, const char *method, const c
 	l->verified = verified && u != NULL;
 	l->path = u ? maildir_path(s->t->cfg->state_dir, u->domain, u->local) : NULL;
 	s->waiting = true;
-	bufferevent_disable(s->bev, EV_READ);
-	s->refs++;   /* held by the worker job */
+	bufferevent_disable(s->conn.bev, EV_READ);
+	conn_ref(&s->conn);   /* held by the worker job */
 	workers_submit(s->t->delivery_pool, pop3_login_work, pop3_login_done, l);
 }
 
@@ -882,7 +806,7 @@ static void pop3_sasl_step(struct pop3_session *s, const char *in, size_t len)
 	}
 	switch (st) {
 	case SASL_CONTINUE:
-		evbuffer_add_printf(bufferevent_get_output(s->bev), "+ %s\r\n", challenge);
+		evbuffer_add_printf(conn_out(&s->conn), "+ %s\r\n", challenge);
 		free(challenge);
 		return;
 	case SASL_OK:
@@ -913,7 +837,7 @@ static void cmd_auth(struct pop3_session *s, const char *args, size_t len)
 	}
 	if (n == 0) {
 		/* The pre-RFC 5034 listing some clients still ask for. */
-		pop3_list_mechs(s, bufferevent_get_output(s->bev), "+OK\r\n", "\r\n", "\r\n.\r\n");
+		pop3_list_mechs(s, conn_out(&s->conn), "+OK\r\n", "\r\n", "\r\n.\r\n");
 		return;
 	}
 	if (!sasl_mech_parse(w[0].p, w[0].len, &mech)) {
@@ -940,7 +864,7 @@ static void pop3_auth_continue(struct pop3_session *s, const char *line, size_t 
 
 static void cmd_capa(struct pop3_session *s, const char *args, size_t len)
 {
-	struct evbuffer *out = bufferevent_get_output(s->bev);
+	struct evbuffer *out = conn_out(&s->conn);
 	bool authz = s->state == POP3_S_AUTHORIZATION;
 
 	evbuffer_add_printf(out, "+OK Capability list follows\r\nTOP\r\nUIDL\r\nRESP-CODES\r\n"
@@ -949,7 +873,7 @@ static void cmd_capa(struct pop3_session *s, const char *args, size_t len)
 		evbuffer_add_printf(out, "USER\r\n");
 	if (authz)
 		pop3_list_mechs(s, out, "SASL ", " ", "\r\n");
-	if (authz && s->t->tls && !s->tls)
+	if (authz && s->t->tls && !s->conn.tls)
 		evbuffer_add_printf(out, "STLS\r\n");
 	evbuffer_add_printf(out, "EXPIRE NEVER\r\n");
 	if (s->t->cfg->login_delay)
@@ -959,9 +883,9 @@ static void cmd_capa(struct pop3_session *s, const char *args, size_t len)
 
 static void cmd_stls(struct pop3_session *s, const char *args, size_t len)
 {
-	struct evbuffer *in = bufferevent_get_input(s->bev);
+	SSL *ssl;
 
-	if (s->tls) {
+	if (s->conn.tls) {
 		pop3_err(s, POP3_C_NONE, "Already using TLS");
 		return;
 	}
@@ -969,46 +893,38 @@ static void cmd_stls(struct pop3_session *s, const char *args, size_t len)
 		pop3_err(s, POP3_C_SYS_PERM, "TLS not available");
 		return;
 	}
-	if ((s->stls_ssl = tls_ctx_new_ssl(s->t->tls)) == NULL) {
-		log_pop3_tls_failed(s, ERR_get_error());
+	if ((ssl = tls_ctx_new_ssl(s->t->tls)) == NULL) {
+		conn_log_tls_failed(&s->conn, ERR_get_error());
 		pop3_err(s, POP3_C_SYS_TEMP, "TLS not available now, try again later");
 		return;
 	}
+	/* The +OK leaves through the write events; the switch waits until it
+	 * has drained.  RFC 2595 4: nothing sent in the clear after STLS is
+	 * acted on. */
+	conn_starttls(&s->conn, ssl);
 	pop3_ok(s, "Begin TLS negotiation");
-	/* RFC 2595 4: nothing sent in the clear after STLS is acted on. */
-	evbuffer_drain(in, evbuffer_get_length(in));
 	s->input_discard = true;
 	s->waiting = true;
-	bufferevent_disable(s->bev, EV_READ);
 }
 
-/* The +OK to STLS has left: TLS from here on, on the same socket. */
-static void pop3_stls_switch(struct pop3_session *s)
+/* The +OK to STLS has left: TLS from here on, on the same socket (ok),
+ * or the switch did not happen. */
+static void pop3_starttls_done_cb(void *arg, bool ok)
 {
-	struct bufferevent *old = s->bev, *nb;
-	struct timeval tv = { .tv_sec = (time_t)s->t->cfg->pop3_timeout };
-	SSL *ssl = s->stls_ssl;
+	struct pop3_session *s = arg;
 
-	s->stls_ssl = NULL;
 	s->waiting = false;
-	nb = bufferevent_openssl_socket_new(s->t->base, bufferevent_getfd(old), ssl,
-					    BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE);
-	if (nb == NULL) {
-		SSL_free(ssl);
-		log_pop3_tls_failed(s, ERR_get_error());
+	if (s->state == POP3_S_CLOSING)
+		return;
+	if (!ok) {
+		conn_log_tls_failed(&s->conn, ERR_get_error());
 		pop3_close(s, false);
 		return;
 	}
-	bufferevent_setfd(old, -1);   /* the socket now belongs to nb */
-	bufferevent_free(old);
-	bufferevent_openssl_set_allow_dirty_shutdown(nb, 1);
-	s->bev = nb;
-	s->tls = true;
-	pop3_setup_bev(s, &tv);
 	/* What was learnt in the clear is forgotten. */
 	free(s->user_arg);
 	s->user_arg = NULL;
-	bufferevent_enable(s->bev, EV_READ | EV_WRITE);
+	bufferevent_enable(s->conn.bev, EV_READ);
 	pop3_resume(s);
 }
 
@@ -1058,7 +974,7 @@ static void pop3_listing(struct pop3_session *s, const char *args, size_t len, b
 {
 	struct pop3_word w[1];
 	size_t n, i;
-	struct evbuffer *out = bufferevent_get_output(s->bev);
+	struct evbuffer *out = conn_out(&s->conn);
 
 	if (!pop3_args(s, args, len, 0, 1, w, &n))
 		return;
@@ -1104,7 +1020,7 @@ static void cmd_uidl(struct pop3_session *s, const char *args, size_t len)
  * true when the message is complete and input may be read again. */
 static bool pop3_stream_fill(struct pop3_session *s)
 {
-	struct evbuffer *out = bufferevent_get_output(s->bev);
+	struct evbuffer *out = conn_out(&s->conn);
 	char buf[POP3_FILE_CHUNK];
 
 	while (evbuffer_get_length(out) < POP3_OUT_HIGH) {
@@ -1161,8 +1077,10 @@ static void pop3_send_msg(struct pop3_session *s, size_t i, bool all, uint64_t b
 	s->msg_index = i;
 	/* Input waits until the message is out (pop3_process_input stops
 	 * while msg_fd is open), which also stops the idle timer. */
-	if (!pop3_stream_fill(s) && s->msg_fd >= 0)
-		bufferevent_disable(s->bev, EV_READ);
+	if (!pop3_stream_fill(s) && s->msg_fd >= 0) {
+		bufferevent_disable(s->conn.bev, EV_READ);
+		conn_await_drain(&s->conn);   /* the rest follows as it drains */
+	}
 }
 
 static void cmd_retr(struct pop3_session *s, const char *args, size_t len)
@@ -1248,7 +1166,7 @@ static void pop3_update_done(void *arg)
 		pop3_close(s, true);
 	}
 	free(u);
-	pop3_unref(s);
+	conn_unref(&s->conn);
 }
 
 static void cmd_quit(struct pop3_session *s, const char *args, size_t len)
@@ -1262,10 +1180,10 @@ static void cmd_quit(struct pop3_session *s, const char *args, size_t len)
 	}
 	/* RFC 1939 6: QUIT in TRANSACTION enters UPDATE. */
 	pop3_set_state(s, POP3_S_UPDATE);
-	bufferevent_disable(s->bev, EV_READ);
+	bufferevent_disable(s->conn.bev, EV_READ);
 	u = xcalloc(1, sizeof(*u));
 	u->s = s;
-	s->refs++;   /* held by the worker job */
+	conn_ref(&s->conn);   /* held by the worker job */
 	workers_submit(s->t->delivery_pool, pop3_update_work, pop3_update_done, u);
 }
 
@@ -1326,7 +1244,7 @@ static void pop3_dispatch(struct pop3_session *s, const char *line, size_t len)
  * consumed and answered. */
 static int pop3_take_line(struct pop3_session *s, char *buf, size_t cap, size_t *len)
 {
-	struct evbuffer *in = bufferevent_get_input(s->bev);
+	struct evbuffer *in = bufferevent_get_input(s->conn.bev);
 	struct evbuffer_ptr p = evbuffer_search(in, "\n", 1, NULL);
 	size_t max = s->sasl ? POP3_AUTH_LINE_MAX : POP3_LINE_MAX;
 	size_t n;
@@ -1371,12 +1289,14 @@ static void pop3_process_input(struct pop3_session *s)
 	size_t len;
 	int r;
 
+	conn_batch_begin(&s->conn);
 	while (pop3_may_read(s)) {
-		if (evbuffer_get_length(bufferevent_get_output(s->bev)) >= POP3_OUT_HIGH) {
+		if (conn_pending(&s->conn) >= POP3_OUT_HIGH) {
 			/* A client that pipelines without reading: wait until
-			 * the replies drain (the write callback resumes). */
+			 * the replies drain (pop3_drained_cb resumes). */
 			s->output_full = true;
-			bufferevent_disable(s->bev, EV_READ);
+			bufferevent_disable(s->conn.bev, EV_READ);
+			conn_await_drain(&s->conn);
 			break;
 		}
 		r = pop3_take_line(s, line, sizeof(line), &len);
@@ -1401,6 +1321,9 @@ static void pop3_process_input(struct pop3_session *s)
 			break;
 		}
 	}
+	/* The replies to what was pipelined leave in one write (RFC 2449
+	 * 6.6); the caller holds a reference. */
+	conn_batch_end(&s->conn);
 }
 
 /* After a pause (worker job, delay): read again and go on with what the
@@ -1413,6 +1336,6 @@ static void pop3_resume(struct pop3_session *s)
 	}
 	if (!pop3_may_read(s))
 		return;
-	bufferevent_enable(s->bev, EV_READ);
+	bufferevent_enable(s->conn.bev, EV_READ);
 	pop3_process_input(s);
 }
