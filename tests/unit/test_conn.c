@@ -1,0 +1,451 @@
+/*
+ * test_conn.c - core/conn.c over a socketpair and a real event_base:
+ * flush-then-close delivers every octet (a reply far larger than the
+ * socket takes at once included) before the session is freed; references
+ * keep a closed session alive until the last one goes; a batch of output
+ * leaves in one write (SOCK_SEQPACKET keeps write boundaries, so one
+ * recv() is one write); the STARTTLS switch waits for the reply to leave
+ * and is cancelled by a close.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <errno.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <unistd.h>
+#include <cmocka.h>
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+#include <openssl/ssl.h>
+#include "core/conn.h"
+#include "core/log.h"
+#include "core/util.h"
+
+/* A session as the conn sees it: counts what it was told. */
+struct owner {
+	struct conn c;
+	struct event_base *base;
+	int peer;                 /* the client's end of the socketpair */
+	int reads, drains, events, frees, tls_done, tls_ok;
+	short last_what;
+	bool reply_lines;         /* read: "ok N\r\n" for each line */
+	bool close_on_read;       /* read: reply, then conn_close(flush) */
+	bool starttls_on_read;    /* read: STARTTLS after the first line */
+	size_t lines;
+};
+
+/* An SSL without certificate: enough to switch, never to finish. */
+static SSL *new_ssl(void)
+{
+	SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+	SSL *ssl = SSL_new(ctx);
+	SSL_CTX_free(ctx);   /* the SSL holds its own reference */
+	return ssl;
+}
+
+static void owner_read(void *arg)
+{
+	struct owner *o = arg;
+	struct evbuffer *in = bufferevent_get_input(o->c.bev);
+	char *line;
+	size_t n;
+
+	o->reads++;
+	while ((line = evbuffer_readln(in, &n, EVBUFFER_EOL_CRLF)) != NULL) {
+		char reply[64];
+		int len = snprintf(reply, sizeof(reply), "ok %zu %s\r\n", ++o->lines, line);
+		free(line);
+		if (o->reply_lines)
+			conn_write(&o->c, reply, (size_t)len);
+		if (o->starttls_on_read) {
+			conn_starttls(&o->c, new_ssl());
+			return;
+		}
+	}
+	if (o->close_on_read)
+		conn_close(&o->c, true);
+}
+
+static void owner_drained(void *arg)
+{
+	((struct owner *)arg)->drains++;
+}
+
+static void owner_event(void *arg, short what)
+{
+	struct owner *o = arg;
+	o->events++;
+	o->last_what = what;
+	conn_close(&o->c, false);
+}
+
+static void owner_starttls_done(void *arg, bool ok)
+{
+	struct owner *o = arg;
+	o->tls_done++;
+	o->tls_ok += ok;
+}
+
+static void owner_free(void *arg)
+{
+	struct owner *o = arg;
+	o->frees++;
+	conn_release(&o->c);
+}
+
+static const struct conn_ops ops = {
+	.read = owner_read,
+	.drained = owner_drained,
+	.event = owner_event,
+	.starttls_done = owner_starttls_done,
+	.free = owner_free,
+};
+
+static struct owner *owner_new(int type)
+{
+	struct owner *o = xcalloc(1, sizeof(*o));
+	int sv[2];
+
+	assert_int_equal(socketpair(AF_UNIX, type | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv), 0);
+	o->base = event_base_new();
+	assert_non_null(o->base);
+	o->peer = sv[1];
+	conn_init(&o->c, o->base, sv[0], &ops, o, 1, "local");
+	conn_set_timeout(&o->c, 30);
+	return o;
+}
+
+static void owner_free_all(struct owner *o)
+{
+	if (o->frees == 0) {
+		conn_close(&o->c, false);
+		assert_int_equal(o->frees, 1);
+	}
+	close(o->peer);
+	event_base_free(o->base);
+	free(o);
+}
+
+/* One loop turn without blocking, then what the peer can read. */
+static void turn(struct owner *o, struct evbuffer *got)
+{
+	char buf[65536];
+	ssize_t r;
+
+	event_base_loop(o->base, EVLOOP_NONBLOCK);
+	while (got && (r = read(o->peer, buf, sizeof(buf))) > 0)
+		evbuffer_add(got, buf, (size_t)r);
+}
+
+/* One recv(): one record (one write) on a SOCK_SEQPACKET pair. */
+static ssize_t recv_record(int fd, char *buf, size_t cap)
+{
+	ssize_t r = recv(fd, buf, cap - 1, 0);
+	if (r >= 0)
+		buf[r] = '\0';
+	return r;
+}
+
+/* ---- flush-then-close ---------------------------------------------------- */
+
+static void fill_pattern(char *p, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		p[i] = (char)('a' + i % 26);
+}
+
+/* Table: reply sizes up to far beyond what a socket takes at once. */
+static void test_flush_then_close_delivers_all(void **state)
+{
+	static const size_t sizes[] = { 1, 512, 65536, 1 << 20, 4 << 20 };
+
+	for (size_t k = 0; k < ARRAY_LEN(sizes); k++) {
+		struct owner *o = owner_new(SOCK_STREAM);
+		struct evbuffer *got = evbuffer_new();
+		char *big = xmalloc(sizes[k]), *back;
+		int sndbuf = 16384;
+
+		setsockopt(bufferevent_getfd(o->c.bev), SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof(sndbuf));
+		fill_pattern(big, sizes[k]);
+		conn_start(&o->c);
+		conn_write(&o->c, big, sizes[k]);
+		if (sizes[k] >= (1 << 20))
+			assert_true(o->c.write_armed);   /* the socket did not take it all */
+		conn_close(&o->c, true);
+		assert_true(o->c.closing);
+		for (int i = 0; i < 200000 && o->frees == 0; i++)
+			turn(o, got);
+		turn(o, got);
+		assert_int_equal(o->frees, 1);
+		assert_int_equal(evbuffer_get_length(got), sizes[k]);
+		back = (char *)evbuffer_pullup(got, -1);
+		assert_memory_equal(back, big, sizes[k]);
+		assert_int_equal(read(o->peer, big, 1), 0);   /* and then EOF */
+		free(big);
+		evbuffer_free(got);
+		owner_free_all(o);
+	}
+}
+
+/* Closing again without flush gives the flush up: freed at once. */
+static void test_close_without_flush_gives_up(void **state)
+{
+	struct owner *o = owner_new(SOCK_STREAM);
+	size_t n = 4 << 20;
+	char *big = xmalloc(n);
+
+	fill_pattern(big, n);
+	conn_start(&o->c);
+	conn_write(&o->c, big, n);
+	conn_close(&o->c, true);
+	assert_int_equal(o->frees, 0);
+	conn_close(&o->c, false);
+	assert_int_equal(o->frees, 1);
+	free(big);
+	owner_free_all(o);
+}
+
+/* The peer goes away while we flush: no event for the session, freed. */
+static void test_peer_gone_while_flushing(void **state)
+{
+	struct owner *o = owner_new(SOCK_STREAM);
+	size_t n = 4 << 20;
+	char *big = xmalloc(n);
+
+	fill_pattern(big, n);
+	conn_start(&o->c);
+	conn_write(&o->c, big, n);
+	conn_close(&o->c, true);
+	close(o->peer);
+	o->peer = -1;
+	for (int i = 0; i < 1000 && o->frees == 0; i++)
+		turn(o, NULL);
+	assert_int_equal(o->frees, 1);
+	assert_int_equal(o->events, 0);
+	free(big);
+	event_base_free(o->base);
+	free(o);
+}
+
+/* ---- references ------------------------------------------------------------ */
+
+static void test_ref_keeps_session_alive(void **state)
+{
+	static const struct { int refs; bool flush; } cases[] = {
+		{ 0, false }, { 1, false }, { 2, false }, { 1, true }, { 3, true },
+	};
+
+	for (size_t k = 0; k < ARRAY_LEN(cases); k++) {
+		struct owner *o = owner_new(SOCK_STREAM);
+		struct evbuffer *got = evbuffer_new();
+
+		conn_start(&o->c);
+		for (int i = 0; i < cases[k].refs; i++)
+			conn_ref(&o->c);          /* a worker job out */
+		conn_write(&o->c, "221 bye\r\n", 9);
+		conn_close(&o->c, cases[k].flush);
+		for (int i = 0; i < 10; i++)
+			turn(o, got);
+		for (int i = 0; i < cases[k].refs; i++) {
+			assert_int_equal(o->frees, 0);
+			conn_unref(&o->c);        /* the job comes back */
+		}
+		assert_int_equal(o->frees, 1);
+		assert_int_equal(evbuffer_get_length(got), 9);
+		evbuffer_free(got);
+		owner_free_all(o);
+	}
+}
+
+/* A close inside the session's own callback: freed only when it returns. */
+static void test_close_inside_callback(void **state)
+{
+	struct owner *o = owner_new(SOCK_STREAM);
+	char buf[64];
+
+	o->reply_lines = o->close_on_read = true;
+	conn_start(&o->c);
+	assert_int_equal(write(o->peer, "QUIT\r\n", 6), 6);
+	for (int i = 0; i < 10 && o->frees == 0; i++)
+		turn(o, NULL);
+	assert_int_equal(o->frees, 1);
+	assert_int_equal(read(o->peer, buf, sizeof(buf)), 11);
+	assert_memory_equal(buf, "ok 1 QUIT\r\n", 11);
+	owner_free_all(o);
+}
+
+/* ---- direct writes ------------------------------------------------------------ */
+
+/* Pipelined lines in one packet: the replies leave in one write. */
+static void test_one_write_per_batch(void **state)
+{
+	static const size_t nlines[] = { 1, 2, 5, 50 };
+
+	for (size_t k = 0; k < ARRAY_LEN(nlines); k++) {
+		struct owner *o = owner_new(SOCK_SEQPACKET);
+		char in[1024] = "", out[8192], want[8192] = "";
+		size_t o_in = 0, o_want = 0;
+
+		for (size_t i = 0; i < nlines[k]; i++) {
+			o_in += (size_t)snprintf(in + o_in, sizeof(in) - o_in, "C%zu\r\n", i);
+			o_want += (size_t)snprintf(want + o_want, sizeof(want) - o_want, "ok %zu C%zu\r\n", i + 1, i);
+		}
+		o->reply_lines = true;
+		conn_start(&o->c);
+		assert_int_equal(send(o->peer, in, o_in, 0), (ssize_t)o_in);
+		for (int i = 0; i < 10 && o->reads == 0; i++)
+			turn(o, NULL);
+		assert_int_equal(o->reads, 1);
+		assert_int_equal(recv_record(o->peer, out, sizeof(out)), (ssize_t)o_want);
+		assert_string_equal(out, want);
+		assert_int_equal(recv(o->peer, out, sizeof(out), 0), -1);   /* no second write */
+		assert_int_equal(errno, EAGAIN);
+		assert_false(o->c.write_armed);
+		owner_free_all(o);
+	}
+}
+
+/* Outside a batch every write goes at once; inside one it waits. */
+static void test_batch_holds_output(void **state)
+{
+	struct owner *o = owner_new(SOCK_SEQPACKET);
+	char out[256];
+
+	conn_start(&o->c);
+	conn_write(&o->c, "one\r\n", 5);
+	assert_int_equal(recv_record(o->peer, out, sizeof(out)), 5);
+	conn_batch_begin(&o->c);
+	conn_write(&o->c, "two\r\n", 5);
+	conn_batch_begin(&o->c);
+	conn_write(&o->c, "three\r\n", 7);
+	conn_batch_end(&o->c);
+	assert_int_equal(recv(o->peer, out, sizeof(out), 0), -1);
+	assert_int_equal(conn_pending(&o->c), 12);
+	conn_batch_end(&o->c);
+	assert_int_equal(recv_record(o->peer, out, sizeof(out)), 12);
+	assert_string_equal(out, "two\r\nthree\r\n");
+	assert_int_equal(conn_pending(&o->c), 0);
+	owner_free_all(o);
+}
+
+/* What the socket does not take drains through the write event, after
+ * which direct writes resume; conn_await_drain() reports the drain. */
+static void test_rest_drains_then_direct_again(void **state)
+{
+	struct owner *o = owner_new(SOCK_STREAM);
+	struct evbuffer *got = evbuffer_new();
+	size_t n = 2 << 20;
+	char *big = xmalloc(n);
+
+	fill_pattern(big, n);
+	conn_start(&o->c);
+	conn_write(&o->c, big, n);
+	assert_true(o->c.write_armed);
+	conn_write(&o->c, "tail\r\n", 6);   /* queues behind the rest */
+	for (int i = 0; i < 100000 && o->c.write_armed; i++)
+		turn(o, got);
+	assert_false(o->c.write_armed);
+	assert_true(o->drains >= 1);
+	assert_int_equal(evbuffer_get_length(got), n + 6);
+	assert_memory_equal(evbuffer_pullup(got, -1) + n, "tail\r\n", 6);
+	conn_write(&o->c, "next\r\n", 6);
+	assert_int_equal(conn_pending(&o->c), 0);   /* written at once */
+	o->drains = 0;
+	conn_batch_begin(&o->c);
+	conn_write(&o->c, "x\r\n", 3);
+	conn_await_drain(&o->c);
+	conn_batch_end(&o->c);
+	assert_true(o->c.write_armed);
+	for (int i = 0; i < 10 && o->drains == 0; i++)
+		turn(o, got);
+	assert_int_equal(o->drains, 1);
+	free(big);
+	evbuffer_free(got);
+	owner_free_all(o);
+}
+
+/* EOF from the peer reaches the session's event callback. */
+static void test_eof_event(void **state)
+{
+	struct owner *o = owner_new(SOCK_STREAM);
+
+	conn_start(&o->c);
+	shutdown(o->peer, SHUT_WR);
+	for (int i = 0; i < 10 && o->events == 0; i++)
+		turn(o, NULL);
+	assert_int_equal(o->events, 1);
+	assert_true(o->last_what & BEV_EVENT_EOF);
+	assert_int_equal(o->frees, 1);   /* owner_event closed it */
+	owner_free_all(o);
+}
+
+/* ---- STARTTLS ------------------------------------------------------------------ */
+
+/* The reply leaves in the clear, pipelined input is dropped, then TLS. */
+static void test_starttls_waits_for_reply(void **state)
+{
+	struct owner *o = owner_new(SOCK_STREAM);
+	char out[256];
+
+	o->reply_lines = o->starttls_on_read = true;
+	conn_start(&o->c);
+	assert_int_equal(write(o->peer, "STARTTLS\r\nRSET\r\n", 16), 16);
+	for (int i = 0; i < 20 && o->tls_done == 0; i++)
+		turn(o, NULL);
+	assert_int_equal(o->tls_done, 1);
+	assert_int_equal(o->tls_ok, 1);
+	assert_true(o->c.tls);
+	assert_false(o->c.direct_out);
+	assert_int_equal(o->lines, 1);      /* RSET was not acted on */
+	assert_int_equal(read(o->peer, out, sizeof(out)), 15);
+	assert_memory_equal(out, "ok 1 STARTTLS\r\n", 15);
+	owner_free_all(o);
+}
+
+/* Closed before the reply left: no switch, the session is told. */
+static void test_starttls_cancelled_by_close(void **state)
+{
+	static const bool flush[] = { false, true };
+
+	for (size_t k = 0; k < ARRAY_LEN(flush); k++) {
+		struct owner *o = owner_new(SOCK_STREAM);
+
+		conn_start(&o->c);
+		conn_starttls(&o->c, new_ssl());
+		conn_write(&o->c, "220 go\r\n", 8);
+		assert_int_equal(conn_pending(&o->c), 8);   /* through the events */
+		conn_close(&o->c, flush[k]);
+		for (int i = 0; i < 10 && o->frees == 0; i++)
+			turn(o, NULL);
+		assert_int_equal(o->tls_done, 1);
+		assert_int_equal(o->tls_ok, 0);
+		assert_int_equal(o->frees, 1);
+		owner_free_all(o);
+	}
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_flush_then_close_delivers_all),
+		cmocka_unit_test(test_close_without_flush_gives_up),
+		cmocka_unit_test(test_peer_gone_while_flushing),
+		cmocka_unit_test(test_ref_keeps_session_alive),
+		cmocka_unit_test(test_close_inside_callback),
+		cmocka_unit_test(test_one_write_per_batch),
+		cmocka_unit_test(test_batch_holds_output),
+		cmocka_unit_test(test_rest_drains_then_direct_again),
+		cmocka_unit_test(test_eof_event),
+		cmocka_unit_test(test_starttls_waits_for_reply),
+		cmocka_unit_test(test_starttls_cancelled_by_close),
+	};
+	log_set_quiet(1);
+	signal(SIGPIPE, SIG_IGN);   /* as tern serve does */
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
