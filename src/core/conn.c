@@ -146,6 +146,36 @@ void conn_await_drain(struct conn *c)
 		conn_arm(c);
 }
 
+/* ---- input -------------------------------------------------------------- */
+
+enum conn_line conn_take_line(struct conn *c, char *buf, size_t cap, size_t max, size_t *len)
+{
+	struct evbuffer *in = bufferevent_get_input(c->bev);
+	struct evbuffer_ptr p = evbuffer_search(in, "\n", 1, NULL);
+	size_t n;
+
+	if (p.pos < 0) {
+		n = evbuffer_get_length(in);
+		if (n > max) {
+			/* Too long already: drop it as it comes, answer at its end. */
+			c->discard_line = true;
+			evbuffer_drain(in, n);
+		}
+		return CONN_LINE_MORE;
+	}
+	n = (size_t)p.pos + 1;
+	if (c->discard_line || n > max || n > cap) {
+		evbuffer_drain(in, n);
+		c->discard_line = false;
+		return CONN_LINE_TOO_LONG;
+	}
+	evbuffer_remove(in, buf, n);
+	*len = n;
+	return CONN_LINE_OK;
+}
+
+/* ---- closing ------------------------------------------------------------- */
+
 /* Stop reading; free once the output is flushed (flush) or at once.  The
  * memory goes only when no callback or worker job holds a reference. */
 void conn_close(struct conn *c, bool flush)

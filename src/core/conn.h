@@ -59,6 +59,7 @@ struct conn {
 	 * removed again. */
 	bool direct_out;
 	bool write_armed;         /* the bufferevent holds a rest to write */
+	bool discard_line;        /* skipping the rest of an over-long line */
 	unsigned in_batch;        /* conn_batch_begin() calls not yet ended */
 	struct evbuffer *outq;    /* direct_out: output not yet written */
 	SSL *tls_pending;         /* conn_starttls(): waits for the output to drain */
@@ -97,6 +98,15 @@ void conn_start(struct conn *c);
  * that ops->drained is called (a long listing or message streams on).
  * Call it with output queued. */
 void conn_await_drain(struct conn *c);
+
+/* Input lines.  An over-long line is dropped as it arrives, so it never
+ * fills memory, and reported once its end has been consumed. */
+enum conn_line {
+	CONN_LINE_MORE,           /* no complete line yet */
+	CONN_LINE_OK,             /* buf holds the line with its LF, *len octets */
+	CONN_LINE_TOO_LONG,       /* a line longer than max (or cap) was dropped */
+};
+enum conn_line conn_take_line(struct conn *c, char *buf, size_t cap, size_t max, size_t *len);
 
 /* Implicit TLS: an OpenSSL bufferevent on the same socket, now, with
  * nothing written yet.  False (ssl freed) when it cannot be made. */

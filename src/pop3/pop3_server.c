@@ -109,7 +109,6 @@ struct pop3_session {
 	char timestamp[128];      /* APOP: "<...@host>" from the greeting */
 	bool trusted;             /* client in [relay] trusted_networks */
 	unsigned errors;
-	bool discard_line;        /* skipping the rest of an over-long line */
 	bool input_discard;       /* STLS: drop what was pipelined after it */
 	bool waiting;             /* a worker job or a delay timer is pending */
 	bool shutdown_pending;    /* shutdown requested while waiting */
@@ -1244,30 +1243,19 @@ static void pop3_dispatch(struct pop3_session *s, const char *line, size_t len)
  * consumed and answered. */
 static int pop3_take_line(struct pop3_session *s, char *buf, size_t cap, size_t *len)
 {
-	struct evbuffer *in = bufferevent_get_input(s->conn.bev);
-	struct evbuffer_ptr p = evbuffer_search(in, "\n", 1, NULL);
 	size_t max = s->sasl ? POP3_AUTH_LINE_MAX : POP3_LINE_MAX;
 	size_t n;
+	enum conn_line r = conn_take_line(&s->conn, buf, cap, max, &n);
 
-	if (p.pos < 0) {
-		n = evbuffer_get_length(in);
-		if (n > max) {
-			s->discard_line = true;
-			evbuffer_drain(in, n);
-		}
+	if (r == CONN_LINE_MORE)
 		return 0;
-	}
-	n = (size_t)p.pos + 1;
-	if (s->discard_line || n > max || n > cap) {
-		evbuffer_drain(in, n);
-		s->discard_line = false;
+	if (r == CONN_LINE_TOO_LONG) {
 		s->cur = NULL;
 		if (s->sasl)
 			pop3_sasl_end(s);
 		pop3_err(s, POP3_C_NONE, "Line too long");
 		return -1;
 	}
-	evbuffer_remove(in, buf, n);
 	n--;
 	if (n > 0 && buf[n - 1] == '\r')
 		n--;   /* RFC 1939 asks for CRLF; a bare LF is taken as one */

@@ -960,26 +960,15 @@ static bool smtp_data_input(struct smtp_session *s)
  * was consumed and answered. */
 static int smtp_take_line(struct smtp_session *s, char *buf, size_t cap, size_t *len)
 {
-	struct evbuffer *in = bufferevent_get_input(s->conn.bev);
-	struct evbuffer_ptr p = evbuffer_search(in, "\n", 1, NULL);
 	size_t max = s->line_max ? s->line_max : SMTP_LINE_MAX;
 	size_t n;
+	enum conn_line r = conn_take_line(&s->conn, buf, cap, max, &n);
 
-	if (p.pos < 0) {
-		n = evbuffer_get_length(in);
-		if (n > max) {
-			/* Too long already: drop it as it comes, answer at its end. */
-			s->discard_line = true;
-			evbuffer_drain(in, n);
-		}
+	if (r == CONN_LINE_MORE)
 		return 0;
-	}
-	n = (size_t)p.pos + 1;
 	s->cur_verb = "line";
 	s->no_error_count = false;
-	if (s->discard_line || n > max || n > cap) {
-		evbuffer_drain(in, n);
-		s->discard_line = false;
+	if (r == CONN_LINE_TOO_LONG) {
 		if (s->sasl_pending) {
 			/* RFC 4954 4: the exchange is over with 500 5.5.6 */
 			smtp_reply(s, "500 5.5.6 Authentication exchange line is too long");
@@ -989,7 +978,6 @@ static int smtp_take_line(struct smtp_session *s, char *buf, size_t cap, size_t 
 		}
 		return -1;
 	}
-	evbuffer_remove(in, buf, n);
 	if (n < 2 || buf[n - 2] != '\r') {
 		smtp_reply(s, "500 5.5.2 Bare LF in command line, use CRLF");
 		return -1;

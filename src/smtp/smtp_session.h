@@ -67,7 +67,6 @@ struct smtp_session {
 	char *auth_user;
 	unsigned errors;
 	unsigned messages;
-	bool discard_line;        /* skipping the rest of an over-long line */
 	size_t line_max;          /* 0 = SMTP_LINE_MAX */
 	bool input_discard;       /* stop processing buffered input (STARTTLS) */
 	bool peer_gone;

@@ -37,6 +37,7 @@ struct owner {
 	bool reply_lines;         /* read: "ok N\r\n" for each line */
 	bool close_on_read;       /* read: reply, then conn_close(flush) */
 	bool starttls_on_read;    /* read: STARTTLS after the first line */
+	bool hold_input;          /* read: leave the input alone */
 	size_t lines;
 };
 
@@ -57,6 +58,8 @@ static void owner_read(void *arg)
 	size_t n;
 
 	o->reads++;
+	if (o->hold_input)
+		return;
 	while ((line = evbuffer_readln(in, &n, EVBUFFER_EOL_CRLF)) != NULL) {
 		char reply[64];
 		int len = snprintf(reply, sizeof(reply), "ok %zu %s\r\n", ++o->lines, line);
@@ -385,6 +388,66 @@ static void test_eof_event(void **state)
 	owner_free_all(o);
 }
 
+/* ---- input lines ------------------------------------------------------------- */
+
+/* Each row: max and cap, then steps: what arrives (or nothing), what
+ * conn_take_line() returns, and the line's length when OK. */
+struct line_step {
+	const char *arrives;
+	enum conn_line want;
+	size_t len;
+};
+
+static void test_take_line_bounds(void **state)
+{
+	static const struct {
+		size_t max, cap;
+		struct line_step steps[4];
+		size_t nsteps;
+	} cases[] = {
+		{ 8, 64, { { "NOOP\r\n", CONN_LINE_OK, 6 }, { NULL, CONN_LINE_MORE, 0 } }, 2 },
+		{ 8, 64, { { "NOOP\n", CONN_LINE_OK, 5 } }, 1 },
+		{ 8, 64, { { NULL, CONN_LINE_MORE, 0 } }, 1 },
+		{ 8, 64, { { "ABCDEF\r\n", CONN_LINE_OK, 8 } }, 1 },            /* max exactly */
+		{ 8, 64, { { "ABCDEFG\r\n", CONN_LINE_TOO_LONG, 0 }, { NULL, CONN_LINE_MORE, 0 } }, 2 },
+		{ 64, 8, { { "ABCDEF\r\n", CONN_LINE_OK, 8 } }, 1 },            /* cap exactly */
+		{ 64, 8, { { "ABCDEFG\r\n", CONN_LINE_TOO_LONG, 0 } }, 1 },      /* cap + 1 */
+		{ 8, 64, { { "ABCDEFGH", CONN_LINE_MORE, 0 }, { "\n", CONN_LINE_TOO_LONG, 0 } }, 2 },
+		/* past max without LF: dropped as it comes, reported at its
+		 * end, and the next line is whole again */
+		{ 8, 64, { { "ABCDEFGHI", CONN_LINE_MORE, 0 }, { "JK\r\n", CONN_LINE_TOO_LONG, 0 },
+			   { "OK\r\n", CONN_LINE_OK, 4 }, { NULL, CONN_LINE_MORE, 0 } }, 4 },
+		{ 8, 64, { { "A\r\nBC\r\n", CONN_LINE_OK, 3 }, { NULL, CONN_LINE_OK, 4 },
+			   { NULL, CONN_LINE_MORE, 0 } }, 3 },
+	};
+
+	for (size_t k = 0; k < ARRAY_LEN(cases); k++) {
+		struct owner *o = owner_new(SOCK_STREAM);
+		struct evbuffer *in = bufferevent_get_input(o->c.bev);
+		char buf[64];
+
+		o->hold_input = true;   /* the test takes the lines itself */
+		conn_start(&o->c);
+		for (size_t i = 0; i < cases[k].nsteps; i++) {
+			const struct line_step *st = &cases[k].steps[i];
+			size_t len = 0;
+			if (st->arrives) {
+				size_t before = evbuffer_get_length(in), n = strlen(st->arrives);
+				assert_int_equal(write(o->peer, st->arrives, n), (ssize_t)n);
+				for (int t = 0; t < 10 && evbuffer_get_length(in) < before + n; t++)
+					turn(o, NULL);
+				assert_int_equal(evbuffer_get_length(in), before + n);
+			}
+			assert_int_equal(conn_take_line(&o->c, buf, cases[k].cap, cases[k].max, &len), st->want);
+			if (st->want == CONN_LINE_OK) {
+				assert_int_equal(len, st->len);
+				assert_int_equal(buf[len - 1], '\n');
+			}
+		}
+		owner_free_all(o);
+	}
+}
+
 /* ---- STARTTLS ------------------------------------------------------------------ */
 
 /* The reply leaves in the clear, pipelined input is dropped, then TLS. */
@@ -442,6 +505,7 @@ int main(void)
 		cmocka_unit_test(test_batch_holds_output),
 		cmocka_unit_test(test_rest_drains_then_direct_again),
 		cmocka_unit_test(test_eof_event),
+		cmocka_unit_test(test_take_line_bounds),
 		cmocka_unit_test(test_starttls_waits_for_reply),
 		cmocka_unit_test(test_starttls_cancelled_by_close),
 	};
