@@ -12,14 +12,16 @@
  * acts.  Work that touches the disk (verifying a crypt(3) password,
  * locking and scanning the Maildir, the UPDATE state) runs on a worker
  * thread; input processing pauses meanwhile and resumes from the buffer,
- * so pipelined commands keep their order.  RETR and TOP stream the file:
+ * so pipelined commands keep their order.  The replies to a pipelined
+ * group leave in one write (core/conn.c).  RETR and TOP stream the file:
  * a chunk is encoded whenever the output drains below a low-water mark.
  *
  * TLS: POP3S sessions start on an OpenSSL socket bufferevent (the
  * greeting waits in the output until the handshake is done).  STLS
- * replies +OK, drops whatever was pipelined behind it (RFC 2595 4),
- * waits until the +OK has left, then swaps the plain bufferevent for an
- * OpenSSL one on the same socket and forgets a USER given before.
+ * replies +OK through the write events, drops whatever was pipelined
+ * behind it (RFC 2595 4), waits until the +OK has left, then swaps the
+ * plain bufferevent for an OpenSSL one on the same socket (conn_starttls)
+ * and forgets a USER given before.
  */
 #include "pop3/pop3_server.h"
 #include "core/addrcount.h"

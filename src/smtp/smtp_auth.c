@@ -2,16 +2,14 @@
  * smtp_auth.c - STARTTLS (RFC 3207), implicit TLS (RFC 8314 3.3) and AUTH
  * (RFC 4954) for the SMTP server session.
  *
- * TLS: a session starts on a plain socket bufferevent.  On port 465 it is
- * replaced at once by an OpenSSL socket bufferevent on the same fd, and
- * the greeting goes out when the handshake is done.  STARTTLS replies 220,
- * drops whatever the client pipelined behind it (RFC 3207 4.2: a
- * "STARTTLS\r\nRSET\r\n" packet gets no reply to RSET), waits until the
- * 220 has left, then swaps in the OpenSSL bufferevent and starts the
- * session over: no HELO, no transaction, no authentication.  An OpenSSL
- * socket bufferevent (rather than a filter) writes straight to the
- * socket, so "output drained" still means "handed to the kernel" when a
- * session flushes its last reply and closes.
+ * TLS: a session starts on a plain socket bufferevent (core/conn.c).  On
+ * port 465 it is replaced at once by an OpenSSL socket bufferevent on the
+ * same fd, and the greeting goes out when the handshake is done.  STARTTLS
+ * replies 220 through the bufferevent's write events, drops whatever the
+ * client pipelined behind it (RFC 3207 4.2: a "STARTTLS\r\nRSET\r\n"
+ * packet gets no reply to RSET), waits until the 220 has left, then swaps
+ * in the OpenSSL bufferevent (conn_starttls) and starts the session over:
+ * no HELO, no transaction, no authentication.
  *
  * AUTH: the mechanisms are pure functions in proto/sasl.c; this file
  * maps their statuses to RFC 4954 6 replies.  The steps that may run a
