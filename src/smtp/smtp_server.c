@@ -49,6 +49,7 @@
 #define SMTP_LINE_MAX 512        /* RFC 5321 4.5.3.1.4, CRLF included */
 #define SMTP_DATA_LINE_MAX 1000  /* RFC 5321 4.5.3.1.6, CRLF included */
 #define SMTP_DATA_CHUNK 16384
+#define SMTP_REFUSE_TIMEOUT_S 10  /* most for a refused client's TLS handshake and the 421 */
 
 static const char *const smtp_state_names[] = {
 	[SMTP_S_GREETED] = "greeted",
@@ -291,7 +292,12 @@ static void smtp_event_cb(struct bufferevent *bev, short what, void *arg)
 
 	s->refs++;
 	if (what & BEV_EVENT_TIMEOUT) {
-		if (s->state != SMTP_S_CLOSING && s->state != SMTP_S_COMMIT) {
+		if (s->state == SMTP_S_CLOSING) {
+			/* The last reply could not leave in time (a client that
+			 * stopped reading, or never finished the handshake). */
+			log_event("event=timeout session=%016" PRIx64 " ip=%s state=closing", s->id, s->ip);
+			smtp_flush_done(s);
+		} else if (s->state != SMTP_S_COMMIT) {
 			log_event("event=timeout session=%016" PRIx64 " ip=%s state=%s", s->id, s->ip,
 				  smtp_state_names[s->state]);
 			s->cur_verb = NULL;
@@ -392,6 +398,22 @@ static bool smtp_is_loopback(const struct sockaddr *sa)
 	return false;
 }
 
+/* Over a connection limit: the reply instead of the greeting, then close
+ * (after the handshake on 465, which gets the shorter of command_timeout
+ * and SMTP_REFUSE_TIMEOUT_S). */
+static void smtp_refuse(struct smtp_session *s, const char *text)
+{
+	uint64_t wait = s->t->cfg->command_timeout;
+	struct timeval tv = { .tv_sec = (time_t)(wait < SMTP_REFUSE_TIMEOUT_S ? wait : SMTP_REFUSE_TIMEOUT_S) };
+
+	if (s->tls) {
+		smtp_tls_skip_greeting(s);
+		bufferevent_set_timeouts(s->bev, &tv, &tv);
+	}
+	bufferevent_enable(s->bev, EV_WRITE);
+	smtp_reply_shutdown(s, text);
+}
+
 void smtp_server_accept(struct tern *t, evutil_socket_t fd, const struct sockaddr *sa, socklen_t len,
 			enum service svc)
 {
@@ -415,18 +437,18 @@ void smtp_server_accept(struct tern *t, evutil_socket_t fd, const struct sockadd
 	smtp_set_timeout(s, cfg->command_timeout);
 	log_session_connect(s);
 
+	/* On 465 the refusal, like the greeting, goes out over TLS: a client
+	 * would read a plaintext 421 as a broken handshake. */
+	if (smtp_tls_accept_hook(s) < 0) {
+		smtp_close(s, false);
+		return;
+	}
 	if (t->nsessions > cfg->max_connections || t->nsessions > t->max_fds) {
-		bufferevent_enable(s->bev, EV_WRITE);
-		smtp_reply_shutdown(s, "421 4.7.0 Too many connections, try again later");
+		smtp_refuse(s, "421 4.7.0 Too many connections, try again later");
 		return;
 	}
 	if (per_ip > cfg->max_connections_per_ip) {
-		bufferevent_enable(s->bev, EV_WRITE);
-		smtp_reply_shutdown(s, "421 4.7.0 Too many connections from your address, try again later");
-		return;
-	}
-	if (smtp_tls_accept_hook(s) < 0) {
-		smtp_close(s, false);
+		smtp_refuse(s, "421 4.7.0 Too many connections from your address, try again later");
 		return;
 	}
 	if (s->tls) {

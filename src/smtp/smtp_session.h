@@ -138,6 +138,7 @@ bool smtp_policy_message_ok(struct smtp_session *s);
 
 /* smtp_auth.c: TLS and AUTH */
 int smtp_tls_accept_hook(struct smtp_session *s);        /* implicit TLS on 465 */
+void smtp_tls_skip_greeting(struct smtp_session *s);     /* 465: refused, no 220 */
 size_t smtp_ehlo_extra(struct smtp_session *s, char *buf, size_t cap);
 void smtp_tls_describe(struct smtp_session *s, char *buf, size_t cap);
 void smtp_cmd_starttls(struct smtp_session *s, const char *args, size_t len);
