@@ -648,6 +648,30 @@ def save_results(name, rows, notes):
         json.dump({"rows": rows, "notes": notes}, f, indent=1)
 
 
+def report_case(bench, case, heading, ref_name, metrics, ref, tern, rows, notes, width=14, scale=None):
+    """Print one case as a table (reference, tern, their ratio), and add
+    its rows and its errors (as notes) for save_results().  metrics are
+    (label, key, format) triples; scale maps a key to a divisor for both
+    sides (KiB to MiB, say)."""
+    scale = scale or {}
+    print(f"\n== {heading}")
+    print(f"   {'':{width}} {ref_name:>10} {'tern':>10} {'tern/ref':>9}")
+    for label, key, spec in metrics:
+        r, t = ref.get(key), tern.get(key)
+        if key in scale:
+            r = None if r is None else r / scale[key]
+            t = None if t is None else t / scale[key]
+        q = ratio(t, r)
+        print(f"   {label:{width}} {fmt(r, spec):>10} {fmt(t, spec):>10} {fmt(q, '.2f'):>9}")
+        rows.append({"bench": bench, "case": case, "metric": label,
+                     "reference": r, "tern": t, "ratio": q, "spec": spec})
+    for who, res in ((ref_name, ref), ("tern", tern)):
+        if res.get("error"):
+            print("   " + labelled(who, res["error"]))
+            notes.append(f"[{case}] " + note_line(who, res["error"]))
+    sys.stdout.flush()
+
+
 def labelled(who, error):
     """The error prefixed with who, unless it already names them."""
     error = error.strip()

@@ -179,20 +179,8 @@ def main():
     finally:
         cleanup.run()
     case = f"{n}x{size // 1024}KiB med/{rounds}"
-    print(f"\n== pop3: {n} x {size // 1024} KiB, median of {rounds} rounds")
-    print(f"   {'':26} {'Dovecot':>10} {'tern':>10} {'tern/ref':>9}")
-    for label, key, spec in METRICS:
-        r, t = ref.get(key), tern.get(key)
-        q = b.ratio(t, r)
-        print(f"   {label:26} {b.fmt(r, spec):>10} {b.fmt(t, spec):>10} "
-              f"{b.fmt(q, '.2f'):>9}")
-        rows.append({"bench": "pop3", "case": case, "metric": label,
-                     "reference": r, "tern": t, "ratio": q,
-                     "spec": spec})
-    for who, res in (("Dovecot", ref), ("tern", tern)):
-        if res.get("error"):
-            print("   " + b.labelled(who, res["error"]))
-            notes.append(b.note_line(who, res["error"]))
+    b.report_case("pop3", case, f"pop3: {n} x {size // 1024} KiB, median of {rounds} rounds", "Dovecot",
+                  METRICS, ref, tern, rows, notes, width=26)
     b.save_results("pop3", rows, notes)
 
 

@@ -106,20 +106,7 @@ def main():
         tern = run_tern(cleanup, n, size, sessions)
     finally:
         cleanup.run()
-    print(f"\n== relay: {case}")
-    print(f"   {'':14} {'Postfix':>10} {'tern':>10} {'tern/ref':>9}")
-    for label, key, spec in METRICS:
-        r, t = ref.get(key), tern.get(key)
-        q = b.ratio(t, r)
-        print(f"   {label:14} {b.fmt(r, spec):>10} {b.fmt(t, spec):>10} "
-              f"{b.fmt(q, '.2f'):>9}")
-        rows.append({"bench": "relay", "case": case, "metric": label,
-                     "reference": r, "tern": t, "ratio": q,
-                     "spec": spec})
-    for who, res in (("Postfix", ref), ("tern", tern)):
-        if res.get("error"):
-            print("   " + b.labelled(who, res["error"]))
-            notes.append(b.note_line(who, res["error"]))
+    b.report_case("relay", case, f"relay: {case}", "Postfix", METRICS, ref, tern, rows, notes)
     b.save_results("relay", rows, notes)
 
 

@@ -16,7 +16,6 @@ import configparser
 import os
 import queue
 import smtplib
-import socket
 import socketserver
 import sys
 import threading

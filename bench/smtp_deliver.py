@@ -96,27 +96,6 @@ METRICS = [("accepted/s", "accepted_s", ".0f"),
            ("peak RSS MiB", "rss_kib", ".1f")]
 
 
-def report(case, ref, tern, rows, notes):
-    print(f"\n== smtp_deliver: {case}")
-    print(f"   {'':14} {'Postfix':>10} {'tern':>10} {'tern/ref':>9}")
-    for label, key, spec in METRICS:
-        r, t = ref.get(key), tern.get(key)
-        if key == "rss_kib":
-            r = None if r is None else r / 1024
-            t = None if t is None else t / 1024
-        q = b.ratio(t, r)
-        print(f"   {label:14} {b.fmt(r, spec):>10} {b.fmt(t, spec):>10} "
-              f"{b.fmt(q, '.2f'):>9}")
-        rows.append({"bench": "smtp_deliver", "case": case, "metric": label,
-                     "reference": r, "tern": t, "ratio": q,
-                     "spec": spec})
-    for who, res in (("Postfix", ref), ("tern", tern)):
-        if res.get("error"):
-            print("   " + b.labelled(who, res["error"]))
-            notes.append(f"[{case}] " + b.note_line(who, res["error"]))
-    sys.stdout.flush()
-
-
 def main():
     n = b.env_int("BENCH_MESSAGES", 5000)
     cleanup = b.Cleanup()
@@ -136,7 +115,8 @@ def main():
                 except b.TernUnavailable as exc:
                     tern = {"error": f"not available: {exc}"}
                     tern_gone = "not available (see the first case)"
-            report(case, ref, tern, rows, notes)
+            b.report_case("smtp_deliver", case, f"smtp_deliver: {case}", "Postfix", METRICS, ref, tern,
+                          rows, notes, scale={"rss_kib": 1024})
     finally:
         cleanup.run()
     b.save_results("smtp_deliver", rows, notes)

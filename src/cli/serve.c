@@ -138,17 +138,26 @@ static void users_warn_log_cb(void *ctx, const char *path, size_t line, const ch
 	log_event("event=users_bad_line level=warning file=%s line=%zu error=\"%s\"", path, line, what);
 }
 
+/* An aliases file line the server skips (line 0: the file itself). */
+static void aliases_warn_log_cb(void *ctx, const char *path, size_t line, const char *what)
+{
+	if (line == 0)
+		log_event("event=aliases_unreadable level=warning file=%s error=\"%s\"", path, what);
+	else
+		log_event("event=aliases_bad_line level=warning file=%s line=%zu error=\"%s\"", path, line, what);
+}
+
 static void reload_tables(struct tern *t, const char *why)
 {
 	struct users *u = users_load(t->cfg->users_file, users_warn_log_cb, NULL);
-	struct aliases *a = aliases_load(t->cfg->aliases_file, stderr);
+	struct aliases *a = aliases_load(t->cfg->aliases_file, aliases_warn_log_cb, NULL);
 	/* Worker threads never read these tables (they only see the queue
 	 * and the config), so swapping them on the loop thread is safe. */
 	users_free(t->users);
 	aliases_free(t->aliases);
 	t->users = u;
 	t->aliases = a;
-	log_event("event=reload reason=%s users=%zu", why, u->n);
+	log_event("event=reload reason=%s users=%zu aliases=%zu", why, u->n, aliases_count(a));
 }
 
 struct serve_state {
@@ -203,6 +212,8 @@ static void tick_cb(evutil_socket_t fd, short what, void *arg)
 	struct serve_state *st = arg;
 	if (users_changed(st->t->users))
 		reload_tables(st->t, "users_file_changed");
+	else if (aliases_changed(st->t->aliases))
+		reload_tables(st->t, "aliases_file_changed");
 }
 
 static size_t fd_budget(void)

@@ -49,6 +49,13 @@ void conn_log_tls_failed(const struct conn *c, unsigned long err)
 	log_event("event=tls_failed session=%016" PRIx64 " ip=%s error=\"%s\"", c->id, c->ip, e);
 }
 
+/* The last output could not leave in time (a client that stopped
+ * reading, or never finished the handshake): the connection is dropped. */
+static void log_conn_timeout_closing(const struct conn *c)
+{
+	log_event("event=timeout session=%016" PRIx64 " ip=%s state=closing", c->id, c->ip);
+}
+
 /* ---- references and closing ------------------------------------------- */
 
 void conn_ref(struct conn *c)
@@ -263,6 +270,8 @@ static void conn_event_cb(struct bufferevent *bev, short what, void *arg)
 	} else {
 		if ((what & (BEV_EVENT_ERROR | BEV_EVENT_EOF)) && ssl && !SSL_is_init_finished(ssl))
 			conn_log_tls_failed(c, bufferevent_get_openssl_error(bev));
+		if (c->closing && (what & BEV_EVENT_TIMEOUT))
+			log_conn_timeout_closing(c);
 		if (c->closing)
 			conn_flush_done(c);   /* peer gone or stalled while we flushed */
 		else

@@ -2,8 +2,9 @@
  * control.c - the control socket (see control.h).
  *
  * Served on the event loop like any session: one bounded request line,
- * then the answer.  Nothing waits: the verbs that change the queue are
- * the scheduler's (loop-thread calls), and `list` is written a batch of
+ * then the answer.  Nothing waits: hold, release and delete are handed to
+ * the scheduler, which answers when its worker has written the files,
+ * and `list` is written a batch of
  * messages at a time, the next batch when the output has drained, so a
  * long queue neither stalls the loop nor piles up in memory; `show`
  * hands the message to the output buffer as a file segment.
@@ -45,6 +46,10 @@ struct control_conn {
 	bool answered;            /* the whole answer is in the output buffer */
 	bool request_seen;
 	bool peer_closed;         /* EOF seen: free once the answer has left */
+	/* hold, release or delete handed to the scheduler */
+	bool waiting;
+	char op_id[QUEUE_ID_LEN + 1];
+	const char *op_done;
 	/* `list` in progress */
 	char **ids;
 	size_t nids, next_id, entries;
@@ -87,6 +92,8 @@ static void control_conn_free(struct control_conn *cc)
 	if (cc->next)
 		cc->next->prev = cc->prev;
 	c->nconns--;
+	if (cc->waiting)
+		scheduler_forget(c->t->sched, cc);
 	for (size_t i = cc->next_id; i < cc->nids; i++)
 		free(cc->ids[i]);
 	free(cc->ids);
@@ -243,19 +250,35 @@ static void verb_result(struct control_conn *cc, const char *id, bool ok, const 
 	control_finish(cc);
 }
 
+static void verb_request_done(void *arg, bool ok)
+{
+	struct control_conn *cc = arg;
+
+	cc->waiting = false;
+	verb_result(cc, cc->op_id, ok, cc->op_done);
+}
+
+static void verb_request(struct control_conn *cc, const char *id, enum scheduler_request req, const char *done)
+{
+	snprintf(cc->op_id, sizeof(cc->op_id), "%s", id);
+	cc->op_done = done;
+	cc->waiting = true;
+	scheduler_request(cc->c->t->sched, id, req, verb_request_done, cc);
+}
+
 static void verb_hold(struct control_conn *cc, const char *id)
 {
-	verb_result(cc, id, scheduler_hold(cc->c->t->sched, id), "held");
+	verb_request(cc, id, SCHEDULER_HOLD, "held");
 }
 
 static void verb_release(struct control_conn *cc, const char *id)
 {
-	verb_result(cc, id, scheduler_release(cc->c->t->sched, id), "released");
+	verb_request(cc, id, SCHEDULER_RELEASE, "released");
 }
 
 static void verb_delete(struct control_conn *cc, const char *id)
 {
-	verb_result(cc, id, scheduler_delete(cc->c->t->sched, id), "deleted");
+	verb_request(cc, id, SCHEDULER_DELETE, "deleted");
 }
 
 static const struct control_verb control_verbs[] = {

@@ -22,6 +22,9 @@
  * destination: when the handshake breaks, the same address is tried once
  * more in plain text without STARTTLS (as Postfix does); a refused
  * STARTTLS goes on in plain text on the same connection (smtp_client.c).
+ * An address whose handshake broke is remembered for TLS_MEMO_TTL, and
+ * connections to it go without STARTTLS till then, rather than paying a
+ * broken handshake and a second connection for every message.
  *
  * DSN (RFC 3461 §4.2): a next hop that supports DSN and was given our
  * NOTIFY takes over the notices for its recipients, so no "relayed"
@@ -48,6 +51,14 @@
 #include <strings.h>
 
 #define SMARTHOST_KEY "[smarthost]"
+#define TLS_MEMO_MAX 256		/* addresses remembered for a broken handshake */
+#define TLS_MEMO_TTL 3600		/* seconds */
+
+/* An address (and port) whose STARTTLS handshake broke, until when. */
+struct tls_memo {
+	struct sockaddr_storage addr;
+	int64_t until;
+};
 
 struct rdest;
 struct rdelivery;
@@ -64,6 +75,7 @@ struct rconn {
 	bool reused;
 	bool tls_required;		/* [delivery] tls_required for this destination */
 	bool plain;			/* made without STARTTLS (after a TLS failure) */
+	struct sockaddr_storage addr;
 };
 
 struct rdest {
@@ -118,6 +130,7 @@ struct remote {
 	bool stopping;
 	char smarthost[256];
 	unsigned smarthost_port;
+	struct tls_memo tls_broken[TLS_MEMO_MAX];
 };
 
 static void del_try_next(struct rdelivery *d);
@@ -221,6 +234,50 @@ static bool ss_is_loopback(const struct sockaddr_storage *ss)
 	if (ss->ss_family == AF_INET)
 		return (ntohl(((const struct sockaddr_in *)ss)->sin_addr.s_addr) >> 24) == 127;
 	return IN6_IS_ADDR_LOOPBACK(&((const struct sockaddr_in6 *)ss)->sin6_addr);
+}
+
+static bool ss_equal(const struct sockaddr_storage *a, const struct sockaddr_storage *b)
+{
+	if (a->ss_family != b->ss_family)
+		return false;
+	if (a->ss_family == AF_INET) {
+		const struct sockaddr_in *x = (const void *)a, *y = (const void *)b;
+		return x->sin_port == y->sin_port && x->sin_addr.s_addr == y->sin_addr.s_addr;
+	}
+	const struct sockaddr_in6 *x = (const void *)a, *y = (const void *)b;
+	return x->sin6_port == y->sin6_port && memcmp(&x->sin6_addr, &y->sin6_addr, sizeof(x->sin6_addr)) == 0;
+}
+
+/* ---- addresses with a broken STARTTLS handshake ------------------------- */
+
+static struct tls_memo *tls_memo_find(struct remote *r, const struct sockaddr_storage *ss)
+{
+	for (size_t i = 0; i < TLS_MEMO_MAX; i++)
+		if (r->tls_broken[i].until != 0 && ss_equal(&r->tls_broken[i].addr, ss))
+			return &r->tls_broken[i];
+	return NULL;
+}
+
+/* Remember ss; a full table gives up the entry that ends first. */
+static void tls_memo_note(struct remote *r, const struct sockaddr_storage *ss, int64_t now)
+{
+	struct tls_memo *m = tls_memo_find(r, ss);
+
+	for (size_t i = 0; m == NULL && i < TLS_MEMO_MAX; i++)
+		if (r->tls_broken[i].until <= now)
+			m = &r->tls_broken[i];
+	for (size_t i = 0; m == NULL && i < TLS_MEMO_MAX; i++)
+		if (i == 0 || r->tls_broken[i].until < m->until)
+			m = &r->tls_broken[i];
+	m->addr = *ss;
+	m->until = now + TLS_MEMO_TTL;
+}
+
+/* Until when STARTTLS is not tried at ss; 0 when it is. */
+static int64_t tls_memo_until(struct remote *r, const struct sockaddr_storage *ss, int64_t now)
+{
+	struct tls_memo *m = tls_memo_find(r, ss);
+	return m && m->until > now ? m->until : 0;
 }
 
 /* Is this address and port one of our own listeners?  A wildcard
@@ -522,6 +579,7 @@ static void del_count_failure(struct rdelivery *d, const struct rconn *c, const 
 
 	if (kind == SMTP_CLIENT_FAIL_TLS && !c->plain && !c->tls_required) {
 		log_remote_tls_fallback(d, c, d->last_error);
+		tls_memo_note(d->job->r, &c->addr, now_unix());
 		d->plain_next = true;
 		d->addr_i--;		/* del_try_next() takes the same address again */
 		return;
@@ -588,11 +646,14 @@ static void del_connect(struct rdelivery *d, const struct dns_host *h, const str
 	struct remote *r = d->job->r;
 	const struct config *cfg = r->t->cfg;
 	bool smarthost = strcmp(d->dest->key, SMARTHOST_KEY) == 0;
+	bool tls_required = domain_tls_required(cfg, smarthost ? r->smarthost : d->dest->key);
+	int64_t skip_tls = tls_required || d->plain_next || r->ssl_ctx == NULL ? 0 : tls_memo_until(r, ss, now_unix());
+	bool plain = d->plain_next || skip_tls != 0;
 	struct smtp_client_opts o = {
 		.helo = cfg->hostname,
 		.peer_name = h->name,
-		.ssl_ctx = d->plain_next ? NULL : r->ssl_ctx,
-		.tls_required = domain_tls_required(cfg, smarthost ? r->smarthost : d->dest->key),
+		.ssl_ctx = plain ? NULL : r->ssl_ctx,
+		.tls_required = tls_required,
 		.auth_user = smarthost && cfg->smarthost_user[0] ? cfg->smarthost_user : NULL,
 		.auth_pass = cfg->smarthost_password,
 		.auth_in_clear = ss_is_loopback(ss),
@@ -604,14 +665,15 @@ static void del_connect(struct rdelivery *d, const struct dns_host *h, const str
 	c->dest = d->dest;
 	c->del = d;
 	c->tls_required = o.tls_required;
-	c->plain = d->plain_next;
+	c->plain = plain;
+	c->addr = *ss;
 	d->plain_next = false;
 	snprintf(c->host, sizeof(c->host), "%s", h->name);
 	format_relay(c->relay, sizeof(c->relay), h->name, ss);
 	d->conn = c;
 	d->tried_any = true;
-	log_event("event=connect_out session=%016" PRIx64 " queue=%s relay=%s", o.session_id, d->job->env->id,
-		  c->relay);
+	log_event("event=connect_out session=%016" PRIx64 " queue=%s relay=%s%s", o.session_id, d->job->env->id,
+		  c->relay, skip_tls ? " starttls=skipped reason=recent_handshake_failure" : "");
 	c->client = smtp_client_new(r->t->base, (const struct sockaddr *)ss, ss_len(ss), &o, conn_client_cb, c);
 	if (c->client == NULL) {
 		d->conn = NULL;

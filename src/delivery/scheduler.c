@@ -9,8 +9,13 @@
  *   3. finish (worker thread): back-off for deferred recipients, expiry
  *      after [queue] max_age, notices (failure, delay, success: RFC 3461
  *      NOTIFY), then the state saved or the message removed.
- * Back on the loop, the message waits in a list with its next try time;
- * a timer wakes the scheduler at the earliest one.
+ * Back on the loop, the message waits in a list with its next try time
+ * and the domains of its deferred recipients (so that a flush or ETRN
+ * reads no file); a timer wakes the scheduler at the earliest one.
+ *
+ * The operator's hold, release and delete are jobs too (one worker step:
+ * the .st file is written with fsync, or the files removed), so they never
+ * run beside a delivery of the same message and never block the loop.
  *
  * Retries (RFC 5321 §4.5.4.1): the first after [queue] retry, each later
  * one twice as long, up to SCHED_BACKOFF_MAX times retry, with a little
@@ -29,6 +34,7 @@
 #include "proto/smtp_parse.h"
 #include "store/queue.h"
 
+#include <ctype.h>
 #include <event2/event.h>
 #include <openssl/rand.h>
 #include <stdatomic.h>
@@ -44,12 +50,24 @@
 struct waiting {
 	char id[QUEUE_ID_LEN + 1];
 	int64_t when;
+	char *domains;			/* " a.example b.example ": deferred recipients' */
+};
+
+enum sched_op {
+	SCHED_DELIVER,
+	SCHED_HOLD,
+	SCHED_RELEASE,
+	SCHED_DELETE,
 };
 
 struct sched_job {
 	struct sched_job *next;		/* in s->jobs */
 	struct scheduler *s;
 	char id[QUEUE_ID_LEN + 1];
+	enum sched_op op;
+	scheduler_done_fn done;		/* an operator's request: told the result */
+	void *done_arg;
+	bool ok;			/* the operator's request was carried out */
 	bool force;			/* flush: deferred recipients are due now */
 	bool recovering;		/* first look after a restart */
 	/* loop-side requests that arrived while the job ran */
@@ -277,22 +295,56 @@ static void sched_prepare_fn(void *arg)
 
 /* ---- the loop side --------------------------------------------------------- */
 
+static void sched_unwait_at(struct scheduler *s, size_t i)
+{
+	free(s->wait[i].domains);
+	s->wait[i] = s->wait[--s->nwait];
+}
+
 static void sched_unwait(struct scheduler *s, const char *id)
 {
 	for (size_t i = 0; i < s->nwait; i++)
 		if (strcmp(s->wait[i].id, id) == 0) {
-			s->wait[i] = s->wait[--s->nwait];
+			sched_unwait_at(s, i);
 			return;
 		}
 }
 
-static void sched_wait(struct scheduler *s, const char *id, int64_t when)
+/* " a.example b.example ": the distinct domains of env's deferred
+ * recipients, lower-cased, each with a space on either side. */
+static char *deferred_domains(const struct queue_env *env)
 {
+	char *list = xstrdup(" ");
+
+	for (size_t i = 0; i < env->nrcpt; i++) {
+		const char *at = strrchr(env->rcpt[i].addr, '@');
+		char *item, *next;
+
+		if (env->rcpt[i].state != RCPT_DEFERRED || at == NULL || at[1] == '\0')
+			continue;
+		item = xasprintf(" %s ", at + 1);
+		for (char *c = item; *c; c++)
+			*c = (char)tolower((unsigned char)*c);
+		if (strstr(list, item) == NULL) {
+			next = xasprintf("%s%s", list, item + 1);
+			free(list);
+			list = next;
+		}
+		free(item);
+	}
+	return list;
+}
+
+static void sched_wait(struct scheduler *s, const char *id, int64_t when, const struct queue_env *env)
+{
+	struct waiting *w;
+
 	sched_unwait(s, id);
 	s->wait = xrealloc(s->wait, (s->nwait + 1) * sizeof(*s->wait));
-	snprintf(s->wait[s->nwait].id, sizeof(s->wait[s->nwait].id), "%s", id);
-	s->wait[s->nwait].when = when;
-	s->nwait++;
+	w = &s->wait[s->nwait++];
+	snprintf(w->id, sizeof(w->id), "%s", id);
+	w->when = when;
+	w->domains = deferred_domains(env);
 	sched_arm(s);
 }
 
@@ -320,58 +372,114 @@ static void sched_job_free(struct sched_job *j)
 	free(j);
 }
 
-static bool sched_set_held(struct scheduler *s, const char *id, bool held)
-{
-	struct queue_env *env = queue_load(s->t->queue, id, NULL);
-	bool ok;
+/* ---- operator requests: hold, release, delete ------------------------------ */
 
-	if (env == NULL)
-		return false;
-	env->held = held;
-	ok = queue_save_state(s->t->queue, env);
-	queue_env_free(env);
-	log_event("event=%s queue=%s", held ? "held" : "released", id);
-	return ok;
-}
-
-static bool sched_remove(struct scheduler *s, const char *id)
+static struct sched_job *sched_job_new(struct scheduler *s, const char *id, enum sched_op op)
 {
-	bool ok = queue_remove(s->t->queue, id);
+	struct sched_job *j = xcalloc(1, sizeof(*j));
+
+	j->s = s;
+	j->fd = -1;
+	j->op = op;
+	snprintf(j->id, sizeof(j->id), "%s", id);
+	j->next = s->jobs;
+	s->jobs = j;
+	s->busy++;
 	sched_unwait(s, id);
-	log_event("event=deleted queue=%s", id);
-	return ok;
+	return j;
 }
 
-/* Back on the loop after step 1 or 3: what the job left to do. */
+/* Worker thread: the request's one step.  A held message keeps its
+ * state in the .st file, written and fsync'd as after an attempt. */
+static void sched_op_fn(void *arg)
+{
+	struct sched_job *j = arg;
+	struct queue *q = j->s->t->queue;
+	struct queue_env *env = queue_load(q, j->id, NULL);
+
+	if (env == NULL) {
+		j->gone = true;
+		return;
+	}
+	if (j->op == SCHED_DELETE) {
+		j->ok = queue_remove(q, j->id);
+		if (j->ok)
+			log_event("event=deleted queue=%s", j->id);
+	} else {
+		env->held = j->op == SCHED_HOLD;
+		j->ok = queue_save_state(q, env);
+		if (j->ok)
+			log_event("event=%s queue=%s", env->held ? "held" : "released", j->id);
+	}
+	queue_env_free(env);
+}
+
+static void sched_job_end(struct sched_job *j);
+
+static void sched_op_done(void *arg)
+{
+	sched_job_end(arg);
+}
+
+static void sched_op_start(struct scheduler *s, const char *id, enum sched_op op, scheduler_done_fn done,
+			   void *arg)
+{
+	struct sched_job *j = sched_job_new(s, id, op);
+
+	j->done = done;
+	j->done_arg = arg;
+	if (atomic_load(&s->stopping)) {
+		/* Shutting down (a request taken by a job that ended late): the
+		 * pool may be past taking work, and one fsync on the loop
+		 * holds up nobody now. */
+		sched_op_fn(j);
+		sched_job_end(j);
+		return;
+	}
+	workers_submit(s->t->delivery_pool, sched_op_fn, sched_op_done, j);
+}
+
+/* What the operator asked while the job ran: SCHED_DELIVER for nothing
+ * (the message goes on being scheduled).  Delete wins over hold, hold
+ * over release. */
+static enum sched_op sched_wanted(const struct sched_job *j)
+{
+	if (j->finished || j->gone)
+		return SCHED_DELIVER;
+	return j->want_delete ? SCHED_DELETE : j->want_hold ? SCHED_HOLD
+	       : j->want_release ? SCHED_RELEASE : SCHED_DELIVER;
+}
+
+/* Back on the loop after a job's last step: the operator's answer, the
+ * notices to send, then what was asked meanwhile or the next wait. */
 static void sched_job_end(struct sched_job *j)
 {
 	struct scheduler *s = j->s;
 	char id[QUEUE_ID_LEN + 1];
-	bool again = j->again, release = j->want_release, finished = j->finished || j->gone;
+	enum sched_op next = sched_wanted(j);
+	bool open = !j->finished && !j->gone, start, force = j->again;
 
 	memcpy(id, j->id, sizeof(id));
 	s->busy--;
+	if (j->done)
+		j->done(j->done_arg, j->ok);
 	for (size_t i = 0; i < j->nnotices; i++)
 		sched_start(s, j->notices[i], false, false);
-	if (j->want_delete) {
-		if (!finished)
-			sched_remove(s, id);
-		sched_job_free(j);
-		return;
+	if (j->op == SCHED_DELIVER) {
+		if (next == SCHED_DELIVER && open && !j->skipped && j->wake > 0 && !j->again)
+			sched_wait(s, id, j->wake, j->env);
+		start = j->again;
+	} else {
+		/* Released: tried now.  A hold or delete that could not be
+		 * done leaves the message scheduled as before. */
+		start = j->op == SCHED_RELEASE ? j->ok : !j->ok;
+		force = j->op == SCHED_RELEASE;
 	}
-	if (j->want_hold) {
-		if (!finished)
-			sched_set_held(s, id, true);
-		sched_job_free(j);
-		return;
-	}
-	if (!finished && !j->skipped && j->wake > 0 && !again)
-		sched_wait(s, id, j->wake);
 	sched_job_free(j);
-	if (release && !finished)
-		sched_set_held(s, id, false);
-	if ((again || release) && !finished)
-		sched_start(s, id, again, false);
+	if (next != SCHED_DELIVER)
+		sched_op_start(s, id, next, NULL, NULL);
+	else if (start && open)
+		sched_start(s, id, force, false);
 }
 
 static void sched_finish_done(void *arg)
@@ -406,16 +514,9 @@ static void sched_start(struct scheduler *s, const char *id, bool force, bool re
 		j->again = true;	/* once more when this run ends */
 		return;
 	}
-	sched_unwait(s, id);
-	j = xcalloc(1, sizeof(*j));
-	j->s = s;
-	j->fd = -1;
+	j = sched_job_new(s, id, SCHED_DELIVER);
 	j->force = force;
 	j->recovering = recovering;
-	snprintf(j->id, sizeof(j->id), "%s", id);
-	j->next = s->jobs;
-	s->jobs = j;
-	s->busy++;
 	workers_submit(s->t->delivery_pool, sched_prepare_fn, sched_prepare_done, j);
 }
 
@@ -429,7 +530,7 @@ static void sched_timer_cb(evutil_socket_t fd, short what, void *arg)
 		if (s->wait[i].when <= now) {
 			char id[QUEUE_ID_LEN + 1];
 			memcpy(id, s->wait[i].id, sizeof(id));
-			s->wait[i] = s->wait[--s->nwait];
+			sched_unwait_at(s, i);
 			sched_start(s, id, false, false);
 		} else {
 			i++;
@@ -471,6 +572,8 @@ void scheduler_free(struct scheduler *s)
 	remote_free(s->remote);
 	while (s->jobs)
 		sched_job_free(s->jobs);
+	while (s->nwait > 0)
+		sched_unwait_at(s, s->nwait - 1);
 	free(s->wait);
 	free(s);
 }
@@ -507,79 +610,61 @@ size_t scheduler_busy(const struct scheduler *s)
 
 /* ---- control: flush, hold, release, delete (loop thread) ---------------- */
 
-static bool env_has_deferred_for(const struct queue_env *env, const char *domain)
-{
-	for (size_t i = 0; i < env->nrcpt; i++) {
-		const char *at = strrchr(env->rcpt[i].addr, '@');
-		if (env->rcpt[i].state == RCPT_DEFERRED && (domain == NULL || (at && strcasecmp(at + 1, domain) == 0)))
-			return true;
-	}
-	return false;
-}
-
+/* Deferred mail (of domain, or all if NULL) is tried now.  The wait list
+ * knows each message's deferred domains: no file is read here. */
 size_t scheduler_flush(struct scheduler *s, const char *domain)
 {
-	size_t n = 0, count = s->nwait;
-	char (*ids)[QUEUE_ID_LEN + 1] = xcalloc(count ? count : 1, sizeof(*ids));
+	char (*ids)[QUEUE_ID_LEN + 1] = xcalloc(s->nwait ? s->nwait : 1, sizeof(*ids));
+	char *item = domain ? xasprintf(" %s ", domain) : NULL;
+	size_t n = 0;
 
-	for (size_t i = 0; i < count; i++)
-		memcpy(ids[i], s->wait[i].id, sizeof(ids[i]));
-	for (size_t i = 0; i < count; i++) {
-		struct queue_env *env = queue_load(s->t->queue, ids[i], NULL);
-		bool match = env && !env->held && env_has_deferred_for(env, domain);
-
-		queue_env_free(env);
-		if (match) {
-			sched_start(s, ids[i], true, false);
-			n++;
-		}
+	for (char *c = item; c && *c; c++)
+		*c = (char)tolower((unsigned char)*c);
+	for (size_t i = 0; i < s->nwait; i++) {
+		const char *d = s->wait[i].domains;
+		if (item ? strstr(d, item) != NULL : d[1] != '\0')
+			memcpy(ids[n++], s->wait[i].id, sizeof(ids[0]));
 	}
+	for (size_t i = 0; i < n; i++)
+		sched_start(s, ids[i], true, false);
+	free(item);
 	free(ids);
 	log_event("event=flush domain=%s messages=%zu", domain ? domain : "*", n);
 	return n;
 }
 
-bool scheduler_hold(struct scheduler *s, const char *id)
+/* A job of the message in flight takes the request when it ends; the
+ * answer is then that the request is taken. */
+static bool sched_defer_request(struct scheduler *s, const char *id, enum sched_op op, scheduler_done_fn done,
+				void *arg)
 {
 	struct sched_job *j = sched_find(s, id);
 
-	if (j) {
-		j->want_hold = true;
-		j->want_release = false;
-		return true;
-	}
-	sched_unwait(s, id);
-	return sched_set_held(s, id, true);
-}
-
-bool scheduler_release(struct scheduler *s, const char *id)
-{
-	struct sched_job *j = sched_find(s, id);
-
-	if (j) {
-		j->want_hold = false;
-		j->want_release = true;
-		return true;
-	}
-	if (!sched_set_held(s, id, false))
+	if (j == NULL)
 		return false;
-	sched_start(s, id, true, false);
+	if (op == SCHED_DELETE)
+		j->want_delete = true;
+	else {
+		j->want_hold = op == SCHED_HOLD;
+		j->want_release = op == SCHED_RELEASE;
+	}
+	done(arg, true);
 	return true;
 }
 
-bool scheduler_delete(struct scheduler *s, const char *id)
+void scheduler_request(struct scheduler *s, const char *id, enum scheduler_request req, scheduler_done_fn done,
+		       void *arg)
 {
-	struct sched_job *j = sched_find(s, id);
-	struct queue_env *env;
+	enum sched_op op = req == SCHEDULER_HOLD ? SCHED_HOLD : req == SCHEDULER_RELEASE ? SCHED_RELEASE
+			   : SCHED_DELETE;
 
-	if (j) {
-		j->want_delete = true;
-		return true;
-	}
-	env = queue_load(s->t->queue, id, NULL);
+	if (!sched_defer_request(s, id, op, done, arg))
+		sched_op_start(s, id, op, done, arg);
+}
 
-	if (env == NULL)
-		return false;
-	queue_env_free(env);
-	return sched_remove(s, id);
+void scheduler_forget(struct scheduler *s, void *arg)
+{
+	for (struct sched_job *j = s->jobs; j; j = j->next)
+		if (j->done_arg == arg)
+			j->done = NULL;
 }

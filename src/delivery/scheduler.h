@@ -24,14 +24,26 @@ void scheduler_stop(struct scheduler *s);
 /* Jobs in flight. */
 size_t scheduler_busy(const struct scheduler *s);
 
-/* All on the loop thread.  Return counts / success. */
+/* All on the loop thread. */
 /* Deferred recipients (of domain, or all if NULL) are tried now; ETRN and
  * `tern queue flush`.  Returns the number of messages scheduled. */
 size_t scheduler_flush(struct scheduler *s, const char *domain);
-/* No delivery attempts until released; persisted (env->held in .st). */
-bool scheduler_hold(struct scheduler *s, const char *id);
-bool scheduler_release(struct scheduler *s, const char *id);
-/* Remove from the queue without a bounce. */
-bool scheduler_delete(struct scheduler *s, const char *id);
+
+/* The operator's requests (`tern queue hold|release|delete`).  Hold: no
+ * delivery attempts until released, persisted (env->held in .st);
+ * release: tried at once; delete: removed without a bounce.  The work is
+ * done off the loop; done(arg, ok) is called on the loop when it is, or at
+ * once when an attempt in flight takes the request; ok is false when the
+ * message does not exist or the files could not be written. */
+enum scheduler_request {
+	SCHEDULER_HOLD,
+	SCHEDULER_RELEASE,
+	SCHEDULER_DELETE,
+};
+typedef void (*scheduler_done_fn)(void *arg, bool ok);
+void scheduler_request(struct scheduler *s, const char *id, enum scheduler_request req, scheduler_done_fn done,
+		       void *arg);
+/* arg is going away: its requests' done is not called. */
+void scheduler_forget(struct scheduler *s, void *arg);
 
 #endif

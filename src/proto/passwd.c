@@ -225,6 +225,10 @@ bool passwd_verify(const struct passwd_secret *s, const char *password, size_t l
 		return false;
 	}
 	ok = n > 0 && passwd_verify_prepared(s, prepared, n);
+	/* A hash made before tern applied SASLprep holds the password as it
+	 * was typed: when that differs from its prepared form, a second try. */
+	if (!ok && s->scheme != PASSWD_PLAIN && (n != len || memcmp(prepared, password, n) != 0))
+		ok = passwd_verify_prepared(s, password, len);
 	OPENSSL_cleanse(prepared, n);
 	free(prepared);
 	return ok;

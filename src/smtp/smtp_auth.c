@@ -135,6 +135,12 @@ int smtp_tls_accept_hook(struct smtp_session *s)
 	return conn_start_tls(&s->conn, ssl) ? 0 : -1;
 }
 
+void smtp_tls_skip_greeting(struct smtp_session *s)
+{
+	if (s->auth)
+		s->auth->greet_on_connect = false;
+}
+
 /* RFC 3207 4.2: after the handshake the client knows nothing, and so the
  * server forgets everything it learnt before. */
 static void starttls_reset_session(struct smtp_session *s)

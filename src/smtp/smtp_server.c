@@ -49,6 +49,7 @@
 #define SMTP_LINE_MAX 512        /* RFC 5321 4.5.3.1.4, CRLF included */
 #define SMTP_DATA_LINE_MAX 1000  /* RFC 5321 4.5.3.1.6, CRLF included */
 #define SMTP_DATA_CHUNK 16384
+#define SMTP_REFUSE_TIMEOUT_S 10  /* most for a refused client's TLS handshake and the 421 */
 
 static const char *const smtp_state_names[] = {
 	[SMTP_S_GREETED] = "greeted",
@@ -312,6 +313,20 @@ static bool smtp_is_loopback(const struct sockaddr *sa)
 	return false;
 }
 
+/* Over a connection limit: the reply instead of the greeting, then close
+ * (after the handshake on 465, which gets the shorter of command_timeout
+ * and SMTP_REFUSE_TIMEOUT_S). */
+static void smtp_refuse(struct smtp_session *s, const char *text)
+{
+	uint64_t wait = s->t->cfg->command_timeout;
+
+	if (s->conn.tls) {
+		smtp_tls_skip_greeting(s);
+		smtp_set_timeout(s, wait < SMTP_REFUSE_TIMEOUT_S ? wait : SMTP_REFUSE_TIMEOUT_S);
+	}
+	smtp_reply_shutdown(s, text);
+}
+
 void smtp_server_accept(struct tern *t, evutil_socket_t fd, const struct sockaddr *sa, socklen_t len,
 			enum service svc)
 {
@@ -333,16 +348,18 @@ void smtp_server_accept(struct tern *t, evutil_socket_t fd, const struct sockadd
 	smtp_set_timeout(s, cfg->command_timeout);
 	log_session_connect(s);
 
+	/* On 465 the refusal, like the greeting, goes out over TLS: a client
+	 * would read a plaintext 421 as a broken handshake. */
+	if (smtp_tls_accept_hook(s) < 0) {
+		smtp_close(s, false);
+		return;
+	}
 	if (t->nsessions > cfg->max_connections || t->nsessions > t->max_fds) {
-		smtp_reply_shutdown(s, "421 4.7.0 Too many connections, try again later");
+		smtp_refuse(s, "421 4.7.0 Too many connections, try again later");
 		return;
 	}
 	if (per_ip > cfg->max_connections_per_ip) {
-		smtp_reply_shutdown(s, "421 4.7.0 Too many connections from your address, try again later");
-		return;
-	}
-	if (smtp_tls_accept_hook(s) < 0) {
-		smtp_close(s, false);
+		smtp_refuse(s, "421 4.7.0 Too many connections from your address, try again later");
 		return;
 	}
 	conn_start(&s->conn);

@@ -1,14 +1,17 @@
 /*
- * aliases.c - see aliases.h.  Keys are stored lower-case; a bare local
- * part matches in every local domain.
+ * aliases.c - see aliases.h.  Lines are parsed by proto/aliasfile.c;
+ * names are stored lower-case; a bare local part matches in every local
+ * domain.
  */
 #include "store/aliases.h"
 #include "core/config.h"
 #include "core/util.h"
+#include "proto/aliasfile.h"
 
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 struct alias {
 	char *name;
@@ -18,68 +21,54 @@ struct alias {
 struct aliases {
 	size_t n;
 	struct alias *v;
+	char *path;
+	bool present;             /* the file existed when loaded */
+	struct timespec mtime;    /* its modification time then */
 };
 
-static char *lower_trim(const char *s, size_t n)
+static void aliases_add(struct aliases *a, struct alias_line *l)
 {
-	while (n && (*s == ' ' || *s == '\t')) {
-		s++;
-		n--;
-	}
-	while (n && (s[n - 1] == ' ' || s[n - 1] == '\t'))
-		n--;
-	char *p = xstrndup(s, n);
-	for (char *q = p; *q; q++)
-		*q = ascii_lower(*q);
-	return p;
+	struct alias al = { .name = l->name, .targets = { .n = l->ntargets, .v = l->targets } };
+
+	a->v = xrealloc(a->v, (a->n + 1) * sizeof(*a->v));
+	a->v[a->n++] = al;
+	memset(l, 0, sizeof(*l));
 }
 
-struct aliases *aliases_load(const char *path, FILE *err)
+struct aliases *aliases_load(const char *path, aliases_warn_fn warn, void *ctx)
 {
 	struct aliases *a = xcalloc(1, sizeof(*a));
 	FILE *f;
 	char *line = NULL;
 	size_t cap = 0, lineno = 0;
 	ssize_t len;
+	struct stat st;
 
 	if (path == NULL || path[0] == '\0')
 		return a;
+	a->path = xstrdup(path);
+	/* Stat before reading: a change made while we read is seen next time. */
+	if (stat(path, &st) == 0) {
+		a->present = true;
+		a->mtime = st.st_mtim;
+	}
 	f = fopen(path, "r");
 	if (f == NULL) {
-		if (err)
-			fprintf(err, "%s: cannot open: %s\n", path, strerror(errno));
+		warn(ctx, path, 0, strerror(errno));
 		return a;
 	}
 	while ((len = getline(&line, &cap, f)) > 0) {
+		struct alias_line l;
+		enum alias_line_err err;
+
 		lineno++;
 		while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r'))
-			line[--len] = '\0';
-		char *hash = strchr(line, '#');
-		if (hash)
-			*hash = '\0';
-		char *colon = strchr(line, ':');
-		if (colon == NULL) {
-			if (line[strspn(line, " \t")] != '\0' && err)
-				fprintf(err, "%s:%zu: expected name: target, target\n", path, lineno);
-			continue;
-		}
-		struct alias al = { .name = lower_trim(line, (size_t)(colon - line)) };
-		char *save = NULL;
-		for (char *t = strtok_r(colon + 1, ", \t", &save); t; t = strtok_r(NULL, ", \t", &save)) {
-			al.targets.v = xrealloc(al.targets.v, (al.targets.n + 1) * sizeof(char *));
-			al.targets.v[al.targets.n++] = lower_trim(t, strlen(t));
-		}
-		if (al.name[0] == '\0' || al.targets.n == 0) {
-			if (err)
-				fprintf(err, "%s:%zu: an alias needs a name and at least one target\n", path, lineno);
-			free(al.name);
-			for (size_t i = 0; i < al.targets.n; i++)
-				free(al.targets.v[i]);
-			free(al.targets.v);
-			continue;
-		}
-		a->v = xrealloc(a->v, (a->n + 1) * sizeof(*a->v));
-		a->v[a->n++] = al;
+			len--;
+		err = alias_line_parse(line, (size_t)len, &l);
+		if (err == ALIAS_LINE_OK)
+			aliases_add(a, &l);
+		else if (err != ALIAS_LINE_BLANK)
+			warn(ctx, path, lineno, alias_line_strerror(err));
 	}
 	free(line);
 	fclose(f);
@@ -97,7 +86,24 @@ void aliases_free(struct aliases *a)
 		free(a->v[i].targets.v);
 	}
 	free(a->v);
+	free(a->path);
 	free(a);
+}
+
+bool aliases_changed(const struct aliases *a)
+{
+	struct stat st;
+
+	if (a->path == NULL)
+		return false;
+	if (stat(a->path, &st) < 0)
+		return a->present;
+	return !a->present || st.st_mtim.tv_sec != a->mtime.tv_sec || st.st_mtim.tv_nsec != a->mtime.tv_nsec;
+}
+
+size_t aliases_count(const struct aliases *a)
+{
+	return a->n;
 }
 
 const struct word_list *aliases_lookup(const struct aliases *a, const char *addr)

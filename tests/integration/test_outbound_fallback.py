@@ -28,6 +28,23 @@ def test_broken_tls_handshake_falls_back_to_plaintext(net):
     assert t.messages("alice@example.test") == []
 
 
+def test_broken_tls_handshake_remembered_for_the_address(net):
+    """The next message to an address whose handshake broke goes without
+    STARTTLS at once: one connection, not a broken one and another."""
+    net.dns("--mx-host=tlsmemo.test,mx.tlsmemo.test,10", "--host-record=mx.tlsmemo.test,127.0.5.16")
+    r = net.receiver("127.0.5.16", ext=("PIPELINING", "STARTTLS"), starttls="220 2.0.0 go ahead")
+    t = net.tern(config={"delivery": {"reuse_idle": "0"}})   # no connection kept for the second
+    send(t, ["bob@tlsmemo.test"])
+    wait_for(lambda: len(r.messages) == 1, t=t)
+    send(t, ["carol@tlsmemo.test"])
+    wait_for(lambda: len(r.messages) == 2, t=t)
+    assert r.connections == 3
+    assert "STARTTLS" in r.transcripts[0] and "STARTTLS" not in r.transcripts[2]
+    log = t.log()
+    assert log.count("event=tls_fallback") == 1
+    assert log.count("starttls=skipped reason=recent_handshake_failure") == 1
+
+
 def test_broken_tls_handshake_defers_when_tls_required(net):
     net.dns("--mx-host=tlsreq.test,mx.tlsreq.test,10", "--host-record=mx.tlsreq.test,127.0.5.12")
     r = net.receiver("127.0.5.12", ext=("PIPELINING", "STARTTLS"), starttls="220 2.0.0 go ahead")

@@ -6,6 +6,7 @@ import json
 import os
 import socket
 import stat
+import time
 
 import pytest
 
@@ -159,6 +160,53 @@ def test_flush(make_tern):
     r = t.cli("queue", "flush", "nowhere.test")
     assert r.stdout.strip() == "flushed 0 messages"
     assert "nowhere.test" in t.log()
+
+
+def deferrals(t, qid):
+    return t.log().count(f"event=delivery queue={qid} ")
+
+
+def flush_until(t, domain, want, timeout=20.0):
+    """Flush until want messages were scheduled: a message is in the wait
+    list a moment after its deferral is logged."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        out = t.cli("queue", "flush", domain).stdout.strip()
+        if out == want:
+            return
+        assert out == "flushed 0 messages", out
+        time.sleep(0.05)
+    raise AssertionError(f"flush {domain} never gave {want!r}")
+
+
+def test_flush_picks_the_domain_only(make_tern):
+    """flush DOMAIN starts exactly the waiting messages with a deferred
+    recipient there, whatever the case of either; the others keep their
+    retry time (an hour)."""
+    t = queued_tern(make_tern)
+    q1 = submit(t, ["a@remote.test"], "one")
+    q2 = submit(t, ["b@Other.Test"], "two")
+    t.wait_log("status=deferred", 2)
+    assert t.cli("queue", "flush", "nowhere.test").stdout.strip() == "flushed 0 messages"
+    flush_until(t, "OTHER.test", "flushed 1 message")
+    t.wait_log(f"event=delivery queue={q2} ", 2)
+    assert deferrals(t, q1) == 1
+    assert t.cli("queue", "flush", "remote.test.other").stdout.strip() == "flushed 0 messages"
+
+
+def test_release_tries_at_once(make_tern):
+    """A held message is tried as soon as it is released, not at its
+    retry time an hour away; while held, a flush leaves it alone."""
+    t = queued_tern(make_tern)
+    qid = submit(t, ["a@remote.test"])
+    t.wait_log("status=deferred", 1)
+    assert t.cli("queue", "hold", qid).stdout.strip() == f"{qid} held"
+    assert t.cli("queue", "flush").stdout.strip() == "flushed 0 messages"
+    assert "held: yes" in t.cli("queue", "show", qid).stdout
+    assert deferrals(t, qid) == 1
+    assert t.cli("queue", "release", qid).stdout.strip() == f"{qid} released"
+    t.wait_log(f"event=delivery queue={qid} ", 2)
+    assert "held: yes" not in t.cli("queue", "show", qid).stdout
 
 
 def test_flush_json(make_tern):

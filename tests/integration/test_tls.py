@@ -13,6 +13,7 @@ import pytest
 
 from authutil import Dialog, b64, client_tls
 from conftest import recv_reply, codes
+from smtpraw import wait_for
 
 
 def s_client(port, *args, starttls=True):
@@ -96,6 +97,40 @@ def test_implicit_tls_greeting_after_handshake(make_tern):
         data = b""
     assert not data.startswith(b"220") and not data.startswith(b"250")
     t.wait_log("event=tls_failed")
+
+
+def test_implicit_tls_refusal_goes_over_tls(make_tern):
+    """Over the per-address limit on 465, the 421 comes after the
+    handshake, inside TLS, and never a 220 with it; then the server
+    closes.  The first session keeps talking (NOOP within 2 s)."""
+    t = make_tern(services=("smtp", "submissions"),
+                  config={"smtp": {"max_connections_per_ip": "1", "command_timeout": "2s"}})
+    def greeted():   # once the fixture's probes have gone
+        d = Dialog(t.port("submissions"), tls=True)
+        if d.greeting.startswith("220 mx.test ESMTP"):
+            return d
+        d.close()
+        return None
+    first = wait_for(greeted, 30)
+    assert first is not None
+    t.wait_log("event=disconnect", n=t.log().count("event=connect") - 1)
+    raw = socket.create_connection(("127.0.0.1", t.port("submissions")), timeout=10)
+    s = client_tls().wrap_socket(raw)
+    data = b""
+    while True:
+        chunk = s.recv(1000)
+        if not chunk:
+            break
+        data += chunk
+    assert data == b"421 4.7.0 Too many connections from your address, try again later\r\n"
+    s.close()
+    assert first.cmd("NOOP").startswith("250")
+    # a refused client that never starts the handshake is dropped in time
+    silent = socket.create_connection(("127.0.0.1", t.port("submissions")), timeout=20)
+    start = time.time()
+    assert silent.recv(100) == b""
+    assert 1.5 < time.time() - start < 8
+    silent.close()
 
 
 @pytest.mark.parametrize("flag,ok", [("-tls1", False), ("-tls1_1", False), ("-tls1_2", True), ("-tls1_3", True)])

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <cmocka.h>
+#include <crypt.h>
 
 #include "proto/base64.h"
 #include "proto/passwd.h"
@@ -244,12 +245,44 @@ static void test_hash_saslprep(void **state)
 	}
 }
 
-static void test_dummy(void **state)
+/* A hash of a password as typed, made before SASLprep was applied. */
+static char *raw_crypt(const char *password)
 {
-	/* Nothing to assert but that it runs and returns. */
-	passwd_verify_dummy("whatever", 8);
-	passwd_verify_dummy("", 0);
-	passwd_verify_dummy("a\0b", 3);
+	char setting[CRYPT_GENSALT_OUTPUT_SIZE], *ret;
+	struct crypt_data *data = calloc(1, sizeof *data);
+	const char *out;
+
+	assert_non_null(data);
+	assert_non_null(crypt_gensalt_rn("$6$", 0, NULL, 0, setting, sizeof setting));
+	out = crypt_rn(password, setting, data, sizeof *data);
+	assert_non_null(out);
+	ret = malloc(strlen(out) + 8);
+	assert_non_null(ret);
+	strcpy(ret, "{CRYPT}");
+	strcat(ret, out);
+	free(data);
+	return ret;
+}
+
+static void test_verify_unprepared_hash(void **state)
+{
+	/* NO-BREAK SPACE maps to a space, SOFT HYPHEN to nothing. */
+	static const char *const typed[] = { "pass\u00A0word", "I\u00ADX", "\u2168" };
+	struct passwd_secret s;
+
+	for (size_t i = 0; i < sizeof typed / sizeof typed[0]; i++) {
+		char *secret = raw_crypt(typed[i]);
+		assert_true(parse(secret, &s));
+		assert_true(passwd_verify(&s, typed[i], strlen(typed[i])));
+		assert_false(passwd_verify(&s, "pass word", 9));
+		assert_false(passwd_verify(&s, "IX", 2));
+		passwd_secret_free(&s);
+		free(secret);
+	}
+	/* {PLAIN} values are prepared when read: no second try there. */
+	assert_true(parse("{PLAIN}pass word", &s));
+	assert_true(passwd_verify(&s, "pass\u00A0word", strlen("pass\u00A0word")));
+	passwd_secret_free(&s);
 }
 
 int main(void)
@@ -263,7 +296,7 @@ int main(void)
 		cmocka_unit_test(test_hash),
 		cmocka_unit_test(test_verify_saslprep),
 		cmocka_unit_test(test_hash_saslprep),
-		cmocka_unit_test(test_dummy),
+		cmocka_unit_test(test_verify_unprepared_hash),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
