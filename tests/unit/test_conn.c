@@ -236,6 +236,26 @@ static void test_peer_gone_while_flushing(void **state)
 	free(o);
 }
 
+/* A reader that stopped: the flush is given up at the write timeout. */
+static void test_stalled_reader_dropped_at_timeout(void **state)
+{
+	struct owner *o = owner_new(SOCK_STREAM);
+	size_t n = 4 << 20;
+	char *big = xmalloc(n);
+
+	fill_pattern(big, n);
+	conn_set_timeout(&o->c, 1);
+	conn_start(&o->c);
+	conn_write(&o->c, big, n);
+	conn_close(&o->c, true);
+	for (int i = 0; i < 5 && o->frees == 0; i++)
+		event_base_loop(o->base, EVLOOP_ONCE);   /* blocks until the timeout */
+	assert_int_equal(o->frees, 1);
+	assert_int_equal(o->events, 0);
+	free(big);
+	owner_free_all(o);
+}
+
 /* ---- references ------------------------------------------------------------ */
 
 static void test_ref_keeps_session_alive(void **state)
@@ -499,6 +519,7 @@ int main(void)
 		cmocka_unit_test(test_flush_then_close_delivers_all),
 		cmocka_unit_test(test_close_without_flush_gives_up),
 		cmocka_unit_test(test_peer_gone_while_flushing),
+		cmocka_unit_test(test_stalled_reader_dropped_at_timeout),
 		cmocka_unit_test(test_ref_keeps_session_alive),
 		cmocka_unit_test(test_close_inside_callback),
 		cmocka_unit_test(test_one_write_per_batch),
