@@ -1,11 +1,12 @@
 /*
  * test_conn.c - core/conn.c over a socketpair and a real event_base:
  * flush-then-close delivers every octet (a reply far larger than the
- * socket takes at once included) before the session is freed; references
- * keep a closed session alive until the last one goes; a batch of output
+ * socket takes at once included) before the session is freed, and a
+ * reader that stopped is dropped at the write timeout; references keep a
+ * closed session alive until the last one goes; a batch of output
  * leaves in one write (SOCK_SEQPACKET keeps write boundaries, so one
  * recv() is one write); the STARTTLS switch waits for the reply to leave
- * and is cancelled by a close.
+ * and is cancelled by a close; input lines are bounded.
  */
 #include <setjmp.h>
 #include <stdarg.h>
