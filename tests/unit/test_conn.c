@@ -197,42 +197,46 @@ static void test_flush_then_close_delivers_all(void **state)
 	}
 }
 
-/* Closing again without flush gives the flush up: freed at once. */
-static void test_close_without_flush_gives_up(void **state)
+/* A session that closed with flush while a 4 MiB reply is still queued. */
+static struct owner *owner_flushing(unsigned timeout)
 {
 	struct owner *o = owner_new(SOCK_STREAM);
 	size_t n = 4 << 20;
 	char *big = xmalloc(n);
 
 	fill_pattern(big, n);
+	if (timeout)
+		conn_set_timeout(&o->c, timeout);
 	conn_start(&o->c);
 	conn_write(&o->c, big, n);
+	free(big);
 	conn_close(&o->c, true);
+	assert_true(o->c.flush_ref);
 	assert_int_equal(o->frees, 0);
+	return o;
+}
+
+/* Closing again without flush gives the flush up: freed at once. */
+static void test_close_without_flush_gives_up(void **state)
+{
+	struct owner *o = owner_flushing(0);
+
 	conn_close(&o->c, false);
 	assert_int_equal(o->frees, 1);
-	free(big);
 	owner_free_all(o);
 }
 
 /* The peer goes away while we flush: no event for the session, freed. */
 static void test_peer_gone_while_flushing(void **state)
 {
-	struct owner *o = owner_new(SOCK_STREAM);
-	size_t n = 4 << 20;
-	char *big = xmalloc(n);
+	struct owner *o = owner_flushing(0);
 
-	fill_pattern(big, n);
-	conn_start(&o->c);
-	conn_write(&o->c, big, n);
-	conn_close(&o->c, true);
 	close(o->peer);
 	o->peer = -1;
 	for (int i = 0; i < 1000 && o->frees == 0; i++)
 		turn(o, NULL);
 	assert_int_equal(o->frees, 1);
 	assert_int_equal(o->events, 0);
-	free(big);
 	event_base_free(o->base);
 	free(o);
 }
@@ -240,20 +244,12 @@ static void test_peer_gone_while_flushing(void **state)
 /* A reader that stopped: the flush is given up at the write timeout. */
 static void test_stalled_reader_dropped_at_timeout(void **state)
 {
-	struct owner *o = owner_new(SOCK_STREAM);
-	size_t n = 4 << 20;
-	char *big = xmalloc(n);
+	struct owner *o = owner_flushing(1);
 
-	fill_pattern(big, n);
-	conn_set_timeout(&o->c, 1);
-	conn_start(&o->c);
-	conn_write(&o->c, big, n);
-	conn_close(&o->c, true);
 	for (int i = 0; i < 5 && o->frees == 0; i++)
 		event_base_loop(o->base, EVLOOP_ONCE);   /* blocks until the timeout */
 	assert_int_equal(o->frees, 1);
 	assert_int_equal(o->events, 0);
-	free(big);
 	owner_free_all(o);
 }
 
