@@ -54,7 +54,6 @@
 #define AUTH_DELAY_MAX_MS 4000
 
 struct smtp_auth_state {
-	bool greet_on_connect;        /* port 465: greet after the handshake */
 	/* the AUTH exchange */
 	struct sasl_server *sasl;
 	enum sasl_mech mech;
@@ -108,16 +107,15 @@ void smtp_tls_describe(struct smtp_session *s, char *buf, size_t cap)
 		snprintf(buf, cap, " (%s)", d);
 }
 
-/* The handshake is done (conn.c logged it). */
+/* The handshake is done (conn.c logged it).  On 465 the greeting comes
+ * now, unless the session was refused meanwhile (its 421 goes instead);
+ * 465 has no STARTTLS, so this is its only handshake. */
 void smtp_tls_connected_cb(void *arg)
 {
 	struct smtp_session *s = arg;
-	struct smtp_auth_state *a = s->auth;
 
-	if (a && a->greet_on_connect) {
-		a->greet_on_connect = false;
+	if (s->svc == SERVICE_SUBMISSIONS && s->state == SMTP_S_GREETED)
 		smtp_greet(s);
-	}
 }
 
 /* Port 465: TLS from the first octet; smtp_greet() runs on CONNECTED. */
@@ -131,14 +129,7 @@ int smtp_tls_accept_hook(struct smtp_session *s)
 		conn_log_tls_failed(&s->conn, ERR_get_error());
 		return -1;
 	}
-	auth_state(s)->greet_on_connect = true;
 	return conn_start_tls(&s->conn, ssl) ? 0 : -1;
-}
-
-void smtp_tls_skip_greeting(struct smtp_session *s)
-{
-	if (s->auth)
-		s->auth->greet_on_connect = false;
 }
 
 /* RFC 3207 4.2: after the handshake the client knows nothing, and so the

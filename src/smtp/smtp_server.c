@@ -320,10 +320,8 @@ static void smtp_refuse(struct smtp_session *s, const char *text)
 {
 	uint64_t wait = s->t->cfg->command_timeout;
 
-	if (s->conn.tls) {
-		smtp_tls_skip_greeting(s);
+	if (s->conn.tls)
 		smtp_set_timeout(s, wait < SMTP_REFUSE_TIMEOUT_S ? wait : SMTP_REFUSE_TIMEOUT_S);
-	}
 	smtp_reply_shutdown(s, text);
 }
 

@@ -122,7 +122,6 @@ bool smtp_policy_message_ok(struct smtp_session *s);
 
 /* smtp_auth.c: TLS and AUTH */
 int smtp_tls_accept_hook(struct smtp_session *s);        /* implicit TLS on 465 */
-void smtp_tls_skip_greeting(struct smtp_session *s);     /* 465: refused, no 220 */
 void smtp_tls_connected_cb(void *arg);                   /* conn_ops.connected */
 void smtp_starttls_done_cb(void *arg, bool ok);          /* conn_ops.starttls_done */
 size_t smtp_ehlo_extra(struct smtp_session *s, char *buf, size_t cap);
