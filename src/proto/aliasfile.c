@@ -14,23 +14,10 @@ static bool is_blank(char c)
 	return c == ' ' || c == '\t';
 }
 
-/* RFC 5322 §3.2.3 atext, the characters of a dot-atom local part. */
-static bool is_atext(unsigned char c)
-{
-	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')
-	       || (c != 0 && strchr("!#$%&'*+-/=?^_`{|}~", c) != NULL);
-}
-
 /* A dot-atom local part of at most SMTP_LOCAL_MAX octets. */
 static bool local_ok(const char *s, size_t n)
 {
-	if (n == 0 || n > SMTP_LOCAL_MAX || s[0] == '.' || s[n - 1] == '.')
-		return false;
-	for (size_t i = 0; i < n; i++) {
-		if (s[i] == '.' ? s[i + 1] == '.' : !is_atext((unsigned char)s[i]))
-			return false;
-	}
-	return true;
+	return n <= SMTP_LOCAL_MAX && smtp_dot_string_valid(s, n);
 }
 
 /* "local" or "local@domain", the domain a name or an address literal. */

@@ -227,7 +227,7 @@ static enum smtp_parse_err parse_quoted_local(const char *s, size_t len, size_t 
 	return SMTP_OK;
 }
 
-static bool dot_string_valid(const char *s, size_t n)
+bool smtp_dot_string_valid(const char *s, size_t n)
 {
 	if (n == 0 || s[0] == '.' || s[n - 1] == '.')
 		return false;
@@ -249,7 +249,7 @@ static enum smtp_parse_err parse_local(const char *s, size_t len, size_t *pos,
 	while (i < len && (is_atext((unsigned char)s[i]) || s[i] == '.'))
 		i++;
 	size_t n = i - start;
-	if (!dot_string_valid(s + start, n))
+	if (!smtp_dot_string_valid(s + start, n))
 		return SMTP_ERR_SYNTAX;
 	if (n > SMTP_LOCAL_MAX)
 		return SMTP_ERR_LOCAL_LEN;
@@ -332,7 +332,7 @@ enum smtp_parse_err smtp_parse_path(const char *s, size_t len, bool allow_null,
 
 static bool local_needs_quotes(const char *local)
 {
-	return !dot_string_valid(local, strlen(local));
+	return !smtp_dot_string_valid(local, strlen(local));
 }
 
 size_t smtp_path_format(const struct smtp_path *path, char *buf, size_t cap)

@@ -95,6 +95,10 @@ enum smtp_parse_err smtp_parse_path(const char *s, size_t len, bool allow_null,
  * length written (NUL-terminated); 0 with buf "" if cap is too small. */
 size_t smtp_path_format(const struct smtp_path *path, char *buf, size_t cap);
 
+/* A dot-string local part (RFC 5321 §4.1.2: atoms of RFC 5322 atext
+ * joined by single dots); the length limit is the caller's. */
+bool smtp_dot_string_valid(const char *s, size_t n);
+
 /* HELO/EHLO argument: a domain (labels of letters/digits/hyphens, dots) or
  * an address literal. */
 bool smtp_helo_valid(const char *s, size_t len);
