@@ -273,11 +273,11 @@ static void tls_memo_note(struct remote *r, const struct sockaddr_storage *ss, i
 	m->until = now + TLS_MEMO_TTL;
 }
 
-/* Until when STARTTLS is not tried at ss; 0 when it is. */
-static int64_t tls_memo_until(struct remote *r, const struct sockaddr_storage *ss, int64_t now)
+/* STARTTLS is not tried at ss now. */
+static bool tls_memo_broken(struct remote *r, const struct sockaddr_storage *ss, int64_t now)
 {
 	struct tls_memo *m = tls_memo_find(r, ss);
-	return m && m->until > now ? m->until : 0;
+	return m && m->until > now;
 }
 
 /* Is this address and port one of our own listeners?  A wildcard
@@ -647,8 +647,8 @@ static void del_connect(struct rdelivery *d, const struct dns_host *h, const str
 	const struct config *cfg = r->t->cfg;
 	bool smarthost = strcmp(d->dest->key, SMARTHOST_KEY) == 0;
 	bool tls_required = domain_tls_required(cfg, smarthost ? r->smarthost : d->dest->key);
-	int64_t skip_tls = tls_required || d->plain_next || r->ssl_ctx == NULL ? 0 : tls_memo_until(r, ss, now_unix());
-	bool plain = d->plain_next || skip_tls != 0;
+	bool skip_tls = !tls_required && !d->plain_next && r->ssl_ctx && tls_memo_broken(r, ss, now_unix());
+	bool plain = d->plain_next || skip_tls;
 	struct smtp_client_opts o = {
 		.helo = cfg->hostname,
 		.peer_name = h->name,
