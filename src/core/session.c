@@ -182,12 +182,18 @@ static void session_pass(struct session *s)
 		session_check_errors(s);
 	}
 	s->discard = false;
+	if (s->conn->closing)
+		return;
+	/* Read only what will be processed: the input buffer never grows
+	 * while the session waits. */
 	if (!session_may_process(s)) {
+		bufferevent_disable(s->conn->bev, EV_READ);
 		session_timer_stop(s);
 	} else if (raw_mode || s->octets_left > 0 ||
-		   evbuffer_get_length(bufferevent_get_input(s->conn->bev)) == 0) {
+		   (evbuffer_get_length(bufferevent_get_input(s->conn->bev)) == 0 && !s->conn->discard_line)) {
 		/* Waiting for a command (or the next block of raw input):
-		 * every read counts as activity. */
+		 * every read counts as activity.  An over-long line being
+		 * dropped as it comes is a line that has begun. */
 		session_timer_stop(s);
 		session_timer_start(s, SESSION_TIMER_IDLE);
 	} else if (s->timer_on != SESSION_TIMER_COMMAND) {
@@ -195,6 +201,8 @@ static void session_pass(struct session *s)
 		session_timer_stop(s);
 		session_timer_start(s, SESSION_TIMER_COMMAND);
 	}
+	if (session_may_process(s) && !s->conn->tls_pending)
+		bufferevent_enable(s->conn->bev, EV_READ);
 }
 
 void session_process(struct session *s)
@@ -218,11 +226,8 @@ void session_pause(struct session *s)
 
 void session_resume(struct session *s)
 {
-	if (--s->paused == 0 && !s->conn->closing) {
-		if (!s->output_full)
-			bufferevent_enable(s->conn->bev, EV_READ);
+	if (--s->paused == 0 && !s->conn->closing)
 		session_process(s);
-	}
 	conn_unref(s->conn);
 }
 
@@ -263,8 +268,6 @@ static void session_drained_cb(void *arg)
 		s->ops->drained(s->owner);
 	if (s->output_full && !s->conn->closing) {
 		s->output_full = false;
-		if (s->paused == 0)
-			bufferevent_enable(s->conn->bev, EV_READ);
 		session_process(s);
 	}
 }
