@@ -1,7 +1,52 @@
 /*
- * server.c - small pieces of the server context shared by the services.
+ * server.c - small pieces of the server context shared by the services:
+ * the session list, session ids, and admission by file descriptors.
+ *
+ * An idle session holds one descriptor, its socket; a queue file during
+ * DATA, a Maildir lock after a POP3 login, a message being sent, the
+ * resolver, the listeners, outbound connections and the workers' files
+ * come out of a reserve.  Admission counts one descriptor per session,
+ * and also refuses when the descriptor a connection was accepted on lies
+ * in the reserve: the kernel hands out the lowest free number, so then
+ * every descriptor below it is taken, whatever the sessions hold.  A
+ * refused client still gets its 421 from that reserve (OpenSMTPD's
+ * smtp.c refuses by free descriptors likewise).
  */
 #include "core/server.h"
+#include "core/config.h"
+
+#include <malloc.h>
+#include <sys/resource.h>
+
+#define TERN_FD_RESERVE 128       /* listeners, log, resolver, queue, workers */
+#define TERN_TRIM_PEAK 256        /* sessions at a peak worth trimming after */
+
+void tern_fd_setup(struct tern *t)
+{
+	struct rlimit rl;
+	size_t reserve = TERN_FD_RESERVE + (t->cfg ? t->cfg->max_remote_connections : 0);
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) < 0) {
+		t->max_fds = 64;
+		return;
+	}
+	if (rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max > 1048576 ? 1048576 : rl.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &rl);
+		getrlimit(RLIMIT_NOFILE, &rl);
+	}
+	if (rl.rlim_cur == RLIM_INFINITY)
+		rl.rlim_cur = 1048576;
+	/* A small limit still admits a few sessions: half of it. */
+	if (rl.rlim_cur < 2 * reserve)
+		reserve = (size_t)rl.rlim_cur / 2;
+	t->max_fds = (size_t)rl.rlim_cur - reserve;
+}
+
+bool tern_fd_room(const struct tern *t, int fd)
+{
+	return t->nsessions <= t->max_fds && fd >= 0 && (size_t)fd < t->max_fds;
+}
 
 void session_list_add(struct tern *t, struct session_link *l)
 {
@@ -11,6 +56,8 @@ void session_list_add(struct tern *t, struct session_link *l)
 		l->next->prev = l;
 	t->sessions.head = l;
 	t->nsessions++;
+	if (t->nsessions > t->nsessions_peak)
+		t->nsessions_peak = t->nsessions;
 }
 
 void session_list_del(struct tern *t, struct session_link *l)
@@ -23,6 +70,15 @@ void session_list_del(struct tern *t, struct session_link *l)
 		l->next->prev = l->prev;
 	l->prev = l->next = NULL;
 	t->nsessions--;
+	/* After a crowd of sessions has gone, give the freed heap back:
+	 * glibc keeps it (27 MiB after 10,000 sessions had closed, from
+	 * 8 MiB).  Only past a peak, so a steady trickle never pays. */
+	if (t->nsessions > t->nsessions_peak)
+		t->nsessions_peak = t->nsessions;
+	if (t->nsessions_peak >= TERN_TRIM_PEAK && t->nsessions <= t->nsessions_peak / 16) {
+		malloc_trim(0);
+		t->nsessions_peak = t->nsessions;
+	}
 }
 
 uint64_t tern_session_id(struct tern *t)

@@ -72,15 +72,17 @@ static void session_timer_start(struct session *s, enum session_timer which)
 static void session_timer_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct session *s = arg;
-	const char *timer = s->timer_on == SESSION_TIMER_COMMAND ? "command" : "idle";
+	bool command = s->timer_on == SESSION_TIMER_COMMAND;
+	const char *text = command && s->ops->command_timeout_text ? s->ops->command_timeout_text
+		: s->ops->timeout_text;
 
 	s->timer_on = SESSION_TIMER_OFF;
 	if (s->conn->closing)
 		return;
 	conn_ref(s->conn);
 	conn_batch_begin(s->conn);
-	log_session_timeout(s, timer);
-	session_fatal(s, s->ops->timeout_text);
+	log_session_timeout(s, command ? "command" : "idle");
+	session_fatal(s, text);
 	conn_batch_end(s->conn);
 	conn_unref(s->conn);
 }

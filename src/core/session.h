@@ -81,6 +81,7 @@ struct session_ops {
 	void (*free)(void *owner);
 	/* The fatal replies, CRLF added: "421 4.4.2 Timeout exceeded ...". */
 	const char *timeout_text;
+	const char *command_timeout_text;   /* a line not ended in time; NULL: timeout_text */
 	const char *errors_text;
 };
 

@@ -435,6 +435,7 @@ static const struct session_ops pop3_session_ops = {
 	.starttls_done = pop3_starttls_done_cb,
 	.free = pop3_free_cb,
 	.timeout_text = "-ERR Autologout; idle for too long",
+	.command_timeout_text = "-ERR Command line not completed in time, closing connection",
 	.errors_text = "-ERR Too many errors, closing connection",
 };
 
@@ -476,7 +477,7 @@ void pop3_server_accept(struct tern *t, evutil_socket_t fd, const struct sockadd
 		}
 	}
 
-	if (t->nsessions > cfg->max_connections || t->nsessions > t->max_fds) {
+	if (t->nsessions > cfg->max_connections || !tern_fd_room(t, fd)) {
 		pop3_err_close(s, POP3_C_SYS_TEMP, "Too many connections, try again later");
 		return;
 	}

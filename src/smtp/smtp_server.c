@@ -362,7 +362,7 @@ void smtp_server_accept(struct tern *t, evutil_socket_t fd, const struct sockadd
 		smtp_close(s, false);
 		return;
 	}
-	if (t->nsessions > cfg->max_connections || t->nsessions > t->max_fds) {
+	if (t->nsessions > cfg->max_connections || !tern_fd_room(t, fd)) {
 		smtp_refuse(s, "421 4.7.0 Too many connections, try again later");
 		return;
 	}
