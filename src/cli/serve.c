@@ -290,6 +290,8 @@ int cmd_serve(int argc, char **argv)
 	event_free(st.sig_hup);
 	event_free(st.tick);
 	listeners_close(&t);
+	if (t.trim_ev)
+		event_free(t.trim_ev);
 	queue_close(t.queue);
 	users_free(t.users);
 	aliases_free(t.aliases);

@@ -12,6 +12,7 @@
 #include <sys/socket.h>
 
 struct event_base;
+struct event;
 struct config;
 struct users;
 struct aliases;
@@ -61,6 +62,7 @@ struct tern {
 	struct session_list sessions;
 	size_t nsessions;
 	size_t nsessions_peak;    /* since the heap was last trimmed */
+	struct event *trim_ev;    /* the trim after a crowd has gone */
 	/* Descriptors a session may use: the limit less a reserve for the
 	 * rest of tern (tern_fd_setup); each session holds one. */
 	size_t max_fds;
