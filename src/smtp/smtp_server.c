@@ -13,9 +13,10 @@
  * Input is taken by the line-session base (core/session.c: line bounds,
  * the error limit, timeouts, the output mark) and processed in order,
  * one reply per command; replies of a pipelined group go out together
- * when the loop regains control.  While a message is being committed (fsync on a worker
- * thread) input processing pauses, and resumes from the buffer after the
- * 250, so pipelined commands after the final dot keep their order.
+ * when the loop regains control.  While a message is being committed
+ * (fsync on a worker thread) input processing pauses, and resumes from
+ * the buffer after the 250, so pipelined commands after the final dot
+ * keep their order.
  */
 #include "smtp/smtp_server.h"
 #include "smtp/smtp_session.h"
