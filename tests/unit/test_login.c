@@ -97,6 +97,20 @@ static void fx_start(struct fx *f, const char *users_text, unsigned threads, boo
 	login_set_users(f->l, f->users);
 }
 
+static void fx_stop(struct fx *f)
+{
+	login_free(f->l);
+	f->l = NULL;
+	users_free(f->users);
+	f->users = NULL;
+	if (f->tick)
+		event_free(f->tick);
+	f->tick = NULL;
+	if (f->base)
+		event_base_free(f->base);
+	f->base = NULL;
+}
+
 static int setup(void **state)
 {
 	struct fx *f = xcalloc(1, sizeof(*f));
@@ -114,12 +128,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
 	struct fx *f = *state;
-	login_free(f->l);
-	users_free(f->users);
-	if (f->tick)
-		event_free(f->tick);
-	if (f->base)
-		event_base_free(f->base);
+	fx_stop(f);
 	unlink(f->path);
 	rmdir(f->dir);
 	free(f);
@@ -509,16 +518,25 @@ static size_t mechs(struct fx *f, bool tls, char *out, size_t cap)
 	return n;
 }
 
+/* The service's table from now on: USERS_PLAIN plus one line. */
+static void use_users_plus(struct fx *f, const char *addr, const char *secret)
+{
+	char *text = xasprintf(USERS_PLAIN "%s:%s\n", addr, secret);
+	struct users *u = load_users(f, text);
+
+	free(text);
+	login_set_users(f->l, u);
+	users_free(u);
+}
+
 static void test_mechanism_selection(void **state)
 {
 	struct fx *f = *state;
 	struct sockaddr_in sa = addr_of("192.0.2.71");
 	struct login_peer insecure = peer(&sa, "submission", false);
 	char *scram = passwd_hash(PASSWD_SCRAM_SHA_256, "sampw");
-	char *text;
 	char buf[128];
 	struct answer a = { 0 };
-	struct users *u;
 
 	fx_start(f, USERS_PLAIN, 2, false);
 	mechs(f, true, buf, sizeof(buf));
@@ -526,19 +544,11 @@ static void test_mechanism_selection(void **state)
 	mechs(f, false, buf, sizeof(buf));
 	assert_string_equal(buf, "CRAM-MD5 SCRAM-SHA-256");
 	/* one SCRAM secret: CRAM-MD5 can no longer serve everyone */
-	text = xasprintf(USERS_PLAIN "sam@example.test:%s\n", scram);
-	u = load_users(f, text);
-	free(text);
-	login_set_users(f->l, u);
-	users_free(u);
+	use_users_plus(f, "sam@example.test", scram);
 	mechs(f, true, buf, sizeof(buf));
 	assert_string_equal(buf, "PLAIN LOGIN SCRAM-SHA-256");
 	/* one crypt(3) secret: neither */
-	text = xasprintf(USERS_PLAIN "carol@example.test:%s\n", f->crypt_secret);
-	u = load_users(f, text);
-	free(text);
-	login_set_users(f->l, u);
-	users_free(u);
+	use_users_plus(f, "carol@example.test", f->crypt_secret);
 	mechs(f, true, buf, sizeof(buf));
 	assert_string_equal(buf, "PLAIN LOGIN");
 	assert_int_equal(mechs(f, false, buf, sizeof(buf)), 0);
@@ -566,14 +576,7 @@ static void test_allow_plaintext_and_trusted(void **state)
 	assert_true(login_plaintext_ok(f->l, &p));
 	mechs(f, false, buf, sizeof(buf));
 	assert_string_equal(buf, "PLAIN LOGIN CRAM-MD5 SCRAM-SHA-256");
-	login_free(f->l);
-	f->l = NULL;
-	users_free(f->users);
-	f->users = NULL;
-	event_free(f->tick);
-	f->tick = NULL;
-	event_base_free(f->base);
-	f->base = NULL;
+	fx_stop(f);
 	fx_start(f, USERS_PLAIN, 2, false);
 	p.trusted = true;
 	assert_true(login_plaintext_ok(f->l, &p));
