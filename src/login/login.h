@@ -115,8 +115,10 @@ typedef void (*login_cb)(void *arg, const struct login_result *r);
  * status ends it. */
 uint64_t login_sasl_start(struct login *l, const struct login_peer *p, enum sasl_mech mech,
 			  const char *ir, size_t ir_len, login_cb cb, void *arg);
-/* The client's answer to a challenge.  An id that is not waiting for one
- * gets LOGIN_BAD_INPUT. */
+/* The client's answer to a challenge; the answer comes to the callback
+ * given to login_sasl_start.  An id that is not waiting for a step (gone,
+ * cancelled, or a step already in flight) is ignored: call this only after
+ * a LOGIN_CONTINUE. */
 void login_sasl_step(struct login *l, uint64_t id, const char *line, size_t len);
 
 /* A name and a password (POP3 USER/PASS, IMAP LOGIN). */
