@@ -2,8 +2,8 @@
  * serve_hooks.c - see serve_hooks.h.
  */
 #include "cli/serve_hooks.h"
+#include "cli/control.h"
 #include "core/config.h"
-#include "core/control.h"
 #include "core/log.h"
 #include "core/server.h"
 #include "core/tls.h"

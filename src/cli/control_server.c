@@ -1,5 +1,5 @@
 /*
- * control.c - the control socket (see control.h).
+ * control_server.c - the server side of the control socket (see control.h).
  *
  * Served on the event loop like any session: one bounded request line,
  * then the answer.  Nothing waits: hold, release and delete are handed to
@@ -9,7 +9,7 @@
  * long queue neither stalls the loop nor piles up in memory; `show`
  * hands the message to the output buffer as a file segment.
  */
-#include "core/control.h"
+#include "cli/control.h"
 #include "core/config.h"
 #include "core/log.h"
 #include "core/server.h"
