@@ -8,7 +8,7 @@
 #include "core/server.h"
 #include "core/tls.h"
 #include "core/util.h"
-#include "delivery/dns.h"
+#include "core/dns.h"
 #include "delivery/scheduler.h"
 #include "pop3/pop3_server.h"
 

@@ -35,7 +35,7 @@
 #include "core/log.h"
 #include "core/server.h"
 #include "core/util.h"
-#include "delivery/dns.h"
+#include "core/dns.h"
 #include "smtp/smtp_client.h"
 #include "store/queue.h"
 

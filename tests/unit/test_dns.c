@@ -1,5 +1,5 @@
 /*
- * test_dns.c - delivery/dns.c against a private dnsmasq on 127.0.0.1 and
+ * test_dns.c - core/dns.c against a private dnsmasq on 127.0.0.1 and
  * a free port (never real DNS): MX order and shuffle, several addresses,
  * implicit MX, CNAMEs, null MX (RFC 7505), NXDOMAIN, self among the MX
  * (RFC 5321 §5.1), PTR with forward confirmation, literals, timeouts,
@@ -26,7 +26,7 @@
 #include <unistd.h>
 
 #include "core/util.h"
-#include "delivery/dns.h"
+#include "core/dns.h"
 
 static const char *const zone[] = {
 	"--local=/test/",	/* unknown names under test. are NXDOMAIN */

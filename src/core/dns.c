@@ -9,7 +9,7 @@
  * result is built and the request's own event is activated, so the user's
  * callback runs from the loop, outside any c-ares or dns_* call.
  */
-#include "delivery/dns.h"
+#include "core/dns.h"
 
 #include "core/util.h"
 #include "delivery/mx.h"
