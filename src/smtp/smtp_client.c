@@ -102,6 +102,7 @@ struct smtp_client {
 };
 
 static void client_enter(struct smtp_client *c, enum client_state st);
+static void client_set_state(struct smtp_client *c, enum client_state to);
 static void client_read_cb(struct bufferevent *bev, void *arg);
 static void client_write_cb(struct bufferevent *bev, void *arg);
 static void client_event_cb(struct bufferevent *bev, short what, void *arg);
@@ -173,10 +174,9 @@ void smtp_client_free(struct smtp_client *c)
 	if (c == NULL || c->dead)
 		return;
 	c->dead = true;
-	c->state = CS_DEAD;
+	client_set_state(c, CS_DEAD);	/* stops the state's timer too */
 	if (c->bev)
 		bufferevent_disable(c->bev, EV_READ | EV_WRITE);
-	evtimer_del(c->timer);
 	event_del(c->deferred);
 	if (c->refs == 0)
 		client_destroy(c);
@@ -303,7 +303,6 @@ static void client_broken(struct smtp_client *c, const char *why)
 	if (c->bev)
 		bufferevent_disable(c->bev, EV_READ | EV_WRITE);
 	client_set_state(c, CS_DEAD);
-	c->state = CS_DEAD;
 	if (c->msg != NULL) {
 		char text[SMTP_CLIENT_TEXT_MAX];
 		snprintf(text, sizeof(text), "421 4.4.2 %s: %s", c->peer, why);
