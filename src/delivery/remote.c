@@ -36,6 +36,7 @@
 #include "core/server.h"
 #include "core/util.h"
 #include "core/dns.h"
+#include "delivery/mx.h"
 #include "smtp/smtp_client.h"
 #include "store/queue.h"
 
@@ -812,7 +813,8 @@ static void del_resolve(struct rdelivery *d)
 	} else {
 		uint32_t seed;
 		RAND_bytes((unsigned char *)&seed, sizeof(seed));
-		d->dns_id = dns_mx_lookup(r->t->dns, dst->key, r->t->cfg->hostname, seed, del_dns_cb, d);
+		d->dns_id = dns_mx_lookup(r->t->dns, dst->key, mx_prepare, r->t->cfg->hostname,
+					  seed, del_dns_cb, d);
 	}
 }
 
