@@ -124,11 +124,14 @@ static void log_client_error(const struct smtp_client *c, const char *what)
 		  c->peer, client_state_names[c->state], log_quote(q, sizeof(q), what, strlen(what)));
 }
 
-static void log_client_tls_fallback(const struct smtp_client *c, const char *reason)
+void smtp_client_log_tls_fallback(const struct smtp_client *c, const char *queue_id, const char *action,
+				  const char *reason)
 {
 	char q[300];
-	log_event("event=tls_fallback session=%016" PRIx64 " peer=%s action=plaintext reason=%s",
-		  c->opts.session_id, c->peer, log_quote(q, sizeof(q), reason, strlen(reason)));
+
+	log_event("event=tls_fallback session=%016" PRIx64 " peer=%s%s%s action=%s reason=%s",
+		  c->opts.session_id, c->peer, queue_id ? " queue=" : "", queue_id ? queue_id : "", action,
+		  log_quote(q, sizeof(q), reason, strlen(reason)));
 }
 
 /* ---- references and the callback --------------------------------------- */
@@ -626,7 +629,7 @@ static void client_on_reply(struct smtp_client *c, const struct smtp_reply *r)
 			char text[SMTP_CLIENT_TEXT_MAX];
 
 			client_reply_text(r, text, sizeof(text));
-			log_client_tls_fallback(c, text);
+			smtp_client_log_tls_fallback(c, NULL, "plaintext", text);
 			c->caps.starttls = false;
 			client_after_hello(c);
 		}
