@@ -206,7 +206,9 @@ static struct login_req *req_new(struct login *l, const struct login_peer *p, en
 				 login_cb cb, void *arg)
 {
 	struct login_req *r = xcalloc(1, sizeof(*r));
-	socklen_t alen = p->addr->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in);
+	sa_family_t fam = p->addr->sa_family;
+	size_t alen = fam == AF_INET6 ? sizeof(struct sockaddr_in6) :
+		      fam == AF_INET ? sizeof(struct sockaddr_in) : sizeof(fam);
 
 	r->l = l;
 	r->id = l->next_id++;
