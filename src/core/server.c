@@ -75,7 +75,11 @@ void tern_fd_setup(struct tern *t)
 	if (rl.rlim_cur < 2 * reserve)
 		reserve = (size_t)rl.rlim_cur / 2;
 	t->max_fds = (size_t)rl.rlim_cur - reserve;
-	tern_fd_warm(t, (size_t)rl.rlim_cur);
+	/* Sessions never number more than max_connections, so descriptor
+	 * numbers past that and the reserve are rare (a limit of 1,048,576
+	 * would cost a second and 40 MiB here). */
+	size_t warm = t->cfg ? (size_t)t->cfg->max_connections + 2 * reserve : (size_t)rl.rlim_cur;
+	tern_fd_warm(t, warm < (size_t)rl.rlim_cur ? warm : (size_t)rl.rlim_cur);
 }
 
 bool tern_fd_room(const struct tern *t, int fd)
