@@ -328,8 +328,10 @@ uint64_t queue_writer_size(const struct queue_writer *w)
 
 bool queue_writer_write(struct queue_writer *w, const void *buf, size_t len)
 {
-	if (w->failed)
+	if (w->failed) {
+		errno = w->err;
 		return false;
+	}
 	if (!write_all(w->fd, buf, len)) {
 		w->err = errno;
 		log_queue_error("write", w->id, w->tmp_path, w->err);
