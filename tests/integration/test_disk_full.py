@@ -10,16 +10,14 @@ The tests mount tmpfs file systems (root only) and are skipped where that
 is not allowed.
 """
 import os
-import re
 import subprocess
 
 import pytest
 
 from conftest import Dnsmasq, free_port
+from mailcheck import big_message, delivered, mx_subjects
 from smtpraw import Raw, wait_for
 from test_outbound import Receiver
-
-BODY_LINE = "x" * 76 + "\r\n"
 
 
 def mount_tmpfs(path, size):
@@ -46,12 +44,6 @@ def mounts():
         umount(p)
 
 
-def big_message(subject, kib):
-    n = kib * 1024 // len(BODY_LINE)
-    return (f"From: sender@example.test\r\nTo: alice@example.test\r\nSubject: {subject}\r\n"
-            f"Message-ID: <{subject}@client.test>\r\n\r\n" + BODY_LINE * n + f"END {subject}\r\n")
-
-
 def send(t, rcpts, subject, kib):
     """(code, enhanced status) of the reply to the message, or of the
     first command that was refused."""
@@ -71,24 +63,6 @@ def send(t, rcpts, subject, kib):
         code, lines = c.expect()
         c.cmd("QUIT", 221)
         return code, lines[-1][4:].split(" ")[0]
-
-
-def check_complete(path, subject=None):
-    """A delivered file is whole: its size is the S= of its name and it ends
-    with the END line of its own subject."""
-    data = open(path, "rb").read()
-    m = re.search(r",S=(\d+)", os.path.basename(path))
-    assert m and int(m.group(1)) == len(data), f"{path}: {len(data)} bytes"
-    subj = re.search(rb"\nSubject: (\S+)", data).group(1).decode()
-    assert data.endswith(f"END {subj}\n".encode()), f"{path} cut short: ...{data[-60:]!r}"
-    return subj
-
-
-def delivered(t, addr):
-    d = os.path.join(t.maildir(addr), "new")
-    if not os.path.isdir(d):
-        return []
-    return [check_complete(os.path.join(d, n)) for n in sorted(os.listdir(d))]
 
 
 def fill(path):
@@ -188,13 +162,8 @@ def test_full_state_dir_remote_mail_never_lost(make_tern, mounts):
         assert acked and refused, (acked, refused)
 
         def arrived():
-            out = []
-            for m in rx.messages:
-                subj = re.search(rb"\nSubject: (\S+)", m["data"]).group(1).decode()
-                assert m["data"].endswith(f"END {subj}\r\n".encode()), m["data"][-80:]
-                out.append(subj)
-            return out
-        assert wait_for(lambda: set(arrived()) >= set(acked), 30), (arrived(), acked)
+            return [subj for subj, _ in mx_subjects(rx)]
+        assert wait_for(lambda: set(arrived()) >= set(acked), 30), (arrived(), acked, t.log()[-6000:])
         assert not set(arrived()) & set(refused)
         os.unlink(filler)
         assert send(t, ["carol@remote.test"], "after", 96) == (250, "2.0.0")
