@@ -158,6 +158,8 @@ def check_commit_durable(events, ren, reply):
     before the rename, the rename done, its directory synced after."""
     problems = []
     src, dst = ren.paths()[:2]
+    if src == "" and "AT_EMPTY_PATH" in ren.args:
+        src = ren.fd_path(0)      # linkat of an O_TMPFILE descriptor
     last_data = max([e.exit for e in events
                      if e.exit < ren.entry and (
                          (e.name in DATA and e.fd_path(0) == src) or
