@@ -839,6 +839,12 @@ static int cmp_str(const void *a, const void *b)
 	return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
+static void log_queue_remove_partial(const char *name)
+{
+	char q[300];
+	log_event("event=queue_recover action=remove_partial file=%s", log_quote(q, sizeof(q), name, strlen(name)));
+}
+
 /* Start-up only: nothing in tmp/ was ever acknowledged, so it goes; a
  * state file whose message is gone is a leftover of queue_remove(). */
 void queue_recover(struct queue *q)
@@ -849,7 +855,7 @@ void queue_recover(struct queue *q)
 	if ((d = opendir(q->tmp_dir)) != NULL) {
 		while ((de = readdir(d)) != NULL)
 			if (de->d_name[0] != '.') {
-				log_event("event=queue_recover action=remove_partial file=%s", de->d_name);
+				log_queue_remove_partial(de->d_name);
 				unlinkat(dirfd(d), de->d_name, 0);
 			}
 		closedir(d);

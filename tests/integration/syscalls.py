@@ -40,6 +40,19 @@ def strace_usable():
                        capture_output=True, text=True)
     if p.returncode != 0:
         return f"strace cannot trace here: {p.stderr.strip()}"
+    # attaching to a running process may be forbidden (ptrace_scope)
+    target = subprocess.Popen(["sleep", "30"])
+    try:
+        p = subprocess.run([STRACE, "-qq", "-e", "trace=none", "-o", "/dev/null", "-p", str(target.pid)],
+                           capture_output=True, text=True, timeout=1)
+        said = p.stderr.strip()
+    except subprocess.TimeoutExpired:
+        said = None           # attached, and tracing until stopped: fine
+    finally:
+        target.kill()
+        target.wait()
+    if said and "attach" in said and "Operation not permitted" in said:
+        return f"strace cannot attach to a running process here: {said}"
     return None
 
 

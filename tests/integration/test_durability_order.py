@@ -17,8 +17,8 @@ from conftest import Dnsmasq, free_port
 from smtpraw import Raw, message, wait_for
 from test_outbound import Receiver
 
-pytestmark = pytest.mark.skipif(syscalls.strace_usable() is not None,
-                                reason=str(syscalls.strace_usable()))
+NO_STRACE = syscalls.strace_usable()
+pytestmark = pytest.mark.skipif(NO_STRACE is not None, reason=str(NO_STRACE))
 
 
 def send(t, rcpts, subject):
