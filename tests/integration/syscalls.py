@@ -193,14 +193,18 @@ def check_commit_durable(events, ren, reply):
     return problems
 
 
-def check_new_dirs_durable(events, start, reply):
-    """Every directory made between start and the reply was synced, and so
-    was its parent, after it was made and before the reply."""
+def check_new_dirs_durable(events, start, ren, reply):
+    """Every directory above the file ren put in place that was made
+    between start and ren was synced, and so was its parent, after it was
+    made and before the reply."""
     problems = []
+    dst = os.path.normpath(ren.paths()[1])
     for e in events:
-        if e.name not in ("mkdir", "mkdirat") or e.ret != 0 or not (start.entry < e.exit < reply.entry):
+        if e.name not in ("mkdir", "mkdirat") or e.ret != 0 or not (start.entry < e.exit < ren.entry):
             continue
         path = os.path.normpath(e.paths()[0])
+        if not dst.startswith(path + "/"):
+            continue
         for want in (path, os.path.dirname(path)):
             if not any(s.name == "fsync" and s.ret == 0 and os.path.normpath(s.fd_path(0) or "") == want
                        and s.entry > e.exit and s.exit < reply.entry for s in events):
