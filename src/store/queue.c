@@ -58,6 +58,35 @@ struct queue_writer {
 	int err;                  /* errno of the write that failed */
 };
 
+/* ---- logging: one function per event ------------------------------------ */
+
+/* A queue file operation failed; id is NULL when no message is concerned
+ * (the queue's directories), path NULL when the id names the file. */
+static void log_queue_error(const char *op, const char *id, const char *path, int err)
+{
+	errno = err;
+	log_event("event=queue_error op=%s%s%s%s%s error=\"%m\"", op, id ? " queue=" : "", id ? id : "",
+		  path ? " path=" : "", path ? path : "");
+}
+
+/* The id a message was to be committed under is taken: it gets a new one. */
+static void log_queue_id_taken(const char *id)
+{
+	log_event("event=queue_id_taken queue=%s action=new_id", id);
+}
+
+/* A file left in tmp/ at start-up: "ID.N" (a message being received),
+ * "ID.st" (a state update) or "retired.N". */
+static void log_queue_remove_partial(const char *name)
+{
+	size_t n = strspn(name, "0123456789ABCDEFabcdef");
+
+	if (n == QUEUE_ID_LEN && name[n] == '.')
+		log_event("event=queue_recover action=remove_partial queue=%.*s file=%s", (int)n, name, name);
+	else
+		log_event("event=queue_recover action=remove_partial file=%s", name);
+}
+
 const char *rcpt_state_name(enum rcpt_state s)
 {
 	static const char *const names[] = { "pending", "deferred", "delivered", "failed" };
@@ -90,20 +119,6 @@ static uint64_t queue_highest_id(const struct queue *q)
 	}
 	closedir(d);
 	return max;
-}
-
-static void log_queue_id_taken(const char *id)
-{
-	log_event("event=queue_id_taken queue=%s action=new_id", id);
-}
-
-/* A queue file could not be written or committed.  Keeps errno: callers
- * tell a full disk (452 4.3.1) from other trouble by it. */
-static void log_queue_error(const char *op, const char *id, const char *path, int err)
-{
-	log_event("event=queue_error op=%s queue=%s path=%s error=\"%s\"", op, id ? id : "-",
-		  path ? path : "-", strerror(err));
-	errno = err;
 }
 
 struct queue *queue_open(const char *state_dir)
@@ -294,7 +309,7 @@ struct queue_writer *queue_writer_new(struct queue *q, struct queue_env *env)
 	fclose(mem);
 	if (!write_all(w->fd, text, text_len)) {
 		int err = errno;
-		log_queue_error("write", w->id, w->tmp_path, err);
+		log_queue_error("write", w->id, NULL, err);
 		free(text);
 		queue_writer_abort(w);
 		queue_writer_free(w);
@@ -334,8 +349,9 @@ bool queue_writer_write(struct queue_writer *w, const void *buf, size_t len)
 	}
 	if (!write_all(w->fd, buf, len)) {
 		w->err = errno;
-		log_queue_error("write", w->id, w->tmp_path, w->err);
+		log_queue_error("write", w->id, NULL, w->err);
 		w->failed = true;
+		errno = w->err;       /* callers tell a full disk by it */
 		return false;
 	}
 	w->written += len;
@@ -413,7 +429,7 @@ bool queue_writer_commit(struct queue_writer *w, uint64_t lines, bool eight_bit)
 			 * message must not be acknowledged.  Take it back so
 			 * it is not delivered twice. */
 			int err = errno;
-			log_queue_error("commit", w->id, w->final_path, err);
+			log_queue_error("commit", w->id, NULL, err);
 			unlink(w->final_path);
 			queue_writer_abort(w);
 			errno = err;
@@ -426,7 +442,7 @@ bool queue_writer_commit(struct queue_writer *w, uint64_t lines, bool eight_bit)
 	return true;
 fail:
 	n = errno;
-	log_queue_error("commit", w->id, w->tmp_path, n);
+	log_queue_error("commit", w->id, NULL, n);
 	queue_writer_abort(w);
 	errno = n;
 	return false;
@@ -749,7 +765,7 @@ bool queue_save_state(struct queue *q, const struct queue_env *env)
 		int err = errno;
 		if (fd >= 0)
 			close(fd);
-		log_queue_error("save_state", env->id, tmp, err);
+		log_queue_error("save_state", env->id, NULL, err);
 		unlink(tmp);
 		errno = err;
 	}
@@ -837,12 +853,6 @@ static bool is_id(const char *s)
 static int cmp_str(const void *a, const void *b)
 {
 	return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
-static void log_queue_remove_partial(const char *name)
-{
-	char q[300];
-	log_event("event=queue_recover action=remove_partial file=%s", log_quote(q, sizeof(q), name, strlen(name)));
 }
 
 /* Start-up only: nothing in tmp/ was ever acknowledged, so it goes; a
