@@ -311,7 +311,8 @@ static enum imap_parse_result lex_quoted(struct imap_parser *p, const char *line
 			n += s;
 			continue;
 		}
-		if (c == '\0' || c == '\r' || c == '\n' || is_ctl(c))
+		/* QUOTED-CHAR is a TEXT-CHAR: any CHAR (%x01-7F) but CR and LF */
+		if (c == '\0' || c == '\r' || c == '\n')
 			return fail(p, IMAP_ERR_QUOTED, k);
 		k++;
 		n++;

@@ -119,7 +119,7 @@ static void test_commands(void **state)
 		{ "a X a  b", IMAP_ERR_SYNTAX, "a", NULL, NULL, 0 },
 		{ "a X \"abc", IMAP_ERR_QUOTED, "a", NULL, NULL, 0 },
 		{ "a X \"a\\b\"", IMAP_ERR_QUOTED, "a", NULL, NULL, 0 },
-		{ "a X \"a\tb\"", IMAP_ERR_QUOTED, "a", NULL, NULL, 0 },
+		{ "a X \"a\x01\x7f\"", IMAP_ERR_NONE, "a", "X", "\"a\x01\x7f\"", 0 },
 		{ "a X \"\xc3\xa9\"", IMAP_ERR_8BIT, "a", NULL, NULL, 0 },
 		{ "a X caf\xc3\xa9", IMAP_ERR_8BIT, "a", NULL, NULL, 0 },
 		{ "a X\xc3\xa9", IMAP_ERR_8BIT, "a", NULL, NULL, 0 },
