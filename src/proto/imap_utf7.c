@@ -341,7 +341,7 @@ enum imap_utf7_err imap_mailbox_from_maildir(const char *dir, size_t len, char *
 	if (e != IMAP_UTF7_OK)
 		return e;
 	/* the result must be a name that maps back to this very directory */
-	char back[4 * IMAP_MAILBOX_MAX + 8];
+	char back[IMAP_MAILDIR_MAX + 1];
 	size_t blen;
 	if (imap_maildir_from_mailbox(out, *olen, back, sizeof(back), &blen) != IMAP_UTF7_OK ||
 	    blen != len || memcmp(back, dir, len) != 0)

@@ -28,6 +28,7 @@
 #define IMAP_MAILBOX_DELIM '/'
 #define IMAP_MAILBOX_MAX 512      /* octets of a wire name (modified UTF-7) */
 #define IMAP_MAILBOX_DEPTH 16     /* hierarchy levels */
+#define IMAP_MAILDIR_MAX (5 * IMAP_MAILBOX_MAX + 1) /* directory name: each '.' is 5 octets */
 
 enum imap_utf7_err {
 	IMAP_UTF7_OK = 0,

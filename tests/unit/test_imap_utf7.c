@@ -190,6 +190,16 @@ static void test_maildir(void **state)
 		    IMAP_UTF7_OK && strcmp(bad[i], ".x&AC4-&AC4-") != 0)
 			fail_msg("bad dir \"%s\" accepted as \"%s\"", bad[i], wire);
 	}
+	/* fuzz find: a name of IMAP_MAILBOX_MAX dots has a directory name five
+	 * times as long, which the reverse mapping could not hold */
+	static char dots[IMAP_MAILBOX_MAX], ddir[IMAP_MAILDIR_MAX + 1], dback[IMAP_MAILBOX_MAX + 1];
+	size_t dn;
+	memset(dots, '.', sizeof(dots));
+	assert_int_equal(imap_maildir_from_mailbox(dots, sizeof(dots), ddir, sizeof(ddir), &dn),
+			 IMAP_UTF7_OK);
+	assert_int_equal(dn, IMAP_MAILDIR_MAX);
+	assert_int_equal(imap_mailbox_from_maildir(ddir, dn, dback, sizeof(dback), &dn), IMAP_UTF7_OK);
+	assert_int_equal(dn, sizeof(dots));
 	/* ".x&AC4-&AC4-" is "x.." - a legal name (not a "." or ".." level) */
 	char wire[64];
 	size_t n;
