@@ -407,6 +407,7 @@ bool imap_folder_scan(struct imap_folder *f, bool *changed)
 				f->dirty = true;
 				*changed = true;
 			}
+			m->flags = fl;
 			free(m->name);
 			m->name = v[i];
 			v[i] = NULL;
