@@ -114,7 +114,10 @@ static struct login_peer imap_login_peer(const struct imap_session *s)
 {
 	struct login_peer p = {
 		.addr = (const struct sockaddr *)&s->peer, .ip = s->ip, .session = s->id,
-		.service = service_name(s->svc), .tls = s->conn.tls, .trusted = s->trusted,
+		.service = service_name(s->svc), .tls = s->conn.tls,
+		/* issue 9: plaintext only after TLS (or [auth] allow_plaintext),
+		 * whatever the address, trusted networks and loopback included */
+		.trusted = false,
 	};
 	return p;
 }

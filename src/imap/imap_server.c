@@ -172,7 +172,10 @@ void imap_capability_list(struct imap_session *s, struct evbuffer *b)
 {
 	struct login_peer p = {
 		.addr = (const struct sockaddr *)&s->peer, .ip = s->ip, .session = s->id,
-		.service = service_name(s->svc), .tls = s->conn.tls, .trusted = s->trusted,
+		.service = service_name(s->svc), .tls = s->conn.tls,
+		/* issue 9: plaintext only after TLS (or [auth] allow_plaintext),
+		 * whatever the address, trusted networks and loopback included */
+		.trusted = false,
 	};
 	evbuffer_add_printf(b, "IMAP4rev1 IMAP4rev2 LITERAL+ SASL-IR ID ENABLE IDLE NAMESPACE UNSELECT UIDPLUS"
 			    " MOVE CHILDREN SPECIAL-USE LIST-STATUS APPENDLIMIT=%" PRIu64,
