@@ -55,7 +55,9 @@ struct imap_fetch {
 	size_t *idx, n, pos;
 	size_t item;              /* next item of message pos; SIZE_MAX: not begun */
 	bool uid, want_flags, add_flags;
-	long k;                   /* folder index of the current message */
+	struct imap_msg msg;      /* the current message as it began (the folder
+				   * may be rescanned while output drains, so
+				   * no index into it is kept) */
 	int fd;
 	struct mime_tree tree;
 	bool have_tree;
@@ -594,8 +596,7 @@ static void fetch_section(struct imap_session *s, struct imap_fetch *fx, const s
 /* Item j of the current message. */
 static void fetch_item(struct imap_session *s, struct imap_fetch *fx, const struct fitem *it)
 {
-	struct imap_folder *f = s->sel->f;
-	const struct imap_msg *m = &f->v[fx->k];
+	const struct imap_msg *m = &fx->msg;
 	struct evbuffer *b = imap_out(s);
 
 	switch (it->kind) {
@@ -641,12 +642,12 @@ static bool fetch_begin(struct imap_session *s, struct imap_fetch *fx)
 {
 	struct imap_folder *f = s->sel->f;
 	size_t v = fx->idx[fx->pos];
-	bool seen = false;
+	bool seen = false, set_seen = false;
+	long k = imap_view_index(s, v);
 
-	fx->k = imap_view_index(s, v);
-	if (fx->k < 0)
+	if (k < 0)
 		return false;
-	fx->fd = imap_folder_open_msg(f, (size_t)fx->k);
+	fx->fd = imap_folder_open_msg(f, (size_t)k);
 	if (fx->fd < 0) {
 		/* gone from the disk meanwhile: the next sync says so */
 		s->sel->dirty = true;
@@ -656,14 +657,18 @@ static bool fetch_begin(struct imap_session *s, struct imap_fetch *fx)
 		if (fx->items[i].kind == FI_SECTION && !fx->items[i].peek)
 			seen = true;
 	fx->add_flags = false;
-	if (seen && !s->readonly && !(f->v[fx->k].flags & IMAP_FLAG_SEEN)) {
+	if (seen && !s->readonly && !(f->v[k].flags & IMAP_FLAG_SEEN)) {
 		/* RFC 9051 6.4.5: BODY[] sets \Seen; the client hears of it */
-		if (imap_folder_set_flags(f, (size_t)fx->k, f->v[fx->k].flags | IMAP_FLAG_SEEN, f->v[fx->k].kw)) {
-			s->view[v].flags = f->v[fx->k].flags;
+		if (imap_folder_set_flags(f, (size_t)k, f->v[k].flags | IMAP_FLAG_SEEN, f->v[k].kw)) {
+			s->view[v].flags = f->v[k].flags;
 			fx->add_flags = !fx->want_flags;
-			imap_changed(s);
+			set_seen = true;
 		}
 	}
+	fx->msg = f->v[k];
+	fx->msg.name = NULL;
+	if (set_seen)
+		imap_changed(s);   /* may rescan f: after the snapshot */
 	evbuffer_add_printf(imap_out(s), "* %zu FETCH (", v + 1);
 	s->nfetch++;
 	return true;
@@ -672,7 +677,7 @@ static bool fetch_begin(struct imap_session *s, struct imap_fetch *fx)
 static void fetch_end(struct imap_session *s, struct imap_fetch *fx)
 {
 	if (fx->add_flags) {
-		const struct imap_msg *m = &s->sel->f->v[fx->k];
+		const struct imap_msg *m = &fx->msg;
 		evbuffer_add_printf(imap_out(s), " FLAGS ");
 		imap_write_msg_flags(s, imap_out(s), m->flags, m->kw);
 	}

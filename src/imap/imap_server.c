@@ -211,6 +211,7 @@ static void imap_free_cb(void *arg)
 	session_list_del(s->t, &s->link);
 	addr_count_add(s->t->conn_per_ip, (struct sockaddr *)&s->peer, -1, now_unix());
 	session_release(&s->sess);
+	free(s->view);
 	free(s->user);
 	free(s->maildir);
 	free(s);

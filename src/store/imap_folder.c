@@ -243,6 +243,13 @@ static int imap_name_cmp(const void *a, const void *b)
 	long long sx = atoll(x), sy = atoll(y);
 	if (sx != sy)
 		return sx < sy ? -1 : 1;
+	/* "SECONDS.M<usec>...": microseconds are not zero-padded */
+	const char *mx = strchr(x, '.'), *my = strchr(y, '.');
+	if (mx && my && mx[1] == 'M' && my[1] == 'M') {
+		long long ux = atoll(mx + 2), uy = atoll(my + 2);
+		if (ux != uy)
+			return ux < uy ? -1 : 1;
+	}
 	return strcmp(x, y);
 }
 
@@ -383,7 +390,8 @@ bool imap_folder_scan(struct imap_folder *f, bool *changed)
 		f->v[i].mark = false;
 	}
 	qsort(refs, nref, sizeof(*refs), imap_ref_cmp);
-	qsort(v, n, sizeof(*v), imap_name_cmp);
+	if (n > 1)
+		qsort(v, n, sizeof(*v), imap_name_cmp);
 	char **fresh = xcalloc(n + 1, sizeof(*fresh));
 	size_t nfresh = 0;
 	for (size_t i = 0; i < n; i++) {
@@ -410,6 +418,7 @@ bool imap_folder_scan(struct imap_folder *f, bool *changed)
 			m->flags = fl;
 			free(m->name);
 			m->name = v[i];
+			r->base = m->name;   /* the same base: the sort order holds */
 			v[i] = NULL;
 		}
 		if (first) {

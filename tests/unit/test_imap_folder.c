@@ -79,9 +79,16 @@ static void test_uids_and_flags(void **state)
 	put(fx->md, "new", "100.M1P1Q1.h,S=5,W=7", "a\nb\n\n");
 	put(fx->md, "new", "200.M1P1Q2.h", "x\r\ny\n");
 	put(fx->md, "cur", "50.M1P1Q3.h:2,S", "old\n");
+	/* microseconds are not zero-padded: M99999 came before M100000 */
+	put(fx->md, "new", "300.M100000P1Q1.h", "b\n");
+	put(fx->md, "new", "300.M99999P1Q1.h", "a\n");
 	assert_true(imap_folder_scan(f, &changed));
 	assert_true(changed);
-	assert_int_equal(f->n, 3);
+	assert_int_equal(f->n, 5);
+	assert_string_equal(f->v[3].name, "300.M99999P1Q1.h:2,");
+	assert_string_equal(f->v[4].name, "300.M100000P1Q1.h:2,");
+	assert_true(imap_folder_expunge(f, 4));
+	assert_true(imap_folder_expunge(f, 3));
 	/* arrival order: 50, 100, 200 */
 	assert_int_equal(f->v[0].uid, 1);
 	assert_string_equal(f->v[0].name, "50.M1P1Q3.h:2,S");
@@ -118,19 +125,19 @@ static void test_uids_and_flags(void **state)
 	assert_int_equal(f->v[0].flags, IMAP_FLAG_SEEN | IMAP_FLAG_ANSWERED);
 	assert_true(f->v[0].modseq > ms);
 
-	/* a removed file drops out; a new one gets UID 4, never 3 again */
+	/* a removed file drops out; a new one gets UID 6, never 3 again */
 	assert_true(imap_folder_expunge(f, 2));
 	put(fx->md, "new", "300.M1P1Q4.h", "z\n");
 	assert_true(imap_folder_scan(f, &changed));
 	assert_int_equal(f->n, 3);
-	assert_int_equal(f->v[2].uid, 4);
+	assert_int_equal(f->v[2].uid, 6);
 	snprintf(a, sizeof(a), "%s/cur/%s", fx->md, f->v[0].name);
 	assert_int_equal(unlink(a), 0);
 	assert_true(imap_folder_scan(f, &changed));
 	assert_true(changed);
 	assert_int_equal(f->n, 2);
 	assert_int_equal(f->v[0].uid, 2);
-	assert_int_equal(imap_folder_find(f, 4), 1);
+	assert_int_equal(imap_folder_find(f, 6), 1);
 	assert_int_equal(imap_folder_find(f, 3), -1);
 
 	/* keywords kept per folder */
@@ -143,7 +150,7 @@ static void test_uids_and_flags(void **state)
 	assert_int_equal(f->nkw, 1);
 	assert_string_equal(f->kw[0], "$Forwarded");
 	assert_int_equal(f->v[0].kw, 1);
-	assert_int_equal(f->uidnext, 5);
+	assert_int_equal(f->uidnext, 7);
 	imap_folder_free(f);
 
 	/* a torn state file is refused: rebuilt with a new UIDVALIDITY */
