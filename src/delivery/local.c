@@ -138,13 +138,15 @@ static bool due(const struct queue_env *env, const struct queue_rcpt *r, int64_t
 }
 
 /*
- * The direct path for a message whose recipients are all local: deliver
- * from the not yet committed queue file straight into the Maildirs.  The
- * session sends its 250 only after this returns true, so the message is
- * durable in every mailbox (each one fsync'd, its new/ synced) before it
- * is acknowledged - the same promise as a committed queue file, with half
- * the syncs.  On false, the recipients already done are marked RCPT_DONE
- * and the caller commits the queue file for the rest.
+ * The direct path for a message whose recipients are all local (or
+ * already failed, by a check on the way in): deliver from the not yet
+ * committed queue file straight into the Maildirs.  The caller answers
+ * 250 only after this returns true and the notices are queued, so the
+ * message is durable in every mailbox (each one fsync'd, its new/
+ * synced) before it is acknowledged - the same promise as a committed
+ * queue file, with half the syncs.  On false, the recipients already
+ * done are marked RCPT_DONE and the caller commits the queue file for
+ * the rest.
  */
 bool local_deliver_direct(const struct config *cfg, struct queue_env *env, int fd)
 {
@@ -153,15 +155,15 @@ bool local_deliver_direct(const struct config *cfg, struct queue_env *env, int f
 	bool *want;
 
 	for (size_t i = 0; i < env->nrcpt; i++)
-		if (!env->rcpt[i].local)
+		if (!env->rcpt[i].local && env->rcpt[i].state == RCPT_PENDING)
 			return false;
-	want = xcalloc(env->nrcpt, sizeof(*want));
+	want = xcalloc(env->nrcpt ? env->nrcpt : 1, sizeof(*want));
 	for (size_t i = 0; i < env->nrcpt; i++)
-		want[i] = true;
+		want[i] = env->rcpt[i].state == RCPT_PENDING;
 	deliver_batch(cfg, env, want, fd, now);
 	free(want);
 	for (size_t i = 0; i < env->nrcpt; i++)
-		if (env->rcpt[i].state != RCPT_DONE)
+		if (env->rcpt[i].state != RCPT_DONE && env->rcpt[i].state != RCPT_FAILED)
 			all = false;
 	return all;
 }
@@ -177,41 +179,4 @@ bool local_deliver_env(const struct config *cfg, struct queue_env *env, int fd, 
 		deliver_batch(cfg, env, want, fd, now);
 	free(want);
 	return changed;
-}
-
-void local_deliver(const struct config *cfg, struct queue *q, const char *id, struct local_result *res)
-{
-	int fd = -1;
-	int64_t now = now_unix();
-	bool changed = false, all_final = true;
-	struct queue_env *env = queue_load(q, id, &fd);
-
-	memset(res, 0, sizeof(*res));
-	if (env == NULL) {
-		log_event("event=queue_error op=load queue=%s error=\"unreadable or incomplete queue file\"", id);
-		return;
-	}
-	res->loaded = true;
-	changed = local_deliver_env(cfg, env, fd, now);
-	for (size_t i = 0; i < env->nrcpt; i++) {
-		struct queue_rcpt *r = &env->rcpt[i];
-		if (r->state == RCPT_PENDING || r->state == RCPT_DEFERRED) {
-			all_final = false;
-			if (!r->local)
-				res->remote_pending = true;
-			else if (res->next_try == 0 || r->next_try < res->next_try)
-				res->next_try = r->next_try;
-		}
-		if (r->state == RCPT_FAILED)
-			res->failed++;
-	}
-	close(fd);
-	if (all_final && res->failed == 0) {
-		queue_retire(q, id);
-		log_event("event=removed queue=%s", id);
-		res->finished = true;
-	} else if (changed) {
-		queue_save_state(q, env);
-	}
-	queue_env_free(env);
 }
