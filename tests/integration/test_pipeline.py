@@ -170,3 +170,98 @@ def test_notice_not_lost_when_it_cannot_be_queued(make_tern):
     (g,) = status_groups(n)
     assert g["Final-Recipient"] == "rfc822; bob@example.test" and g["Action"] == "delivered"
     t.wait_log("event=removed queue=")
+
+
+# ---- all-local mail written once ------------------------------------------------
+
+def queue_files_holding(t, marker):
+    """Files under the queue directory whose bytes contain marker."""
+    found = []
+    for root, _, names in os.walk(os.path.join(t.state, "queue")):
+        for n in names:
+            with open(os.path.join(root, n), "rb") as f:
+                if marker in f.read():
+                    found.append(os.path.join(root, n))
+    return found
+
+
+def check_maildir_name(path, data):
+    size = int(path.split(",S=")[1].split(",")[0])
+    vsize = int(path.split(",W=")[1].split(":")[0])
+    assert size == len(data)
+    assert vsize == len(data) + data.count(b"\n")
+
+
+def prime_mailboxes(t, addrs):
+    """Deliver one message to each address, so that their Maildirs exist."""
+    code, msg = send(t, addrs, b"Subject: prime\r\n\r\nprime\r\n")
+    assert code == 250, msg
+    for a in addrs:
+        t.wait_messages(a, 1)
+
+
+def test_all_local_written_once_into_the_mailboxes(make_tern):
+    """All-local mail streams into its first recipient's Maildir file; the
+    others' copies come from that file: no copy of the message passes
+    through the queue, and every copy is whole and sized in its name."""
+    t = make_tern(users=USERS)
+    rcpts = ["bob@example.test", "carol@example.test", "dave@example.test"]
+    prime_mailboxes(t, rcpts)
+    marker = b"written-once-7f3a9c"
+    body = b"Subject: once\r\n\r\n" + b"".join(b"%s line %d\r\n" % (marker, i) for i in range(3000))
+    code, msg = send(t, rcpts, body)
+    assert code == 250, msg
+    assert t.log().count("path=direct") == 2
+    expected_body = body.replace(b"\r\n", b"\n")
+    for a in rcpts:
+        msgs = t.wait_messages(a, 2)
+        d = os.path.join(t.maildir(a), "new")
+        names = sorted(os.listdir(d), key=lambda n: os.path.getmtime(os.path.join(d, n)))
+        data = [m for m in msgs if marker in m][0]
+        assert data.startswith(b"Return-Path: <alice@example.test>\nDelivered-To: " + a.encode() + b"\n")
+        assert data.endswith(expected_body)
+        path = [os.path.join(d, n) for n in names if open(os.path.join(d, n), "rb").read() == data][0]
+        check_maildir_name(path, data)
+        assert os.listdir(os.path.join(t.maildir(a), "tmp")) == []
+    assert queue_files_holding(t, marker) == []
+
+
+def test_all_local_first_recipient_looped(make_tern):
+    """The first recipient's file is the source of the others' copies even
+    when that recipient is refused by the loop check; it is then removed."""
+    t = make_tern(users=USERS)
+    prime_mailboxes(t, ["bob@example.test", "carol@example.test"])
+    code, msg = send(t, ["bob@example.test", "carol@example.test"],
+                     b"Delivered-To: bob@example.test\r\nSubject: loop\r\n\r\nmark-loop-1\r\n")
+    assert code == 250, msg
+    msgs = t.wait_messages("carol@example.test", 2)
+    assert any(b"mark-loop-1" in m for m in msgs)
+    notice = [parse(m) for m in t.wait_messages("alice@example.test", 1)][0]
+    assert status_groups(notice)[0]["Status"] == "5.4.6"
+    assert not any(b"mark-loop-1" in m for m in t.messages("bob@example.test"))
+    assert os.listdir(os.path.join(t.maildir("bob@example.test"), "tmp")) == []
+
+
+def test_all_local_one_mailbox_failing_goes_to_the_queue(make_tern):
+    """A recipient whose mailbox cannot be written sends the streamed message
+    to the queue (copied from the first mailbox's file), delivered later."""
+    t = make_tern(users=USERS, config={"queue": {"retry": "1s"}})
+    prime_mailboxes(t, ["bob@example.test"])
+    carol = os.path.join(t.state, "mail", "example.test", "carol")
+    os.makedirs(carol)
+    with open(os.path.join(carol, "Maildir"), "w") as f:
+        f.write("in the way\n")
+    code, msg = send(t, ["bob@example.test", "carol@example.test"],
+                     b"Subject: later\r\n\r\nmark-later-2\r\n")
+    assert code == 250, msg
+    assert "path=queue" in t.wait_log("event=queued", 2).split("event=queued")[-1].split("\n")[0]
+    t.wait_log("status=deferred")
+    bob = [m for m in t.wait_messages("bob@example.test", 2) if b"mark-later-2" in m]
+    assert len(bob) == 1
+    os.remove(os.path.join(carol, "Maildir"))
+    (c,) = t.wait_messages("carol@example.test", 1)
+    assert c.endswith(b"Subject: later\n\nmark-later-2\n")
+    assert c.startswith(b"Return-Path: <alice@example.test>\nDelivered-To: carol@example.test\n")
+    # bob got it once
+    t.wait_log("event=removed queue=")
+    assert len([m for m in t.messages("bob@example.test") if b"mark-later-2" in m]) == 1
