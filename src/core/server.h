@@ -27,6 +27,7 @@ struct control;
 struct queue_env;
 struct intake;
 struct tern;
+struct login;
 
 enum service {
 	SERVICE_SMTP,             /* port 25: MX */
@@ -37,9 +38,10 @@ enum service {
 	SERVICE_COUNT
 };
 
-/* Told on the loop thread once a handed-over message is durable (in the
- * queue, or delivered to every mailbox: direct) or could not be made so. */
-typedef void (*tern_accepted_fn)(void *arg, bool durable, bool direct);
+/* Told on the loop thread once a handed-over message is durable (err 0;
+ * in the queue, or delivered to every mailbox: direct) or could not be
+ * made so (err: the errno, ENOSPC or EDQUOT for a full disk). */
+typedef void (*tern_accepted_fn)(void *arg, int err, bool direct);
 
 /*
  * Delivery's hook for a message a session receives (delivery/handoff.c
@@ -51,10 +53,10 @@ typedef void (*tern_accepted_fn)(void *arg, bool durable, bool direct);
  * instead, which drops the message).
  */
 struct intake_ops {
-	struct intake *(*open)(struct tern *t, struct queue_env *env);   /* sets env->id; NULL: logged */
+	struct intake *(*open)(struct tern *t, struct queue_env *env);   /* sets env->id; NULL: errno */
 	bool (*write)(struct intake *in, const void *buf, size_t len);
 	bool (*insert_front)(struct intake *in, const void *buf, size_t len);
-	bool (*ok)(const struct intake *in);                             /* no write failed */
+	int (*error)(const struct intake *in);                           /* errno of a failed write, or 0 */
 	void (*commit)(struct intake *in, uint64_t lines, bool eight_bit, tern_accepted_fn done, void *arg);
 	void (*free)(struct intake *in);
 };
@@ -79,11 +81,11 @@ struct tern {
 	struct scheduler *sched;
 	const struct intake_ops *intake;   /* delivery's hook (see above) */
 	struct dns *dns;
-	struct control *control;  /* the control socket (core/control.h) */
+	struct control *control;  /* the control socket (cli/control.h) */
 	struct tls_ctx *tls;
 	struct pop3_server *pop3;      /* POP3 state shared by sessions */
 	struct addr_count *conn_per_ip;
-	struct addr_count *auth_failures;
+	struct login *login;           /* authentication for every protocol */
 	struct session_list sessions;
 	size_t nsessions;
 	size_t max_fds;           /* stop accepting before the fd limit */

@@ -26,7 +26,7 @@
 #include "core/log.h"
 #include "core/util.h"
 #include "core/workers.h"
-#include "delivery/dns.h"
+#include "core/dns.h"
 #include "msg/pipeline.h"
 #include "msg/stages.h"
 #include "proto/smtp_parse.h"
@@ -36,6 +36,7 @@
 
 #include <arpa/inet.h>
 #include <ctype.h>
+#include <errno.h>
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
 #include <event2/event.h>
@@ -698,7 +699,7 @@ static char *smtp_received_field(struct smtp_session *s)
  * The message path of this transaction: framer (DATA's dot-unstuffing
  * one, or BDAT's) -> header work -> checks -> the queue sink, which hands
  * the message to delivery.  False (nothing built) when no queue file can
- * be started.
+ * be started (errno says why).
  */
 static bool smtp_txn_pipeline(struct smtp_session *s, struct pipe_stage *framer)
 {
@@ -708,7 +709,9 @@ static bool smtp_txn_pipeline(struct smtp_session *s, struct pipe_stage *framer)
 
 	t->sink = sink_queue_new(s->t, t->env);   /* gives the queue id */
 	if (t->sink == NULL) {
+		int err = errno;
 		framer->ops->free(framer);
+		errno = err;
 		return false;
 	}
 	received = smtp_received_field(s);
@@ -721,6 +724,22 @@ static bool smtp_txn_pipeline(struct smtp_session *s, struct pipe_stage *framer)
 	pipeline_add(t->pipe, t->sink);
 	free(received);
 	return true;
+}
+
+/*
+ * The message could not be stored.  A full disk is 452 4.3.1 (RFC 5321
+ * 4.2.2 "insufficient system storage", RFC 3463 X.3.1 "mail system
+ * full"): transient, so the client keeps the message and tries again,
+ * where 552 would make it bounce for a condition that clears up.  Other
+ * write errors are 451 4.3.0.  Neither counts as a client error.
+ */
+static void smtp_reply_store_error(struct smtp_session *s, int err)
+{
+	s->no_error_count = true;
+	if (err == ENOSPC || err == EDQUOT)
+		smtp_reply(s, "452 4.3.1 Insufficient system storage, try again later");
+	else
+		smtp_reply(s, "451 4.3.0 Error writing the message to disk, try again later");
 }
 
 static void cmd_data(struct smtp_session *s, const char *args, size_t len)
@@ -740,8 +759,7 @@ static void cmd_data(struct smtp_session *s, const char *args, size_t len)
 	t->env->client_ip = xstrdup(s->ip);
 	t->env->auth_user = s->auth_user ? xstrdup(s->auth_user) : NULL;
 	if (!smtp_txn_pipeline(s, stage_dot_new(SMTP_DATA_LINE_MAX, s->t->cfg->max_message_size))) {
-		s->no_error_count = true;
-		smtp_reply(s, "451 4.3.0 Queue file write error, try again later");
+		smtp_reply_store_error(s, errno);
 		smtp_txn_reset(s);
 		return;
 	}
