@@ -265,3 +265,34 @@ def test_all_local_one_mailbox_failing_goes_to_the_queue(make_tern):
     # bob got it once
     t.wait_log("event=removed queue=")
     assert len([m for m in t.messages("bob@example.test") if b"mark-later-2" in m]) == 1
+
+
+def test_all_local_full_mailbox_fs_goes_to_the_queue(make_tern):
+    """The mailbox's file system fills while the message streams into it:
+    the message goes on in the queue file (another file system here), gets
+    its 250, and is delivered once there is room again."""
+    from test_disk_full import fill, mount_tmpfs, send as send_big, umount
+    from mailcheck import delivered
+    t = make_tern(start=False, config={"queue": {"retry": "1s"}})
+    mail = os.path.join(t.state, "mail")
+    mount_tmpfs(mail, "1m")
+    try:
+        t.start()
+        assert send_big(t, ["alice@example.test"], "first", 1) == (250, "2.0.0")
+        t.wait_messages("alice@example.test", 1)
+        filler = fill(mail)
+        # room for the start of the message, not for all of it
+        os.truncate(filler, os.path.getsize(filler) - 64 * 1024)
+        assert send_big(t, ["alice@example.test"], "waits", 256) == (250, "2.0.0")
+        assert "path=queue" in t.wait_log("event=queued", 2).rsplit("event=queued", 1)[1].split("\n")[0]
+        t.wait_log("status=deferred")
+        os.unlink(filler)
+        deadline = __import__("time").time() + 30
+        while sorted(delivered(t, "alice@example.test")) != ["first", "waits"]:
+            assert __import__("time").time() < deadline, t.log()[-3000:]
+            __import__("time").sleep(0.05)
+        tmp = os.path.join(t.maildir("alice@example.test"), "tmp")
+        assert os.listdir(tmp) == []
+    finally:
+        t.stop()
+        umount(mail)
