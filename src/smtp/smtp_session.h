@@ -41,6 +41,7 @@ struct smtp_txn {
 	uint64_t lines;
 	bool too_big;
 	bool committed;           /* set by the worker */
+	int store_err;            /* errno of a failed queue write or commit */
 	bool direct;              /* delivered to every Maildir, no queue file */
 	bool need_date, need_message_id;  /* MSA additions (RFC 6409 8) */
 	struct smtp_msa *msa;     /* header section held back (smtp_msa.c), or NULL */
