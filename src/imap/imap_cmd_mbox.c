@@ -57,6 +57,8 @@ static void imap_select(struct imap_session *s, const struct imap_arg *a, bool r
 
 	if (name == NULL)
 		return;
+	if (s->sel)   /* RFC 9051 7.1: the old mailbox is closed first */
+		imap_untagged(s, "OK [CLOSED] Previous mailbox closed");
 	imap_select_close(s);
 	imap_set_state(s, IMAP_S_AUTH);
 	if ((dir = imap_existing_dir(s, name)) == NULL) {

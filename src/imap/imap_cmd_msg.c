@@ -512,6 +512,11 @@ void imap_cmd_search(struct imap_session *s, const struct imap_arg *a, bool uid)
 			ret = 4;
 		a = a->next->next;
 	}
+	if (!esearch && s->rev2) {
+		/* RFC 9051 6.4.4: IMAP4rev2 answers SEARCH with ESEARCH (ALL) */
+		esearch = true;
+		ret = 4;
+	}
 	if (a && imap_arg_is_atom(a, "CHARSET") && a->next) {
 		const char *cs;
 		size_t cl;

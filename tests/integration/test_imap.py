@@ -390,3 +390,41 @@ def test_logout_mid_literal_and_8bit(make_tern):
     r.send("b NOOP \xff\r\n".encode("latin-1"))
     assert r.line().startswith("b BAD")
     assert r.cmd("c", "LOGOUT")[0].startswith("* BYE")
+
+
+def test_enable_imap4rev2_esearch_and_closed(make_tern):
+    t = make_tern(services=SERVICES)
+    deliver(t, [msg(1), msg(2)])
+    r = Raw(t)
+    r.cmd("l", "LOGIN alice@example.test alicepw")
+    assert "* ENABLED IMAP4rev2" in r.cmd("e", "ENABLE IMAP4rev2")
+    out = r.cmd("s", "SELECT INBOX")
+    assert not any("RECENT" in l for l in out), out
+    assert '* ESEARCH (TAG "q") ALL 1:2' in r.cmd("q", "SEARCH ALL")
+    assert '* ESEARCH (TAG "u") UID COUNT 1' in r.cmd("u", "UID SEARCH RETURN (COUNT) 2")
+    out = r.cmd("x", "EXAMINE Sent")
+    assert "* OK [CLOSED] Previous mailbox closed" in out and out[-1].startswith("x OK [READ-ONLY]")
+    assert r.cmd("y", "STORE 1 +FLAGS (\\Seen)")[-1].startswith("y BAD")   # Sent is empty
+    assert r.cmd("z", "APPEND Sent {3+}\r\nab\r\n")[-1].startswith("z OK")
+    assert r.cmd("w", "STORE 1 +FLAGS (\\Seen)")[-1].startswith("w NO [READ-ONLY]")
+
+
+def test_idle_sees_other_sessions_flags_and_expunge(make_tern):
+    t = make_tern(services=SERVICES)
+    deliver(t, [msg(1), msg(2)])
+    a = Raw(t)
+    a.cmd("l", "LOGIN alice@example.test alicepw")
+    a.cmd("s", "SELECT INBOX")
+    a.send("i IDLE\r\n")
+    assert a.line().startswith("+ ")
+    b = imaps(t)
+    b.select("INBOX")
+    b.store("2", "+FLAGS", "(\\Flagged)")
+    assert a.line() == "* 2 FETCH (UID 2 FLAGS (\\Flagged))"
+    b.store("1", "+FLAGS", "(\\Deleted)")
+    assert a.line() == "* 1 FETCH (UID 1 FLAGS (\\Deleted))"
+    b.expunge()
+    assert a.line() == "* 1 EXPUNGE"
+    a.send("DONE\r\n")
+    assert a.until("i")[-1].startswith("i OK")
+    b.logout()
