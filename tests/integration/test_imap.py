@@ -428,3 +428,42 @@ def test_idle_sees_other_sessions_flags_and_expunge(make_tern):
     a.send("DONE\r\n")
     assert a.until("i")[-1].startswith("i OK")
     b.logout()
+
+
+NASTY = [
+    "a FETCH 1 (BODY[1.2.3.4.5.6.7.8.9.10])", "a FETCH 1 (BODY[HEADER.FIELDS ()])",
+    "a FETCH 1 (BODY[HEADER.FIELDS (A B C)]<0.0>)", "a FETCH 1 (BODY[]<99999999.5>)",
+    "a FETCH 1 (BODY[TEXT]<0.1>)", "a FETCH * (BODY[1] BODY[1.MIME] BODY[2.HEADER])",
+    "a FETCH 1:* (ENVELOPE BODY BODYSTRUCTURE RFC822.HEADER RFC822.TEXT MODSEQ)",
+    "a UID FETCH 4294967295:* (FLAGS)", "a UID FETCH 0 (FLAGS)", "a FETCH 1,1,1,1 FLAGS",
+    "a STORE 1 +FLAGS (\\Bogus)", "a STORE 1 FLAGS.SILENT (\\Seen kw1 kw2 kw3)",
+    "a STORE 1 -FLAGS \\Seen \\Flagged", "a SEARCH OR OR OR ALL", "a SEARCH (((((((ALL)))))))",
+    "a SEARCH NOT NOT NOT NOT SEEN", "a SEARCH HEADER X-Nope \"\"", "a SEARCH CHARSET KOI8-R ALL",
+    "a SEARCH BEFORE 31-Feb-2020", "a SEARCH UID 1:*,5,7:9 LARGER 4294967296",
+    "a LIST \"\" \"%/%/%\"", "a LIST (SUBSCRIBED) \"\" * RETURN (STATUS (MESSAGES SIZE))",
+    "a STATUS INBOX (MESSAGES BOGUS)", "a CREATE \"a/../b\"", "a CREATE \"\"", "a RENAME INBOX INBOX",
+    "a RENAME Trash Trash/Sub", "a DELETE INBOX", "a COPY 1 Nope", "a MOVE 1:* INBOX",
+    "a APPEND INBOX (\\Seen) \"bad date\" {1+}\r\nx", "a ID (\"name\" \"x\" \"version\")",
+    "a ENABLE UTF8=ACCEPT CONDSTORE", "a NAMESPACE extra", "a EXPUNGE", "a UID EXPUNGE 1:*",
+    "a CHECK", "a SELECT \"&Jjo-!\"", "a SELECT INBOX",
+]
+
+
+def test_nasty_commands_leave_the_session_working(make_tern):
+    t = make_tern(services=SERVICES, config={"smtp": {"max_errors": "1000"}})
+    multipart = ("From: a@b.test\r\nSubject: mp\r\nMIME-Version: 1.0\r\n"
+                 "Content-Type: multipart/mixed; boundary=XX\r\n\r\npre\r\n--XX\r\n"
+                 "Content-Type: text/plain\r\n\r\none\r\n--XX\r\nContent-Type: message/rfc822\r\n\r\n"
+                 "Subject: inner\r\n\r\ninner body\r\n--XX--\r\n")
+    deliver(t, [multipart, msg(2)])
+    r = Raw(t)
+    r.cmd("l", "LOGIN alice@example.test alicepw")
+    r.cmd("s", "SELECT INBOX")
+    for c in NASTY:
+        out = r.cmd("a", c)
+        assert out[-1].split()[1] in ("OK", "NO", "BAD"), (c, out)
+        assert r.cmd("n", "NOOP")[-1].startswith("n OK"), c
+    out = r.cmd("f", "FETCH 1 (BODYSTRUCTURE BODY[2.HEADER] BODY[2.1])")
+    text = "\n".join(out)
+    assert '"mixed"' in text and '"rfc822"' in text.lower()
+    assert "Subject: inner" in text and "inner body" in text
