@@ -103,3 +103,39 @@ SyncState *
     sync()
     got = os.listdir(inbox / "cur") + os.listdir(inbox / "new")
     assert len(got) == 3, got
+
+
+MUTT = shutil.which("mutt")
+SCRIPT = shutil.which("script")
+
+
+@pytest.mark.skipif(MUTT is None or SCRIPT is None, reason="mutt or script(1) not installed")
+def test_mutt_reads_and_flags(make_tern, tmp_path):
+    """mutt over IMAPS, driven by pushed keys under script(1) (it wants a
+    terminal): it opens INBOX, flags the message and syncs; the flag is in
+    the Maildir file name."""
+    t = make_tern(services=SERVICES)
+    deliver(t, [msg(1)])
+    url = f"imaps://127.0.0.1:{t.port('imaps')}/"
+    rc = tmp_path / "muttrc"
+    rc.write_text(f"""set imap_user = "{ALICE}"
+set imap_pass = "alicepw"
+set certificate_file = "{t.state}/tls/cert.pem"
+set ssl_verify_host = no
+set ssl_force_tls = yes
+set header_cache = ""
+set folder = "{url}"
+set spoolfile = "{url}INBOX"
+set quit = yes
+set move = no
+set wait_key = no
+set timeout = 1
+""")
+    cmd = f"mutt -n -F {rc} -f {url}INBOX -e 'push \"<flag-message><sync-mailbox><quit>\"'"
+    env = dict(os.environ, TERM="xterm", HOME=str(tmp_path))
+    with open(os.devnull) as null:
+        r = subprocess.run([SCRIPT, "-qfec", cmd, "/dev/null"], stdin=null, capture_output=True,
+                           env=env, timeout=60)
+    assert r.returncode == 0, r.stdout[-2000:]
+    cur = os.listdir(os.path.join(t.maildir(ALICE), "cur"))
+    assert len(cur) == 1 and cur[0].endswith(":2,F"), cur
