@@ -86,6 +86,32 @@ void smtp_split_command(const char *line, size_t len, struct smtp_token *verb,
 	args->len = len - i;
 }
 
+/* ---- cross-protocol requests ---- */
+
+bool smtp_is_http_request(const char *line, size_t len)
+{
+	static const char *const methods[] = {
+		"GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH",
+	};
+	struct smtp_token verb, args;
+	const char *sp;
+
+	if (len >= 5 && ascii_ieq(line, "Host:", 5))
+		return true;
+	smtp_split_command(line, len, &verb, &args);
+	size_t m = 0;
+	while (m < ARRAY_LEN(methods) && !tok_ieq(verb.p, verb.len, methods[m]))
+		m++;
+	if (m == ARRAY_LEN(methods) || args.len == 0 || args.p[0] == ' ')
+		return false;
+	/* request-target SP HTTP-version: the version is the last word */
+	sp = memchr(args.p, ' ', args.len);
+	if (sp == NULL)
+		return false;
+	size_t vlen = args.len - (size_t)(sp + 1 - args.p);
+	return vlen >= 5 && ascii_ieq(sp + 1, "HTTP/", 5);
+}
+
 /* ---- domains ---- */
 
 /* Check sub-domain *("." sub-domain), sub-domain = Let-dig [Ldh-str]. */

@@ -111,6 +111,12 @@ bool smtp_helo_valid(const char *s, size_t len);
 bool smtp_xtext_decode(const char *in, size_t len, char *out, size_t cap, size_t *out_len);
 size_t smtp_xtext_encode(const char *in, size_t len, char *out, size_t cap);
 
+/* An HTTP request line ("GET /path HTTP/1.1": a method of RFC 9110 §9,
+ * a request target, an HTTP version) or a "Host:" header line: what a
+ * browser or proxy tricked into talking to an SMTP port sends.  line is
+ * one line without its end. */
+bool smtp_is_http_request(const char *line, size_t len);
+
 /* A short fixed text for an error code, for logs and replies. */
 const char *smtp_parse_strerror(enum smtp_parse_err err);
 

@@ -95,6 +95,11 @@ static void log_session_queued(const struct smtp_session *s, const struct smtp_t
 		  t->size, t->direct ? "direct" : "queue", s->ip, s->helo[0] ? s->helo : "-");
 }
 
+static void log_session_http(const struct smtp_session *s)
+{
+	log_event("event=http_request session=%016" PRIx64 " ip=%s action=close", s->id, s->ip);
+}
+
 static void log_session_disconnect(const struct smtp_session *s)
 {
 	log_event("event=disconnect session=%016" PRIx64 " ip=%s messages=%u errors=%u", s->id, s->ip,
@@ -970,20 +975,76 @@ static bool smtp_data_input(struct smtp_session *s)
 
 /* ---- command lines ------------------------------------------------------------ */
 
-/* Take one CRLF-terminated line from the input.  Returns 1 with the line
- * (CRLF removed) in buf, 0 when more input is needed, -1 when a bad line
- * was consumed and answered. */
+/* A browser or proxy made to talk to an SMTP port (a cross-protocol
+ * attack: an HTML form posting SMTP commands to port 25) is cut off at its
+ * request line, before any later line can run, as Postfix does.  No reply:
+ * the peer is not an SMTP client, so nothing we could say helps it, and
+ * nothing of ours can end up in a page it renders; the log says why. */
+static void smtp_refuse_http(struct smtp_session *s)
+{
+	log_session_http(s);
+	s->cur_verb = NULL;
+	smtp_close(s, true);
+}
+
+/* True when one of the complete LF-separated pieces of p[0..n) is an HTTP
+ * request line; with partial, the piece after the last LF does not count
+ * (more of it may come). */
+static bool smtp_http_pieces(const char *p, size_t n, bool partial)
+{
+	while (n > 0) {
+		const char *lf = memchr(p, '\n', n);
+		if (lf == NULL && partial)
+			return false;
+		size_t k = lf ? (size_t)(lf - p) : n;
+		if (smtp_is_http_request(p, k))
+			return true;
+		if (lf == NULL)
+			return false;
+		n -= k + 1;
+		p = lf + 1;
+	}
+	return false;
+}
+
+/* Take one command line from the input.  Only CRLF ends a line (RFC 5321
+ * 2.3.8): a bare LF is part of the line, which is then refused as a whole,
+ * so that "EHLO a<LF>MAIL FROM:<x><CRLF>" is one bad line with one 500 and
+ * nothing of it runs.  Returns 1 with the line (CRLF removed) in buf, 0
+ * when more input is needed, -1 when a bad line was consumed and answered
+ * or the session is closing. */
 static int smtp_take_line(struct smtp_session *s, char *buf, size_t cap, size_t *len)
 {
+	struct evbuffer *in = bufferevent_get_input(s->conn.bev);
 	size_t max = s->line_max ? s->line_max : SMTP_LINE_MAX;
-	size_t n;
-	enum conn_line r = conn_take_line(&s->conn, buf, cap, max, &n);
+	struct evbuffer_ptr p = evbuffer_search(in, "\r\n", 2, NULL);
+	size_t n = evbuffer_get_length(in);
 
-	if (r == CONN_LINE_MORE)
+	if (max > cap)
+		max = cap;
+	if (p.pos < 0) {
+		/* An HTTP request with bare LFs never gets a CRLF: catch it
+		 * at its first LF. */
+		size_t look = n < max ? n : max;
+		if (!s->discard_line && look > 0 &&
+		    smtp_http_pieces((const char *)evbuffer_pullup(in, (ev_ssize_t)look), look, true)) {
+			smtp_refuse_http(s);
+			return -1;
+		}
+		if (n > max) {
+			/* Too long already: drop it as it comes, answer at its
+			 * end.  The last octet stays: it may be the CR of the CRLF. */
+			s->discard_line = true;
+			evbuffer_drain(in, n - 1);
+		}
 		return 0;
+	}
+	n = (size_t)p.pos + 2;
 	s->cur_verb = "line";
 	s->no_error_count = false;
-	if (r == CONN_LINE_TOO_LONG) {
+	if (s->discard_line || n > max) {
+		evbuffer_drain(in, n);
+		s->discard_line = false;
 		if (s->sasl_pending) {
 			/* RFC 4954 4: the exchange is over with 500 5.5.6 */
 			smtp_reply(s, "500 5.5.6 Authentication exchange line is too long");
@@ -993,16 +1054,21 @@ static int smtp_take_line(struct smtp_session *s, char *buf, size_t cap, size_t 
 		}
 		return -1;
 	}
-	if (n < 2 || buf[n - 2] != '\r') {
+	evbuffer_remove(in, buf, n);
+	n -= 2;
+	buf[n] = '\0';
+	if (smtp_http_pieces(buf, n, false)) {
+		smtp_refuse_http(s);
+		return -1;
+	}
+	if (memchr(buf, '\n', n)) {
 		smtp_reply(s, "500 5.5.2 Bare LF in command line, use CRLF");
 		return -1;
 	}
-	n -= 2;
 	if (memchr(buf, '\r', n) || memchr(buf, '\0', n)) {
 		smtp_reply(s, "500 5.5.2 Bare CR or NUL in command line");
 		return -1;
 	}
-	buf[n] = '\0';
 	*len = n;
 	return 1;
 }

@@ -69,6 +69,7 @@ struct smtp_session {
 	unsigned messages;
 	size_t line_max;          /* 0 = SMTP_LINE_MAX */
 	bool input_discard;       /* stop processing buffered input (STARTTLS) */
+	bool discard_line;        /* dropping a command line too long, up to its CRLF */
 	bool peer_gone;
 	bool peer_eof;            /* half-closed during a commit: answer, then close */
 	bool shutdown_after_commit;

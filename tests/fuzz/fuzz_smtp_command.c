@@ -1,7 +1,7 @@
 /*
  * fuzz_smtp_command.c - libFuzzer harness: a command line through
  * smtp_split_command, then its arguments through smtp_parse_mail,
- * smtp_parse_rcpt and smtp_helo_valid, checking the invariants the session
+ * smtp_parse_rcpt and smtp_helo_valid, the line through smtp_is_http_request, checking the invariants the session
  * relies on (tokens inside the input, NUL-terminated bounded results,
  * nothing half-filled on error).
  */
@@ -50,6 +50,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	} else {
 		assert(rp.notify == 0 && rp.orcpt_type[0] == '\0');
 	}
+
+	if (smtp_is_http_request(line, size))
+		assert(size >= 5);
 
 	if (smtp_helo_valid(args.p, args.len))
 		assert(args.len > 0 && args.len <= SMTP_DOMAIN_MAX);

@@ -612,6 +612,44 @@ static void test_xtext_all_octets(void **state)
 	assert_memory_equal(dec, in, 256);
 }
 
+static void test_http_request(void **state)
+{
+	static const struct { const char *line; bool http; } cases[] = {
+		{ "GET / HTTP/1.1", true },
+		{ "GET /index.html HTTP/1.0", true },
+		{ "POST /form HTTP/1.1", true },
+		{ "PUT /x HTTP/2", true },
+		{ "HEAD / HTTP/1.1", true },
+		{ "CONNECT mx.example:25 HTTP/1.1", true },
+		{ "OPTIONS * HTTP/1.1", true },
+		{ "DELETE /a HTTP/1.1", true },
+		{ "get / http/1.1", true },
+		{ "Host: mx.example.test", true },
+		{ "host:x", true },
+		{ "HOST: x", true },
+		/* SMTP, and near misses */
+		{ "EHLO client.test", false },
+		{ "MAIL FROM:<a@b>", false },
+		{ "HELP GET", false },
+		{ "GET", false },
+		{ "GET /", false },
+		{ "GET / HTTP", false },
+		{ "GET  / HTTP/1.1", false },
+		{ "GETX / HTTP/1.1", false },
+		{ "POST / SMTP/1.1", false },
+		{ "Hostname: x", false },
+		{ "Host", false },
+		{ "", false },
+	};
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+		if (smtp_is_http_request(cases[i].line, strlen(cases[i].line)) != cases[i].http)
+			fail_msg("%s: want %d", cases[i].line, cases[i].http);
+	/* len bounds the scan */
+	assert_false(smtp_is_http_request("GET / HTTP/1.1", 9));
+	assert_false(smtp_is_http_request("Host:", 4));
+}
+
 static void test_strerror(void **state)
 {
 	(void)state;
@@ -636,6 +674,7 @@ int main(void)
 		cmocka_unit_test(test_helo),
 		cmocka_unit_test(test_xtext),
 		cmocka_unit_test(test_xtext_all_octets),
+		cmocka_unit_test(test_http_request),
 		cmocka_unit_test(test_strerror),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
