@@ -43,6 +43,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -585,6 +586,66 @@ static void cmd_mail(struct smtp_session *s, const char *args, size_t len)
 	smtp_reply(s, "250 2.1.0 Ok");
 }
 
+static int smtp_resolve_rcpt(struct smtp_session *s, const char *addr, const char *orig,
+			     const struct smtp_rcpt_params *rp, int depth);
+
+static bool smtp_is_postmaster(const char *addr)
+{
+	return strncasecmp(addr, "postmaster@", 11) == 0;
+}
+
+/* The users file's first user (the lowest line) of domain, or of any
+ * domain when domain is NULL; NULL without users. */
+static const struct user *smtp_first_user(const struct users *u, const char *domain)
+{
+	const struct user *best = NULL;
+	for (size_t i = 0; i < u->n; i++)
+		if ((domain == NULL || strcasecmp(u->v[i].domain, domain) == 0) &&
+		    (best == NULL || u->v[i].line < best->line))
+			best = &u->v[i];
+	return best;
+}
+
+/* postmaster@ a local domain that has neither an alias nor a user of that
+ * name: RFC 5321 4.5.1 has it accepted all the same.  It goes to [domains]
+ * postmaster, else to the domain's first user, else to the file's first
+ * user; with no users at all, into its own Maildir, which local delivery
+ * makes on first use. */
+static int smtp_resolve_postmaster(struct smtp_session *s, const char *domain, const char *orig,
+				   const struct smtp_rcpt_params *rp, int depth)
+{
+	const struct config *cfg = s->t->cfg;
+	const struct user *u = smtp_first_user(s->t->users, domain);
+	const char *target = cfg->postmaster;
+	struct queue_rcpt *r;
+	char *own;
+
+	if (target[0] == '\0' && u == NULL)
+		u = smtp_first_user(s->t->users, NULL);
+	if (target[0] == '\0' && u != NULL)
+		target = u->addr;
+	/* the depth bound also ends a [domains] postmaster that names an
+	 * address which comes back here */
+	if (target[0] != '\0' && depth < ALIASES_MAX_DEPTH &&
+	    smtp_resolve_rcpt(s, target, orig, rp, depth + 1) == 250)
+		return 250;
+	own = xasprintf("postmaster@%s", domain);
+	for (char *p = own; *p; p++)
+		*p = (char)tolower((unsigned char)*p);
+	for (size_t i = 0; i < s->txn->env->nrcpt; i++)
+		if (strcmp(s->txn->env->rcpt[i].addr, own) == 0) {
+			free(own);
+			return 250;
+		}
+	r = queue_env_add_rcpt(s->txn->env, own, orig);
+	free(own);
+	r->local = true;
+	r->notify = rp->notify;
+	if (rp->orcpt_type[0])
+		r->orcpt = xasprintf("%s;%s", rp->orcpt_type, rp->orcpt_addr);
+	return 250;
+}
+
 /* Add the recipients that addr stands for: itself if it is a user or a
  * remote address, or what its alias expands to.  Returns a reply code:
  * 250, 550 (unknown local user) or 554 (relaying denied). */
@@ -615,8 +676,11 @@ static int smtp_resolve_rcpt(struct smtp_session *s, const char *addr, const cha
 		}
 		return code;
 	}
-	if (users_find(t->users, addr) == NULL)
-		return 550;
+	if (users_find(t->users, addr) == NULL) {
+		if (!smtp_is_postmaster(addr))
+			return 550;
+		return smtp_resolve_postmaster(s, domain, orig, rp, depth);
+	}
 	for (size_t i = 0; i < s->txn->env->nrcpt; i++)
 		if (strcasecmp(s->txn->env->rcpt[i].addr, addr) == 0)
 			return 250;   /* the same mailbox twice gets one copy */

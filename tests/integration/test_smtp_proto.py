@@ -52,3 +52,86 @@ def test_words_like_http_methods_are_not_http(make_tern):
         c.cmd("GET /", 500, "5.5.1")
         c.cmd("HELP GET", 214)
         c.cmd("NOOP", 250)
+
+
+# ---- postmaster (RFC 5321 4.5.1) ----------------------------------------------
+
+def send_one(t, rcpt, subject):
+    with Raw(t.port()) as c:
+        c.cmd("EHLO client.test", 250)
+        c.cmd("MAIL FROM:<someone@remote.test>", 250)
+        c.cmd(f"RCPT TO:<{rcpt}>", 250, "2.1.5")
+        c.cmd("DATA", 354)
+        c.send(f"Subject: {subject}\r\n\r\nhi\r\n.\r\n".encode())
+        c.expect(250, "2.0.0")
+
+
+def has_subject(msgs, subject):
+    return any(f"Subject: {subject}\n".encode() in m for m in msgs)
+
+
+def test_postmaster_without_alias_goes_to_first_user(make_tern):
+    """Neither alias nor user: <Postmaster> and postmaster@ each local
+    domain are accepted and reach the domain's first user (the first line
+    of the users file for it), or the file's first user."""
+    t = make_tern(users={"bob@example.test": "b", "alice@example.test": "a"},
+                  config={"relay": {"trusted_networks": "10.255.0.0/16"}})
+    send_one(t, "Postmaster", "pm-bare")
+    send_one(t, "PostMaster@Example.Test", "pm-domain")
+    send_one(t, "postmaster@localhost", "pm-other-domain")   # no users there
+    msgs = t.wait_messages("bob@example.test", 3)
+    for subj in ("pm-bare", "pm-domain", "pm-other-domain"):
+        assert has_subject(msgs, subj), subj
+    assert t.messages("alice@example.test") == []
+
+
+def test_postmaster_configured_address(make_tern):
+    t = make_tern(config={"domains": {"postmaster": "bob@example.test"},
+                          "relay": {"trusted_networks": "10.255.0.0/16"}})
+    send_one(t, "postmaster@example.test", "pm-conf")
+    assert has_subject(t.wait_messages("bob@example.test", 1), "pm-conf")
+    assert t.messages("alice@example.test") == []
+
+
+def test_postmaster_alias_wins(make_tern, tmp_path):
+    aliases = tmp_path / "aliases"
+    aliases.write_text("postmaster: bob@example.test\n")
+    t = make_tern(config={"aliases": {"file": str(aliases)}, "domains": {"postmaster": "alice@example.test"}})
+    send_one(t, "Postmaster", "pm-alias")
+    assert has_subject(t.wait_messages("bob@example.test", 1), "pm-alias")
+    assert t.messages("alice@example.test") == []
+
+
+def test_postmaster_with_no_users_has_its_own_maildir(make_tern):
+    t = make_tern(users={})
+    send_one(t, "POSTMASTER@example.test", "pm-alone")
+    assert has_subject(t.wait_messages("postmaster@example.test", 1), "pm-alone")
+    # any other unknown local part is still refused
+    with Raw(t.port()) as c:
+        c.cmd("EHLO client.test", 250)
+        c.cmd("MAIL FROM:<someone@remote.test>", 250)
+        c.cmd("RCPT TO:<webmaster@example.test>", 550, "5.1.1")
+
+
+# ---- source routes (RFC 5321 3.6.1, appendix C) --------------------------------
+
+def test_source_routes_accepted_and_stripped(make_tern):
+    """An untrusted client's routes are dropped: the final mailbox gets the
+    mail, the sender is recorded without the route."""
+    t = make_tern(config={"relay": {"trusted_networks": "10.255.0.0/16"}})
+    with Raw(t.port()) as c:
+        c.cmd("EHLO client.test", 250)
+        c.cmd("MAIL FROM:<@hop1.remote.test,@hop2.remote.test:sender@remote.test>", 250, "2.1.0")
+        c.cmd("RCPT TO:<@mx.test,@relay.example:alice@example.test>", 250, "2.1.5")
+        c.cmd("RCPT TO:<@mx.test:bob@example.test>", 250, "2.1.5")
+        # the stripped address goes through the relay rules as usual
+        c.cmd("RCPT TO:<@mx.test:someone@elsewhere.test>", 554, "5.7.1")
+        c.cmd("DATA", 354)
+        c.send(b"Subject: routed\r\n\r\nhi\r\n.\r\n")
+        c.expect(250, "2.0.0")
+    msg = t.wait_messages("alice@example.test", 1)[0]
+    assert msg.startswith(b"Return-Path: <sender@remote.test>\n")
+    assert b"hop1" not in msg
+    assert t.wait_messages("bob@example.test", 1)
+    log = t.log()
+    assert "from=\"sender@remote.test\"" in log and "hop1" not in log
