@@ -36,6 +36,7 @@
 #include "core/server.h"
 #include "core/util.h"
 #include "delivery/dns.h"
+#include "proto/smtp_parse.h"
 #include "smtp/smtp_client.h"
 #include "store/queue.h"
 
@@ -853,6 +854,8 @@ static struct rdelivery *del_new(struct rjob *j, struct rdest *dst)
 	d->msg.len = env->msg_len;
 	d->msg.lines = env->msg_lines;
 	d->msg.eight_bit = env->eight_bit;
+	d->msg.smtputf8 = env->smtputf8;
+	d->msg.binary = env->body == SMTP_BODY_BINARYMIME;
 	d->msg.rcpts = d->rc;
 	return d;
 }

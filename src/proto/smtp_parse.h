@@ -5,7 +5,8 @@
  *
  * RFC 5321 §4.1.1 (commands), §4.1.2 (path grammar), §4.5.3.1 (size
  * limits); RFC 1870 (SIZE); RFC 6152 (BODY=8BITMIME); RFC 3461 §4 (xtext,
- * RET, ENVID, NOTIFY, ORCPT); RFC 4954 §5 (AUTH= on MAIL).
+ * RET, ENVID, NOTIFY, ORCPT); RFC 4954 §5 (AUTH= on MAIL); RFC 6531
+ * (SMTPUTF8: UTF-8 in paths, the SMTPUTF8 parameter).
  */
 #ifndef TERN_SMTP_PARSE_H
 #define TERN_SMTP_PARSE_H
@@ -39,11 +40,12 @@ struct smtp_path {
 	bool had_source_route;	/* "@a,@b:" prefix was present (dropped per §4.1.2 / App. C) */
 	bool quoted_local;	/* local part was written as a quoted-string */
 	bool domain_literal;	/* "[1.2.3.4]" or "[IPv6:...]" */
+	bool utf8;		/* local part or domain holds UTF-8 (RFC 6531 §3.3) */
 	char local[SMTP_LOCAL_MAX + 1];		/* local part with quotes/escapes removed */
 	char domain[SMTP_DOMAIN_MAX + 1];	/* domain as written (a literal keeps its brackets) */
 };
 
-enum smtp_body { SMTP_BODY_NONE = 0, SMTP_BODY_7BIT, SMTP_BODY_8BITMIME };
+enum smtp_body { SMTP_BODY_NONE = 0, SMTP_BODY_7BIT, SMTP_BODY_8BITMIME, SMTP_BODY_BINARYMIME };
 enum smtp_ret { SMTP_RET_NONE = 0, SMTP_RET_FULL, SMTP_RET_HDRS };
 
 struct smtp_mail_params {
@@ -54,6 +56,7 @@ struct smtp_mail_params {
 	char envid[101];		/* ENVID xtext-decoded, "" if absent, max 100 */
 	bool has_auth;
 	char auth[SMTP_PATH_MAX + 1];	/* AUTH=xtext (RFC 4954 §5), decoded, "<>" allowed */
+	bool smtputf8;			/* SMTPUTF8 (RFC 6531 §3.4) */
 };
 
 enum {
@@ -95,8 +98,12 @@ enum smtp_parse_err smtp_parse_path(const char *s, size_t len, bool allow_null,
  * length written (NUL-terminated); 0 with buf "" if cap is too small. */
 size_t smtp_path_format(const struct smtp_path *path, char *buf, size_t cap);
 
+/* Well-formed UTF-8 (RFC 3629 §4); *non_ascii (may be NULL) tells
+ * whether any octet is >= 0x80. */
+bool smtp_utf8_valid(const char *s, size_t n, bool *non_ascii);
+
 /* A dot-string local part (RFC 5321 §4.1.2: atoms of RFC 5322 atext
- * joined by single dots); the length limit is the caller's. */
+ * joined by single dots, ASCII only); the length limit is the caller's. */
 bool smtp_dot_string_valid(const char *s, size_t n);
 
 /* HELO/EHLO argument: a domain (labels of letters/digits/hyphens, dots) or

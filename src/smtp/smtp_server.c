@@ -505,7 +505,8 @@ static void cmd_ehlo(struct smtp_session *s, const char *args, size_t len)
 		return;
 	s->esmtp = true;
 	o += (size_t)snprintf(lines + o, sizeof(lines) - o, "250-%s\r\n250-PIPELINING\r\n250-SIZE %" PRIu64 "\r\n"
-			      "250-8BITMIME\r\n250-ENHANCEDSTATUSCODES\r\n250-DSN\r\n250-ETRN\r\n",
+			      "250-8BITMIME\r\n250-ENHANCEDSTATUSCODES\r\n250-DSN\r\n250-ETRN\r\n"
+			      "250-SMTPUTF8\r\n",
 			      cfg->hostname, cfg->max_message_size);
 	o += smtp_ehlo_extra(s, lines + o, sizeof(lines) - o);
 	if (o < sizeof(lines))
@@ -562,12 +563,16 @@ static void cmd_mail(struct smtp_session *s, const char *args, size_t len)
 		smtp_reply_parse_error(s, e, false);
 		return;
 	}
-	if (!s->esmtp && (mp.has_size || mp.body || mp.ret || mp.envid[0] || mp.has_auth)) {
+	if (!s->esmtp && (mp.has_size || mp.body || mp.ret || mp.envid[0] || mp.has_auth || mp.smtputf8)) {
 		smtp_reply(s, "555 5.5.4 Parameters need EHLO");
 		return;
 	}
 	if (mp.has_size && mp.size > s->t->cfg->max_message_size) {
 		smtp_reply(s, "552 5.3.4 Message size exceeds fixed maximum message size");
+		return;
+	}
+	if (path.utf8 && !mp.smtputf8) {
+		smtp_reply(s, "553 5.6.7 Non-ASCII sender address needs SMTPUTF8 (RFC 6531)");
 		return;
 	}
 	if (smtp_path_format(&path, addr, sizeof(addr)) == 0 && !path.null) {
@@ -582,6 +587,7 @@ static void cmd_mail(struct smtp_session *s, const char *args, size_t len)
 	s->txn->env->body = mp.body;
 	s->txn->env->ret = mp.ret;
 	s->txn->env->envid = mp.envid[0] ? xstrdup(mp.envid) : NULL;
+	s->txn->env->smtputf8 = mp.smtputf8;
 	smtp_set_state(s, SMTP_S_MAIL);
 	smtp_reply(s, "250 2.1.0 Ok");
 }
@@ -710,6 +716,10 @@ static void cmd_rcpt(struct smtp_session *s, const char *args, size_t len)
 		smtp_reply_parse_error(s, e, true);
 		return;
 	}
+	if (path.utf8 && !s->txn->env->smtputf8) {
+		smtp_reply(s, "553 5.6.7 Non-ASCII recipient address needs SMTPUTF8 (RFC 6531)");
+		return;
+	}
 	if (s->txn->nrcpt_cmds >= s->t->cfg->max_recipients) {
 		s->no_error_count = true;
 		smtp_reply(s, "452 4.5.3 Too many recipients");
@@ -754,8 +764,9 @@ static void smtp_write_received(struct smtp_session *s)
 	char *hdr;
 
 	smtp_rfc5322_date(date, sizeof(date), time(NULL));
-	snprintf(proto, sizeof(proto), "%sSMTP%s%s", s->esmtp ? "E" : "", s->conn.tls ? "S" : "",
-		 s->auth_user ? "A" : "");
+	/* RFC 3848 types; UTF8SMTP* for SMTPUTF8 transactions (RFC 6531 3.7.3) */
+	snprintf(proto, sizeof(proto), "%sSMTP%s%s", t->env->smtputf8 ? "UTF8" : s->esmtp ? "E" : "",
+		 s->conn.tls ? "S" : "", s->auth_user ? "A" : "");
 	if (s->conn.tls)
 		smtp_tls_describe(s, tls, sizeof(tls));
 	hdr = xasprintf("Received: from %s (%s%s[%s%s])\n\tby %s (tern) with %s%s id %s%s%s%s;\n\t%s\n",
@@ -965,6 +976,15 @@ static void smtp_end_of_data(struct smtp_session *s)
 		smtp_reply(s, "500 5.5.2 Message refused: line longer than 1000 octets (RFC 5321 4.5.3.1.6)");
 	} else if (t->too_big) {
 		smtp_reply(s, "552 5.3.4 Message size exceeds fixed maximum message size");
+	} else if (header_scan_utf8(&t->hs) && !t->env->smtputf8) {
+		/* UTF-8 header fields (RFC 6532) belong to SMTPUTF8
+		 * transactions only (RFC 6531 3.4: a client must not send them
+		 * without it).  Refused, they are not relayed to a host that
+		 * would mangle them; the sender can use SMTPUTF8, which tern
+		 * offers, or RFC 2047 words.  Legacy 8-bit headers that are
+		 * not UTF-8 (Latin-1 and the like) are no SMTPUTF8 matter and
+		 * pass as before. */
+		smtp_reply(s, "554 5.6.7 Message refused: UTF-8 header fields need SMTPUTF8 (RFC 6531, RFC 6532)");
 	} else if (t->hs.received > cfg->max_received) {
 		smtp_reply(s, "554 5.4.6 Too many Received: headers, mail loop detected");
 	} else if (t->qw == NULL || !smtp_policy_message_ok(s)) {

@@ -1,6 +1,7 @@
 /*
  * smtp_stream.c - queue file -> DATA bytes (see smtp_stream.h).
- * RFC 5321 §4.5.2 (transparency), RFC 6152 §3 (downgrade).
+ * RFC 5321 §4.5.2 (transparency), RFC 6152 §3 (downgrade), RFC 3030
+ * (BDAT chunks, BINARYMIME).
  */
 #include "smtp/smtp_stream.h"
 
@@ -13,14 +14,18 @@
 #include <unistd.h>
 
 enum mime8_verdict smtp_stream_open(struct smtp_stream *st, int fd, uint64_t offset, uint64_t len,
-				    bool convert)
+				    bool convert, enum smtp_stream_mode mode)
 {
 	memset(st, 0, sizeof(*st));
 	st->fd = fd;
+	st->mode = mode;
 	st->pos = offset;
 	st->end = offset + len;
 	st->convert = convert;
-	smtp_dot_init(&st->dot);
+	if (mode == SMTP_STREAM_BDAT)
+		smtp_dot_init_chunks(&st->dot);
+	else
+		smtp_dot_init(&st->dot);
 	mime8_qp_init(&st->qp);
 	if (convert) {
 		size_t n = len < SMTP_STREAM_HEADER_MAX ? (size_t)len : SMTP_STREAM_HEADER_MAX;
@@ -47,6 +52,10 @@ static void smtp_stream_emit(struct smtp_stream *st, const char *p, size_t n, bo
 	char *dot;
 	size_t dlen;
 
+	if (st->mode == SMTP_STREAM_RAW) {
+		evbuffer_add(out, p, n);
+		return;
+	}
 	if (body && st->convert) {
 		qp = xmalloc(MIME8_QP_OUT_MAX(n));
 		n = mime8_qp_encode(&st->qp, p, n, qp);
@@ -85,6 +94,9 @@ int smtp_stream_fill(struct smtp_stream *st, struct evbuffer *out)
 	}
 	char tail[MIME8_QP_FINISH_MAX + SMTP_DOT_FINISH_MAX + SMTP_DOT_OUT_MAX(MIME8_QP_FINISH_MAX)];
 	size_t n = 0;
+	st->done = true;
+	if (st->mode == SMTP_STREAM_RAW)
+		return 0;
 	if (st->convert) {
 		char q[MIME8_QP_FINISH_MAX];
 		size_t qn = mime8_qp_finish(&st->qp, q);
@@ -92,7 +104,6 @@ int smtp_stream_fill(struct smtp_stream *st, struct evbuffer *out)
 	}
 	n += smtp_dot_finish(&st->dot, tail + n);
 	evbuffer_add(out, tail, n);
-	st->done = true;
 	return 0;
 }
 

@@ -188,6 +188,8 @@ static void write_envelope(FILE *f, const struct queue_env *env)
 	fprintf(f, "\nbody %u\nret %u\nenvid ", env->body, env->ret);
 	put_value(f, env->envid);
 	fputc('\n', f);
+	if (env->smtputf8)   /* only when set: other queue files stay as they were */
+		fputs("smtputf8 1\n", f);
 	for (size_t i = 0; i < env->nrcpt; i++) {
 		const struct queue_rcpt *r = &env->rcpt[i];
 		fprintf(f, "rcpt %c %u ", r->local ? 'L' : 'R', r->notify);
@@ -469,8 +471,10 @@ static bool parse_env_line(struct queue_env *env, char *line)
 		env->auth_user = get_value(tok[1], &ok);
 	} else if (!strcmp(tok[0], "envid") && n == 2) {
 		env->envid = get_value(tok[1], &ok);
-	} else if (!strcmp(tok[0], "body") && n == 2 && parse_u64(tok[1], strlen(tok[1]), 0, 2, &v)) {
+	} else if (!strcmp(tok[0], "body") && n == 2 && parse_u64(tok[1], strlen(tok[1]), 0, 3, &v)) {
 		env->body = (unsigned)v;
+	} else if (!strcmp(tok[0], "smtputf8") && n == 2 && parse_u64(tok[1], strlen(tok[1]), 0, 1, &v)) {
+		env->smtputf8 = v != 0;
 	} else if (!strcmp(tok[0], "ret") && n == 2 && parse_u64(tok[1], strlen(tok[1]), 0, 2, &v)) {
 		env->ret = (unsigned)v;
 	} else if (!strcmp(tok[0], "rcpt") && n == 6 && parse_u64(tok[2], strlen(tok[2]), 0, 15, &v)) {

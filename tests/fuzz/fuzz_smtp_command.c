@@ -36,8 +36,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		assert(strlen(mp.envid) <= 100);
 		assert(memchr(mp.auth, '\0', sizeof(mp.auth)) != NULL);
 		assert(mp.has_auth || mp.auth[0] == '\0');
+		assert(!path.utf8 || smtp_utf8_valid(path.local, strlen(path.local), NULL));
 	} else {
-		assert(!mp.has_size && !mp.has_auth && mp.envid[0] == '\0');
+		assert(!mp.has_size && !mp.has_auth && mp.envid[0] == '\0' && !mp.smtputf8);
 	}
 
 	struct smtp_rcpt_params rp;

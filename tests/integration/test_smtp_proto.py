@@ -135,3 +135,95 @@ def test_source_routes_accepted_and_stripped(make_tern):
     assert t.wait_messages("bob@example.test", 1)
     log = t.log()
     assert "from=\"sender@remote.test\"" in log and "hop1" not in log
+
+
+# ---- SMTPUTF8 (RFC 6531, RFC 6532) ---------------------------------------------
+
+def u(s):
+    """A str whose latin-1 encoding is s's UTF-8 (Raw sends latin-1)."""
+    return s.encode("utf-8").decode("latin-1")
+
+
+USER8 = "\u7528\u6237@example.test"          # 用户@example.test
+JOERG = "j\u00f6rg@remote.test"
+
+
+def test_smtputf8_advertised(make_tern):
+    t = make_tern()
+    with Raw(t.port()) as c:
+        code, lines = c.cmd("EHLO client.test", 250)
+        assert any(l[4:] == "SMTPUTF8" for l in lines)
+        # not after HELO: the parameter needs EHLO
+        c.cmd("HELO client.test", 250)
+        c.cmd("MAIL FROM:<a@remote.test> SMTPUTF8", 555, "5.5.4")
+
+
+def test_utf8_addresses_need_the_parameter(make_tern):
+    t = make_tern(users={USER8: "pw", "alice@example.test": "a"})
+    with Raw(t.port()) as c:
+        c.cmd("EHLO client.test", 250)
+        c.cmd(f"MAIL FROM:<{u(JOERG)}>", 553, "5.6.7")
+        c.cmd("MAIL FROM:<a@remote.test>", 250)
+        c.cmd(f"RCPT TO:<{u(USER8)}>", 553, "5.6.7")
+        c.cmd("RSET", 250)
+        # malformed UTF-8 is a syntax error even with the parameter
+        c.cmd("MAIL FROM:<j\xc3(rg@remote.test> SMTPUTF8", 501)
+        c.cmd("MAIL FROM:<\xc0\xafx@remote.test> SMTPUTF8", 501)
+        c.cmd("MAIL FROM:<a@remote.test> SMTPUTF8=1", 501, "5.5.4")
+        c.cmd(f"MAIL FROM:<{u(JOERG)}> SMTPUTF8", 250, "2.1.0")
+        c.cmd(f"RCPT TO:<{u(USER8)}>", 250, "2.1.5")
+        c.cmd("RCPT TO:<alice@example.test>", 250, "2.1.5")
+        c.cmd("DATA", 354)
+        c.send(u("From: J\u00f6rg <" + JOERG + ">\r\nSubject: \u4f60\u597d\r\n\r\nbody \u00e9\r\n.\r\n"))
+        c.expect(250, "2.0.0")
+    # delivered into a Maildir named by the UTF-8 local part
+    d = os.path.join(t.state, "mail", "example.test", "\u7528\u6237", "Maildir", "new")
+    msgs = t.wait_messages(USER8, 1)
+    assert os.path.isdir(d)
+    assert "Subject: \u4f60\u597d\n".encode() in msgs[0]
+    assert ("Return-Path: <" + JOERG + ">\n").encode() in msgs[0]
+    assert b" with UTF8SMTP " in msgs[0]
+    assert t.wait_messages("alice@example.test", 1)
+
+
+def test_utf8_headers_need_the_parameter(make_tern):
+    t = make_tern()
+    with Raw(t.port()) as c:
+        c.cmd("EHLO client.test", 250)
+        for params, code in (("", 554), (" SMTPUTF8", 250)):
+            c.cmd(f"MAIL FROM:<a@remote.test>{params}", 250)
+            c.cmd("RCPT TO:<alice@example.test>", 250)
+            c.cmd("DATA", 354)
+            c.send(u("Subject: caf\u00e9 \u2615\r\n\r\nhi\r\n.\r\n"))
+            c.expect(code, "5.6.7" if code == 554 else "2.0.0")
+        # 8-bit in the body alone is no SMTPUTF8 matter
+        c.cmd("MAIL FROM:<a@remote.test> BODY=8BITMIME", 250)
+        c.cmd("RCPT TO:<alice@example.test>", 250)
+        c.cmd("DATA", 354)
+        c.send(u("Subject: plain\r\n\r\ncaf\u00e9\r\n.\r\n"))
+        c.expect(250, "2.0.0")
+    msgs = t.wait_messages("alice@example.test", 2)
+    assert sum("caf\u00e9 \u2615".encode() in m for m in msgs) == 1
+
+
+def test_smtputf8_flag_kept_in_the_queue(make_tern):
+    """A message that waits in the queue keeps its SMTPUTF8 flag (it
+    decides how it may be relayed); others carry no flag."""
+    t = make_tern(config={"dns": {"servers": "127.0.0.1:9"}, "queue": {"retry": "1h"}})
+    ids = []
+    with Raw(t.port()) as c:
+        c.cmd("EHLO client.test", 250)
+        for params in (" SMTPUTF8", ""):
+            c.cmd(f"MAIL FROM:<alice@example.test>{params}", 250)
+            c.cmd("RCPT TO:<someone@far.test>", 250)
+            c.cmd("DATA", 354)
+            c.send(b"Subject: q\r\n\r\nhi\r\n.\r\n")
+            ids.append(c.expect(250)[1][-1].split()[-1])
+    qdir = os.path.join(t.state, "queue", "msg")
+    with open(os.path.join(qdir, ids[0]), "rb") as f:
+        assert b"\nsmtputf8 1\n" in f.read().split(b"\n\n", 1)[0] + b"\n"
+    with open(os.path.join(qdir, ids[1]), "rb") as f:
+        assert b"smtputf8" not in f.read().split(b"\n\n", 1)[0]
+    t.restart()
+    r = t.cli("queue", "list")
+    assert ids[0] in r.stdout and ids[1] in r.stdout
