@@ -24,6 +24,12 @@ struct tls_ctx;
 struct pop3_server;
 struct evconnlistener;
 struct control;
+struct queue_writer;
+struct queue_env;
+
+/* Told on the loop thread once a handed-over message is durable (in the
+ * queue, or delivered to every mailbox: direct) or could not be made so. */
+typedef void (*tern_accepted_fn)(void *arg, bool durable, bool direct);
 
 enum service {
 	SERVICE_SMTP,             /* port 25: MX */
@@ -52,6 +58,12 @@ struct tern {
 	struct workers *commit_pool;   /* queue commits: fsync + rename */
 	struct workers *delivery_pool; /* local delivery into Maildirs */
 	struct scheduler *sched;
+	/* Delivery's hook (delivery/handoff.c installs it): takes a message
+	 * whose envelope and octets (lines LFs, 8-bit or not) are written in
+	 * qw, makes it durable off the loop and calls done.  The caller keeps
+	 * qw and env, untouched, until then. */
+	void (*accept_message)(struct tern *t, struct queue_writer *qw, struct queue_env *env, uint64_t lines,
+			       bool eight_bit, tern_accepted_fn done, void *arg);
 	struct dns *dns;
 	struct control *control;  /* the control socket (cli/control.h) */
 	struct tls_ctx *tls;

@@ -138,13 +138,15 @@ static bool due(const struct queue_env *env, const struct queue_rcpt *r, int64_t
 }
 
 /*
- * The direct path for a message whose recipients are all local: deliver
- * from the not yet committed queue file straight into the Maildirs.  The
- * session sends its 250 only after this returns true, so the message is
- * durable in every mailbox (each one fsync'd, its new/ synced) before it
- * is acknowledged - the same promise as a committed queue file, with half
- * the syncs.  On false, the recipients already done are marked RCPT_DONE
- * and the caller commits the queue file for the rest.
+ * The direct path for a message whose recipients are all local (or
+ * already failed, by a check on the way in): deliver from the not yet
+ * committed queue file straight into the Maildirs.  The caller answers
+ * 250 only after this returns true and the notices are queued, so the
+ * message is durable in every mailbox (each one fsync'd, its new/
+ * synced) before it is acknowledged - the same promise as a committed
+ * queue file, with half the syncs.  On false, the recipients already
+ * done are marked RCPT_DONE and the caller commits the queue file for
+ * the rest.
  */
 bool local_deliver_direct(const struct config *cfg, struct queue_env *env, int fd)
 {
@@ -153,15 +155,15 @@ bool local_deliver_direct(const struct config *cfg, struct queue_env *env, int f
 	bool *want;
 
 	for (size_t i = 0; i < env->nrcpt; i++)
-		if (!env->rcpt[i].local)
+		if (!env->rcpt[i].local && env->rcpt[i].state == RCPT_PENDING)
 			return false;
-	want = xcalloc(env->nrcpt, sizeof(*want));
+	want = xcalloc(env->nrcpt ? env->nrcpt : 1, sizeof(*want));
 	for (size_t i = 0; i < env->nrcpt; i++)
-		want[i] = true;
+		want[i] = env->rcpt[i].state == RCPT_PENDING;
 	deliver_batch(cfg, env, want, fd, now);
 	free(want);
 	for (size_t i = 0; i < env->nrcpt; i++)
-		if (env->rcpt[i].state != RCPT_DONE)
+		if (env->rcpt[i].state != RCPT_DONE && env->rcpt[i].state != RCPT_FAILED)
 			all = false;
 	return all;
 }

@@ -1,8 +1,7 @@
 /*
- * local.h - local delivery: every local recipient of a queued message
- * into its Maildir, then the queue entry updated or removed.  Runs on a
- * worker thread; touches only the queue files, the Maildirs and the
- * (read-only) config.
+ * local.h - local delivery: the local recipients of a message into their
+ * Maildirs.  Runs on a worker thread; touches only the message's file,
+ * the Maildirs and the (read-only) config.
  */
 #ifndef TERN_LOCAL_H
 #define TERN_LOCAL_H
@@ -12,11 +11,12 @@
 
 struct config;
 struct queue;
-
 struct queue_env;
+
+/* All-local mail straight from its uncommitted queue file (see local.c):
+ * true when every recipient is final (delivered, or failed before). */
 bool local_deliver_direct(const struct config *cfg, struct queue_env *env, int fd);
 
-struct queue_env;
 /* The due local recipients of a loaded message (fd open on its file):
  * PENDING ones, and DEFERRED ones whose next_try has come.  Updates the
  * recipients in env; saves nothing.  True when a state changed. */

@@ -28,8 +28,9 @@
 #include "core/server.h"
 #include "core/util.h"
 #include "core/workers.h"
-#include "delivery/bounce.h"
+#include "delivery/handoff.h"
 #include "delivery/local.h"
+#include "delivery/notice.h"
 #include "delivery/remote.h"
 #include "proto/smtp_parse.h"
 #include "store/queue.h"
@@ -45,7 +46,7 @@
 
 #define SCHED_BACKOFF_SHIFT_MAX 3	/* retry, 2x, 4x, then 8x retry */
 #define SCHED_RECOVER_SPREAD_MAX 300	/* seconds over which restart retries spread */
-#define SCHED_NOTICES_MAX 3
+#define SCHED_NOTICE_RETRY_MAX 60	/* seconds before a notice that could not be queued is tried again */
 
 struct waiting {
 	char id[QUEUE_ID_LEN + 1];
@@ -81,8 +82,7 @@ struct sched_job {
 	bool finished;			/* every recipient final: removed */
 	bool skipped;
 	int64_t wake;			/* next try, 0 = none */
-	char notices[SCHED_NOTICES_MAX][QUEUE_ID_LEN + 1];
-	size_t nnotices;
+	struct notice_ids notices;	/* queued by step 3, to schedule */
 };
 
 struct scheduler {
@@ -122,81 +122,12 @@ static int64_t sched_backoff(const struct config *cfg, unsigned attempts, int64_
 	return now + (int64_t)wait;
 }
 
-static bool notify_wants(const struct queue_rcpt *r, unsigned bit)
-{
-	if (r->notify & SMTP_NOTIFY_NEVER)
-		return false;
-	if (r->notify == 0)	/* RFC 3461 §4.1: absent means FAILURE */
-		return bit == SMTP_NOTIFY_FAILURE;
-	return (r->notify & bit) != 0;
-}
-
-/* One notice for the recipients whose action is act. */
-static void sched_notice(struct sched_job *j, const struct config *cfg, enum dsn_action act,
-			 const size_t *idx, size_t n)
-{
-	enum dsn_action *acts;
-
-	if (n == 0 || j->nnotices >= SCHED_NOTICES_MAX)
-		return;
-	acts = xcalloc(n, sizeof(*acts));
-	for (size_t i = 0; i < n; i++)
-		acts[i] = act;
-	if (bounce_queue(cfg, j->s->t->queue, j->env, j->fd, idx, acts, n, j->notices[j->nnotices]))
-		j->nnotices++;
-	free(acts);
-}
-
-static void sched_notices(struct sched_job *j, const struct config *cfg, int64_t now)
-{
-	struct queue_env *env = j->env;
-	size_t *failed = xcalloc(env->nrcpt, sizeof(size_t));
-	size_t *done = xcalloc(env->nrcpt, sizeof(size_t));
-	size_t *late = xcalloc(env->nrcpt, sizeof(size_t));
-	size_t nf = 0, nd = 0, nl = 0;
-	bool null_sender = env->from[0] == '\0';
-	bool warn = !env->delay_warned && now - env->arrival >= (int64_t)cfg->delay_warning;
-
-	for (size_t i = 0; i < env->nrcpt; i++) {
-		struct queue_rcpt *r = &env->rcpt[i];
-
-		if (r->state == RCPT_FAILED && !r->dsn_done) {
-			if (!null_sender && notify_wants(r, SMTP_NOTIFY_FAILURE))
-				failed[nf++] = i;
-			r->dsn_done = true;
-		} else if (r->state == RCPT_DONE && !r->dsn_done) {
-			if (!null_sender && notify_wants(r, SMTP_NOTIFY_SUCCESS))
-				done[nd++] = i;
-			r->dsn_done = true;
-		} else if (r->state == RCPT_DEFERRED && warn && !null_sender && notify_wants(r, SMTP_NOTIFY_DELAY)) {
-			late[nl++] = i;
-		}
-	}
-	if (nl > 0)
-		env->delay_warned = true;
-	sched_notice(j, cfg, DSN_FAILED, failed, nf);
-	sched_notice(j, cfg, DSN_DELAYED, late, nl);
-	/* Delivered into a Maildir: "delivered"; handed to another MTA:
-	 * "relayed" (RFC 3464 §2.3.3). */
-	for (size_t k = 0; k < nd; k++)
-		if (env->rcpt[done[k]].local) {
-			failed[0] = done[k];
-			sched_notice(j, cfg, DSN_DELIVERED, &failed[0], 1);
-		} else {
-			failed[0] = done[k];
-			sched_notice(j, cfg, DSN_RELAYED, &failed[0], 1);
-		}
-	free(failed);
-	free(done);
-	free(late);
-}
-
 static void sched_finish_work(struct sched_job *j)
 {
 	const struct config *cfg = j->s->t->cfg;
 	struct queue_env *env = j->env;
 	int64_t now = now_unix();
-	bool open = false;
+	bool open = false, settled;
 
 	for (size_t i = 0; i < env->nrcpt; i++) {
 		struct queue_rcpt *r = &env->rcpt[i];
@@ -211,7 +142,7 @@ static void sched_finish_work(struct sched_job *j)
 			}
 		}
 	}
-	sched_notices(j, cfg, now);
+	settled = notice_step(cfg, j->s->t->queue, env, j->fd, now, &j->notices);
 	for (size_t i = 0; i < env->nrcpt; i++) {
 		struct queue_rcpt *r = &env->rcpt[i];
 		if (r->state == RCPT_PENDING || r->state == RCPT_DEFERRED) {
@@ -219,6 +150,14 @@ static void sched_finish_work(struct sched_job *j)
 			if (j->wake == 0 || r->next_try < j->wake)
 				j->wake = r->next_try;
 		}
+	}
+	if (!settled) {
+		/* A notice could not be queued: the message stays (its state
+		 * says which notices are owed) until one can. */
+		int64_t retry = now + (int64_t)(cfg->retry < SCHED_NOTICE_RETRY_MAX ? cfg->retry : SCHED_NOTICE_RETRY_MAX);
+		if (j->wake == 0 || retry < j->wake)
+			j->wake = retry;
+		open = true;
 	}
 	if (!open) {
 		queue_retire(j->s->t->queue, j->id);
@@ -368,6 +307,7 @@ static void sched_job_free(struct sched_job *j)
 	if (j->fd >= 0)
 		close(j->fd);
 	queue_env_free(j->env);
+	notice_ids_free(&j->notices);
 	free(j->due);
 	free(j);
 }
@@ -463,8 +403,8 @@ static void sched_job_end(struct sched_job *j)
 	s->busy--;
 	if (j->done)
 		j->done(j->done_arg, j->ok);
-	for (size_t i = 0; i < j->nnotices; i++)
-		sched_start(s, j->notices[i], false, false);
+	for (size_t i = 0; i < j->notices.n; i++)
+		sched_start(s, j->notices.id[i], false, false);
 	if (j->op == SCHED_DELIVER) {
 		if (next == SCHED_DELIVER && open && !j->skipped && j->wake > 0 && !j->again)
 			sched_wait(s, id, j->wake, j->env);
@@ -561,6 +501,7 @@ struct scheduler *scheduler_new(struct tern *t)
 	atomic_init(&s->stopping, false);
 	s->timer = evtimer_new(t->base, sched_timer_cb, s);
 	s->remote = remote_new(t);
+	handoff_install(t);
 	return s;
 }
 
