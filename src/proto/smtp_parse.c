@@ -8,6 +8,8 @@
  * parameters SIZE (RFC 1870), BODY (RFC 6152), RET/ENVID/NOTIFY/ORCPT
  * (RFC 3461 §4) and AUTH (RFC 4954 §5), and xtext (RFC 3461 §4).
  *
+ * BDAT arguments (RFC 3030 §2) and BODY=BINARYMIME (§3).
+ *
  * SMTPUTF8 (RFC 6531 §3.3): local parts (dot-string atoms and quoted
  * strings) and domain labels may hold UTF8-non-ascii, which must be
  * well-formed UTF-8 (RFC 3629 §4: no overlong forms, no surrogates,
@@ -153,6 +155,30 @@ void smtp_split_command(const char *line, size_t len, struct smtp_token *verb,
 		i++;	/* the single SP after the verb */
 	args->p = line + i;
 	args->len = len - i;
+}
+
+/* ---- BDAT (RFC 3030 §2) ---- */
+
+bool smtp_parse_bdat(const char *args, size_t len, uint64_t *size, bool *last)
+{
+	size_t n = 0;
+
+	*size = 0;
+	*last = false;
+	while (n < len && is_digit((unsigned char)args[n]))
+		n++;
+	if (n == 0 || !parse_u64(args, n, 0, SMTP_BDAT_MAX, size)) {
+		*size = 0;
+		return false;
+	}
+	if (n == len)
+		return true;
+	if (len - n == 5 && args[n] == ' ' && ascii_ieq(args + n + 1, "LAST", 4)) {
+		*last = true;
+		return true;
+	}
+	*size = 0;
+	return false;
 }
 
 /* ---- cross-protocol requests ---- */
@@ -603,6 +629,8 @@ static enum smtp_parse_err mail_body(const char *v, size_t vlen, void *arg)
 		p->body = SMTP_BODY_7BIT;
 	else if (tok_ieq(v, vlen, "8BITMIME"))
 		p->body = SMTP_BODY_8BITMIME;
+	else if (tok_ieq(v, vlen, "BINARYMIME"))
+		p->body = SMTP_BODY_BINARYMIME;	/* RFC 3030 §3 */
 	else
 		return SMTP_ERR_PARAM_VALUE;
 	return SMTP_OK;

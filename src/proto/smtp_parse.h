@@ -6,7 +6,8 @@
  * RFC 5321 §4.1.1 (commands), §4.1.2 (path grammar), §4.5.3.1 (size
  * limits); RFC 1870 (SIZE); RFC 6152 (BODY=8BITMIME); RFC 3461 §4 (xtext,
  * RET, ENVID, NOTIFY, ORCPT); RFC 4954 §5 (AUTH= on MAIL); RFC 6531
- * (SMTPUTF8: UTF-8 in paths, the SMTPUTF8 parameter).
+ * (SMTPUTF8: UTF-8 in paths, the SMTPUTF8 parameter); RFC 3030 (BDAT
+ * arguments, BODY=BINARYMIME).
  */
 #ifndef TERN_SMTP_PARSE_H
 #define TERN_SMTP_PARSE_H
@@ -117,6 +118,12 @@ bool smtp_helo_valid(const char *s, size_t len);
  * NUL-terminated; returns the length, 0 if cap is too small. */
 bool smtp_xtext_decode(const char *in, size_t len, char *out, size_t cap, size_t *out_len);
 size_t smtp_xtext_encode(const char *in, size_t len, char *out, size_t cap);
+
+/* "BDAT" arguments (RFC 3030 §2): chunk-size [SP "LAST"], the size
+ * 1*DIGIT up to SMTP_BDAT_MAX, LAST in any case.  False (size 0) on
+ * anything else. */
+#define SMTP_BDAT_MAX (UINT64_C(1) << 62)
+bool smtp_parse_bdat(const char *args, size_t len, uint64_t *size, bool *last);
 
 /* An HTTP request line ("GET /path HTTP/1.1": a method of RFC 9110 §9,
  * a request target, an HTTP version) or a "Host:" header line: what a

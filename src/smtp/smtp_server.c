@@ -58,6 +58,7 @@ static const char *const smtp_state_names[] = {
 	[SMTP_S_MAIL] = "mail",
 	[SMTP_S_RCPT] = "rcpt",
 	[SMTP_S_DATA] = "data",
+	[SMTP_S_CHUNKS] = "chunks",
 	[SMTP_S_COMMIT] = "commit",
 	[SMTP_S_CLOSING] = "closing",
 };
@@ -178,7 +179,8 @@ void smtp_txn_reset(struct smtp_session *s)
 {
 	smtp_txn_free(s->txn);
 	s->txn = NULL;
-	if (s->state == SMTP_S_MAIL || s->state == SMTP_S_RCPT || s->state == SMTP_S_DATA)
+	if (s->state == SMTP_S_MAIL || s->state == SMTP_S_RCPT || s->state == SMTP_S_DATA ||
+	    s->state == SMTP_S_CHUNKS)
 		smtp_set_state(s, SMTP_S_READY);
 }
 
@@ -415,6 +417,7 @@ static const struct smtp_command smtp_commands[] = {
 	{ "MAIL", cmd_mail, 0 },
 	{ "RCPT", cmd_rcpt, 0 },
 	{ "DATA", cmd_data, CMD_NO_ARGS },
+	{ "BDAT", smtp_cmd_bdat, 0 },
 	{ "RSET", cmd_rset, CMD_ANY_TIME | CMD_NO_ARGS },
 	{ "NOOP", cmd_noop, CMD_ANY_TIME },
 	{ "QUIT", cmd_quit, CMD_ANY_TIME | CMD_NO_ARGS },
@@ -503,7 +506,7 @@ static void cmd_ehlo(struct smtp_session *s, const char *args, size_t len)
 	s->esmtp = true;
 	o += (size_t)snprintf(lines + o, sizeof(lines) - o, "250-%s\r\n250-PIPELINING\r\n250-SIZE %" PRIu64 "\r\n"
 			      "250-8BITMIME\r\n250-ENHANCEDSTATUSCODES\r\n250-DSN\r\n250-ETRN\r\n"
-			      "250-SMTPUTF8\r\n",
+			      "250-SMTPUTF8\r\n250-CHUNKING\r\n250-BINARYMIME\r\n",
 			      cfg->hostname, cfg->max_message_size);
 	o += smtp_ehlo_extra(s, lines + o, sizeof(lines) - o);
 	if (o < sizeof(lines))
@@ -713,6 +716,10 @@ static void cmd_rcpt(struct smtp_session *s, const char *args, size_t len)
 		smtp_reply_parse_error(s, e, true);
 		return;
 	}
+	if (s->state == SMTP_S_CHUNKS) {
+		smtp_reply(s, "503 5.5.1 RCPT after BDAT is not allowed (RFC 3030)");
+		return;
+	}
 	if (path.utf8 && !s->txn->env->smtputf8) {
 		smtp_reply(s, "553 5.6.7 Non-ASCII recipient address needs SMTPUTF8 (RFC 6531)");
 		return;
@@ -803,6 +810,19 @@ static bool smtp_txn_pipeline(struct smtp_session *s, struct pipe_stage *framer)
 	return true;
 }
 
+/* The message begins (DATA, or the first BDAT): the envelope gets what
+ * the session knows, and the message path is built around framer. */
+bool smtp_txn_start(struct smtp_session *s, struct pipe_stage *framer)
+{
+	struct smtp_txn *t = s->txn;
+
+	t->env->arrival = now_unix();
+	t->env->helo = xstrdup(s->helo);
+	t->env->client_ip = xstrdup(s->ip);
+	t->env->auth_user = s->auth_user ? xstrdup(s->auth_user) : NULL;
+	return smtp_txn_pipeline(s, framer);
+}
+
 static void cmd_data(struct smtp_session *s, const char *args, size_t len)
 {
 	struct smtp_txn *t = s->txn;
@@ -811,15 +831,19 @@ static void cmd_data(struct smtp_session *s, const char *args, size_t len)
 		smtp_reply(s, "503 5.5.1 Need MAIL command");
 		return;
 	}
+	if (s->state == SMTP_S_CHUNKS) {
+		smtp_reply(s, "503 5.5.1 DATA after BDAT is not allowed (RFC 3030)");
+		return;
+	}
+	if (t->env->body == SMTP_BODY_BINARYMIME) {
+		smtp_reply(s, "503 5.5.1 BODY=BINARYMIME needs BDAT (RFC 3030 3)");
+		return;
+	}
 	if (t->env->nrcpt == 0) {
 		smtp_reply(s, "554 5.5.1 No valid recipients");
 		return;
 	}
-	t->env->arrival = now_unix();
-	t->env->helo = xstrdup(s->helo);
-	t->env->client_ip = xstrdup(s->ip);
-	t->env->auth_user = s->auth_user ? xstrdup(s->auth_user) : NULL;
-	if (!smtp_txn_pipeline(s, stage_dot_new(SMTP_DATA_LINE_MAX, s->t->cfg->max_message_size))) {
+	if (!smtp_txn_start(s, stage_dot_new(SMTP_DATA_LINE_MAX, s->t->cfg->max_message_size))) {
 		s->no_error_count = true;
 		smtp_reply(s, "451 4.3.0 Queue file write error, try again later");
 		smtp_txn_reset(s);
@@ -850,7 +874,7 @@ static void cmd_quit(struct smtp_session *s, const char *args, size_t len)
 static void cmd_help(struct smtp_session *s, const char *args, size_t len)
 {
 	smtp_reply(s, "214-2.0.0 Commands supported:\r\n"
-		   "214-2.0.0   HELO EHLO MAIL RCPT DATA RSET NOOP QUIT HELP\r\n"
+		   "214-2.0.0   HELO EHLO MAIL RCPT DATA BDAT RSET NOOP QUIT HELP\r\n"
 		   "214-2.0.0   VRFY EXPN STARTTLS AUTH ETRN\r\n"
 		   "214 2.0.0 See RFC 5321");
 }
@@ -951,7 +975,7 @@ static void smtp_verdict_cb(void *arg, const struct pipe_verdict *v)
 }
 
 /* End of data seen: input waits while the stages give their verdicts. */
-static void smtp_end_of_data(struct smtp_session *s)
+void smtp_end_of_data(struct smtp_session *s)
 {
 	smtp_set_state(s, SMTP_S_COMMIT);
 	bufferevent_disable(s->conn.bev, EV_READ);
@@ -1090,6 +1114,11 @@ static void smtp_process_batch(struct smtp_session *s)
 	while (s->state != SMTP_S_CLOSING && s->state != SMTP_S_COMMIT && !s->input_paused) {
 		if (s->state == SMTP_S_DATA) {
 			if (!smtp_data_input(s))
+				break;
+			continue;
+		}
+		if (s->bdat.reading) {
+			if (!smtp_bdat_input(s))
 				break;
 			continue;
 		}

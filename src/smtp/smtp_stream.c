@@ -19,10 +19,11 @@ enum mime8_verdict smtp_stream_open(struct smtp_stream *st, int fd, uint64_t off
 	memset(st, 0, sizeof(*st));
 	st->fd = fd;
 	st->mode = mode;
+	st->raw_bol = true;
 	st->pos = offset;
 	st->end = offset + len;
 	st->convert = convert;
-	if (mode == SMTP_STREAM_BDAT)
+	if (mode != SMTP_STREAM_DATA)
 		smtp_dot_init_chunks(&st->dot);
 	else
 		smtp_dot_init(&st->dot);
@@ -53,7 +54,21 @@ static void smtp_stream_emit(struct smtp_stream *st, const char *p, size_t n, bo
 	size_t dlen;
 
 	if (st->mode == SMTP_STREAM_RAW) {
-		evbuffer_add(out, p, n);
+		/* The stored header section has LF ends like every message
+		 * (tern's own fields are in it); the body is as it came. */
+		size_t k = 0;
+		while (!st->raw_body && k < n) {
+			bool lf = p[k++] == '\n';
+			st->raw_body = lf && st->raw_bol;
+			st->raw_bol = lf;
+		}
+		if (k > 0) {
+			dot = xmalloc(SMTP_DOT_OUT_MAX(k));
+			dlen = smtp_dot_encode(&st->dot, p, k, dot);
+			evbuffer_add(out, dot, dlen);
+			free(dot);
+		}
+		evbuffer_add(out, p + k, n - k);
 		return;
 	}
 	if (body && st->convert) {
@@ -95,8 +110,11 @@ int smtp_stream_fill(struct smtp_stream *st, struct evbuffer *out)
 	char tail[MIME8_QP_FINISH_MAX + SMTP_DOT_FINISH_MAX + SMTP_DOT_OUT_MAX(MIME8_QP_FINISH_MAX)];
 	size_t n = 0;
 	st->done = true;
-	if (st->mode == SMTP_STREAM_RAW)
+	if (st->mode == SMTP_STREAM_RAW) {
+		if (!st->raw_body)	/* all header: end its last line */
+			evbuffer_add(out, tail, smtp_dot_finish(&st->dot, tail));
 		return 0;
+	}
 	if (st->convert) {
 		char q[MIME8_QP_FINISH_MAX];
 		size_t qn = mime8_qp_finish(&st->qp, q);

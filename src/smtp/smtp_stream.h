@@ -24,7 +24,8 @@ struct evbuffer;
 enum smtp_stream_mode {
 	SMTP_STREAM_DATA,	/* CRLF line ends, dot-stuffed, "." at the end */
 	SMTP_STREAM_BDAT,	/* CRLF line ends only (RFC 3030 chunks) */
-	SMTP_STREAM_RAW,	/* as stored (BODY=BINARYMIME, RFC 3030 §3) */
+	SMTP_STREAM_RAW,	/* BODY=BINARYMIME (RFC 3030 §3): the header
+				 * section as BDAT, the body as stored */
 };
 
 struct smtp_stream {
@@ -38,6 +39,8 @@ struct smtp_stream {
 	struct mime8_qp qp;
 	struct smtp_dot dot;
 	bool done;		/* the final "." is in the output */
+	bool raw_body;		/* RAW: past the header section */
+	bool raw_bol;		/* RAW: the last header octet was a line end */
 };
 
 /* Prepare to send len bytes at offset of fd.  With convert, reads the

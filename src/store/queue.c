@@ -560,10 +560,14 @@ static bool parse_trailer(struct queue_env *env, int fd, off_t size)
 	if (pread(fd, buf, n, size - (off_t)n) != (ssize_t)n)
 		return false;
 	buf[n] = '\0';
+	/* The last "TERN-END " in the tail, found with memmem: a BINARYMIME
+	 * body (RFC 3030) may hold NULs and need not end with LF, so the
+	 * marker need not start a line; the offsets below prove that it
+	 * starts right after the message. */
 	t = NULL;
-	for (char *p = buf; (p = strstr(p, "TERN-END ")) != NULL; p++)
+	for (char *p = buf; (p = memmem(p, n - (size_t)(p - buf), "TERN-END ", 9)) != NULL; p++)
 		t = p;
-	if (t == NULL || (t != buf && t[-1] != '\n'))
+	if (t == NULL)
 		return false;
 	/* the end marker is the last line, whole: nothing may follow it */
 	if (strchr(t, '\n') != buf + n - 1)

@@ -52,6 +52,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		assert(rp.notify == 0 && rp.orcpt_type[0] == '\0');
 	}
 
+	uint64_t bsize;
+	bool blast;
+	if (smtp_parse_bdat(args.p, args.len, &bsize, &blast))
+		assert(bsize <= SMTP_BDAT_MAX && args.len > 0);
+	else
+		assert(bsize == 0 && !blast);
+
 	if (smtp_is_http_request(line, size))
 		assert(size >= 5);
 

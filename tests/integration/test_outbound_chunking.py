@@ -232,3 +232,44 @@ def test_smtputf8_flag_without_need_goes_without_it(net, mx):
     relay(t, ["bob@noutf2.test"], BODY, mail_opts=" SMTPUTF8")
     wait_for(lambda: len(m.messages) == 1, t=t)
     assert "SMTPUTF8" not in m.messages[0]["from"]
+
+
+# ---- BINARYMIME (RFC 3030 §3) ---------------------------------------------------
+
+BINARY = bytes(range(256)) * 2 + b"\r\n.\r\n\n\r"
+BIN_HEAD = b"From: alice@example.test\r\nSubject: bin\r\nContent-Type: application/octet-stream\r\n\r\n"
+
+
+def relay_binary(t, rcpt):
+    body = BIN_HEAD + BINARY
+    with Raw(t.port()) as c:
+        c.cmd("EHLO client.test", 250)
+        c.cmd("MAIL FROM:<alice@example.test> BODY=BINARYMIME", 250)
+        c.cmd(f"RCPT TO:<{rcpt}>", 250)
+        c.send(b"BDAT %d LAST\r\n" % len(body) + body)
+        c.expect(250, "2.0.0")
+
+
+def test_binarymime_relayed_byte_exact(net, mx):
+    """The header section (tern's Received: in it) goes in CRLF form, the
+    body exactly as it came in, with BODY=BINARYMIME."""
+    m = mx("127.0.0.158", "bin.test", ext=("PIPELINING", "8BITMIME", "CHUNKING", "BINARYMIME"))
+    t = net.tern()
+    relay_binary(t, "bob@bin.test")
+    wait_for(lambda: len(m.messages) == 1, t=t)
+    data = m.messages[0]["data"]
+    assert "BODY=BINARYMIME" in m.messages[0]["from"]
+    head, sep, body = data.partition(b"\r\n\r\n")
+    assert body == BINARY
+    assert b"\n" not in head.replace(b"\r\n", b"") and head.startswith(b"Received: ")
+    assert head.endswith(BIN_HEAD[:-4])
+
+
+def test_binarymime_to_host_without_it_bounces_5_6_3(net, mx):
+    m = mx("127.0.0.159", "nobin.test", ext=("PIPELINING", "8BITMIME", "CHUNKING"))
+    t = net.tern()
+    relay_binary(t, "bob@nobin.test")
+    (d,) = dsns(t)
+    f = status_fields(d)[0]
+    assert f["Status"] == "5.6.3" and f["Action"] == "failed"
+    assert m.messages == [] and not any(c.startswith("MAIL") for c in m.commands)

@@ -227,3 +227,151 @@ def test_smtputf8_flag_kept_in_the_queue(make_tern):
     t.restart()
     r = t.cli("queue", "list")
     assert ids[0] in r.stdout and ids[1] in r.stdout
+
+
+# ---- BDAT (RFC 3030 CHUNKING, BINARYMIME) ----------------------------------------
+
+def bdat_txn(c, rcpt="alice@example.test", body=""):
+    c.cmd(f"MAIL FROM:<a@remote.test>{body}", 250)
+    c.cmd(f"RCPT TO:<{rcpt}>", 250)
+
+
+def stored(msg):
+    """The message as the client sent it: what follows tern's Received:."""
+    head, _, rest = msg.partition(b"\n\t")
+    return msg[msg.index(b";\n\t") + 3:].split(b"\n", 1)[1]
+
+
+def test_chunking_advertised(make_tern):
+    t = make_tern()
+    with t.smtp() as s:
+        s.ehlo()
+        assert s.has_extn("chunking") and s.has_extn("binarymime") and s.has_extn("smtputf8")
+
+
+def test_bdat_one_chunk_byte_exact(make_tern):
+    """No dot-unstuffing and no end marker: a line '.' and a line '..x'
+    arrive as they were sent; CRLF is stored as LF like DATA's."""
+    t = make_tern()
+    body = b"Subject: bdat\r\n\r\n.\r\n..x\r\nlast line\r\n"
+    with Raw(t.port()) as c:
+        c.cmd("EHLO client.test", 250)
+        bdat_txn(c)
+        c.send(b"BDAT %d LAST\r\n" % len(body) + body)
+        c.expect(250, "2.0.0")
+        c.cmd("NOOP", 250)
+        assert c.buf == b""
+    assert stored(t.wait_messages("alice@example.test", 1)[0]) == body.replace(b"\r\n", b"\n")
+
+
+def test_bdat_pipelined_chunks_split_anywhere(make_tern):
+    """Chunks split inside a line and between CR and LF, all in one
+    write; one reply per chunk, in order; then BDAT 0 LAST ends it."""
+    t = make_tern()
+    body = b"Subject: pieces\r\n\r\nline one\r\nline two\r\n"
+    cuts = [5, 17, 18, 30]       # 17|18 splits the CRLF after the header line
+    pieces = [body[a:b] for a, b in zip([0] + cuts, cuts + [len(body)])]
+    with Raw(t.port()) as c:
+        c.cmd("EHLO client.test", 250)
+        bdat_txn(c)
+        c.send(b"".join(b"BDAT %d\r\n" % len(p) + p for p in pieces) + b"BDAT 0 LAST\r\nNOOP\r\n")
+        for p in pieces:
+            code, lines = c.expect(250, "2.0.0")
+            assert f"{len(p)} octets" in lines[-1]
+        c.expect(250, "2.0.0")       # the message
+        c.expect(250, "2.0.0")       # NOOP
+        assert c.buf == b""
+    assert stored(t.wait_messages("alice@example.test", 1)[0]) == body.replace(b"\r\n", b"\n")
+
+
+def test_bdat_without_transaction_is_read_and_refused(make_tern):
+    """The chunk's octets are read even when refused: the 'NOOP' inside it
+    is data, never a command."""
+    t = make_tern()
+    with Raw(t.port()) as c:
+        c.cmd("EHLO client.test", 250)
+        c.send(b"BDAT 6\r\nNOOP\r\n")
+        c.expect(503, "5.5.1")
+        c.cmd("MAIL FROM:<a@remote.test>", 250)
+        c.send(b"BDAT 6 LAST\r\nRSET\r\n")
+        c.expect(554, "5.5.1")        # no recipient
+        c.cmd("RCPT TO:<alice@example.test>", 250)   # the RSET was data
+        c.cmd("BDAT x", 501, "5.5.4")
+        c.cmd("BDAT 1 FIRST", 501, "5.5.4")
+        c.cmd("NOOP", 250)
+        assert c.buf == b""
+
+
+def test_data_and_rcpt_after_bdat_refused(make_tern):
+    t = make_tern()
+    with Raw(t.port()) as c:
+        c.cmd("EHLO client.test", 250)
+        bdat_txn(c)
+        c.send(b"BDAT 16\r\nSubject: x\r\n\r\nab")
+        c.expect(250)
+        c.cmd("DATA", 503, "5.5.1")
+        c.cmd("RCPT TO:<bob@example.test>", 503, "5.5.1")
+        c.send(b"BDAT 4 LAST\r\ncd\r\n")
+        c.expect(250, "2.0.0")
+    msg = t.wait_messages("alice@example.test", 1)[0]
+    assert stored(msg) == b"Subject: x\n\nabcd\n"
+    assert t.messages("bob@example.test") == []
+
+
+def test_bdat_over_the_size_limit_resets(make_tern):
+    """The chunk that passes the limit is read and dropped with 552 5.3.4,
+    the transaction is gone: the next pipelined chunk gets 503, and its
+    octets are dropped too; after that the session works as before."""
+    t = make_tern(config={"smtp": {"max_message_size": "2048"}})
+    with Raw(t.port()) as c:
+        c.cmd("EHLO client.test", 250)
+        bdat_txn(c)
+        first = b"Subject: big\r\n\r\n" + b"x" * 1480 + b"\r\n"
+        c.send(b"BDAT %d\r\n" % len(first) + first)
+        c.expect(250)
+        c.send(b"BDAT 1000\r\n" + b"NOOP\r\n" * 166 + b"NOOP" + b"BDAT 6 LAST\r\nQUIT\r\n" + b"NOOP\r\n")
+        c.expect(552, "5.3.4")
+        c.expect(503, "5.5.1")
+        c.expect(250, "2.0.0")        # the NOOP after the chunks
+        assert c.buf == b""
+        # an announced size over the limit is refused the same way
+        bdat_txn(c)
+        c.send(b"BDAT 4096 LAST\r\n" + b"y" * 4096)
+        c.expect(552, "5.3.4")
+        c.cmd("RCPT TO:<alice@example.test>", 503, "5.5.1")   # no transaction
+        bdat_txn(c)
+        c.send(b"BDAT 15 LAST\r\nSubject: ok\r\n\r\n")
+        c.expect(250, "2.0.0")
+    msgs = t.wait_messages("alice@example.test", 1)
+    assert len(msgs) == 1 and stored(msgs[0]) == b"Subject: ok\n\n"
+
+
+def test_bdat_text_message_with_bare_lf_refused(make_tern):
+    t = make_tern()
+    with Raw(t.port()) as c:
+        c.cmd("EHLO client.test", 250)
+        bdat_txn(c)
+        body = b"Subject: x\r\n\r\nbare\nlf\r\n"
+        c.send(b"BDAT %d LAST\r\n" % len(body) + body)
+        c.expect(550, "5.6.0")
+        c.cmd("NOOP", 250)
+
+
+def test_binarymime_body_kept_as_it_came(make_tern):
+    """BODY=BINARYMIME: the header section is text, the body's octets
+    (CR, LF, NUL, all 256 values) are stored exactly."""
+    t = make_tern()
+    binary = bytes(range(256)) * 4 + b"\r\n.\r\n\n\r"
+    head = b"Subject: bin\r\nMIME-Version: 1.0\r\nContent-Type: application/octet-stream\r\n\r\n"
+    body = head + binary
+    with Raw(t.port()) as c:
+        c.cmd("EHLO client.test", 250)
+        c.cmd("MAIL FROM:<a@remote.test> BODY=BINARYMIME", 250)
+        c.cmd("RCPT TO:<alice@example.test>", 250)
+        c.cmd("DATA", 503, "5.5.1")       # BINARYMIME needs BDAT
+        c.send(b"BDAT 500\r\n" + body[:500])
+        c.expect(250)
+        c.send(b"BDAT %d LAST\r\n" % (len(body) - 500) + body[500:])
+        c.expect(250, "2.0.0")
+    msg = t.wait_messages("alice@example.test", 1)[0]
+    assert stored(msg) == head.replace(b"\r\n", b"\n") + binary

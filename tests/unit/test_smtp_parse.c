@@ -330,7 +330,8 @@ static const struct mail_case mail_cases[] = {
 	{ "FROM:<a@b> BODY=8BITMIME", SMTP_OK, "a", 0, 0, SMTP_BODY_8BITMIME, 0, "", NULL },
 	{ "FROM:<a@b> body=8bitmime", SMTP_OK, "a", 0, 0, SMTP_BODY_8BITMIME, 0, "", NULL },
 	{ "FROM:<a@b> BODY=7bit", SMTP_OK, "a", 0, 0, SMTP_BODY_7BIT, 0, "", NULL },
-	{ "FROM:<a@b> BODY=BINARYMIME", SMTP_ERR_PARAM_VALUE, "a", 0, 0, 0, 0, "", NULL },
+	{ "FROM:<a@b> BODY=BINARYMIME", SMTP_OK, "a", 0, 0, SMTP_BODY_BINARYMIME, 0, "", NULL },
+	{ "FROM:<a@b> BODY=BINARY", SMTP_ERR_PARAM_VALUE, "a", 0, 0, 0, 0, "", NULL },
 	{ "FROM:<a@b> BODY", SMTP_ERR_PARAM_VALUE, "a", 0, 0, 0, 0, "", NULL },
 	{ "FROM:<a@b> BODY=7BIT BODY=7BIT", SMTP_ERR_PARAM_DUP, "a", 0, 0, 0, 0, "", NULL },
 	{ "FROM:<a@b> RET=FULL", SMTP_OK, "a", 0, 0, 0, SMTP_RET_FULL, "", NULL },
@@ -712,6 +713,47 @@ static void test_mail_smtputf8(void **state)
 	assert_int_equal(smtp_parse_rcpt("TO:<a@b> SMTPUTF8", 17, &path, &rp), SMTP_ERR_PARAM_UNKNOWN);
 }
 
+static void test_bdat(void **state)
+{
+	static const struct { const char *args; bool ok; uint64_t size; bool last; } cases[] = {
+		{ "0", true, 0, false },
+		{ "0 LAST", true, 0, true },
+		{ "1000", true, 1000, false },
+		{ "1000 LAST", true, 1000, true },
+		{ "12 last", true, 12, true },
+		{ "007 Last", true, 7, true },
+		{ "4611686018427387904", true, UINT64_C(1) << 62, false },
+		{ "4611686018427387905", false, 0, false },
+		{ "99999999999999999999999", false, 0, false },
+		{ "", false, 0, false },
+		{ "LAST", false, 0, false },
+		{ " 10", false, 0, false },
+		{ "10 ", false, 0, false },
+		{ "10  LAST", false, 0, false },
+		{ "10 LAST ", false, 0, false },
+		{ "10 LASTX", false, 0, false },
+		{ "10 FIRST", false, 0, false },
+		{ "-1", false, 0, false },
+		{ "+1", false, 0, false },
+		{ "1x", false, 0, false },
+		{ "0x10", false, 0, false },
+	};
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		uint64_t size = 99;
+		bool last = true;
+		if (smtp_parse_bdat(cases[i].args, strlen(cases[i].args), &size, &last) != cases[i].ok)
+			fail_msg("%s: want %d", cases[i].args, cases[i].ok);
+		assert_true(size == cases[i].size);
+		assert_int_equal(last, cases[i].last);
+	}
+	/* len bounds the scan */
+	uint64_t size;
+	bool last;
+	assert_true(smtp_parse_bdat("12 LAST", 2, &size, &last));
+	assert_true(size == 12 && !last);
+}
+
 static void test_http_request(void **state)
 {
 	static const struct { const char *line; bool http; } cases[] = {
@@ -777,6 +819,7 @@ int main(void)
 		cmocka_unit_test(test_utf8_paths),
 		cmocka_unit_test(test_utf8_valid),
 		cmocka_unit_test(test_mail_smtputf8),
+		cmocka_unit_test(test_bdat),
 		cmocka_unit_test(test_http_request),
 		cmocka_unit_test(test_strerror),
 	};
