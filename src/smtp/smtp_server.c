@@ -3,7 +3,10 @@
  *
  * RFC 5321 (commands, replies §4.2, limits §4.5.3, Received: §4.4),
  * RFC 1870 SIZE, RFC 6152 8BITMIME, RFC 2920 PIPELINING, RFC 2034/3463
- * enhanced status codes, RFC 3461 DSN parameters.
+ * enhanced status codes, RFC 3461 DSN parameters, RFC 6531 SMTPUTF8
+ * (addresses; the header rule is the header stage's), RFC 3030 CHUNKING
+ * and BINARYMIME (smtp_bdat.c).  Only CRLF ends a command line, and an
+ * HTTP request line ends the session (smtp_take_line).
  *
  * One session is one struct smtp_session with a small state enum that only
  * smtp_set_state() assigns.  Commands are one table (smtp_commands); each
