@@ -24,12 +24,9 @@ struct tls_ctx;
 struct pop3_server;
 struct evconnlistener;
 struct control;
-struct queue_writer;
 struct queue_env;
-
-/* Told on the loop thread once a handed-over message is durable (in the
- * queue, or delivered to every mailbox: direct) or could not be made so. */
-typedef void (*tern_accepted_fn)(void *arg, bool durable, bool direct);
+struct intake;
+struct tern;
 
 enum service {
 	SERVICE_SMTP,             /* port 25: MX */
@@ -38,6 +35,28 @@ enum service {
 	SERVICE_POP3,
 	SERVICE_POP3S,
 	SERVICE_COUNT
+};
+
+/* Told on the loop thread once a handed-over message is durable (in the
+ * queue, or delivered to every mailbox: direct) or could not be made so. */
+typedef void (*tern_accepted_fn)(void *arg, bool durable, bool direct);
+
+/*
+ * Delivery's hook for a message a session receives (delivery/handoff.c
+ * installs it): the session's sink opens an intake at DATA, writes the
+ * message into it as it arrives (loop thread, page-cache writes) and at
+ * the end commits it; delivery makes it durable off the loop - in the
+ * queue, or straight in the mailboxes - and calls done.  The caller keeps
+ * env, untouched, until then, and frees the intake afterwards (or
+ * instead, which drops the message).
+ */
+struct intake_ops {
+	struct intake *(*open)(struct tern *t, struct queue_env *env);   /* sets env->id; NULL: logged */
+	bool (*write)(struct intake *in, const void *buf, size_t len);
+	bool (*insert_front)(struct intake *in, const void *buf, size_t len);
+	bool (*ok)(const struct intake *in);                             /* no write failed */
+	void (*commit)(struct intake *in, uint64_t lines, bool eight_bit, tern_accepted_fn done, void *arg);
+	void (*free)(struct intake *in);
 };
 
 struct session_list {
@@ -58,12 +77,7 @@ struct tern {
 	struct workers *commit_pool;   /* queue commits: fsync + rename */
 	struct workers *delivery_pool; /* local delivery into Maildirs */
 	struct scheduler *sched;
-	/* Delivery's hook (delivery/handoff.c installs it): takes a message
-	 * whose envelope and octets (lines LFs, 8-bit or not) are written in
-	 * qw, makes it durable off the loop and calls done.  The caller keeps
-	 * qw and env, untouched, until then. */
-	void (*accept_message)(struct tern *t, struct queue_writer *qw, struct queue_env *env, uint64_t lines,
-			       bool eight_bit, tern_accepted_fn done, void *arg);
+	const struct intake_ops *intake;   /* delivery's hook (see above) */
 	struct dns *dns;
 	struct control *control;  /* the control socket (cli/control.h) */
 	struct tls_ctx *tls;

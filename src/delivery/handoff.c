@@ -1,16 +1,23 @@
 /*
- * handoff.c - a message accepted by a session, made durable (see
- * handoff.h).
+ * handoff.c - a message a session receives, taken in by delivery and
+ * made durable (see handoff.h and struct intake_ops in core/server.h).
  *
- * On the commit pool: mail whose recipients are all local goes straight
- * from the uncommitted queue file into the Maildirs (local.c), and then
- * through the same notice step as the scheduler's (notice.c), so that
- * NOTIFY=SUCCESS and a loop check's failures get their notices whichever
- * way the message went.  Anything else - a remote recipient, a local one
- * deferred, a notice that could not be queued - is committed to the
- * queue with its recipients' state, and the scheduler takes it from
- * there.  Either way the session is told "durable" only when the message
- * is in every mailbox or in the queue (DESIGN.md invariant 1).
+ * Mail whose recipients are all local is written once: straight into its
+ * first recipient's Maildir tmp/ file as it arrives (local.h's stream);
+ * other mail into a queue file.  Every message gets a queue writer at
+ * DATA all the same - it gives the queue id for Received: and holds the
+ * envelope, should the message have to be queued after all.
+ *
+ * At the end, on the commit pool: all-local mail is delivered (the other
+ * recipients' copies made from the first one's file, all committed in one
+ * fs_commit() round), then goes through the same notice step as the
+ * scheduler's (notice.c), so that NOTIFY=SUCCESS and a loop check's
+ * failures get their notices whichever way the message went.  Anything
+ * else - a remote recipient, a local one deferred, a notice that could not
+ * be queued - is committed to the queue with its recipients' state (a
+ * streamed message copied into the queue file first), and the scheduler
+ * takes it from there.  Either way the session is told "durable" only when
+ * the message is in every mailbox or in the queue (DESIGN.md invariant 1).
  */
 #include "delivery/handoff.h"
 #include "core/log.h"
@@ -22,12 +29,18 @@
 #include "delivery/scheduler.h"
 #include "store/queue.h"
 
+#include <errno.h>
 #include <stdlib.h>
+#include <unistd.h>
 
-struct handoff {
+#define HANDOFF_COPY_CHUNK 65536
+
+struct intake {
 	struct tern *t;
-	struct queue_writer *qw;
 	struct queue_env *env;
+	struct queue_writer *qw;
+	struct local_stream ls;       /* ls.open: the message is in ls's file */
+	bool handed;                  /* commit() called: the job owns the files */
 	uint64_t lines;
 	bool eight_bit;
 	tern_accepted_fn done;
@@ -43,60 +56,146 @@ static void log_handoff_kept(const struct queue_env *env)
 		  env->id);
 }
 
-/* Worker thread. */
-static void handoff_work(void *arg)
+static struct intake *intake_open(struct tern *t, struct queue_env *env)
 {
-	struct handoff *h = arg;
-	struct queue_env *env = h->env;
-	struct queue *q = h->t->queue;
-	int fd = queue_writer_fd(h->qw);
+	struct intake *in;
+	struct queue_writer *qw = queue_writer_new(t->queue, env);
+
+	if (qw == NULL)
+		return NULL;
+	in = xcalloc(1, sizeof(*in));
+	in->t = t;
+	in->env = env;
+	in->qw = qw;
+	local_stream_open(t->cfg, env, &in->ls);
+	return in;
+}
+
+static bool intake_write(struct intake *in, const void *buf, size_t len)
+{
+	return in->ls.open ? local_stream_write(&in->ls, buf, len) : queue_writer_write(in->qw, buf, len);
+}
+
+static bool intake_insert_front(struct intake *in, const void *buf, size_t len)
+{
+	return in->ls.open ? local_stream_insert_front(&in->ls, buf, len)
+			   : queue_writer_insert_front(in->qw, buf, len);
+}
+
+static bool intake_ok(const struct intake *in)
+{
+	return in->ls.open ? !in->ls.failed : queue_writer_ok(in->qw);
+}
+
+/* Worker thread: a streamed message that has to be queued after all. */
+static bool intake_copy_to_queue(struct intake *in)
+{
+	char *buf = xmalloc(HANDOFF_COPY_CHUNK);
+	uint64_t pos = 0, len = in->ls.written;
+	bool ok = true;
+
+	while (ok && pos < len) {
+		size_t want = len - pos < HANDOFF_COPY_CHUNK ? (size_t)(len - pos) : HANDOFF_COPY_CHUNK;
+		ssize_t got = pread(in->ls.mf.fd, buf, want, (off_t)(in->ls.prefix_len + pos));
+		ok = got > 0 && queue_writer_write(in->qw, buf, (size_t)got);
+		pos += got > 0 ? (uint64_t)got : 0;
+	}
+	free(buf);
+	return ok;
+}
+
+/* Worker thread: deliver what can go straight into the mailboxes and
+ * send its notices.  True when nothing is left for the queue. */
+static bool intake_direct(struct intake *in)
+{
+	struct queue_env *env = in->env;
+	int fd = in->ls.open ? in->ls.mf.fd : queue_writer_fd(in->qw);
+
+	env->msg_offset = in->ls.open ? in->ls.prefix_len : queue_writer_offset(in->qw);
+	env->msg_len = in->ls.open ? in->ls.written : queue_writer_size(in->qw);
+	env->msg_lines = in->lines;
+	env->eight_bit = in->eight_bit;
+	if (!local_deliver_direct(in->t->cfg, env, fd, in->ls.open ? &in->ls : NULL))
+		return false;
+	if (notice_step(in->t->cfg, in->t->queue, env, fd, now_unix(), &in->notices))
+		return true;
+	log_handoff_kept(env);
+	return false;
+}
+
+/* Worker thread. */
+static void intake_work(void *arg)
+{
+	struct intake *in = arg;
+	struct queue_env *env = in->env;
 	bool partial = false;
 
-	env->msg_offset = queue_writer_offset(h->qw);
-	env->msg_len = queue_writer_size(h->qw);
-	env->msg_lines = h->lines;
-	env->eight_bit = h->eight_bit;
-	if (local_deliver_direct(h->t->cfg, env, fd)) {
-		if (notice_step(h->t->cfg, q, env, fd, now_unix(), &h->notices)) {
-			queue_writer_recycle(h->qw, true);
-			h->durable = h->direct = true;
-			return;
-		}
-		log_handoff_kept(env);
+	if (intake_direct(in)) {
+		queue_writer_recycle(in->qw, true);
+		in->durable = in->direct = true;
+		local_stream_close(&in->ls);
+		return;
 	}
 	for (size_t i = 0; i < env->nrcpt; i++)
 		if (env->rcpt[i].state != RCPT_PENDING || env->rcpt[i].dsn_done)
 			partial = true;
-	h->durable = queue_writer_commit(h->qw, h->lines, h->eight_bit);
-	if (h->durable && partial)
-		queue_save_state(q, env);
+	if (in->ls.open && !intake_copy_to_queue(in)) {
+		queue_writer_abort(in->qw);
+		in->durable = false;
+	} else {
+		in->durable = queue_writer_commit(in->qw, in->lines, in->eight_bit);
+	}
+	local_stream_close(&in->ls);
+	if (in->durable && partial)
+		queue_save_state(in->t->queue, env);
 }
 
 /* Loop thread. */
-static void handoff_done(void *arg)
+static void intake_work_done(void *arg)
 {
-	struct handoff *h = arg;
+	struct intake *in = arg;
 
-	if (h->durable && !h->direct)
-		scheduler_enqueue(h->t->sched, h->env->id);
-	for (size_t i = 0; i < h->notices.n; i++)
-		scheduler_enqueue(h->t->sched, h->notices.id[i]);
-	notice_ids_free(&h->notices);
-	h->done(h->arg, h->durable, h->direct);
-	free(h);
+	if (in->durable && !in->direct)
+		scheduler_enqueue(in->t->sched, in->env->id);
+	for (size_t i = 0; i < in->notices.n; i++)
+		scheduler_enqueue(in->t->sched, in->notices.id[i]);
+	notice_ids_free(&in->notices);
+	in->done(in->arg, in->durable, in->direct);
 }
 
-static void handoff_accept(struct tern *t, struct queue_writer *qw, struct queue_env *env, uint64_t lines,
-			   bool eight_bit, tern_accepted_fn done, void *arg)
+static void intake_commit(struct intake *in, uint64_t lines, bool eight_bit, tern_accepted_fn done, void *arg)
 {
-	struct handoff *h = xcalloc(1, sizeof(*h));
-
-	*h = (struct handoff){ .t = t, .qw = qw, .env = env, .lines = lines, .eight_bit = eight_bit,
-			       .done = done, .arg = arg };
-	workers_submit(t->commit_pool, handoff_work, handoff_done, h);
+	in->handed = true;
+	in->lines = lines;
+	in->eight_bit = eight_bit;
+	in->done = done;
+	in->arg = arg;
+	workers_submit(in->t->commit_pool, intake_work, intake_work_done, in);
 }
+
+static void intake_free(struct intake *in)
+{
+	if (in == NULL)
+		return;
+	/* Refused, or the client went away: nothing of it stays on disk.
+	 * After the commit the files are committed or recycled already. */
+	if (!in->handed)
+		queue_writer_recycle(in->qw, false);
+	local_stream_close(&in->ls);
+	queue_writer_free(in->qw);
+	free(in);
+}
+
+static const struct intake_ops handoff_intake_ops = {
+	.open = intake_open,
+	.write = intake_write,
+	.insert_front = intake_insert_front,
+	.ok = intake_ok,
+	.commit = intake_commit,
+	.free = intake_free,
+};
 
 void handoff_install(struct tern *t)
 {
-	t->accept_message = handoff_accept;
+	t->intake = &handoff_intake_ops;
 }

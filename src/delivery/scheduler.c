@@ -99,6 +99,40 @@ struct scheduler {
 static void sched_arm(struct scheduler *s);
 static void sched_start(struct scheduler *s, const char *id, bool force, bool recovering);
 
+/* ---- logging: one function per event ----------------------------------- */
+
+static void log_expired(const struct queue_env *env, size_t rcpt, int64_t age)
+{
+	log_event("event=expired queue=%s rcpt=%zu age=%llds", env->id, rcpt, (long long)age);
+}
+
+static void log_removed(const char *id)
+{
+	log_event("event=removed queue=%s", id);
+}
+
+static void log_deleted(const char *id)
+{
+	log_event("event=deleted queue=%s", id);
+}
+
+static void log_hold_changed(const char *id, bool held)
+{
+	log_event("event=%s queue=%s", held ? "held" : "released", id);
+}
+
+static void log_queue_recovered(size_t n)
+{
+	log_event("event=queue_recovered messages=%zu", n);
+}
+
+static void log_flush(const char *domain, size_t n)
+{
+	char d[300];
+	log_event("event=flush domain=%s messages=%zu",
+		  domain ? log_quote(d, sizeof(d), domain, strlen(domain)) : "*", n);
+}
+
 static uint32_t sched_random(void)
 {
 	uint32_t v = 0;
@@ -135,8 +169,7 @@ static void sched_finish_work(struct sched_job *j)
 		if (j->due && j->due[i] && r->state == RCPT_DEFERRED) {
 			if (now - env->arrival >= (int64_t)cfg->max_age) {
 				r->state = RCPT_FAILED;
-				log_event("event=expired queue=%s rcpt=%zu age=%llds", env->id, i,
-					  (long long)(now - env->arrival));
+				log_expired(env, i, now - env->arrival);
 			} else {
 				r->next_try = sched_backoff(cfg, r->attempts, now);
 			}
@@ -161,7 +194,7 @@ static void sched_finish_work(struct sched_job *j)
 	}
 	if (!open) {
 		queue_retire(j->s->t->queue, j->id);
-		log_event("event=removed queue=%s", j->id);
+		log_removed(j->id);
 		j->finished = true;
 	} else {
 		queue_save_state(j->s->t->queue, env);
@@ -344,12 +377,12 @@ static void sched_op_fn(void *arg)
 	if (j->op == SCHED_DELETE) {
 		j->ok = queue_remove(q, j->id);
 		if (j->ok)
-			log_event("event=deleted queue=%s", j->id);
+			log_deleted(j->id);
 	} else {
 		env->held = j->op == SCHED_HOLD;
 		j->ok = queue_save_state(q, env);
 		if (j->ok)
-			log_event("event=%s queue=%s", env->held ? "held" : "released", j->id);
+			log_hold_changed(j->id, env->held);
 	}
 	queue_env_free(env);
 }
@@ -532,7 +565,7 @@ static void recover_one(const char *id, void *arg)
 size_t scheduler_recover(struct scheduler *s)
 {
 	size_t n = queue_scan(s->t->queue, recover_one, s);
-	log_event("event=queue_recovered messages=%zu", n);
+	log_queue_recovered(n);
 	return n;
 }
 
@@ -570,7 +603,7 @@ size_t scheduler_flush(struct scheduler *s, const char *domain)
 		sched_start(s, ids[i], true, false);
 	free(item);
 	free(ids);
-	log_event("event=flush domain=%s messages=%zu", domain ? domain : "*", n);
+	log_flush(domain, n);
 	return n;
 }
 

@@ -1,16 +1,14 @@
 /*
  * sink_queue.c - the pipeline's sink for mail received over SMTP: the
- * message into a queue file as it arrives (page-cache writes on the loop),
- * and at the end the file handed to delivery through its hook
- * (t->accept_message), which commits it or delivers it straight into the
- * mailboxes.  The sink's verdict is that hook's answer: 250 only once the
+ * message into delivery's intake (t->intake: a queue file, or for
+ * all-local mail its first mailbox file) as it arrives, and at the end
+ * committed there.  The sink's verdict is the commit's: 250 only once the
  * message is durable (DESIGN.md invariant 1).
  */
 #include "msg/pipeline.h"
 #include "msg/stages.h"
 #include "core/server.h"
 #include "core/util.h"
-#include "store/queue.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -18,11 +16,9 @@
 struct sink_queue {
 	struct pipe_stage st;
 	struct tern *t;
-	struct queue_env *env;
-	struct queue_writer *qw;
+	struct intake *in;
 	uint64_t lines;
 	bool eight_bit;
-	bool handed;                  /* delivery has it: nothing to drop */
 	bool direct;
 };
 
@@ -39,8 +35,8 @@ static void sink_data(struct pipe_stage *st, const char *buf, size_t len)
 {
 	struct sink_queue *k = (struct sink_queue *)st;
 
-	/* A failed write is sticky in the writer; the end reports it. */
-	if (queue_writer_write(k->qw, buf, len))
+	/* A failed write is sticky in the intake; the end reports it. */
+	if (k->t->intake->write(k->in, buf, len))
 		sink_count(k, buf, len);
 }
 
@@ -48,7 +44,7 @@ static bool sink_prepend(struct pipe_stage *st, const char *buf, size_t len)
 {
 	struct sink_queue *k = (struct sink_queue *)st;
 
-	if (!queue_writer_insert_front(k->qw, buf, len))
+	if (!k->t->intake->insert_front(k->in, buf, len))
 		return false;
 	sink_count(k, buf, len);
 	return true;
@@ -69,23 +65,18 @@ static void sink_end(struct pipe_stage *st)
 {
 	struct sink_queue *k = (struct sink_queue *)st;
 
-	if (!queue_writer_ok(k->qw)) {
+	if (!k->t->intake->ok(k->in)) {
 		pipe_stage_refuse(st, true, "451 4.3.0 Error writing the message to disk, try again later");
 		return;
 	}
-	k->handed = true;
-	k->t->accept_message(k->t, k->qw, k->env, k->lines, k->eight_bit, sink_accepted_cb, k);
+	k->t->intake->commit(k->in, k->lines, k->eight_bit, sink_accepted_cb, k);
 }
 
 static void sink_free(struct pipe_stage *st)
 {
 	struct sink_queue *k = (struct sink_queue *)st;
 
-	/* Refused, or the client went away: nothing of it stays on disk.
-	 * After the hand-over the writer is committed or recycled. */
-	if (!k->handed)
-		queue_writer_recycle(k->qw, false);
-	queue_writer_free(k->qw);
+	k->t->intake->free(k->in);
 	free(k);
 }
 
@@ -100,15 +91,14 @@ static const struct pipe_stage_ops sink_queue_ops = {
 struct pipe_stage *sink_queue_new(struct tern *t, struct queue_env *env)
 {
 	struct sink_queue *k;
-	struct queue_writer *qw = queue_writer_new(t->queue, env);
+	struct intake *in = t->intake->open(t, env);
 
-	if (qw == NULL)
+	if (in == NULL)
 		return NULL;
 	k = xcalloc(1, sizeof(*k));
 	k->st.ops = &sink_queue_ops;
 	k->t = t;
-	k->env = env;
-	k->qw = qw;
+	k->in = in;
 	return &k->st;
 }
 

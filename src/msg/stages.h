@@ -36,10 +36,10 @@ struct pipe_stage *stage_header_new(const char *received, bool msa, const char *
  * recipient did, the message is refused with 554 5.4.6. */
 struct pipe_stage *stage_loop_new(void);
 
-/* The sink: the message into a queue file, handed at the end to
- * delivery's hook (t->accept_message).  NULL (logged) when no queue file
- * can be started.  sink_queue_direct() tells whether the message was
- * delivered without a queue file (after the end). */
+/* The sink: the message into delivery's intake (t->intake), committed
+ * there at the end.  NULL (logged) when no intake can be opened.
+ * sink_queue_direct() tells whether the message was delivered without a
+ * queue file (after the end). */
 struct pipe_stage *sink_queue_new(struct tern *t, struct queue_env *env);
 bool sink_queue_direct(const struct pipe_stage *st);
 

@@ -316,28 +316,15 @@ bool queue_writer_write(struct queue_writer *w, const void *buf, size_t len)
 
 bool queue_writer_insert_front(struct queue_writer *w, const void *buf, size_t len)
 {
-	char block[65536];
-	uint64_t left = w->written;
-
 	if (w->failed)
 		return false;
-	/* Back to front, so that no octet is overwritten before it moved. */
-	while (left > 0) {
-		size_t n = left < sizeof(block) ? (size_t)left : sizeof(block);
-		off_t from = (off_t)(w->offset + left - n);
-		if (pread(w->fd, block, n, from) != (ssize_t)n || pwrite(w->fd, block, n, from + (off_t)len) != (ssize_t)n)
-			goto fail;
-		left -= n;
+	if (!fs_insert(w->fd, (off_t)w->offset, w->written, buf, len)) {
+		log_event("event=queue_error op=write id=%s error=\"%m\"", w->id);
+		w->failed = true;
+		return false;
 	}
-	if (pwrite(w->fd, buf, len, (off_t)w->offset) != (ssize_t)len ||
-	    lseek(w->fd, (off_t)(w->offset + w->written + len), SEEK_SET) < 0)
-		goto fail;
 	w->written += len;
 	return true;
-fail:
-	log_event("event=queue_error op=write id=%s error=\"%m\"", w->id);
-	w->failed = true;
-	return false;
 }
 
 /*
