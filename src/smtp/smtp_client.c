@@ -803,7 +803,13 @@ static void client_bdat_fill(struct smtp_client *c, struct evbuffer *out)
 	while (!c->dead && !c->bdat_failed && !c->bdat_last_sent &&
 	       evbuffer_get_length(out) < CLIENT_OUT_HIGH) {
 		int r = smtp_stream_fill(&c->stream, chunk);
-		size_t n = evbuffer_get_length(chunk);
+		size_t n;
+
+		/* the file's last block and the finish go in one LAST chunk,
+		 * not in a chunk and a "BDAT 0 LAST" */
+		if (r > 0 && smtp_stream_at_end(&c->stream))
+			r = smtp_stream_fill(&c->stream, chunk);
+		n = evbuffer_get_length(chunk);
 
 		if (r < 0) {
 			client_broken(c, "queue file read error");

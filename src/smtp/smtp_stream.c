@@ -125,6 +125,11 @@ int smtp_stream_fill(struct smtp_stream *st, struct evbuffer *out)
 	return 0;
 }
 
+bool smtp_stream_at_end(const struct smtp_stream *st)
+{
+	return st->done || (st->pos >= st->end && (!st->convert || st->hdr_sent));
+}
+
 void smtp_stream_close(struct smtp_stream *st)
 {
 	free(st->hdr);

@@ -52,6 +52,8 @@ enum mime8_verdict smtp_stream_open(struct smtp_stream *st, int fd, uint64_t off
  * DATA mode the terminating "." is written; out may get nothing more in
  * the others); -1: read error (errno). */
 int smtp_stream_fill(struct smtp_stream *st, struct evbuffer *out);
+/* True when the next smtp_stream_fill() only finishes (returns 0). */
+bool smtp_stream_at_end(const struct smtp_stream *st);
 void smtp_stream_close(struct smtp_stream *st);
 
 #endif
