@@ -13,7 +13,8 @@
 
 /* write(2) until all is written; false with errno set on failure. */
 bool write_all(int fd, const void *buf, size_t len);
-/* mkdir -p with mode for the created directories. */
+/* mkdir -p with mode for the created directories; every directory it
+ * created, and the parent of the topmost, is fsync'd before it returns. */
 bool mkdir_p(const char *path, mode_t mode);
 /* Insert buf at offset at of a file whose len octets from at are data,
  * moving them up (back to front, through a bounded buffer); the file
@@ -33,7 +34,8 @@ struct fs_commit {
 
 /* Make each item durable under its final name: its data and size on disk
  * (fdatasync), then rename(tmp, dst), then dir fsync'd - in that order, so
- * a name never points at missing data.  The renames and directory syncs of
+ * a name never points at missing data.  An existing dst is never
+ * replaced: that item fails with EEXIST and stays at tmp.  The renames and directory syncs of
  * concurrent callers are grouped into one round with one fsync per
  * directory.  Returns true when every item succeeded.
  * An item that failed before its rename is still at tmp; one whose

@@ -12,6 +12,7 @@
 #include <sys/socket.h>
 
 struct event_base;
+struct event;
 struct config;
 struct users;
 struct aliases;
@@ -27,6 +28,7 @@ struct control;
 struct queue_env;
 struct intake;
 struct tern;
+struct login;
 
 enum service {
 	SERVICE_SMTP,             /* port 25: MX */
@@ -37,9 +39,10 @@ enum service {
 	SERVICE_COUNT
 };
 
-/* Told on the loop thread once a handed-over message is durable (in the
- * queue, or delivered to every mailbox: direct) or could not be made so. */
-typedef void (*tern_accepted_fn)(void *arg, bool durable, bool direct);
+/* Told on the loop thread once a handed-over message is durable (err 0;
+ * in the queue, or delivered to every mailbox: direct) or could not be
+ * made so (err: the errno, ENOSPC or EDQUOT for a full disk). */
+typedef void (*tern_accepted_fn)(void *arg, int err, bool direct);
 
 /*
  * Delivery's hook for a message a session receives (delivery/handoff.c
@@ -51,10 +54,10 @@ typedef void (*tern_accepted_fn)(void *arg, bool durable, bool direct);
  * instead, which drops the message).
  */
 struct intake_ops {
-	struct intake *(*open)(struct tern *t, struct queue_env *env);   /* sets env->id; NULL: logged */
+	struct intake *(*open)(struct tern *t, struct queue_env *env);   /* sets env->id; NULL: errno */
 	bool (*write)(struct intake *in, const void *buf, size_t len);
 	bool (*insert_front)(struct intake *in, const void *buf, size_t len);
-	bool (*ok)(const struct intake *in);                             /* no write failed */
+	int (*error)(const struct intake *in);                           /* errno of a failed write, or 0 */
 	void (*commit)(struct intake *in, uint64_t lines, bool eight_bit, tern_accepted_fn done, void *arg);
 	void (*free)(struct intake *in);
 };
@@ -83,10 +86,14 @@ struct tern {
 	struct tls_ctx *tls;
 	struct pop3_server *pop3;      /* POP3 state shared by sessions */
 	struct addr_count *conn_per_ip;
-	struct addr_count *auth_failures;
+	struct login *login;           /* authentication for every protocol */
 	struct session_list sessions;
 	size_t nsessions;
-	size_t max_fds;           /* stop accepting before the fd limit */
+	size_t nsessions_peak;    /* since the heap was last trimmed */
+	struct event *trim_ev;    /* the trim after a crowd has gone */
+	/* Descriptors a session may use: the limit less a reserve for the
+	 * rest of tern (tern_fd_setup); each session holds one. */
+	size_t max_fds;
 	uint64_t next_session_id;
 	bool shutting_down;
 	struct evconnlistener **listeners;
@@ -96,6 +103,12 @@ struct tern {
 	struct sockaddr_storage *own_addrs;
 	size_t nown_addrs;
 };
+
+/* Raise RLIMIT_NOFILE to its hard limit and set max_fds from it. */
+void tern_fd_setup(struct tern *t);
+/* May a session just accepted on fd stay?  False: refuse it (421) while
+ * there are still descriptors to do that with. */
+bool tern_fd_room(const struct tern *t, int fd);
 
 void session_list_add(struct tern *t, struct session_link *l);
 void session_list_del(struct tern *t, struct session_link *l);

@@ -31,6 +31,7 @@
 
 #include <errno.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 #define HANDOFF_COPY_CHUNK 65536
@@ -47,6 +48,7 @@ struct intake {
 	void *arg;
 	/* results */
 	bool durable, direct;
+	int err;                      /* why not durable */
 	struct notice_ids notices;
 };
 
@@ -54,6 +56,12 @@ static void log_handoff_kept(const struct queue_env *env)
 {
 	log_event("event=notice_pending queue=%s detail=\"delivered; a notice could not be queued, kept in the queue\"",
 		  env->id);
+}
+
+static void log_handoff_stream_failed(const struct queue_env *env, int err)
+{
+	log_event("event=queue_error op=write queue=%s error=\"%s\" detail=\"copying a streamed message\"", env->id,
+		  strerror(err));
 }
 
 static struct intake *intake_open(struct tern *t, struct queue_env *env)
@@ -71,37 +79,56 @@ static struct intake *intake_open(struct tern *t, struct queue_env *env)
 	return in;
 }
 
-static bool intake_write(struct intake *in, const void *buf, size_t len)
-{
-	return in->ls.open ? local_stream_write(&in->ls, buf, len) : queue_writer_write(in->qw, buf, len);
-}
-
-static bool intake_insert_front(struct intake *in, const void *buf, size_t len)
-{
-	return in->ls.open ? local_stream_insert_front(&in->ls, buf, len)
-			   : queue_writer_insert_front(in->qw, buf, len);
-}
-
-static bool intake_ok(const struct intake *in)
-{
-	return in->ls.open ? !in->ls.failed : queue_writer_ok(in->qw);
-}
-
-/* Worker thread: a streamed message that has to be queued after all. */
+/* A streamed message that has to be queued after all: its octets so far
+ * into the queue file.  Worker thread, or the loop when the mailbox's
+ * file system failed a write (rare: the queue may still have room). */
 static bool intake_copy_to_queue(struct intake *in)
 {
 	char *buf = xmalloc(HANDOFF_COPY_CHUNK);
 	uint64_t pos = 0, len = in->ls.written;
 	bool ok = true;
 
+	errno = 0;
 	while (ok && pos < len) {
 		size_t want = len - pos < HANDOFF_COPY_CHUNK ? (size_t)(len - pos) : HANDOFF_COPY_CHUNK;
 		ssize_t got = pread(in->ls.mf.fd, buf, want, (off_t)(in->ls.prefix_len + pos));
 		ok = got > 0 && queue_writer_write(in->qw, buf, (size_t)got);
 		pos += got > 0 ? (uint64_t)got : 0;
 	}
-	free(buf);
+	free(buf);   /* keeps errno (POSIX 2024) */
 	return ok;
+}
+
+/* A write to the mailbox's file failed (its file system is full, say):
+ * the message goes on in the queue file, which may be elsewhere. */
+static void intake_leave_stream(struct intake *in)
+{
+	if (!intake_copy_to_queue(in))
+		log_handoff_stream_failed(in->env, errno);
+	local_stream_close(&in->ls);
+}
+
+static bool intake_write(struct intake *in, const void *buf, size_t len)
+{
+	if (in->ls.open && local_stream_write(&in->ls, buf, len))
+		return true;
+	if (in->ls.open)
+		intake_leave_stream(in);
+	return queue_writer_write(in->qw, buf, len);
+}
+
+static bool intake_insert_front(struct intake *in, const void *buf, size_t len)
+{
+	if (in->ls.open && local_stream_insert_front(&in->ls, buf, len))
+		return true;
+	if (in->ls.open)
+		intake_leave_stream(in);
+	return queue_writer_insert_front(in->qw, buf, len);
+}
+
+static int intake_error(const struct intake *in)
+{
+	return in->ls.open ? in->ls.err : queue_writer_error(in->qw);
 }
 
 /* Worker thread: deliver what can go straight into the mailboxes and
@@ -140,10 +167,13 @@ static void intake_work(void *arg)
 		if (env->rcpt[i].state != RCPT_PENDING || env->rcpt[i].dsn_done)
 			partial = true;
 	if (in->ls.open && !intake_copy_to_queue(in)) {
+		in->err = errno ? errno : EIO;
 		queue_writer_abort(in->qw);
 		in->durable = false;
 	} else {
 		in->durable = queue_writer_commit(in->qw, in->lines, in->eight_bit);
+		if (!in->durable)
+			in->err = errno ? errno : EIO;
 	}
 	local_stream_close(&in->ls);
 	if (in->durable && partial)
@@ -160,7 +190,7 @@ static void intake_work_done(void *arg)
 	for (size_t i = 0; i < in->notices.n; i++)
 		scheduler_enqueue(in->t->sched, in->notices.id[i]);
 	notice_ids_free(&in->notices);
-	in->done(in->arg, in->durable, in->direct);
+	in->done(in->arg, in->durable ? 0 : in->err, in->direct);
 }
 
 static void intake_commit(struct intake *in, uint64_t lines, bool eight_bit, tern_accepted_fn done, void *arg)
@@ -190,7 +220,7 @@ static const struct intake_ops handoff_intake_ops = {
 	.open = intake_open,
 	.write = intake_write,
 	.insert_front = intake_insert_front,
-	.ok = intake_ok,
+	.error = intake_error,
 	.commit = intake_commit,
 	.free = intake_free,
 };

@@ -1,6 +1,6 @@
 /*
  * handoff.h - delivery's side of the hand-over of a message that a
- * session has accepted: the one hook (struct tern's accept_message) that
+ * session has accepted: the one hook (struct tern's intake ops) that
  * a receiving session calls, so that nothing in src/smtp/ needs to know
  * how mail is delivered.
  */

@@ -245,8 +245,10 @@ bool local_stream_open(const struct config *cfg, const struct queue_env *env, st
 
 bool local_stream_write(struct local_stream *ls, const void *buf, size_t len)
 {
-	if (ls->failed || !write_all(ls->mf.fd, buf, len)) {
-		ls->failed = true;
+	if (ls->err)
+		return false;
+	if (!write_all(ls->mf.fd, buf, len)) {
+		ls->err = errno ? errno : EIO;
 		return false;
 	}
 	ls->written += len;
@@ -255,8 +257,10 @@ bool local_stream_write(struct local_stream *ls, const void *buf, size_t len)
 
 bool local_stream_insert_front(struct local_stream *ls, const void *buf, size_t len)
 {
-	if (ls->failed || !fs_insert(ls->mf.fd, (off_t)ls->prefix_len, ls->written, buf, len)) {
-		ls->failed = true;
+	if (ls->err)
+		return false;
+	if (!fs_insert(ls->mf.fd, (off_t)ls->prefix_len, ls->written, buf, len)) {
+		ls->err = errno ? errno : EIO;
 		return false;
 	}
 	ls->written += len;

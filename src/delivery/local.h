@@ -29,7 +29,8 @@ struct local_stream {
 	size_t rcpt;              /* whose file it is */
 	size_t prefix_len;
 	uint64_t written;         /* message octets */
-	bool open, failed, committed;
+	bool open, committed;
+	int err;                  /* errno of a failed write, or 0 */
 };
 
 /* Loop thread, at DATA: false (nothing open) unless every recipient is

@@ -73,6 +73,8 @@ struct sched_job {
 	bool recovering;		/* first look after a restart */
 	/* loop-side requests that arrived while the job ran */
 	bool want_hold, want_release, want_delete, again;
+	scheduler_done_fn want_done;	/* the operator asking for it, answered once it is done */
+	void *want_done_arg;
 	/* step results */
 	struct queue_env *env;
 	int fd;
@@ -432,10 +434,17 @@ static void sched_job_end(struct sched_job *j)
 	enum sched_op next = sched_wanted(j);
 	bool open = !j->finished && !j->gone, start, force = j->again;
 
+	scheduler_done_fn want_done = j->want_done;
+	void *want_arg = j->want_done_arg;
+
 	memcpy(id, j->id, sizeof(id));
 	s->busy--;
 	if (j->done)
 		j->done(j->done_arg, j->ok);
+	if (want_done && next == SCHED_DELIVER) {
+		want_done(want_arg, true);   /* the message went meanwhile */
+		want_done = NULL;
+	}
 	for (size_t i = 0; i < j->notices.n; i++)
 		sched_start(s, j->notices.id[i], false, false);
 	if (j->op == SCHED_DELIVER) {
@@ -450,7 +459,7 @@ static void sched_job_end(struct sched_job *j)
 	}
 	sched_job_free(j);
 	if (next != SCHED_DELIVER)
-		sched_op_start(s, id, next, NULL, NULL);
+		sched_op_start(s, id, next, want_done, want_arg);
 	else if (start && open)
 		sched_start(s, id, force, false);
 }
@@ -607,8 +616,9 @@ size_t scheduler_flush(struct scheduler *s, const char *domain)
 	return n;
 }
 
-/* A job of the message in flight takes the request when it ends; the
- * answer is then that the request is taken. */
+/* A job of the message in flight takes the request when it ends, and
+ * the operator is answered once it is carried out (so that what `tern
+ * queue` shows next agrees); a request it replaces is answered at once. */
 static bool sched_defer_request(struct scheduler *s, const char *id, enum sched_op op, scheduler_done_fn done,
 				void *arg)
 {
@@ -622,7 +632,10 @@ static bool sched_defer_request(struct scheduler *s, const char *id, enum sched_
 		j->want_hold = op == SCHED_HOLD;
 		j->want_release = op == SCHED_RELEASE;
 	}
-	done(arg, true);
+	if (j->want_done)
+		j->want_done(j->want_done_arg, true);
+	j->want_done = done;
+	j->want_done_arg = arg;
 	return true;
 }
 
@@ -638,7 +651,10 @@ void scheduler_request(struct scheduler *s, const char *id, enum scheduler_reque
 
 void scheduler_forget(struct scheduler *s, void *arg)
 {
-	for (struct sched_job *j = s->jobs; j; j = j->next)
+	for (struct sched_job *j = s->jobs; j; j = j->next) {
 		if (j->done_arg == arg)
 			j->done = NULL;
+		if (j->want_done_arg == arg)
+			j->want_done = NULL;
+	}
 }

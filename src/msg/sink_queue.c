@@ -10,6 +10,7 @@
 #include "core/server.h"
 #include "core/util.h"
 
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -50,23 +51,39 @@ static bool sink_prepend(struct pipe_stage *st, const char *buf, size_t len)
 	return true;
 }
 
-static void sink_accepted_cb(void *arg, bool durable, bool direct)
+/*
+ * The message could not be stored.  A full disk is 452 4.3.1 (RFC 5321
+ * 4.2.2 "insufficient system storage", RFC 3463 X.3.1 "mail system
+ * full"): transient, so the client keeps the message and tries again,
+ * where 552 would make it bounce for a condition that clears up.  Other
+ * write errors are 451 4.3.0.  Neither is the client's fault.
+ */
+static void sink_refuse_store(struct sink_queue *k, int err)
+{
+	if (err == ENOSPC || err == EDQUOT)
+		pipe_stage_refuse(&k->st, true, "452 4.3.1 Insufficient system storage, try again later");
+	else
+		pipe_stage_refuse(&k->st, true, "451 4.3.0 Error writing the message to disk, try again later");
+}
+
+static void sink_accepted_cb(void *arg, int err, bool direct)
 {
 	struct sink_queue *k = arg;
 
 	k->direct = direct;
-	if (durable)
+	if (err == 0)
 		pipe_stage_accept(&k->st);
 	else
-		pipe_stage_refuse(&k->st, true, "451 4.3.0 Error writing the message to disk, try again later");
+		sink_refuse_store(k, err);
 }
 
 static void sink_end(struct pipe_stage *st)
 {
 	struct sink_queue *k = (struct sink_queue *)st;
+	int err = k->t->intake->error(k->in);
 
-	if (!k->t->intake->ok(k->in)) {
-		pipe_stage_refuse(st, true, "451 4.3.0 Error writing the message to disk, try again later");
+	if (err != 0) {
+		sink_refuse_store(k, err);
 		return;
 	}
 	k->t->intake->commit(k->in, k->lines, k->eight_bit, sink_accepted_cb, k);

@@ -74,7 +74,7 @@ static bool bdat_chunk_done(struct smtp_session *s)
 	s->bdat.reading = false;
 	s->cur_verb = "BDAT";
 	s->no_error_count = false;
-	conn_set_timeout(&s->conn, s->t->cfg->command_timeout);
+	session_set_timeouts(&s->sess, s->t->cfg->command_timeout, s->t->cfg->command_timeout);
 	if (s->bdat.refusal[0] != '\0') {
 		s->no_error_count = s->bdat.refusal_own_fault;
 		smtp_reply(s, "%s", s->bdat.refusal);
@@ -106,7 +106,8 @@ void smtp_cmd_bdat(struct smtp_session *s, const char *args, size_t len)
 	s->bdat.left = s->bdat.size = n;
 	s->bdat.last = last;
 	bdat_admit(s, n);
-	conn_set_timeout(&s->conn, s->t->cfg->data_timeout);
+	/* the chunk's octets get the DATA block timeout (RFC 5321 4.5.3.2.6) */
+	session_set_timeouts(&s->sess, s->t->cfg->data_timeout, s->t->cfg->command_timeout);
 	if (n == 0)
 		bdat_chunk_done(s);
 }

@@ -13,14 +13,15 @@
  * handler checks state, then syntax, then acts.  The mail transaction
  * (MAIL .. end of DATA) is its own struct, so RSET frees it.
  *
- * Input is processed from libevent's input buffer in order, one reply per
- * command; replies of a pipelined group go out together when the loop
- * regains control.  After DATA's 354 the input goes to the message
- * pipeline (msg/pipeline.h) until its framer sees the end; while the
- * pipeline's stages give their verdicts and the message is made durable
- * (checks, then fsync on a worker thread) input processing pauses, and it
- * resumes from the buffer after the reply, so pipelined commands after
- * the final dot keep their order.
+ * Input is taken by the line-session base (core/session.c: line bounds,
+ * the error limit, timeouts, the output mark) and processed in order,
+ * one reply per command; replies of a pipelined group go out together
+ * when the loop regains control.  After DATA's 354 the input goes to the
+ * message pipeline (msg/pipeline.h) until its framer sees the end; while
+ * the pipeline's stages give their verdicts and the message is made
+ * durable (checks, then fsync on a worker thread) input processing
+ * pauses, and it resumes from the buffer after the reply, so pipelined
+ * commands after the final dot keep their order.
  */
 #include "smtp/smtp_server.h"
 #include "smtp/smtp_session.h"
@@ -39,6 +40,7 @@
 
 #include <arpa/inet.h>
 #include <ctype.h>
+#include <errno.h>
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
 #include <event2/event.h>
@@ -65,8 +67,6 @@ static const char *const smtp_state_names[] = {
 	[SMTP_S_COMMIT] = "commit",
 	[SMTP_S_CLOSING] = "closing",
 };
-
-static void smtp_process_input(struct smtp_session *s);
 
 /* ---- logging: one function per event ---------------------------------- */
 
@@ -109,7 +109,7 @@ static void log_session_http(const struct smtp_session *s)
 static void log_session_disconnect(const struct smtp_session *s)
 {
 	log_event("event=disconnect session=%016" PRIx64 " ip=%s messages=%u errors=%u", s->id, s->ip,
-		  s->messages, s->errors);
+		  s->messages, s->sess.errors);
 }
 
 const char *smtp_service_name(enum service svc)
@@ -155,7 +155,7 @@ void smtp_reply(struct smtp_session *s, const char *fmt, ...)
 		buf[n - 2] = '\0';
 		log_session_reject(s, s->cur_verb, buf);
 		if (!s->no_error_count)
-			s->errors++;
+			session_error(&s->sess);
 	}
 }
 
@@ -201,7 +201,7 @@ static void smtp_free_cb(void *arg)
 	free(s->ptr_name);
 	session_list_del(s->t, &s->link);
 	addr_count_add(s->t->conn_per_ip, (struct sockaddr *)&s->peer, -1, now_unix());
-	conn_release(&s->conn);
+	session_release(&s->sess);
 	free(s->auth_user);
 	free(s);
 }
@@ -214,22 +214,12 @@ void smtp_close(struct smtp_session *s, bool flush)
 	conn_close(&s->conn, flush);
 }
 
-/* A timeout, EOF or error while not closing (conn.h). */
+/* EOF or error while not closing (conn.h; timeouts are core/session.c's). */
 static void smtp_event_cb(void *arg, short what)
 {
 	struct smtp_session *s = arg;
 
-	if (what & BEV_EVENT_TIMEOUT) {
-		if (s->state != SMTP_S_COMMIT) {
-			log_event("event=timeout session=%016" PRIx64 " ip=%s state=%s", s->id, s->ip,
-				  smtp_state_names[s->state]);
-			s->cur_verb = NULL;
-			smtp_reply_shutdown(s, "421 4.4.2 Timeout exceeded, closing connection");
-			/* A stalled reader must not keep us forever: drop it. */
-			if (what & BEV_EVENT_WRITING)
-				smtp_close(s, false);
-		}
-	} else if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR)) {
+	if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR)) {
 		/* EOF alone is a half-close: the client sends no more but may
 		 * still read, so the replies owed to it go out first. */
 		bool half_close = !(what & BEV_EVENT_ERROR);
@@ -247,36 +237,57 @@ static void smtp_event_cb(void *arg, short what)
 
 void smtp_pause_input(struct smtp_session *s)
 {
-	s->input_paused++;
-	bufferevent_disable(s->conn.bev, EV_READ);
-	conn_ref(&s->conn);
+	session_pause(&s->sess);
 }
 
 void smtp_resume_input(struct smtp_session *s)
 {
-	if (--s->input_paused == 0 && s->state != SMTP_S_CLOSING && s->state != SMTP_S_COMMIT) {
-		bufferevent_enable(s->conn.bev, EV_READ);
-		smtp_process_input(s);
-	}
-	conn_unref(&s->conn);
+	session_resume(&s->sess);
 }
 
-static void smtp_read_cb(void *arg)
-{
-	smtp_process_input(arg);
-}
-
+/* The wait for the next command or DATA block; a command line has
+ * command_timeout from its first octet to its end. */
 static void smtp_set_timeout(struct smtp_session *s, uint64_t seconds)
 {
-	conn_set_timeout(&s->conn, seconds);
+	session_set_timeouts(&s->sess, seconds, s->t->cfg->command_timeout);
 }
 
-static const struct conn_ops smtp_conn_ops = {
-	.read = smtp_read_cb,
+static void smtp_line_cb(void *arg, char *line, size_t len, bool bare_lf);
+static void smtp_line_too_long_cb(void *arg);
+static size_t smtp_line_max_cb(void *arg);
+static enum session_raw smtp_raw_cb(void *arg);
+
+static bool smtp_ready_cb(void *arg)
+{
+	const struct smtp_session *s = arg;
+	return s->state != SMTP_S_CLOSING && s->state != SMTP_S_COMMIT;
+}
+
+static const char *smtp_state_name_cb(void *arg)
+{
+	return smtp_state_names[((struct smtp_session *)arg)->state];
+}
+
+static void smtp_close_cb(void *arg, bool flush)
+{
+	smtp_close(arg, flush);
+}
+
+static const struct session_ops smtp_session_ops = {
+	.line = smtp_line_cb,
+	.crlf_lines = true,
+	.line_too_long = smtp_line_too_long_cb,
+	.line_max = smtp_line_max_cb,
+	.raw = smtp_raw_cb,
+	.ready = smtp_ready_cb,
+	.state_name = smtp_state_name_cb,
+	.close = smtp_close_cb,
 	.event = smtp_event_cb,
 	.connected = smtp_tls_connected_cb,
 	.starttls_done = smtp_starttls_done_cb,
 	.free = smtp_free_cb,
+	.timeout_text = "421 4.4.2 Timeout exceeded, closing connection",
+	.errors_text = "421 4.7.0 Too many errors, closing connection",
 };
 
 static void smtp_session_shutdown(struct session_link *l)
@@ -350,7 +361,8 @@ void smtp_server_accept(struct tern *t, evutil_socket_t fd, const struct sockadd
 	per_ip = addr_count_add(t->conn_per_ip, sa, 1, now_unix());
 	s->state = SMTP_S_GREETED;
 	s->trusted = cidr_list_match(&cfg->trusted_networks, sa);
-	conn_init(&s->conn, t->base, fd, &smtp_conn_ops, s, s->id, s->ip);
+	session_init(&s->sess, &s->conn, t->base, fd, &smtp_session_ops, s, s->id, s->ip);
+	s->sess.max_errors = cfg->max_errors;
 	smtp_set_timeout(s, cfg->command_timeout);
 	log_session_connect(s);
 
@@ -360,7 +372,7 @@ void smtp_server_accept(struct tern *t, evutil_socket_t fd, const struct sockadd
 		smtp_close(s, false);
 		return;
 	}
-	if (t->nsessions > cfg->max_connections || t->nsessions > t->max_fds) {
+	if (t->nsessions > cfg->max_connections || !tern_fd_room(t, fd)) {
 		smtp_refuse(s, "421 4.7.0 Too many connections, try again later");
 		return;
 	}
@@ -368,7 +380,7 @@ void smtp_server_accept(struct tern *t, evutil_socket_t fd, const struct sockadd
 		smtp_refuse(s, "421 4.7.0 Too many connections from your address, try again later");
 		return;
 	}
-	conn_start(&s->conn);
+	session_start(&s->sess);
 	if (t->dns != NULL && (cfg->dns_servers[0] != '\0' || !smtp_is_loopback(sa)))
 		s->ptr_req = dns_ptr_lookup(t->dns, sa, smtp_ptr_cb, s);
 	if (svc != SERVICE_SUBMISSIONS)
@@ -788,7 +800,7 @@ static char *smtp_received_field(struct smtp_session *s)
  * The message path of this transaction: framer (DATA's dot-unstuffing
  * one, or BDAT's) -> header work -> checks -> the queue sink, which hands
  * the message to delivery.  False (nothing built) when no queue file can
- * be started.
+ * be started (errno says why).
  */
 static bool smtp_txn_pipeline(struct smtp_session *s, struct pipe_stage *framer)
 {
@@ -798,7 +810,9 @@ static bool smtp_txn_pipeline(struct smtp_session *s, struct pipe_stage *framer)
 
 	t->sink = sink_queue_new(s->t, t->env);   /* gives the queue id */
 	if (t->sink == NULL) {
+		int err = errno;
 		framer->ops->free(framer);
+		errno = err;
 		return false;
 	}
 	received = smtp_received_field(s);
@@ -826,6 +840,22 @@ bool smtp_txn_start(struct smtp_session *s, struct pipe_stage *framer)
 	return smtp_txn_pipeline(s, framer);
 }
 
+/*
+ * The message could not be stored.  A full disk is 452 4.3.1 (RFC 5321
+ * 4.2.2 "insufficient system storage", RFC 3463 X.3.1 "mail system
+ * full"): transient, so the client keeps the message and tries again,
+ * where 552 would make it bounce for a condition that clears up.  Other
+ * write errors are 451 4.3.0.  Neither counts as a client error.
+ */
+static void smtp_reply_store_error(struct smtp_session *s, int err)
+{
+	s->no_error_count = true;
+	if (err == ENOSPC || err == EDQUOT)
+		smtp_reply(s, "452 4.3.1 Insufficient system storage, try again later");
+	else
+		smtp_reply(s, "451 4.3.0 Error writing the message to disk, try again later");
+}
+
 static void cmd_data(struct smtp_session *s, const char *args, size_t len)
 {
 	struct smtp_txn *t = s->txn;
@@ -847,8 +877,7 @@ static void cmd_data(struct smtp_session *s, const char *args, size_t len)
 		return;
 	}
 	if (!smtp_txn_start(s, stage_dot_new(SMTP_DATA_LINE_MAX, s->t->cfg->max_message_size))) {
-		s->no_error_count = true;
-		smtp_reply(s, "451 4.3.0 Queue file write error, try again later");
+		smtp_reply_store_error(s, errno);
 		smtp_txn_reset(s);
 		return;
 	}
@@ -877,7 +906,7 @@ static void cmd_quit(struct smtp_session *s, const char *args, size_t len)
 static void cmd_help(struct smtp_session *s, const char *args, size_t len)
 {
 	smtp_reply(s, "214-2.0.0 Commands supported:\r\n"
-		   "214-2.0.0   HELO EHLO MAIL RCPT DATA BDAT RSET NOOP QUIT HELP\r\n"
+		   "214-2.0.0   HELO EHLO MAIL RCPT DATA RSET NOOP QUIT HELP\r\n"
 		   "214-2.0.0   VRFY EXPN STARTTLS AUTH ETRN\r\n"
 		   "214 2.0.0 See RFC 5321");
 }
@@ -958,41 +987,35 @@ static void smtp_verdict_cb(void *arg, const struct pipe_verdict *v)
 	smtp_txn_reset(s);
 	smtp_set_state(s, SMTP_S_READY);
 	smtp_set_timeout(s, s->t->cfg->command_timeout);
-	if (s->end_of_data_running) {
-		/* smtp_data_input() goes on with the buffered input */
-		bufferevent_enable(s->conn.bev, EV_READ);
-		conn_unref(&s->conn);
-		return;
-	}
-	if (s->peer_gone) {
+	if (s->end_of_data_running)
+		return;   /* smtp_data_input() goes on with the buffered input */
+	conn_ref(&s->conn);
+	if (s->peer_gone)
 		smtp_close(s, false);
-	} else if (s->shutdown_after_commit) {
+	else if (s->shutdown_after_commit)
 		smtp_reply_shutdown(s, "421 4.3.2 Server shutting down, try again later");
-	} else {
-		bufferevent_enable(s->conn.bev, EV_READ);
-		smtp_process_input(s);
-		if (s->peer_eof)
-			smtp_close(s, true);
-	}
+	session_resume(&s->sess);   /* on with what was pipelined after the dot */
+	if (s->peer_eof && s->state != SMTP_S_CLOSING)
+		smtp_close(s, true);
 	conn_unref(&s->conn);
 }
 
 /* End of data seen: input waits while the stages give their verdicts. */
 void smtp_end_of_data(struct smtp_session *s)
 {
-	smtp_set_state(s, SMTP_S_COMMIT);
-	bufferevent_disable(s->conn.bev, EV_READ);
-	conn_ref(&s->conn);   /* held until the verdict */
+	smtp_set_state(s, SMTP_S_COMMIT);   /* input waits (smtp_ready_cb) */
 	s->end_of_data_running = true;
 	pipeline_end(s->txn->pipe, smtp_verdict_cb, s);
 	s->end_of_data_running = false;
+	if (s->state == SMTP_S_COMMIT)
+		session_pause(&s->sess);   /* until the verdict: no reading, no timer */
 }
 
 /* Feed buffered input to the pipeline.  Returns false when it must stop:
  * out of input, or end of data reached and the verdict is pending. */
 static bool smtp_data_input(struct smtp_session *s)
 {
-	struct evbuffer *in = bufferevent_get_input(s->conn.bev);
+	struct evbuffer *in = session_input(&s->sess);
 	struct evbuffer_iovec v;
 	size_t used;
 	bool done = false;
@@ -1008,7 +1031,7 @@ static bool smtp_data_input(struct smtp_session *s)
 	return true;
 }
 
-/* ---- command lines ------------------------------------------------------------ */
+/* ---- command lines (core/session.c takes them from the input) -------------- */
 
 /* A browser or proxy made to talk to an SMTP port (a cross-protocol
  * attack: an HTML form posting SMTP commands to port 25) is cut off at its
@@ -1042,119 +1065,85 @@ static bool smtp_http_pieces(const char *p, size_t n, bool partial)
 	return false;
 }
 
-/* Take one command line from the input.  Only CRLF ends a line (RFC 5321
- * 2.3.8): a bare LF is part of the line, which is then refused as a whole,
- * so that "EHLO a<LF>MAIL FROM:<x><CRLF>" is one bad line with one 500 and
- * nothing of it runs.  Returns 1 with the line (CRLF removed) in buf, 0
- * when more input is needed, -1 when a bad line was consumed and answered
- * or the session is closing. */
-static int smtp_take_line(struct smtp_session *s, char *buf, size_t cap, size_t *len)
+static size_t smtp_line_max_cb(void *arg)
 {
-	struct evbuffer *in = bufferevent_get_input(s->conn.bev);
-	size_t max = s->line_max ? s->line_max : SMTP_LINE_MAX;
-	struct evbuffer_ptr p = evbuffer_search(in, "\r\n", 2, NULL);
-	size_t n = evbuffer_get_length(in);
+	const struct smtp_session *s = arg;
+	return s->line_max ? s->line_max : SMTP_LINE_MAX;
+}
 
-	if (max > cap)
-		max = cap;
-	if (p.pos < 0) {
-		/* An HTTP request with bare LFs never gets a CRLF: catch it
-		 * at its first LF. */
-		size_t look = n < max ? n : max;
-		if (!s->discard_line && look > 0 &&
-		    smtp_http_pieces((const char *)evbuffer_pullup(in, (ev_ssize_t)look), look, true)) {
+/* An HTTP request with bare LFs never gets a CRLF, so its line never
+ * ends: it is caught at its first LF.  (A line whose CRLF is in goes to
+ * smtp_line_cb, which checks it whole.) */
+static bool smtp_http_ahead(struct smtp_session *s)
+{
+	struct evbuffer *in = session_input(&s->sess);
+	size_t n = evbuffer_get_length(in), max = smtp_line_max_cb(s);
+
+	if (n > max)
+		n = max;
+	if (n == 0 || s->conn.discard_line || evbuffer_search(in, "\n", 1, NULL).pos < 0 ||
+	    evbuffer_search(in, "\r\n", 2, NULL).pos >= 0)
+		return false;
+	return smtp_http_pieces((const char *)evbuffer_pullup(in, (ev_ssize_t)n), n, true);
+}
+
+/* DATA and BDAT: the message octets go to the framer, not to line
+ * intake.  Between commands: the cross-protocol check. */
+static enum session_raw smtp_raw_cb(void *arg)
+{
+	struct smtp_session *s = arg;
+
+	if (s->bdat.reading)
+		return smtp_bdat_input(s) ? SESSION_RAW_MORE : SESSION_RAW_STOP;
+	if (s->state != SMTP_S_DATA) {
+		if (smtp_http_ahead(s)) {
 			smtp_refuse_http(s);
-			return -1;
+			return SESSION_RAW_STOP;
 		}
-		if (n > max) {
-			/* Too long already: drop it as it comes, answer at its
-			 * end.  The last octet stays: it may be the CR of the CRLF. */
-			s->discard_line = true;
-			evbuffer_drain(in, n - 1);
-		}
-		return 0;
+		return SESSION_RAW_NO;
 	}
-	n = (size_t)p.pos + 2;
+	/* After the dot (no commit to wait for), what follows is lines again. */
+	return smtp_data_input(s) ? SESSION_RAW_MORE : SESSION_RAW_STOP;
+}
+
+static void smtp_line_too_long_cb(void *arg)
+{
+	struct smtp_session *s = arg;
+
 	s->cur_verb = "line";
 	s->no_error_count = false;
-	if (s->discard_line || n > max) {
-		evbuffer_drain(in, n);
-		s->discard_line = false;
-		if (s->sasl_pending) {
-			/* RFC 4954 4: the exchange is over with 500 5.5.6 */
-			smtp_reply(s, "500 5.5.6 Authentication exchange line is too long");
-			smtp_auth_abort(s);
-		} else {
-			smtp_reply(s, "500 5.5.2 Line too long");
-		}
-		return -1;
+	if (s->sasl_pending) {
+		/* RFC 4954 4: the exchange is over with 500 5.5.6 */
+		smtp_reply(s, "500 5.5.6 Authentication exchange line is too long");
+		smtp_auth_abort(s);
+	} else {
+		smtp_reply(s, "500 5.5.2 Line too long");
 	}
-	evbuffer_remove(in, buf, n);
-	n -= 2;
-	buf[n] = '\0';
-	if (smtp_http_pieces(buf, n, false)) {
+}
+
+/* One command line, or one line of an AUTH exchange.  Only CRLF ends a
+ * line (crlf_lines): a bare LF inside, a bare CR or a NUL makes the whole
+ * line unusable, and nothing of it runs. */
+static void smtp_line_cb(void *arg, char *line, size_t len, bool bare_lf)
+{
+	struct smtp_session *s = arg;
+
+	s->cur_verb = "line";
+	s->no_error_count = false;
+	if (smtp_http_pieces(line, len, false)) {
 		smtp_refuse_http(s);
-		return -1;
+		return;
 	}
-	if (memchr(buf, '\n', n)) {
+	if (bare_lf) {
 		smtp_reply(s, "500 5.5.2 Bare LF in command line, use CRLF");
-		return -1;
+		return;
 	}
-	if (memchr(buf, '\r', n) || memchr(buf, '\0', n)) {
+	if (memchr(line, '\r', len) || memchr(line, '\0', len)) {
 		smtp_reply(s, "500 5.5.2 Bare CR or NUL in command line");
-		return -1;
+		return;
 	}
-	*len = n;
-	return 1;
-}
-
-static void smtp_process_batch(struct smtp_session *s)
-{
-	char line[SMTP_AUTH_LINE_MAX + 3];
-	size_t len;
-	int r;
-
-	while (s->state != SMTP_S_CLOSING && s->state != SMTP_S_COMMIT && !s->input_paused) {
-		if (s->state == SMTP_S_DATA) {
-			if (!smtp_data_input(s))
-				break;
-			continue;
-		}
-		if (s->bdat.reading) {
-			if (!smtp_bdat_input(s))
-				break;
-			continue;
-		}
-		r = smtp_take_line(s, line, sizeof(line), &len);
-		if (r == 0)
-			break;
-		if (r > 0) {
-			if (s->sasl_pending)
-				smtp_auth_continue(s, line, len);
-			else
-				smtp_dispatch(s, line, len);
-		}
-		if (s->state != SMTP_S_CLOSING && s->errors >= s->t->cfg->max_errors) {
-			log_event("event=too_many_errors session=%016" PRIx64 " ip=%s errors=%u", s->id, s->ip,
-				  s->errors);
-			s->cur_verb = NULL;
-			smtp_reply_shutdown(s, "421 4.7.0 Too many errors, closing connection");
-		}
-		if (s->input_discard) {
-			/* STARTTLS: whatever was pipelined behind it is dropped
-			 * (RFC 3207 4.2) - the handshake starts from clean input. */
-			s->input_discard = false;
-			break;
-		}
-	}
-}
-
-/* Handle what is buffered; the replies go out together when the batch
- * ends (RFC 2920: one flush per pipelined group).  The caller holds a
- * reference. */
-static void smtp_process_input(struct smtp_session *s)
-{
-	conn_batch_begin(&s->conn);
-	smtp_process_batch(s);
-	conn_batch_end(&s->conn);
+	if (s->sasl_pending)
+		smtp_auth_continue(s, line, len);
+	else
+		smtp_dispatch(s, line, len);
 }

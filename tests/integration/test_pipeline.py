@@ -1,15 +1,15 @@
 """The message path after DATA, end to end: the Delivered-To loop check,
-Delivered-To written on local delivery, and the notices (DSNs) that every
-path of delivery owes: all-local mail straight into the Maildirs, mail
-through the scheduler, many recipients, and a notice that could not be
-queued at first."""
+Delivered-To written on local delivery, the notices (DSNs) that every path
+of delivery owes (all-local mail straight into the Maildirs, mail through
+the scheduler, many recipients, a notice that could not be queued at
+first), and all-local mail written once into its mailboxes (copies made
+from the first, the queue used when a mailbox fails, nothing left behind
+by an abandoned message)."""
 import email
 import email.policy
 import os
 import shutil
-import smtplib
-
-import pytest
+import time
 
 from conftest import free_port
 
@@ -100,7 +100,6 @@ def test_all_local_notify_success_gets_notice(make_tern):
 def reported(t, n_rcpts, addr="alice@example.test", timeout=30):
     """Wait until the notices to addr report n_rcpts recipients; returns the
     groups of all of them."""
-    import time
     deadline = time.time() + timeout
     while time.time() < deadline:
         groups = [g for n in notices(t, addr) for g in status_groups(n)]
@@ -160,7 +159,7 @@ def test_notice_not_lost_when_it_cannot_be_queued(make_tern):
     with open(qtmp, "w") as f:
         f.write("in the way\n")
     os.remove(os.path.join(bob_dir, "Maildir"))
-    log = t.wait_log("event=dsn_error")
+    t.wait_log("event=dsn_error")
     t.wait_messages("bob@example.test", 1)
     assert t.messages("alice@example.test") == []
     # the queue recovers: the owed notice is sent
@@ -265,3 +264,61 @@ def test_all_local_one_mailbox_failing_goes_to_the_queue(make_tern):
     # bob got it once
     t.wait_log("event=removed queue=")
     assert len([m for m in t.messages("bob@example.test") if b"mark-later-2" in m]) == 1
+
+
+def test_all_local_full_mailbox_fs_goes_to_the_queue(make_tern):
+    """The mailbox's file system fills while the message streams into it:
+    the message goes on in the queue file (another file system here), gets
+    its 250, and is delivered once there is room again."""
+    from test_disk_full import fill, mount_tmpfs, send as send_big, umount
+    from mailcheck import delivered
+    t = make_tern(start=False, config={"queue": {"retry": "1s"}})
+    mail = os.path.join(t.state, "mail")
+    mount_tmpfs(mail, "1m")
+    try:
+        t.start()
+        assert send_big(t, ["alice@example.test"], "first", 1) == (250, "2.0.0")
+        t.wait_messages("alice@example.test", 1)
+        filler = fill(mail)
+        # room for the start of the message, not for all of it
+        os.truncate(filler, os.path.getsize(filler) - 64 * 1024)
+        assert send_big(t, ["alice@example.test"], "waits", 256) == (250, "2.0.0")
+        assert "path=queue" in t.wait_log("event=queued", 2).rsplit("event=queued", 1)[1].split("\n")[0]
+        t.wait_log("status=deferred")
+        os.unlink(filler)
+        deadline = time.time() + 30
+        while sorted(delivered(t, "alice@example.test")) != ["first", "waits"]:
+            assert time.time() < deadline, t.log()[-3000:]
+            time.sleep(0.05)
+        tmp = os.path.join(t.maildir("alice@example.test"), "tmp")
+        assert os.listdir(tmp) == []
+    finally:
+        t.stop()
+        umount(mail)
+
+
+def test_abandoned_all_local_message_leaves_nothing(make_tern):
+    """A client that goes away in the middle of DATA leaves no file behind
+    in the mailbox it was streaming into, nor a message in the queue."""
+    from smtpraw import Raw
+    t = make_tern(users=USERS)
+    prime_mailboxes(t, ["bob@example.test"])
+    with Raw(t.port()) as c:
+        c.cmd("EHLO client.test", 250)
+        c.cmd("MAIL FROM:<alice@example.test>", 250)
+        c.cmd("RCPT TO:<bob@example.test>", 250)
+        c.cmd("DATA", 354)
+        c.send(b"Subject: cut\r\n\r\n" + b"partial line\r\n" * 500)
+        deadline = time.time() + 10
+        tmp = os.path.join(t.maildir("bob@example.test"), "tmp")
+        while not os.listdir(tmp):   # it is being written there
+            assert time.time() < deadline
+            time.sleep(0.02)
+    t.wait_log("event=disconnect", 2)
+    # the session's memory (and its files) go just after that line
+    deadline = time.time() + 10
+    while os.listdir(tmp):
+        assert time.time() < deadline, os.listdir(tmp)
+        time.sleep(0.02)
+    assert os.listdir(os.path.join(t.state, "queue", "msg")) == []
+    assert len(t.messages("bob@example.test")) == 1
