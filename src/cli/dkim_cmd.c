@@ -2,10 +2,10 @@
  * dkim_cmd.c - `tern dkim keygen|sign|verify`.
  *
  * keygen makes a key under state_dir/dkim/ as SELECTOR._domainkey.DOMAIN.pem
- * (the name says what it signs for, so the server finds it without a
+ * (the name says what it signs for, so the server can find it without a
  * config line) and prints the TXT record as one zone-file line.
  * sign and verify run tern's signer and verifier over standard input;
- * they are for tests and scripts (the server signs and checks by itself).
+ * they are for tests and scripts.
  */
 #include "cli/cli.h"
 #include "core/config.h"
