@@ -7,6 +7,7 @@
 
 #include "core/util.h"
 #include "proto/base64.h"
+#include "proto/addrlist.h"
 #include "proto/dkim_canon.h"
 
 #include <openssl/core_names.h>
@@ -79,6 +80,8 @@ static void hdr_split(struct hdr *h)
 {
 	size_t start = 0, i = 0;
 
+	if (h->f)
+		return; /* done already */
 	h->f = xcalloc(FIELDS_MAX, sizeof *h->f);
 	while (i < h->len) {
 		const char *nl = memchr(h->buf + i, '\n', h->len - i);
@@ -131,6 +134,55 @@ static void hdr_free(struct hdr *h)
 {
 	free(h->buf);
 	free(h->f);
+}
+
+struct from_collect {
+	char (*out)[256];
+	size_t max, n, total;
+	bool bad;      /* an address without a domain */
+};
+
+static void from_addr_cb(const char *addr, void *arg)
+{
+	struct from_collect *c = arg;
+	const char *at = strrchr(addr, '@');
+
+	c->total++;
+	if (!at || !at[1]) {
+		c->bad = true;
+		return;
+	}
+	if (c->n == c->max)
+		return;
+	snprintf(c->out[c->n], sizeof c->out[0], "%s", at + 1);
+	for (char *p = c->out[c->n]; *p; p++)
+		*p = ascii_lower(*p);
+	for (size_t k = 0; k < c->n; k++)
+		if (!strcmp(c->out[k], c->out[c->n]))
+			return; /* the same domain again */
+	c->n++;
+}
+
+/* The distinct domains of the From: addresses, every From field; SIZE_MAX
+ * when a From field cannot be parsed or an address has no domain. */
+static size_t hdr_from_domains(struct hdr *h, char (*out)[256], size_t max)
+{
+	struct from_collect c = { out, max, 0, 0, false };
+
+	hdr_split(h);
+	for (size_t j = 0; j < h->nf; j++) {
+		const struct field *f = &h->f[j];
+		size_t voff = f->name_len + 1, before = c.total;
+		int n;
+		if (!field_is(h, f, "from", 4))
+			continue;
+		while (voff < f->len && h->buf[f->off + voff - 1] != ':')
+			voff++;
+		n = addrlist_parse(h->buf + f->off + voff, f->len - voff, from_addr_cb, &c);
+		if (n <= 0 || c.total == before || c.bad)
+			return SIZE_MAX;
+	}
+	return c.n;
 }
 
 /* --- hashing ----------------------------------------------------------- */
@@ -303,25 +355,52 @@ static const char *const sign_fields[] = {
 	"reply-to", "in-reply-to", "references",
 };
 
-struct dkim_signer {
+struct sign_key {
 	EVP_PKEY *key;
 	char *domain, *selector;
+};
+
+struct dkim_signer {
+	struct sign_key keys[DKIM_SIGN_KEYS_MAX];
+	size_t nkeys;
 	struct hdr h;
 	EVP_MD_CTX *bh;
 	struct dkim_body body;
+	char from[2][256];  /* two: to tell one domain from several */
 };
 
 struct dkim_signer *dkim_signer_new(EVP_PKEY *key, const char *domain, const char *selector)
 {
 	struct dkim_signer *s = xcalloc(1, sizeof *s);
 
-	EVP_PKEY_up_ref(key);
-	s->key = key;
-	s->domain = xstrdup(domain);
-	s->selector = xstrdup(selector);
 	s->bh = sha256_new();
+	/* relaxed for every signature: one body hash serves them all, so
+	 * keys can be added once the header section says whose mail it is */
 	dkim_body_init(&s->body, DKIM_CANON_RELAXED, false, 0, md_emit, s->bh);
+	if (key)
+		dkim_signer_add_key(s, key, domain, selector);
 	return s;
+}
+
+bool dkim_signer_add_key(struct dkim_signer *s, EVP_PKEY *key, const char *domain, const char *selector)
+{
+	struct sign_key *k;
+
+	if (s->nkeys == DKIM_SIGN_KEYS_MAX)
+		return false;
+	k = &s->keys[s->nkeys++];
+	EVP_PKEY_up_ref(key);
+	k->key = key;
+	k->domain = xstrdup(domain);
+	k->selector = xstrdup(selector);
+	return true;
+}
+
+const char *dkim_signer_from_domain(struct dkim_signer *s)
+{
+	if (!s->h.done || s->h.overflow || hdr_from_domains(&s->h, s->from, 2) != 1)
+		return NULL;
+	return s->from[0];
 }
 
 void dkim_signer_feed(struct dkim_signer *s, const char *buf, size_t len)
@@ -408,44 +487,69 @@ static char *with_eol(const char *s, const char *eol)
 	return out;
 }
 
-char *dkim_signer_finish(struct dkim_signer *s, const char *eol, int64_t now)
+/* One DKIM-Signature field (CRLF line ends, no final CRLF) for key k. */
+static char *sign_one(struct dkim_signer *s, const struct sign_key *k, const char *bh64, int64_t now)
 {
 	struct dkim_span names[DKIM_H_MAX];
-	unsigned char bh[32], digest[32], sig[1024];
+	unsigned char digest[32], sig[1024];
 	size_t nn, siglen = sizeof sig;
-	bool ed = EVP_PKEY_get_base_id(s->key) == EVP_PKEY_ED25519;
-	char *hlist, *bh64, *field, *b64, *folded, *full, *out;
+	bool ed = EVP_PKEY_get_base_id(k->key) == EVP_PKEY_ED25519;
+	char *hlist, *field, *b64, *folded, *full;
 	EVP_MD_CTX *md;
 
-	dkim_body_finish(&s->body);
-	if (s->h.overflow)
-		return NULL;
-	hdr_split(&s->h);
-	EVP_DigestFinal_ex(s->bh, bh, NULL);
 	hlist = sign_h_list(&s->h, names, &nn);
-	bh64 = base64_encode_alloc(bh, sizeof bh);
 	field = xasprintf("DKIM-Signature: v=1; a=%s; c=relaxed/relaxed;\r\n\td=%s; s=%s; t=%lld;\r\n\t"
 			  "h=%s;\r\n\tbh=%s;\r\n\tb=",
-			  ed ? "ed25519-sha256" : "rsa-sha256", s->domain, s->selector, (long long)now, hlist, bh64);
+			  ed ? "ed25519-sha256" : "rsa-sha256", k->domain, k->selector, (long long)now, hlist, bh64);
 	free(hlist);
-	free(bh64);
 	md = sha256_new();
 	hash_selected(&s->h, names, nn, DKIM_CANON_RELAXED, md);
 	dkim_canon_header(DKIM_CANON_RELAXED, field, strlen(field), false, md_emit, md);
 	EVP_DigestFinal_ex(md, digest, NULL);
 	EVP_MD_CTX_free(md);
-	if (EVP_PKEY_get_size(s->key) > (int)sizeof sig || !pkey_sign(s->key, digest, sig, &siglen)) {
+	if (EVP_PKEY_get_size(k->key) > (int)sizeof sig || !pkey_sign(k->key, digest, sig, &siglen)) {
 		free(field);
 		return NULL;
 	}
 	b64 = base64_encode_alloc(sig, siglen);
 	folded = fold_b64(b64);
 	full = xasprintf("%s%s", field, folded);
-	out = with_eol(full, eol);
 	free(b64);
 	free(folded);
-	free(full);
 	free(field);
+	return full;
+}
+
+char *dkim_signer_finish(struct dkim_signer *s, const char *eol, int64_t now)
+{
+	unsigned char bh[32];
+	char *bh64, *out = xstrdup("");
+
+	dkim_body_finish(&s->body);
+	if (s->h.overflow || s->nkeys == 0) {
+		free(out);
+		return NULL;
+	}
+	hdr_split(&s->h);
+	EVP_DigestFinal_ex(s->bh, bh, NULL);
+	bh64 = base64_encode_alloc(bh, sizeof bh);
+	/* the last key's field goes on top: the first added is the
+	 * outermost-but-one, as if each had been added in turn */
+	for (size_t i = 0; i < s->nkeys; i++) {
+		char *one = sign_one(s, &s->keys[i], bh64, now), *lines, *joined;
+		if (!one) {
+			free(out);
+			free(bh64);
+			return NULL;
+		}
+		lines = with_eol(one, eol);
+		joined = xasprintf("%s%s", lines, out);
+		free(one);
+		free(lines);
+		free(out);
+		out = joined;
+	}
+	free(bh64);
 	return out;
 }
 
@@ -453,11 +557,13 @@ void dkim_signer_free(struct dkim_signer *s)
 {
 	if (!s)
 		return;
-	EVP_PKEY_free(s->key);
+	for (size_t i = 0; i < s->nkeys; i++) {
+		EVP_PKEY_free(s->keys[i].key);
+		free(s->keys[i].domain);
+		free(s->keys[i].selector);
+	}
 	EVP_MD_CTX_free(s->bh);
 	hdr_free(&s->h);
-	free(s->domain);
-	free(s->selector);
 	free(s);
 }
 
@@ -550,6 +656,13 @@ void dkim_verify_finish(struct dkim_verify *v)
 size_t dkim_verify_count(const struct dkim_verify *v)
 {
 	return v->n;
+}
+
+size_t dkim_verify_from_domains(struct dkim_verify *v, char (*out)[256], size_t max)
+{
+	if (!v->h.done || v->h.overflow)
+		return SIZE_MAX;
+	return hdr_from_domains(&v->h, out, max);
 }
 
 bool dkim_verify_overflow(const struct dkim_verify *v)

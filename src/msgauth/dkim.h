@@ -54,13 +54,26 @@ char *dkim_zone_line(const char *selector, const char *domain, const char *recor
 
 struct dkim_signer;
 
-/* A signer for domain and selector with key (its own reference is taken);
- * relaxed/relaxed, h= as dkim.c's list says, From oversigned. */
+#define DKIM_SIGN_KEYS_MAX 4
+
+/* A signer; key (NULL: none yet) for domain and selector, its own
+ * reference taken.  relaxed/relaxed, h= as dkim.c's list says, From
+ * oversigned. */
 struct dkim_signer *dkim_signer_new(EVP_PKEY *key, const char *domain, const char *selector);
+/* One more signature (RSA and Ed25519 side by side), at any time before
+ * dkim_signer_finish: the body hash does not depend on the key, so the
+ * keys can be chosen by the From domain at the end.  False past
+ * DKIM_SIGN_KEYS_MAX. */
+bool dkim_signer_add_key(struct dkim_signer *s, EVP_PKEY *key, const char *domain, const char *selector);
 void dkim_signer_feed(struct dkim_signer *s, const char *buf, size_t len);
-/* The DKIM-Signature field to put in front of the message, its lines
- * ended by eol ("\n" or "\r\n"), the last one too (xmalloc'd); t= is now.
- * NULL when the header section was over DKIM_HEADER_MAX or signing failed. */
+/* Once the header section is complete: the domain of the From address
+ * (lower case), or NULL when there is none, several, or one without a
+ * domain.  Valid while s is. */
+const char *dkim_signer_from_domain(struct dkim_signer *s);
+/* The DKIM-Signature fields to put in front of the message, one per key
+ * (the first added lowest), lines ended by eol ("\n" or "\r\n"), the
+ * last one too (xmalloc'd); t= is now.  NULL when there is no key, the
+ * header section was over DKIM_HEADER_MAX or signing failed. */
 char *dkim_signer_finish(struct dkim_signer *s, const char *eol, int64_t now);
 void dkim_signer_free(struct dkim_signer *s);
 
@@ -85,6 +98,10 @@ void dkim_verify_key(struct dkim_verify *v, size_t i, const char *rec, size_t le
 /* The lookup failed: temperror (DNS trouble) or permerror (no record). */
 void dkim_verify_key_failed(struct dkim_verify *v, size_t i, enum dkim_result r, const char *reason);
 enum dkim_result dkim_verify_result(const struct dkim_verify *v, size_t i, const char **reason);
+/* The distinct domains of the From: addresses (lower case, at most max,
+ * for DMARC, RFC 7489 6.6.1), once the header section is complete;
+ * SIZE_MAX when a From field is unreadable or an address lacks a domain. */
+size_t dkim_verify_from_domains(struct dkim_verify *v, char (*out)[256], size_t max);
 /* The header section was over DKIM_HEADER_MAX: nothing was checked. */
 bool dkim_verify_overflow(const struct dkim_verify *v);
 void dkim_verify_free(struct dkim_verify *v);

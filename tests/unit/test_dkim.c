@@ -260,6 +260,86 @@ static void test_roundtrip(void **state)
 	EVP_PKEY_free(ed);
 }
 
+/* Keys chosen at the end by the From domain: two signatures over one
+ * body hash, both verified, the first key's lowest. */
+static void test_several_keys(void **state)
+{
+	EVP_PKEY *rsa = dkim_key_generate(false, 2048), *ed = dkim_key_generate(true, 0);
+	char *rrec = dkim_key_record(rsa), *erec = dkim_key_record(ed), *field, *m;
+	const char *recs[] = { erec, rrec };
+	struct dkim_signer *s = dkim_signer_new(NULL, NULL, NULL);
+	struct dkim_verify *v;
+	char doms[4][256];
+
+	assert_null(dkim_signer_from_domain(s)); /* header not complete yet */
+	for (const char *p = plain; *p; p++)
+		dkim_signer_feed(s, p, 1);
+	assert_string_equal(dkim_signer_from_domain(s), "example.com");
+	assert_null(dkim_signer_finish(s, "\n", 0)); /* no key */
+	dkim_signer_free(s);
+
+	s = dkim_signer_new(NULL, NULL, NULL);
+	dkim_signer_feed(s, plain, strlen(plain));
+	assert_true(dkim_signer_add_key(s, rsa, "example.com", "r"));
+	assert_true(dkim_signer_add_key(s, ed, "example.com", "e"));
+	field = dkim_signer_finish(s, "\n", 1700000000);
+	assert_non_null(field);
+	assert_true(strstr(field, "a=ed25519-sha256") < strstr(field, "a=rsa-sha256"));
+	m = xasprintf("%s%s", field, plain);
+	v = verify(m, strlen(m), 11, recs, 2);
+	assert_int_equal(dkim_verify_count(v), 2);
+	expect(v, 0, DKIM_PASS, NULL);
+	expect(v, 1, DKIM_PASS, NULL);
+	assert_int_equal(dkim_verify_from_domains(v, doms, 4), 1);
+	assert_string_equal(doms[0], "example.com");
+	dkim_verify_free(v);
+	free(m);
+	free(field);
+	dkim_signer_free(s);
+	EVP_PKEY_free(rsa);
+	EVP_PKEY_free(ed);
+	free(rrec);
+	free(erec);
+}
+
+static void test_from_domains(void **state)
+{
+	static const struct {
+		const char *msg;
+		size_t want;
+		const char *first, *second;
+	} cases[] = {
+		{ "From: A <a@Example.COM>\n\nx\n", 1, "example.com", NULL },
+		{ "From: a@x.example, b@y.example\n\nx\n", 2, "x.example", "y.example" },
+		{ "From: a@x.example, b@X.example\n\nx\n", 1, "x.example", NULL },
+		{ "From: a@x.example\nFrom: b@y.example\n\nx\n", 2, "x.example", "y.example" },
+		{ "To: a@x.example\n\nx\n", 0, NULL, NULL },
+		{ "From: nobody\n\nx\n", SIZE_MAX, NULL, NULL },
+		{ "From: <unbalanced\n\nx\n", SIZE_MAX, NULL, NULL },
+	};
+	for (size_t i = 0; i < ARRAY_LEN(cases); i++) {
+		struct dkim_verify *v = verify(cases[i].msg, strlen(cases[i].msg), 4096, NULL, 0);
+		struct dkim_signer *s = dkim_signer_new(NULL, NULL, NULL);
+		char doms[4][256];
+		size_t n = dkim_verify_from_domains(v, doms, 4);
+		const char *one;
+		print_message("case %zu: %zu\n", i, n);
+		assert_int_equal(n, cases[i].want);
+		if (cases[i].first)
+			assert_string_equal(doms[0], cases[i].first);
+		if (cases[i].second)
+			assert_string_equal(doms[1], cases[i].second);
+		dkim_signer_feed(s, cases[i].msg, strlen(cases[i].msg));
+		one = dkim_signer_from_domain(s);
+		if (cases[i].want == 1)
+			assert_string_equal(one, cases[i].first);
+		else
+			assert_null(one);
+		dkim_signer_free(s);
+		dkim_verify_free(v);
+	}
+}
+
 static void test_short_rsa(void **state)
 {
 	EVP_PKEY *key = EVP_PKEY_Q_keygen(NULL, NULL, "RSA", (size_t)512);
@@ -359,7 +439,8 @@ int main(void)
 		cmocka_unit_test(test_key_trouble),   cmocka_unit_test(test_lookup_failed),
 		cmocka_unit_test(test_roundtrip),     cmocka_unit_test(test_short_rsa),
 		cmocka_unit_test(test_unusable_sigs), cmocka_unit_test(test_bounds),
-		cmocka_unit_test(test_zone_line),
+		cmocka_unit_test(test_zone_line),     cmocka_unit_test(test_several_keys),
+		cmocka_unit_test(test_from_domains),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
