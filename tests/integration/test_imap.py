@@ -19,6 +19,8 @@ import time
 
 import pytest
 
+from conftest import arrival_key
+
 ALICE = "alice@example.test"
 SERVICES = ("smtp", "imap", "imaps")
 
@@ -168,7 +170,7 @@ def test_special_use_folders_and_list(make_tern):
 def test_fetch_what_smtp_delivered(make_tern):
     t = make_tern(services=SERVICES)
     deliver(t, [msg(1, "second line\r\n"), msg(2)])
-    files = sorted(os.listdir(os.path.join(t.maildir(ALICE), "new")))
+    files = sorted(os.listdir(os.path.join(t.maildir(ALICE), "new")), key=arrival_key)
     assert len(files) == 2
     with open(os.path.join(t.maildir(ALICE), "new", files[0]), "rb") as f:
         raw = f.read()
