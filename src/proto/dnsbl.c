@@ -47,6 +47,8 @@ static enum dnsbl_zone_err zone_name(const char *p, size_t len, char *out)
 		}
 		out[i] = (char)tolower(c);
 	}
+	if (label == 0)   /* "a.." : one trailing dot was the root's, the next is an empty label */
+		return DNSBL_ZONE_BAD_NAME;
 	out[len] = '\0';
 	return DNSBL_ZONE_OK;
 }

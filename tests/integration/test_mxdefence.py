@@ -132,7 +132,8 @@ def test_dnsbl_exempt_trusted_and_submission(make_tern, dns_port):
 def test_dnsbl_answers_are_cached(make_tern):
     if not os.path.exists(DNSMASQ):
         pytest.skip("dnsmasq is not installed")
-    dns = Dnsmasq(["--local=/bl.test/", "--host-record=2.0.0.127.bl.test,127.0.0.2"])
+    # dnsmasq gives its own records TTL 0 (not to be cached) unless told
+    dns = Dnsmasq(["--local-ttl=300", "--local=/bl.test/", "--host-record=2.0.0.127.bl.test,127.0.0.2"])
     try:
         t = make_tern(config=conf(dns.port, {"zones": "bl.test", "timeout": "1s"}))
         assert raw(t, "127.0.0.2").greeting.startswith("554")
