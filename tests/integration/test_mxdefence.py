@@ -8,11 +8,12 @@ import re
 import smtplib
 import socket
 import ssl
+import subprocess
 import time
 
 import pytest
 
-from conftest import DNSMASQ, Dnsmasq, RawConn, recv_reply
+from conftest import DNSMASQ, TERN_BIN, Dnsmasq, RawConn, recv_reply
 
 UNTRUSTED = {"trusted_networks": "10.255.0.0/16"}
 
@@ -335,3 +336,28 @@ def test_message_rate(make_tern, dns_port):
     for _ in range(3):
         assert cmd(s, "MAIL FROM:<a@far.test>").startswith("250")
         cmd(s, "RSET")
+
+
+# ---- configuration ----
+
+@pytest.mark.parametrize("line,what", [
+    ("zones = bl.test, bad..zone", "[dnsbl] zones"),
+    ("zones = bl.test=10.0.0.2", "[dnsbl] zones"),
+    ("allow = wl.test=127.0.0", "[dnsbl] allow"),
+    ("check_at = helo", "[dnsbl] check_at"),
+])
+def test_bad_dnsbl_config_is_an_error_with_its_line(tmp_path, line, what):
+    p = tmp_path / "tern.conf"
+    p.write_text(f"[server]\nstate_dir = {tmp_path}\n[dnsbl]\n{line}\n")
+    r = subprocess.run([TERN_BIN, "check-config", "-c", str(p)], capture_output=True, text=True, timeout=30)
+    assert r.returncode != 0
+    assert f"tern.conf:4: {what}" in r.stderr, r.stderr
+
+
+def test_good_dnsbl_config(tmp_path):
+    p = tmp_path / "tern.conf"
+    p.write_text(f"[server]\nstate_dir = {tmp_path}\n[dnsbl]\nzones = a.test, b.test=127.0.0.2\n"
+                 "allow = list.dnswl.test\ncheck_at = rcpt\ntimeout = 2s\n[greylist]\nenabled = yes\n"
+                 "delay = 1m\n[smtp]\nmax_connection_rate = 30\nmax_message_rate = 60\n")
+    r = subprocess.run([TERN_BIN, "check-config", "-c", str(p)], capture_output=True, text=True, timeout=30)
+    assert r.returncode == 0, r.stderr
