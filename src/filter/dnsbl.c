@@ -76,10 +76,14 @@ struct dnsbl {
 
 /* ---- log events ---- */
 
-static void log_dnsbl_listed(const struct dnsbl_req *r, const char *zone, bool allow)
+static void log_dnsbl_listed(const struct dnsbl_req *r, const char *zone)
 {
-	log_event("event=%s session=%016" PRIx64 " ip=%s zone=%s", allow ? "dnswl_listed" : "dnsbl_listed",
-		  r->session, r->ip, zone);
+	log_event("event=dnsbl_listed session=%016" PRIx64 " ip=%s zone=%s", r->session, r->ip, zone);
+}
+
+static void log_dnswl_listed(const struct dnsbl_req *r, const char *zone)
+{
+	log_event("event=dnswl_listed session=%016" PRIx64 " ip=%s zone=%s", r->session, r->ip, zone);
 }
 
 static void log_dnsbl_timeout(const struct dnsbl_req *r, const char *zone)
@@ -232,7 +236,10 @@ static void req_done_cb(evutil_socket_t fd, short what, void *arg)
 			res.failed++;
 			log_dnsbl_failed(r, b->zones[i].name);
 		} else if (q->st == ZS_LISTED) {
-			log_dnsbl_listed(r, b->zones[i].name, b->allow[i]);
+			if (b->allow[i])
+				log_dnswl_listed(r, b->zones[i].name);
+			else
+				log_dnsbl_listed(r, b->zones[i].name);
 			if (b->allow[i] && res.verdict != DNSBL_ALLOWED) {
 				res.verdict = DNSBL_ALLOWED;
 				snprintf(zone, sizeof(zone), "%s", b->zones[i].name);
