@@ -20,6 +20,7 @@
 
 #define GREY_COMPACT_MIN 4096     /* records before a compaction is worth it */
 #define GREY_LINE_MAX (GREY_KEY_MAX + 96)
+#define GREY_SYNC_EVERY 5         /* seconds: at most one fdatasync job this often */
 
 struct gentry {
 	char *key;
@@ -49,6 +50,14 @@ struct grey_store {
 	 * and here, and are appended to the new file once it is in place. */
 	char *pend;
 	size_t pend_len, pend_cap;
+	bool syncing;             /* an fdatasync job is on the pool */
+	int64_t synced_at;
+};
+
+struct sync_job {
+	struct grey_store *g;
+	int fd;                   /* a dup: compaction may swap g->fd meanwhile */
+	int err;
 };
 
 static void log_greylist_store_error(const char *path, const char *what, int err)
@@ -380,6 +389,42 @@ bool grey_store_get(struct grey_store *g, const char *key, struct grey_entry *ou
 	return true;
 }
 
+static void sync_work(void *arg)
+{
+	struct sync_job *j = arg;
+	j->err = fdatasync(j->fd) == 0 ? 0 : errno;
+	close(j->fd);
+}
+
+static void sync_done(void *arg)
+{
+	struct sync_job *j = arg;
+	j->g->syncing = false;
+	if (j->err)
+		log_greylist_store_error(j->g->path, "fdatasync", j->err);
+	free(j);
+}
+
+/* The records are not synced one by one (see the header), but now and
+ * then on the pool, so that a power cut loses only the last seconds. */
+static void maybe_sync(struct grey_store *g, int64_t now)
+{
+	struct sync_job *j;
+	int fd;
+
+	if (g->workers == NULL || g->syncing || g->fd < 0 || now - g->synced_at < GREY_SYNC_EVERY)
+		return;
+	fd = dup(g->fd);
+	if (fd < 0)
+		return;
+	j = xcalloc(1, sizeof(*j));
+	j->g = g;
+	j->fd = fd;
+	g->syncing = true;
+	g->synced_at = now;
+	workers_submit(g->workers, sync_work, sync_done, j);
+}
+
 void grey_store_put(struct grey_store *g, const char *key, const struct grey_entry *v, int64_t now)
 {
 	char rec[GREY_LINE_MAX];
@@ -402,6 +447,8 @@ void grey_store_put(struct grey_store *g, const char *key, const struct grey_ent
 	g->records++;
 	if (g->records > GREY_COMPACT_MIN && g->records > 4 * g->n)
 		grey_store_compact(g);
+	else
+		maybe_sync(g, now);
 }
 
 size_t grey_store_prune(struct grey_store *g, int64_t now)

@@ -11,13 +11,15 @@
  * skipped, expired entries are dropped, and the file is rewritten
  * compacted (tmp, fsync, rename, directory fsync).  While running, each
  * change is one small append (write(2) to an O_APPEND descriptor, no
- * fsync); when the log holds far more records than live entries it is
+ * fsync; an fdatasync on the worker pool at most every few seconds); when the log holds far more records than live entries it is
  * rewritten the same way on the worker pool.
  *
- * Why no fsync per record: a record lost to a power cut costs a client
- * one more 451 (its triplet is new again), never a message; a process
- * crash loses nothing, the data being in the kernel once write(2)
- * returned.  Compaction syncs everything it writes before the rename.
+ * Why no fsync per record, and none before the 451 of a first sighting:
+ * a record lost to a power cut costs a client one more 451 (its triplet
+ * is new again, and it retries as it must for any 4xx), never a message;
+ * a process crash loses nothing, the data being in the kernel once
+ * write(2) returned.  A sync per RCPT would put a disk flush in every
+ * SMTP transaction of the MX for no mail saved.  Compaction syncs everything it writes before the rename.
  *
  * Bounded: at max_entries the entry touched longest ago goes first.
  */

@@ -361,3 +361,24 @@ def test_good_dnsbl_config(tmp_path):
                  "delay = 1m\n[smtp]\nmax_connection_rate = 30\nmax_message_rate = 60\n")
     r = subprocess.run([TERN_BIN, "check-config", "-c", str(p)], capture_output=True, text=True, timeout=30)
     assert r.returncode == 0, r.stderr
+
+
+def test_greylist_records_are_synced_on_the_pool_not_before_the_451(make_tern, dns_port, tmp_path):
+    import syscalls
+    why = syscalls.strace_usable()
+    if why:
+        pytest.skip(why)
+    t = make_tern(config=conf(dns_port, greylist=GREY))
+    trace = str(tmp_path / "strace.out")
+    with syscalls.Recorder(t.proc.pid, trace) as rec:
+        assert rcpt_reply(t, "127.0.0.3").startswith("451")
+
+        def synced():
+            return [e for e in rec.events()
+                    if e.name == "fdatasync" and "greylist.log" in e.fd_path()]
+        syncs = wait_until(synced, timeout=15)
+    events = rec.events()
+    appends = [e for e in events if e.name in ("write", "writev") and "greylist.log" in e.fd_path()]
+    assert appends, "the first sighting is appended"
+    # the sync ran on a worker thread, not on the loop thread that appended
+    assert syncs[0].pid != appends[0].pid
