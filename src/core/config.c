@@ -508,6 +508,10 @@ static unsigned finish(struct config *c, const char *name)
 		fprintf(stderr, "%s: [server] state_dir must not be empty\n", name);
 		errors++;
 	}
+	if (c->dnsbl_zones.n + c->dnsbl_allow.n > DNSBL_ZONES_MAX) {
+		fprintf(stderr, "%s: [dnsbl] zones and allow name more than %d zones together\n", name, DNSBL_ZONES_MAX);
+		errors++;
+	}
 	if (c->local_domains.n == 0) {
 		fprintf(stderr, "%s: [domains] local must name at least one domain\n", name);
 		errors++;

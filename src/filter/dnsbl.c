@@ -21,7 +21,6 @@
 
 #define DNSBL_NEG_TTL 300        /* not listed: no SOA at hand, five minutes */
 #define DNSBL_MAX_TTL 86400      /* a list's TTL is trusted up to a day */
-#define DNSBL_ZONES_MAX 32       /* zones of both kinds together */
 
 /* One answer: the query name, whether it listed, until when. */
 struct dnsbl_entry {
@@ -55,8 +54,8 @@ struct dnsbl_req {
 	void *arg;
 	struct event *ev;            /* the time limit, or "all answered" */
 	size_t pending;
-	struct dnsbl_query q[DNSBL_ZONES_MAX];
 	struct dnsbl_req *prev, *next;
+	struct dnsbl_query q[];      /* one per zone: sized to the zones, while in flight only */
 };
 
 struct dnsbl {
@@ -285,7 +284,7 @@ static void dnsbl_a_cb(const struct dns_a_result *a, void *arg)
 
 uint64_t dnsbl_check(struct dnsbl *b, const struct sockaddr *sa, uint64_t session, dnsbl_cb cb, void *arg)
 {
-	struct dnsbl_req *r = xcalloc(1, sizeof(*r));
+	struct dnsbl_req *r = xcalloc(1, sizeof(*r) + b->nzones * sizeof(r->q[0]));
 	int64_t now = now_unix();
 	struct timeval tv = { (time_t)(b->timeout_ms / 1000), (suseconds_t)(b->timeout_ms % 1000) * 1000 };
 

@@ -14,6 +14,7 @@
 
 #define DNSBL_ZONE_MAX 189      /* 253 less the 64 octets of an IPv6 query prefix */
 #define DNSBL_QNAME_MAX 256     /* a query name with its NUL */
+#define DNSBL_ZONES_MAX 32      /* zones of both kinds together: each is a query per client */
 
 struct dnsbl_zone {
 	char name[DNSBL_ZONE_MAX + 1];  /* lower case, no trailing dot */

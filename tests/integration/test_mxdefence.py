@@ -382,3 +382,13 @@ def test_greylist_records_are_synced_on_the_pool_not_before_the_451(make_tern, d
     assert appends, "the first sighting is appended"
     # the sync ran on a worker thread, not on the loop thread that appended
     assert syncs[0].pid != appends[0].pid
+
+
+def test_too_many_zones_is_an_error(tmp_path):
+    p = tmp_path / "tern.conf"
+    zones = ", ".join(f"z{i}.test" for i in range(20))
+    allow = ", ".join(f"w{i}.test" for i in range(13))
+    p.write_text(f"[server]\nstate_dir = {tmp_path}\n[dnsbl]\nzones = {zones}\nallow = {allow}\n")
+    r = subprocess.run([TERN_BIN, "check-config", "-c", str(p)], capture_output=True, text=True, timeout=30)
+    assert r.returncode != 0
+    assert "more than 32 zones" in r.stderr, r.stderr
