@@ -147,6 +147,21 @@ def test_dnsbl_answers_are_cached(make_tern):
     assert "event=dnsbl_timeout" not in t.log()
 
 
+def test_dnsbl_cache_is_bounded(make_tern):
+    if not os.path.exists(DNSMASQ):
+        pytest.skip("dnsmasq is not installed")
+    dns = Dnsmasq(["--local-ttl=300", "--local=/bl.test/", "--host-record=2.0.0.127.bl.test,127.0.0.2"])
+    try:
+        t = make_tern(config=conf(dns.port, {"zones": "bl.test", "timeout": "1s", "cache_max": "1"}))
+        assert raw(t, "127.0.0.2").greeting.startswith("554")
+        assert raw(t, "127.0.0.3").greeting.startswith("220")   # its answer takes the one slot
+    finally:
+        dns.stop()
+    # 127.0.0.2's answer was dropped: the list is asked again, and is gone
+    assert raw(t, "127.0.0.2").greeting.startswith("220")
+    t.wait_log("zone=bl.test action=pass")   # failed (port unreachable) or timed out
+
+
 # ---- DNSBL at RCPT ----
 
 def test_dnsbl_at_rcpt(make_tern, dns_port):
