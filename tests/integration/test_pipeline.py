@@ -8,7 +8,6 @@ by an abandoned message)."""
 import email
 import email.policy
 import os
-import shutil
 import time
 
 from conftest import free_port
