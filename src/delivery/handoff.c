@@ -176,7 +176,8 @@ static void intake_work(void *arg)
 			in->err = errno ? errno : EIO;
 	}
 	local_stream_close(&in->ls);
-	if (in->durable && partial)
+	/* held: a milter's quarantine; the state file says so */
+	if (in->durable && (partial || env->held))
 		queue_save_state(in->t->queue, env);
 }
 

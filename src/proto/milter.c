@@ -10,10 +10,12 @@
 #include "proto/milter.h"
 #include "core/util.h"
 
+#include <arpa/inet.h>
 #include <assert.h>
 #include <ctype.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/un.h>
 
 void milter_buf_free(struct milter_buf *b)
 {
@@ -307,4 +309,62 @@ const char *milter_reply_name(char cmd)
 	case MILTER_R_REPLYCODE: return "replycode";
 	default: return "unknown";
 	}
+}
+
+bool milter_addr_parse(const char *spec, struct sockaddr_storage *ss, socklen_t *len)
+{
+	char host[64];
+	const char *h, *colon;
+	size_t hlen;
+	unsigned long port;
+	char *end;
+
+	memset(ss, 0, sizeof(*ss));
+	if (strncmp(spec, "unix:", 5) == 0) {
+		struct sockaddr_un *sun = (struct sockaddr_un *)ss;
+		size_t n = strlen(spec + 5);
+		if (spec[5] != '/' || n >= sizeof(sun->sun_path))
+			return false;
+		sun->sun_family = AF_UNIX;
+		memcpy(sun->sun_path, spec + 5, n + 1);
+		*len = (socklen_t)sizeof(*sun);
+		return true;
+	}
+	if (strncmp(spec, "inet:", 5) != 0)
+		return false;
+	h = spec + 5;
+	colon = strrchr(h, ':');
+	if (colon == NULL || colon == h || colon[1] < '0' || colon[1] > '9')
+		return false;
+	port = strtoul(colon + 1, &end, 10);
+	if (*end != '\0' || port == 0 || port > 65535)
+		return false;
+	hlen = (size_t)(colon - h);
+	if (h[0] == '[') {
+		if (hlen < 3 || h[hlen - 1] != ']')
+			return false;
+		h++;
+		hlen -= 2;
+	}
+	if (hlen >= sizeof(host))
+		return false;
+	memcpy(host, h, hlen);
+	host[hlen] = '\0';
+	if (strcmp(host, "localhost") == 0)
+		strcpy(host, "127.0.0.1");
+	struct sockaddr_in *sin = (struct sockaddr_in *)ss;
+	struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)ss;
+	if (h[-1] != '[' && inet_pton(AF_INET, host, &sin->sin_addr) == 1) {
+		sin->sin_family = AF_INET;
+		sin->sin_port = htons((uint16_t)port);
+		*len = (socklen_t)sizeof(*sin);
+		return true;
+	}
+	if (h[-1] == '[' && inet_pton(AF_INET6, host, &sin6->sin6_addr) == 1) {
+		sin6->sin6_family = AF_INET6;
+		sin6->sin6_port = htons((uint16_t)port);
+		*len = (socklen_t)sizeof(*sin6);
+		return true;
+	}
+	return false;
 }

@@ -14,6 +14,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/socket.h>
 
 #define MILTER_VERSION 6
 /* The largest BODY chunk (libmilter's MILTER_CHUNK_SIZE). */
@@ -153,5 +154,10 @@ enum milter_parse milter_reply_parse(const void *in, size_t len, size_t max, str
 bool milter_replycode_valid(const char *s, size_t len);
 
 const char *milter_reply_name(char cmd);
+
+/* A [milter] servers item: "inet:ADDRESS:PORT" (an IPv4 address, an IPv6
+ * one in brackets, or localhost: no name lookups on the event loop) or
+ * "unix:/PATH".  False when it is neither. */
+bool milter_addr_parse(const char *spec, struct sockaddr_storage *ss, socklen_t *len);
 
 #endif

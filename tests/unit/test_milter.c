@@ -171,6 +171,25 @@ static void test_replycode(void **state)
 			fail_msg("%s", c[i].s);
 }
 
+static void test_addr(void **state)
+{
+	static const struct { const char *s; bool ok; int family; } c[] = {
+		{ "inet:127.0.0.1:11332", true, AF_INET }, { "inet:localhost:8891", true, AF_INET },
+		{ "inet:[::1]:8891", true, AF_INET6 }, { "unix:/run/rspamd/milter.sock", true, AF_UNIX },
+		{ "inet:::1:8891", false, 0 }, { "inet:127.0.0.1", false, 0 }, { "inet:127.0.0.1:0", false, 0 },
+		{ "inet:127.0.0.1:65536", false, 0 }, { "inet:mail.example:25", false, 0 },
+		{ "unix:relative", false, 0 }, { "local:/x", false, 0 }, { "inet:1.2.3.4:25x", false, 0 },
+		{ "inet:[127.0.0.1]:25", false, 0 }, { "inet::25", false, 0 },
+	};
+	for (size_t i = 0; i < sizeof(c) / sizeof(c[0]); i++) {
+		struct sockaddr_storage ss;
+		socklen_t len;
+		bool ok = milter_addr_parse(c[i].s, &ss, &len);
+		if (ok != c[i].ok || (ok && ss.ss_family != c[i].family))
+			fail_msg("%s", c[i].s);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -178,6 +197,7 @@ int main(void)
 		cmocka_unit_test(test_replies),
 		cmocka_unit_test(test_optneg_and_stream),
 		cmocka_unit_test(test_replycode),
+		cmocka_unit_test(test_addr),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
