@@ -83,7 +83,8 @@ class Session:
 
 
 class MilterSim:
-    def __init__(self, actions=ADDHDRS | QUARANTINE, protocol=0):
+    def __init__(self, actions=ADDHDRS | QUARANTINE, protocol=0, unix_path=None):
+        self.unix_path = unix_path
         self.actions = actions
         self.protocol = protocol
         self.script = {}
@@ -98,14 +99,17 @@ class MilterSim:
 
     @property
     def spec(self):
-        return f"inet:127.0.0.1:{self.port}"
+        return f"unix:{self.unix_path}" if self.unix_path else f"inet:127.0.0.1:{self.port}"
 
     def _run(self):
         asyncio.set_event_loop(self.loop)
-        sock = socket.socket()
-        sock.bind(("127.0.0.1", 0))
-        self.port = sock.getsockname()[1]
-        self.server = self.loop.run_until_complete(asyncio.start_server(self._serve, sock=sock))
+        if self.unix_path:
+            self.server = self.loop.run_until_complete(asyncio.start_unix_server(self._serve, path=self.unix_path))
+        else:
+            sock = socket.socket()
+            sock.bind(("127.0.0.1", 0))
+            self.port = sock.getsockname()[1]
+            self.server = self.loop.run_until_complete(asyncio.start_server(self._serve, sock=sock))
         self.ready.set()
         self.loop.run_forever()
 

@@ -2,11 +2,13 @@
 command sequence and macros, every reply at every step, the header fields
 a filter adds, quarantine, two filters in order, the protocol steps a
 filter skips, and every way a filter can fail with each default_action."""
+import os
 import re
 import smtplib
 
 import pytest
 
+from authutil import Dialog, b64
 from conftest import free_port
 import miltersim as ms
 
@@ -253,3 +255,29 @@ def test_service_switch(make_tern, sim):
     assert send(t)[0] == 250
     t.wait_messages("bob@example.test", 1)
     assert sim.sessions == []
+
+
+def test_submission_macros_over_unix_socket(make_tern, tmp_path):
+    """[submission] milter = on, a filter on a unix socket: the TLS and
+    AUTH macros, the service's name."""
+    sim = ms.MilterSim(unix_path=str(tmp_path / "milter.sock"))
+    try:
+        t = make_tern(services=("smtp", "submission"), users=USERS,
+                      config={"milter": {"servers": sim.spec}, "submission": {"milter": "on"}})
+        d = Dialog(t.port("submission"))
+        d.cmd("EHLO client.test")
+        d.starttls()
+        d.cmd("EHLO client.test")
+        assert d.cmd("AUTH PLAIN " + b64("\0alice@example.test\0alicepw")).startswith("235")
+        assert d.cmd("MAIL FROM:<alice@example.test>").startswith("250")
+        assert d.cmd("RCPT TO:<bob@example.test>").startswith("250")
+        assert d.cmd("DATA").startswith("354")
+        assert d.cmd("Subject: s\r\n\r\nhi\r\n.").startswith("250")
+        d.close()
+        (s,) = sim.wait_sessions(1)
+        assert s.macros["C"]["{daemon_name}"] == "submission"
+        assert s.macros["H"]["{tls_version}"].startswith("TLSv1") and s.macros["H"]["{cipher}"]
+        assert s.macros["M"]["{auth_authen}"] == "alice@example.test"
+        t.wait_messages("bob@example.test", 1)
+    finally:
+        sim.stop()
