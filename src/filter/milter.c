@@ -134,9 +134,25 @@ struct milter_stage {
 
 /* ---- log events ---------------------------------------------------------- */
 
+static const char *const mc_state_names[] = {
+	[MC_CONNECTING] = "connecting",
+	[MC_NEGOTIATING] = "negotiating",
+	[MC_OPEN] = "open",
+	[MC_DONE] = "done",
+};
+
+/* The queue id; "-" before the stage is in its pipeline. */
 static const char *mc_queue(const struct milter_conn *mc)
 {
-	return pipeline_env(mc->m->st.p)->id;
+	return mc->m->st.p ? pipeline_env(mc->m->st.p)->id : "-";
+}
+
+static void log_milter_state(const struct milter_conn *mc, enum mc_state from, enum mc_state to)
+{
+	if (!log_debug_enabled())
+		return;
+	log_event("event=milter_state session=%016" PRIx64 " queue=%s milter=%s from=%s to=%s",
+		  mc->m->c.session, mc_queue(mc), mc->spec, mc_state_names[from], mc_state_names[to]);
 }
 
 static void log_milter_failed(const struct milter_conn *mc, const char *why)
@@ -165,6 +181,15 @@ static void log_milter_quarantine(const struct milter_conn *mc, const char *reas
 	char q[600];
 	log_event("event=milter_quarantine session=%016" PRIx64 " queue=%s milter=%s reason=%s",
 		  mc->m->c.session, mc_queue(mc), mc->spec, log_quote(q, sizeof(q), reason, len));
+}
+
+/* The only assignment to a connection's state. */
+static void mc_set_state(struct milter_conn *mc, enum mc_state to)
+{
+	if (mc->state == to)
+		return;
+	log_milter_state(mc, mc->state, to);
+	mc->state = to;
 }
 
 /* ---- sending --------------------------------------------------------------- */
@@ -218,7 +243,7 @@ static void mc_close(struct milter_conn *mc)
 	bufferevent_free(mc->bev);
 	mc->bev = NULL;
 	evtimer_del(mc->timer);
-	mc->state = MC_DONE;
+	mc_set_state(mc, MC_DONE);
 }
 
 static bool mc_live(const struct milter_conn *mc)
@@ -573,7 +598,7 @@ static bool mc_optneg(struct milter_conn *mc, const struct milter_reply *r)
 	mc->actions = r->actions & MILTER_ACTIONS;
 	mc->steps = r->protocol & MILTER_STEPS;
 	mc->owed = 0;
-	mc->state = MC_OPEN;
+	mc_set_state(mc, MC_OPEN);
 	mc_replay(mc);
 	mc_timer_set(mc);
 	if (--m->negotiating == 0)
@@ -730,7 +755,7 @@ static void mc_event_cb(struct bufferevent *bev, short what, void *arg)
 	struct milter_conn *mc = arg;
 
 	if (what & BEV_EVENT_CONNECTED) {
-		mc->state = MC_NEGOTIATING;
+		mc_set_state(mc, MC_NEGOTIATING);
 		milter_put_optneg(&mc->m->pkt, MILTER_VERSION, MILTER_ACTIONS, MILTER_STEPS);
 		mc_send_pkt(mc);
 		mc->owed = 1;
@@ -753,10 +778,10 @@ static void mc_start(struct milter_conn *mc)
 	socklen_t len;
 
 	mc->timer = evtimer_new(m->t->base, mc_timeout_cb, mc);
-	mc->state = MC_CONNECTING;
+	/* MC_CONNECTING, from xcalloc() */
 	if (!milter_addr_parse(mc->spec, &ss, &len)) {   /* config checked it */
 		mc->outcome = MO_FAILED;
-		mc->state = MC_DONE;
+		mc_set_state(mc, MC_DONE);
 		mc->start_failed = true;
 		return;
 	}
@@ -767,7 +792,7 @@ static void mc_start(struct milter_conn *mc)
 		bufferevent_free(mc->bev);
 		mc->bev = NULL;
 		mc->outcome = MO_FAILED;
-		mc->state = MC_DONE;
+		mc_set_state(mc, MC_DONE);
 		mc->start_failed = true;
 		return;
 	}

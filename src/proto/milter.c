@@ -265,24 +265,43 @@ enum milter_parse milter_reply_parse(const void *in, size_t len, size_t max, str
 	return MILTER_OK;
 }
 
-bool milter_replycode_valid(const char *s, size_t len)
+/* One line of a reply: the code (the first line's, when code is set),
+ * '-' before more lines or ' ' / the end on the last, printable text, an
+ * enhanced code of the reply's class. */
+static bool replycode_line(const char *s, size_t len, const char *code, bool last)
 {
-	size_t i;
-
 	if (len < 3 || (s[0] != '4' && s[0] != '5') || !isdigit((unsigned char)s[1]) ||
-	    !isdigit((unsigned char)s[2]))
+	    !isdigit((unsigned char)s[2]) || (code && memcmp(s, code, 3) != 0))
 		return false;
 	if (len == 3)
-		return true;
-	if (s[3] != ' ')
+		return last;
+	if (s[3] != (last ? ' ' : '-'))
 		return false;
-	for (i = 4; i < len; i++)
+	for (size_t i = 4; i < len; i++)
 		if ((unsigned char)s[i] < 0x20 || (unsigned char)s[i] == 0x7f)
 			return false;
-	/* an enhanced code (RFC 3463) must be of the reply's class */
 	if (len >= 6 && isdigit((unsigned char)s[4]) && s[5] == '.' && s[4] != s[0])
 		return false;
 	return true;
+}
+
+bool milter_replycode_valid(const char *s, size_t len)
+{
+	const char *end = s + len, *line = s;
+
+	/* lines end with CRLF, as libmilter's smfi_setmlreply() joins them */
+	for (;;) {
+		const char *cr = memchr(line, '\r', (size_t)(end - line));
+		bool last = cr == NULL;
+		size_t n = (size_t)((last ? end : cr) - line);
+		if (!replycode_line(line, n, line == s ? NULL : s, last))
+			return false;
+		if (last)
+			return true;
+		if (cr + 1 >= end || cr[1] != '\n')
+			return false;
+		line = cr + 2;
+	}
 }
 
 const char *milter_reply_name(char cmd)

@@ -148,9 +148,10 @@ enum milter_parse {
 enum milter_parse milter_reply_parse(const void *in, size_t len, size_t max, struct milter_reply *r,
 				     size_t *used);
 
-/* A REPLYCODE text a client may be given: one line, "4yz" or "5yz",
- * then end, or a space and printable text; an enhanced code, if any, of
- * the same class. */
+/* A REPLYCODE text a client may be given: "4yz" or "5yz", then the end,
+ * or a space and printable text; an enhanced code, if any, of the same
+ * class.  Several lines are joined by CRLF, each but the last with '-'
+ * after the code, every one with the same code. */
 bool milter_replycode_valid(const char *s, size_t len);
 
 const char *milter_reply_name(char cmd);

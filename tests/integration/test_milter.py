@@ -124,6 +124,10 @@ def test_replycode_checked(make_tern, sim):
     sim.script = {"E": [ms.replycode("421")]}
     code, msg = send(t)
     assert code == 421 and b"4.7.1" in msg
+    # libmilter's multi-line reply (smfi_setmlreply) goes out as it is
+    sim.script = {"E": [ms.replycode("550-5.7.1 line one\r\n550 5.7.1 line two")]}
+    code, msg = send(t)
+    assert (code, msg) == (550, b"5.7.1 line one\n5.7.1 line two")
 
 
 def test_added_fields_and_quarantine(make_tern, sim):

@@ -165,6 +165,10 @@ static void test_replycode(void **state)
 		{ "550", true }, { "250 ok", false }, { "550 4.7.1 class", false },
 		{ "55", false }, { "550-x", false }, { "550 a\r\nb", false }, { "5x0 y", false },
 		{ "421 4.3.2 shutting down", true }, { "550 spam\x7f", false },
+		{ "550-5.7.1 one\r\n550 5.7.1 two", true }, { "550-a\r\n550-b\r\n550 c", true },
+		{ "550-5.7.1 one\r\n551 5.7.1 two", false }, { "550 one\r\n550 two", false },
+		{ "550-one\r\n550-two", false }, { "550-one\n550 two", false }, { "550-one\r\n", false },
+		{ "550-one\r\n550 4.7.1 x", false }, { "550-\r\n550", true },
 	};
 	for (size_t i = 0; i < sizeof(c) / sizeof(c[0]); i++)
 		if (milter_replycode_valid(c[i].s, strlen(c[i].s)) != c[i].ok)
