@@ -30,12 +30,14 @@
  * before the sink makes the message durable.
  *
  * Modifications offered to filters in option negotiation: add and insert
- * header fields (both put in front: the pipeline adds only there) and
- * quarantine (the message is committed held, as `tern queue hold`).  Not
+ * header fields (both put in front: the pipeline adds only there),
+ * quarantine (the message is committed held, as `tern queue hold`), and
+ * delete a recipient (it is marked done with no notice, as the loop check
+ * marks a looping one failed: the envelope stays as written).  Not
  * offered, so a filter knows not to ask (libmilter's calls fail): change
- * or delete a header field, replace the body, add or delete recipients,
- * change the sender: the queue file's envelope and message are written
- * as they arrive, before the filters' verdict.
+ * or delete a header field, replace the body, add recipients, change the
+ * sender: the queue file's envelope and message are written as they
+ * arrive, before the filters' verdict.
  *
  * A filter that cannot be reached, times out (timeout, per exchange),
  * closes, or sends anything that is not a valid reply at that point gets
@@ -59,6 +61,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -70,7 +73,7 @@
 
 /* What tern lets filters do, and the protocol steps it lets them skip or
  * take without a reply (all it can honour). */
-#define MILTER_ACTIONS (MILTER_A_ADDHDRS | MILTER_A_QUARANTINE)
+#define MILTER_ACTIONS (MILTER_A_ADDHDRS | MILTER_A_QUARANTINE | MILTER_A_DELRCPT)
 #define MILTER_STEPS (MILTER_P_NOCONNECT | MILTER_P_NOHELO | MILTER_P_NOMAIL | MILTER_P_NORCPT | \
 		      MILTER_P_NOBODY | MILTER_P_NOHDRS | MILTER_P_NOEOH | MILTER_P_NR_HDR | \
 		      MILTER_P_NOUNKNOWN | MILTER_P_NODATA | MILTER_P_SKIP | MILTER_P_NR_CONN | \
@@ -130,6 +133,8 @@ struct milter_stage {
 	size_t eom_at;                /* the filter asked at end of message */
 	struct evbuffer *added;       /* header fields to go in front */
 	bool quarantine;
+	char **delrcpt;               /* recipients filters removed */
+	size_t ndelrcpt;
 };
 
 /* ---- log events ---------------------------------------------------------- */
@@ -174,6 +179,14 @@ static void log_milter_header(const struct milter_conn *mc, const char *name, si
 	char q[300];
 	log_event("event=milter_header session=%016" PRIx64 " queue=%s milter=%s field=%s",
 		  mc->m->c.session, mc_queue(mc), mc->spec, log_quote(q, sizeof(q), name, nlen));
+}
+
+static void log_milter_delrcpt(const struct milter_stage *m, const struct queue_env *env,
+			       const struct queue_rcpt *r)
+{
+	char q[600];
+	log_event("event=milter_delrcpt session=%016" PRIx64 " queue=%s to=%s", m->c.session, env->id,
+		  log_quote(q, sizeof(q), r->addr, strlen(r->addr)));
 }
 
 static void log_milter_quarantine(const struct milter_conn *mc, const char *reason, size_t len)
@@ -453,6 +466,32 @@ static void mc_replay(struct milter_conn *mc)
 
 static void milter_eom_next(struct milter_stage *m);
 
+/* The recipients the filters removed, as the client gave them (an
+ * alias's every expansion goes with it): done, with no notice. */
+static void milter_apply_delrcpt(struct milter_stage *m)
+{
+	struct queue_env *env = pipeline_env(m->st.p);
+
+	for (size_t i = 0; i < env->nrcpt; i++) {
+		struct queue_rcpt *r = &env->rcpt[i];
+		const char *a = r->orig ? r->orig : r->addr;
+		if (r->state != RCPT_PENDING)
+			continue;
+		for (size_t k = 0; k < m->ndelrcpt; k++) {
+			if (strcasecmp(a, m->delrcpt[k]) != 0)
+				continue;
+			log_milter_delrcpt(m, env, r);
+			r->state = RCPT_DONE;
+			r->dsn_done = true;
+			free(r->status);
+			free(r->last_reply);
+			r->status = xstrdup("2.0.0");
+			r->last_reply = xstrdup("removed by a content filter");
+			break;
+		}
+	}
+}
+
 /* Every filter agreed: their header fields in front, the quarantine
  * mark, and on to the next stage.  The last thing done: the pipeline may
  * free this stage from pipe_stage_accept(). */
@@ -465,6 +504,7 @@ static void milter_agreed(struct milter_stage *m)
 		mc_close(&m->mc[i]);
 	if (m->quarantine)
 		pipeline_env(m->st.p)->held = true;
+	milter_apply_delrcpt(m);
 	if (len > 0) {
 		evbuffer_pullup(m->added, -1);
 		evbuffer_peek(m->added, -1, NULL, &v, 1);
@@ -705,6 +745,22 @@ static bool mc_reply(struct milter_conn *mc, const struct milter_reply *r)
 		}
 		mc_timer_set(mc);
 		return true;
+	case MILTER_R_DELRCPT: {
+		const char *a = r->s1;
+		size_t n = r->s1len;
+		if (!at_eom || !(mc->actions & MILTER_A_DELRCPT) || m->ndelrcpt >= 1000) {
+			mc_out(mc, MO_FAILED, "garbage");
+			return false;
+		}
+		if (n >= 2 && a[0] == '<' && a[n - 1] == '>') {
+			a++;
+			n -= 2;
+		}
+		m->delrcpt = xrealloc(m->delrcpt, (m->ndelrcpt + 1) * sizeof(*m->delrcpt));
+		m->delrcpt[m->ndelrcpt++] = xstrndup(a, n);
+		mc_timer_set(mc);
+		return true;
+	}
 	case MILTER_R_QUARANTINE:
 		if (!at_eom || !(mc->actions & MILTER_A_QUARANTINE)) {
 			mc_out(mc, MO_FAILED, "garbage");
@@ -838,6 +894,9 @@ static void milter_free(struct pipe_stage *st)
 			event_free(m->mc[i].timer);
 	}
 	free(m->mc);
+	for (size_t i = 0; i < m->ndelrcpt; i++)
+		free(m->delrcpt[i]);
+	free(m->delrcpt);
 	evbuffer_free(m->backlog);
 	evbuffer_free(m->added);
 	milter_buf_free(&m->pkt);

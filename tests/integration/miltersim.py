@@ -54,6 +54,10 @@ def chg_header(index, name, value):
     return pkt("m", struct.pack(">I", index) + name.encode() + b"\0" + value.encode() + b"\0")
 
 
+def del_rcpt(addr):
+    return pkt("-", addr.encode() + b"\0")
+
+
 def quarantine(reason):
     return pkt("q", reason.encode() + b"\0")
 

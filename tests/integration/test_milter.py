@@ -155,6 +155,34 @@ def test_added_fields_and_quarantine(make_tern, sim):
     assert b"X-Q: 1" in m2
 
 
+def test_deleted_recipients(make_tern):
+    """DELRCPT: the recipient gets no copy and no notice; the others do.
+    All-local mail is in the mailboxes before the 250, so the counts hold
+    at once."""
+    sim = ms.MilterSim(actions=ms.ADDHDRS | ms.DELRCPT)
+    try:
+        t = milter_tern(make_tern, [sim.spec])
+        sim.script = {"E": [ms.del_rcpt("<bob@example.test>"), ms.CONTINUE]}
+        code, text = send(t, rcpts=("bob@example.test", "carol@example.test"))
+        assert code == 250, text
+        t.wait_messages("carol@example.test", 1)
+        assert t.messages("bob@example.test") == []
+        assert "event=milter_delrcpt" in t.log() and "to=\"bob@example.test\"" in t.log()
+        # every recipient removed: 250, nothing delivered, no notice to the sender
+        sim.script = {"E": [ms.del_rcpt("BOB@example.test"), ms.del_rcpt("carol@example.test"), ms.ACCEPT]}
+        code, text = send(t, rcpts=("bob@example.test", "carol@example.test"))
+        assert code == 250, text
+        assert t.messages("bob@example.test") == [] and len(t.messages("carol@example.test")) == 1
+        assert t.messages("alice@example.test") == []
+        # a third, left alone, arrives; nothing of the first two stays queued
+        sim.script = {}
+        assert send(t)[0] == 250
+        t.wait_messages("bob@example.test", 1)
+        assert t.cli("queue", "list").stdout == ""
+    finally:
+        sim.stop()
+
+
 def test_unoffered_modification_is_a_failure(make_tern, sim):
     """CHGHEADER is not offered: a filter that sends it misbehaves."""
     t = milter_tern(make_tern, [sim.spec], action="tempfail")
