@@ -6,6 +6,7 @@
  * without passing through user space where the kernel allows.
  */
 #include "delivery/local.h"
+#include "delivery/delivery_log.h"
 #include "core/config.h"
 #include "core/fsutil.h"
 #include "core/log.h"
@@ -24,10 +25,7 @@
 static void log_delivery(const struct queue_env *env, const struct queue_rcpt *r, const char *status,
 			 const char *dsn, const char *detail)
 {
-	char to[600], text[300];
-	log_event("event=delivery queue=%s to=%s relay=local status=%s dsn=%s delay=%" PRId64 "s detail=%s",
-		  env->id, log_quote(to, sizeof(to), r->addr, strlen(r->addr)), status, dsn,
-		  now_unix() - env->arrival, log_quote(text, sizeof(text), detail, strlen(detail)));
+	delivery_log_result(env, r, "local", status, dsn, detail);
 }
 
 static void rcpt_result(struct queue_rcpt *r, enum rcpt_state st, const char *status, const char *text)
