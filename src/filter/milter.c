@@ -189,6 +189,16 @@ static void log_milter_delrcpt(const struct milter_stage *m, const struct queue_
 		  log_quote(q, sizeof(q), r->addr, strlen(r->addr)));
 }
 
+static void log_milter_field_skipped(const struct milter_stage *m, const char *name, size_t len)
+{
+	char q[300];
+	const char *colon = memchr(name, ':', len);
+	log_event("event=milter_field_skipped session=%016" PRIx64 " queue=%s field=%s size=over_%u",
+		  m->c.session, pipeline_env(m->st.p)->id,
+		  log_quote(q, sizeof(q), name, colon ? (size_t)(colon - name) : (len < 64 ? len : 64)),
+		  (unsigned)MILTER_FIELD_MAX);
+}
+
 static void log_milter_quarantine(const struct milter_conn *mc, const char *reason, size_t len)
 {
 	char q[600];
@@ -344,6 +354,8 @@ static void milter_field_done(struct milter_stage *m)
 {
 	if (m->field.len > 0 && !m->field_over)
 		milter_send_field(m, (const char *)m->field.p, m->field.len);
+	else if (m->field_over)
+		log_milter_field_skipped(m, (const char *)m->field.p, m->field.len);
 	milter_buf_reset(&m->field);
 	m->field_over = false;
 }

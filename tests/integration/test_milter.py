@@ -113,6 +113,21 @@ def test_every_reply_at_every_step(make_tern, sim):
     assert "event=milter_verdict" in t.log() and "verdict=replycode" in t.log()
 
 
+def test_long_field_not_shown(make_tern, sim):
+    """A header field over 64 KiB (folded lines) is kept in the message
+    but not shown to the filters, and that is logged; the fields after it
+    are shown."""
+    t = milter_tern(make_tern, [sim.spec])
+    long_field = b"X-Long: a" + b"\r\n\t" + b"\r\n\t".join([b"b" * 900] * 80)
+    body = b"Subject: s\r\n" + long_field + b"\r\nX-After: 1\r\n\r\nbody\r\n"
+    assert send(t, body=body)[0] == 250
+    (m,) = t.wait_messages("bob@example.test", 1)
+    assert m.count(b"b" * 900) == 80
+    names = [h[0] for h in sim.wait_sessions(1)[0].headers()]
+    assert "X-Long" not in names and "X-After" in names and "Subject" in names
+    assert 'event=milter_field_skipped' in t.log() and 'field="X-Long"' in t.log()
+
+
 def test_replycode_checked(make_tern, sim):
     """A reply text a client must not be given is the filter's failure."""
     t = milter_tern(make_tern, [sim.spec], action="reject")
