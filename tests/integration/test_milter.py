@@ -9,7 +9,7 @@ import smtplib
 import pytest
 
 from authutil import Dialog, b64
-from conftest import free_port
+from conftest import free_port, recv_reply
 import miltersim as ms
 
 USERS = {f"{u}@example.test": f"{u}pw" for u in ("alice", "bob", "carol")}
@@ -328,3 +328,23 @@ def test_submission_macros_over_unix_socket(make_tern, tmp_path):
         t.wait_messages("bob@example.test", 1)
     finally:
         sim.stop()
+
+
+def test_bdat_message_through_the_filter(make_tern, sim):
+    """CHUNKING: a message sent with BDAT passes the filters the same way."""
+    t = milter_tern(make_tern, [sim.spec])
+    sim.script = {"E": [ms.add_header("X-Seen", "bdat"), ms.CONTINUE]}
+    c = t.connect()
+    for line in ("EHLO client.test", "MAIL FROM:<alice@example.test>", "RCPT TO:<bob@example.test>"):
+        c.sendall(line.encode() + b"\r\n")
+        assert recv_reply(c).startswith("250"), line
+    part1, part2 = b"Subject: chunked\r\n\r\nfirst ", b"second\r\n"
+    c.sendall(b"BDAT %d\r\n" % len(part1) + part1)
+    assert recv_reply(c).startswith("250")
+    c.sendall(b"BDAT %d LAST\r\n" % len(part2) + part2)
+    assert recv_reply(c).startswith("250 2.0.0 Ok: queued")
+    c.close()
+    (m,) = t.wait_messages("bob@example.test", 1)
+    assert b"X-Seen: bdat\n" in m
+    s = sim.wait_sessions(1)[0]
+    assert ("Subject", "chunked") in s.headers() and s.body() == b"first second\r\n"
