@@ -14,6 +14,7 @@
 #include "core/util.h"
 #include "core/workers.h"
 #include "delivery/scheduler.h"
+#include "login/login.h"
 #include "proto/base64.h"
 #include "proto/passwd.h"
 #include "smtp/smtp_server.h"
@@ -38,6 +39,54 @@
 #include <unistd.h>
 
 #define SHUTDOWN_GRACE_MS 10000
+
+/* ---- logging: one function per event ------------------------------------ */
+
+static void log_privileges_dropped(const char *user, uid_t uid)
+{
+	log_event("event=privileges_dropped user=%s uid=%u", user, (unsigned)uid);
+}
+
+static void log_users_bad_line(const char *path, size_t line, const char *what)
+{
+	log_event("event=users_bad_line level=warning file=%s line=%zu error=\"%s\"", path, line, what);
+}
+
+static void log_aliases_unreadable(const char *path, const char *what)
+{
+	log_event("event=aliases_unreadable level=warning file=%s error=\"%s\"", path, what);
+}
+
+static void log_aliases_bad_line(const char *path, size_t line, const char *what)
+{
+	log_event("event=aliases_bad_line level=warning file=%s line=%zu error=\"%s\"", path, line, what);
+}
+
+static void log_reload(const char *why, size_t users, size_t aliases)
+{
+	log_event("event=reload reason=%s users=%zu aliases=%zu", why, users, aliases);
+}
+
+static void log_shutdown(int sig, size_t sessions)
+{
+	log_event("event=shutdown signal=%d sessions=%zu", sig, sessions);
+}
+
+static void log_shutdown_forced(size_t sessions)
+{
+	log_event("event=shutdown_forced sessions=%zu", sessions);
+}
+
+static void log_start(const struct config *cfg)
+{
+	log_event("event=start version=%s config=%s hostname=%s state_dir=%s", TERN_VERSION, cfg->path,
+		  cfg->hostname, cfg->state_dir);
+}
+
+static void log_stop(void)
+{
+	log_event("event=stop");
+}
 
 const char *cli_take_config(int *argc, char **argv)
 {
@@ -129,22 +178,22 @@ static void drop_privileges(const struct config *cfg, struct passwd *pw)
 		die("cannot drop privileges to %s: %s", cfg->user, strerror(errno));
 	if (setuid(0) == 0)
 		die("privileges were not dropped");
-	log_event("event=privileges_dropped user=%s uid=%u", cfg->user, (unsigned)pw->pw_uid);
+	log_privileges_dropped(cfg->user, pw->pw_uid);
 }
 
 /* A users file line the server skips: logged, never fatal. */
 static void users_warn_log_cb(void *ctx, const char *path, size_t line, const char *what)
 {
-	log_event("event=users_bad_line level=warning file=%s line=%zu error=\"%s\"", path, line, what);
+	log_users_bad_line(path, line, what);
 }
 
 /* An aliases file line the server skips (line 0: the file itself). */
 static void aliases_warn_log_cb(void *ctx, const char *path, size_t line, const char *what)
 {
 	if (line == 0)
-		log_event("event=aliases_unreadable level=warning file=%s error=\"%s\"", path, what);
+		log_aliases_unreadable(path, what);
 	else
-		log_event("event=aliases_bad_line level=warning file=%s line=%zu error=\"%s\"", path, line, what);
+		log_aliases_bad_line(path, line, what);
 }
 
 static void reload_tables(struct tern *t, const char *why)
@@ -152,12 +201,15 @@ static void reload_tables(struct tern *t, const char *why)
 	struct users *u = users_load(t->cfg->users_file, users_warn_log_cb, NULL);
 	struct aliases *a = aliases_load(t->cfg->aliases_file, aliases_warn_log_cb, NULL);
 	/* Worker threads never read these tables (they only see the queue
-	 * and the config), so swapping them on the loop thread is safe. */
+	 * and the config), so swapping them on the loop thread is safe; the
+	 * login workers read the users table they hold a reference to. */
+	if (t->login)
+		login_set_users(t->login, u);
 	users_free(t->users);
 	aliases_free(t->aliases);
 	t->users = u;
 	t->aliases = a;
-	log_event("event=reload reason=%s users=%zu aliases=%zu", why, u->n, aliases_count(a));
+	log_reload(why, u->n, aliases_count(a));
 }
 
 struct serve_state {
@@ -173,7 +225,7 @@ static void drain_cb(evutil_socket_t fd, short what, void *arg)
 	bool idle = t->nsessions == 0 && workers_busy(t->commit_pool) == 0 && serve_hooks_idle(t);
 	if (idle || now_ms_monotonic() - st->shutdown_started > SHUTDOWN_GRACE_MS) {
 		if (!idle)
-			log_event("event=shutdown_forced sessions=%zu", t->nsessions);
+			log_shutdown_forced(t->nsessions);
 		event_base_loopexit(t->base, NULL);
 	}
 }
@@ -186,7 +238,7 @@ static void shutdown_cb(evutil_socket_t sig, short what, void *arg)
 
 	if (t->shutting_down)
 		return;
-	log_event("event=shutdown signal=%d sessions=%zu", (int)sig, t->nsessions);
+	log_shutdown((int)sig, t->nsessions);
 	t->shutting_down = true;
 	listeners_close(t);
 	scheduler_stop(t->sched);
@@ -244,6 +296,7 @@ int cmd_serve(int argc, char **argv)
 		[SERVICE_SUBMISSIONS] = smtp_server_accept,
 	};
 	struct timeval second = { 2, 0 };
+	struct login_options lo;
 
 	signal(SIGPIPE, SIG_IGN);
 	if (cfg->user[0] && getuid() == 0) {
@@ -270,7 +323,6 @@ int cmd_serve(int argc, char **argv)
 	t.next_session_id = (uint64_t)now_unix() << 20;
 	t.max_fds = fd_budget();
 	t.conn_per_ip = addr_count_new();
-	t.auth_failures = addr_count_new();
 	t.queue = queue_open(cfg->state_dir);
 	if (t.queue == NULL)
 		die("cannot open the queue in %s/queue", cfg->state_dir);
@@ -284,18 +336,21 @@ int cmd_serve(int argc, char **argv)
 	log_set_debug(cfg->log_debug);
 	t.commit_pool = workers_new(t.base, cfg->workers);
 	t.delivery_pool = workers_new(t.base, cfg->workers);
+	login_options_from_config(&lo, cfg);
+	t.login = login_new(t.base, &lo);
+	login_set_users(t.login, t.users);
 	t.sched = scheduler_new(&t);
 	serve_hooks_start(&t);
 
 	event_add(st.tick, &second);
-	log_event("event=start version=%s config=%s hostname=%s state_dir=%s", TERN_VERSION, cfg->path,
-		  cfg->hostname, cfg->state_dir);
+	log_start(cfg);
 	scheduler_recover(t.sched);
 
 	event_base_dispatch(t.base);
 
 	workers_free(t.commit_pool);
 	workers_free(t.delivery_pool);
+	login_free(t.login);
 	serve_hooks_free(&t);
 	scheduler_free(t.sched);
 	if (st.drain)
@@ -309,10 +364,9 @@ int cmd_serve(int argc, char **argv)
 	users_free(t.users);
 	aliases_free(t.aliases);
 	addr_count_free(t.conn_per_ip);
-	addr_count_free(t.auth_failures);
 	free(t.own_addrs);
 	event_base_free(t.base);
-	log_event("event=stop");
+	log_stop();
 	config_free(cfg);
 	return 0;
 }

@@ -24,6 +24,7 @@ struct tls_ctx;
 struct pop3_server;
 struct evconnlistener;
 struct control;
+struct login;
 
 enum service {
 	SERVICE_SMTP,             /* port 25: MX */
@@ -53,11 +54,11 @@ struct tern {
 	struct workers *delivery_pool; /* local delivery into Maildirs */
 	struct scheduler *sched;
 	struct dns *dns;
-	struct control *control;  /* the control socket (core/control.h) */
+	struct control *control;  /* the control socket (cli/control.h) */
 	struct tls_ctx *tls;
 	struct pop3_server *pop3;      /* POP3 state shared by sessions */
 	struct addr_count *conn_per_ip;
-	struct addr_count *auth_failures;
+	struct login *login;           /* authentication for every protocol */
 	struct session_list sessions;
 	size_t nsessions;
 	size_t max_fds;           /* stop accepting before the fd limit */

@@ -23,7 +23,7 @@
 #include "core/log.h"
 #include "core/util.h"
 #include "core/workers.h"
-#include "delivery/dns.h"
+#include "core/dns.h"
 #include "delivery/local.h"
 #include "delivery/scheduler.h"
 #include "proto/header.h"
@@ -35,6 +35,7 @@
 
 #include <arpa/inet.h>
 #include <ctype.h>
+#include <errno.h>
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
 #include <event2/event.h>
@@ -704,6 +705,22 @@ static void smtp_write_received(struct smtp_session *s)
 	free(hdr);
 }
 
+/*
+ * The message could not be stored.  A full disk is 452 4.3.1 (RFC 5321
+ * 4.2.2 "insufficient system storage", RFC 3463 X.3.1 "mail system
+ * full"): transient, so the client keeps the message and tries again,
+ * where 552 would make it bounce for a condition that clears up.  Other
+ * write errors are 451 4.3.0.  Neither counts as a client error.
+ */
+static void smtp_reply_store_error(struct smtp_session *s, int err)
+{
+	s->no_error_count = true;
+	if (err == ENOSPC || err == EDQUOT)
+		smtp_reply(s, "452 4.3.1 Insufficient system storage, try again later");
+	else
+		smtp_reply(s, "451 4.3.0 Error writing the message to disk, try again later");
+}
+
 static void cmd_data(struct smtp_session *s, const char *args, size_t len)
 {
 	struct smtp_txn *t = s->txn;
@@ -722,8 +739,7 @@ static void cmd_data(struct smtp_session *s, const char *args, size_t len)
 	t->env->auth_user = s->auth_user ? xstrdup(s->auth_user) : NULL;
 	t->qw = queue_writer_new(s->t->queue, t->env);
 	if (t->qw == NULL) {
-		s->no_error_count = true;
-		smtp_reply(s, "451 4.3.0 Queue file write error, try again later");
+		smtp_reply_store_error(s, errno);
 		smtp_txn_reset(s);
 		return;
 	}
@@ -841,6 +857,8 @@ static void smtp_commit_work(void *arg)
 		if (env->rcpt[i].state != RCPT_PENDING)
 			partial = true;
 	t->committed = queue_writer_commit(t->qw, t->lines, t->hs.eight_bit);
+	if (!t->committed)
+		t->store_err = errno;
 	if (t->committed && partial)
 		queue_save_state(s->t->queue, env);
 }
@@ -860,8 +878,7 @@ static void smtp_commit_done(void *arg)
 		queue_writer_free(t->qw);
 		t->qw = NULL;
 	} else if (!s->peer_gone) {
-		s->no_error_count = true;
-		smtp_reply(s, "451 4.3.0 Error writing the message to disk, try again later");
+		smtp_reply_store_error(s, t->store_err);
 	}
 	smtp_txn_reset(s);
 	smtp_set_state(s, SMTP_S_READY);
@@ -899,10 +916,8 @@ static void smtp_end_of_data(struct smtp_session *s)
 	} else if (t->hs.received > cfg->max_received) {
 		smtp_reply(s, "554 5.4.6 Too many Received: headers, mail loop detected");
 	} else if (t->qw == NULL || !smtp_policy_message_ok(s)) {
-		if (t->qw == NULL) {
-			s->no_error_count = true;
-			smtp_reply(s, "451 4.3.0 Error writing the message to disk, try again later");
-		}
+		if (t->qw == NULL)
+			smtp_reply_store_error(s, t->store_err);
 	} else {
 		smtp_set_state(s, SMTP_S_COMMIT);
 		bufferevent_disable(s->conn.bev, EV_READ);
@@ -937,6 +952,7 @@ void smtp_data_write(struct smtp_session *s, const char *buf, size_t len)
 		t->lines++;
 	t->size += len;
 	if (t->qw && !queue_writer_write(t->qw, buf, len)) {
+		t->store_err = errno;
 		queue_writer_abort(t->qw);
 		queue_writer_free(t->qw);
 		t->qw = NULL;

@@ -41,12 +41,12 @@ struct smtp_txn {
 	uint64_t lines;
 	bool too_big;
 	bool committed;           /* set by the worker */
+	int store_err;            /* errno of a failed queue write or commit */
 	bool direct;              /* delivered to every Maildir, no queue file */
 	bool need_date, need_message_id;  /* MSA additions (RFC 6409 8) */
 	struct smtp_msa *msa;     /* header section held back (smtp_msa.c), or NULL */
 };
 
-struct sasl_server;
 struct ssl_st;
 struct smtp_auth_state;
 
@@ -76,7 +76,6 @@ struct smtp_session {
 	bool no_error_count;      /* this reply does not count as an error */
 	/* AUTH in progress */
 	bool sasl_pending;
-	struct sasl_server *sasl;
 	struct smtp_auth_state *auth;  /* smtp_auth.c: TLS switch-over, AUTH exchange, delays */
 	unsigned input_paused;    /* smtp_pause_input() calls not yet resumed */
 	struct smtp_txn *txn;
