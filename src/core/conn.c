@@ -230,25 +230,22 @@ static void conn_read_more(struct conn *c)
 
 	if (c->tls || c->tls_pending || fd < 0 || have < CONN_READ_SMALL)
 		return;
+	/* Into a buffer on the stack, then copied: space reserved in the
+	 * input would be a 64 KiB chain for a 145-octet rest, whose free()
+	 * makes malloc give memory back to the kernel and fault it in again
+	 * (a brk() per 4 KiB message). */
+	char buf[CONN_READ_BATCH];
 	/* The bufferevent keeps its input's end frozen but while it reads. */
 	evbuffer_unfreeze(in, 0);
 	while (have < CONN_READ_BATCH) {
-		struct evbuffer_iovec v;
 		size_t want = CONN_READ_BATCH - have;
 		ssize_t n;
 
-		if (evbuffer_reserve_space(in, (ev_ssize_t)want, &v, 1) < 1)
-			break;
-		if (v.iov_len > want)
-			v.iov_len = want;
 		do
-			n = recv(fd, v.iov_base, v.iov_len, MSG_DONTWAIT);
+			n = recv(fd, buf, want, MSG_DONTWAIT);
 		while (n < 0 && errno == EINTR);
-		if (n <= 0)
-			break;    /* nothing committed: the space is given back */
-		want = v.iov_len;
-		v.iov_len = (size_t)n;
-		evbuffer_commit_space(in, &v, 1);
+		if (n <= 0 || evbuffer_add(in, buf, (size_t)n) < 0)
+			break;
 		have += (size_t)n;
 		if ((size_t)n < want)
 			break;
