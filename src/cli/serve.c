@@ -268,21 +268,6 @@ static void tick_cb(evutil_socket_t fd, short what, void *arg)
 		reload_tables(st->t, "aliases_file_changed");
 }
 
-static size_t fd_budget(void)
-{
-	struct rlimit rl;
-	if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
-		return 1000;
-	/* Raise the soft limit to the hard one, and keep a reserve for the
-	 * queue, Maildirs and outbound connections. */
-	if (rl.rlim_cur < rl.rlim_max) {
-		rl.rlim_cur = rl.rlim_max > 65536 ? 65536 : rl.rlim_max;
-		setrlimit(RLIMIT_NOFILE, &rl);
-		getrlimit(RLIMIT_NOFILE, &rl);
-	}
-	return rl.rlim_cur > 256 ? (size_t)(rl.rlim_cur - 128) / 2 : 64;
-}
-
 int cmd_serve(int argc, char **argv)
 {
 	const char *path = cli_take_config(&argc, argv);
@@ -321,7 +306,7 @@ int cmd_serve(int argc, char **argv)
 	event_add(st.sig_int, NULL);
 	event_add(st.sig_hup, NULL);
 	t.next_session_id = (uint64_t)now_unix() << 20;
-	t.max_fds = fd_budget();
+	tern_fd_setup(&t);
 	t.conn_per_ip = addr_count_new();
 	t.queue = queue_open(cfg->state_dir);
 	if (t.queue == NULL)
@@ -360,6 +345,8 @@ int cmd_serve(int argc, char **argv)
 	event_free(st.sig_hup);
 	event_free(st.tick);
 	listeners_close(&t);
+	if (t.trim_ev)
+		event_free(t.trim_ev);
 	queue_close(t.queue);
 	users_free(t.users);
 	aliases_free(t.aliases);

@@ -28,6 +28,7 @@
 #include "core/addrcount.h"
 #include "core/config.h"
 #include "core/conn.h"
+#include "core/session.h"
 #include "core/listener.h"
 #include "core/log.h"
 #include "core/tls.h"
@@ -57,8 +58,8 @@
 #include <unistd.h>
 
 #define POP3_AUTH_LINE_MAX 16384       /* RFC 2449 4: SASL lines may be longer */
-#define POP3_OUT_LOW (32 * 1024)       /* refill RETR output below this */
-#define POP3_OUT_HIGH (256 * 1024)     /* and stop filling above this */
+#define POP3_OUT_LOW SESSION_OUT_LOW  /* refill RETR output below this */
+#define POP3_OUT_HIGH SESSION_OUT_HIGH /* and stop filling above this */
 #define POP3_FILE_CHUNK (64 * 1024)
 
 enum pop3_state {
@@ -103,16 +104,14 @@ struct pop3_session {
 	struct tern *t;
 	enum service svc;
 	struct conn conn;         /* socket, references, output */
+	struct session sess;      /* line intake, timeouts, error limit, output mark */
 	enum pop3_state state;
 	struct sockaddr_storage peer;
 	char ip[64];
 	char timestamp[128];      /* APOP: "<...@host>" from the greeting */
 	bool trusted;             /* client in [relay] trusted_networks */
-	unsigned errors;
-	bool input_discard;       /* STLS: drop what was pipelined after it */
 	bool waiting;             /* a worker job or a delay timer is pending */
 	bool shutdown_pending;    /* shutdown requested while waiting */
-	bool output_full;         /* input paused until the output drains */
 	const struct pop3_command *cur;
 	char *user_arg;           /* from USER */
 	char *user;               /* authenticated "local@domain" */
@@ -138,7 +137,6 @@ struct pop3_command {
 #define POP3_F_NO_ERROR_COUNT 0x04 /* its -ERR does not count: logins are
 				    * throttled per address instead */
 
-static void pop3_process_input(struct pop3_session *s);
 static void pop3_close(struct pop3_session *s, bool flush);
 static void pop3_resume(struct pop3_session *s);
 
@@ -186,7 +184,7 @@ static void log_pop3_update(const struct pop3_session *s, size_t deleted, size_t
 static void log_pop3_disconnect(const struct pop3_session *s)
 {
 	log_event("event=disconnect session=%016" PRIx64 " ip=%s user=%s retrieved=%u deleted=%u errors=%u",
-		  s->id, s->ip, s->user ? s->user : "-", s->nretr, s->ndele, s->errors);
+		  s->id, s->ip, s->user ? s->user : "-", s->nretr, s->ndele, s->sess.errors);
 }
 
 /* ---- the shared state: LOGIN-DELAY ---------------------------------------- */
@@ -291,7 +289,7 @@ static void pop3_err(struct pop3_session *s, enum pop3_code code, const char *fm
 	pop3_vreply(s, "-ERR", pop3_code_text[code], fmt, ap);
 	va_end(ap);
 	if ((code == POP3_C_NONE || code == POP3_C_AUTH) && !(s->cur && (s->cur->flags & POP3_F_NO_ERROR_COUNT)))
-		s->errors++;
+		session_error(&s->sess);
 }
 
 static void pop3_err_close(struct pop3_session *s, enum pop3_code code, const char *text)
@@ -331,7 +329,7 @@ static void pop3_free_cb(void *arg)
 	mailbox_close(s->mbox);
 	session_list_del(s->t, &s->link);
 	addr_count_add(s->t->conn_per_ip, (struct sockaddr *)&s->peer, -1, now_unix());
-	conn_release(&s->conn);
+	session_release(&s->sess);
 	free(s->user_arg);
 	free(s->user);
 	free(s);
@@ -348,42 +346,24 @@ static void pop3_close(struct pop3_session *s, bool flush)
 
 static bool pop3_stream_fill(struct pop3_session *s);
 
-/* The output drained below POP3_OUT_LOW: stream on, or read again. */
+/* The output drained below POP3_OUT_LOW: stream on.  (Input held back
+ * by the output mark is core/session.c's.) */
 static void pop3_drained_cb(void *arg)
 {
 	struct pop3_session *s = arg;
 
-	if (s->msg_fd >= 0) {
-		if (pop3_stream_fill(s))
-			pop3_resume(s);
-	} else if (s->output_full) {
-		s->output_full = false;
+	if (s->msg_fd >= 0 && pop3_stream_fill(s))
 		pop3_resume(s);
-	}
 }
 
-/* A timeout, EOF or error while not closing (conn.h). */
+/* EOF or error while not closing (timeouts are core/session.c's; RFC
+ * 1939 3: the autologout closes without UPDATE). */
 static void pop3_event_cb(void *arg, short what)
 {
 	struct pop3_session *s = arg;
 
-	if (what & BEV_EVENT_TIMEOUT) {
-		if (s->state != POP3_S_UPDATE) {
-			/* RFC 1939 3: the autologout timer closes without UPDATE. */
-			log_event("event=timeout session=%016" PRIx64 " ip=%s state=%s", s->id, s->ip,
-				  pop3_state_names[s->state]);
-			pop3_err_close(s, POP3_C_NONE, "Autologout; idle for too long");
-			if (what & BEV_EVENT_WRITING)
-				pop3_close(s, false);   /* a stalled reader: drop it */
-		}
-	} else if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR)) {
+	if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR))
 		pop3_close(s, false);   /* no UPDATE: the mail stays */
-	}
-}
-
-static void pop3_read_cb(void *arg)
-{
-	pop3_process_input(arg);
 }
 
 static void pop3_session_shutdown(struct session_link *l)
@@ -413,13 +393,40 @@ static void pop3_greet(struct pop3_session *s)
 }
 
 static void pop3_starttls_done_cb(void *arg, bool ok);
+static void pop3_line_cb(void *arg, char *line, size_t len, bool bare_lf);
+static void pop3_line_too_long_cb(void *arg);
+static size_t pop3_line_max_cb(void *arg);
+static bool pop3_may_read(const struct pop3_session *s);
 
-static const struct conn_ops pop3_conn_ops = {
-	.read = pop3_read_cb,
+static bool pop3_ready_cb(void *arg)
+{
+	return pop3_may_read(arg);
+}
+
+static const char *pop3_state_name_cb(void *arg)
+{
+	return pop3_state_names[((struct pop3_session *)arg)->state];
+}
+
+static void pop3_close_cb(void *arg, bool flush)
+{
+	pop3_close(arg, flush);
+}
+
+static const struct session_ops pop3_session_ops = {
+	.line = pop3_line_cb,
+	.line_too_long = pop3_line_too_long_cb,
+	.line_max = pop3_line_max_cb,
+	.ready = pop3_ready_cb,
+	.state_name = pop3_state_name_cb,
+	.close = pop3_close_cb,
 	.drained = pop3_drained_cb,
 	.event = pop3_event_cb,
 	.starttls_done = pop3_starttls_done_cb,
 	.free = pop3_free_cb,
+	.timeout_text = "-ERR Autologout; idle for too long",
+	.command_timeout_text = "-ERR Command line not completed in time, closing connection",
+	.errors_text = "-ERR Too many errors, closing connection",
 };
 
 void pop3_server_accept(struct tern *t, evutil_socket_t fd, const struct sockaddr *sa, socklen_t len,
@@ -447,9 +454,9 @@ void pop3_server_accept(struct tern *t, evutil_socket_t fd, const struct sockadd
 	s->trusted = cidr_list_match(&cfg->trusted_networks, sa);
 	pop3_make_timestamp(s);
 	log_pop3_connect(s);
-	conn_init(&s->conn, t->base, fd, &pop3_conn_ops, s, s->id, s->ip);
-	conn_set_low_water(&s->conn, POP3_OUT_LOW);
-	conn_set_timeout(&s->conn, cfg->pop3_timeout);
+	session_init(&s->sess, &s->conn, t->base, fd, &pop3_session_ops, s, s->id, s->ip);
+	s->sess.max_errors = cfg->max_errors;
+	session_set_timeouts(&s->sess, cfg->pop3_timeout, cfg->pop3_command_timeout);
 	if (svc == SERVICE_POP3S) {
 		/* Implicit TLS (RFC 8314): the greeting leaves after the handshake. */
 		SSL *ssl = t->tls ? tls_ctx_new_ssl(t->tls) : NULL;
@@ -460,7 +467,7 @@ void pop3_server_accept(struct tern *t, evutil_socket_t fd, const struct sockadd
 		}
 	}
 
-	if (t->nsessions > cfg->max_connections || t->nsessions > t->max_fds) {
+	if (t->nsessions > cfg->max_connections || !tern_fd_room(t, fd)) {
 		pop3_err_close(s, POP3_C_SYS_TEMP, "Too many connections, try again later");
 		return;
 	}
@@ -468,7 +475,7 @@ void pop3_server_accept(struct tern *t, evutil_socket_t fd, const struct sockadd
 		pop3_err_close(s, POP3_C_SYS_TEMP, "Too many connections from your address, try again later");
 		return;
 	}
-	conn_start(&s->conn);
+	session_start(&s->sess);
 	pop3_greet(s);
 }
 
@@ -801,10 +808,9 @@ static void cmd_stls(struct pop3_session *s, const char *args, size_t len)
 	/* The +OK leaves through the write events; the switch waits until it
 	 * has drained.  RFC 2595 4: nothing sent in the clear after STLS is
 	 * acted on. */
-	conn_starttls(&s->conn, ssl);
+	session_starttls(&s->sess, ssl);
 	pop3_ok(s, "Begin TLS negotiation");
-	s->input_discard = true;
-	s->waiting = true;
+	s->waiting = true;   /* a shutdown meanwhile is answered over TLS */
 }
 
 /* The +OK to STLS has left: TLS from here on, on the same socket (ok),
@@ -824,8 +830,7 @@ static void pop3_starttls_done_cb(void *arg, bool ok)
 	/* What was learnt in the clear is forgotten. */
 	free(s->user_arg);
 	s->user_arg = NULL;
-	bufferevent_enable(s->conn.bev, EV_READ);
-	pop3_resume(s);
+	pop3_resume(s);   /* core/session.c goes on with input after this */
 }
 
 /* ---- TRANSACTION commands ----------------------------------------------- */
@@ -987,7 +992,7 @@ static void pop3_send_msg(struct pop3_session *s, size_t i, bool all, uint64_t b
 	}
 	pop3_msg_enc_init(&s->enc, all, body_lines);
 	s->msg_index = i;
-	/* Input waits until the message is out (pop3_process_input stops
+	/* Input waits until the message is out (pop3_may_read() says no
 	 * while msg_fd is open), which also stops the idle timer. */
 	if (!pop3_stream_fill(s) && s->msg_fd >= 0) {
 		bufferevent_disable(s->conn.bev, EV_READ);
@@ -1149,32 +1154,33 @@ static void pop3_dispatch(struct pop3_session *s, const char *line, size_t len)
 	pop3_err(s, POP3_C_NONE, "Unknown command");
 }
 
-/* ---- command lines ------------------------------------------------------------ */
+/* ---- command lines (core/session.c takes them from the input) -------------- */
 
-/* Take one line from the input.  Returns 1 with the line (CRLF or LF
- * removed) in buf, 0 when more input is needed, -1 when a bad line was
- * consumed and answered. */
-static int pop3_take_line(struct pop3_session *s, char *buf, size_t cap, size_t *len)
+static size_t pop3_line_max_cb(void *arg)
 {
-	size_t max = s->sasl_pending ? POP3_AUTH_LINE_MAX : POP3_LINE_MAX;
-	size_t n;
-	enum conn_line r = conn_take_line(&s->conn, buf, cap, max, &n);
+	const struct pop3_session *s = arg;
+	return s->sasl_pending ? POP3_AUTH_LINE_MAX : POP3_LINE_MAX;
+}
 
-	if (r == CONN_LINE_MORE)
-		return 0;
-	if (r == CONN_LINE_TOO_LONG) {
-		s->cur = NULL;
-		if (s->sasl_pending)
-			pop3_auth_end(s);
-		pop3_err(s, POP3_C_NONE, "Line too long");
-		return -1;
-	}
-	n--;
-	if (n > 0 && buf[n - 1] == '\r')
-		n--;   /* RFC 1939 asks for CRLF; a bare LF is taken as one */
-	buf[n] = '\0';
-	*len = n;
-	return 1;
+static void pop3_line_too_long_cb(void *arg)
+{
+	struct pop3_session *s = arg;
+
+	s->cur = NULL;
+	if (s->sasl_pending)
+		pop3_auth_end(s);
+	pop3_err(s, POP3_C_NONE, "Line too long");
+}
+
+/* One line (RFC 1939 asks for CRLF; a bare LF is taken as one). */
+static void pop3_line_cb(void *arg, char *line, size_t len, bool bare_lf)
+{
+	struct pop3_session *s = arg;
+
+	if (s->sasl_pending)
+		pop3_auth_continue(s, line, len);
+	else
+		pop3_dispatch(s, line, len);
 }
 
 /* Input may be processed: not waiting for a worker or a timer, and no
@@ -1184,51 +1190,8 @@ static bool pop3_may_read(const struct pop3_session *s)
 	return s->state != POP3_S_CLOSING && s->state != POP3_S_UPDATE && !s->waiting && s->msg_fd < 0;
 }
 
-static void pop3_process_input(struct pop3_session *s)
-{
-	char line[POP3_AUTH_LINE_MAX + 2];
-	size_t len;
-	int r;
-
-	conn_batch_begin(&s->conn);
-	while (pop3_may_read(s)) {
-		if (conn_pending(&s->conn) >= POP3_OUT_HIGH) {
-			/* A client that pipelines without reading: wait until
-			 * the replies drain (pop3_drained_cb resumes). */
-			s->output_full = true;
-			bufferevent_disable(s->conn.bev, EV_READ);
-			conn_await_drain(&s->conn);
-			break;
-		}
-		r = pop3_take_line(s, line, sizeof(line), &len);
-		if (r == 0)
-			break;
-		if (r > 0) {
-			if (s->sasl_pending)
-				pop3_auth_continue(s, line, len);
-			else
-				pop3_dispatch(s, line, len);
-			explicit_bzero(line, len);
-		}
-		if (s->state != POP3_S_CLOSING && s->errors >= s->t->cfg->max_errors) {
-			log_event("event=too_many_errors session=%016" PRIx64 " ip=%s errors=%u", s->id, s->ip,
-				  s->errors);
-			pop3_err_close(s, POP3_C_NONE, "Too many errors, closing connection");
-		}
-		if (s->input_discard) {
-			/* STLS: whatever was pipelined behind it is dropped
-			 * (RFC 2595 4) - the handshake starts from clean input. */
-			s->input_discard = false;
-			break;
-		}
-	}
-	/* The replies to what was pipelined leave in one write (RFC 2449
-	 * 6.6); the caller holds a reference. */
-	conn_batch_end(&s->conn);
-}
-
-/* After a pause (worker job, delay): read again and go on with what the
- * client pipelined meanwhile. */
+/* After a pause (worker job, delay): go on with what the client
+ * pipelined meanwhile. */
 static void pop3_resume(struct pop3_session *s)
 {
 	if (s->shutdown_pending && s->state != POP3_S_CLOSING) {
@@ -1237,6 +1200,5 @@ static void pop3_resume(struct pop3_session *s)
 	}
 	if (!pop3_may_read(s))
 		return;
-	bufferevent_enable(s->conn.bev, EV_READ);
-	pop3_process_input(s);
+	session_process(&s->sess);
 }

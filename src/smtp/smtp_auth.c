@@ -119,7 +119,6 @@ void smtp_starttls_done_cb(void *arg, bool ok)
 		starttls_reset_session(s);
 	else if (s->state != SMTP_S_CLOSING)
 		smtp_close(s, false);
-	smtp_resume_input(s);
 }
 
 void smtp_cmd_starttls(struct smtp_session *s, const char *args, size_t len)
@@ -142,10 +141,8 @@ void smtp_cmd_starttls(struct smtp_session *s, const char *args, size_t len)
 	/* The 220 goes out through the write events, and the switch waits
 	 * until it has drained.  RFC 3207 4.2: what was pipelined behind
 	 * STARTTLS is dropped. */
-	conn_starttls(&s->conn, ssl);
+	session_starttls(&s->sess, ssl);
 	smtp_reply(s, "220 2.0.0 Ready to start TLS");
-	s->input_discard = true;
-	smtp_pause_input(s);
 }
 
 /* ---- EHLO ------------------------------------------------------------------ */

@@ -10,11 +10,15 @@
  * handler checks state, then syntax, then acts.  The mail transaction
  * (MAIL .. end of DATA) is its own struct, so RSET frees it.
  *
- * Input is processed from libevent's input buffer in order, one reply per
- * command; replies of a pipelined group go out together when the loop
- * regains control.  While a message is being committed (fsync on a worker
- * thread) input processing pauses, and resumes from the buffer after the
- * 250, so pipelined commands after the final dot keep their order.
+ * Input is taken by the line-session base (core/session.c: line bounds,
+ * the error limit, timeouts, the output mark) and processed in order,
+ * one reply per command; replies of a pipelined group go out together
+ * when the loop regains control.  After DATA's 354 the input goes to the
+ * message pipeline (msg/pipeline.h) until its framer sees the end; while
+ * the pipeline's stages give their verdicts and the message is made
+ * durable (checks, then fsync on a worker thread) input processing
+ * pauses, and it resumes from the buffer after the reply, so pipelined
+ * commands after the final dot keep their order.
  */
 #include "smtp/smtp_server.h"
 #include "smtp/smtp_session.h"
@@ -24,10 +28,8 @@
 #include "core/util.h"
 #include "core/workers.h"
 #include "core/dns.h"
-#include "delivery/local.h"
-#include "delivery/scheduler.h"
-#include "proto/header.h"
-#include "proto/smtp_data.h"
+#include "msg/pipeline.h"
+#include "msg/stages.h"
 #include "proto/smtp_parse.h"
 #include "store/aliases.h"
 #include "store/queue.h"
@@ -49,7 +51,6 @@
 
 #define SMTP_LINE_MAX 512        /* RFC 5321 4.5.3.1.4, CRLF included */
 #define SMTP_DATA_LINE_MAX 1000  /* RFC 5321 4.5.3.1.6, CRLF included */
-#define SMTP_DATA_CHUNK 16384
 #define SMTP_REFUSE_TIMEOUT_S 10  /* most for a refused client's TLS handshake and the 421 */
 
 static const char *const smtp_state_names[] = {
@@ -61,8 +62,6 @@ static const char *const smtp_state_names[] = {
 	[SMTP_S_COMMIT] = "commit",
 	[SMTP_S_CLOSING] = "closing",
 };
-
-static void smtp_process_input(struct smtp_session *s);
 
 /* ---- logging: one function per event ---------------------------------- */
 
@@ -93,13 +92,14 @@ static void log_session_queued(const struct smtp_session *s, const struct smtp_t
 	log_event("event=queued session=%016" PRIx64 " queue=%s from=%s nrcpt=%zu size=%" PRIu64
 		  " path=%s ip=%s helo=%s", s->id, t->env->id,
 		  log_quote(from, sizeof(from), t->env->from, strlen(t->env->from)), t->env->nrcpt,
-		  t->size, t->direct ? "direct" : "queue", s->ip, s->helo[0] ? s->helo : "-");
+		  t->env->msg_len, sink_queue_direct(t->sink) ? "direct" : "queue", s->ip,
+		  s->helo[0] ? s->helo : "-");
 }
 
 static void log_session_disconnect(const struct smtp_session *s)
 {
 	log_event("event=disconnect session=%016" PRIx64 " ip=%s messages=%u errors=%u", s->id, s->ip,
-		  s->messages, s->errors);
+		  s->messages, s->sess.errors);
 }
 
 const char *smtp_service_name(enum service svc)
@@ -145,7 +145,7 @@ void smtp_reply(struct smtp_session *s, const char *fmt, ...)
 		buf[n - 2] = '\0';
 		log_session_reject(s, s->cur_verb, buf);
 		if (!s->no_error_count)
-			s->errors++;
+			session_error(&s->sess);
 	}
 }
 
@@ -162,12 +162,8 @@ static void smtp_txn_free(struct smtp_txn *t)
 {
 	if (t == NULL)
 		return;
-	if (t->qw) {
-		queue_writer_recycle(t->qw, false);
-		queue_writer_free(t->qw);
-	}
+	pipeline_free(t->pipe);   /* before env: the sink may drop its file */
 	queue_env_free(t->env);
-	smtp_msa_free(t->msa);
 	free(t->first_rcpt);
 	free(t);
 }
@@ -194,7 +190,7 @@ static void smtp_free_cb(void *arg)
 	free(s->ptr_name);
 	session_list_del(s->t, &s->link);
 	addr_count_add(s->t->conn_per_ip, (struct sockaddr *)&s->peer, -1, now_unix());
-	conn_release(&s->conn);
+	session_release(&s->sess);
 	free(s->auth_user);
 	free(s);
 }
@@ -207,22 +203,12 @@ void smtp_close(struct smtp_session *s, bool flush)
 	conn_close(&s->conn, flush);
 }
 
-/* A timeout, EOF or error while not closing (conn.h). */
+/* EOF or error while not closing (conn.h; timeouts are core/session.c's). */
 static void smtp_event_cb(void *arg, short what)
 {
 	struct smtp_session *s = arg;
 
-	if (what & BEV_EVENT_TIMEOUT) {
-		if (s->state != SMTP_S_COMMIT) {
-			log_event("event=timeout session=%016" PRIx64 " ip=%s state=%s", s->id, s->ip,
-				  smtp_state_names[s->state]);
-			s->cur_verb = NULL;
-			smtp_reply_shutdown(s, "421 4.4.2 Timeout exceeded, closing connection");
-			/* A stalled reader must not keep us forever: drop it. */
-			if (what & BEV_EVENT_WRITING)
-				smtp_close(s, false);
-		}
-	} else if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR)) {
+	if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR)) {
 		/* EOF alone is a half-close: the client sends no more but may
 		 * still read, so the replies owed to it go out first. */
 		bool half_close = !(what & BEV_EVENT_ERROR);
@@ -240,36 +226,56 @@ static void smtp_event_cb(void *arg, short what)
 
 void smtp_pause_input(struct smtp_session *s)
 {
-	s->input_paused++;
-	bufferevent_disable(s->conn.bev, EV_READ);
-	conn_ref(&s->conn);
+	session_pause(&s->sess);
 }
 
 void smtp_resume_input(struct smtp_session *s)
 {
-	if (--s->input_paused == 0 && s->state != SMTP_S_CLOSING && s->state != SMTP_S_COMMIT) {
-		bufferevent_enable(s->conn.bev, EV_READ);
-		smtp_process_input(s);
-	}
-	conn_unref(&s->conn);
+	session_resume(&s->sess);
 }
 
-static void smtp_read_cb(void *arg)
-{
-	smtp_process_input(arg);
-}
-
+/* The wait for the next command or DATA block; a command line has
+ * command_timeout from its first octet to its end. */
 static void smtp_set_timeout(struct smtp_session *s, uint64_t seconds)
 {
-	conn_set_timeout(&s->conn, seconds);
+	session_set_timeouts(&s->sess, seconds, s->t->cfg->command_timeout);
 }
 
-static const struct conn_ops smtp_conn_ops = {
-	.read = smtp_read_cb,
+static void smtp_line_cb(void *arg, char *line, size_t len, bool bare_lf);
+static void smtp_line_too_long_cb(void *arg);
+static size_t smtp_line_max_cb(void *arg);
+static enum session_raw smtp_raw_cb(void *arg);
+
+static bool smtp_ready_cb(void *arg)
+{
+	const struct smtp_session *s = arg;
+	return s->state != SMTP_S_CLOSING && s->state != SMTP_S_COMMIT;
+}
+
+static const char *smtp_state_name_cb(void *arg)
+{
+	return smtp_state_names[((struct smtp_session *)arg)->state];
+}
+
+static void smtp_close_cb(void *arg, bool flush)
+{
+	smtp_close(arg, flush);
+}
+
+static const struct session_ops smtp_session_ops = {
+	.line = smtp_line_cb,
+	.line_too_long = smtp_line_too_long_cb,
+	.line_max = smtp_line_max_cb,
+	.raw = smtp_raw_cb,
+	.ready = smtp_ready_cb,
+	.state_name = smtp_state_name_cb,
+	.close = smtp_close_cb,
 	.event = smtp_event_cb,
 	.connected = smtp_tls_connected_cb,
 	.starttls_done = smtp_starttls_done_cb,
 	.free = smtp_free_cb,
+	.timeout_text = "421 4.4.2 Timeout exceeded, closing connection",
+	.errors_text = "421 4.7.0 Too many errors, closing connection",
 };
 
 static void smtp_session_shutdown(struct session_link *l)
@@ -343,7 +349,8 @@ void smtp_server_accept(struct tern *t, evutil_socket_t fd, const struct sockadd
 	per_ip = addr_count_add(t->conn_per_ip, sa, 1, now_unix());
 	s->state = SMTP_S_GREETED;
 	s->trusted = cidr_list_match(&cfg->trusted_networks, sa);
-	conn_init(&s->conn, t->base, fd, &smtp_conn_ops, s, s->id, s->ip);
+	session_init(&s->sess, &s->conn, t->base, fd, &smtp_session_ops, s, s->id, s->ip);
+	s->sess.max_errors = cfg->max_errors;
 	smtp_set_timeout(s, cfg->command_timeout);
 	log_session_connect(s);
 
@@ -353,7 +360,7 @@ void smtp_server_accept(struct tern *t, evutil_socket_t fd, const struct sockadd
 		smtp_close(s, false);
 		return;
 	}
-	if (t->nsessions > cfg->max_connections || t->nsessions > t->max_fds) {
+	if (t->nsessions > cfg->max_connections || !tern_fd_room(t, fd)) {
 		smtp_refuse(s, "421 4.7.0 Too many connections, try again later");
 		return;
 	}
@@ -361,7 +368,7 @@ void smtp_server_accept(struct tern *t, evutil_socket_t fd, const struct sockadd
 		smtp_refuse(s, "421 4.7.0 Too many connections from your address, try again later");
 		return;
 	}
-	conn_start(&s->conn);
+	session_start(&s->sess);
 	if (t->dns != NULL && (cfg->dns_servers[0] != '\0' || !smtp_is_loopback(sa)))
 		s->ptr_req = dns_ptr_lookup(t->dns, sa, smtp_ptr_cb, s);
 	if (svc != SERVICE_SUBMISSIONS)
@@ -679,30 +686,54 @@ static void smtp_rfc5322_date(char *buf, size_t cap, time_t when)
 }
 
 /* RFC 5321 4.4 trace field, folded so that no line is long. */
-static void smtp_write_received(struct smtp_session *s)
+static char *smtp_received_field(struct smtp_session *s)
 {
 	struct smtp_txn *t = s->txn;
 	char date[64], proto[16], tls[160] = "";
-	char *hdr;
 
 	smtp_rfc5322_date(date, sizeof(date), time(NULL));
 	snprintf(proto, sizeof(proto), "%sSMTP%s%s", s->esmtp ? "E" : "", s->conn.tls ? "S" : "",
 		 s->auth_user ? "A" : "");
 	if (s->conn.tls)
 		smtp_tls_describe(s, tls, sizeof(tls));
-	hdr = xasprintf("Received: from %s (%s%s[%s%s])\n\tby %s (tern) with %s%s id %s%s%s%s;\n\t%s\n",
-			s->helo[0] ? s->helo : "unknown",
-			s->ptr_name ? s->ptr_name : "", s->ptr_name ? " " : "",
-			s->peer.ss_family == AF_INET6 && !strchr(s->ip, '.') ? "IPv6:" : "", s->ip,
-			s->t->cfg->hostname, proto, tls, t->env->id,
-			t->env->nrcpt == 1 ? "\n\tfor <" : "", t->env->nrcpt == 1 ? t->first_rcpt : "",
-			t->env->nrcpt == 1 ? ">" : "", date);
-	for (const char *p = hdr; *p; p++)
-		if (*p == '\n')
-			t->lines++;
-	t->size += strlen(hdr);
-	queue_writer_write(t->qw, hdr, strlen(hdr));
-	free(hdr);
+	return xasprintf("Received: from %s (%s%s[%s%s])\n\tby %s (tern) with %s%s id %s%s%s%s;\n\t%s\n",
+			 s->helo[0] ? s->helo : "unknown",
+			 s->ptr_name ? s->ptr_name : "", s->ptr_name ? " " : "",
+			 s->peer.ss_family == AF_INET6 && !strchr(s->ip, '.') ? "IPv6:" : "", s->ip,
+			 s->t->cfg->hostname, proto, tls, t->env->id,
+			 t->env->nrcpt == 1 ? "\n\tfor <" : "", t->env->nrcpt == 1 ? t->first_rcpt : "",
+			 t->env->nrcpt == 1 ? ">" : "", date);
+}
+
+/*
+ * The message path of this transaction: framer (DATA's dot-unstuffing
+ * one, or BDAT's) -> header work -> checks -> the queue sink, which hands
+ * the message to delivery.  False (nothing built) when no queue file can
+ * be started (errno says why).
+ */
+static bool smtp_txn_pipeline(struct smtp_session *s, struct pipe_stage *framer)
+{
+	struct smtp_txn *t = s->txn;
+	const struct config *cfg = s->t->cfg;
+	char *received;
+
+	t->sink = sink_queue_new(s->t, t->env);   /* gives the queue id */
+	if (t->sink == NULL) {
+		int err = errno;
+		framer->ops->free(framer);
+		errno = err;
+		return false;
+	}
+	received = smtp_received_field(s);
+	t->pipe = pipeline_new(t->env);
+	pipeline_add(t->pipe, framer);
+	pipeline_add(t->pipe, stage_header_new(received, s->svc != SERVICE_SMTP, t->env->id, cfg->hostname,
+					       cfg->max_received));
+	/* the checks, in order */
+	pipeline_add(t->pipe, stage_loop_new());
+	pipeline_add(t->pipe, t->sink);
+	free(received);
+	return true;
 }
 
 /*
@@ -737,17 +768,11 @@ static void cmd_data(struct smtp_session *s, const char *args, size_t len)
 	t->env->helo = xstrdup(s->helo);
 	t->env->client_ip = xstrdup(s->ip);
 	t->env->auth_user = s->auth_user ? xstrdup(s->auth_user) : NULL;
-	t->qw = queue_writer_new(s->t->queue, t->env);
-	if (t->qw == NULL) {
+	if (!smtp_txn_pipeline(s, stage_dot_new(SMTP_DATA_LINE_MAX, s->t->cfg->max_message_size))) {
 		smtp_reply_store_error(s, errno);
 		smtp_txn_reset(s);
 		return;
 	}
-	smtp_data_init(&t->framer, SMTP_DATA_LINE_MAX);
-	header_scan_init(&t->hs);
-	if (s->svc != SERVICE_SMTP)
-		t->msa = smtp_msa_new();
-	smtp_write_received(s);
 	smtp_set_state(s, SMTP_S_DATA);
 	smtp_set_timeout(s, s->t->cfg->data_timeout);
 	smtp_reply(s, "354 End data with <CR><LF>.<CR><LF>");
@@ -833,149 +858,63 @@ static void cmd_expn(struct smtp_session *s, const char *args, size_t len)
 
 /* ---- DATA ------------------------------------------------------------------- */
 
-/* Worker thread.  All-local messages go straight into the Maildirs
- * (local_deliver_direct); anything else, or a direct delivery that did
- * not complete, is committed to the queue.  Either way the message is
- * durable before smtp_commit_done() may answer 250. */
-static void smtp_commit_work(void *arg)
-{
-	struct smtp_session *s = arg;
-	struct smtp_txn *t = s->txn;
-	struct queue_env *env = t->env;
-	bool partial = false;
-
-	env->msg_offset = queue_writer_offset(t->qw);
-	env->msg_len = queue_writer_size(t->qw);
-	env->msg_lines = t->lines;
-	env->eight_bit = t->hs.eight_bit;
-	if (local_deliver_direct(s->t->cfg, env, queue_writer_fd(t->qw))) {
-		queue_writer_recycle(t->qw, true);
-		t->committed = t->direct = true;
-		return;
-	}
-	for (size_t i = 0; i < env->nrcpt; i++)
-		if (env->rcpt[i].state != RCPT_PENDING)
-			partial = true;
-	t->committed = queue_writer_commit(t->qw, t->lines, t->hs.eight_bit);
-	if (!t->committed)
-		t->store_err = errno;
-	if (t->committed && partial)
-		queue_save_state(s->t->queue, env);
-}
-
-static void smtp_commit_done(void *arg)
+/* The pipeline's verdict on the message: the reply, then the session
+ * goes on.  Called from within smtp_end_of_data() when every stage
+ * answered at once (a refusal by the framer, say), later otherwise. */
+static void smtp_verdict_cb(void *arg, const struct pipe_verdict *v)
 {
 	struct smtp_session *s = arg;
 	struct smtp_txn *t = s->txn;
 
-	if (t->committed) {
+	s->cur_verb = "DATA";
+	s->no_error_count = v->own_fault;
+	if (v->code == 0) {
 		log_session_queued(s, t);
-		if (!t->direct)
-			scheduler_enqueue(s->t->sched, t->env->id);
 		s->messages++;
 		if (!s->peer_gone)
 			smtp_reply(s, "250 2.0.0 Ok: queued as %s", t->env->id);
-		queue_writer_free(t->qw);
-		t->qw = NULL;
 	} else if (!s->peer_gone) {
-		smtp_reply_store_error(s, t->store_err);
+		smtp_reply(s, "%s", v->reply);
 	}
 	smtp_txn_reset(s);
 	smtp_set_state(s, SMTP_S_READY);
 	smtp_set_timeout(s, s->t->cfg->command_timeout);
-	if (s->peer_gone) {
+	if (s->end_of_data_running)
+		return;   /* smtp_data_input() goes on with the buffered input */
+	conn_ref(&s->conn);
+	if (s->peer_gone)
 		smtp_close(s, false);
-	} else if (s->shutdown_after_commit) {
+	else if (s->shutdown_after_commit)
 		smtp_reply_shutdown(s, "421 4.3.2 Server shutting down, try again later");
-	} else {
-		bufferevent_enable(s->conn.bev, EV_READ);
-		smtp_process_input(s);
-		if (s->peer_eof)
-			smtp_close(s, true);
-	}
+	session_resume(&s->sess);   /* on with what was pipelined after the dot */
+	if (s->peer_eof && s->state != SMTP_S_CLOSING)
+		smtp_close(s, true);
 	conn_unref(&s->conn);
 }
 
-/* End of data seen: refuse what breaks a rule, else commit and wait. */
+/* End of data seen: input waits while the stages give their verdicts. */
 static void smtp_end_of_data(struct smtp_session *s)
 {
-	struct smtp_txn *t = s->txn;
-	const struct config *cfg = s->t->cfg;
-
-	s->cur_verb = "DATA";
-	s->no_error_count = false;
-	smtp_msa_finish(s);
-	if (t->framer.errors & (SMTP_DATA_ERR_BARE_LF | SMTP_DATA_ERR_BARE_CR)) {
-		smtp_reply(s, "550 5.6.0 Message refused: bare CR or LF in the data (RFC 5321 2.3.8)");
-	} else if (t->framer.errors & SMTP_DATA_ERR_NUL) {
-		smtp_reply(s, "550 5.6.0 Message refused: NUL octet in the data");
-	} else if (t->framer.errors & SMTP_DATA_ERR_LINE_LEN) {
-		smtp_reply(s, "500 5.5.2 Message refused: line longer than 1000 octets (RFC 5321 4.5.3.1.6)");
-	} else if (t->too_big) {
-		smtp_reply(s, "552 5.3.4 Message size exceeds fixed maximum message size");
-	} else if (t->hs.received > cfg->max_received) {
-		smtp_reply(s, "554 5.4.6 Too many Received: headers, mail loop detected");
-	} else if (t->qw == NULL || !smtp_policy_message_ok(s)) {
-		if (t->qw == NULL)
-			smtp_reply_store_error(s, t->store_err);
-	} else {
-		smtp_set_state(s, SMTP_S_COMMIT);
-		bufferevent_disable(s->conn.bev, EV_READ);
-		conn_ref(&s->conn);   /* held by the worker job */
-		workers_submit(s->t->commit_pool, smtp_commit_work, smtp_commit_done, s);
-		return;
-	}
-	smtp_txn_reset(s);
-	smtp_set_timeout(s, cfg->command_timeout);
+	smtp_set_state(s, SMTP_S_COMMIT);   /* input waits (smtp_ready_cb) */
+	s->end_of_data_running = true;
+	pipeline_end(s->txn->pipe, smtp_verdict_cb, s);
+	s->end_of_data_running = false;
+	if (s->state == SMTP_S_COMMIT)
+		session_pause(&s->sess);   /* until the verdict: no reading, no timer */
 }
 
-void smtp_data_append(struct smtp_session *s, const char *buf, size_t len)
-{
-	if (s->txn->msa)
-		smtp_msa_feed(s, buf, len);
-	else
-		smtp_data_write(s, buf, len);
-}
-
-void smtp_data_write(struct smtp_session *s, const char *buf, size_t len)
-{
-	struct smtp_txn *t = s->txn;
-	if (t->too_big || len == 0)
-		return;
-	if (t->size + len > s->t->cfg->max_message_size) {
-		/* Keep reading to the end, as RFC 5321 4.5.3.1.10 asks, but
-		 * stop writing: the message will be refused. */
-		t->too_big = true;
-		return;
-	}
-	for (const char *p = buf; (p = memchr(p, '\n', (size_t)(buf + len - p))) != NULL; p++)
-		t->lines++;
-	t->size += len;
-	if (t->qw && !queue_writer_write(t->qw, buf, len)) {
-		t->store_err = errno;
-		queue_writer_abort(t->qw);
-		queue_writer_free(t->qw);
-		t->qw = NULL;
-	}
-}
-
-/* Feed buffered input to the framer.  Returns false when it must stop:
- * out of input, or end of data reached (commit pending or reply sent). */
+/* Feed buffered input to the pipeline.  Returns false when it must stop:
+ * out of input, or end of data reached and the verdict is pending. */
 static bool smtp_data_input(struct smtp_session *s)
 {
-	struct evbuffer *in = bufferevent_get_input(s->conn.bev);
-	struct smtp_txn *t = s->txn;
+	struct evbuffer *in = session_input(&s->sess);
 	struct evbuffer_iovec v;
-	char out[SMTP_DATA_CHUNK + 2];
-	size_t out_len, take, used;
+	size_t used;
 	bool done = false;
 
 	if (evbuffer_peek(in, -1, NULL, &v, 1) < 1 || v.iov_len == 0)
 		return false;
-	take = v.iov_len < SMTP_DATA_CHUNK ? v.iov_len : SMTP_DATA_CHUNK;
-	used = smtp_data_feed(&t->framer, v.iov_base, take, out, &out_len, &done);
-	header_scan_feed(&t->hs, out, out_len);
-	smtp_data_append(s, out, out_len);
+	used = pipeline_feed(s->txn->pipe, v.iov_base, v.iov_len, &done);
 	evbuffer_drain(in, used);
 	if (done) {
 		smtp_end_of_data(s);
@@ -984,87 +923,58 @@ static bool smtp_data_input(struct smtp_session *s)
 	return true;
 }
 
-/* ---- command lines ------------------------------------------------------------ */
+/* ---- command lines (core/session.c takes them from the input) -------------- */
 
-/* Take one CRLF-terminated line from the input.  Returns 1 with the line
- * (CRLF removed) in buf, 0 when more input is needed, -1 when a bad line
- * was consumed and answered. */
-static int smtp_take_line(struct smtp_session *s, char *buf, size_t cap, size_t *len)
+static size_t smtp_line_max_cb(void *arg)
 {
-	size_t max = s->line_max ? s->line_max : SMTP_LINE_MAX;
-	size_t n;
-	enum conn_line r = conn_take_line(&s->conn, buf, cap, max, &n);
+	const struct smtp_session *s = arg;
+	return s->line_max ? s->line_max : SMTP_LINE_MAX;
+}
 
-	if (r == CONN_LINE_MORE)
-		return 0;
+/* DATA: the message octets go to the framer, not to line intake. */
+static enum session_raw smtp_raw_cb(void *arg)
+{
+	struct smtp_session *s = arg;
+
+	if (s->state != SMTP_S_DATA)
+		return SESSION_RAW_NO;
+	/* After the dot (no commit to wait for), what follows is lines again. */
+	return smtp_data_input(s) ? SESSION_RAW_MORE : SESSION_RAW_STOP;
+}
+
+static void smtp_line_too_long_cb(void *arg)
+{
+	struct smtp_session *s = arg;
+
 	s->cur_verb = "line";
 	s->no_error_count = false;
-	if (r == CONN_LINE_TOO_LONG) {
-		if (s->sasl_pending) {
-			/* RFC 4954 4: the exchange is over with 500 5.5.6 */
-			smtp_reply(s, "500 5.5.6 Authentication exchange line is too long");
-			smtp_auth_abort(s);
-		} else {
-			smtp_reply(s, "500 5.5.2 Line too long");
-		}
-		return -1;
+	if (s->sasl_pending) {
+		/* RFC 4954 4: the exchange is over with 500 5.5.6 */
+		smtp_reply(s, "500 5.5.6 Authentication exchange line is too long");
+		smtp_auth_abort(s);
+	} else {
+		smtp_reply(s, "500 5.5.2 Line too long");
 	}
-	if (n < 2 || buf[n - 2] != '\r') {
+}
+
+/* One command line, or one line of an AUTH exchange.  Only CRLF ends a
+ * line: a bare LF, a bare CR or a NUL makes it unusable. */
+static void smtp_line_cb(void *arg, char *line, size_t len, bool bare_lf)
+{
+	struct smtp_session *s = arg;
+
+	s->cur_verb = "line";
+	s->no_error_count = false;
+	if (bare_lf) {
 		smtp_reply(s, "500 5.5.2 Bare LF in command line, use CRLF");
-		return -1;
+		return;
 	}
-	n -= 2;
-	if (memchr(buf, '\r', n) || memchr(buf, '\0', n)) {
+	if (memchr(line, '\r', len) || memchr(line, '\0', len)) {
 		smtp_reply(s, "500 5.5.2 Bare CR or NUL in command line");
-		return -1;
+		return;
 	}
-	buf[n] = '\0';
-	*len = n;
-	return 1;
-}
-
-static void smtp_process_batch(struct smtp_session *s)
-{
-	char line[SMTP_AUTH_LINE_MAX + 3];
-	size_t len;
-	int r;
-
-	while (s->state != SMTP_S_CLOSING && s->state != SMTP_S_COMMIT && !s->input_paused) {
-		if (s->state == SMTP_S_DATA) {
-			if (!smtp_data_input(s))
-				break;
-			continue;
-		}
-		r = smtp_take_line(s, line, sizeof(line), &len);
-		if (r == 0)
-			break;
-		if (r > 0) {
-			if (s->sasl_pending)
-				smtp_auth_continue(s, line, len);
-			else
-				smtp_dispatch(s, line, len);
-		}
-		if (s->state != SMTP_S_CLOSING && s->errors >= s->t->cfg->max_errors) {
-			log_event("event=too_many_errors session=%016" PRIx64 " ip=%s errors=%u", s->id, s->ip,
-				  s->errors);
-			s->cur_verb = NULL;
-			smtp_reply_shutdown(s, "421 4.7.0 Too many errors, closing connection");
-		}
-		if (s->input_discard) {
-			/* STARTTLS: whatever was pipelined behind it is dropped
-			 * (RFC 3207 4.2) - the handshake starts from clean input. */
-			s->input_discard = false;
-			break;
-		}
-	}
-}
-
-/* Handle what is buffered; the replies go out together when the batch
- * ends (RFC 2920: one flush per pipelined group).  The caller holds a
- * reference. */
-static void smtp_process_input(struct smtp_session *s)
-{
-	conn_batch_begin(&s->conn);
-	smtp_process_batch(s);
-	conn_batch_end(&s->conn);
+	if (s->sasl_pending)
+		smtp_auth_continue(s, line, len);
+	else
+		smtp_dispatch(s, line, len);
 }
