@@ -312,6 +312,11 @@ static void smtp_session_shutdown(struct session_link *l)
 	smtp_reply_shutdown(s, "421 4.3.2 Server shutting down, try again later");
 }
 
+static void log_ptr(const struct smtp_session *s, const char *name)
+{
+	log_event("event=ptr session=%016" PRIx64 " ip=%s name=%s", s->id, s->ip, name);
+}
+
 /* The forward-confirmed PTR name for Received: (RFC 5321 4.4).  It is
  * used if it is in by DATA; nothing ever waits for it.  The lookup is
  * cancelled when the session goes, so this never sees a freed session.
@@ -329,7 +334,7 @@ static void smtp_ptr_cb(const char *name, void *arg)
 			ok = false;
 	if (ok)
 		s->ptr_name = xstrdup(name);
-	log_event("event=ptr session=%016" PRIx64 " ip=%s name=%s", s->id, s->ip, ok ? name : "-");
+	log_ptr(s, ok ? name : "-");
 }
 
 /* Loopback clients are local programs: asking the system resolver about
