@@ -90,6 +90,10 @@ struct tern {
 	struct pop3_server *pop3;      /* POP3 state shared by sessions */
 	struct imap_server *imap;      /* IMAP: open folders, inotify */
 	struct addr_count *conn_per_ip;
+	/* The MX checks (src/filter/), NULL when not configured. */
+	struct dnsbl *dnsbl;
+	struct greylist *greylist;
+	struct rate *conn_rate, *msg_rate;
 	struct login *login;           /* authentication for every protocol */
 	struct session_list sessions;
 	size_t nsessions;
