@@ -70,6 +70,11 @@ static const struct config_row config_table[] = {
 	ROW("pop3", "login_delay", CT_DURATION, login_delay, "0", 0, 86400, "LOGIN-DELAY (RFC 2449), 0 = none"),
 	ROW("pop3s", "listen", CT_LISTEN, pop3s_listen, "", 0, 0, "POP3 over implicit TLS (port 995)"),
 
+	ROW("imap", "listen", CT_LISTEN, imap_listen, "", 0, 0, "IMAP (port 143): STARTTLS, LOGINDISABLED before TLS"),
+	ROW("imap", "timeout", CT_DURATION, imap_timeout, "30m", 60, 86400, "idle timeout, IDLE included (RFC 9051: at least 30m)"),
+	ROW("imap", "command_timeout", CT_DURATION, imap_command_timeout, "5m", 1, 86400, "most one command line may take from its first octet"),
+	ROW("imaps", "listen", CT_LISTEN, imaps_listen, "", 0, 0, "IMAP over implicit TLS (port 993)"),
+
 	ROW("tls", "cert", CT_STR, tls_cert, "", 0, 0, "PEM certificate chain; default state_dir/tls/cert.pem"),
 	ROW("tls", "key", CT_STR, tls_key, "", 0, 0, "PEM private key; default state_dir/tls/key.pem"),
 
@@ -130,6 +135,10 @@ static const char config_dev_text[] =
 	"listen = 127.0.0.1:2110\n"
 	"[pop3s]\n"
 	"listen = 127.0.0.1:2995\n"
+	"[imap]\n"
+	"listen = 127.0.0.1:2143\n"
+	"[imaps]\n"
+	"listen = 127.0.0.1:2993\n"
 	"[domains]\n"
 	"local = localhost\n";
 

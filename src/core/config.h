@@ -86,6 +86,11 @@ struct config {
 	struct listen_list pop3s_listen;
 	uint64_t pop3_timeout;
 	uint64_t pop3_command_timeout;   /* first octet of a line to its end */
+	/* [imap], [imaps] */
+	struct listen_list imap_listen;
+	struct listen_list imaps_listen;
+	uint64_t imap_timeout;
+	uint64_t imap_command_timeout;
 	uint64_t login_delay;
 
 	/* [tls] */
