@@ -11,6 +11,7 @@
 #include "core/dns.h"
 #include "delivery/scheduler.h"
 #include "pop3/pop3_server.h"
+#include "web/web.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,7 +27,7 @@ static bool serve_tls_wanted(const struct config *cfg)
 	bool explicit = strcmp(cfg->tls_cert, def) != 0;
 	free(def);
 	return cfg->submission_listen.n || cfg->submissions_listen.n || cfg->pop3s_listen.n ||
-		cfg->pop3_listen.n || explicit || access(cfg->tls_cert, F_OK) == 0;
+		cfg->pop3_listen.n || cfg->https_listen.n || explicit || access(cfg->tls_cert, F_OK) == 0;
 }
 
 static bool serve_tls_init(struct tern *t)
@@ -67,6 +68,9 @@ bool serve_hooks_init(struct tern *t, accept_fn accept_by_service[SERVICE_COUNT]
 	accept_by_service[SERVICE_POP3] = pop3_server_accept;
 	if (t->tls)
 		accept_by_service[SERVICE_POP3S] = pop3_server_accept;
+	accept_by_service[SERVICE_HTTP] = web_accept;
+	if (t->tls)
+		accept_by_service[SERVICE_HTTPS] = web_accept;
 	return true;
 }
 

@@ -92,6 +92,12 @@ static const struct config_row config_table[] = {
 	ROW("delivery", "tls_required", CT_WORDS, tls_required, "", 0, 0, "domains that must be reached over STARTTLS"),
 	ROW("delivery", "reuse_idle", CT_DURATION, reuse_idle, "5s", 0, 3600, "keep an idle connection this long for the next message"),
 	ROW("delivery", "client_timeout", CT_DURATION, client_timeout, "0", 0, 86400, "cap on every SMTP client timeout; 0 = RFC 5321 4.5.3.2"),
+
+	ROW("http", "listen", CT_LISTEN, http_listen, "", 0, 0, "port 80: ACME http-01; everything else redirected to https"),
+	ROW("https", "listen", CT_LISTEN, https_listen, "", 0, 0, "port 443: MTA-STS policy, autoconfig, autodiscover, /metrics"),
+	ROW("mta_sts", "mode", CT_STR, mta_sts_mode, "testing", 0, 0, "none | testing | enforce (RFC 8461 3.2)"),
+	ROW("mta_sts", "mx", CT_WORDS, mta_sts_mx, "", 0, 0, "MX names in the policy; default [server] hostname"),
+	ROW("mta_sts", "max_age", CT_UINT, mta_sts_max_age, "604800", 1, 31557600, "seconds senders may cache the policy"),
 };
 
 static const char config_dev_text[] =
@@ -108,6 +114,10 @@ static const char config_dev_text[] =
 	"listen = 127.0.0.1:2110\n"
 	"[pop3s]\n"
 	"listen = 127.0.0.1:2995\n"
+	"[http]\n"
+	"listen = 127.0.0.1:8080\n"
+	"[https]\n"
+	"listen = 127.0.0.1:8443\n"
 	"[domains]\n"
 	"local = localhost\n";
 
@@ -470,6 +480,11 @@ static unsigned finish(struct config *c, const char *name)
 	}
 	if (c->state_dir[0] == '\0') {
 		fprintf(stderr, "%s: [server] state_dir must not be empty\n", name);
+		errors++;
+	}
+	if (strcmp(c->mta_sts_mode, "none") != 0 && strcmp(c->mta_sts_mode, "testing") != 0 &&
+	    strcmp(c->mta_sts_mode, "enforce") != 0) {
+		fprintf(stderr, "%s: [mta_sts] mode must be none, testing or enforce\n", name);
 		errors++;
 	}
 	if (c->local_domains.n == 0) {

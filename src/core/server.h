@@ -36,6 +36,8 @@ enum service {
 	SERVICE_SUBMISSIONS,      /* port 465: implicit TLS + AUTH */
 	SERVICE_POP3,
 	SERVICE_POP3S,
+	SERVICE_HTTP,             /* port 80: redirect to https, ACME http-01 */
+	SERVICE_HTTPS,            /* port 443: MTA-STS, autoconfig, /metrics */
 	SERVICE_COUNT
 };
 

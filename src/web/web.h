@@ -1,0 +1,54 @@
+/*
+ * web.h - tern's HTTP service: the port-80 role ([http]: redirect to
+ * https, ACME http-01) and the port-443 role ([https]: the MTA-STS policy,
+ * client autoconfiguration, /metrics).  web_server.c reads requests with
+ * tern's bounds; web_routes.c decides what each one gets.
+ */
+#ifndef TERN_WEB_H
+#define TERN_WEB_H
+
+#include <event2/util.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/socket.h>
+
+#include "core/server.h"
+#include "proto/http_parse.h"
+
+struct evbuffer;
+struct config;
+
+#define WEB_MAX_HEAD  8192     /* request line + header fields: 431 past it */
+#define WEB_MAX_BODY  65536    /* request body: 413 past it */
+
+/* The accept function of SERVICE_HTTP and SERVICE_HTTPS. */
+void web_accept(struct tern *t, evutil_socket_t fd, const struct sockaddr *sa, socklen_t len, enum service svc);
+
+/* One request as the routes see it: the head, the body, who asked. */
+struct web_request {
+	struct tern *t;
+	enum service svc;
+	const struct sockaddr *peer;
+	const struct http_head *head;
+	const char *host;          /* Host without port, lower case, no final dot */
+	const char *body;
+	size_t body_len;
+};
+
+/* What a route answers.  body is the route's to fill; extra headers are
+ * optional. */
+struct web_reply {
+	int status;
+	const char *content_type;
+	struct evbuffer *body;
+	char *location;            /* xmalloc'd; 301 */
+	const char *allow;         /* 405 */
+};
+
+void web_route(const struct web_request *req, struct web_reply *rep);
+
+/* The MTA-STS policy text (RFC 8461 3.2), xmalloc'd; also hashed into
+ * the _mta-sts record's id by `tern dns-records`. */
+char *web_mta_sts_policy(const struct config *cfg);
+
+#endif

@@ -1,0 +1,201 @@
+"""The HTTP service: [http] (port-80 role: 301 to https, 404 for ACME
+challenges) and [https] (MTA-STS policy, RFC 8461), with tern's bounds on
+request heads (431), bodies (413, lingering close), slow clients (408),
+malformed requests (400) and methods (405 + Allow)."""
+import http.client
+import re
+import socket
+import ssl
+import time
+
+import pytest
+
+WEB = ("smtp", "http", "https")
+
+
+def tls_ctx():
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    return ctx
+
+
+def request(t, service, method, path, host, body=None, headers=None):
+    if service == "https":
+        c = http.client.HTTPSConnection("127.0.0.1", t.port("https"), timeout=10, context=tls_ctx())
+    else:
+        c = http.client.HTTPConnection("127.0.0.1", t.port("http"), timeout=10)
+    h = {"Host": host}
+    h.update(headers or {})
+    c.request(method, path, body=body, headers=h)
+    r = c.getresponse()
+    data = r.read()
+    c.close()
+    return r, data
+
+
+def raw(t, service, data, timeout=10, chunks=None):
+    """Send raw bytes, read the whole answer until the server closes."""
+    s = socket.create_connection(("127.0.0.1", t.port(service)), timeout=timeout)
+    if service == "https":
+        s = tls_ctx().wrap_socket(s, server_hostname="mta-sts.example.test")
+    if data:
+        s.sendall(data)
+    out = b""
+    try:
+        while True:
+            b = s.recv(65536)
+            if not b:
+                break
+            out += b
+    except (ConnectionResetError, ssl.SSLError):
+        pass
+    s.close()
+    return out
+
+
+def status(resp_bytes):
+    m = re.match(rb"HTTP/1\.1 (\d{3}) ", resp_bytes)
+    assert m, resp_bytes[:200]
+    return int(m.group(1))
+
+
+@pytest.fixture
+def web(make_tern):
+    return make_tern(services=WEB)
+
+
+def test_http_redirects_everything_to_https(web):
+    r, _ = request(web, "http", "GET", "/some/where?a=1", "Example.Test")
+    assert r.status == 301
+    assert r.getheader("Location") == f"https://example.test:{web.port('https')}/some/where?a=1"
+    r, body = request(web, "http", "HEAD", "/", "mta-sts.example.test:80")
+    assert r.status == 301 and body == b""
+    assert r.getheader("Location").startswith("https://mta-sts.example.test:")
+    web.wait_log("event=http_request", 2)
+    assert 'service=http ip=127.0.0.1 method="GET" host="Example.Test" path="/some/where?a=1" status=301' in web.log()
+
+
+def test_http_acme_challenge_is_404_and_methods_405(web):
+    r, _ = request(web, "http", "GET", "/.well-known/acme-challenge/abc", "mx.test")
+    assert r.status == 404
+    r, _ = request(web, "http", "POST", "/x", "mx.test", body=b"a=b")
+    assert r.status == 405 and r.getheader("Allow") == "GET, HEAD"
+
+
+def test_http_host_required_and_checked(web):
+    assert status(raw(web, "http", b"GET / HTTP/1.1\r\n\r\n")) == 400
+    assert status(raw(web, "http", b"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n")) == 400
+    assert status(raw(web, "http", b"GET / HTTP/1.1\r\nHost: a b\r\n\r\n")) == 400
+    assert status(raw(web, "http", b"GET / HTTP/1.1\r\nHost: evil\r\n\r\n")) == 301
+
+
+@pytest.mark.parametrize("req", [
+    b"GET / HTTP/1.1\nHost: x\n\n",                       # bare LF
+    b"GET / HTTP/1.1\r\nHost: x\r\n folded\r\n\r\n",       # obs-fold
+    b"GET  / HTTP/1.1\r\nHost: x\r\n\r\n",                 # double space
+    b"GET http://x/ HTTP/1.1\r\nHost: x\r\n\r\n",          # absolute-form
+    b"GET / HTTP/1.1\r\nHost : x\r\n\r\n",                 # space before colon
+    b"GET / HTTP/1.1\r\nHost: x\r\nContent-Length: 1x\r\n\r\n",
+    b"GET / HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n",
+    b"\x00\x01\x02\r\n\r\n",
+])
+def test_malformed_requests_get_400(web, req):
+    assert status(raw(web, "http", req)) == 400
+
+
+def test_http2_version_gets_505(web):
+    assert status(raw(web, "http", b"GET / HTTP/2.0\r\nHost: x\r\n\r\n")) == 505
+
+
+def test_oversized_head_gets_431(web):
+    big = b"GET / HTTP/1.1\r\nHost: x\r\nX-Pad: " + b"a" * 9000 + b"\r\n\r\n"
+    assert status(raw(web, "http", big)) == 431
+    # Also when the end of the head never comes.
+    assert status(raw(web, "https", b"GET / HTTP/1.1\r\nX: " + b"b" * 9000)) == 431
+    # Just under the limit is fine.
+    ok = b"GET / HTTP/1.1\r\nHost: x\r\nX-Pad: " + b"a" * 8000 + b"\r\n\r\n"
+    assert status(raw(web, "http", ok)) == 301
+
+
+def test_oversized_body_gets_413_with_lingering_close(web):
+    # The client sends its whole body although the reply comes first: the
+    # lingering close keeps the reply from being lost to a reset.
+    body = b"x" * 200000
+    head = b"POST /autodiscover/autodiscover.xml HTTP/1.1\r\nHost: autodiscover.example.test\r\n"
+    out = raw(web, "https", head + b"Content-Length: %d\r\n\r\n" % len(body) + body)
+    assert status(out) == 413
+    assert b"Connection: close" in out
+
+
+def test_slow_client_gets_408(web):
+    s = socket.create_connection(("127.0.0.1", web.port("http")), timeout=20)
+    s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n")   # and never the rest
+    t0 = time.time()
+    out = b""
+    while True:
+        b = s.recv(4096)
+        if not b:
+            break
+        out += b
+    assert status(out) == 408
+    assert 5 < time.time() - t0 < 19
+    s.close()
+
+
+def test_unknown_paths_are_404(web):
+    for path in ["/", "/index.html", "/.well-known/mta-sts.txt/", "/.well-known/", "/../etc/passwd",
+                 "/.well-known/mta-sts.txt%00"]:
+        r, _ = request(web, "https", "GET", path, "mta-sts.example.test")
+        assert r.status == 404, path
+
+
+MTA_STS_LINE = re.compile(rb"^([A-Za-z0-9_]+): *([\x21-\x7e]+)\r\n")
+
+
+def parse_policy(body):
+    """RFC 8461 3.2 strictly: every line "key: value" ending in CRLF."""
+    fields = []
+    rest = body
+    while rest:
+        m = MTA_STS_LINE.match(rest)
+        assert m, rest
+        fields.append((m.group(1).decode(), m.group(2).decode()))
+        rest = rest[m.end():]
+    return fields
+
+
+def test_mta_sts_policy_default(web):
+    r, body = request(web, "https", "GET", "/.well-known/mta-sts.txt", "mta-sts.example.test")
+    assert r.status == 200
+    assert r.getheader("Content-Type") == "text/plain"
+    assert b"\n" not in body.replace(b"\r\n", b"")
+    assert parse_policy(body) == [("version", "STSv1"), ("mode", "testing"), ("mx", "mx.test"),
+                                  ("max_age", "604800")]
+    r, body = request(web, "https", "HEAD", "/.well-known/mta-sts.txt", "MTA-STS.localhost.")
+    assert r.status == 200 and body == b""
+
+
+def test_mta_sts_policy_configured(make_tern):
+    t = make_tern(services=WEB, config={"mta_sts": {"mode": "enforce", "mx": "mx1.example.test, *.example.test",
+                                                    "max_age": "86400"}})
+    r, body = request(t, "https", "GET", "/.well-known/mta-sts.txt", "mta-sts.example.test")
+    assert parse_policy(body) == [("version", "STSv1"), ("mode", "enforce"), ("mx", "mx1.example.test"),
+                                  ("mx", "*.example.test"), ("max_age", "86400")]
+
+
+def test_mta_sts_wrong_host_or_method(web):
+    for host in ["mta-sts.other.test", "example.test", "mta-sts.", "xmta-sts.example.test", "127.0.0.1"]:
+        r, _ = request(web, "https", "GET", "/.well-known/mta-sts.txt", host)
+        assert r.status == 404, host
+    r, _ = request(web, "https", "POST", "/.well-known/mta-sts.txt", "mta-sts.example.test", body=b"")
+    assert r.status == 405 and r.getheader("Allow") == "GET, HEAD"
+    # The policy is an https resource only (RFC 8461 3.3).
+    r, _ = request(web, "http", "GET", "/.well-known/mta-sts.txt", "mta-sts.example.test")
+    assert r.status == 301
+
+
+def test_bad_mta_sts_mode_is_a_config_error(make_tern):
+    t = make_tern(start=False, services=WEB, config={"mta_sts": {"mode": "strict"}})
+    r = t.cli("check-config")
+    assert r.returncode == 1 and "[mta_sts] mode must be none, testing or enforce" in r.stderr
