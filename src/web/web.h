@@ -47,8 +47,29 @@ struct web_reply {
 
 void web_route(const struct web_request *req, struct web_reply *rep);
 
+/* Handlers of web_routes.c's table that live in files of their own. */
+void web_autoconfig(const struct web_request *req, struct web_reply *rep);
+void web_autodiscover(const struct web_request *req, struct web_reply *rep);
+/* The local domain D when req's host is "<label>.D", else NULL. */
+const char *web_host_domain(const struct web_request *req, const char *label);
+
 /* The MTA-STS policy text (RFC 8461 3.2), xmalloc'd; also hashed into
  * the _mta-sts record's id by `tern dns-records`. */
 char *web_mta_sts_policy(const struct config *cfg);
+
+/* The mail services a client can be told about (autoconfig, autodiscover,
+ * SRV records of RFC 6186 / RFC 8314), in order of preference. */
+struct web_mail_service {
+	const char *kind;          /* imap | pop3 | smtp (autoconfig's type) */
+	const char *socket;        /* SSL (implicit TLS) | STARTTLS */
+	const char *srv;           /* "_imaps._tcp" ... */
+	unsigned std_port;
+	const char *section;       /* config section; NULL: not in this build */
+};
+
+extern const struct web_mail_service web_mail_services[];
+extern const size_t web_mail_services_n;
+/* The port of a service's first listener, 0 when it is not offered. */
+unsigned web_mail_service_port(const struct config *cfg, const struct web_mail_service *s);
 
 #endif

@@ -22,7 +22,7 @@ struct web_route {
 };
 
 /* The local domain D when host is "<label>.D", else NULL. */
-static const char *web_host_domain(const struct web_request *req, const char *label)
+const char *web_host_domain(const struct web_request *req, const char *label)
 {
 	size_t n = strlen(label);
 	if (strncmp(req->host, label, n) != 0 || req->host[n] != '.')
@@ -77,6 +77,10 @@ static const struct web_route web_routes[] = {
 	{ SERVICE_HTTP, "/.well-known/acme-challenge/", true, "GET, HEAD", route_not_found },
 	{ SERVICE_HTTP, "/", true, "GET, HEAD", route_redirect },
 	{ SERVICE_HTTPS, "/.well-known/mta-sts.txt", false, "GET, HEAD", route_mta_sts },
+	{ SERVICE_HTTPS, "/.well-known/autoconfig/mail/config-v1.1.xml", false, "GET, HEAD", web_autoconfig },
+	{ SERVICE_HTTPS, "/mail/config-v1.1.xml", false, "GET, HEAD", web_autoconfig },
+	{ SERVICE_HTTPS, "/autodiscover/autodiscover.xml", false, "POST", web_autodiscover },
+	{ SERVICE_HTTPS, "/Autodiscover/Autodiscover.xml", false, "POST", web_autodiscover },
 };
 
 static bool method_allowed(const struct web_route *r, struct http_str m)

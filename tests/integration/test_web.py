@@ -199,3 +199,121 @@ def test_bad_mta_sts_mode_is_a_config_error(make_tern):
     t = make_tern(start=False, services=WEB, config={"mta_sts": {"mode": "strict"}})
     r = t.cli("check-config")
     assert r.returncode == 1 and "[mta_sts] mode must be none, testing or enforce" in r.stderr
+
+
+# ---- autoconfig (Thunderbird) and autodiscover (Outlook) ---------------------
+
+import xml.etree.ElementTree as ET
+
+MAIL = ("smtp", "submission", "submissions", "pop3", "pop3s", "http", "https")
+
+
+@pytest.fixture
+def mailweb(make_tern):
+    return make_tern(services=MAIL, hostname="mx.example.test")
+
+
+def servers(root):
+    out = []
+    for el in root.iter():
+        if el.tag in ("incomingServer", "outgoingServer"):
+            out.append((el.tag, el.get("type"), el.findtext("hostname"), int(el.findtext("port")),
+                        el.findtext("socketType"), el.findtext("authentication"), el.findtext("username")))
+    return out
+
+
+def test_autoconfig_lists_the_configured_listeners(mailweb):
+    t = mailweb
+    for path in ["/.well-known/autoconfig/mail/config-v1.1.xml",
+                 "/mail/config-v1.1.xml?emailaddress=alice%40example.test"]:
+        r, body = request(t, "https", "GET", path, "autoconfig.example.test")
+        assert r.status == 200, path
+        assert r.getheader("Content-Type").startswith("application/xml")
+        root = ET.fromstring(body)
+        assert root.tag == "clientConfig" and root.get("version") == "1.1"
+        prov = root.find("emailProvider")
+        assert prov.get("id") == "example.test" and prov.findtext("domain") == "example.test"
+        h = "mx.example.test"
+        u = "%EMAILADDRESS%"
+        pw = "password-cleartext"
+        assert servers(root) == [
+            ("incomingServer", "pop3", h, t.port("pop3s"), "SSL", pw, u),
+            ("incomingServer", "pop3", h, t.port("pop3"), "STARTTLS", pw, u),
+            ("outgoingServer", "smtp", h, t.port("submissions"), "SSL", pw, u),
+            ("outgoingServer", "smtp", h, t.port("submission"), "STARTTLS", pw, u),
+        ]
+
+
+def test_autoconfig_only_what_runs(make_tern):
+    t = make_tern(services=("smtp", "submissions", "https"))
+    r, body = request(t, "https", "GET", "/mail/config-v1.1.xml", "autoconfig.localhost")
+    assert [(s[1], s[3], s[4]) for s in servers(ET.fromstring(body))] == \
+        [("smtp", t.port("submissions"), "SSL")]
+
+
+def test_autoconfig_refuses_other_domains(mailweb):
+    for host, path in [("autoconfig.other.test", "/mail/config-v1.1.xml"),
+                       ("example.test", "/mail/config-v1.1.xml"),
+                       ("autoconfig.example.test", "/mail/config-v1.1.xml?emailaddress=a%40other.test"),
+                       ("mta-sts.example.test", "/.well-known/autoconfig/mail/config-v1.1.xml")]:
+        r, _ = request(mailweb, "https", "GET", path, host)
+        assert r.status == 404, (host, path)
+    r, _ = request(mailweb, "https", "POST", "/mail/config-v1.1.xml", "autoconfig.example.test", body=b"")
+    assert r.status == 405 and r.getheader("Allow") == "GET, HEAD"
+
+
+def test_autoconfig_domain_is_xml_escaped(make_tern):
+    # A domain cannot hold "<" in a Host, but the address's domain decides
+    # the provider: it must come back escaped, never as markup.
+    t = make_tern(services=("https",), domains="example.test a&b.test")
+    r, body = request(t, "https", "GET", "/mail/config-v1.1.xml?emailaddress=x%40a%26b.test",
+                      "autoconfig.example.test")
+    assert r.status == 200
+    assert b"a&amp;b.test" in body
+    assert ET.fromstring(body).find("emailProvider").findtext("domain") == "a&b.test"
+
+
+AD_REQ = ('<?xml version="1.0" encoding="utf-8"?>\r\n'
+          '<Autodiscover xmlns="http://schemas.microsoft.com/exchange/autodiscover/outlook/requestschema/2006">'
+          '<Request><EMailAddress>{}</EMailAddress><AcceptableResponseSchema>'
+          'http://schemas.microsoft.com/exchange/autodiscover/outlook/responseschema/2006a'
+          '</AcceptableResponseSchema></Request></Autodiscover>')
+NS = {"r": "http://schemas.microsoft.com/exchange/autodiscover/responseschema/2006",
+      "a": "http://schemas.microsoft.com/exchange/autodiscover/outlook/responseschema/2006a"}
+
+
+def test_autodiscover(mailweb):
+    t = mailweb
+    r, body = request(t, "https", "POST", "/autodiscover/autodiscover.xml", "autodiscover.example.test",
+                      body=AD_REQ.format("alice@example.test").encode(),
+                      headers={"Content-Type": "text/xml"})
+    assert r.status == 200
+    root = ET.fromstring(body)
+    acct = root.find("a:Response/a:Account", NS)
+    assert acct.findtext("a:AccountType", namespaces=NS) == "email"
+    assert acct.findtext("a:Action", namespaces=NS) == "settings"
+    protos = [(p.findtext("a:Type", namespaces=NS), p.findtext("a:Server", namespaces=NS),
+               int(p.findtext("a:Port", namespaces=NS)), p.findtext("a:LoginName", namespaces=NS),
+               p.findtext("a:SSL", namespaces=NS), p.findtext("a:Encryption", namespaces=NS))
+              for p in acct.findall("a:Protocol", NS)]
+    h, a = "mx.example.test", "alice@example.test"
+    assert protos == [("POP3", h, t.port("pop3s"), a, "on", "SSL"),
+                      ("POP3", h, t.port("pop3"), a, "on", "TLS"),
+                      ("SMTP", h, t.port("submissions"), a, "on", "SSL"),
+                      ("SMTP", h, t.port("submission"), a, "on", "TLS")]
+
+
+def test_autodiscover_refusals(mailweb):
+    t = mailweb
+    path = "/autodiscover/autodiscover.xml"
+    r, _ = request(t, "https", "POST", path, "autodiscover.example.test",
+                   body=AD_REQ.format("alice@other.test").encode())
+    assert r.status == 404
+    r, _ = request(t, "https", "POST", path, "autodiscover.example.test", body=b"<x/>")
+    assert r.status == 400
+    r, _ = request(t, "https", "GET", path, "autodiscover.example.test")
+    assert r.status == 405 and r.getheader("Allow") == "POST"
+    # A chunked body is refused: Content-Length only.
+    out = raw(t, "https", b"POST " + path.encode() + b" HTTP/1.1\r\nHost: autodiscover.example.test\r\n"
+              b"Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n")
+    assert status(out) == 411
