@@ -6,7 +6,9 @@
  */
 #include "web/web.h"
 #include "core/config.h"
+#include "core/metrics.h"
 #include "core/util.h"
+#include "store/queue.h"
 
 #include <event2/buffer.h>
 #include <stdio.h>
@@ -72,10 +74,33 @@ static void route_mta_sts(const struct web_request *req, struct web_reply *rep)
 	free(policy);
 }
 
+static void count_id_cb(const char *id, void *arg)
+{
+}
+
+/* Operators' numbers, for the trusted networks only. */
+static void route_metrics(const struct web_request *req, struct web_reply *rep)
+{
+	struct tern *t = req->t;
+	if (!cidr_list_match(&t->cfg->trusted_networks, req->peer)) {
+		rep->status = 403;
+		return;
+	}
+	struct metrics_gauges g = {
+		.queue_messages = t->queue ? queue_scan(t->queue, count_id_cb, NULL) : 0,
+		.open_sessions = t->nsessions,
+	};
+	rep->status = 200;
+	rep->content_type = "text/plain; version=0.0.4; charset=utf-8";
+	rep->body = evbuffer_new();
+	metrics_format(rep->body, &g);
+}
+
 static const struct web_route web_routes[] = {
 	/* ACME http-01 (RFC 8555 8.3) answers here once ACME exists. */
 	{ SERVICE_HTTP, "/.well-known/acme-challenge/", true, "GET, HEAD", route_not_found },
 	{ SERVICE_HTTP, "/", true, "GET, HEAD", route_redirect },
+	{ SERVICE_HTTPS, "/metrics", false, "GET, HEAD", route_metrics },
 	{ SERVICE_HTTPS, "/.well-known/mta-sts.txt", false, "GET, HEAD", route_mta_sts },
 	{ SERVICE_HTTPS, "/.well-known/autoconfig/mail/config-v1.1.xml", false, "GET, HEAD", web_autoconfig },
 	{ SERVICE_HTTPS, "/mail/config-v1.1.xml", false, "GET, HEAD", web_autoconfig },

@@ -18,6 +18,7 @@
 #include "core/config.h"
 #include "core/listener.h"
 #include "core/log.h"
+#include "core/metrics.h"
 #include "core/server.h"
 #include "core/tls.h"
 #include "core/util.h"
@@ -78,6 +79,7 @@ static void log_http_request(const struct web_conn *c, int status)
 static void log_http_tls_failed(const struct web_conn *c, unsigned long err)
 {
 	char e[200] = "connection closed";
+	metrics_inc(METRIC_TLS_FAILED);
 	if (err)
 		ERR_error_string_n(err, e, sizeof(e));
 	log_event("event=http_tls_failed session=%016" PRIx64 " ip=%s error=\"%s\"", c->id, c->ip, e);
@@ -329,8 +331,10 @@ static void web_write_cb(struct bufferevent *bev, void *arg)
 static void web_event_cb(struct bufferevent *bev, short what, void *arg)
 {
 	struct web_conn *c = arg;
-	if (what & BEV_EVENT_CONNECTED)
+	if (what & BEV_EVENT_CONNECTED) {
+		metrics_inc(METRIC_TLS_OK);    /* the handshake is done */
 		return;
+	}
 	if (c->svc == SERVICE_HTTPS && (what & BEV_EVENT_ERROR) && c->head_buf == NULL &&
 	    evbuffer_get_length(bufferevent_get_input(bev)) == 0)
 		log_http_tls_failed(c, bufferevent_get_openssl_error(bev));
@@ -382,6 +386,7 @@ void web_accept(struct tern *t, evutil_socket_t fd, const struct sockaddr *sa, s
 		close(fd);
 		return;
 	}
+	metrics_connection(svc);
 	c = xcalloc(1, sizeof(*c));
 	c->t = t;
 	c->svc = svc;
