@@ -16,7 +16,8 @@ static void usage(FILE *f)
 	      "       tern example-config              print a documented config\n"
 	      "       tern user add|passwd|del|list [ADDRESS] [-c FILE]\n"
 	      "       tern queue list [--json]|show ID|flush [DOMAIN]|hold ID|release ID|delete ID [-c FILE]\n"
-	      "       tern sendmail [-t] [-i] [-f FROM] [-F NAME] [-bs|-bp|-q] [RCPT...]\n", f);
+	      "       tern sendmail [-t] [-i] [-f FROM] [-F NAME] [-bs|-bp|-q] [RCPT...]\n"
+	      "       tern dns-records DOMAIN [-c FILE] print the DNS records DOMAIN needs\n", f);
 }
 
 int main(int argc, char **argv)
@@ -43,6 +44,8 @@ int main(int argc, char **argv)
 		return cmd_queue(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "sendmail"))
 		return cmd_sendmail(argc - 1, argv + 1);
+	if (!strcmp(argv[1], "dns-records"))
+		return cmd_dns_records(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help") || !strcmp(argv[1], "help")) {
 		usage(stdout);
 		return 0;
