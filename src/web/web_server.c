@@ -55,6 +55,7 @@ struct web_conn {
 	struct event *timer;
 	enum web_state state;
 	bool have_head;
+	bool tls_done;                 /* [https]: the handshake is over */
 	size_t head_len;               /* bytes of the head in the input */
 	struct http_head head;
 	char *head_buf;
@@ -76,9 +77,10 @@ static void log_http_request(const struct web_conn *c, int status)
 		  log_quote(p, sizeof(p), c->head.target.p, c->head.target.n), status);
 }
 
-static void log_http_tls_failed(const struct web_conn *c, unsigned long err)
+static void log_http_tls_failed(const struct web_conn *c, unsigned long err, const char *what)
 {
-	char e[200] = "connection closed";
+	char e[200];
+	snprintf(e, sizeof(e), "%s", what);
 	metrics_inc(METRIC_TLS_FAILED);
 	if (err)
 		ERR_error_string_n(err, e, sizeof(e));
@@ -333,22 +335,26 @@ static void web_event_cb(struct bufferevent *bev, short what, void *arg)
 	struct web_conn *c = arg;
 	if (what & BEV_EVENT_CONNECTED) {
 		metrics_inc(METRIC_TLS_OK);    /* the handshake is done */
+		c->tls_done = true;
 		return;
 	}
 	if (c->svc == SERVICE_HTTPS && (what & BEV_EVENT_ERROR) && c->head_buf == NULL &&
 	    evbuffer_get_length(bufferevent_get_input(bev)) == 0)
-		log_http_tls_failed(c, bufferevent_get_openssl_error(bev));
+		log_http_tls_failed(c, bufferevent_get_openssl_error(bev), "connection closed");
 	web_conn_free(c);
 }
 
 static void web_timer_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct web_conn *c = arg;
-	if (c->state == WEB_READ) {
+	if (c->state == WEB_READ && (c->svc != SERVICE_HTTPS || c->tls_done)) {
 		/* A client too slow to send its request (RFC 9110 15.5.9). */
 		web_send_error(c, 408, true);
 		return;
 	}
+	/* Or too slow to finish its TLS handshake: nothing can be said. */
+	if (c->state == WEB_READ)
+		log_http_tls_failed(c, 0, "handshake timeout");
 	web_conn_free(c);
 }
 

@@ -317,3 +317,25 @@ def test_autodiscover_refusals(mailweb):
     out = raw(t, "https", b"POST " + path.encode() + b" HTTP/1.1\r\nHost: autodiscover.example.test\r\n"
               b"Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n")
     assert status(out) == 411
+
+
+def test_https_slow_client_gets_408_and_stalled_handshake_is_dropped(web):
+    s = socket.create_connection(("127.0.0.1", web.port("https")), timeout=20)
+    s = tls_ctx().wrap_socket(s, server_hostname="mta-sts.example.test")
+    s.sendall(b"GET /.well-known/mta-sts.txt HTTP/1.1\r\n")
+    out = b""
+    while True:
+        b = s.recv(4096)
+        if not b:
+            break
+        out += b
+    assert status(out) == 408
+    s.close()
+    # No handshake at all: closed at the request deadline, with no reply.
+    s = socket.create_connection(("127.0.0.1", web.port("https")), timeout=25)
+    t0 = time.time()
+    assert s.recv(4096) == b""
+    assert time.time() - t0 < 15
+    s.close()
+    web.wait_log('event=http_tls_failed')
+    assert 'error="handshake timeout"' in web.log()
