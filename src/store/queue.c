@@ -253,6 +253,8 @@ static void write_envelope(FILE *f, const struct queue_env *env)
 	fprintf(f, "\nbody %u\nret %u\nenvid ", env->body, env->ret);
 	put_value(f, env->envid);
 	fputc('\n', f);
+	if (env->smtputf8)   /* only when set: other queue files stay as they were */
+		fputs("smtputf8 1\n", f);
 	for (size_t i = 0; i < env->nrcpt; i++) {
 		const struct queue_rcpt *r = &env->rcpt[i];
 		fprintf(f, "rcpt %c %u ", r->local ? 'L' : 'R', r->notify);
@@ -602,8 +604,10 @@ static bool parse_env_line(struct queue_env *env, char *line)
 		env->auth_user = get_value(tok[1], &ok);
 	} else if (!strcmp(tok[0], "envid") && n == 2) {
 		env->envid = get_value(tok[1], &ok);
-	} else if (!strcmp(tok[0], "body") && n == 2 && parse_u64(tok[1], strlen(tok[1]), 0, 2, &v)) {
+	} else if (!strcmp(tok[0], "body") && n == 2 && parse_u64(tok[1], strlen(tok[1]), 0, 3, &v)) {
 		env->body = (unsigned)v;
+	} else if (!strcmp(tok[0], "smtputf8") && n == 2 && parse_u64(tok[1], strlen(tok[1]), 0, 1, &v)) {
+		env->smtputf8 = v != 0;
 	} else if (!strcmp(tok[0], "ret") && n == 2 && parse_u64(tok[1], strlen(tok[1]), 0, 2, &v)) {
 		env->ret = (unsigned)v;
 	} else if (!strcmp(tok[0], "rcpt") && n == 6 && parse_u64(tok[2], strlen(tok[2]), 0, 15, &v)) {
@@ -635,10 +639,14 @@ static bool parse_trailer(struct queue_env *env, int fd, off_t size)
 	if (pread(fd, buf, n, size - (off_t)n) != (ssize_t)n)
 		return false;
 	buf[n] = '\0';
+	/* The last "TERN-END " in the tail, found with memmem: a BINARYMIME
+	 * body (RFC 3030) may hold NULs and need not end with LF, so the
+	 * marker need not start a line; the offsets below prove that it
+	 * starts right after the message. */
 	t = NULL;
-	for (char *p = buf; (p = strstr(p, "TERN-END ")) != NULL; p++)
+	for (char *p = buf; (p = memmem(p, n - (size_t)(p - buf), "TERN-END ", 9)) != NULL; p++)
 		t = p;
-	if (t == NULL || (t != buf && t[-1] != '\n'))
+	if (t == NULL)
 		return false;
 	/* the end marker is the last line, whole: nothing may follow it */
 	if (strchr(t, '\n') != buf + n - 1)

@@ -45,6 +45,7 @@ struct queue_env {
 	unsigned body;            /* enum smtp_body */
 	unsigned ret;             /* enum smtp_ret */
 	char *envid;              /* or NULL */
+	bool smtputf8;            /* SMTPUTF8 transaction (RFC 6531): UTF-8 addresses or headers */
 	bool held;
 	bool delay_warned;
 	size_t nrcpt;

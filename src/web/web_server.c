@@ -63,28 +63,28 @@ struct web_conn {
 
 /* ---- logging: one function per event ------------------------------------ */
 
-static void log_http_request(const struct web_conn *c, int status)
+static void log_web_request(const struct web_conn *c, int status)
 {
 	char m[40], h[120], p[240];
 	if (!c->have_head) {
-		log_event("event=http_request session=%016" PRIx64 " service=%s ip=%s status=%d", c->id,
+		log_event("event=web_request session=%016" PRIx64 " service=%s ip=%s status=%d", c->id,
 			  service_name(c->svc), c->ip, status);
 		return;
 	}
-	log_event("event=http_request session=%016" PRIx64 " service=%s ip=%s method=%s host=%s path=%s status=%d",
+	log_event("event=web_request session=%016" PRIx64 " service=%s ip=%s method=%s host=%s path=%s status=%d",
 		  c->id, service_name(c->svc), c->ip, log_quote(m, sizeof(m), c->head.method.p, c->head.method.n),
 		  log_quote(h, sizeof(h), c->head.host.p, c->head.host.n),
 		  log_quote(p, sizeof(p), c->head.target.p, c->head.target.n), status);
 }
 
-static void log_http_tls_failed(const struct web_conn *c, unsigned long err, const char *what)
+static void log_web_tls_failed(const struct web_conn *c, unsigned long err, const char *what)
 {
 	char e[200];
 	snprintf(e, sizeof(e), "%s", what);
 	metrics_inc(METRIC_TLS_FAILED);
 	if (err)
 		ERR_error_string_n(err, e, sizeof(e));
-	log_event("event=http_tls_failed session=%016" PRIx64 " ip=%s error=\"%s\"", c->id, c->ip, e);
+	log_event("event=web_tls_failed session=%016" PRIx64 " ip=%s error=\"%s\"", c->id, c->ip, e);
 }
 
 /* ---- connection life ---------------------------------------------------------- */
@@ -158,7 +158,7 @@ static void web_send(struct web_conn *c, struct web_reply *rep, bool linger)
 		evbuffer_add_buffer(out, rep->body);
 	evbuffer_free(rep->body);
 	free(rep->location);
-	log_http_request(c, rep->status);
+	log_web_request(c, rep->status);
 	c->state = linger ? WEB_LINGER : WEB_WRITE;
 	if (!linger)
 		bufferevent_disable(c->bev, EV_READ);
@@ -340,7 +340,7 @@ static void web_event_cb(struct bufferevent *bev, short what, void *arg)
 	}
 	if (c->svc == SERVICE_HTTPS && (what & BEV_EVENT_ERROR) && c->head_buf == NULL &&
 	    evbuffer_get_length(bufferevent_get_input(bev)) == 0)
-		log_http_tls_failed(c, bufferevent_get_openssl_error(bev), "connection closed");
+		log_web_tls_failed(c, bufferevent_get_openssl_error(bev), "connection closed");
 	web_conn_free(c);
 }
 
@@ -354,7 +354,7 @@ static void web_timer_cb(evutil_socket_t fd, short what, void *arg)
 	}
 	/* Or too slow to finish its TLS handshake: nothing can be said. */
 	if (c->state == WEB_READ)
-		log_http_tls_failed(c, 0, "handshake timeout");
+		log_web_tls_failed(c, 0, "handshake timeout");
 	web_conn_free(c);
 }
 

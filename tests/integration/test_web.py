@@ -72,7 +72,7 @@ def test_http_redirects_everything_to_https(web):
     r, body = request(web, "http", "HEAD", "/", "mta-sts.example.test:80")
     assert r.status == 301 and body == b""
     assert r.getheader("Location").startswith("https://mta-sts.example.test:")
-    web.wait_log("event=http_request", 2)
+    web.wait_log("event=web_request", 2)
     assert 'service=http ip=127.0.0.1 method="GET" host="Example.Test" path="/some/where?a=1" status=301' in web.log()
 
 
@@ -337,5 +337,5 @@ def test_https_slow_client_gets_408_and_stalled_handshake_is_dropped(web):
     assert s.recv(4096) == b""
     assert time.time() - t0 < 15
     s.close()
-    web.wait_log('event=http_tls_failed')
+    web.wait_log('event=web_tls_failed')
     assert 'error="handshake timeout"' in web.log()
