@@ -11,14 +11,12 @@
 #include "cli/cli.h"
 #include "core/config.h"
 #include "core/util.h"
-#include "proto/base64.h"
+#include "msgauth/dkim.h"
 #include "web/web.h"
 
 #include <dirent.h>
 #include <netinet/in.h>
 #include <openssl/evp.h>
-#include <openssl/pem.h>
-#include <openssl/x509.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -61,31 +59,12 @@ static void rr_txt(const char *name, const char *text)
 /* "v=DKIM1; k=...; p=..." for the private key in path, or NULL. */
 static char *dkim_record(const char *path)
 {
-	FILE *f = fopen(path, "r");
-	EVP_PKEY *key;
-	unsigned char *der = NULL, raw[64];
-	size_t rawlen = sizeof(raw);
-	char *p64 = NULL, *rec = NULL;
-	int len;
-
-	if (f == NULL)
-		return NULL;
-	key = PEM_read_PrivateKey(f, NULL, NULL, NULL);
-	fclose(f);
+	char err[200];
+	EVP_PKEY *key = dkim_key_load(path, err, sizeof(err));
+	char *rec;
 	if (key == NULL)
 		return NULL;
-	if (EVP_PKEY_id(key) == EVP_PKEY_ED25519) {
-		/* RFC 8463 4.2: the raw 32-octet public key. */
-		if (EVP_PKEY_get_raw_public_key(key, raw, &rawlen) == 1) {
-			p64 = base64_encode_alloc(raw, rawlen);
-			rec = xasprintf("v=DKIM1; k=ed25519; p=%s", p64);
-		}
-	} else if (EVP_PKEY_id(key) == EVP_PKEY_RSA && (len = i2d_PUBKEY(key, &der)) > 0) {
-		p64 = base64_encode_alloc(der, (size_t)len);
-		rec = xasprintf("v=DKIM1; k=rsa; p=%s", p64);
-	}
-	OPENSSL_free(der);
-	free(p64);
+	rec = dkim_key_record(key);
 	EVP_PKEY_free(key);
 	return rec;
 }

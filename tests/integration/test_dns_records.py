@@ -122,3 +122,15 @@ def test_refuses_a_domain_that_is_not_local(make_tern):
     assert r.returncode == 1 and "not a local domain" in r.stderr
     r = t.cli("dns-records")
     assert r.returncode == 2 and "usage" in r.stderr
+
+
+def test_key_from_dkim_keygen_is_listed(make_tern, tmp_path):
+    t = make_tern(start=False, services=("smtp",), hostname="mx.example.test")
+    r = t.cli("dkim", "keygen", "example.test", "--selector", "k1", "--algorithm", "ed25519")
+    assert r.returncode == 0, r.stderr
+    printed = txt(r.stdout)
+    out = records(t)
+    assert "no DKIM key" not in out
+    got = {(n, typ): d for n, typ, d in rrs(out)}
+    assert txt(got[("k1._domainkey.example.test.", "TXT")]) == printed
+    assert checkzone(tmp_path, out).returncode == 0
