@@ -39,6 +39,9 @@ struct word_list {
 };
 
 enum access_mode { ACCESS_OFF, ACCESS_AUTH, ACCESS_ON };
+enum check_at { CHECK_AT_CONNECT, CHECK_AT_RCPT };   /* [dnsbl] check_at */
+/* [milter] default_action */
+enum milter_default { MILTER_DEFAULT_TEMPFAIL, MILTER_DEFAULT_ACCEPT, MILTER_DEFAULT_REJECT };
 
 struct config {
 	char *path;               /* file read, or "(built-in)" */
@@ -58,16 +61,25 @@ struct config {
 	unsigned max_errors;
 	unsigned max_connections;
 	unsigned max_connections_per_ip;
+	unsigned max_connection_rate;   /* per client address per minute, 0 = none */
+	unsigned max_message_rate;      /* MAIL per client address per minute, 0 = none */
 	unsigned max_received;
 	uint64_t command_timeout;
 	uint64_t data_timeout;
 	unsigned vrfy;            /* enum access_mode */
 	unsigned expn;
+	bool smtp_milter;         /* the MX service through [milter] */
 
 	/* [submission], [submissions] */
 	struct listen_list submission_listen;
 	struct listen_list submissions_listen;
 	bool sender_any;          /* authenticated users may use any MAIL FROM */
+	bool submission_milter;   /* 587 and 465 through [milter] */
+
+	/* [milter] */
+	struct word_list milter_servers;   /* checked by milter_addr_parse() */
+	unsigned milter_default_action;    /* enum milter_default */
+	uint64_t milter_timeout;
 
 	/* [pop3], [pop3s] */
 	struct listen_list pop3_listen;
@@ -106,6 +118,18 @@ struct config {
 
 	/* [dns] */
 	char *dns_servers;
+
+	/* [dnsbl] */
+	struct word_list dnsbl_zones;   /* "ZONE" or "ZONE=127.0.0.x", checked */
+	struct word_list dnsbl_allow;
+	unsigned dnsbl_check_at;        /* enum check_at */
+	uint64_t dnsbl_timeout;         /* seconds */
+	unsigned dnsbl_cache_max;
+
+	/* [greylist] */
+	bool greylist_enabled;
+	uint64_t greylist_delay, greylist_expire;   /* seconds */
+	unsigned greylist_max_entries;
 
 	/* [delivery] */
 	unsigned remote_port;
