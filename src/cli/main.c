@@ -19,7 +19,8 @@ static void usage(FILE *f)
 	      "       tern dkim keygen DOMAIN [--selector S] [--algorithm rsa|ed25519] [-c FILE]\n"
 	      "       tern dkim sign --key PEM --domain D --selector S < MESSAGE   (for testing and scripts)\n"
 	      "       tern dkim verify [--record NAME=TXT]... < MESSAGE         (for testing and scripts)\n"
-	      "       tern sendmail [-t] [-i] [-f FROM] [-F NAME] [-bs|-bp|-q] [RCPT...]\n", f);
+	      "       tern sendmail [-t] [-i] [-f FROM] [-F NAME] [-bs|-bp|-q] [RCPT...]\n"
+	      "       tern dns-records DOMAIN [-c FILE] print the DNS records DOMAIN needs\n", f);
 }
 
 int main(int argc, char **argv)
@@ -48,6 +49,8 @@ int main(int argc, char **argv)
 		return cmd_dkim(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "sendmail"))
 		return cmd_sendmail(argc - 1, argv + 1);
+	if (!strcmp(argv[1], "dns-records"))
+		return cmd_dns_records(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help") || !strcmp(argv[1], "help")) {
 		usage(stdout);
 		return 0;

@@ -15,6 +15,7 @@
 #include "filter/rate.h"
 #include "imap/imap_server.h"
 #include "pop3/pop3_server.h"
+#include "web/web.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -30,7 +31,8 @@ static bool serve_tls_wanted(const struct config *cfg)
 	bool explicit = strcmp(cfg->tls_cert, def) != 0;
 	free(def);
 	return cfg->submission_listen.n || cfg->submissions_listen.n || cfg->pop3s_listen.n ||
-		cfg->pop3_listen.n || cfg->imap_listen.n || cfg->imaps_listen.n || explicit || access(cfg->tls_cert, F_OK) == 0;
+		cfg->pop3_listen.n || cfg->imap_listen.n || cfg->imaps_listen.n || cfg->https_listen.n || explicit ||
+		access(cfg->tls_cert, F_OK) == 0;
 }
 
 static bool serve_tls_init(struct tern *t)
@@ -75,6 +77,9 @@ bool serve_hooks_init(struct tern *t, accept_fn accept_by_service[SERVICE_COUNT]
 	accept_by_service[SERVICE_IMAP] = imap_server_accept;
 	if (t->tls)
 		accept_by_service[SERVICE_IMAPS] = imap_server_accept;
+	accept_by_service[SERVICE_HTTP] = web_accept;
+	if (t->tls)
+		accept_by_service[SERVICE_HTTPS] = web_accept;
 	return true;
 }
 

@@ -119,6 +119,12 @@ static const struct config_row config_table[] = {
 	ROW("milter", "servers", CT_MILTERS, milter_servers, "", 0, 0, "inet:HOST:PORT, unix:PATH (called in order)"),
 	ROW("milter", "default_action", CT_MILTER_ACTION, milter_default_action, "tempfail", 0, 0, "milter unreachable: tempfail | accept | reject"),
 	ROW("milter", "timeout", CT_DURATION, milter_timeout, "30s", 1, 3600, "each exchange with a milter"),
+
+	ROW("http", "listen", CT_LISTEN, http_listen, "", 0, 0, "port 80: ACME http-01; everything else redirected to https"),
+	ROW("https", "listen", CT_LISTEN, https_listen, "", 0, 0, "port 443: MTA-STS policy, autoconfig, autodiscover, /metrics"),
+	ROW("mta_sts", "mode", CT_STR, mta_sts_mode, "testing", 0, 0, "none | testing | enforce (RFC 8461 3.2)"),
+	ROW("mta_sts", "mx", CT_WORDS, mta_sts_mx, "", 0, 0, "MX names in the policy; default [server] hostname"),
+	ROW("mta_sts", "max_age", CT_UINT, mta_sts_max_age, "604800", 1, 31557600, "seconds senders may cache the policy"),
 };
 
 static const char config_dev_text[] =
@@ -139,6 +145,10 @@ static const char config_dev_text[] =
 	"listen = 127.0.0.1:2143\n"
 	"[imaps]\n"
 	"listen = 127.0.0.1:2993\n"
+	"[http]\n"
+	"listen = 127.0.0.1:8080\n"
+	"[https]\n"
+	"listen = 127.0.0.1:8443\n"
 	"[domains]\n"
 	"local = localhost\n";
 
@@ -545,6 +555,11 @@ static unsigned finish(struct config *c, const char *name)
 	}
 	if (c->state_dir[0] == '\0') {
 		fprintf(stderr, "%s: [server] state_dir must not be empty\n", name);
+		errors++;
+	}
+	if (strcmp(c->mta_sts_mode, "none") != 0 && strcmp(c->mta_sts_mode, "testing") != 0 &&
+	    strcmp(c->mta_sts_mode, "enforce") != 0) {
+		fprintf(stderr, "%s: [mta_sts] mode must be none, testing or enforce\n", name);
 		errors++;
 	}
 	if (c->dnsbl_zones.n + c->dnsbl_allow.n > DNSBL_ZONES_MAX) {

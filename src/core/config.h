@@ -143,6 +143,13 @@ struct config {
 	struct word_list tls_required;  /* destination domains that must use STARTTLS */
 	uint64_t reuse_idle;            /* idle outbound connection kept (s) */
 	uint64_t client_timeout;        /* cap on client timeouts, 0 = RFC values */
+
+	/* [http], [https], [mta_sts] */
+	struct listen_list http_listen;
+	struct listen_list https_listen;
+	char *mta_sts_mode;             /* none | testing | enforce */
+	struct word_list mta_sts_mx;    /* empty: the hostname */
+	unsigned mta_sts_max_age;
 };
 
 /* Load a config file; errors are printed as "FILE:LINE: message" to stderr.

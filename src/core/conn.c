@@ -19,6 +19,7 @@
  * callback, timer or worker job holds a reference: every callback runs
  * with one held, so close may be called anywhere.
  */
+#include "core/metrics.h"
 #include "core/conn.h"
 #include "core/log.h"
 #include "core/tls.h"
@@ -40,12 +41,14 @@ static void log_conn_tls(const struct conn *c, SSL *ssl)
 {
 	char d[128];
 	tls_describe(ssl, d, sizeof(d));
+	metrics_inc(METRIC_TLS_OK);
 	log_event("event=tls session=%016" PRIx64 " ip=%s tls=\"%s\"", c->id, c->ip, d);
 }
 
 void conn_log_tls_failed(const struct conn *c, unsigned long err)
 {
 	char e[200] = "connection closed";
+	metrics_inc(METRIC_TLS_FAILED);
 	if (err)
 		ERR_error_string_n(err, e, sizeof(e));
 	log_event("event=tls_failed session=%016" PRIx64 " ip=%s error=\"%s\"", c->id, c->ip, e);

@@ -23,7 +23,8 @@ struct listener_ctx {
 
 const char *service_name(enum service svc)
 {
-	static const char *const names[] = { "smtp", "submission", "submissions", "pop3", "pop3s", "imap", "imaps" };
+	static const char *const names[] = { "smtp", "submission", "submissions", "pop3", "pop3s", "imap", "imaps",
+					      "http", "https" };
 	return svc < SERVICE_COUNT ? names[svc] : "?";
 }
 
@@ -76,6 +77,8 @@ static const struct listen_list *service_listen(const struct config *c, enum ser
 	case SERVICE_POP3S: return &c->pop3s_listen;
 	case SERVICE_IMAP: return &c->imap_listen;
 	case SERVICE_IMAPS: return &c->imaps_listen;
+	case SERVICE_HTTP: return &c->http_listen;
+	case SERVICE_HTTPS: return &c->https_listen;
 	default: return NULL;
 	}
 }

@@ -39,6 +39,8 @@ enum service {
 	SERVICE_POP3S,
 	SERVICE_IMAP,             /* port 143: STARTTLS */
 	SERVICE_IMAPS,            /* port 993: implicit TLS */
+	SERVICE_HTTP,             /* port 80: redirect to https, ACME http-01 */
+	SERVICE_HTTPS,            /* port 443: MTA-STS, autoconfig, /metrics */
 	SERVICE_COUNT
 };
 

@@ -2,6 +2,7 @@
  * delivery_log.c - see delivery_log.h.
  */
 #include "delivery/delivery_log.h"
+#include "core/metrics.h"
 #include "core/log.h"
 #include "core/util.h"
 #include "store/queue.h"
@@ -13,6 +14,13 @@ void delivery_log_result(const struct queue_env *env, const struct queue_rcpt *r
 			 const char *status, const char *dsn, const char *detail)
 {
 	char to[600], text[600];
+
+	if (!strcmp(status, "sent")) {
+		metrics_inc(METRIC_DELIVERED);
+		metrics_delivery_delay(now_unix() - env->arrival);
+	} else {
+		metrics_inc(!strcmp(status, "bounced") ? METRIC_BOUNCED : METRIC_DEFERRED);
+	}
 
 	log_event("event=delivery queue=%s to=%s relay=%s status=%s dsn=%s delay=%" PRId64 "s detail=%s",
 		  env->id, log_quote(to, sizeof(to), r->addr, strlen(r->addr)), relay, status,

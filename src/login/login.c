@@ -25,6 +25,7 @@
  * block_time has passed since its last failure.
  */
 #include "login/login.h"
+#include "core/metrics.h"
 #include "core/addrcount.h"
 #include "core/config.h"
 #include "core/log.h"
@@ -116,6 +117,7 @@ static void log_auth(const struct login_req *r, const char *result, const char *
 static void log_auth_failed(const struct login_req *r, const char *reason, const char *user, unsigned failures)
 {
 	char q[SASL_USER_MAX * 4 + 8];
+	metrics_inc(METRIC_AUTH_FAILED);
 	log_event("event=auth_failed session=%016" PRIx64 " ip=%s service=%s mech=%s reason=%s user=%s failures=%u",
 		  r->session, r->ip, r->service, r->mech_label, reason, login_quote_user(q, sizeof(q), user),
 		  failures);

@@ -25,6 +25,7 @@
  * and forgets a USER given before.
  */
 #include "pop3/pop3_server.h"
+#include "core/metrics.h"
 #include "core/addrcount.h"
 #include "core/config.h"
 #include "core/conn.h"
@@ -144,6 +145,7 @@ static void pop3_resume(struct pop3_session *s);
 
 static void log_pop3_connect(const struct pop3_session *s)
 {
+	metrics_connection(s->svc);
 	log_event("event=connect session=%016" PRIx64 " service=%s ip=%s", s->id, service_name(s->svc),
 		  s->ip);
 }

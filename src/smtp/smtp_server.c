@@ -25,6 +25,7 @@
  */
 #include "smtp/smtp_server.h"
 #include "smtp/smtp_session.h"
+#include "core/metrics.h"
 #include "core/addrcount.h"
 #include "core/config.h"
 #include "core/log.h"
@@ -75,6 +76,7 @@ static const char *const smtp_state_names[] = {
 
 static void log_session_connect(const struct smtp_session *s)
 {
+	metrics_connection(s->svc);
 	log_event("event=connect session=%016" PRIx64 " service=%s ip=%s", s->id,
 		  smtp_service_name(s->svc), s->ip);
 }
@@ -90,6 +92,12 @@ static void log_session_state(const struct smtp_session *s, enum smtp_state from
 static void log_session_reject(const struct smtp_session *s, const char *verb, const char *reply)
 {
 	char q[160];
+	if (!strcasecmp(verb, "MAIL"))
+		metrics_inc(METRIC_REJECT_MAIL);
+	else if (!strcasecmp(verb, "RCPT"))
+		metrics_inc(METRIC_REJECT_RCPT);
+	else if (!strcasecmp(verb, "DATA") || !strcasecmp(verb, "BDAT"))
+		metrics_inc(METRIC_REJECT_DATA);
 	log_event("event=reject session=%016" PRIx64 " ip=%s command=%s reply=%s", s->id, s->ip, verb,
 		  log_quote(q, sizeof(q), reply, strlen(reply)));
 }
@@ -97,6 +105,7 @@ static void log_session_reject(const struct smtp_session *s, const char *verb, c
 static void log_session_queued(const struct smtp_session *s, const struct smtp_txn *t)
 {
 	char from[300];
+	metrics_inc(METRIC_RECEIVED);
 	log_event("event=queued session=%016" PRIx64 " queue=%s from=%s nrcpt=%zu size=%" PRIu64
 		  " path=%s ip=%s helo=%s", s->id, t->env->id,
 		  log_quote(from, sizeof(from), t->env->from, strlen(t->env->from)), t->env->nrcpt,

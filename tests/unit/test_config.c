@@ -338,6 +338,13 @@ static void test_config_defaults(void **state)
 	assert_string_equal(c->smtp_listen.v[0].text, "127.0.0.1:2525");
 	assert_string_equal(c->state_dir, "./tern-data");
 	assert_true(config_is_local_domain(c, "localhost"));
+	/* DESIGN.md: HTTP on 8080, HTTPS on 8443. */
+	assert_int_equal(c->http_listen.n, 1);
+	assert_string_equal(c->http_listen.v[0].text, "127.0.0.1:8080");
+	assert_int_equal(c->https_listen.n, 1);
+	assert_string_equal(c->https_listen.v[0].text, "127.0.0.1:8443");
+	assert_string_equal(c->mta_sts_mode, "testing");
+	assert_int_equal(c->mta_sts_max_age, 604800);
 	config_free(c);
 }
 

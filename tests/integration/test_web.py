@@ -1,0 +1,341 @@
+"""The HTTP service: [http] (port-80 role: 301 to https, 404 for ACME
+challenges) and [https] (MTA-STS policy, RFC 8461), with tern's bounds on
+request heads (431), bodies (413, lingering close), slow clients (408),
+malformed requests (400) and methods (405 + Allow)."""
+import http.client
+import re
+import socket
+import ssl
+import time
+
+import pytest
+
+WEB = ("smtp", "http", "https")
+
+
+def tls_ctx():
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    return ctx
+
+
+def request(t, service, method, path, host, body=None, headers=None):
+    if service == "https":
+        c = http.client.HTTPSConnection("127.0.0.1", t.port("https"), timeout=10, context=tls_ctx())
+    else:
+        c = http.client.HTTPConnection("127.0.0.1", t.port("http"), timeout=10)
+    h = {"Host": host}
+    h.update(headers or {})
+    c.request(method, path, body=body, headers=h)
+    r = c.getresponse()
+    data = r.read()
+    c.close()
+    return r, data
+
+
+def raw(t, service, data, timeout=10, chunks=None):
+    """Send raw bytes, read the whole answer until the server closes."""
+    s = socket.create_connection(("127.0.0.1", t.port(service)), timeout=timeout)
+    if service == "https":
+        s = tls_ctx().wrap_socket(s, server_hostname="mta-sts.example.test")
+    if data:
+        s.sendall(data)
+    out = b""
+    try:
+        while True:
+            b = s.recv(65536)
+            if not b:
+                break
+            out += b
+    except (ConnectionResetError, ssl.SSLError):
+        pass
+    s.close()
+    return out
+
+
+def status(resp_bytes):
+    m = re.match(rb"HTTP/1\.1 (\d{3}) ", resp_bytes)
+    assert m, resp_bytes[:200]
+    return int(m.group(1))
+
+
+@pytest.fixture
+def web(make_tern):
+    return make_tern(services=WEB)
+
+
+def test_http_redirects_everything_to_https(web):
+    r, _ = request(web, "http", "GET", "/some/where?a=1", "Example.Test")
+    assert r.status == 301
+    assert r.getheader("Location") == f"https://example.test:{web.port('https')}/some/where?a=1"
+    r, body = request(web, "http", "HEAD", "/", "mta-sts.example.test:80")
+    assert r.status == 301 and body == b""
+    assert r.getheader("Location").startswith("https://mta-sts.example.test:")
+    web.wait_log("event=web_request", 2)
+    assert 'service=http ip=127.0.0.1 method="GET" host="Example.Test" path="/some/where?a=1" status=301' in web.log()
+
+
+def test_http_acme_challenge_is_404_and_methods_405(web):
+    r, _ = request(web, "http", "GET", "/.well-known/acme-challenge/abc", "mx.test")
+    assert r.status == 404
+    r, _ = request(web, "http", "POST", "/x", "mx.test", body=b"a=b")
+    assert r.status == 405 and r.getheader("Allow") == "GET, HEAD"
+
+
+def test_http_host_required_and_checked(web):
+    assert status(raw(web, "http", b"GET / HTTP/1.1\r\n\r\n")) == 400
+    assert status(raw(web, "http", b"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n")) == 400
+    assert status(raw(web, "http", b"GET / HTTP/1.1\r\nHost: a b\r\n\r\n")) == 400
+    assert status(raw(web, "http", b"GET / HTTP/1.1\r\nHost: evil\r\n\r\n")) == 301
+
+
+@pytest.mark.parametrize("req", [
+    b"GET / HTTP/1.1\nHost: x\n\n",                       # bare LF
+    b"GET / HTTP/1.1\r\nHost: x\r\n folded\r\n\r\n",       # obs-fold
+    b"GET  / HTTP/1.1\r\nHost: x\r\n\r\n",                 # double space
+    b"GET http://x/ HTTP/1.1\r\nHost: x\r\n\r\n",          # absolute-form
+    b"GET / HTTP/1.1\r\nHost : x\r\n\r\n",                 # space before colon
+    b"GET / HTTP/1.1\r\nHost: x\r\nContent-Length: 1x\r\n\r\n",
+    b"GET / HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n",
+    b"\x00\x01\x02\r\n\r\n",
+])
+def test_malformed_requests_get_400(web, req):
+    assert status(raw(web, "http", req)) == 400
+
+
+def test_http2_version_gets_505(web):
+    assert status(raw(web, "http", b"GET / HTTP/2.0\r\nHost: x\r\n\r\n")) == 505
+
+
+def test_oversized_head_gets_431(web):
+    big = b"GET / HTTP/1.1\r\nHost: x\r\nX-Pad: " + b"a" * 9000 + b"\r\n\r\n"
+    assert status(raw(web, "http", big)) == 431
+    # Also when the end of the head never comes.
+    assert status(raw(web, "https", b"GET / HTTP/1.1\r\nX: " + b"b" * 9000)) == 431
+    # Just under the limit is fine.
+    ok = b"GET / HTTP/1.1\r\nHost: x\r\nX-Pad: " + b"a" * 8000 + b"\r\n\r\n"
+    assert status(raw(web, "http", ok)) == 301
+
+
+def test_oversized_body_gets_413_with_lingering_close(web):
+    # The client sends its whole body although the reply comes first: the
+    # lingering close keeps the reply from being lost to a reset.
+    body = b"x" * 200000
+    head = b"POST /autodiscover/autodiscover.xml HTTP/1.1\r\nHost: autodiscover.example.test\r\n"
+    out = raw(web, "https", head + b"Content-Length: %d\r\n\r\n" % len(body) + body)
+    assert status(out) == 413
+    assert b"Connection: close" in out
+
+
+def test_slow_client_gets_408(web):
+    s = socket.create_connection(("127.0.0.1", web.port("http")), timeout=20)
+    s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n")   # and never the rest
+    t0 = time.time()
+    out = b""
+    while True:
+        b = s.recv(4096)
+        if not b:
+            break
+        out += b
+    assert status(out) == 408
+    assert 5 < time.time() - t0 < 19
+    s.close()
+
+
+def test_unknown_paths_are_404(web):
+    for path in ["/", "/index.html", "/.well-known/mta-sts.txt/", "/.well-known/", "/../etc/passwd",
+                 "/.well-known/mta-sts.txt%00"]:
+        r, _ = request(web, "https", "GET", path, "mta-sts.example.test")
+        assert r.status == 404, path
+
+
+MTA_STS_LINE = re.compile(rb"^([A-Za-z0-9_]+): *([\x21-\x7e]+)\r\n")
+
+
+def parse_policy(body):
+    """RFC 8461 3.2 strictly: every line "key: value" ending in CRLF."""
+    fields = []
+    rest = body
+    while rest:
+        m = MTA_STS_LINE.match(rest)
+        assert m, rest
+        fields.append((m.group(1).decode(), m.group(2).decode()))
+        rest = rest[m.end():]
+    return fields
+
+
+def test_mta_sts_policy_default(web):
+    r, body = request(web, "https", "GET", "/.well-known/mta-sts.txt", "mta-sts.example.test")
+    assert r.status == 200
+    assert r.getheader("Content-Type") == "text/plain"
+    assert b"\n" not in body.replace(b"\r\n", b"")
+    assert parse_policy(body) == [("version", "STSv1"), ("mode", "testing"), ("mx", "mx.test"),
+                                  ("max_age", "604800")]
+    r, body = request(web, "https", "HEAD", "/.well-known/mta-sts.txt", "MTA-STS.localhost.")
+    assert r.status == 200 and body == b""
+
+
+def test_mta_sts_policy_configured(make_tern):
+    t = make_tern(services=WEB, config={"mta_sts": {"mode": "enforce", "mx": "mx1.example.test, *.example.test",
+                                                    "max_age": "86400"}})
+    r, body = request(t, "https", "GET", "/.well-known/mta-sts.txt", "mta-sts.example.test")
+    assert parse_policy(body) == [("version", "STSv1"), ("mode", "enforce"), ("mx", "mx1.example.test"),
+                                  ("mx", "*.example.test"), ("max_age", "86400")]
+
+
+def test_mta_sts_wrong_host_or_method(web):
+    for host in ["mta-sts.other.test", "example.test", "mta-sts.", "xmta-sts.example.test", "127.0.0.1"]:
+        r, _ = request(web, "https", "GET", "/.well-known/mta-sts.txt", host)
+        assert r.status == 404, host
+    r, _ = request(web, "https", "POST", "/.well-known/mta-sts.txt", "mta-sts.example.test", body=b"")
+    assert r.status == 405 and r.getheader("Allow") == "GET, HEAD"
+    # The policy is an https resource only (RFC 8461 3.3).
+    r, _ = request(web, "http", "GET", "/.well-known/mta-sts.txt", "mta-sts.example.test")
+    assert r.status == 301
+
+
+def test_bad_mta_sts_mode_is_a_config_error(make_tern):
+    t = make_tern(start=False, services=WEB, config={"mta_sts": {"mode": "strict"}})
+    r = t.cli("check-config")
+    assert r.returncode == 1 and "[mta_sts] mode must be none, testing or enforce" in r.stderr
+
+
+# ---- autoconfig (Thunderbird) and autodiscover (Outlook) ---------------------
+
+import xml.etree.ElementTree as ET
+
+MAIL = ("smtp", "submission", "submissions", "pop3", "pop3s", "http", "https")
+
+
+@pytest.fixture
+def mailweb(make_tern):
+    return make_tern(services=MAIL, hostname="mx.example.test")
+
+
+def servers(root):
+    out = []
+    for el in root.iter():
+        if el.tag in ("incomingServer", "outgoingServer"):
+            out.append((el.tag, el.get("type"), el.findtext("hostname"), int(el.findtext("port")),
+                        el.findtext("socketType"), el.findtext("authentication"), el.findtext("username")))
+    return out
+
+
+def test_autoconfig_lists_the_configured_listeners(mailweb):
+    t = mailweb
+    for path in ["/.well-known/autoconfig/mail/config-v1.1.xml",
+                 "/mail/config-v1.1.xml?emailaddress=alice%40example.test"]:
+        r, body = request(t, "https", "GET", path, "autoconfig.example.test")
+        assert r.status == 200, path
+        assert r.getheader("Content-Type").startswith("application/xml")
+        root = ET.fromstring(body)
+        assert root.tag == "clientConfig" and root.get("version") == "1.1"
+        prov = root.find("emailProvider")
+        assert prov.get("id") == "example.test" and prov.findtext("domain") == "example.test"
+        h = "mx.example.test"
+        u = "%EMAILADDRESS%"
+        pw = "password-cleartext"
+        assert servers(root) == [
+            ("incomingServer", "pop3", h, t.port("pop3s"), "SSL", pw, u),
+            ("incomingServer", "pop3", h, t.port("pop3"), "STARTTLS", pw, u),
+            ("outgoingServer", "smtp", h, t.port("submissions"), "SSL", pw, u),
+            ("outgoingServer", "smtp", h, t.port("submission"), "STARTTLS", pw, u),
+        ]
+
+
+def test_autoconfig_only_what_runs(make_tern):
+    t = make_tern(services=("smtp", "submissions", "https"))
+    r, body = request(t, "https", "GET", "/mail/config-v1.1.xml", "autoconfig.localhost")
+    assert [(s[1], s[3], s[4]) for s in servers(ET.fromstring(body))] == \
+        [("smtp", t.port("submissions"), "SSL")]
+
+
+def test_autoconfig_refuses_other_domains(mailweb):
+    for host, path in [("autoconfig.other.test", "/mail/config-v1.1.xml"),
+                       ("example.test", "/mail/config-v1.1.xml"),
+                       ("autoconfig.example.test", "/mail/config-v1.1.xml?emailaddress=a%40other.test"),
+                       ("mta-sts.example.test", "/.well-known/autoconfig/mail/config-v1.1.xml")]:
+        r, _ = request(mailweb, "https", "GET", path, host)
+        assert r.status == 404, (host, path)
+    r, _ = request(mailweb, "https", "POST", "/mail/config-v1.1.xml", "autoconfig.example.test", body=b"")
+    assert r.status == 405 and r.getheader("Allow") == "GET, HEAD"
+
+
+def test_autoconfig_domain_is_xml_escaped(make_tern):
+    # A domain cannot hold "<" in a Host, but the address's domain decides
+    # the provider: it must come back escaped, never as markup.
+    t = make_tern(services=("https",), domains="example.test a&b.test")
+    r, body = request(t, "https", "GET", "/mail/config-v1.1.xml?emailaddress=x%40a%26b.test",
+                      "autoconfig.example.test")
+    assert r.status == 200
+    assert b"a&amp;b.test" in body
+    assert ET.fromstring(body).find("emailProvider").findtext("domain") == "a&b.test"
+
+
+AD_REQ = ('<?xml version="1.0" encoding="utf-8"?>\r\n'
+          '<Autodiscover xmlns="http://schemas.microsoft.com/exchange/autodiscover/outlook/requestschema/2006">'
+          '<Request><EMailAddress>{}</EMailAddress><AcceptableResponseSchema>'
+          'http://schemas.microsoft.com/exchange/autodiscover/outlook/responseschema/2006a'
+          '</AcceptableResponseSchema></Request></Autodiscover>')
+NS = {"r": "http://schemas.microsoft.com/exchange/autodiscover/responseschema/2006",
+      "a": "http://schemas.microsoft.com/exchange/autodiscover/outlook/responseschema/2006a"}
+
+
+def test_autodiscover(mailweb):
+    t = mailweb
+    r, body = request(t, "https", "POST", "/autodiscover/autodiscover.xml", "autodiscover.example.test",
+                      body=AD_REQ.format("alice@example.test").encode(),
+                      headers={"Content-Type": "text/xml"})
+    assert r.status == 200
+    root = ET.fromstring(body)
+    acct = root.find("a:Response/a:Account", NS)
+    assert acct.findtext("a:AccountType", namespaces=NS) == "email"
+    assert acct.findtext("a:Action", namespaces=NS) == "settings"
+    protos = [(p.findtext("a:Type", namespaces=NS), p.findtext("a:Server", namespaces=NS),
+               int(p.findtext("a:Port", namespaces=NS)), p.findtext("a:LoginName", namespaces=NS),
+               p.findtext("a:SSL", namespaces=NS), p.findtext("a:Encryption", namespaces=NS))
+              for p in acct.findall("a:Protocol", NS)]
+    h, a = "mx.example.test", "alice@example.test"
+    assert protos == [("POP3", h, t.port("pop3s"), a, "on", "SSL"),
+                      ("POP3", h, t.port("pop3"), a, "on", "TLS"),
+                      ("SMTP", h, t.port("submissions"), a, "on", "SSL"),
+                      ("SMTP", h, t.port("submission"), a, "on", "TLS")]
+
+
+def test_autodiscover_refusals(mailweb):
+    t = mailweb
+    path = "/autodiscover/autodiscover.xml"
+    r, _ = request(t, "https", "POST", path, "autodiscover.example.test",
+                   body=AD_REQ.format("alice@other.test").encode())
+    assert r.status == 404
+    r, _ = request(t, "https", "POST", path, "autodiscover.example.test", body=b"<x/>")
+    assert r.status == 400
+    r, _ = request(t, "https", "GET", path, "autodiscover.example.test")
+    assert r.status == 405 and r.getheader("Allow") == "POST"
+    # A chunked body is refused: Content-Length only.
+    out = raw(t, "https", b"POST " + path.encode() + b" HTTP/1.1\r\nHost: autodiscover.example.test\r\n"
+              b"Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n")
+    assert status(out) == 411
+
+
+def test_https_slow_client_gets_408_and_stalled_handshake_is_dropped(web):
+    s = socket.create_connection(("127.0.0.1", web.port("https")), timeout=20)
+    s = tls_ctx().wrap_socket(s, server_hostname="mta-sts.example.test")
+    s.sendall(b"GET /.well-known/mta-sts.txt HTTP/1.1\r\n")
+    out = b""
+    while True:
+        b = s.recv(4096)
+        if not b:
+            break
+        out += b
+    assert status(out) == 408
+    s.close()
+    # No handshake at all: closed at the request deadline, with no reply.
+    s = socket.create_connection(("127.0.0.1", web.port("https")), timeout=25)
+    t0 = time.time()
+    assert s.recv(4096) == b""
+    assert time.time() - t0 < 15
+    s.close()
+    web.wait_log('event=web_tls_failed')
+    assert 'error="handshake timeout"' in web.log()
