@@ -18,7 +18,7 @@
 
 enum config_type {
 	CT_STR, CT_UINT, CT_SIZE, CT_DURATION, CT_BOOL,
-	CT_LISTEN, CT_WORDS, CT_CIDRS, CT_ACCESS,
+	CT_LISTEN, CT_WORDS, CT_CIDRS, CT_ACCESS, CT_DMARC,
 };
 
 struct config_row {
@@ -86,6 +86,13 @@ static const struct config_row config_table[] = {
 	ROW("queue", "delay_warning", CT_DURATION, delay_warning, "4h", 1, 86400 * 365, "DSN delay notice (NOTIFY=DELAY)"),
 
 	ROW("dns", "servers", CT_STR, dns_servers, "", 0, 0, "host[:port] list; default /etc/resolv.conf"),
+	ROW("dns", "timeout", CT_DURATION, dns_timeout, "10s", 1, 300, "per query; SPF, DKIM and DMARC get temperror after it"),
+
+	ROW("dkim", "keys", CT_WORDS, dkim_keys, "", 0, 0, "DOMAIN:SELECTOR:PEM_PATH, ...; keys of tern dkim keygen need no line"),
+	ROW("checks", "spf", CT_BOOL, check_spf, "on", 0, 0, "SPF of MAIL FROM (HELO for <>) on the MX service"),
+	ROW("checks", "dkim", CT_BOOL, check_dkim, "on", 0, 0, "verify DKIM signatures on the MX service"),
+	ROW("checks", "dmarc", CT_DMARC, check_dmarc, "enforce", 0, 0, "enforce | report | off"),
+	ROW("checks", "authserv_id", CT_STR, authserv_id, "", 0, 0, "Authentication-Results id; default [server] hostname"),
 
 	ROW("delivery", "remote_port", CT_UINT, remote_port, "25", 1, 65535, "port used for MX hosts"),
 	ROW("delivery", "max_connections", CT_UINT, max_remote_connections, "100", 1, 100000, "outbound connections in total"),
@@ -366,6 +373,16 @@ static const char *set_value(struct config *c, const struct config_row *r, const
 			*(unsigned *)f = ACCESS_ON;
 		else
 			return "expects off, auth or on";
+		return NULL;
+	case CT_DMARC:
+		if (!strcasecmp(v, "off"))
+			*(unsigned *)f = DMARC_MODE_OFF;
+		else if (!strcasecmp(v, "report"))
+			*(unsigned *)f = DMARC_MODE_REPORT;
+		else if (!strcasecmp(v, "enforce"))
+			*(unsigned *)f = DMARC_MODE_ENFORCE;
+		else
+			return "expects enforce, report or off";
 		return NULL;
 	case CT_LISTEN:
 		return split_items(v, add_listen, f) ? NULL

@@ -39,6 +39,7 @@ struct word_list {
 };
 
 enum access_mode { ACCESS_OFF, ACCESS_AUTH, ACCESS_ON };
+enum dmarc_mode { DMARC_MODE_OFF, DMARC_MODE_REPORT, DMARC_MODE_ENFORCE };
 
 struct config {
 	char *path;               /* file read, or "(built-in)" */
@@ -106,6 +107,13 @@ struct config {
 
 	/* [dns] */
 	char *dns_servers;
+	uint64_t dns_timeout;           /* per query (s) */
+
+	/* [dkim], [checks] */
+	struct word_list dkim_keys;     /* DOMAIN:SELECTOR:PEM_PATH */
+	bool check_spf, check_dkim;
+	unsigned check_dmarc;           /* enum dmarc_mode */
+	char *authserv_id;              /* "" = hostname */
 
 	/* [delivery] */
 	unsigned remote_port;
