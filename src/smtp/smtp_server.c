@@ -33,6 +33,7 @@
 #include "core/dns.h"
 #include "msg/pipeline.h"
 #include "msg/stages.h"
+#include "msgauth/msgauth.h"
 #include "proto/smtp_parse.h"
 #include "store/aliases.h"
 #include "store/queue.h"
@@ -820,7 +821,12 @@ static bool smtp_txn_pipeline(struct smtp_session *s, struct pipe_stage *framer)
 	pipeline_add(t->pipe, framer);
 	pipeline_add(t->pipe, stage_header_new(received, s->svc != SERVICE_SMTP, t->env->id, cfg->hostname,
 					       cfg->max_received));
-	/* the checks, in order */
+	/* the checks, in order: submitted and trusted mail is signed, the
+	 * rest checked (SPF, DKIM, DMARC) */
+	if (s->svc != SERVICE_SMTP || s->trusted || s->auth_user)
+		pipeline_add(t->pipe, stage_sign_new(cfg));
+	else if (s->t->dns != NULL && (cfg->check_spf || cfg->check_dkim || cfg->check_dmarc != DMARC_MODE_OFF))
+		pipeline_add(t->pipe, stage_verify_new(s->t, t->env));
 	pipeline_add(t->pipe, stage_loop_new());
 	pipeline_add(t->pipe, t->sink);
 	free(received);
