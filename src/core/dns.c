@@ -782,10 +782,13 @@ static void dns_rr_answer(struct dns_req *r, int type, int status, const unsigne
 		struct hostent *he = NULL;
 		unsigned char zero[16] = { 0 };
 		if (ares_parse_ptr_reply(abuf, alen, zero, 4, AF_INET, &he) == ARES_SUCCESS) {
-			if (he->h_name != NULL)
+			/* c-ares lists every PTR name in h_aliases, the
+			 * first one also in h_name */
+			if (he->h_aliases != NULL && he->h_aliases[0] != NULL)
+				for (i = 0; he->h_aliases[i] != NULL; i++)
+					dns_rr_add(r, he->h_aliases[i], strlen(he->h_aliases[i]), NULL, 0);
+			else if (he->h_name != NULL)
 				dns_rr_add(r, he->h_name, strlen(he->h_name), NULL, 0);
-			for (i = 0; he->h_aliases != NULL && he->h_aliases[i] != NULL; i++)
-				dns_rr_add(r, he->h_aliases[i], strlen(he->h_aliases[i]), NULL, 0);
 			ares_free_hostent(he);
 		}
 	}

@@ -324,6 +324,8 @@ static void verify_answer(struct stage_verify *v)
 				  w->domain);
 		return;
 	}
+	if (strcmp(action, "quarantine") == 0)
+		pipeline_env(v->st.p)->junk = true;   /* local copies go to Junk */
 	ar = verify_ar_field(v, w);
 	pipe_prepend(&v->st, ar, strlen(ar));
 	free(ar);

@@ -53,6 +53,7 @@ struct queue_env {
 	/* from the trailer */
 	uint64_t msg_offset, msg_len, msg_lines;
 	bool eight_bit;
+	bool junk;                /* into the recipients' Junk folder (DMARC quarantine) */
 };
 
 struct queue;

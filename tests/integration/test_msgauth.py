@@ -59,6 +59,8 @@ def dns(sender_key):
         txt_arg("pnone.test", "v=spf1 -all"),
         txt_arg("_dmarc.pnone.test", "v=DMARC1; p=none"),
         txt_arg("_dmarc.aligned.test", "v=DMARC1; p=reject"),
+        txt_arg("quar.test", "v=spf1 -all"),
+        txt_arg("_dmarc.quar.test", "v=DMARC1; p=quarantine"),
         txt_arg("aligned.test", "v=spf1 ip4:127.0.0.1 -all"),
     ])
     yield d.port
@@ -214,6 +216,38 @@ def test_dmarc_none_delivers_to_inbox(make_tern, dns):
     assert code == 250
     ar = ar_fields(t.wait_messages("alice@example.test", 1)[0])
     assert "dmarc=fail header.from=pnone.test" in ar[0], ar
+
+
+def test_dmarc_quarantine_delivers_to_junk(make_tern, dns):
+    t = mx(make_tern, dns)
+    code, _ = send(t, "x@quar.test", plain("x@quar.test"))
+    assert code == 250
+    t.wait_log("dmarc=fail action=quarantine")
+    junk = os.path.join(t.maildir("alice@example.test"), ".Junk")
+    deadline = __import__("time").time() + 30
+    while not (os.path.isdir(os.path.join(junk, "new")) and os.listdir(os.path.join(junk, "new"))):
+        assert __import__("time").time() < deadline, t.log()[-3000:]
+        __import__("time").sleep(0.05)
+    for sub in ("new", "cur", "tmp"):
+        assert os.path.isdir(os.path.join(junk, sub))
+    name = os.listdir(os.path.join(junk, "new"))[0]
+    with open(os.path.join(junk, "new", name), "rb") as f:
+        assert b"dmarc=fail header.from=quar.test" in f.read()
+    assert t.messages("alice@example.test") == []   # nothing in INBOX
+
+
+def test_dmarc_quarantine_two_recipients_both_junk(make_tern, dns):
+    """Two recipients: the first copy is streamed into the inbox's tmp/
+    before the verdict, the second made from the queue file; both go to
+    Junk."""
+    t = mx(make_tern, dns)
+    c = smtplib.SMTP("127.0.0.1", t.port(), local_hostname="client.test", timeout=30)
+    c.sendmail("x@quar.test", ["alice@example.test", "bob@example.test"], plain("x@quar.test"))
+    c.quit()
+    for who in ("alice@example.test", "bob@example.test"):
+        t.wait_log(f'to="{who}" relay=local status=sent')
+        assert len(os.listdir(os.path.join(t.maildir(who), ".Junk", "new"))) == 1
+        assert t.messages(who) == []
 
 
 def test_dmarc_pass_by_spf(make_tern, dns):
