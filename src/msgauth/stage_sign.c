@@ -125,8 +125,11 @@ static void sign_end(struct pipe_stage *st)
 	}
 	sig = dkim_signer_finish(g->signer, "\n", now_unix());
 	if (sig != NULL) {
-		if (pipe_prepend(st, sig, strlen(sig)))
+		if (pipe_prepend(st, sig, strlen(sig))) {
+			/* remote delivery must not re-encode it (8bit -> 7bit) */
+			pipeline_env(st->p)->dkim_signed = true;
 			log_dkim_signed(pipeline_env(st->p), domain, n);
+		}
 		free(sig);
 	}
 	pipe_stage_accept(st);

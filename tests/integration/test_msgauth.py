@@ -303,3 +303,46 @@ def test_dns_not_answering_gives_temperror(make_tern):
         assert "spf=temperror" in ar[0] and "dmarc=temperror" in ar[0], ar
     finally:
         silent.close()
+
+
+# Relay to a loopback MX: the receiver of test_outbound, 8BITMIME or not.
+from test_outbound import dsns, net, status_fields, wait_for  # noqa: E402,F401
+
+
+def keygen(t, domain="example.test", selector="s1"):
+    out = t.cli("dkim", "keygen", domain, "--selector", selector)
+    assert out.returncode == 0, out.stderr
+    line = [l for l in out.stdout.splitlines() if "._domainkey." in l][0]
+    return "".join(re.findall(r'"([^"]*)"', line)).encode()
+
+
+EIGHT_BIT = ("From: alice@example.test\r\nTo: bob@far.test\r\nSubject: 8bit\r\nMIME-Version: 1.0\r\n"
+             "Content-Type: text/plain; charset=utf-8\r\n\r\ncaf\u00e9\r\n").encode("utf-8")
+
+
+def test_signed_relay_to_8bitmime_mx_verifies(net):
+    net.dns("--mx-host=far.test,mx.far.test,10", "--host-record=mx.far.test,127.0.0.141")
+    r = net.receiver("127.0.0.141")
+    t = net.tern()
+    record = keygen(t)
+    with t.smtp() as c:   # loopback is a trusted network: signed
+        c.sendmail("alice@example.test", ["bob@far.test"], EIGHT_BIT)
+    wait_for(lambda: len(r.messages) == 1, t=t)
+    data = r.messages[0]["data"]
+    assert b"caf\xc3\xa9" in data and b"DKIM-Signature:" in data
+    assert dkim.verify(data, dnsfunc=lambda name, timeout=5: record)
+
+
+def test_signed_8bit_not_downgraded_for_7bit_peer(net):
+    """Re-encoding would break tern's own signature: refused (5.6.3)
+    rather than sent broken."""
+    net.dns("--mx-host=far.test,mx.far.test,10", "--host-record=mx.far.test,127.0.0.142")
+    r = net.receiver("127.0.0.142", ext=("PIPELINING",))
+    t = net.tern()
+    keygen(t)
+    with t.smtp() as c:
+        c.sendmail("alice@example.test", ["bob@far.test"], EIGHT_BIT)
+    (d,) = dsns(t)
+    assert status_fields(d)[0]["Status"] == "5.6.3"
+    assert r.messages == []
+    t.wait_log("would break its DKIM signature")

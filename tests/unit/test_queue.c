@@ -181,6 +181,7 @@ static void test_binary_body_and_smtputf8(void **state)
 	assert_non_null(env);
 	assert_false(env->smtputf8);
 	assert_false(env->junk);
+	assert_false(env->dkim_signed);
 	queue_env_free(env);
 	free(id);
 }
@@ -198,6 +199,7 @@ static void test_junk_in_trailer(void **state)
 	assert_non_null(w);
 	assert_true(queue_writer_write(w, "Subject: j\n\nx\n", 15));
 	env->junk = true;
+	env->dkim_signed = true;
 	assert_true(queue_writer_commit(w, 3, false));
 	queue_writer_free(w);
 	id = xstrdup(env->id);
@@ -205,6 +207,7 @@ static void test_junk_in_trailer(void **state)
 	env = queue_load(f->q, id, NULL);
 	assert_non_null(env);
 	assert_true(env->junk);
+	assert_true(env->dkim_signed);
 	assert_int_equal(env->msg_len, 15);
 	queue_env_free(env);
 	free(id);
