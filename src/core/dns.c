@@ -34,7 +34,7 @@ struct dns_sock {
 	struct dns_sock *next;
 };
 
-enum dns_req_kind { DNS_REQ_MX, DNS_REQ_HOST, DNS_REQ_PTR, DNS_REQ_RR };
+enum dns_req_kind { DNS_REQ_MX, DNS_REQ_HOST, DNS_REQ_PTR, DNS_REQ_A, DNS_REQ_RR };
 
 /* Lookup state of one host while its A and AAAA queries run. */
 struct dns_hstate {
@@ -56,6 +56,8 @@ struct dns_req {
 	dns_rr_cb rr_cb;
 	struct dns_rr_result rr_res;	/* RR: built from the answer */
 	struct dns_rr rr[DNS_RR_MAX];
+	dns_a_cb a_cb;
+	struct dns_a_result a_res;	/* A: the answer */
 	void *arg;
 	struct dns_mx_result res;	/* MX and host: built at the end */
 	size_t nh;			/* hosts being looked up */
@@ -361,6 +363,8 @@ static void dns_done_cb(evutil_socket_t fd, short what, void *arg)
 			r->ptr_cb(dns_ptr_confirmed(r), r->arg);
 		else if (r->kind == DNS_REQ_RR)
 			r->rr_cb(&r->rr_res, r->arg);
+		else if (r->kind == DNS_REQ_A)
+			r->a_cb(&r->a_res, r->arg);
 		else
 			r->mx_cb(&r->res, r->arg);
 	}
@@ -405,7 +409,8 @@ static void dns_req_maybe_done(struct dns_req *r)
 {
 	if (r->pending > 0)
 		return;
-	if (!r->cancelled && r->kind != DNS_REQ_PTR && r->kind != DNS_REQ_RR && r->hs != NULL)
+	if (!r->cancelled && r->kind != DNS_REQ_PTR && r->kind != DNS_REQ_A && r->kind != DNS_REQ_RR &&
+	    r->hs != NULL)
 		dns_hosts_result(r);
 	event_active(r->done_ev, 0, 0);
 }
@@ -794,6 +799,29 @@ static void dns_rr_answer(struct dns_req *r, int type, int status, const unsigne
 	}
 }
 
+/* ---- A of one name (blocklists) ---- */
+
+static void dns_a_answer(struct dns_req *r, int status, const unsigned char *abuf, int alen)
+{
+	struct ares_addrttl t4[DNS_ADDRS_MAX];
+	int n = DNS_ADDRS_MAX;
+
+	if (status == ARES_SUCCESS)
+		status = ares_parse_a_reply(abuf, alen, NULL, t4, &n);
+	if (status != ARES_SUCCESS || n <= 0) {
+		r->a_res.status = status == ARES_SUCCESS || !dns_status_temporary(status)
+			? DNS_NXDOMAIN : DNS_TEMPFAIL;
+		return;
+	}
+	r->a_res.status = DNS_OK;
+	r->a_res.ttl = UINT32_MAX;
+	for (int i = 0; i < n; i++) {
+		r->a_res.addrs[r->a_res.n++] = t4[i].ipaddr;
+		if ((unsigned)t4[i].ttl < r->a_res.ttl)
+			r->a_res.ttl = t4[i].ttl < 0 ? 0 : (unsigned)t4[i].ttl;
+	}
+}
+
 static void dns_query_cb(void *arg, int status, int timeouts, unsigned char *abuf, int alen)
 {
 	struct dns_query *q = arg;
@@ -816,6 +844,8 @@ static void dns_query_cb(void *arg, int status, int timeouts, unsigned char *abu
 			dns_ptr_answer(r, status, abuf, alen);
 		else if (r->kind == DNS_REQ_PTR)
 			dns_ptr_confirm(r, q, status, abuf, alen);
+		else if (r->kind == DNS_REQ_A)
+			dns_a_answer(r, status, abuf, alen);
 		else
 			dns_addr_answer(r, q, status, abuf, alen);
 		r->pending--;
@@ -992,6 +1022,20 @@ uint64_t dns_rr_lookup(struct dns *d, const char *name, enum dns_rr_type type, d
 		r->rr_res.status = DNS_NXDOMAIN;
 	else
 		dns_query(r, name, types[type], 0);
+	return dns_started(r);
+}
+
+uint64_t dns_a_lookup(struct dns *d, const char *name, dns_a_cb cb, void *arg)
+{
+	struct dns_req *r = dns_req_new(d, DNS_REQ_A, arg);
+
+	r->a_cb = cb;
+	r->a_res.status = DNS_TEMPFAIL;
+	r->pending++;
+	if (dns_name_ok(name))
+		dns_query(r, name, ns_t_a, 0);
+	else
+		r->a_res.status = DNS_NXDOMAIN;
 	return dns_started(r);
 }
 
