@@ -165,6 +165,20 @@ def test_spf_results(make_tern, dns, domain, result):
     t.wait_log(f"spf={result} ")
 
 
+def test_spf_null_sender_checks_helo(make_tern, dns):
+    """RFC 7208 2.4: MAIL FROM:<> is checked as postmaster@HELO."""
+    t = mx(make_tern, dns)
+    c = smtplib.SMTP("127.0.0.1", t.port(), local_hostname="spfpass.test", timeout=30)
+    c.ehlo()
+    c.mail("<>")
+    c.rcpt("alice@example.test")
+    code, _ = c.data(plain("mailer-daemon@spfpass.test"))
+    c.close()
+    assert code == 250
+    ar = ar_fields(t.wait_messages("alice@example.test", 1)[0])
+    assert "spf=pass smtp.helo=spfpass.test" in ar[0], ar
+
+
 def signed(sender_key, body="Hello there.\r\n"):
     pem, _ = sender_key
     msg = (b"From: Sig <sig@signed.test>\r\nTo: alice@example.test\r\nSubject: dkimpy\r\n"
