@@ -54,7 +54,15 @@ static bool serve_hooks_dns(struct tern *t)
 {
 	char *err = NULL;
 
-	t->dns = dns_new(t->base, t->cfg->dns_servers, &err);
+	/* [dns] timeout bounds one query: split over the tries, so a server
+	 * that never answers costs about that long in total. */
+	struct dns_options o = {
+		.servers = t->cfg->dns_servers,
+		.tries = DNS_TRIES_DEFAULT,
+		.timeout_ms = (unsigned)(t->cfg->dns_timeout * 1000 / DNS_TRIES_DEFAULT),
+	};
+
+	t->dns = dns_new_opts(t->base, &o, &err);
 	if (t->dns == NULL) {
 		fprintf(stderr, "tern: [dns] servers: %s\n", err ? err : "cannot start the resolver");
 		free(err);

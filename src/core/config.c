@@ -20,7 +20,7 @@
 
 enum config_type {
 	CT_STR, CT_UINT, CT_SIZE, CT_DURATION, CT_BOOL,
-	CT_LISTEN, CT_WORDS, CT_CIDRS, CT_ACCESS, CT_ZONES, CT_CHECK_AT,
+	CT_LISTEN, CT_WORDS, CT_CIDRS, CT_ACCESS, CT_DMARC, CT_ZONES, CT_CHECK_AT,
 	CT_MILTERS, CT_MILTER_ACTION,
 };
 
@@ -98,6 +98,13 @@ static const struct config_row config_table[] = {
 	ROW("queue", "delay_warning", CT_DURATION, delay_warning, "4h", 1, 86400 * 365, "DSN delay notice (NOTIFY=DELAY)"),
 
 	ROW("dns", "servers", CT_STR, dns_servers, "", 0, 0, "host[:port] list; default /etc/resolv.conf"),
+	ROW("dns", "timeout", CT_DURATION, dns_timeout, "10s", 1, 300, "per query; SPF, DKIM and DMARC get temperror after it"),
+
+	ROW("dkim", "keys", CT_WORDS, dkim_keys, "", 0, 0, "DOMAIN:SELECTOR:PEM_PATH, ...; keys of tern dkim keygen need no line"),
+	ROW("checks", "spf", CT_BOOL, check_spf, "on", 0, 0, "SPF of MAIL FROM (HELO for <>) on the MX service"),
+	ROW("checks", "dkim", CT_BOOL, check_dkim, "on", 0, 0, "verify DKIM signatures on the MX service"),
+	ROW("checks", "dmarc", CT_DMARC, check_dmarc, "enforce", 0, 0, "enforce | report | off"),
+	ROW("checks", "authserv_id", CT_STR, authserv_id, "", 0, 0, "Authentication-Results id; default [server] hostname"),
 
 	ROW("dnsbl", "zones", CT_ZONES, dnsbl_zones, "", 0, 0, "blocklists: ZONE or ZONE=127.0.0.2, ...; a listed client gets 554 5.7.1"),
 	ROW("dnsbl", "allow", CT_ZONES, dnsbl_allow, "", 0, 0, "allow lists (DNSWL), same form: a listed client skips the blocklists and greylisting"),
@@ -426,6 +433,16 @@ static const char *set_value(struct config *c, const struct config_row *r, const
 			*(unsigned *)f = ACCESS_ON;
 		else
 			return "expects off, auth or on";
+		return NULL;
+	case CT_DMARC:
+		if (!strcasecmp(v, "off"))
+			*(unsigned *)f = DMARC_MODE_OFF;
+		else if (!strcasecmp(v, "report"))
+			*(unsigned *)f = DMARC_MODE_REPORT;
+		else if (!strcasecmp(v, "enforce"))
+			*(unsigned *)f = DMARC_MODE_ENFORCE;
+		else
+			return "expects enforce, report or off";
 		return NULL;
 	case CT_LISTEN:
 		return split_items(v, add_listen, f) ? NULL

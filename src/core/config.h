@@ -39,6 +39,7 @@ struct word_list {
 };
 
 enum access_mode { ACCESS_OFF, ACCESS_AUTH, ACCESS_ON };
+enum dmarc_mode { DMARC_MODE_OFF, DMARC_MODE_REPORT, DMARC_MODE_ENFORCE };
 enum check_at { CHECK_AT_CONNECT, CHECK_AT_RCPT };   /* [dnsbl] check_at */
 /* [milter] default_action */
 enum milter_default { MILTER_DEFAULT_TEMPFAIL, MILTER_DEFAULT_ACCEPT, MILTER_DEFAULT_REJECT };
@@ -123,6 +124,13 @@ struct config {
 
 	/* [dns] */
 	char *dns_servers;
+	uint64_t dns_timeout;           /* per query (s) */
+
+	/* [dkim], [checks] */
+	struct word_list dkim_keys;     /* DOMAIN:SELECTOR:PEM_PATH */
+	bool check_spf, check_dkim;
+	unsigned check_dmarc;           /* enum dmarc_mode */
+	char *authserv_id;              /* "" = hostname */
 
 	/* [dnsbl] */
 	struct word_list dnsbl_zones;   /* "ZONE" or "ZONE=127.0.0.x", checked */

@@ -34,7 +34,7 @@ struct dns_sock {
 	struct dns_sock *next;
 };
 
-enum dns_req_kind { DNS_REQ_MX, DNS_REQ_HOST, DNS_REQ_PTR, DNS_REQ_A };
+enum dns_req_kind { DNS_REQ_MX, DNS_REQ_HOST, DNS_REQ_PTR, DNS_REQ_A, DNS_REQ_RR };
 
 /* Lookup state of one host while its A and AAAA queries run. */
 struct dns_hstate {
@@ -53,6 +53,9 @@ struct dns_req {
 	struct event *done_ev;
 	dns_mx_cb mx_cb;
 	dns_ptr_cb ptr_cb;
+	dns_rr_cb rr_cb;
+	struct dns_rr_result rr_res;	/* RR: built from the answer */
+	struct dns_rr rr[DNS_RR_MAX];
 	dns_a_cb a_cb;
 	struct dns_a_result a_res;	/* A: the answer */
 	void *arg;
@@ -293,6 +296,8 @@ static void dns_req_free(struct dns_req *r)
 	free(r->hs);
 	for (i = 0; i < r->nptr; i++)
 		free(r->ptr_names[i]);
+	for (i = 0; i < r->rr_res.n; i++)
+		free((char *)r->rr[i].text);
 	free(r->qname);
 	free(r->self);
 	event_free(r->done_ev);
@@ -356,6 +361,8 @@ static void dns_done_cb(evutil_socket_t fd, short what, void *arg)
 	if (!r->cancelled) {
 		if (r->kind == DNS_REQ_PTR)
 			r->ptr_cb(dns_ptr_confirmed(r), r->arg);
+		else if (r->kind == DNS_REQ_RR)
+			r->rr_cb(&r->rr_res, r->arg);
 		else if (r->kind == DNS_REQ_A)
 			r->a_cb(&r->a_res, r->arg);
 		else
@@ -402,7 +409,8 @@ static void dns_req_maybe_done(struct dns_req *r)
 {
 	if (r->pending > 0)
 		return;
-	if (!r->cancelled && r->kind != DNS_REQ_PTR && r->kind != DNS_REQ_A && r->hs != NULL)
+	if (!r->cancelled && r->kind != DNS_REQ_PTR && r->kind != DNS_REQ_A && r->kind != DNS_REQ_RR &&
+	    r->hs != NULL)
 		dns_hosts_result(r);
 	event_active(r->done_ev, 0, 0);
 }
@@ -685,6 +693,112 @@ static void dns_ptr_confirm(struct dns_req *r, const struct dns_query *q, int st
 	}
 }
 
+/* ---- one query, records as they came ---- */
+
+static void dns_rr_add(struct dns_req *r, const char *text, size_t len, const void *addr, size_t alen)
+{
+	struct dns_rr *rr;
+
+	if (r->rr_res.n >= DNS_RR_MAX)
+		return;
+	rr = &r->rr[r->rr_res.n++];
+	if (text != NULL) {
+		char *t;
+		if (len > DNS_RR_TEXT_MAX)
+			len = DNS_RR_TEXT_MAX;
+		t = xmalloc(len + 1);
+		memcpy(t, text, len);
+		t[len] = '\0';
+		rr->text = t;
+		rr->len = len;
+	} else {
+		rr->text = xstrdup("");
+	}
+	if (addr != NULL)
+		memcpy(rr->addr, addr, alen);
+}
+
+/* TXT: a record's character-strings joined in order; record_start marks
+ * where the next record begins. */
+static void dns_rr_txt(struct dns_req *r, const unsigned char *abuf, int alen)
+{
+	struct ares_txt_ext *list = NULL, *t;
+	char *buf = xmalloc(DNS_RR_TEXT_MAX);
+	size_t len = 0;
+	bool open = false;
+
+	if (ares_parse_txt_reply_ext(abuf, alen, &list) != ARES_SUCCESS) {
+		free(buf);
+		r->rr_res.status = DNS_TEMPFAIL;
+		return;
+	}
+	for (t = list; t != NULL; t = t->next) {
+		if (t->record_start && open) {
+			dns_rr_add(r, buf, len, NULL, 0);
+			len = 0;
+		}
+		open = true;
+		size_t n = t->length;
+		if (n > DNS_RR_TEXT_MAX - len)
+			n = DNS_RR_TEXT_MAX - len;
+		memcpy(buf + len, t->txt, n);
+		len += n;
+	}
+	if (open)
+		dns_rr_add(r, buf, len, NULL, 0);
+	ares_free_data(list);
+	free(buf);
+}
+
+static void dns_rr_answer(struct dns_req *r, int type, int status, const unsigned char *abuf, int alen)
+{
+	struct ares_addrttl t4[DNS_RR_MAX];
+	struct ares_addr6ttl t6[DNS_RR_MAX];
+	int n = DNS_RR_MAX, i;
+
+	r->rr_res.status = DNS_OK;
+	if (status == ARES_ENOTFOUND) {
+		r->rr_res.status = DNS_NXDOMAIN;
+		return;
+	}
+	if (status == ARES_ENODATA)
+		return;
+	if (status != ARES_SUCCESS) {
+		r->rr_res.status = DNS_TEMPFAIL;
+		return;
+	}
+	if (type == ns_t_txt) {
+		dns_rr_txt(r, abuf, alen);
+	} else if (type == ns_t_a) {
+		if (ares_parse_a_reply(abuf, alen, NULL, t4, &n) == ARES_SUCCESS)
+			for (i = 0; i < n; i++)
+				dns_rr_add(r, NULL, 0, &t4[i].ipaddr, 4);
+	} else if (type == ns_t_aaaa) {
+		if (ares_parse_aaaa_reply(abuf, alen, NULL, t6, &n) == ARES_SUCCESS)
+			for (i = 0; i < n; i++)
+				dns_rr_add(r, NULL, 0, &t6[i].ip6addr, 16);
+	} else if (type == ns_t_mx) {
+		struct ares_mx_reply *list = NULL, *m;
+		if (ares_parse_mx_reply(abuf, alen, &list) == ARES_SUCCESS)
+			for (m = list; m != NULL; m = m->next)
+				dns_rr_add(r, m->host, strlen(m->host), NULL, 0);
+		ares_free_data(list);
+	} else if (type == ns_t_ptr) {
+		struct hostent *he = NULL;
+		unsigned char zero[16] = { 0 };
+		if (ares_parse_ptr_reply(abuf, alen, zero, 4, AF_INET, &he) == ARES_SUCCESS) {
+			/* c-ares lists every PTR name in h_aliases, the
+			 * first one also in h_name */
+			if (he->h_aliases != NULL && he->h_aliases[0] != NULL)
+				for (i = 0; he->h_aliases[i] != NULL; i++)
+					dns_rr_add(r, he->h_aliases[i], strlen(he->h_aliases[i]), NULL, 0);
+			else if (he->h_name != NULL)
+				dns_rr_add(r, he->h_name, strlen(he->h_name), NULL, 0);
+			ares_free_hostent(he);
+		}
+	}
+}
+
 /* ---- A of one name (blocklists) ---- */
 
 static void dns_a_answer(struct dns_req *r, int status, const unsigned char *abuf, int alen)
@@ -722,7 +836,9 @@ static void dns_query_cb(void *arg, int status, int timeouts, unsigned char *abu
 		/* A guard count, so that a query failing at once inside
 		 * ares_query() cannot complete the request half-built. */
 		r->pending++;
-		if (q->type == ns_t_mx)
+		if (r->kind == DNS_REQ_RR)
+			dns_rr_answer(r, q->type, status, abuf, alen);
+		else if (q->type == ns_t_mx)
 			dns_mx_answer(r, status, abuf, alen);
 		else if (q->type == ns_t_ptr)
 			dns_ptr_answer(r, status, abuf, alen);
@@ -888,6 +1004,24 @@ uint64_t dns_ptr_lookup(struct dns *d, const struct sockaddr *sa, dns_ptr_cb cb,
 		dns_reverse_name(sa, name, sizeof(name));
 		dns_query(r, name, ns_t_ptr, 0);
 	}
+	return dns_started(r);
+}
+
+uint64_t dns_rr_lookup(struct dns *d, const char *name, enum dns_rr_type type, dns_rr_cb cb, void *arg)
+{
+	static const int types[] = {
+		[DNS_RR_TXT] = ns_t_txt, [DNS_RR_A] = ns_t_a, [DNS_RR_AAAA] = ns_t_aaaa,
+		[DNS_RR_MX] = ns_t_mx, [DNS_RR_PTR] = ns_t_ptr,
+	};
+	struct dns_req *r = dns_req_new(d, DNS_REQ_RR, arg);
+
+	r->rr_cb = cb;
+	r->rr_res.rr = r->rr;
+	r->pending++;
+	if (!dns_name_ok(name))
+		r->rr_res.status = DNS_NXDOMAIN;
+	else
+		dns_query(r, name, types[type], 0);
 	return dns_started(r);
 }
 

@@ -132,6 +132,33 @@ uint64_t dns_host_lookup(struct dns *d, const char *host, dns_mx_cb cb, void *ar
 typedef void (*dns_ptr_cb)(const char *name, void *arg);
 uint64_t dns_ptr_lookup(struct dns *d, const struct sockaddr *sa, dns_ptr_cb cb, void *arg);
 
+/*
+ * One query of a given type, its records as they came (for SPF, DKIM and
+ * DMARC, which do their own logic): TXT (each record's strings joined,
+ * RFC 7208 3.3, RFC 6376 3.6.2.2), A / AAAA (addr), MX (the exchange
+ * name), PTR (the name).  status is DNS_OK (n may be 0: NODATA),
+ * DNS_NXDOMAIN or DNS_TEMPFAIL (timeout, SERVFAIL, REFUSED).  At most
+ * DNS_RR_MAX records and DNS_RR_TEXT_MAX octets of text each are kept.
+ */
+enum dns_rr_type { DNS_RR_TXT, DNS_RR_A, DNS_RR_AAAA, DNS_RR_MX, DNS_RR_PTR };
+
+#define DNS_RR_MAX      32
+#define DNS_RR_TEXT_MAX 8192
+
+struct dns_rr {
+	const char *text;		/* TXT, MX, PTR; NUL-terminated */
+	size_t len;
+	unsigned char addr[16];		/* A: 4 octets, AAAA: 16 */
+};
+
+struct dns_rr_result {
+	enum dns_status status;
+	size_t n;
+	const struct dns_rr *rr;
+};
+
+typedef void (*dns_rr_cb)(const struct dns_rr_result *r, void *arg);
+uint64_t dns_rr_lookup(struct dns *d, const char *name, enum dns_rr_type type, dns_rr_cb cb, void *arg);
 /* A records of one name, as asked, for DNS blocklists (RFC 5782): no
  * search domains, CNAMEs followed by the server.  status is DNS_OK with
  * n > 0 addresses, DNS_NXDOMAIN for no such name or no A record, or

@@ -63,9 +63,10 @@ static void rcpt_failed_write(const struct config *cfg, struct queue_env *env, s
 }
 
 #define LOCAL_PREFIX_LINES 2	/* Return-Path:, Delivered-To: */
+#define LOCAL_JUNK_FOLDER ".Junk"
 
 /* The recipient's Maildir, or NULL when its name is not safe for a path. */
-static char *rcpt_maildir(const struct config *cfg, const struct queue_rcpt *r)
+static char *rcpt_maildir(const struct config *cfg, const struct queue_env *env, const struct queue_rcpt *r)
 {
 	const char *at = strrchr(r->addr, '@');
 	char *local, *domain, *path;
@@ -81,6 +82,11 @@ static char *rcpt_maildir(const struct config *cfg, const struct queue_rcpt *r)
 	path = maildir_path(cfg->state_dir, domain, local);
 	free(local);
 	free(domain);
+	if (env->junk) {   /* Maildir++ folder, made on first use */
+		char *junk = xasprintf("%s/" LOCAL_JUNK_FOLDER, path);
+		free(path);
+		path = junk;
+	}
 	return path;
 }
 
@@ -95,7 +101,7 @@ static char *rcpt_prefix(const struct queue_env *env, const struct queue_rcpt *r
 static bool prepare_one(const struct config *cfg, struct queue_env *env, struct queue_rcpt *r, int fd,
 			int64_t now, struct maildir_file *mf)
 {
-	char *path = rcpt_maildir(cfg, r), *prefix;
+	char *path = rcpt_maildir(cfg, env, r), *prefix;
 	bool ok;
 
 	if (path == NULL) {
@@ -130,6 +136,12 @@ static void deliver_batch(const struct config *cfg, struct queue_env *env, const
 		if (!want[i])
 			continue;
 		if (ls && i == ls->rcpt) {
+			/* streamed into the inbox's tmp/ before the checks
+			 * decided: a quarantined copy moves to Junk/new */
+			if (env->junk && !maildir_stream_folder(&ls->mf, LOCAL_JUNK_FOLDER)) {
+				rcpt_failed_write(cfg, env, &env->rcpt[i], errno, now);
+				continue;
+			}
 			maildir_stream_sized(&ls->mf, ls->prefix_len + env->msg_len,
 					     ls->prefix_len + env->msg_len + LOCAL_PREFIX_LINES + env->msg_lines);
 			mf[n] = ls->mf;   /* names only: the file stays ls's */
@@ -221,7 +233,7 @@ bool local_stream_open(const struct config *cfg, const struct queue_env *env, st
 	for (size_t i = 0; i < env->nrcpt; i++)
 		if (!env->rcpt[i].local || env->rcpt[i].state != RCPT_PENDING)
 			return false;
-	if (env->nrcpt == 0 || (path = rcpt_maildir(cfg, &env->rcpt[0])) == NULL)
+	if (env->nrcpt == 0 || (path = rcpt_maildir(cfg, env, &env->rcpt[0])) == NULL)
 		return false;
 	/* A mailbox not made yet is made on the worker, with the queue file. */
 	ok = maildir_open_stream(&ls->mf, path, cfg->hostname);

@@ -849,6 +849,7 @@ static struct rdelivery *del_new(struct rjob *j, struct rdest *dst)
 	d->msg.len = env->msg_len;
 	d->msg.lines = env->msg_lines;
 	d->msg.eight_bit = env->eight_bit;
+	d->msg.dkim_signed = env->dkim_signed;
 	d->msg.smtputf8 = env->smtputf8;
 	d->msg.binary = env->body == SMTP_BODY_BINARYMIME;
 	d->msg.rcpts = d->rc;

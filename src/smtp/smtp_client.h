@@ -63,6 +63,7 @@ struct smtp_client_msg {
 	int fd;				/* queue file */
 	uint64_t offset, len, lines;
 	bool eight_bit;
+	bool dkim_signed;		/* tern's DKIM signature: never downgraded */
 	bool smtputf8;			/* SMTPUTF8 transaction (RFC 6531) */
 	bool binary;			/* BODY=BINARYMIME (RFC 3030 §3): sent as stored */
 	struct smtp_client_rcpt *rcpts;

@@ -35,6 +35,7 @@
 #include "filter/milter.h"
 #include "msg/pipeline.h"
 #include "msg/stages.h"
+#include "msgauth/msgauth.h"
 #include "proto/smtp_parse.h"
 #include "store/aliases.h"
 #include "store/queue.h"
@@ -877,11 +878,18 @@ static bool smtp_txn_pipeline(struct smtp_session *s, struct pipe_stage *framer)
 	pipeline_add(t->pipe, framer);
 	pipeline_add(t->pipe, stage_header_new(received, s->svc != SERVICE_SMTP, t->env->id, cfg->hostname,
 					       cfg->max_received));
-	/* the checks, in order */
+	/* the checks, in order: mail from outside is checked (SPF, DKIM,
+	 * DMARC) first, as it came; submitted and trusted mail is signed
+	 * last, after every stage that may change it (milters) */
+	bool sign = s->svc != SERVICE_SMTP || s->trusted || s->auth_user;
+	if (!sign && s->t->dns != NULL && (cfg->check_spf || cfg->check_dkim || cfg->check_dmarc != DMARC_MODE_OFF))
+		pipeline_add(t->pipe, stage_verify_new(s->t, t->env));
 	pipeline_add(t->pipe, stage_loop_new());
 	struct pipe_stage *milter = smtp_milter_stage(s);
 	if (milter)
 		pipeline_add(t->pipe, milter);
+	if (sign)
+		pipeline_add(t->pipe, stage_sign_new(cfg));
 	pipeline_add(t->pipe, t->sink);
 	free(received);
 	return true;

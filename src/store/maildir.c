@@ -124,6 +124,14 @@ bool maildir_open_stream(struct maildir_file *mf, const char *path, const char *
 	return mf->fd >= 0;
 }
 
+bool maildir_stream_folder(struct maildir_file *mf, const char *folder)
+{
+	size_t n = strlen(mf->path);
+
+	snprintf(mf->path + n, sizeof(mf->path) - n, "/%s", folder);
+	return maildir_create(mf->path);
+}
+
 void maildir_stream_sized(struct maildir_file *mf, uint64_t size, uint64_t vsize)
 {
 	maildir_sized_name(mf, mf->path, size, vsize);

@@ -44,6 +44,9 @@ void maildir_commit_item(struct maildir_file *mf, struct fs_commit *c);
  * is not created here); once its sizes are known, maildir_stream_sized()
  * gives it its name in new/, then commit_item and finish as above. */
 bool maildir_open_stream(struct maildir_file *mf, const char *path, const char *hostname);
+/* A streamed file goes into the Maildir++ folder (".Junk") instead,
+ * made (new/, cur/, tmp/) when missing; false with errno when it cannot be. */
+bool maildir_stream_folder(struct maildir_file *mf, const char *folder);
 void maildir_stream_sized(struct maildir_file *mf, uint64_t size, uint64_t vsize);
 void maildir_finish(struct maildir_file *mf, bool committed);
 

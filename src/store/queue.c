@@ -49,6 +49,8 @@ struct queue_writer {
 	struct queue *q;
 	char id[QUEUE_ID_LEN + 1];
 	char *env_id;             /* the caller's env->id, kept in step */
+	const bool *env_junk;     /* the caller's env->junk and dkim_signed, read */
+	const bool *env_signed;   /* at the commit */
 	char *tmp_path, *final_path;
 	int fd;
 	uint64_t offset;          /* where the message starts */
@@ -305,6 +307,8 @@ struct queue_writer *queue_writer_new(struct queue *q, struct queue_env *env)
 	}
 	memcpy(env->id, w->id, sizeof(env->id));
 	w->env_id = env->id;
+	w->env_junk = &env->junk;
+	w->env_signed = &env->dkim_signed;
 	w->final_path = xasprintf("%s/%s", q->msg_dir, w->id);
 	mem = open_memstream(&text, &text_len);
 	write_envelope(mem, env);
@@ -428,8 +432,12 @@ bool queue_writer_commit(struct queue_writer *w, uint64_t lines, bool eight_bit)
 		errno = w->err;
 		goto fail;
 	}
-	n = snprintf(trailer, sizeof(trailer), "TERN-END off=%" PRIu64 " len=%" PRIu64 " lines=%" PRIu64 " 8bit=%d\n",
-		     w->offset, w->written, lines, eight_bit ? 1 : 0);
+	/* junk=1 and signed=1 only when set (they are known only at the end
+	 * of DATA, after the envelope): other trailers stay as they were,
+	 * and older readers, which scan the first four fields, accept them */
+	n = snprintf(trailer, sizeof(trailer), "TERN-END off=%" PRIu64 " len=%" PRIu64 " lines=%" PRIu64 " 8bit=%d%s%s\n",
+		     w->offset, w->written, lines, eight_bit ? 1 : 0, *w->env_junk ? " junk=1" : "",
+		     *w->env_signed ? " signed=1" : "");
 	if (!write_all(w->fd, trailer, (size_t)n))
 		goto fail;
 	/* A recycled scratch file may hold the tail of a longer message. */
@@ -659,6 +667,8 @@ static bool parse_trailer(struct queue_env *env, int fd, off_t size)
 	env->msg_len = len;
 	env->msg_lines = lines;
 	env->eight_bit = eight != 0;
+	env->junk = strstr(t, " junk=1") != NULL;
+	env->dkim_signed = strstr(t, " signed=1") != NULL;
 	return true;
 }
 

@@ -53,6 +53,8 @@ struct queue_env {
 	/* from the trailer */
 	uint64_t msg_offset, msg_len, msg_lines;
 	bool eight_bit;
+	bool junk;                /* into the recipients' Junk folder (DMARC quarantine) */
+	bool dkim_signed;         /* tern signed it: its body is never re-encoded */
 };
 
 struct queue;

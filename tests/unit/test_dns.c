@@ -88,6 +88,11 @@ static const char *const zone[] = {
 	"--ptr-record=65.0.0.127.in-addr.arpa,both1.test",
 	"--host-record=both1.test,127.0.0.65",
 	"--host-record=both2.test,127.0.0.65",
+	/* dns_rr_lookup: one record of two strings (joined), a name with two
+	 * records */
+	"--txt-record=joined.txt.test,v=DKIM1; p=abc,def",
+	"--txt-record=two.txt.test,first",
+	"--txt-record=two.txt.test,second",
 };
 
 struct fixture {
@@ -137,7 +142,7 @@ static bool tcp_ready(int port)
 
 static pid_t start_dnsmasq(int port)
 {
-	char *argv[64];
+	char *argv[96];
 	size_t n = 0, i;
 	pid_t pid;
 
@@ -597,6 +602,70 @@ static void test_timeout(void **state)
 	dns_free(d);
 }
 
+struct rr_got {
+	int calls;
+	enum dns_status status;
+	size_t n;
+	char text[4][64];
+	unsigned char addr[4][16];
+};
+
+static void rr_cb(const struct dns_rr_result *r, void *arg)
+{
+	struct rr_got *g = arg;
+
+	g->calls++;
+	g->status = r->status;
+	g->n = r->n;
+	for (size_t i = 0; i < r->n && i < 4; i++) {
+		snprintf(g->text[i], sizeof(g->text[i]), "%s", r->rr[i].text);
+		memcpy(g->addr[i], r->rr[i].addr, 16);
+	}
+}
+
+static void rr(struct fixture *f, const char *name, enum dns_rr_type type, struct rr_got *g)
+{
+	memset(g, 0, sizeof(*g));
+	assert_true(dns_rr_lookup(f->dns, name, type, rr_cb, g) > 0);
+	assert_int_equal(g->calls, 0);	/* never from inside the call */
+	run_until(f->base, &g->calls);
+	assert_int_equal(g->calls, 1);
+}
+
+static void test_rr_lookup(void **state)
+{
+	struct fixture *f = *state;
+	struct rr_got g;
+
+	rr(f, "joined.txt.test", DNS_RR_TXT, &g);
+	assert_int_equal(g.status, DNS_OK);
+	assert_int_equal(g.n, 1);
+	assert_string_equal(g.text[0], "v=DKIM1; p=abcdef");
+	rr(f, "two.txt.test", DNS_RR_TXT, &g);
+	assert_int_equal(g.n, 2);
+	assert_true((!strcmp(g.text[0], "first") && !strcmp(g.text[1], "second")) ||
+		    (!strcmp(g.text[0], "second") && !strcmp(g.text[1], "first")));
+	rr(f, "nothere.test", DNS_RR_TXT, &g);
+	assert_int_equal(g.status, DNS_NXDOMAIN);
+	assert_int_equal(g.n, 0);
+	rr(f, "implicit.test", DNS_RR_TXT, &g);   /* the name exists: NODATA */
+	assert_int_equal(g.status, DNS_OK);
+	assert_int_equal(g.n, 0);
+	rr(f, "implicit.test", DNS_RR_A, &g);
+	assert_int_equal(g.n, 1);
+	assert_memory_equal(g.addr[0], "\x7f\x00\x00\x1f", 4);
+	rr(f, "mxm.multi.test", DNS_RR_AAAA, &g);
+	assert_int_equal(g.n, 1);
+	assert_memory_equal(g.addr[0], "\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\x02", 16);
+	rr(f, "two.test", DNS_RR_MX, &g);
+	assert_int_equal(g.n, 2);
+	rr(f, "1.0.0.127.in-addr.arpa", DNS_RR_PTR, &g);
+	assert_int_equal(g.n, 1);
+	assert_string_equal(g.text[0], "ptr.test");
+	rr(f, "bad..name", DNS_RR_TXT, &g);
+	assert_int_equal(g.status, DNS_NXDOMAIN);
+}
+
 static void test_server_lists(void **state)
 {
 	struct fixture *f = *state;
@@ -640,6 +709,7 @@ int main(void)
 		cmocka_unit_test(test_free_inside_callback),
 		cmocka_unit_test(test_timeout),
 		cmocka_unit_test(test_server_lists),
+		cmocka_unit_test(test_rr_lookup),
 	};
 	signal(SIGPIPE, SIG_IGN);
 	return cmocka_run_group_tests(tests, setup, teardown);

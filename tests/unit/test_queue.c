@@ -180,6 +180,35 @@ static void test_binary_body_and_smtputf8(void **state)
 	env = queue_load(f->q, id, NULL);
 	assert_non_null(env);
 	assert_false(env->smtputf8);
+	assert_false(env->junk);
+	assert_false(env->dkim_signed);
+	queue_env_free(env);
+	free(id);
+}
+
+/* The Junk flag (DMARC quarantine) is set at the end of DATA, after the
+ * envelope is written: it rides in the trailer. */
+static void test_junk_in_trailer(void **state)
+{
+	struct fixture *f = *state;
+	struct queue_env *env = make_env();
+	struct queue_writer *w;
+	char *id;
+
+	w = queue_writer_new(f->q, env);
+	assert_non_null(w);
+	assert_true(queue_writer_write(w, "Subject: j\n\nx\n", 15));
+	env->junk = true;
+	env->dkim_signed = true;
+	assert_true(queue_writer_commit(w, 3, false));
+	queue_writer_free(w);
+	id = xstrdup(env->id);
+	queue_env_free(env);
+	env = queue_load(f->q, id, NULL);
+	assert_non_null(env);
+	assert_true(env->junk);
+	assert_true(env->dkim_signed);
+	assert_int_equal(env->msg_len, 15);
 	queue_env_free(env);
 	free(id);
 }
@@ -656,6 +685,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_write_commit_load, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_binary_body_and_smtputf8, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_insert_front, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_junk_in_trailer, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_state_round_trip, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_recycled_scratch_cut_to_size, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_retire_reuses_file, setup, teardown),

@@ -1,0 +1,362 @@
+"""Sender authentication against independent implementations: mail
+submitted on 587 comes out DKIM-signed and python3-dkim (dkimpy) verifies
+it; mail arriving on port 25 gets one Authentication-Results field
+(RFC 8601) with SPF, DKIM and DMARC results from records a private
+dnsmasq serves; an enforced DMARC p=reject is 550 5.7.1; a forged
+Authentication-Results claiming tern's authserv-id is removed."""
+import base64
+import os
+import re
+import smtplib
+import subprocess
+
+import dkim
+import pytest
+
+from authutil import Dialog, b64
+from conftest import DNSMASQ, Dnsmasq
+
+UNTRUSTED = "10.255.0.0/16"
+
+
+def rsa_key(tmp_path):
+    """An RSA key for the sending side (dkimpy) and its DNS record."""
+    pem = subprocess.run(["openssl", "genrsa", "-traditional", "2048"], capture_output=True,
+                         check=True).stdout
+    der = subprocess.run(["openssl", "rsa", "-pubout", "-outform", "DER"], input=pem,
+                         capture_output=True, check=True).stdout
+    return pem, "v=DKIM1; k=rsa; p=" + base64.b64encode(der).decode()
+
+
+def txt_arg(name, text):
+    """--txt-record with text cut into strings of at most 255 octets
+    (dnsmasq splits at commas and keeps quotes: the texts have none)."""
+    assert "," not in text and '"' not in text
+    parts = [text[i:i + 250] for i in range(0, len(text), 250)]
+    return "--txt-record=" + name + "," + ",".join(parts)
+
+
+@pytest.fixture(scope="module")
+def sender_key(tmp_path_factory):
+    return rsa_key(tmp_path_factory.mktemp("key"))
+
+
+@pytest.fixture
+def dns(sender_key):
+    if not os.path.exists(DNSMASQ):
+        pytest.skip("dnsmasq is not installed")
+    _, rec = sender_key
+    d = Dnsmasq([
+        "--local=/test/",
+        txt_arg("sel._domainkey.signed.test", rec),
+        txt_arg("signed.test", "v=spf1 -all"),
+        txt_arg("_dmarc.signed.test", "v=DMARC1; p=reject"),
+        txt_arg("spfpass.test", "v=spf1 ip4:127.0.0.1 -all"),
+        txt_arg("spffail.test", "v=spf1 ip4:192.0.2.1 -all"),
+        txt_arg("spfsoft.test", "v=spf1 ~all"),
+        txt_arg("rej.test", "v=spf1 -all"),
+        txt_arg("_dmarc.rej.test", "v=DMARC1; p=reject"),
+        txt_arg("pnone.test", "v=spf1 -all"),
+        txt_arg("_dmarc.pnone.test", "v=DMARC1; p=none"),
+        txt_arg("_dmarc.aligned.test", "v=DMARC1; p=reject"),
+        txt_arg("quar.test", "v=spf1 -all"),
+        txt_arg("_dmarc.quar.test", "v=DMARC1; p=quarantine"),
+        txt_arg("aligned.test", "v=spf1 ip4:127.0.0.1 -all"),
+    ])
+    yield d.port
+    d.stop()
+
+
+def mx(make_tern, dns_port, **extra):
+    cfg = {"relay": {"trusted_networks": UNTRUSTED}, "dns": {"servers": f"127.0.0.1:{dns_port}"}}
+    for k, v in extra.items():
+        cfg.setdefault(k, {}).update(v)
+    return make_tern(config=cfg)
+
+
+def send(t, mail_from, msg, rcpt="alice@example.test"):
+    """One message over port 25; the reply to the end of data."""
+    c = smtplib.SMTP("127.0.0.1", t.port(), local_hostname="client.test", timeout=30)
+    try:
+        c.ehlo()
+        c.mail(mail_from)
+        c.rcpt(rcpt)
+        return c.data(msg)
+    finally:
+        c.close()
+
+
+def ar_fields(m):
+    head = m.split(b"\n\n", 1)[0].decode()
+    fields = re.findall(r"^Authentication-Results:.*(?:\n[ \t].*)*", head, re.M | re.I)
+    return [" ".join(f.split()) for f in fields]
+
+
+def plain(frm, subject="hello", body="Hi.\n"):
+    return (f"From: <{frm}>\r\nTo: <alice@example.test>\r\nSubject: {subject}\r\n"
+            f"Message-ID: <m.{subject}@client.test>\r\nDate: Fri, 04 Dec 2026 12:00:00 +0000\r\n"
+            f"\r\n{body.replace(chr(10), chr(13) + chr(10))}").encode()
+
+
+def test_submission_signed_and_dkimpy_verifies(make_tern):
+    t = make_tern(services=("smtp", "submission"), config={"relay": {"trusted_networks": UNTRUSTED}})
+    out = t.cli("dkim", "keygen", "example.test", "--selector", "s1")
+    assert out.returncode == 0, out.stderr
+    line = [l for l in out.stdout.splitlines() if "._domainkey." in l][0]
+    record = "".join(re.findall(r'"([^"]*)"', line)).encode()
+    d = Dialog(t.port("submission"))
+    d.cmd("EHLO client.test")
+    d.starttls()
+    d.cmd("EHLO client.test")
+    assert d.cmd("AUTH PLAIN " + b64("\0alice@example.test\0alicepw")).startswith("235")
+    assert d.cmd("MAIL FROM:<alice@example.test>").startswith("250")
+    assert d.cmd("RCPT TO:<bob@example.test>").startswith("250")
+    assert d.cmd("DATA").startswith("354")
+    # no Date: or Message-ID: - the MSA adds them, and they are signed
+    r = d.cmd("From: Alice <alice@example.test>\r\nTo: bob@example.test\r\nSubject: signed\r\n\r\n"
+              "Body line\r\n  with  spaces  \r\n\r\n.")
+    assert r.startswith("250"), r
+    d.close()
+    m = t.wait_messages("bob@example.test", 1)[0]
+    head = m.split(b"\n\n", 1)[0]
+    assert head.count(b"DKIM-Signature:") == 1, m
+    sig = re.search(rb"DKIM-Signature:(.*?)\n(?![ \t])", head, re.S).group(1)
+    assert b"s=s1" in sig and b"d=example.test" in sig
+    assert b"message-id" in sig.lower() and b"date" in sig.lower()
+    t.wait_log("event=dkim_signed")
+
+    def dnsfunc(name, timeout=5):
+        assert name == b"s1._domainkey.example.test."
+        return record
+    crlf = m.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
+    assert dkim.verify(crlf, dnsfunc=dnsfunc)
+    # and a changed body does not verify: the test can fail
+    assert not dkim.verify(crlf.replace(b"Body line", b"Body lime"), dnsfunc=dnsfunc)
+
+
+def test_no_key_no_signature(make_tern):
+    t = make_tern(services=("smtp", "submission"), config={"relay": {"trusted_networks": UNTRUSTED}})
+    d = Dialog(t.port("submission"))
+    d.cmd("EHLO client.test")
+    d.starttls()
+    d.cmd("EHLO client.test")
+    assert d.cmd("AUTH PLAIN " + b64("\0alice@example.test\0alicepw")).startswith("235")
+    assert d.cmd("MAIL FROM:<alice@example.test>").startswith("250")
+    assert d.cmd("RCPT TO:<bob@example.test>").startswith("250")
+    assert d.cmd("DATA").startswith("354")
+    assert d.cmd("From: alice@example.test\r\nSubject: x\r\n\r\nx\r\n.").startswith("250")
+    d.close()
+    m = t.wait_messages("bob@example.test", 1)[0]
+    assert b"DKIM-Signature:" not in m
+    assert b"Authentication-Results:" not in m   # submitted mail is not checked
+
+
+@pytest.mark.parametrize("domain,result", [("spfpass.test", "pass"), ("spffail.test", "fail"),
+                                           ("spfsoft.test", "softfail"), ("nospf.test", "none")])
+def test_spf_results(make_tern, dns, domain, result):
+    t = mx(make_tern, dns)
+    code, _ = send(t, f"user@{domain}", plain(f"user@{domain}"))
+    assert code == 250
+    m = t.wait_messages("alice@example.test", 1)[0]
+    ars = ar_fields(m)
+    assert len(ars) == 1, ars
+    assert ars[0].startswith("Authentication-Results: mx.test;")
+    assert f"spf={result} smtp.mailfrom=user@{domain}" in ars[0], ars
+    t.wait_log(f"spf={result} ")
+
+
+def test_spf_null_sender_checks_helo(make_tern, dns):
+    """RFC 7208 2.4: MAIL FROM:<> is checked as postmaster@HELO."""
+    t = mx(make_tern, dns)
+    c = smtplib.SMTP("127.0.0.1", t.port(), local_hostname="spfpass.test", timeout=30)
+    c.ehlo()
+    c.mail("<>")
+    c.rcpt("alice@example.test")
+    code, _ = c.data(plain("mailer-daemon@spfpass.test"))
+    c.close()
+    assert code == 250
+    ar = ar_fields(t.wait_messages("alice@example.test", 1)[0])
+    assert "spf=pass smtp.helo=spfpass.test" in ar[0], ar
+
+
+def signed(sender_key, body="Hello there.\r\n"):
+    pem, _ = sender_key
+    msg = (b"From: Sig <sig@signed.test>\r\nTo: alice@example.test\r\nSubject: dkimpy\r\n"
+           b"Date: Fri, 04 Dec 2026 12:00:00 +0000\r\nMessage-ID: <d@signed.test>\r\n\r\n" + body.encode())
+    h = dkim.sign(msg, b"sel", b"signed.test", pem, include_headers=[b"from", b"to", b"subject", b"date"])
+    return h + msg
+
+
+def test_dkim_pass_from_dkimpy(make_tern, dns, sender_key):
+    t = mx(make_tern, dns)
+    code, _ = send(t, "sig@signed.test", signed(sender_key))
+    assert code == 250   # SPF fails, DKIM aligned passes DMARC
+    ar = ar_fields(t.wait_messages("alice@example.test", 1)[0])
+    assert len(ar) == 1
+    assert "dkim=pass header.d=signed.test header.s=sel header.b=" in ar[0], ar
+    assert "spf=fail" in ar[0] and "dmarc=pass header.from=signed.test" in ar[0], ar
+
+
+def test_dkim_altered_fails_and_dmarc_rejects(make_tern, dns, sender_key):
+    t = mx(make_tern, dns)
+    msg = signed(sender_key).replace(b"Hello there.", b"Hello THERE.")
+    code, reply = send(t, "sig@signed.test", msg)
+    assert code == 550 and reply.startswith(b"5.7.1"), reply
+    log = t.wait_log("event=msgauth")
+    assert "dkim=fail" in log and "dmarc=fail action=reject" in log
+
+
+def test_dkim_altered_fail_report_mode(make_tern, dns, sender_key):
+    t = mx(make_tern, dns, checks={"dmarc": "report"})
+    msg = signed(sender_key).replace(b"Hello there.", b"Hello THERE.")
+    code, _ = send(t, "sig@signed.test", msg)
+    assert code == 250
+    ar = ar_fields(t.wait_messages("alice@example.test", 1)[0])
+    assert len(ar) == 1 and "dkim=fail header.d=signed.test" in ar[0], ar
+    assert "dmarc=fail" in ar[0]
+
+
+def test_dmarc_reject(make_tern, dns):
+    t = mx(make_tern, dns)
+    code, reply = send(t, "x@rej.test", plain("x@rej.test"))
+    assert code == 550 and reply.startswith(b"5.7.1"), reply
+    t.wait_log("dmarc=fail action=reject")
+    assert t.messages("alice@example.test") == []
+
+
+def test_dmarc_none_delivers_to_inbox(make_tern, dns):
+    t = mx(make_tern, dns)
+    code, _ = send(t, "x@pnone.test", plain("x@pnone.test"))
+    assert code == 250
+    ar = ar_fields(t.wait_messages("alice@example.test", 1)[0])
+    assert "dmarc=fail header.from=pnone.test" in ar[0], ar
+
+
+def test_dmarc_quarantine_delivers_to_junk(make_tern, dns):
+    t = mx(make_tern, dns)
+    code, _ = send(t, "x@quar.test", plain("x@quar.test"))
+    assert code == 250
+    t.wait_log("dmarc=fail action=quarantine")
+    junk = os.path.join(t.maildir("alice@example.test"), ".Junk")
+    deadline = __import__("time").time() + 30
+    while not (os.path.isdir(os.path.join(junk, "new")) and os.listdir(os.path.join(junk, "new"))):
+        assert __import__("time").time() < deadline, t.log()[-3000:]
+        __import__("time").sleep(0.05)
+    for sub in ("new", "cur", "tmp"):
+        assert os.path.isdir(os.path.join(junk, sub))
+    name = os.listdir(os.path.join(junk, "new"))[0]
+    with open(os.path.join(junk, "new", name), "rb") as f:
+        assert b"dmarc=fail header.from=quar.test" in f.read()
+    assert t.messages("alice@example.test") == []   # nothing in INBOX
+
+
+def test_dmarc_quarantine_two_recipients_both_junk(make_tern, dns):
+    """Two recipients: the first copy is streamed into the inbox's tmp/
+    before the verdict, the second made from the queue file; both go to
+    Junk."""
+    t = mx(make_tern, dns)
+    c = smtplib.SMTP("127.0.0.1", t.port(), local_hostname="client.test", timeout=30)
+    c.sendmail("x@quar.test", ["alice@example.test", "bob@example.test"], plain("x@quar.test"))
+    c.quit()
+    for who in ("alice@example.test", "bob@example.test"):
+        t.wait_log(f'to="{who}" relay=local status=sent')
+        assert len(os.listdir(os.path.join(t.maildir(who), ".Junk", "new"))) == 1
+        assert t.messages(who) == []
+
+
+def test_dmarc_pass_by_spf(make_tern, dns):
+    t = mx(make_tern, dns)
+    code, _ = send(t, "x@aligned.test", plain("x@aligned.test"))
+    assert code == 250
+    ar = ar_fields(t.wait_messages("alice@example.test", 1)[0])
+    assert "spf=pass" in ar[0] and "dmarc=pass header.from=aligned.test" in ar[0], ar
+
+
+def test_dmarc_off_accepts_reject_policy(make_tern, dns):
+    t = mx(make_tern, dns, checks={"dmarc": "off"})
+    code, _ = send(t, "x@rej.test", plain("x@rej.test"))
+    assert code == 250
+    ar = ar_fields(t.wait_messages("alice@example.test", 1)[0])
+    assert "dmarc=" not in ar[0] and "spf=fail" in ar[0], ar
+
+
+def test_forged_ar_removed_other_kept(make_tern, dns):
+    t = mx(make_tern, dns)
+    forged = (b"Authentication-Results: mx.test; spf=pass smtp.mailfrom=x@spfpass.test;\r\n"
+              b"\tdkim=pass header.d=bank.test\r\n"
+              b"Authentication-Results: MX.TEST (comment); dmarc=pass\r\n"
+              b"Authentication-Results: other.example; spf=pass\r\n")
+    code, _ = send(t, "x@spffail.test", forged + plain("x@spffail.test"))
+    assert code == 250
+    m = t.wait_messages("alice@example.test", 1)[0]
+    ar = ar_fields(m)
+    assert len([a for a in ar if a.lower().startswith("authentication-results: mx.test")]) == 1, ar
+    assert "Authentication-Results: other.example; spf=pass" in ar
+    assert ar[0].startswith("Authentication-Results: mx.test;") and "spf=fail" in ar[0], ar
+    assert b"bank.test" not in m
+
+
+def test_authserv_id_config(make_tern, dns):
+    t = mx(make_tern, dns, checks={"authserv_id": "auth.example"})
+    code, _ = send(t, "x@spfpass.test", plain("x@spfpass.test"))
+    assert code == 250
+    ar = ar_fields(t.wait_messages("alice@example.test", 1)[0])
+    assert len(ar) == 1 and ar[0].startswith("Authentication-Results: auth.example;"), ar
+
+
+def test_dns_not_answering_gives_temperror(make_tern):
+    import socket
+    silent = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)   # reads nothing, answers nothing
+    silent.bind(("127.0.0.1", 0))
+    port = silent.getsockname()[1]
+    try:
+        t = mx(make_tern, port, dns={"timeout": "2s"})
+        code, _ = send(t, "x@rej.test", plain("x@rej.test"))
+        assert code == 250   # never a 5xx for DNS trouble
+        ar = ar_fields(t.wait_messages("alice@example.test", 1)[0])
+        assert "spf=temperror" in ar[0] and "dmarc=temperror" in ar[0], ar
+    finally:
+        silent.close()
+
+
+# Relay to a loopback MX: the receiver of test_outbound, 8BITMIME or not.
+from test_outbound import dsns, net, status_fields, wait_for  # noqa: E402,F401
+
+
+def keygen(t, domain="example.test", selector="s1"):
+    out = t.cli("dkim", "keygen", domain, "--selector", selector)
+    assert out.returncode == 0, out.stderr
+    line = [l for l in out.stdout.splitlines() if "._domainkey." in l][0]
+    return "".join(re.findall(r'"([^"]*)"', line)).encode()
+
+
+EIGHT_BIT = ("From: alice@example.test\r\nTo: bob@far.test\r\nSubject: 8bit\r\nMIME-Version: 1.0\r\n"
+             "Content-Type: text/plain; charset=utf-8\r\n\r\ncaf\u00e9\r\n").encode("utf-8")
+
+
+def test_signed_relay_to_8bitmime_mx_verifies(net):
+    net.dns("--mx-host=far.test,mx.far.test,10", "--host-record=mx.far.test,127.0.0.141")
+    r = net.receiver("127.0.0.141")
+    t = net.tern()
+    record = keygen(t)
+    with t.smtp() as c:   # loopback is a trusted network: signed
+        c.sendmail("alice@example.test", ["bob@far.test"], EIGHT_BIT)
+    wait_for(lambda: len(r.messages) == 1, t=t)
+    data = r.messages[0]["data"]
+    assert b"caf\xc3\xa9" in data and b"DKIM-Signature:" in data
+    assert dkim.verify(data, dnsfunc=lambda name, timeout=5: record)
+
+
+def test_signed_8bit_not_downgraded_for_7bit_peer(net):
+    """Re-encoding would break tern's own signature: refused (5.6.3)
+    rather than sent broken."""
+    net.dns("--mx-host=far.test,mx.far.test,10", "--host-record=mx.far.test,127.0.0.142")
+    r = net.receiver("127.0.0.142", ext=("PIPELINING",))
+    t = net.tern()
+    keygen(t)
+    with t.smtp() as c:
+        c.sendmail("alice@example.test", ["bob@far.test"], EIGHT_BIT)
+    (d,) = dsns(t)
+    assert status_fields(d)[0]["Status"] == "5.6.3"
+    assert r.messages == []
+    t.wait_log("would break its DKIM signature")
