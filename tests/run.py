@@ -29,7 +29,8 @@ def run_unit(build):
     for exe in sorted(glob.glob(f"{build}/tests/test_*")):
         if not os.access(exe, os.X_OK) or exe.endswith(".d"):
             continue
-        p = subprocess.run([exe], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        p = subprocess.run([exe], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                       errors="replace")
         sys.stdout.write(p.stdout)
         ok = sum(int(m) for m in re.findall(r"\[  PASSED  \] (\d+) test", p.stdout))
         bad = sum(int(m) for m in re.findall(r"\[  FAILED  \] (\d+) test", p.stdout))
@@ -48,7 +49,8 @@ def run_fuzz():
         os.makedirs(work, exist_ok=True)
         p = subprocess.run([exe, f"-max_total_time={secs}", "-print_final_stats=0",
                             f"-artifact_prefix=build-fuzz/{name}-", work, corpus],
-                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                           errors="replace")
         ok = p.returncode == 0
         print(f"fuzz {name}: {'ok' if ok else 'FAILED'}")
         if not ok:
@@ -63,7 +65,8 @@ def run_pytest(build):
         env["UBSAN_OPTIONS"] = "halt_on_error=1:print_stacktrace=1"
     p = subprocess.run(["/usr/bin/python3", "-m", "pytest", "-q", "-p", "no:cacheprovider",
                         "tests/integration"], env=env, stdout=subprocess.PIPE,
-                       stderr=subprocess.STDOUT, text=True)
+                       stderr=subprocess.STDOUT, text=True,
+                       errors="replace")
     sys.stdout.write(p.stdout)
     tail = p.stdout.strip().splitlines()[-1] if p.stdout.strip() else ""
     ok = int(m.group(1)) if (m := re.search(r"(\d+) passed", tail)) else 0
