@@ -384,23 +384,31 @@ static char *read_at(int fd, size_t len, off_t off)
 	return buf;
 }
 
+/* A committed file that cannot be read back is never delivered; say so,
+ * with what was wrong (a parse error's name or errno's text). */
+static void log_queue_unreadable(const char *id, const char *error)
+{
+	log_event("event=queue_unreadable queue=%s error=\"%s\"", id, error);
+}
+
 /* The trailer first: it says where the envelope ends and the message
  * begins, so only the envelope is read (proto/queuefile.c parses). */
-static bool load_envelope(struct queue_env *env, int fd, off_t size)
+static enum queuefile_err load_envelope(struct queue_env *env, int fd, off_t size)
 {
 	char tail[QUEUEFILE_TRAILER_MAX];
 	size_t n = size < QUEUEFILE_TRAILER_MAX ? (size_t)size : QUEUEFILE_TRAILER_MAX;
+	enum queuefile_err e;
 	char *head;
-	bool ok;
 
-	if (pread(fd, tail, n, size - (off_t)n) != (ssize_t)n ||
-	    queuefile_parse_trailer(tail, n, (uint64_t)size, env) != QUEUEFILE_OK)
-		return false;
+	if (pread(fd, tail, n, size - (off_t)n) != (ssize_t)n)
+		return QUEUEFILE_NO_TRAILER;
+	if ((e = queuefile_parse_trailer(tail, n, (uint64_t)size, env)) != QUEUEFILE_OK)
+		return e;
 	if ((head = read_at(fd, (size_t)env->msg_offset, 0)) == NULL)
-		return false;
-	ok = queuefile_parse_envelope(head, (size_t)env->msg_offset, env) == QUEUEFILE_OK;
+		return QUEUEFILE_NO_END;
+	e = queuefile_parse_envelope(head, (size_t)env->msg_offset, env);
 	free(head);
-	return ok;
+	return e;
 }
 
 static void load_state(struct queue *q, struct queue_env *env)
@@ -424,12 +432,18 @@ struct queue_env *queue_load(struct queue *q, const char *id, int *fdp)
 {
 	char *path = xasprintf("%s/%s", q->msg_dir, id);
 	struct queue_env *env = xcalloc(1, sizeof(*env));
+	enum queuefile_err e = QUEUEFILE_OK;
 	struct stat st;
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
 
 	free(path);
 	snprintf(env->id, sizeof(env->id), "%s", id);
-	if (fd < 0 || fstat(fd, &st) < 0 || !load_envelope(env, fd, st.st_size)) {
+	if (fd < 0 || fstat(fd, &st) < 0 || (e = load_envelope(env, fd, st.st_size)) != QUEUEFILE_OK) {
+		/* gone meanwhile (delivered, deleted) is no error */
+		if (e != QUEUEFILE_OK)
+			log_queue_unreadable(id, queuefile_err_name(e));
+		else if (errno != ENOENT)
+			log_queue_unreadable(id, strerror(errno));
 		if (fd >= 0)
 			close(fd);
 		queue_env_free(env);
