@@ -39,6 +39,54 @@
 
 #define SHUTDOWN_GRACE_MS 10000
 
+/* ---- logging: one function per event ------------------------------------ */
+
+static void log_privileges_dropped(const char *user, uid_t uid)
+{
+	log_event("event=privileges_dropped user=%s uid=%u", user, (unsigned)uid);
+}
+
+static void log_users_bad_line(const char *path, size_t line, const char *what)
+{
+	log_event("event=users_bad_line level=warning file=%s line=%zu error=\"%s\"", path, line, what);
+}
+
+static void log_aliases_unreadable(const char *path, const char *what)
+{
+	log_event("event=aliases_unreadable level=warning file=%s error=\"%s\"", path, what);
+}
+
+static void log_aliases_bad_line(const char *path, size_t line, const char *what)
+{
+	log_event("event=aliases_bad_line level=warning file=%s line=%zu error=\"%s\"", path, line, what);
+}
+
+static void log_reload(const char *why, size_t users, size_t aliases)
+{
+	log_event("event=reload reason=%s users=%zu aliases=%zu", why, users, aliases);
+}
+
+static void log_shutdown(int sig, size_t sessions)
+{
+	log_event("event=shutdown signal=%d sessions=%zu", sig, sessions);
+}
+
+static void log_shutdown_forced(size_t sessions)
+{
+	log_event("event=shutdown_forced sessions=%zu", sessions);
+}
+
+static void log_start(const struct config *cfg)
+{
+	log_event("event=start version=%s config=%s hostname=%s state_dir=%s", TERN_VERSION, cfg->path,
+		  cfg->hostname, cfg->state_dir);
+}
+
+static void log_stop(void)
+{
+	log_event("event=stop");
+}
+
 const char *cli_take_config(int *argc, char **argv)
 {
 	const char *path = NULL;
@@ -129,22 +177,22 @@ static void drop_privileges(const struct config *cfg, struct passwd *pw)
 		die("cannot drop privileges to %s: %s", cfg->user, strerror(errno));
 	if (setuid(0) == 0)
 		die("privileges were not dropped");
-	log_event("event=privileges_dropped user=%s uid=%u", cfg->user, (unsigned)pw->pw_uid);
+	log_privileges_dropped(cfg->user, pw->pw_uid);
 }
 
 /* A users file line the server skips: logged, never fatal. */
 static void users_warn_log_cb(void *ctx, const char *path, size_t line, const char *what)
 {
-	log_event("event=users_bad_line level=warning file=%s line=%zu error=\"%s\"", path, line, what);
+	log_users_bad_line(path, line, what);
 }
 
 /* An aliases file line the server skips (line 0: the file itself). */
 static void aliases_warn_log_cb(void *ctx, const char *path, size_t line, const char *what)
 {
 	if (line == 0)
-		log_event("event=aliases_unreadable level=warning file=%s error=\"%s\"", path, what);
+		log_aliases_unreadable(path, what);
 	else
-		log_event("event=aliases_bad_line level=warning file=%s line=%zu error=\"%s\"", path, line, what);
+		log_aliases_bad_line(path, line, what);
 }
 
 static void reload_tables(struct tern *t, const char *why)
@@ -157,7 +205,7 @@ static void reload_tables(struct tern *t, const char *why)
 	aliases_free(t->aliases);
 	t->users = u;
 	t->aliases = a;
-	log_event("event=reload reason=%s users=%zu aliases=%zu", why, u->n, aliases_count(a));
+	log_reload(why, u->n, aliases_count(a));
 }
 
 struct serve_state {
@@ -173,7 +221,7 @@ static void drain_cb(evutil_socket_t fd, short what, void *arg)
 	bool idle = t->nsessions == 0 && workers_busy(t->commit_pool) == 0 && serve_hooks_idle(t);
 	if (idle || now_ms_monotonic() - st->shutdown_started > SHUTDOWN_GRACE_MS) {
 		if (!idle)
-			log_event("event=shutdown_forced sessions=%zu", t->nsessions);
+			log_shutdown_forced(t->nsessions);
 		event_base_loopexit(t->base, NULL);
 	}
 }
@@ -186,7 +234,7 @@ static void shutdown_cb(evutil_socket_t sig, short what, void *arg)
 
 	if (t->shutting_down)
 		return;
-	log_event("event=shutdown signal=%d sessions=%zu", (int)sig, t->nsessions);
+	log_shutdown((int)sig, t->nsessions);
 	t->shutting_down = true;
 	listeners_close(t);
 	scheduler_stop(t->sched);
@@ -288,8 +336,7 @@ int cmd_serve(int argc, char **argv)
 	serve_hooks_start(&t);
 
 	event_add(st.tick, &second);
-	log_event("event=start version=%s config=%s hostname=%s state_dir=%s", TERN_VERSION, cfg->path,
-		  cfg->hostname, cfg->state_dir);
+	log_start(cfg);
 	scheduler_recover(t.sched);
 
 	event_base_dispatch(t.base);
@@ -312,7 +359,7 @@ int cmd_serve(int argc, char **argv)
 	addr_count_free(t.auth_failures);
 	free(t.own_addrs);
 	event_base_free(t.base);
-	log_event("event=stop");
+	log_stop();
 	config_free(cfg);
 	return 0;
 }

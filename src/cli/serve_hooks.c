@@ -2,13 +2,13 @@
  * serve_hooks.c - see serve_hooks.h.
  */
 #include "cli/serve_hooks.h"
+#include "cli/control.h"
 #include "core/config.h"
-#include "core/control.h"
 #include "core/log.h"
 #include "core/server.h"
 #include "core/tls.h"
 #include "core/util.h"
-#include "delivery/dns.h"
+#include "core/dns.h"
 #include "delivery/scheduler.h"
 #include "pop3/pop3_server.h"
 
@@ -76,11 +76,16 @@ void serve_hooks_start(struct tern *t)
 	t->control = control_start(t);
 }
 
+static void log_tls_reload_failed(const char *err)
+{
+	log_event("event=tls_reload_failed level=error error=\"%s\"", err ? err : "?");
+}
+
 void serve_hooks_reload(struct tern *t)
 {
 	char *err = NULL;
 	if (t->tls && !tls_ctx_reload(t->tls, &err)) {
-		log_event("event=tls_reload_failed level=error error=\"%s\"", err ? err : "?");
+		log_tls_reload_failed(err);
 		free(err);
 	}
 }

@@ -53,7 +53,7 @@ struct tern {
 	struct workers *delivery_pool; /* local delivery into Maildirs */
 	struct scheduler *sched;
 	struct dns *dns;
-	struct control *control;  /* the control socket (core/control.h) */
+	struct control *control;  /* the control socket (cli/control.h) */
 	struct tls_ctx *tls;
 	struct pop3_server *pop3;      /* POP3 state shared by sessions */
 	struct addr_count *conn_per_ip;

@@ -44,6 +44,25 @@ struct tls_ctx {
 	bool defaults;            /* cert and key are the state_dir defaults */
 };
 
+/* ---- logging: one function per event ------------------------------------ */
+
+static void log_tls_selfsigned(const struct tls_ctx *c)
+{
+	log_event("event=tls_selfsigned level=warning cert=%s key=%s cn=%s "
+		  "note=\"self-signed development certificate; configure [tls] cert and key\"",
+		  c->cert, c->key, c->hostname);
+}
+
+static void log_tls_loaded(const struct tls_ctx *c)
+{
+	log_event("event=tls_loaded cert=%s", c->cert);
+}
+
+static void log_tls_reloaded(const struct tls_ctx *c)
+{
+	log_event("event=tls_reloaded cert=%s", c->cert);
+}
+
 /* The first OpenSSL error as text, and the queue cleared. */
 static char *tls_error(const char *what, const char *path)
 {
@@ -164,9 +183,7 @@ static bool tls_make_selfsigned(struct tls_ctx *c, char **err)
 		*err = xasprintf("cannot write %s or %s: %s", c->key, c->cert, strerror(errno));
 		goto out;
 	}
-	log_event("event=tls_selfsigned level=warning cert=%s key=%s cn=%s "
-		  "note=\"self-signed development certificate; configure [tls] cert and key\"",
-		  c->cert, c->key, c->hostname);
+	log_tls_selfsigned(c);
 	ok = true;
 out:
 	EVP_PKEY_free(pk);
@@ -249,7 +266,7 @@ struct tls_ctx *tls_ctx_new(const struct config *cfg, char **err)
 		tls_ctx_free(c);
 		return NULL;
 	}
-	log_event("event=tls_loaded cert=%s", c->cert);
+	log_tls_loaded(c);
 	return c;
 }
 
@@ -261,7 +278,7 @@ bool tls_ctx_reload(struct tls_ctx *c, char **err)
 	/* Live SSLs hold their own reference to the old context. */
 	SSL_CTX_free(c->ctx);
 	c->ctx = n;
-	log_event("event=tls_reloaded cert=%s", c->cert);
+	log_tls_reloaded(c);
 	return true;
 }
 

@@ -13,17 +13,8 @@
 struct config;
 struct queue;
 
-struct local_result {
-	bool loaded;              /* the queue file was read */
-	bool finished;            /* every recipient is final; message removed */
-	bool remote_pending;      /* remote recipients still to do */
-	int64_t next_try;         /* earliest deferred local retry, 0 = none */
-	unsigned failed;          /* recipients that failed for good */
-};
-
 struct queue_env;
 bool local_deliver_direct(const struct config *cfg, struct queue_env *env, int fd);
-void local_deliver(const struct config *cfg, struct queue *q, const char *id, struct local_result *res);
 
 struct queue_env;
 /* The due local recipients of a loaded message (fd open on its file):

@@ -15,7 +15,7 @@ static bool mx_is_root(const char *name)
 	return name[0] == '\0' || strcmp(name, ".") == 0;
 }
 
-bool mx_is_null(const struct mx_record *r, size_t n)
+bool mx_is_null(const struct dns_mx_record *r, size_t n)
 {
 	return n == 1 && r[0].pref == 0 && mx_is_root(r[0].name);
 }
@@ -41,7 +41,7 @@ static uint32_t mx_rand_next(uint32_t *state)
 	return z ^ (z >> 16);
 }
 
-void mx_sort(struct mx_record *r, size_t n, uint32_t seed)
+void mx_sort(struct dns_mx_record *r, size_t n, uint32_t seed)
 {
 	uint32_t state = seed;
 	uint32_t *key;
@@ -54,7 +54,7 @@ void mx_sort(struct mx_record *r, size_t n, uint32_t seed)
 		key[i] = mx_rand_next(&state);
 	/* Insertion sort on (pref, random key): n is small (a few MX). */
 	for (i = 1; i < n; i++) {
-		struct mx_record tmp = r[i];
+		struct dns_mx_record tmp = r[i];
 		uint32_t k = key[i];
 
 		for (j = i; j > 0 && (r[j - 1].pref > tmp.pref ||
@@ -68,7 +68,7 @@ void mx_sort(struct mx_record *r, size_t n, uint32_t seed)
 	free(key);
 }
 
-static size_t mx_drop_root(struct mx_record *r, size_t n)
+static size_t mx_drop_root(struct dns_mx_record *r, size_t n)
 {
 	size_t i, m = 0;
 
@@ -78,17 +78,17 @@ static size_t mx_drop_root(struct mx_record *r, size_t n)
 	return m;
 }
 
-enum mx_outcome mx_prepare(struct mx_record *r, size_t n, const char *self,
-			   uint32_t seed, size_t *n_out)
+enum dns_mx_order mx_prepare(struct dns_mx_record *r, size_t n, const char *self,
+			     uint32_t seed, size_t *n_out)
 {
 	size_t i;
 
 	*n_out = 0;
 	if (mx_is_null(r, n))
-		return MX_OUTCOME_NULL;
+		return DNS_MX_ORDER_NULL;
 	n = mx_drop_root(r, n);
 	if (n == 0)
-		return MX_OUTCOME_EMPTY;
+		return DNS_MX_ORDER_EMPTY;
 	mx_sort(r, n, seed);
 	if (self != NULL && self[0] != '\0') {
 		/* Sorted, so the first match has our lowest preference and
@@ -101,12 +101,12 @@ enum mx_outcome mx_prepare(struct mx_record *r, size_t n, const char *self,
 				while (i > 0 && r[i - 1].pref == p)
 					i--;
 				if (i == 0)
-					return MX_OUTCOME_ONLY_SELF;
+					return DNS_MX_ORDER_ONLY_SELF;
 				n = i;
 				break;
 			}
 		}
 	}
 	*n_out = n;
-	return MX_OUTCOME_OK;
+	return DNS_MX_ORDER_OK;
 }

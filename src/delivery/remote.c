@@ -35,7 +35,8 @@
 #include "core/log.h"
 #include "core/server.h"
 #include "core/util.h"
-#include "delivery/dns.h"
+#include "core/dns.h"
+#include "delivery/mx.h"
 #include "smtp/smtp_client.h"
 #include "store/queue.h"
 
@@ -167,12 +168,16 @@ static void log_remote_delivery(const struct queue_env *env, const struct queue_
 		  log_quote(text, sizeof(text), detail, strlen(detail)));
 }
 
-static void log_remote_tls_fallback(const struct rdelivery *d, const struct rconn *c, const char *why)
+static void log_remote_connect_out(const struct rdelivery *d, const struct rconn *c, uint64_t session_id,
+				   bool skip_tls)
 {
-	char q[600];
+	log_event("event=connect_out session=%016" PRIx64 " queue=%s relay=%s%s", session_id, d->job->env->id,
+		  c->relay, skip_tls ? " starttls=skipped reason=recent_handshake_failure" : "");
+}
 
-	log_event("event=tls_fallback queue=%s relay=%s action=reconnect_plaintext reason=%s", d->job->env->id,
-		  c->relay, log_quote(q, sizeof(q), why, strlen(why)));
+static void log_remote_config_error(const char *key, const char *error)
+{
+	log_event("event=config_error key=%s error=\"%s\"", key, error);
 }
 
 /* The next hop took over the DSN duty for this recipient (RFC 3461 §4.2). */
@@ -578,7 +583,7 @@ static void del_count_failure(struct rdelivery *d, const struct rconn *c, const 
 	unsigned code = d->last_code;
 
 	if (kind == SMTP_CLIENT_FAIL_TLS && !c->plain && !c->tls_required) {
-		log_remote_tls_fallback(d, c, d->last_error);
+		smtp_client_log_tls_fallback(client, d->job->env->id, "reconnect_plaintext", d->last_error);
 		tls_memo_note(d->job->r, &c->addr, now_unix());
 		d->plain_next = true;
 		d->addr_i--;		/* del_try_next() takes the same address again */
@@ -672,8 +677,7 @@ static void del_connect(struct rdelivery *d, const struct dns_host *h, const str
 	format_relay(c->relay, sizeof(c->relay), h->name, ss);
 	d->conn = c;
 	d->tried_any = true;
-	log_event("event=connect_out session=%016" PRIx64 " queue=%s relay=%s%s", o.session_id, d->job->env->id,
-		  c->relay, skip_tls ? " starttls=skipped reason=recent_handshake_failure" : "");
+	log_remote_connect_out(d, c, o.session_id, skip_tls);
 	c->client = smtp_client_new(r->t->base, (const struct sockaddr *)ss, ss_len(ss), &o, conn_client_cb, c);
 	if (c->client == NULL) {
 		d->conn = NULL;
@@ -812,7 +816,8 @@ static void del_resolve(struct rdelivery *d)
 	} else {
 		uint32_t seed;
 		RAND_bytes((unsigned char *)&seed, sizeof(seed));
-		d->dns_id = dns_mx_lookup(r->t->dns, dst->key, r->t->cfg->hostname, seed, del_dns_cb, d);
+		d->dns_id = dns_mx_lookup(r->t->dns, dst->key, mx_prepare, r->t->cfg->hostname,
+					  seed, del_dns_cb, d);
 	}
 }
 
@@ -939,7 +944,7 @@ struct remote *remote_new(struct tern *t)
 	}
 	if (t->cfg->smarthost[0] &&
 	    !remote_parse_smarthost(t->cfg->smarthost, r->smarthost, sizeof(r->smarthost), &r->smarthost_port)) {
-		log_event("event=config_error key=relay.smarthost error=\"malformed, expected [host]:port\"");
+		log_remote_config_error("relay.smarthost", "malformed, expected [host]:port");
 		r->smarthost[0] = '\0';
 	}
 	return r;

@@ -102,6 +102,7 @@ struct smtp_client {
 };
 
 static void client_enter(struct smtp_client *c, enum client_state st);
+static void client_set_state(struct smtp_client *c, enum client_state to);
 static void client_read_cb(struct bufferevent *bev, void *arg);
 static void client_write_cb(struct bufferevent *bev, void *arg);
 static void client_event_cb(struct bufferevent *bev, short what, void *arg);
@@ -123,11 +124,14 @@ static void log_client_error(const struct smtp_client *c, const char *what)
 		  c->peer, client_state_names[c->state], log_quote(q, sizeof(q), what, strlen(what)));
 }
 
-static void log_client_tls_fallback(const struct smtp_client *c, const char *reason)
+void smtp_client_log_tls_fallback(const struct smtp_client *c, const char *queue_id, const char *action,
+				  const char *reason)
 {
 	char q[300];
-	log_event("event=tls_fallback session=%016" PRIx64 " peer=%s action=plaintext reason=%s",
-		  c->opts.session_id, c->peer, log_quote(q, sizeof(q), reason, strlen(reason)));
+
+	log_event("event=tls_fallback session=%016" PRIx64 " peer=%s%s%s action=%s reason=%s",
+		  c->opts.session_id, c->peer, queue_id ? " queue=" : "", queue_id ? queue_id : "", action,
+		  log_quote(q, sizeof(q), reason, strlen(reason)));
 }
 
 /* ---- references and the callback --------------------------------------- */
@@ -173,10 +177,9 @@ void smtp_client_free(struct smtp_client *c)
 	if (c == NULL || c->dead)
 		return;
 	c->dead = true;
-	c->state = CS_DEAD;
+	client_set_state(c, CS_DEAD);	/* stops the state's timer too */
 	if (c->bev)
 		bufferevent_disable(c->bev, EV_READ | EV_WRITE);
-	evtimer_del(c->timer);
 	event_del(c->deferred);
 	if (c->refs == 0)
 		client_destroy(c);
@@ -303,7 +306,6 @@ static void client_broken(struct smtp_client *c, const char *why)
 	if (c->bev)
 		bufferevent_disable(c->bev, EV_READ | EV_WRITE);
 	client_set_state(c, CS_DEAD);
-	c->state = CS_DEAD;
 	if (c->msg != NULL) {
 		char text[SMTP_CLIENT_TEXT_MAX];
 		snprintf(text, sizeof(text), "421 4.4.2 %s: %s", c->peer, why);
@@ -627,7 +629,7 @@ static void client_on_reply(struct smtp_client *c, const struct smtp_reply *r)
 			char text[SMTP_CLIENT_TEXT_MAX];
 
 			client_reply_text(r, text, sizeof(text));
-			log_client_tls_fallback(c, text);
+			smtp_client_log_tls_fallback(c, NULL, "plaintext", text);
 			c->caps.starttls = false;
 			client_after_hello(c);
 		}

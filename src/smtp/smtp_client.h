@@ -99,6 +99,12 @@ enum smtp_client_fail smtp_client_fail_kind(const struct smtp_client *c);
 const char *smtp_client_error_status(const struct smtp_client *c);
 /* The peer's address as text, "ip:port" or "[ip6]:port". */
 const char *smtp_client_peer(const struct smtp_client *c);
+/* event=tls_fallback, for both kinds, so that they read alike: STARTTLS
+ * refused, the session goes on in plain text (logged here, queue_id
+ * NULL), or a broken handshake after which remote.c reconnects without
+ * STARTTLS for message queue_id. */
+void smtp_client_log_tls_fallback(const struct smtp_client *c, const char *queue_id, const char *action,
+				  const char *reason);
 bool smtp_client_tls(const struct smtp_client *c);
 const struct smtp_ehlo_caps *smtp_client_caps(const struct smtp_client *c);
 

@@ -23,7 +23,7 @@
 #include "core/log.h"
 #include "core/util.h"
 #include "core/workers.h"
-#include "delivery/dns.h"
+#include "core/dns.h"
 #include "delivery/local.h"
 #include "delivery/scheduler.h"
 #include "proto/header.h"

@@ -46,7 +46,6 @@ struct smtp_txn {
 	struct smtp_msa *msa;     /* header section held back (smtp_msa.c), or NULL */
 };
 
-struct sasl_server;
 struct ssl_st;
 struct smtp_auth_state;
 
@@ -76,7 +75,6 @@ struct smtp_session {
 	bool no_error_count;      /* this reply does not count as an error */
 	/* AUTH in progress */
 	bool sasl_pending;
-	struct sasl_server *sasl;
 	struct smtp_auth_state *auth;  /* smtp_auth.c: TLS switch-over, AUTH exchange, delays */
 	unsigned input_paused;    /* smtp_pause_input() calls not yet resumed */
 	struct smtp_txn *txn;

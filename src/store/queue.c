@@ -56,6 +56,29 @@ struct queue_writer {
 	bool failed;
 };
 
+/* ---- logging: one function per event ------------------------------------ */
+
+/* A queue file operation failed; id is NULL when no message is concerned
+ * (the queue's directories), path NULL when the id names the file. */
+static void log_queue_error(const char *op, const char *id, const char *path, int err)
+{
+	errno = err;
+	log_event("event=queue_error op=%s%s%s%s%s error=\"%m\"", op, id ? " queue=" : "", id ? id : "",
+		  path ? " path=" : "", path ? path : "");
+}
+
+/* A file left in tmp/ at start-up: "ID.N" (a message being received),
+ * "ID.st" (a state update) or "retired.N". */
+static void log_queue_remove_partial(const char *name)
+{
+	size_t n = strspn(name, "0123456789ABCDEFabcdef");
+
+	if (n == QUEUE_ID_LEN && name[n] == '.')
+		log_event("event=queue_recover action=remove_partial queue=%.*s file=%s", (int)n, name, name);
+	else
+		log_event("event=queue_recover action=remove_partial file=%s", name);
+}
+
 const char *rcpt_state_name(enum rcpt_state s)
 {
 	static const char *const names[] = { "pending", "deferred", "delivered", "failed" };
@@ -70,7 +93,7 @@ struct queue *queue_open(const char *state_dir)
 	q->msg_dir = xasprintf("%s/msg", q->dir);
 	pthread_mutex_init(&q->id_mu, NULL);
 	if (!mkdir_p(q->tmp_dir, 0700) || !mkdir_p(q->msg_dir, 0700)) {
-		log_event("event=queue_error op=mkdir dir=%s error=\"%m\"", q->dir);
+		log_queue_error("mkdir", NULL, q->dir, errno);
 		queue_close(q);
 		return NULL;
 	}
@@ -202,7 +225,7 @@ struct queue_writer *queue_writer_new(struct queue *q, struct queue_env *env)
 			break;
 	}
 	if (w->fd < 0) {
-		log_event("event=queue_error op=create path=%s error=\"%m\"", w->tmp_path);
+		log_queue_error("create", w->id, w->tmp_path, errno);
 		queue_writer_free(w);
 		return NULL;
 	}
@@ -212,7 +235,7 @@ struct queue_writer *queue_writer_new(struct queue *q, struct queue_env *env)
 	write_envelope(mem, env);
 	fclose(mem);
 	if (!write_all(w->fd, text, text_len)) {
-		log_event("event=queue_error op=write id=%s error=\"%m\"", w->id);
+		log_queue_error("write", w->id, NULL, errno);
 		free(text);
 		queue_writer_abort(w);
 		queue_writer_free(w);
@@ -248,7 +271,7 @@ bool queue_writer_write(struct queue_writer *w, const void *buf, size_t len)
 	if (w->failed)
 		return false;
 	if (!write_all(w->fd, buf, len)) {
-		log_event("event=queue_error op=write id=%s error=\"%m\"", w->id);
+		log_queue_error("write", w->id, NULL, errno);
 		w->failed = true;
 		return false;
 	}
@@ -291,7 +314,7 @@ bool queue_writer_commit(struct queue_writer *w, uint64_t lines, bool eight_bit)
 			/* Renamed, but the name may not be durable: the
 			 * message must not be acknowledged.  Take it back so
 			 * it is not delivered twice. */
-			log_event("event=queue_error op=commit id=%s error=\"%m\"", w->id);
+			log_queue_error("commit", w->id, NULL, errno);
 			unlink(w->final_path);
 			goto fail_logged;
 		}
@@ -301,7 +324,7 @@ bool queue_writer_commit(struct queue_writer *w, uint64_t lines, bool eight_bit)
 	w->fd = -1;
 	return true;
 fail:
-	log_event("event=queue_error op=commit id=%s error=\"%m\"", w->id);
+	log_queue_error("commit", w->id, NULL, errno);
 fail_logged:
 	queue_writer_abort(w);
 	return false;
@@ -490,7 +513,7 @@ bool queue_save_state(struct queue *q, const struct queue_env *env)
 	if (fd >= 0)
 		close(fd);
 	if (!ok) {
-		log_event("event=queue_error op=save_state id=%s error=\"%m\"", env->id);
+		log_queue_error("save_state", env->id, NULL, errno);
 		unlink(tmp);
 	}
 	free(text);
@@ -589,7 +612,7 @@ void queue_recover(struct queue *q)
 	if ((d = opendir(q->tmp_dir)) != NULL) {
 		while ((de = readdir(d)) != NULL)
 			if (de->d_name[0] != '.') {
-				log_event("event=queue_recover action=remove_partial file=%s", de->d_name);
+				log_queue_remove_partial(de->d_name);
 				unlinkat(dirfd(d), de->d_name, 0);
 			}
 		closedir(d);

@@ -418,6 +418,20 @@ def test_connection_reuse(net):
     assert r.connections == 1
 
 
+def test_client_end_logged(net):
+    """The client's every state change goes through its one writer, so the
+    end of a connection (QUIT after the idle time, then freed) is logged
+    as a last client_state line into dead."""
+    net.dns("--mx-host=end.test,mx.end.test,10", "--host-record=mx.end.test,127.0.0.142")
+    r = net.receiver("127.0.0.142")
+    t = net.tern(config={"delivery": {"reuse_idle": "1s"}})
+    send(t, ["a@end.test"])
+    wait_for(lambda: len(r.messages) == 1, t=t)
+    log = t.wait_log("from=quit to=dead", timeout=15)
+    states = [l for l in log.splitlines() if "event=client_state" in l]
+    assert states[-1].endswith("from=quit to=dead"), states
+
+
 def test_hostile_replies_defer_not_crash(net):
     net.dns("--mx-host=bad.test,mx.bad.test,10", "--host-record=mx.bad.test,127.0.0.151")
     port = net.port

@@ -1,5 +1,5 @@
 /*
- * test_dns.c - delivery/dns.c against a private dnsmasq on 127.0.0.1 and
+ * test_dns.c - core/dns.c against a private dnsmasq on 127.0.0.1 and
  * a free port (never real DNS): MX order and shuffle, several addresses,
  * implicit MX, CNAMEs, null MX (RFC 7505), NXDOMAIN, self among the MX
  * (RFC 5321 §5.1), PTR with forward confirmation, literals, timeouts,
@@ -26,7 +26,8 @@
 #include <unistd.h>
 
 #include "core/util.h"
-#include "delivery/dns.h"
+#include "core/dns.h"
+#include "delivery/mx.h"
 
 static const char *const zone[] = {
 	"--local=/test/",	/* unknown names under test. are NXDOMAIN */
@@ -245,7 +246,7 @@ static void mx(struct fixture *f, const char *domain, const char *self, uint32_t
 	uint64_t id;
 
 	memset(g, 0, sizeof(*g));
-	id = dns_mx_lookup(f->dns, domain, self, seed, mx_cb, g);
+	id = dns_mx_lookup(f->dns, domain, mx_prepare, self, seed, mx_cb, g);
 	assert_true(id > 0);
 	assert_int_equal(g->calls, 0);	/* never from inside the call */
 	run_until(f->base, &g->calls);
@@ -507,8 +508,8 @@ static void test_free_inside_callback(void **state)
 	memset(&other, 0, sizeof(other));
 	x.d = dns_new(f->base, f->servers, &err);
 	assert_non_null(x.d);
-	dns_mx_lookup(x.d, "[127.0.0.1]", NULL, 1, free_dns_cb, &x);
-	dns_mx_lookup(x.d, "two.test", NULL, 1, mx_cb, &other);
+	dns_mx_lookup(x.d, "[127.0.0.1]", mx_prepare, NULL, 1, free_dns_cb, &x);
+	dns_mx_lookup(x.d, "two.test", mx_prepare, NULL, 1, mx_cb, &other);
 	run_until(f->base, &x.calls);
 	for (int i = 0; i < 5; i++)
 		event_base_loop(f->base, EVLOOP_NONBLOCK);
@@ -528,13 +529,13 @@ static void test_cancel_and_free(void **state)
 	memset(&a, 0, sizeof(a));
 	memset(&b, 0, sizeof(b));
 	memset(&c, 0, sizeof(c));
-	ida = dns_mx_lookup(f->dns, "two.test", NULL, 1, mx_cb, &a);
-	idb = dns_mx_lookup(f->dns, "[127.0.0.1]", NULL, 1, mx_cb, &b);
+	ida = dns_mx_lookup(f->dns, "two.test", mx_prepare, NULL, 1, mx_cb, &a);
+	idb = dns_mx_lookup(f->dns, "[127.0.0.1]", mx_prepare, NULL, 1, mx_cb, &b);
 	assert_true(idb > ida);
 	dns_cancel(f->dns, ida);
 	dns_cancel(f->dns, idb);
 	dns_cancel(f->dns, 999999);	/* unknown: ignored */
-	dns_mx_lookup(f->dns, "multi.test", NULL, 1, mx_cb, &c);
+	dns_mx_lookup(f->dns, "multi.test", mx_prepare, NULL, 1, mx_cb, &c);
 	run_until(f->base, &c.calls);
 	for (int i = 0; i < 5; i++)
 		event_base_loop(f->base, EVLOOP_NONBLOCK);
@@ -546,8 +547,8 @@ static void test_cancel_and_free(void **state)
 	d2 = dns_new(f->base, f->servers, &err);
 	assert_non_null(d2);
 	memset(&a, 0, sizeof(a));
-	dns_mx_lookup(d2, "two.test", NULL, 1, mx_cb, &a);
-	dns_mx_lookup(d2, "[127.0.0.1]", NULL, 1, mx_cb, &a);
+	dns_mx_lookup(d2, "two.test", mx_prepare, NULL, 1, mx_cb, &a);
+	dns_mx_lookup(d2, "[127.0.0.1]", mx_prepare, NULL, 1, mx_cb, &a);
 	dns_free(d2);
 	for (int i = 0; i < 5; i++)
 		event_base_loop(f->base, EVLOOP_NONBLOCK);
@@ -576,7 +577,7 @@ static void test_timeout(void **state)
 	assert_non_null(d);
 	memset(&g, 0, sizeof(g));
 	t0 = now_ms_monotonic();
-	dns_mx_lookup(d, "two.test", NULL, 1, mx_cb, &g);
+	dns_mx_lookup(d, "two.test", mx_prepare, NULL, 1, mx_cb, &g);
 	run_until(f->base, &g.calls);
 	assert_int_equal(g.calls, 1);
 	assert_int_equal(g.status, DNS_TEMPFAIL);

@@ -17,11 +17,11 @@
 struct mx_case {
 	const char *in;		/* "pref:name pref:name ..." */
 	const char *self;
-	enum mx_outcome want;
+	enum dns_mx_order want;
 	const char *out;	/* names in order, ' '-joined ("" when none) */
 };
 
-static size_t parse_records(const char *s, struct mx_record *r)
+static size_t parse_records(const char *s, struct dns_mx_record *r)
 {
 	size_t n = 0;
 	char buf[512], *tok, *save = NULL;
@@ -36,7 +36,7 @@ static size_t parse_records(const char *s, struct mx_record *r)
 	return n;
 }
 
-static void join(const struct mx_record *r, size_t n, char *out, size_t len)
+static void join(const struct dns_mx_record *r, size_t n, char *out, size_t len)
 {
 	size_t i, used = 0;
 
@@ -46,23 +46,23 @@ static void join(const struct mx_record *r, size_t n, char *out, size_t len)
 }
 
 static const struct mx_case cases[] = {
-	{ "20:b 10:a", NULL, MX_OUTCOME_OK, "a b" },
-	{ "30:c 10:a 20:b", "", MX_OUTCOME_OK, "a b c" },
-	{ "0:.", NULL, MX_OUTCOME_NULL, "" },
-	{ "0:", NULL, MX_OUTCOME_NULL, "" },
-	{ "10:.", NULL, MX_OUTCOME_EMPTY, "" },	/* not pref 0: not null MX */
-	{ "0:. 10:a", NULL, MX_OUTCOME_OK, "a" },	/* "." among others ignored */
-	{ "0:. 0:.", NULL, MX_OUTCOME_EMPTY, "" },
-	{ "", NULL, MX_OUTCOME_EMPTY, "" },
-	{ "10:a 20:me 30:c", "me", MX_OUTCOME_OK, "a" },
-	{ "10:a 20:ME. 30:c", "me", MX_OUTCOME_OK, "a" },
-	{ "10:me 20:b", "me.", MX_OUTCOME_ONLY_SELF, "" },
-	{ "10:a 10:me 20:b", "me", MX_OUTCOME_ONLY_SELF, "" },	/* equal pref goes */
-	{ "5:x 10:a 10:me 20:b", "me", MX_OUTCOME_OK, "x" },
-	{ "10:a 20:b", "me", MX_OUTCOME_OK, "a b" },
-	{ "10:mex 20:b", "me", MX_OUTCOME_OK, "mex b" },	/* no prefix match */
-	{ "10:a 30:me 20:me", "me", MX_OUTCOME_OK, "a" },	/* lowest self pref */
-	{ "65535:z 0:y", NULL, MX_OUTCOME_OK, "y z" },
+	{ "20:b 10:a", NULL, DNS_MX_ORDER_OK, "a b" },
+	{ "30:c 10:a 20:b", "", DNS_MX_ORDER_OK, "a b c" },
+	{ "0:.", NULL, DNS_MX_ORDER_NULL, "" },
+	{ "0:", NULL, DNS_MX_ORDER_NULL, "" },
+	{ "10:.", NULL, DNS_MX_ORDER_EMPTY, "" },	/* not pref 0: not null MX */
+	{ "0:. 10:a", NULL, DNS_MX_ORDER_OK, "a" },	/* "." among others ignored */
+	{ "0:. 0:.", NULL, DNS_MX_ORDER_EMPTY, "" },
+	{ "", NULL, DNS_MX_ORDER_EMPTY, "" },
+	{ "10:a 20:me 30:c", "me", DNS_MX_ORDER_OK, "a" },
+	{ "10:a 20:ME. 30:c", "me", DNS_MX_ORDER_OK, "a" },
+	{ "10:me 20:b", "me.", DNS_MX_ORDER_ONLY_SELF, "" },
+	{ "10:a 10:me 20:b", "me", DNS_MX_ORDER_ONLY_SELF, "" },	/* equal pref goes */
+	{ "5:x 10:a 10:me 20:b", "me", DNS_MX_ORDER_OK, "x" },
+	{ "10:a 20:b", "me", DNS_MX_ORDER_OK, "a b" },
+	{ "10:mex 20:b", "me", DNS_MX_ORDER_OK, "mex b" },	/* no prefix match */
+	{ "10:a 30:me 20:me", "me", DNS_MX_ORDER_OK, "a" },	/* lowest self pref */
+	{ "65535:z 0:y", NULL, DNS_MX_ORDER_OK, "y z" },
 };
 
 static void test_prepare_table(void **state)
@@ -70,14 +70,14 @@ static void test_prepare_table(void **state)
 	size_t i;
 
 	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-		struct mx_record r[MAXR];
+		struct dns_mx_record r[MAXR];
 		size_t n = parse_records(cases[i].in, r), m = 99;
 		char got[512];
-		enum mx_outcome o = mx_prepare(r, n, cases[i].self, 1, &m);
+		enum dns_mx_order o = mx_prepare(r, n, cases[i].self, 1, &m);
 
 		if (o != cases[i].want)
 			fail_msg("case %zu (%s): outcome %d want %d", i, cases[i].in, o, cases[i].want);
-		if (o != MX_OUTCOME_OK)
+		if (o != DNS_MX_ORDER_OK)
 			assert_int_equal(m, 0);
 		join(r, m, got, sizeof(got));
 		if (strcmp(got, cases[i].out) != 0)
@@ -87,7 +87,7 @@ static void test_prepare_table(void **state)
 
 static void test_null_mx(void **state)
 {
-	struct mx_record r[2] = { { ".", 0 }, { "a", 10 } };
+	struct dns_mx_record r[2] = { { ".", 0 }, { "a", 10 } };
 
 	assert_true(mx_is_null(r, 1));
 	assert_false(mx_is_null(r, 2));
@@ -112,8 +112,8 @@ static void test_name_eq(void **state)
  * permutation shows up over many seeds. */
 static void test_shuffle(void **state)
 {
-	struct mx_record base[4] = { { "z", 20 }, { "a", 10 }, { "b", 10 }, { "c", 10 } };
-	struct mx_record r[4], r2[4];
+	struct dns_mx_record base[4] = { { "z", 20 }, { "a", 10 }, { "b", 10 }, { "c", 10 } };
+	struct dns_mx_record r[4], r2[4];
 	char seen[6][64];
 	size_t nseen = 0, i, k;
 	uint32_t seed;

@@ -340,6 +340,78 @@ static void test_recover_removes_partial_and_orphans(void **state)
 	free(stray);
 }
 
+/* ---- log lines: the queue id under queue= -------------------------------- */
+
+struct capture {
+	char path[64];
+	int saved;
+};
+
+static void capture_begin(struct capture *c)
+{
+	int fd;
+
+	strcpy(c->path, "/tmp/test_queue_log_XXXXXX");
+	assert_true((fd = mkstemp(c->path)) >= 0);
+	c->saved = dup(STDERR_FILENO);
+	assert_true(dup2(fd, STDERR_FILENO) >= 0);
+	close(fd);
+}
+
+/* The captured log; free it. */
+static char *capture_end(struct capture *c)
+{
+	char *text = xcalloc(1, 65536);
+	FILE *in;
+
+	dup2(c->saved, STDERR_FILENO);
+	close(c->saved);
+	assert_non_null(in = fopen(c->path, "r"));
+	fread(text, 1, 65535, in);
+	fclose(in);
+	unlink(c->path);
+	return text;
+}
+
+static void test_error_lines_name_the_message(void **state)
+{
+	struct fixture *f = *state;
+	struct queue_env *env = make_env();
+	struct queue_writer *w = queue_writer_new(f->q, env);
+	char *stray = xasprintf("%s/queue/tmp/00000000000000AB.7", f->dir);
+	char *want_write, *want_commit, *want_partial, *log;
+	struct capture c;
+	FILE *o;
+	int ro = open("/dev/null", O_RDONLY);
+
+	assert_non_null(w);
+	assert_true(ro >= 0);
+	assert_non_null(o = fopen(stray, "w"));
+	fclose(o);
+	want_write = xasprintf("event=queue_error op=write queue=%s error=", env->id);
+	want_commit = xasprintf("event=queue_error op=commit queue=%s error=", env->id);
+	want_partial = xasprintf("event=queue_recover action=remove_partial queue=00000000000000AB file=");
+	/* The writer's file turned read-only: the write fails with EBADF. */
+	assert_true(dup2(ro, queue_writer_fd(w)) >= 0);
+	close(ro);
+	capture_begin(&c);
+	assert_false(queue_writer_write(w, msg, strlen(msg)));
+	assert_false(queue_writer_commit(w, 4, false));
+	queue_writer_free(w);
+	queue_recover(f->q);
+	log = capture_end(&c);
+	assert_non_null(strstr(log, want_write));
+	assert_non_null(strstr(log, want_commit));
+	assert_non_null(strstr(log, want_partial));
+	assert_null(strstr(log, " id="));
+	free(log);
+	free(want_write);
+	free(want_commit);
+	free(want_partial);
+	free(stray);
+	queue_env_free(env);
+}
+
 static void collect(const char *id, void *arg)
 {
 	char **ids = arg;
@@ -464,6 +536,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_scan_in_order_and_unique_ids, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_damaged_files_refused, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_scan_empty_queue, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_error_lines_name_the_message, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,7 +1,7 @@
 /*
- * dns.h - asynchronous DNS for outbound delivery: MX routing with A/AAAA
- * of every target (RFC 5321 §5.1, RFC 7505 null MX), host lookups for a
- * smarthost, and forward-confirmed PTR.  Built on c-ares, driven by the
+ * dns.h - asynchronous DNS: MX lookups with A/AAAA of every target
+ * (RFC 5321 §5.1, RFC 7505 null MX; the ordering step is delivery's),
+ * host lookups for a smarthost, and forward-confirmed PTR for SMTP.  Built on c-ares, driven by the
  * libevent loop; nothing here ever blocks.
  *
  * Requests are by id (STYLE.md 7): every lookup returns an id > 0 and its
@@ -31,6 +31,7 @@ struct dns;
 #define DNS_MX_HOSTS_MAX       32	/* MX targets looked up per domain */
 #define DNS_ADDRS_MAX          16	/* addresses kept per host and family */
 #define DNS_PTR_NAMES_MAX      4	/* PTR names confirmed per address */
+#define DNS_NAME_MAX         256	/* a name in text form, with its NUL */
 
 struct dns_options {
 	/* Name servers, "addr[:port]" separated by spaces or commas, IPv6 as
@@ -84,17 +85,38 @@ struct dns_mx_result {
 
 typedef void (*dns_mx_cb)(const struct dns_mx_result *r, void *arg);
 
+/* One record of an MX answer, as it is handed to the ordering step. */
+struct dns_mx_record {
+	char name[DNS_NAME_MAX];	/* target, no trailing dot ("" or "." = root) */
+	unsigned pref;
+};
+
+enum dns_mx_order {
+	DNS_MX_ORDER_OK,	/* records hold the hosts to try, in order */
+	DNS_MX_ORDER_NULL,	/* RFC 7505 null MX: the domain takes no mail */
+	DNS_MX_ORDER_ONLY_SELF,	/* we are the best MX: nothing left to try */
+	DNS_MX_ORDER_EMPTY,	/* no usable record at all */
+};
+
 /*
- * MX for domain, then A and AAAA of each target (at most DNS_MX_HOSTS_MAX,
- * all in parallel).  CNAMEs are followed for the domain itself but an MX
- * target that is a CNAME is a lookup failure for that host only (RFC 5321
- * §5.1).  self_hostname (NULL or "" for none) removes ourselves and every
- * host of equal or larger preference; equal preferences are shuffled by
- * shuffle_seed.  A domain literal "[1.2.3.4]" or "[IPv6:...]" resolves to
- * that address without DNS.
+ * The routing step between the MX answer and the address lookups, which
+ * belongs to delivery (delivery/mx.c's mx_prepare): it reorders r[0 .. n)
+ * in place, keeping the first *n_out, given our own hostname self (NULL or
+ * "" for none) and a seed for shuffling equal preferences.
  */
-uint64_t dns_mx_lookup(struct dns *d, const char *domain, const char *self_hostname,
-		       uint32_t shuffle_seed, dns_mx_cb cb, void *arg);
+typedef enum dns_mx_order (*dns_mx_order_fn)(struct dns_mx_record *r, size_t n, const char *self,
+					     uint32_t seed, size_t *n_out);
+
+/*
+ * MX for domain, then A and AAAA of each target that order (called with
+ * self_hostname and shuffle_seed) keeps, at most DNS_MX_HOSTS_MAX, all in
+ * parallel.
+ * CNAMEs are followed for the domain itself but an MX target that is a
+ * CNAME is a lookup failure for that host only (RFC 5321 §5.1).  A domain
+ * literal "[1.2.3.4]" or "[IPv6:...]" resolves to that address without DNS.
+ */
+uint64_t dns_mx_lookup(struct dns *d, const char *domain, dns_mx_order_fn order,
+		       const char *self_hostname, uint32_t shuffle_seed, dns_mx_cb cb, void *arg);
 
 /* A and AAAA of a smarthost (CNAME followed); an IP address, bare or in
  * brackets, needs no DNS.  The result has one host when DNS_OK. */

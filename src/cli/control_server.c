@@ -1,5 +1,5 @@
 /*
- * control.c - the control socket (see control.h).
+ * control_server.c - the server side of the control socket (see control.h).
  *
  * Served on the event loop like any session: one bounded request line,
  * then the answer.  Nothing waits: hold, release and delete are handed to
@@ -9,7 +9,7 @@
  * long queue neither stalls the loop nor piles up in memory; `show`
  * hands the message to the output buffer as a file segment.
  */
-#include "core/control.h"
+#include "cli/control.h"
 #include "core/config.h"
 #include "core/log.h"
 #include "core/server.h"
@@ -73,11 +73,37 @@ struct control_verb {
 #define VERB_NEEDS_ID   0x01      /* ARG is a queue id */
 #define VERB_OPT_ARG    0x02      /* ARG may be given (a domain) */
 
-static void log_control(const char *verb, const char *arg, const char *result)
+/* A request; a well-formed queue id argument is logged as queue= so that
+ * grepping a message's id finds what was done to it by hand. */
+static void log_control(const char *verb, const char *arg, bool arg_is_id, const char *result)
 {
 	char a[80];
-	log_event("event=control verb=%s arg=%s result=%s", verb, arg ? log_quote(a, sizeof(a), arg, strlen(arg)) : "-",
-		  result);
+
+	if (arg_is_id)
+		log_event("event=control verb=%s queue=%s result=%s", verb, arg, result);
+	else
+		log_event("event=control verb=%s arg=%s result=%s", verb,
+			  arg ? log_quote(a, sizeof(a), arg, strlen(arg)) : "-", result);
+}
+
+static void log_control_timeout(void)
+{
+	log_event("event=control_timeout");
+}
+
+static void log_control_refused(size_t conns)
+{
+	log_event("event=control_refused conns=%zu", conns);
+}
+
+static void log_control_error(const char *path, const char *error)
+{
+	log_event("event=control_error path=%s error=\"%s\"", path, error);
+}
+
+static void log_control_listening(const char *path)
+{
+	log_event("event=control_listening path=%s", path);
 }
 
 /* ---- connections ---------------------------------------------------------- */
@@ -333,7 +359,7 @@ static void control_dispatch(struct control_conn *cc, char *line)
 		if (!strcmp(control_verbs[i].name, word[0]))
 			v = &control_verbs[i];
 	if (v == NULL) {
-		log_control(n ? "unknown" : "empty", NULL, "error");
+		log_control(n ? "unknown" : "empty", NULL, false, "error");
 		control_error(cc, "unknown verb (list, show, flush, hold, release, delete)");
 		return;
 	}
@@ -341,12 +367,12 @@ static void control_dispatch(struct control_conn *cc, char *line)
 	if (n > 2 || ((v->flags & VERB_NEEDS_ID) && (arg == NULL || !control_valid_id(arg)))
 	    || (!(v->flags & (VERB_NEEDS_ID | VERB_OPT_ARG)) && arg != NULL)
 	    || ((v->flags & VERB_OPT_ARG) && arg != NULL && !control_valid_domain(arg))) {
-		log_control(v->name, arg, "syntax");
+		log_control(v->name, arg, false, "syntax");
 		control_error(cc, (v->flags & VERB_NEEDS_ID) ? "usage: VERB QUEUE-ID (16 hex digits)"
 			      : (v->flags & VERB_OPT_ARG) ? "usage: flush [DOMAIN]" : "usage: list");
 		return;
 	}
-	log_control(v->name, arg, "ok");
+	log_control(v->name, arg, (v->flags & VERB_NEEDS_ID) != 0, "ok");
 	v->fn(cc, arg);
 }
 
@@ -403,7 +429,7 @@ static void control_event_cb(struct bufferevent *bev, short what, void *arg)
 		return;
 	}
 	if (what & BEV_EVENT_TIMEOUT)
-		log_event("event=control_timeout");
+		log_control_timeout();
 	control_conn_free(cc);
 }
 
@@ -425,7 +451,7 @@ static void control_accept_cb(struct evconnlistener *l, evutil_socket_t fd, stru
 	struct timeval tv = { CONTROL_TIMEOUT_S, 0 };
 
 	if (c->t->shutting_down || c->nconns >= CONTROL_MAX_CONNS || !control_peer_ok(fd)) {
-		log_event("event=control_refused conns=%zu", c->nconns);
+		log_control_refused(c->nconns);
 		close(fd);
 		return;
 	}
@@ -452,13 +478,15 @@ static int control_bind(const char *path)
 	int fd;
 
 	if (strlen(path) >= sizeof(sun.sun_path)) {
-		log_event("event=control_error error=\"socket path too long\" path=%s", path);
+		log_control_error(path, "socket path too long");
 		return -1;
 	}
 	memcpy(sun.sun_path, path, strlen(path) + 1);
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-	if (fd < 0)
+	if (fd < 0) {
+		log_control_error(path, strerror(errno));
 		return -1;
+	}
 	/* A socket left by a server that died; the listeners are already
 	 * bound, so no other tern is running on this state directory. */
 	unlink(path);
@@ -466,7 +494,7 @@ static int control_bind(const char *path)
 	 * 0600 before bind so there is no moment when others may connect. */
 	if (fchmod(fd, 0600) < 0 || bind(fd, (struct sockaddr *)&sun, sizeof(sun)) < 0 || chmod(path, 0600) < 0
 	    || listen(fd, 16) < 0) {
-		log_event("event=control_error path=%s error=\"%s\"", path, strerror(errno));
+		log_control_error(path, strerror(errno));
 		close(fd);
 		return -1;
 	}
@@ -490,7 +518,7 @@ struct control *control_start(struct tern *t)
 		free(c);
 		return NULL;
 	}
-	log_event("event=control_listening path=%s", c->path);
+	log_control_listening(c->path);
 	return c;
 }
 

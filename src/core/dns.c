@@ -1,6 +1,7 @@
 /*
- * dns.c - c-ares inside the libevent loop: MX routing (RFC 5321 §5.1,
- * RFC 7505), A/AAAA host lookups and forward-confirmed PTR.
+ * dns.c - c-ares inside the libevent loop: MX lookups (RFC 5321 §5.1,
+ * RFC 7505; the caller orders the records), A/AAAA host lookups and
+ * forward-confirmed PTR.
  *
  * c-ares tells us through its socket-state callback which sockets to watch;
  * each gets a persistent libevent event that calls ares_process_fd(), and
@@ -9,13 +10,13 @@
  * result is built and the request's own event is activated, so the user's
  * callback runs from the loop, outside any c-ares or dns_* call.
  */
-#include "delivery/dns.h"
+#include "core/dns.h"
 
 #include "core/util.h"
-#include "delivery/mx.h"
 
 #include <ares.h>
 #include <arpa/inet.h>
+#include <assert.h>
 #include <arpa/nameser.h>
 #include <event2/event.h>
 #include <netdb.h>
@@ -55,10 +56,11 @@ struct dns_req {
 	void *arg;
 	struct dns_mx_result res;	/* MX and host: built at the end */
 	size_t nh;			/* hosts being looked up */
-	struct mx_record *mx;		/* their names and preferences */
+	struct dns_mx_record *mx;	/* their names and preferences */
 	struct dns_hstate *hs;
 	bool follow_cname;
 	char *qname;			/* the domain or host asked for */
+	dns_mx_order_fn order;		/* MX: the caller's ordering step, or NULL */
 	char *self;			/* MX: our hostname, or NULL */
 	uint32_t seed;
 	struct sockaddr_storage ptr_addr;	/* PTR: the address asked */
@@ -475,7 +477,7 @@ static void dns_hosts_start(struct dns_req *r, size_t nh)
 	}
 }
 
-static void dns_host_take(struct dns_host *out, const struct mx_record *m,
+static void dns_host_take(struct dns_host *out, const struct dns_mx_record *m,
 			  const struct dns_hstate *h)
 {
 	size_t i;
@@ -536,37 +538,37 @@ static void dns_single_host(struct dns_req *r, const char *name)
 	dns_hosts_start(r, 1);
 }
 
-/* Copy the MX answer into r->mx and apply mx_prepare(); starts the
- * address lookups, or sets the final status. */
+/* Copy the MX answer into r->mx and apply the caller's ordering step;
+ * starts the address lookups, or sets the final status. */
 static void dns_mx_records(struct dns_req *r, const struct ares_mx_reply *list)
 {
 	const struct ares_mx_reply *m;
 	size_t n = 0, total = 0, left;
-	enum mx_outcome o;
+	enum dns_mx_order o;
 
 	for (m = list; m != NULL; m = m->next)
 		total++;
 	r->mx = xcalloc(total, sizeof(*r->mx));
 	for (m = list; m != NULL; m = m->next) {
-		if (strlen(m->host) >= MX_NAME_MAX)
+		if (strlen(m->host) >= DNS_NAME_MAX)
 			continue;
-		snprintf(r->mx[n].name, MX_NAME_MAX, "%s", m->host);
+		snprintf(r->mx[n].name, DNS_NAME_MAX, "%s", m->host);
 		r->mx[n++].pref = m->priority;
 	}
-	o = mx_prepare(r->mx, n, r->self, r->seed, &left);
+	o = r->order(r->mx, n, r->self, r->seed, &left);
 	switch (o) {
-	case MX_OUTCOME_NULL:
+	case DNS_MX_ORDER_NULL:
 		dns_set_detail(r, DNS_NULL_MX, "%s has a null MX (RFC 7505): it accepts no mail",
 			       r->qname);
 		return;
-	case MX_OUTCOME_ONLY_SELF:
+	case DNS_MX_ORDER_ONLY_SELF:
 		r->res.loops_to_self = true;
 		dns_set_detail(r, DNS_NO_HOSTS, "mail for %s loops back to myself", r->qname);
 		return;
-	case MX_OUTCOME_EMPTY:
+	case DNS_MX_ORDER_EMPTY:
 		dns_set_detail(r, DNS_NO_HOSTS, "no usable MX host for %s", r->qname);
 		return;
-	case MX_OUTCOME_OK:
+	case DNS_MX_ORDER_OK:
 		break;
 	}
 	if (left > DNS_MX_HOSTS_MAX)
@@ -613,7 +615,7 @@ static bool dns_ptr_listed(char *const *list, const char *name)
  * DNS_PTR_NAMES_MAX of them, since each costs a forward lookup. */
 static void dns_ptr_add(struct dns_req *r, const char *name)
 {
-	if (name == NULL || name[0] == '\0' || strlen(name) >= MX_NAME_MAX || r->nptr >= DNS_PTR_NAMES_MAX)
+	if (name == NULL || name[0] == '\0' || strlen(name) >= DNS_NAME_MAX || r->nptr >= DNS_PTR_NAMES_MAX)
 		return;
 	for (size_t i = 0; i < r->nptr; i++)
 		if (strcasecmp(r->ptr_names[i], name) == 0)
@@ -777,14 +779,16 @@ static uint64_t dns_started(struct dns_req *r)
 	return id;
 }
 
-uint64_t dns_mx_lookup(struct dns *d, const char *domain, const char *self_hostname,
-		       uint32_t shuffle_seed, dns_mx_cb cb, void *arg)
+uint64_t dns_mx_lookup(struct dns *d, const char *domain, dns_mx_order_fn order,
+		       const char *self_hostname, uint32_t shuffle_seed, dns_mx_cb cb, void *arg)
 {
 	struct dns_req *r = dns_req_new(d, DNS_REQ_MX, arg);
 	struct sockaddr_storage sa;
 
 	r->mx_cb = cb;
 	r->qname = xstrdup(domain);
+	assert(order != NULL);
+	r->order = order;
 	r->self = self_hostname && self_hostname[0] ? xstrdup(self_hostname) : NULL;
 	r->seed = shuffle_seed;
 	r->pending++;

@@ -1,10 +1,10 @@
 /*
- * control.c - the client side of the control socket (core/control.h):
+ * control_client.c - the client side of the control socket (cli/control.h):
  * `tern queue flush|hold|release|delete` and `tern sendmail -q`.
  */
 #include "cli/cli.h"
+#include "cli/control.h"
 #include "core/config.h"
-#include "core/control.h"
 #include "core/fsutil.h"
 #include "core/util.h"
 
