@@ -79,6 +79,13 @@ static void log_queue_remove_partial(const char *name)
 		log_event("event=queue_recover action=remove_partial file=%s", name);
 }
 
+/* A committed file that cannot be read back is never delivered; say so,
+ * with what was wrong (a parse error's name or errno's text). */
+static void log_queue_unreadable(const char *id, const char *error)
+{
+	log_event("event=queue_unreadable queue=%s error=\"%s\"", id, error);
+}
+
 const char *rcpt_state_name(enum rcpt_state s)
 {
 	static const char *const names[] = { "pending", "deferred", "delivered", "failed" };
@@ -405,13 +412,6 @@ static char *read_at(int fd, size_t len, off_t off)
 		return NULL;
 	}
 	return buf;
-}
-
-/* A committed file that cannot be read back is never delivered; say so,
- * with what was wrong (a parse error's name or errno's text). */
-static void log_queue_unreadable(const char *id, const char *error)
-{
-	log_event("event=queue_unreadable queue=%s error=\"%s\"", id, error);
 }
 
 /* The trailer first: it says where the envelope ends and the message
