@@ -10,7 +10,7 @@
  *
  * Checked: a refused secret leaves nothing allocated; an accepted one is
  * within the documented bounds; a {PLAIN} secret that SASLprep accepts
- * verifies against itself; a SCRAM secret made from a password (with
+ * verifies against itself as typed and as prepared; a SCRAM secret made from a password (with
  * few iterations, so a run stays fast) and left unmutated parses and
  * verifies that password and no other.
  */
@@ -247,8 +247,10 @@ static void check_plain(const struct passwd_secret *s, const char *text, size_t 
 		abort();
 	if (saslprep(text, len, SASLPREP_STORED, &prep, &n) != SASLPREP_OK)
 		return;
-	/* stored prepared: the password as typed matches it */
-	if (n > 0 && (strlen(s->value) != n || memcmp(s->value, prep, n) != 0 || !passwd_verify(s, text, len)))
+	/* stored prepared: the password as typed matches it, and so does its
+	 * prepared form (SASLprep is stable on its own output) */
+	if (n > 0 && (strlen(s->value) != n || memcmp(s->value, prep, n) != 0 || !passwd_verify(s, text, len) ||
+		      !passwd_verify(s, prep, n)))
 		abort();
 	free(prep);
 }
