@@ -566,7 +566,7 @@ class Tern:
     """tern in the foreground (`build/tern serve -c FILE`) with the bench
     config; listeners only for what is asked (pop3, smarthost)."""
 
-    def __init__(self, cleanup, workdir, pop3=False, sink_port=None):
+    def __init__(self, cleanup, workdir, pop3=False, sink_port=None, extra=None):
         self.dir = os.path.join(workdir, "tern")
         self.state = os.path.join(self.dir, "tern-state")
         self.maildir = os.path.join(self.state, "mail/bench.test/bench/Maildir")
@@ -591,6 +591,7 @@ class Tern:
                 "[relay]", "trusted_networks = 127.0.0.0/8"]
         if sink_port:
             cfg += [f"smarthost = [127.0.0.1]:{sink_port}"]
+        cfg += extra or []        # more config lines ("[smtp]", "key = value", ...)
         self.conf = os.path.join(self.dir, "tern.conf")
         with open(self.conf, "w") as f:
             f.write("\n".join(cfg) + "\n")

@@ -14,6 +14,7 @@
 #include "core/util.h"
 #include "core/workers.h"
 #include "delivery/scheduler.h"
+#include "login/login.h"
 #include "proto/base64.h"
 #include "proto/passwd.h"
 #include "smtp/smtp_server.h"
@@ -200,7 +201,10 @@ static void reload_tables(struct tern *t, const char *why)
 	struct users *u = users_load(t->cfg->users_file, users_warn_log_cb, NULL);
 	struct aliases *a = aliases_load(t->cfg->aliases_file, aliases_warn_log_cb, NULL);
 	/* Worker threads never read these tables (they only see the queue
-	 * and the config), so swapping them on the loop thread is safe. */
+	 * and the config), so swapping them on the loop thread is safe; the
+	 * login workers read the users table they hold a reference to. */
+	if (t->login)
+		login_set_users(t->login, u);
 	users_free(t->users);
 	aliases_free(t->aliases);
 	t->users = u;
@@ -264,21 +268,6 @@ static void tick_cb(evutil_socket_t fd, short what, void *arg)
 		reload_tables(st->t, "aliases_file_changed");
 }
 
-static size_t fd_budget(void)
-{
-	struct rlimit rl;
-	if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
-		return 1000;
-	/* Raise the soft limit to the hard one, and keep a reserve for the
-	 * queue, Maildirs and outbound connections. */
-	if (rl.rlim_cur < rl.rlim_max) {
-		rl.rlim_cur = rl.rlim_max > 65536 ? 65536 : rl.rlim_max;
-		setrlimit(RLIMIT_NOFILE, &rl);
-		getrlimit(RLIMIT_NOFILE, &rl);
-	}
-	return rl.rlim_cur > 256 ? (size_t)(rl.rlim_cur - 128) / 2 : 64;
-}
-
 int cmd_serve(int argc, char **argv)
 {
 	const char *path = cli_take_config(&argc, argv);
@@ -292,6 +281,7 @@ int cmd_serve(int argc, char **argv)
 		[SERVICE_SUBMISSIONS] = smtp_server_accept,
 	};
 	struct timeval second = { 2, 0 };
+	struct login_options lo;
 
 	signal(SIGPIPE, SIG_IGN);
 	if (cfg->user[0] && getuid() == 0) {
@@ -316,9 +306,8 @@ int cmd_serve(int argc, char **argv)
 	event_add(st.sig_int, NULL);
 	event_add(st.sig_hup, NULL);
 	t.next_session_id = (uint64_t)now_unix() << 20;
-	t.max_fds = fd_budget();
+	tern_fd_setup(&t);
 	t.conn_per_ip = addr_count_new();
-	t.auth_failures = addr_count_new();
 	t.queue = queue_open(cfg->state_dir);
 	if (t.queue == NULL)
 		die("cannot open the queue in %s/queue", cfg->state_dir);
@@ -332,6 +321,9 @@ int cmd_serve(int argc, char **argv)
 	log_set_debug(cfg->log_debug);
 	t.commit_pool = workers_new(t.base, cfg->workers);
 	t.delivery_pool = workers_new(t.base, cfg->workers);
+	login_options_from_config(&lo, cfg);
+	t.login = login_new(t.base, &lo);
+	login_set_users(t.login, t.users);
 	t.sched = scheduler_new(&t);
 	serve_hooks_start(&t);
 
@@ -343,6 +335,7 @@ int cmd_serve(int argc, char **argv)
 
 	workers_free(t.commit_pool);
 	workers_free(t.delivery_pool);
+	login_free(t.login);
 	serve_hooks_free(&t);
 	scheduler_free(t.sched);
 	if (st.drain)
@@ -352,11 +345,12 @@ int cmd_serve(int argc, char **argv)
 	event_free(st.sig_hup);
 	event_free(st.tick);
 	listeners_close(&t);
+	if (t.trim_ev)
+		event_free(t.trim_ev);
 	queue_close(t.queue);
 	users_free(t.users);
 	aliases_free(t.aliases);
 	addr_count_free(t.conn_per_ip);
-	addr_count_free(t.auth_failures);
 	free(t.own_addrs);
 	event_base_free(t.base);
 	log_stop();

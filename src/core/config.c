@@ -48,7 +48,7 @@ static const struct config_row config_table[] = {
 	ROW("smtp", "max_connections", CT_UINT, max_connections, "1000", 1, 1000000, "SMTP connections in total"),
 	ROW("smtp", "max_connections_per_ip", CT_UINT, max_connections_per_ip, "50", 1, 1000000, "SMTP connections per client address"),
 	ROW("smtp", "max_received", CT_UINT, max_received, "100", 1, 1000, "Received: fields before a message is a loop (5.4.6)"),
-	ROW("smtp", "command_timeout", CT_DURATION, command_timeout, "5m", 1, 86400, "wait for a command (RFC 5321 4.5.3.2)"),
+	ROW("smtp", "command_timeout", CT_DURATION, command_timeout, "5m", 1, 86400, "wait for a command, and most one line may take (RFC 5321 4.5.3.2)"),
 	ROW("smtp", "data_timeout", CT_DURATION, data_timeout, "3m", 1, 86400, "wait for each DATA block"),
 	ROW("smtp", "vrfy", CT_ACCESS, vrfy, "off", 0, 0, "off | auth | on"),
 	ROW("smtp", "expn", CT_ACCESS, expn, "off", 0, 0, "off | auth | on"),
@@ -59,6 +59,7 @@ static const struct config_row config_table[] = {
 
 	ROW("pop3", "listen", CT_LISTEN, pop3_listen, "", 0, 0, "POP3 (port 110)"),
 	ROW("pop3", "timeout", CT_DURATION, pop3_timeout, "10m", 1, 86400, "idle timeout (RFC 1939: at least 10m)"),
+	ROW("pop3", "command_timeout", CT_DURATION, pop3_command_timeout, "1m", 1, 86400, "most one command line may take from its first octet"),
 	ROW("pop3", "login_delay", CT_DURATION, login_delay, "0", 0, 86400, "LOGIN-DELAY (RFC 2449), 0 = none"),
 	ROW("pop3s", "listen", CT_LISTEN, pop3s_listen, "", 0, 0, "POP3 over implicit TLS (port 995)"),
 

@@ -73,6 +73,7 @@ struct config {
 	struct listen_list pop3_listen;
 	struct listen_list pop3s_listen;
 	uint64_t pop3_timeout;
+	uint64_t pop3_command_timeout;   /* first octet of a line to its end */
 	uint64_t login_delay;
 
 	/* [tls] */

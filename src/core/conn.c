@@ -56,6 +56,16 @@ static void log_conn_timeout_closing(const struct conn *c)
 	log_event("event=timeout session=%016" PRIx64 " ip=%s state=closing", c->id, c->ip);
 }
 
+/* Output that does not leave within the timeout ends the connection.
+ * Reading is timed by the session (core/session.c: libevent's read
+ * timeout restarts on every read, so a trickled command would never
+ * time out), except once closing: then the timeout bounds the TLS
+ * handshake a last reply may still wait for. */
+static void conn_apply_timeouts(struct conn *c)
+{
+	bufferevent_set_timeouts(c->bev, c->closing ? &c->timeout : NULL, &c->timeout);
+}
+
 /* ---- references and closing ------------------------------------------- */
 
 void conn_ref(struct conn *c)
@@ -195,6 +205,7 @@ void conn_close(struct conn *c, bool flush)
 	if (flush)
 		conn_write_direct(c);
 	c->closing = true;
+	conn_apply_timeouts(c);
 	bufferevent_disable(c->bev, EV_READ);
 	c->refs++;
 	if (flush && evbuffer_get_length(bufferevent_get_output(c->bev)) > 0) {
@@ -288,7 +299,7 @@ static void conn_setup_bev(struct conn *c)
 {
 	bufferevent_setcb(c->bev, conn_read_cb, conn_write_cb, conn_event_cb, c);
 	bufferevent_setwatermark(c->bev, EV_WRITE, c->low_water, 0);
-	bufferevent_set_timeouts(c->bev, &c->timeout, &c->timeout);
+	conn_apply_timeouts(c);
 }
 
 void conn_init(struct conn *c, struct event_base *base, evutil_socket_t fd, const struct conn_ops *ops,
@@ -324,7 +335,7 @@ void conn_release(struct conn *c)
 void conn_set_timeout(struct conn *c, uint64_t seconds)
 {
 	c->timeout = (struct timeval){ .tv_sec = (time_t)seconds };
-	bufferevent_set_timeouts(c->bev, &c->timeout, &c->timeout);
+	conn_apply_timeouts(c);
 }
 
 void conn_set_low_water(struct conn *c, size_t low)

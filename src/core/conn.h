@@ -46,7 +46,7 @@ struct conn {
 	struct event_base *base;
 	uint64_t id;              /* the session id, for the log */
 	const char *ip;           /* the peer, for the log */
-	struct timeval timeout;   /* read and write timeout */
+	struct timeval timeout;   /* write timeout; also read once closing */
 	size_t low_water;         /* ops->drained at or below this */
 	int refs;
 	bool closing;
@@ -71,6 +71,8 @@ void conn_init(struct conn *c, struct event_base *base, evutil_socket_t fd, cons
 	       void *owner, uint64_t id, const char *ip);
 /* Free the bufferevent, the socket and the queues (from ops->free). */
 void conn_release(struct conn *c);
+/* Output must leave within seconds; once closing, a TLS handshake too.
+ * (Reading is timed by core/session.c.) */
 void conn_set_timeout(struct conn *c, uint64_t seconds);
 void conn_set_low_water(struct conn *c, size_t low);
 

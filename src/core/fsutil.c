@@ -38,25 +38,93 @@ bool write_all(int fd, const void *buf, size_t len)
 	return true;
 }
 
+/* fsync one directory by name (no grouping: directory creation is rare). */
+static bool sync_dir_path(const char *dir)
+{
+	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	bool ok = fd >= 0 && fsync(fd) == 0;
+	int saved = errno;
+
+	if (fd >= 0)
+		close(fd);
+	errno = saved;
+	return ok;
+}
+
+/* The directory that holds the entry for path (which has no trailing '/'). */
+static bool sync_parent(char *path)
+{
+	char *slash = strrchr(path, '/');
+	bool ok;
+
+	if (slash == NULL)
+		return sync_dir_path(".");
+	if (slash == path)
+		return sync_dir_path("/");
+	*slash = '\0';
+	ok = sync_dir_path(path);
+	*slash = '/';
+	return ok;
+}
+
+/*
+ * A new directory is only as durable as the entry naming it in its
+ * parent: after a crash, a file committed into a Maildir whose new/ (or
+ * whose user's directory) was never synced into its parent is lost with
+ * it, although its own fsync and the fsync of new/ succeeded.  So each
+ * directory created here is synced (its inode) and then its parent (the
+ * new entry) before the next one down is made: whoever finds a directory
+ * in place may rely on everything above it.  One lock over the whole
+ * walk: a second caller making the same path waits for the first one's
+ * syncs instead of finding its directories there and going on before
+ * they are durable.  Creation is rare, so the lock costs nothing.
+ */
+static pthread_mutex_t mkdir_mu = PTHREAD_MUTEX_INITIALIZER;
+
 bool mkdir_p(const char *path, mode_t mode)
 {
 	char *p = xstrdup(path);
 	bool ok = true;
-	for (char *s = p + 1; ; s++) {
+	int saved = 0;
+
+	pthread_mutex_lock(&mkdir_mu);
+	for (char *s = p + 1; ok; s++) {
 		if (*s == '/' || *s == '\0') {
 			char c = *s;
 			*s = '\0';
-			if (mkdir(p, mode) < 0 && errno != EEXIST) {
+			if (mkdir(p, mode) == 0)
+				ok = sync_dir_path(p) && sync_parent(p);
+			else if (errno != EEXIST)
 				ok = false;
-				break;
-			}
 			*s = c;
 			if (c == '\0')
 				break;
 		}
 	}
+	saved = errno;
+	pthread_mutex_unlock(&mkdir_mu);
 	free(p);
+	errno = saved;
 	return ok;
+}
+
+/*
+ * Give tmp the name dst unless dst exists: a commit must never replace a
+ * file (a queued message or a delivered one) that has the same name.
+ * renameat2(RENAME_NOREPLACE) is atomic; where the file system does not
+ * offer it, link + unlink gives the same answer (EEXIST) at the cost of
+ * a moment with two names, which is harmless: tmp/ is emptied at start.
+ */
+static int rename_noreplace(const char *tmp, const char *dst)
+{
+	if (renameat2(AT_FDCWD, tmp, AT_FDCWD, dst, RENAME_NOREPLACE) == 0)
+		return 0;
+	if (errno != EINVAL && errno != ENOSYS)
+		return errno;
+	if (link(tmp, dst) < 0)
+		return errno;
+	unlink(tmp);
+	return 0;
 }
 
 /*
@@ -105,8 +173,8 @@ static void round_rename_and_sync_dirs(struct commit_waiter *list)
 
 	for (struct commit_waiter *w = list; w; w = w->next)
 		for (size_t i = 0; i < w->n; i++)
-			if (w->items[i].err == 0 && rename(w->items[i].tmp, w->items[i].dst) < 0)
-				w->items[i].err = errno;
+			if (w->items[i].err == 0)
+				w->items[i].err = rename_noreplace(w->items[i].tmp, w->items[i].dst);
 	for (struct commit_waiter *w = list; w; w = w->next) {
 		for (size_t i = 0; i < w->n; i++) {
 			struct fs_commit *c = &w->items[i];

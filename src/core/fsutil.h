@@ -12,7 +12,8 @@
 
 /* write(2) until all is written; false with errno set on failure. */
 bool write_all(int fd, const void *buf, size_t len);
-/* mkdir -p with mode for the created directories. */
+/* mkdir -p with mode for the created directories; every directory it
+ * created, and the parent of the topmost, is fsync'd before it returns. */
 bool mkdir_p(const char *path, mode_t mode);
 /* Make every directory-entry change already made in dir durable.  Safe to
  * call from many threads at once: concurrent callers share one fsync. */
@@ -28,7 +29,8 @@ struct fs_commit {
 
 /* Make each item durable under its final name: its data and size on disk
  * (fdatasync), then rename(tmp, dst), then dir fsync'd - in that order, so
- * a name never points at missing data.  The renames and directory syncs of
+ * a name never points at missing data.  An existing dst is never
+ * replaced: that item fails with EEXIST and stays at tmp.  The renames and directory syncs of
  * concurrent callers are grouped into one round with one fsync per
  * directory.  Returns true when every item succeeded.
  * An item that failed before its rename is still at tmp; one whose

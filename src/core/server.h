@@ -12,6 +12,7 @@
 #include <sys/socket.h>
 
 struct event_base;
+struct event;
 struct config;
 struct users;
 struct aliases;
@@ -24,6 +25,7 @@ struct tls_ctx;
 struct pop3_server;
 struct evconnlistener;
 struct control;
+struct login;
 
 enum service {
 	SERVICE_SMTP,             /* port 25: MX */
@@ -57,10 +59,14 @@ struct tern {
 	struct tls_ctx *tls;
 	struct pop3_server *pop3;      /* POP3 state shared by sessions */
 	struct addr_count *conn_per_ip;
-	struct addr_count *auth_failures;
+	struct login *login;           /* authentication for every protocol */
 	struct session_list sessions;
 	size_t nsessions;
-	size_t max_fds;           /* stop accepting before the fd limit */
+	size_t nsessions_peak;    /* since the heap was last trimmed */
+	struct event *trim_ev;    /* the trim after a crowd has gone */
+	/* Descriptors a session may use: the limit less a reserve for the
+	 * rest of tern (tern_fd_setup); each session holds one. */
+	size_t max_fds;
 	uint64_t next_session_id;
 	bool shutting_down;
 	struct evconnlistener **listeners;
@@ -70,6 +76,12 @@ struct tern {
 	struct sockaddr_storage *own_addrs;
 	size_t nown_addrs;
 };
+
+/* Raise RLIMIT_NOFILE to its hard limit and set max_fds from it. */
+void tern_fd_setup(struct tern *t);
+/* May a session just accepted on fd stay?  False: refuse it (421) while
+ * there are still descriptors to do that with. */
+bool tern_fd_room(const struct tern *t, int fd);
 
 void session_list_add(struct tern *t, struct session_link *l);
 void session_list_del(struct tern *t, struct session_link *l);

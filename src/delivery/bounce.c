@@ -141,8 +141,9 @@ bool bounce_queue(const struct config *cfg, struct queue *q, const struct queue_
 		queue_writer_abort(w);
 		goto out;
 	}
-	snprintf(new_id, QUEUE_ID_LEN + 1, "%s", queue_writer_id(w));
 	ok = queue_writer_commit(w, lines, env->eight_bit && !dsn_returns_headers_only(&rep));
+	/* after the commit: it gives the notice a new id if its own was taken */
+	snprintf(new_id, QUEUE_ID_LEN + 1, "%s", queue_writer_id(w));
 out:
 	if (ok)
 		log_event("event=dsn queue=%s notice=%s action=%s rcpts=%zu", env->id, new_id,

@@ -9,9 +9,10 @@
  * One session is one struct pop3_session with a small state enum that only
  * pop3_set_state() assigns.  Commands are one table (pop3_commands) whose
  * flags say in which states each may run; a handler checks syntax, then
- * acts.  Work that touches the disk (verifying a crypt(3) password,
- * locking and scanning the Maildir, the UPDATE state) runs on a worker
- * thread; input processing pauses meanwhile and resumes from the buffer,
+ * acts.  Logins (USER/PASS, APOP, AUTH) are checked by login/, whose
+ * answer comes back by request id; work that touches the disk (locking
+ * and scanning the Maildir, the UPDATE state) runs on a worker thread;
+ * during both, input processing pauses and resumes from the buffer,
  * so pipelined commands keep their order.  The replies to a pipelined
  * group leave in one write (core/conn.c).  RETR and TOP stream the file:
  * a chunk is encoded whenever the output drains below a low-water mark.
@@ -27,18 +28,18 @@
 #include "core/addrcount.h"
 #include "core/config.h"
 #include "core/conn.h"
+#include "core/session.h"
 #include "core/listener.h"
 #include "core/log.h"
 #include "core/tls.h"
 #include "core/util.h"
 #include "core/workers.h"
-#include "proto/passwd.h"
+#include "login/login.h"
 #include "proto/pop3_cmd.h"
 #include "proto/pop3_msg.h"
 #include "proto/sasl.h"
 #include "store/maildir.h"
 #include "store/mailbox.h"
-#include "store/users.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -57,11 +58,9 @@
 #include <unistd.h>
 
 #define POP3_AUTH_LINE_MAX 16384       /* RFC 2449 4: SASL lines may be longer */
-#define POP3_OUT_LOW (32 * 1024)       /* refill RETR output below this */
-#define POP3_OUT_HIGH (256 * 1024)     /* and stop filling above this */
+#define POP3_OUT_LOW SESSION_OUT_LOW  /* refill RETR output below this */
+#define POP3_OUT_HIGH SESSION_OUT_HIGH /* and stop filling above this */
 #define POP3_FILE_CHUNK (64 * 1024)
-#define POP3_FAIL_DELAY_MS 500         /* first failed login; doubles */
-#define POP3_FAIL_DELAY_MAX_MS 8000
 
 enum pop3_state {
 	POP3_S_AUTHORIZATION,
@@ -105,23 +104,20 @@ struct pop3_session {
 	struct tern *t;
 	enum service svc;
 	struct conn conn;         /* socket, references, output */
+	struct session sess;      /* line intake, timeouts, error limit, output mark */
 	enum pop3_state state;
 	struct sockaddr_storage peer;
 	char ip[64];
 	char timestamp[128];      /* APOP: "<...@host>" from the greeting */
 	bool trusted;             /* client in [relay] trusted_networks */
-	unsigned errors;
-	bool input_discard;       /* STLS: drop what was pipelined after it */
 	bool waiting;             /* a worker job or a delay timer is pending */
 	bool shutdown_pending;    /* shutdown requested while waiting */
-	bool output_full;         /* input paused until the output drains */
 	const struct pop3_command *cur;
 	char *user_arg;           /* from USER */
 	char *user;               /* authenticated "local@domain" */
-	struct sasl_server *sasl; /* AUTH exchange in progress */
-	struct passwd_secret sasl_secret;
-	bool have_sasl_secret;
-	struct event *delay_ev;
+	uint64_t login_id;        /* the login request in progress (login.h) */
+	const char *login_method; /* its name in event=login: user, apop, auth */
+	bool sasl_pending;        /* an AUTH exchange waits for the next line */
 	struct mailbox *mbox;
 	/* RETR/TOP in progress */
 	int msg_fd;
@@ -141,7 +137,6 @@ struct pop3_command {
 #define POP3_F_NO_ERROR_COUNT 0x04 /* its -ERR does not count: logins are
 				    * throttled per address instead */
 
-static void pop3_process_input(struct pop3_session *s);
 static void pop3_close(struct pop3_session *s, bool flush);
 static void pop3_resume(struct pop3_session *s);
 
@@ -174,14 +169,6 @@ static void log_pop3_login(const struct pop3_session *s, const char *method, siz
 		  s->id, s->ip, s->user, method, s->conn.tls ? "yes" : "no", n, octets);
 }
 
-static void log_pop3_auth_failed(const struct pop3_session *s, const char *method, const char *user,
-				 unsigned failures)
-{
-	char q[128];
-	log_event("event=auth_failed session=%016" PRIx64 " ip=%s method=%s user=%s failures=%u", s->id,
-		  s->ip, method, user ? log_quote(q, sizeof(q), user, strlen(user)) : "-", failures);
-}
-
 static void log_pop3_mailbox_error(const struct pop3_session *s, const char *user, const char *op, int err)
 {
 	log_event("event=mailbox_error session=%016" PRIx64 " user=%s op=%s error=\"%s\"", s->id,
@@ -197,7 +184,7 @@ static void log_pop3_update(const struct pop3_session *s, size_t deleted, size_t
 static void log_pop3_disconnect(const struct pop3_session *s)
 {
 	log_event("event=disconnect session=%016" PRIx64 " ip=%s user=%s retrieved=%u deleted=%u errors=%u",
-		  s->id, s->ip, s->user ? s->user : "-", s->nretr, s->ndele, s->errors);
+		  s->id, s->ip, s->user ? s->user : "-", s->nretr, s->ndele, s->sess.errors);
 }
 
 /* ---- the shared state: LOGIN-DELAY ---------------------------------------- */
@@ -302,7 +289,7 @@ static void pop3_err(struct pop3_session *s, enum pop3_code code, const char *fm
 	pop3_vreply(s, "-ERR", pop3_code_text[code], fmt, ap);
 	va_end(ap);
 	if ((code == POP3_C_NONE || code == POP3_C_AUTH) && !(s->cur && (s->cur->flags & POP3_F_NO_ERROR_COUNT)))
-		s->errors++;
+		session_error(&s->sess);
 }
 
 static void pop3_err_close(struct pop3_session *s, enum pop3_code code, const char *text)
@@ -321,10 +308,13 @@ static void pop3_stream_stop(struct pop3_session *s)
 	s->msg_fd = -1;
 }
 
-static void pop3_sasl_end(struct pop3_session *s)
+/* The login request is over, or dropped with the session: an answer
+ * still to come is never delivered (login_cancel). */
+static void pop3_auth_end(struct pop3_session *s)
 {
-	sasl_server_free(s->sasl);
-	s->sasl = NULL;
+	login_cancel(s->t->login, s->login_id);
+	s->login_id = 0;
+	s->sasl_pending = false;
 }
 
 static void pop3_free_cb(void *arg)
@@ -333,15 +323,13 @@ static void pop3_free_cb(void *arg)
 
 	log_pop3_disconnect(s);
 	pop3_stream_stop(s);
-	pop3_sasl_end(s);
+	pop3_auth_end(s);
 	/* A dropped connection changes nothing in the Maildir (RFC 1939 6):
 	 * closing only drops the lock. */
 	mailbox_close(s->mbox);
 	session_list_del(s->t, &s->link);
 	addr_count_add(s->t->conn_per_ip, (struct sockaddr *)&s->peer, -1, now_unix());
-	if (s->delay_ev)
-		event_free(s->delay_ev);
-	conn_release(&s->conn);
+	session_release(&s->sess);
 	free(s->user_arg);
 	free(s->user);
 	free(s);
@@ -358,42 +346,24 @@ static void pop3_close(struct pop3_session *s, bool flush)
 
 static bool pop3_stream_fill(struct pop3_session *s);
 
-/* The output drained below POP3_OUT_LOW: stream on, or read again. */
+/* The output drained below POP3_OUT_LOW: stream on.  (Input held back
+ * by the output mark is core/session.c's.) */
 static void pop3_drained_cb(void *arg)
 {
 	struct pop3_session *s = arg;
 
-	if (s->msg_fd >= 0) {
-		if (pop3_stream_fill(s))
-			pop3_resume(s);
-	} else if (s->output_full) {
-		s->output_full = false;
+	if (s->msg_fd >= 0 && pop3_stream_fill(s))
 		pop3_resume(s);
-	}
 }
 
-/* A timeout, EOF or error while not closing (conn.h). */
+/* EOF or error while not closing (timeouts are core/session.c's; RFC
+ * 1939 3: the autologout closes without UPDATE). */
 static void pop3_event_cb(void *arg, short what)
 {
 	struct pop3_session *s = arg;
 
-	if (what & BEV_EVENT_TIMEOUT) {
-		if (s->state != POP3_S_UPDATE) {
-			/* RFC 1939 3: the autologout timer closes without UPDATE. */
-			log_event("event=timeout session=%016" PRIx64 " ip=%s state=%s", s->id, s->ip,
-				  pop3_state_names[s->state]);
-			pop3_err_close(s, POP3_C_NONE, "Autologout; idle for too long");
-			if (what & BEV_EVENT_WRITING)
-				pop3_close(s, false);   /* a stalled reader: drop it */
-		}
-	} else if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR)) {
+	if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR))
 		pop3_close(s, false);   /* no UPDATE: the mail stays */
-	}
-}
-
-static void pop3_read_cb(void *arg)
-{
-	pop3_process_input(arg);
 }
 
 static void pop3_session_shutdown(struct session_link *l)
@@ -423,13 +393,40 @@ static void pop3_greet(struct pop3_session *s)
 }
 
 static void pop3_starttls_done_cb(void *arg, bool ok);
+static void pop3_line_cb(void *arg, char *line, size_t len, bool bare_lf);
+static void pop3_line_too_long_cb(void *arg);
+static size_t pop3_line_max_cb(void *arg);
+static bool pop3_may_read(const struct pop3_session *s);
 
-static const struct conn_ops pop3_conn_ops = {
-	.read = pop3_read_cb,
+static bool pop3_ready_cb(void *arg)
+{
+	return pop3_may_read(arg);
+}
+
+static const char *pop3_state_name_cb(void *arg)
+{
+	return pop3_state_names[((struct pop3_session *)arg)->state];
+}
+
+static void pop3_close_cb(void *arg, bool flush)
+{
+	pop3_close(arg, flush);
+}
+
+static const struct session_ops pop3_session_ops = {
+	.line = pop3_line_cb,
+	.line_too_long = pop3_line_too_long_cb,
+	.line_max = pop3_line_max_cb,
+	.ready = pop3_ready_cb,
+	.state_name = pop3_state_name_cb,
+	.close = pop3_close_cb,
 	.drained = pop3_drained_cb,
 	.event = pop3_event_cb,
 	.starttls_done = pop3_starttls_done_cb,
 	.free = pop3_free_cb,
+	.timeout_text = "-ERR Autologout; idle for too long",
+	.command_timeout_text = "-ERR Command line not completed in time, closing connection",
+	.errors_text = "-ERR Too many errors, closing connection",
 };
 
 void pop3_server_accept(struct tern *t, evutil_socket_t fd, const struct sockaddr *sa, socklen_t len,
@@ -457,9 +454,9 @@ void pop3_server_accept(struct tern *t, evutil_socket_t fd, const struct sockadd
 	s->trusted = cidr_list_match(&cfg->trusted_networks, sa);
 	pop3_make_timestamp(s);
 	log_pop3_connect(s);
-	conn_init(&s->conn, t->base, fd, &pop3_conn_ops, s, s->id, s->ip);
-	conn_set_low_water(&s->conn, POP3_OUT_LOW);
-	conn_set_timeout(&s->conn, cfg->pop3_timeout);
+	session_init(&s->sess, &s->conn, t->base, fd, &pop3_session_ops, s, s->id, s->ip);
+	s->sess.max_errors = cfg->max_errors;
+	session_set_timeouts(&s->sess, cfg->pop3_timeout, cfg->pop3_command_timeout);
 	if (svc == SERVICE_POP3S) {
 		/* Implicit TLS (RFC 8314): the greeting leaves after the handshake. */
 		SSL *ssl = t->tls ? tls_ctx_new_ssl(t->tls) : NULL;
@@ -470,7 +467,7 @@ void pop3_server_accept(struct tern *t, evutil_socket_t fd, const struct sockadd
 		}
 	}
 
-	if (t->nsessions > cfg->max_connections || t->nsessions > t->max_fds) {
+	if (t->nsessions > cfg->max_connections || !tern_fd_room(t, fd)) {
 		pop3_err_close(s, POP3_C_SYS_TEMP, "Too many connections, try again later");
 		return;
 	}
@@ -478,109 +475,43 @@ void pop3_server_accept(struct tern *t, evutil_socket_t fd, const struct sockadd
 		pop3_err_close(s, POP3_C_SYS_TEMP, "Too many connections from your address, try again later");
 		return;
 	}
-	conn_start(&s->conn);
+	session_start(&s->sess);
 	pop3_greet(s);
 }
 
-/* ---- users and logins --------------------------------------------------- */
+/* ---- users and logins: login/ checks, this file opens the mailbox ---------- */
+
+static struct login_peer pop3_login_peer(const struct pop3_session *s)
+{
+	struct login_peer p = {
+		.addr = (const struct sockaddr *)&s->peer,
+		.ip = s->ip,
+		.session = s->id,
+		.service = service_name(s->svc),
+		.tls = s->conn.tls,
+		.trusted = s->trusted,
+	};
+	return p;
+}
 
 /* Plaintext passwords (USER/PASS, AUTH PLAIN/LOGIN) only over TLS, from
  * trusted networks, or when the config allows them (RFC 2595 2.2). */
 static bool pop3_plaintext_ok(const struct pop3_session *s)
 {
-	return s->conn.tls || s->trusted || s->t->cfg->allow_plaintext;
-}
-
-/* "alice@example.test", or "alice" in the first local domain. */
-static const struct user *pop3_find_user(const struct pop3_session *s, const char *name)
-{
-	const struct config *cfg = s->t->cfg;
-	const struct user *u;
-	char *addr;
-
-	if (s->t->users == NULL || name == NULL)
-		return NULL;
-	if (strchr(name, '@') || cfg->local_domains.n == 0)
-		return users_find(s->t->users, name);
-	addr = xasprintf("%s@%s", name, cfg->local_domains.v[0]);
-	u = users_find(s->t->users, addr);
-	free(addr);
-	return u;
-}
-
-static unsigned pop3_failures(const struct pop3_session *s)
-{
-	return addr_count_get(s->t->auth_failures, (const struct sockaddr *)&s->peer, now_unix(),
-			      (int64_t)s->t->cfg->auth_block_time);
-}
-
-/* Too many failures from this address: refuse before any work. */
-static bool pop3_login_blocked(struct pop3_session *s)
-{
-	if (pop3_failures(s) < s->t->cfg->max_auth_failures)
-		return false;
-	pop3_err_close(s, POP3_C_AUTH, "Too many failed logins from your address, try again later");
-	return true;
+	struct login_peer p = pop3_login_peer(s);
+	return login_plaintext_ok(s->t->login, &p);
 }
 
 /* Replies to a login's outcome; failed logins are throttled per
- * address, not counted as errors. */
+ * address (login/), not counted as errors. */
 static const struct pop3_command pop3_login_cmd = { "login", NULL, POP3_F_NO_ERROR_COUNT };
 
-static void pop3_delay_cb(evutil_socket_t fd, short what, void *arg)
-{
-	struct pop3_session *s = arg;
-
-	conn_ref(&s->conn);
-	conn_batch_begin(&s->conn);
-	s->waiting = false;
-	if (s->state != POP3_S_CLOSING) {
-		s->cur = &pop3_login_cmd;
-		pop3_err(s, POP3_C_AUTH, "Authentication failed");
-		if (s->shutdown_pending || pop3_failures(s) >= s->t->cfg->max_auth_failures)
-			pop3_close(s, true);
-		else
-			pop3_resume(s);
-	}
-	conn_batch_end(&s->conn);
-	conn_unref(&s->conn);
-}
-
-/* Every failed login - unknown user, wrong password, bad SASL proof -
- * ends here: the same answer after the same delay, which grows with the
- * failures from this address. */
-static void pop3_auth_failed(struct pop3_session *s, const char *method, const char *user)
-{
-	unsigned n = addr_count_add(s->t->auth_failures, (const struct sockaddr *)&s->peer, 1, now_unix());
-	unsigned shift = n > 5 ? 4 : n - 1;
-	uint64_t ms = (uint64_t)POP3_FAIL_DELAY_MS << shift;
-	struct timeval tv;
-
-	if (ms > POP3_FAIL_DELAY_MAX_MS)
-		ms = POP3_FAIL_DELAY_MAX_MS;
-	tv.tv_sec = (time_t)(ms / 1000);
-	tv.tv_usec = (suseconds_t)(ms % 1000) * 1000;
-	log_pop3_auth_failed(s, method, user, n);
-	free(s->user_arg);
-	s->user_arg = NULL;
-	if (s->delay_ev == NULL)
-		s->delay_ev = evtimer_new(s->t->base, pop3_delay_cb, s);
-	s->waiting = true;
-	bufferevent_disable(s->conn.bev, EV_READ);
-	evtimer_add(s->delay_ev, &tv);
-}
-
-/* A login in flight: verification (crypt(3) may take tens of ms) and the
- * Maildir lock and scan run on a worker. */
+/* After authentication the Maildir lock and scan run on a worker. */
 struct pop3_login {
 	struct pop3_session *s;
 	const char *method;
-	char *user;               /* "local@domain", or as typed when unknown */
-	char *secret;             /* the users file's secret; NULL: unknown user */
-	char *password;           /* to verify; NULL when already verified */
-	size_t password_len;
+	char *user;               /* "local@domain" */
 	char *path;               /* the Maildir */
-	bool verified;
 	enum mailbox_status st;
 	int err;
 	struct mailbox *mbox;
@@ -589,22 +520,9 @@ struct pop3_login {
 static void pop3_login_work(void *arg)
 {
 	struct pop3_login *l = arg;
-	struct passwd_secret sec;
 
-	if (l->password) {
-		if (l->secret && passwd_parse(l->secret, strlen(l->secret), &sec)) {
-			l->verified = passwd_verify(&sec, l->password, l->password_len);
-			passwd_secret_free(&sec);
-		} else {
-			passwd_verify_dummy(l->password, l->password_len);
-			l->verified = false;
-		}
-		explicit_bzero(l->password, l->password_len);
-	}
-	if (l->verified && l->path) {
-		l->st = mailbox_open(l->path, &l->mbox);
-		l->err = errno;
-	}
+	l->st = mailbox_open(l->path, &l->mbox);
+	l->err = errno;
 }
 
 static uint64_t pop3_total_octets(const struct mailbox *m, size_t *n)
@@ -624,10 +542,6 @@ static void pop3_login_finish(struct pop3_session *s, struct pop3_login *l)
 	size_t n;
 	uint64_t octets;
 
-	if (!l->verified) {
-		pop3_auth_failed(s, l->method, l->user);
-		return;
-	}
 	if (l->st == MAILBOX_IN_USE) {
 		pop3_err(s, POP3_C_IN_USE, "Mailbox is locked by another POP3 session");
 	} else if (l->st != MAILBOX_OK) {
@@ -646,8 +560,6 @@ static void pop3_login_finish(struct pop3_session *s, struct pop3_login *l)
 		pop3_set_state(s, POP3_S_TRANSACTION);
 		pop3_ok(s, "Logged in, %zu messages (%" PRIu64 " octets)", n, octets);
 	}
-	free(s->user_arg);
-	s->user_arg = NULL;
 	pop3_resume(s);
 }
 
@@ -660,46 +572,102 @@ static void pop3_login_done(void *arg)
 	s->waiting = false;
 	if (s->state != POP3_S_CLOSING) {
 		s->cur = &pop3_login_cmd;
-		if (s->shutdown_pending && l->verified) {
+		if (s->shutdown_pending)
 			pop3_err_close(s, POP3_C_SYS_TEMP, "Server shutting down, try again later");
-		} else {
+		else
 			pop3_login_finish(s, l);
-		}
 	}
 	mailbox_close(l->mbox);
 	free(l->user);
-	free(l->secret);
-	free(l->password);
 	free(l->path);
 	free(l);
 	conn_batch_end(&s->conn);
 	conn_unref(&s->conn);
 }
 
-/* Start a login for name: with password to verify (USER/PASS), or
- * already verified (APOP, AUTH) when password is NULL. */
-static void pop3_login_start(struct pop3_session *s, const char *method, const char *name,
-			     const char *password, size_t password_len, bool verified)
+/* Authenticated as r->user: open the mailbox. */
+static void pop3_login_open(struct pop3_session *s, const struct login_result *r)
 {
 	struct pop3_login *l = xcalloc(1, sizeof(*l));
-	const struct user *u = pop3_find_user(s, name);
 
 	l->s = s;
-	l->method = method;
-	l->user = xstrdup(u ? u->addr : name);
-	l->secret = u ? xstrdup(u->secret) : NULL;
-	if (password) {
-		l->password = xmalloc(password_len + 1);
-		memcpy(l->password, password, password_len);
-		l->password[password_len] = '\0';
-		l->password_len = password_len;
-	}
-	l->verified = verified && u != NULL;
-	l->path = u ? maildir_path(s->t->cfg->state_dir, u->domain, u->local) : NULL;
+	l->method = s->login_method;
+	l->user = xstrdup(r->user);
+	l->path = maildir_path(s->t->cfg->state_dir, r->domain, r->local);
 	s->waiting = true;
 	bufferevent_disable(s->conn.bev, EV_READ);
 	conn_ref(&s->conn);   /* held by the worker job */
 	workers_submit(s->t->delivery_pool, pop3_login_work, pop3_login_done, l);
+}
+
+/* login/'s answer, one status, one reply.  Every failed login - unknown
+ * user, wrong password, bad SASL proof - gets the same -ERR after the
+ * same delay. */
+static void pop3_login_reply(struct pop3_session *s, const struct login_result *r)
+{
+	switch (r->status) {
+	case LOGIN_CONTINUE:
+		evbuffer_add_printf(conn_out(&s->conn), "+ %s\r\n", r->challenge);
+		s->sasl_pending = true;
+		break;
+	case LOGIN_OK:
+		if (s->shutdown_pending)
+			pop3_err_close(s, POP3_C_SYS_TEMP, "Server shutting down, try again later");
+		else
+			pop3_login_open(s, r);
+		return;
+	case LOGIN_FAILED:
+		pop3_err(s, POP3_C_AUTH, "Authentication failed");
+		if (r->close || s->shutdown_pending) {
+			pop3_close(s, true);
+			return;
+		}
+		break;
+	case LOGIN_BLOCKED:
+		pop3_err_close(s, POP3_C_AUTH, "Too many failed logins from your address, try again later");
+		return;
+	case LOGIN_TEMPFAIL:
+		pop3_err(s, POP3_C_SYS_TEMP, "Temporary authentication failure, try again later");
+		break;
+	case LOGIN_BAD_INPUT:
+		pop3_err(s, POP3_C_NONE, "Invalid SASL response");
+		break;
+	case LOGIN_CANCELLED:
+		pop3_err(s, POP3_C_NONE, "Authentication cancelled");
+		break;
+	case LOGIN_NEED_TLS:
+		pop3_err(s, POP3_C_AUTH, "Plaintext authentication disallowed on non-secure connections, use STLS");
+		break;
+	}
+	pop3_resume(s);
+}
+
+static void pop3_login_answer_cb(void *arg, const struct login_result *r)
+{
+	struct pop3_session *s = arg;
+
+	conn_batch_begin(&s->conn);
+	s->waiting = false;
+	if (r->status != LOGIN_CONTINUE) {
+		s->login_id = 0;
+		free(s->user_arg);
+		s->user_arg = NULL;
+	}
+	if (s->state != POP3_S_CLOSING) {
+		s->cur = &pop3_login_cmd;
+		pop3_login_reply(s, r);
+	}
+	conn_batch_end(&s->conn);
+	conn_unref(&s->conn);   /* taken by pop3_login_wait */
+}
+
+/* A login request is in flight: read nothing until its answer. */
+static void pop3_login_wait(struct pop3_session *s, const char *method)
+{
+	s->login_method = method;
+	s->waiting = true;
+	bufferevent_disable(s->conn.bev, EV_READ);
+	conn_ref(&s->conn);
 }
 
 /* ---- AUTHORIZATION commands ----------------------------------------------- */
@@ -722,6 +690,8 @@ static void cmd_user(struct pop3_session *s, const char *args, size_t len)
 
 static void cmd_pass(struct pop3_session *s, const char *args, size_t len)
 {
+	struct login_peer p = pop3_login_peer(s);
+
 	if (s->user_arg == NULL) {
 		pop3_err(s, POP3_C_NONE, "Send USER first");
 		return;
@@ -730,104 +700,43 @@ static void cmd_pass(struct pop3_session *s, const char *args, size_t len)
 		pop3_err(s, POP3_C_NONE, "Syntax: PASS password");
 		return;
 	}
-	if (pop3_login_blocked(s))
-		return;
-	pop3_login_start(s, "user", s->user_arg, args, len, false);
+	pop3_login_wait(s, "user");
+	s->login_id = login_password(s->t->login, &p, s->user_arg, args, len, pop3_login_answer_cb, s);
 }
 
 static void cmd_apop(struct pop3_session *s, const char *args, size_t len)
 {
+	struct login_peer p = pop3_login_peer(s);
 	struct pop3_word w[2];
 	size_t n;
-	const struct user *u;
-	struct passwd_secret sec;
-	bool have, ok;
 	char *name;
 
 	if (pop3_cmd_words(args, len, w, 2, &n) != POP3_CMD_OK || n != 2 || w[0].len > SASL_USER_MAX) {
 		pop3_err(s, POP3_C_NONE, "Syntax: APOP name digest");
 		return;
 	}
-	if (pop3_login_blocked(s))
-		return;
 	name = xstrndup(w[0].p, w[0].len);
-	u = pop3_find_user(s, name);
-	have = u && passwd_parse(u->secret, strlen(u->secret), &sec);
-	ok = sasl_apop_verify(have ? &sec : NULL, s->timestamp, w[1].p, w[1].len);
-	if (have)
-		passwd_secret_free(&sec);
-	if (ok)
-		pop3_login_start(s, "apop", name, NULL, 0, true);
-	else
-		pop3_auth_failed(s, "apop", name);
+	pop3_login_wait(s, "apop");
+	s->login_id = login_apop(s->t->login, &p, name, s->timestamp, w[1].p, w[1].len, pop3_login_answer_cb, s);
 	free(name);
 }
 
 static void pop3_list_mechs(struct pop3_session *s, struct evbuffer *out, const char *prefix,
 			    const char *sep, const char *suffix)
 {
-	static const enum sasl_mech mechs[] = { SASL_PLAIN, SASL_LOGIN, SASL_CRAM_MD5, SASL_SCRAM_SHA_256 };
-	bool first = true;
+	struct login_peer p = pop3_login_peer(s);
+	enum sasl_mech m[LOGIN_MECHS_MAX];
+	size_t n = login_mechs(s->t->login, &p, m);
 
 	evbuffer_add_printf(out, "%s", prefix);
-	for (size_t i = 0; i < ARRAY_LEN(mechs); i++) {
-		if (sasl_mech_plaintext(mechs[i]) && !pop3_plaintext_ok(s))
-			continue;
-		if ((mechs[i] == SASL_CRAM_MD5 && !s->t->users->cram_ok)
-		    || (mechs[i] == SASL_SCRAM_SHA_256 && !s->t->users->scram_ok))
-			continue;
-		evbuffer_add_printf(out, "%s%s", first ? "" : sep, sasl_mech_name(mechs[i]));
-		first = false;
-	}
+	for (size_t i = 0; i < n; i++)
+		evbuffer_add_printf(out, "%s%s", i ? sep : "", sasl_mech_name(m[i]));
 	evbuffer_add_printf(out, "%s", suffix);
-}
-
-static const struct passwd_secret *pop3_sasl_lookup(void *ctx, const char *user)
-{
-	struct pop3_session *s = ctx;
-	const struct user *u = pop3_find_user(s, user);
-
-	if (s->have_sasl_secret)
-		passwd_secret_free(&s->sasl_secret);
-	s->have_sasl_secret = u && passwd_parse(u->secret, strlen(u->secret), &s->sasl_secret);
-	return s->have_sasl_secret ? &s->sasl_secret : NULL;
-}
-
-/* One SASL step and what its status means for the session. */
-static void pop3_sasl_step(struct pop3_session *s, const char *in, size_t len)
-{
-	struct sasl_lookup lk = { pop3_sasl_lookup, s };
-	char *challenge = NULL;
-	enum sasl_status st = sasl_server_step(s->sasl, in, len, &lk, &challenge);
-	const char *user = sasl_server_user(s->sasl);
-
-	if (s->have_sasl_secret) {
-		passwd_secret_free(&s->sasl_secret);
-		s->have_sasl_secret = false;
-	}
-	switch (st) {
-	case SASL_CONTINUE:
-		evbuffer_add_printf(conn_out(&s->conn), "+ %s\r\n", challenge);
-		free(challenge);
-		return;
-	case SASL_OK:
-		pop3_login_start(s, "auth", user, NULL, 0, true);
-		break;
-	case SASL_FAIL:
-		pop3_auth_failed(s, "auth", user);
-		break;
-	case SASL_BAD_INPUT:
-		pop3_err(s, POP3_C_NONE, "Invalid SASL response");
-		break;
-	case SASL_CANCELLED:
-		pop3_err(s, POP3_C_NONE, "Authentication cancelled");
-		break;
-	}
-	pop3_sasl_end(s);
 }
 
 static void cmd_auth(struct pop3_session *s, const char *args, size_t len)
 {
+	struct login_peer p = pop3_login_peer(s);
 	struct pop3_word w[2];
 	size_t n;
 	enum sasl_mech mech;
@@ -845,14 +754,9 @@ static void cmd_auth(struct pop3_session *s, const char *args, size_t len)
 		pop3_err(s, POP3_C_NONE, "Unsupported authentication mechanism");
 		return;
 	}
-	if (sasl_mech_plaintext(mech) && !pop3_plaintext_ok(s)) {
-		pop3_err(s, POP3_C_AUTH, "Plaintext authentication disallowed on non-secure connections, use STLS");
-		return;
-	}
-	if (pop3_login_blocked(s))
-		return;
-	s->sasl = sasl_server_new(mech, s->t->cfg->hostname);
-	pop3_sasl_step(s, n == 2 ? w[1].p : NULL, n == 2 ? w[1].len : 0);
+	pop3_login_wait(s, "auth");
+	s->login_id = login_sasl_start(s->t->login, &p, mech, n == 2 ? w[1].p : NULL, n == 2 ? w[1].len : 0,
+				       pop3_login_answer_cb, s);
 }
 
 /* A continuation line of an AUTH exchange. */
@@ -860,7 +764,9 @@ static void pop3_auth_continue(struct pop3_session *s, const char *line, size_t 
 {
 	static const struct pop3_command auth = { "AUTH", NULL, POP3_F_NO_ERROR_COUNT };
 	s->cur = &auth;
-	pop3_sasl_step(s, line, len);
+	s->sasl_pending = false;
+	pop3_login_wait(s, "auth");
+	login_sasl_step(s->t->login, s->login_id, line, len);
 }
 
 static void cmd_capa(struct pop3_session *s, const char *args, size_t len)
@@ -902,10 +808,9 @@ static void cmd_stls(struct pop3_session *s, const char *args, size_t len)
 	/* The +OK leaves through the write events; the switch waits until it
 	 * has drained.  RFC 2595 4: nothing sent in the clear after STLS is
 	 * acted on. */
-	conn_starttls(&s->conn, ssl);
+	session_starttls(&s->sess, ssl);
 	pop3_ok(s, "Begin TLS negotiation");
-	s->input_discard = true;
-	s->waiting = true;
+	s->waiting = true;   /* a shutdown meanwhile is answered over TLS */
 }
 
 /* The +OK to STLS has left: TLS from here on, on the same socket (ok),
@@ -925,8 +830,7 @@ static void pop3_starttls_done_cb(void *arg, bool ok)
 	/* What was learnt in the clear is forgotten. */
 	free(s->user_arg);
 	s->user_arg = NULL;
-	bufferevent_enable(s->conn.bev, EV_READ);
-	pop3_resume(s);
+	pop3_resume(s);   /* core/session.c goes on with input after this */
 }
 
 /* ---- TRANSACTION commands ----------------------------------------------- */
@@ -1076,7 +980,7 @@ static void pop3_send_msg(struct pop3_session *s, size_t i, bool all, uint64_t b
 	}
 	pop3_msg_enc_init(&s->enc, all, body_lines);
 	s->msg_index = i;
-	/* Input waits until the message is out (pop3_process_input stops
+	/* Input waits until the message is out (pop3_may_read() says no
 	 * while msg_fd is open), which also stops the idle timer. */
 	if (!pop3_stream_fill(s) && s->msg_fd >= 0) {
 		bufferevent_disable(s->conn.bev, EV_READ);
@@ -1238,32 +1142,33 @@ static void pop3_dispatch(struct pop3_session *s, const char *line, size_t len)
 	pop3_err(s, POP3_C_NONE, "Unknown command");
 }
 
-/* ---- command lines ------------------------------------------------------------ */
+/* ---- command lines (core/session.c takes them from the input) -------------- */
 
-/* Take one line from the input.  Returns 1 with the line (CRLF or LF
- * removed) in buf, 0 when more input is needed, -1 when a bad line was
- * consumed and answered. */
-static int pop3_take_line(struct pop3_session *s, char *buf, size_t cap, size_t *len)
+static size_t pop3_line_max_cb(void *arg)
 {
-	size_t max = s->sasl ? POP3_AUTH_LINE_MAX : POP3_LINE_MAX;
-	size_t n;
-	enum conn_line r = conn_take_line(&s->conn, buf, cap, max, &n);
+	const struct pop3_session *s = arg;
+	return s->sasl_pending ? POP3_AUTH_LINE_MAX : POP3_LINE_MAX;
+}
 
-	if (r == CONN_LINE_MORE)
-		return 0;
-	if (r == CONN_LINE_TOO_LONG) {
-		s->cur = NULL;
-		if (s->sasl)
-			pop3_sasl_end(s);
-		pop3_err(s, POP3_C_NONE, "Line too long");
-		return -1;
-	}
-	n--;
-	if (n > 0 && buf[n - 1] == '\r')
-		n--;   /* RFC 1939 asks for CRLF; a bare LF is taken as one */
-	buf[n] = '\0';
-	*len = n;
-	return 1;
+static void pop3_line_too_long_cb(void *arg)
+{
+	struct pop3_session *s = arg;
+
+	s->cur = NULL;
+	if (s->sasl_pending)
+		pop3_auth_end(s);
+	pop3_err(s, POP3_C_NONE, "Line too long");
+}
+
+/* One line (RFC 1939 asks for CRLF; a bare LF is taken as one). */
+static void pop3_line_cb(void *arg, char *line, size_t len, bool bare_lf)
+{
+	struct pop3_session *s = arg;
+
+	if (s->sasl_pending)
+		pop3_auth_continue(s, line, len);
+	else
+		pop3_dispatch(s, line, len);
 }
 
 /* Input may be processed: not waiting for a worker or a timer, and no
@@ -1273,51 +1178,8 @@ static bool pop3_may_read(const struct pop3_session *s)
 	return s->state != POP3_S_CLOSING && s->state != POP3_S_UPDATE && !s->waiting && s->msg_fd < 0;
 }
 
-static void pop3_process_input(struct pop3_session *s)
-{
-	char line[POP3_AUTH_LINE_MAX + 2];
-	size_t len;
-	int r;
-
-	conn_batch_begin(&s->conn);
-	while (pop3_may_read(s)) {
-		if (conn_pending(&s->conn) >= POP3_OUT_HIGH) {
-			/* A client that pipelines without reading: wait until
-			 * the replies drain (pop3_drained_cb resumes). */
-			s->output_full = true;
-			bufferevent_disable(s->conn.bev, EV_READ);
-			conn_await_drain(&s->conn);
-			break;
-		}
-		r = pop3_take_line(s, line, sizeof(line), &len);
-		if (r == 0)
-			break;
-		if (r > 0) {
-			if (s->sasl)
-				pop3_auth_continue(s, line, len);
-			else
-				pop3_dispatch(s, line, len);
-			explicit_bzero(line, len);
-		}
-		if (s->state != POP3_S_CLOSING && s->errors >= s->t->cfg->max_errors) {
-			log_event("event=too_many_errors session=%016" PRIx64 " ip=%s errors=%u", s->id, s->ip,
-				  s->errors);
-			pop3_err_close(s, POP3_C_NONE, "Too many errors, closing connection");
-		}
-		if (s->input_discard) {
-			/* STLS: whatever was pipelined behind it is dropped
-			 * (RFC 2595 4) - the handshake starts from clean input. */
-			s->input_discard = false;
-			break;
-		}
-	}
-	/* The replies to what was pipelined leave in one write (RFC 2449
-	 * 6.6); the caller holds a reference. */
-	conn_batch_end(&s->conn);
-}
-
-/* After a pause (worker job, delay): read again and go on with what the
- * client pipelined meanwhile. */
+/* After a pause (worker job, delay): go on with what the client
+ * pipelined meanwhile. */
 static void pop3_resume(struct pop3_session *s)
 {
 	if (s->shutdown_pending && s->state != POP3_S_CLOSING) {
@@ -1326,6 +1188,5 @@ static void pop3_resume(struct pop3_session *s)
 	}
 	if (!pop3_may_read(s))
 		return;
-	bufferevent_enable(s->conn.bev, EV_READ);
-	pop3_process_input(s);
+	session_process(&s->sess);
 }

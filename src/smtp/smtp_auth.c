@@ -11,15 +11,12 @@
  * in the OpenSSL bufferevent (conn_starttls) and starts the session over:
  * no HELO, no transaction, no authentication.
  *
- * AUTH: the mechanisms are pure functions in proto/sasl.c; this file
- * maps their statuses to RFC 4954 6 replies.  The steps that may run a
- * crypt(3) hash (PLAIN, LOGIN's password) run on the commit worker pool so
- * the loop never blocks; the user's secret is looked up and parsed on the
- * loop thread first, so the worker never touches the users table (which a
- * reload may swap).  Failures are counted per client address; each failed
- * attempt is answered after a delay that doubles, and past [auth]
- * max_failures the client gets 421 and further AUTH from that address is
- * refused for [auth] block_time.  Secrets never reach the log.
+ * AUTH: login/ runs the exchange (SASL steps, the users lookup, the
+ * password checks on its workers, throttling and the auth log events);
+ * this file frames it as RFC 4954 4 and 6 do: "334 challenge" lines and
+ * one reply per status.  Input is paused while a step is in flight, so
+ * pipelined commands wait for the AUTH reply.  Secrets never reach the
+ * log.
  *
  * MAIL's AUTH=<mailbox> parameter (RFC 4954 5) is parsed by smtp_parse
  * and otherwise treated as AUTH=<>: tern trusts no client's word about
@@ -28,16 +25,11 @@
  * allows a relay to pass on as AUTH=<that identity>.
  */
 #include "smtp/smtp_session.h"
-#include "core/addrcount.h"
-#include "core/config.h"
 #include "core/log.h"
 #include "core/tls.h"
 #include "core/util.h"
-#include "core/workers.h"
-#include "proto/base64.h"
-#include "proto/passwd.h"
+#include "login/login.h"
 #include "proto/sasl.h"
-#include "store/users.h"
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
@@ -50,27 +42,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define AUTH_DELAY_FIRST_MS 250   /* first failure; doubles each time */
-#define AUTH_DELAY_MAX_MS 4000
-
+/* The AUTH exchange in progress: its login request (login.h), 0 if none. */
 struct smtp_auth_state {
-	/* the AUTH exchange */
-	struct sasl_server *sasl;
-	enum sasl_mech mech;
-	struct passwd_secret secret;
-	bool have_secret;
-	bool secret_broken;           /* the users file holds a bad secret: 454 */
-	bool on_worker;               /* lookups answer only prefetch_user */
-	char *prefetch_user;
-	/* a step running on a worker */
-	char *job_in;
-	size_t job_len;
-	enum sasl_status job_status;
-	char *job_challenge;
-	/* a failure answered after a delay */
-	struct event *timer;
-	const char *delayed_reply;
-	bool delayed_close;
+	uint64_t login_id;
 };
 
 static struct smtp_auth_state *auth_state(struct smtp_session *s)
@@ -78,16 +52,6 @@ static struct smtp_auth_state *auth_state(struct smtp_session *s)
 	if (s->auth == NULL)
 		s->auth = xcalloc(1, sizeof(*s->auth));
 	return s->auth;
-}
-
-/* ---- logging: one function per event ------------------------------------ */
-
-static void log_auth(const struct smtp_session *s, const char *result, const char *user, unsigned failures)
-{
-	char q[SASL_USER_MAX * 4 + 8];
-	log_event("event=auth session=%016" PRIx64 " ip=%s mech=%s result=%s user=%s failures=%u", s->id,
-		  s->ip, sasl_mech_name(s->auth->mech), result,
-		  user ? log_quote(q, sizeof(q), user, strlen(user)) : "-", failures);
 }
 
 /* ---- TLS ---------------------------------------------------------------- */
@@ -155,7 +119,6 @@ void smtp_starttls_done_cb(void *arg, bool ok)
 		starttls_reset_session(s);
 	else if (s->state != SMTP_S_CLOSING)
 		smtp_close(s, false);
-	smtp_resume_input(s);
 }
 
 void smtp_cmd_starttls(struct smtp_session *s, const char *args, size_t len)
@@ -178,329 +141,132 @@ void smtp_cmd_starttls(struct smtp_session *s, const char *args, size_t len)
 	/* The 220 goes out through the write events, and the switch waits
 	 * until it has drained.  RFC 3207 4.2: what was pipelined behind
 	 * STARTTLS is dropped. */
-	conn_starttls(&s->conn, ssl);
+	session_starttls(&s->sess, ssl);
 	smtp_reply(s, "220 2.0.0 Ready to start TLS");
-	s->input_discard = true;
-	smtp_pause_input(s);
 }
 
 /* ---- EHLO ------------------------------------------------------------------ */
 
-/* PLAIN and LOGIN send the password itself: only over TLS, from trusted
- * networks, or when the config says so. */
-static bool auth_plaintext_ok(const struct smtp_session *s)
+static struct login_peer auth_peer(const struct smtp_session *s)
 {
-	return s->conn.tls || s->trusted || s->t->cfg->allow_plaintext;
+	struct login_peer p = {
+		.addr = (const struct sockaddr *)&s->peer,
+		.ip = s->ip,
+		.session = s->id,
+		.service = smtp_service_name(s->svc),
+		.tls = s->conn.tls,
+		.trusted = s->trusted,
+	};
+	return p;
 }
 
 size_t smtp_ehlo_extra(struct smtp_session *s, char *buf, size_t cap)
 {
-	const struct users *u = s->t->users;
-	char mechs[64];
-	bool plain = auth_plaintext_ok(s);
+	struct login_peer p = auth_peer(s);
+	enum sasl_mech m[LOGIN_MECHS_MAX];
+	size_t nm = login_mechs(s->t->login, &p, m);
+	char mechs[64] = "";
+	size_t used = 0;
 	int n;
 
-	snprintf(mechs, sizeof(mechs), "%s%s%s", plain ? " PLAIN LOGIN" : "",
-		 u->cram_ok ? " CRAM-MD5" : "", u->scram_ok ? " SCRAM-SHA-256" : "");
+	for (size_t i = 0; i < nm; i++)
+		used += (size_t)snprintf(mechs + used, sizeof(mechs) - used, " %s", sasl_mech_name(m[i]));
 	n = snprintf(buf, cap, "%s%s%s%s%s",
 		     s->t->tls && !s->conn.tls ? "250-STARTTLS\r\n" : "",
-		     mechs[0] ? "250-AUTH" : "", mechs, mechs[0] ? "\r\n" : "",
-		     plain ? "250-AUTH=LOGIN PLAIN\r\n" : "");
+		     nm ? "250-AUTH" : "", mechs, nm ? "\r\n" : "",
+		     login_plaintext_ok(s->t->login, &p) ? "250-AUTH=LOGIN PLAIN\r\n" : "");
 	if (n < 0 || (size_t)n >= cap)
 		return 0;
 	return (size_t)n;
 }
 
-/* ---- AUTH: the users table ------------------------------------------------- */
+/* ---- AUTH: the exchange, driven by login/ ------------------------------------ */
 
-/* A name without '@' is a user of the first local domain ("bhwang" in the
- * seeds' dialogs). */
-static const struct user *auth_find_user(const struct smtp_session *s, const char *name)
-{
-	const struct config *cfg = s->t->cfg;
-	const struct user *u;
-	char *full;
-
-	if (strchr(name, '@') || cfg->local_domains.n == 0)
-		return users_find(s->t->users, name);
-	full = xasprintf("%s@%s", name, cfg->local_domains.v[0]);
-	u = users_find(s->t->users, full);
-	free(full);
-	return u;
-}
-
-static void auth_drop_secret(struct smtp_auth_state *a)
-{
-	if (a->have_secret)
-		passwd_secret_free(&a->secret);
-	memset(&a->secret, 0, sizeof(a->secret));
-	a->have_secret = false;
-}
-
-/* Loop thread only: find and parse the user's secret into a->secret. */
-static const struct passwd_secret *auth_fetch(struct smtp_session *s, const char *name)
-{
-	struct smtp_auth_state *a = s->auth;
-	const struct user *u = auth_find_user(s, name);
-
-	auth_drop_secret(a);
-	if (u == NULL)
-		return NULL;
-	if (!passwd_parse(u->secret, strlen(u->secret), &a->secret)) {
-		log_event("event=users_bad_secret level=error user=%s", u->addr);
-		a->secret_broken = true;
-		return NULL;
-	}
-	a->have_secret = true;
-	return &a->secret;
-}
-
-/* The sasl_lookup callback.  On a worker it may only hand out what the
- * loop thread fetched before. */
-static const struct passwd_secret *auth_lookup_cb(void *ctx, const char *user)
-{
-	struct smtp_session *s = ctx;
-	struct smtp_auth_state *a = s->auth;
-
-	if (a->on_worker)
-		return a->have_secret && a->prefetch_user && strcmp(user, a->prefetch_user) == 0 ?
-			&a->secret : NULL;
-	return auth_fetch(s, user);
-}
-
-/* ---- AUTH: the exchange ------------------------------------------------------ */
-
-static void auth_end(struct smtp_session *s)
-{
-	struct smtp_auth_state *a = s->auth;
-	sasl_server_free(a->sasl);
-	a->sasl = NULL;
-	auth_drop_secret(a);
-	free(a->prefetch_user);
-	a->prefetch_user = NULL;
-	a->secret_broken = false;
-	a->on_worker = false;
-	s->sasl_pending = false;
-	s->line_max = 0;
-}
-
-void smtp_auth_abort(struct smtp_session *s)
+static void auth_exchange_over(struct smtp_session *s)
 {
 	if (s->auth)
-		auth_end(s);
+		s->auth->login_id = 0;
 	s->sasl_pending = false;
 	s->line_max = 0;
 }
 
-static void auth_delay_cb(evutil_socket_t fd, short what, void *arg)
+/* RFC 4954 4 and 6: one status, one reply.  Every failure, whether the
+ * user exists or not, is the same 535 (login/ delayed it). */
+static void auth_reply(struct smtp_session *s, const struct login_result *r)
 {
-	struct smtp_session *s = arg;
-	struct smtp_auth_state *a = s->auth;
-
-	event_free(a->timer);
-	a->timer = NULL;
-	if (s->state != SMTP_S_CLOSING) {
-		s->cur_verb = "AUTH";
-		s->no_error_count = false;
-		if (a->delayed_close)
-			smtp_reply_shutdown(s, a->delayed_reply);
-		else
-			smtp_reply(s, "%s", a->delayed_reply);
-	}
-	smtp_resume_input(s);
-}
-
-/* A failed login: count it, and answer after a growing delay. */
-static void auth_failed(struct smtp_session *s)
-{
-	struct smtp_auth_state *a = s->auth;
-	const struct config *cfg = s->t->cfg;
-	const struct sockaddr *sa = (const struct sockaddr *)&s->peer;
-	int64_t now = now_unix();
-	unsigned n, shift;
-	struct timeval tv;
-
-	/* A known user whose secret cannot serve the mechanism (CRAM-MD5 needs
-	 * {PLAIN}, SCRAM cannot use {CRYPT}) proved nothing either way: clients
-	 * that try CRAM-MD5 first must not block their own users.  The reply
-	 * and its delay stay the same. */
-	bool unusable = a->have_secret &&
-		((a->mech == SASL_CRAM_MD5 && a->secret.scheme != PASSWD_PLAIN) ||
-		 (a->mech == SASL_SCRAM_SHA_256 && a->secret.scheme == PASSWD_CRYPT));
-
-	n = addr_count_get(s->t->auth_failures, sa, now, (int64_t)cfg->auth_block_time);
-	n = unusable ? n + 1 : addr_count_add(s->t->auth_failures, sa, 1, now);
-	log_auth(s, unusable ? "unusable_secret" : "failed", sasl_server_user(a->sasl), n);
-	auth_end(s);
-	shift = n > 5 ? 4 : n - 1;
-	tv.tv_sec = 0;
-	tv.tv_usec = (AUTH_DELAY_FIRST_MS << shift) * 1000;
-	if (tv.tv_usec > AUTH_DELAY_MAX_MS * 1000)
-		tv.tv_usec = AUTH_DELAY_MAX_MS * 1000;
-	tv.tv_sec = tv.tv_usec / 1000000;
-	tv.tv_usec %= 1000000;
-	a->delayed_close = !unusable && n >= cfg->max_auth_failures;
-	a->delayed_reply = a->delayed_close ?
-		"421 4.7.0 Too many authentication failures, try again later" :
-		"535 5.7.8 Authentication credentials invalid";
-	a->timer = evtimer_new(s->t->base, auth_delay_cb, s);
-	smtp_pause_input(s);
-	evtimer_add(a->timer, &tv);
-}
-
-static void auth_succeeded(struct smtp_session *s)
-{
-	struct smtp_auth_state *a = s->auth;
-	const char *name = sasl_server_user(a->sasl);
-	const struct user *u = auth_find_user(s, name);
-
-	free(s->auth_user);
-	s->auth_user = xstrdup(u ? u->addr : name);
-	log_auth(s, "ok", s->auth_user, 0);
-	auth_end(s);
-	smtp_reply(s, "235 2.7.0 Authentication successful");
-}
-
-/* RFC 4954 4 and 6: one status, one reply. */
-static void auth_result(struct smtp_session *s, enum sasl_status st, char *challenge)
-{
-	struct smtp_auth_state *a = s->auth;
-
-	s->cur_verb = "AUTH";
-	s->no_error_count = false;
-	switch (st) {
-	case SASL_CONTINUE:
-		smtp_reply(s, "334 %s", challenge);
+	switch (r->status) {
+	case LOGIN_CONTINUE:
+		smtp_reply(s, "334 %s", r->challenge);
 		s->sasl_pending = true;
 		s->line_max = SMTP_AUTH_LINE_MAX + 2;
 		break;
-	case SASL_OK:
-		auth_succeeded(s);
+	case LOGIN_OK:
+		free(s->auth_user);
+		s->auth_user = xstrdup(r->user);
+		smtp_reply(s, "235 2.7.0 Authentication successful");
 		break;
-	case SASL_FAIL:
-		if (a->secret_broken) {
-			log_auth(s, "tempfail", sasl_server_user(a->sasl), 0);
-			auth_end(s);
-			s->no_error_count = true;
-			smtp_reply(s, "454 4.7.0 Temporary authentication failure");
-		} else {
-			auth_failed(s);
-		}
+	case LOGIN_FAILED:
+	case LOGIN_BLOCKED:
+		/* The last failure allowed closes, as a blocked address does. */
+		if (r->status == LOGIN_FAILED && !r->close)
+			smtp_reply(s, "535 5.7.8 Authentication credentials invalid");
+		else
+			smtp_reply_shutdown(s, "421 4.7.0 Too many authentication failures, try again later");
 		break;
-	case SASL_BAD_INPUT:
-		log_auth(s, "bad_input", sasl_server_user(a->sasl), 0);
-		auth_end(s);
+	case LOGIN_TEMPFAIL:
+		s->no_error_count = true;
+		smtp_reply(s, "454 4.7.0 Temporary authentication failure");
+		break;
+	case LOGIN_BAD_INPUT:
 		smtp_reply(s, "501 5.5.2 Cannot decode the response");
 		break;
-	case SASL_CANCELLED:
-		log_auth(s, "cancelled", sasl_server_user(a->sasl), 0);
-		auth_end(s);
+	case LOGIN_CANCELLED:
 		smtp_reply(s, "501 5.5.2 Authentication cancelled");
 		break;
+	case LOGIN_NEED_TLS:
+		smtp_reply(s, "538 5.7.11 Encryption required for requested authentication mechanism");
+		break;
 	}
-	free(challenge);
 }
 
-static void auth_work(void *arg)
+/* The answer to a step; input was paused (and a reference held) since. */
+static void auth_answer_cb(void *arg, const struct login_result *r)
 {
 	struct smtp_session *s = arg;
-	struct smtp_auth_state *a = s->auth;
-	struct sasl_lookup lk = { auth_lookup_cb, s };
 
-	a->job_status = sasl_server_step(a->sasl, a->job_in, a->job_len, &lk, &a->job_challenge);
-}
-
-static void auth_work_done(void *arg)
-{
-	struct smtp_session *s = arg;
-	struct smtp_auth_state *a = s->auth;
-
-	OPENSSL_cleanse(a->job_in, a->job_len);
-	free(a->job_in);
-	a->job_in = NULL;
-	a->on_worker = false;
-	if (s->state == SMTP_S_CLOSING) {
-		free(a->job_challenge);
-		auth_end(s);
-	} else {
-		auth_result(s, a->job_status, a->job_challenge);
+	if (r->status != LOGIN_CONTINUE)
+		auth_exchange_over(s);
+	if (s->state != SMTP_S_CLOSING) {
+		s->cur_verb = "AUTH";
+		s->no_error_count = false;
+		auth_reply(s, r);
 	}
-	a->job_challenge = NULL;
 	smtp_resume_input(s);
 }
 
-/* The authentication identity (prepared, as the step will) a PLAIN
- * message or LOGIN's password step will look up, so the loop thread can
- * fetch it first.  NULL if it cannot
- * be known (then the worker's lookup finds nobody, as the step would). */
-static char *auth_step_user(struct smtp_auth_state *a, const char *in, size_t len)
-{
-	unsigned char *msg;
-	size_t cap, n;
-	char *user = NULL;
-	const unsigned char *nul1, *nul2;
-
-	if (a->mech == SASL_LOGIN)
-		return sasl_server_user(a->sasl) ? xstrdup(sasl_server_user(a->sasl)) : NULL;
-	if (len == 1 && in[0] == '=')
-		return NULL;
-	cap = base64_decoded_max(len);
-	msg = xmalloc(cap + 1);
-	if (base64_decode(in, len, msg, cap, &n) && (nul1 = memchr(msg, '\0', n)) != NULL &&
-	    (nul2 = memchr(nul1 + 1, '\0', n - (size_t)(nul1 + 1 - msg))) != NULL)
-		user = sasl_user_prepare((const char *)nul1 + 1, (size_t)(nul2 - nul1 - 1));
-	OPENSSL_cleanse(msg, cap + 1);
-	free(msg);
-	return user;
-}
-
-/* Does this step check a password (and so maybe run crypt(3))? */
-static bool auth_step_is_costly(const struct smtp_auth_state *a, const char *in, size_t len)
-{
-	if (in == NULL || (len == 1 && in[0] == '*'))
-		return false;
-	if (len > SMTP_AUTH_LINE_MAX)
-		return false;
-	return a->mech == SASL_PLAIN || (a->mech == SASL_LOGIN && sasl_server_user(a->sasl) != NULL);
-}
-
-static void auth_step(struct smtp_session *s, const char *in, size_t len)
-{
-	struct smtp_auth_state *a = s->auth;
-	struct sasl_lookup lk = { auth_lookup_cb, s };
-	enum sasl_status st;
-	char *challenge = NULL;
-
-	if (auth_step_is_costly(a, in, len)) {
-		a->prefetch_user = auth_step_user(a, in, len);
-		if (a->prefetch_user)
-			auth_fetch(s, a->prefetch_user);
-		a->on_worker = true;
-		a->job_in = xstrndup(in, len);
-		a->job_len = len;
-		smtp_pause_input(s);
-		workers_submit(s->t->commit_pool, auth_work, auth_work_done, s);
-		return;
-	}
-	st = sasl_server_step(a->sasl, in, len, &lk, &challenge);
-	auth_result(s, st, challenge);
-}
-
+/* A line of the exchange (the client's answer to a 334). */
 void smtp_auth_continue(struct smtp_session *s, const char *line, size_t len)
 {
-	if (s->auth == NULL || s->auth->sasl == NULL) {
+	if (s->auth == NULL || s->auth->login_id == 0) {
 		s->sasl_pending = false;
 		return;
 	}
-	auth_step(s, line, len);
+	s->sasl_pending = false;
+	smtp_pause_input(s);
+	login_sasl_step(s->t->login, s->auth->login_id, line, len);
+}
+
+/* The exchange ends without an answer (its line was too long). */
+void smtp_auth_abort(struct smtp_session *s)
+{
+	if (s->auth)
+		login_cancel(s->t->login, s->auth->login_id);
+	auth_exchange_over(s);
 }
 
 /* State checks of RFC 4954 4; false when a reply was sent. */
 static bool auth_allowed(struct smtp_session *s)
 {
-	const struct config *cfg = s->t->cfg;
-	const struct sockaddr *sa = (const struct sockaddr *)&s->peer;
-
 	if (!s->esmtp) {
 		smtp_reply(s, "503 5.5.1 Send EHLO first");
 		return false;
@@ -513,23 +279,17 @@ static bool auth_allowed(struct smtp_session *s)
 		smtp_reply(s, "503 5.5.1 AUTH not permitted during a mail transaction");
 		return false;
 	}
-	if (addr_count_get(s->t->auth_failures, sa, now_unix(), (int64_t)cfg->auth_block_time) >=
-	    cfg->max_auth_failures) {
-		log_event("event=auth_blocked session=%016" PRIx64 " ip=%s", s->id, s->ip);
-		smtp_reply_shutdown(s, "421 4.7.0 Too many authentication failures, try again later");
-		return false;
-	}
 	return true;
 }
 
 /* AUTH mechanism [initial-response] */
 void smtp_cmd_auth(struct smtp_session *s, const char *args, size_t len)
 {
-	struct smtp_auth_state *a;
 	const char *sp = memchr(args, ' ', len);
 	size_t mlen = sp ? (size_t)(sp - args) : len;
 	const char *ir = sp ? sp + 1 : NULL;
 	size_t ir_len = sp ? len - mlen - 1 : 0;
+	struct login_peer p = auth_peer(s);
 	enum sasl_mech mech;
 
 	if (!auth_allowed(s))
@@ -542,28 +302,17 @@ void smtp_cmd_auth(struct smtp_session *s, const char *args, size_t len)
 		smtp_reply(s, "504 5.5.4 Unrecognized authentication type");
 		return;
 	}
-	if (sasl_mech_plaintext(mech) && !auth_plaintext_ok(s)) {
-		smtp_reply(s, "538 5.7.11 Encryption required for requested authentication mechanism");
-		return;
-	}
-	a = auth_state(s);
-	a->mech = mech;
-	a->sasl = sasl_server_new(mech, s->t->cfg->hostname);
-	auth_step(s, ir, ir_len);
+	smtp_pause_input(s);
+	auth_state(s)->login_id = login_sasl_start(s->t->login, &p, mech, ir, ir_len, auth_answer_cb, s);
 }
 
 void smtp_auth_free(struct smtp_session *s)
 {
-	struct smtp_auth_state *a = s->auth;
-	if (a == NULL)
+	if (s->auth == NULL)
 		return;
-	sasl_server_free(a->sasl);
-	auth_drop_secret(a);
-	free(a->prefetch_user);
-	free(a->job_in);
-	free(a->job_challenge);
-	if (a->timer)
-		event_free(a->timer);
-	free(a);
+	/* An exchange waiting for the client's next line; a step in flight
+	 * holds the session (smtp_pause_input), so none is. */
+	login_cancel(s->t->login, s->auth->login_id);
+	free(s->auth);
 	s->auth = NULL;
 }

@@ -10,11 +10,13 @@
  * handler checks state, then syntax, then acts.  The mail transaction
  * (MAIL .. end of DATA) is its own struct, so RSET frees it.
  *
- * Input is processed from libevent's input buffer in order, one reply per
- * command; replies of a pipelined group go out together when the loop
- * regains control.  While a message is being committed (fsync on a worker
- * thread) input processing pauses, and resumes from the buffer after the
- * 250, so pipelined commands after the final dot keep their order.
+ * Input is taken by the line-session base (core/session.c: line bounds,
+ * the error limit, timeouts, the output mark) and processed in order,
+ * one reply per command; replies of a pipelined group go out together
+ * when the loop regains control.  While a message is being committed
+ * (fsync on a worker thread) input processing pauses, and resumes from
+ * the buffer after the 250, so pipelined commands after the final dot
+ * keep their order.
  */
 #include "smtp/smtp_server.h"
 #include "smtp/smtp_session.h"
@@ -35,6 +37,7 @@
 
 #include <arpa/inet.h>
 #include <ctype.h>
+#include <errno.h>
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
 #include <event2/event.h>
@@ -60,8 +63,6 @@ static const char *const smtp_state_names[] = {
 	[SMTP_S_COMMIT] = "commit",
 	[SMTP_S_CLOSING] = "closing",
 };
-
-static void smtp_process_input(struct smtp_session *s);
 
 /* ---- logging: one function per event ---------------------------------- */
 
@@ -98,7 +99,7 @@ static void log_session_queued(const struct smtp_session *s, const struct smtp_t
 static void log_session_disconnect(const struct smtp_session *s)
 {
 	log_event("event=disconnect session=%016" PRIx64 " ip=%s messages=%u errors=%u", s->id, s->ip,
-		  s->messages, s->errors);
+		  s->messages, s->sess.errors);
 }
 
 const char *smtp_service_name(enum service svc)
@@ -144,7 +145,7 @@ void smtp_reply(struct smtp_session *s, const char *fmt, ...)
 		buf[n - 2] = '\0';
 		log_session_reject(s, s->cur_verb, buf);
 		if (!s->no_error_count)
-			s->errors++;
+			session_error(&s->sess);
 	}
 }
 
@@ -193,7 +194,7 @@ static void smtp_free_cb(void *arg)
 	free(s->ptr_name);
 	session_list_del(s->t, &s->link);
 	addr_count_add(s->t->conn_per_ip, (struct sockaddr *)&s->peer, -1, now_unix());
-	conn_release(&s->conn);
+	session_release(&s->sess);
 	free(s->auth_user);
 	free(s);
 }
@@ -206,22 +207,12 @@ void smtp_close(struct smtp_session *s, bool flush)
 	conn_close(&s->conn, flush);
 }
 
-/* A timeout, EOF or error while not closing (conn.h). */
+/* EOF or error while not closing (conn.h; timeouts are core/session.c's). */
 static void smtp_event_cb(void *arg, short what)
 {
 	struct smtp_session *s = arg;
 
-	if (what & BEV_EVENT_TIMEOUT) {
-		if (s->state != SMTP_S_COMMIT) {
-			log_event("event=timeout session=%016" PRIx64 " ip=%s state=%s", s->id, s->ip,
-				  smtp_state_names[s->state]);
-			s->cur_verb = NULL;
-			smtp_reply_shutdown(s, "421 4.4.2 Timeout exceeded, closing connection");
-			/* A stalled reader must not keep us forever: drop it. */
-			if (what & BEV_EVENT_WRITING)
-				smtp_close(s, false);
-		}
-	} else if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR)) {
+	if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR)) {
 		/* EOF alone is a half-close: the client sends no more but may
 		 * still read, so the replies owed to it go out first. */
 		bool half_close = !(what & BEV_EVENT_ERROR);
@@ -239,36 +230,56 @@ static void smtp_event_cb(void *arg, short what)
 
 void smtp_pause_input(struct smtp_session *s)
 {
-	s->input_paused++;
-	bufferevent_disable(s->conn.bev, EV_READ);
-	conn_ref(&s->conn);
+	session_pause(&s->sess);
 }
 
 void smtp_resume_input(struct smtp_session *s)
 {
-	if (--s->input_paused == 0 && s->state != SMTP_S_CLOSING && s->state != SMTP_S_COMMIT) {
-		bufferevent_enable(s->conn.bev, EV_READ);
-		smtp_process_input(s);
-	}
-	conn_unref(&s->conn);
+	session_resume(&s->sess);
 }
 
-static void smtp_read_cb(void *arg)
-{
-	smtp_process_input(arg);
-}
-
+/* The wait for the next command or DATA block; a command line has
+ * command_timeout from its first octet to its end. */
 static void smtp_set_timeout(struct smtp_session *s, uint64_t seconds)
 {
-	conn_set_timeout(&s->conn, seconds);
+	session_set_timeouts(&s->sess, seconds, s->t->cfg->command_timeout);
 }
 
-static const struct conn_ops smtp_conn_ops = {
-	.read = smtp_read_cb,
+static void smtp_line_cb(void *arg, char *line, size_t len, bool bare_lf);
+static void smtp_line_too_long_cb(void *arg);
+static size_t smtp_line_max_cb(void *arg);
+static enum session_raw smtp_raw_cb(void *arg);
+
+static bool smtp_ready_cb(void *arg)
+{
+	const struct smtp_session *s = arg;
+	return s->state != SMTP_S_CLOSING && s->state != SMTP_S_COMMIT;
+}
+
+static const char *smtp_state_name_cb(void *arg)
+{
+	return smtp_state_names[((struct smtp_session *)arg)->state];
+}
+
+static void smtp_close_cb(void *arg, bool flush)
+{
+	smtp_close(arg, flush);
+}
+
+static const struct session_ops smtp_session_ops = {
+	.line = smtp_line_cb,
+	.line_too_long = smtp_line_too_long_cb,
+	.line_max = smtp_line_max_cb,
+	.raw = smtp_raw_cb,
+	.ready = smtp_ready_cb,
+	.state_name = smtp_state_name_cb,
+	.close = smtp_close_cb,
 	.event = smtp_event_cb,
 	.connected = smtp_tls_connected_cb,
 	.starttls_done = smtp_starttls_done_cb,
 	.free = smtp_free_cb,
+	.timeout_text = "421 4.4.2 Timeout exceeded, closing connection",
+	.errors_text = "421 4.7.0 Too many errors, closing connection",
 };
 
 static void smtp_session_shutdown(struct session_link *l)
@@ -342,7 +353,8 @@ void smtp_server_accept(struct tern *t, evutil_socket_t fd, const struct sockadd
 	per_ip = addr_count_add(t->conn_per_ip, sa, 1, now_unix());
 	s->state = SMTP_S_GREETED;
 	s->trusted = cidr_list_match(&cfg->trusted_networks, sa);
-	conn_init(&s->conn, t->base, fd, &smtp_conn_ops, s, s->id, s->ip);
+	session_init(&s->sess, &s->conn, t->base, fd, &smtp_session_ops, s, s->id, s->ip);
+	s->sess.max_errors = cfg->max_errors;
 	smtp_set_timeout(s, cfg->command_timeout);
 	log_session_connect(s);
 
@@ -352,7 +364,7 @@ void smtp_server_accept(struct tern *t, evutil_socket_t fd, const struct sockadd
 		smtp_close(s, false);
 		return;
 	}
-	if (t->nsessions > cfg->max_connections || t->nsessions > t->max_fds) {
+	if (t->nsessions > cfg->max_connections || !tern_fd_room(t, fd)) {
 		smtp_refuse(s, "421 4.7.0 Too many connections, try again later");
 		return;
 	}
@@ -360,7 +372,7 @@ void smtp_server_accept(struct tern *t, evutil_socket_t fd, const struct sockadd
 		smtp_refuse(s, "421 4.7.0 Too many connections from your address, try again later");
 		return;
 	}
-	conn_start(&s->conn);
+	session_start(&s->sess);
 	if (t->dns != NULL && (cfg->dns_servers[0] != '\0' || !smtp_is_loopback(sa)))
 		s->ptr_req = dns_ptr_lookup(t->dns, sa, smtp_ptr_cb, s);
 	if (svc != SERVICE_SUBMISSIONS)
@@ -704,6 +716,22 @@ static void smtp_write_received(struct smtp_session *s)
 	free(hdr);
 }
 
+/*
+ * The message could not be stored.  A full disk is 452 4.3.1 (RFC 5321
+ * 4.2.2 "insufficient system storage", RFC 3463 X.3.1 "mail system
+ * full"): transient, so the client keeps the message and tries again,
+ * where 552 would make it bounce for a condition that clears up.  Other
+ * write errors are 451 4.3.0.  Neither counts as a client error.
+ */
+static void smtp_reply_store_error(struct smtp_session *s, int err)
+{
+	s->no_error_count = true;
+	if (err == ENOSPC || err == EDQUOT)
+		smtp_reply(s, "452 4.3.1 Insufficient system storage, try again later");
+	else
+		smtp_reply(s, "451 4.3.0 Error writing the message to disk, try again later");
+}
+
 static void cmd_data(struct smtp_session *s, const char *args, size_t len)
 {
 	struct smtp_txn *t = s->txn;
@@ -722,8 +750,7 @@ static void cmd_data(struct smtp_session *s, const char *args, size_t len)
 	t->env->auth_user = s->auth_user ? xstrdup(s->auth_user) : NULL;
 	t->qw = queue_writer_new(s->t->queue, t->env);
 	if (t->qw == NULL) {
-		s->no_error_count = true;
-		smtp_reply(s, "451 4.3.0 Queue file write error, try again later");
+		smtp_reply_store_error(s, errno);
 		smtp_txn_reset(s);
 		return;
 	}
@@ -841,6 +868,8 @@ static void smtp_commit_work(void *arg)
 		if (env->rcpt[i].state != RCPT_PENDING)
 			partial = true;
 	t->committed = queue_writer_commit(t->qw, t->lines, t->hs.eight_bit);
+	if (!t->committed)
+		t->store_err = errno;
 	if (t->committed && partial)
 		queue_save_state(s->t->queue, env);
 }
@@ -860,22 +889,19 @@ static void smtp_commit_done(void *arg)
 		queue_writer_free(t->qw);
 		t->qw = NULL;
 	} else if (!s->peer_gone) {
-		s->no_error_count = true;
-		smtp_reply(s, "451 4.3.0 Error writing the message to disk, try again later");
+		smtp_reply_store_error(s, t->store_err);
 	}
 	smtp_txn_reset(s);
 	smtp_set_state(s, SMTP_S_READY);
 	smtp_set_timeout(s, s->t->cfg->command_timeout);
-	if (s->peer_gone) {
+	conn_ref(&s->conn);
+	if (s->peer_gone)
 		smtp_close(s, false);
-	} else if (s->shutdown_after_commit) {
+	else if (s->shutdown_after_commit)
 		smtp_reply_shutdown(s, "421 4.3.2 Server shutting down, try again later");
-	} else {
-		bufferevent_enable(s->conn.bev, EV_READ);
-		smtp_process_input(s);
-		if (s->peer_eof)
-			smtp_close(s, true);
-	}
+	session_resume(&s->sess);   /* on with what was pipelined after the dot */
+	if (s->peer_eof && s->state != SMTP_S_CLOSING)
+		smtp_close(s, true);
 	conn_unref(&s->conn);
 }
 
@@ -899,14 +925,11 @@ static void smtp_end_of_data(struct smtp_session *s)
 	} else if (t->hs.received > cfg->max_received) {
 		smtp_reply(s, "554 5.4.6 Too many Received: headers, mail loop detected");
 	} else if (t->qw == NULL || !smtp_policy_message_ok(s)) {
-		if (t->qw == NULL) {
-			s->no_error_count = true;
-			smtp_reply(s, "451 4.3.0 Error writing the message to disk, try again later");
-		}
+		if (t->qw == NULL)
+			smtp_reply_store_error(s, t->store_err);
 	} else {
 		smtp_set_state(s, SMTP_S_COMMIT);
-		bufferevent_disable(s->conn.bev, EV_READ);
-		conn_ref(&s->conn);   /* held by the worker job */
+		session_pause(&s->sess);   /* held by the worker job */
 		workers_submit(s->t->commit_pool, smtp_commit_work, smtp_commit_done, s);
 		return;
 	}
@@ -937,6 +960,7 @@ void smtp_data_write(struct smtp_session *s, const char *buf, size_t len)
 		t->lines++;
 	t->size += len;
 	if (t->qw && !queue_writer_write(t->qw, buf, len)) {
+		t->store_err = errno;
 		queue_writer_abort(t->qw);
 		queue_writer_free(t->qw);
 		t->qw = NULL;
@@ -947,7 +971,7 @@ void smtp_data_write(struct smtp_session *s, const char *buf, size_t len)
  * out of input, or end of data reached (commit pending or reply sent). */
 static bool smtp_data_input(struct smtp_session *s)
 {
-	struct evbuffer *in = bufferevent_get_input(s->conn.bev);
+	struct evbuffer *in = session_input(&s->sess);
 	struct smtp_txn *t = s->txn;
 	struct evbuffer_iovec v;
 	char out[SMTP_DATA_CHUNK + 2];
@@ -968,87 +992,58 @@ static bool smtp_data_input(struct smtp_session *s)
 	return true;
 }
 
-/* ---- command lines ------------------------------------------------------------ */
+/* ---- command lines (core/session.c takes them from the input) -------------- */
 
-/* Take one CRLF-terminated line from the input.  Returns 1 with the line
- * (CRLF removed) in buf, 0 when more input is needed, -1 when a bad line
- * was consumed and answered. */
-static int smtp_take_line(struct smtp_session *s, char *buf, size_t cap, size_t *len)
+static size_t smtp_line_max_cb(void *arg)
 {
-	size_t max = s->line_max ? s->line_max : SMTP_LINE_MAX;
-	size_t n;
-	enum conn_line r = conn_take_line(&s->conn, buf, cap, max, &n);
+	const struct smtp_session *s = arg;
+	return s->line_max ? s->line_max : SMTP_LINE_MAX;
+}
 
-	if (r == CONN_LINE_MORE)
-		return 0;
+/* DATA: the message octets go to the framer, not to line intake. */
+static enum session_raw smtp_raw_cb(void *arg)
+{
+	struct smtp_session *s = arg;
+
+	if (s->state != SMTP_S_DATA)
+		return SESSION_RAW_NO;
+	/* After the dot (no commit to wait for), what follows is lines again. */
+	return smtp_data_input(s) ? SESSION_RAW_MORE : SESSION_RAW_STOP;
+}
+
+static void smtp_line_too_long_cb(void *arg)
+{
+	struct smtp_session *s = arg;
+
 	s->cur_verb = "line";
 	s->no_error_count = false;
-	if (r == CONN_LINE_TOO_LONG) {
-		if (s->sasl_pending) {
-			/* RFC 4954 4: the exchange is over with 500 5.5.6 */
-			smtp_reply(s, "500 5.5.6 Authentication exchange line is too long");
-			smtp_auth_abort(s);
-		} else {
-			smtp_reply(s, "500 5.5.2 Line too long");
-		}
-		return -1;
+	if (s->sasl_pending) {
+		/* RFC 4954 4: the exchange is over with 500 5.5.6 */
+		smtp_reply(s, "500 5.5.6 Authentication exchange line is too long");
+		smtp_auth_abort(s);
+	} else {
+		smtp_reply(s, "500 5.5.2 Line too long");
 	}
-	if (n < 2 || buf[n - 2] != '\r') {
+}
+
+/* One command line, or one line of an AUTH exchange.  Only CRLF ends a
+ * line: a bare LF, a bare CR or a NUL makes it unusable. */
+static void smtp_line_cb(void *arg, char *line, size_t len, bool bare_lf)
+{
+	struct smtp_session *s = arg;
+
+	s->cur_verb = "line";
+	s->no_error_count = false;
+	if (bare_lf) {
 		smtp_reply(s, "500 5.5.2 Bare LF in command line, use CRLF");
-		return -1;
+		return;
 	}
-	n -= 2;
-	if (memchr(buf, '\r', n) || memchr(buf, '\0', n)) {
+	if (memchr(line, '\r', len) || memchr(line, '\0', len)) {
 		smtp_reply(s, "500 5.5.2 Bare CR or NUL in command line");
-		return -1;
+		return;
 	}
-	buf[n] = '\0';
-	*len = n;
-	return 1;
-}
-
-static void smtp_process_batch(struct smtp_session *s)
-{
-	char line[SMTP_AUTH_LINE_MAX + 3];
-	size_t len;
-	int r;
-
-	while (s->state != SMTP_S_CLOSING && s->state != SMTP_S_COMMIT && !s->input_paused) {
-		if (s->state == SMTP_S_DATA) {
-			if (!smtp_data_input(s))
-				break;
-			continue;
-		}
-		r = smtp_take_line(s, line, sizeof(line), &len);
-		if (r == 0)
-			break;
-		if (r > 0) {
-			if (s->sasl_pending)
-				smtp_auth_continue(s, line, len);
-			else
-				smtp_dispatch(s, line, len);
-		}
-		if (s->state != SMTP_S_CLOSING && s->errors >= s->t->cfg->max_errors) {
-			log_event("event=too_many_errors session=%016" PRIx64 " ip=%s errors=%u", s->id, s->ip,
-				  s->errors);
-			s->cur_verb = NULL;
-			smtp_reply_shutdown(s, "421 4.7.0 Too many errors, closing connection");
-		}
-		if (s->input_discard) {
-			/* STARTTLS: whatever was pipelined behind it is dropped
-			 * (RFC 3207 4.2) - the handshake starts from clean input. */
-			s->input_discard = false;
-			break;
-		}
-	}
-}
-
-/* Handle what is buffered; the replies go out together when the batch
- * ends (RFC 2920: one flush per pipelined group).  The caller holds a
- * reference. */
-static void smtp_process_input(struct smtp_session *s)
-{
-	conn_batch_begin(&s->conn);
-	smtp_process_batch(s);
-	conn_batch_end(&s->conn);
+	if (s->sasl_pending)
+		smtp_auth_continue(s, line, len);
+	else
+		smtp_dispatch(s, line, len);
 }

@@ -13,6 +13,7 @@
 
 #include "core/conn.h"
 #include "core/server.h"
+#include "core/session.h"
 #include "proto/header.h"
 #include "proto/smtp_data.h"
 #include "proto/smtp_parse.h"
@@ -41,6 +42,7 @@ struct smtp_txn {
 	uint64_t lines;
 	bool too_big;
 	bool committed;           /* set by the worker */
+	int store_err;            /* errno of a failed queue write or commit */
 	bool direct;              /* delivered to every Maildir, no queue file */
 	bool need_date, need_message_id;  /* MSA additions (RFC 6409 8) */
 	struct smtp_msa *msa;     /* header section held back (smtp_msa.c), or NULL */
@@ -55,6 +57,7 @@ struct smtp_session {
 	struct tern *t;
 	enum service svc;
 	struct conn conn;         /* socket, references, output */
+	struct session sess;      /* line intake, timeouts, error limit, output mark */
 	enum smtp_state state;
 	struct sockaddr_storage peer;
 	char ip[64];
@@ -64,10 +67,8 @@ struct smtp_session {
 	bool esmtp;
 	bool trusted;             /* client in [relay] trusted_networks */
 	char *auth_user;
-	unsigned errors;
 	unsigned messages;
 	size_t line_max;          /* 0 = SMTP_LINE_MAX */
-	bool input_discard;       /* stop processing buffered input (STARTTLS) */
 	bool peer_gone;
 	bool peer_eof;            /* half-closed during a commit: answer, then close */
 	bool shutdown_after_commit;
@@ -76,7 +77,6 @@ struct smtp_session {
 	/* AUTH in progress */
 	bool sasl_pending;
 	struct smtp_auth_state *auth;  /* smtp_auth.c: TLS switch-over, AUTH exchange, delays */
-	unsigned input_paused;    /* smtp_pause_input() calls not yet resumed */
 	struct smtp_txn *txn;
 };
 
@@ -96,9 +96,8 @@ const char *smtp_service_name(enum service svc);
 void smtp_reply_shutdown(struct smtp_session *s, const char *text);
 /* Stop reading; free once the output has left (flush) or at once. */
 void smtp_close(struct smtp_session *s, bool flush);
-/* Stop processing input (and reading) until smtp_resume_input(); holds a
- * reference, so the session outlives a timer or worker job in between.
- * Pauses nest; smtp_resume_input() drops one and may free s. */
+/* session_pause()/session_resume() (core/session.h): input waits, in
+ * order, while a timer or worker job holds the session; resume may free s. */
 void smtp_pause_input(struct smtp_session *s);
 void smtp_resume_input(struct smtp_session *s);
 

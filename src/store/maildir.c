@@ -29,9 +29,12 @@ char *maildir_path(const char *state_dir, const char *domain, const char *local)
 	return xasprintf("%s/mail/%s/%s/Maildir", state_dir, domain, local);
 }
 
+/* tmp/ last: a delivery that finds tmp/ goes on without creating
+ * anything, so everything it relies on (new/ and every directory above,
+ * each synced by mkdir_p as it is made) must be durable by then. */
 bool maildir_create(const char *path)
 {
-	static const char *const subs[] = { "tmp", "new", "cur" };
+	static const char *const subs[] = { "new", "cur", "tmp" };
 	char buf[4096];
 	for (size_t i = 0; i < ARRAY_LEN(subs); i++) {
 		snprintf(buf, sizeof(buf), "%s/%s", path, subs[i]);

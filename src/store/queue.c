@@ -48,12 +48,14 @@ struct queue {
 struct queue_writer {
 	struct queue *q;
 	char id[QUEUE_ID_LEN + 1];
+	char *env_id;             /* the caller's env->id, kept in step */
 	char *tmp_path, *final_path;
 	int fd;
 	uint64_t offset;          /* where the message starts */
 	uint64_t written;         /* message bytes so far */
 	uint64_t extent;          /* file size when taken from the pool */
 	bool failed;
+	int err;                  /* errno of the write that failed */
 };
 
 /* ---- logging: one function per event ------------------------------------ */
@@ -65,6 +67,12 @@ static void log_queue_error(const char *op, const char *id, const char *path, in
 	errno = err;
 	log_event("event=queue_error op=%s%s%s%s%s error=\"%m\"", op, id ? " queue=" : "", id ? id : "",
 		  path ? " path=" : "", path ? path : "");
+}
+
+/* The id a message was to be committed under is taken: it gets a new one. */
+static void log_queue_id_taken(const char *id)
+{
+	log_event("event=queue_id_taken queue=%s action=new_id", id);
 }
 
 /* A file left in tmp/ at start-up: "ID.N" (a message being received),
@@ -92,6 +100,34 @@ const char *rcpt_state_name(enum rcpt_state s)
 	return s <= RCPT_FAILED ? names[s] : "?";
 }
 
+static int hexval(int c);
+static bool is_id(const char *s);
+
+/* The greatest id in msg/ (messages and state files), 0 if none. */
+static uint64_t queue_highest_id(const struct queue *q)
+{
+	DIR *d = opendir(q->msg_dir);
+	struct dirent *de;
+	uint64_t max = 0;
+
+	if (d == NULL)
+		return 0;
+	while ((de = readdir(d)) != NULL) {
+		char id[QUEUE_ID_LEN + 1];
+		if (strlen(de->d_name) < QUEUE_ID_LEN)
+			continue;
+		memcpy(id, de->d_name, QUEUE_ID_LEN);
+		id[QUEUE_ID_LEN] = '\0';
+		if (is_id(id)) {
+			uint64_t v = strtoull(id, NULL, 16);
+			if (v > max)
+				max = v;
+		}
+	}
+	closedir(d);
+	return max;
+}
+
 struct queue *queue_open(const char *state_dir)
 {
 	struct queue *q = xcalloc(1, sizeof(*q));
@@ -104,6 +140,7 @@ struct queue *queue_open(const char *state_dir)
 		queue_close(q);
 		return NULL;
 	}
+	q->last_id = queue_highest_id(q);
 	return q;
 }
 
@@ -128,16 +165,21 @@ const char *queue_msg_dir(const struct queue *q)
 	return q->msg_dir;
 }
 
-/* Ids are microseconds since the epoch in hex, made strictly increasing,
- * so they sort by arrival and never repeat within one process; O_EXCL
- * catches a clash with an earlier run. */
-static void queue_new_id(struct queue *q, char *out)
+/* Ids are microseconds since the epoch in hex, made strictly increasing
+ * and greater than every id in the queue at start (queue_open seeds
+ * last_id), so they sort by arrival and a clock stepped back cannot hand
+ * out an id that is queued already.  The commit never replaces a file
+ * either (see queue_writer_commit): an id taken by someone else meanwhile
+ * costs a new id, never a message.  Ids above `past` are given out. */
+static void queue_new_id(struct queue *q, uint64_t past, char *out)
 {
 	struct timeval tv;
 	uint64_t v;
 	gettimeofday(&tv, NULL);
 	v = (uint64_t)tv.tv_sec * 1000000 + (uint64_t)tv.tv_usec;
 	pthread_mutex_lock(&q->id_mu);
+	if (q->last_id < past)
+		q->last_id = past;
 	if (v <= q->last_id)
 		v = q->last_id + 1;
 	q->last_id = v;
@@ -212,7 +254,7 @@ struct queue_writer *queue_writer_new(struct queue *q, struct queue_env *env)
 
 	w->q = q;
 	w->fd = -1;
-	queue_new_id(q, w->id);
+	queue_new_id(q, 0, w->id);
 	pthread_mutex_lock(&q->id_mu);
 	if (q->npool > 0) {
 		struct scratch sc = q->pool[--q->npool];
@@ -232,20 +274,25 @@ struct queue_writer *queue_writer_new(struct queue *q, struct queue_env *env)
 			break;
 	}
 	if (w->fd < 0) {
-		log_queue_error("create", w->id, w->tmp_path, errno);
+		int err = errno;
+		log_queue_error("create", w->id, w->tmp_path, err);
 		queue_writer_free(w);
+		errno = err;
 		return NULL;
 	}
 	memcpy(env->id, w->id, sizeof(env->id));
+	w->env_id = env->id;
 	w->final_path = xasprintf("%s/%s", q->msg_dir, w->id);
 	mem = open_memstream(&text, &text_len);
 	write_envelope(mem, env);
 	fclose(mem);
 	if (!write_all(w->fd, text, text_len)) {
-		log_queue_error("write", w->id, NULL, errno);
+		int err = errno;
+		log_queue_error("write", w->id, NULL, err);
 		free(text);
 		queue_writer_abort(w);
 		queue_writer_free(w);
+		errno = err;
 		return NULL;
 	}
 	w->offset = text_len;
@@ -275,14 +322,40 @@ uint64_t queue_writer_size(const struct queue_writer *w)
 
 bool queue_writer_write(struct queue_writer *w, const void *buf, size_t len)
 {
-	if (w->failed)
+	if (w->failed) {
+		errno = w->err;
 		return false;
+	}
 	if (!write_all(w->fd, buf, len)) {
-		log_queue_error("write", w->id, NULL, errno);
+		w->err = errno;
+		log_queue_error("write", w->id, NULL, w->err);
 		w->failed = true;
+		errno = w->err;       /* callers tell a full disk by it */
 		return false;
 	}
 	w->written += len;
+	return true;
+}
+
+/* write_envelope() starts every file with "TERN-QUEUE 1\nid " and the id. */
+#define ENV_ID_AT (sizeof("TERN-QUEUE 1\nid ") - 1)
+#define COMMIT_TRIES 8
+
+/* The id w was to be committed under is taken (a file of an earlier run,
+ * or of another process on the same state directory): move the message
+ * to a new id, in the file's envelope and in the caller's env. */
+static bool writer_take_new_id(struct queue_writer *w)
+{
+	char id[QUEUE_ID_LEN + 1];
+
+	log_queue_id_taken(w->id);
+	queue_new_id(w->q, strtoull(w->id, NULL, 16), id);
+	if (pwrite(w->fd, id, QUEUE_ID_LEN, (off_t)ENV_ID_AT) != QUEUE_ID_LEN)
+		return false;
+	memcpy(w->id, id, sizeof(w->id));
+	memcpy(w->env_id, id, sizeof(w->id));
+	free(w->final_path);
+	w->final_path = xasprintf("%s/%s", w->q->msg_dir, w->id);
 	return true;
 }
 
@@ -292,11 +365,15 @@ bool queue_writer_write(struct queue_writer *w, const void *buf, size_t len)
  *     short is recognised even if something else went wrong;
  *  2. sync the file: its data and size are on disk before it gets its
  *     final name, so the name can never point at missing data;
- *  3. rename tmp/ID -> msg/ID: atomic, the message is either queued whole
- *     or not at all (start-up removes whatever is left in tmp/);
+ *  3. rename tmp/ID -> msg/ID, never over an existing file: atomic, the
+ *     message is either queued whole or not at all (start-up removes
+ *     whatever is left in tmp/), and a queued message cannot be replaced
+ *     by a new one that was given its id;
  *  4. fsync msg/: the new name itself is durable.  Only now may the
  *     session answer 250.
  * Steps 2-4 are fs_commit(), which shares them with concurrent commits.
+ * When the id is taken (step 3 fails with EEXIST), the message gets a new
+ * id and steps 2-4 run again (the envelope changed).
  */
 bool queue_writer_commit(struct queue_writer *w, uint64_t lines, bool eight_bit)
 {
@@ -304,8 +381,10 @@ bool queue_writer_commit(struct queue_writer *w, uint64_t lines, bool eight_bit)
 	struct fs_commit c;
 	int n;
 
-	if (w->failed)
+	if (w->failed) {
+		errno = w->err;
 		goto fail;
+	}
 	n = snprintf(trailer, sizeof(trailer), "TERN-END off=%" PRIu64 " len=%" PRIu64 " lines=%" PRIu64 " 8bit=%d\n",
 		     w->offset, w->written, lines, eight_bit ? 1 : 0);
 	if (!write_all(w->fd, trailer, (size_t)n))
@@ -314,16 +393,26 @@ bool queue_writer_commit(struct queue_writer *w, uint64_t lines, bool eight_bit)
 	uint64_t end = w->offset + w->written + (uint64_t)n;
 	if (w->extent > end && ftruncate(w->fd, (off_t)end) < 0)
 		goto fail;
-	c = (struct fs_commit){ .fd = w->fd, .tmp = w->tmp_path, .dst = w->final_path, .dir = w->q->msg_dir };
-	if (!fs_commit(&c, 1)) {
+	for (int tries = 0; ; tries++) {
+		c = (struct fs_commit){ .fd = w->fd, .tmp = w->tmp_path, .dst = w->final_path, .dir = w->q->msg_dir };
+		if (fs_commit(&c, 1))
+			break;
 		errno = c.err;
-		if (access(w->final_path, F_OK) == 0) {
+		if (c.err == EEXIST && tries + 1 < COMMIT_TRIES) {
+			if (!writer_take_new_id(w))
+				goto fail;
+			continue;
+		}
+		if (c.err != EEXIST && access(w->final_path, F_OK) == 0) {
 			/* Renamed, but the name may not be durable: the
 			 * message must not be acknowledged.  Take it back so
 			 * it is not delivered twice. */
-			log_queue_error("commit", w->id, NULL, errno);
+			int err = errno;
+			log_queue_error("commit", w->id, NULL, err);
 			unlink(w->final_path);
-			goto fail_logged;
+			queue_writer_abort(w);
+			errno = err;
+			return false;
 		}
 		goto fail;
 	}
@@ -331,9 +420,10 @@ bool queue_writer_commit(struct queue_writer *w, uint64_t lines, bool eight_bit)
 	w->fd = -1;
 	return true;
 fail:
-	log_queue_error("commit", w->id, NULL, errno);
-fail_logged:
+	n = errno;
+	log_queue_error("commit", w->id, NULL, n);
 	queue_writer_abort(w);
+	errno = n;
 	return false;
 }
 
@@ -510,11 +600,16 @@ bool queue_save_state(struct queue *q, const struct queue_env *env)
 		fd = -1;
 		ok = rename(tmp, dst) == 0 && dir_sync(q->msg_dir);
 	}
-	if (fd >= 0)
-		close(fd);
 	if (!ok) {
-		log_queue_error("save_state", env->id, NULL, errno);
+		/* A full disk lands here (write or fsync: ENOSPC); the
+		 * previous state file stays, so at worst a delivery is
+		 * repeated, never skipped. */
+		int err = errno;
+		if (fd >= 0)
+			close(fd);
+		log_queue_error("save_state", env->id, NULL, err);
 		unlink(tmp);
+		errno = err;
 	}
 	free(text);
 	free(tmp);

@@ -32,10 +32,16 @@ const char *queue_writer_id(const struct queue_writer *w);
 /* Where the message starts in the file, and its length so far. */
 uint64_t queue_writer_offset(const struct queue_writer *w);
 uint64_t queue_writer_size(const struct queue_writer *w);
-/* Append message bytes (loop thread; page-cache writes, no sync). */
+/* Append message bytes (loop thread; page-cache writes, no sync).  On
+ * failure (and on every call after one) false with errno set: ENOSPC or
+ * EDQUOT when the disk is full.  queue_writer_new and queue_writer_commit
+ * keep errno the same way. */
 bool queue_writer_write(struct queue_writer *w, const void *buf, size_t len);
 /* Worker thread: trailer, fsync, rename, directory fsync.  True when the
- * message is durable; false (and the temp file removed) otherwise. */
+ * message is durable; false (and the temp file removed) otherwise.  An
+ * existing queue file is never replaced: if the id turns out to be taken,
+ * the message is committed under a new one, which queue_writer_id() and
+ * the env given to queue_writer_new() (still alive) then hold. */
 bool queue_writer_commit(struct queue_writer *w, uint64_t lines, bool eight_bit);
 /* Drop an unfinished message (after an error: the file is removed). */
 void queue_writer_abort(struct queue_writer *w);

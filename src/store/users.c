@@ -159,6 +159,7 @@ struct users *users_load(const char *path, users_warn_fn warn, void *ctx)
 	size_t len, full, lineno = 0;
 
 	u->path = xstrdup(path);
+	u->refs = 1;
 	u->cram_ok = u->scram_ok = true;
 	if (!users_read_all(path, &buf, &len, &u->mtime)) {
 		if (errno != ENOENT && warn) {
@@ -193,9 +194,15 @@ struct users *users_load(const char *path, users_warn_fn warn, void *ctx)
 	return u;
 }
 
+struct users *users_ref(struct users *u)
+{
+	u->refs++;
+	return u;
+}
+
 void users_free(struct users *u)
 {
-	if (u == NULL)
+	if (u == NULL || --u->refs > 0)
 		return;
 	for (size_t i = 0; i < u->n; i++)
 		user_clear(&u->v[i]);

@@ -31,6 +31,7 @@ struct users {
 	bool cram_ok, scram_ok;
 	struct timespec mtime;
 	char *path;
+	unsigned refs;            /* users_ref() - users_free() calls, plus 1 */
 };
 
 /* Told about a line that is not a user (line 0: the file as a whole,
@@ -40,6 +41,11 @@ typedef void (*users_warn_fn)(void *ctx, const char *path, size_t line, const ch
 /* Load path; a missing file is an empty table.  Bad lines are reported to
  * warn (may be NULL) and skipped; never fatal. */
 struct users *users_load(const char *path, users_warn_fn warn, void *ctx);
+/* A table is immutable once loaded, so a worker thread may read one that
+ * the loop thread has replaced: whoever hands it to a worker takes a
+ * reference first, and users_free() drops one (the table goes with the
+ * last).  Both on the loop thread only. */
+struct users *users_ref(struct users *u);
 void users_free(struct users *u);
 const struct user *users_find(const struct users *u, const char *addr);
 /* True when the file changed since u was loaded. */

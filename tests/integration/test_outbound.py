@@ -49,6 +49,13 @@ class Receiver:
 
     def stop(self):
         self.stopped = True
+        # close() alone leaves the socket listening while serve() is
+        # blocked in accept() on it: a later test's tern could connect to
+        # this stopped receiver.  shutdown() ends the accept().
+        try:
+            self.sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
         self.sock.close()
 
     def session(self, c):

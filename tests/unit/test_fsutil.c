@@ -150,6 +150,50 @@ static void test_more_dirs_than_table(void **state)
 	free(c);
 }
 
+/* A commit never replaces a file already under the final name: that
+ * item fails with EEXIST, the file there keeps its bytes and the new one
+ * stays at tmp for the caller to name again. */
+static void test_existing_dst_not_replaced(void **state)
+{
+	struct fixture *f = *state;
+	struct item old, it;
+	struct fs_commit c[2];
+
+	make_item(&old, f->dir, "a", "same", "delivered before\n");
+	to_commit(&old, &c[0]);
+	assert_true(fs_commit(c, 1));
+	close(old.fd);
+	make_item(&it, f->dir, "a", "same", "newcomer\n");
+	to_commit(&it, &c[1]);
+	assert_false(fs_commit(&c[1], 1));
+	assert_int_equal(c[1].err, EEXIST);
+	assert_file(it.dst, "delivered before\n");
+	assert_file(it.tmp, "newcomer\n");
+	close(it.fd);
+}
+
+/* mkdir_p makes the whole chain, leaves existing directories be, and
+ * fails (errno kept) where a file stands in the way. */
+static void test_mkdir_p_chain(void **state)
+{
+	struct fixture *f = *state;
+	char path[320], file[256];
+	struct stat st;
+
+	snprintf(path, sizeof(path), "%s/mail/example.test/alice/Maildir/new", f->dir);
+	assert_true(mkdir_p(path, 0700));
+	assert_int_equal(stat(path, &st), 0);
+	assert_true(S_ISDIR(st.st_mode));
+	assert_int_equal(st.st_mode & 0777, 0700);
+	assert_true(mkdir_p(path, 0700));
+	snprintf(file, sizeof(file), "%s/mail/example.test/bob", f->dir);
+	close(open(file, O_WRONLY | O_CREAT, 0600));
+	snprintf(path, sizeof(path), "%s/Maildir", file);
+	errno = 0;
+	assert_false(mkdir_p(path, 0700));
+	assert_int_equal(errno, ENOTDIR);
+}
+
 #define THREADS 8
 #define PER_THREAD 40
 
@@ -206,6 +250,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_failed_item_alone, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_more_dirs_than_table, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_concurrent_commits, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_existing_dst_not_replaced, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_mkdir_p_chain, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -13,6 +13,7 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 #include <cmocka.h>
 
@@ -412,6 +413,92 @@ static void test_error_lines_name_the_message(void **state)
 	queue_env_free(env);
 }
 
+/* Write text as queue/msg/NAME (a file of an earlier run). */
+static char *put_msg_file(struct fixture *f, const char *name, const char *text)
+{
+	char *path = xasprintf("%s/%s", queue_msg_dir(f->q), name);
+	int fd = open(path, O_WRONLY | O_CREAT | O_EXCL, 0600);
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+	close(fd);
+	return path;
+}
+
+static void assert_file_is(const char *path, const char *text)
+{
+	char buf[256];
+	int fd = open(path, O_RDONLY);
+	assert_true(fd >= 0);
+	ssize_t n = read(fd, buf, sizeof(buf));
+	close(fd);
+	assert_int_equal(n, (ssize_t)strlen(text));
+	assert_memory_equal(buf, text, strlen(text));
+}
+
+/* The clock stepped back: the queue holds ids from "the future".  Ids
+ * given out after a restart come after every queued one (the counter is
+ * seeded from the queue), so nothing queued can be hit. */
+static void test_ids_follow_the_queue_after_restart(void **state)
+{
+	struct fixture *f = *state;
+	/* a day ahead of now, in microseconds */
+	uint64_t ahead = ((uint64_t)time(NULL) + 86400) * 1000000;
+	char future[QUEUE_ID_LEN + 1], st[QUEUE_ID_LEN + 4];
+
+	snprintf(future, sizeof(future), "%016llX", (unsigned long long)ahead);
+	snprintf(st, sizeof(st), "%016llX.st", (unsigned long long)(ahead + 5));
+	free(put_msg_file(f, st, "held 1\n"));   /* a state file counts too */
+	char *path = put_msg_file(f, future, "queued earlier\n");
+	queue_close(f->q);
+	f->q = queue_open(f->dir);
+	assert_non_null(f->q);
+	char *id = commit_one(f);
+	assert_true(strcmp(id, future) > 0);
+	assert_true(strtoull(id, NULL, 16) > ahead + 5);
+	assert_file_is(path, "queued earlier\n");
+	free(path);
+	free(id);
+}
+
+/* The id a writer holds is taken by the time it commits (another process
+ * on the same state directory, or a file the seeding could not see): the
+ * commit never replaces that file; the message gets a new id, in its
+ * envelope, in the caller's env and under its file name. */
+static void test_taken_id_commits_under_a_new_one(void **state)
+{
+	struct fixture *f = *state;
+	struct queue_env *env = make_env();
+	struct queue_writer *w = queue_writer_new(f->q, env);
+	char taken[QUEUE_ID_LEN + 1], head[64];
+	int fd = -1;
+
+	assert_non_null(w);
+	snprintf(taken, sizeof(taken), "%s", env->id);
+	char *path = put_msg_file(f, taken, "someone else's\n");
+	assert_true(queue_writer_write(w, msg, strlen(msg)));
+	assert_true(queue_writer_commit(w, 4, false));
+	assert_string_not_equal(env->id, taken);
+	assert_string_equal(queue_writer_id(w), env->id);
+	assert_true(strcmp(env->id, taken) > 0);
+	assert_file_is(path, "someone else's\n");
+
+	struct queue_env *back = queue_load(f->q, env->id, &fd);
+	assert_non_null(back);
+	assert_int_equal(pread(fd, head, 33, 0), 33);
+	head[33] = '\0';
+	char *want = xasprintf("TERN-QUEUE 1\nid %s\n", env->id);
+	assert_string_equal(head, want);
+	char body[256];
+	assert_int_equal(pread(fd, body, back->msg_len, (off_t)back->msg_offset), (ssize_t)strlen(msg));
+	assert_memory_equal(body, msg, strlen(msg));
+	close(fd);
+	free(want);
+	free(path);
+	queue_env_free(back);
+	queue_writer_free(w);
+	queue_env_free(env);
+}
+
 static void collect(const char *id, void *arg)
 {
 	char **ids = arg;
@@ -536,6 +623,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_scan_in_order_and_unique_ids, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_damaged_files_refused, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_scan_empty_queue, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_ids_follow_the_queue_after_restart, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_taken_id_commits_under_a_new_one, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_error_lines_name_the_message, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
