@@ -38,6 +38,28 @@ bool write_all(int fd, const void *buf, size_t len)
 	return true;
 }
 
+bool fs_insert(int fd, off_t at, uint64_t len, const void *buf, size_t n)
+{
+	char block[65536];
+	uint64_t left = len;
+
+	errno = 0;
+	/* Back to front, so that no octet is overwritten before it moved. */
+	while (left > 0) {
+		size_t k = left < sizeof(block) ? (size_t)left : sizeof(block);
+		off_t from = at + (off_t)(left - k);
+		if (pread(fd, block, k, from) != (ssize_t)k || pwrite(fd, block, k, from + (off_t)n) != (ssize_t)k) {
+			if (errno == 0)
+				errno = EIO;
+			return false;
+		}
+		left -= k;
+	}
+	if (pwrite(fd, buf, n, at) != (ssize_t)n)
+		return false;
+	return lseek(fd, at + (off_t)(len + n), SEEK_SET) >= 0;
+}
+
 /* fsync one directory by name (no grouping: directory creation is rare). */
 static bool sync_dir_path(const char *dir)
 {

@@ -8,6 +8,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 /* write(2) until all is written; false with errno set on failure. */
@@ -15,6 +16,10 @@ bool write_all(int fd, const void *buf, size_t len);
 /* mkdir -p with mode for the created directories; every directory it
  * created, and the parent of the topmost, is fsync'd before it returns. */
 bool mkdir_p(const char *path, mode_t mode);
+/* Insert buf at offset at of a file whose len octets from at are data,
+ * moving them up (back to front, through a bounded buffer); the file
+ * offset is left at the new end.  False, errno set, on failure. */
+bool fs_insert(int fd, off_t at, uint64_t len, const void *buf, size_t n);
 /* Make every directory-entry change already made in dir durable.  Safe to
  * call from many threads at once: concurrent callers share one fsync. */
 bool dir_sync(const char *dir);

@@ -27,6 +27,23 @@ const char *service_name(enum service svc)
 	return svc < SERVICE_COUNT ? names[svc] : "?";
 }
 
+/* ---- logging: one function per event ------------------------------------ */
+
+static void log_listen(enum service svc, const char *address)
+{
+	log_event("event=listen service=%s address=%s", service_name(svc), address);
+}
+
+static void log_listen_skipped(enum service svc, const char *reason)
+{
+	log_event("event=listen_skipped service=%s reason=%s", service_name(svc), reason);
+}
+
+static void log_accept_error(enum service svc, int err)
+{
+	log_event("event=accept_error service=%s error=\"%s\"", service_name(svc), evutil_socket_error_to_string(err));
+}
+
 static void listener_accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, int len, void *arg)
 {
 	struct listener_ctx *ctx = arg;
@@ -46,7 +63,7 @@ static void listener_error_cb(struct evconnlistener *l, void *arg)
 	 * sessions refuse new connections with 421 well before the limit
 	 * (tern->max_fds), so running out here means something else holds
 	 * the descriptors. */
-	log_event("event=accept_error service=%s error=\"%s\"", service_name(ctx->svc), evutil_socket_error_to_string(err));
+	log_accept_error(ctx->svc, err);
 }
 
 static const struct listen_list *service_listen(const struct config *c, enum service svc)
@@ -85,8 +102,7 @@ bool listeners_open(struct tern *t, const accept_fn accept_by_service[SERVICE_CO
 		const struct listen_list *l = service_listen(t->cfg, (enum service)svc);
 		for (size_t i = 0; l && i < l->n; i++) {
 			if (accept_by_service[svc] == NULL && t->cfg->dev_default) {
-				log_event("event=listen_skipped service=%s reason=not_in_this_build",
-					  service_name((enum service)svc));
+				log_listen_skipped((enum service)svc, "not_in_this_build");
 				break;
 			}
 			if (accept_by_service[svc] == NULL) {
@@ -115,7 +131,7 @@ bool listeners_open(struct tern *t, const accept_fn accept_by_service[SERVICE_CO
 			t->listeners[t->nlisteners++] = el;
 			t->own_addrs = xrealloc(t->own_addrs, (t->nown_addrs + 1) * sizeof(*t->own_addrs));
 			t->own_addrs[t->nown_addrs++] = l->v[i].ss;
-			log_event("event=listen service=%s address=%s", service_name((enum service)svc), l->v[i].text);
+			log_listen((enum service)svc, l->v[i].text);
 		}
 	}
 	return true;

@@ -25,6 +25,9 @@ struct tls_ctx;
 struct pop3_server;
 struct evconnlistener;
 struct control;
+struct queue_env;
+struct intake;
+struct tern;
 struct login;
 
 enum service {
@@ -34,6 +37,29 @@ enum service {
 	SERVICE_POP3,
 	SERVICE_POP3S,
 	SERVICE_COUNT
+};
+
+/* Told on the loop thread once a handed-over message is durable (err 0;
+ * in the queue, or delivered to every mailbox: direct) or could not be
+ * made so (err: the errno, ENOSPC or EDQUOT for a full disk). */
+typedef void (*tern_accepted_fn)(void *arg, int err, bool direct);
+
+/*
+ * Delivery's hook for a message a session receives (delivery/handoff.c
+ * installs it): the session's sink opens an intake at DATA, writes the
+ * message into it as it arrives (loop thread, page-cache writes) and at
+ * the end commits it; delivery makes it durable off the loop - in the
+ * queue, or straight in the mailboxes - and calls done.  The caller keeps
+ * env, untouched, until then, and frees the intake afterwards (or
+ * instead, which drops the message).
+ */
+struct intake_ops {
+	struct intake *(*open)(struct tern *t, struct queue_env *env);   /* sets env->id; NULL: errno */
+	bool (*write)(struct intake *in, const void *buf, size_t len);
+	bool (*insert_front)(struct intake *in, const void *buf, size_t len);
+	int (*error)(const struct intake *in);                           /* errno of a failed write, or 0 */
+	void (*commit)(struct intake *in, uint64_t lines, bool eight_bit, tern_accepted_fn done, void *arg);
+	void (*free)(struct intake *in);
 };
 
 struct session_list {
@@ -54,6 +80,7 @@ struct tern {
 	struct workers *commit_pool;   /* queue commits: fsync + rename */
 	struct workers *delivery_pool; /* local delivery into Maildirs */
 	struct scheduler *sched;
+	const struct intake_ops *intake;   /* delivery's hook (see above) */
 	struct dns *dns;
 	struct control *control;  /* the control socket (cli/control.h) */
 	struct tls_ctx *tls;

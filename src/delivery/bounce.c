@@ -16,6 +16,16 @@
 
 #define BOUNCE_CHUNK 16384
 
+static void log_dsn(const struct queue_env *env, const char *notice, enum dsn_action act, size_t n)
+{
+	log_event("event=dsn queue=%s notice=%s action=%s rcpts=%zu", env->id, notice, dsn_action_str(act), n);
+}
+
+static void log_dsn_error(const struct queue_env *env)
+{
+	log_event("event=dsn_error queue=%s error=\"could not queue the notice\"", env->id);
+}
+
 static uint64_t count_lf(const char *p, size_t n)
 {
 	uint64_t lines = 0;
@@ -146,10 +156,9 @@ bool bounce_queue(const struct config *cfg, struct queue *q, const struct queue_
 	snprintf(new_id, QUEUE_ID_LEN + 1, "%s", queue_writer_id(w));
 out:
 	if (ok)
-		log_event("event=dsn queue=%s notice=%s action=%s rcpts=%zu", env->id, new_id,
-			  dsn_action_str(act[0]), n);
+		log_dsn(env, new_id, act[0], n);
 	else
-		log_event("event=dsn_error queue=%s error=\"could not queue the notice\"", env->id);
+		log_dsn_error(env);
 	queue_writer_free(w);
 	queue_env_free(benv);
 	free(prefix);

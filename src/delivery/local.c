@@ -6,6 +6,7 @@
  * without passing through user space where the kernel allows.
  */
 #include "delivery/local.h"
+#include "delivery/delivery_log.h"
 #include "core/config.h"
 #include "core/fsutil.h"
 #include "core/log.h"
@@ -24,10 +25,7 @@
 static void log_delivery(const struct queue_env *env, const struct queue_rcpt *r, const char *status,
 			 const char *dsn, const char *detail)
 {
-	char to[600], text[300];
-	log_event("event=delivery queue=%s to=%s relay=local status=%s dsn=%s delay=%" PRId64 "s detail=%s",
-		  env->id, log_quote(to, sizeof(to), r->addr, strlen(r->addr)), status, dsn,
-		  now_unix() - env->arrival, log_quote(text, sizeof(text), detail, strlen(detail)));
+	delivery_log_result(env, r, "local", status, dsn, detail);
 }
 
 static void rcpt_result(struct queue_rcpt *r, enum rcpt_state st, const char *status, const char *text)
@@ -64,34 +62,52 @@ static void rcpt_failed_write(const struct config *cfg, struct queue_env *env, s
 	}
 }
 
+#define LOCAL_PREFIX_LINES 2	/* Return-Path:, Delivered-To: */
+
+/* The recipient's Maildir, or NULL when its name is not safe for a path. */
+static char *rcpt_maildir(const struct config *cfg, const struct queue_rcpt *r)
+{
+	const char *at = strrchr(r->addr, '@');
+	char *local, *domain, *path;
+
+	if (at == NULL || !users_safe_name(r->addr, (size_t)(at - r->addr)) || !users_safe_name(at + 1, strlen(at + 1)))
+		return NULL;
+	local = xstrndup(r->addr, (size_t)(at - r->addr));
+	for (char *p = local; *p; p++)
+		*p = ascii_lower(*p);
+	domain = xstrdup(at + 1);
+	for (char *p = domain; *p; p++)
+		*p = ascii_lower(*p);
+	path = maildir_path(cfg->state_dir, domain, local);
+	free(local);
+	free(domain);
+	return path;
+}
+
+/* What goes on top of the recipient's copy (RFC 5321 4.4, RFC 9228). */
+static char *rcpt_prefix(const struct queue_env *env, const struct queue_rcpt *r)
+{
+	return xasprintf("Return-Path: <%s>\nDelivered-To: %s\n", env->from, r->addr);
+}
+
 /* Write the recipient's copy into its Maildir's tmp/.  Returns false
  * when the recipient's state is already settled (bad name, write error). */
 static bool prepare_one(const struct config *cfg, struct queue_env *env, struct queue_rcpt *r, int fd,
 			int64_t now, struct maildir_file *mf)
 {
-	const char *at = strrchr(r->addr, '@');
-	char *path, *prefix;
+	char *path = rcpt_maildir(cfg, r), *prefix;
 	bool ok;
 
-	if (at == NULL || !users_safe_name(r->addr, (size_t)(at - r->addr)) || !users_safe_name(at + 1, strlen(at + 1))) {
+	if (path == NULL) {
 		rcpt_result(r, RCPT_FAILED, "5.1.3", "550 5.1.3 Bad destination mailbox address syntax");
 		log_delivery(env, r, "bounced", "5.1.3", "unsafe mailbox name");
 		return false;
 	}
-	char *local = xstrndup(r->addr, (size_t)(at - r->addr));
-	for (char *p = local; *p; p++)
-		*p = ascii_lower(*p);
-	char *domain = xstrdup(at + 1);
-	for (char *p = domain; *p; p++)
-		*p = ascii_lower(*p);
-	path = maildir_path(cfg->state_dir, domain, local);
-	prefix = xasprintf("Return-Path: <%s>\nDelivered-To: %s\n", env->from, r->addr);
-	ok = maildir_prepare(mf, path, cfg->hostname, prefix, strlen(prefix), 2, fd, (off_t)env->msg_offset,
-			     env->msg_len, env->msg_lines);
+	prefix = rcpt_prefix(env, r);
+	ok = maildir_prepare(mf, path, cfg->hostname, prefix, strlen(prefix), LOCAL_PREFIX_LINES, fd,
+			     (off_t)env->msg_offset, env->msg_len, env->msg_lines);
 	if (!ok)
 		rcpt_failed_write(cfg, env, r, errno, now);
-	free(local);
-	free(domain);
 	free(path);
 	free(prefix);
 	return ok;
@@ -99,9 +115,11 @@ static bool prepare_one(const struct config *cfg, struct queue_env *env, struct 
 
 /* Deliver the recipients picked by `want` (a bitmap over env->rcpt):
  * every copy is written, then all are committed in one fs_commit() round,
- * so a message for many local users costs one disk flush, not one each. */
+ * so a message for many local users costs one disk flush, not one each.
+ * With a stream, its recipient's copy is already written (and stays
+ * open: the caller closes it). */
 static void deliver_batch(const struct config *cfg, struct queue_env *env, const bool *want, int fd,
-			  int64_t now)
+			  int64_t now, struct local_stream *ls)
 {
 	struct maildir_file *mf = xcalloc(env->nrcpt, sizeof(*mf));
 	struct fs_commit *items = xcalloc(env->nrcpt, sizeof(*items));
@@ -109,8 +127,15 @@ static void deliver_batch(const struct config *cfg, struct queue_env *env, const
 	size_t n = 0;
 
 	for (size_t i = 0; i < env->nrcpt; i++) {
-		if (!want[i] || !prepare_one(cfg, env, &env->rcpt[i], fd, now, &mf[n]))
+		if (!want[i])
 			continue;
+		if (ls && i == ls->rcpt) {
+			maildir_stream_sized(&ls->mf, ls->prefix_len + env->msg_len,
+					     ls->prefix_len + env->msg_len + LOCAL_PREFIX_LINES + env->msg_lines);
+			mf[n] = ls->mf;   /* names only: the file stays ls's */
+		} else if (!prepare_one(cfg, env, &env->rcpt[i], fd, now, &mf[n])) {
+			continue;
+		}
 		maildir_commit_item(&mf[n], &items[n]);
 		idx[n++] = i;
 	}
@@ -118,7 +143,10 @@ static void deliver_batch(const struct config *cfg, struct queue_env *env, const
 		fs_commit(items, n);
 	for (size_t k = 0; k < n; k++) {
 		struct queue_rcpt *r = &env->rcpt[idx[k]];
-		maildir_finish(&mf[k], items[k].err == 0);
+		if (ls && idx[k] == ls->rcpt)
+			ls->committed = items[k].err == 0;
+		else
+			maildir_finish(&mf[k], items[k].err == 0);
 		if (items[k].err == 0) {
 			rcpt_result(r, RCPT_DONE, "2.0.0", "250 2.0.0 Delivered to Maildir");
 			log_delivery(env, r, "sent", "2.0.0", mf[k].base);
@@ -138,30 +166,32 @@ static bool due(const struct queue_env *env, const struct queue_rcpt *r, int64_t
 }
 
 /*
- * The direct path for a message whose recipients are all local: deliver
- * from the not yet committed queue file straight into the Maildirs.  The
- * session sends its 250 only after this returns true, so the message is
- * durable in every mailbox (each one fsync'd, its new/ synced) before it
- * is acknowledged - the same promise as a committed queue file, with half
- * the syncs.  On false, the recipients already done are marked RCPT_DONE
- * and the caller commits the queue file for the rest.
+ * The direct path for a message whose recipients are all local (or
+ * already failed, by a check on the way in): deliver from the not yet
+ * committed queue file straight into the Maildirs.  The caller answers
+ * 250 only after this returns true and the notices are queued, so the
+ * message is durable in every mailbox (each one fsync'd, its new/
+ * synced) before it is acknowledged - the same promise as a committed
+ * queue file, with half the syncs.  On false, the recipients already
+ * done are marked RCPT_DONE and the caller commits the queue file for
+ * the rest.
  */
-bool local_deliver_direct(const struct config *cfg, struct queue_env *env, int fd)
+bool local_deliver_direct(const struct config *cfg, struct queue_env *env, int fd, struct local_stream *ls)
 {
 	int64_t now = now_unix();
 	bool all = true;
 	bool *want;
 
 	for (size_t i = 0; i < env->nrcpt; i++)
-		if (!env->rcpt[i].local)
+		if (!env->rcpt[i].local && env->rcpt[i].state == RCPT_PENDING)
 			return false;
-	want = xcalloc(env->nrcpt, sizeof(*want));
+	want = xcalloc(env->nrcpt ? env->nrcpt : 1, sizeof(*want));
 	for (size_t i = 0; i < env->nrcpt; i++)
-		want[i] = true;
-	deliver_batch(cfg, env, want, fd, now);
+		want[i] = env->rcpt[i].state == RCPT_PENDING;
+	deliver_batch(cfg, env, want, fd, now, ls);
 	free(want);
 	for (size_t i = 0; i < env->nrcpt; i++)
-		if (env->rcpt[i].state != RCPT_DONE)
+		if (env->rcpt[i].state != RCPT_DONE && env->rcpt[i].state != RCPT_FAILED)
 			all = false;
 	return all;
 }
@@ -174,7 +204,71 @@ bool local_deliver_env(const struct config *cfg, struct queue_env *env, int fd, 
 	for (size_t i = 0; i < env->nrcpt; i++)
 		changed |= want[i] = due(env, &env->rcpt[i], now);
 	if (changed)
-		deliver_batch(cfg, env, want, fd, now);
+		deliver_batch(cfg, env, want, fd, now, NULL);
 	free(want);
 	return changed;
+}
+
+/* ---- the stream: all-local mail written once ------------------------------ */
+
+bool local_stream_open(const struct config *cfg, const struct queue_env *env, struct local_stream *ls)
+{
+	char *path, *prefix;
+	bool ok;
+
+	memset(ls, 0, sizeof(*ls));
+	ls->mf.fd = -1;
+	for (size_t i = 0; i < env->nrcpt; i++)
+		if (!env->rcpt[i].local || env->rcpt[i].state != RCPT_PENDING)
+			return false;
+	if (env->nrcpt == 0 || (path = rcpt_maildir(cfg, &env->rcpt[0])) == NULL)
+		return false;
+	/* A mailbox not made yet is made on the worker, with the queue file. */
+	ok = maildir_open_stream(&ls->mf, path, cfg->hostname);
+	free(path);
+	if (!ok)
+		return false;
+	prefix = rcpt_prefix(env, &env->rcpt[0]);
+	ls->prefix_len = strlen(prefix);
+	ok = write_all(ls->mf.fd, prefix, ls->prefix_len);
+	free(prefix);
+	if (!ok) {
+		maildir_finish(&ls->mf, false);
+		return false;
+	}
+	ls->rcpt = 0;
+	ls->open = true;
+	return true;
+}
+
+bool local_stream_write(struct local_stream *ls, const void *buf, size_t len)
+{
+	if (ls->err)
+		return false;
+	if (!write_all(ls->mf.fd, buf, len)) {
+		ls->err = errno ? errno : EIO;
+		return false;
+	}
+	ls->written += len;
+	return true;
+}
+
+bool local_stream_insert_front(struct local_stream *ls, const void *buf, size_t len)
+{
+	if (ls->err)
+		return false;
+	if (!fs_insert(ls->mf.fd, (off_t)ls->prefix_len, ls->written, buf, len)) {
+		ls->err = errno ? errno : EIO;
+		return false;
+	}
+	ls->written += len;
+	return true;
+}
+
+void local_stream_close(struct local_stream *ls)
+{
+	if (!ls->open)
+		return;
+	maildir_finish(&ls->mf, ls->committed);
+	ls->open = false;
 }

@@ -1,8 +1,7 @@
 /*
- * local.h - local delivery: every local recipient of a queued message
- * into its Maildir, then the queue entry updated or removed.  Runs on a
- * worker thread; touches only the queue files, the Maildirs and the
- * (read-only) config.
+ * local.h - local delivery: the local recipients of a message into their
+ * Maildirs.  Runs on a worker thread; touches only the message's file,
+ * the Maildirs and the (read-only) config.
  */
 #ifndef TERN_LOCAL_H
 #define TERN_LOCAL_H
@@ -10,13 +9,43 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include <stddef.h>
+
+#include "store/maildir.h"
+
 struct config;
-struct queue;
-
 struct queue_env;
-bool local_deliver_direct(const struct config *cfg, struct queue_env *env, int fd);
 
-struct queue_env;
+/*
+ * All-local mail written once: the message streams into its first
+ * recipient's Maildir tmp/ file as it arrives (after that recipient's
+ * Return-Path: and Delivered-To:), and the other recipients' copies are
+ * made from that file at the end.  The message itself starts at
+ * prefix_len in mf.fd.
+ */
+struct local_stream {
+	struct maildir_file mf;
+	size_t rcpt;              /* whose file it is */
+	size_t prefix_len;
+	uint64_t written;         /* message octets */
+	bool open, committed;
+	int err;                  /* errno of a failed write, or 0 */
+};
+
+/* Loop thread, at DATA: false (nothing open) unless every recipient is
+ * local and the first one's Maildir exists. */
+bool local_stream_open(const struct config *cfg, const struct queue_env *env, struct local_stream *ls);
+bool local_stream_write(struct local_stream *ls, const void *buf, size_t len);
+/* Header fields in front of the message (after the recipient's prefix). */
+bool local_stream_insert_front(struct local_stream *ls, const void *buf, size_t len);
+/* Close the file; not delivered, it is removed. */
+void local_stream_close(struct local_stream *ls);
+
+/* All-local mail straight from its uncommitted queue file, or from a
+ * stream's file (ls, else NULL), at env->msg_offset in fd (see local.c):
+ * true when every recipient is final (delivered, or failed before). */
+bool local_deliver_direct(const struct config *cfg, struct queue_env *env, int fd, struct local_stream *ls);
+
 /* The due local recipients of a loaded message (fd open on its file):
  * PENDING ones, and DEFERRED ones whose next_try has come.  Updates the
  * recipients in env; saves nothing.  True when a state changed. */

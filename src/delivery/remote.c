@@ -36,6 +36,7 @@
 #include "core/server.h"
 #include "core/util.h"
 #include "core/dns.h"
+#include "delivery/delivery_log.h"
 #include "delivery/mx.h"
 #include "smtp/smtp_client.h"
 #include "store/queue.h"
@@ -155,18 +156,6 @@ static void remote_quit(struct remote *r, struct smtp_client *client)
 }
 
 /* ---- logging ------------------------------------------------------------ */
-
-static void log_remote_delivery(const struct queue_env *env, const struct queue_rcpt *r, const char *relay,
-				const char *status)
-{
-	char to[600], text[600];
-	const char *detail = r->last_reply ? r->last_reply : "";
-
-	log_event("event=delivery queue=%s to=%s relay=%s status=%s dsn=%s delay=%" PRId64 "s detail=%s",
-		  env->id, log_quote(to, sizeof(to), r->addr, strlen(r->addr)), relay, status,
-		  r->status ? r->status : "-", now_unix() - env->arrival,
-		  log_quote(text, sizeof(text), detail, strlen(detail)));
-}
 
 static void log_remote_connect_out(const struct rdelivery *d, const struct rconn *c, uint64_t session_id,
 				   bool skip_tls)
@@ -439,7 +428,8 @@ static void del_apply_results(struct rdelivery *d, const char *host, const char 
 		r->status = xstrdup(c->status[0] ? c->status : "4.0.0");
 		r->last_reply = xstrdup(c->reply[0] ? c->reply : "451 4.0.0 no result");
 		r->remote_mta = host ? xstrdup(host) : NULL;
-		log_remote_delivery(env, r, relay, cls == 2 ? "sent" : cls == 5 ? "bounced" : "deferred");
+		delivery_log_result(env, r, relay, cls == 2 ? "sent" : cls == 5 ? "bounced" : "deferred",
+				    r->status, r->last_reply);
 		/* NOTIFY went along (smtp_client.c sends it whenever the peer
 		 * has DSN and it is set): the notices are the next hop's. */
 		if (cls == 2 && next_hop_dsn && r->notify != 0 && !r->dsn_done) {

@@ -28,8 +28,9 @@
 #include "core/server.h"
 #include "core/util.h"
 #include "core/workers.h"
-#include "delivery/bounce.h"
+#include "delivery/handoff.h"
 #include "delivery/local.h"
+#include "delivery/notice.h"
 #include "delivery/remote.h"
 #include "proto/smtp_parse.h"
 #include "store/queue.h"
@@ -45,7 +46,7 @@
 
 #define SCHED_BACKOFF_SHIFT_MAX 3	/* retry, 2x, 4x, then 8x retry */
 #define SCHED_RECOVER_SPREAD_MAX 300	/* seconds over which restart retries spread */
-#define SCHED_NOTICES_MAX 3
+#define SCHED_NOTICE_RETRY_MAX 60	/* seconds before a notice that could not be queued is tried again */
 
 struct waiting {
 	char id[QUEUE_ID_LEN + 1];
@@ -72,6 +73,8 @@ struct sched_job {
 	bool recovering;		/* first look after a restart */
 	/* loop-side requests that arrived while the job ran */
 	bool want_hold, want_release, want_delete, again;
+	scheduler_done_fn want_done;	/* the operator asking for it, answered once it is done */
+	void *want_done_arg;
 	/* step results */
 	struct queue_env *env;
 	int fd;
@@ -81,8 +84,7 @@ struct sched_job {
 	bool finished;			/* every recipient final: removed */
 	bool skipped;
 	int64_t wake;			/* next try, 0 = none */
-	char notices[SCHED_NOTICES_MAX][QUEUE_ID_LEN + 1];
-	size_t nnotices;
+	struct notice_ids notices;	/* queued by step 3, to schedule */
 };
 
 struct scheduler {
@@ -98,6 +100,40 @@ struct scheduler {
 
 static void sched_arm(struct scheduler *s);
 static void sched_start(struct scheduler *s, const char *id, bool force, bool recovering);
+
+/* ---- logging: one function per event ----------------------------------- */
+
+static void log_expired(const struct queue_env *env, size_t rcpt, int64_t age)
+{
+	log_event("event=expired queue=%s rcpt=%zu age=%llds", env->id, rcpt, (long long)age);
+}
+
+static void log_removed(const char *id)
+{
+	log_event("event=removed queue=%s", id);
+}
+
+static void log_deleted(const char *id)
+{
+	log_event("event=deleted queue=%s", id);
+}
+
+static void log_hold_changed(const char *id, bool held)
+{
+	log_event("event=%s queue=%s", held ? "held" : "released", id);
+}
+
+static void log_queue_recovered(size_t n)
+{
+	log_event("event=queue_recovered messages=%zu", n);
+}
+
+static void log_flush(const char *domain, size_t n)
+{
+	char d[300];
+	log_event("event=flush domain=%s messages=%zu",
+		  domain ? log_quote(d, sizeof(d), domain, strlen(domain)) : "*", n);
+}
 
 static uint32_t sched_random(void)
 {
@@ -122,81 +158,12 @@ static int64_t sched_backoff(const struct config *cfg, unsigned attempts, int64_
 	return now + (int64_t)wait;
 }
 
-static bool notify_wants(const struct queue_rcpt *r, unsigned bit)
-{
-	if (r->notify & SMTP_NOTIFY_NEVER)
-		return false;
-	if (r->notify == 0)	/* RFC 3461 §4.1: absent means FAILURE */
-		return bit == SMTP_NOTIFY_FAILURE;
-	return (r->notify & bit) != 0;
-}
-
-/* One notice for the recipients whose action is act. */
-static void sched_notice(struct sched_job *j, const struct config *cfg, enum dsn_action act,
-			 const size_t *idx, size_t n)
-{
-	enum dsn_action *acts;
-
-	if (n == 0 || j->nnotices >= SCHED_NOTICES_MAX)
-		return;
-	acts = xcalloc(n, sizeof(*acts));
-	for (size_t i = 0; i < n; i++)
-		acts[i] = act;
-	if (bounce_queue(cfg, j->s->t->queue, j->env, j->fd, idx, acts, n, j->notices[j->nnotices]))
-		j->nnotices++;
-	free(acts);
-}
-
-static void sched_notices(struct sched_job *j, const struct config *cfg, int64_t now)
-{
-	struct queue_env *env = j->env;
-	size_t *failed = xcalloc(env->nrcpt, sizeof(size_t));
-	size_t *done = xcalloc(env->nrcpt, sizeof(size_t));
-	size_t *late = xcalloc(env->nrcpt, sizeof(size_t));
-	size_t nf = 0, nd = 0, nl = 0;
-	bool null_sender = env->from[0] == '\0';
-	bool warn = !env->delay_warned && now - env->arrival >= (int64_t)cfg->delay_warning;
-
-	for (size_t i = 0; i < env->nrcpt; i++) {
-		struct queue_rcpt *r = &env->rcpt[i];
-
-		if (r->state == RCPT_FAILED && !r->dsn_done) {
-			if (!null_sender && notify_wants(r, SMTP_NOTIFY_FAILURE))
-				failed[nf++] = i;
-			r->dsn_done = true;
-		} else if (r->state == RCPT_DONE && !r->dsn_done) {
-			if (!null_sender && notify_wants(r, SMTP_NOTIFY_SUCCESS))
-				done[nd++] = i;
-			r->dsn_done = true;
-		} else if (r->state == RCPT_DEFERRED && warn && !null_sender && notify_wants(r, SMTP_NOTIFY_DELAY)) {
-			late[nl++] = i;
-		}
-	}
-	if (nl > 0)
-		env->delay_warned = true;
-	sched_notice(j, cfg, DSN_FAILED, failed, nf);
-	sched_notice(j, cfg, DSN_DELAYED, late, nl);
-	/* Delivered into a Maildir: "delivered"; handed to another MTA:
-	 * "relayed" (RFC 3464 §2.3.3). */
-	for (size_t k = 0; k < nd; k++)
-		if (env->rcpt[done[k]].local) {
-			failed[0] = done[k];
-			sched_notice(j, cfg, DSN_DELIVERED, &failed[0], 1);
-		} else {
-			failed[0] = done[k];
-			sched_notice(j, cfg, DSN_RELAYED, &failed[0], 1);
-		}
-	free(failed);
-	free(done);
-	free(late);
-}
-
 static void sched_finish_work(struct sched_job *j)
 {
 	const struct config *cfg = j->s->t->cfg;
 	struct queue_env *env = j->env;
 	int64_t now = now_unix();
-	bool open = false;
+	bool open = false, settled;
 
 	for (size_t i = 0; i < env->nrcpt; i++) {
 		struct queue_rcpt *r = &env->rcpt[i];
@@ -204,14 +171,13 @@ static void sched_finish_work(struct sched_job *j)
 		if (j->due && j->due[i] && r->state == RCPT_DEFERRED) {
 			if (now - env->arrival >= (int64_t)cfg->max_age) {
 				r->state = RCPT_FAILED;
-				log_event("event=expired queue=%s rcpt=%zu age=%llds", env->id, i,
-					  (long long)(now - env->arrival));
+				log_expired(env, i, now - env->arrival);
 			} else {
 				r->next_try = sched_backoff(cfg, r->attempts, now);
 			}
 		}
 	}
-	sched_notices(j, cfg, now);
+	settled = notice_step(cfg, j->s->t->queue, env, j->fd, now, &j->notices);
 	for (size_t i = 0; i < env->nrcpt; i++) {
 		struct queue_rcpt *r = &env->rcpt[i];
 		if (r->state == RCPT_PENDING || r->state == RCPT_DEFERRED) {
@@ -220,9 +186,17 @@ static void sched_finish_work(struct sched_job *j)
 				j->wake = r->next_try;
 		}
 	}
+	if (!settled) {
+		/* A notice could not be queued: the message stays (its state
+		 * says which notices are owed) until one can. */
+		int64_t retry = now + (int64_t)(cfg->retry < SCHED_NOTICE_RETRY_MAX ? cfg->retry : SCHED_NOTICE_RETRY_MAX);
+		if (j->wake == 0 || retry < j->wake)
+			j->wake = retry;
+		open = true;
+	}
 	if (!open) {
 		queue_retire(j->s->t->queue, j->id);
-		log_event("event=removed queue=%s", j->id);
+		log_removed(j->id);
 		j->finished = true;
 	} else {
 		queue_save_state(j->s->t->queue, env);
@@ -368,6 +342,7 @@ static void sched_job_free(struct sched_job *j)
 	if (j->fd >= 0)
 		close(j->fd);
 	queue_env_free(j->env);
+	notice_ids_free(&j->notices);
 	free(j->due);
 	free(j);
 }
@@ -404,12 +379,12 @@ static void sched_op_fn(void *arg)
 	if (j->op == SCHED_DELETE) {
 		j->ok = queue_remove(q, j->id);
 		if (j->ok)
-			log_event("event=deleted queue=%s", j->id);
+			log_deleted(j->id);
 	} else {
 		env->held = j->op == SCHED_HOLD;
 		j->ok = queue_save_state(q, env);
 		if (j->ok)
-			log_event("event=%s queue=%s", env->held ? "held" : "released", j->id);
+			log_hold_changed(j->id, env->held);
 	}
 	queue_env_free(env);
 }
@@ -459,12 +434,19 @@ static void sched_job_end(struct sched_job *j)
 	enum sched_op next = sched_wanted(j);
 	bool open = !j->finished && !j->gone, start, force = j->again;
 
+	scheduler_done_fn want_done = j->want_done;
+	void *want_arg = j->want_done_arg;
+
 	memcpy(id, j->id, sizeof(id));
 	s->busy--;
 	if (j->done)
 		j->done(j->done_arg, j->ok);
-	for (size_t i = 0; i < j->nnotices; i++)
-		sched_start(s, j->notices[i], false, false);
+	if (want_done && next == SCHED_DELIVER) {
+		want_done(want_arg, true);   /* the message went meanwhile */
+		want_done = NULL;
+	}
+	for (size_t i = 0; i < j->notices.n; i++)
+		sched_start(s, j->notices.id[i], false, false);
 	if (j->op == SCHED_DELIVER) {
 		if (next == SCHED_DELIVER && open && !j->skipped && j->wake > 0 && !j->again)
 			sched_wait(s, id, j->wake, j->env);
@@ -477,7 +459,7 @@ static void sched_job_end(struct sched_job *j)
 	}
 	sched_job_free(j);
 	if (next != SCHED_DELIVER)
-		sched_op_start(s, id, next, NULL, NULL);
+		sched_op_start(s, id, next, want_done, want_arg);
 	else if (start && open)
 		sched_start(s, id, force, false);
 }
@@ -561,6 +543,7 @@ struct scheduler *scheduler_new(struct tern *t)
 	atomic_init(&s->stopping, false);
 	s->timer = evtimer_new(t->base, sched_timer_cb, s);
 	s->remote = remote_new(t);
+	handoff_install(t);
 	return s;
 }
 
@@ -591,7 +574,7 @@ static void recover_one(const char *id, void *arg)
 size_t scheduler_recover(struct scheduler *s)
 {
 	size_t n = queue_scan(s->t->queue, recover_one, s);
-	log_event("event=queue_recovered messages=%zu", n);
+	log_queue_recovered(n);
 	return n;
 }
 
@@ -629,12 +612,13 @@ size_t scheduler_flush(struct scheduler *s, const char *domain)
 		sched_start(s, ids[i], true, false);
 	free(item);
 	free(ids);
-	log_event("event=flush domain=%s messages=%zu", domain ? domain : "*", n);
+	log_flush(domain, n);
 	return n;
 }
 
-/* A job of the message in flight takes the request when it ends; the
- * answer is then that the request is taken. */
+/* A job of the message in flight takes the request when it ends, and
+ * the operator is answered once it is carried out (so that what `tern
+ * queue` shows next agrees); a request it replaces is answered at once. */
 static bool sched_defer_request(struct scheduler *s, const char *id, enum sched_op op, scheduler_done_fn done,
 				void *arg)
 {
@@ -648,7 +632,10 @@ static bool sched_defer_request(struct scheduler *s, const char *id, enum sched_
 		j->want_hold = op == SCHED_HOLD;
 		j->want_release = op == SCHED_RELEASE;
 	}
-	done(arg, true);
+	if (j->want_done)
+		j->want_done(j->want_done_arg, true);
+	j->want_done = done;
+	j->want_done_arg = arg;
 	return true;
 }
 
@@ -664,7 +651,10 @@ void scheduler_request(struct scheduler *s, const char *id, enum scheduler_reque
 
 void scheduler_forget(struct scheduler *s, void *arg)
 {
-	for (struct sched_job *j = s->jobs; j; j = j->next)
+	for (struct sched_job *j = s->jobs; j; j = j->next) {
 		if (j->done_arg == arg)
 			j->done = NULL;
+		if (j->want_done_arg == arg)
+			j->want_done = NULL;
+	}
 }

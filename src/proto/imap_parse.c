@@ -361,8 +361,9 @@ static enum imap_parse_result lex_literal(struct imap_parser *p, const char *lin
 	p->lit.size = (uint32_t)v;
 	p->lit.sync = !nonsync;
 	p->lit.literal8 = literal8;
+	/* the argument, the octets and a NUL, each rounded up by the arena */
 	p->lit_fits = p->arena.used <= p->arena.limit &&
-		      (size_t)v + 32 <= p->arena.limit - p->arena.used;
+		      (size_t)v + sizeof(struct imap_arg) + 48 <= p->arena.limit - p->arena.used;
 	if (nonsync && !p->opts.literal_plus && !p->opts.literal_minus)
 		return fail(p, IMAP_ERR_NONSYNC, i);
 	if (nonsync && !p->opts.literal_plus && v > IMAP_LITERAL_MINUS_MAX)

@@ -65,8 +65,3 @@ bool smtp_policy_rcpt_ok(struct smtp_session *s, const struct smtp_path *p, cons
 	}
 	return true;
 }
-
-bool smtp_policy_message_ok(struct smtp_session *s)
-{
-	return true;
-}

@@ -13,10 +13,12 @@
  * Input is taken by the line-session base (core/session.c: line bounds,
  * the error limit, timeouts, the output mark) and processed in order,
  * one reply per command; replies of a pipelined group go out together
- * when the loop regains control.  While a message is being committed
- * (fsync on a worker thread) input processing pauses, and resumes from
- * the buffer after the 250, so pipelined commands after the final dot
- * keep their order.
+ * when the loop regains control.  After DATA's 354 the input goes to the
+ * message pipeline (msg/pipeline.h) until its framer sees the end; while
+ * the pipeline's stages give their verdicts and the message is made
+ * durable (checks, then fsync on a worker thread) input processing
+ * pauses, and it resumes from the buffer after the reply, so pipelined
+ * commands after the final dot keep their order.
  */
 #include "smtp/smtp_server.h"
 #include "smtp/smtp_session.h"
@@ -26,10 +28,8 @@
 #include "core/util.h"
 #include "core/workers.h"
 #include "core/dns.h"
-#include "delivery/local.h"
-#include "delivery/scheduler.h"
-#include "proto/header.h"
-#include "proto/smtp_data.h"
+#include "msg/pipeline.h"
+#include "msg/stages.h"
 #include "proto/smtp_parse.h"
 #include "store/aliases.h"
 #include "store/queue.h"
@@ -51,7 +51,6 @@
 
 #define SMTP_LINE_MAX 512        /* RFC 5321 4.5.3.1.4, CRLF included */
 #define SMTP_DATA_LINE_MAX 1000  /* RFC 5321 4.5.3.1.6, CRLF included */
-#define SMTP_DATA_CHUNK 16384
 #define SMTP_REFUSE_TIMEOUT_S 10  /* most for a refused client's TLS handshake and the 421 */
 
 static const char *const smtp_state_names[] = {
@@ -93,7 +92,8 @@ static void log_session_queued(const struct smtp_session *s, const struct smtp_t
 	log_event("event=queued session=%016" PRIx64 " queue=%s from=%s nrcpt=%zu size=%" PRIu64
 		  " path=%s ip=%s helo=%s", s->id, t->env->id,
 		  log_quote(from, sizeof(from), t->env->from, strlen(t->env->from)), t->env->nrcpt,
-		  t->size, t->direct ? "direct" : "queue", s->ip, s->helo[0] ? s->helo : "-");
+		  t->env->msg_len, sink_queue_direct(t->sink) ? "direct" : "queue", s->ip,
+		  s->helo[0] ? s->helo : "-");
 }
 
 static void log_session_disconnect(const struct smtp_session *s)
@@ -162,12 +162,8 @@ static void smtp_txn_free(struct smtp_txn *t)
 {
 	if (t == NULL)
 		return;
-	if (t->qw) {
-		queue_writer_recycle(t->qw, false);
-		queue_writer_free(t->qw);
-	}
+	pipeline_free(t->pipe);   /* before env: the sink may drop its file */
 	queue_env_free(t->env);
-	smtp_msa_free(t->msa);
 	free(t->first_rcpt);
 	free(t);
 }
@@ -690,30 +686,54 @@ static void smtp_rfc5322_date(char *buf, size_t cap, time_t when)
 }
 
 /* RFC 5321 4.4 trace field, folded so that no line is long. */
-static void smtp_write_received(struct smtp_session *s)
+static char *smtp_received_field(struct smtp_session *s)
 {
 	struct smtp_txn *t = s->txn;
 	char date[64], proto[16], tls[160] = "";
-	char *hdr;
 
 	smtp_rfc5322_date(date, sizeof(date), time(NULL));
 	snprintf(proto, sizeof(proto), "%sSMTP%s%s", s->esmtp ? "E" : "", s->conn.tls ? "S" : "",
 		 s->auth_user ? "A" : "");
 	if (s->conn.tls)
 		smtp_tls_describe(s, tls, sizeof(tls));
-	hdr = xasprintf("Received: from %s (%s%s[%s%s])\n\tby %s (tern) with %s%s id %s%s%s%s;\n\t%s\n",
-			s->helo[0] ? s->helo : "unknown",
-			s->ptr_name ? s->ptr_name : "", s->ptr_name ? " " : "",
-			s->peer.ss_family == AF_INET6 && !strchr(s->ip, '.') ? "IPv6:" : "", s->ip,
-			s->t->cfg->hostname, proto, tls, t->env->id,
-			t->env->nrcpt == 1 ? "\n\tfor <" : "", t->env->nrcpt == 1 ? t->first_rcpt : "",
-			t->env->nrcpt == 1 ? ">" : "", date);
-	for (const char *p = hdr; *p; p++)
-		if (*p == '\n')
-			t->lines++;
-	t->size += strlen(hdr);
-	queue_writer_write(t->qw, hdr, strlen(hdr));
-	free(hdr);
+	return xasprintf("Received: from %s (%s%s[%s%s])\n\tby %s (tern) with %s%s id %s%s%s%s;\n\t%s\n",
+			 s->helo[0] ? s->helo : "unknown",
+			 s->ptr_name ? s->ptr_name : "", s->ptr_name ? " " : "",
+			 s->peer.ss_family == AF_INET6 && !strchr(s->ip, '.') ? "IPv6:" : "", s->ip,
+			 s->t->cfg->hostname, proto, tls, t->env->id,
+			 t->env->nrcpt == 1 ? "\n\tfor <" : "", t->env->nrcpt == 1 ? t->first_rcpt : "",
+			 t->env->nrcpt == 1 ? ">" : "", date);
+}
+
+/*
+ * The message path of this transaction: framer (DATA's dot-unstuffing
+ * one, or BDAT's) -> header work -> checks -> the queue sink, which hands
+ * the message to delivery.  False (nothing built) when no queue file can
+ * be started (errno says why).
+ */
+static bool smtp_txn_pipeline(struct smtp_session *s, struct pipe_stage *framer)
+{
+	struct smtp_txn *t = s->txn;
+	const struct config *cfg = s->t->cfg;
+	char *received;
+
+	t->sink = sink_queue_new(s->t, t->env);   /* gives the queue id */
+	if (t->sink == NULL) {
+		int err = errno;
+		framer->ops->free(framer);
+		errno = err;
+		return false;
+	}
+	received = smtp_received_field(s);
+	t->pipe = pipeline_new(t->env);
+	pipeline_add(t->pipe, framer);
+	pipeline_add(t->pipe, stage_header_new(received, s->svc != SERVICE_SMTP, t->env->id, cfg->hostname,
+					       cfg->max_received));
+	/* the checks, in order */
+	pipeline_add(t->pipe, stage_loop_new());
+	pipeline_add(t->pipe, t->sink);
+	free(received);
+	return true;
 }
 
 /*
@@ -748,17 +768,11 @@ static void cmd_data(struct smtp_session *s, const char *args, size_t len)
 	t->env->helo = xstrdup(s->helo);
 	t->env->client_ip = xstrdup(s->ip);
 	t->env->auth_user = s->auth_user ? xstrdup(s->auth_user) : NULL;
-	t->qw = queue_writer_new(s->t->queue, t->env);
-	if (t->qw == NULL) {
+	if (!smtp_txn_pipeline(s, stage_dot_new(SMTP_DATA_LINE_MAX, s->t->cfg->max_message_size))) {
 		smtp_reply_store_error(s, errno);
 		smtp_txn_reset(s);
 		return;
 	}
-	smtp_data_init(&t->framer, SMTP_DATA_LINE_MAX);
-	header_scan_init(&t->hs);
-	if (s->svc != SERVICE_SMTP)
-		t->msa = smtp_msa_new();
-	smtp_write_received(s);
 	smtp_set_state(s, SMTP_S_DATA);
 	smtp_set_timeout(s, s->t->cfg->data_timeout);
 	smtp_reply(s, "354 End data with <CR><LF>.<CR><LF>");
@@ -844,56 +858,29 @@ static void cmd_expn(struct smtp_session *s, const char *args, size_t len)
 
 /* ---- DATA ------------------------------------------------------------------- */
 
-/* Worker thread.  All-local messages go straight into the Maildirs
- * (local_deliver_direct); anything else, or a direct delivery that did
- * not complete, is committed to the queue.  Either way the message is
- * durable before smtp_commit_done() may answer 250. */
-static void smtp_commit_work(void *arg)
-{
-	struct smtp_session *s = arg;
-	struct smtp_txn *t = s->txn;
-	struct queue_env *env = t->env;
-	bool partial = false;
-
-	env->msg_offset = queue_writer_offset(t->qw);
-	env->msg_len = queue_writer_size(t->qw);
-	env->msg_lines = t->lines;
-	env->eight_bit = t->hs.eight_bit;
-	if (local_deliver_direct(s->t->cfg, env, queue_writer_fd(t->qw))) {
-		queue_writer_recycle(t->qw, true);
-		t->committed = t->direct = true;
-		return;
-	}
-	for (size_t i = 0; i < env->nrcpt; i++)
-		if (env->rcpt[i].state != RCPT_PENDING)
-			partial = true;
-	t->committed = queue_writer_commit(t->qw, t->lines, t->hs.eight_bit);
-	if (!t->committed)
-		t->store_err = errno;
-	if (t->committed && partial)
-		queue_save_state(s->t->queue, env);
-}
-
-static void smtp_commit_done(void *arg)
+/* The pipeline's verdict on the message: the reply, then the session
+ * goes on.  Called from within smtp_end_of_data() when every stage
+ * answered at once (a refusal by the framer, say), later otherwise. */
+static void smtp_verdict_cb(void *arg, const struct pipe_verdict *v)
 {
 	struct smtp_session *s = arg;
 	struct smtp_txn *t = s->txn;
 
-	if (t->committed) {
+	s->cur_verb = "DATA";
+	s->no_error_count = v->own_fault;
+	if (v->code == 0) {
 		log_session_queued(s, t);
-		if (!t->direct)
-			scheduler_enqueue(s->t->sched, t->env->id);
 		s->messages++;
 		if (!s->peer_gone)
 			smtp_reply(s, "250 2.0.0 Ok: queued as %s", t->env->id);
-		queue_writer_free(t->qw);
-		t->qw = NULL;
 	} else if (!s->peer_gone) {
-		smtp_reply_store_error(s, t->store_err);
+		smtp_reply(s, "%s", v->reply);
 	}
 	smtp_txn_reset(s);
 	smtp_set_state(s, SMTP_S_READY);
 	smtp_set_timeout(s, s->t->cfg->command_timeout);
+	if (s->end_of_data_running)
+		return;   /* smtp_data_input() goes on with the buffered input */
 	conn_ref(&s->conn);
 	if (s->peer_gone)
 		smtp_close(s, false);
@@ -905,85 +892,29 @@ static void smtp_commit_done(void *arg)
 	conn_unref(&s->conn);
 }
 
-/* End of data seen: refuse what breaks a rule, else commit and wait. */
+/* End of data seen: input waits while the stages give their verdicts. */
 static void smtp_end_of_data(struct smtp_session *s)
 {
-	struct smtp_txn *t = s->txn;
-	const struct config *cfg = s->t->cfg;
-
-	s->cur_verb = "DATA";
-	s->no_error_count = false;
-	smtp_msa_finish(s);
-	if (t->framer.errors & (SMTP_DATA_ERR_BARE_LF | SMTP_DATA_ERR_BARE_CR)) {
-		smtp_reply(s, "550 5.6.0 Message refused: bare CR or LF in the data (RFC 5321 2.3.8)");
-	} else if (t->framer.errors & SMTP_DATA_ERR_NUL) {
-		smtp_reply(s, "550 5.6.0 Message refused: NUL octet in the data");
-	} else if (t->framer.errors & SMTP_DATA_ERR_LINE_LEN) {
-		smtp_reply(s, "500 5.5.2 Message refused: line longer than 1000 octets (RFC 5321 4.5.3.1.6)");
-	} else if (t->too_big) {
-		smtp_reply(s, "552 5.3.4 Message size exceeds fixed maximum message size");
-	} else if (t->hs.received > cfg->max_received) {
-		smtp_reply(s, "554 5.4.6 Too many Received: headers, mail loop detected");
-	} else if (t->qw == NULL || !smtp_policy_message_ok(s)) {
-		if (t->qw == NULL)
-			smtp_reply_store_error(s, t->store_err);
-	} else {
-		smtp_set_state(s, SMTP_S_COMMIT);
-		session_pause(&s->sess);   /* held by the worker job */
-		workers_submit(s->t->commit_pool, smtp_commit_work, smtp_commit_done, s);
-		return;
-	}
-	smtp_txn_reset(s);
-	smtp_set_timeout(s, cfg->command_timeout);
+	smtp_set_state(s, SMTP_S_COMMIT);   /* input waits (smtp_ready_cb) */
+	s->end_of_data_running = true;
+	pipeline_end(s->txn->pipe, smtp_verdict_cb, s);
+	s->end_of_data_running = false;
+	if (s->state == SMTP_S_COMMIT)
+		session_pause(&s->sess);   /* until the verdict: no reading, no timer */
 }
 
-void smtp_data_append(struct smtp_session *s, const char *buf, size_t len)
-{
-	if (s->txn->msa)
-		smtp_msa_feed(s, buf, len);
-	else
-		smtp_data_write(s, buf, len);
-}
-
-void smtp_data_write(struct smtp_session *s, const char *buf, size_t len)
-{
-	struct smtp_txn *t = s->txn;
-	if (t->too_big || len == 0)
-		return;
-	if (t->size + len > s->t->cfg->max_message_size) {
-		/* Keep reading to the end, as RFC 5321 4.5.3.1.10 asks, but
-		 * stop writing: the message will be refused. */
-		t->too_big = true;
-		return;
-	}
-	for (const char *p = buf; (p = memchr(p, '\n', (size_t)(buf + len - p))) != NULL; p++)
-		t->lines++;
-	t->size += len;
-	if (t->qw && !queue_writer_write(t->qw, buf, len)) {
-		t->store_err = errno;
-		queue_writer_abort(t->qw);
-		queue_writer_free(t->qw);
-		t->qw = NULL;
-	}
-}
-
-/* Feed buffered input to the framer.  Returns false when it must stop:
- * out of input, or end of data reached (commit pending or reply sent). */
+/* Feed buffered input to the pipeline.  Returns false when it must stop:
+ * out of input, or end of data reached and the verdict is pending. */
 static bool smtp_data_input(struct smtp_session *s)
 {
 	struct evbuffer *in = session_input(&s->sess);
-	struct smtp_txn *t = s->txn;
 	struct evbuffer_iovec v;
-	char out[SMTP_DATA_CHUNK + 2];
-	size_t out_len, take, used;
+	size_t used;
 	bool done = false;
 
 	if (evbuffer_peek(in, -1, NULL, &v, 1) < 1 || v.iov_len == 0)
 		return false;
-	take = v.iov_len < SMTP_DATA_CHUNK ? v.iov_len : SMTP_DATA_CHUNK;
-	used = smtp_data_feed(&t->framer, v.iov_base, take, out, &out_len, &done);
-	header_scan_feed(&t->hs, out, out_len);
-	smtp_data_append(s, out, out_len);
+	used = pipeline_feed(s->txn->pipe, v.iov_base, v.iov_len, &done);
 	evbuffer_drain(in, used);
 	if (done) {
 		smtp_end_of_data(s);

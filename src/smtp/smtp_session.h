@@ -1,7 +1,7 @@
 /*
  * smtp_session.h - the SMTP server session's insides, shared by the files
  * of src/smtp/ that implement parts of it (smtp_server.c: the dialog and
- * DATA; smtp_policy.c: relay and sender rules; smtp_auth.c: STARTTLS and
+ * DATA, whose message path is src/msg/; smtp_policy.c: relay and sender rules; smtp_auth.c: STARTTLS and
  * AUTH).  Nothing outside src/smtp/ includes this.
  */
 #ifndef TERN_SMTP_SESSION_H
@@ -14,8 +14,6 @@
 #include "core/conn.h"
 #include "core/server.h"
 #include "core/session.h"
-#include "proto/header.h"
-#include "proto/smtp_data.h"
 #include "proto/smtp_parse.h"
 
 #define SMTP_AUTH_LINE_MAX 12288  /* RFC 4954 4: AUTH lines may be long */
@@ -26,26 +24,20 @@ enum smtp_state {
 	SMTP_S_MAIL,              /* MAIL accepted */
 	SMTP_S_RCPT,              /* at least one RCPT accepted */
 	SMTP_S_DATA,              /* reading the message */
-	SMTP_S_COMMIT,            /* message on its way to disk (worker) */
+	SMTP_S_COMMIT,            /* end of message: verdicts, then the commit */
 	SMTP_S_CLOSING,           /* flushing the last reply, then free */
 };
+
+struct pipeline;
+struct pipe_stage;
 
 /* MAIL .. end of DATA.  RSET is smtp_txn_reset(). */
 struct smtp_txn {
 	struct queue_env *env;    /* envelope being built */
 	unsigned nrcpt_cmds;      /* accepted RCPT commands */
 	char *first_rcpt;         /* for "for <...>" in Received: */
-	struct queue_writer *qw;
-	struct smtp_data framer;
-	struct header_scan hs;
-	uint64_t size;            /* octets written so far */
-	uint64_t lines;
-	bool too_big;
-	bool committed;           /* set by the worker */
-	int store_err;            /* errno of a failed queue write or commit */
-	bool direct;              /* delivered to every Maildir, no queue file */
-	bool need_date, need_message_id;  /* MSA additions (RFC 6409 8) */
-	struct smtp_msa *msa;     /* header section held back (smtp_msa.c), or NULL */
+	struct pipeline *pipe;    /* after DATA: the message path (msg/pipeline.h) */
+	struct pipe_stage *sink;  /* its last stage (the queue), owned by pipe */
 };
 
 struct ssl_st;
@@ -72,6 +64,7 @@ struct smtp_session {
 	bool peer_gone;
 	bool peer_eof;            /* half-closed during a commit: answer, then close */
 	bool shutdown_after_commit;
+	bool end_of_data_running; /* pipeline_end() is on the stack */
 	const char *cur_verb;     /* for logging replies >= 400 */
 	bool no_error_count;      /* this reply does not count as an error */
 	/* AUTH in progress */
@@ -101,21 +94,11 @@ void smtp_close(struct smtp_session *s, bool flush);
 void smtp_pause_input(struct smtp_session *s);
 void smtp_resume_input(struct smtp_session *s);
 
-/* The message octets after DATA, written to the queue file. */
-void smtp_data_write(struct smtp_session *s, const char *buf, size_t len);
-
-/* smtp_msa.c: Date: and Message-ID: for submitted mail (RFC 6409 8) */
-struct smtp_msa *smtp_msa_new(void);
-void smtp_msa_free(struct smtp_msa *m);
-void smtp_msa_feed(struct smtp_session *s, const char *buf, size_t len);
-void smtp_msa_finish(struct smtp_session *s);
-
 /* smtp_policy.c: who may do what */
 bool smtp_policy_may_proceed(struct smtp_session *s);   /* replies when not */
 bool smtp_policy_may_relay(const struct smtp_session *s);
 bool smtp_policy_sender_ok(struct smtp_session *s, const struct smtp_path *p, const char *addr);
 bool smtp_policy_rcpt_ok(struct smtp_session *s, const struct smtp_path *p, const char *addr);
-bool smtp_policy_message_ok(struct smtp_session *s);
 
 /* smtp_auth.c: TLS and AUTH */
 int smtp_tls_accept_hook(struct smtp_session *s);        /* implicit TLS on 465 */

@@ -90,26 +90,56 @@ static void maildir_discard(struct maildir_file *mf)
 	}
 }
 
-bool maildir_prepare(struct maildir_file *mf, const char *path, const char *hostname,
-		     const char *prefix, size_t prefix_len, uint64_t prefix_lines,
-		     int src_fd, off_t offset, uint64_t len, uint64_t msg_lines)
+/* The unique part of a new file's name, in mf->base. */
+static void maildir_unique(struct maildir_file *mf, const char *hostname)
 {
 	char host[256];
 	struct timeval tv;
-	uint64_t size = prefix_len + len;
-	uint64_t vsize = size + prefix_lines + msg_lines;
-	int saved;
 
 	if (atomic_load(&maildir_pid) == 0)
 		atomic_store(&maildir_pid, (int)getpid());
 	gettimeofday(&tv, NULL);
 	safe_host(hostname, host, sizeof(host));
-	snprintf(mf->base, sizeof(mf->base), "%lld.M%ldP%dQ%" PRIu64 ".%s,S=%" PRIu64 ",W=%" PRIu64,
+	snprintf(mf->base, sizeof(mf->base), "%lld.M%ldP%dQ%" PRIu64 ".%s",
 		 (long long)tv.tv_sec, (long)tv.tv_usec, atomic_load(&maildir_pid),
-		 (uint64_t)atomic_fetch_add(&maildir_seq, 1) + 1, host, size, vsize);
-	snprintf(mf->tmp, sizeof(mf->tmp), "%s/tmp/%s", path, mf->base);
+		 (uint64_t)atomic_fetch_add(&maildir_seq, 1) + 1, host);
+}
+
+/* The name in new/: the unique part with the sizes (see the top). */
+static void maildir_sized_name(struct maildir_file *mf, const char *path, uint64_t size, uint64_t vsize)
+{
+	size_t n = strlen(mf->base);
+
+	snprintf(mf->base + n, sizeof(mf->base) - n, ",S=%" PRIu64 ",W=%" PRIu64, size, vsize);
 	snprintf(mf->dst, sizeof(mf->dst), "%s/new/%s", path, mf->base);
 	snprintf(mf->newdir, sizeof(mf->newdir), "%s/new", path);
+}
+
+bool maildir_open_stream(struct maildir_file *mf, const char *path, const char *hostname)
+{
+	maildir_unique(mf, hostname);
+	snprintf(mf->tmp, sizeof(mf->tmp), "%s/tmp/%s", path, mf->base);
+	snprintf(mf->path, sizeof(mf->path), "%s", path);
+	mf->fd = open(mf->tmp, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	return mf->fd >= 0;
+}
+
+void maildir_stream_sized(struct maildir_file *mf, uint64_t size, uint64_t vsize)
+{
+	maildir_sized_name(mf, mf->path, size, vsize);
+}
+
+bool maildir_prepare(struct maildir_file *mf, const char *path, const char *hostname,
+		     const char *prefix, size_t prefix_len, uint64_t prefix_lines,
+		     int src_fd, off_t offset, uint64_t len, uint64_t msg_lines)
+{
+	uint64_t size = prefix_len + len;
+	uint64_t vsize = size + prefix_lines + msg_lines;
+	int saved;
+
+	maildir_unique(mf, hostname);
+	maildir_sized_name(mf, path, size, vsize);
+	snprintf(mf->tmp, sizeof(mf->tmp), "%s/tmp/%s", path, mf->base);
 
 	mf->fd = open(mf->tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 	if (mf->fd < 0 && errno == ENOENT && maildir_create(path))

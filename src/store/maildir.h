@@ -23,6 +23,7 @@ struct maildir_file {
 	int fd;                   /* open on tmp until finished */
 	char base[512];           /* the unique name, without tmp/ or new/ */
 	char tmp[4096], dst[4096], newdir[4096];
+	char path[4096];          /* the Maildir (streamed files) */
 };
 
 /*
@@ -37,6 +38,13 @@ bool maildir_prepare(struct maildir_file *mf, const char *path, const char *host
 		     const char *prefix, size_t prefix_len, uint64_t prefix_lines,
 		     int src_fd, off_t offset, uint64_t len, uint64_t msg_lines);
 void maildir_commit_item(struct maildir_file *mf, struct fs_commit *c);
+
+/* A file written as the message arrives: tmp/<unique> opened read-write
+ * in the existing Maildir path (false, errno kept, if it cannot be: it
+ * is not created here); once its sizes are known, maildir_stream_sized()
+ * gives it its name in new/, then commit_item and finish as above. */
+bool maildir_open_stream(struct maildir_file *mf, const char *path, const char *hostname);
+void maildir_stream_sized(struct maildir_file *mf, uint64_t size, uint64_t vsize);
 void maildir_finish(struct maildir_file *mf, bool committed);
 
 #endif

@@ -320,6 +320,11 @@ uint64_t queue_writer_size(const struct queue_writer *w)
 	return w->written;
 }
 
+int queue_writer_error(const struct queue_writer *w)
+{
+	return !w->failed ? 0 : w->err ? w->err : EIO;
+}
+
 bool queue_writer_write(struct queue_writer *w, const void *buf, size_t len)
 {
 	if (w->failed) {
@@ -331,6 +336,21 @@ bool queue_writer_write(struct queue_writer *w, const void *buf, size_t len)
 		log_queue_error("write", w->id, NULL, w->err);
 		w->failed = true;
 		errno = w->err;       /* callers tell a full disk by it */
+		return false;
+	}
+	w->written += len;
+	return true;
+}
+
+bool queue_writer_insert_front(struct queue_writer *w, const void *buf, size_t len)
+{
+	if (w->failed)
+		return false;
+	if (!fs_insert(w->fd, (off_t)w->offset, w->written, buf, len)) {
+		w->err = errno;
+		log_queue_error("write", w->id, NULL, w->err);
+		w->failed = true;
+		errno = w->err;
 		return false;
 	}
 	w->written += len;

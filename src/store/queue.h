@@ -32,11 +32,17 @@ const char *queue_writer_id(const struct queue_writer *w);
 /* Where the message starts in the file, and its length so far. */
 uint64_t queue_writer_offset(const struct queue_writer *w);
 uint64_t queue_writer_size(const struct queue_writer *w);
+/* 0, or the errno of the write that failed (the message cannot be kept). */
+int queue_writer_error(const struct queue_writer *w);
 /* Append message bytes (loop thread; page-cache writes, no sync).  On
  * failure (and on every call after one) false with errno set: ENOSPC or
  * EDQUOT when the disk is full.  queue_writer_new and queue_writer_commit
  * keep errno the same way. */
 bool queue_writer_write(struct queue_writer *w, const void *buf, size_t len);
+/* Put buf in front of the message written so far (header fields a check
+ * adds at the end of the message): the message is moved up in the file,
+ * back to front, so this costs one more copy of it.  Loop thread. */
+bool queue_writer_insert_front(struct queue_writer *w, const void *buf, size_t len);
 /* Worker thread: trailer, fsync, rename, directory fsync.  True when the
  * message is durable; false (and the temp file removed) otherwise.  An
  * existing queue file is never replaced: if the id turns out to be taken,

@@ -97,9 +97,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		while (r == IMAP_PARSE_LITERAL) {
 			if (p.lit.size > len - i)
 				goto out;
-			if (p.lit_fits)
+			if (p.lit_fits) {
 				r = imap_parse_literal(&p, in + i, p.lit.size);
-			else
+				/* lit_fits promised room for it */
+				assert(r != IMAP_PARSE_ERROR || p.err != IMAP_ERR_TOO_LONG);
+			} else
 				r = imap_parse_literal_streamed(&p);
 			i += p.lit.size;
 			if (r == IMAP_PARSE_NEED_LINE)

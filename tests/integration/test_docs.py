@@ -47,3 +47,20 @@ def test_readme_shows_the_two_commands():
     with open(os.path.join(ROOT, "README.md")) as f:
         text = f.read()
     assert "make run" in text and "make test" in text
+
+
+def test_every_log_event_is_in_the_man_page():
+    """doc/tern.1's LOG EVENTS lists every event the code logs, so that
+    operators can grep for it."""
+    events = set()
+    for d, _, files in os.walk(os.path.join(ROOT, "src")):
+        for name in files:
+            if name.endswith(".c"):
+                with open(os.path.join(d, name)) as f:
+                    events |= set(re.findall(r'"event=([a-z_]+)', f.read()))
+    assert len(events) > 40, sorted(events)
+    with open(os.path.join(ROOT, "doc", "tern.1")) as f:
+        man = f.read()
+    section = man.split(".SH LOG EVENTS", 1)[1].split("\n.SH ", 1)[0]
+    documented = set(re.findall(r"^\.B ([a-z_]+)$", section, re.M))
+    assert not events - documented, sorted(events - documented)

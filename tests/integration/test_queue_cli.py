@@ -111,11 +111,15 @@ def test_hold_release(make_tern):
     r = t.cli("queue", "hold", qid)
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip() == f"{qid} held"
+    # A request that comes while a delivery of the message is in flight is
+    # answered at once and applied when that job ends: wait for it.
+    t.wait_log(f"event=held queue={qid}")
     assert entries(t)[0]["state"] == "held"
     assert "held: yes" in t.cli("queue", "show", qid).stdout
     r = t.cli("queue", "release", qid)
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip() == f"{qid} released"
+    t.wait_log(f"event=released queue={qid}")
     assert entries(t)[0]["state"] in ("pending", "deferred")
 
 
@@ -127,6 +131,7 @@ def test_hold_release_keeps_recipient_states(make_tern):
     t.wait_messages("alice@example.test", 1)
     assert t.cli("queue", "hold", qid).returncode == 0
     assert t.cli("queue", "release", qid).returncode == 0
+    t.wait_log(f"event=released queue={qid}")
     e = entries(t)
     assert [x["recipient"] for x in e] == ["a@remote.test", "alice@example.test"]
     assert e[1]["state"] == "delivered"
@@ -141,6 +146,7 @@ def test_delete(make_tern):
     r = t.cli("queue", "delete", q1)
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip() == f"{q1} deleted"
+    t.wait_log(f"event=deleted queue={q1}")
     assert [x["id"] for x in entries(t)] == [q2]
     r = t.cli("queue", "delete", q1)
     assert r.returncode == 1

@@ -231,6 +231,41 @@ static void test_literal_limits(void **state)
 	imap_parse_free(&p);
 }
 
+/* APPEND as a session runs it: the size is known before the octets, they
+ * are streamed to a file, the arguments before them are ready to read. */
+static void test_append_flow(void **state)
+{
+	struct imap_parse_opts o = { .max_literal = 10 * 1024 * 1024 };
+	struct imap_parser p;
+	const char *line = "A3 APPEND Sent/2024 (\\Seen $Work) \" 5-Mar-2024 09:10:11 +0100\" {2000000}";
+	const struct imap_arg *a;
+	int64_t t;
+	imap_parse_init(&p, &o);
+	assert_int_equal(imap_parse_line(&p, line, strlen(line)), IMAP_PARSE_LITERAL);
+	assert_string_equal(p.name, "APPEND");
+	assert_int_equal(p.nargs, 3);
+	assert_int_equal(p.lit.size, 2000000);
+	assert_true(p.lit.sync);
+	assert_false(p.lit_fits);
+	a = imap_arg_nth(p.args, 1);
+	assert_int_equal(a->type, IMAP_ARG_LIST);
+	assert_int_equal(a->count, 2);
+	assert_string_equal(a->child->s, "\\Seen");
+	a = imap_arg_nth(p.args, 2);
+	assert_true(imap_parse_datetime(a->s, a->len, &t));
+	assert_int_equal(t, 1709626211);
+	assert_int_equal(imap_parse_literal_streamed(&p), IMAP_PARSE_NEED_LINE);
+	assert_int_equal(imap_parse_line(&p, "", 0), IMAP_PARSE_DONE);
+	assert_int_equal(p.nargs, 4);
+	assert_int_equal(imap_arg_nth(p.args, 3)->len, 2000000);
+	/* after DONE, a line without reset is a session bug */
+	assert_int_equal(imap_parse_line(&p, "x NOOP", 6), IMAP_PARSE_ERROR);
+	assert_int_equal(p.err, IMAP_ERR_STATE);
+	imap_parse_reset(&p);
+	assert_int_equal(imap_parse_line(&p, "x NOOP", 6), IMAP_PARSE_DONE);
+	imap_parse_free(&p);
+}
+
 static void test_bounds(void **state)
 {
 	struct imap_parser p;
@@ -568,6 +603,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_commands),
 		cmocka_unit_test(test_literal_limits),
+		cmocka_unit_test(test_append_flow),
 		cmocka_unit_test(test_bounds),
 		cmocka_unit_test(test_utf8),
 		cmocka_unit_test(test_readers),

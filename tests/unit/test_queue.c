@@ -145,6 +145,47 @@ static void test_write_commit_load(void **state)
 	free(id);
 }
 
+/* Fields put in front of a message already written (a check's, at the
+ * end of DATA): the message moves up intact, across several blocks, and
+ * what is written afterwards follows it. */
+static void test_insert_front(void **state)
+{
+	struct fixture *f = *state;
+	struct queue_env *env = make_env();
+	struct queue_writer *w = queue_writer_new(f->q, env);
+	static const char field[] = "X-Check: pass\n";
+	size_t body_len = 200000, total = strlen(field) + body_len + 5;
+	char *body = xmalloc(body_len), *want = xmalloc(total), *got = xmalloc(total);
+	char id[QUEUE_ID_LEN + 1];
+	int fd = -1;
+
+	for (size_t i = 0; i < body_len; i++)
+		body[i] = (char)('a' + i % 23);
+	assert_non_null(w);
+	assert_true(queue_writer_write(w, body, body_len));
+	assert_true(queue_writer_insert_front(w, field, strlen(field)));
+	assert_true(queue_writer_write(w, "tail\n", 5));
+	assert_int_equal(queue_writer_size(w), total);
+	assert_true(queue_writer_commit(w, 2, false));
+	queue_writer_free(w);
+	memcpy(id, env->id, sizeof(id));
+	queue_env_free(env);
+	memcpy(want, field, strlen(field));
+	memcpy(want + strlen(field), body, body_len);
+	memcpy(want + strlen(field) + body_len, "tail\n", 5);
+
+	env = queue_load(f->q, id, &fd);
+	assert_non_null(env);
+	assert_int_equal(env->msg_len, total);
+	assert_int_equal(pread(fd, got, total, (off_t)env->msg_offset), (ssize_t)total);
+	assert_memory_equal(got, want, total);
+	close(fd);
+	queue_env_free(env);
+	free(body);
+	free(want);
+	free(got);
+}
+
 /* A scratch file recycled after a direct delivery keeps its bytes; a
  * shorter message committed from it later must not carry them. */
 static void test_recycled_scratch_cut_to_size(void **state)
@@ -614,6 +655,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_write_commit_load, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_binary_tail_loads, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_insert_front, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_state_round_trip, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_recycled_scratch_cut_to_size, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_retire_reuses_file, setup, teardown),
