@@ -11,6 +11,7 @@ int cmd_check_config(int argc, char **argv);
 int cmd_user(int argc, char **argv);
 int cmd_queue(int argc, char **argv);
 int cmd_sendmail(int argc, char **argv);
+int cmd_dkim(int argc, char **argv);
 
 /* -c FILE from argv (removed from it), or NULL; shared by the commands. */
 const char *cli_take_config(int *argc, char **argv);

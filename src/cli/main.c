@@ -16,6 +16,9 @@ static void usage(FILE *f)
 	      "       tern example-config              print a documented config\n"
 	      "       tern user add|passwd|del|list [ADDRESS] [-c FILE]\n"
 	      "       tern queue list [--json]|show ID|flush [DOMAIN]|hold ID|release ID|delete ID [-c FILE]\n"
+	      "       tern dkim keygen DOMAIN [--selector S] [--algorithm rsa|ed25519] [-c FILE]\n"
+	      "       tern dkim sign --key PEM --domain D --selector S < MESSAGE   (for testing and scripts)\n"
+	      "       tern dkim verify [--record NAME=TXT]... < MESSAGE         (for testing and scripts)\n"
 	      "       tern sendmail [-t] [-i] [-f FROM] [-F NAME] [-bs|-bp|-q] [RCPT...]\n", f);
 }
 
@@ -41,6 +44,8 @@ int main(int argc, char **argv)
 		return cmd_user(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "queue"))
 		return cmd_queue(argc - 1, argv + 1);
+	if (!strcmp(argv[1], "dkim"))
+		return cmd_dkim(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "sendmail"))
 		return cmd_sendmail(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help") || !strcmp(argv[1], "help")) {

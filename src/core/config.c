@@ -71,6 +71,7 @@ static const struct config_row config_table[] = {
 	ROW("auth", "block_time", CT_DURATION, auth_block_time, "15m", 1, 86400 * 7, "how long failures count and a block lasts"),
 
 	ROW("domains", "local", CT_WORDS, local_domains, "localhost", 0, 0, "domains delivered into local Maildirs"),
+	ROW("domains", "postmaster", CT_STR, postmaster, "", 0, 0, "postmaster@ without alias or user goes here; default: the domain's first user"),
 
 	ROW("users", "file", CT_STR, users_file, "", 0, 0, "user@domain:{SCHEME}secret; default state_dir/users"),
 	ROW("aliases", "file", CT_STR, aliases_file, "", 0, 0, "alias: target, target; empty = none"),

@@ -87,6 +87,7 @@ struct config {
 
 	/* [domains] */
 	struct word_list local_domains;
+	char *postmaster;         /* [domains] postmaster, "" = the domain's first user */
 
 	/* [users], [aliases] */
 	char *users_file;

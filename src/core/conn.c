@@ -191,6 +191,33 @@ enum conn_line conn_take_line(struct conn *c, char *buf, size_t cap, size_t max,
 	return CONN_LINE_OK;
 }
 
+enum conn_line conn_take_crlf_line(struct conn *c, char *buf, size_t cap, size_t max, size_t *len)
+{
+	struct evbuffer *in = bufferevent_get_input(c->bev);
+	struct evbuffer_ptr p = evbuffer_search(in, "\r\n", 2, NULL);
+	size_t n;
+
+	if (p.pos < 0) {
+		n = evbuffer_get_length(in);
+		if (n > max) {
+			/* Too long already: drop it as it comes, answer at its
+			 * end.  The last octet stays: it may be the CR of the CRLF. */
+			c->discard_line = true;
+			evbuffer_drain(in, n - 1);
+		}
+		return CONN_LINE_MORE;
+	}
+	n = (size_t)p.pos + 2;
+	if (c->discard_line || n > max || n > cap) {
+		evbuffer_drain(in, n);
+		c->discard_line = false;
+		return CONN_LINE_TOO_LONG;
+	}
+	evbuffer_remove(in, buf, n);
+	*len = n;
+	return CONN_LINE_OK;
+}
+
 /* ---- closing ------------------------------------------------------------- */
 
 /* Stop reading; free once the output is flushed (flush) or at once.  The

@@ -109,6 +109,9 @@ enum conn_line {
 	CONN_LINE_TOO_LONG,       /* a line longer than max (or cap) was dropped */
 };
 enum conn_line conn_take_line(struct conn *c, char *buf, size_t cap, size_t max, size_t *len);
+/* The same where only CRLF ends a line (SMTP, RFC 5321 2.3.8): a bare LF
+ * stays inside the line; buf holds the line with its CRLF. */
+enum conn_line conn_take_crlf_line(struct conn *c, char *buf, size_t cap, size_t max, size_t *len);
 
 /* Implicit TLS: an OpenSSL bufferevent on the same socket, now, with
  * nothing written yet.  False (ssl freed) when it cannot be made. */

@@ -132,7 +132,8 @@ static bool session_line_step(struct session *s)
 
 	if (max > SESSION_LINE_CAP)
 		max = SESSION_LINE_CAP;
-	switch (conn_take_line(s->conn, line, sizeof(line), max, &n)) {
+	switch ((s->ops->crlf_lines ? conn_take_crlf_line : conn_take_line)(s->conn, line, sizeof(line),
+									  max, &n)) {
 	case CONN_LINE_MORE:
 		return false;
 	case CONN_LINE_TOO_LONG:
@@ -142,9 +143,14 @@ static bool session_line_step(struct session *s)
 		break;
 	}
 	n--;   /* the LF */
-	bare_lf = n == 0 || line[n - 1] != '\r';
-	if (!bare_lf)
-		n--;
+	if (s->ops->crlf_lines) {
+		n--;   /* and its CR */
+		bare_lf = memchr(line, '\n', n) != NULL;
+	} else {
+		bare_lf = n == 0 || line[n - 1] != '\r';
+		if (!bare_lf)
+			n--;
+	}
 	line[n] = '\0';
 	s->ops->line(s->owner, line, n, bare_lf);
 	explicit_bzero(line, n);   /* it may have held a password */

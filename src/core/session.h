@@ -59,8 +59,12 @@ enum session_raw {
 
 struct session_ops {
 	/* One line, its line end removed; bare_lf when it ended in LF
-	 * without CR before it.  line[len] is '\0'. */
+	 * without CR before it (with crlf_lines: when it holds an LF).
+	 * line[len] is '\0'. */
 	void (*line)(void *owner, char *line, size_t len, bool bare_lf);
+	/* Only CRLF ends a line (SMTP, RFC 5321 2.3.8): a bare LF does not,
+	 * so "EHLO a<LF>MAIL FROM:<x><CRLF>" is one line. */
+	bool crlf_lines;
 	void (*line_too_long)(void *owner);
 	size_t (*line_max)(void *owner);   /* octets, line end included */
 	/* Raw input (SMTP DATA): reads session_input() itself.  May be NULL. */

@@ -14,6 +14,7 @@
 #include "store/maildir.h"
 
 struct config;
+struct queue;
 struct queue_env;
 
 /*

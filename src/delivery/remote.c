@@ -38,6 +38,7 @@
 #include "core/dns.h"
 #include "delivery/delivery_log.h"
 #include "delivery/mx.h"
+#include "proto/smtp_parse.h"
 #include "smtp/smtp_client.h"
 #include "store/queue.h"
 
@@ -848,6 +849,8 @@ static struct rdelivery *del_new(struct rjob *j, struct rdest *dst)
 	d->msg.len = env->msg_len;
 	d->msg.lines = env->msg_lines;
 	d->msg.eight_bit = env->eight_bit;
+	d->msg.smtputf8 = env->smtputf8;
+	d->msg.binary = env->body == SMTP_BODY_BINARYMIME;
 	d->msg.rcpts = d->rc;
 	return d;
 }

@@ -1,7 +1,8 @@
 /*
  * stage_header.c - header work on the way in: tern's Received: field in
  * front (RFC 5321 4.4), the header scan (a message with too many
- * Received: fields is a loop, RFC 5321 6.3), and what tern adds as a
+ * Received: fields is a loop, RFC 5321 6.3; UTF-8 header fields need
+ * SMTPUTF8, RFC 6531 3.4 / RFC 6532 3), and what tern adds as a
  * Message Submission Agent (RFC 6409 8): a Date: field (8.2) and a
  * Message-ID: field (8.3) when a submitted message lacks them.
  *
@@ -15,6 +16,7 @@
 #include "msg/stages.h"
 #include "core/util.h"
 #include "proto/header.h"
+#include "store/queue.h"
 
 #include <event2/buffer.h>
 #include <inttypes.h>
@@ -140,6 +142,15 @@ static void header_end(struct pipe_stage *st)
 		header_release(h, evbuffer_get_length(h->held));
 	if (h->scan.received > h->max_received)
 		pipe_stage_refuse(st, false, "554 5.4.6 Too many Received: headers, mail loop detected");
+	else if (header_scan_utf8(&h->scan) && !pipeline_env(st->p)->smtputf8)
+		/* UTF-8 header fields (RFC 6532) belong to SMTPUTF8
+		 * transactions only (RFC 6531 3.4: a client must not send them
+		 * without it).  Refused, they are not relayed to a host that
+		 * would mangle them; the sender can use SMTPUTF8, which tern
+		 * offers, or RFC 2047 words.  Legacy 8-bit headers that are
+		 * not UTF-8 (Latin-1 and the like) are no SMTPUTF8 matter and
+		 * pass as before. */
+		pipe_stage_refuse(st, false, "554 5.6.7 Message refused: UTF-8 header fields need SMTPUTF8 (RFC 6531, RFC 6532)");
 	else
 		pipe_stage_accept(st);
 }

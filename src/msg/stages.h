@@ -18,6 +18,12 @@ struct tern;
  * end all the same, RFC 5321 4.5.3.1.10). */
 struct pipe_stage *stage_dot_new(size_t max_line, uint64_t max_size);
 
+/* BDAT's framer (RFC 3030): chunk octets as the session counts them,
+ * CRLF -> LF without dot-unstuffing; a text message with a bare CR/LF,
+ * a NUL or a line over max_line octets is refused at its end; with binary
+ * (BODY=BINARYMIME) the body passes as it came. */
+struct pipe_stage *stage_bdat_new(bool binary, size_t max_line);
+
 /* Header work: the Received: field (given whole, LF line ends) in front;
  * for submitted mail (msa) Date: and Message-ID: when missing (RFC 6409
  * 8.2, 8.3; the Message-ID made of id and hostname); refuses a message

@@ -106,14 +106,60 @@ static void header_step(struct header_scan *h, unsigned char c)
 	}
 }
 
+/* Well-formedness of the header section's 8-bit octets, one octet at a
+ * time (RFC 3629 §4, the table of smtp_parse's utf8_char_len). */
+static void header_utf8_step(struct header_scan *h, unsigned char c)
+{
+	if (h->u8_need > 0) {
+		if (c >= h->u8_lo && c <= h->u8_hi) {
+			h->u8_need--;
+			h->u8_lo = 0x80;
+			h->u8_hi = 0xBF;
+			return;
+		}
+		h->u8_bad = true;
+		h->u8_need = 0;
+	}
+	if (c < 0x80)
+		return;
+	h->u8_lo = 0x80;
+	h->u8_hi = 0xBF;
+	if (c >= 0xC2 && c <= 0xDF) {
+		h->u8_need = 1;
+	} else if (c >= 0xE0 && c <= 0xEF) {
+		h->u8_need = 2;
+		if (c == 0xE0)
+			h->u8_lo = 0xA0;
+		else if (c == 0xED)
+			h->u8_hi = 0x9F;
+	} else if (c >= 0xF0 && c <= 0xF4) {
+		h->u8_need = 3;
+		if (c == 0xF0)
+			h->u8_lo = 0x90;
+		else if (c == 0xF4)
+			h->u8_hi = 0x8F;
+	} else {
+		h->u8_bad = true;
+	}
+}
+
+bool header_scan_utf8(const struct header_scan *h)
+{
+	return h->eight_bit_headers && !h->u8_bad && h->u8_need == 0;
+}
+
 void header_scan_feed(struct header_scan *h, const char *buf, size_t len)
 {
 	for (size_t i = 0; i < len; i++) {
 		unsigned char c = (unsigned char)buf[i];
 		if (c >= 0x80)
 			h->eight_bit = true;
-		if (h->state != HS_BODY)
+		if (h->state != HS_BODY) {
+			if (c >= 0x80)
+				h->eight_bit_headers = true;
+			header_utf8_step(h, c);
 			header_step(h, c);
+		}
 	}
 }
 

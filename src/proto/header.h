@@ -17,8 +17,11 @@ struct header_scan {
 	unsigned received;	/* Received: fields seen in the header section */
 	bool has_date, has_message_id, has_from;
 	bool eight_bit;		/* any octet >= 0x80 anywhere */
+	bool eight_bit_headers;	/* ... in the header section */
 
 	/* private */
+	bool u8_bad;		/* header octets that are not well-formed UTF-8 */
+	unsigned char u8_need, u8_lo, u8_hi;	/* a UTF-8 sequence under way */
 	int state;		/* enum hs_state in header.c */
 	bool have_field;	/* a field has been seen, so a continuation is valid */
 	size_t name_len;
@@ -34,6 +37,11 @@ void header_scan_init(struct header_scan *h);
  * before it.  White space between a field name and its colon is accepted
  * (obsolete syntax, RFC 5322 §4.5). */
 void header_scan_feed(struct header_scan *h, const char *buf, size_t len);
+
+/* The header section holds UTF-8 header fields (RFC 6532 §3): 8-bit
+ * octets, all of them well-formed UTF-8.  8-bit octets that are not
+ * UTF-8 (legacy Latin-1 and the like) do not count. */
+bool header_scan_utf8(const struct header_scan *h);
 
 /* Unfold a field body: CRLF or LF followed by WSP becomes that WSP.  Writes
  * a NUL-terminated result; returns its length (0 if cap is too small). */

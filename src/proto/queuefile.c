@@ -157,8 +157,12 @@ static bool qf_env_line(struct queue_env *env, const char *line, size_t len)
 		env->arrival = (int64_t)v;
 		return true;
 	}
-	if (qf_tok_is(&tok[0], "body") && qf_tok_u64(&tok[1], 2, &v)) {
+	if (qf_tok_is(&tok[0], "body") && qf_tok_u64(&tok[1], 3, &v)) {
 		env->body = (unsigned)v;
+		return true;
+	}
+	if (qf_tok_is(&tok[0], "smtputf8") && qf_tok_u64(&tok[1], 1, &v)) {
+		env->smtputf8 = v != 0;
 		return true;
 	}
 	if (qf_tok_is(&tok[0], "ret") && qf_tok_u64(&tok[1], 2, &v)) {

@@ -6,7 +6,7 @@
  *
  *   message file:  "TERN-QUEUE 1\n" "id ID\n" "arrival N\n" "from V\n"
  *                  "helo V\n" "ip V\n" "auth V\n" "body N\n" "ret N\n"
- *                  "envid V\n" then "rcpt L|R NOTIFY V V V\n" per
+ *                  "envid V\n" ["smtputf8 1\n"] then "rcpt L|R NOTIFY V V V\n" per
  *                  recipient (address, as given, ORCPT), a blank line,
  *                  the message, then the trailer
  *                  "TERN-END off=N len=N lines=N 8bit=0|1\n"
@@ -57,6 +57,7 @@ struct queue_env {
 	unsigned body;            /* enum smtp_body */
 	unsigned ret;             /* enum smtp_ret */
 	char *envid;              /* or NULL */
+	bool smtputf8;            /* SMTPUTF8 transaction (RFC 6531): UTF-8 addresses or headers */
 	bool held;
 	bool delay_warned;
 	size_t nrcpt;

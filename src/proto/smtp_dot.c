@@ -1,14 +1,22 @@
 /*
  * smtp_dot.c - LF -> CRLF and dot-stuffing for outgoing DATA
- * (RFC 5321 §4.5.2, §4.1.1.4).  See smtp_dot.h.
+ * (RFC 5321 §4.5.2, §4.1.1.4), line ends only for BDAT (RFC 3030).
+ * See smtp_dot.h.
  */
 #include "proto/smtp_dot.h"
 
 void smtp_dot_init(struct smtp_dot *d)
 {
+	d->chunks = false;
 	d->bol = true;
 	d->cr = false;
 	d->any = false;
+}
+
+void smtp_dot_init_chunks(struct smtp_dot *d)
+{
+	smtp_dot_init(d);
+	d->chunks = true;
 }
 
 size_t smtp_dot_encode(struct smtp_dot *d, const char *in, size_t len, char *out)
@@ -41,7 +49,7 @@ size_t smtp_dot_encode(struct smtp_dot *d, const char *in, size_t len, char *out
 			d->bol = true;
 			continue;
 		}
-		if (d->bol && c == '.')
+		if (d->bol && c == '.' && !d->chunks)
 			out[o++] = '.';
 		out[o++] = c;
 		d->bol = false;
@@ -62,6 +70,9 @@ size_t smtp_dot_finish(struct smtp_dot *d, char *out)
 		out[o++] = '\r';
 		out[o++] = '\n';
 	}
+	d->bol = true;
+	if (d->chunks)
+		return o;
 	out[o++] = '.';
 	out[o++] = '\r';
 	out[o++] = '\n';

@@ -8,7 +8,14 @@
  * parameters SIZE (RFC 1870), BODY (RFC 6152), RET/ENVID/NOTIFY/ORCPT
  * (RFC 3461 §4) and AUTH (RFC 4954 §5), and xtext (RFC 3461 §4).
  *
- * No SMTPUTF8: 8-bit octets, controls and NUL are syntax errors.
+ * BDAT arguments (RFC 3030 §2) and BODY=BINARYMIME (§3).
+ *
+ * SMTPUTF8 (RFC 6531 §3.3): local parts (dot-string atoms and quoted
+ * strings) and domain labels may hold UTF8-non-ascii, which must be
+ * well-formed UTF-8 (RFC 3629 §4: no overlong forms, no surrogates,
+ * nothing past U+10FFFF); such a path is marked utf8 and the session
+ * decides whether the transaction allows it.  Other 8-bit octets,
+ * controls and NUL are syntax errors.
  */
 #include "proto/smtp_parse.h"
 
@@ -52,6 +59,70 @@ static unsigned hex_val(unsigned char c)
 	return (unsigned)(c | 0x20) - 'a' + 10;
 }
 
+/* The length of the UTF8-non-ascii character at s (RFC 3629 §4 /
+ * RFC 6532 §3.1: UTF8-2, UTF8-3, UTF8-4), 0 if s[0..n) does not start
+ * with one. */
+static size_t utf8_char_len(const unsigned char *s, size_t n)
+{
+	unsigned char c = s[0];
+	unsigned char lo = 0x80, hi = 0xBF;
+	size_t len;
+
+	if (n == 0 || c < 0xC2 || c > 0xF4)
+		return 0;
+	if (c <= 0xDF) {
+		len = 2;
+	} else if (c <= 0xEF) {
+		len = 3;
+		if (c == 0xE0)
+			lo = 0xA0;	/* overlong */
+		else if (c == 0xED)
+			hi = 0x9F;	/* surrogates */
+	} else {
+		len = 4;
+		if (c == 0xF0)
+			lo = 0x90;	/* overlong */
+		else if (c == 0xF4)
+			hi = 0x8F;	/* past U+10FFFF */
+	}
+	if (n < len || s[1] < lo || s[1] > hi)
+		return 0;
+	for (size_t i = 2; i < len; i++)
+		if (s[i] < 0x80 || s[i] > 0xBF)
+			return 0;
+	return len;
+}
+
+bool smtp_utf8_valid(const char *s, size_t n, bool *non_ascii)
+{
+	const unsigned char *u = (const unsigned char *)s;
+	bool high = false;
+	for (size_t i = 0; i < n;) {
+		if (u[i] < 0x80) {
+			i++;
+			continue;
+		}
+		size_t k = utf8_char_len(u + i, n - i);
+		if (k == 0)
+			return false;
+		high = true;
+		i += k;
+	}
+	if (non_ascii != NULL)
+		*non_ascii = high;
+	return true;
+}
+
+/* The octets of the character at s[i] when it is allowed in a dot-string
+ * atom (atext, or with utf8 also UTF8-non-ascii), else 0. */
+static size_t atext_at(const char *s, size_t len, size_t i, bool utf8)
+{
+	unsigned char c = (unsigned char)s[i];
+	if (c < 0x80)
+		return is_atext(c) ? 1 : 0;
+	return utf8 ? utf8_char_len((const unsigned char *)s + i, len - i) : 0;
+}
+
 static bool tok_ieq(const char *p, size_t len, const char *word)
 {
 	return strlen(word) == len && ascii_ieq(p, word, len);
@@ -86,39 +157,103 @@ void smtp_split_command(const char *line, size_t len, struct smtp_token *verb,
 	args->len = len - i;
 }
 
+/* ---- BDAT (RFC 3030 §2) ---- */
+
+bool smtp_parse_bdat(const char *args, size_t len, uint64_t *size, bool *last)
+{
+	size_t n = 0;
+
+	*size = 0;
+	*last = false;
+	while (n < len && is_digit((unsigned char)args[n]))
+		n++;
+	if (n == 0 || !parse_u64(args, n, 0, SMTP_BDAT_MAX, size)) {
+		*size = 0;
+		return false;
+	}
+	if (n == len)
+		return true;
+	if (len - n == 5 && args[n] == ' ' && ascii_ieq(args + n + 1, "LAST", 4)) {
+		*last = true;
+		return true;
+	}
+	*size = 0;
+	return false;
+}
+
+/* ---- cross-protocol requests ---- */
+
+bool smtp_is_http_request(const char *line, size_t len)
+{
+	static const char *const methods[] = {
+		"GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH",
+	};
+	struct smtp_token verb, args;
+	const char *sp;
+
+	if (len >= 5 && ascii_ieq(line, "Host:", 5))
+		return true;
+	smtp_split_command(line, len, &verb, &args);
+	size_t m = 0;
+	while (m < ARRAY_LEN(methods) && !tok_ieq(verb.p, verb.len, methods[m]))
+		m++;
+	if (m == ARRAY_LEN(methods) || args.len == 0 || args.p[0] == ' ')
+		return false;
+	/* request-target SP HTTP-version: the version is the last word */
+	sp = memchr(args.p, ' ', args.len);
+	if (sp == NULL)
+		return false;
+	size_t vlen = args.len - (size_t)(sp + 1 - args.p);
+	return vlen >= 5 && ascii_ieq(sp + 1, "HTTP/", 5);
+}
+
 /* ---- domains ---- */
 
-/* Check sub-domain *("." sub-domain), sub-domain = Let-dig [Ldh-str]. */
-static bool domain_name_valid(const char *s, size_t n)
+/* Check sub-domain *("." sub-domain), sub-domain = Let-dig [Ldh-str], or
+ * with utf8 also U-label (RFC 6531 §3.3; its characters are not checked
+ * against IDNA, only for being well-formed UTF-8).  The 63-octet limit is
+ * for ASCII labels: a U-label's limit is on its A-label form. */
+static bool domain_name_valid(const char *s, size_t n, bool utf8)
 {
 	size_t label = 0;
-	for (size_t i = 0; i <= n; i++) {
+	bool ulabel = false;
+	for (size_t i = 0; i <= n;) {
 		if (i == n || s[i] == '.') {
-			if (label == 0 || label > SMTP_LABEL_MAX)
+			if (label == 0 || (label > SMTP_LABEL_MAX && !ulabel))
 				return false;
 			if (s[i - 1] == '-')
 				return false;
 			label = 0;
+			ulabel = false;
+			i++;
 			continue;
 		}
 		unsigned char c = (unsigned char)s[i];
-		if (label == 0 && !is_letdig(c))
+		size_t k = 1;
+		if (c >= 0x80) {
+			k = utf8 ? utf8_char_len((const unsigned char *)s + i, n - i) : 0;
+			if (k == 0)
+				return false;
+			ulabel = true;
+		} else if (label == 0 ? !is_letdig(c) : !is_letdig(c) && c != '-') {
 			return false;
-		if (!is_letdig(c) && c != '-')
-			return false;
-		label++;
+		}
+		label += k;
+		i += k;
 	}
 	return true;
 }
 
 /* Scan a domain name at s[*pos]; copy it to out (SMTP_DOMAIN_MAX + 1). */
-static enum smtp_parse_err parse_domain_name(const char *s, size_t len, size_t *pos, char *out)
+static enum smtp_parse_err parse_domain_name(const char *s, size_t len, size_t *pos, char *out,
+					     bool utf8)
 {
 	size_t start = *pos, i = *pos;
-	while (i < len && (is_letdig((unsigned char)s[i]) || s[i] == '-' || s[i] == '.'))
+	while (i < len && (is_letdig((unsigned char)s[i]) || s[i] == '-' || s[i] == '.' ||
+			   (utf8 && (unsigned char)s[i] >= 0x80)))
 		i++;
 	size_t n = i - start;
-	if (n == 0 || !domain_name_valid(s + start, n))
+	if (n == 0 || !domain_name_valid(s + start, n, utf8))
 		return SMTP_ERR_SYNTAX;
 	if (n > SMTP_DOMAIN_MAX)
 		return SMTP_ERR_DOMAIN_LEN;
@@ -187,12 +322,12 @@ static enum smtp_parse_err parse_literal(const char *s, size_t len, size_t *pos,
 }
 
 static enum smtp_parse_err parse_domain(const char *s, size_t len, size_t *pos, char *out,
-					bool *literal)
+					bool *literal, bool utf8)
 {
 	*literal = *pos < len && s[*pos] == '[';
 	if (*literal)
 		return parse_literal(s, len, pos, out);
-	return parse_domain_name(s, len, pos, out);
+	return parse_domain_name(s, len, pos, out, utf8);
 }
 
 /* ---- local part ---- */
@@ -209,6 +344,17 @@ static enum smtp_parse_err parse_quoted_local(const char *s, size_t len, size_t 
 		unsigned char c = (unsigned char)s[i++];
 		if (c == '"')
 			break;
+		if (c >= 0x80) {
+			/* qtextSMTP =/ UTF8-non-ascii (RFC 6531 §3.3) */
+			size_t k = utf8_char_len((const unsigned char *)s + i - 1, len - i + 1);
+			if (k == 0)
+				return SMTP_ERR_SYNTAX;
+			for (size_t j = 0; j < k; j++, n++)
+				if (n < SMTP_LOCAL_MAX)
+					local[n] = s[i - 1 + j];
+			i += k - 1;
+			continue;
+		}
 		if (c == '\\') {
 			if (i >= len)
 				return SMTP_ERR_SYNTAX;
@@ -227,15 +373,23 @@ static enum smtp_parse_err parse_quoted_local(const char *s, size_t len, size_t 
 	return SMTP_OK;
 }
 
-bool smtp_dot_string_valid(const char *s, size_t n)
+/* Atoms of atext (with utf8: or UTF8-non-ascii) joined by single dots. */
+static bool dot_string_ok(const char *s, size_t n, bool utf8)
 {
 	if (n == 0 || s[0] == '.' || s[n - 1] == '.')
 		return false;
-	for (size_t i = 0; i < n; i++) {
-		if (s[i] == '.' ? s[i + 1] == '.' : !is_atext((unsigned char)s[i]))
+	for (size_t i = 0; i < n;) {
+		size_t k = 1;
+		if (s[i] == '.' ? s[i + 1] == '.' : (k = atext_at(s, n, i, utf8)) == 0)
 			return false;
+		i += k;
 	}
 	return true;
+}
+
+bool smtp_dot_string_valid(const char *s, size_t n)
+{
+	return dot_string_ok(s, n, false);
 }
 
 static enum smtp_parse_err parse_local(const char *s, size_t len, size_t *pos,
@@ -245,11 +399,11 @@ static enum smtp_parse_err parse_local(const char *s, size_t len, size_t *pos,
 		path->quoted_local = true;
 		return parse_quoted_local(s, len, pos, path->local);
 	}
-	size_t start = *pos, i = *pos;
-	while (i < len && (is_atext((unsigned char)s[i]) || s[i] == '.'))
-		i++;
+	size_t start = *pos, i = *pos, k;
+	while (i < len && (s[i] == '.' || (k = atext_at(s, len, i, true)) > 0))
+		i += s[i] == '.' ? 1 : k;
 	size_t n = i - start;
-	if (!smtp_dot_string_valid(s + start, n))
+	if (!dot_string_ok(s + start, n, true))
 		return SMTP_ERR_SYNTAX;
 	if (n > SMTP_LOCAL_MAX)
 		return SMTP_ERR_LOCAL_LEN;
@@ -269,7 +423,7 @@ static enum smtp_parse_err parse_source_route(const char *s, size_t len, size_t 
 		if (*pos >= len || s[*pos] != '@')
 			return SMTP_ERR_SYNTAX;
 		(*pos)++;
-		enum smtp_parse_err err = parse_domain_name(s, len, pos, scratch);
+		enum smtp_parse_err err = parse_domain_name(s, len, pos, scratch, false);
 		if (err != SMTP_OK)
 			return err;
 		if (*pos >= len)
@@ -296,8 +450,11 @@ static enum smtp_parse_err parse_mailbox_path(const char *s, size_t len, size_t 
 	if (*pos >= len || s[*pos] != '@')
 		return SMTP_ERR_SYNTAX;
 	(*pos)++;
-	if ((err = parse_domain(s, len, pos, path->domain, &path->domain_literal)) != SMTP_OK)
+	if ((err = parse_domain(s, len, pos, path->domain, &path->domain_literal, true)) != SMTP_OK)
 		return err;
+	smtp_utf8_valid(path->local, strlen(path->local), &path->utf8);
+	if (!path->utf8)
+		smtp_utf8_valid(path->domain, strlen(path->domain), &path->utf8);
 	if (*pos >= len || s[*pos] != '>')
 		return SMTP_ERR_SYNTAX;
 	(*pos)++;
@@ -332,7 +489,7 @@ enum smtp_parse_err smtp_parse_path(const char *s, size_t len, bool allow_null,
 
 static bool local_needs_quotes(const char *local)
 {
-	return !smtp_dot_string_valid(local, strlen(local));
+	return !dot_string_ok(local, strlen(local), true);
 }
 
 size_t smtp_path_format(const struct smtp_path *path, char *buf, size_t cap)
@@ -373,7 +530,7 @@ bool smtp_helo_valid(const char *s, size_t len)
 	char out[SMTP_DOMAIN_MAX + 1];
 	bool literal;
 	size_t pos = 0;
-	if (parse_domain(s, len, &pos, out, &literal) != SMTP_OK)
+	if (parse_domain(s, len, &pos, out, &literal, false) != SMTP_OK)
 		return false;
 	return pos == len;
 }
@@ -472,6 +629,8 @@ static enum smtp_parse_err mail_body(const char *v, size_t vlen, void *arg)
 		p->body = SMTP_BODY_7BIT;
 	else if (tok_ieq(v, vlen, "8BITMIME"))
 		p->body = SMTP_BODY_8BITMIME;
+	else if (tok_ieq(v, vlen, "BINARYMIME"))
+		p->body = SMTP_BODY_BINARYMIME;	/* RFC 3030 §3 */
 	else
 		return SMTP_ERR_PARAM_VALUE;
 	return SMTP_OK;
@@ -553,22 +712,34 @@ static enum smtp_parse_err rcpt_orcpt(const char *v, size_t vlen, void *arg)
 	return SMTP_OK;
 }
 
+/* SMTPUTF8 (RFC 6531 §3.4) takes no value. */
+static enum smtp_parse_err mail_smtputf8(const char *v, size_t vlen, void *arg)
+{
+	struct smtp_mail_params *p = arg;
+	(void)v;
+	(void)vlen;
+	p->smtputf8 = true;
+	return SMTP_OK;
+}
+
 struct param_rule {
 	const char *keyword;
 	enum smtp_parse_err (*apply)(const char *v, size_t vlen, void *params);
+	bool no_value;		/* a bare keyword; a value is an error */
 };
 
 static const struct param_rule mail_rules[] = {
-	{ "SIZE", mail_size },
-	{ "BODY", mail_body },
-	{ "RET", mail_ret },
-	{ "ENVID", mail_envid },
-	{ "AUTH", mail_auth },
+	{ "SIZE", mail_size, false },
+	{ "BODY", mail_body, false },
+	{ "RET", mail_ret, false },
+	{ "ENVID", mail_envid, false },
+	{ "AUTH", mail_auth, false },
+	{ "SMTPUTF8", mail_smtputf8, true },
 };
 
 static const struct param_rule rcpt_rules[] = {
-	{ "NOTIFY", rcpt_notify },
-	{ "ORCPT", rcpt_orcpt },
+	{ "NOTIFY", rcpt_notify, false },
+	{ "ORCPT", rcpt_orcpt, false },
 };
 
 /* One "keyword[=value]" at s[*pos]; esmtp-keyword and esmtp-value per
@@ -603,7 +774,7 @@ static enum smtp_parse_err next_param(const char *s, size_t len, size_t *pos,
 }
 
 /* The parameters after a path: *( 1*SP esmtp-param ) with trailing SP
- * tolerated.  Every known keyword takes a value. */
+ * tolerated.  Every known keyword takes a value but the no_value ones. */
 static enum smtp_parse_err parse_params(const char *s, size_t len, const struct param_rule *rules,
 					size_t nrules, void *params)
 {
@@ -629,7 +800,7 @@ static enum smtp_parse_err parse_params(const char *s, size_t len, const struct 
 		if (seen & (1u << r))
 			return SMTP_ERR_PARAM_DUP;
 		seen |= 1u << r;
-		if (!has_val)
+		if (has_val == rules[r].no_value)
 			return SMTP_ERR_PARAM_VALUE;
 		if ((err = rules[r].apply(val.p, val.len, params)) != SMTP_OK)
 			return err;

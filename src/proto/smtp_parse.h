@@ -5,7 +5,9 @@
  *
  * RFC 5321 §4.1.1 (commands), §4.1.2 (path grammar), §4.5.3.1 (size
  * limits); RFC 1870 (SIZE); RFC 6152 (BODY=8BITMIME); RFC 3461 §4 (xtext,
- * RET, ENVID, NOTIFY, ORCPT); RFC 4954 §5 (AUTH= on MAIL).
+ * RET, ENVID, NOTIFY, ORCPT); RFC 4954 §5 (AUTH= on MAIL); RFC 6531
+ * (SMTPUTF8: UTF-8 in paths, the SMTPUTF8 parameter); RFC 3030 (BDAT
+ * arguments, BODY=BINARYMIME).
  */
 #ifndef TERN_SMTP_PARSE_H
 #define TERN_SMTP_PARSE_H
@@ -39,11 +41,12 @@ struct smtp_path {
 	bool had_source_route;	/* "@a,@b:" prefix was present (dropped per §4.1.2 / App. C) */
 	bool quoted_local;	/* local part was written as a quoted-string */
 	bool domain_literal;	/* "[1.2.3.4]" or "[IPv6:...]" */
+	bool utf8;		/* local part or domain holds UTF-8 (RFC 6531 §3.3) */
 	char local[SMTP_LOCAL_MAX + 1];		/* local part with quotes/escapes removed */
 	char domain[SMTP_DOMAIN_MAX + 1];	/* domain as written (a literal keeps its brackets) */
 };
 
-enum smtp_body { SMTP_BODY_NONE = 0, SMTP_BODY_7BIT, SMTP_BODY_8BITMIME };
+enum smtp_body { SMTP_BODY_NONE = 0, SMTP_BODY_7BIT, SMTP_BODY_8BITMIME, SMTP_BODY_BINARYMIME };
 enum smtp_ret { SMTP_RET_NONE = 0, SMTP_RET_FULL, SMTP_RET_HDRS };
 
 struct smtp_mail_params {
@@ -54,6 +57,7 @@ struct smtp_mail_params {
 	char envid[101];		/* ENVID xtext-decoded, "" if absent, max 100 */
 	bool has_auth;
 	char auth[SMTP_PATH_MAX + 1];	/* AUTH=xtext (RFC 4954 §5), decoded, "<>" allowed */
+	bool smtputf8;			/* SMTPUTF8 (RFC 6531 §3.4) */
 };
 
 enum {
@@ -95,8 +99,12 @@ enum smtp_parse_err smtp_parse_path(const char *s, size_t len, bool allow_null,
  * length written (NUL-terminated); 0 with buf "" if cap is too small. */
 size_t smtp_path_format(const struct smtp_path *path, char *buf, size_t cap);
 
+/* Well-formed UTF-8 (RFC 3629 §4); *non_ascii (may be NULL) tells
+ * whether any octet is >= 0x80. */
+bool smtp_utf8_valid(const char *s, size_t n, bool *non_ascii);
+
 /* A dot-string local part (RFC 5321 §4.1.2: atoms of RFC 5322 atext
- * joined by single dots); the length limit is the caller's. */
+ * joined by single dots, ASCII only); the length limit is the caller's. */
 bool smtp_dot_string_valid(const char *s, size_t n);
 
 /* HELO/EHLO argument: a domain (labels of letters/digits/hyphens, dots) or
@@ -110,6 +118,18 @@ bool smtp_helo_valid(const char *s, size_t len);
  * NUL-terminated; returns the length, 0 if cap is too small. */
 bool smtp_xtext_decode(const char *in, size_t len, char *out, size_t cap, size_t *out_len);
 size_t smtp_xtext_encode(const char *in, size_t len, char *out, size_t cap);
+
+/* "BDAT" arguments (RFC 3030 §2): chunk-size [SP "LAST"], the size
+ * 1*DIGIT up to SMTP_BDAT_MAX, LAST in any case.  False (size 0) on
+ * anything else. */
+#define SMTP_BDAT_MAX (UINT64_C(1) << 62)
+bool smtp_parse_bdat(const char *args, size_t len, uint64_t *size, bool *last);
+
+/* An HTTP request line ("GET /path HTTP/1.1": a method of RFC 9110 §9,
+ * a request target, an HTTP version) or a "Host:" header line: what a
+ * browser or proxy tricked into talking to an SMTP port sends.  line is
+ * one line without its end. */
+bool smtp_is_http_request(const char *line, size_t len);
 
 /* A short fixed text for an error code, for logs and replies. */
 const char *smtp_parse_strerror(enum smtp_parse_err err);

@@ -168,6 +168,8 @@ static void smtp_ehlo_line(struct smtp_ehlo_caps *c, const char *s, size_t len)
 		c->smtputf8 = true;
 	} else if (smtp_word_is(s, kw, "CHUNKING")) {
 		c->chunking = true;
+	} else if (smtp_word_is(s, kw, "BINARYMIME")) {
+		c->binarymime = true;
 	} else if (smtp_word_is(s, kw, "AUTH")) {
 		c->auth = true;
 		while (p < len) {

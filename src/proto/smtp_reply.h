@@ -70,6 +70,7 @@ struct smtp_ehlo_caps {
 	bool enhancedstatuscodes;	/* RFC 2034 */
 	bool smtputf8;			/* RFC 6531 */
 	bool chunking;			/* RFC 3030 */
+	bool binarymime;		/* RFC 3030 §3 */
 	bool auth;			/* RFC 4954, also the legacy "AUTH=" */
 	unsigned auth_mechs;		/* enum smtp_auth_mech bits */
 };

@@ -8,7 +8,10 @@
  * MAIL); RFC 6152 (BODY=8BITMIME only when offered, downgrade otherwise);
  * RFC 3207 (STARTTLS; anything the server sent after 220 is dropped; a
  * refused STARTTLS goes on in plain text unless TLS is required, §4);
- * RFC 4954 (AUTH PLAIN, LOGIN); RFC 3461 (NOTIFY, ORCPT, RET, ENVID).
+ * RFC 4954 (AUTH PLAIN, LOGIN); RFC 3461 (NOTIFY, ORCPT, RET, ENVID);
+ * RFC 3030 (BDAT chunks instead of DATA towards a host that offers
+ * CHUNKING, BINARYMIME only to one that offers it); RFC 6531 (SMTPUTF8 on
+ * MAIL, and a message that needs it is never sent to a host without it).
  *
  * One state enum, assigned only by client_set_state(), which logs
  * old -> new and sets the state's timeout.  A state's entry action sends
@@ -99,6 +102,11 @@ struct smtp_client {
 	bool pipelined;
 	struct smtp_stream stream;
 	bool stream_open;
+	/* BDAT (RFC 3030): the body goes in counted chunks, each answered */
+	bool bdat;
+	size_t bdat_sent, bdat_answered;
+	bool bdat_last_sent;		/* "BDAT n LAST" is in the output */
+	bool bdat_failed;		/* a chunk was refused: send no more */
 };
 
 static void client_enter(struct smtp_client *c, enum client_state st);
@@ -361,9 +369,13 @@ static void client_send_mail(struct smtp_client *c)
 
 	evbuffer_add_printf(out, "MAIL FROM:<%s>", m->from);
 	if (c->caps.size)
-		evbuffer_add_printf(out, " SIZE=%" PRIu64, m->len + m->lines);
-	if (m->eight_bit && c->caps.eightbitmime)
+		evbuffer_add_printf(out, " SIZE=%" PRIu64, m->len + (m->binary ? 0 : m->lines));
+	if (m->binary)
+		evbuffer_add_printf(out, " BODY=BINARYMIME");
+	else if (m->eight_bit && c->caps.eightbitmime)
 		evbuffer_add_printf(out, " BODY=8BITMIME");
+	if (m->smtputf8 && c->caps.smtputf8)
+		evbuffer_add_printf(out, " SMTPUTF8");
 	if (c->caps.dsn && m->ret == SMTP_RET_FULL)
 		evbuffer_add_printf(out, " RET=FULL");
 	else if (c->caps.dsn && m->ret == SMTP_RET_HDRS)
@@ -478,7 +490,10 @@ static void client_enter(struct smtp_client *c, enum client_state st)
 		if (c->pipelined) {
 			for (size_t i = 0; i < c->msg->nrcpts; i++)
 				client_send_rcpt(c, &c->msg->rcpts[i]);
-			client_send(c, "DATA");
+			/* BDAT waits for the RCPT replies instead: a chunk
+			 * sent to no recipient would be sent for nothing. */
+			if (!c->bdat)
+				client_send(c, "DATA");
 		}
 		break;
 	case CS_RCPT: client_send_rcpt(c, &c->msg->rcpts[c->next_rcpt]); break;
@@ -536,6 +551,45 @@ static void client_reply_failed(struct smtp_client *c, const struct smtp_reply *
 
 /* ---- the transaction's replies (pipelined or one by one) ---------------- */
 
+/* RCPTs are answered: the body goes in BDAT chunks (client_bdat_fill) if
+ * anyone took it. */
+static void client_bdat_start(struct smtp_client *c)
+{
+	if (!c->mail_ok || c->accepted == 0) {
+		client_enter(c, CS_RSET);
+		return;
+	}
+	client_set_state(c, CS_BODY);
+	bufferevent_trigger(c->bev, EV_WRITE, BEV_TRIG_IGNORE_WATERMARKS);
+}
+
+/* One BDAT reply.  The first refusal decides the accepted recipients and
+ * stops the chunks; the replies of chunks already sent are still read,
+ * then RSET.  With every chunk answered and LAST among them, the last
+ * reply decides them (RFC 3030 §2: it is the end-of-data reply). */
+static void client_bdat_reply(struct smtp_client *c, const struct smtp_reply *r)
+{
+	if (++c->bdat_answered > c->bdat_sent) {
+		client_broken(c, "BDAT reply when none was expected");
+		return;
+	}
+	if (smtp_reply_class(r) != 2 && !c->bdat_failed) {
+		c->bdat_failed = true;
+		rcpts_set_accepted(c, r);
+		if (c->state == CS_BODY)
+			client_set_state(c, CS_DOT);
+	}
+	if (c->bdat_answered < c->bdat_sent || (!c->bdat_last_sent && !c->bdat_failed))
+		return;
+	if (c->bdat_failed) {
+		client_enter(c, CS_RSET);
+		return;
+	}
+	rcpts_set_accepted(c, r);
+	client_set_state(c, CS_READY);
+	client_txn_done(c);
+}
+
 static void client_txn_reply(struct smtp_client *c, const struct smtp_reply *r)
 {
 	struct smtp_client_msg *m = c->msg;
@@ -561,10 +615,14 @@ static void client_txn_reply(struct smtp_client *c, const struct smtp_reply *r)
 				c->accepted++;
 		}
 		if (c->pipelined) {
-			if (idx == m->nrcpts)
+			if (idx == m->nrcpts && c->bdat)
+				client_bdat_start(c);
+			else if (idx == m->nrcpts)
 				client_set_state(c, CS_DATA);
 		} else if (++c->next_rcpt < m->nrcpts) {
 			client_enter(c, CS_RCPT);
+		} else if (c->bdat) {
+			client_bdat_start(c);
 		} else {
 			client_enter(c, c->accepted ? CS_DATA : CS_RSET);
 		}
@@ -663,7 +721,17 @@ static void client_on_reply(struct smtp_client *c, const struct smtp_reply *r)
 	case CS_DATA:
 		client_txn_reply(c, r);
 		break;
+	case CS_BODY:
+		if (c->bdat)
+			client_bdat_reply(c, r);
+		else
+			client_broken(c, "reply when none was expected");
+		break;
 	case CS_DOT:
+		if (c->bdat) {
+			client_bdat_reply(c, r);
+			break;
+		}
 		rcpts_set_accepted(c, r);
 		client_set_state(c, CS_READY);
 		client_txn_done(c);
@@ -726,6 +794,39 @@ static void client_read_cb(struct bufferevent *bev, void *arg)
 	client_unref(c);
 }
 
+/* The body as BDAT chunks, one per stream block, while the output is below
+ * its mark; the last is "BDAT n LAST" (n may be 0). */
+static void client_bdat_fill(struct smtp_client *c, struct evbuffer *out)
+{
+	struct evbuffer *chunk = evbuffer_new();
+
+	while (!c->dead && !c->bdat_failed && !c->bdat_last_sent &&
+	       evbuffer_get_length(out) < CLIENT_OUT_HIGH) {
+		int r = smtp_stream_fill(&c->stream, chunk);
+		size_t n;
+
+		/* the file's last block and the finish go in one LAST chunk,
+		 * not in a chunk and a "BDAT 0 LAST" */
+		if (r > 0 && smtp_stream_at_end(&c->stream))
+			r = smtp_stream_fill(&c->stream, chunk);
+		n = evbuffer_get_length(chunk);
+
+		if (r < 0) {
+			client_broken(c, "queue file read error");
+			break;
+		}
+		if (r > 0 && n == 0)
+			continue;
+		evbuffer_add_printf(out, "BDAT %zu%s\r\n", n, r == 0 ? " LAST" : "");
+		evbuffer_add_buffer(out, chunk);
+		c->bdat_sent++;
+		c->bdat_last_sent = r == 0;
+	}
+	evbuffer_free(chunk);
+	if (!c->dead && c->state == CS_BODY && c->bdat_last_sent)
+		client_set_state(c, CS_DOT);
+}
+
 static void client_write_cb(struct bufferevent *bev, void *arg)
 {
 	struct smtp_client *c = arg;
@@ -736,6 +837,11 @@ static void client_write_cb(struct bufferevent *bev, void *arg)
 	client_ref(c);
 	/* Each block written restarts the data block timeout. */
 	client_set_state(c, CS_BODY);
+	if (c->bdat) {
+		client_bdat_fill(c, out);
+		client_unref(c);
+		return;
+	}
 	while (!c->dead && evbuffer_get_length(out) < CLIENT_OUT_HIGH) {
 		int r = smtp_stream_fill(&c->stream, out);
 		if (r < 0) {
@@ -875,10 +981,27 @@ static void client_txn_refuse(struct smtp_client *c, unsigned code, const char *
 	event_active(c->deferred, EV_TIMEOUT, 1);
 }
 
+/* Whether a message given with SMTPUTF8 needs it: a non-ASCII address in
+ * this transaction, or 8-bit octets (which may be UTF-8 header fields;
+ * where they are is not recorded, so any counts). */
+static bool client_needs_smtputf8(const struct smtp_client_msg *m)
+{
+	bool hi;
+	if (!m->smtputf8)
+		return false;
+	if (m->eight_bit || !smtp_utf8_valid(m->from, strlen(m->from), &hi) || hi)
+		return true;
+	for (size_t i = 0; i < m->nrcpts; i++)
+		if (!smtp_utf8_valid(m->rcpts[i].addr, strlen(m->rcpts[i].addr), &hi) || hi)
+			return true;
+	return false;
+}
+
 void smtp_client_send(struct smtp_client *c, struct smtp_client_msg *m)
 {
-	uint64_t size = m->len + m->lines;
-	bool convert = m->eight_bit && !c->caps.eightbitmime;
+	uint64_t size = m->len + (m->binary ? 0 : m->lines);
+	bool convert = m->eight_bit && !c->caps.eightbitmime && !m->binary;
+	enum smtp_stream_mode mode;
 	enum mime8_verdict v;
 	char text[SMTP_CLIENT_TEXT_MAX];
 
@@ -886,6 +1009,9 @@ void smtp_client_send(struct smtp_client *c, struct smtp_client_msg *m)
 	c->reply_idx = c->next_rcpt = c->accepted = 0;
 	c->mail_ok = false;
 	c->pipelined = c->caps.pipelining;
+	c->bdat = c->caps.chunking;
+	c->bdat_sent = c->bdat_answered = 0;
+	c->bdat_last_sent = c->bdat_failed = false;
 	for (size_t i = 0; i < m->nrcpts; i++) {
 		m->rcpts[i].code = 0;
 		m->rcpts[i].status[0] = m->rcpts[i].reply[0] = '\0';
@@ -900,7 +1026,23 @@ void smtp_client_send(struct smtp_client *c, struct smtp_client_msg *m)
 		client_txn_refuse(c, 552, "5.3.4", text);
 		return;
 	}
-	v = smtp_stream_open(&c->stream, m->fd, m->offset, m->len, convert);
+	if (m->binary && !(c->caps.chunking && c->caps.binarymime)) {
+		/* RFC 3030 §3: no BDAT path to this host, and a binary body
+		 * cannot go by DATA; tern does not re-encode it. */
+		snprintf(text, sizeof(text), "554 5.6.3 %s does not support BINARYMIME and CHUNKING", c->peer);
+		client_txn_refuse(c, 554, "5.6.3", text);
+		return;
+	}
+	if (!c->caps.smtputf8 && client_needs_smtputf8(m)) {
+		/* RFC 6531 §3.2: never downgraded here, which would change
+		 * addresses or headers; the sender hears of it instead. */
+		snprintf(text, sizeof(text), "553 5.6.7 %s does not support SMTPUTF8, which this message needs",
+			 c->peer);
+		client_txn_refuse(c, 553, "5.6.7", text);
+		return;
+	}
+	mode = m->binary ? SMTP_STREAM_RAW : c->bdat ? SMTP_STREAM_BDAT : SMTP_STREAM_DATA;
+	v = smtp_stream_open(&c->stream, m->fd, m->offset, m->len, convert, mode);
 	if (v != MIME8_OK) {
 		smtp_stream_close(&c->stream);
 		snprintf(text, sizeof(text), "554 5.6.3 %s does not support 8BITMIME and the message cannot be"

@@ -3,7 +3,8 @@
  * set up once (greeting, EHLO or HELO, STARTTLS, AUTH) and then used for
  * one mail transaction after another until QUIT.
  * RFC 5321 (§3.3, §4.1, §4.5.3.2 timeouts), RFC 2920 PIPELINING, RFC 1870
- * SIZE, RFC 6152 8BITMIME, RFC 3207 STARTTLS, RFC 4954 AUTH, RFC 3461 DSN.
+ * SIZE, RFC 6152 8BITMIME, RFC 3207 STARTTLS, RFC 4954 AUTH, RFC 3461 DSN,
+ * RFC 3030 CHUNKING and BINARYMIME, RFC 6531 SMTPUTF8.
  *
  * Events come back through one callback.  The callback may call
  * smtp_client_send(), smtp_client_quit() or smtp_client_free(); the
@@ -62,6 +63,8 @@ struct smtp_client_msg {
 	int fd;				/* queue file */
 	uint64_t offset, len, lines;
 	bool eight_bit;
+	bool smtputf8;			/* SMTPUTF8 transaction (RFC 6531) */
+	bool binary;			/* BODY=BINARYMIME (RFC 3030 §3): sent as stored */
 	struct smtp_client_rcpt *rcpts;
 	size_t nrcpts;
 };

@@ -52,14 +52,17 @@ bool smtp_policy_sender_ok(struct smtp_session *s, const struct smtp_path *p, co
 	return false;
 }
 
-/* The classic open-relay tricks: "user%other@local", "host!user@local",
- * a quoted local part hiding an '@', and source routes "@a:b@c".  Each
- * asks a host to pass mail on; only clients that may relay get that. */
+/* The classic open-relay tricks: "user%other@local", "host!user@local"
+ * and a quoted local part hiding an '@'.  Each asks a host to pass mail
+ * on; only clients that may relay get that.  A source route "@a,@b:u@d"
+ * is no trick: the parser has dropped it (RFC 5321 3.6.1 and appendix C
+ * let a server ignore the route and deliver to the final mailbox), and
+ * u@d goes through the relay rules like any other address. */
 bool smtp_policy_rcpt_ok(struct smtp_session *s, const struct smtp_path *p, const char *addr)
 {
 	if (smtp_policy_may_relay(s))
 		return true;
-	if (p->had_source_route || strpbrk(p->local, "%!@") != NULL) {
+	if (strpbrk(p->local, "%!@") != NULL) {
 		smtp_reply(s, "554 5.7.1 <%s>: Relay access denied", addr);
 		return false;
 	}

@@ -3,7 +3,10 @@
  *
  * RFC 5321 (commands, replies §4.2, limits §4.5.3, Received: §4.4),
  * RFC 1870 SIZE, RFC 6152 8BITMIME, RFC 2920 PIPELINING, RFC 2034/3463
- * enhanced status codes, RFC 3461 DSN parameters.
+ * enhanced status codes, RFC 3461 DSN parameters, RFC 6531 SMTPUTF8
+ * (addresses; the header rule is the header stage's), RFC 3030 CHUNKING
+ * and BINARYMIME (smtp_bdat.c).  Only CRLF ends a command line, and an
+ * HTTP request line ends the session (smtp_take_line).
  *
  * One session is one struct smtp_session with a small state enum that only
  * smtp_set_state() assigns.  Commands are one table (smtp_commands); each
@@ -46,6 +49,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -59,6 +63,7 @@ static const char *const smtp_state_names[] = {
 	[SMTP_S_MAIL] = "mail",
 	[SMTP_S_RCPT] = "rcpt",
 	[SMTP_S_DATA] = "data",
+	[SMTP_S_CHUNKS] = "chunks",
 	[SMTP_S_COMMIT] = "commit",
 	[SMTP_S_CLOSING] = "closing",
 };
@@ -94,6 +99,11 @@ static void log_session_queued(const struct smtp_session *s, const struct smtp_t
 		  log_quote(from, sizeof(from), t->env->from, strlen(t->env->from)), t->env->nrcpt,
 		  t->env->msg_len, sink_queue_direct(t->sink) ? "direct" : "queue", s->ip,
 		  s->helo[0] ? s->helo : "-");
+}
+
+static void log_session_http(const struct smtp_session *s)
+{
+	log_event("event=http_request session=%016" PRIx64 " ip=%s action=close", s->id, s->ip);
 }
 
 static void log_session_disconnect(const struct smtp_session *s)
@@ -172,7 +182,8 @@ void smtp_txn_reset(struct smtp_session *s)
 {
 	smtp_txn_free(s->txn);
 	s->txn = NULL;
-	if (s->state == SMTP_S_MAIL || s->state == SMTP_S_RCPT || s->state == SMTP_S_DATA)
+	if (s->state == SMTP_S_MAIL || s->state == SMTP_S_RCPT || s->state == SMTP_S_DATA ||
+	    s->state == SMTP_S_CHUNKS)
 		smtp_set_state(s, SMTP_S_READY);
 }
 
@@ -264,6 +275,7 @@ static void smtp_close_cb(void *arg, bool flush)
 
 static const struct session_ops smtp_session_ops = {
 	.line = smtp_line_cb,
+	.crlf_lines = true,
 	.line_too_long = smtp_line_too_long_cb,
 	.line_max = smtp_line_max_cb,
 	.raw = smtp_raw_cb,
@@ -420,6 +432,7 @@ static const struct smtp_command smtp_commands[] = {
 	{ "MAIL", cmd_mail, 0 },
 	{ "RCPT", cmd_rcpt, 0 },
 	{ "DATA", cmd_data, CMD_NO_ARGS },
+	{ "BDAT", smtp_cmd_bdat, 0 },
 	{ "RSET", cmd_rset, CMD_ANY_TIME | CMD_NO_ARGS },
 	{ "NOOP", cmd_noop, CMD_ANY_TIME },
 	{ "QUIT", cmd_quit, CMD_ANY_TIME | CMD_NO_ARGS },
@@ -507,7 +520,8 @@ static void cmd_ehlo(struct smtp_session *s, const char *args, size_t len)
 		return;
 	s->esmtp = true;
 	o += (size_t)snprintf(lines + o, sizeof(lines) - o, "250-%s\r\n250-PIPELINING\r\n250-SIZE %" PRIu64 "\r\n"
-			      "250-8BITMIME\r\n250-ENHANCEDSTATUSCODES\r\n250-DSN\r\n250-ETRN\r\n",
+			      "250-8BITMIME\r\n250-ENHANCEDSTATUSCODES\r\n250-DSN\r\n250-ETRN\r\n"
+			      "250-SMTPUTF8\r\n250-CHUNKING\r\n250-BINARYMIME\r\n",
 			      cfg->hostname, cfg->max_message_size);
 	o += smtp_ehlo_extra(s, lines + o, sizeof(lines) - o);
 	if (o < sizeof(lines))
@@ -564,12 +578,16 @@ static void cmd_mail(struct smtp_session *s, const char *args, size_t len)
 		smtp_reply_parse_error(s, e, false);
 		return;
 	}
-	if (!s->esmtp && (mp.has_size || mp.body || mp.ret || mp.envid[0] || mp.has_auth)) {
+	if (!s->esmtp && (mp.has_size || mp.body || mp.ret || mp.envid[0] || mp.has_auth || mp.smtputf8)) {
 		smtp_reply(s, "555 5.5.4 Parameters need EHLO");
 		return;
 	}
 	if (mp.has_size && mp.size > s->t->cfg->max_message_size) {
 		smtp_reply(s, "552 5.3.4 Message size exceeds fixed maximum message size");
+		return;
+	}
+	if (path.utf8 && !mp.smtputf8) {
+		smtp_reply(s, "553 5.6.7 Non-ASCII sender address needs SMTPUTF8 (RFC 6531)");
 		return;
 	}
 	if (smtp_path_format(&path, addr, sizeof(addr)) == 0 && !path.null) {
@@ -584,8 +602,69 @@ static void cmd_mail(struct smtp_session *s, const char *args, size_t len)
 	s->txn->env->body = mp.body;
 	s->txn->env->ret = mp.ret;
 	s->txn->env->envid = mp.envid[0] ? xstrdup(mp.envid) : NULL;
+	s->txn->env->smtputf8 = mp.smtputf8;
 	smtp_set_state(s, SMTP_S_MAIL);
 	smtp_reply(s, "250 2.1.0 Ok");
+}
+
+static int smtp_resolve_rcpt(struct smtp_session *s, const char *addr, const char *orig,
+			     const struct smtp_rcpt_params *rp, int depth);
+
+static bool smtp_is_postmaster(const char *addr)
+{
+	return strncasecmp(addr, "postmaster@", 11) == 0;
+}
+
+/* The users file's first user (the lowest line) of domain, or of any
+ * domain when domain is NULL; NULL without users. */
+static const struct user *smtp_first_user(const struct users *u, const char *domain)
+{
+	const struct user *best = NULL;
+	for (size_t i = 0; i < u->n; i++)
+		if ((domain == NULL || strcasecmp(u->v[i].domain, domain) == 0) &&
+		    (best == NULL || u->v[i].line < best->line))
+			best = &u->v[i];
+	return best;
+}
+
+/* postmaster@ a local domain that has neither an alias nor a user of that
+ * name: RFC 5321 4.5.1 has it accepted all the same.  It goes to [domains]
+ * postmaster, else to the domain's first user, else to the file's first
+ * user; with no users at all, into its own Maildir, which local delivery
+ * makes on first use. */
+static int smtp_resolve_postmaster(struct smtp_session *s, const char *domain, const char *orig,
+				   const struct smtp_rcpt_params *rp, int depth)
+{
+	const struct config *cfg = s->t->cfg;
+	const struct user *u = smtp_first_user(s->t->users, domain);
+	const char *target = cfg->postmaster;
+	struct queue_rcpt *r;
+	char *own;
+
+	if (target[0] == '\0' && u == NULL)
+		u = smtp_first_user(s->t->users, NULL);
+	if (target[0] == '\0' && u != NULL)
+		target = u->addr;
+	/* the depth bound also ends a [domains] postmaster that names an
+	 * address which comes back here */
+	if (target[0] != '\0' && depth < ALIASES_MAX_DEPTH &&
+	    smtp_resolve_rcpt(s, target, orig, rp, depth + 1) == 250)
+		return 250;
+	own = xasprintf("postmaster@%s", domain);
+	for (char *p = own; *p; p++)
+		*p = (char)tolower((unsigned char)*p);
+	for (size_t i = 0; i < s->txn->env->nrcpt; i++)
+		if (strcmp(s->txn->env->rcpt[i].addr, own) == 0) {
+			free(own);
+			return 250;
+		}
+	r = queue_env_add_rcpt(s->txn->env, own, orig);
+	free(own);
+	r->local = true;
+	r->notify = rp->notify;
+	if (rp->orcpt_type[0])
+		r->orcpt = xasprintf("%s;%s", rp->orcpt_type, rp->orcpt_addr);
+	return 250;
 }
 
 /* Add the recipients that addr stands for: itself if it is a user or a
@@ -618,8 +697,11 @@ static int smtp_resolve_rcpt(struct smtp_session *s, const char *addr, const cha
 		}
 		return code;
 	}
-	if (users_find(t->users, addr) == NULL)
-		return 550;
+	if (users_find(t->users, addr) == NULL) {
+		if (!smtp_is_postmaster(addr))
+			return 550;
+		return smtp_resolve_postmaster(s, domain, orig, rp, depth);
+	}
 	for (size_t i = 0; i < s->txn->env->nrcpt; i++)
 		if (strcasecmp(s->txn->env->rcpt[i].addr, addr) == 0)
 			return 250;   /* the same mailbox twice gets one copy */
@@ -647,6 +729,14 @@ static void cmd_rcpt(struct smtp_session *s, const char *args, size_t len)
 	e = smtp_parse_rcpt(args, len, &path, &rp);
 	if (e != SMTP_OK) {
 		smtp_reply_parse_error(s, e, true);
+		return;
+	}
+	if (s->state == SMTP_S_CHUNKS) {
+		smtp_reply(s, "503 5.5.1 RCPT after BDAT is not allowed (RFC 3030)");
+		return;
+	}
+	if (path.utf8 && !s->txn->env->smtputf8) {
+		smtp_reply(s, "553 5.6.7 Non-ASCII recipient address needs SMTPUTF8 (RFC 6531)");
 		return;
 	}
 	if (s->txn->nrcpt_cmds >= s->t->cfg->max_recipients) {
@@ -692,8 +782,9 @@ static char *smtp_received_field(struct smtp_session *s)
 	char date[64], proto[16], tls[160] = "";
 
 	smtp_rfc5322_date(date, sizeof(date), time(NULL));
-	snprintf(proto, sizeof(proto), "%sSMTP%s%s", s->esmtp ? "E" : "", s->conn.tls ? "S" : "",
-		 s->auth_user ? "A" : "");
+	/* RFC 3848 types; UTF8SMTP* for SMTPUTF8 transactions (RFC 6531 3.7.3) */
+	snprintf(proto, sizeof(proto), "%sSMTP%s%s", t->env->smtputf8 ? "UTF8" : s->esmtp ? "E" : "",
+		 s->conn.tls ? "S" : "", s->auth_user ? "A" : "");
 	if (s->conn.tls)
 		smtp_tls_describe(s, tls, sizeof(tls));
 	return xasprintf("Received: from %s (%s%s[%s%s])\n\tby %s (tern) with %s%s id %s%s%s%s;\n\t%s\n",
@@ -736,6 +827,19 @@ static bool smtp_txn_pipeline(struct smtp_session *s, struct pipe_stage *framer)
 	return true;
 }
 
+/* The message begins (DATA, or the first BDAT): the envelope gets what
+ * the session knows, and the message path is built around framer. */
+bool smtp_txn_start(struct smtp_session *s, struct pipe_stage *framer)
+{
+	struct smtp_txn *t = s->txn;
+
+	t->env->arrival = now_unix();
+	t->env->helo = xstrdup(s->helo);
+	t->env->client_ip = xstrdup(s->ip);
+	t->env->auth_user = s->auth_user ? xstrdup(s->auth_user) : NULL;
+	return smtp_txn_pipeline(s, framer);
+}
+
 /*
  * The message could not be stored.  A full disk is 452 4.3.1 (RFC 5321
  * 4.2.2 "insufficient system storage", RFC 3463 X.3.1 "mail system
@@ -760,15 +864,19 @@ static void cmd_data(struct smtp_session *s, const char *args, size_t len)
 		smtp_reply(s, "503 5.5.1 Need MAIL command");
 		return;
 	}
+	if (s->state == SMTP_S_CHUNKS) {
+		smtp_reply(s, "503 5.5.1 DATA after BDAT is not allowed (RFC 3030)");
+		return;
+	}
+	if (t->env->body == SMTP_BODY_BINARYMIME) {
+		smtp_reply(s, "503 5.5.1 BODY=BINARYMIME needs BDAT (RFC 3030 3)");
+		return;
+	}
 	if (t->env->nrcpt == 0) {
 		smtp_reply(s, "554 5.5.1 No valid recipients");
 		return;
 	}
-	t->env->arrival = now_unix();
-	t->env->helo = xstrdup(s->helo);
-	t->env->client_ip = xstrdup(s->ip);
-	t->env->auth_user = s->auth_user ? xstrdup(s->auth_user) : NULL;
-	if (!smtp_txn_pipeline(s, stage_dot_new(SMTP_DATA_LINE_MAX, s->t->cfg->max_message_size))) {
+	if (!smtp_txn_start(s, stage_dot_new(SMTP_DATA_LINE_MAX, s->t->cfg->max_message_size))) {
 		smtp_reply_store_error(s, errno);
 		smtp_txn_reset(s);
 		return;
@@ -893,7 +1001,7 @@ static void smtp_verdict_cb(void *arg, const struct pipe_verdict *v)
 }
 
 /* End of data seen: input waits while the stages give their verdicts. */
-static void smtp_end_of_data(struct smtp_session *s)
+void smtp_end_of_data(struct smtp_session *s)
 {
 	smtp_set_state(s, SMTP_S_COMMIT);   /* input waits (smtp_ready_cb) */
 	s->end_of_data_running = true;
@@ -925,19 +1033,75 @@ static bool smtp_data_input(struct smtp_session *s)
 
 /* ---- command lines (core/session.c takes them from the input) -------------- */
 
+/* A browser or proxy made to talk to an SMTP port (a cross-protocol
+ * attack: an HTML form posting SMTP commands to port 25) is cut off at its
+ * request line, before any later line can run, as Postfix does.  No reply:
+ * the peer is not an SMTP client, so nothing we could say helps it, and
+ * nothing of ours can end up in a page it renders; the log says why. */
+static void smtp_refuse_http(struct smtp_session *s)
+{
+	log_session_http(s);
+	s->cur_verb = NULL;
+	smtp_close(s, true);
+}
+
+/* True when one of the complete LF-separated pieces of p[0..n) is an HTTP
+ * request line; with partial, the piece after the last LF does not count
+ * (more of it may come). */
+static bool smtp_http_pieces(const char *p, size_t n, bool partial)
+{
+	while (n > 0) {
+		const char *lf = memchr(p, '\n', n);
+		if (lf == NULL && partial)
+			return false;
+		size_t k = lf ? (size_t)(lf - p) : n;
+		if (smtp_is_http_request(p, k))
+			return true;
+		if (lf == NULL)
+			return false;
+		n -= k + 1;
+		p = lf + 1;
+	}
+	return false;
+}
+
 static size_t smtp_line_max_cb(void *arg)
 {
 	const struct smtp_session *s = arg;
 	return s->line_max ? s->line_max : SMTP_LINE_MAX;
 }
 
-/* DATA: the message octets go to the framer, not to line intake. */
+/* An HTTP request with bare LFs never gets a CRLF, so its line never
+ * ends: it is caught at its first LF.  (A line whose CRLF is in goes to
+ * smtp_line_cb, which checks it whole.) */
+static bool smtp_http_ahead(struct smtp_session *s)
+{
+	struct evbuffer *in = session_input(&s->sess);
+	size_t n = evbuffer_get_length(in), max = smtp_line_max_cb(s);
+
+	if (n > max)
+		n = max;
+	if (n == 0 || s->conn.discard_line || evbuffer_search(in, "\n", 1, NULL).pos < 0 ||
+	    evbuffer_search(in, "\r\n", 2, NULL).pos >= 0)
+		return false;
+	return smtp_http_pieces((const char *)evbuffer_pullup(in, (ev_ssize_t)n), n, true);
+}
+
+/* DATA and BDAT: the message octets go to the framer, not to line
+ * intake.  Between commands: the cross-protocol check. */
 static enum session_raw smtp_raw_cb(void *arg)
 {
 	struct smtp_session *s = arg;
 
-	if (s->state != SMTP_S_DATA)
+	if (s->bdat.reading)
+		return smtp_bdat_input(s) ? SESSION_RAW_MORE : SESSION_RAW_STOP;
+	if (s->state != SMTP_S_DATA) {
+		if (smtp_http_ahead(s)) {
+			smtp_refuse_http(s);
+			return SESSION_RAW_STOP;
+		}
 		return SESSION_RAW_NO;
+	}
 	/* After the dot (no commit to wait for), what follows is lines again. */
 	return smtp_data_input(s) ? SESSION_RAW_MORE : SESSION_RAW_STOP;
 }
@@ -958,13 +1122,18 @@ static void smtp_line_too_long_cb(void *arg)
 }
 
 /* One command line, or one line of an AUTH exchange.  Only CRLF ends a
- * line: a bare LF, a bare CR or a NUL makes it unusable. */
+ * line (crlf_lines): a bare LF inside, a bare CR or a NUL makes the whole
+ * line unusable, and nothing of it runs. */
 static void smtp_line_cb(void *arg, char *line, size_t len, bool bare_lf)
 {
 	struct smtp_session *s = arg;
 
 	s->cur_verb = "line";
 	s->no_error_count = false;
+	if (smtp_http_pieces(line, len, false)) {
+		smtp_refuse_http(s);
+		return;
+	}
 	if (bare_lf) {
 		smtp_reply(s, "500 5.5.2 Bare LF in command line, use CRLF");
 		return;

@@ -24,6 +24,7 @@ enum smtp_state {
 	SMTP_S_MAIL,              /* MAIL accepted */
 	SMTP_S_RCPT,              /* at least one RCPT accepted */
 	SMTP_S_DATA,              /* reading the message */
+	SMTP_S_CHUNKS,            /* BDAT chunks of the message (RFC 3030) */
 	SMTP_S_COMMIT,            /* end of message: verdicts, then the commit */
 	SMTP_S_CLOSING,           /* flushing the last reply, then free */
 };
@@ -38,6 +39,20 @@ struct smtp_txn {
 	char *first_rcpt;         /* for "for <...>" in Received: */
 	struct pipeline *pipe;    /* after DATA: the message path (msg/pipeline.h) */
 	struct pipe_stage *sink;  /* its last stage (the queue), owned by pipe */
+	uint64_t bdat_size;       /* octets announced by this message's BDATs */
+};
+
+/* The BDAT chunk being read (smtp_bdat.c).  Its octets are always read,
+ * even when the chunk is refused, so that they are never taken for
+ * commands (RFC 3030 2). */
+struct smtp_bdat {
+	bool reading;             /* octets of a chunk are still to come */
+	uint64_t left;            /* how many */
+	uint64_t size;            /* the chunk's size */
+	bool last;                /* BDAT n LAST */
+	char refusal[160];        /* the reply for a chunk read only to be dropped, or "" */
+	bool refusal_own_fault;   /* tern's trouble: no error counted */
+	bool reset_after;         /* the refusal ends the transaction */
 };
 
 struct ssl_st;
@@ -71,6 +86,7 @@ struct smtp_session {
 	bool sasl_pending;
 	struct smtp_auth_state *auth;  /* smtp_auth.c: TLS switch-over, AUTH exchange, delays */
 	struct smtp_txn *txn;
+	struct smtp_bdat bdat;
 };
 
 struct smtp_command {
@@ -111,6 +127,18 @@ void smtp_cmd_auth(struct smtp_session *s, const char *args, size_t len);
 void smtp_auth_continue(struct smtp_session *s, const char *line, size_t len);
 void smtp_auth_abort(struct smtp_session *s);            /* AUTH line too long */
 void smtp_auth_free(struct smtp_session *s);
+
+/* smtp_server.c, for smtp_bdat.c: the message path of the transaction
+ * (false: no queue file), with envelope details filled in; and the end
+ * of the message (the verdict answers). */
+bool smtp_txn_start(struct smtp_session *s, struct pipe_stage *framer);
+void smtp_end_of_data(struct smtp_session *s);
+
+/* smtp_bdat.c: BDAT (RFC 3030 CHUNKING, BINARYMIME) */
+void smtp_cmd_bdat(struct smtp_session *s, const char *args, size_t len);
+/* Read the current chunk's octets; false when processing must stop (out
+ * of input, or the verdict on the message is pending). */
+bool smtp_bdat_input(struct smtp_session *s);
 
 /* smtp_etrn.c: ETRN (RFC 1985) */
 void smtp_cmd_etrn(struct smtp_session *s, const char *args, size_t len);

@@ -1,6 +1,7 @@
 /*
  * smtp_stream.c - queue file -> DATA bytes (see smtp_stream.h).
- * RFC 5321 §4.5.2 (transparency), RFC 6152 §3 (downgrade).
+ * RFC 5321 §4.5.2 (transparency), RFC 6152 §3 (downgrade), RFC 3030
+ * (BDAT chunks, BINARYMIME).
  */
 #include "smtp/smtp_stream.h"
 
@@ -13,14 +14,19 @@
 #include <unistd.h>
 
 enum mime8_verdict smtp_stream_open(struct smtp_stream *st, int fd, uint64_t offset, uint64_t len,
-				    bool convert)
+				    bool convert, enum smtp_stream_mode mode)
 {
 	memset(st, 0, sizeof(*st));
 	st->fd = fd;
+	st->mode = mode;
+	st->raw_bol = true;
 	st->pos = offset;
 	st->end = offset + len;
 	st->convert = convert;
-	smtp_dot_init(&st->dot);
+	if (mode != SMTP_STREAM_DATA)
+		smtp_dot_init_chunks(&st->dot);
+	else
+		smtp_dot_init(&st->dot);
 	mime8_qp_init(&st->qp);
 	if (convert) {
 		size_t n = len < SMTP_STREAM_HEADER_MAX ? (size_t)len : SMTP_STREAM_HEADER_MAX;
@@ -47,6 +53,24 @@ static void smtp_stream_emit(struct smtp_stream *st, const char *p, size_t n, bo
 	char *dot;
 	size_t dlen;
 
+	if (st->mode == SMTP_STREAM_RAW) {
+		/* The stored header section has LF ends like every message
+		 * (tern's own fields are in it); the body is as it came. */
+		size_t k = 0;
+		while (!st->raw_body && k < n) {
+			bool lf = p[k++] == '\n';
+			st->raw_body = lf && st->raw_bol;
+			st->raw_bol = lf;
+		}
+		if (k > 0) {
+			dot = xmalloc(SMTP_DOT_OUT_MAX(k));
+			dlen = smtp_dot_encode(&st->dot, p, k, dot);
+			evbuffer_add(out, dot, dlen);
+			free(dot);
+		}
+		evbuffer_add(out, p + k, n - k);
+		return;
+	}
 	if (body && st->convert) {
 		qp = xmalloc(MIME8_QP_OUT_MAX(n));
 		n = mime8_qp_encode(&st->qp, p, n, qp);
@@ -85,6 +109,12 @@ int smtp_stream_fill(struct smtp_stream *st, struct evbuffer *out)
 	}
 	char tail[MIME8_QP_FINISH_MAX + SMTP_DOT_FINISH_MAX + SMTP_DOT_OUT_MAX(MIME8_QP_FINISH_MAX)];
 	size_t n = 0;
+	st->done = true;
+	if (st->mode == SMTP_STREAM_RAW) {
+		if (!st->raw_body)	/* all header: end its last line */
+			evbuffer_add(out, tail, smtp_dot_finish(&st->dot, tail));
+		return 0;
+	}
 	if (st->convert) {
 		char q[MIME8_QP_FINISH_MAX];
 		size_t qn = mime8_qp_finish(&st->qp, q);
@@ -92,8 +122,12 @@ int smtp_stream_fill(struct smtp_stream *st, struct evbuffer *out)
 	}
 	n += smtp_dot_finish(&st->dot, tail + n);
 	evbuffer_add(out, tail, n);
-	st->done = true;
 	return 0;
+}
+
+bool smtp_stream_at_end(const struct smtp_stream *st)
+{
+	return st->done || (st->pos >= st->end && (!st->convert || st->hdr_sent));
 }
 
 void smtp_stream_close(struct smtp_stream *st)

@@ -232,6 +232,8 @@ static void write_envelope(FILE *f, const struct queue_env *env)
 	fprintf(f, "\nbody %u\nret %u\nenvid ", env->body, env->ret);
 	put_value(f, env->envid);
 	fputc('\n', f);
+	if (env->smtputf8)   /* only when set: other queue files stay as they were */
+		fputs("smtputf8 1\n", f);
 	for (size_t i = 0; i < env->nrcpt; i++) {
 		const struct queue_rcpt *r = &env->rcpt[i];
 		fprintf(f, "rcpt %c %u ", r->local ? 'L' : 'R', r->notify);

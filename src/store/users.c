@@ -7,6 +7,7 @@
 #include "store/users.h"
 #include "core/fsutil.h"
 #include "core/util.h"
+#include "proto/smtp_parse.h"
 
 #include <errno.h>
 #include <stdint.h>
@@ -21,14 +22,17 @@
 
 enum users_line { USERS_LINE_SKIP, USERS_LINE_USER, USERS_LINE_BAD };
 
+/* Octets >= 0x80 pass when the whole name is well-formed UTF-8 (SMTPUTF8
+ * addresses, RFC 6531): none of them is '/', '.' or NUL, so the name
+ * stays one safe path component. */
 bool users_safe_name(const char *s, size_t len)
 {
-	if (len == 0 || len > 255 || s[0] == '.' || s[0] == '-')
+	if (len == 0 || len > 255 || s[0] == '.' || s[0] == '-' || !smtp_utf8_valid(s, len, NULL))
 		return false;
 	for (size_t i = 0; i < len; i++) {
 		unsigned char c = (unsigned char)s[i];
 		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')
-		      || c == '.' || c == '_' || c == '-' || c == '+'))
+		      || c == '.' || c == '_' || c == '-' || c == '+' || c >= 0x80))
 			return false;
 	}
 	return memmem(s, len, "..", 2) == NULL;

@@ -2,7 +2,7 @@
  * users.h - the users file: one `user@domain:{SCHEME}secret` a line, '#'
  * comments and blank lines.  Addresses are matched case-insensitively; the
  * local part and domain double as Maildir path components, so only safe
- * characters pass.  Lines that do not parse are reported and skipped by
+ * characters pass (ASCII letters, digits, . _ - + and well-formed UTF-8).  Lines that do not parse are reported and skipped by
  * the reader, and kept byte for byte by the writer (users_update), so a
  * typo never costs an administrator the line they mistyped.
  */

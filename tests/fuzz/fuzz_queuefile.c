@@ -47,6 +47,8 @@ static char *write_back(const struct queue_env *env, size_t *elen, size_t *slen,
 	fprintf(f, "\nbody %u\nret %u\nenvid ", env->body, env->ret);
 	put_value(f, env->envid);
 	fputc('\n', f);
+	if (env->smtputf8)
+		fputs("smtputf8 1\n", f);
 	for (size_t i = 0; i < env->nrcpt; i++) {
 		fprintf(f, "rcpt %c %u ", env->rcpt[i].local ? 'L' : 'R', env->rcpt[i].notify);
 		put_value(f, env->rcpt[i].addr);
@@ -87,6 +89,7 @@ static void check_same(const struct queue_env *a, const struct queue_env *b)
 	if (a->arrival != b->arrival || !same_str(a->from, b->from) || !same_str(a->helo, b->helo) ||
 	    !same_str(a->client_ip, b->client_ip) || !same_str(a->auth_user, b->auth_user) ||
 	    a->body != b->body || a->ret != b->ret || !same_str(a->envid, b->envid) ||
+	    a->smtputf8 != b->smtputf8 ||
 	    a->held != b->held || a->delay_warned != b->delay_warned || a->nrcpt != b->nrcpt)
 		abort();
 	for (size_t i = 0; i < a->nrcpt; i++) {
@@ -102,7 +105,7 @@ static void check_same(const struct queue_env *a, const struct queue_env *b)
 
 static void check_values(const struct queue_env *env)
 {
-	if (env->from == NULL || env->body > 2 || env->ret > 2)
+	if (env->from == NULL || env->body > 3 || env->ret > 2)
 		abort();
 	for (size_t i = 0; i < env->nrcpt; i++)
 		if (env->rcpt[i].addr == NULL || env->rcpt[i].notify > 15 || env->rcpt[i].state > RCPT_FAILED)

@@ -1,7 +1,8 @@
 /*
  * fuzz_smtp_address.c - libFuzzer harness: smtp_parse_path, then
  * smtp_path_format; the formatted address wrapped in "<>" must parse back
- * to the same path, and xtext must round-trip the input.
+ * to the same path, and xtext must round-trip the input.  UTF-8 paths
+ * (SMTPUTF8) are well-formed and flagged.
  */
 #include <assert.h>
 #include <stdint.h>
@@ -37,6 +38,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	assert(used >= 2 && used <= size && used <= SMTP_PATH_MAX);
 	assert(s[0] == '<' && s[used - 1] == '>');
 	assert(strlen(p.local) <= SMTP_LOCAL_MAX && strlen(p.domain) <= SMTP_DOMAIN_MAX);
+	/* only well-formed UTF-8 gets through, and utf8 says whether any did */
+	bool hl, hd;
+	assert(smtp_utf8_valid(p.local, strlen(p.local), &hl));
+	assert(smtp_utf8_valid(p.domain, strlen(p.domain), &hd));
+	assert(p.utf8 == (hl || hd));
 
 	char buf[SMTP_PATH_MAX + 1], wrapped[SMTP_PATH_MAX + 3];
 	size_t n = smtp_path_format(&p, buf, sizeof(buf));
@@ -53,6 +59,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	assert(strcmp(p.local, q.local) == 0);
 	assert(strcmp(p.domain, q.domain) == 0);
 	assert(p.domain_literal == q.domain_literal);
+	assert(p.utf8 == q.utf8);
 	assert(!q.had_source_route);
 	/* and formatting is a fixed point */
 	char again[SMTP_PATH_MAX + 1];

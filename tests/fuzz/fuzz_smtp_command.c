@@ -1,7 +1,7 @@
 /*
  * fuzz_smtp_command.c - libFuzzer harness: a command line through
  * smtp_split_command, then its arguments through smtp_parse_mail,
- * smtp_parse_rcpt and smtp_helo_valid, checking the invariants the session
+ * smtp_parse_rcpt and smtp_helo_valid, the line through smtp_is_http_request, checking the invariants the session
  * relies on (tokens inside the input, NUL-terminated bounded results,
  * nothing half-filled on error).
  */
@@ -36,8 +36,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		assert(strlen(mp.envid) <= 100);
 		assert(memchr(mp.auth, '\0', sizeof(mp.auth)) != NULL);
 		assert(mp.has_auth || mp.auth[0] == '\0');
+		assert(!path.utf8 || smtp_utf8_valid(path.local, strlen(path.local), NULL));
 	} else {
-		assert(!mp.has_size && !mp.has_auth && mp.envid[0] == '\0');
+		assert(!mp.has_size && !mp.has_auth && mp.envid[0] == '\0' && !mp.smtputf8);
 	}
 
 	struct smtp_rcpt_params rp;
@@ -50,6 +51,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	} else {
 		assert(rp.notify == 0 && rp.orcpt_type[0] == '\0');
 	}
+
+	uint64_t bsize;
+	bool blast;
+	if (smtp_parse_bdat(args.p, args.len, &bsize, &blast))
+		assert(bsize <= SMTP_BDAT_MAX && args.len > 0);
+	else
+		assert(bsize == 0 && !blast);
+
+	if (smtp_is_http_request(line, size))
+		assert(size >= 5);
 
 	if (smtp_helo_valid(args.p, args.len))
 		assert(args.len > 0 && args.len <= SMTP_DOMAIN_MAX);

@@ -244,7 +244,8 @@ def test_body_bad_value(make_tern):
     t = make_tern()
     with Raw(t.port()) as c:
         c.cmd("EHLO client.test", 250)
-        c.cmd("MAIL FROM:<a@remote.test> BODY=BINARYMIME", 501, "5.5.4")
+        c.cmd("MAIL FROM:<a@remote.test> BODY=BINARY", 501, "5.5.4")
+        c.cmd("MAIL FROM:<a@remote.test> BODY=8BIT", 501, "5.5.4")
 
 
 @pytest.mark.parametrize("param", ["FOO=bar", "XYZ", "SMTPUTF8X=1"])

@@ -102,8 +102,8 @@ def test_real_end_after_smuggling_attempt_split_across_writes(make_tern):
     assert t.wait_messages("alice@example.test", 1)[0].endswith(b"Subject: split\n\nbody\n")
 
 
-@pytest.mark.parametrize("line", [b"NOOP\n", b"NOOP\rx\r\n", b"NO\x00OP\r\n", b"NOOP\x00\r\n",
-                                  b"MAIL FROM:<a@remote.test>\n"])
+@pytest.mark.parametrize("line", [b"NOOP\rx\r\n", b"NO\x00OP\r\n", b"NOOP\x00\r\n",
+                                  b"MAIL FROM:<a@remote.test>\n\r\n"])
 def test_bare_lf_cr_nul_in_command_500(make_tern, line):
     t = make_tern()
     with Raw(t.port()) as c:
@@ -116,16 +116,49 @@ def test_bare_lf_cr_nul_in_command_500(make_tern, line):
         assert c.buf == b""
 
 
+def test_bare_lf_does_not_end_a_command(make_tern):
+    """Only CRLF ends a line: in 'EHLO a<LF>MAIL FROM:<x><CRLF>' the bare LF
+    is inside one (invalid) line, which gets one 500 and runs nothing."""
+    t = make_tern()
+    with Raw(t.port()) as c:
+        c.cmd("EHLO client.test", 250)
+        c.send(b"EHLO a\nMAIL FROM:<x@remote.test>\r\n")
+        c.expect(500, "5.5.2")
+        c.cmd("NOOP", 250)
+        assert c.buf == b""
+        # no MAIL ran: a transaction can start now, and RCPT before it is 503
+        c.cmd("RCPT TO:<alice@example.test>", 503, "5.5.1")
+        c.cmd("MAIL FROM:<a@remote.test>", 250)
+        # a line ended by LF alone waits for its CRLF, and is refused with it
+        c.send(b"NOOP\n")
+        c.send(b"RSET\r\n")
+        c.expect(500, "5.5.2")
+        c.cmd("RCPT TO:<alice@example.test>", 250)
+        assert c.buf == b""
+
+
 def test_pipelined_commands_with_bare_lf_are_not_split(make_tern):
-    """In 'MAIL..<LF>RSET<CRLF>NOOP<CRLF>' the LF-ended part is refused and
-    never executed; what follows is read as usual, one reply each."""
+    """In 'MAIL..<LF>RSET<CRLF>NOOP<CRLF>' everything up to the CRLF is one
+    line, refused and never executed; what follows is read as usual."""
     t = make_tern()
     with Raw(t.port()) as c:
         c.cmd("EHLO client.test", 250)
         c.send(b"MAIL FROM:<a@remote.test>\nRSET\r\nNOOP\r\n")
         c.expect(500, "5.5.2")
         c.expect(250, "2.0.0")
-        c.expect(250, "2.0.0")
         c.cmd("RCPT TO:<alice@example.test>", 503, "5.5.1")
         c.cmd("QUIT", 221)
+        assert c.buf == b""
+
+
+def test_long_line_with_bare_lf_is_one_line(make_tern):
+    """A too-long line that holds a bare LF is dropped up to its CRLF, with
+    one 500: the part after the LF does not run."""
+    t = make_tern()
+    with Raw(t.port()) as c:
+        c.cmd("EHLO client.test", 250)
+        c.send(b"NOOP " + b"x" * 600 + b"\nMAIL FROM:<a@remote.test>\r\nNOOP\r\n")
+        c.expect(500, "5.5.2")
+        c.expect(250, "2.0.0")
+        c.cmd("RCPT TO:<alice@example.test>", 503, "5.5.1")
         assert c.buf == b""

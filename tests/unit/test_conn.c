@@ -465,6 +465,59 @@ static void test_take_line_bounds(void **state)
 	}
 }
 
+/* The CRLF-only variant (SMTP): a bare LF stays inside the line; a line
+ * dropped for length keeps its last octet, which may be the CR of the
+ * CRLF that ends it. */
+static void test_take_crlf_line(void **state)
+{
+	static const struct {
+		size_t max, cap;
+		struct line_step steps[4];
+		size_t nsteps;
+	} cases[] = {
+		{ 16, 64, { { "NOOP\r\n", CONN_LINE_OK, 6 }, { NULL, CONN_LINE_MORE, 0 } }, 2 },
+		{ 16, 64, { { "NOOP\n", CONN_LINE_MORE, 0 }, { "RSET\r\n", CONN_LINE_OK, 11 } }, 2 },
+		{ 16, 64, { { "A\nB\r\nC\r\n", CONN_LINE_OK, 5 }, { NULL, CONN_LINE_OK, 3 } }, 2 },
+		{ 16, 64, { { "NOOP\r", CONN_LINE_MORE, 0 }, { "\n", CONN_LINE_OK, 6 } }, 2 },
+		{ 8, 64, { { "ABCDEF\r\n", CONN_LINE_OK, 8 } }, 1 },            /* max exactly */
+		{ 8, 64, { { "ABCDEFG\r\n", CONN_LINE_TOO_LONG, 0 } }, 1 },
+		/* past max: dropped as it comes; the CR at the end of one
+		 * read and the LF of the next still end it */
+		{ 8, 64, { { "ABCDEFGH\r", CONN_LINE_MORE, 0 }, { "\nOK\r\n", CONN_LINE_TOO_LONG, 0 },
+			   { NULL, CONN_LINE_OK, 4 }, { NULL, CONN_LINE_MORE, 0 } }, 4 },
+		{ 8, 64, { { "A\nBCDEFGHIJ", CONN_LINE_MORE, 0 }, { "K\nL\r\n", CONN_LINE_TOO_LONG, 0 },
+			   { NULL, CONN_LINE_MORE, 0 } }, 3 },
+	};
+
+	for (size_t k = 0; k < ARRAY_LEN(cases); k++) {
+		struct owner *o = owner_new(SOCK_STREAM);
+		struct evbuffer *in = bufferevent_get_input(o->c.bev);
+		char buf[64];
+
+		o->hold_input = true;
+		conn_start(&o->c);
+		for (size_t i = 0; i < cases[k].nsteps; i++) {
+			const struct line_step *st = &cases[k].steps[i];
+			size_t len = 0;
+			if (st->arrives) {
+				size_t before = evbuffer_get_length(in), n = strlen(st->arrives);
+				assert_int_equal(write(o->peer, st->arrives, n), (ssize_t)n);
+				for (int t = 0; t < 10 && evbuffer_get_length(in) < before + n; t++)
+					turn(o, NULL);
+				assert_int_equal(evbuffer_get_length(in), before + n);
+			}
+			enum conn_line r = conn_take_crlf_line(&o->c, buf, cases[k].cap, cases[k].max, &len);
+			if (r != st->want)
+				fail_msg("case %zu step %zu: %d, want %d", k, i, r, st->want);
+			if (st->want == CONN_LINE_OK) {
+				assert_int_equal(len, st->len);
+				assert_memory_equal(buf + len - 2, "\r\n", 2);
+			}
+		}
+		owner_free_all(o);
+	}
+}
+
 /* ---- STARTTLS ------------------------------------------------------------------ */
 
 /* The reply leaves in the clear, pipelined input is dropped, then TLS. */
@@ -524,6 +577,7 @@ int main(void)
 		cmocka_unit_test(test_rest_drains_then_direct_again),
 		cmocka_unit_test(test_eof_event),
 		cmocka_unit_test(test_take_line_bounds),
+		cmocka_unit_test(test_take_crlf_line),
 		cmocka_unit_test(test_starttls_waits_for_reply),
 		cmocka_unit_test(test_starttls_cancelled_by_close),
 	};

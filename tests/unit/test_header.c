@@ -109,6 +109,36 @@ static void test_scan_many_received(void **state)
 	assert_int_equal(h.received, 500);
 }
 
+/* 8-bit octets in the header section are told apart from those in the
+ * body (RFC 6532: they need SMTPUTF8). */
+static void test_scan_eight_bit_headers(void **state)
+{
+	static const struct { const char *msg; bool any, hdr, utf8; } cases[] = {
+		{ "Subject: x\n\nbody\n", false, false, false },
+		{ "Subject: x\n\nb\xc3\xa9\n", true, false, false },
+		{ "Subject: \xc3\xa9\n\nbody\n", true, true, true },
+		{ "Subject: x\n \xc3\xa9\n\nbody\n", true, true, true },
+		{ "\xc3\xa9: x\n\nbody\n", true, true, false },	/* not a field: the header ends there */
+		{ "Subject: \xf0\x9f\x98\x80 \xe4\xbe\x8b\n\n\xff\n", true, true, true },
+		/* legacy 8-bit, not UTF-8 */
+		{ "Subject: caf\xe9\n\nbody\n", true, true, false },
+		{ "Subject: \xc3\xa9 caf\xe9\n\nbody\n", true, true, false },
+		{ "Subject: \xc3\n\nbody\n", true, true, false },		/* cut short by the line end */
+		{ "Subject: \xe0\x80\xaf\n\nbody\n", true, true, false },	/* overlong */
+		{ "Subject: \xed\xa0\x80\n\nbody\n", true, true, false },	/* surrogate */
+	};
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct header_scan h;
+		header_scan_init(&h);
+		for (const char *p = cases[i].msg; *p; p++)
+			header_scan_feed(&h, p, 1);
+		assert_int_equal(h.eight_bit, cases[i].any);
+		assert_int_equal(h.eight_bit_headers, cases[i].hdr);
+		assert_int_equal(header_scan_utf8(&h), cases[i].utf8);
+	}
+}
+
 static void test_unfold(void **state)
 {
 	static const struct { const char *in, *out; } cases[] = {
@@ -154,6 +184,7 @@ int main(void)
 		cmocka_unit_test(test_scan_table),
 		cmocka_unit_test(test_scan_nul),
 		cmocka_unit_test(test_scan_many_received),
+		cmocka_unit_test(test_scan_eight_bit_headers),
 		cmocka_unit_test(test_unfold),
 		cmocka_unit_test(test_unfold_cap),
 	};

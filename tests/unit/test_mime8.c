@@ -176,6 +176,29 @@ static void test_dot(void **state)
 	}
 }
 
+/* BDAT (RFC 3030): line ends only, no dot-stuffing, no final dot. */
+static void test_dot_chunks(void **state)
+{
+	static const struct dot_case cases[] = {
+		{ "a\n.b\n", "a\r\n.b\r\n" },
+		{ ".\n", ".\r\n" },
+		{ "x", "x\r\n" },
+		{ "", "" },
+		{ "a\r\nb\n", "a\r\nb\r\n" },
+	};
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct smtp_dot d;
+		char out[64];
+		size_t o;
+		smtp_dot_init_chunks(&d);
+		o = smtp_dot_encode(&d, cases[i].in, strlen(cases[i].in), out);
+		o += smtp_dot_finish(&d, out + o);
+		if (o != strlen(cases[i].out) || memcmp(out, cases[i].out, o) != 0)
+			fail_msg("case %zu: got %.*s", i, (int)o, out);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -183,6 +206,7 @@ int main(void)
 		cmocka_unit_test(test_qp),
 		cmocka_unit_test(test_qp_line_bound),
 		cmocka_unit_test(test_dot),
+		cmocka_unit_test(test_dot_chunks),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -145,6 +145,45 @@ static void test_write_commit_load(void **state)
 	free(id);
 }
 
+/* A BINARYMIME message (RFC 3030) may hold NULs and need not end with
+ * LF; its SMTPUTF8 flag comes back too. */
+static void test_binary_body_and_smtputf8(void **state)
+{
+	static const char bin[] = "Subject: b\n\n\0\r\nTERN-END x\0\r";
+	struct fixture *f = *state;
+	struct queue_env *env = make_env();
+	struct queue_writer *w;
+	char buf[64], *id;
+	int fd = -1;
+
+	env->body = 3;
+	env->smtputf8 = true;
+	w = queue_writer_new(f->q, env);
+	assert_non_null(w);
+	assert_true(queue_writer_write(w, bin, sizeof(bin) - 1));
+	assert_true(queue_writer_commit(w, 2, true));
+	queue_writer_free(w);
+	id = xstrdup(env->id);
+	queue_env_free(env);
+	env = queue_load(f->q, id, &fd);
+	assert_non_null(env);
+	assert_int_equal(env->body, 3);
+	assert_true(env->smtputf8);
+	assert_int_equal(env->msg_len, sizeof(bin) - 1);
+	assert_int_equal(pread(fd, buf, env->msg_len, (off_t)env->msg_offset), (ssize_t)(sizeof(bin) - 1));
+	assert_memory_equal(buf, bin, sizeof(bin) - 1);
+	close(fd);
+	queue_env_free(env);
+	/* and a message without the flag has none */
+	free(id);
+	id = commit_one(f);
+	env = queue_load(f->q, id, NULL);
+	assert_non_null(env);
+	assert_false(env->smtputf8);
+	queue_env_free(env);
+	free(id);
+}
+
 /* Fields put in front of a message already written (a check's, at the
  * end of DATA): the message moves up intact, across several blocks, and
  * what is written afterwards follows it. */
@@ -655,6 +694,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_write_commit_load, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_binary_tail_loads, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_binary_body_and_smtputf8, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_insert_front, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_state_round_trip, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_recycled_scratch_cut_to_size, setup, teardown),

@@ -122,6 +122,7 @@ static void test_envelope_fields(void **state)
 	assert_int_equal(env->body, 2);
 	assert_int_equal(env->ret, 1);
 	assert_string_equal(env->envid, "QQ%314159");
+	assert_false(env->smtputf8);
 	assert_int_equal(env->nrcpt, 2);
 	assert_string_equal(env->rcpt[0].addr, "alice@example.test");
 	assert_string_equal(env->rcpt[0].orig, "team@example.test");
@@ -174,7 +175,12 @@ static void test_envelope_table(void **state)
 		{ S("from =a@b\narrival -1\n\n"), QUEUEFILE_BAD_LINE },
 		{ S("from =a@b\narrival 9223372036854775808\n\n"), QUEUEFILE_BAD_LINE },
 		{ S("from =a@b\narrival 9223372036854775807\n\n"), QUEUEFILE_OK },
-		{ S("from =a@b\nbody 3\n\n"), QUEUEFILE_BAD_LINE },
+		{ S("from =a@b\nbody 3\n\n"), QUEUEFILE_OK },           /* BINARYMIME */
+		{ S("from =a@b\nbody 4\n\n"), QUEUEFILE_BAD_LINE },
+		{ S("from =a@b\nsmtputf8 1\n\n"), QUEUEFILE_OK },
+		{ S("from =a@b\nsmtputf8 0\n\n"), QUEUEFILE_OK },
+		{ S("from =a@b\nsmtputf8 2\n\n"), QUEUEFILE_BAD_LINE },
+		{ S("from =a@b\nsmtputf8\n\n"), QUEUEFILE_BAD_LINE },
 		{ S("from =a@b\nret 3\n\n"), QUEUEFILE_BAD_LINE },
 		{ S("from =a@b\nrcpt L 16 =x@y - -\n\n"), QUEUEFILE_BAD_LINE },
 		{ S("from =a@b\nrcpt X 0 =x@y - -\n\n"), QUEUEFILE_BAD_LINE },
@@ -205,6 +211,10 @@ static void test_envelope_values_decoded(void **state)
 			 QUEUEFILE_OK);
 	assert_string_equal(env->from, "<>% \x7f\xc3\xa9");
 	assert_string_equal(env->helo, "");
+	queue_env_free(env);
+	env = xcalloc(1, sizeof(*env));
+	assert_int_equal(queuefile_parse_envelope(S("from =%C3%BC@b.test\nsmtputf8 1\n\n"), env), QUEUEFILE_OK);
+	assert_true(env->smtputf8);
 	queue_env_free(env);
 }
 

@@ -100,11 +100,10 @@ static const struct path_case path_cases[] = {
 	{ "<a b@c>", false, SMTP_ERR_SYNTAX, "", "", 0, 0, 0, 0, 0 },
 	{ "<a@b c>", false, SMTP_ERR_SYNTAX, "", "", 0, 0, 0, 0, 0 },
 	{ "<a\x01@b>", false, SMTP_ERR_SYNTAX, "", "", 0, 0, 0, 0, 0 },
-	{ "<\xc3\xa9@b>", false, SMTP_ERR_SYNTAX, "", "", 0, 0, 0, 0, 0 },
-	{ "<a@\xc3\xa9.com>", false, SMTP_ERR_SYNTAX, "", "", 0, 0, 0, 0, 0 },
 	{ "<\"a\x01\"@b>", false, SMTP_ERR_SYNTAX, "", "", 0, 0, 0, 0, 0 },
 	{ "<\"a\\\x01\"@b>", false, SMTP_ERR_SYNTAX, "", "", 0, 0, 0, 0, 0 },
 	{ "<\"a\xff\"@b>", false, SMTP_ERR_SYNTAX, "", "", 0, 0, 0, 0, 0 },
+	{ "<\xff@b>", false, SMTP_ERR_SYNTAX, "", "", 0, 0, 0, 0, 0 },
 	{ "<\"abc@b>", false, SMTP_ERR_SYNTAX, "", "", 0, 0, 0, 0, 0 },
 	{ "<\"abc\\", false, SMTP_ERR_SYNTAX, "", "", 0, 0, 0, 0, 0 },
 	{ "<a@-b.com>", false, SMTP_ERR_SYNTAX, "", "", 0, 0, 0, 0, 0 },
@@ -331,7 +330,8 @@ static const struct mail_case mail_cases[] = {
 	{ "FROM:<a@b> BODY=8BITMIME", SMTP_OK, "a", 0, 0, SMTP_BODY_8BITMIME, 0, "", NULL },
 	{ "FROM:<a@b> body=8bitmime", SMTP_OK, "a", 0, 0, SMTP_BODY_8BITMIME, 0, "", NULL },
 	{ "FROM:<a@b> BODY=7bit", SMTP_OK, "a", 0, 0, SMTP_BODY_7BIT, 0, "", NULL },
-	{ "FROM:<a@b> BODY=BINARYMIME", SMTP_ERR_PARAM_VALUE, "a", 0, 0, 0, 0, "", NULL },
+	{ "FROM:<a@b> BODY=BINARYMIME", SMTP_OK, "a", 0, 0, SMTP_BODY_BINARYMIME, 0, "", NULL },
+	{ "FROM:<a@b> BODY=BINARY", SMTP_ERR_PARAM_VALUE, "a", 0, 0, 0, 0, "", NULL },
 	{ "FROM:<a@b> BODY", SMTP_ERR_PARAM_VALUE, "a", 0, 0, 0, 0, "", NULL },
 	{ "FROM:<a@b> BODY=7BIT BODY=7BIT", SMTP_ERR_PARAM_DUP, "a", 0, 0, 0, 0, "", NULL },
 	{ "FROM:<a@b> RET=FULL", SMTP_OK, "a", 0, 0, 0, SMTP_RET_FULL, "", NULL },
@@ -352,7 +352,8 @@ static const struct mail_case mail_cases[] = {
 	{ "FROM:<a@b> AUTH=<> AUTH=<>", SMTP_ERR_PARAM_DUP, "a", 0, 0, 0, 0, "", NULL },
 	{ "FROM:<a@b> SIZE=100 BODY=8BITMIME RET=HDRS ENVID=x AUTH=<>", SMTP_OK, "a", 1, 100, SMTP_BODY_8BITMIME, SMTP_RET_HDRS, "x", "<>" },
 	{ "FROM:<a@b>   SIZE=100   BODY=7BIT  ", SMTP_OK, "a", 1, 100, SMTP_BODY_7BIT, 0, "", NULL },
-	{ "FROM:<a@b> SMTPUTF8", SMTP_ERR_PARAM_UNKNOWN, "a", 0, 0, 0, 0, "", NULL },
+	{ "FROM:<a@b> SMTPUTF8=yes", SMTP_ERR_PARAM_VALUE, "a", 0, 0, 0, 0, "", NULL },
+	{ "FROM:<a@b> SMTPUTF8 smtputf8", SMTP_ERR_PARAM_DUP, "a", 0, 0, 0, 0, "", NULL },
 	{ "FROM:<a@b> X-FOO=bar", SMTP_ERR_PARAM_UNKNOWN, "a", 0, 0, 0, 0, "", NULL },
 	{ "FROM:<a@b> NOTIFY=NEVER", SMTP_ERR_PARAM_UNKNOWN, "a", 0, 0, 0, 0, "", NULL },
 	{ "FROM:<a@b> SIZEX=1", SMTP_ERR_PARAM_UNKNOWN, "a", 0, 0, 0, 0, "", NULL },
@@ -612,6 +613,185 @@ static void test_xtext_all_octets(void **state)
 	assert_memory_equal(dec, in, 256);
 }
 
+/* RFC 6531 §3.3 paths: UTF8-non-ascii in atoms, quoted strings and
+ * domain labels, well-formed only; utf8 set when any is there. */
+static void test_utf8_paths(void **state)
+{
+	static const struct { const char *in; enum smtp_parse_err err; const char *local, *domain; bool utf8; } cases[] = {
+		{ "<a@b>", SMTP_OK, "a", "b", false },
+		{ "<\xc3\xa9@b>", SMTP_OK, "\xc3\xa9", "b", true },
+		{ "<jos\xc3\xa9.m@b>", SMTP_OK, "jos\xc3\xa9.m", "b", true },
+		{ "<\xe7\x94\xa8\xe6\x88\xb7@\xe4\xbe\x8b\xe5\xad\x90.test>", SMTP_OK,
+		  "\xe7\x94\xa8\xe6\x88\xb7", "\xe4\xbe\x8b\xe5\xad\x90.test", true },
+		{ "<a@\xc3\xa9.com>", SMTP_OK, "a", "\xc3\xa9.com", true },
+		{ "<\"\xc3\xa9 x\"@b>", SMTP_OK, "\xc3\xa9 x", "b", true },
+		{ "<\xf0\x9f\x98\x80@b>", SMTP_OK, "\xf0\x9f\x98\x80", "b", true },	/* U+1F600 */
+		{ "<\xf4\x8f\xbf\xbf@b>", SMTP_OK, "\xf4\x8f\xbf\xbf", "b", true },	/* U+10FFFF */
+		{ "<\xed\x9f\xbf@b>", SMTP_OK, "\xed\x9f\xbf", "b", true },		/* U+D7FF */
+		/* not well-formed */
+		{ "<\xc3@b>", SMTP_ERR_SYNTAX, "", "", false },			/* truncated */
+		{ "<\xc3(@b>", SMTP_ERR_SYNTAX, "", "", false },
+		{ "<\xc0\xaf@b>", SMTP_ERR_SYNTAX, "", "", false },			/* overlong '/' */
+		{ "<\xe0\x80\xaf@b>", SMTP_ERR_SYNTAX, "", "", false },		/* overlong '/' */
+		{ "<\xed\xa0\x80@b>", SMTP_ERR_SYNTAX, "", "", false },		/* surrogate */
+		{ "<\xf4\x90\x80\x80@b>", SMTP_ERR_SYNTAX, "", "", false },	/* past U+10FFFF */
+		{ "<\xf8\x88\x80\x80\x80@b>", SMTP_ERR_SYNTAX, "", "", false },
+		{ "<\x80@b>", SMTP_ERR_SYNTAX, "", "", false },
+		{ "<a@b\xc3>", SMTP_ERR_SYNTAX, "", "", false },
+		{ "<a@\xc3\xa9->", SMTP_ERR_SYNTAX, "", "", false },
+		{ "<\"\xc3\"@b>", SMTP_ERR_SYNTAX, "", "", false },
+		{ "<\"\\\xc3\xa9\"@b>", SMTP_ERR_SYNTAX, "", "", false },	/* quoted-pair is ASCII */
+		{ "<@\xc3\xa9.r:a@b>", SMTP_ERR_SYNTAX, "", "", false },	/* routes stay ASCII */
+	};
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct smtp_path p;
+		size_t used;
+		enum smtp_parse_err err = smtp_parse_path(cases[i].in, strlen(cases[i].in), false, &p, &used);
+		if (err != cases[i].err)
+			fail_msg("case %zu: err %d, want %d", i, err, cases[i].err);
+		if (err != SMTP_OK)
+			continue;
+		assert_string_equal(p.local, cases[i].local);
+		assert_string_equal(p.domain, cases[i].domain);
+		assert_int_equal(p.utf8, cases[i].utf8);
+		/* formatting keeps UTF-8 as it is and parses back to the same */
+		char buf[600], again[610];
+		struct smtp_path q;
+		assert_true(smtp_path_format(&p, buf, sizeof(buf)) > 0);
+		assert_int_equal(strchr(buf, '"') != NULL, strchr(cases[i].local, ' ') != NULL);
+		snprintf(again, sizeof(again), "<%s>", buf);
+		assert_int_equal(smtp_parse_path(again, strlen(again), false, &q, &used), SMTP_OK);
+		assert_string_equal(q.local, p.local);
+		assert_string_equal(q.domain, p.domain);
+	}
+	/* the octet limits count octets */
+	char buf[300];
+	struct smtp_path p;
+	size_t used;
+	snprintf(buf, sizeof(buf), "<%s@b>", "\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9"
+		 "\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9"
+		 "\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9");
+	assert_int_equal(smtp_parse_path(buf, strlen(buf), false, &p, &used), SMTP_ERR_LOCAL_LEN);	/* 66 octets */
+	/* the HELO argument stays ASCII */
+	assert_false(smtp_helo_valid("\xc3\xa9.test", 7));
+	/* and the dot-string check other modules use stays ASCII */
+	assert_false(smtp_dot_string_valid("\xc3\xa9", 2));
+}
+
+static void test_utf8_valid(void **state)
+{
+	bool hi;
+	(void)state;
+	assert_true(smtp_utf8_valid("abc", 3, &hi));
+	assert_false(hi);
+	assert_true(smtp_utf8_valid("a\xc3\xa9", 3, &hi));
+	assert_true(hi);
+	assert_true(smtp_utf8_valid("", 0, NULL));
+	assert_false(smtp_utf8_valid("\xc3", 1, NULL));
+	assert_false(smtp_utf8_valid("\xc3\xa9", 1, NULL));	/* len bounds the scan */
+	assert_false(smtp_utf8_valid("\xc1\xbf", 2, NULL));
+	assert_false(smtp_utf8_valid("\xef\xbf", 2, NULL));
+	assert_true(smtp_utf8_valid("\xef\xbf\xbf", 3, NULL));
+}
+
+static void test_mail_smtputf8(void **state)
+{
+	struct smtp_path path;
+	struct smtp_mail_params p;
+	(void)state;
+	assert_int_equal(smtp_parse_mail("FROM:<a@b> SMTPUTF8", 19, &path, &p), SMTP_OK);
+	assert_true(p.smtputf8);
+	assert_false(path.utf8);
+	const char *u = "FROM:<\xc3\xa9@b> smtputf8 SIZE=10";
+	assert_int_equal(smtp_parse_mail(u, strlen(u), &path, &p), SMTP_OK);
+	assert_true(p.smtputf8 && path.utf8 && p.has_size);
+	assert_int_equal(smtp_parse_mail("FROM:<a@b>", 10, &path, &p), SMTP_OK);
+	assert_false(p.smtputf8);
+	/* not a RCPT parameter */
+	struct smtp_rcpt_params rp;
+	assert_int_equal(smtp_parse_rcpt("TO:<a@b> SMTPUTF8", 17, &path, &rp), SMTP_ERR_PARAM_UNKNOWN);
+}
+
+static void test_bdat(void **state)
+{
+	static const struct { const char *args; bool ok; uint64_t size; bool last; } cases[] = {
+		{ "0", true, 0, false },
+		{ "0 LAST", true, 0, true },
+		{ "1000", true, 1000, false },
+		{ "1000 LAST", true, 1000, true },
+		{ "12 last", true, 12, true },
+		{ "007 Last", true, 7, true },
+		{ "4611686018427387904", true, UINT64_C(1) << 62, false },
+		{ "4611686018427387905", false, 0, false },
+		{ "99999999999999999999999", false, 0, false },
+		{ "", false, 0, false },
+		{ "LAST", false, 0, false },
+		{ " 10", false, 0, false },
+		{ "10 ", false, 0, false },
+		{ "10  LAST", false, 0, false },
+		{ "10 LAST ", false, 0, false },
+		{ "10 LASTX", false, 0, false },
+		{ "10 FIRST", false, 0, false },
+		{ "-1", false, 0, false },
+		{ "+1", false, 0, false },
+		{ "1x", false, 0, false },
+		{ "0x10", false, 0, false },
+	};
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		uint64_t size = 99;
+		bool last = true;
+		if (smtp_parse_bdat(cases[i].args, strlen(cases[i].args), &size, &last) != cases[i].ok)
+			fail_msg("%s: want %d", cases[i].args, cases[i].ok);
+		assert_true(size == cases[i].size);
+		assert_int_equal(last, cases[i].last);
+	}
+	/* len bounds the scan */
+	uint64_t size;
+	bool last;
+	assert_true(smtp_parse_bdat("12 LAST", 2, &size, &last));
+	assert_true(size == 12 && !last);
+}
+
+static void test_http_request(void **state)
+{
+	static const struct { const char *line; bool http; } cases[] = {
+		{ "GET / HTTP/1.1", true },
+		{ "GET /index.html HTTP/1.0", true },
+		{ "POST /form HTTP/1.1", true },
+		{ "PUT /x HTTP/2", true },
+		{ "HEAD / HTTP/1.1", true },
+		{ "CONNECT mx.example:25 HTTP/1.1", true },
+		{ "OPTIONS * HTTP/1.1", true },
+		{ "DELETE /a HTTP/1.1", true },
+		{ "get / http/1.1", true },
+		{ "Host: mx.example.test", true },
+		{ "host:x", true },
+		{ "HOST: x", true },
+		/* SMTP, and near misses */
+		{ "EHLO client.test", false },
+		{ "MAIL FROM:<a@b>", false },
+		{ "HELP GET", false },
+		{ "GET", false },
+		{ "GET /", false },
+		{ "GET / HTTP", false },
+		{ "GET  / HTTP/1.1", false },
+		{ "GETX / HTTP/1.1", false },
+		{ "POST / SMTP/1.1", false },
+		{ "Hostname: x", false },
+		{ "Host", false },
+		{ "", false },
+	};
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+		if (smtp_is_http_request(cases[i].line, strlen(cases[i].line)) != cases[i].http)
+			fail_msg("%s: want %d", cases[i].line, cases[i].http);
+	/* len bounds the scan */
+	assert_false(smtp_is_http_request("GET / HTTP/1.1", 9));
+	assert_false(smtp_is_http_request("Host:", 4));
+}
+
 static void test_strerror(void **state)
 {
 	(void)state;
@@ -636,6 +816,11 @@ int main(void)
 		cmocka_unit_test(test_helo),
 		cmocka_unit_test(test_xtext),
 		cmocka_unit_test(test_xtext_all_octets),
+		cmocka_unit_test(test_utf8_paths),
+		cmocka_unit_test(test_utf8_valid),
+		cmocka_unit_test(test_mail_smtputf8),
+		cmocka_unit_test(test_bdat),
+		cmocka_unit_test(test_http_request),
 		cmocka_unit_test(test_strerror),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -221,7 +221,7 @@ static void test_ehlo_caps(void **state)
 /* One EHLO keyword line (after a greeting line) per row: what it sets. */
 enum {
 	F_PIPE = 1 << 0, F_SIZE = 1 << 1, F_8BIT = 1 << 2, F_TLS = 1 << 3, F_DSN = 1 << 4,
-	F_ENH = 1 << 5, F_UTF8 = 1 << 6, F_CHUNK = 1 << 7, F_AUTH = 1 << 8,
+	F_ENH = 1 << 5, F_UTF8 = 1 << 6, F_CHUNK = 1 << 7, F_AUTH = 1 << 8, F_BIN = 1 << 9,
 };
 
 struct ehlo_case {
@@ -245,6 +245,9 @@ static const struct ehlo_case ehlo_cases[] = {
 	{ "ENHANCEDSTATUSCODES", F_ENH, 0, 0 },
 	{ "SMTPUTF8", F_UTF8, 0, 0 },
 	{ "CHUNKING", F_CHUNK, 0, 0 },
+	{ "BINARYMIME", F_BIN, 0, 0 },
+	{ "binarymime", F_BIN, 0, 0 },
+	{ "BINARYMIMEX", 0, 0, 0 },
 	{ "X-UNKNOWN 1 2 3", 0, 0, 0 },
 	{ "", 0, 0, 0 },
 	{ " ", 0, 0, 0 },
@@ -283,7 +286,8 @@ static unsigned ehlo_flags(const struct smtp_ehlo_caps *c)
 {
 	return (c->pipelining ? F_PIPE : 0) | (c->size ? F_SIZE : 0) | (c->eightbitmime ? F_8BIT : 0) |
 	       (c->starttls ? F_TLS : 0) | (c->dsn ? F_DSN : 0) | (c->enhancedstatuscodes ? F_ENH : 0) |
-	       (c->smtputf8 ? F_UTF8 : 0) | (c->chunking ? F_CHUNK : 0) | (c->auth ? F_AUTH : 0);
+	       (c->smtputf8 ? F_UTF8 : 0) | (c->chunking ? F_CHUNK : 0) | (c->auth ? F_AUTH : 0) |
+	       (c->binarymime ? F_BIN : 0);
 }
 
 static void test_ehlo_table(void **state)

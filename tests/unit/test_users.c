@@ -216,6 +216,24 @@ static void test_update(void **state)
 	free(dir);
 }
 
+/* Names become Maildir path components: UTF-8 (SMTPUTF8 users) passes
+ * when well-formed, and nothing can climb out of the mail directory. */
+static void test_safe_name(void **state)
+{
+	static const struct { const char *s; bool ok; } cases[] = {
+		{ "alice", true }, { "a.b+c_d-e", true }, { "\xc3\xa9l\xc3\xa8ve", true },
+		{ "\xe7\x94\xa8\xe6\x88\xb7", true }, { "\xe4\xbe\x8b\xe5\xad\x90.test", true },
+		{ "", false }, { ".", false }, { "..", false }, { "a..b", false }, { ".a", false },
+		{ "-a", false }, { "a/b", false }, { "a\\b", false }, { "a b", false },
+		{ "\xc3", false }, { "\xc0\xaf", false }, { "\xe0\x80\xaf", false },	/* overlong '/' */
+		{ "a\xed\xa0\x80", false }, { "\xff", false },
+	};
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+		if (users_safe_name(cases[i].s, strlen(cases[i].s)) != cases[i].ok)
+			fail_msg("case %zu: want %d", i, cases[i].ok);
+}
+
 static void test_update_io_error(void **state)
 {
 	char *dir = tmpdir(), *path = xasprintf("%s/missing/users", dir);
@@ -233,6 +251,7 @@ int main(void)
 		cmocka_unit_test(test_load_reports_bad_lines),
 		cmocka_unit_test(test_update),
 		cmocka_unit_test(test_update_io_error),
+		cmocka_unit_test(test_safe_name),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

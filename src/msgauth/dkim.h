@@ -1,0 +1,109 @@
+/*
+ * dkim.h - DKIM signing and verification (RFC 6376) with rsa-sha256 and
+ * ed25519-sha256 (RFC 8463), as RFC 8301 leaves them: rsa-sha1 refused,
+ * RSA keys of 1024 bits and more verified, 2048 made.
+ *
+ * Both sides are fed the message in chunks (LF or CRLF line ends) and
+ * never hold more than its header section (up to DKIM_HEADER_MAX): the
+ * body goes through the streamed canonicalizer into the hash.  DNS is the
+ * caller's: the verifier names the key records it needs and is given
+ * their text (or the lookup's failure), results per RFC 8601 2.7.1.
+ */
+#ifndef TERN_DKIM_H
+#define TERN_DKIM_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <openssl/evp.h>
+
+#include "proto/dkim_tags.h"
+
+#define DKIM_HEADER_MAX (256 * 1024)
+#define DKIM_VERIFY_MAX 8   /* signatures checked per message */
+
+enum dkim_result {
+	DKIM_NONE,
+	DKIM_PASS,
+	DKIM_FAIL,
+	DKIM_NEUTRAL,
+	DKIM_POLICY,
+	DKIM_TEMPERROR,
+	DKIM_PERMERROR,
+};
+
+/* "pass", "fail", ... as Authentication-Results writes them. */
+const char *dkim_result_name(enum dkim_result r);
+
+/* --- keys --- */
+
+/* A private key from a PEM file: RSA of 1024 bits or more, or Ed25519.
+ * NULL with the reason in err otherwise. */
+EVP_PKEY *dkim_key_load(const char *path, char *err, size_t errlen);
+/* A new key: RSA of bits (>= 2048) or Ed25519. */
+EVP_PKEY *dkim_key_generate(bool ed25519, unsigned bits);
+/* The key record for the public half: "v=DKIM1; k=rsa; p=..." (xmalloc'd). */
+char *dkim_key_record(EVP_PKEY *key);
+/* One zone-file line "SEL._domainkey.DOMAIN. IN TXT \"...\" \"...\"" with
+ * the record cut into strings of at most 255 octets (RFC 1035 3.3.14),
+ * no line end (xmalloc'd). */
+char *dkim_zone_line(const char *selector, const char *domain, const char *record);
+
+/* --- signing --- */
+
+struct dkim_signer;
+
+#define DKIM_SIGN_KEYS_MAX 4
+
+/* A signer; key (NULL: none yet) for domain and selector, its own
+ * reference taken.  relaxed/relaxed, h= as dkim.c's list says, From
+ * oversigned. */
+struct dkim_signer *dkim_signer_new(EVP_PKEY *key, const char *domain, const char *selector);
+/* One more signature (RSA and Ed25519 side by side), at any time before
+ * dkim_signer_finish: the body hash does not depend on the key, so the
+ * keys can be chosen by the From domain at the end.  False past
+ * DKIM_SIGN_KEYS_MAX. */
+bool dkim_signer_add_key(struct dkim_signer *s, EVP_PKEY *key, const char *domain, const char *selector);
+void dkim_signer_feed(struct dkim_signer *s, const char *buf, size_t len);
+/* Once the header section is complete: the domain of the From address
+ * (lower case), or NULL when there is none, several, or one without a
+ * domain.  Valid while s is. */
+const char *dkim_signer_from_domain(struct dkim_signer *s);
+/* The DKIM-Signature fields to put in front of the message, one per key
+ * (the first added lowest), lines ended by eol ("\n" or "\r\n"), the
+ * last one too (xmalloc'd); t= is now.  NULL when there is no key, the
+ * header section was over DKIM_HEADER_MAX or signing failed. */
+char *dkim_signer_finish(struct dkim_signer *s, const char *eol, int64_t now);
+void dkim_signer_free(struct dkim_signer *s);
+
+/* --- verification --- */
+
+struct dkim_verify;
+
+struct dkim_verify *dkim_verify_new(void);
+void dkim_verify_feed(struct dkim_verify *v, const char *buf, size_t len);
+/* End of message: the body hashes are complete. */
+void dkim_verify_finish(struct dkim_verify *v);
+/* DKIM-Signature fields found (at most DKIM_VERIFY_MAX). */
+size_t dkim_verify_count(const struct dkim_verify *v);
+/* Signature i, or NULL when it could not be parsed (its result is then
+ * already permerror). */
+const struct dkim_sig *dkim_verify_sig(const struct dkim_verify *v, size_t i);
+/* The TXT name holding signature i's key, "s._domainkey.d" (xmalloc'd),
+ * or NULL when none is needed (result known). */
+char *dkim_verify_key_name(const struct dkim_verify *v, size_t i);
+/* The key record's text (TXT strings joined) for signature i: decides it. */
+void dkim_verify_key(struct dkim_verify *v, size_t i, const char *rec, size_t len, int64_t now);
+/* The lookup failed: temperror (DNS trouble) or permerror (no record). */
+void dkim_verify_key_failed(struct dkim_verify *v, size_t i, enum dkim_result r, const char *reason);
+enum dkim_result dkim_verify_result(const struct dkim_verify *v, size_t i, const char **reason);
+/* The distinct domains of the From: addresses (lower case, at most max,
+ * for DMARC, RFC 7489 6.6.1), once the header section is complete;
+ * SIZE_MAX when a From field is unreadable or an address lacks a domain. */
+size_t dkim_verify_from_domains(struct dkim_verify *v, char (*out)[256], size_t max);
+/* The header section was over DKIM_HEADER_MAX: nothing was checked. */
+bool dkim_verify_overflow(const struct dkim_verify *v);
+void dkim_verify_free(struct dkim_verify *v);
+
+#endif
