@@ -10,6 +10,9 @@
 #include "core/util.h"
 #include "core/dns.h"
 #include "delivery/scheduler.h"
+#include "filter/dnsbl.h"
+#include "filter/greylist.h"
+#include "filter/rate.h"
 #include "pop3/pop3_server.h"
 
 #include <stdio.h>
@@ -70,8 +73,32 @@ bool serve_hooks_init(struct tern *t, accept_fn accept_by_service[SERVICE_COUNT]
 	return true;
 }
 
+#define RATE_ADDRS_MAX 100000   /* client addresses whose rates are counted */
+
+/* The MX checks: after the privilege drop, so that the greylist file
+ * belongs to the run user, and with the worker pool for its rewrites. */
+static void serve_filters_start(struct tern *t)
+{
+	const struct config *cfg = t->cfg;
+	char *err = NULL;
+
+	t->dnsbl = dnsbl_new(t->base, t->dns, &cfg->dnsbl_zones, &cfg->dnsbl_allow, cfg->dnsbl_timeout * 1000,
+			     cfg->dnsbl_cache_max);
+	if (cfg->greylist_enabled) {
+		t->greylist = greylist_open(cfg->state_dir, cfg->greylist_delay, cfg->greylist_expire,
+					    cfg->greylist_max_entries, t->commit_pool, &err);
+		if (t->greylist == NULL)
+			die("[greylist] %s", err ? err : "cannot open the store");
+	}
+	if (cfg->max_connection_rate)
+		t->conn_rate = rate_new(RATE_ADDRS_MAX);
+	if (cfg->max_message_rate)
+		t->msg_rate = rate_new(RATE_ADDRS_MAX);
+}
+
 void serve_hooks_start(struct tern *t)
 {
+	serve_filters_start(t);
 	/* After the privilege drop: the socket belongs to the run user. */
 	t->control = control_start(t);
 }
@@ -106,6 +133,13 @@ void serve_hooks_free(struct tern *t)
 {
 	control_free(t->control);
 	t->control = NULL;
+	dnsbl_free(t->dnsbl);   /* before the resolver it uses */
+	t->dnsbl = NULL;
+	greylist_close(t->greylist);   /* the worker pool is gone: no rewrite runs */
+	t->greylist = NULL;
+	rate_free(t->conn_rate);
+	rate_free(t->msg_rate);
+	t->conn_rate = t->msg_rate = NULL;
 	dns_free(t->dns);
 	t->dns = NULL;
 	pop3_server_free(t->pop3);

@@ -8,6 +8,7 @@
  */
 #include "core/config.h"
 #include "core/util.h"
+#include "proto/dnsbl.h"
 
 #include <arpa/inet.h>
 #include <ini.h>
@@ -18,7 +19,7 @@
 
 enum config_type {
 	CT_STR, CT_UINT, CT_SIZE, CT_DURATION, CT_BOOL,
-	CT_LISTEN, CT_WORDS, CT_CIDRS, CT_ACCESS,
+	CT_LISTEN, CT_WORDS, CT_CIDRS, CT_ACCESS, CT_ZONES, CT_CHECK_AT,
 };
 
 struct config_row {
@@ -50,6 +51,8 @@ static const struct config_row config_table[] = {
 	ROW("smtp", "max_received", CT_UINT, max_received, "100", 1, 1000, "Received: fields before a message is a loop (5.4.6)"),
 	ROW("smtp", "command_timeout", CT_DURATION, command_timeout, "5m", 1, 86400, "wait for a command, and most one line may take (RFC 5321 4.5.3.2)"),
 	ROW("smtp", "data_timeout", CT_DURATION, data_timeout, "3m", 1, 86400, "wait for each DATA block"),
+	ROW("smtp", "max_connection_rate", CT_UINT, max_connection_rate, "0", 0, 1000000, "connections per client address per minute, then 421; 0 = no limit"),
+	ROW("smtp", "max_message_rate", CT_UINT, max_message_rate, "0", 0, 1000000, "MAIL commands per client address per minute, then 451; 0 = no limit"),
 	ROW("smtp", "vrfy", CT_ACCESS, vrfy, "off", 0, 0, "off | auth | on"),
 	ROW("smtp", "expn", CT_ACCESS, expn, "off", 0, 0, "off | auth | on"),
 
@@ -86,6 +89,17 @@ static const struct config_row config_table[] = {
 	ROW("queue", "delay_warning", CT_DURATION, delay_warning, "4h", 1, 86400 * 365, "DSN delay notice (NOTIFY=DELAY)"),
 
 	ROW("dns", "servers", CT_STR, dns_servers, "", 0, 0, "host[:port] list; default /etc/resolv.conf"),
+
+	ROW("dnsbl", "zones", CT_ZONES, dnsbl_zones, "", 0, 0, "blocklists: ZONE or ZONE=127.0.0.2, ...; a listed client gets 554 5.7.1"),
+	ROW("dnsbl", "allow", CT_ZONES, dnsbl_allow, "", 0, 0, "allow lists (DNSWL), same form: a listed client skips the blocklists and greylisting"),
+	ROW("dnsbl", "check_at", CT_CHECK_AT, dnsbl_check_at, "connect", 0, 0, "connect (554 greeting) | rcpt (554 to each RCPT)"),
+	ROW("dnsbl", "timeout", CT_DURATION, dnsbl_timeout, "5s", 1, 60, "wait for the lists this long, then let the client pass"),
+	ROW("dnsbl", "cache_max", CT_UINT, dnsbl_cache_max, "10000", 0, 10000000, "answers kept for their TTL"),
+
+	ROW("greylist", "enabled", CT_BOOL, greylist_enabled, "no", 0, 0, "451 4.7.1 to an unseen (client network, sender, recipient) at RCPT"),
+	ROW("greylist", "delay", CT_DURATION, greylist_delay, "5m", 0, 86400, "a retry is accepted this long after the first try"),
+	ROW("greylist", "expire", CT_DURATION, greylist_expire, "35d", 60, 86400 * 365, "entries unseen this long are forgotten"),
+	ROW("greylist", "max_entries", CT_UINT, greylist_max_entries, "100000", 16, 100000000, "triplets and clients kept; the oldest go first"),
 
 	ROW("delivery", "remote_port", CT_UINT, remote_port, "25", 1, 65535, "port used for MX hosts"),
 	ROW("delivery", "max_connections", CT_UINT, max_remote_connections, "100", 1, 100000, "outbound connections in total"),
@@ -294,6 +308,16 @@ static bool add_word(const char *item, void *arg)
 	return true;
 }
 
+/* A DNSBL zone spec: checked here so that a typo is a FILE:LINE error. */
+static bool add_zone(const char *item, void *arg)
+{
+	struct dnsbl_zone z;
+
+	if (dnsbl_zone_parse(item, strlen(item), &z) != DNSBL_ZONE_OK)
+		return false;
+	return add_word(item, arg);
+}
+
 static void free_value(struct config *c, const struct config_row *r)
 {
 	void *f = field(c, r);
@@ -310,7 +334,8 @@ static void free_value(struct config *c, const struct config_row *r)
 		free(((struct cidr_list *)f)->v);
 		memset(f, 0, sizeof(struct cidr_list));
 		break;
-	case CT_WORDS: {
+	case CT_WORDS:
+	case CT_ZONES: {
 		struct word_list *w = f;
 		for (size_t i = 0; i < w->n; i++)
 			free(w->v[i]);
@@ -375,6 +400,17 @@ static const char *set_value(struct config *c, const struct config_row *r, const
 			: "expects networks such as 127.0.0.0/8 or ::1";
 	case CT_WORDS:
 		split_items(v, add_word, f);
+		return NULL;
+	case CT_ZONES:
+		return split_items(v, add_zone, f) ? NULL
+			: "expects zones such as zen.example or zen.example=127.0.0.2, separated by commas";
+	case CT_CHECK_AT:
+		if (!strcasecmp(v, "connect"))
+			*(unsigned *)f = CHECK_AT_CONNECT;
+		else if (!strcasecmp(v, "rcpt"))
+			*(unsigned *)f = CHECK_AT_RCPT;
+		else
+			return "expects connect or rcpt";
 		return NULL;
 	}
 	return "unknown type";
@@ -471,6 +507,10 @@ static unsigned finish(struct config *c, const char *name)
 	}
 	if (c->state_dir[0] == '\0') {
 		fprintf(stderr, "%s: [server] state_dir must not be empty\n", name);
+		errors++;
+	}
+	if (c->dnsbl_zones.n + c->dnsbl_allow.n > DNSBL_ZONES_MAX) {
+		fprintf(stderr, "%s: [dnsbl] zones and allow name more than %d zones together\n", name, DNSBL_ZONES_MAX);
 		errors++;
 	}
 	if (c->local_domains.n == 0) {

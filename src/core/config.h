@@ -39,6 +39,7 @@ struct word_list {
 };
 
 enum access_mode { ACCESS_OFF, ACCESS_AUTH, ACCESS_ON };
+enum check_at { CHECK_AT_CONNECT, CHECK_AT_RCPT };   /* [dnsbl] check_at */
 
 struct config {
 	char *path;               /* file read, or "(built-in)" */
@@ -58,6 +59,8 @@ struct config {
 	unsigned max_errors;
 	unsigned max_connections;
 	unsigned max_connections_per_ip;
+	unsigned max_connection_rate;   /* per client address per minute, 0 = none */
+	unsigned max_message_rate;      /* MAIL per client address per minute, 0 = none */
 	unsigned max_received;
 	uint64_t command_timeout;
 	uint64_t data_timeout;
@@ -106,6 +109,18 @@ struct config {
 
 	/* [dns] */
 	char *dns_servers;
+
+	/* [dnsbl] */
+	struct word_list dnsbl_zones;   /* "ZONE" or "ZONE=127.0.0.x", checked */
+	struct word_list dnsbl_allow;
+	unsigned dnsbl_check_at;        /* enum check_at */
+	uint64_t dnsbl_timeout;         /* seconds */
+	unsigned dnsbl_cache_max;
+
+	/* [greylist] */
+	bool greylist_enabled;
+	uint64_t greylist_delay, greylist_expire;   /* seconds */
+	unsigned greylist_max_entries;
 
 	/* [delivery] */
 	unsigned remote_port;

@@ -34,7 +34,7 @@ struct dns_sock {
 	struct dns_sock *next;
 };
 
-enum dns_req_kind { DNS_REQ_MX, DNS_REQ_HOST, DNS_REQ_PTR };
+enum dns_req_kind { DNS_REQ_MX, DNS_REQ_HOST, DNS_REQ_PTR, DNS_REQ_A };
 
 /* Lookup state of one host while its A and AAAA queries run. */
 struct dns_hstate {
@@ -53,6 +53,8 @@ struct dns_req {
 	struct event *done_ev;
 	dns_mx_cb mx_cb;
 	dns_ptr_cb ptr_cb;
+	dns_a_cb a_cb;
+	struct dns_a_result a_res;	/* A: the answer */
 	void *arg;
 	struct dns_mx_result res;	/* MX and host: built at the end */
 	size_t nh;			/* hosts being looked up */
@@ -354,6 +356,8 @@ static void dns_done_cb(evutil_socket_t fd, short what, void *arg)
 	if (!r->cancelled) {
 		if (r->kind == DNS_REQ_PTR)
 			r->ptr_cb(dns_ptr_confirmed(r), r->arg);
+		else if (r->kind == DNS_REQ_A)
+			r->a_cb(&r->a_res, r->arg);
 		else
 			r->mx_cb(&r->res, r->arg);
 	}
@@ -398,7 +402,7 @@ static void dns_req_maybe_done(struct dns_req *r)
 {
 	if (r->pending > 0)
 		return;
-	if (!r->cancelled && r->kind != DNS_REQ_PTR && r->hs != NULL)
+	if (!r->cancelled && r->kind != DNS_REQ_PTR && r->kind != DNS_REQ_A && r->hs != NULL)
 		dns_hosts_result(r);
 	event_active(r->done_ev, 0, 0);
 }
@@ -681,6 +685,29 @@ static void dns_ptr_confirm(struct dns_req *r, const struct dns_query *q, int st
 	}
 }
 
+/* ---- A of one name (blocklists) ---- */
+
+static void dns_a_answer(struct dns_req *r, int status, const unsigned char *abuf, int alen)
+{
+	struct ares_addrttl t4[DNS_ADDRS_MAX];
+	int n = DNS_ADDRS_MAX;
+
+	if (status == ARES_SUCCESS)
+		status = ares_parse_a_reply(abuf, alen, NULL, t4, &n);
+	if (status != ARES_SUCCESS || n <= 0) {
+		r->a_res.status = status == ARES_SUCCESS || !dns_status_temporary(status)
+			? DNS_NXDOMAIN : DNS_TEMPFAIL;
+		return;
+	}
+	r->a_res.status = DNS_OK;
+	r->a_res.ttl = UINT32_MAX;
+	for (int i = 0; i < n; i++) {
+		r->a_res.addrs[r->a_res.n++] = t4[i].ipaddr;
+		if ((unsigned)t4[i].ttl < r->a_res.ttl)
+			r->a_res.ttl = t4[i].ttl < 0 ? 0 : (unsigned)t4[i].ttl;
+	}
+}
+
 static void dns_query_cb(void *arg, int status, int timeouts, unsigned char *abuf, int alen)
 {
 	struct dns_query *q = arg;
@@ -701,6 +728,8 @@ static void dns_query_cb(void *arg, int status, int timeouts, unsigned char *abu
 			dns_ptr_answer(r, status, abuf, alen);
 		else if (r->kind == DNS_REQ_PTR)
 			dns_ptr_confirm(r, q, status, abuf, alen);
+		else if (r->kind == DNS_REQ_A)
+			dns_a_answer(r, status, abuf, alen);
 		else
 			dns_addr_answer(r, q, status, abuf, alen);
 		r->pending--;
@@ -859,6 +888,20 @@ uint64_t dns_ptr_lookup(struct dns *d, const struct sockaddr *sa, dns_ptr_cb cb,
 		dns_reverse_name(sa, name, sizeof(name));
 		dns_query(r, name, ns_t_ptr, 0);
 	}
+	return dns_started(r);
+}
+
+uint64_t dns_a_lookup(struct dns *d, const char *name, dns_a_cb cb, void *arg)
+{
+	struct dns_req *r = dns_req_new(d, DNS_REQ_A, arg);
+
+	r->a_cb = cb;
+	r->a_res.status = DNS_TEMPFAIL;
+	r->pending++;
+	if (dns_name_ok(name))
+		dns_query(r, name, ns_t_a, 0);
+	else
+		r->a_res.status = DNS_NXDOMAIN;
 	return dns_started(r);
 }
 

@@ -22,6 +22,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/socket.h>
+#include <netinet/in.h>
 
 struct event_base;
 struct dns;
@@ -130,6 +131,19 @@ uint64_t dns_host_lookup(struct dns *d, const char *host, dns_mx_cb cb, void *ar
  * or the lookups failed. */
 typedef void (*dns_ptr_cb)(const char *name, void *arg);
 uint64_t dns_ptr_lookup(struct dns *d, const struct sockaddr *sa, dns_ptr_cb cb, void *arg);
+
+/* A records of one name, as asked, for DNS blocklists (RFC 5782): no
+ * search domains, CNAMEs followed by the server.  status is DNS_OK with
+ * n > 0 addresses, DNS_NXDOMAIN for no such name or no A record, or
+ * DNS_TEMPFAIL; ttl is the smallest TTL of the answer (DNS_OK only). */
+struct dns_a_result {
+	enum dns_status status;
+	size_t n;
+	struct in_addr addrs[DNS_ADDRS_MAX];
+	unsigned ttl;
+};
+typedef void (*dns_a_cb)(const struct dns_a_result *r, void *arg);
+uint64_t dns_a_lookup(struct dns *d, const char *name, dns_a_cb cb, void *arg);
 
 /* The callback of this request will never run (the requester went away).
  * Unknown or finished ids are ignored. */

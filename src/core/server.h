@@ -86,6 +86,10 @@ struct tern {
 	struct tls_ctx *tls;
 	struct pop3_server *pop3;      /* POP3 state shared by sessions */
 	struct addr_count *conn_per_ip;
+	/* The MX checks (src/filter/), NULL when not configured. */
+	struct dnsbl *dnsbl;
+	struct greylist *greylist;
+	struct rate *conn_rate, *msg_rate;
 	struct login *login;           /* authentication for every protocol */
 	struct session_list sessions;
 	size_t nsessions;

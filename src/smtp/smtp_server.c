@@ -196,6 +196,7 @@ static void smtp_free_cb(void *arg)
 	log_session_disconnect(s);
 	smtp_txn_free(s->txn);
 	smtp_auth_free(s);
+	smtp_filter_free(s);
 	if (s->ptr_req)
 		dns_cancel(s->t->dns, s->ptr_req);
 	free(s->ptr_name);
@@ -383,7 +384,7 @@ void smtp_server_accept(struct tern *t, evutil_socket_t fd, const struct sockadd
 	session_start(&s->sess);
 	if (t->dns != NULL && (cfg->dns_servers[0] != '\0' || !smtp_is_loopback(sa)))
 		s->ptr_req = dns_ptr_lookup(t->dns, sa, smtp_ptr_cb, s);
-	if (svc != SERVICE_SUBMISSIONS)
+	if (svc != SERVICE_SUBMISSIONS && !smtp_filter_connect(s))
 		smtp_greet(s);
 }
 
@@ -448,7 +449,7 @@ static const struct smtp_command smtp_commands[] = {
 	{ "SAML", cmd_not_implemented, 0 },
 };
 
-static void smtp_dispatch(struct smtp_session *s, const char *line, size_t len)
+void smtp_dispatch(struct smtp_session *s, const char *line, size_t len)
 {
 	struct smtp_token verb, args;
 	const struct smtp_command *c = NULL;
@@ -461,6 +462,8 @@ static void smtp_dispatch(struct smtp_session *s, const char *line, size_t len)
 		}
 	s->cur_verb = c ? c->name : "unknown";
 	s->no_error_count = false;
+	if (smtp_filter_hold(s, c ? c->name : NULL, line, len))
+		return;
 	if (c == NULL) {
 		smtp_reply(s, "500 5.5.1 Command not recognized");
 		return;
@@ -761,6 +764,8 @@ static void cmd_rcpt(struct smtp_session *s, const char *args, size_t len)
 		smtp_reply(s, "550 5.1.1 <%s>: No such user here", addr);
 		return;
 	}
+	if (!smtp_filter_rcpt(s, addr))
+		return;
 	if (s->txn->first_rcpt == NULL)
 		s->txn->first_rcpt = xstrdup(addr);
 	s->txn->nrcpt_cmds++;

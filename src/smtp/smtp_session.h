@@ -58,6 +58,17 @@ struct smtp_bdat {
 struct ssl_st;
 struct smtp_auth_state;
 
+/* smtp_filter.c's part of the session: DNS lists and what waits for them. */
+enum smtp_dnsbl_state { SMTP_DNSBL_NONE, SMTP_DNSBL_ASKING, SMTP_DNSBL_CLEAR, SMTP_DNSBL_LISTED, SMTP_DNSBL_ALLOWED };
+struct smtp_mxcheck {
+	enum smtp_dnsbl_state dnsbl;
+	uint64_t dnsbl_req;       /* the check in flight (filter/dnsbl.h id), or 0 */
+	char *zone;               /* LISTED: the zone */
+	bool greet_waits;         /* check_at = connect: the greeting waits */
+	bool refused;             /* 554 greeting sent: only QUIT now */
+	char *held_line;          /* a RCPT waiting for the lists' answer */
+};
+
 struct smtp_session {
 	struct session_link link;
 	uint64_t id;
@@ -87,6 +98,7 @@ struct smtp_session {
 	struct smtp_auth_state *auth;  /* smtp_auth.c: TLS switch-over, AUTH exchange, delays */
 	struct smtp_txn *txn;
 	struct smtp_bdat bdat;
+	struct smtp_mxcheck mx;   /* smtp_filter.c */
 };
 
 struct smtp_command {
@@ -109,6 +121,16 @@ void smtp_close(struct smtp_session *s, bool flush);
  * order, while a timer or worker job holds the session; resume may free s. */
 void smtp_pause_input(struct smtp_session *s);
 void smtp_resume_input(struct smtp_session *s);
+
+/* Run one command line (a line held back and taken up again). */
+void smtp_dispatch(struct smtp_session *s, const char *line, size_t len);
+
+/* smtp_filter.c: DNS lists, greylisting and rates of the MX (src/filter/) */
+bool smtp_filter_connect(struct smtp_session *s);   /* true: it greets (or refuses) */
+/* Before a command runs: true when the hook took the line (replied or held it). */
+bool smtp_filter_hold(struct smtp_session *s, const char *verb, const char *line, size_t len);
+bool smtp_filter_rcpt(struct smtp_session *s, const char *addr);   /* replies when false */
+void smtp_filter_free(struct smtp_session *s);
 
 /* smtp_policy.c: who may do what */
 bool smtp_policy_may_proceed(struct smtp_session *s);   /* replies when not */

@@ -8,7 +8,6 @@ by an abandoned message)."""
 import email
 import email.policy
 import os
-import shutil
 import time
 
 from conftest import free_port
@@ -155,7 +154,9 @@ def test_notice_not_lost_when_it_cannot_be_queued(make_tern):
     # now the queue cannot take a new file (its tmp/ is not a directory),
     # and then bob's mailbox works again
     qtmp = os.path.join(t.state, "queue", "tmp")
-    shutil.rmtree(qtmp)
+    # moved aside in one step: the server may be making a file in it now
+    # (rmtree then fails with ENOTEMPTY)
+    os.rename(qtmp, qtmp + ".aside")
     with open(qtmp, "w") as f:
         f.write("in the way\n")
     os.remove(os.path.join(bob_dir, "Maildir"))
