@@ -100,30 +100,47 @@ def free_port():
         return s.getsockname()[1]
 
 
+CHURN = bool(os.environ.get("BENCH_CHURN", "").strip() not in ("", "0"))
+SETTLE = 0 if CHURN else env_int("BENCH_SETTLE", 65)
+
+
 def make_workdir(cleanup, tag):
     """A fresh temp dir, world-traversable so dropped-privilege daemons
-    (dovecot, postfix, benchmail) can reach the files inside it. Removed
-    at the very end (after every instance stopped) unless BENCH_KEEP is set:
-    removing thousands of files between runs would charge the next run for
-    them (see settle())."""
+    (dovecot, postfix, benchmail) can reach the files inside it.  Unless
+    BENCH_KEEP is set it is removed: at the very end (after every instance
+    stopped), since removing thousands of files between runs charges the
+    next run for them (see settle()); in churn mode (BENCH_CHURN=1) right
+    after its own run instead, so that the next run, of the other system,
+    starts among those deletions as on a busy server."""
     path = tempfile.mkdtemp(prefix=f"tern-bench-{tag}-")
     os.chmod(path, 0o755)
     if not os.environ.get("BENCH_KEEP"):
-        cleanup.at_end.append(lambda: shutil.rmtree(path, ignore_errors=True))
+        remove = lambda: shutil.rmtree(path, ignore_errors=True)  # noqa: E731
+        if CHURN:
+            cleanup.push(remove)
+        else:
+            cleanup.at_end.append(remove)
     return path
 
 
-SETTLE = env_int("BENCH_SETTLE", 65)
+def mode_label():
+    """How the SMTP runs were spaced, for reports."""
+    if CHURN:
+        return "churn (no pause; each work dir removed right after its run)"
+    return f"settled (sync + {SETTLE} s pause before each run)"
 
 
 def settle():
-    """sync, then wait BENCH_SETTLE seconds before a measured run.
+    """sync, then wait BENCH_SETTLE seconds before a measured run (none in
+    churn mode).
 
     ext4 without a journal will not reuse an inode freed in the last 60 s
     (360 s while its inode-table block is dirty): every file created
     probes each such inode first.  Without the pause, the files one
     system deleted (Postfix removes a queue file per message) slow down
     file creation in the run that follows, whichever system that is."""
+    if CHURN:
+        return
     os.sync()
     if SETTLE > 0:
         time.sleep(SETTLE)

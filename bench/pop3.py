@@ -8,10 +8,18 @@ three phases:
   a) connect + USER/PASS + STAT + LIST + UIDL
   b) RETR of every message
   c) DELE of every message + QUIT (the deletion is committed at QUIT)
-The median over BENCH_POP3_ROUNDS rounds (default 3) is reported.
+  b') RETR of every message again, in the same session, by a raw-socket
+     client (one recv loop per response, no line parsing): what the
+     server gives when the client costs next to nothing; then 1000 raw
+     NOOP round trips, the floor under any one-at-a-time command
+Rounds alternate which server goes first; the median over
+BENCH_POP3_ROUNDS rounds (default 3) is reported, with the server's CPU
+(its whole process tree) per RETR in each of b) and b').
 
-Env: BENCH_POP3_MESSAGES (1000), BENCH_POP3_SIZE (4096),
-BENCH_POP3_ROUNDS (3), BENCH_TIMEOUT, BENCH_KEEP.
+Env: BENCH_POP3_MESSAGES (1000), BENCH_POP3_SIZES (comma list of message
+sizes, default "4096,102400"; BENCH_POP3_SIZE, one size, still works),
+BENCH_POP3_ROUNDS (3), BENCH_POP3_CLIENT_CPU (pin the client to this CPU,
+as taskset would), BENCH_TIMEOUT, BENCH_KEEP.
 """
 
 import os
@@ -26,6 +34,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import benchlib as b  # noqa: E402
 
 USER, PASSWORD = "bench@bench.test", "benchpw"
+NOOPS = 1000    # raw NOOP round trips after b'): the floor under any RETR
 POP3_WAIT = 5   # s for tern's POP3 listener to greet once SMTP is up
 
 
@@ -63,8 +72,38 @@ def fill_maildir(src, maildir, owner=None):
         b.chown_tree(top, *owner)
 
 
-def client_run(port, n, size):
-    """The three timed phases; returns (seconds a, b, c, error or None)."""
+def raw_retr_all(sock, count, expect):
+    """RETR 1..count over the raw socket, one at a time; each response is
+    read until its terminating CRLF.CRLF with plain recv() calls.  Returns
+    the body octets (CRLF form, as sent) or raises on a bad response."""
+    got = 0
+    buf = bytearray(1 << 20)
+    view = memoryview(buf)
+    for i in range(1, count + 1):
+        sock.sendall(b"RETR %d\r\n" % i)
+        n = 0
+        while True:
+            if n == len(buf):
+                buf.extend(bytes(len(buf)))
+                view = memoryview(buf)
+            k = sock.recv_into(view[n:])
+            if k == 0:
+                raise RuntimeError("connection closed during RETR")
+            n += k
+            if n >= 5 and buf[n - 5:n] == b"\r\n.\r\n":
+                break
+        if buf[:3] != b"+OK":
+            raise RuntimeError(f"RETR {i}: {bytes(buf[:60])!r}")
+        got += n - (buf.index(b"\r\n") + 2) - 3
+    del view
+    if got != expect:
+        raise RuntimeError(f"raw RETR returned {got} octets, expected {expect}")
+    return got
+
+
+def client_run(port, n, size, crlf_octets, cpu):
+    """The timed phases; returns (seconds a, b, b', c, server CPU seconds
+    in b, in b', seconds per raw NOOP round trip, error or None)."""
     socket.setdefaulttimeout(b.TIMEOUT)
     t0 = time.monotonic()
     p = poplib.POP3("127.0.0.1", port, timeout=b.TIMEOUT)
@@ -77,37 +116,53 @@ def client_run(port, n, size):
     err = None
     if count != n or len(listing) != n or len(uidls) != n:
         err = f"STAT/LIST/UIDL saw {count}/{len(listing)}/{len(uidls)} of {n}"
+    c1 = cpu()
+    t1 = time.monotonic()
     got = 0
     for i in range(1, count + 1):
         _resp, lines, _o = p.retr(i)
         got += sum(len(l) + 1 for l in lines)   # bytes as LF-ended lines
     t2 = time.monotonic()
+    c2 = cpu()
     if got != count * size and not err:
         err = f"RETR returned {got} bytes, expected {count * size}"
+    # poplib has read every response whole, so its buffer is empty and the
+    # socket can be used directly
+    t2 = time.monotonic()
+    try:
+        raw_retr_all(p.sock, count, crlf_octets * count // n if n else 0)
+    except RuntimeError as exc:
+        err = err or str(exc)
+    t3 = time.monotonic()
+    c3 = cpu()
+    t3n = time.monotonic()
+    for _ in range(NOOPS):
+        p.sock.sendall(b"NOOP\r\n")
+        if not p.sock.recv(512).startswith(b"+OK"):
+            err = err or "NOOP: no +OK"
+    noop = (time.monotonic() - t3n) / NOOPS
+    t3 = time.monotonic()
     for i in range(1, count + 1):
         p.dele(i)
     p.quit()
-    t3 = time.monotonic()
-    return t1 - t0, t2 - t1, t3 - t2, err
+    t4 = time.monotonic()
+    return t1 - t0, t2 - t1, t3 - t2, t4 - t3, c2 - c1, c3 - c2, noop, err
 
 
-def run_rounds(name, cleanup, src, n, size, rounds, start):
-    """start(workdir) -> (port, maildir); returns list of phase tuples."""
-    results = []
-    for r in range(rounds):
-        mark = cleanup.mark()
-        try:
-            wd = b.make_workdir(cleanup, name)
-            port, maildir = start(wd)
-            res = client_run(port, n, size)
-            left = b.count_dir(os.path.join(maildir, "new")) + \
-                b.count_dir(os.path.join(maildir, "cur"))
-            if left and not res[3]:
-                res = res[:3] + (f"{left} messages left after DELE+QUIT",)
-            results.append(res)
-        finally:
-            cleanup.unwind(mark)
-    return results
+def one_round(name, cleanup, start, n, size, crlf_octets):
+    mark = cleanup.mark()
+    try:
+        wd = b.make_workdir(cleanup, name)
+        port, maildir, pid = start(wd)
+        res = client_run(port, n, size, crlf_octets,
+                         lambda: b.tree_cpu(pid) or 0.0)
+        left = b.count_dir(os.path.join(maildir, "new")) + \
+            b.count_dir(os.path.join(maildir, "cur"))
+        if left and not res[-1]:
+            res = res[:-1] + (f"{left} messages left after DELE+QUIT",)
+        return res
+    finally:
+        cleanup.unwind(mark)
 
 
 def start_dovecot(cleanup, src):
@@ -115,7 +170,7 @@ def start_dovecot(cleanup, src):
         d = b.Dovecot(cleanup, wd, USER, PASSWORD)
         fill_maildir(src, d.maildir, owner=b.ensure_user())
         d.start()
-        return d.port, d.maildir
+        return d.port, d.maildir, d.proc.pid
     return start
 
 
@@ -126,21 +181,26 @@ def start_tern(cleanup, src):
         t.start()
         if not b.wait_banner(t.pop3_port, b"+OK", POP3_WAIT, t.proc):
             raise b.TernUnavailable("POP3 listener does not answer +OK")
-        return t.pop3_port, t.maildir
+        return t.pop3_port, t.maildir, t.proc.pid
     return start
 
 
 def summarize(results, n, size):
     if not results:
         return None
-    a = statistics.median(r[0] for r in results)
-    bb = statistics.median(r[1] for r in results)
-    c = statistics.median(r[2] for r in results)
-    errs = [r[3] for r in results if r[3]]
+    med = [statistics.median(r[k] for r in results) for k in range(7)]
+    a, bb, braw, c, cpu_b, cpu_raw, noop = med
+    errs = [r[7] for r in results if r[7]]
     return {"a_ms": a * 1000, "b_ms": bb * 1000, "c_ms": c * 1000,
             "retr_s": n / bb if bb else None,
             "retr_mib_s": n * size / bb / 2**20 if bb else None,
+            "retr_cpu_ms": cpu_b * 1000 / n if n else None,
+            "raw_ms": braw * 1000,
+            "raw_s": n / braw if braw else None,
+            "raw_mib_s": n * size / braw / 2**20 if braw else None,
+            "raw_cpu_ms": cpu_raw * 1000 / n if n else None,
             "dele_s": n / c if c else None,
+            "noop_us": noop * 1e6,
             "error": errs[0] if errs else None}
 
 
@@ -148,39 +208,76 @@ METRICS = [("a) login+STAT/LIST/UIDL ms", "a_ms", ".1f"),
            ("b) RETR all ms", "b_ms", ".1f"),
            ("b) RETR msgs/s", "retr_s", ".0f"),
            ("b) RETR MiB/s", "retr_mib_s", ".1f"),
+           ("b) server CPU ms/RETR", "retr_cpu_ms", ".3f"),
+           ("b') raw RETR all ms", "raw_ms", ".1f"),
+           ("b') raw RETR msgs/s", "raw_s", ".0f"),
+           ("b') raw RETR MiB/s", "raw_mib_s", ".1f"),
+           ("b') server CPU ms/RETR", "raw_cpu_ms", ".3f"),
+           ("b') raw NOOP round trip us", "noop_us", ".1f"),
            ("c) DELE all+QUIT ms", "c_ms", ".1f"),
            ("c) DELE msgs/s", "dele_s", ".0f")]
 
 
+def sizes():
+    text = os.environ.get("BENCH_POP3_SIZES", "").strip()
+    if not text:
+        text = os.environ.get("BENCH_POP3_SIZE", "").strip() or "4096,102400"
+    return [int(x) for x in text.split(",") if x.strip()]
+
+
+def size_label(size):
+    return f"{size // 1024}KiB" if size % 1024 == 0 else f"{size}B"
+
+
 def main():
     n = b.env_int("BENCH_POP3_MESSAGES", 1000)
-    size = b.env_int("BENCH_POP3_SIZE", 4096)
     rounds = b.env_int("BENCH_POP3_ROUNDS", 3)
+    pin = os.environ.get("BENCH_POP3_CLIENT_CPU", "").strip()
+    if pin:
+        os.sched_setaffinity(0, {int(pin)})
     cleanup = b.Cleanup()
     rows, notes = [], []
+    flip = False
     try:
-        wd = b.make_workdir(cleanup, "pop3src")
-        src = os.path.join(wd, "messages")
-        make_messages(src, n, size)
-        b.log("pop3: Dovecot ...")
-        try:
-            ref = summarize(run_rounds("dovecot", cleanup, src, n, size, rounds,
-                                       start_dovecot(cleanup, src)), n, size)
-        except Exception as exc:
-            ref = {"error": f"Dovecot: {exc}"}
-        b.log("pop3: tern ...")
-        try:
-            tern = summarize(run_rounds("tern", cleanup, src, n, size, rounds,
-                                        start_tern(cleanup, src)), n, size)
-        except b.TernUnavailable as exc:
-            tern = {"error": f"tern POP3: not available: {exc}"}
-        except Exception as exc:
-            tern = {"error": f"tern POP3: failed: {exc!r}"}
+        for size in sizes():
+            wd = b.make_workdir(cleanup, "pop3src")
+            src = os.path.join(wd, "messages")
+            make_messages(src, n, size)
+            crlf = sum(size + open(os.path.join(src, f), "rb").read().count(b"\n")
+                       for f in os.listdir(src))
+            refs, terns, ref_err, tern_err = [], [], None, None
+            for r in range(rounds):
+                order = ("tern", "dovecot") if flip else ("dovecot", "tern")
+                flip = not flip
+                for who in order:
+                    if who == "dovecot" and ref_err is None:
+                        b.log(f"pop3: {size_label(size)}: Dovecot ({r + 1}/{rounds}) ...")
+                        try:
+                            refs.append(one_round("dovecot", cleanup, start_dovecot(cleanup, src),
+                                                  n, size, crlf))
+                        except Exception as exc:
+                            ref_err = f"Dovecot: {exc}"
+                    elif who == "tern" and tern_err is None:
+                        b.log(f"pop3: {size_label(size)}: tern ({r + 1}/{rounds}) ...")
+                        try:
+                            terns.append(one_round("tern", cleanup, start_tern(cleanup, src),
+                                                   n, size, crlf))
+                        except b.TernUnavailable as exc:
+                            tern_err = f"tern POP3: not available: {exc}"
+                        except Exception as exc:
+                            tern_err = f"tern POP3: failed: {exc!r}"
+            ref = summarize(refs, n, size) or {}
+            tern = summarize(terns, n, size) or {}
+            if ref_err:
+                ref["error"] = ref_err
+            if tern_err:
+                tern["error"] = tern_err
+            case = f"{n}x{size_label(size)} med/{rounds}"
+            heading = (f"pop3: {n} x {size_label(size)}, median of {rounds} rounds"
+                       + (f", client on CPU {pin}" if pin else ""))
+            b.report_case("pop3", case, heading, "Dovecot", METRICS, ref, tern, rows, notes, width=28)
     finally:
         cleanup.run()
-    case = f"{n}x{size // 1024}KiB med/{rounds}"
-    b.report_case("pop3", case, f"pop3: {n} x {size // 1024} KiB, median of {rounds} rounds", "Dovecot",
-                  METRICS, ref, tern, rows, notes, width=26)
     b.save_results("pop3", rows, notes)
 
 

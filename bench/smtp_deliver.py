@@ -9,10 +9,15 @@ the server's whole process tree / N) and tern's peak RSS (VmHWM).
 
 Env: BENCH_MESSAGES (default 5000), BENCH_SMTP_CASES (default
 "4096x1,4096x10,4096x50,102400x10": SIZExSESSIONS), BENCH_TIMEOUT,
-BENCH_STALL_TIMEOUT, BENCH_REUSE_CONN (smtp-source -d), BENCH_KEEP.
+BENCH_STALL_TIMEOUT, BENCH_REUSE_CONN (smtp-source -d), BENCH_KEEP,
+BENCH_SETTLE (pause before each run, default 65 s), BENCH_CHURN=1 (no
+pause, each work dir removed right after its run: steady churn as on a busy
+server), BENCH_SMTP_ROUNDS (default 1: runs per case and system, the two
+systems interleaved with the first alternating; the median is shown).
 """
 
 import os
+import statistics
 import sys
 import time
 
@@ -96,26 +101,49 @@ METRICS = [("accepted/s", "accepted_s", ".0f"),
            ("peak RSS MiB", "rss_kib", ".1f")]
 
 
+def median_result(results):
+    """One result from several runs of one system: the median of each
+    figure over the runs that have it; the first error, if any."""
+    out = {"error": next((r["error"] for r in results if r.get("error")), None)}
+    for _label, key, _spec in METRICS:
+        vals = [r[key] for r in results if r.get(key) is not None]
+        out[key] = statistics.median(vals) if vals else None
+    return out
+
+
 def main():
     n = b.env_int("BENCH_MESSAGES", 5000)
+    rounds = max(1, b.env_int("BENCH_SMTP_ROUNDS", 1))
     cleanup = b.Cleanup()
     rows, notes = [], []
     tern_gone = None
+    flip = False
+    print(f"smtp_deliver: {b.mode_label()}, {rounds} round(s) per case")
     try:
         for size, sessions in parse_cases(CASES):
             case = f"{n}x{size_label(size)} s={sessions}"
-            b.log(f"smtp_deliver: {case}: Postfix ...")
-            ref = run_postfix(cleanup, n, size, sessions)
-            if tern_gone:
-                tern = {"error": tern_gone}
-            else:
-                b.log(f"smtp_deliver: {case}: tern ...")
-                try:
-                    tern = run_tern(cleanup, n, size, sessions)
-                except b.TernUnavailable as exc:
-                    tern = {"error": f"not available: {exc}"}
-                    tern_gone = "not available (see the first case)"
-            b.report_case("smtp_deliver", case, f"smtp_deliver: {case}", "Postfix", METRICS, ref, tern,
+            if b.CHURN:
+                case += " churn"
+            refs, terns = [], []
+            for rnd in range(rounds):
+                order = ("tern", "pf") if flip else ("pf", "tern")
+                flip = not flip
+                for who in order:
+                    if who == "pf":
+                        b.log(f"smtp_deliver: {case}: Postfix ({rnd + 1}/{rounds}) ...")
+                        refs.append(run_postfix(cleanup, n, size, sessions))
+                    elif tern_gone:
+                        terns.append({"error": tern_gone})
+                    else:
+                        b.log(f"smtp_deliver: {case}: tern ({rnd + 1}/{rounds}) ...")
+                        try:
+                            terns.append(run_tern(cleanup, n, size, sessions))
+                        except b.TernUnavailable as exc:
+                            terns.append({"error": f"not available: {exc}"})
+                            tern_gone = "not available (see the first case)"
+            heading = f"smtp_deliver: {case}" + (f" (median of {rounds})" if rounds > 1 else "")
+            b.report_case("smtp_deliver", case, heading, "Postfix", METRICS,
+                          median_result(refs), median_result(terns),
                           rows, notes, scale={"rss_kib": 1024})
     finally:
         cleanup.run()

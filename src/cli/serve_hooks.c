@@ -13,6 +13,7 @@
 #include "filter/dnsbl.h"
 #include "filter/greylist.h"
 #include "filter/rate.h"
+#include "imap/imap_server.h"
 #include "pop3/pop3_server.h"
 
 #include <stdio.h>
@@ -29,7 +30,7 @@ static bool serve_tls_wanted(const struct config *cfg)
 	bool explicit = strcmp(cfg->tls_cert, def) != 0;
 	free(def);
 	return cfg->submission_listen.n || cfg->submissions_listen.n || cfg->pop3s_listen.n ||
-		cfg->pop3_listen.n || explicit || access(cfg->tls_cert, F_OK) == 0;
+		cfg->pop3_listen.n || cfg->imap_listen.n || cfg->imaps_listen.n || explicit || access(cfg->tls_cert, F_OK) == 0;
 }
 
 static bool serve_tls_init(struct tern *t)
@@ -70,6 +71,10 @@ bool serve_hooks_init(struct tern *t, accept_fn accept_by_service[SERVICE_COUNT]
 	accept_by_service[SERVICE_POP3] = pop3_server_accept;
 	if (t->tls)
 		accept_by_service[SERVICE_POP3S] = pop3_server_accept;
+	t->imap = imap_server_new(t);
+	accept_by_service[SERVICE_IMAP] = imap_server_accept;
+	if (t->tls)
+		accept_by_service[SERVICE_IMAPS] = imap_server_accept;
 	return true;
 }
 
@@ -144,6 +149,8 @@ void serve_hooks_free(struct tern *t)
 	t->dns = NULL;
 	pop3_server_free(t->pop3);
 	t->pop3 = NULL;
+	imap_server_free(t->imap);
+	t->imap = NULL;
 	tls_ctx_free(t->tls);
 	t->tls = NULL;
 }

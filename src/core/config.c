@@ -9,6 +9,7 @@
 #include "core/config.h"
 #include "core/util.h"
 #include "proto/dnsbl.h"
+#include "proto/milter.h"
 
 #include <arpa/inet.h>
 #include <ini.h>
@@ -20,6 +21,7 @@
 enum config_type {
 	CT_STR, CT_UINT, CT_SIZE, CT_DURATION, CT_BOOL,
 	CT_LISTEN, CT_WORDS, CT_CIDRS, CT_ACCESS, CT_ZONES, CT_CHECK_AT,
+	CT_MILTERS, CT_MILTER_ACTION,
 };
 
 struct config_row {
@@ -55,9 +57,11 @@ static const struct config_row config_table[] = {
 	ROW("smtp", "max_message_rate", CT_UINT, max_message_rate, "0", 0, 1000000, "MAIL commands per client address per minute, then 451; 0 = no limit"),
 	ROW("smtp", "vrfy", CT_ACCESS, vrfy, "off", 0, 0, "off | auth | on"),
 	ROW("smtp", "expn", CT_ACCESS, expn, "off", 0, 0, "off | auth | on"),
+	ROW("smtp", "milter", CT_BOOL, smtp_milter, "on", 0, 0, "pass messages through the [milter] servers"),
 
 	ROW("submission", "listen", CT_LISTEN, submission_listen, "", 0, 0, "port 587: STARTTLS, then AUTH"),
 	ROW("submission", "sender_any", CT_BOOL, sender_any, "no", 0, 0, "let users send as any address"),
+	ROW("submission", "milter", CT_BOOL, submission_milter, "off", 0, 0, "pass messages (587 and 465) through the [milter] servers"),
 	ROW("submissions", "listen", CT_LISTEN, submissions_listen, "", 0, 0, "port 465: implicit TLS, then AUTH"),
 
 	ROW("pop3", "listen", CT_LISTEN, pop3_listen, "", 0, 0, "POP3 (port 110)"),
@@ -65,6 +69,11 @@ static const struct config_row config_table[] = {
 	ROW("pop3", "command_timeout", CT_DURATION, pop3_command_timeout, "1m", 1, 86400, "most one command line may take from its first octet"),
 	ROW("pop3", "login_delay", CT_DURATION, login_delay, "0", 0, 86400, "LOGIN-DELAY (RFC 2449), 0 = none"),
 	ROW("pop3s", "listen", CT_LISTEN, pop3s_listen, "", 0, 0, "POP3 over implicit TLS (port 995)"),
+
+	ROW("imap", "listen", CT_LISTEN, imap_listen, "", 0, 0, "IMAP (port 143): STARTTLS, LOGINDISABLED before TLS"),
+	ROW("imap", "timeout", CT_DURATION, imap_timeout, "30m", 60, 86400, "idle timeout, IDLE included (RFC 9051: at least 30m)"),
+	ROW("imap", "command_timeout", CT_DURATION, imap_command_timeout, "5m", 1, 86400, "most one command line may take from its first octet"),
+	ROW("imaps", "listen", CT_LISTEN, imaps_listen, "", 0, 0, "IMAP over implicit TLS (port 993)"),
 
 	ROW("tls", "cert", CT_STR, tls_cert, "", 0, 0, "PEM certificate chain; default state_dir/tls/cert.pem"),
 	ROW("tls", "key", CT_STR, tls_key, "", 0, 0, "PEM private key; default state_dir/tls/key.pem"),
@@ -107,6 +116,9 @@ static const struct config_row config_table[] = {
 	ROW("delivery", "tls_required", CT_WORDS, tls_required, "", 0, 0, "domains that must be reached over STARTTLS"),
 	ROW("delivery", "reuse_idle", CT_DURATION, reuse_idle, "5s", 0, 3600, "keep an idle connection this long for the next message"),
 	ROW("delivery", "client_timeout", CT_DURATION, client_timeout, "0", 0, 86400, "cap on every SMTP client timeout; 0 = RFC 5321 4.5.3.2"),
+	ROW("milter", "servers", CT_MILTERS, milter_servers, "", 0, 0, "inet:HOST:PORT, unix:PATH (called in order)"),
+	ROW("milter", "default_action", CT_MILTER_ACTION, milter_default_action, "tempfail", 0, 0, "milter unreachable: tempfail | accept | reject"),
+	ROW("milter", "timeout", CT_DURATION, milter_timeout, "30s", 1, 3600, "each exchange with a milter"),
 };
 
 static const char config_dev_text[] =
@@ -123,6 +135,10 @@ static const char config_dev_text[] =
 	"listen = 127.0.0.1:2110\n"
 	"[pop3s]\n"
 	"listen = 127.0.0.1:2995\n"
+	"[imap]\n"
+	"listen = 127.0.0.1:2143\n"
+	"[imaps]\n"
+	"listen = 127.0.0.1:2993\n"
 	"[domains]\n"
 	"local = localhost\n";
 
@@ -318,6 +334,14 @@ static bool add_zone(const char *item, void *arg)
 	return add_word(item, arg);
 }
 
+static bool add_milter(const char *item, void *arg)
+{
+	struct sockaddr_storage ss;
+	socklen_t len;
+
+	return milter_addr_parse(item, &ss, &len) && add_word(item, arg);
+}
+
 static void free_value(struct config *c, const struct config_row *r)
 {
 	void *f = field(c, r);
@@ -335,7 +359,8 @@ static void free_value(struct config *c, const struct config_row *r)
 		memset(f, 0, sizeof(struct cidr_list));
 		break;
 	case CT_WORDS:
-	case CT_ZONES: {
+	case CT_ZONES:
+	case CT_MILTERS: {
 		struct word_list *w = f;
 		for (size_t i = 0; i < w->n; i++)
 			free(w->v[i]);
@@ -411,6 +436,19 @@ static const char *set_value(struct config *c, const struct config_row *r, const
 			*(unsigned *)f = CHECK_AT_RCPT;
 		else
 			return "expects connect or rcpt";
+		return NULL;
+	case CT_MILTERS:
+		return split_items(v, add_milter, f) ? NULL
+			: "expects inet:ADDRESS:PORT or unix:/PATH, separated by commas";
+	case CT_MILTER_ACTION:
+		if (!strcasecmp(v, "tempfail"))
+			*(unsigned *)f = MILTER_DEFAULT_TEMPFAIL;
+		else if (!strcasecmp(v, "accept"))
+			*(unsigned *)f = MILTER_DEFAULT_ACCEPT;
+		else if (!strcasecmp(v, "reject"))
+			*(unsigned *)f = MILTER_DEFAULT_REJECT;
+		else
+			return "expects tempfail, accept or reject";
 		return NULL;
 	}
 	return "unknown type";

@@ -40,6 +40,8 @@ struct word_list {
 
 enum access_mode { ACCESS_OFF, ACCESS_AUTH, ACCESS_ON };
 enum check_at { CHECK_AT_CONNECT, CHECK_AT_RCPT };   /* [dnsbl] check_at */
+/* [milter] default_action */
+enum milter_default { MILTER_DEFAULT_TEMPFAIL, MILTER_DEFAULT_ACCEPT, MILTER_DEFAULT_REJECT };
 
 struct config {
 	char *path;               /* file read, or "(built-in)" */
@@ -66,17 +68,29 @@ struct config {
 	uint64_t data_timeout;
 	unsigned vrfy;            /* enum access_mode */
 	unsigned expn;
+	bool smtp_milter;         /* the MX service through [milter] */
 
 	/* [submission], [submissions] */
 	struct listen_list submission_listen;
 	struct listen_list submissions_listen;
 	bool sender_any;          /* authenticated users may use any MAIL FROM */
+	bool submission_milter;   /* 587 and 465 through [milter] */
+
+	/* [milter] */
+	struct word_list milter_servers;   /* checked by milter_addr_parse() */
+	unsigned milter_default_action;    /* enum milter_default */
+	uint64_t milter_timeout;
 
 	/* [pop3], [pop3s] */
 	struct listen_list pop3_listen;
 	struct listen_list pop3s_listen;
 	uint64_t pop3_timeout;
 	uint64_t pop3_command_timeout;   /* first octet of a line to its end */
+	/* [imap], [imaps] */
+	struct listen_list imap_listen;
+	struct listen_list imaps_listen;
+	uint64_t imap_timeout;
+	uint64_t imap_command_timeout;
 	uint64_t login_delay;
 
 	/* [tls] */

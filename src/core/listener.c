@@ -23,7 +23,7 @@ struct listener_ctx {
 
 const char *service_name(enum service svc)
 {
-	static const char *const names[] = { "smtp", "submission", "submissions", "pop3", "pop3s" };
+	static const char *const names[] = { "smtp", "submission", "submissions", "pop3", "pop3s", "imap", "imaps" };
 	return svc < SERVICE_COUNT ? names[svc] : "?";
 }
 
@@ -74,6 +74,8 @@ static const struct listen_list *service_listen(const struct config *c, enum ser
 	case SERVICE_SUBMISSIONS: return &c->submissions_listen;
 	case SERVICE_POP3: return &c->pop3_listen;
 	case SERVICE_POP3S: return &c->pop3s_listen;
+	case SERVICE_IMAP: return &c->imap_listen;
+	case SERVICE_IMAPS: return &c->imaps_listen;
 	default: return NULL;
 	}
 }

@@ -23,6 +23,7 @@ struct addr_count;
 struct dns;
 struct tls_ctx;
 struct pop3_server;
+struct imap_server;
 struct evconnlistener;
 struct control;
 struct queue_env;
@@ -36,6 +37,8 @@ enum service {
 	SERVICE_SUBMISSIONS,      /* port 465: implicit TLS + AUTH */
 	SERVICE_POP3,
 	SERVICE_POP3S,
+	SERVICE_IMAP,             /* port 143: STARTTLS */
+	SERVICE_IMAPS,            /* port 993: implicit TLS */
 	SERVICE_COUNT
 };
 
@@ -85,6 +88,7 @@ struct tern {
 	struct control *control;  /* the control socket (cli/control.h) */
 	struct tls_ctx *tls;
 	struct pop3_server *pop3;      /* POP3 state shared by sessions */
+	struct imap_server *imap;      /* IMAP: open folders, inotify */
 	struct addr_count *conn_per_ip;
 	/* The MX checks (src/filter/), NULL when not configured. */
 	struct dnsbl *dnsbl;

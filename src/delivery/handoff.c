@@ -157,7 +157,7 @@ static void intake_work(void *arg)
 	struct queue_env *env = in->env;
 	bool partial = false;
 
-	if (intake_direct(in)) {
+	if (!env->held && intake_direct(in)) {   /* held: a milter's quarantine */
 		queue_writer_recycle(in->qw, true);
 		in->durable = in->direct = true;
 		local_stream_close(&in->ls);
@@ -176,7 +176,8 @@ static void intake_work(void *arg)
 			in->err = errno ? errno : EIO;
 	}
 	local_stream_close(&in->ls);
-	if (in->durable && partial)
+	/* held: a milter's quarantine; the state file says so */
+	if (in->durable && (partial || env->held))
 		queue_save_state(in->t->queue, env);
 }
 

@@ -112,7 +112,7 @@ static void pipeline_run(struct pipeline *p, struct pipe_stage *st)
 			p->looping = false;
 			return;   /* it answers later: pipeline_answered() goes on */
 		}
-		if (p->verdict.code != 0)
+		if (p->verdict.code != 0 || p->verdict.discard)
 			break;
 		st = st->next;
 	}
@@ -127,7 +127,7 @@ static void pipeline_answered(struct pipe_stage *st)
 	assert(st == p->asked && !p->answered);
 	p->answered = true;
 	if (!p->looping)
-		pipeline_run(p, p->verdict.code == 0 ? st->next : NULL);
+		pipeline_run(p, p->verdict.code == 0 && !p->verdict.discard ? st->next : NULL);
 }
 
 void pipe_stage_accept(struct pipe_stage *st)
@@ -151,6 +151,12 @@ void pipe_stage_refuse(struct pipe_stage *st, bool own_fault, const char *fmt, .
 		own_fault = true;
 	}
 	v->own_fault = own_fault;
+	pipeline_answered(st);
+}
+
+void pipe_stage_discard(struct pipe_stage *st)
+{
+	st->p->verdict.discard = true;
 	pipeline_answered(st);
 }
 

@@ -40,6 +40,7 @@ struct pipe_verdict {
 	int code;                         /* 0, or 4xx / 5xx */
 	char reply[PIPELINE_REPLY_MAX];   /* "554 5.4.6 ...", without CRLF */
 	bool own_fault;                   /* tern's trouble: not a client error */
+	bool discard;                     /* code 0, but dropped: not delivered */
 };
 
 struct pipe_stage_ops {
@@ -98,5 +99,9 @@ bool pipe_prepend(struct pipe_stage *st, const char *buf, size_t len);
 void pipe_stage_accept(struct pipe_stage *st);
 void pipe_stage_refuse(struct pipe_stage *st, bool own_fault, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
+/* A check stage's verdict that the message is accepted but thrown away
+ * (a milter's DISCARD): the client is told 250, the stages after it are
+ * not asked, so the sink never commits and drops the message. */
+void pipe_stage_discard(struct pipe_stage *st);
 
 #endif

@@ -955,8 +955,20 @@ static bool pop3_stream_fill(struct pop3_session *s)
 		}
 		used = pop3_msg_enc_feed(&s->enc, buf, (size_t)r, v.iov_base, v.iov_len, &olen);
 		(void)used;   /* the space holds any chunk, so all was used */
+		/* A short read of a regular file is its end (a delivered
+		 * Maildir file never changes): the end goes out with this
+		 * chunk rather than after one more read() to learn it, one of
+		 * a small RETR's eight system calls.  The space reserved
+		 * holds the chunk and the 5 octets of the end. */
+		bool end = (size_t)r < sizeof(buf) || s->enc.done;
+		if (end)
+			olen += pop3_msg_enc_finish(&s->enc, (char *)v.iov_base + olen);
 		v.iov_len = olen;
 		evbuffer_commit_space(out, &v, 1);
+		if (end) {
+			pop3_stream_stop(s);
+			return true;
+		}
 	}
 	return false;
 }

@@ -10,6 +10,7 @@
 
 #include "core/util.h"
 
+#include <stdint.h>
 #include <string.h>
 
 enum hs_state {
@@ -148,19 +149,36 @@ bool header_scan_utf8(const struct header_scan *h)
 	return h->eight_bit_headers && !h->u8_bad && h->u8_need == 0;
 }
 
+/* Whether any octet of p[0..len) has its high bit set, a word at a time. */
+static bool any_8bit(const char *p, size_t len)
+{
+	const uint64_t high = 0x8080808080808080u;
+	uint64_t acc = 0, w;
+	size_t i = 0;
+
+	for (; i + 8 <= len; i += 8) {
+		memcpy(&w, p + i, 8);
+		acc |= w;
+	}
+	for (; i < len; i++)
+		acc |= (unsigned char)p[i];
+	return (acc & high) != 0;
+}
+
 void header_scan_feed(struct header_scan *h, const char *buf, size_t len)
 {
-	for (size_t i = 0; i < len; i++) {
+	size_t i = 0;
+
+	for (; i < len && h->state != HS_BODY; i++) {
 		unsigned char c = (unsigned char)buf[i];
 		if (c >= 0x80)
-			h->eight_bit = true;
-		if (h->state != HS_BODY) {
-			if (c >= 0x80)
-				h->eight_bit_headers = true;
-			header_utf8_step(h, c);
-			header_step(h, c);
-		}
+			h->eight_bit = h->eight_bit_headers = true;
+		header_utf8_step(h, c);
+		header_step(h, c);
 	}
+	/* In the body only an 8-bit octet matters, and only the first. */
+	if (i < len && !h->eight_bit)
+		h->eight_bit = any_8bit(buf + i, len - i);
 }
 
 size_t header_unfold(const char *in, size_t len, char *out, size_t cap)

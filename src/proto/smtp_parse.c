@@ -399,7 +399,7 @@ static enum smtp_parse_err parse_local(const char *s, size_t len, size_t *pos,
 		path->quoted_local = true;
 		return parse_quoted_local(s, len, pos, path->local);
 	}
-	size_t start = *pos, i = *pos, k;
+	size_t start = *pos, i = *pos, k = 0;
 	while (i < len && (s[i] == '.' || (k = atext_at(s, len, i, true)) > 0))
 		i += s[i] == '.' ? 1 : k;
 	size_t n = i - start;

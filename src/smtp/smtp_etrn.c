@@ -37,6 +37,12 @@ static bool etrn_node_valid(const char *s, size_t len, bool queue_name)
 	return true;
 }
 
+static void log_etrn(const struct smtp_session *s, bool queue_name, const char *node, size_t started)
+{
+	log_event("event=etrn session=%016" PRIx64 " ip=%s node=%s%s messages=%zu", s->id, s->ip,
+		  queue_name ? "#" : "", node, started);
+}
+
 void smtp_cmd_etrn(struct smtp_session *s, const char *args, size_t len)
 {
 	char node[ETRN_NODE_MAX + 1];
@@ -69,8 +75,7 @@ void smtp_cmd_etrn(struct smtp_session *s, const char *args, size_t len)
 		return;
 	}
 	started = scheduler_flush(s->t->sched, queue_name ? NULL : node);
-	log_event("event=etrn session=%016" PRIx64 " ip=%s node=%s%s messages=%zu", s->id, s->ip,
-		  queue_name ? "#" : "", node, started);
+	log_etrn(s, queue_name, node, started);
 	if (started == 0)
 		smtp_reply(s, "251 2.0.0 OK no messages waiting for node %s%s", queue_name ? "#" : "", node);
 	else

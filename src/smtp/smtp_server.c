@@ -31,6 +31,7 @@
 #include "core/util.h"
 #include "core/workers.h"
 #include "core/dns.h"
+#include "filter/milter.h"
 #include "msg/pipeline.h"
 #include "msg/stages.h"
 #include "proto/smtp_parse.h"
@@ -43,8 +44,10 @@
 #include <errno.h>
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
 #include <event2/event.h>
 #include <inttypes.h>
+#include <openssl/ssl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -99,6 +102,13 @@ static void log_session_queued(const struct smtp_session *s, const struct smtp_t
 		  log_quote(from, sizeof(from), t->env->from, strlen(t->env->from)), t->env->nrcpt,
 		  t->env->msg_len, sink_queue_direct(t->sink) ? "direct" : "queue", s->ip,
 		  s->helo[0] ? s->helo : "-");
+}
+
+static void log_session_discarded(const struct smtp_session *s, const struct smtp_txn *t)
+{
+	char from[300];
+	log_event("event=discarded session=%016" PRIx64 " queue=%s from=%s nrcpt=%zu ip=%s", s->id, t->env->id,
+		  log_quote(from, sizeof(from), t->env->from, strlen(t->env->from)), t->env->nrcpt, s->ip);
 }
 
 static void log_session_http(const struct smtp_session *s)
@@ -302,6 +312,11 @@ static void smtp_session_shutdown(struct session_link *l)
 	smtp_reply_shutdown(s, "421 4.3.2 Server shutting down, try again later");
 }
 
+static void log_ptr(const struct smtp_session *s, const char *name)
+{
+	log_event("event=ptr session=%016" PRIx64 " ip=%s name=%s", s->id, s->ip, name);
+}
+
 /* The forward-confirmed PTR name for Received: (RFC 5321 4.4).  It is
  * used if it is in by DATA; nothing ever waits for it.  The lookup is
  * cancelled when the session goes, so this never sees a freed session.
@@ -319,7 +334,7 @@ static void smtp_ptr_cb(const char *name, void *arg)
 			ok = false;
 	if (ok)
 		s->ptr_name = xstrdup(name);
-	log_event("event=ptr session=%016" PRIx64 " ip=%s name=%s", s->id, s->ip, ok ? name : "-");
+	log_ptr(s, ok ? name : "-");
 }
 
 /* Loopback clients are local programs: asking the system resolver about
@@ -801,6 +816,34 @@ static char *smtp_received_field(struct smtp_session *s)
 			 t->env->nrcpt == 1 ? ">" : "", date);
 }
 
+/* The milter stage for this session's message, when its service has the
+ * [milter] servers on. */
+static struct pipe_stage *smtp_milter_stage(struct smtp_session *s)
+{
+	const struct config *cfg = s->t->cfg;
+	SSL *ssl = s->conn.tls ? bufferevent_openssl_get_ssl(s->conn.bev) : NULL;
+	bool on = s->svc == SERVICE_SMTP ? cfg->smtp_milter : cfg->submission_milter;
+	struct milter_client c = {
+		.session = s->id,
+		.daemon_name = smtp_service_name(s->svc),
+		.addr = s->ip,
+		.family = s->peer.ss_family == AF_INET6 ? '6' : '4',
+		.name = s->ptr_name,
+		.helo = s->helo,
+		.tls_version = ssl ? SSL_get_version(ssl) : NULL,
+		.cipher = ssl ? SSL_get_cipher_name(ssl) : NULL,
+		.auth_user = s->auth_user,
+	};
+
+	if (!on || cfg->milter_servers.n == 0)
+		return NULL;
+	if (s->peer.ss_family == AF_INET6)
+		c.port = ntohs(((const struct sockaddr_in6 *)&s->peer)->sin6_port);
+	else if (s->peer.ss_family == AF_INET)
+		c.port = ntohs(((const struct sockaddr_in *)&s->peer)->sin_port);
+	return milter_stage_new(s->t, &c);
+}
+
 /*
  * The message path of this transaction: framer (DATA's dot-unstuffing
  * one, or BDAT's) -> header work -> checks -> the queue sink, which hands
@@ -827,6 +870,9 @@ static bool smtp_txn_pipeline(struct smtp_session *s, struct pipe_stage *framer)
 					       cfg->max_received));
 	/* the checks, in order */
 	pipeline_add(t->pipe, stage_loop_new());
+	struct pipe_stage *milter = smtp_milter_stage(s);
+	if (milter)
+		pipeline_add(t->pipe, milter);
 	pipeline_add(t->pipe, t->sink);
 	free(received);
 	return true;
@@ -981,7 +1027,12 @@ static void smtp_verdict_cb(void *arg, const struct pipe_verdict *v)
 
 	s->cur_verb = "DATA";
 	s->no_error_count = v->own_fault;
-	if (v->code == 0) {
+	if (v->code == 0 && v->discard) {
+		log_session_discarded(s, t);   /* a milter's DISCARD: 250, not delivered */
+		s->messages++;
+		if (!s->peer_gone)
+			smtp_reply(s, "250 2.0.0 Ok: queued as %s", t->env->id);
+	} else if (v->code == 0) {
 		log_session_queued(s, t);
 		s->messages++;
 		if (!s->peer_gone)

@@ -542,6 +542,83 @@ def test_large_message_streams(pt):
     p.quit()
 
 
+def raw_retr(r, n):
+    """RETR n over a Raw connection: the octets between the +OK line and
+    the final ".CRLF", as sent (stuffed, CRLF)."""
+    r.send(f"RETR {n}\r\n")
+    assert r.line().startswith(b"+OK")
+    while not r.buf.endswith(b"\r\n.\r\n") and r.buf != b".\r\n":
+        chunk = r.s.recv(65536)
+        if not chunk:
+            raise EOFError(r.buf)
+        r.buf += chunk
+    body, r.buf = r.buf[:-3], b""
+    return body
+
+
+def test_retr_around_the_read_chunk(pt):
+    """Files of sizes around the 64 KiB read chunk (a short read ends the
+    message, a full one reads on) go out whole, stuffed, with one end."""
+    md = pt.maildir(ALICE)
+    for sub in ("new", "cur", "tmp"):
+        os.makedirs(os.path.join(md, sub), exist_ok=True)
+    sizes = [1, 65535, 65536, 65537, 131072, 131073]
+    bodies = []
+    for i, size in enumerate(sizes):
+        head = b"Subject: chunk\n\n"
+        line = b".dot line\n"
+        body = head + line * ((size - len(head)) // len(line))
+        body += b"y" * (size - len(body))
+        body = body[:size]
+        assert len(body) == size
+        bodies.append(body)
+        with open(os.path.join(md, "new", f"16000000{i:02d}.M{i}P1.other"), "wb") as f:
+            f.write(body)
+    p = login(pt)
+    p.stat()
+    r = Raw.__new__(Raw)
+    r.s, r.buf = p.sock, b""
+    for i, body in enumerate(bodies):
+        want = stuffed(body)
+        if not want.endswith(b"\r\n"):
+            want += b"\r\n"
+        assert raw_retr(r, i + 1) == want, f"message of {sizes[i]} octets"
+    p.quit()
+
+
+def test_retr_reads_a_small_file_once(pt):
+    """A message shorter than the read chunk costs one read() of its file:
+    the short read is its end, not a second read() returning 0."""
+    deliver(pt, ALICE, [msg(1, ("x" * 60 + "\r\n") * 50)])
+    p = login(pt)
+    p.stat()
+    trace = os.path.join(pt.state, "..", "retr.strace")
+    st = subprocess.Popen(["strace", "-f", "-qq", "-e", "trace=openat,read,close", "-o", trace,
+                           "-p", str(pt.proc.pid)], stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.time() + 10
+        while time.time() < deadline:    # attached once the loop thread is traced
+            with open(f"/proc/{pt.proc.pid}/status") as f:
+                if re.search(r"^TracerPid:\s*[1-9]", f.read(), re.M):
+                    break
+            time.sleep(0.02)
+        else:
+            pytest.skip("strace could not attach")
+        _, lines, _ = p.retr(1)
+        p.noop()
+    finally:
+        st.terminate()
+        st.wait(10)
+    assert lines[-50:] == [b"x" * 60] * 50
+    text = open(trace).read()
+    m = re.search(r'openat\([^"]*"[^"]*/new/[^"]*", O_RDONLY[^)]*\) = (\d+)', text)
+    assert m, text[-2000:]
+    fd = m.group(1)
+    reads = re.findall(rf"read\({fd}, .*\)\s+=\s+(-?\d+)", text[m.end():text.find(f"close({fd})", m.end())])
+    assert reads and int(reads[0]) > 3000 and len(reads) == 1, reads
+    p.quit()
+
+
 def test_shutdown_closes_sessions(pt):
     deliver(pt, ALICE, [msg(1)])
     r = Raw(pt)

@@ -291,6 +291,13 @@ static const struct {
 	{ "[server]\nhostname =\n", false },
 	{ "[domains]\nlocal =\n", false },
 	{ "not ini at all\n", false },
+	{ "[milter]\nservers = inet:127.0.0.1:11332, unix:/run/milter.sock, inet:[::1]:8891\n", true },
+	{ "[milter]\nservers = inet:milter.example:11332\n", false },
+	{ "[milter]\nservers = 127.0.0.1:11332\n", false },
+	{ "[milter]\ndefault_action = reject\ntimeout = 5s\n", true },
+	{ "[milter]\ndefault_action = discard\n", false },
+	{ "[milter]\ntimeout = 0\n", false },
+	{ "[smtp]\nmilter = off\n[submission]\nmilter = on\n", true },
 };
 
 static void test_config_load_files(void **state)
@@ -313,6 +320,11 @@ static void test_config_defaults(void **state)
 	assert_int_equal(c->data_timeout, 180);
 	assert_int_equal(c->vrfy, ACCESS_OFF);
 	assert_int_equal(c->expn, ACCESS_OFF);
+	assert_int_equal(c->milter_servers.n, 0);
+	assert_int_equal(c->milter_default_action, MILTER_DEFAULT_TEMPFAIL);
+	assert_int_equal(c->milter_timeout, 30);
+	assert_true(c->smtp_milter);
+	assert_false(c->submission_milter);
 	assert_string_equal(c->users_file, "/tmp/x/users");
 	assert_true(config_is_local_domain(c, "b.TEST"));
 	assert_true(config_is_local_domain(c, "a.test"));

@@ -405,6 +405,53 @@ static void test_eof_event(void **state)
 	owner_free_all(o);
 }
 
+/* ---- reading ------------------------------------------------------------- */
+
+/* libevent 2.1 reads 4096 octets per wakeup; a plain connection takes up
+ * to 64 KiB of what is waiting in one read callback.  Each row: octets
+ * waiting, then what the input holds after the first callback (0: more
+ * than one callback's worth; only checked to arrive whole). */
+static void test_read_takes_more_per_wakeup(void **state)
+{
+	static const struct {
+		size_t waiting, after_first;
+	} rows[] = {
+		{ 100, 100 },
+		{ 4096, 4096 },
+		{ 4097, 4097 },
+		{ 48 * 1024, 48 * 1024 },
+		{ 64 * 1024, 64 * 1024 },
+		{ 100 * 1024, 0 },
+	};
+	static char data[100 * 1024];
+
+	fill_pattern(data, sizeof(data));
+	for (size_t i = 0; i < ARRAY_LEN(rows); i++) {
+		struct owner *o = owner_new(SOCK_STREAM);
+		struct evbuffer *in = bufferevent_get_input(o->c.bev);
+
+		o->hold_input = true;
+		assert_int_equal(write(o->peer, data, rows[i].waiting), (ssize_t)rows[i].waiting);
+		conn_start(&o->c);
+		turn(o, NULL);
+		if (rows[i].after_first) {
+			assert_int_equal(o->reads, 1);
+			assert_int_equal(evbuffer_get_length(in), rows[i].after_first);
+		}
+		for (int k = 0; k < 10 && evbuffer_get_length(in) < rows[i].waiting; k++)
+			turn(o, NULL);
+		assert_int_equal(evbuffer_get_length(in), rows[i].waiting);
+		assert_memory_equal(evbuffer_pullup(in, -1), data, rows[i].waiting);
+		/* the end of the stream still reaches the owner, once */
+		shutdown(o->peer, SHUT_WR);
+		for (int k = 0; k < 10 && o->events == 0; k++)
+			turn(o, NULL);
+		assert_int_equal(o->events, 1);
+		assert_true(o->last_what & BEV_EVENT_EOF);
+		owner_free_all(o);
+	}
+}
+
 /* ---- input lines ------------------------------------------------------------- */
 
 /* Each row: max and cap, then steps: what arrives (or nothing), what
@@ -576,6 +623,7 @@ int main(void)
 		cmocka_unit_test(test_batch_holds_output),
 		cmocka_unit_test(test_rest_drains_then_direct_again),
 		cmocka_unit_test(test_eof_event),
+		cmocka_unit_test(test_read_takes_more_per_wakeup),
 		cmocka_unit_test(test_take_line_bounds),
 		cmocka_unit_test(test_take_crlf_line),
 		cmocka_unit_test(test_starttls_waits_for_reply),

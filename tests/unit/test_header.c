@@ -49,6 +49,12 @@ static const struct hdr_case cases[] = {
 	/* 8-bit anywhere */
 	{ "Subject: caf\xc3\xa9\n\n", false, 0, 0, 0, 0, 1 },
 	{ "Subject: x\n\nbody \xff\n", false, 0, 0, 0, 0, 1 },
+	/* in the body, at every offset of a word (scanned 8 octets at a time) */
+	{ "S: x\n\n\x80", false, 0, 0, 0, 0, 1 },
+	{ "S: x\n\n0123456\x80", false, 0, 0, 0, 0, 1 },
+	{ "S: x\n\n01234567\x80", false, 0, 0, 0, 0, 1 },
+	{ "S: x\n\n0123456789abcdef0123\x80yz", false, 0, 0, 0, 0, 1 },
+	{ "S: x\n\n0123456789abcdef0123\x7fyz\x01", false, 0, 0, 0, 0, 0 },
 	{ "Subj\xc3\xa9\x63t: x\nDate: y\n", false, 0, 0, 0, 0, 1 },
 	/* still in headers when the input stops mid-section */
 	{ "Received: a\nReceived: b", true, 2, 0, 0, 0, 0 },

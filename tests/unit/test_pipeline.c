@@ -296,6 +296,35 @@ static void test_chain_async_tempfail(void **state)
 	queue_env_free(env);
 }
 
+/* A milter's DISCARD: 250 (code 0) marked discard, the
+ * stages after it (the sink) never asked, so nothing is committed. */
+static void test_chain_discard(void **state)
+{
+	struct queue_env *env = env_new(NULL);
+	struct pipeline *p = pipeline_new(env);
+	struct fake_check *a = fake_check_new(ANSWER_LATER, NULL), *b = fake_check_new(ANSWER_ACCEPT, NULL);
+	int sink_freed = 0;
+	struct fake_sink *k = fake_sink_new(&sink_freed);
+	struct verdict_seen vs = { 0 };
+
+	pipeline_add(p, fake_framer_new());
+	pipeline_add(p, &a->st);
+	pipeline_add(p, &b->st);
+	pipeline_add(p, &k->st);
+	assert_true(feed_all(p, "hello\n#", 100));
+	pipeline_end(p, verdict_cb, &vs);
+	assert_int_equal(vs.calls, 0);
+	pipe_stage_discard(&a->st);
+	assert_int_equal(vs.calls, 1);
+	assert_int_equal(vs.v.code, 0);
+	assert_true(vs.v.discard);
+	assert_int_equal(b->asked, 0);
+	assert_int_equal(k->asked, 0);
+	pipeline_free(p);
+	assert_int_equal(sink_freed, 1);
+	queue_env_free(env);
+}
+
 static void test_chain_async_accept_then_sink(void **state)
 {
 	struct queue_env *env = env_new(NULL);
@@ -534,6 +563,7 @@ int main(void)
 		cmocka_unit_test(test_chain_accepts_and_streams),
 		cmocka_unit_test(test_chain_reject_stops_there),
 		cmocka_unit_test(test_chain_async_tempfail),
+		cmocka_unit_test(test_chain_discard),
 		cmocka_unit_test(test_chain_async_accept_then_sink),
 		cmocka_unit_test(test_chain_check_adds_header),
 		cmocka_unit_test(test_chain_framer_replaced),

@@ -259,6 +259,27 @@ static void test_random_splits(void **state)
 	}
 }
 
+/* Long plain runs (the whole-chunk path copies them at once) with CR, LF,
+ * NUL and dots now and then, line limits around the run lengths: fed
+ * whole, byte by byte (runs of one) and in random splits, all agree. */
+static void test_random_long_runs(void **state)
+{
+	static const char special[] = "\r\n.\r\n\0";
+	char in[4000];
+	struct result r;
+	(void)state;
+	srand(777);
+	for (int iter = 0; iter < 200; iter++) {
+		size_t len = 1 + (size_t)rand() % sizeof(in);
+		for (size_t i = 0; i < len; i++)
+			in[i] = rand() % 40 ? (char)('a' + rand() % 26)
+					    : special[rand() % (sizeof(special) - 1)];
+		size_t max_line = iter % 4 == 0 ? 0 : 20 + (size_t)rand() % 200;
+		run_all_splits(in, len, max_line, &r);
+		assert_true(r.out_len <= len);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -268,6 +289,7 @@ int main(void)
 		cmocka_unit_test(test_after_done),
 		cmocka_unit_test(test_errors_sticky),
 		cmocka_unit_test(test_random_splits),
+		cmocka_unit_test(test_random_long_runs),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

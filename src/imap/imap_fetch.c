@@ -1,0 +1,772 @@
+/*
+ * imap_fetch.c - FETCH and UID FETCH (RFC 9051 6.4.5, 7.5.2): FLAGS,
+ * UID, INTERNALDATE, RFC822.SIZE, MODSEQ, ENVELOPE, BODYSTRUCTURE, BODY,
+ * BODY[section]<partial> and BODY.PEEK, RFC822, RFC822.HEADER,
+ * RFC822.TEXT.
+ *
+ * The structure comes from proto/mime_tree.c, fed the file in chunks.
+ * Sections are sent as literals whose size is known before the first
+ * octet (the CRLF sizes the tree counts), and streamed: the octets are
+ * read from the file, line ends made CRLF, as the output drains below
+ * the low-water mark, so a 1 GiB message costs the mark, not a GiB.  If
+ * the file changed under us the literal is still exactly its announced
+ * size (cut, or padded with spaces) so the client never loses the frame.
+ */
+#include "imap/imap_session.h"
+#include "core/util.h"
+#include "proto/imap_write.h"
+#include "proto/mime_tree.h"
+
+#include <errno.h>
+#include <event2/buffer.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#define IMAP_FETCH_CHUNK 65536
+#define IMAP_FIELDS_MAX 64
+
+enum fitem_kind {
+	FI_UID, FI_FLAGS, FI_INTERNALDATE, FI_SIZE, FI_MODSEQ, FI_ENVELOPE, FI_BODYSTRUCTURE, FI_BODY,
+	FI_SECTION,
+};
+
+enum fsec_text { FS_NONE, FS_HEADER, FS_FIELDS, FS_FIELDS_NOT, FS_TEXT, FS_MIME };
+
+struct fitem {
+	enum fitem_kind kind;
+	/* FI_SECTION */
+	char part[64];            /* "1.2" or "" */
+	enum fsec_text text;
+	char *fields[IMAP_FIELDS_MAX];
+	size_t nfields;
+	bool peek;
+	bool partial;
+	uint64_t poff, plen;
+	char *label;              /* "BODY[HEADER]", "RFC822", ... */
+};
+
+struct imap_fetch {
+	struct fitem *items;
+	size_t nitems;
+	size_t *idx, n, pos;
+	size_t item;              /* next item of message pos; SIZE_MAX: not begun */
+	bool uid, want_flags, add_flags;
+	struct imap_msg msg;      /* the current message as it began (the folder
+				   * may be rescanned while output drains, so
+				   * no index into it is kept) */
+	int fd;
+	struct mime_tree tree;
+	bool have_tree;
+	/* a literal being streamed */
+	bool streaming;
+	uint64_t spos, send, sskip, sleft;
+	bool sprev_cr;
+};
+
+#define FETCH_BEGIN SIZE_MAX
+
+/* ---- item parsing ------------------------------------------------------------------ */
+
+static void fitem_free(struct fitem *it)
+{
+	for (size_t i = 0; i < it->nfields; i++)
+		free(it->fields[i]);
+	free(it->label);
+}
+
+void imap_fetch_free(struct imap_session *s)
+{
+	struct imap_fetch *fx = s->fetch;
+	if (fx == NULL)
+		return;
+	for (size_t i = 0; i < fx->nitems; i++)
+		fitem_free(&fx->items[i]);
+	if (fx->have_tree)
+		mime_tree_free(&fx->tree);
+	if (fx->fd >= 0)
+		close(fx->fd);
+	free(fx->items);
+	free(fx->idx);
+	free(fx);
+	s->fetch = NULL;
+}
+
+/* "HEADER.FIELDS (A B)" and friends after "BODY[": up to ']'. */
+static bool fsec_parse(struct fitem *it, const char *p, const char **end)
+{
+	size_t o = 0;
+
+	while ((*p >= '0' && *p <= '9') || *p == '.') {
+		if (*p == '.' && !(p[1] >= '0' && p[1] <= '9'))
+			break;
+		if (o + 1 >= sizeof(it->part))
+			return false;
+		it->part[o++] = *p++;
+	}
+	it->part[o] = '\0';
+	if (o > 0 && *p == '.')
+		p++;
+	else if (o > 0 && *p != ']')
+		return false;
+	if (strncasecmp(p, "HEADER.FIELDS.NOT", 17) == 0) {
+		it->text = FS_FIELDS_NOT;
+		p += 17;
+	} else if (strncasecmp(p, "HEADER.FIELDS", 13) == 0) {
+		it->text = FS_FIELDS;
+		p += 13;
+	} else if (strncasecmp(p, "HEADER", 6) == 0) {
+		it->text = FS_HEADER;
+		p += 6;
+	} else if (strncasecmp(p, "TEXT", 4) == 0) {
+		it->text = FS_TEXT;
+		p += 4;
+	} else if (strncasecmp(p, "MIME", 4) == 0 && o > 0) {
+		it->text = FS_MIME;
+		p += 4;
+	}
+	if (it->text == FS_FIELDS || it->text == FS_FIELDS_NOT) {
+		if (*p++ != ' ' || *p++ != '(')
+			return false;
+		while (*p && *p != ')') {
+			const char *w = p;
+			bool q = *p == '"';
+			if (q)
+				w = ++p;
+			while (*p && *p != ')' && (q ? *p != '"' : *p != ' '))
+				p++;
+			if (p == w || it->nfields == IMAP_FIELDS_MAX)
+				return false;
+			it->fields[it->nfields++] = xstrndup(w, (size_t)(p - w));
+			if (q && *p == '"')
+				p++;
+			while (*p == ' ')
+				p++;
+		}
+		if (*p++ != ')' || it->nfields == 0)
+			return false;
+	}
+	if (*p != ']')
+		return false;
+	*end = p + 1;
+	return true;
+}
+
+static bool fitem_parse(struct fitem *it, const char *s)
+{
+	static const struct { const char *n; enum fitem_kind k; } simple[] = {
+		{ "UID", FI_UID }, { "FLAGS", FI_FLAGS }, { "INTERNALDATE", FI_INTERNALDATE },
+		{ "RFC822.SIZE", FI_SIZE }, { "MODSEQ", FI_MODSEQ }, { "ENVELOPE", FI_ENVELOPE },
+		{ "BODYSTRUCTURE", FI_BODYSTRUCTURE }, { "BODY", FI_BODY },
+	};
+	const char *p, *end;
+
+	memset(it, 0, sizeof(*it));
+	for (size_t i = 0; i < ARRAY_LEN(simple); i++)
+		if (strcasecmp(s, simple[i].n) == 0) {
+			it->kind = simple[i].k;
+			return true;
+		}
+	it->kind = FI_SECTION;
+	if (strcasecmp(s, "RFC822") == 0) {
+		it->label = xstrdup("RFC822");
+		return true;
+	}
+	if (strcasecmp(s, "RFC822.HEADER") == 0) {
+		it->text = FS_HEADER;
+		it->peek = true;
+		it->label = xstrdup("RFC822.HEADER");
+		return true;
+	}
+	if (strcasecmp(s, "RFC822.TEXT") == 0) {
+		it->text = FS_TEXT;
+		it->label = xstrdup("RFC822.TEXT");
+		return true;
+	}
+	if (strncasecmp(s, "BODY.PEEK[", 10) == 0) {
+		it->peek = true;
+		p = s + 10;
+	} else if (strncasecmp(s, "BODY[", 5) == 0) {
+		p = s + 5;
+	} else {
+		return false;
+	}
+	if (!fsec_parse(it, p, &end))
+		return false;
+	if (*end == '<') {
+		char *e;
+		unsigned long long o = strtoull(end + 1, &e, 10), l;
+		if (e == end + 1 || *e != '.')
+			return false;
+		l = strtoull(e + 1, &e, 10);
+		if (*e != '>' || e[1] != '\0' || l == 0)
+			return false;
+		it->partial = true;
+		it->poff = o;
+		it->plen = l;
+	} else if (*end != '\0') {
+		return false;
+	}
+	/* The label: "BODY[" + the section as asked, upper-cased + "]". */
+	{
+		size_t n = (size_t)(end - p);
+		char *l = xasprintf("BODY[%.*s", (int)n, p);
+		for (char *c = l; *c; c++)
+			if (*c >= 'a' && *c <= 'z')
+				*c = (char)(*c - 32);
+		if (it->partial) {
+			it->label = xasprintf("%s<%" PRIu64 ">", l, it->poff);
+			free(l);
+		} else {
+			it->label = l;
+		}
+	}
+	return true;
+}
+
+static bool fetch_add(struct imap_fetch *fx, const char *name)
+{
+	fx->items = xrealloc(fx->items, (fx->nitems + 1) * sizeof(*fx->items));
+	if (!fitem_parse(&fx->items[fx->nitems], name)) {
+		fitem_free(&fx->items[fx->nitems]);
+		return false;
+	}
+	fx->nitems++;
+	return true;
+}
+
+static bool fetch_items(struct imap_fetch *fx, const struct imap_arg *a)
+{
+	static const char *const all[] = { "FLAGS", "INTERNALDATE", "RFC822.SIZE", "ENVELOPE" };
+	if (a == NULL)
+		return false;
+	if (a->type == IMAP_ARG_ATOM) {
+		size_t n = strcasecmp(a->s, "ALL") == 0 ? 4 : strcasecmp(a->s, "FAST") == 0 ? 3 :
+			strcasecmp(a->s, "FULL") == 0 ? 4 : 0;
+		if (n) {
+			for (size_t i = 0; i < n; i++)
+				fetch_add(fx, all[i]);
+			if (strcasecmp(a->s, "FULL") == 0)
+				fetch_add(fx, "BODY");
+			return true;
+		}
+		return fetch_add(fx, a->s);
+	}
+	if (a->type != IMAP_ARG_LIST || a->child == NULL)
+		return false;
+	for (const struct imap_arg *e = a->child; e; e = e->next)
+		if (e->type != IMAP_ARG_ATOM || !fetch_add(fx, e->s))
+			return false;
+	return true;
+}
+
+/* ---- structure writers ---------------------------------------------------------------- */
+
+static void w_nstr(struct evbuffer *b, const char *s)
+{
+	imap_write_nstring(b, s, s ? strlen(s) : 0, false);
+}
+
+static void w_addrs(struct evbuffer *b, const struct mime_addr *a)
+{
+	if (a == NULL) {
+		evbuffer_add(b, "NIL", 3);
+		return;
+	}
+	evbuffer_add(b, "(", 1);
+	for (; a; a = a->next) {
+		evbuffer_add(b, "(", 1);
+		w_nstr(b, a->name);
+		evbuffer_add(b, " ", 1);
+		w_nstr(b, a->adl);
+		evbuffer_add(b, " ", 1);
+		w_nstr(b, a->mailbox);
+		evbuffer_add(b, " ", 1);
+		w_nstr(b, a->host);
+		evbuffer_add(b, ")", 1);
+	}
+	evbuffer_add(b, ")", 1);
+}
+
+static void w_envelope(struct evbuffer *b, const struct mime_envelope *e)
+{
+	static const struct mime_envelope none;
+	if (e == NULL)
+		e = &none;
+	evbuffer_add(b, "(", 1);
+	w_nstr(b, e->date);
+	evbuffer_add(b, " ", 1);
+	w_nstr(b, e->subject);
+	const struct mime_addr *lists[] = { e->from, e->sender, e->reply_to, e->to, e->cc, e->bcc };
+	for (size_t i = 0; i < ARRAY_LEN(lists); i++) {
+		evbuffer_add(b, " ", 1);
+		w_addrs(b, lists[i]);
+	}
+	evbuffer_add(b, " ", 1);
+	w_nstr(b, e->in_reply_to);
+	evbuffer_add(b, " ", 1);
+	w_nstr(b, e->message_id);
+	evbuffer_add(b, ")", 1);
+}
+
+static void w_params(struct evbuffer *b, const struct mime_param *p, size_t n)
+{
+	if (n == 0) {
+		evbuffer_add(b, "NIL", 3);
+		return;
+	}
+	evbuffer_add(b, "(", 1);
+	for (size_t i = 0; i < n; i++) {
+		if (i)
+			evbuffer_add(b, " ", 1);
+		w_nstr(b, p[i].name);
+		evbuffer_add(b, " ", 1);
+		w_nstr(b, p[i].value);
+	}
+	evbuffer_add(b, ")", 1);
+}
+
+/* disposition, language, location (the extension data both kinds share) */
+static void w_ext_tail(struct evbuffer *b, const struct mime_part *p)
+{
+	evbuffer_add(b, " ", 1);
+	if (p->disposition) {
+		evbuffer_add(b, "(", 1);
+		w_nstr(b, p->disposition);
+		evbuffer_add(b, " ", 1);
+		w_params(b, p->disp_params, p->ndisp_params);
+		evbuffer_add(b, ")", 1);
+	} else {
+		evbuffer_add(b, "NIL", 3);
+	}
+	evbuffer_add(b, " ", 1);
+	if (p->nlanguage == 0) {
+		evbuffer_add(b, "NIL", 3);
+	} else if (p->nlanguage == 1) {
+		w_nstr(b, p->language[0]);
+	} else {
+		evbuffer_add(b, "(", 1);
+		for (size_t i = 0; i < p->nlanguage; i++) {
+			if (i)
+				evbuffer_add(b, " ", 1);
+			w_nstr(b, p->language[i]);
+		}
+		evbuffer_add(b, ")", 1);
+	}
+	evbuffer_add(b, " ", 1);
+	w_nstr(b, p->location);
+}
+
+static void w_body(struct evbuffer *b, const struct mime_tree *t, size_t i, bool ext)
+{
+	const struct mime_part *p = &t->parts[i];
+
+	evbuffer_add(b, "(", 1);
+	if (p->multipart && p->first_child != MIME_NONE) {
+		for (size_t c = p->first_child; c != MIME_NONE; c = t->parts[c].next_sibling)
+			w_body(b, t, c, ext);
+		evbuffer_add(b, " ", 1);
+		w_nstr(b, p->subtype);
+		if (ext) {
+			evbuffer_add(b, " ", 1);
+			w_params(b, p->params, p->nparams);
+			w_ext_tail(b, p);
+		}
+		evbuffer_add(b, ")", 1);
+		return;
+	}
+	bool text = p->type && strcasecmp(p->type, "text") == 0;
+	w_nstr(b, p->type ? p->type : "text");
+	evbuffer_add(b, " ", 1);
+	w_nstr(b, p->subtype ? p->subtype : "plain");
+	evbuffer_add(b, " ", 1);
+	if (p->nparams == 0 && text) {
+		evbuffer_add_printf(b, "(\"charset\" \"us-ascii\")");
+	} else {
+		w_params(b, p->params, p->nparams);
+	}
+	evbuffer_add(b, " ", 1);
+	w_nstr(b, p->id);
+	evbuffer_add(b, " ", 1);
+	w_nstr(b, p->description);
+	evbuffer_add(b, " ", 1);
+	w_nstr(b, p->encoding ? p->encoding : "7bit");
+	evbuffer_add_printf(b, " %" PRIu64, p->body_octets);
+	if (p->message && p->first_child != MIME_NONE) {
+		evbuffer_add(b, " ", 1);
+		w_envelope(b, t->parts[p->first_child].envelope);
+		evbuffer_add(b, " ", 1);
+		w_body(b, t, p->first_child, ext);
+		evbuffer_add_printf(b, " %" PRIu64, p->body_lines);
+	} else if (text) {
+		evbuffer_add_printf(b, " %" PRIu64, p->body_lines);
+	}
+	if (ext) {
+		evbuffer_add(b, " ", 1);
+		w_nstr(b, p->md5);
+		w_ext_tail(b, p);
+	}
+	evbuffer_add(b, ")", 1);
+}
+
+/* ---- per message ------------------------------------------------------------------------- */
+
+static bool fetch_tree(struct imap_session *s, struct imap_fetch *fx)
+{
+	char buf[IMAP_FETCH_CHUNK];
+	ssize_t r;
+	off_t off = 0;
+
+	if (fx->have_tree)
+		return true;
+	mime_tree_init(&fx->tree, NULL);
+	fx->have_tree = true;
+	while ((r = pread(fx->fd, buf, sizeof(buf), off)) > 0) {
+		mime_tree_feed(&fx->tree, buf, (size_t)r);
+		off += r;
+	}
+	mime_tree_finish(&fx->tree);
+	return r == 0;
+}
+
+static void fetch_internaldate(struct evbuffer *b, int64_t t)
+{
+	static const char *const mon[] = { "Jan", "Feb", "Mar", "Apr", "May", "Jun",
+					   "Jul", "Aug", "Sep", "Oct", "Nov", "Dec" };
+	time_t tt = (time_t)(t < 0 ? 0 : t);
+	struct tm tm;
+	gmtime_r(&tt, &tm);
+	evbuffer_add_printf(b, "\"%02d-%s-%04d %02d:%02d:%02d +0000\"", tm.tm_mday, mon[tm.tm_mon],
+			    tm.tm_year + 1900, tm.tm_hour, tm.tm_min, tm.tm_sec);
+}
+
+/* Start a literal of the CRLF octets [from, to) of the file (size crlf). */
+static void fetch_stream_start(struct imap_session *s, struct imap_fetch *fx, const struct fitem *it,
+			       uint64_t from, uint64_t to, uint64_t crlf)
+{
+	uint64_t skip = 0, len = crlf;
+	if (it->partial) {
+		skip = it->poff < crlf ? it->poff : crlf;
+		len = crlf - skip < it->plen ? crlf - skip : it->plen;
+	}
+	evbuffer_add_printf(imap_out(s), "{%" PRIu64 "}\r\n", len);
+	fx->streaming = len > 0;
+	fx->spos = from;
+	fx->send = to;
+	fx->sskip = skip;
+	fx->sleft = len;
+	fx->sprev_cr = false;
+}
+
+/* Literal octets until the output is full; true when the literal is done. */
+static bool fetch_stream_fill(struct imap_session *s, struct imap_fetch *fx)
+{
+	char in[IMAP_FETCH_CHUNK];
+	struct evbuffer *out = imap_out(s);
+
+	while (fx->sleft > 0 && conn_pending(&s->conn) < SESSION_OUT_HIGH) {
+		char o[2 * IMAP_FETCH_CHUNK];
+		size_t olen = 0;
+		size_t want = fx->send - fx->spos < sizeof(in) ? (size_t)(fx->send - fx->spos) : sizeof(in);
+		ssize_t r = want ? pread(fx->fd, in, want, (off_t)fx->spos) : 0;
+		if (r <= 0) {
+			/* The file is shorter than its structure said: keep
+			 * the frame with spaces. */
+			size_t n = fx->sleft < sizeof(o) ? (size_t)fx->sleft : sizeof(o);
+			memset(o, ' ', n);
+			evbuffer_add(out, o, n);
+			fx->sleft -= n;
+			continue;
+		}
+		fx->spos += (uint64_t)r;
+		for (ssize_t i = 0; i < r && fx->sleft > 0; i++) {
+			char c = in[i];
+			char pair[2];
+			size_t np = 0;
+			if (c == '\n' && !fx->sprev_cr)
+				pair[np++] = '\r';
+			pair[np++] = c;
+			fx->sprev_cr = c == '\r';
+			for (size_t j = 0; j < np && fx->sleft > 0; j++) {
+				if (fx->sskip) {
+					fx->sskip--;
+					continue;
+				}
+				o[olen++] = pair[j];
+				fx->sleft--;
+			}
+		}
+		evbuffer_add(out, o, olen);
+	}
+	if (fx->sleft == 0)
+		fx->streaming = false;
+	return !fx->streaming;
+}
+
+/* HEADER.FIELDS (.NOT): the chosen fields of the header at [from, to),
+ * CRLF line ends, the empty line after them. */
+static void fetch_fields(struct imap_session *s, struct imap_fetch *fx, const struct fitem *it, uint64_t from,
+			 uint64_t to)
+{
+	size_t len = to - from > 262144 ? 262144 : (size_t)(to - from);
+	char *h = xmalloc(len + 1);
+	ssize_t r = pread(fx->fd, h, len, (off_t)from);
+	struct evbuffer *b = evbuffer_new();
+	size_t pos = 0, nlen, vlen;
+	const char *name, *value;
+
+	len = r > 0 ? (size_t)r : 0;
+	h[len] = '\0';
+	while (mime_header_next(h, len, &pos, &name, &nlen, &value, &vlen)) {
+		bool listed = false;
+		for (size_t i = 0; i < it->nfields; i++)
+			if (strlen(it->fields[i]) == nlen && ascii_ieq(it->fields[i], name, nlen))
+				listed = true;
+		if (listed != (it->text == FS_FIELDS))
+			continue;
+		/* name ":" value with its folds, line ends made CRLF */
+		const char *line = name;
+		size_t flen = (size_t)(value + vlen - name);
+		for (size_t i = 0; i < flen; i++) {
+			if (line[i] == '\n' && (i == 0 || line[i - 1] != '\r'))
+				evbuffer_add(b, "\r", 1);
+			evbuffer_add(b, &line[i], 1);
+		}
+		evbuffer_add(b, "\r\n", 2);
+	}
+	evbuffer_add(b, "\r\n", 2);
+	free(h);
+	size_t total = evbuffer_get_length(b);
+	uint64_t skip = 0, n = total;
+	if (it->partial) {
+		skip = it->poff < total ? it->poff : total;
+		n = total - skip < it->plen ? total - skip : it->plen;
+	}
+	evbuffer_drain(b, (size_t)skip);
+	evbuffer_add_printf(imap_out(s), "{%" PRIu64 "}\r\n", n);
+	evbuffer_remove_buffer(b, imap_out(s), (size_t)n);
+	evbuffer_free(b);
+}
+
+/* One BODY[...] item: the range, then a literal. */
+static void fetch_section(struct imap_session *s, struct imap_fetch *fx, const struct fitem *it,
+			  const struct imap_msg *m)
+{
+	const struct mime_part *p;
+	size_t i;
+
+	evbuffer_add_printf(imap_out(s), "%s ", it->label);
+	if (it->part[0] == '\0' && it->text == FS_NONE) {
+		off_t end = lseek(fx->fd, 0, SEEK_END);
+		fetch_stream_start(s, fx, it, 0, end > 0 ? (uint64_t)end : 0, m->size);
+		return;
+	}
+	if (!fetch_tree(s, fx) || (i = mime_tree_section(&fx->tree, it->part)) == MIME_NONE) {
+		evbuffer_add(imap_out(s), "NIL", 3);
+		return;
+	}
+	p = &fx->tree.parts[i];
+	if ((it->text == FS_HEADER || it->text == FS_TEXT || it->text == FS_FIELDS || it->text == FS_FIELDS_NOT) &&
+	    it->part[0] != '\0') {
+		if (!p->message || p->first_child == MIME_NONE) {
+			evbuffer_add(imap_out(s), "NIL", 3);
+			return;
+		}
+		p = &fx->tree.parts[p->first_child];
+	}
+	switch (it->text) {
+	case FS_HEADER:
+	case FS_MIME:
+		fetch_stream_start(s, fx, it, p->hdr_off, p->body_off, p->hdr_octets);
+		break;
+	case FS_FIELDS:
+	case FS_FIELDS_NOT:
+		fetch_fields(s, fx, it, p->hdr_off, p->body_off);
+		break;
+	case FS_TEXT:
+	case FS_NONE:
+		fetch_stream_start(s, fx, it, p->body_off, p->end_off, p->body_octets);
+		break;
+	}
+}
+
+/* Item j of the current message. */
+static void fetch_item(struct imap_session *s, struct imap_fetch *fx, const struct fitem *it)
+{
+	const struct imap_msg *m = &fx->msg;
+	struct evbuffer *b = imap_out(s);
+
+	switch (it->kind) {
+	case FI_UID:
+		evbuffer_add_printf(b, "UID %" PRIu32, m->uid);
+		break;
+	case FI_FLAGS:
+		evbuffer_add_printf(b, "FLAGS ");
+		imap_write_msg_flags(s, b, m->flags, m->kw);
+		break;
+	case FI_INTERNALDATE:
+		evbuffer_add_printf(b, "INTERNALDATE ");
+		fetch_internaldate(b, m->date);
+		break;
+	case FI_SIZE:
+		evbuffer_add_printf(b, "RFC822.SIZE %" PRIu64, m->size);
+		break;
+	case FI_MODSEQ:
+		evbuffer_add_printf(b, "MODSEQ (%" PRIu64 ")", m->modseq);
+		break;
+	case FI_ENVELOPE:
+		evbuffer_add_printf(b, "ENVELOPE ");
+		fetch_tree(s, fx);
+		w_envelope(b, fx->tree.nparts ? fx->tree.parts[0].envelope : NULL);
+		break;
+	case FI_BODYSTRUCTURE:
+	case FI_BODY:
+		evbuffer_add_printf(b, it->kind == FI_BODY ? "BODY " : "BODYSTRUCTURE ");
+		fetch_tree(s, fx);
+		if (fx->tree.nparts)
+			w_body(b, &fx->tree, 0, it->kind == FI_BODYSTRUCTURE);
+		else
+			evbuffer_add_printf(b, "(\"text\" \"plain\" NIL NIL NIL \"7bit\" 0 0)");
+		break;
+	case FI_SECTION:
+		fetch_section(s, fx, it, m);
+		break;
+	}
+}
+
+/* The message at fx->pos begins: false when it is gone (skipped). */
+static bool fetch_begin(struct imap_session *s, struct imap_fetch *fx)
+{
+	struct imap_folder *f = s->sel->f;
+	size_t v = fx->idx[fx->pos];
+	bool seen = false, set_seen = false;
+	long k = imap_view_index(s, v);
+
+	if (k < 0)
+		return false;
+	fx->fd = imap_folder_open_msg(f, (size_t)k);
+	if (fx->fd < 0) {
+		/* gone from the disk meanwhile: the next sync says so */
+		s->sel->dirty = true;
+		return false;
+	}
+	for (size_t i = 0; i < fx->nitems; i++)
+		if (fx->items[i].kind == FI_SECTION && !fx->items[i].peek)
+			seen = true;
+	fx->add_flags = false;
+	if (seen && !s->readonly && !(f->v[k].flags & IMAP_FLAG_SEEN)) {
+		/* RFC 9051 6.4.5: BODY[] sets \Seen; the client hears of it */
+		if (imap_folder_set_flags(f, (size_t)k, f->v[k].flags | IMAP_FLAG_SEEN, f->v[k].kw)) {
+			s->view[v].flags = f->v[k].flags;
+			fx->add_flags = !fx->want_flags;
+			set_seen = true;
+		}
+	}
+	fx->msg = f->v[k];
+	fx->msg.name = NULL;
+	if (set_seen)
+		imap_changed(s);   /* may rescan f: after the snapshot */
+	evbuffer_add_printf(imap_out(s), "* %zu FETCH (", v + 1);
+	s->nfetch++;
+	return true;
+}
+
+static void fetch_end(struct imap_session *s, struct imap_fetch *fx)
+{
+	if (fx->add_flags) {
+		const struct imap_msg *m = &fx->msg;
+		evbuffer_add_printf(imap_out(s), " FLAGS ");
+		imap_write_msg_flags(s, imap_out(s), m->flags, m->kw);
+	}
+	evbuffer_add(imap_out(s), ")\r\n", 3);
+	if (fx->have_tree)
+		mime_tree_free(&fx->tree);
+	fx->have_tree = false;
+	close(fx->fd);
+	fx->fd = -1;
+}
+
+bool imap_fetch_continue(struct imap_session *s)
+{
+	struct imap_fetch *fx = s->fetch;
+
+	while (fx) {
+		if (s->state != IMAP_S_SELECTED || s->sel == NULL) {
+			imap_fetch_free(s);
+			return true;
+		}
+		if (fx->streaming && !fetch_stream_fill(s, fx)) {
+			conn_await_drain(&s->conn);
+			return false;
+		}
+		if (conn_pending(&s->conn) >= SESSION_OUT_HIGH) {
+			conn_await_drain(&s->conn);
+			return false;
+		}
+		if (fx->item == FETCH_BEGIN) {
+			if (fx->pos == fx->n) {
+				imap_fetch_free(s);
+				imap_folder_save(s->sel->f);
+				imap_ok(s, "FETCH completed");
+				return true;
+			}
+			if (!fetch_begin(s, fx)) {
+				fx->pos++;
+				continue;
+			}
+			fx->item = 0;
+			continue;
+		}
+		if (fx->item == fx->nitems) {
+			fetch_end(s, fx);
+			fx->pos++;
+			fx->item = FETCH_BEGIN;
+			continue;
+		}
+		if (fx->item > 0)
+			evbuffer_add(imap_out(s), " ", 1);
+		fetch_item(s, fx, &fx->items[fx->item++]);
+	}
+	return true;
+}
+
+void imap_cmd_fetch(struct imap_session *s, const struct imap_arg *a, bool uid)
+{
+	struct imap_fetch *fx;
+	size_t *idx, n;
+	bool has_uid = false;
+
+	if (!imap_seq_resolve(s, a, uid, &idx, &n))
+		return;
+	fx = xcalloc(1, sizeof(*fx));
+	fx->fd = -1;
+	fx->idx = idx;
+	fx->n = n;
+	fx->uid = uid;
+	fx->item = FETCH_BEGIN;
+	s->fetch = fx;
+	/* UID FETCH always says UID (RFC 9051 6.4.9); it goes first. */
+	if (uid)
+		fetch_add(fx, "UID");
+	if (!fetch_items(fx, a->next) || (a->next && a->next->next && a->next->next->type != IMAP_ARG_LIST)) {
+		imap_fetch_free(s);
+		imap_bad(s, "Invalid FETCH items");
+		return;
+	}
+	for (size_t i = 0; i < fx->nitems; i++) {
+		if (fx->items[i].kind == FI_UID && has_uid) {
+			/* the one added above: drop the client's duplicate */
+			fitem_free(&fx->items[i]);
+			memmove(&fx->items[i], &fx->items[i + 1], (fx->nitems - i - 1) * sizeof(fx->items[0]));
+			fx->nitems--;
+			i--;
+			continue;
+		}
+		has_uid |= fx->items[i].kind == FI_UID;
+		fx->want_flags |= fx->items[i].kind == FI_FLAGS;
+	}
+	imap_fetch_continue(s);
+}

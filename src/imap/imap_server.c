@@ -1,0 +1,1006 @@
+/*
+ * imap_server.c - the IMAP server session: its life, input, state, the
+ * command table and dispatch, and the selected folder's view.
+ *
+ * RFC 9051 / RFC 3501: states (not authenticated, authenticated,
+ * selected, logout), tagged and untagged responses, literals (RFC 7888
+ * LITERAL+), the rules of 7.4.1 / 5.5 for untagged EXPUNGE (never during
+ * FETCH, STORE or SEARCH; sent before the tagged reply of any other
+ * command), RFC 2177 IDLE.  The grammar is proto/imap_parse.c's: a line
+ * goes to the parser, a literal announced at its end is taken with
+ * session_take_octets() (APPEND streams it into tmp/, imap_cmd_mbox.c),
+ * and a complete command is dispatched through imap_commands.
+ *
+ * Sessions that select the same folder share one struct imap_folder
+ * (struct imap_shared), so one session's STORE or EXPUNGE is in the
+ * others' next sync; deliveries by SMTP (or any program) are seen
+ * through inotify on the folder's new/ and cur/, and IDLE sessions are
+ * told at once.  Folder work is plain disk I/O on the loop (readdir,
+ * rename, one state-file fsync per change).
+ */
+#include "imap/imap_server.h"
+#include "imap/imap_session.h"
+#include "core/addrcount.h"
+#include "core/config.h"
+#include "core/listener.h"
+#include "core/log.h"
+#include "core/tls.h"
+#include "core/util.h"
+#include "login/login.h"
+#include "proto/imap_utf7.h"
+#include "proto/imap_write.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+#include <inttypes.h>
+#include <openssl/err.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/inotify.h>
+#include <unistd.h>
+
+#define IMAP_LINE_MAX 16384        /* one line of a command (RFC 7162 3 asks >= 8192) */
+
+struct imap_server {
+	struct tern *t;
+	struct imap_shared *shared;
+	int ifd;                   /* inotify, -1 if unavailable */
+	struct event *iev;
+};
+
+static const char *const imap_state_names[] = {
+	[IMAP_S_NOT_AUTH] = "not_authenticated",
+	[IMAP_S_AUTH] = "authenticated",
+	[IMAP_S_SELECTED] = "selected",
+	[IMAP_S_LOGOUT] = "logout",
+};
+
+/* ---- logging: one function per event ---------------------------------- */
+
+static void log_imap_connect(const struct imap_session *s)
+{
+	log_event("event=connect session=%016" PRIx64 " service=%s ip=%s", s->id, service_name(s->svc), s->ip);
+}
+
+static void log_imap_state(const struct imap_session *s, enum imap_state to)
+{
+	if (!log_debug_enabled())
+		return;
+	log_event("event=state session=%016" PRIx64 " from=%s to=%s", s->id, imap_state_names[s->state],
+		  imap_state_names[to]);
+}
+
+static void log_imap_reject(const struct imap_session *s, const char *status, const char *text)
+{
+	char q[160];
+	log_event("event=reject session=%016" PRIx64 " ip=%s command=%s status=%s reply=%s", s->id, s->ip,
+		  s->cur ? s->cur->name : "-", status, log_quote(q, sizeof(q), text, strlen(text)));
+}
+
+void imap_log_error(const struct imap_session *s, const char *op, int err)
+{
+	log_event("event=mailbox_error session=%016" PRIx64 " user=%s op=%s error=\"%s\"", s->id,
+		  s->user ? s->user : "-", op, strerror(err));
+}
+
+static void log_imap_disconnect(const struct imap_session *s)
+{
+	log_event("event=disconnect session=%016" PRIx64 " ip=%s user=%s fetched=%u stored=%u errors=%u", s->id,
+		  s->ip, s->user ? s->user : "-", s->nfetch, s->nstore, s->sess.errors);
+}
+
+static void log_imap_inotify_error(int err)
+{
+	log_event("event=imap_inotify_error error=\"%s\"", strerror(err));
+}
+
+/* ---- replies ----------------------------------------------------------- */
+
+struct evbuffer *imap_out(struct imap_session *s)
+{
+	return conn_out(&s->conn);
+}
+
+void imap_set_state(struct imap_session *s, enum imap_state to)
+{
+	if (s->state == to)
+		return;
+	log_imap_state(s, to);
+	s->state = to;
+}
+
+static void imap_vtagged(struct imap_session *s, const char *status, const char *fmt, va_list ap)
+{
+	char buf[1024];
+	int n = vsnprintf(buf, sizeof(buf), fmt, ap);
+	if (n < 0)
+		buf[0] = '\0';
+	evbuffer_add_printf(imap_out(s), "%s %s %s\r\n", s->tag[0] ? s->tag : "*", status, buf);
+	if (status[0] != 'O')
+		log_imap_reject(s, status, buf);
+}
+
+/* The tagged OK; first what the client has to learn about the folder. */
+void imap_ok(struct imap_session *s, const char *fmt, ...)
+{
+	va_list ap;
+	bool no_expunge = s->cur && !s->cur_uid &&
+		(strcmp(s->cur->name, "FETCH") == 0 || strcmp(s->cur->name, "STORE") == 0 ||
+		 strcmp(s->cur->name, "SEARCH") == 0);
+	if (s->state == IMAP_S_SELECTED)
+		imap_sync(s, !no_expunge);
+	va_start(ap, fmt);
+	imap_vtagged(s, "OK", fmt, ap);
+	va_end(ap);
+}
+
+void imap_no(struct imap_session *s, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	imap_vtagged(s, "NO", fmt, ap);
+	va_end(ap);
+}
+
+/* A client's mistake: counts toward the error limit. */
+void imap_bad(struct imap_session *s, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	imap_vtagged(s, "BAD", fmt, ap);
+	va_end(ap);
+	if (!(s->cur && (s->cur->flags & IMAP_F_NO_ERROR_COUNT)))
+		session_error(&s->sess);
+}
+
+void imap_untagged(struct imap_session *s, const char *fmt, ...)
+{
+	va_list ap;
+	evbuffer_add(imap_out(s), "* ", 2);
+	va_start(ap, fmt);
+	evbuffer_add_vprintf(imap_out(s), fmt, ap);
+	va_end(ap);
+	evbuffer_add(imap_out(s), "\r\n", 2);
+}
+
+void imap_capability_list(struct imap_session *s, struct evbuffer *b)
+{
+	struct login_peer p = {
+		.addr = (const struct sockaddr *)&s->peer, .ip = s->ip, .session = s->id,
+		.service = service_name(s->svc), .tls = s->conn.tls,
+		/* issue 9: plaintext only after TLS (or [auth] allow_plaintext),
+		 * whatever the address, trusted networks and loopback included */
+		.trusted = false,
+	};
+	evbuffer_add_printf(b, "IMAP4rev1 IMAP4rev2 LITERAL+ SASL-IR ID ENABLE IDLE NAMESPACE UNSELECT UIDPLUS"
+			    " MOVE CHILDREN SPECIAL-USE LIST-STATUS APPENDLIMIT=%" PRIu64,
+			    s->t->cfg->max_message_size);
+	if (s->state == IMAP_S_NOT_AUTH) {
+		if (s->t->tls && !s->conn.tls)
+			evbuffer_add_printf(b, " STARTTLS");
+		if (!login_plaintext_ok(s->t->login, &p)) {
+			/* RFC 9051 6.2.3 / RFC 2595 3.2: no password in the clear. */
+			evbuffer_add_printf(b, " LOGINDISABLED");
+		} else {
+			enum sasl_mech m[LOGIN_MECHS_MAX];
+			size_t n = login_mechs(s->t->login, &p, m);
+			for (size_t i = 0; i < n; i++)
+				evbuffer_add_printf(b, " AUTH=%s", sasl_mech_name(m[i]));
+		}
+	}
+}
+
+/* ---- lifecycle ----------------------------------------------------------- */
+
+static void imap_free_cb(void *arg)
+{
+	struct imap_session *s = arg;
+
+	log_imap_disconnect(s);
+	imap_auth_end(s);
+	imap_fetch_free(s);
+	imap_append_abort(s);
+	imap_select_close(s);
+	imap_parse_free(&s->parser);
+	free(s->lit_buf);
+	session_list_del(s->t, &s->link);
+	addr_count_add(s->t->conn_per_ip, (struct sockaddr *)&s->peer, -1, now_unix());
+	session_release(&s->sess);
+	free(s->view);
+	free(s->user);
+	free(s->maildir);
+	free(s);
+}
+
+void imap_close(struct imap_session *s, bool flush)
+{
+	imap_set_state(s, IMAP_S_LOGOUT);
+	imap_fetch_free(s);
+	conn_close(&s->conn, flush);
+}
+
+static void imap_bye_close(struct imap_session *s, const char *text)
+{
+	imap_untagged(s, "BYE %s", text);
+	imap_close(s, true);
+}
+
+static bool imap_may_read(const struct imap_session *s)
+{
+	return s->state != IMAP_S_LOGOUT && !s->waiting && s->fetch == NULL;
+}
+
+void imap_resume(struct imap_session *s)
+{
+	if (s->t->shutting_down && s->state != IMAP_S_LOGOUT && !s->waiting) {
+		imap_bye_close(s, "Server shutting down");
+		return;
+	}
+	if (imap_may_read(s))
+		session_process(&s->sess);
+}
+
+static void imap_drained_cb(void *arg)
+{
+	struct imap_session *s = arg;
+	if (s->fetch && imap_fetch_continue(s))
+		imap_resume(s);
+}
+
+static void imap_event_cb(void *arg, short what)
+{
+	struct imap_session *s = arg;
+	if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR))
+		imap_close(s, false);
+}
+
+static void imap_session_shutdown(struct session_link *l)
+{
+	struct imap_session *s = (struct imap_session *)((char *)l - offsetof(struct imap_session, link));
+	if (s->waiting || s->fetch)
+		return;   /* imap_resume says BYE when the work is done */
+	conn_batch_begin(&s->conn);
+	imap_bye_close(s, "Server shutting down");
+	conn_batch_end(&s->conn);
+}
+
+static void imap_starttls_done_cb(void *arg, bool ok)
+{
+	struct imap_session *s = arg;
+
+	s->waiting = false;
+	if (s->state == IMAP_S_LOGOUT)
+		return;
+	if (!ok) {
+		conn_log_tls_failed(&s->conn, ERR_get_error());
+		imap_close(s, false);
+	}
+}
+
+static void imap_line_cb(void *arg, char *line, size_t len, bool bare_lf);
+static void imap_octets_cb(void *arg, const char *p, size_t len, bool last);
+
+static void imap_line_too_long_cb(void *arg)
+{
+	struct imap_session *s = arg;
+
+	s->cur = NULL;
+	s->tag[0] = '\0';
+	if (s->sasl_pending)
+		imap_auth_end(s);
+	imap_parse_reset(&s->parser);
+	imap_append_abort(s);
+	imap_bad(s, "Line too long");
+}
+
+static size_t imap_line_max_cb(void *arg)
+{
+	return IMAP_LINE_MAX;
+}
+
+static bool imap_ready_cb(void *arg)
+{
+	return imap_may_read(arg);
+}
+
+static const char *imap_state_name_cb(void *arg)
+{
+	return imap_state_names[((struct imap_session *)arg)->state];
+}
+
+static void imap_close_cb(void *arg, bool flush)
+{
+	imap_close(arg, flush);
+}
+
+static const struct session_ops imap_session_ops = {
+	.line = imap_line_cb,
+	.line_too_long = imap_line_too_long_cb,
+	.line_max = imap_line_max_cb,
+	.octets = imap_octets_cb,
+	.ready = imap_ready_cb,
+	.state_name = imap_state_name_cb,
+	.close = imap_close_cb,
+	.drained = imap_drained_cb,
+	.event = imap_event_cb,
+	.starttls_done = imap_starttls_done_cb,
+	.free = imap_free_cb,
+	.timeout_text = "* BYE Autologout; idle for too long",
+	.command_timeout_text = "* BYE Command line not completed in time",
+	.errors_text = "* BYE Too many errors, closing connection",
+};
+
+static void imap_parser_setup(struct imap_session *s)
+{
+	struct imap_parse_opts o = { .literal_plus = true, .utf8 = s->utf8 };
+	imap_parse_free(&s->parser);
+	imap_parse_init(&s->parser, &o);
+}
+
+void imap_server_accept(struct tern *t, evutil_socket_t fd, const struct sockaddr *sa, socklen_t len,
+			enum service svc)
+{
+	struct imap_session *s = xcalloc(1, sizeof(*s));
+	const struct config *cfg = t->cfg;
+	unsigned per_ip;
+
+	s->t = t;
+	s->svc = svc;
+	s->id = tern_session_id(t);
+	s->append_fd = -1;
+	memcpy(&s->peer, sa, len < sizeof(s->peer) ? len : sizeof(s->peer));
+	if (sa->sa_family == AF_INET6)
+		inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, s->ip, sizeof(s->ip));
+	else if (sa->sa_family == AF_INET)
+		inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, s->ip, sizeof(s->ip));
+	else
+		snprintf(s->ip, sizeof(s->ip), "local");
+	s->link.shutdown = imap_session_shutdown;
+	session_list_add(t, &s->link);
+	per_ip = addr_count_add(t->conn_per_ip, sa, 1, now_unix());
+	s->state = IMAP_S_NOT_AUTH;
+	s->trusted = cidr_list_match(&cfg->trusted_networks, sa);
+	{
+		struct imap_parse_opts o = { .literal_plus = true };
+		imap_parse_init(&s->parser, &o);
+	}
+	log_imap_connect(s);
+	session_init(&s->sess, &s->conn, t->base, fd, &imap_session_ops, s, s->id, s->ip);
+	s->sess.max_errors = cfg->max_errors;
+	session_set_timeouts(&s->sess, cfg->imap_timeout, cfg->imap_command_timeout);
+	if (svc == SERVICE_IMAPS) {
+		SSL *ssl = t->tls ? tls_ctx_new_ssl(t->tls) : NULL;
+		if (ssl == NULL || !conn_start_tls(&s->conn, ssl)) {
+			conn_log_tls_failed(&s->conn, ERR_get_error());
+			imap_close(s, false);
+			return;
+		}
+	}
+	if (t->nsessions > cfg->max_connections || !tern_fd_room(t, fd)) {
+		imap_bye_close(s, "Too many connections, try again later");
+		return;
+	}
+	if (per_ip > cfg->max_connections_per_ip) {
+		imap_bye_close(s, "Too many connections from your address, try again later");
+		return;
+	}
+	session_start(&s->sess);
+	evbuffer_add_printf(imap_out(s), "* OK [CAPABILITY ");
+	imap_capability_list(s, imap_out(s));
+	evbuffer_add_printf(imap_out(s), "] tern IMAP server ready\r\n");
+	conn_push(&s->conn);
+}
+
+/* ---- the command table and dispatch -------------------------------------------- */
+
+static const struct imap_command imap_commands[] = {
+	{ "CAPABILITY", imap_cmd_capability, IMAP_F_ANY },
+	{ "NOOP", imap_cmd_noop, IMAP_F_ANY },
+	{ "LOGOUT", imap_cmd_logout, IMAP_F_ANY },
+	{ "ID", imap_cmd_id, IMAP_F_ANY },
+	{ "STARTTLS", imap_cmd_starttls, IMAP_F_NOT_AUTH },
+	{ "LOGIN", imap_cmd_login, IMAP_F_NOT_AUTH | IMAP_F_NO_ERROR_COUNT },
+	{ "AUTHENTICATE", imap_cmd_authenticate, IMAP_F_NOT_AUTH | IMAP_F_NO_ERROR_COUNT },
+	{ "ENABLE", imap_cmd_enable, IMAP_F_LOGGED },
+	{ "NAMESPACE", imap_cmd_namespace, IMAP_F_LOGGED },
+	{ "SELECT", imap_cmd_select, IMAP_F_LOGGED },
+	{ "EXAMINE", imap_cmd_examine, IMAP_F_LOGGED },
+	{ "LIST", imap_cmd_list, IMAP_F_LOGGED },
+	{ "LSUB", imap_cmd_lsub, IMAP_F_LOGGED },
+	{ "STATUS", imap_cmd_status, IMAP_F_LOGGED },
+	{ "CREATE", imap_cmd_create, IMAP_F_LOGGED },
+	{ "DELETE", imap_cmd_delete, IMAP_F_LOGGED },
+	{ "RENAME", imap_cmd_rename, IMAP_F_LOGGED },
+	{ "SUBSCRIBE", imap_cmd_subscribe, IMAP_F_LOGGED },
+	{ "UNSUBSCRIBE", imap_cmd_unsubscribe, IMAP_F_LOGGED },
+	{ "APPEND", imap_cmd_append, IMAP_F_LOGGED },
+	{ "IDLE", imap_cmd_idle, IMAP_F_LOGGED },
+	{ "CHECK", imap_cmd_check, IMAP_F_SELECTED },
+	{ "CLOSE", imap_cmd_close, IMAP_F_SELECTED },
+	{ "UNSELECT", imap_cmd_unselect, IMAP_F_SELECTED },
+	{ "EXPUNGE", imap_cmd_expunge, IMAP_F_SELECTED | IMAP_F_UID },
+	{ "FETCH", imap_cmd_fetch, IMAP_F_SELECTED | IMAP_F_UID },
+	{ "STORE", imap_cmd_store, IMAP_F_SELECTED | IMAP_F_UID },
+	{ "COPY", imap_cmd_copy, IMAP_F_SELECTED | IMAP_F_UID },
+	{ "MOVE", imap_cmd_move, IMAP_F_SELECTED | IMAP_F_UID },
+	{ "SEARCH", imap_cmd_search, IMAP_F_SELECTED | IMAP_F_UID },
+};
+
+static const struct imap_command *imap_command_find(const char *name)
+{
+	for (size_t i = 0; i < ARRAY_LEN(imap_commands); i++)
+		if (strcasecmp(imap_commands[i].name, name) == 0)
+			return &imap_commands[i];
+	return NULL;
+}
+
+static unsigned imap_state_flag(const struct imap_session *s)
+{
+	switch (s->state) {
+	case IMAP_S_NOT_AUTH: return IMAP_F_NOT_AUTH;
+	case IMAP_S_AUTH: return IMAP_F_AUTH;
+	case IMAP_S_SELECTED: return IMAP_F_SELECTED;
+	default: return 0;
+	}
+}
+
+static void imap_dispatch(struct imap_session *s)
+{
+	static const struct imap_command unknown = { "unknown", NULL, 0 };
+	const struct imap_arg *args = s->parser.args;
+	const struct imap_command *c = imap_command_find(s->parser.name);
+	bool uid = false;
+
+	s->cur = &unknown;
+	s->cur_uid = false;
+	if (c == NULL && strcmp(s->parser.name, "UID") == 0) {
+		if (args == NULL || args->type != IMAP_ARG_ATOM || (c = imap_command_find(args->s)) == NULL ||
+		    !(c->flags & IMAP_F_UID)) {
+			imap_bad(s, "Unknown UID command");
+			return;
+		}
+		uid = true;
+		args = args->next;
+	}
+	if (c == NULL) {
+		imap_bad(s, "Unknown command");
+		return;
+	}
+	s->cur = c;
+	s->cur_uid = uid;
+	if (!(c->flags & imap_state_flag(s))) {
+		imap_bad(s, "%s not allowed %s", c->name,
+			 s->state == IMAP_S_NOT_AUTH ? "before login" : s->state == IMAP_S_AUTH ?
+			 "without a selected mailbox" : "after login");
+		return;
+	}
+	c->fn(s, args, uid);
+}
+
+/* ---- input: lines, literals --------------------------------------------------- */
+
+static void imap_parse_failed(struct imap_session *s)
+{
+	enum imap_parse_err e = s->parser.err;
+
+	s->cur = NULL;
+	if (s->parser.have_tag)
+		snprintf(s->tag, sizeof(s->tag), "%s", s->parser.tag);
+	else
+		s->tag[0] = '\0';
+	imap_append_abort(s);
+	if (e == IMAP_ERR_EMPTY)
+		imap_bad(s, "Empty command line");
+	else
+		imap_bad(s, "%s", imap_parse_strerror(e));
+	imap_parse_reset(&s->parser);
+}
+
+/* A literal announced at the end of a line: say go on (or not) and take it. */
+static void imap_literal(struct imap_session *s)
+{
+	const struct imap_literal_info *li = &s->parser.lit;
+
+	if (s->parser.have_tag)
+		snprintf(s->tag, sizeof(s->tag), "%s", s->parser.tag);
+	if (s->parser.have_name && strcmp(s->parser.name, "APPEND") == 0 && s->state != IMAP_S_NOT_AUTH) {
+		static const struct imap_command append = { "APPEND", NULL, 0 };
+		s->cur = &append;
+		if (!imap_append_begin(s, li->size, li->sync)) {
+			/* Answered before any octet (RFC 7889 TOOBIG); a
+			 * non-synchronizing one comes anyway: drop it. */
+			if (!li->sync && li->size > 0) {
+				s->lit_discard = true;
+				session_take_octets(&s->sess, li->size);
+			} else {
+				imap_parse_reset(&s->parser);
+			}
+			return;
+		}
+	} else if (!s->parser.lit_fits) {
+		s->cur = NULL;
+		imap_bad(s, "Literal too big");
+		if (!li->sync && li->size > 0) {
+			s->lit_discard = true;
+			session_take_octets(&s->sess, li->size);
+		} else {
+			imap_parse_reset(&s->parser);
+		}
+		return;
+	} else {
+		free(s->lit_buf);
+		s->lit_buf = xmalloc((size_t)li->size + 1);
+		s->lit_len = 0;
+	}
+	if (li->sync)
+		evbuffer_add_printf(imap_out(s), "+ Ready for literal data\r\n");
+	if (li->size == 0)
+		imap_octets_cb(s, "", 0, true);
+	else
+		session_take_octets(&s->sess, li->size);
+}
+
+static void imap_octets_cb(void *arg, const char *p, size_t len, bool last)
+{
+	struct imap_session *s = arg;
+	enum imap_parse_result r;
+
+	if (s->lit_discard) {
+		if (last) {
+			s->lit_discard = false;
+			/* The rest of the command line follows: dropped as a new,
+			 * broken command would be, so the parser starts afresh. */
+			imap_parse_reset(&s->parser);
+			s->tag[0] = '\0';
+		}
+		return;
+	}
+	if (s->append_fd >= 0 || s->append_discard) {
+		imap_append_octets(s, p, len);
+		if (!last)
+			return;
+		r = imap_parse_literal_streamed(&s->parser);
+	} else {
+		memcpy(s->lit_buf + s->lit_len, p, len);
+		s->lit_len += len;
+		if (!last)
+			return;
+		r = imap_parse_literal(&s->parser, s->lit_buf, s->lit_len);
+		free(s->lit_buf);
+		s->lit_buf = NULL;
+	}
+	if (r == IMAP_PARSE_ERROR)
+		imap_parse_failed(s);
+}
+
+static void imap_line_cb(void *arg, char *line, size_t len, bool bare_lf)
+{
+	struct imap_session *s = arg;
+	enum imap_parse_result r;
+
+	if (s->idling) {
+		s->idling = false;
+		if (len == 4 && strncasecmp(line, "DONE", 4) == 0)
+			imap_ok(s, "IDLE terminated");
+		else
+			imap_bad(s, "Expected DONE");
+		return;
+	}
+	if (s->sasl_pending) {
+		imap_auth_continue(s, line, len);
+		return;
+	}
+	if (s->lit_discard)
+		return;
+	r = imap_parse_line(&s->parser, line, len);
+	switch (r) {
+	case IMAP_PARSE_DONE:
+		snprintf(s->tag, sizeof(s->tag), "%s", s->parser.tag);
+		imap_dispatch(s);
+		imap_parse_reset(&s->parser);
+		if (s->utf8 != s->parser.opts.utf8 && !s->waiting)
+			imap_parser_setup(s);
+		break;
+	case IMAP_PARSE_LITERAL:
+		imap_literal(s);
+		break;
+	case IMAP_PARSE_ERROR:
+		imap_parse_failed(s);
+		break;
+	case IMAP_PARSE_NEED_LINE:
+		break;
+	}
+}
+
+/* ---- shared folders and inotify -------------------------------------------- */
+
+static void imap_inotify_cb(evutil_socket_t fd, short what, void *arg);
+
+struct imap_server *imap_server_new(struct tern *t)
+{
+	struct imap_server *is = xcalloc(1, sizeof(*is));
+	is->t = t;
+	is->ifd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+	if (is->ifd < 0) {
+		log_imap_inotify_error(errno);
+	} else {
+		is->iev = event_new(t->base, is->ifd, EV_READ | EV_PERSIST, imap_inotify_cb, is);
+		event_add(is->iev, NULL);
+	}
+	return is;
+}
+
+void imap_server_free(struct imap_server *is)
+{
+	if (is == NULL)
+		return;
+	while (is->shared) {
+		struct imap_shared *sh = is->shared;
+		is->shared = sh->next;
+		imap_folder_free(sh->f);
+		free(sh->path);
+		free(sh);
+	}
+	if (is->iev)
+		event_free(is->iev);
+	if (is->ifd >= 0)
+		close(is->ifd);
+	free(is);
+}
+
+static void imap_shared_notify(struct imap_shared *sh, const struct imap_session *except)
+{
+	for (struct imap_session *o = sh->sessions; o; o = o->sel_next) {
+		if (o == except || !o->idling || o->state != IMAP_S_SELECTED)
+			continue;
+		conn_ref(&o->conn);
+		conn_batch_begin(&o->conn);
+		imap_sync(o, true);
+		conn_batch_end(&o->conn);
+		conn_unref(&o->conn);
+	}
+}
+
+static void imap_inotify_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct imap_server *is = arg;
+	char buf[8192] __attribute__((aligned(__alignof__(struct inotify_event))));
+	ssize_t r;
+
+	while ((r = read(is->ifd, buf, sizeof(buf))) > 0) {
+		for (char *p = buf; p < buf + r;) {
+			const struct inotify_event *ev = (const struct inotify_event *)p;
+			for (struct imap_shared *sh = is->shared; sh; sh = sh->next)
+				if (ev->wd == sh->wd_new || ev->wd == sh->wd_cur)
+					sh->dirty = true;
+			p += sizeof(*ev) + ev->len;
+		}
+	}
+	for (struct imap_shared *sh = is->shared; sh; sh = sh->next)
+		if (sh->dirty)
+			imap_shared_notify(sh, NULL);
+}
+
+struct imap_folder *imap_folder(struct imap_session *s)
+{
+	struct imap_shared *sh = s->sel;
+	bool changed;
+
+	if (sh->dirty) {
+		sh->dirty = false;
+		if (!imap_folder_scan(sh->f, &changed))
+			imap_log_error(s, "scan", errno);
+	}
+	return sh->f;
+}
+
+void imap_changed(struct imap_session *s)
+{
+	if (s->sel)
+		imap_shared_notify(s->sel, s);
+}
+
+static void imap_view_reset(struct imap_session *s)
+{
+	struct imap_folder *f = s->sel->f;
+	s->nview = 0;
+	if (s->capview < f->n) {
+		s->capview = f->n + 64;
+		s->view = xrealloc(s->view, s->capview * sizeof(*s->view));
+	}
+	for (size_t i = 0; i < f->n; i++) {
+		s->view[i] = (struct imap_view_msg){ f->v[i].uid, f->v[i].flags, f->v[i].kw, false };
+	}
+	s->nview = f->n;
+}
+
+bool imap_select_open(struct imap_session *s, const char *path, bool readonly)
+{
+	struct imap_server *is = s->t->imap;
+	struct imap_shared *sh;
+
+	imap_select_close(s);
+	for (sh = is->shared; sh; sh = sh->next)
+		if (strcmp(sh->path, path) == 0)
+			break;
+	if (sh == NULL) {
+		struct imap_folder *f = imap_folder_open(path);
+		if (f == NULL)
+			return false;
+		sh = xcalloc(1, sizeof(*sh));
+		sh->path = xstrdup(path);
+		sh->f = f;
+		sh->wd_new = sh->wd_cur = -1;
+		if (is->ifd >= 0) {
+			char *n = xasprintf("%s/new", path), *c = xasprintf("%s/cur", path);
+			uint32_t mask = IN_CREATE | IN_MOVED_TO | IN_MOVED_FROM | IN_DELETE;
+			sh->wd_new = inotify_add_watch(is->ifd, n, mask);
+			sh->wd_cur = inotify_add_watch(is->ifd, c, mask);
+			free(n);
+			free(c);
+		}
+		sh->next = is->shared;
+		is->shared = sh;
+	}
+	sh->refs++;
+	s->sel = sh;
+	s->sel_next = sh->sessions;
+	sh->sessions = s;
+	s->readonly = readonly;
+	sh->dirty = true;   /* a fresh look at the directory for every SELECT */
+	imap_folder(s);
+	imap_view_reset(s);
+	return true;
+}
+
+void imap_select_close(struct imap_session *s)
+{
+	struct imap_server *is = s->t->imap;
+	struct imap_shared *sh = s->sel, **pp;
+
+	if (sh == NULL)
+		return;
+	for (struct imap_session **q = &sh->sessions; *q; q = &(*q)->sel_next)
+		if (*q == s) {
+			*q = s->sel_next;
+			break;
+		}
+	s->sel = NULL;
+	s->nview = 0;
+	s->idling = false;
+	if (--sh->refs > 0)
+		return;
+	imap_folder_save(sh->f);
+	for (pp = &is->shared; *pp; pp = &(*pp)->next)
+		if (*pp == sh) {
+			*pp = sh->next;
+			break;
+		}
+	if (is->ifd >= 0) {
+		if (sh->wd_new >= 0)
+			inotify_rm_watch(is->ifd, sh->wd_new);
+		if (sh->wd_cur >= 0 && sh->wd_cur != sh->wd_new)
+			inotify_rm_watch(is->ifd, sh->wd_cur);
+	}
+	imap_folder_free(sh->f);
+	free(sh->path);
+	free(sh);
+}
+
+long imap_view_index(struct imap_session *s, size_t i)
+{
+	if (s->view[i].gone)
+		return -1;
+	return imap_folder_find(s->sel->f, s->view[i].uid);
+}
+
+void imap_write_msg_flags(struct imap_session *s, struct evbuffer *b, unsigned flags, uint32_t kw)
+{
+	const char *kws[IMAP_FOLDER_KW_MAX];
+	size_t n = 0;
+	struct imap_folder *f = s->sel->f;
+	for (size_t k = 0; k < f->nkw; k++)
+		if (kw & (1u << k))
+			kws[n++] = f->kw[k];
+	imap_write_flags(b, flags, kws, n);
+}
+
+/* RFC 9051 7.4.1 and 5.5: what changed since the client last heard. */
+void imap_sync(struct imap_session *s, bool expunge)
+{
+	struct imap_folder *f;
+	size_t o = 0, n0;
+	uint32_t last;
+
+	if (s->sel == NULL)
+		return;
+	f = imap_folder(s);
+	for (size_t i = 0; i < s->nview; i++) {
+		struct imap_view_msg *v = &s->view[i];
+		long k = v->gone ? -1 : imap_folder_find(f, v->uid);
+		if (k < 0) {
+			v->gone = true;
+			if (expunge) {
+				imap_untagged(s, "%zu EXPUNGE", o + 1);
+				continue;
+			}
+		} else if (f->v[k].flags != v->flags || f->v[k].kw != v->kw) {
+			v->flags = f->v[k].flags;
+			v->kw = f->v[k].kw;
+			evbuffer_add_printf(imap_out(s), "* %zu FETCH (UID %" PRIu32 " FLAGS ", o + 1, v->uid);
+			imap_write_msg_flags(s, imap_out(s), v->flags, v->kw);
+			evbuffer_add(imap_out(s), ")\r\n", 3);
+		}
+		s->view[o++] = *v;
+	}
+	s->nview = o;
+	n0 = s->nview;
+	last = 0;
+	for (size_t i = s->nview; i > 0; i--)
+		if (s->view[i - 1].uid) {
+			last = s->view[i - 1].uid;
+			break;
+		}
+	for (size_t k = 0; k < f->n; k++) {
+		if (f->v[k].uid <= last)
+			continue;
+		if (s->nview == s->capview) {
+			s->capview = s->capview ? 2 * s->capview : 64;
+			s->view = xrealloc(s->view, s->capview * sizeof(*s->view));
+		}
+		s->view[s->nview++] = (struct imap_view_msg){ f->v[k].uid, f->v[k].flags, f->v[k].kw, false };
+	}
+	if (s->nview != n0)
+		imap_untagged(s, "%zu EXISTS", s->nview);
+}
+
+bool imap_seq_resolve(struct imap_session *s, const struct imap_arg *a, bool uid, size_t **idx, size_t *n)
+{
+	struct imap_seqset set;
+	uint32_t star;
+
+	*idx = NULL;
+	*n = 0;
+	if (a == NULL || a->type != IMAP_ARG_ATOM ||
+	    imap_seqset_parse(a->s, a->len, &s->parser.arena, &set) != IMAP_SEQ_OK || set.searchres) {
+		imap_bad(s, "Invalid sequence set");
+		return false;
+	}
+	if (s->nview == 0) {
+		if (!uid) {
+			imap_bad(s, "No messages");
+			return false;
+		}
+		return true;
+	}
+	star = uid ? s->view[s->nview - 1].uid : (uint32_t)s->nview;
+	if (!uid) {
+		/* RFC 9051 6.4.5: a number past the count is an error */
+		for (size_t i = 0; i < set.n; i++)
+			if (set.r[i].lo > s->nview || set.r[i].hi > s->nview) {
+				imap_bad(s, "Invalid message sequence number");
+				return false;
+			}
+	}
+	*idx = xmalloc(s->nview * sizeof(**idx));
+	for (size_t i = 0; i < s->nview; i++) {
+		uint32_t num = uid ? s->view[i].uid : (uint32_t)(i + 1);
+		bool in = imap_seqset_contains(&set, num, star);
+		/* RFC 9051 6.4.9: "UID n:*" includes the largest UID even
+		 * when n is above it. */
+		if (!in && uid && i == s->nview - 1)
+			for (size_t r = 0; r < set.n; r++)
+				if (set.r[r].lo == IMAP_SEQ_STAR || set.r[r].hi == IMAP_SEQ_STAR)
+					in = true;
+		if (in)
+			(*idx)[(*n)++] = i;
+	}
+	return true;
+}
+
+static const struct {
+	const char *name;
+	unsigned flag;
+} imap_system_flags[] = {
+	{ "\\Seen", IMAP_FLAG_SEEN }, { "\\Answered", IMAP_FLAG_ANSWERED }, { "\\Flagged", IMAP_FLAG_FLAGGED },
+	{ "\\Deleted", IMAP_FLAG_DELETED }, { "\\Draft", IMAP_FLAG_DRAFT }, { "\\Recent", IMAP_FLAG_RECENT },
+};
+
+bool imap_parse_flag_list(struct imap_session *s, const struct imap_arg *a, unsigned *flags, uint32_t *kw,
+			  bool add)
+{
+	const struct imap_arg *e = a;
+	bool list = a && a->type == IMAP_ARG_LIST;
+
+	*flags = 0;
+	*kw = 0;
+	if (list)
+		e = a->child;
+	for (; e; e = list ? e->next : NULL) {
+		bool found = false;
+		if (e->type != IMAP_ARG_ATOM)
+			return false;
+		for (size_t i = 0; i < ARRAY_LEN(imap_system_flags); i++)
+			if (strcasecmp(e->s, imap_system_flags[i].name) == 0) {
+				*flags |= imap_system_flags[i].flag;
+				found = true;
+			}
+		if (found)
+			continue;
+		if (e->s[0] == '\\' || !imap_keyword_valid(e->s, e->len))
+			return false;
+		if (s->sel) {
+			int k = imap_folder_keyword(s->sel->f, e->s, e->len, add);
+			if (k >= 0)
+				*kw |= 1u << k;
+		}
+		if (!list)
+			break;
+	}
+	*flags &= ~(unsigned)IMAP_FLAG_RECENT;
+	return true;
+}
+
+char *imap_mailbox_arg(struct imap_session *s, const struct imap_arg *a)
+{
+	const char *name;
+	size_t len;
+	char buf[IMAP_MAILBOX_MAX + 1];
+
+	if (a == NULL || !imap_arg_astring(a, &name, &len)) {
+		imap_bad(s, "Mailbox name expected");
+		return NULL;
+	}
+	if (imap_mailbox_is_inbox(name, len))
+		return xstrdup("INBOX");
+	if (s->utf8) {
+		/* UTF8=ACCEPT: names come as UTF-8, kept in modified UTF-7 */
+		size_t olen;
+		if (imap_utf8_to_utf7(name, len, buf, sizeof(buf), &olen) != IMAP_UTF7_OK) {
+			imap_no(s, "[CANNOT] Invalid mailbox name");
+			return NULL;
+		}
+		return xstrdup(buf);
+	}
+	if (len > IMAP_MAILBOX_MAX || !imap_utf7_valid(name, len)) {
+		imap_no(s, "[CANNOT] Invalid mailbox name");
+		return NULL;
+	}
+	return xstrndup(name, len);
+}
+
+struct imap_folder *imap_folder_at(struct imap_session *s, const char *dir, bool *own)
+{
+	*own = false;
+	for (struct imap_shared *sh = s->t->imap->shared; sh; sh = sh->next)
+		if (strcmp(sh->path, dir) == 0) {
+			bool changed;
+			if (sh->dirty) {
+				sh->dirty = false;
+				if (!imap_folder_scan(sh->f, &changed))
+					imap_log_error(s, "scan", errno);
+			}
+			return sh->f;
+		}
+	*own = true;
+	return imap_folder_open(dir);
+}
+
+void imap_folder_done(struct imap_session *s, struct imap_folder *f, bool own, bool changed)
+{
+	if (own) {
+		imap_folder_free(f);
+		return;
+	}
+	imap_folder_save(f);
+	if (!changed)
+		return;
+	for (struct imap_shared *sh = s->t->imap->shared; sh; sh = sh->next)
+		if (sh->f == f)
+			imap_shared_notify(sh, s);
+}

@@ -1,0 +1,694 @@
+/*
+ * imap_folder.c - see imap_folder.h.  The state file format, one record
+ * a line, ending in "end" so a torn file is never taken for a whole one:
+ *
+ *   tern-imap 1
+ *   uidvalidity 1733300000
+ *   uidnext 42
+ *   modseq 97
+ *   keyword $Forwarded            (one line per keyword, in bit order)
+ *   m UID MODSEQ KWBITS SIZE BASE
+ *   end
+ */
+#include "store/imap_folder.h"
+#include "core/fsutil.h"
+#include "core/util.h"
+#include "proto/imap_utf7.h"
+#include "proto/imap_write.h"
+#include "store/maildir.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/time.h>
+#include <time.h>
+#include <unistd.h>
+
+#define IMAP_STATE_LINE 4096
+
+/* ---- flags in names ------------------------------------------------------ */
+
+static const struct {
+	char c;
+	unsigned flag;
+} imap_letters[] = {   /* ASCII order: the Maildir spec wants them sorted */
+	{ 'D', IMAP_FLAG_DRAFT }, { 'F', IMAP_FLAG_FLAGGED }, { 'R', IMAP_FLAG_ANSWERED },
+	{ 'S', IMAP_FLAG_SEEN }, { 'T', IMAP_FLAG_DELETED },
+};
+
+unsigned imap_folder_flags_of(const char *name)
+{
+	const char *info = strstr(name, ":2,");
+	unsigned flags = 0;
+
+	if (info == NULL)
+		return 0;
+	for (const char *p = info + 3; *p; p++)
+		for (size_t i = 0; i < ARRAY_LEN(imap_letters); i++)
+			if (*p == imap_letters[i].c)
+				flags |= imap_letters[i].flag;
+	return flags;
+}
+
+size_t imap_folder_info(unsigned flags, char out[8])
+{
+	size_t o = 0;
+	for (size_t i = 0; i < ARRAY_LEN(imap_letters); i++)
+		if (flags & imap_letters[i].flag)
+			out[o++] = imap_letters[i].c;
+	out[o] = '\0';
+	return o;
+}
+
+static size_t imap_base_len(const char *name)
+{
+	const char *c = strstr(name, ":2,");
+	return c ? (size_t)(c - name) : strlen(name);
+}
+
+void imap_folder_unique(char *out, size_t cap, const char *host)
+{
+	static unsigned q;
+	struct timeval tv;
+	char h[128];
+	size_t o = 0;
+
+	gettimeofday(&tv, NULL);
+	/* '/' and ':' cannot be in a name (RFC-less Maildir rule). */
+	for (const char *p = host; *p && o < sizeof(h) - 5; p++) {
+		if (*p == '/' || *p == ':' || *p == ',') {
+			o += (size_t)snprintf(h + o, sizeof(h) - o, "\\%03o", (unsigned char)*p);
+			continue;
+		}
+		h[o++] = *p;
+	}
+	h[o] = '\0';
+	snprintf(out, cap, "%lld.M%ldP%dQ%u.%s", (long long)tv.tv_sec, (long)tv.tv_usec, (int)getpid(), ++q, h);
+}
+
+/* ---- the state file ------------------------------------------------------ */
+
+static void imap_msg_free(struct imap_msg *m)
+{
+	free(m->name);
+	m->name = NULL;
+}
+
+void imap_folder_free(struct imap_folder *f)
+{
+	if (f == NULL)
+		return;
+	for (size_t i = 0; i < f->n; i++)
+		imap_msg_free(&f->v[i]);
+	for (size_t i = 0; i < f->nkw; i++)
+		free(f->kw[i]);
+	free(f->v);
+	free(f->path);
+	free(f);
+}
+
+static struct imap_msg *imap_folder_push(struct imap_folder *f)
+{
+	if (f->n == f->cap) {
+		f->cap = f->cap ? 2 * f->cap : 64;
+		f->v = xrealloc(f->v, f->cap * sizeof(*f->v));
+	}
+	memset(&f->v[f->n], 0, sizeof(f->v[0]));
+	return &f->v[f->n++];
+}
+
+static void imap_folder_reset(struct imap_folder *f)
+{
+	for (size_t i = 0; i < f->n; i++)
+		imap_msg_free(&f->v[i]);
+	for (size_t i = 0; i < f->nkw; i++)
+		free(f->kw[i]);
+	f->n = f->nkw = 0;
+}
+
+/* Read the state file; false (and f empty) when it is missing or not whole. */
+static bool imap_folder_load(struct imap_folder *f)
+{
+	char *p = xasprintf("%s/%s", f->path, IMAP_FOLDER_STATE);
+	FILE *fp = fopen(p, "r");
+	char line[IMAP_STATE_LINE];
+	bool header = false, end = false;
+	uint32_t last = 0;
+
+	free(p);
+	if (fp == NULL)
+		return false;
+	while (fgets(line, sizeof(line), fp)) {
+		size_t len = strlen(line);
+		unsigned long long a, b, c, d;
+		int off = 0;
+
+		if (len == 0 || line[len - 1] != '\n')
+			break;
+		line[--len] = '\0';
+		if (!header) {
+			if (strcmp(line, "tern-imap 1") != 0)
+				break;
+			header = true;
+		} else if (sscanf(line, "uidvalidity %llu", &a) == 1 && a > 0 && a <= UINT32_MAX) {
+			f->uidvalidity = (uint32_t)a;
+		} else if (sscanf(line, "uidnext %llu", &a) == 1 && a > 0 && a <= UINT32_MAX) {
+			f->uidnext = (uint32_t)a;
+		} else if (sscanf(line, "modseq %llu", &a) == 1) {
+			f->modseq = a;
+		} else if (strncmp(line, "keyword ", 8) == 0 && f->nkw < IMAP_FOLDER_KW_MAX) {
+			f->kw[f->nkw++] = xstrdup(line + 8);
+		} else if (sscanf(line, "m %llu %llu %llu %llu %n", &a, &b, &c, &d, &off) == 4 && off > 0 &&
+			   a > last && a < UINT32_MAX && line[off] != '\0') {
+			struct imap_msg *m = imap_folder_push(f);
+			m->uid = (uint32_t)a;
+			m->modseq = b;
+			m->kw = (uint32_t)c;
+			m->size = d;
+			m->name = xstrdup(line + off);   /* the base until the scan finds the file */
+			m->base_len = strlen(m->name);
+			m->date = -1;
+			last = m->uid;
+		} else if (strcmp(line, "end") == 0) {
+			end = true;
+			break;
+		} else {
+			break;
+		}
+	}
+	fclose(fp);
+	if (!end || f->uidvalidity == 0 || f->uidnext <= last) {
+		imap_folder_reset(f);
+		return false;
+	}
+	return true;
+}
+
+bool imap_folder_save(struct imap_folder *f)
+{
+	char *tmp, *dst;
+	FILE *fp;
+	bool ok;
+	int fd;
+
+	if (!f->dirty)
+		return true;
+	tmp = xasprintf("%s/tmp/%s.%d", f->path, IMAP_FOLDER_STATE, (int)getpid());
+	dst = xasprintf("%s/%s", f->path, IMAP_FOLDER_STATE);
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	fp = fd >= 0 ? fdopen(fd, "w") : NULL;
+	if (fp == NULL) {
+		if (fd >= 0)
+			close(fd);
+		free(tmp);
+		free(dst);
+		return false;
+	}
+	fprintf(fp, "tern-imap 1\nuidvalidity %" PRIu32 "\nuidnext %" PRIu32 "\nmodseq %" PRIu64 "\n",
+		f->uidvalidity, f->uidnext, f->modseq);
+	for (size_t i = 0; i < f->nkw; i++)
+		fprintf(fp, "keyword %s\n", f->kw[i]);
+	for (size_t i = 0; i < f->n; i++) {
+		const struct imap_msg *m = &f->v[i];
+		fprintf(fp, "m %" PRIu32 " %" PRIu64 " %" PRIu32 " %" PRIu64 " %.*s\n", m->uid, m->modseq, m->kw,
+			m->size, (int)m->base_len, m->name);
+	}
+	fputs("end\n", fp);
+	/* Data before the name: a crash after the rename must find the whole
+	 * file (the "end" line tells a torn one), and the directory sync
+	 * makes the rename itself survive. */
+	ok = fflush(fp) == 0 && fsync(fileno(fp)) == 0;
+	ok = fclose(fp) == 0 && ok;
+	ok = ok && rename(tmp, dst) == 0 && dir_sync(f->path);
+	if (!ok)
+		unlink(tmp);
+	else
+		f->dirty = false;
+	free(tmp);
+	free(dst);
+	return ok;
+}
+
+/* ---- the scan -------------------------------------------------------------- */
+
+static int imap_name_cmp(const void *a, const void *b)
+{
+	const char *x = *(const char *const *)a, *y = *(const char *const *)b;
+	/* Arrival order: the seconds, then the rest. */
+	long long sx = atoll(x), sy = atoll(y);
+	if (sx != sy)
+		return sx < sy ? -1 : 1;
+	/* "SECONDS.M<usec>...": microseconds are not zero-padded */
+	const char *mx = strchr(x, '.'), *my = strchr(y, '.');
+	if (mx && my && mx[1] == 'M' && my[1] == 'M') {
+		long long ux = atoll(mx + 2), uy = atoll(my + 2);
+		if (ux != uy)
+			return ux < uy ? -1 : 1;
+	}
+	return strcmp(x, y);
+}
+
+/* Names in dir (no dot files). */
+static char **imap_list_dir(const char *dir, size_t *n)
+{
+	DIR *d = opendir(dir);
+	struct dirent *de;
+	char **v = NULL;
+	size_t cap = 0;
+
+	*n = 0;
+	if (d == NULL)
+		return NULL;
+	while ((de = readdir(d)) != NULL) {
+		if (de->d_name[0] == '.' || (de->d_type != DT_REG && de->d_type != DT_UNKNOWN))
+			continue;
+		if (*n == cap) {
+			cap = cap ? 2 * cap : 64;
+			v = xrealloc(v, cap * sizeof(*v));
+		}
+		v[(*n)++] = xstrdup(de->d_name);
+	}
+	closedir(d);
+	return v;
+}
+
+static void imap_free_names(char **v, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		free(v[i]);
+	free(v);
+}
+
+/* The CRLF size of a file: ",W=" in the name, else read it. */
+static uint64_t imap_file_size(const char *path, const char *name)
+{
+	const char *w = strstr(name, ",W=");
+	uint64_t size = 0;
+	char buf[65536];
+	char prev = 0;
+	ssize_t r;
+	int fd;
+
+	if (w) {
+		size_t len = 0;
+		while (w[3 + len] >= '0' && w[3 + len] <= '9')
+			len++;
+		if (parse_u64(w + 3, len, 0, UINT64_MAX / 2, &size))
+			return size;
+	}
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
+		return 0;
+	while ((r = read(fd, buf, sizeof(buf))) > 0) {
+		for (ssize_t i = 0; i < r; i++) {
+			if (buf[i] == '\n' && prev != '\r')
+				size++;
+			prev = buf[i];
+		}
+		size += (uint64_t)r;
+	}
+	close(fd);
+	return size;
+}
+
+static int imap_base_cmp(const char *a, size_t alen, const char *b, size_t blen)
+{
+	int c = memcmp(a, b, alen < blen ? alen : blen);
+	return c ? c : (alen < blen ? -1 : alen > blen);
+}
+
+struct imap_base_ref {
+	const char *base;
+	size_t len;
+	size_t index;
+};
+
+static int imap_ref_cmp(const void *a, const void *b)
+{
+	const struct imap_base_ref *x = a, *y = b;
+	return imap_base_cmp(x->base, x->len, y->base, y->len);
+}
+
+/* new/ -> cur/ with an empty info, as an IMAP reader takes mail in. */
+static void imap_take_new(struct imap_folder *f)
+{
+	char *dir = xasprintf("%s/new", f->path);
+	size_t n;
+	char **v = imap_list_dir(dir, &n);
+	bool moved = false;
+
+	for (size_t i = 0; i < n; i++) {
+		char *from = xasprintf("%s/%s", dir, v[i]);
+		char *to = xasprintf("%s/cur/%.*s:2,", f->path, (int)imap_base_len(v[i]), v[i]);
+		if (rename(from, to) == 0)
+			moved = true;
+		free(from);
+		free(to);
+	}
+	if (moved) {
+		char *cur = xasprintf("%s/cur", f->path);
+		dir_sync(cur);
+		dir_sync(dir);
+		free(cur);
+	}
+	imap_free_names(v, n);
+	free(dir);
+}
+
+static void imap_msg_stat(struct imap_folder *f, struct imap_msg *m)
+{
+	char *p = imap_folder_msg_path(f, (size_t)(m - f->v));
+	struct stat st;
+	if (stat(p, &st) == 0)
+		m->date = (int64_t)st.st_mtime;
+	if (m->size == 0)
+		m->size = imap_file_size(p, m->name);
+	free(p);
+}
+
+bool imap_folder_scan(struct imap_folder *f, bool *changed)
+{
+	char *cur = xasprintf("%s/cur", f->path);
+	size_t n, nref = f->n;
+	char **v;
+	struct imap_base_ref *refs;
+	size_t o = 0;
+
+	*changed = false;
+	imap_take_new(f);
+	v = imap_list_dir(cur, &n);
+	free(cur);
+	refs = xcalloc(nref + 1, sizeof(*refs));
+	for (size_t i = 0; i < nref; i++) {
+		refs[i].base = f->v[i].name;
+		refs[i].len = f->v[i].base_len;
+		refs[i].index = i;
+		f->v[i].mark = false;
+	}
+	qsort(refs, nref, sizeof(*refs), imap_ref_cmp);
+	if (n > 1)
+		qsort(v, n, sizeof(*v), imap_name_cmp);
+	char **fresh = xcalloc(n + 1, sizeof(*fresh));
+	size_t nfresh = 0;
+	for (size_t i = 0; i < n; i++) {
+		struct imap_base_ref key = { v[i], imap_base_len(v[i]), 0 };
+		struct imap_base_ref *r = bsearch(&key, refs, nref, sizeof(*refs), imap_ref_cmp);
+		if (r == NULL) {
+			fresh[nfresh++] = v[i];
+			v[i] = NULL;
+			continue;
+		}
+		struct imap_msg *m = &f->v[r->index];
+		if (m->mark)
+			continue;   /* the same base twice: the first counts */
+		m->mark = true;
+		bool first = m->date < 0;   /* loaded from the state file: not yet seen */
+		if (strcmp(m->name, v[i]) != 0) {
+			unsigned fl = imap_folder_flags_of(v[i]);
+			if (!first && fl != m->flags) {
+				/* another program changed the flags */
+				m->modseq = ++f->modseq;
+				f->dirty = true;
+				*changed = true;
+			}
+			m->flags = fl;
+			free(m->name);
+			m->name = v[i];
+			r->base = m->name;   /* the same base: the sort order holds */
+			v[i] = NULL;
+		}
+		if (first) {
+			m->flags = imap_folder_flags_of(m->name);
+			imap_msg_stat(f, m);
+		}
+	}
+	/* Gone files drop out; UIDs stay ascending. */
+	for (size_t i = 0; i < f->n; i++) {
+		if (!f->v[i].mark) {
+			imap_msg_free(&f->v[i]);
+			*changed = true;
+			f->dirty = true;
+			continue;
+		}
+		f->v[o++] = f->v[i];
+	}
+	f->n = o;
+	for (size_t i = 0; i < nfresh; i++) {
+		struct imap_msg *m = imap_folder_push(f);
+		m->uid = f->uidnext++;
+		m->name = fresh[i];
+		m->base_len = imap_base_len(m->name);
+		m->flags = imap_folder_flags_of(m->name);
+		m->modseq = ++f->modseq;
+		m->date = -1;
+		imap_msg_stat(f, m);
+		*changed = true;
+		f->dirty = true;
+	}
+	free(fresh);
+	free(refs);
+	imap_free_names(v, n);
+	return imap_folder_save(f);
+}
+
+struct imap_folder *imap_folder_open(const char *path)
+{
+	struct imap_folder *f;
+	bool changed;
+
+	if (!maildir_create(path))
+		return NULL;
+	f = xcalloc(1, sizeof(*f));
+	f->path = xstrdup(path);
+	if (!imap_folder_load(f)) {
+		/* A new UIDVALIDITY: the old UIDs (if any) are not known, so
+		 * clients must forget theirs (RFC 9051 2.3.1.1). */
+		f->uidvalidity = (uint32_t)now_unix();
+		f->uidnext = 1;
+		f->modseq = 1;
+		f->dirty = true;
+	}
+	if (!imap_folder_scan(f, &changed)) {
+		int e = errno;
+		imap_folder_free(f);
+		errno = e;
+		return NULL;
+	}
+	return f;
+}
+
+/* ---- messages -------------------------------------------------------------- */
+
+long imap_folder_find(const struct imap_folder *f, uint32_t uid)
+{
+	size_t lo = 0, hi = f->n;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (f->v[mid].uid == uid)
+			return (long)mid;
+		if (f->v[mid].uid < uid)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return -1;
+}
+
+int imap_folder_keyword(struct imap_folder *f, const char *kw, size_t len, bool add)
+{
+	for (size_t i = 0; i < f->nkw; i++)
+		if (strlen(f->kw[i]) == len && ascii_ieq(f->kw[i], kw, len))
+			return (int)i;
+	if (!add || f->nkw == IMAP_FOLDER_KW_MAX)
+		return -1;
+	f->kw[f->nkw] = xstrndup(kw, len);
+	f->dirty = true;
+	return (int)f->nkw++;
+}
+
+char *imap_folder_msg_path(const struct imap_folder *f, size_t i)
+{
+	return xasprintf("%s/cur/%s", f->path, f->v[i].name);
+}
+
+int imap_folder_open_msg(const struct imap_folder *f, size_t i)
+{
+	char *p = imap_folder_msg_path(f, i);
+	int fd = open(p, O_RDONLY | O_CLOEXEC);
+	free(p);
+	return fd;
+}
+
+/* base + ":2," + DFRST letters, and whatever other letters (Dovecot's
+ * keyword letters a-z) the old info had. */
+static char *imap_name_with(const struct imap_msg *m, unsigned flags)
+{
+	char info[8], extra[64];
+	const char *old = strstr(m->name, ":2,");
+	size_t e = 0;
+
+	imap_folder_info(flags, info);
+	if (old)
+		for (const char *p = old + 3; *p && e < sizeof(extra) - 1; p++)
+			if (*p >= 'a' && *p <= 'z')
+				extra[e++] = *p;
+	extra[e] = '\0';
+	/* Sorted: the upper-case letters sort before the lower-case ones. */
+	return xasprintf("%.*s:2,%s%s", (int)m->base_len, m->name, info, extra);
+}
+
+bool imap_folder_set_flags(struct imap_folder *f, size_t i, unsigned flags, uint32_t kw)
+{
+	struct imap_msg *m = &f->v[i];
+
+	flags &= ~(unsigned)IMAP_FLAG_RECENT;
+	if (flags == m->flags && kw == m->kw)
+		return true;
+	if (flags != m->flags) {
+		char *to = imap_name_with(m, flags);
+		char *a = xasprintf("%s/cur/%s", f->path, m->name);
+		char *b = xasprintf("%s/cur/%s", f->path, to);
+		int r = rename(a, b);
+		int e = errno;
+		free(a);
+		free(b);
+		if (r != 0) {
+			free(to);
+			errno = e;
+			return false;
+		}
+		free(m->name);
+		m->name = to;
+		m->flags = flags;
+	}
+	m->kw = kw;
+	m->modseq = ++f->modseq;
+	f->dirty = true;
+	return true;
+}
+
+bool imap_folder_expunge(struct imap_folder *f, size_t i)
+{
+	char *p = imap_folder_msg_path(f, i);
+	int r = unlink(p);
+	free(p);
+	if (r != 0 && errno != ENOENT)
+		return false;
+	imap_msg_free(&f->v[i]);
+	memmove(&f->v[i], &f->v[i + 1], (f->n - i - 1) * sizeof(f->v[0]));
+	f->n--;
+	f->modseq++;
+	f->dirty = true;
+	return true;
+}
+
+bool imap_folder_add(struct imap_folder *f, const char *tmp_name, unsigned flags, uint32_t kw,
+		     int64_t date, uint64_t size, uint32_t *uid)
+{
+	char info[8];
+	char *from = xasprintf("%s/tmp/%s", f->path, tmp_name);
+	char *name, *to;
+	struct imap_msg *m;
+	int r, e;
+
+	imap_folder_info(flags & ~(unsigned)IMAP_FLAG_RECENT, info);
+	name = xasprintf("%s:2,%s", tmp_name, info);
+	to = xasprintf("%s/cur/%s", f->path, name);
+	if (date >= 0) {
+		struct timespec ts[2] = { { .tv_sec = (time_t)date }, { .tv_sec = (time_t)date } };
+		utimensat(AT_FDCWD, from, ts, 0);
+	}
+	r = rename(from, to);
+	e = errno;
+	free(from);
+	if (r != 0) {
+		free(to);
+		free(name);
+		errno = e;
+		return false;
+	}
+	char *cur = xasprintf("%s/cur", f->path);
+	dir_sync(cur);
+	free(cur);
+	free(to);
+	m = imap_folder_push(f);
+	m->uid = f->uidnext++;
+	m->name = name;
+	m->base_len = strlen(tmp_name);
+	m->flags = flags & ~(unsigned)IMAP_FLAG_RECENT;
+	m->kw = kw;
+	m->modseq = ++f->modseq;
+	m->size = size;
+	m->date = date;
+	if (date < 0)
+		imap_msg_stat(f, m);
+	*uid = m->uid;
+	f->dirty = true;
+	return imap_folder_save(f);
+}
+
+/* Copy fd's octets into a new file at path (fsync'd). */
+static bool imap_copy_file(const char *from, const char *to)
+{
+	char buf[65536];
+	ssize_t r;
+	int in = open(from, O_RDONLY | O_CLOEXEC), out;
+	bool ok = true;
+
+	if (in < 0)
+		return false;
+	out = open(to, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (out < 0) {
+		close(in);
+		return false;
+	}
+	while (ok && (r = read(in, buf, sizeof(buf))) != 0) {
+		if (r < 0) {
+			ok = errno == EINTR;
+			continue;
+		}
+		ok = write_all(out, buf, (size_t)r);
+	}
+	ok = ok && fsync(out) == 0;
+	close(in);
+	ok = close(out) == 0 && ok;
+	if (!ok)
+		unlink(to);
+	return ok;
+}
+
+bool imap_folder_copy(struct imap_folder *src, size_t i, struct imap_folder *dst, uint32_t *uid)
+{
+	const struct imap_msg *m = &src->v[i];
+	char host[64], uniq[256];
+	char *from = imap_folder_msg_path(src, i), *to;
+	uint32_t kw = 0;
+	bool ok;
+
+	if (gethostname(host, sizeof(host)) != 0)
+		snprintf(host, sizeof(host), "localhost");
+	host[sizeof(host) - 1] = '\0';
+	imap_folder_unique(uniq, sizeof(uniq) - 40, host);
+	/* Keep ,S= and ,W= so nobody has to read the copy to size it. */
+	size_t ul = strlen(uniq);
+	snprintf(uniq + ul, sizeof(uniq) - ul, ",W=%" PRIu64, m->size);
+	to = xasprintf("%s/tmp/%s", dst->path, uniq);
+	/* A hard link shares the data (a Maildir file never changes once
+	 * written); across file systems it is a copy. */
+	ok = link(from, to) == 0 || imap_copy_file(from, to);
+	free(from);
+	free(to);
+	if (!ok)
+		return false;
+	for (size_t k = 0; k < src->nkw; k++)
+		if (m->kw & (1u << k)) {
+			int j = imap_folder_keyword(dst, src->kw[k], strlen(src->kw[k]), true);
+			if (j >= 0)
+				kw |= 1u << j;
+		}
+	return imap_folder_add(dst, uniq, m->flags, kw, m->date, m->size, uid);
+}

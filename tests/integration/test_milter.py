@@ -1,0 +1,350 @@
+"""The milter client against a scripted filter (miltersim.py): the exact
+command sequence and macros, every reply at every step, the header fields
+a filter adds, quarantine, two filters in order, the protocol steps a
+filter skips, and every way a filter can fail with each default_action."""
+import os
+import re
+import smtplib
+
+import pytest
+
+from authutil import Dialog, b64
+from conftest import free_port, recv_reply
+import miltersim as ms
+
+USERS = {f"{u}@example.test": f"{u}pw" for u in ("alice", "bob", "carol")}
+MSG = b"Subject: hello\r\nFrom: alice@example.test\r\n\r\nbody line\r\n"
+
+
+@pytest.fixture
+def sim():
+    s = ms.MilterSim()
+    yield s
+    s.stop()
+
+
+def milter_tern(make_tern, servers, action="tempfail", timeout="30s", **cfg):
+    config = {"milter": {"servers": ", ".join(servers), "default_action": action, "timeout": timeout}}
+    for k, v in cfg.items():
+        config.setdefault(k, {}).update(v)
+    return make_tern(config=config, users=USERS)
+
+
+def send(t, body=MSG, rcpts=("bob@example.test",)):
+    """The reply to the end of DATA: (code, text)."""
+    with t.smtp() as c:
+        c.ehlo()
+        assert c.mail("alice@example.test")[0] == 250
+        for r in rcpts:
+            assert c.rcpt(r)[0] == 250
+        try:
+            return c.data(body)
+        except smtplib.SMTPDataError as e:
+            return e.smtp_code, e.smtp_error
+
+
+def queue_id(text):
+    return re.search(rb"queued as (\S+)", text).group(1).decode()
+
+
+def test_sequence_and_macros(make_tern, sim):
+    t = milter_tern(make_tern, [sim.spec])
+    code, text = send(t, rcpts=("bob@example.test", "carol@example.test"))
+    assert code == 250, text
+    qid = queue_id(text)
+    (s,) = sim.wait_sessions(1)
+    assert s.commands == ["O", "C", "H", "M", "R", "R", "T"] + ["L"] * len(s.headers()) + ["N", "B", "E", "Q"]
+    version, actions, protocol = __import__("struct").unpack(">III", s.data("O")[0])
+    assert version == 6 and actions & ms.ADDHDRS and protocol & ms.NR_HDR
+    c = s.macros["C"]
+    assert c["j"] == "mx.test" and c["{daemon_name}"] == "smtp" and c["{client_addr}"] == "127.0.0.1"
+    assert int(c["{client_port}"]) > 0 and c["{client_name}"] == "unknown"
+    conn = s.data("C")[0]
+    assert conn.startswith(b"[127.0.0.1]\0" + b"4") and conn.endswith(b"127.0.0.1\0")
+    assert ms.strings(s.data("H")[0]) == ["client.test"]
+    assert s.macros["M"]["{mail_addr}"] == "alice@example.test"
+    assert "{auth_authen}" not in s.macros["M"]
+    assert ms.strings(s.data("M")[0]) == ["<alice@example.test>"]
+    assert [ms.strings(d) for d in s.data("R")] == [["<bob@example.test>"], ["<carol@example.test>"]]
+    assert s.macros["R"]["{rcpt_addr}"] == "carol@example.test"
+    assert s.macros["E"]["i"] == qid and s.macros["T"]["i"] == qid
+    hdrs = s.headers()
+    assert hdrs[0][0] == "Received" and "\n\t" in hdrs[0][1]
+    assert ("Subject", "hello") in hdrs and ("From", "alice@example.test") in hdrs
+    assert s.body() == b"body line\r\n"
+    t.wait_messages("bob@example.test", 1)
+    t.wait_messages("carol@example.test", 1)
+
+
+REPLIES = {
+    "reject": (ms.REJECT, 550, b"5.7.1"),
+    "tempfail": (ms.TEMPFAIL, 451, b"4.7.1"),
+    "replycode": (ms.replycode("554 5.7.0 Go away, spammer"), 554, b"5.7.0 Go away, spammer"),
+    "discard": (ms.DISCARD, 250, b"queued as"),
+    "accept": (ms.ACCEPT, 250, b"queued as"),
+}
+
+
+def test_every_reply_at_every_step(make_tern, sim):
+    """Each reply at each command that has one: the client gets the
+    filter's verdict; only accept delivers, discard answers 250 and drops
+    the message.  (Commands go out without waiting for each reply, so a
+    filter may see more of the message after an early verdict.)"""
+    t = milter_tern(make_tern, [sim.spec])
+    delivered = 0
+    n = 0
+    for step in "CHMRTLNBE":
+        for name, (reply, want, text) in REPLIES.items():
+            sim.script = {step: [reply]}
+            code, msg = send(t)
+            n += 1
+            assert (code, step, name) == (want, step, name), msg
+            assert text in msg, (step, name, msg)
+            assert step in sim.wait_sessions(n)[-1].commands
+            if name == "accept":
+                delivered += 1
+                t.wait_messages("bob@example.test", delivered)
+            if name == "discard":
+                t.wait_log(f"event=discarded session=", n=sum(1 for _ in range("CHMRTLNBE".index(step) + 1)))
+    sim.script = {}
+    assert send(t)[0] == 250
+    t.wait_messages("bob@example.test", delivered + 1)
+    assert len(t.messages("bob@example.test")) == delivered + 1   # none refused or discarded arrived
+    assert "event=milter_verdict" in t.log() and "verdict=replycode" in t.log()
+
+
+def test_long_field_not_shown(make_tern, sim):
+    """A header field over 64 KiB (folded lines) is kept in the message
+    but not shown to the filters, and that is logged; the fields after it
+    are shown."""
+    t = milter_tern(make_tern, [sim.spec])
+    long_field = b"X-Long: a" + b"\r\n\t" + b"\r\n\t".join([b"b" * 900] * 80)
+    body = b"Subject: s\r\n" + long_field + b"\r\nX-After: 1\r\n\r\nbody\r\n"
+    assert send(t, body=body)[0] == 250
+    (m,) = t.wait_messages("bob@example.test", 1)
+    assert m.count(b"b" * 900) == 80
+    names = [h[0] for h in sim.wait_sessions(1)[0].headers()]
+    assert "X-Long" not in names and "X-After" in names and "Subject" in names
+    assert 'event=milter_field_skipped' in t.log() and 'field="X-Long"' in t.log()
+
+
+def test_replycode_checked(make_tern, sim):
+    """A reply text a client must not be given is the filter's failure."""
+    t = milter_tern(make_tern, [sim.spec], action="reject")
+    for bad in ("250 2.0.0 fine", "550 4.7.1 mixed", "550 a\r\nb", "55"):
+        sim.script = {"E": [ms.replycode(bad)]}
+        code, msg = send(t)
+        assert code == 550 and b"5.7.1" in msg, (bad, msg)
+    assert t.log().count("reason=bad_replycode") == 4
+    sim.script = {"E": [ms.replycode("421")]}
+    code, msg = send(t)
+    assert code == 421 and b"4.7.1" in msg
+    # libmilter's multi-line reply (smfi_setmlreply) goes out as it is
+    sim.script = {"E": [ms.replycode("550-5.7.1 line one\r\n550 5.7.1 line two")]}
+    code, msg = send(t)
+    assert (code, msg) == (550, b"5.7.1 line one\n5.7.1 line two")
+
+
+def test_added_fields_and_quarantine(make_tern, sim):
+    t = milter_tern(make_tern, [sim.spec])
+    sim.script = {"E": [ms.PROGRESS, ms.add_header("X-Spam", "No, score=0.1"),
+                        ms.ins_header(1, "X-Filtered", "by\n\tsim"), ms.CONTINUE]}
+    code, _ = send(t)
+    assert code == 250
+    (m,) = t.wait_messages("bob@example.test", 1)
+    head = m.split(b"\n\n")[0]
+    assert b"\nX-Spam: No, score=0.1\n" in head and b"\nX-Filtered: by\n\tsim\n" in head
+    assert b"Subject: hello" in head
+    assert "event=milter_header" in t.log()
+
+    sim.script = {"E": [ms.quarantine("looks odd"), ms.add_header("X-Q", "1"), ms.ACCEPT]}
+    code, text = send(t)
+    assert code == 250
+    qid = queue_id(text)
+    t.wait_log("event=milter_quarantine")
+    show = t.cli("queue", "show", qid).stdout
+    assert "held: yes" in show, show
+    assert len(t.messages("bob@example.test")) == 1
+    assert t.cli("queue", "release", qid).returncode == 0
+    (_, m2) = t.wait_messages("bob@example.test", 2)
+    assert b"X-Q: 1" in m2
+
+
+def test_deleted_recipients(make_tern):
+    """DELRCPT: the recipient gets no copy and no notice; the others do.
+    All-local mail is in the mailboxes before the 250, so the counts hold
+    at once."""
+    sim = ms.MilterSim(actions=ms.ADDHDRS | ms.DELRCPT)
+    try:
+        t = milter_tern(make_tern, [sim.spec])
+        sim.script = {"E": [ms.del_rcpt("<bob@example.test>"), ms.CONTINUE]}
+        code, text = send(t, rcpts=("bob@example.test", "carol@example.test"))
+        assert code == 250, text
+        t.wait_messages("carol@example.test", 1)
+        assert t.messages("bob@example.test") == []
+        assert "event=milter_delrcpt" in t.log() and "to=\"bob@example.test\"" in t.log()
+        # every recipient removed: 250, nothing delivered, no notice to the sender
+        sim.script = {"E": [ms.del_rcpt("BOB@example.test"), ms.del_rcpt("carol@example.test"), ms.ACCEPT]}
+        code, text = send(t, rcpts=("bob@example.test", "carol@example.test"))
+        assert code == 250, text
+        assert t.messages("bob@example.test") == [] and len(t.messages("carol@example.test")) == 1
+        assert t.messages("alice@example.test") == []
+        # a third, left alone, arrives; nothing of the first two stays queued
+        sim.script = {}
+        assert send(t)[0] == 250
+        t.wait_messages("bob@example.test", 1)
+        assert t.cli("queue", "list").stdout == ""
+    finally:
+        sim.stop()
+
+
+def test_unoffered_modification_is_a_failure(make_tern, sim):
+    """CHGHEADER is not offered: a filter that sends it misbehaves."""
+    t = milter_tern(make_tern, [sim.spec], action="tempfail")
+    sim.script = {"E": [ms.chg_header(1, "Subject", "x"), ms.CONTINUE]}
+    code, msg = send(t)
+    assert code == 451
+    t.wait_log("reason=garbage")
+    sim.script = {"B": [ms.add_header("X-Early", "1")]}   # only at end of message
+    code, msg = send(t)
+    assert code == 451
+    t.wait_log("reason=bad_header")
+
+
+def test_two_filters_in_order(make_tern):
+    a, b = ms.MilterSim(), ms.MilterSim()
+    try:
+        t = milter_tern(make_tern, [a.spec, b.spec])
+        a.script = {"E": [ms.add_header("X-A", "1"), ms.CONTINUE]}
+        b.script = {"E": [ms.add_header("X-B", "2"), ms.CONTINUE]}
+        assert send(t)[0] == 250
+        (m,) = t.wait_messages("bob@example.test", 1)
+        assert b"X-A: 1\n" in m and b"X-B: 2\n" in m
+        assert "E" in a.wait_sessions(1)[0].commands and "E" in b.wait_sessions(1)[0].commands
+
+        # the first refuses: the second is not asked at the end
+        a.script = {"E": [ms.add_header("X-A", "1"), ms.REJECT]}
+        code, _ = send(t)
+        assert code == 550
+        assert "E" not in b.wait_sessions(2)[1].commands
+
+        # the first accepts, the second refuses
+        a.script = {"E": [ms.ACCEPT]}
+        b.script = {"E": [ms.TEMPFAIL]}
+        code, _ = send(t)
+        assert code == 451
+        assert "E" in a.wait_sessions(3)[2].commands
+        assert len(t.messages("bob@example.test")) == 1
+    finally:
+        a.stop()
+        b.stop()
+
+
+def test_skipped_steps_and_skip(make_tern):
+    """Steps the filter asks to skip are not sent; those it wants no reply
+    to are not waited for; SKIP ends the body it is sent."""
+    s1 = ms.MilterSim(protocol=ms.NOHELO | ms.NOHDRS | ms.NR_RCPT | ms.NR_BODY | ms.SKIP)
+    s2 = ms.MilterSim(protocol=ms.NOCONNECT | ms.NOMAIL | ms.NORCPT | ms.NODATA | ms.NOEOH | ms.NOBODY)
+    s3 = ms.MilterSim(protocol=ms.SKIP | ms.HDR_LEADSPC)
+    try:
+        t = milter_tern(make_tern, [s1.spec, s2.spec, s3.spec])
+        s3.script = {"B": [ms.SKIP_R], "E": [ms.add_header("X-Lead", "  spaced"), ms.CONTINUE]}
+        body = b"Subject: big\r\n\r\n" + (b"x" * 998 + b"\r\n") * 200
+        assert send(t, body=body)[0] == 250
+        c1 = s1.wait_sessions(1)[0].commands
+        assert "H" not in c1 and "L" not in c1 and c1.count("B") == 4 and c1[-2:] == ["E", "Q"]
+        assert s2.wait_sessions(1)[0].commands == ["O", "H", "L", "L", "E", "Q"]
+        s3s = s3.wait_sessions(1)[0]
+        # SKIP stops what is still to be sent; the chunks sent before it
+        # came may be all of them: at most, never more
+        assert s3s.commands.count("B") <= 4 and ("Subject", " big") in s3s.headers()
+        (m,) = t.wait_messages("bob@example.test", 1)
+        assert b"\nX-Lead:  spaced\n" in m and m.count(b"x" * 998) == 200
+        assert max(len(d) for d in s1.sessions[0].data("B")) <= 65535
+        assert s1.sessions[0].body() == body.split(b"\r\n\r\n", 1)[1]
+    finally:
+        s1.stop()
+        s2.stop()
+        s3.stop()
+
+
+FAILURES = ["unreachable", "close_at_body", "stall", "garbage", "close_at_optneg"]
+
+
+@pytest.mark.parametrize("action,want", [("tempfail", 451), ("reject", 550), ("accept", 250)])
+def test_failures_get_default_action(make_tern, sim, action, want):
+    dead = f"inet:127.0.0.1:{free_port()}"
+    t = milter_tern(make_tern, [sim.spec, dead], action=action, timeout="1s")
+    # the unreachable one first: on its own
+    code, msg = send(t)
+    assert code == want, msg
+    t.wait_log("reason=unreachable")
+    t.sections["milter"]["servers"] = sim.spec
+    t.write_config()
+    t.restart()
+    delivered = 1 if want == 250 else 0
+    for fail in (("B", "close"), ("B", "stall"), ("E", "garbage"), ("O", "close"), ("E", "stall")):
+        sim.fail = fail
+        code, msg = send(t)
+        assert code == want, (fail, msg)
+        if want == 250:
+            delivered += 1
+            t.wait_messages("bob@example.test", delivered)
+    log = t.log()
+    assert log.count("reason=timeout") == 2 and "reason=closed" in log and "reason=garbage" in log
+    assert len(t.messages("bob@example.test")) == delivered
+
+
+def test_service_switch(make_tern, sim):
+    """[smtp] milter = off: the MX does not use the filters."""
+    t = milter_tern(make_tern, [sim.spec], smtp={"milter": "off"})
+    sim.script = {"E": [ms.REJECT]}
+    assert send(t)[0] == 250
+    t.wait_messages("bob@example.test", 1)
+    assert sim.sessions == []
+
+
+def test_submission_macros_over_unix_socket(make_tern, tmp_path):
+    """[submission] milter = on, a filter on a unix socket: the TLS and
+    AUTH macros, the service's name."""
+    sim = ms.MilterSim(unix_path=str(tmp_path / "milter.sock"))
+    try:
+        t = make_tern(services=("smtp", "submission"), users=USERS,
+                      config={"milter": {"servers": sim.spec}, "submission": {"milter": "on"}})
+        d = Dialog(t.port("submission"))
+        d.cmd("EHLO client.test")
+        d.starttls()
+        d.cmd("EHLO client.test")
+        assert d.cmd("AUTH PLAIN " + b64("\0alice@example.test\0alicepw")).startswith("235")
+        assert d.cmd("MAIL FROM:<alice@example.test>").startswith("250")
+        assert d.cmd("RCPT TO:<bob@example.test>").startswith("250")
+        assert d.cmd("DATA").startswith("354")
+        assert d.cmd("Subject: s\r\n\r\nhi\r\n.").startswith("250")
+        d.close()
+        (s,) = sim.wait_sessions(1)
+        assert s.macros["C"]["{daemon_name}"] == "submission"
+        assert s.macros["H"]["{tls_version}"].startswith("TLSv1") and s.macros["H"]["{cipher}"]
+        assert s.macros["M"]["{auth_authen}"] == "alice@example.test"
+        t.wait_messages("bob@example.test", 1)
+    finally:
+        sim.stop()
+
+
+def test_bdat_message_through_the_filter(make_tern, sim):
+    """CHUNKING: a message sent with BDAT passes the filters the same way."""
+    t = milter_tern(make_tern, [sim.spec])
+    sim.script = {"E": [ms.add_header("X-Seen", "bdat"), ms.CONTINUE]}
+    c = t.connect()
+    for line in ("EHLO client.test", "MAIL FROM:<alice@example.test>", "RCPT TO:<bob@example.test>"):
+        c.sendall(line.encode() + b"\r\n")
+        assert recv_reply(c).startswith("250"), line
+    part1, part2 = b"Subject: chunked\r\n\r\nfirst ", b"second\r\n"
+    c.sendall(b"BDAT %d\r\n" % len(part1) + part1)
+    assert recv_reply(c).startswith("250")
+    c.sendall(b"BDAT %d LAST\r\n" % len(part2) + part2)
+    assert recv_reply(c).startswith("250 2.0.0 Ok: queued")
+    c.close()
+    (m,) = t.wait_messages("bob@example.test", 1)
+    assert b"X-Seen: bdat\n" in m
+    s = sim.wait_sessions(1)[0]
+    assert ("Subject", "chunked") in s.headers() and s.body() == b"first second\r\n"

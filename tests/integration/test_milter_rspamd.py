@@ -1,0 +1,119 @@
+"""A real filter: rspamd from Debian, a private instance on loopback whose
+proxy worker speaks milter and scans itself (self_scan, no Redis, no
+controller or normal worker), its DNS pointed at a closed loopback port so
+that nothing leaves the machine.  GTUBE is refused with rspamd's reply; a
+clean message arrives with the header fields rspamd adds."""
+import os
+import shutil
+import signal
+import subprocess
+import time
+
+import pytest
+
+from conftest import free_port, wait_port
+
+RSPAMD = shutil.which("rspamd")
+pytestmark = pytest.mark.skipif(RSPAMD is None, reason="rspamd not installed (scripts/setup.sh)")
+
+GTUBE = "XJS*C4JDBQADN1.NSBN3*2IDNEN*GTUBE-STANDARD-ANTI-UBE-TEST-EMAIL*C.34X"
+USERS = {"alice@example.test": "alicepw", "bob@example.test": "bobpw"}
+
+CONF = """
+.include "$CONFDIR/common.conf"
+options {{
+    pidfile = "$RUNDIR/rspamd.pid";
+    filters = "chartable,regexp";
+    cache_file = "$DBDIR/symbols.cache";
+    url_tld = "${{SHAREDIR}}/effective_tld_names.dat";
+    tempdir = "{tmp}";
+    dns {{ nameserver = ["127.0.0.1:{dns}"]; timeout = 0.2s; retransmits = 1; }}
+}}
+logging {{
+    type = "file";
+    filename = "$LOGDIR/rspamd.log";
+    level = "info";
+}}
+worker "rspamd_proxy" {{
+    bind_socket = "127.0.0.1:{port}";
+    milter = yes;
+    count = 1;
+    timeout = 60s;
+    spam_header = "X-Spam";
+    reject_message = "Spam message rejected";
+    upstream "local" {{ default = yes; self_scan = yes; }}
+}}
+"""
+
+# rspamd skips its header fields for local and authenticated clients by
+# default; the test's client is local
+MILTER_HEADERS = """
+use = ["x-spamd-result", "x-rspamd-queue-id", "x-rspamd-action"];
+skip_local = false;
+skip_authenticated = false;
+"""
+
+
+@pytest.fixture(scope="module")
+def rspamd(tmp_path_factory):
+    base = tmp_path_factory.mktemp("rspamd")
+    dirs = {k: base / k for k in ("local", "db", "run", "log", "tmp")}
+    for d in dirs.values():
+        d.mkdir()
+    (dirs["local"] / "local.d").mkdir()
+    (dirs["local"] / "local.d" / "milter_headers.conf").write_text(MILTER_HEADERS)
+    port = free_port()
+    conf = base / "rspamd.conf"
+    conf.write_text(CONF.format(port=port, dns=free_port(), tmp=dirs["tmp"]))
+    args = [RSPAMD, "-f", "-c", str(conf)]
+    if os.geteuid() == 0:
+        args += ["-i", "-u", "root", "-g", "root"]
+    for var, d in (("LOCAL_CONFDIR", "local"), ("DBDIR", "db"), ("RUNDIR", "run"), ("LOGDIR", "log")):
+        args.append(f"--var={var}={dirs[d]}")
+    out = open(base / "stdout", "wb")
+    proc = subprocess.Popen(args, stdout=out, stderr=out, start_new_session=True)
+    try:
+        # the first start compiles its regular expressions: up to a minute
+        if not wait_port(port, timeout=240):
+            raise RuntimeError("rspamd did not listen\n" + (dirs["log"] / "rspamd.log").read_text()[-3000:])
+        yield port
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(20)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+        out.close()
+
+
+def send(t, body):
+    with t.smtp() as c:
+        c.ehlo()
+        assert c.mail("alice@example.test")[0] == 250
+        assert c.rcpt("bob@example.test")[0] == 250
+        c.putcmd("data")
+        assert c.getreply()[0] == 354
+        c.send(body.replace(b"\n", b"\r\n") + b"\r\n.\r\n")
+        return c.getreply()
+
+
+def test_gtube_refused_clean_delivered_with_rspamd_fields(make_tern, rspamd):
+    t = make_tern(users=USERS, config={"milter": {"servers": f"inet:127.0.0.1:{rspamd}", "timeout": "60s"}})
+    code, text = send(t, b"Subject: offer\nFrom: alice@example.test\nTo: bob@example.test\n\n" +
+                      GTUBE.encode() + b"\n")
+    assert code == 554 and b"5.7.1" in text, text
+    assert 'verdict=replycode' in t.wait_log("event=milter_verdict")
+
+    clean = (b"Subject: lunch\nFrom: alice@example.test\nTo: bob@example.test\n"
+             b"Message-ID: <lunch.1@example.test>\nDate: Fri, 04 Dec 2026 12:00:00 +0000\n\n"
+             b"Hello Bob, lunch tomorrow at noon?\n")
+    code, text = send(t, clean)
+    assert code == 250, text
+    qid = text.decode().split()[-1]
+    (m,) = t.wait_messages("bob@example.test", 1)
+    head = m.split(b"\n\n")[0].decode()
+    assert "\nX-Spamd-Result: default: False" in head, head
+    assert f"\nX-Rspamd-Queue-Id: {qid}\n" in head      # the i macro
+    assert "\nX-Rspamd-Action: no action" in head
+    assert b"Hello Bob, lunch tomorrow at noon?" in m

@@ -1,0 +1,260 @@
+/*
+ * test_imap_folder.c - the IMAP folder store: UIDs assigned in arrival
+ * order and kept across reopen, new/ taken into cur/, flags in names
+ * (sorted DFRST) and flag changes by other programs noticed, removed
+ * files dropped, a lost state file rebuilt with a new UIDVALIDITY, a torn
+ * one refused; folders: setup, list, create, delete, rename with
+ * children, INBOX rename, subscriptions.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <cmocka.h>
+#include "core/util.h"
+#include "proto/imap_write.h"
+#include "store/imap_folder.h"
+
+struct fixture {
+	char dir[64];
+	char md[128];
+};
+
+static int setup(void **state)
+{
+	struct fixture *f = xcalloc(1, sizeof(*f));
+	snprintf(f->dir, sizeof(f->dir), "/tmp/tern-imapf-XXXXXX");
+	assert_non_null(mkdtemp(f->dir));
+	snprintf(f->md, sizeof(f->md), "%s/Maildir", f->dir);
+	*state = f;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	struct fixture *f = *state;
+	char cmd[128];
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", f->dir);
+	assert_int_equal(system(cmd), 0);
+	free(f);
+	return 0;
+}
+
+static void put(const char *md, const char *sub, const char *name, const char *text)
+{
+	char p[512];
+	FILE *fp;
+	snprintf(p, sizeof(p), "%s/%s/%s", md, sub, name);
+	fp = fopen(p, "w");
+	assert_non_null(fp);
+	fputs(text, fp);
+	fclose(fp);
+}
+
+static bool exists(const char *md, const char *sub, const char *name)
+{
+	char p[512];
+	snprintf(p, sizeof(p), "%s/%s/%s", md, sub, name);
+	return access(p, F_OK) == 0;
+}
+
+static void test_uids_and_flags(void **state)
+{
+	struct fixture *fx = *state;
+	struct imap_folder *f = imap_folder_open(fx->md);
+	uint32_t validity;
+	bool changed;
+
+	assert_non_null(f);
+	assert_int_equal(f->n, 0);
+	assert_int_equal(f->uidnext, 1);
+	validity = f->uidvalidity;
+	put(fx->md, "new", "100.M1P1Q1.h,S=5,W=7", "a\nb\n\n");
+	put(fx->md, "new", "200.M1P1Q2.h", "x\r\ny\n");
+	put(fx->md, "cur", "50.M1P1Q3.h:2,S", "old\n");
+	/* microseconds are not zero-padded: M99999 came before M100000 */
+	put(fx->md, "new", "300.M100000P1Q1.h", "b\n");
+	put(fx->md, "new", "300.M99999P1Q1.h", "a\n");
+	assert_true(imap_folder_scan(f, &changed));
+	assert_true(changed);
+	assert_int_equal(f->n, 5);
+	assert_string_equal(f->v[3].name, "300.M99999P1Q1.h:2,");
+	assert_string_equal(f->v[4].name, "300.M100000P1Q1.h:2,");
+	assert_true(imap_folder_expunge(f, 4));
+	assert_true(imap_folder_expunge(f, 3));
+	/* arrival order: 50, 100, 200 */
+	assert_int_equal(f->v[0].uid, 1);
+	assert_string_equal(f->v[0].name, "50.M1P1Q3.h:2,S");
+	assert_int_equal(f->v[0].flags, IMAP_FLAG_SEEN);
+	assert_string_equal(f->v[1].name, "100.M1P1Q1.h,S=5,W=7:2,");
+	assert_int_equal(f->v[1].size, 7);          /* from W= */
+	assert_int_equal(f->v[2].size, 6);          /* read: x CRLF y LF -> 6 */
+	assert_false(exists(fx->md, "new", "100.M1P1Q1.h,S=5,W=7"));
+	assert_true(exists(fx->md, "cur", "100.M1P1Q1.h,S=5,W=7:2,"));
+
+	/* flags into names, sorted */
+	assert_true(imap_folder_set_flags(f, 1, IMAP_FLAG_SEEN | IMAP_FLAG_FLAGGED | IMAP_FLAG_DELETED, 0));
+	assert_true(exists(fx->md, "cur", "100.M1P1Q1.h,S=5,W=7:2,FST"));
+	uint64_t ms = f->v[1].modseq;
+	assert_true(ms > 0);
+	assert_true(imap_folder_save(f));
+	imap_folder_free(f);
+
+	/* reopen: same UIDs, UIDVALIDITY, flags; another program renames */
+	assert_int_equal(rename("/dev/null/x", "/dev/null/y"), -1);
+	char a[256], b[256];
+	snprintf(a, sizeof(a), "%s/cur/50.M1P1Q3.h:2,S", fx->md);
+	snprintf(b, sizeof(b), "%s/cur/50.M1P1Q3.h:2,RS", fx->md);
+	f = imap_folder_open(fx->md);
+	assert_non_null(f);
+	assert_int_equal(f->uidvalidity, validity);
+	assert_int_equal(f->n, 3);
+	assert_int_equal(f->v[2].uid, 3);
+	assert_int_equal(f->v[1].flags, IMAP_FLAG_SEEN | IMAP_FLAG_FLAGGED | IMAP_FLAG_DELETED);
+	assert_int_equal(f->v[1].modseq, ms);
+	assert_int_equal(rename(a, b), 0);
+	assert_true(imap_folder_scan(f, &changed));
+	assert_true(changed);
+	assert_int_equal(f->v[0].flags, IMAP_FLAG_SEEN | IMAP_FLAG_ANSWERED);
+	assert_true(f->v[0].modseq > ms);
+
+	/* a removed file drops out; a new one gets UID 6, never 3 again */
+	assert_true(imap_folder_expunge(f, 2));
+	put(fx->md, "new", "300.M1P1Q4.h", "z\n");
+	assert_true(imap_folder_scan(f, &changed));
+	assert_int_equal(f->n, 3);
+	assert_int_equal(f->v[2].uid, 6);
+	snprintf(a, sizeof(a), "%s/cur/%s", fx->md, f->v[0].name);
+	assert_int_equal(unlink(a), 0);
+	assert_true(imap_folder_scan(f, &changed));
+	assert_true(changed);
+	assert_int_equal(f->n, 2);
+	assert_int_equal(f->v[0].uid, 2);
+	assert_int_equal(imap_folder_find(f, 6), 1);
+	assert_int_equal(imap_folder_find(f, 3), -1);
+
+	/* keywords kept per folder */
+	int k = imap_folder_keyword(f, "$Forwarded", 10, true);
+	assert_int_equal(k, 0);
+	assert_true(imap_folder_set_flags(f, 0, f->v[0].flags, 1u << k));
+	assert_true(imap_folder_save(f));
+	imap_folder_free(f);
+	f = imap_folder_open(fx->md);
+	assert_int_equal(f->nkw, 1);
+	assert_string_equal(f->kw[0], "$Forwarded");
+	assert_int_equal(f->v[0].kw, 1);
+	assert_int_equal(f->uidnext, 7);
+	imap_folder_free(f);
+
+	/* a torn state file is refused: rebuilt with a new UIDVALIDITY */
+	snprintf(a, sizeof(a), "%s/%s", fx->md, IMAP_FOLDER_STATE);
+	assert_int_equal(truncate(a, 40), 0);
+	sleep(1);
+	f = imap_folder_open(fx->md);
+	assert_non_null(f);
+	assert_int_not_equal(f->uidvalidity, validity);
+	assert_int_equal(f->n, 2);
+	assert_int_equal(f->v[0].uid, 1);
+	imap_folder_free(f);
+}
+
+static void test_add_and_copy(void **state)
+{
+	struct fixture *fx = *state;
+	struct imap_folder *f = imap_folder_open(fx->md), *g;
+	uint32_t uid;
+	char sent[256];
+
+	assert_non_null(f);
+	put(fx->md, "tmp", "77.M1P1Q1.h,W=4", "ab\n");
+	assert_true(imap_folder_add(f, "77.M1P1Q1.h,W=4", IMAP_FLAG_SEEN | IMAP_FLAG_DRAFT, 0, 1000000, 4, &uid));
+	assert_int_equal(uid, 1);
+	assert_true(exists(fx->md, "cur", "77.M1P1Q1.h,W=4:2,DS"));
+	assert_int_equal(f->v[0].date, 1000000);
+	assert_true(imap_store_setup(fx->md));
+	snprintf(sent, sizeof(sent), "%s/.Sent", fx->md);
+	g = imap_folder_open(sent);
+	assert_non_null(g);
+	assert_true(imap_folder_copy(f, 0, g, &uid));
+	assert_int_equal(uid, 1);
+	assert_int_equal(g->n, 1);
+	assert_int_equal(g->v[0].flags, IMAP_FLAG_SEEN | IMAP_FLAG_DRAFT);
+	assert_int_equal(g->v[0].size, 4);
+	assert_int_equal(g->v[0].date, 1000000);
+	imap_folder_free(g);
+	imap_folder_free(f);
+}
+
+static void test_folders(void **state)
+{
+	struct fixture *fx = *state;
+	struct imap_store_list l;
+
+	assert_true(imap_store_setup(fx->md));
+	assert_true(imap_store_list(fx->md, &l));
+	assert_int_equal(l.n, 6);
+	assert_string_equal(l.names[0], "INBOX");
+	assert_string_equal(l.names[1], "Archive");
+	assert_string_equal(l.names[5], "Trash");
+	imap_store_list_free(&l);
+	assert_true(exists(fx->md, ".Junk", "maildirfolder"));
+	assert_string_equal(imap_store_special_use("Junk"), "\\Junk");
+
+	assert_int_equal(imap_store_create(fx->md, "A/B"), IMAP_STORE_OK);
+	assert_int_equal(imap_store_create(fx->md, "A"), IMAP_STORE_OK);
+	assert_int_equal(imap_store_create(fx->md, "A"), IMAP_STORE_EXISTS);
+	assert_int_equal(imap_store_create(fx->md, "inbox"), IMAP_STORE_EXISTS);
+	assert_int_equal(imap_store_create(fx->md, "a//b"), IMAP_STORE_BAD_NAME);
+	assert_true(exists(fx->md, ".A.B", "cur"));
+	assert_true(imap_store_subscribe(fx->md, "A/B", true));
+	assert_int_equal(imap_store_rename(fx->md, "A", "C"), IMAP_STORE_OK);
+	assert_true(exists(fx->md, ".C.B", "cur"));
+	assert_false(exists(fx->md, ".A.B", "cur"));
+	assert_true(imap_store_subscriptions(fx->md, &l));
+	bool cb = false, ab = false;
+	for (size_t i = 0; i < l.n; i++) {
+		cb |= strcmp(l.names[i], "C/B") == 0;
+		ab |= strcmp(l.names[i], "A/B") == 0;
+	}
+	assert_true(cb);
+	assert_false(ab);
+	imap_store_list_free(&l);
+	assert_int_equal(imap_store_rename(fx->md, "Nope", "X"), IMAP_STORE_NONEXISTENT);
+	assert_int_equal(imap_store_rename(fx->md, "C", "Sent"), IMAP_STORE_EXISTS);
+	assert_int_equal(imap_store_delete(fx->md, "C"), IMAP_STORE_OK);
+	assert_false(exists(fx->md, ".C", "cur"));
+	assert_true(exists(fx->md, ".C.B", "cur"));   /* children stay */
+	assert_int_equal(imap_store_delete(fx->md, "C"), IMAP_STORE_NONEXISTENT);
+	assert_int_equal(imap_store_delete(fx->md, "INBOX"), IMAP_STORE_BAD_NAME);
+
+	/* INBOX rename: messages move, INBOX stays */
+	put(fx->md, "cur", "1.M1P1Q1.h:2,S", "m\n");
+	put(fx->md, "new", "2.M1P1Q1.h", "n\n");
+	assert_int_equal(imap_store_rename(fx->md, "INBOX", "Old"), IMAP_STORE_OK);
+	assert_true(exists(fx->md, ".Old/cur", "1.M1P1Q1.h:2,S"));
+	assert_true(exists(fx->md, ".Old/new", "2.M1P1Q1.h"));
+	assert_false(exists(fx->md, "cur", "1.M1P1Q1.h:2,S"));
+
+	char *junk = imap_store_delivery_dir(fx->md, "Junk");
+	assert_non_null(junk);
+	assert_true(strstr(junk, "/.Junk") != NULL);
+	free(junk);
+	assert_null(imap_store_delivery_dir(fx->md, "a//b"));
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_uids_and_flags, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_add_and_copy, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_folders, setup, teardown),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
