@@ -60,9 +60,21 @@ run: setup all
 	$(BUILD)/tern serve
 
 unit: $(UNIT_BIN)
+# `make fuzz` runs every harness for FUZZ_RUNS executions (default 10^7) over
+# its committed corpus, one after the other, keeping what it finds in
+# build-fuzz/work-NAME (the committed corpus stays small; refresh it with
+# -merge=1), and prints each harness's executed units.  Logs and any crash
+# input go to build-fuzz/logs/ (tests/run.py runs whatever matches
+# build-fuzz/fuzz_*).  One harness: make fuzz FUZZ=tests/fuzz/fuzz_NAME.c
+FUZZ_RUNS ?= 10000000
 fuzz: $(FUZZ_BIN)
-	@for f in $(FUZZ_BIN); do n=$$(basename $$f); mkdir -p tests/fuzz/corpus/$$n; \
-	  $$f -max_total_time=$${FUZZ_SECONDS:-60} tests/fuzz/corpus/$$n || exit 1; done
+	@mkdir -p build-fuzz/logs
+	@for f in $(FUZZ_BIN); do n=$$(basename $$f); mkdir -p tests/fuzz/corpus/$$n build-fuzz/work-$$n; \
+	  $$f -runs=$(FUZZ_RUNS) -print_final_stats=1 -artifact_prefix=build-fuzz/logs/$$n- \
+	    build-fuzz/work-$$n tests/fuzz/corpus/$$n >build-fuzz/logs/$$n.log 2>&1 \
+	    || { tail -60 build-fuzz/logs/$$n.log; echo "fuzz $$n: FAILED"; exit 1; }; \
+	  echo "fuzz $$n: $$(grep -o 'number_of_executed_units: *[0-9]*' build-fuzz/logs/$$n.log | tr -s ' :' ' ') \
+	    $$(grep -o 'average_exec_per_sec: *[0-9]*' build-fuzz/logs/$$n.log | tr -s ' :' ' ')"; done
 
 test: setup
 	@$(MAKE) --no-print-directory all unit

@@ -21,7 +21,7 @@
 #include <sys/time.h>
 #include <unistd.h>
 
-#define TRAILER_MAX 128
+#define TRAILER_MAX QUEUEFILE_TRAILER_MAX
 
 #define SCRATCH_MAX 256
 
@@ -87,6 +87,13 @@ static void log_queue_remove_partial(const char *name)
 		log_event("event=queue_recover action=remove_partial queue=%.*s file=%s", (int)n, name, name);
 	else
 		log_event("event=queue_recover action=remove_partial file=%s", name);
+}
+
+/* A committed file that cannot be read back is never delivered; say so,
+ * with what was wrong (a parse error's name or errno's text). */
+static void log_queue_unreadable(const char *id, const char *error)
+{
+	log_event("event=queue_unreadable queue=%s error=\"%s\"", id, error);
 }
 
 const char *rcpt_state_name(enum rcpt_state s)
@@ -212,34 +219,6 @@ static int hexval(int c)
 	if (c >= 'a' && c <= 'f')
 		return c - 'a' + 10;
 	return -1;
-}
-
-/* Decode one value token (see put_value); *ok cleared on bad input. */
-static char *get_value(const char *tok, bool *ok)
-{
-	if (strcmp(tok, "-") == 0)
-		return NULL;
-	if (tok[0] != '=') {
-		*ok = false;
-		return NULL;
-	}
-	size_t n = strlen(tok + 1);
-	char *out = xmalloc(n + 1), *o = out;
-	for (const char *p = tok + 1; *p; p++) {
-		if (*p == '%') {
-			int a = hexval((unsigned char)p[1]), b = a < 0 ? -1 : hexval((unsigned char)p[2]);
-			if (a < 0 || b < 0) {
-				*ok = false;
-				break;
-			}
-			*o++ = (char)(a * 16 + b);
-			p += 2;
-		} else {
-			*o++ = *p;
-		}
-	}
-	*o = '\0';
-	return out;
 }
 
 static void write_envelope(FILE *f, const struct queue_env *env)
@@ -544,215 +523,70 @@ void queue_writer_free(struct queue_writer *w)
 	free(w);
 }
 
-struct queue_rcpt *queue_env_add_rcpt(struct queue_env *env, const char *addr, const char *orig)
+/* Read len bytes at offset off; NULL when the file is shorter. */
+static char *read_at(int fd, size_t len, off_t off)
 {
-	struct queue_rcpt *r;
-	env->rcpt = xrealloc(env->rcpt, (env->nrcpt + 1) * sizeof(*env->rcpt));
-	r = &env->rcpt[env->nrcpt++];
-	memset(r, 0, sizeof(*r));
-	r->addr = xstrdup(addr);
-	r->orig = orig ? xstrdup(orig) : NULL;
-	return r;
-}
-
-void queue_env_free(struct queue_env *env)
-{
-	if (env == NULL)
-		return;
-	for (size_t i = 0; i < env->nrcpt; i++) {
-		struct queue_rcpt *r = &env->rcpt[i];
-		free(r->addr);
-		free(r->orig);
-		free(r->orcpt);
-		free(r->last_reply);
-		free(r->status);
-		free(r->remote_mta);
+	char *buf = xmalloc(len ? len : 1);
+	if (pread(fd, buf, len, off) != (ssize_t)len) {
+		free(buf);
+		return NULL;
 	}
-	free(env->rcpt);
-	free(env->from);
-	free(env->helo);
-	free(env->client_ip);
-	free(env->auth_user);
-	free(env->envid);
-	free(env);
+	return buf;
 }
 
-/* Split line into at most max space-separated tokens (in place). */
-static size_t split_tokens(char *line, char **tok, size_t max)
+/* The trailer first: it says where the envelope ends and the message
+ * begins, so only the envelope is read (proto/queuefile.c parses). */
+static enum queuefile_err load_envelope(struct queue_env *env, int fd, off_t size)
 {
-	size_t n = 0;
-	char *save = NULL;
-	for (char *t = strtok_r(line, " ", &save); t && n < max; t = strtok_r(NULL, " ", &save))
-		tok[n++] = t;
-	return n;
-}
+	char tail[QUEUEFILE_TRAILER_MAX];
+	size_t n = size < QUEUEFILE_TRAILER_MAX ? (size_t)size : QUEUEFILE_TRAILER_MAX;
+	enum queuefile_err e;
+	char *head;
 
-static bool parse_env_line(struct queue_env *env, char *line)
-{
-	char *tok[8];
-	bool ok = true;
-	uint64_t v;
-	size_t n = split_tokens(line, tok, ARRAY_LEN(tok));
-
-	if (n == 0)
-		return false;
-	if (!strcmp(tok[0], "TERN-QUEUE") || !strcmp(tok[0], "id"))
-		return n == 2;
-	if (!strcmp(tok[0], "arrival") && n == 2 && parse_u64(tok[1], strlen(tok[1]), 0, INT64_MAX, &v)) {
-		env->arrival = (int64_t)v;
-	} else if (!strcmp(tok[0], "from") && n == 2) {
-		env->from = get_value(tok[1], &ok);
-		if (env->from == NULL)
-			env->from = xstrdup("");
-	} else if (!strcmp(tok[0], "helo") && n == 2) {
-		env->helo = get_value(tok[1], &ok);
-	} else if (!strcmp(tok[0], "ip") && n == 2) {
-		env->client_ip = get_value(tok[1], &ok);
-	} else if (!strcmp(tok[0], "auth") && n == 2) {
-		env->auth_user = get_value(tok[1], &ok);
-	} else if (!strcmp(tok[0], "envid") && n == 2) {
-		env->envid = get_value(tok[1], &ok);
-	} else if (!strcmp(tok[0], "body") && n == 2 && parse_u64(tok[1], strlen(tok[1]), 0, 3, &v)) {
-		env->body = (unsigned)v;
-	} else if (!strcmp(tok[0], "smtputf8") && n == 2 && parse_u64(tok[1], strlen(tok[1]), 0, 1, &v)) {
-		env->smtputf8 = v != 0;
-	} else if (!strcmp(tok[0], "ret") && n == 2 && parse_u64(tok[1], strlen(tok[1]), 0, 2, &v)) {
-		env->ret = (unsigned)v;
-	} else if (!strcmp(tok[0], "rcpt") && n == 6 && parse_u64(tok[2], strlen(tok[2]), 0, 15, &v)) {
-		char *addr = get_value(tok[3], &ok);
-		char *orig = get_value(tok[4], &ok);
-		if (addr == NULL) {
-			free(orig);
-			return false;
-		}
-		struct queue_rcpt *r = queue_env_add_rcpt(env, addr, orig);
-		r->local = tok[1][0] == 'L';
-		r->notify = (unsigned)v;
-		r->orcpt = get_value(tok[5], &ok);
-		free(addr);
-		free(orig);
-	} else {
-		return false;
-	}
-	return ok;
-}
-
-static bool parse_trailer(struct queue_env *env, int fd, off_t size)
-{
-	char buf[TRAILER_MAX + 1], *t;
-	size_t n = size < TRAILER_MAX ? (size_t)size : TRAILER_MAX;
-	unsigned long long off, len, lines;
-	int eight;
-
-	if (pread(fd, buf, n, size - (off_t)n) != (ssize_t)n)
-		return false;
-	buf[n] = '\0';
-	/* The last "TERN-END " in the tail, found with memmem: a BINARYMIME
-	 * body (RFC 3030) may hold NULs and need not end with LF, so the
-	 * marker need not start a line; the offsets below prove that it
-	 * starts right after the message. */
-	t = NULL;
-	for (char *p = buf; (p = memmem(p, n - (size_t)(p - buf), "TERN-END ", 9)) != NULL; p++)
-		t = p;
-	if (t == NULL)
-		return false;
-	/* the end marker is the last line, whole: nothing may follow it */
-	if (strchr(t, '\n') != buf + n - 1)
-		return false;
-	if (sscanf(t, "TERN-END off=%llu len=%llu lines=%llu 8bit=%d", &off, &len, &lines, &eight) != 4)
-		return false;
-	if (off + len + strlen(t) != (unsigned long long)size)
-		return false;
-	env->msg_offset = off;
-	env->msg_len = len;
-	env->msg_lines = lines;
-	env->eight_bit = eight != 0;
-	env->junk = strstr(t, " junk=1") != NULL;
-	env->dkim_signed = strstr(t, " signed=1") != NULL;
-	return true;
-}
-
-static bool read_envelope(struct queue_env *env, int fd)
-{
-	FILE *f = fdopen(dup(fd), "r");
-	char *line = NULL;
-	size_t cap = 0;
-	ssize_t len;
-	bool ok = false;
-
-	if (f == NULL)
-		return false;
-	while ((len = getline(&line, &cap, f)) > 0) {
-		if (line[len - 1] == '\n')
-			line[--len] = '\0';
-		if (len == 0) {
-			ok = true;
-			break;
-		}
-		if (!parse_env_line(env, line))
-			break;
-	}
-	free(line);
-	fclose(f);
-	return ok && env->from != NULL;
+	if (pread(fd, tail, n, size - (off_t)n) != (ssize_t)n)
+		return QUEUEFILE_NO_TRAILER;
+	if ((e = queuefile_parse_trailer(tail, n, (uint64_t)size, env)) != QUEUEFILE_OK)
+		return e;
+	if ((head = read_at(fd, (size_t)env->msg_offset, 0)) == NULL)
+		return QUEUEFILE_NO_END;
+	e = queuefile_parse_envelope(head, (size_t)env->msg_offset, env);
+	free(head);
+	return e;
 }
 
 static void load_state(struct queue *q, struct queue_env *env)
 {
 	char *path = xasprintf("%s/%s.st", q->msg_dir, env->id);
-	FILE *f = fopen(path, "r");
-	char *line = NULL, *tok[8];
-	size_t cap = 0;
-	ssize_t len;
-	uint64_t idx, st, att, next;
-	bool ok = true;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	struct stat st;
+	char *text;
 
 	free(path);
-	if (f == NULL)
+	if (fd < 0)
 		return;
-	while ((len = getline(&line, &cap, f)) > 0) {
-		if (line[len - 1] == '\n')
-			line[len - 1] = '\0';
-		size_t n = split_tokens(line, tok, ARRAY_LEN(tok));
-		if (n == 2 && !strcmp(tok[0], "held"))
-			env->held = tok[1][0] == '1';
-		else if (n == 2 && !strcmp(tok[0], "warned"))
-			env->delay_warned = tok[1][0] == '1';
-		else if (n == 2 && !strcmp(tok[0], "dsn") && parse_u64(tok[1], strlen(tok[1]), 0, UINT32_MAX, &idx)
-			 && idx < env->nrcpt)
-			env->rcpt[idx].dsn_done = true;
-		else if (n == 8 && !strcmp(tok[0], "rcpt")
-			 && parse_u64(tok[1], strlen(tok[1]), 0, env->nrcpt ? env->nrcpt - 1 : 0, &idx)
-			 && idx < env->nrcpt
-			 && parse_u64(tok[2], strlen(tok[2]), 0, RCPT_FAILED, &st)
-			 && parse_u64(tok[3], strlen(tok[3]), 0, UINT32_MAX, &att)
-			 && parse_u64(tok[4], strlen(tok[4]), 0, INT64_MAX, &next)) {
-			struct queue_rcpt *r = &env->rcpt[idx];
-			r->state = (enum rcpt_state)st;
-			r->attempts = (unsigned)att;
-			r->next_try = (int64_t)next;
-			free(r->remote_mta);
-			free(r->status);
-			free(r->last_reply);
-			r->remote_mta = get_value(tok[5], &ok);
-			r->status = get_value(tok[6], &ok);
-			r->last_reply = get_value(tok[7], &ok);
-		}
+	if (fstat(fd, &st) == 0 && (text = read_at(fd, (size_t)st.st_size, 0)) != NULL) {
+		queuefile_parse_state(text, (size_t)st.st_size, env);
+		free(text);
 	}
-	free(line);
-	fclose(f);
+	close(fd);
 }
 
 struct queue_env *queue_load(struct queue *q, const char *id, int *fdp)
 {
 	char *path = xasprintf("%s/%s", q->msg_dir, id);
 	struct queue_env *env = xcalloc(1, sizeof(*env));
+	enum queuefile_err e = QUEUEFILE_OK;
 	struct stat st;
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
 
 	free(path);
 	snprintf(env->id, sizeof(env->id), "%s", id);
-	if (fd < 0 || fstat(fd, &st) < 0 || !parse_trailer(env, fd, st.st_size) || !read_envelope(env, fd)) {
+	if (fd < 0 || fstat(fd, &st) < 0 || (e = load_envelope(env, fd, st.st_size)) != QUEUEFILE_OK) {
+		/* gone meanwhile (delivered, deleted) is no error */
+		if (e != QUEUEFILE_OK)
+			log_queue_unreadable(id, queuefile_err_name(e));
+		else if (errno != ENOENT)
+			log_queue_unreadable(id, strerror(errno));
 		if (fd >= 0)
 			close(fd);
 		queue_env_free(env);

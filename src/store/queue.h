@@ -16,46 +16,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-#define QUEUE_ID_LEN 16
-
-enum rcpt_state { RCPT_PENDING, RCPT_DEFERRED, RCPT_DONE, RCPT_FAILED };
-
-struct queue_rcpt {
-	char *addr;               /* where it goes (after alias expansion) */
-	char *orig;               /* as given in RCPT TO */
-	unsigned notify;          /* SMTP_NOTIFY_* bits, 0 = default */
-	char *orcpt;              /* "type;address" or NULL */
-	bool local;
-	enum rcpt_state state;
-	unsigned attempts;
-	int64_t next_try;
-	char *last_reply;         /* last reply or error text, or NULL */
-	char *status;             /* enhanced status of the last result, or NULL */
-	char *remote_mta;         /* host that gave the last reply, or NULL */
-	bool dsn_done;            /* its final notice (or none) is settled */
-};
-
-struct queue_env {
-	char id[QUEUE_ID_LEN + 1];
-	int64_t arrival;
-	char *from;               /* "" for the null reverse path */
-	char *helo;
-	char *client_ip;
-	char *auth_user;          /* or NULL */
-	unsigned body;            /* enum smtp_body */
-	unsigned ret;             /* enum smtp_ret */
-	char *envid;              /* or NULL */
-	bool smtputf8;            /* SMTPUTF8 transaction (RFC 6531): UTF-8 addresses or headers */
-	bool held;
-	bool delay_warned;
-	size_t nrcpt;
-	struct queue_rcpt *rcpt;
-	/* from the trailer */
-	uint64_t msg_offset, msg_len, msg_lines;
-	bool eight_bit;
-	bool junk;                /* into the recipients' Junk folder (DMARC quarantine) */
-	bool dkim_signed;         /* tern signed it: its body is never re-encoded */
-};
+#include "proto/queuefile.h"   /* struct queue_env, queue_rcpt; the file parser */
 
 struct queue;
 struct queue_writer;
@@ -115,8 +76,6 @@ void queue_recover(struct queue *q);
 /* Call fn for each committed message id, oldest first. */
 size_t queue_scan(struct queue *q, void (*fn)(const char *id, void *arg), void *arg);
 
-void queue_env_free(struct queue_env *env);
-struct queue_rcpt *queue_env_add_rcpt(struct queue_env *env, const char *addr, const char *orig);
 const char *rcpt_state_name(enum rcpt_state s);
 
 #endif

@@ -8,6 +8,7 @@ private state directory.
 Every test gets its own temporary directory; the server is stopped (and its
 log shown on failure) when the test ends.
 """
+import json
 import os
 import re
 import shutil
@@ -233,6 +234,72 @@ class Tern:
             time.sleep(0.05)
         raise AssertionError(f"log: expected {n} x {text!r}\n" + self.log()[-3000:])
 
+    def wait_for_log(self, pattern, timeout=30.0):
+        """Wait until the regular expression pattern matches a log line;
+        returns the match.  For negative assertions: wait for the event
+        after which the thing cannot happen any more, then assert."""
+        rx = re.compile(pattern, re.M)
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            m = rx.search(self.log())
+            if m:
+                return m
+            time.sleep(0.05)
+        raise AssertionError(f"log: expected /{pattern}/\n" + self.log()[-3000:])
+
+    def wait_sessions_closed(self, timeout=30.0):
+        """Wait until every session the log shows connecting has ended
+        (as many event=disconnect as event=connect lines): whatever those
+        sessions did, committed or refused, is done."""
+        deadline = time.time() + timeout
+        while True:
+            open_ = self.open_sessions()
+            if not open_:
+                return self.log()
+            if time.time() > deadline:
+                raise AssertionError(f"sessions still open: {sorted(open_)}\n" + self.log()[-3000:])
+            time.sleep(0.05)
+
+    def open_sessions(self):
+        """Ids of the sessions logged as connected and not yet ended."""
+        log = self.log()
+        return set(re.findall(r" event=connect session=(\w+)", log)) - \
+            set(re.findall(r" event=disconnect session=(\w+)", log))
+
+    def queue_ids(self):
+        """Ids of the committed messages in the queue."""
+        d = os.path.join(self.state, "queue", "msg")
+        return sorted(n for n in os.listdir(d) if len(n) == 16) if os.path.isdir(d) else []
+
+    def wait_queue_empty(self, timeout=30.0):
+        """Wait until no message is queued: every delivery and notice of
+        the messages accepted so far is done (a message leaves the queue
+        only after both)."""
+        wait_for(lambda: self.queue_ids() == [], timeout, "an empty queue", self)
+
+    def queue_entries(self):
+        """`tern queue list --json`: one entry per queued recipient."""
+        r = self.cli("queue", "list", "--json")
+        assert r.returncode == 0, r.stderr
+        return json.loads(r.stdout)
+
+    def wait_queue_states(self, state, timeout=30.0):
+        """Wait until the queue holds recipients and every one of them is in
+        state as saved on disk (the scheduler saves a message's state after
+        its attempt and its notices are done)."""
+        def done():
+            e = self.queue_entries()
+            return e != [] and all(x["state"] == state for x in e)
+        wait_for(done, timeout, f"every queued recipient {state}", self)
+
+    def wait_message_done(self, qid, timeout=30.0):
+        """Wait until message qid is finished: delivered straight into its
+        Maildirs before its 250 (path=direct), or removed from the queue
+        once every recipient and notice is done.  After this nothing more
+        arrives from it."""
+        return self.wait_for_log(rf"event=removed queue={qid}\b|event=queued .*queue={qid} .*path=direct",
+                                 timeout)
+
     def wait_messages(self, addr, n, timeout=30.0, sub="new"):
         deadline = time.time() + timeout
         while time.time() < deadline:
@@ -246,6 +313,17 @@ class Tern:
     def cli(self, *args, input=None):
         return subprocess.run([TERN_BIN, *args, "-c", self.conf_path], input=input,
                               capture_output=True, text=True, timeout=30)
+
+
+def wait_for(cond, timeout=30.0, what="condition", t=None):
+    """Poll cond() until it is true or the deadline passes (then fail,
+    with t's log when given)."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if cond():
+            return True
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}\n" + (t.log()[-4000:] if t else ""))
 
 
 def recv_reply(sock, timeout=10.0):

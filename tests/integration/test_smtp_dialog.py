@@ -430,10 +430,11 @@ def test_postmaster_accepted(make_tern):
         c.cmd("RCPT TO:<postmaster@example.test>", 250, "2.1.5")
         c.cmd("DATA", 354)
         c.send(message() + ".\r\n")
-        c.expect(250, "2.0.0")
+        _, lines = c.expect(250, "2.0.0")
+    qid = lines[-1].split()[-1]
     t.wait_messages("alice@example.test", 1)
-    import time
-    time.sleep(0.3)
+    # no copy can come after the message is done
+    t.wait_message_done(qid)
     assert len(t.messages("alice@example.test")) == 1
 
 

@@ -266,12 +266,18 @@ def test_abrupt_clients_do_not_hurt(make_tern):
         d.cmd("EHLO x")
         d.send("AUTH PLAIN " + b64("\0alice@example.test\0bad") + "\r\n")
         d.close()
-    time.sleep(0.5)
+    # every vanished AUTH has failed: their delayed replies (growing, the
+    # last ones seconds long) are pending while the shutdown comes
+    t.wait_log(" event=auth_failed ", n=5)
+    before = t.open_sessions()
     pending = Dialog(t.port("submission"))
     pending.cmd("EHLO x")
+    (sid,) = t.open_sessions() - before
     pending.starttls()
     pending.cmd("EHLO x")
     pending.send("AUTH PLAIN " + b64("\0alice@example.test\0bad") + "\r\n")
-    time.sleep(0.1)
+    # its AUTH is answered (blocked after five failures) or its failure
+    # reply is set up; either way the server has it
+    t.wait_for_log(rf"event=auth_(failed|blocked) session={sid} ")
     assert t.stop() == 0
     assert "AddressSanitizer" not in t.log()

@@ -645,6 +645,45 @@ static void test_scan_empty_queue(void **state)
 	assert_null(seen[0]);
 }
 
+/* A message need not end with a line end (BDAT) and may end in NULs
+ * (BINARYMIME): it still loads after commit, with its exact length.  The
+ * old reader wanted a line end before the trailer and searched for it
+ * with strstr, so both were lost at load. */
+static void test_binary_tail_loads(void **state)
+{
+	struct fixture *f = *state;
+	static const struct {
+		const char *body;
+		size_t len;
+	} cases[] = {
+		{ "Subject: x\n\nno line end", 23 },
+		{ "Subject: x\n\nnuls\0\0\0\n", 20 },
+		{ "Subject: x\n\nTERN-END off=1 len=1 lines=1 8bit=0\n", 48 },
+	};
+
+	for (size_t i = 0; i < ARRAY_LEN(cases); i++) {
+		struct queue_env *env = make_env();
+		struct queue_writer *w = queue_writer_new(f->q, env);
+		int fd = -1;
+		char got[64];
+
+		assert_non_null(w);
+		assert_true(queue_writer_write(w, cases[i].body, cases[i].len));
+		assert_true(queue_writer_commit(w, 3, true));
+		queue_writer_free(w);
+		struct queue_env *back = queue_load(f->q, env->id, &fd);
+		if (back == NULL)
+			fail_msg("case %zu: committed message does not load", i);
+		assert_int_equal(back->msg_len, cases[i].len);
+		assert_int_equal(back->nrcpt, 2);
+		assert_int_equal(pread(fd, got, cases[i].len, (off_t)back->msg_offset), (ssize_t)cases[i].len);
+		assert_memory_equal(got, cases[i].body, cases[i].len);
+		close(fd);
+		queue_env_free(back);
+		queue_env_free(env);
+	}
+}
+
 /* A file whose trailer is missing or does not match its length is never
  * taken for a message. */
 static void test_damaged_files_refused(void **state)
@@ -683,6 +722,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_write_commit_load, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_binary_tail_loads, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_binary_body_and_smtputf8, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_insert_front, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_junk_in_trailer, setup, teardown),
