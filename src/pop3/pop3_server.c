@@ -794,6 +794,10 @@ static void cmd_stls(struct pop3_session *s, const char *args, size_t len)
 {
 	SSL *ssl;
 
+	if (len > 0) {   /* RFC 2595 4: STLS takes no argument */
+		pop3_err(s, POP3_C_NONE, "STLS takes no argument");
+		return;
+	}
 	if (s->conn.tls) {
 		pop3_err(s, POP3_C_NONE, "Already using TLS");
 		return;

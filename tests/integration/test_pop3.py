@@ -777,6 +777,21 @@ def test_stls_discards_pipelined_input(tls_t):
     s.close()
 
 
+def test_stls_with_an_argument_is_refused(tls_t):
+    """RFC 2595 4: STLS has no argument; one with an argument does not
+    start TLS (the session stays in the clear and STLS still works)."""
+    r = Raw(tls_t)
+    r.send("STLS now\r\n")
+    assert r.line() == b"-ERR STLS takes no argument\r\n"
+    r.send("STLS\r\n")
+    assert r.line() == b"+OK Begin TLS negotiation\r\n"
+    s = insecure_ctx().wrap_socket(r.s, server_hostname="mx.test")
+    s.settimeout(5)
+    s.sendall(b"STLS\r\n")
+    assert s.recv(1000) == b"-ERR Already using TLS\r\n"
+    s.close()
+
+
 def test_pop3_ssl(tls_t):
     deliver(tls_t, ALICE, [msg(1), msg(2)])
     p = poplib.POP3_SSL("127.0.0.1", tls_t.port("pop3s"), context=insecure_ctx(), timeout=10)
