@@ -9,6 +9,7 @@
 
 #include <errno.h>
 #include <event2/listener.h>
+#include <arpa/inet.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,6 +27,21 @@ const char *service_name(enum service svc)
 	static const char *const names[] = { "smtp", "submission", "submissions", "pop3", "pop3s", "imap", "imaps",
 					      "http", "https" };
 	return svc < SERVICE_COUNT ? names[svc] : "?";
+}
+
+void listener_format_ip(const struct sockaddr *sa, char *out, size_t cap)
+{
+	if (sa->sa_family == AF_INET6) {
+		const struct in6_addr *a = &((const struct sockaddr_in6 *)sa)->sin6_addr;
+		if (IN6_IS_ADDR_V4MAPPED(a))
+			inet_ntop(AF_INET, a->s6_addr + 12, out, (socklen_t)cap);
+		else
+			inet_ntop(AF_INET6, a, out, (socklen_t)cap);
+	} else if (sa->sa_family == AF_INET) {
+		inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, out, (socklen_t)cap);
+	} else {
+		snprintf(out, cap, "local");
+	}
 }
 
 /* ---- logging: one function per event ------------------------------------ */

@@ -19,5 +19,8 @@ typedef void (*accept_fn)(struct tern *t, evutil_socket_t fd, const struct socka
 bool listeners_open(struct tern *t, const accept_fn accept_by_service[SERVICE_COUNT]);
 void listeners_close(struct tern *t);
 const char *service_name(enum service svc);
+/* An accepted peer's address as text for logs and Received: (an
+ * IPv4-mapped IPv6 address as IPv4; "local" for other families). */
+void listener_format_ip(const struct sockaddr *sa, char *out, size_t cap);
 
 #endif

@@ -354,12 +354,7 @@ void imap_server_accept(struct tern *t, evutil_socket_t fd, const struct sockadd
 	s->id = tern_session_id(t);
 	s->append_fd = -1;
 	memcpy(&s->peer, sa, len < sizeof(s->peer) ? len : sizeof(s->peer));
-	if (sa->sa_family == AF_INET6)
-		inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, s->ip, sizeof(s->ip));
-	else if (sa->sa_family == AF_INET)
-		inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, s->ip, sizeof(s->ip));
-	else
-		snprintf(s->ip, sizeof(s->ip), "local");
+	listener_format_ip(sa, s->ip, sizeof(s->ip));
 	s->link.shutdown = imap_session_shutdown;
 	session_list_add(t, &s->link);
 	per_ip = addr_count_add(t->conn_per_ip, sa, 1, now_unix());

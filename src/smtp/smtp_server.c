@@ -28,6 +28,7 @@
 #include "core/metrics.h"
 #include "core/addrcount.h"
 #include "core/config.h"
+#include "core/listener.h"
 #include "core/log.h"
 #include "core/util.h"
 #include "core/workers.h"
@@ -381,7 +382,7 @@ void smtp_server_accept(struct tern *t, evutil_socket_t fd, const struct sockadd
 	s->svc = svc;
 	s->id = tern_session_id(t);
 	memcpy(&s->peer, sa, len < sizeof(s->peer) ? len : sizeof(s->peer));
-	smtp_format_ip(sa, s->ip, sizeof(s->ip));
+	listener_format_ip(sa, s->ip, sizeof(s->ip));
 	s->link.shutdown = smtp_session_shutdown;
 	session_list_add(t, &s->link);
 	per_ip = addr_count_add(t->conn_per_ip, sa, 1, now_unix());
@@ -416,21 +417,6 @@ void smtp_server_accept(struct tern *t, evutil_socket_t fd, const struct sockadd
 void smtp_greet(struct smtp_session *s)
 {
 	smtp_reply(s, "220 %s ESMTP tern ready", s->t->cfg->hostname);
-}
-
-void smtp_format_ip(const struct sockaddr *sa, char *out, size_t cap)
-{
-	if (sa->sa_family == AF_INET6) {
-		const struct in6_addr *a = &((const struct sockaddr_in6 *)sa)->sin6_addr;
-		if (IN6_IS_ADDR_V4MAPPED(a))
-			inet_ntop(AF_INET, a->s6_addr + 12, out, (socklen_t)cap);
-		else
-			inet_ntop(AF_INET6, a, out, (socklen_t)cap);
-	} else if (sa->sa_family == AF_INET) {
-		inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, out, (socklen_t)cap);
-	} else {
-		snprintf(out, cap, "local");
-	}
 }
 
 /* ---- commands -------------------------------------------------------------- */

@@ -112,7 +112,6 @@ void smtp_set_state(struct smtp_session *s, enum smtp_state to);
 void smtp_reply(struct smtp_session *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void smtp_txn_reset(struct smtp_session *s);
 void smtp_greet(struct smtp_session *s);
-void smtp_format_ip(const struct sockaddr *sa, char *out, size_t cap);
 const char *smtp_service_name(enum service svc);
 void smtp_reply_shutdown(struct smtp_session *s, const char *text);
 /* Stop reading; free once the output has left (flush) or at once. */

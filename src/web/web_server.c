@@ -402,10 +402,7 @@ void web_accept(struct tern *t, evutil_socket_t fd, const struct sockaddr *sa, s
 	if (len > sizeof(c->peer))
 		len = sizeof(c->peer);
 	memcpy(&c->peer, sa, len);
-	if (sa->sa_family == AF_INET6)
-		inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, c->ip, sizeof(c->ip));
-	else
-		inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, c->ip, sizeof(c->ip));
+	listener_format_ip(sa, c->ip, sizeof(c->ip));
 	c->timer = evtimer_new(t->base, web_timer_cb, c);
 	session_list_add(t, &c->link);
 	bufferevent_setcb(bev, web_read_cb, web_write_cb, web_event_cb, c);
