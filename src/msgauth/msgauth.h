@@ -9,11 +9,13 @@
 
 struct pipe_stage;
 struct config;
+struct dkim_keyring;
 struct tern;
 struct queue_env;
 
-/* Signs with the keys of the From: domain (keygen files, [dkim] keys). */
-struct pipe_stage *stage_sign_new(const struct config *cfg);
+/* Signs with the keys of the From: domain (keygen files, [dkim] keys),
+ * looked up in keys when the message ends. */
+struct pipe_stage *stage_sign_new(const struct dkim_keyring *keys);
 
 /* [checks] on the MX service: SPF (started now, while the message is
  * read), DKIM, DMARC; one Authentication-Results field in front, any
