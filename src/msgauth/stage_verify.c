@@ -15,8 +15,10 @@
  *
  * Authentication-Results fields that arrive claiming our authserv-id are
  * forged (RFC 8601 5): they are removed from the header section as it
- * streams through.  A field is held until its name and authserv-id are
- * seen (at most AR_HOLD_MAX octets), then dropped or passed on.
+ * streams through, and so are those whose authserv-id cannot be read
+ * (proto/auth_results.c parses it).  A field is held until its name and
+ * authserv-id are seen (at most AR_HOLD_MAX octets), then dropped or
+ * passed on.
  */
 #include "msg/pipeline.h"
 #include "msgauth/msgauth.h"
@@ -28,6 +30,7 @@
 #include "msgauth/dkim.h"
 #include "msgauth/dmarc.h"
 #include "msgauth/spf.h"
+#include "proto/auth_results.h"
 #include "store/queue.h"
 
 #include <arpa/inet.h>
@@ -108,25 +111,25 @@ static void log_msgauth(const struct queue_env *env, const char *spf, const char
 
 /* ---- forged Authentication-Results removal ---- */
 
-/* The held field is an Authentication-Results claiming our id? */
+/* Is the held field one to remove?  An Authentication-Results field
+ * claiming our authserv-id (RFC 8601 5), and one whose authserv-id cannot
+ * be read: malformed, or hidden behind more than AR_HOLD_MAX octets of
+ * comments - a reader might still take it for ours, and no honest
+ * server writes one. */
 static bool ar_forged(const struct stage_verify *v, const char *f, size_t n)
 {
-	static const char name[] = "authentication-results";
-	size_t i = sizeof(name) - 1, s, al = strlen(v->authserv);
+	struct auth_results_id id;
 
-	if (n <= i || strncasecmp(f, name, i) != 0)
+	switch (auth_results_parse(f, n, &id)) {
+	case AUTH_RESULTS_OTHER:
 		return false;
-	while (i < n && (f[i] == ' ' || f[i] == '\t'))
-		i++;
-	if (i >= n || f[i] != ':')
-		return false;
-	i++;
-	while (i < n && (f[i] == ' ' || f[i] == '\t' || f[i] == '\n' || f[i] == '\r'))
-		i++;
-	s = i;
-	while (i < n && f[i] != ';' && f[i] != ' ' && f[i] != '\t' && f[i] != '\n' && f[i] != '\r' && f[i] != '(')
-		i++;
-	return i - s == al && strncasecmp(f + s, v->authserv, al) == 0;
+	case AUTH_RESULTS_OK:
+		return id.len == strlen(v->authserv) && strcasecmp(id.id, v->authserv) == 0;
+	case AUTH_RESULTS_TRUNCATED:
+	case AUTH_RESULTS_MALFORMED:
+		break;
+	}
+	return true;
 }
 
 /* Decide on the held field: drop it (and its rest) or pass it on. */
