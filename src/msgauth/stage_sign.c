@@ -12,6 +12,7 @@
 #include "msgauth/msgauth.h"
 #include "core/log.h"
 #include "core/util.h"
+#include "core/workers.h"
 #include "msgauth/dkim.h"
 #include "msgauth/dkim_keyring.h"
 #include "store/queue.h"
@@ -21,10 +22,27 @@
 #include <string.h>
 #include <strings.h>
 
+struct sign_job;
+
 struct stage_sign {
 	struct pipe_stage st;
 	struct dkim_signer *signer;
 	const struct dkim_keyring *keys;
+	struct workers *pool;
+	struct sign_job *job;        /* signing on a worker thread */
+};
+
+/* The private-key operations (an RSA-2048 signature is a quarter of a
+ * millisecond and more) run on a worker thread, not the loop.  The job
+ * owns the signer from then on; a stage freed meanwhile (the client
+ * went away) only lets go of the job, whose done() then cleans up. */
+struct sign_job {
+	struct stage_sign *g;        /* NULL: the stage is gone */
+	struct dkim_signer *signer;
+	char domain[256];
+	unsigned nkeys;
+	int64_t now;
+	char *sig;
 };
 
 static void log_dkim_signed(const struct queue_env *env, const char *domain, unsigned nkeys)
@@ -53,12 +71,45 @@ static void sign_data(struct pipe_stage *st, const char *buf, size_t len)
 	pipe_emit(st, buf, len);
 }
 
+/* Worker thread: touches the job's own signer only. */
+static void sign_job_work(void *arg)
+{
+	struct sign_job *j = arg;
+
+	j->sig = dkim_signer_finish(j->signer, "\n", j->now);
+}
+
+static void sign_verdict(struct stage_sign *g, struct sign_job *j)
+{
+	struct pipe_stage *st = &g->st;
+
+	if (j->sig != NULL && pipe_prepend(st, j->sig, strlen(j->sig))) {
+		/* remote delivery must not re-encode it (8bit -> 7bit) */
+		pipeline_env(st->p)->dkim_signed = true;
+		log_dkim_signed(pipeline_env(st->p), j->domain, j->nkeys);
+	}
+	pipe_stage_accept(st);
+}
+
+/* Loop thread, once the signature is made. */
+static void sign_job_done(void *arg)
+{
+	struct sign_job *j = arg;
+
+	if (j->g != NULL) {
+		j->g->job = NULL;
+		sign_verdict(j->g, j);
+	}
+	free(j->sig);
+	dkim_signer_free(j->signer);
+	free(j);
+}
+
 static void sign_end(struct pipe_stage *st)
 {
 	struct stage_sign *g = (struct stage_sign *)st;
 	const char *domain = dkim_signer_from_domain(g->signer);
 	unsigned n;
-	char *sig;
 
 	if (domain == NULL) {
 		pipe_stage_accept(st);
@@ -69,22 +120,22 @@ static void sign_end(struct pipe_stage *st)
 		pipe_stage_accept(st);
 		return;
 	}
-	sig = dkim_signer_finish(g->signer, "\n", now_unix());
-	if (sig != NULL) {
-		if (pipe_prepend(st, sig, strlen(sig))) {
-			/* remote delivery must not re-encode it (8bit -> 7bit) */
-			pipeline_env(st->p)->dkim_signed = true;
-			log_dkim_signed(pipeline_env(st->p), domain, n);
-		}
-		free(sig);
-	}
-	pipe_stage_accept(st);
+	g->job = xcalloc(1, sizeof(*g->job));
+	g->job->g = g;
+	g->job->signer = g->signer;
+	g->job->nkeys = n;
+	g->job->now = now_unix();
+	snprintf(g->job->domain, sizeof(g->job->domain), "%s", domain);
+	g->signer = NULL;
+	workers_submit(g->pool, sign_job_work, sign_job_done, g->job);
 }
 
 static void sign_free(struct pipe_stage *st)
 {
 	struct stage_sign *g = (struct stage_sign *)st;
 
+	if (g->job != NULL)
+		g->job->g = NULL;   /* the job frees itself when it is done */
 	dkim_signer_free(g->signer);
 	free(g);
 }
@@ -96,12 +147,13 @@ static const struct pipe_stage_ops sign_ops = {
 	.free = sign_free,
 };
 
-struct pipe_stage *stage_sign_new(const struct dkim_keyring *keys)
+struct pipe_stage *stage_sign_new(const struct dkim_keyring *keys, struct workers *pool)
 {
 	struct stage_sign *g = xcalloc(1, sizeof(*g));
 
 	g->st.ops = &sign_ops;
 	g->keys = keys;
+	g->pool = pool;
 	g->signer = dkim_signer_new(NULL, NULL, NULL);
 	return &g->st;
 }

@@ -876,7 +876,7 @@ static bool smtp_txn_pipeline(struct smtp_session *s, struct pipe_stage *framer)
 	if (milter)
 		pipeline_add(t->pipe, milter);
 	if (sign && dkim_keyring_count(s->t->dkim_keys) > 0)   /* no key: no body hash to compute */
-		pipeline_add(t->pipe, stage_sign_new(s->t->dkim_keys));
+		pipeline_add(t->pipe, stage_sign_new(s->t->dkim_keys, s->t->delivery_pool));
 	pipeline_add(t->pipe, t->sink);
 	free(received);
 	return true;

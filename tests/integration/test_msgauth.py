@@ -452,3 +452,26 @@ def test_keys_not_read_per_message(make_tern):
     t.proc.send_signal(__import__("signal").SIGHUP)
     t.wait_log("event=dkim_keys_loaded reason=sighup keys=0")
     assert "event=dkim_key_error level=error path=" in t.log()
+
+
+def test_client_gone_while_signing(make_tern):
+    """Signatures are made on a worker thread: a client that drops the
+    connection right after its final dot leaves a job in flight whose
+    stage is gone; nothing breaks (the sanitizer build checks the
+    memory), and the server signs the next message as before."""
+    t = make_tern(services=("smtp", "submission"), config={"relay": {"trusted_networks": UNTRUSTED}})
+    rec = keygen(t, selector="g1")
+    for i in range(20):
+        d = Dialog(t.port("submission"))
+        d.cmd("EHLO client.test")
+        d.starttls()
+        d.cmd("EHLO client.test")
+        assert d.cmd("AUTH PLAIN " + b64("\0alice@example.test\0alicepw")).startswith("235")
+        assert d.cmd("MAIL FROM:<alice@example.test>").startswith("250")
+        assert d.cmd("RCPT TO:<bob@example.test>").startswith("250")
+        assert d.cmd("DATA").startswith("354")
+        d.send(f"From: <alice@example.test>\r\nSubject: gone {i}\r\n\r\nbye\r\n.\r\n")
+        d.close()
+    t.wait_log("event=disconnect", n=20)
+    m = submit(t, subject="after")
+    assert dkimpy_verify_all(m, {"g1._domainkey.example.test": rec})
