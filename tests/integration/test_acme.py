@@ -159,3 +159,145 @@ def test_tls_cert_replaced_without_restart_on_every_service(make_tern, tmp_path)
     cert = peer_cert(t, "submission", ca2, "mail.example.test", sock=early)
     assert issuer_cn(cert) == "Second Test CA"
     assert t.proc.pid == pid and t.proc.poll() is None
+
+
+# ---- pebble ----------------------------------------------------------------
+
+NAMES = ["autoconfig.example.test", "mta-sts.example.test", "mx.test"]
+
+
+class Pebble:
+    """pebble on loopback: its HTTPS API under a certificate of a CA made
+    here (the package ships none), validating against tern's [http] and
+    [https] ports, names resolved by a private dnsmasq."""
+
+    def __init__(self, base, http_port, tls_port, dns_port, port=None):
+        self.base = str(base)
+        os.makedirs(self.base, exist_ok=True)
+        self.ca = make_ca(os.path.join(self.base, "api-ca"), "Pebble API Test CA")
+        self.cert, self.key = make_leaf(os.path.join(self.base, "api-ca"), ["localhost"], ips=["127.0.0.1"])
+        self.port = port or free_port()
+        self.mgmt = free_port()
+        self.conf = os.path.join(self.base, "pebble.json")
+        with open(self.conf, "w") as f:
+            json.dump({"pebble": {
+                "listenAddress": f"127.0.0.1:{self.port}",
+                "managementListenAddress": f"127.0.0.1:{self.mgmt}",
+                "certificate": self.cert, "privateKey": self.key,
+                "httpPort": http_port, "tlsPort": tls_port,
+                "ocspResponderURL": "", "externalAccountBindingRequired": False}}, f)
+        self.dns_port = dns_port
+        self.proc = None
+        self.log_path = os.path.join(self.base, "pebble.log")
+
+    @property
+    def directory(self):
+        return f"https://127.0.0.1:{self.port}/dir"
+
+    def start(self):
+        env = dict(os.environ, PEBBLE_VA_NOSLEEP="1", PEBBLE_WFE_NONCEREJECT="0", PEBBLE_AUTHZREUSE="0")
+        self.logf = open(self.log_path, "ab")
+        self.proc = subprocess.Popen([PEBBLE, "-config", self.conf, "-dnsserver", f"127.0.0.1:{self.dns_port}"],
+                                     stdout=self.logf, stderr=self.logf, env=env, cwd=self.base)
+        assert wait_port(self.port) and wait_port(self.mgmt), self.log()
+        return self
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(10)
+        if self.proc:
+            self.logf.close()
+        self.proc = None
+
+    def log(self):
+        try:
+            with open(self.log_path, "rb") as f:
+                return f.read().decode(errors="replace")
+        except FileNotFoundError:
+            return ""
+
+    def root(self):
+        """pebble's issuing root (it makes a new one each run), as a file."""
+        ctx = ssl.create_default_context(cafile=self.ca)
+        import http.client
+        c = http.client.HTTPSConnection("127.0.0.1", self.mgmt, context=ctx, timeout=10)
+        c.request("GET", "/roots/0")
+        r = c.getresponse()
+        pem = r.read()
+        assert r.status == 200, pem
+        path = os.path.join(self.base, "root.pem")
+        with open(path, "wb") as f:
+            f.write(pem)
+        return path
+
+
+@pytest.fixture
+def acme_env(make_tern, tmp_path):
+    """A function that starts dnsmasq, pebble (unless told not to) and a
+    tern with [acme] pointing at it; returns (tern, pebble)."""
+    made = []
+
+    def factory(challenge="tls-alpn-01", start_pebble=True, before_start=None, config=None,
+                services=TLS_SERVICES + ("http",)):
+        dns = Dnsmasq(["--address=/mx.test/127.0.0.1", "--address=/example.test/127.0.0.1"])
+        made.append(dns)
+        t = make_tern(start=False, services=services, domains="example.test")
+        pebble = Pebble(tmp_path / "pebble", t.port("http"), t.port("https"), dns.port)
+        made.append(pebble)
+        acme = {"directory": pebble.directory, "email": "postmaster@example.test", "challenge": challenge,
+                "ca_file": pebble.ca, "retry": "1s"}
+        acme.update(config or {})
+        t.sections["acme"] = acme
+        t.write_config()
+        if before_start:
+            before_start(t)
+        if start_pebble:
+            pebble.start()
+        t.start()
+        return t, pebble
+
+    yield factory
+    for m in reversed(made):
+        m.stop()
+
+
+def acme_file(t):
+    return os.path.join(t.state, "acme", "cert.pem")
+
+
+def assert_pebble_cert_everywhere(t, pebble):
+    root = pebble.root()
+    for svc in TLS_SERVICES:
+        cert = peer_cert(t, svc, root, "mx.test")
+        assert issuer_cn(cert).startswith("Pebble Intermediate CA"), (svc, cert)
+        assert san_dns(cert) == NAMES, (svc, cert)
+    # SNI for another name of the certificate, on HTTPS.
+    cert = peer_cert(t, "https", root, "mta-sts.example.test")
+    assert san_dns(cert) == NAMES
+
+
+def test_acme_tls_alpn_01_issues_and_every_service_switches(acme_env):
+    t, pebble = acme_env("tls-alpn-01")
+    pid = t.proc.pid
+    t.wait_log("event=acme_issued", timeout=60)
+    log = t.log()
+    assert log.count("event=acme_challenge") == 3 and "type=tls-alpn-01" in log
+    assert log.count("event=acme_authorized") == 3
+    assert "event=web_acme_validation" in log
+    assert_pebble_cert_everywhere(t, pebble)
+    assert t.proc.pid == pid
+    for name in ("account.key", "cert.pem"):
+        st = os.stat(os.path.join(t.state, "acme", name))
+        assert st.st_mode & 0o777 == 0o600, name
+    # Renewal is set for 30 days before the end, not now.
+    assert "event=acme_renewal_scheduled" in t.wait_log("event=acme_renewal_scheduled")
+
+
+def test_acme_http_01_issues(acme_env):
+    t, pebble = acme_env("http-01")
+    t.wait_log("event=acme_issued", timeout=60)
+    log = t.log()
+    assert log.count("event=acme_challenge") == 3 and "type=http-01" in log
+    assert log.count('path="/.well-known/acme-challenge/') >= 3
+    assert_pebble_cert_everywhere(t, pebble)
