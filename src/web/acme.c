@@ -48,7 +48,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#define ACME_BAD_NONCE_TRIES 3
+#define ACME_BAD_NONCE_TRIES 5
 #define ACME_POLLS_MAX       60     /* per authorization or order */
 #define ACME_POLL_DEFAULT_S  1      /* without Retry-After */
 #define ACME_POLL_MAX_S      60

@@ -171,7 +171,8 @@ class Pebble:
     here (the package ships none), validating against tern's [http] and
     [https] ports, names resolved by a private dnsmasq."""
 
-    def __init__(self, base, http_port, tls_port, dns_port, port=None):
+    def __init__(self, base, http_port, tls_port, dns_port, port=None, nonce_reject=0):
+        self.nonce_reject = nonce_reject
         self.base = str(base)
         os.makedirs(self.base, exist_ok=True)
         self.ca = make_ca(os.path.join(self.base, "api-ca"), "Pebble API Test CA")
@@ -195,7 +196,7 @@ class Pebble:
         return f"https://127.0.0.1:{self.port}/dir"
 
     def start(self):
-        env = dict(os.environ, PEBBLE_VA_NOSLEEP="1", PEBBLE_WFE_NONCEREJECT="0", PEBBLE_AUTHZREUSE="0")
+        env = dict(os.environ, PEBBLE_VA_NOSLEEP="1", PEBBLE_WFE_NONCEREJECT=str(self.nonce_reject), PEBBLE_AUTHZREUSE="0")
         self.logf = open(self.log_path, "ab")
         self.proc = subprocess.Popen([PEBBLE, "-config", self.conf, "-dnsserver", f"127.0.0.1:{self.dns_port}"],
                                      stdout=self.logf, stderr=self.logf, env=env, cwd=self.base)
@@ -239,11 +240,11 @@ def acme_env(make_tern, tmp_path):
     made = []
 
     def factory(challenge="tls-alpn-01", start_pebble=True, before_start=None, config=None,
-                services=TLS_SERVICES + ("http",)):
+                services=TLS_SERVICES + ("http",), nonce_reject=0):
         dns = Dnsmasq(["--address=/mx.test/127.0.0.1", "--address=/example.test/127.0.0.1"])
         made.append(dns)
         t = make_tern(start=False, services=services, domains="example.test")
-        pebble = Pebble(tmp_path / "pebble", t.port("http"), t.port("https"), dns.port)
+        pebble = Pebble(tmp_path / "pebble", t.port("http"), t.port("https"), dns.port, nonce_reject=nonce_reject)
         made.append(pebble)
         acme = {"directory": pebble.directory, "email": "postmaster@example.test", "challenge": challenge,
                 "ca_file": pebble.ca, "retry": "1s"}
@@ -294,10 +295,108 @@ def test_acme_tls_alpn_01_issues_and_every_service_switches(acme_env):
     assert "event=acme_renewal_scheduled" in t.wait_log("event=acme_renewal_scheduled")
 
 
-def test_acme_http_01_issues(acme_env):
+def saved_cert(tmp_path, days, cn="Old Test CA", names=NAMES):
+    """A function for acme_env's before_start: state_dir/acme/cert.pem as
+    tern writes it (the key, then the chain), from a CA of our own."""
+    ca = make_ca(str(tmp_path / "old-ca"), cn)
+    cert, key = make_leaf(str(tmp_path / "old-ca"), names, days=days)
+
+    def put(t):
+        d = os.path.join(t.state, "acme")
+        os.makedirs(d, exist_ok=True)
+        with open(os.path.join(d, "cert.pem"), "w") as f:
+            f.write(open(key).read() + open(cert).read())
+        os.chmod(os.path.join(d, "cert.pem"), 0o600)
+    return ca, put
+
+
+def test_acme_http_01_issues_and_a_restart_uses_the_saved_certificate(acme_env):
     t, pebble = acme_env("http-01")
     t.wait_log("event=acme_issued", timeout=60)
     log = t.log()
     assert log.count("event=acme_challenge") == 3 and "type=http-01" in log
     assert log.count('path="/.well-known/acme-challenge/') >= 3
+    assert_pebble_cert_everywhere(t, pebble)
+    root = pebble.root()
+    # With the CA gone, a restart serves the saved certificate and orders nothing.
+    pebble.stop()
+    t.restart()
+    m = t.wait_for_log(r"event=acme_loaded file=\S+ not_after=\d+ covers_names=yes")
+    t.wait_log("event=acme_renewal_scheduled", 2)
+    assert t.log().count("event=acme_order") == 1 and "event=acme_failed" not in t.log()
+    for svc in TLS_SERVICES:
+        cert = peer_cert(t, svc, root, "mx.test")
+        assert issuer_cn(cert).startswith("Pebble Intermediate CA") and san_dns(cert) == NAMES, svc
+
+
+def test_acme_saved_certificate_far_from_expiry_is_kept(acme_env, tmp_path):
+    ca, put = saved_cert(tmp_path, days=90)
+    t, _ = acme_env(start_pebble=False, before_start=put)
+    m = t.wait_for_log(r"event=acme_renewal_scheduled in=(\d+)")
+    # 90 days less the 30 of renew_before, give or take the start-up.
+    assert abs(int(m.group(1)) - 60 * 86400) < 600
+    assert "covers_names=yes" in t.log()
+    assert "event=acme_order" not in t.log() and "event=acme_failed" not in t.log()
+    assert_all_services(t, ca, "mx.test", "Old Test CA", NAMES)
+
+
+def test_acme_renews_a_near_expiry_certificate_without_restart(acme_env, tmp_path):
+    """A saved certificate 5 days from its end (inside renew_before) is
+    used at start and replaced by a new one from the CA on every service;
+    the process stays the same."""
+    ca, put = saved_cert(tmp_path, days=5)
+    t, pebble = acme_env(before_start=put)
+    pid = t.proc.pid
+    t.wait_for_log(r"event=acme_loaded file=\S+ not_after=\d+ covers_names=yes")
+    t.wait_log("event=acme_issued", timeout=60)
+    assert_pebble_cert_everywhere(t, pebble)
+    assert t.proc.pid == pid
+
+
+def test_acme_renewal_timer_fires_while_running(acme_env, tmp_path):
+    """The renewal timer: a certificate whose renewal falls due a few
+    seconds after start is renewed when the timer fires."""
+    ca, put = saved_cert(tmp_path, days=31)
+    # notAfter is 31 days from now: renewal due in about 4 seconds.
+    t, pebble = acme_env(before_start=put, config={"renew_before": f"{31 * 86400 - 4}s"})
+    m = t.wait_for_log(r"event=acme_renewal_scheduled in=(\d+)")
+    assert 0 < int(m.group(1)) <= 4
+    assert "event=acme_order" not in t.log()
+    assert_all_services(t, ca, "mx.test", "Old Test CA", NAMES)
+    t.wait_log("event=acme_issued", timeout=60)
+    assert_pebble_cert_everywhere(t, pebble)
+
+
+def test_acme_ca_down_at_start_keeps_the_old_certificate_and_retries(acme_env, tmp_path):
+    """The CA does not answer at start: tern serves with the certificate it
+    has (here a near-expiry one it wants to replace), logs each failure,
+    backs off (1s, 2s, ...) and gets the certificate once the CA is up."""
+    ca, put = saved_cert(tmp_path, days=5)
+    t, pebble = acme_env(start_pebble=False, before_start=put)
+    t.wait_for_log(r"event=acme_failed level=error step=directory .*failures=1 retry_in=1$")
+    t.wait_for_log(r"event=acme_failed level=error step=directory .*failures=2 retry_in=2$")
+    assert_all_services(t, ca, "mx.test", "Old Test CA", NAMES)
+    pebble.start()
+    t.wait_log("event=acme_issued", timeout=60)
+    assert_pebble_cert_everywhere(t, pebble)
+
+
+def test_acme_ca_down_at_start_serves_self_signed_then_switches(acme_env):
+    t, pebble = acme_env(start_pebble=False)
+    t.wait_for_log(r"event=acme_failed level=error step=directory .*failures=1 ")
+    selfsigned = os.path.join(t.state, "tls", "cert.pem")
+    for svc in TLS_SERVICES:
+        cert = peer_cert(t, svc, selfsigned, "mx.test")
+        assert issuer_cn(cert) == "mx.test", svc
+    pebble.start()
+    t.wait_log("event=acme_issued", timeout=60)
+    assert_pebble_cert_everywhere(t, pebble)
+
+
+def test_acme_bad_nonces_are_retried(acme_env):
+    """pebble refusing 40% of nonces (badNonce, RFC 8555 6.5): each refused
+    request is sent again with the new nonce, and the order completes."""
+    t, pebble = acme_env(nonce_reject=40)
+    t.wait_log("event=acme_issued", timeout=90)
+    assert "event=acme_bad_nonce" in t.log()
     assert_pebble_cert_everywhere(t, pebble)
