@@ -400,3 +400,52 @@ def test_acme_bad_nonces_are_retried(acme_env):
     t.wait_log("event=acme_issued", timeout=90)
     assert "event=acme_bad_nonce" in t.log()
     assert_pebble_cert_everywhere(t, pebble)
+
+
+@pytest.mark.parametrize("acme,services,error", [
+    ({"directory": "https://ca.test/dir", "challenge": "dns-01"}, ("smtp", "https"),
+     "[acme] challenge must be tls-alpn-01 or http-01"),
+    ({"directory": "http://ca.test/dir"}, ("smtp", "https"), "[acme] directory must be an https:// URL"),
+    ({"directory": "https://ca.test/dir", "challenge": "http-01"}, ("smtp", "https"),
+     "[acme] challenge http-01 needs an [http] listen"),
+    ({"directory": "https://ca.test/dir"}, ("smtp", "http"),
+     "[acme] challenge tls-alpn-01 needs an [https] listen"),
+])
+def test_acme_config_errors(make_tern, acme, services, error):
+    t = make_tern(start=False, services=services, config={"acme": acme})
+    p = t.cli("check-config")
+    assert p.returncode != 0 and error in p.stderr, p.stderr
+
+
+def test_acme_off_by_default_and_http_01_path_is_404(make_tern):
+    """Without [acme] directory nothing is ordered and no token is
+    answered."""
+    import http.client
+    t = make_tern(services=("smtp", "http", "https"))
+    c = http.client.HTTPConnection("127.0.0.1", t.port("http"), timeout=10)
+    c.request("GET", "/.well-known/acme-challenge/abc", headers={"Host": "mx.test"})
+    assert c.getresponse().status == 404
+    t.wait_log("event=web_request")
+    assert "event=acme_" not in t.log()
+    assert not os.path.exists(os.path.join(t.state, "acme"))
+
+
+def test_acme_tls_alpn_without_a_challenge_is_refused(make_tern):
+    """ALPN acme-tls/1 gets a validation certificate or no handshake at
+    all (RFC 8737 3); other ALPN offers are not agreed and get the normal
+    certificate."""
+    t = make_tern(services=("smtp", "https"))
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    ctx.set_alpn_protocols(["acme-tls/1"])
+    s = socket.create_connection(("127.0.0.1", t.port("https")), timeout=10)
+    with pytest.raises(ssl.SSLError):
+        ctx.wrap_socket(s, server_hostname="mx.test")
+    s.close()
+    ctx2 = ssl.create_default_context(cafile=os.path.join(t.state, "tls", "cert.pem"))
+    ctx2.set_alpn_protocols(["h2", "http/1.1"])
+    with ctx2.wrap_socket(socket.create_connection(("127.0.0.1", t.port("https")), timeout=10),
+                          server_hostname="mx.test") as tls:
+        assert tls.selected_alpn_protocol() is None
+        assert issuer_cn(tls.getpeercert()) == "mx.test"
