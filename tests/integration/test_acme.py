@@ -176,7 +176,8 @@ class Pebble:
         self.base = str(base)
         os.makedirs(self.base, exist_ok=True)
         self.ca = make_ca(os.path.join(self.base, "api-ca"), "Pebble API Test CA")
-        self.cert, self.key = make_leaf(os.path.join(self.base, "api-ca"), ["localhost"], ips=["127.0.0.1"])
+        self.cert, self.key = make_leaf(os.path.join(self.base, "api-ca"), ["localhost", "ca.test"],
+                                        ips=["127.0.0.1"])
         self.port = port or free_port()
         self.mgmt = free_port()
         self.conf = os.path.join(self.base, "pebble.json")
@@ -194,6 +195,11 @@ class Pebble:
     @property
     def directory(self):
         return f"https://127.0.0.1:{self.port}/dir"
+
+    @property
+    def directory_by_name(self):
+        """The same, by a name that tern resolves through its [dns] servers."""
+        return f"https://ca.test:{self.port}/dir"
 
     def start(self):
         env = dict(os.environ, PEBBLE_VA_NOSLEEP="1", PEBBLE_WFE_NONCEREJECT=str(self.nonce_reject), PEBBLE_AUTHZREUSE="0")
@@ -240,14 +246,18 @@ def acme_env(make_tern, tmp_path):
     made = []
 
     def factory(challenge="tls-alpn-01", start_pebble=True, before_start=None, config=None,
-                services=TLS_SERVICES + ("http",), nonce_reject=0):
-        dns = Dnsmasq(["--address=/mx.test/127.0.0.1", "--address=/example.test/127.0.0.1"])
+                services=TLS_SERVICES + ("http",), nonce_reject=0, by_name=False):
+        dns = Dnsmasq(["--address=/mx.test/127.0.0.1", "--address=/example.test/127.0.0.1",
+                       "--address=/ca.test/127.0.0.1"])
         made.append(dns)
         t = make_tern(start=False, services=services, domains="example.test")
         pebble = Pebble(tmp_path / "pebble", t.port("http"), t.port("https"), dns.port, nonce_reject=nonce_reject)
         made.append(pebble)
         acme = {"directory": pebble.directory, "email": "postmaster@example.test", "challenge": challenge,
                 "ca_file": pebble.ca, "retry": "1s"}
+        if by_name:
+            acme["directory"] = pebble.directory_by_name
+            t.sections["dns"] = {"servers": f"127.0.0.1:{dns.port}"}
         acme.update(config or {})
         t.sections["acme"] = acme
         t.write_config()
@@ -279,7 +289,9 @@ def assert_pebble_cert_everywhere(t, pebble):
 
 
 def test_acme_tls_alpn_01_issues_and_every_service_switches(acme_env):
-    t, pebble = acme_env("tls-alpn-01")
+    """The directory by name: c-ares through [dns] servers, then the CA's
+    certificate checked for that name against ca_file."""
+    t, pebble = acme_env("tls-alpn-01", by_name=True)
     pid = t.proc.pid
     t.wait_log("event=acme_issued", timeout=60)
     log = t.log()
@@ -449,3 +461,13 @@ def test_acme_tls_alpn_without_a_challenge_is_refused(make_tern):
                           server_hostname="mx.test") as tls:
         assert tls.selected_alpn_protocol() is None
         assert issuer_cn(tls.getpeercert()) == "mx.test"
+
+
+def test_acme_ca_certificate_is_verified(acme_env, tmp_path):
+    """The directory's TLS certificate must chain to ca_file: another CA
+    is a failure (logged, retried), and nothing is ordered."""
+    other = make_ca(str(tmp_path / "other-ca"), "Unrelated CA")
+    t, _ = acme_env(config={"ca_file": other})
+    m = t.wait_for_log(r"event=acme_failed level=error step=directory error=(.*) failures=1 ")
+    assert "certificate verify failed" in m.group(1), m.group(0)
+    assert "event=acme_account" not in t.log()
