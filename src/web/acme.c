@@ -94,6 +94,15 @@ struct acme_token {
 	char *key_authz;
 };
 
+/* One authorization of the order (RFC 8555 7.1.4). */
+struct acme_authz {
+	char *url;
+	char *name;                     /* its identifier, lower case */
+	char *challenge;                /* the URL of the challenge we answer */
+	bool answered;                  /* a validation certificate is in the store */
+	bool valid;
+};
+
 struct acme_save_job;
 
 typedef void (*acme_reply_fn)(struct acme *a, const struct acme_http_reply *r, json_t *j);
@@ -126,10 +135,10 @@ struct acme {
 
 	/* The order under way. */
 	char *order_url, *finalize_url, *cert_url;
-	char **authz;
-	size_t nauthz, authz_i;
-	char *authz_name;               /* the identifier of authz[authz_i] */
-	unsigned polls;
+	struct acme_authz *authz;
+	size_t nauthz, authz_i;         /* authz_i: the pass's position */
+	unsigned polls;                 /* rounds of AUTHZ_POLL, or order polls */
+	uint64_t poll_delay;            /* the shortest Retry-After of a round */
 	EVP_PKEY *cert_key;
 	struct acme_token tokens[ACME_DOMAINS_MAX];
 	size_t ntokens;
@@ -165,14 +174,14 @@ static void log_acme_order(const struct acme *a)
 		  log_quote(u, sizeof(u), a->order_url, strlen(a->order_url)), a->ndomains, a->nauthz);
 }
 
-static void log_acme_challenge(const struct acme *a, const char *type)
+static void log_acme_challenge(const struct acme *a, const struct acme_authz *z, const char *type)
 {
-	log_event("event=acme_challenge name=%s type=%s", a->authz_name, type);
+	log_event("event=acme_challenge name=%s type=%s", z->name, type);
 }
 
-static void log_acme_authorized(const struct acme *a)
+static void log_acme_authorized(const struct acme *a, const struct acme_authz *z)
 {
-	log_event("event=acme_authorized name=%s", a->authz_name);
+	log_event("event=acme_authorized name=%s", z->name);
 }
 
 static void log_acme_bad_nonce(const struct acme *a)
@@ -227,18 +236,20 @@ static void acme_tokens_clear(struct acme *a)
 	a->ntokens = 0;
 }
 
+static void acme_answers_clear(struct acme *a);
+
 /* Everything of the order under way. */
 static void acme_order_clear(struct acme *a)
 {
-	for (size_t i = 0; i < a->nauthz; i++)
-		free(a->authz[i]);
+	acme_answers_clear(a);
+	for (size_t i = 0; i < a->nauthz; i++) {
+		free(a->authz[i].url);
+		free(a->authz[i].name);
+		free(a->authz[i].challenge);
+	}
 	free(a->authz);
 	a->authz = NULL;
 	a->nauthz = a->authz_i = 0;
-	if (a->authz_name && !a->http01)
-		tls_ctx_set_challenge(a->t->tls, a->authz_name, NULL, NULL);
-	free(a->authz_name);
-	a->authz_name = NULL;
 	free(a->order_url);
 	free(a->finalize_url);
 	free(a->cert_url);
@@ -389,7 +400,6 @@ static void acme_post(struct acme *a, const char *url, json_t *payload, acme_rep
 /* ---- the sequence ------------------------------------------------------------ */
 
 static void acme_begin(struct acme *a);
-static void acme_next_authz(struct acme *a);
 static void acme_finalize(struct acme *a);
 
 /* A delay from Retry-After (RFC 8555 7.5.1), or the default. */
@@ -459,68 +469,31 @@ static void acme_finalize(struct acme *a)
 	free(csr);
 }
 
-/* The authorization's challenge is answered: withdraw what served it. */
-static void acme_challenge_done(struct acme *a)
+/*
+ * The authorizations of an order are worked on together, in three
+ * passes over them: AUTHZ fetches each and makes its answer ready (a
+ * token for http-01, a validation certificate for tls-alpn-01);
+ * CHALLENGE tells the CA to look at each pending one; AUTHZ_POLL fetches
+ * those not yet valid, again after Retry-After while any is pending.  So
+ * the CA validates every name at once instead of one after the other.
+ */
+
+/* Withdraw every answer: the CA is done with them, or the order failed. */
+static void acme_answers_clear(struct acme *a)
 {
-	if (!a->http01 && a->authz_name)
-		tls_ctx_set_challenge(a->t->tls, a->authz_name, NULL, NULL);
+	for (size_t i = 0; i < a->nauthz; i++)
+		if (!a->http01 && a->authz[i].name && a->authz[i].answered)
+			tls_ctx_set_challenge(a->t->tls, a->authz[i].name, NULL, NULL);
 	acme_tokens_clear(a);
 }
 
-static void acme_authz_state(struct acme *a, const struct acme_http_reply *r, json_t *j)
-{
-	const char *status = jstr(j, "status");
-
-	if (status && strcmp(status, "valid") == 0) {
-		log_acme_authorized(a);
-		acme_challenge_done(a);
-		a->authz_i++;
-		acme_next_authz(a);
-		return;
-	}
-	if (status == NULL || (strcmp(status, "pending") != 0 && strcmp(status, "processing") != 0)) {
-		/* The challenge's error says why (RFC 8555 7.1.4, 8.2). */
-		char p[400] = "";
-		size_t i;
-		json_t *ch, *chs = json_object_get(j, "challenges");
-		json_array_foreach(chs, i, ch) {
-			if (json_object_get(ch, "error"))
-				acme_problem(json_object_get(ch, "error"), p, sizeof(p));
-		}
-		acme_fail(a, "authorization for %s is %s %s", a->authz_name, status ? status : "without status", p);
-		return;
-	}
-	if (++a->polls > ACME_POLLS_MAX) {
-		acme_fail(a, "authorization for %s still %s after %u polls", a->authz_name, status, ACME_POLLS_MAX);
-		return;
-	}
-	acme_set_state(a, ACME_AUTHZ_POLL);
-	acme_arm(a, acme_poll_delay(r));
-}
-
-static void acme_authz_poll_cb(struct acme *a, const struct acme_http_reply *r, json_t *j)
-{
-	if (j == NULL) {
-		acme_fail(a, "authorization: no JSON");
-		return;
-	}
-	acme_authz_state(a, r, j);
-}
-
-static void acme_challenge_cb(struct acme *a, const struct acme_http_reply *r, json_t *j)
-{
-	/* The challenge object came back; the authorization tells the end. */
-	a->polls = 0;
-	acme_set_state(a, ACME_AUTHZ_POLL);
-	acme_arm(a, acme_poll_delay(r));
-}
-
 /* Make the answer to one challenge ready before telling the CA to look. */
-static bool acme_challenge_ready(struct acme *a, const char *token)
+static bool acme_challenge_ready(struct acme *a, struct acme_authz *z, const char *token)
 {
 	char *ka = acme_key_authorization(token, a->account_key);
 	if (ka == NULL)
 		return false;
+	z->answered = true;
 	if (a->http01) {
 		if (a->ntokens == ACME_DOMAINS_MAX) {
 			free(ka);
@@ -530,58 +503,159 @@ static bool acme_challenge_ready(struct acme *a, const char *token)
 		a->tokens[a->ntokens++].key_authz = ka;
 		return true;
 	}
-	X509 *x = acme_alpn_cert(a->alpn_key, a->authz_name, ka);
+	X509 *x = acme_alpn_cert(a->alpn_key, z->name, ka);
 	free(ka);
-	bool ok = x && tls_ctx_set_challenge(a->t->tls, a->authz_name, x, a->alpn_key);
+	bool ok = x && tls_ctx_set_challenge(a->t->tls, z->name, x, a->alpn_key);
 	X509_free(x);
 	return ok;
 }
 
+static void acme_authz_pass(struct acme *a);
+
+/* An authorization's status: true when the pass may go on. */
+static bool acme_authz_status(struct acme *a, struct acme_authz *z, json_t *j)
+{
+	const char *status = jstr(j, "status");
+
+	if (status && strcmp(status, "valid") == 0) {
+		z->valid = true;
+		log_acme_authorized(a, z);
+		return true;
+	}
+	if (status && (strcmp(status, "pending") == 0 || strcmp(status, "processing") == 0))
+		return true;
+	/* The challenge's error says why (RFC 8555 7.1.4, 8.2). */
+	char p[400] = "";
+	size_t i;
+	json_t *ch, *chs = json_object_get(j, "challenges");
+	json_array_foreach(chs, i, ch) {
+		if (json_object_get(ch, "error"))
+			acme_problem(json_object_get(ch, "error"), p, sizeof(p));
+	}
+	acme_fail(a, "authorization for %s is %s %s", z->name, status ? status : "without status", p);
+	return false;
+}
+
+/* AUTHZ: the authorization, its name, and the answer to its challenge. */
 static void acme_authz_cb(struct acme *a, const struct acme_http_reply *r, json_t *j)
 {
+	struct acme_authz *z = &a->authz[a->authz_i];
 	const char *want = a->http01 ? "http-01" : "tls-alpn-01";
 	const char *name = jstr(json_object_get(j, "identifier"), "value");
 	const char *status = jstr(j, "status");
 	json_t *ch, *chs = json_object_get(j, "challenges");
 	size_t i;
 
-	if (j == NULL || name == NULL || status == NULL) {
+	if (name == NULL || status == NULL) {
 		acme_fail(a, "authorization without identifier or status");
 		return;
 	}
-	free(a->authz_name);
-	a->authz_name = xstrdup(name);
-	for (char *p = a->authz_name; *p; p++)
+	z->name = xstrdup(name);
+	for (char *p = z->name; *p; p++)
 		*p = ascii_lower(*p);
 	if (strcmp(status, "pending") != 0) {
-		a->polls = 0;
-		acme_authz_state(a, r, j);   /* valid already, or failed */
+		if (acme_authz_status(a, z, j)) {   /* valid already */
+			a->authz_i++;
+			acme_authz_pass(a);
+		}
 		return;
 	}
 	json_array_foreach(chs, i, ch) {
 		const char *type = jstr(ch, "type"), *url = jstr(ch, "url"), *token = jstr(ch, "token");
 		if (type == NULL || strcmp(type, want) != 0 || url == NULL || token == NULL)
 			continue;
-		if (!acme_challenge_ready(a, token)) {
-			acme_fail(a, "cannot prepare the %s answer for %s", want, name);
+		if (!acme_challenge_ready(a, z, token)) {
+			acme_fail(a, "cannot prepare the %s answer for %s", want, z->name);
 			return;
 		}
-		log_acme_challenge(a, want);
-		acme_set_state(a, ACME_CHALLENGE);
-		acme_post(a, url, json_object(), acme_challenge_cb);
+		z->challenge = xstrdup(url);
+		a->authz_i++;
+		acme_authz_pass(a);
 		return;
 	}
-	acme_fail(a, "the CA offers no %s challenge for %s", want, name);
+	acme_fail(a, "the CA offers no %s challenge for %s", want, z->name);
 }
 
-static void acme_next_authz(struct acme *a)
+/* CHALLENGE: the challenge object came back; the authorization tells. */
+static void acme_challenge_cb(struct acme *a, const struct acme_http_reply *r, json_t *j)
 {
-	if (a->authz_i == a->nauthz) {
-		acme_finalize(a);
+	a->authz_i++;
+	acme_authz_pass(a);
+}
+
+/* AUTHZ_POLL */
+static void acme_authz_poll_cb(struct acme *a, const struct acme_http_reply *r, json_t *j)
+{
+	if (j == NULL) {
+		acme_fail(a, "authorization: no JSON");
 		return;
 	}
-	acme_set_state(a, ACME_AUTHZ);
-	acme_post(a, a->authz[a->authz_i], NULL, acme_authz_cb);
+	if (a->poll_delay == 0 || acme_poll_delay(r) < a->poll_delay)
+		a->poll_delay = acme_poll_delay(r);
+	if (!acme_authz_status(a, &a->authz[a->authz_i], j))
+		return;
+	a->authz_i++;
+	acme_authz_pass(a);
+}
+
+/* The next request of the pass under way, or the next pass. */
+static void acme_authz_pass(struct acme *a)
+{
+	const char *want = a->http01 ? "http-01" : "tls-alpn-01";
+
+	switch (a->state) {
+	case ACME_AUTHZ:
+		if (a->authz_i < a->nauthz) {
+			acme_post(a, a->authz[a->authz_i].url, NULL, acme_authz_cb);
+			return;
+		}
+		acme_set_state(a, ACME_CHALLENGE);
+		a->authz_i = 0;
+		/* fall through */
+	case ACME_CHALLENGE:
+		while (a->authz_i < a->nauthz && a->authz[a->authz_i].challenge == NULL)
+			a->authz_i++;
+		if (a->authz_i < a->nauthz) {
+			struct acme_authz *z = &a->authz[a->authz_i];
+			log_acme_challenge(a, z, want);
+			acme_post(a, z->challenge, json_object(), acme_challenge_cb);
+			return;
+		}
+		/* The CA looks now; the first round of polls after a while. */
+		acme_set_state(a, ACME_AUTHZ_POLL);
+		a->authz_i = 0;
+		a->polls = 0;
+		a->poll_delay = 0;
+		acme_arm(a, ACME_POLL_DEFAULT_S);
+		return;
+	case ACME_AUTHZ_POLL:
+		/* A round: each authorization not yet valid, once. */
+		while (a->authz_i < a->nauthz && a->authz[a->authz_i].valid)
+			a->authz_i++;
+		if (a->authz_i < a->nauthz) {
+			acme_post(a, a->authz[a->authz_i].url, NULL, acme_authz_poll_cb);
+			return;
+		}
+		for (size_t i = 0; i < a->nauthz; i++) {
+			if (a->authz[i].valid)
+				continue;
+			if (++a->polls > ACME_POLLS_MAX) {
+				acme_fail(a, "authorization for %s still not valid after %u polls", a->authz[i].name,
+					  ACME_POLLS_MAX);
+				return;
+			}
+			/* Another round after the shortest Retry-After of this one. */
+			a->authz_i = 0;
+			acme_arm(a, a->poll_delay ? a->poll_delay : ACME_POLL_DEFAULT_S);
+			a->poll_delay = 0;
+			return;
+		}
+		break;
+	default:
+		return;
+	}
+	acme_answers_clear(a);
+	acme_finalize(a);
 }
 
 static void acme_order_cb(struct acme *a, const struct acme_http_reply *r, json_t *j)
@@ -597,17 +671,18 @@ static void acme_order_cb(struct acme *a, const struct acme_http_reply *r, json_
 	}
 	a->order_url = xstrdup(r->location);
 	a->finalize_url = xstrdup(fin);
-	a->authz = xcalloc(json_array_size(authz) + 1, sizeof(char *));
+	a->authz = xcalloc(json_array_size(authz) + 1, sizeof(*a->authz));
 	json_array_foreach(authz, i, v) {
 		if (!json_is_string(v)) {
 			acme_fail(a, "newOrder: an authorization that is not a URL");
 			return;
 		}
-		a->authz[a->nauthz++] = xstrdup(json_string_value(v));
+		a->authz[a->nauthz++].url = xstrdup(json_string_value(v));
 	}
 	log_acme_order(a);
 	a->authz_i = 0;
-	acme_next_authz(a);
+	acme_set_state(a, ACME_AUTHZ);
+	acme_authz_pass(a);
 }
 
 static void acme_account_cb(struct acme *a, const struct acme_http_reply *r, json_t *j)
@@ -809,7 +884,7 @@ static void acme_timer_cb(evutil_socket_t fd, short what, void *arg)
 	struct acme *a = arg;
 	switch (a->state) {
 	case ACME_AUTHZ_POLL:
-		acme_post(a, a->authz[a->authz_i], NULL, acme_authz_poll_cb);
+		acme_authz_pass(a);
 		break;
 	case ACME_ORDER_POLL:
 		acme_post(a, a->order_url, NULL, acme_order_poll_cb);
