@@ -246,12 +246,13 @@ def acme_env(make_tern, tmp_path):
     made = []
 
     def factory(challenge="tls-alpn-01", start_pebble=True, before_start=None, config=None,
-                services=TLS_SERVICES + ("http",), nonce_reject=0, by_name=False):
+                services=TLS_SERVICES + ("http",), nonce_reject=0, by_name=False, validate_port=None):
         dns = Dnsmasq(["--address=/mx.test/127.0.0.1", "--address=/example.test/127.0.0.1",
                        "--address=/ca.test/127.0.0.1"])
         made.append(dns)
         t = make_tern(start=False, services=services, domains="example.test")
-        pebble = Pebble(tmp_path / "pebble", t.port("http"), t.port("https"), dns.port, nonce_reject=nonce_reject)
+        pebble = Pebble(tmp_path / "pebble", validate_port or t.port("http"), validate_port or t.port("https"),
+                        dns.port, nonce_reject=nonce_reject)
         made.append(pebble)
         acme = {"directory": pebble.directory, "email": "postmaster@example.test", "challenge": challenge,
                 "ca_file": pebble.ca, "retry": "1s"}
@@ -471,3 +472,27 @@ def test_acme_ca_certificate_is_verified(acme_env, tmp_path):
     m = t.wait_for_log(r"event=acme_failed level=error step=directory error=(.*) failures=1 ")
     assert "certificate verify failed" in m.group(1), m.group(0)
     assert "event=acme_account" not in t.log()
+
+
+def test_acme_failed_validation_is_logged_and_retried(acme_env):
+    """The CA cannot reach tern (its validation port is wrong): the
+    authorization becomes invalid, the failure is logged with the CA's
+    reason, the order is tried again with back-off, and tern keeps its
+    self-signed certificate."""
+    t, pebble = acme_env("http-01", validate_port=free_port())
+    m = t.wait_for_log(r"event=acme_failed level=error step=authz_poll error=(.*) failures=1 retry_in=1$")
+    assert "is invalid" in m.group(1) and "urn:ietf:params:acme:error:connection" in m.group(1), m.group(0)
+    t.wait_for_log(r"event=acme_failed level=error step=authz_poll .* failures=2 retry_in=2$")
+    assert t.log().count("event=acme_order ") >= 2 and "event=acme_issued" not in t.log()
+    cert = peer_cert(t, "https", os.path.join(t.state, "tls", "cert.pem"), "mx.test")
+    assert issuer_cn(cert) == "mx.test"
+
+
+def test_acme_saved_certificate_for_other_names_is_replaced(acme_env, tmp_path):
+    """[acme] domains grew since the saved certificate was issued: it is
+    used at start but a new one for every name is ordered at once."""
+    ca, put = saved_cert(tmp_path, days=90, names=["mx.test"])
+    t, pebble = acme_env(before_start=put)
+    t.wait_for_log(r"event=acme_loaded file=\S+ not_after=\d+ covers_names=no")
+    t.wait_log("event=acme_issued", timeout=60)
+    assert_pebble_cert_everywhere(t, pebble)
