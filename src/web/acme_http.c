@@ -34,6 +34,7 @@ struct acme_http {
 	struct evhttp_connection *dead; /* the last request's, once its callback is over */
 	/* The one request under way. */
 	bool busy;
+	uint64_t gen;                   /* counts requests */
 	uint64_t dns_id;
 	struct evhttp_connection *evcon;
 	struct evhttp_request *req;
@@ -186,9 +187,14 @@ static void acme_http_connect(struct acme_http *h, const char *ip)
 	}
 	enum evhttp_cmd_type cmd = strcmp(h->method, "POST") == 0 ? EVHTTP_REQ_POST :
 		strcmp(h->method, "HEAD") == 0 ? EVHTTP_REQ_HEAD : EVHTTP_REQ_GET;
+	uint64_t gen = h->gen;
 	if (evhttp_make_request(h->evcon, h->req, cmd, h->path) != 0) {
-		h->req = NULL;   /* freed by evhttp on failure */
-		acme_http_fail(h, "cannot send the request");
+		/* evhttp freed the request, and may have called back already
+		 * (a connect that failed at once): then it is over. */
+		if (h->busy && h->gen == gen) {
+			h->req = NULL;
+			acme_http_fail(h, "cannot send the request");
+		}
 	}
 }
 
@@ -234,6 +240,7 @@ bool acme_http_request(struct acme_http *h, const char *method, const char *url,
 	path = evhttp_uri_get_path(u);
 	query = evhttp_uri_get_query(u);
 	h->busy = true;
+	h->gen++;
 	h->method = xstrdup(method);
 	h->host = xstrdup(host);
 	if (h->host[0] == '[') {   /* evhttp keeps an IPv6 literal's brackets */
@@ -267,8 +274,8 @@ void acme_http_cancel(struct acme_http *h)
 	if (h->dns_id)
 		dns_cancel(h->dns, h->dns_id);
 	event_del(h->kick);
-	if (h->req)
-		evhttp_cancel_request(h->req);
+	/* Freeing the connection frees its request without calling back
+	 * (evhttp_cancel_request may call back with NULL). */
 	if (h->evcon)
 		evhttp_connection_free(h->evcon);
 	h->evcon = NULL;
