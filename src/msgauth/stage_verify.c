@@ -346,7 +346,8 @@ static void verify_answer(struct stage_verify *v)
 		else if (w->out.disposition == DMARC_P_QUARANTINE)
 			action = "quarantine";
 	}
-	if (cfg->check_dns_tempfail && verify_temperror(v, w))
+	/* a definite reject stands; the rest waits for DNS to answer */
+	if (cfg->check_dns_tempfail && strcmp(action, "reject") != 0 && verify_temperror(v, w))
 		action = "tempfail";
 	log_msgauth(v->env, v->spf ? spf_result_name(v->spf_res) : "off",
 		    verify_dkim_summary(v),

@@ -49,6 +49,8 @@ def dns(keys, silent):
         "--local=/test/",
         # SPF of spfdown.dm.test goes to a server that never answers
         f"--server=/spfdown.dm.test/127.0.0.1#{silent}",
+        # and the DMARC policy of slow.test
+        f"--server=/_dmarc.slow.test/127.0.0.1#{silent}",
         txt_arg("ed._domainkey.ed.test", keys["ed"][1]),
         txt_arg("ed.test", "v=spf1 -all"),
         txt_arg("_dmarc.ed.test", "v=DMARC1; p=reject"),
@@ -255,6 +257,16 @@ def test_spf_timeout_with_dns_tempfail_is_451(make_tern, dns):
     # a DMARC pass is a pass even when something else timed out
     code, _ = send(t, "x@aligned.test", plain("x@aligned.test"))
     assert code == 250
+
+
+def test_definite_reject_is_not_turned_into_451(make_tern, dns):
+    """Two From: domains: rej.test fails for certain under p=reject, the
+    policy of slow.test does not answer.  dns_tempfail defers only what
+    DNS left open: this one is refused."""
+    t = mx(make_tern, dns, dns={"timeout": "2s"}, checks={"dns_tempfail": "yes"})
+    code, reply = send(t, "x@rej.test", from_two("a@rej.test", "b@slow.test"))
+    assert code == 550 and b"rej.test" in reply, reply
+    t.wait_log("dmarc=fail action=reject")
 
 
 # ---- forged Authentication-Results in RFC 8601's forms
