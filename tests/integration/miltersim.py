@@ -7,6 +7,8 @@ it, and answers as scripted:
     sim = MilterSim(actions=ADDHDRS, protocol=0)
     sim.script = {"E": [add_header("X-A", "1"), CONTINUE]}   # replies per command
     sim.fail = ("B", "close")         # or "stall", "garbage" at that command
+    sim.script = {"E": [PROGRESS, 0.5, CONTINUE]}     # a number: sleep that long
+    sim.pause_at = "B"; ...; sim.resume.set()   # stop reading at the first "B"
     ... sim.sessions[-1].commands  -> ["O", "C", "H", "M", "R", "T", "L", ..., "E"]
 
 A command that wants a reply and has none scripted gets CONTINUE.
@@ -18,6 +20,8 @@ import threading
 import time
 
 ADDHDRS, CHGBODY, ADDRCPT, DELRCPT, CHGHDRS, QUARANTINE = 0x01, 0x02, 0x04, 0x08, 0x10, 0x20
+CHGFROM, ADDRCPT_PAR = 0x40, 0x80
+ALL_ACTIONS = 0xff
 NOCONNECT, NOHELO, NOMAIL, NORCPT, NOBODY, NOHDRS, NOEOH, NR_HDR = 0x1, 0x2, 0x4, 0x8, 0x10, 0x20, 0x40, 0x80
 NODATA, SKIP = 0x200, 0x400
 NR_CONN, NR_HELO, NR_MAIL, NR_RCPT, NR_DATA, NR_EOH, NR_BODY = (
@@ -58,6 +62,22 @@ def del_rcpt(addr):
     return pkt("-", addr.encode() + b"\0")
 
 
+def repl_body(data):
+    return pkt("b", data)
+
+
+def add_rcpt(addr):
+    return pkt("+", addr.encode() + b"\0")
+
+
+def add_rcpt_par(addr, args):
+    return pkt("2", addr.encode() + b"\0" + args.encode() + b"\0")
+
+
+def chg_from(addr, args=None):
+    return pkt("e", addr.encode() + b"\0" + (args.encode() + b"\0" if args is not None else b""))
+
+
 def quarantine(reason):
     return pkt("q", reason.encode() + b"\0")
 
@@ -94,6 +114,9 @@ class MilterSim:
         self.script = {}
         self.fail = None
         self.sessions = []
+        self.pause_at = None
+        self.paused = threading.Event()
+        self.resume = threading.Event()
         self.port = None
         self.loop = asyncio.new_event_loop()
         self.ready = threading.Event()
@@ -144,6 +167,9 @@ class MilterSim:
                 body = await reader.readexactly(n)
                 cmd, data = chr(body[0]), body[1:]
                 s.packets.append((cmd, data))
+                if self.pause_at == cmd and not self.paused.is_set():
+                    self.paused.set()
+                    await self.loop.run_in_executor(None, self.resume.wait, 60)
                 if cmd == "D":
                     kv = strings(data[1:])
                     s.macros[chr(data[0])] = dict(zip(kv[0::2], kv[1::2]))
@@ -175,6 +201,10 @@ class MilterSim:
                 k = pending.get(cmd, 0)
                 pending[cmd] = k + 1
                 for r in replies:
+                    if isinstance(r, (int, float)):
+                        await writer.drain()
+                        await asyncio.sleep(r)
+                        continue
                     writer.write(r)
                 await writer.drain()
         except (asyncio.IncompleteReadError, ConnectionError):

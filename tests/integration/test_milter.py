@@ -152,9 +152,12 @@ def test_added_fields_and_quarantine(make_tern, sim):
     code, _ = send(t)
     assert code == 250
     (m,) = t.wait_messages("bob@example.test", 1)
-    head = m.split(b"\n\n")[0]
-    assert b"\nX-Spam: No, score=0.1\n" in head and b"\nX-Filtered: by\n\tsim\n" in head
-    assert b"Subject: hello" in head
+    # added: at the end of the header section; inserted at 1: after the
+    # first field the filter was shown (Received:)
+    rec = received_of(m)
+    assert m == (b"Return-Path: <alice@example.test>\nDelivered-To: bob@example.test\n" + rec +
+                 b"X-Filtered: by\n\tsim\nSubject: hello\nFrom: alice@example.test\n"
+                 b"X-Spam: No, score=0.1\n\nbody line\n"), m
     assert "event=milter_header" in t.log()
 
     sim.script = {"E": [ms.quarantine("looks odd"), ms.add_header("X-Q", "1"), ms.ACCEPT]}
@@ -165,9 +168,141 @@ def test_added_fields_and_quarantine(make_tern, sim):
     show = t.cli("queue", "show", qid).stdout
     assert "held: yes" in show, show
     assert len(t.messages("bob@example.test")) == 1
+    listing = t.cli("queue", "list").stdout
+    assert re.search(rf"^{qid} +held +bob@example.test", listing, re.M), listing
+    # the scheduler passes it by, even when told to run the queue
+    assert t.cli("queue", "flush").returncode == 0
     assert t.cli("queue", "release", qid).returncode == 0
     (_, m2) = t.wait_messages("bob@example.test", 2)
     assert b"X-Q: 1" in m2
+    assert t.cli("queue", "list").stdout == ""
+
+
+def received_of(m):
+    """The Received: field tern put on top (with its folds)."""
+    return re.search(rb"^Received: .*?\n(?=[^ \t])", m, re.M | re.S).group(0)
+
+
+ALL = ms.ALL_ACTIONS
+
+
+def test_header_changes_byte_by_byte(make_tern):
+    """CHGHEADER changes the index-th field of a name (0 counts as 1) or,
+    with an empty value, deletes it; INSHEADER puts a field at an index
+    among the fields shown; ADDHEADER at the end; a change of a field
+    that is not there adds it.  The delivered file has exactly that."""
+    sim = ms.MilterSim(actions=ALL)
+    try:
+        t = milter_tern(make_tern, [sim.spec])
+        body = (b"Subject: hello\r\nFrom: alice@example.test\r\nTo: bob@example.test\r\n"
+                b"X-Old: a\r\nX-Old: b\r\n\r\nbody line\r\n")
+        sim.script = {"E": [ms.chg_header(2, "X-Old", "B2"), ms.chg_header(0, "subject", "[SPAM] hello"),
+                            ms.chg_header(1, "To", ""), ms.ins_header(0, "X-First", "1"),
+                            ms.ins_header(2, "X-Mid", "m"), ms.add_header("X-Last", "z"),
+                            ms.chg_header(1, "X-New", "n\r\n\tfolded"), ms.ins_header(99, "X-Late", "l"),
+                            ms.CONTINUE]}
+        assert send(t, body=body)[0] == 250
+        (m,) = t.wait_messages("bob@example.test", 1)
+        rec = received_of(m)
+        assert m == (b"Return-Path: <alice@example.test>\nDelivered-To: bob@example.test\n"
+                     b"X-First: 1\n" + rec + b"subject: [SPAM] hello\nX-Mid: m\nFrom: alice@example.test\n"
+                     b"X-Old: a\nX-Old: B2\nX-Late: l\nX-Last: z\nX-New: n\n\tfolded\n\nbody line\n"), m
+        log = t.log()
+        assert "op=change field=\"X-Old\" index=2" in log and "op=delete field=\"To\"" in log
+        assert "op=insert field=\"X-First\" index=0" in log
+    finally:
+        sim.stop()
+
+
+def test_replaced_body_streamed(make_tern):
+    """REPLBODY in several chunks (CRLF) replaces the body; the original,
+    large enough to be held in a file, was shown whole to the filter."""
+    sim = ms.MilterSim(actions=ALL)
+    try:
+        t = milter_tern(make_tern, [sim.spec])
+        orig = b"Subject: big\r\n\r\n" + b"".join(b"line %06d %s\r\n" % (i, b"o" * 60) for i in range(6000))
+        new = [b"new first line\r\nsecond", b" half\r", b"\nthird\r\n", b"x" * 70000 + b"\r\n"]
+        sim.script = {"E": [ms.repl_body(c) for c in new] + [ms.add_header("X-Body", "replaced"), ms.CONTINUE]}
+        code, text = send(t, body=orig)
+        assert code == 250, text
+        (m,) = t.wait_messages("bob@example.test", 1)
+        want_body = b"".join(new).replace(b"\r\n", b"\n")
+        assert m == (b"Return-Path: <alice@example.test>\nDelivered-To: bob@example.test\n" + received_of(m) +
+                     b"Subject: big\nX-Body: replaced\n\n" + want_body), m[:400]
+        (s,) = sim.wait_sessions(1)
+        assert s.body() == orig.split(b"\r\n\r\n", 1)[1]
+        assert f"event=milter_replbody" in t.log() and f"size={len(want_body)}" in t.log()
+    finally:
+        sim.stop()
+
+
+def test_envelope_changes_in_the_queue_file(make_tern):
+    """ADDRCPT, ADDRCPT_PAR, DELRCPT and CHGFROM change the envelope the
+    queue file holds (quarantined, so that it stays to be looked at); on
+    release the copies go to the new recipients, with the new sender as
+    Return-Path."""
+    sim = ms.MilterSim(actions=ALL)
+    try:
+        t = milter_tern(make_tern, [sim.spec])
+        sim.script = {"E": [ms.del_rcpt("<bob@example.test>"), ms.add_rcpt("<carol@example.test>"),
+                            ms.add_rcpt_par("<alice@example.test>", "NOTIFY=NEVER"),
+                            ms.add_rcpt("<carol@example.test>"), ms.add_rcpt("<nobody@example.test>"),
+                            ms.chg_from("<bounces@example.test>", "SIZE=10"), ms.quarantine("check"),
+                            ms.CONTINUE]}
+        code, text = send(t)
+        assert code == 250, text
+        qid = queue_id(text)
+        import json
+        env = json.loads(t.cli("queue", "show", qid, "--json").stdout)
+        assert env["sender"] == "bounces@example.test" and env["held"] is True
+        got = {r["recipient"]: r["state"] for r in env["recipients"]}
+        assert got == {"bob@example.test": "delivered", "carol@example.test": "pending",
+                       "alice@example.test": "pending"}, got
+        log = t.log()
+        assert "result=duplicate" in log and 'to="nobody@example.test" result=unknown' in log
+        assert 'event=milter_chgfrom' in log and 'from="bounces@example.test"' in log
+        assert t.cli("queue", "release", qid).returncode == 0
+        (m,) = t.wait_messages("carol@example.test", 1)
+        (a,) = t.wait_messages("alice@example.test", 1)
+        assert m.startswith(b"Return-Path: <bounces@example.test>\nDelivered-To: carol@example.test\n")
+        assert m.split(b"\n", 2)[2] == a.split(b"\n", 2)[2]
+        assert m.endswith(b"Subject: hello\nFrom: alice@example.test\n\nbody line\n")
+        assert t.messages("bob@example.test") == []
+
+        # not held: straight into the mailboxes, the new sender on top
+        sim.script = {"E": [ms.chg_from("<other@example.test>"), ms.add_rcpt("<carol@example.test>"),
+                            ms.CONTINUE]}
+        code, text = send(t)
+        assert code == 250, text
+        (b,) = t.wait_messages("bob@example.test", 1)
+        assert b.startswith(b"Return-Path: <other@example.test>\nDelivered-To: bob@example.test\n")
+        c2 = t.wait_messages("carol@example.test", 2)
+        assert any(x.startswith(b"Return-Path: <other@example.test>\nDelivered-To: carol") for x in c2)
+        assert t.cli("queue", "list").stdout == ""
+    finally:
+        sim.stop()
+
+
+def test_progress_resets_the_timeout(make_tern):
+    """PROGRESS starts the timeout again: a filter that takes three times
+    the timeout at the end of message, saying so, is waited for."""
+    sim = ms.MilterSim(actions=ALL)
+    try:
+        t = milter_tern(make_tern, [sim.spec], timeout="1s")
+        sim.script = {"E": [0.7, ms.PROGRESS, 0.7, ms.PROGRESS, 0.7, ms.PROGRESS, 0.7, ms.add_header("X-Slow", "1"),
+                            ms.CONTINUE]}
+        code, text = send(t)
+        assert code == 250, text
+        (m,) = t.wait_messages("bob@example.test", 1)
+        assert b"\nX-Slow: 1\n\n" in m
+        assert "reason=timeout" not in t.log()
+        # without PROGRESS the same wait is a timeout
+        sim.script = {"E": [1.5, ms.CONTINUE]}
+        code, text = send(t)
+        assert code == 451, text
+        t.wait_log("reason=timeout")
+    finally:
+        sim.stop()
 
 
 def test_deleted_recipients(make_tern):
