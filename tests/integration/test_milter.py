@@ -483,3 +483,91 @@ def test_bdat_message_through_the_filter(make_tern, sim):
     assert b"X-Seen: bdat\n" in m
     s = sim.wait_sessions(1)[0]
     assert ("Subject", "chunked") in s.headers() and s.body() == b"first second\r\n"
+
+
+def test_dkim_signs_the_modified_message(make_tern):
+    """Submitted mail is signed after the filters changed it: the
+    signature covers the changed Subject: and the replaced body, and
+    dkimpy verifies the delivered copy."""
+    import dkim
+    sim = ms.MilterSim(actions=ALL)
+    try:
+        t = make_tern(services=("smtp", "submission"), users=USERS,
+                      config={"milter": {"servers": sim.spec}, "submission": {"milter": "on"},
+                              "relay": {"trusted_networks": "192.0.2.0/24"}})
+        out = t.cli("dkim", "keygen", "example.test", "--selector", "s1")
+        assert out.returncode == 0, out.stderr
+        line = [l for l in out.stdout.splitlines() if "._domainkey." in l][0]
+        record = "".join(re.findall(r'"([^"]*)"', line)).encode()
+        sim.script = {"E": [ms.chg_header(1, "Subject", "changed"), ms.repl_body(b"New body\r\n"),
+                            ms.CONTINUE]}
+        d = Dialog(t.port("submission"))
+        d.cmd("EHLO client.test")
+        d.starttls()
+        d.cmd("EHLO client.test")
+        assert d.cmd("AUTH PLAIN " + b64("\0alice@example.test\0alicepw")).startswith("235")
+        assert d.cmd("MAIL FROM:<alice@example.test>").startswith("250")
+        assert d.cmd("RCPT TO:<bob@example.test>").startswith("250")
+        assert d.cmd("DATA").startswith("354")
+        assert d.cmd("From: Alice <alice@example.test>\r\nTo: bob@example.test\r\nSubject: first\r\n\r\n"
+                     "Old body\r\n.").startswith("250")
+        d.close()
+        (m,) = t.wait_messages("bob@example.test", 1)
+        assert b"\nSubject: changed\n" in m and m.endswith(b"\n\nNew body\n") and b"first" not in m
+        crlf = m.replace(b"\n", b"\r\n")
+        dnsfunc = lambda name, timeout=5: record
+        assert dkim.verify(crlf, dnsfunc=dnsfunc)
+        assert not dkim.verify(crlf.replace(b"Subject: changed", b"Subject: first"), dnsfunc=dnsfunc)
+    finally:
+        sim.stop()
+
+
+def vm_kib(pid, key):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith(key + ":"):
+                return int(line.split()[1])
+    raise AssertionError(key)
+
+
+def test_slow_filter_paces_what_is_sent(make_tern):
+    """A filter that stops reading does not make tern buffer the message
+    for it: what waits for its socket is bounded, the rest stays in the
+    spool.  A 30 MB message, the filter reading nothing of its body until
+    the client has sent all of it: tern's peak memory grows by far less
+    than the message."""
+    import threading
+    sim = ms.MilterSim(actions=ALL)
+    sim.pause_at = "B"
+    try:
+        t = milter_tern(make_tern, [sim.spec], timeout="120s")
+        pid = t.proc.pid
+        line = b"x" * 998 + b"\r\n"
+        body = b"Subject: large\r\n\r\n" + line * 30000
+        c = t.connect(timeout=120)
+        for cmd in ("EHLO client.test", "MAIL FROM:<alice@example.test>", "RCPT TO:<bob@example.test>"):
+            c.sendall(cmd.encode() + b"\r\n")
+            assert recv_reply(c).startswith("250"), cmd
+        c.sendall(b"DATA\r\n")
+        assert recv_reply(c).startswith("354")
+        before = vm_kib(pid, "VmRSS")
+        sent = threading.Event()
+
+        def push():
+            c.sendall(body + b".\r\n")
+            sent.set()
+        th = threading.Thread(target=push, daemon=True)
+        th.start()
+        assert sim.paused.wait(60)
+        assert sent.wait(120), "the client could not send the message"
+        sim.resume.set()
+        assert recv_reply(c).startswith("250")
+        c.close()
+        peak = vm_kib(pid, "VmHWM")
+        assert peak - before < 12 * 1024, (before, peak)
+        (m,) = t.wait_messages("bob@example.test", 1)
+        assert m.count(b"x" * 998) == 30000
+        assert sim.sessions[0].body() == line * 30000
+    finally:
+        sim.resume.set()
+        sim.stop()
