@@ -571,3 +571,34 @@ def test_slow_filter_paces_what_is_sent(make_tern):
     finally:
         sim.resume.set()
         sim.stop()
+
+
+def test_spam_header_into_junk(make_tern):
+    """[milter] spam_header: a message whose final header section has the
+    field goes into each local recipient's Junk folder; one whose field a
+    filter removed, or changed to another value, goes into the inbox."""
+    sim = ms.MilterSim(actions=ALL)
+    try:
+        t = milter_tern(make_tern, [sim.spec], milter={"spam_header": "X-Spam: Yes"})
+        sim.script = {"E": [ms.add_header("X-Spam", " yes "), ms.chg_header(1, "Subject", "*** SPAM *** hello"),
+                            ms.CONTINUE]}
+        assert send(t, rcpts=("bob@example.test", "carol@example.test"))[0] == 250
+        for who in ("bob@example.test", "carol@example.test"):
+            (m,) = t.wait_messages(who, 1, sub=".Junk/new")
+            assert b"\nSubject: *** SPAM *** hello\n" in m and b"\nX-Spam:  yes \n\n" in m
+        t.wait_log("event=milter_spam")
+        assert t.messages("bob@example.test") == []
+        # the client's own X-Spam: Yes, removed by the filter: the inbox
+        spam_in = b"X-Spam: Yes\r\n" + MSG
+        sim.script = {"E": [ms.chg_header(1, "X-Spam", ""), ms.CONTINUE]}
+        assert send(t, body=spam_in)[0] == 250
+        (m,) = t.wait_messages("bob@example.test", 1)
+        assert b"X-Spam" not in m
+        # changed to No: the inbox
+        sim.script = {"E": [ms.chg_header(1, "X-Spam", "No"), ms.CONTINUE]}
+        assert send(t, body=spam_in)[0] == 250
+        m = t.wait_messages("bob@example.test", 2)
+        assert len(t.messages("bob@example.test", sub=".Junk/new")) == 1
+        assert t.log().count("event=milter_spam") == 1
+    finally:
+        sim.stop()
