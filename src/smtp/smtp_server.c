@@ -376,6 +376,7 @@ void smtp_server_accept(struct tern *t, evutil_socket_t fd, const struct sockadd
 {
 	struct smtp_session *s = xcalloc(1, sizeof(*s));
 	const struct config *cfg = t->cfg;
+	const char *refusal;
 	unsigned per_ip;
 
 	s->t = t;
@@ -405,6 +406,10 @@ void smtp_server_accept(struct tern *t, evutil_socket_t fd, const struct sockadd
 	}
 	if (per_ip > cfg->max_connections_per_ip) {
 		smtp_refuse(s, "421 4.7.0 Too many connections from your address, try again later");
+		return;
+	}
+	if ((refusal = smtp_filter_conn_rate(s)) != NULL) {
+		smtp_refuse(s, refusal);
 		return;
 	}
 	session_start(&s->sess);

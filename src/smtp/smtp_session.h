@@ -126,6 +126,7 @@ void smtp_dispatch(struct smtp_session *s, const char *line, size_t len);
 
 /* smtp_filter.c: DNS lists, greylisting and rates of the MX (src/filter/) */
 bool smtp_filter_connect(struct smtp_session *s);   /* true: it greets (or refuses) */
+const char *smtp_filter_conn_rate(struct smtp_session *s);   /* the refusal, or NULL */
 /* Before a command runs: true when the hook took the line (replied or held it). */
 bool smtp_filter_hold(struct smtp_session *s, const char *verb, const char *line, size_t len);
 bool smtp_filter_rcpt(struct smtp_session *s, const char *addr);   /* replies when false */
