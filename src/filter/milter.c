@@ -1,47 +1,47 @@
 /*
- * milter.c - the milter client: a check stage that shows each message to
- * the [milter] servers and gives their verdict at its end (milter.h).
+ * milter.c - the milter client (milter.h): the MTA side of protocol v6.
  *
- * One connection per server per message, opened when the message starts
- * (at DATA), closed after its verdict.  Sendmail and Postfix hold one per
- * SMTP session and show the filter each command as it comes; tern replays
- * the session's CONNECT, HELO, MAIL and RCPT from the envelope at the
- * start of the message instead.  The filter sees the same commands, in
- * the same order, with the same macros; what differs is only when: a
- * filter that rejects at CONNECT, HELO, MAIL or RCPT has the whole
- * message refused at its end, rather than the command at once.  A
- * recipient that a filter rejects refuses the whole message the same way
- * (the client tries the others again on its own).
+ * One connection per [milter] server per SMTP session, opened when the
+ * client connects, as Sendmail and Postfix hold them.  The filters are
+ * shown each SMTP step as it comes - CONNECT (the greeting waits for it),
+ * HELO, MAIL, RCPT - and their verdict is that command's reply: a filter
+ * that rejects a recipient refuses that RCPT, not the message.  Then,
+ * for each message, DATA, its header fields, the end of them and the
+ * body in chunks, and at its end the verdict (EOM); after RSET, a refused
+ * MAIL or a message that ended before every filter's verdict, ABORT; at
+ * the end of the session QUIT.
  *
- * The stage holds the message back: it goes into a spool (memory up to
- * MILTER_HOLD_MEM, then an unlinked file in the queue's tmp/) and on to
- * the next stage only once every filter agreed, in the form the filters'
- * modifications give it.  So the stages after it (DKIM signing) and the
- * sink see the modified message, and the envelope can still change
- * before the sink writes the rest of the message.  The filters are shown
- * the message from the spool at the pace of their sockets: a chunk more
- * only when every filter's output is below MILTER_OUT_LOW, so what waits
- * in memory for a slow filter is bounded, not the message's size.
+ * Lock-step, as Postfix talks to filters: one command a reply is wanted
+ * for is in flight per connection at a time (commands that want none go
+ * at once), so every reply is known to answer what it answers, and a
+ * filter that decides early (accept, reject, ... in the middle of the
+ * message) leaves the connection usable for the next message.  Each
+ * connection's queue of packets (its outbox) is filled from the message
+ * only when it is empty, so the filters are shown the message at the
+ * pace of their sockets and their replies, never buffered up to its size.
  *
- * Commands go out without waiting for each reply; the replies are read
- * as they come, counted against the commands that want one, and a filter
- * that decides early (accept, reject, ...) is sent nothing more.  At the
- * end the filters are asked for their end-of-message verdict one after
- * the other, in the order configured: the first that does not accept
- * decides.  Their modifications are collected and applied together,
- * after every filter agreed: header fields added (at the end of the
- * header section), inserted (at an index among the fields the filters
- * were shown) or changed and deleted (the index-th field of that name),
- * the body replaced (its chunks streamed into a second spool), recipients
- * added or removed, the sender changed, quarantine (the message is
- * committed held: `tern queue release` delivers it).  A header field
- * matching [milter] spam_header in the final header section sends the
- * local copies into the recipients' Junk folder.
+ * The message stage holds the message back: it goes into a spool (memory
+ * up to MILTER_HOLD_MEM, then an unlinked file in the queue's tmp/) and
+ * on to the next stage only once every filter agreed, in the form the
+ * filters' modifications give it.  So the stages after it (DKIM signing)
+ * and the sink see the modified message, and the envelope can still
+ * change before the sink writes the rest.  At the end the filters are
+ * asked for their verdict one after the other, in the order configured:
+ * the first that does not accept decides.  Their modifications are
+ * applied together, after all agreed: header fields added (at the end of
+ * the header section), inserted (at an index among the fields the
+ * filters were shown) or changed and deleted (the index-th field of that
+ * name), the body replaced (its chunks streamed into a second spool),
+ * recipients added or removed, the sender changed, quarantine (the
+ * message is committed held: `tern queue release` delivers it).  A
+ * header field matching [milter] spam_header in the final header section
+ * sends the local copies into the recipients' Junk folder.
  *
  * A filter that cannot be reached, times out (timeout, per exchange;
  * PROGRESS starts it again), closes, or sends anything that is not a
- * valid reply at that point gets [milter] default_action: tempfail
- * (451 4.7.1), reject (550 5.7.1) or accept (the filter is left out).
+ * valid reply at that point is out for the rest of the session and gets
+ * [milter] default_action at every verdict it would have had a part in:
+ * tempfail (4xx), reject (5xx) or accept (the filter is left out).
  */
 #include "filter/milter.h"
 #include "msg/pipeline.h"
@@ -65,6 +65,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -77,8 +79,8 @@
 #define MILTER_EDITS_MAX 1000
 /* The held message stays in memory up to this, then goes to a file. */
 #define MILTER_HOLD_MEM (256 * 1024)
-/* A filter's socket paces the message: more is sent to the filters only
- * while every one has less than this waiting in its output. */
+/* No more is written to a filter's socket while this much waits in its
+ * output (commands that want no reply). */
 #define MILTER_OUT_LOW (64 * 1024)
 #define MILTER_READ_CHUNK (64 * 1024)
 
@@ -96,13 +98,14 @@ enum mc_state {
 	MC_CONNECTING,   /* socket connecting */
 	MC_NEGOTIATING,  /* OPTNEG sent */
 	MC_OPEN,         /* commands flow */
-	MC_DONE,         /* outcome known; nothing more is sent */
+	MC_DONE,         /* closed: failed, or the session ended */
 };
 
+/* A filter's answer, to a step or to the message. */
 enum mc_outcome {
-	MO_NONE,
-	MO_CONTINUE,     /* agreed at the end of message */
-	MO_ACCEPT,       /* accepted the message early or at its end */
+	MO_NONE,         /* none yet: it goes on */
+	MO_CONTINUE,
+	MO_ACCEPT,
 	MO_REJECT,
 	MO_TEMPFAIL,
 	MO_REPLY,        /* its own reply text */
@@ -110,22 +113,22 @@ enum mc_outcome {
 	MO_FAILED,       /* unreachable, timed out, closed, garbage */
 };
 
-struct milter_stage;
+/* What the reply a connection waits for answers; also the tag of each
+ * packet in its outbox (EX_NONE: none wanted). */
+enum mc_expect {
+	EX_NONE,
+	EX_OPTNEG,
+	EX_STEP,         /* CONNECT, HELO, MAIL, RCPT */
+	EX_MSG,          /* DATA, a header field, EOH, a body chunk */
+	EX_EOM,
+	EX_STALE,        /* the message it was for is gone: dropped */
+};
 
-struct milter_conn {
-	struct milter_stage *m;
-	const char *spec;             /* the [milter] servers item */
-	struct bufferevent *bev;
-	struct event *timer;
-	enum mc_state state;
-	enum mc_outcome outcome;
-	uint32_t actions, steps;      /* as negotiated */
-	unsigned owed;                /* replies owed for commands sent */
-	bool eom_sent;
-	bool skip_body;               /* it answered SKIP to a body chunk */
-	bool start_failed;            /* no socket, or connect failed at once */
-	bool replbody;                /* its REPLBODY chunks are the body */
-	char reply[PIPELINE_REPLY_MAX];   /* MO_REPLY's text */
+enum ms_step { STEP_NONE, STEP_CONNECT, STEP_HELO, STEP_MAIL, STEP_RCPT };
+
+static const char *const step_names[] = {
+	[STEP_NONE] = "none", [STEP_CONNECT] = "connect", [STEP_HELO] = "helo",
+	[STEP_MAIL] = "mail", [STEP_RCPT] = "rcpt",
 };
 
 /* The message held back: in memory, then (past MILTER_HOLD_MEM) in an
@@ -169,24 +172,66 @@ struct hedit {
 	bool used;
 };
 
-struct milter_stage {
-	struct pipe_stage st;
+struct milter_session;
+struct milter_stage;
+
+struct milter_conn {
+	struct milter_session *ms;
+	size_t i;                     /* its place in [milter] servers */
+	const char *spec;             /* the [milter] servers item */
+	struct bufferevent *bev;
+	struct event *timer;
+	enum mc_state state;
+	uint32_t actions, steps;      /* as negotiated */
+	enum mc_expect owed;          /* the reply waited for */
+	struct evbuffer *outbox;      /* tag octet + packet, one reply at a time */
+	bool failed;                  /* out for the session (logged) */
+	bool accepted;                /* accepted the session at CONNECT or HELO */
+	bool start_failed;            /* no socket, or connect failed at once */
+	bool step_pending;            /* the step waits for its OPTNEG */
+	bool step_wait;               /* its reply to the step is awaited */
+	enum mc_outcome res;          /* its answer to the step */
+	/* the transaction */
+	bool in_msg;                  /* MAIL sent; no EOM answer nor ABORT yet */
+	enum mc_outcome outcome;      /* the message's; MO_NONE: it goes on */
+	/* the message, as shown to it */
+	bool member;                  /* it takes part in the stage's message */
+	uint64_t off;                 /* octets of the held message shown */
+	struct hsplit show;
+	struct milter_buf body;       /* body octets (CRLF) not yet sent */
+	bool data_sent, shown_end, eom_sent, skip_body, replbody, skip_logged;
+	char reply[PIPELINE_REPLY_MAX];   /* MO_REPLY's text */
+};
+
+struct milter_session {
 	struct tern *t;
 	struct milter_client c;       /* strings owned */
 	char port[8];
 	struct milter_conn *mc;
 	size_t n;
-	size_t negotiating;           /* connections not through OPTNEG yet */
 	struct milter_buf pkt;        /* a packet being built */
-	/* the message, held, and as it is shown to the filters */
-	struct milter_spool hold;
-	uint64_t shown;               /* octets of hold shown so far */
-	bool pumping;
-	struct hsplit show;
-	bool skip_logged;             /* the long field being passed is logged */
-	struct milter_buf body;       /* body octets (CRLF) not yet sent */
+	struct milter_buf rbuf;       /* the reply acted on, out of the input */
+	/* the SMTP step */
+	enum ms_step step;
+	size_t waiting;               /* replies to it still to come */
+	milter_step_fn done;
+	void *done_arg;
+	char *helo, *tls_version, *cipher, *from, *auth_user, *rcpt;   /* its arguments */
+	/* the transaction */
+	bool discard;                 /* a filter said DISCARD at MAIL or RCPT */
+	struct milter_stage *stage;   /* its message, at DATA */
+	/* callbacks on the stack: free only when they are done */
+	unsigned busy;
+	bool dead;
+};
+
+struct milter_stage {
+	struct pipe_stage st;
+	struct milter_session *ms;
+	struct tern *t;
+	struct milter_spool hold;     /* the message */
 	bool ended;                   /* end() was called */
-	bool shown_end;               /* EOH and the last body chunk sent */
+	bool answered;                /* its verdict is given */
 	size_t eom_at;                /* the filter asked at end of message */
 	/* the filters' modifications */
 	struct hedit *edits;
@@ -215,10 +260,10 @@ static const char *const mc_state_names[] = {
 	[MC_DONE] = "done",
 };
 
-/* The queue id; "-" before the stage is in its pipeline. */
-static const char *mc_queue(const struct milter_conn *mc)
+/* The queue id of the message, "-" outside one. */
+static const char *ms_queue(const struct milter_session *ms)
 {
-	return mc->m->st.p ? pipeline_env(mc->m->st.p)->id : "-";
+	return ms->stage && ms->stage->st.p ? pipeline_env(ms->stage->st.p)->id : "-";
 }
 
 static void log_milter_state(const struct milter_conn *mc, enum mc_state from, enum mc_state to)
@@ -226,20 +271,22 @@ static void log_milter_state(const struct milter_conn *mc, enum mc_state from, e
 	if (!log_debug_enabled())
 		return;
 	log_event("event=milter_state session=%016" PRIx64 " queue=%s milter=%s from=%s to=%s",
-		  mc->m->c.session, mc_queue(mc), mc->spec, mc_state_names[from], mc_state_names[to]);
+		  mc->ms->c.session, ms_queue(mc->ms), mc->spec, mc_state_names[from], mc_state_names[to]);
 }
 
 static void log_milter_failed(const struct milter_conn *mc, const char *why)
 {
 	log_event("event=milter_failed session=%016" PRIx64 " queue=%s milter=%s reason=%s",
-		  mc->m->c.session, mc_queue(mc), mc->spec, why);
+		  mc->ms->c.session, ms_queue(mc->ms), mc->spec, why);
 }
 
-static void log_milter_verdict(const struct milter_conn *mc, const char *verdict, const char *reply)
+/* step: connect, helo, mail, rcpt or eom */
+static void log_milter_verdict(const struct milter_conn *mc, const char *step, const char *verdict,
+			       const char *reply)
 {
 	char q[PIPELINE_REPLY_MAX * 2];
-	log_event("event=milter_verdict session=%016" PRIx64 " queue=%s milter=%s verdict=%s reply=%s",
-		  mc->m->c.session, mc_queue(mc), mc->spec, verdict,
+	log_event("event=milter_verdict session=%016" PRIx64 " queue=%s milter=%s step=%s verdict=%s reply=%s",
+		  mc->ms->c.session, ms_queue(mc->ms), mc->spec, step, verdict,
 		  reply ? log_quote(q, sizeof(q), reply, strlen(reply)) : "-");
 }
 
@@ -249,14 +296,14 @@ static void log_milter_header(const struct milter_conn *mc, const char *op, cons
 {
 	char q[300];
 	log_event("event=milter_header session=%016" PRIx64 " queue=%s milter=%s op=%s field=%s index=%u",
-		  mc->m->c.session, mc_queue(mc), mc->spec, op, log_quote(q, sizeof(q), name, nlen), index);
+		  mc->ms->c.session, ms_queue(mc->ms), mc->spec, op, log_quote(q, sizeof(q), name, nlen), index);
 }
 
 static void log_milter_delrcpt(const struct milter_stage *m, const struct queue_env *env,
 			       const struct queue_rcpt *r)
 {
 	char q[600];
-	log_event("event=milter_delrcpt session=%016" PRIx64 " queue=%s to=%s", m->c.session, env->id,
+	log_event("event=milter_delrcpt session=%016" PRIx64 " queue=%s to=%s", m->ms->c.session, env->id,
 		  log_quote(q, sizeof(q), r->addr, strlen(r->addr)));
 }
 
@@ -265,36 +312,36 @@ static void log_milter_addrcpt(const struct milter_stage *m, const struct queue_
 			       const char *result)
 {
 	char q[600];
-	log_event("event=milter_addrcpt session=%016" PRIx64 " queue=%s to=%s result=%s", m->c.session, env->id,
-		  log_quote(q, sizeof(q), addr, strlen(addr)), result);
+	log_event("event=milter_addrcpt session=%016" PRIx64 " queue=%s to=%s result=%s", m->ms->c.session,
+		  env->id, log_quote(q, sizeof(q), addr, strlen(addr)), result);
 }
 
 static void log_milter_chgfrom(const struct milter_stage *m, const struct queue_env *env)
 {
 	char q[600], o[600];
-	log_event("event=milter_chgfrom session=%016" PRIx64 " queue=%s old=%s from=%s", m->c.session, env->id,
-		  log_quote(o, sizeof(o), env->from, strlen(env->from)),
+	log_event("event=milter_chgfrom session=%016" PRIx64 " queue=%s old=%s from=%s", m->ms->c.session,
+		  env->id, log_quote(o, sizeof(o), env->from, strlen(env->from)),
 		  log_quote(q, sizeof(q), m->new_from, strlen(m->new_from)));
 }
 
 static void log_milter_replbody(const struct milter_stage *m, uint64_t size)
 {
-	log_event("event=milter_replbody session=%016" PRIx64 " queue=%s size=%" PRIu64, m->c.session,
+	log_event("event=milter_replbody session=%016" PRIx64 " queue=%s size=%" PRIu64, m->ms->c.session,
 		  pipeline_env(m->st.p)->id, size);
 }
 
 static void log_milter_spam(const struct milter_stage *m)
 {
-	log_event("event=milter_spam session=%016" PRIx64 " queue=%s folder=Junk", m->c.session,
+	log_event("event=milter_spam session=%016" PRIx64 " queue=%s folder=Junk", m->ms->c.session,
 		  pipeline_env(m->st.p)->id);
 }
 
-static void log_milter_field_skipped(const struct milter_stage *m, const char *name, size_t len)
+static void log_milter_field_skipped(const struct milter_conn *mc, const char *name, size_t len)
 {
 	char q[300];
 	const char *colon = memchr(name, ':', len);
-	log_event("event=milter_field_skipped session=%016" PRIx64 " queue=%s field=%s size=over_%u",
-		  m->c.session, pipeline_env(m->st.p)->id,
+	log_event("event=milter_field_skipped session=%016" PRIx64 " queue=%s milter=%s field=%s size=over_%u",
+		  mc->ms->c.session, ms_queue(mc->ms), mc->spec,
 		  log_quote(q, sizeof(q), name, colon ? (size_t)(colon - name) : (len < 64 ? len : 64)),
 		  (unsigned)MILTER_FIELD_MAX);
 }
@@ -303,7 +350,7 @@ static void log_milter_quarantine(const struct milter_conn *mc, const char *reas
 {
 	char q[600];
 	log_event("event=milter_quarantine session=%016" PRIx64 " queue=%s milter=%s reason=%s",
-		  mc->m->c.session, mc_queue(mc), mc->spec, log_quote(q, sizeof(q), reason, len));
+		  mc->ms->c.session, ms_queue(mc->ms), mc->spec, log_quote(q, sizeof(q), reason, len));
 }
 
 /* The only assignment to a connection's state. */
@@ -493,41 +540,71 @@ static void hsplit_end(struct hsplit *h, const struct hsplit_ops *ops, void *ctx
 
 /* ---- sending --------------------------------------------------------------- */
 
-static void mc_send_pkt(struct milter_conn *mc)
-{
-	struct milter_buf *b = &mc->m->pkt;
-	bufferevent_write(mc->bev, b->p, b->len);
-	milter_buf_reset(b);
-}
-
 static void mc_timer_set(struct milter_conn *mc)
 {
-	struct timeval tv = { (time_t)mc->m->t->cfg->milter_timeout, 0 };
+	struct timeval tv = { (time_t)mc->ms->t->cfg->milter_timeout, 0 };
 
-	if (mc->owed > 0 || mc->state == MC_CONNECTING)
+	if (mc->owed != EX_NONE || mc->state == MC_CONNECTING)
 		evtimer_add(mc->timer, &tv);
 	else
 		evtimer_del(mc->timer);
 }
 
-/* One command that wants a reply unless the filter said it needs none
- * (nr: its NR_ step bit). */
-static void mc_send_cmd(struct milter_conn *mc, uint32_t nr)
+/* The packet built in ms->pkt into the outbox, tagged with what its
+ * reply answers (EX_NONE: it wants none). */
+static void mc_queue(struct milter_conn *mc, enum mc_expect tag)
 {
-	bool was_idle = mc->owed == 0;
+	struct milter_buf *b = &mc->ms->pkt;
+	unsigned char t = (unsigned char)tag;
 
-	mc_send_pkt(mc);
-	if (nr == 0 || !(mc->steps & nr)) {
-		mc->owed++;
-		if (was_idle)
-			mc_timer_set(mc);
-	}
+	evbuffer_add(mc->outbox, &t, 1);
+	evbuffer_add(mc->outbox, b->p, b->len);
+	milter_buf_reset(b);
 }
 
-static void mc_macros(struct milter_conn *mc, char cmd, const char *const *kv, size_t n)
+/* A command that wants a reply unless the filter said it needs none
+ * (nr: its NR_ step bit). */
+static void mc_queue_cmd(struct milter_conn *mc, uint32_t nr, enum mc_expect tag)
 {
-	milter_put_macros(&mc->m->pkt, cmd, kv, n);
-	mc_send_pkt(mc);
+	mc_queue(mc, nr != 0 && (mc->steps & nr) ? EX_NONE : tag);
+}
+
+static void mc_queue_macros(struct milter_conn *mc, char cmd, const char *const *kv, size_t n)
+{
+	milter_put_macros(&mc->ms->pkt, cmd, kv, n);
+	mc_queue(mc, EX_NONE);
+}
+
+static bool mc_generate(struct milter_conn *mc);
+
+/* Send from the outbox: commands that want no reply at once (while the
+ * socket takes them), then one that wants a reply, and wait for it.  An
+ * empty outbox is filled from the message being shown.  Never answers
+ * anything: safe to call anywhere. */
+static void mc_flush(struct milter_conn *mc)
+{
+	for (;;) {
+		unsigned char head[5];
+		uint32_t len;
+
+		if (mc->state != MC_OPEN || mc->owed != EX_NONE)
+			return;
+		if (evbuffer_get_length(mc->outbox) == 0) {
+			if (!mc_generate(mc))
+				return;
+			continue;
+		}
+		if (evbuffer_get_length(bufferevent_get_output(mc->bev)) >= MILTER_OUT_LOW)
+			return;   /* mc_write_cb() comes back */
+		evbuffer_copyout(mc->outbox, head, sizeof(head));
+		len = (uint32_t)head[1] << 24 | (uint32_t)head[2] << 16 | (uint32_t)head[3] << 8 | head[4];
+		evbuffer_drain(mc->outbox, 1);
+		evbuffer_remove_buffer(mc->outbox, bufferevent_get_output(mc->bev), (size_t)len + 4);
+		if (head[0] != EX_NONE) {
+			mc->owed = (enum mc_expect)head[0];
+			mc_timer_set(mc);
+		}
+	}
 }
 
 /* Closed for good: QUIT if it can go at once, then the socket. */
@@ -535,221 +612,371 @@ static void mc_close(struct milter_conn *mc)
 {
 	if (mc->bev == NULL)
 		return;
-	if (mc->state != MC_CONNECTING && evbuffer_get_length(bufferevent_get_output(mc->bev)) == 0) {
+	if (mc->state == MC_OPEN && evbuffer_get_length(bufferevent_get_output(mc->bev)) == 0 &&
+	    mc->owed == EX_NONE) {
 		static const char quit[] = { 0, 0, 0, 1, MILTER_C_QUIT };
 		(void)send(bufferevent_getfd(mc->bev), quit, sizeof(quit), MSG_DONTWAIT | MSG_NOSIGNAL);
 	}
 	bufferevent_free(mc->bev);
 	mc->bev = NULL;
 	evtimer_del(mc->timer);
+	mc->owed = EX_NONE;
+	evbuffer_drain(mc->outbox, evbuffer_get_length(mc->outbox));
 	mc_set_state(mc, MC_DONE);
 }
 
-static bool mc_live(const struct milter_conn *mc)
-{
-	return mc->state == MC_OPEN && mc->outcome == MO_NONE;
-}
-
-/* ---- the message, shown to the filters ---------------------------------- */
-
-static void milter_send_field(struct milter_stage *m, const char *f, size_t len)
-{
-	const char *colon = memchr(f, ':', len), *v;
-	size_t nlen;
-
-	if (colon == NULL)
-		return;
-	for (nlen = (size_t)(colon - f); nlen > 0 && (f[nlen - 1] == ' ' || f[nlen - 1] == '\t'); nlen--)
-		;
-	for (size_t i = 0; i < m->n; i++) {
-		struct milter_conn *mc = &m->mc[i];
-		if (!mc_live(mc) || (mc->steps & MILTER_P_NOHDRS))
-			continue;
-		v = colon + 1;
-		if (!(mc->steps & MILTER_P_HDR_LEADSPC) && v < f + len && *v == ' ')
-			v++;
-		milter_put_header(&m->pkt, f, nlen, v, (size_t)(f + len - v));
-		mc_send_cmd(mc, MILTER_P_NR_HDR);
-	}
-}
-
-static void milter_send_eoh(struct milter_stage *m)
-{
-	for (size_t i = 0; i < m->n; i++) {
-		struct milter_conn *mc = &m->mc[i];
-		if (!mc_live(mc) || (mc->steps & MILTER_P_NOEOH))
-			continue;
-		milter_put_simple(&m->pkt, MILTER_C_EOH);
-		mc_send_cmd(mc, MILTER_P_NR_EOH);
-	}
-}
-
-static void milter_send_body(struct milter_stage *m)
-{
-	if (m->body.len == 0)
-		return;
-	for (size_t i = 0; i < m->n; i++) {
-		struct milter_conn *mc = &m->mc[i];
-		if (!mc_live(mc) || (mc->steps & MILTER_P_NOBODY) || mc->skip_body)
-			continue;
-		milter_put_body(&m->pkt, m->body.p, m->body.len);
-		mc_send_cmd(mc, MILTER_P_NR_BODY);
-	}
-	milter_buf_reset(&m->body);
-}
+/* ---- the message, shown to a filter -------------------------------------- */
 
 static void show_field(void *ctx, const char *f, size_t len, bool part, bool over)
 {
-	struct milter_stage *m = ctx;
+	struct milter_conn *mc = ctx;
+	const char *colon, *v;
+	size_t nlen;
 
-	if (part && !m->skip_logged)
-		log_milter_field_skipped(m, f, len);   /* its first piece has its name */
-	m->skip_logged = part;
-	if (!over)
-		milter_send_field(m, f, len);
+	if (part && !mc->skip_logged)
+		log_milter_field_skipped(mc, f, len);   /* its first piece has its name */
+	mc->skip_logged = part;
+	if (over || (mc->steps & MILTER_P_NOHDRS) || (colon = memchr(f, ':', len)) == NULL)
+		return;
+	for (nlen = (size_t)(colon - f); nlen > 0 && (f[nlen - 1] == ' ' || f[nlen - 1] == '\t'); nlen--)
+		;
+	v = colon + 1;
+	if (!(mc->steps & MILTER_P_HDR_LEADSPC) && v < f + len && *v == ' ')
+		v++;
+	milter_put_header(&mc->ms->pkt, f, nlen, v, (size_t)(f + len - v));
+	mc_queue_cmd(mc, MILTER_P_NR_HDR, EX_MSG);
 }
 
 static void show_eoh(void *ctx)
 {
-	milter_send_eoh(ctx);
+	struct milter_conn *mc = ctx;
+
+	if (mc->steps & MILTER_P_NOEOH)
+		return;
+	milter_put_simple(&mc->ms->pkt, MILTER_C_EOH);
+	mc_queue_cmd(mc, MILTER_P_NR_EOH, EX_MSG);
+}
+
+static void show_body_chunk(struct milter_conn *mc)
+{
+	if (mc->body.len == 0)
+		return;
+	if (!mc->skip_body && !(mc->steps & MILTER_P_NOBODY)) {
+		milter_put_body(&mc->ms->pkt, mc->body.p, mc->body.len);
+		mc_queue_cmd(mc, MILTER_P_NR_BODY, EX_MSG);
+	}
+	milter_buf_reset(&mc->body);
 }
 
 /* Body octets in chunks with CRLF line ends, as filters expect SMTP's form. */
 static void show_body(void *ctx, const char *s, size_t n)
 {
-	struct milter_stage *m = ctx;
+	struct milter_conn *mc = ctx;
 
-	if (m->body.cap < MILTER_CHUNK_MAX) {
-		m->body.p = xrealloc(m->body.p, MILTER_CHUNK_MAX);
-		m->body.cap = MILTER_CHUNK_MAX;
+	if (mc->skip_body || (mc->steps & MILTER_P_NOBODY))
+		return;
+	if (mc->body.cap < MILTER_CHUNK_MAX) {
+		mc->body.p = xrealloc(mc->body.p, MILTER_CHUNK_MAX);
+		mc->body.cap = MILTER_CHUNK_MAX;
 	}
 	for (size_t i = 0; i < n; i++) {
-		if (m->body.len + 2 > MILTER_CHUNK_MAX)
-			milter_send_body(m);
+		if (mc->body.len + 2 > MILTER_CHUNK_MAX)
+			show_body_chunk(mc);
 		if (s[i] == '\n')
-			m->body.p[m->body.len++] = '\r';
-		m->body.p[m->body.len++] = (unsigned char)s[i];
+			mc->body.p[mc->body.len++] = '\r';
+		mc->body.p[mc->body.len++] = (unsigned char)s[i];
 	}
 }
 
 static const struct hsplit_ops show_ops = { show_field, show_eoh, show_body };
 
-static void milter_eom_next(struct milter_stage *m);
-
-/* Room in every live filter's output for more of the message. */
-static bool milter_room(const struct milter_stage *m)
+/* More of the held message into the outbox; false when there is nothing
+ * more to put there now (all shown, or the rest not here yet). */
+static bool mc_generate(struct milter_conn *mc)
 {
-	for (size_t i = 0; i < m->n; i++) {
-		const struct milter_conn *mc = &m->mc[i];
-		if (mc_live(mc) && evbuffer_get_length(bufferevent_get_output(mc->bev)) >= MILTER_OUT_LOW)
-			return false;
+	struct milter_stage *m = mc->ms->stage;
+	char buf[MILTER_READ_CHUNK];
+	size_t n;
+
+	if (m == NULL || !mc->member || mc->outcome != MO_NONE || mc->shown_end)
+		return false;
+	if (!mc->data_sent) {
+		/* DATA with the queue id, which the stage has once it is in
+		 * its pipeline */
+		mc->data_sent = true;
+		if (!(mc->steps & MILTER_P_NODATA)) {
+			const char *mac[] = { "i", pipeline_env(m->st.p)->id };
+			mc_queue_macros(mc, MILTER_C_DATA, mac, ARRAY_LEN(mac));
+			milter_put_simple(&mc->ms->pkt, MILTER_C_DATA);
+			mc_queue_cmd(mc, MILTER_P_NR_DATA, EX_MSG);
+		}
+		return true;
 	}
-	return true;
+	if (mc->off < m->hold.len) {
+		n = spool_read(&m->hold, mc->off, buf, sizeof(buf));
+		if (n == 0)
+			return false;   /* hold.err: the end refuses */
+		hsplit_feed(&mc->show, &show_ops, mc, buf, n);
+		mc->off += n;
+		return true;
+	}
+	if (!m->ended)
+		return false;
+	hsplit_end(&mc->show, &show_ops, mc);
+	show_body_chunk(mc);
+	mc->shown_end = true;
+	return true;   /* the last packets; then the EOM waits its turn */
 }
 
-static bool milter_any_live(const struct milter_stage *m)
+/* The filter's part of the message is over: the stage went, or it will
+ * not be shown more.  One it was shown a message it has not answered at
+ * its end is told to forget it (ABORT), after the reply it owes. */
+static void mc_msg_end(struct milter_conn *mc)
 {
-	for (size_t i = 0; i < m->n; i++)
-		if (mc_live(&m->mc[i]))
-			return true;
+	if (mc->owed == EX_MSG || mc->owed == EX_EOM)
+		mc->owed = EX_STALE;
+	if (mc->state == MC_OPEN)
+		evbuffer_drain(mc->outbox, evbuffer_get_length(mc->outbox));
+	if (mc->in_msg && mc->state == MC_OPEN) {
+		milter_put_simple(&mc->ms->pkt, MILTER_C_ABORT);
+		mc_queue(mc, EX_NONE);
+	}
+	mc->in_msg = false;
+	mc->member = false;
+	mc->outcome = MO_NONE;
+	mc->off = 0;
+	milter_buf_free(&mc->show.field);
+	hsplit_init(&mc->show);
+	milter_buf_reset(&mc->body);
+	mc->shown_end = mc->eom_sent = mc->skip_body = mc->replbody = mc->skip_logged = mc->data_sent = false;
+	mc_flush(mc);
+}
+
+/* ---- the SMTP steps -------------------------------------------------------- */
+
+/* Does the filter take part in the step? */
+static bool mc_in_step(const struct milter_conn *mc, enum ms_step step)
+{
+	if (mc->failed || mc->accepted)
+		return false;
+	switch (step) {
+	case STEP_CONNECT:
+		return !(mc->steps & MILTER_P_NOCONNECT);
+	case STEP_HELO:
+		return !(mc->steps & MILTER_P_NOHELO);
+	case STEP_MAIL:
+		return !(mc->steps & MILTER_P_NOMAIL);
+	case STEP_RCPT:
+		/* not for a message it accepted or decided on already */
+		return mc->in_msg && mc->outcome == MO_NONE && !(mc->steps & MILTER_P_NORCPT);
+	default:
+		return false;
+	}
+}
+
+/* The step's command and its macros into the outbox. */
+static void mc_send_step(struct milter_conn *mc)
+{
+	struct milter_session *ms = mc->ms;
+	const struct milter_client *c = &ms->c;
+	const struct config *cfg = ms->t->cfg;
+	char arg[700], underscore[600], host[300];
+	const char *argv[] = { arg };
+	enum mc_expect tag = EX_STEP;
+
+	if (ms->step == STEP_MAIL) {
+		/* a new transaction: what the last one left is done with */
+		mc->in_msg = !mc->accepted && !mc->failed;
+		mc->outcome = MO_NONE;
+	}
+	if (!mc_in_step(mc, ms->step))
+		return;
+	switch (ms->step) {
+	case STEP_CONNECT: {
+		snprintf(underscore, sizeof(underscore), "%s [%s]", c->name ? c->name : "unknown", c->addr);
+		const char *mac[] = { "j", cfg->hostname, "{daemon_name}", c->daemon_name, "_", underscore,
+				      "{client_addr}", c->addr, "{client_port}", ms->port,
+				      "{client_name}", c->name ? c->name : "unknown", "v", "tern" };
+		mc_queue_macros(mc, MILTER_C_CONNECT, mac, ARRAY_LEN(mac));
+		snprintf(host, sizeof(host), c->name ? "%s" : "[%s]", c->name ? c->name : c->addr);
+		milter_put_connect(&ms->pkt, host, c->family, (uint16_t)c->port, c->addr);
+		if (mc->steps & MILTER_P_NR_CONN)
+			tag = EX_NONE;
+		break;
+	}
+	case STEP_HELO: {
+		const char *mac[] = { "{tls_version}", ms->tls_version, "{cipher}", ms->cipher };
+		mc_queue_macros(mc, MILTER_C_HELO, mac, ARRAY_LEN(mac));
+		milter_put_helo(&ms->pkt, ms->helo);
+		if (mc->steps & MILTER_P_NR_HELO)
+			tag = EX_NONE;
+		break;
+	}
+	case STEP_MAIL: {
+		const char *mac[] = { "{mail_addr}", ms->from, "{auth_authen}", ms->auth_user };
+		snprintf(arg, sizeof(arg), "<%s>", ms->from);
+		mc_queue_macros(mc, MILTER_C_MAIL, mac, ARRAY_LEN(mac));
+		milter_put_args(&ms->pkt, MILTER_C_MAIL, argv, 1);
+		if (mc->steps & MILTER_P_NR_MAIL)
+			tag = EX_NONE;
+		break;
+	}
+	case STEP_RCPT: {
+		const char *mac[] = { "{rcpt_addr}", ms->rcpt };
+		snprintf(arg, sizeof(arg), "<%s>", ms->rcpt);
+		mc_queue_macros(mc, MILTER_C_RCPT, mac, ARRAY_LEN(mac));
+		milter_put_args(&ms->pkt, MILTER_C_RCPT, argv, 1);
+		if (mc->steps & MILTER_P_NR_RCPT)
+			tag = EX_NONE;
+		break;
+	}
+	default:
+		return;
+	}
+	mc_queue(mc, tag);
+	if (tag == EX_STEP) {
+		mc->step_wait = true;
+		ms->waiting++;
+	}
+	mc_flush(mc);
+}
+
+static const char *outcome_name(enum mc_outcome o)
+{
+	switch (o) {
+	case MO_REJECT: return "reject";
+	case MO_TEMPFAIL: return "tempfail";
+	case MO_REPLY: return "replycode";
+	case MO_DISCARD: return "discard";
+	case MO_ACCEPT: return "accept";
+	default: return "continue";
+	}
+}
+
+/* The filters' answers to the step, in their order: the first that
+ * refuses decides.  A filter that accepts at CONNECT or HELO is done
+ * with the session, at MAIL or RCPT with the message; one that discards
+ * has the message dropped at its end. */
+static void ms_step_answer(struct milter_session *ms, struct milter_answer *a)
+{
+	unsigned action = ms->t->cfg->milter_default_action;
+	bool msg = ms->step == STEP_MAIL || ms->step == STEP_RCPT;
+
+	memset(a, 0, sizeof(*a));
+	for (size_t i = 0; i < ms->n; i++) {
+		struct milter_conn *mc = &ms->mc[i];
+		enum mc_outcome o = mc->res;
+		const char *verdict = NULL;
+
+		mc->res = MO_NONE;
+		if (mc->failed && o == MO_NONE && ms->step != STEP_HELO)
+			o = MO_FAILED;   /* out since earlier: default_action again */
+		switch (o) {
+		case MO_ACCEPT:
+			if (msg)
+				mc->outcome = MO_ACCEPT;
+			else
+				mc->accepted = true;
+			continue;
+		case MO_DISCARD:
+			if (msg) {
+				ms->discard = true;
+				log_milter_verdict(mc, step_names[ms->step], "discard", NULL);
+			}
+			continue;
+		case MO_FAILED:
+			if (action == MILTER_DEFAULT_ACCEPT || a->refused)
+				continue;
+			o = action == MILTER_DEFAULT_REJECT ? MO_REJECT : MO_TEMPFAIL;
+			verdict = action == MILTER_DEFAULT_REJECT ? "default_reject" : "default_tempfail";
+			a->own_fault = true;
+			break;
+		case MO_REJECT:
+		case MO_TEMPFAIL:
+		case MO_REPLY:
+			if (a->refused)
+				continue;
+			break;
+		default:
+			continue;
+		}
+		a->refused = true;
+		if (o == MO_REPLY)
+			snprintf(a->reply, sizeof(a->reply), "%s", mc->reply);
+		else if (o == MO_REJECT)
+			snprintf(a->reply, sizeof(a->reply), "%s", ms->step == STEP_CONNECT
+				 ? "554 5.7.1 Service unavailable, refused by a content filter"
+				 : "550 5.7.1 Command rejected by a content filter");
+		else
+			snprintf(a->reply, sizeof(a->reply), "%s", ms->step == STEP_CONNECT
+				 ? "421 4.7.1 Service unavailable, try again later"
+				 : "451 4.7.1 Service unavailable, try again later");
+		log_milter_verdict(mc, step_names[ms->step], verdict ? verdict : outcome_name(o),
+				   o == MO_REPLY ? mc->reply : NULL);
+	}
+	ms->step = STEP_NONE;
+}
+
+/* Every reply to the step is in: tell the session.  It may be gone when
+ * this returns (ms is not: the callers hold it). */
+static void ms_step_done(struct milter_session *ms)
+{
+	struct milter_answer a;
+	milter_step_fn done = ms->done;
+
+	ms_step_answer(ms, &a);
+	ms->done = NULL;
+	if (done)
+		done(ms->done_arg, &a);
+}
+
+/* One connection's answer to the step (or its failure). */
+static void mc_step_answered(struct milter_conn *mc, enum mc_outcome o)
+{
+	struct milter_session *ms = mc->ms;
+
+	if (!mc->step_wait)
+		return;
+	mc->step_wait = false;
+	mc->res = o;
+	if (--ms->waiting == 0)
+		ms_step_done(ms);
+}
+
+static bool ms_step(struct milter_session *ms, enum ms_step step, milter_step_fn done, void *arg,
+		    struct milter_answer *now)
+{
+	ms->step = step;
+	ms->waiting = 0;
+	ms->done = NULL;
+	for (size_t i = 0; i < ms->n; i++) {
+		struct milter_conn *mc = &ms->mc[i];
+		mc->res = MO_NONE;
+		if (mc->state == MC_CONNECTING || mc->state == MC_NEGOTIATING) {
+			/* CONNECT, sent once the options are agreed (mc_optneg) */
+			mc->step_pending = true;
+			mc->step_wait = true;
+			ms->waiting++;
+			continue;
+		}
+		if (mc->state == MC_OPEN)
+			mc_send_step(mc);
+		else if (step == STEP_MAIL)
+			mc->in_msg = false;
+	}
+	if (ms->waiting == 0) {
+		ms_step_answer(ms, now);
+		return true;
+	}
+	ms->done = done;
+	ms->done_arg = arg;
 	return false;
 }
 
-/* Show the filters more of the held message, as far as their sockets
- * take it; at its end, ask for their verdicts.  Called as the message
- * comes, when a filter's output drains, and when one is out.  The stage
- * may be gone when this returns. */
-static void milter_pump(struct milter_stage *m)
+static void ms_set(char **slot, const char *v)
 {
-	char buf[MILTER_READ_CHUNK];
-
-	if (m->pumping || m->negotiating > 0 || m->shown_end)
-		return;
-	m->pumping = true;
-	while (m->shown < m->hold.len && milter_room(m)) {
-		size_t n;
-		if (!milter_any_live(m)) {
-			m->shown = m->hold.len;   /* nobody to show it to */
-			break;
-		}
-		n = spool_read(&m->hold, m->shown, buf, sizeof(buf));
-		if (n == 0)
-			break;   /* hold.err: the end refuses */
-		hsplit_feed(&m->show, &show_ops, m, buf, n);
-		m->shown += n;
-	}
-	m->pumping = false;
-	if (!m->ended || (m->shown < m->hold.len && !m->hold.err))
-		return;
-	m->shown_end = true;
-	hsplit_end(&m->show, &show_ops, m);
-	milter_send_body(m);
-	milter_eom_next(m);
-}
-
-static void mc_write_cb(struct bufferevent *bev, void *arg)
-{
-	struct milter_conn *mc = arg;
-	(void)bev;
-	milter_pump(mc->m);
-}
-
-/* ---- the replay of the session, once options are agreed ----------------- */
-
-static void mc_replay(struct milter_conn *mc)
-{
-	struct milter_stage *m = mc->m;
-	const struct milter_client *c = &m->c;
-	const struct queue_env *env = pipeline_env(m->st.p);
-	const struct config *cfg = m->t->cfg;
-	char from[600], underscore[600];
-	const char *prev = NULL;
-
-	snprintf(underscore, sizeof(underscore), "%s [%s]", c->name ? c->name : "unknown", c->addr);
-	const char *conn_mac[] = { "j", cfg->hostname, "{daemon_name}", c->daemon_name, "_", underscore,
-				   "{client_addr}", c->addr, "{client_port}", m->port,
-				   "{client_name}", c->name ? c->name : "unknown", "v", "tern" };
-	if (!(mc->steps & MILTER_P_NOCONNECT)) {
-		mc_macros(mc, MILTER_C_CONNECT, conn_mac, ARRAY_LEN(conn_mac));
-		char host[300];
-		snprintf(host, sizeof(host), c->name ? "%s" : "[%s]", c->name ? c->name : c->addr);
-		milter_put_connect(&m->pkt, host, c->family, (uint16_t)c->port, c->addr);
-		mc_send_cmd(mc, MILTER_P_NR_CONN);
-	}
-	if (!(mc->steps & MILTER_P_NOHELO) && c->helo[0]) {
-		const char *mac[] = { "{tls_version}", c->tls_version, "{cipher}", c->cipher };
-		mc_macros(mc, MILTER_C_HELO, mac, ARRAY_LEN(mac));
-		milter_put_helo(&m->pkt, c->helo);
-		mc_send_cmd(mc, MILTER_P_NR_HELO);
-	}
-	if (!(mc->steps & MILTER_P_NOMAIL)) {
-		const char *mac[] = { "{mail_addr}", env->from, "{auth_authen}", c->auth_user, "i", env->id };
-		const char *argv[] = { from };
-		snprintf(from, sizeof(from), "<%s>", env->from);
-		mc_macros(mc, MILTER_C_MAIL, mac, ARRAY_LEN(mac));
-		milter_put_args(&m->pkt, MILTER_C_MAIL, argv, 1);
-		mc_send_cmd(mc, MILTER_P_NR_MAIL);
-	}
-	for (size_t i = 0; i < env->nrcpt && !(mc->steps & MILTER_P_NORCPT); i++) {
-		/* as the client gave it: one RCPT an alias expanded is one */
-		const char *a = env->rcpt[i].orig ? env->rcpt[i].orig : env->rcpt[i].addr;
-		char to[600];
-		const char *argv[] = { to };
-		if (prev && strcmp(prev, a) == 0)
-			continue;
-		prev = a;
-		const char *mac[] = { "{rcpt_addr}", a };
-		snprintf(to, sizeof(to), "<%s>", a);
-		mc_macros(mc, MILTER_C_RCPT, mac, ARRAY_LEN(mac));
-		milter_put_args(&m->pkt, MILTER_C_RCPT, argv, 1);
-		mc_send_cmd(mc, MILTER_P_NR_RCPT);
-	}
-	if (!(mc->steps & MILTER_P_NODATA)) {
-		const char *mac[] = { "i", env->id };
-		mc_macros(mc, MILTER_C_DATA, mac, ARRAY_LEN(mac));
-		milter_put_simple(&m->pkt, MILTER_C_DATA);
-		mc_send_cmd(mc, MILTER_P_NR_DATA);
-	}
+	free(*slot);
+	*slot = v ? xstrdup(v) : NULL;
 }
 
 /* ---- the modified message, on to the next stage ------------------------ */
@@ -1001,21 +1228,23 @@ static bool milter_apply_envelope(struct milter_stage *m)
 	return !changed || pipe_envelope_changed(&m->st);
 }
 
-/* ---- the verdict ---------------------------------------------------------- */
+/* ---- the verdict at the end of the message -------------------------------- */
+
+static void milter_eom_next(struct milter_stage *m);
 
 /* Every filter agreed: the envelope changed, the message (changed) to
  * the next stage, and on.  The last thing done: the pipeline may free
  * this stage from pipe_stage_accept(). */
 static void milter_agreed(struct milter_stage *m)
 {
-	for (size_t i = 0; i < m->n; i++)
-		mc_close(&m->mc[i]);
 	if (m->hold.err || m->newbody.err || !milter_apply_envelope(m)) {
+		m->answered = true;
 		pipe_stage_refuse(&m->st, true, "451 4.3.0 Error writing the message to disk, try again later");
 		return;
 	}
 	milter_emit(m);
 	if (m->hold.err || m->newbody.err) {
+		m->answered = true;
 		pipe_stage_refuse(&m->st, true, "451 4.3.0 Error writing the message to disk, try again later");
 		return;
 	}
@@ -1023,10 +1252,12 @@ static void milter_agreed(struct milter_stage *m)
 		log_milter_spam(m);
 		pipeline_env(m->st.p)->junk = true;
 	}
+	m->answered = true;
 	pipe_stage_accept(&m->st);
 }
 
-/* The filter at eom_at decided (or failed): go on, or answer. */
+/* The filter at eom_at decided (or failed): go on, or answer.  The stage
+ * may be gone when this returns. */
 static void milter_decide(struct milter_stage *m, struct milter_conn *mc)
 {
 	unsigned action = m->t->cfg->milter_default_action;
@@ -1049,105 +1280,77 @@ static void milter_decide(struct milter_stage *m, struct milter_conn *mc)
 	default:
 		break;
 	}
-	for (size_t i = 0; i < m->n; i++)
-		mc_close(&m->mc[i]);
 	switch (o) {
 	case MO_REJECT:
-		log_milter_verdict(mc, mc->outcome == MO_FAILED ? "default_reject" : "reject", NULL);
+		log_milter_verdict(mc, "eom", mc->outcome == MO_FAILED ? "default_reject" : "reject", NULL);
+		m->answered = true;
 		pipe_stage_refuse(&m->st, false, "550 5.7.1 Message rejected by a content filter");
 		return;
 	case MO_REPLY:
-		log_milter_verdict(mc, "replycode", mc->reply);
+		log_milter_verdict(mc, "eom", "replycode", mc->reply);
+		m->answered = true;
 		pipe_stage_refuse(&m->st, false, "%s", mc->reply);
 		return;
 	case MO_DISCARD:
-		log_milter_verdict(mc, "discard", NULL);
+		log_milter_verdict(mc, "eom", "discard", NULL);
+		m->answered = true;
 		pipe_stage_discard(&m->st);
 		return;
 	default:
-		log_milter_verdict(mc, mc->outcome == MO_FAILED ? "default_tempfail" : "tempfail", NULL);
+		log_milter_verdict(mc, "eom", mc->outcome == MO_FAILED ? "default_tempfail" : "tempfail", NULL);
+		m->answered = true;
 		pipe_stage_refuse(&m->st, mc->outcome == MO_FAILED,
 				  "451 4.7.1 Service unavailable, try again later");
 		return;
 	}
 }
 
-/* Ask the filters for their end-of-message verdict, one at a time. */
+/* Ask the filters for their end-of-message verdict, one at a time, each
+ * once it has been shown the whole message.  The stage may be gone when
+ * this returns. */
 static void milter_eom_next(struct milter_stage *m)
 {
+	struct milter_session *ms = m->ms;
 	const struct queue_env *env = pipeline_env(m->st.p);
 
-	while (m->eom_at < m->n) {
-		struct milter_conn *mc = &m->mc[m->eom_at];
+	if (!m->ended || m->answered)
+		return;   /* the verdict is given: the stages after it are at work */
+	if (ms->discard) {
+		/* a filter said DISCARD at MAIL or RCPT */
+		m->answered = true;
+		pipe_stage_discard(&m->st);
+		return;
+	}
+	while (m->eom_at < ms->n) {
+		struct milter_conn *mc = &ms->mc[m->eom_at];
+		if (!mc->member) {
+			m->eom_at++;
+			continue;
+		}
 		if (mc->outcome != MO_NONE) {
 			milter_decide(m, mc);
 			return;
 		}
-		if (mc->state != MC_OPEN)
-			return;   /* still negotiating: mc_optneg() comes back here */
+		if (mc->eom_sent)
+			return;   /* its reply goes on (mc_reply) */
+		mc_flush(mc);
+		if (!mc->shown_end || mc->owed != EX_NONE || evbuffer_get_length(mc->outbox) > 0)
+			return;   /* still being shown it: its replies come back here */
 		const char *mac[] = { "i", env->id };
-		mc_macros(mc, MILTER_C_EOB, mac, ARRAY_LEN(mac));
-		milter_put_simple(&m->pkt, MILTER_C_EOB);
+		mc_queue_macros(mc, MILTER_C_EOB, mac, ARRAY_LEN(mac));
+		milter_put_simple(&ms->pkt, MILTER_C_EOB);
+		mc_queue(mc, EX_EOM);
 		mc->eom_sent = true;
-		mc_send_cmd(mc, 0);
-		return;   /* its reply goes on (mc_reply) */
+		mc_flush(mc);
+		return;
 	}
 	milter_agreed(m);
-}
-
-/* A filter is out: it failed, or decided early.  At the end of the
- * message, the filter waited for may be this one.  The stage may be
- * gone when this returns. */
-static void mc_out(struct milter_conn *mc, enum mc_outcome o, const char *why)
-{
-	struct milter_stage *m = mc->m;
-	bool negotiating = mc->state == MC_CONNECTING || mc->state == MC_NEGOTIATING;
-
-	if (o == MO_FAILED)
-		log_milter_failed(mc, why);
-	mc->outcome = o;
-	mc_close(mc);
-	if (negotiating) {
-		if (--m->negotiating == 0)
-			milter_pump(m);
-		return;
-	}
-	if (!m->shown_end) {
-		milter_pump(m);   /* it may have been the one that held the others up */
-		return;
-	}
-	if (m->eom_at < m->n && &m->mc[m->eom_at] == mc)
-		milter_decide(m, mc);
-}
-
-/* ---- the replies ----------------------------------------------------------- */
-
-/* False when the filter is out (the stage may be gone). */
-static bool mc_optneg(struct milter_conn *mc, const struct milter_reply *r)
-{
-	struct milter_stage *m = mc->m;
-
-	if (r->version < 2 || r->version > MILTER_VERSION) {
-		mc_out(mc, MO_FAILED, "version");
-		return false;
-	}
-	/* Asking for more actions than offered, it does without them
-	 * (libmilter's calls for them fail). */
-	mc->actions = r->actions & MILTER_ACTIONS;
-	mc->steps = r->protocol & MILTER_STEPS;
-	mc->owed = 0;
-	mc_set_state(mc, MC_OPEN);
-	mc_replay(mc);
-	mc_timer_set(mc);
-	if (--m->negotiating == 0)
-		milter_pump(m);   /* stops at this one at the latest: it is live */
-	return true;
 }
 
 /* ADDHEADER, INSHEADER, CHGHEADER: one more change to the header section. */
 static bool mc_edit(struct milter_conn *mc, const struct milter_reply *r)
 {
-	struct milter_stage *m = mc->m;
+	struct milter_stage *m = mc->ms->stage;
 	enum hedit_kind kind = r->cmd == MILTER_R_ADDHEADER ? HE_ADD : r->cmd == MILTER_R_INSHEADER ? HE_INSERT : HE_CHANGE;
 	bool leadspc = mc->steps & MILTER_P_HDR_LEADSPC;
 	struct milter_buf f = { 0 };
@@ -1201,15 +1404,15 @@ static bool mc_edit(struct milter_conn *mc, const struct milter_reply *r)
  * first chunk starts the body anew (a later filter's body wins). */
 static bool mc_replbody(struct milter_conn *mc, const struct milter_reply *r)
 {
-	struct milter_stage *m = mc->m;
+	struct milter_stage *m = mc->ms->stage;
 	char buf[4096];
 	size_t n = 0;
 
 	if (!(mc->actions & MILTER_A_CHGBODY))
 		return false;
 	if (!mc->replbody) {
-		for (size_t i = 0; i < m->n; i++)
-			m->mc[i].replbody = false;
+		for (size_t i = 0; i < mc->ms->n; i++)
+			mc->ms->mc[i].replbody = false;
 		mc->replbody = true;
 		spool_reset(&m->newbody);
 		m->newbody_cr = false;
@@ -1249,7 +1452,7 @@ static char *mc_addr(const char *a, size_t n)
  * ESMTP arguments of ADDRCPT_PAR and CHGFROM are not used. */
 static bool mc_envelope(struct milter_conn *mc, const struct milter_reply *r)
 {
-	struct milter_stage *m = mc->m;
+	struct milter_stage *m = mc->ms->stage;
 
 	switch (r->cmd) {
 	case MILTER_R_DELRCPT:
@@ -1277,188 +1480,476 @@ static bool mc_envelope(struct milter_conn *mc, const struct milter_reply *r)
 	}
 }
 
-/* One reply.  False when the connection is done with (out, or the
- * stage decided: nothing of it may be touched then). */
-static bool mc_reply(struct milter_conn *mc, const struct milter_reply *r)
-{
-	struct milter_stage *m = mc->m;
-	bool at_eom = mc->eom_sent && mc->owed == 1;   /* the reply to EOB */
+/* ---- failures and replies -------------------------------------------------- */
 
-	if (mc->state == MC_NEGOTIATING) {
-		if (r->cmd != MILTER_R_OPTNEG) {
-			mc_out(mc, MO_FAILED, "garbage");
-			return false;
-		}
-		return mc_optneg(mc, r);
+/* The connection is out for the session.  Whatever waited for it goes on
+ * without it: the session may be told (its step answered), the stage may
+ * answer and be gone. */
+static void mc_fail(struct milter_conn *mc, const char *why)
+{
+	struct milter_session *ms = mc->ms;
+	struct milter_stage *m = ms->stage;
+	bool asked = m && mc->member && m->ended && m->eom_at < ms->n && &ms->mc[m->eom_at] == mc;
+	bool in_message = m && mc->member && mc->outcome == MO_NONE;
+
+	log_milter_failed(mc, why);
+	mc->failed = true;
+	mc->in_msg = false;
+	mc_close(mc);
+	if (mc->step_pending) {
+		mc->step_pending = false;
+		mc_step_answered(mc, MO_FAILED);
+		return;
 	}
-	if (r->cmd == MILTER_R_PROGRESS) {
-		mc_timer_set(mc);
-		return true;
+	if (mc->step_wait) {
+		mc_step_answered(mc, MO_FAILED);
+		return;
 	}
-	if (mc->owed == 0) {
-		mc_out(mc, MO_FAILED, "garbage");
+	if (in_message) {
+		mc->outcome = MO_FAILED;
+		if (asked)
+			milter_decide(m, mc);
+		else if (m->ended)
+			milter_eom_next(m);
+	}
+}
+
+/* False when the filter is out (and whatever that caused happened). */
+static bool mc_optneg(struct milter_conn *mc, const struct milter_reply *r)
+{
+	if (r->version < 2 || r->version > MILTER_VERSION) {
+		mc_fail(mc, "version");
 		return false;
 	}
+	/* Asking for more actions than offered, it does without them
+	 * (libmilter's calls for them fail). */
+	mc->actions = r->actions & MILTER_ACTIONS;
+	mc->steps = r->protocol & MILTER_STEPS;
+	mc->owed = EX_NONE;
+	mc_set_state(mc, MC_OPEN);
+	mc_timer_set(mc);
+	if (mc->step_pending) {
+		mc->step_pending = false;
+		mc->step_wait = false;
+		mc->ms->waiting--;
+		mc_send_step(mc);   /* counts itself in again if it wants a reply */
+		if (mc->ms->step != STEP_NONE && mc->ms->waiting == 0) {
+			ms_step_done(mc->ms);
+			return false;
+		}
+	}
+	mc_flush(mc);
+	return true;
+}
+
+static enum mc_outcome reply_outcome(struct milter_conn *mc, const struct milter_reply *r, bool *bad)
+{
+	*bad = false;
 	switch (r->cmd) {
 	case MILTER_R_CONTINUE:
-	case MILTER_R_SKIP:
-		if (r->cmd == MILTER_R_SKIP && at_eom) {
-			mc_out(mc, MO_FAILED, "garbage");
-			return false;
-		}
-		if (r->cmd == MILTER_R_SKIP)
-			mc->skip_body = true;
-		mc->owed--;
-		mc_timer_set(mc);
-		if (at_eom) {
-			mc->outcome = MO_CONTINUE;
-			mc_close(mc);
-			milter_decide(m, mc);
-			return false;
-		}
-		return true;
+		return MO_CONTINUE;
 	case MILTER_R_ACCEPT:
-		mc_out(mc, MO_ACCEPT, NULL);
-		return false;
+		return MO_ACCEPT;
 	case MILTER_R_REJECT:
-		mc_out(mc, MO_REJECT, NULL);
-		return false;
+		return MO_REJECT;
 	case MILTER_R_TEMPFAIL:
-		mc_out(mc, MO_TEMPFAIL, NULL);
-		return false;
+		return MO_TEMPFAIL;
 	case MILTER_R_DISCARD:
-		mc_out(mc, MO_DISCARD, NULL);
-		return false;
+		return MO_DISCARD;
 	case MILTER_R_REPLYCODE:
 		if (!milter_replycode_valid(r->s1, r->s1len) || r->s1len >= sizeof(mc->reply)) {
-			mc_out(mc, MO_FAILED, "bad_replycode");
-			return false;
+			*bad = true;
+			return MO_FAILED;
 		}
 		memcpy(mc->reply, r->s1, r->s1len + 1);
 		if (r->s1len == 3)
-			snprintf(mc->reply + 3, sizeof(mc->reply) - 3, " %s", r->s1[0] == '5' ? "5.7.1 Rejected" : "4.7.1 Try again later");
-		mc_out(mc, MO_REPLY, NULL);
+			snprintf(mc->reply + 3, sizeof(mc->reply) - 3, " %s",
+				 r->s1[0] == '5' ? "5.7.1 Rejected" : "4.7.1 Try again later");
+		return MO_REPLY;
+	default:
+		return MO_NONE;
+	}
+}
+
+/* A reply to a command of the message (DATA, a field, EOH, a body chunk). */
+static bool mc_reply_msg(struct milter_conn *mc, const struct milter_reply *r)
+{
+	struct milter_stage *m = mc->ms->stage;
+	bool bad;
+	enum mc_outcome o;
+
+	if (r->cmd == MILTER_R_SKIP) {
+		mc->skip_body = true;
+		evbuffer_drain(mc->outbox, evbuffer_get_length(mc->outbox));   /* body chunks only */
+		o = MO_CONTINUE;
+	} else if ((o = reply_outcome(mc, r, &bad)) == MO_NONE || bad) {
+		mc_fail(mc, bad ? "bad_replycode" : r->cmd == MILTER_R_ADDHEADER || r->cmd == MILTER_R_INSHEADER ||
+			r->cmd == MILTER_R_CHGHEADER ? "bad_header" : "garbage");
 		return false;
+	}
+	mc->owed = EX_NONE;
+	mc_timer_set(mc);
+	if (o != MO_CONTINUE)
+		mc->outcome = o;   /* decided early: shown no more, asked in its turn */
+	mc_flush(mc);
+	if (m->ended) {
+		milter_eom_next(m);
+		return false;
+	}
+	return true;
+}
+
+/* A reply at the end of the message: modifications, then a verdict. */
+static bool mc_reply_eom(struct milter_conn *mc, const struct milter_reply *r)
+{
+	struct milter_stage *m = mc->ms->stage;
+	bool bad, ok;
+	enum mc_outcome o;
+
+	switch (r->cmd) {
 	case MILTER_R_ADDHEADER:
 	case MILTER_R_INSHEADER:
 	case MILTER_R_CHGHEADER:
-		if (!at_eom || !mc_edit(mc, r)) {
-			mc_out(mc, MO_FAILED, r->cmd == MILTER_R_CHGHEADER && !(mc->actions & MILTER_A_CHGHDRS)
-				  ? "garbage" : "bad_header");
+		if (!mc_edit(mc, r)) {
+			mc_fail(mc, r->cmd == MILTER_R_CHGHEADER && !(mc->actions & MILTER_A_CHGHDRS)
+				? "garbage" : "bad_header");
 			return false;
 		}
 		mc_timer_set(mc);
 		return true;
 	case MILTER_R_REPLBODY:
-		if (!at_eom || !mc_replbody(mc, r)) {
-			mc_out(mc, MO_FAILED, "garbage");
-			return false;
-		}
-		mc_timer_set(mc);
-		return true;
 	case MILTER_R_DELRCPT:
 	case MILTER_R_ADDRCPT:
 	case MILTER_R_ADDRCPT_PAR:
 	case MILTER_R_CHGFROM:
-		if (!at_eom || !mc_envelope(mc, r)) {
-			mc_out(mc, MO_FAILED, "garbage");
-			return false;
-		}
-		mc_timer_set(mc);
-		return true;
 	case MILTER_R_QUARANTINE:
-		if (!at_eom || !(mc->actions & MILTER_A_QUARANTINE)) {
-			mc_out(mc, MO_FAILED, "garbage");
+		if (r->cmd == MILTER_R_REPLBODY)
+			ok = mc_replbody(mc, r);
+		else if (r->cmd == MILTER_R_QUARANTINE)
+			ok = (mc->actions & MILTER_A_QUARANTINE) != 0;
+		else
+			ok = mc_envelope(mc, r);
+		if (!ok) {
+			mc_fail(mc, "garbage");
 			return false;
 		}
-		log_milter_quarantine(mc, r->s1, r->s1len);
-		m->quarantine = true;
+		if (r->cmd == MILTER_R_QUARANTINE) {
+			log_milter_quarantine(mc, r->s1, r->s1len);
+			m->quarantine = true;
+		}
 		mc_timer_set(mc);
 		return true;
 	default:
-		/* a modification it was not offered, or no reply at all */
-		mc_out(mc, MO_FAILED, "garbage");
+		break;
+	}
+	o = reply_outcome(mc, r, &bad);
+	if (o == MO_NONE || bad) {
+		mc_fail(mc, bad ? "bad_replycode" : "garbage");
+		return false;
+	}
+	mc->owed = EX_NONE;
+	mc->in_msg = false;   /* the message is over for it */
+	mc->outcome = o;
+	mc_timer_set(mc);
+	milter_decide(m, mc);
+	return false;
+}
+
+/* One reply.  False when what it caused may have freed the stage or
+ * told the session (the connection itself stays: the caller holds ms). */
+static bool mc_reply(struct milter_conn *mc, const struct milter_reply *r)
+{
+	bool bad;
+	enum mc_outcome o;
+
+	if (r->cmd == MILTER_R_PROGRESS && mc->owed != EX_NONE) {
+		mc_timer_set(mc);
+		return true;
+	}
+	switch (mc->owed) {
+	case EX_OPTNEG:
+		if (r->cmd != MILTER_R_OPTNEG) {
+			mc_fail(mc, "garbage");
+			return false;
+		}
+		return mc_optneg(mc, r);
+	case EX_STEP:
+		o = reply_outcome(mc, r, &bad);
+		if (o == MO_NONE || bad) {
+			mc_fail(mc, bad ? "bad_replycode" : "garbage");
+			return false;
+		}
+		mc->owed = EX_NONE;
+		mc_timer_set(mc);
+		mc_step_answered(mc, o);
+		return false;
+	case EX_MSG:
+		return mc_reply_msg(mc, r);
+	case EX_EOM:
+		return mc_reply_eom(mc, r);
+	case EX_STALE:
+		/* the reply to a message that is gone; modifications are
+		 * dropped too, until the verdict */
+		if (reply_outcome(mc, r, &bad) == MO_NONE && r->cmd != MILTER_R_SKIP) {
+			if (r->cmd == MILTER_R_OPTNEG) {
+				mc_fail(mc, "garbage");
+				return false;
+			}
+			return true;
+		}
+		mc->owed = EX_NONE;
+		mc_timer_set(mc);
+		mc_flush(mc);
+		return true;
+	default:
+		mc_fail(mc, "garbage");
 		return false;
 	}
 }
 
+/* ---- the session's hold on itself ---------------------------------------- */
+
+static void ms_destroy(struct milter_session *ms);
+
+static void ms_enter(struct milter_session *ms)
+{
+	ms->busy++;
+}
+
+static void ms_leave(struct milter_session *ms)
+{
+	if (--ms->busy == 0 && ms->dead)
+		ms_destroy(ms);
+}
+
+/* ---- socket events --------------------------------------------------------- */
+
 static void mc_read_cb(struct bufferevent *bev, void *arg)
 {
 	struct milter_conn *mc = arg;
+	struct milter_session *ms = mc->ms;
 	struct evbuffer *in = bufferevent_get_input(bev);
 
-	for (;;) {
-		size_t len = evbuffer_get_length(in), used;
+	ms_enter(ms);
+	while (mc->state != MC_DONE && !ms->dead) {
+		size_t len = evbuffer_get_length(in), used, look;
 		struct milter_reply r;
 		const unsigned char *p;
 
 		if (len < 4)
-			return;
-		/* one whole packet in one piece, at most the bound + header */
-		p = evbuffer_pullup(in, len < MILTER_REPLY_MAX + 4 ? (ssize_t)len : MILTER_REPLY_MAX + 4);
-		enum milter_parse st = milter_reply_parse(p, len < MILTER_REPLY_MAX + 4 ? len : MILTER_REPLY_MAX + 4,
-							  MILTER_REPLY_MAX, &r, &used);
+			break;
+		look = len < MILTER_REPLY_MAX + 4 ? len : MILTER_REPLY_MAX + 4;
+		p = evbuffer_pullup(in, (ssize_t)look);
+		enum milter_parse st = milter_reply_parse(p, look, MILTER_REPLY_MAX, &r, &used);
 		if (st == MILTER_MORE)
-			return;
+			break;
 		if (st == MILTER_BAD) {
-			mc_out(mc, MO_FAILED, "garbage");
-			return;
+			mc_fail(mc, "garbage");
+			break;
 		}
-		/* r points into in: act on it, then drain (unless gone) */
-		if (!mc_reply(mc, &r))
-			return;   /* closed, and maybe the stage freed */
-		evbuffer_drain(in, used);
+		/* out of the input first: what it causes may read more */
+		milter_buf_reset(&ms->rbuf);
+		if (ms->rbuf.cap < used) {
+			ms->rbuf.p = xrealloc(ms->rbuf.p, used);
+			ms->rbuf.cap = used;
+		}
+		evbuffer_remove(in, ms->rbuf.p, used);
+		milter_reply_parse(ms->rbuf.p, used, MILTER_REPLY_MAX, &r, &used);
+		mc_reply(mc, &r);
 	}
+	ms_leave(ms);
+}
+
+static void mc_write_cb(struct bufferevent *bev, void *arg)
+{
+	struct milter_conn *mc = arg;
+	struct milter_session *ms = mc->ms;
+
+	ms_enter(ms);
+	mc_flush(mc);
+	if (ms->stage && ms->stage->ended)
+		milter_eom_next(ms->stage);
+	ms_leave(ms);
 }
 
 static void mc_event_cb(struct bufferevent *bev, short what, void *arg)
 {
 	struct milter_conn *mc = arg;
+	struct milter_session *ms = mc->ms;
 
+	ms_enter(ms);
 	if (what & BEV_EVENT_CONNECTED) {
 		mc_set_state(mc, MC_NEGOTIATING);
-		milter_put_optneg(&mc->m->pkt, MILTER_VERSION, MILTER_ACTIONS, MILTER_STEPS);
-		mc_send_pkt(mc);
-		mc->owed = 1;
+		milter_put_optneg(&ms->pkt, MILTER_VERSION, MILTER_ACTIONS, MILTER_STEPS);
+		bufferevent_write(mc->bev, ms->pkt.p, ms->pkt.len);
+		milter_buf_reset(&ms->pkt);
+		mc->owed = EX_OPTNEG;
 		mc_timer_set(mc);
-		return;
+	} else if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR)) {
+		mc_fail(mc, mc->state == MC_CONNECTING ? "unreachable" : "closed");
 	}
-	if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR))
-		mc_out(mc, MO_FAILED, mc->state == MC_CONNECTING ? "unreachable" : "closed");
+	ms_leave(ms);
 }
 
 static void mc_timeout_cb(evutil_socket_t fd, short what, void *arg)
 {
-	mc_out(arg, MO_FAILED, "timeout");
+	struct milter_conn *mc = arg;
+	struct milter_session *ms = mc->ms;
+
+	ms_enter(ms);
+	mc_fail(mc, "timeout");
+	ms_leave(ms);
 }
 
 static void mc_start(struct milter_conn *mc)
 {
-	struct milter_stage *m = mc->m;
+	struct milter_session *ms = mc->ms;
 	struct sockaddr_storage ss;
 	socklen_t len;
 
-	mc->timer = evtimer_new(m->t->base, mc_timeout_cb, mc);
+	mc->timer = evtimer_new(ms->t->base, mc_timeout_cb, mc);
+	mc->outbox = evbuffer_new();
+	hsplit_init(&mc->show);
 	/* MC_CONNECTING, from xcalloc() */
-	if (!milter_addr_parse(mc->spec, &ss, &len)) {   /* config checked it */
-		mc->outcome = MO_FAILED;
+	if (!milter_addr_parse(mc->spec, &ss, &len) ||   /* config checked it */
+	    (mc->bev = bufferevent_socket_new(ms->t->base, -1, BEV_OPT_CLOSE_ON_FREE)) == NULL) {
+		mc->start_failed = mc->failed = true;
 		mc_set_state(mc, MC_DONE);
-		mc->start_failed = true;
 		return;
 	}
-	mc->bev = bufferevent_socket_new(m->t->base, -1, BEV_OPT_CLOSE_ON_FREE);
 	bufferevent_setcb(mc->bev, mc_read_cb, mc_write_cb, mc_event_cb, mc);
 	bufferevent_setwatermark(mc->bev, EV_WRITE, MILTER_OUT_LOW / 2, 0);
 	bufferevent_enable(mc->bev, EV_READ | EV_WRITE);
 	if (bufferevent_socket_connect(mc->bev, (struct sockaddr *)&ss, (int)len) < 0) {
 		bufferevent_free(mc->bev);
 		mc->bev = NULL;
-		mc->outcome = MO_FAILED;
+		mc->start_failed = mc->failed = true;
 		mc_set_state(mc, MC_DONE);
-		mc->start_failed = true;
 		return;
 	}
+	if (ss.ss_family != AF_UNIX) {
+		/* lock-step: a command's tail must not wait for the ACK of its
+		 * head (Nagle against delayed ACK costs 40 ms a command) */
+		int one = 1;
+		(void)setsockopt(bufferevent_getfd(mc->bev), IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	}
 	mc_timer_set(mc);
+}
+
+/* ---- the session ------------------------------------------------------------- */
+
+static char *xstrdup_or_null(const char *s)
+{
+	return s ? xstrdup(s) : NULL;
+}
+
+struct milter_session *milter_session_new(struct tern *t, const struct milter_client *c)
+{
+	const struct word_list *servers = &t->cfg->milter_servers;
+	struct milter_session *ms;
+
+	if (servers->n == 0)
+		return NULL;
+	ms = xcalloc(1, sizeof(*ms));
+	ms->t = t;
+	ms->c.session = c->session;
+	ms->c.daemon_name = xstrdup(c->daemon_name);
+	ms->c.addr = xstrdup(c->addr);
+	ms->c.port = c->port;
+	ms->c.family = c->family;
+	ms->c.name = xstrdup_or_null(c->name);
+	snprintf(ms->port, sizeof(ms->port), "%u", c->port);
+	ms->n = servers->n;
+	ms->mc = xcalloc(ms->n, sizeof(*ms->mc));
+	for (size_t i = 0; i < ms->n; i++) {
+		struct milter_conn *mc = &ms->mc[i];
+		mc->ms = ms;
+		mc->i = i;
+		mc->spec = servers->v[i];
+		mc_start(mc);
+		if (mc->start_failed)
+			log_milter_failed(mc, "unreachable");
+	}
+	return ms;
+}
+
+static void ms_destroy(struct milter_session *ms)
+{
+	for (size_t i = 0; i < ms->n; i++) {
+		struct milter_conn *mc = &ms->mc[i];
+		mc_close(mc);
+		if (mc->timer)
+			event_free(mc->timer);
+		if (mc->outbox)
+			evbuffer_free(mc->outbox);
+		milter_buf_free(&mc->show.field);
+		milter_buf_free(&mc->body);
+	}
+	free(ms->mc);
+	milter_buf_free(&ms->pkt);
+	milter_buf_free(&ms->rbuf);
+	free(ms->helo);
+	free(ms->tls_version);
+	free(ms->cipher);
+	free(ms->from);
+	free(ms->auth_user);
+	free(ms->rcpt);
+	free((char *)ms->c.daemon_name);
+	free((char *)ms->c.addr);
+	free((char *)ms->c.name);
+	free(ms);
+}
+
+void milter_session_free(struct milter_session *ms)
+{
+	if (ms == NULL)
+		return;
+	ms->done = NULL;   /* the session is gone: nobody to tell */
+	if (ms->stage)
+		ms->stage->ms = NULL;   /* not expected: the pipeline goes first */
+	ms->stage = NULL;
+	ms->dead = true;
+	if (ms->busy == 0)
+		ms_destroy(ms);
+}
+
+bool milter_connect(struct milter_session *ms, milter_step_fn done, void *arg, struct milter_answer *now)
+{
+	return ms_step(ms, STEP_CONNECT, done, arg, now);
+}
+
+bool milter_helo(struct milter_session *ms, const char *helo, const char *tls_version, const char *cipher,
+		 milter_step_fn done, void *arg, struct milter_answer *now)
+{
+	ms_set(&ms->helo, helo);
+	ms_set(&ms->tls_version, tls_version);
+	ms_set(&ms->cipher, cipher);
+	return ms_step(ms, STEP_HELO, done, arg, now);
+}
+
+bool milter_mail(struct milter_session *ms, const char *from, const char *auth_user, milter_step_fn done,
+		 void *arg, struct milter_answer *now)
+{
+	milter_abort(ms);   /* what an earlier transaction left */
+	ms_set(&ms->from, from);
+	ms_set(&ms->auth_user, auth_user);
+	return ms_step(ms, STEP_MAIL, done, arg, now);
+}
+
+bool milter_rcpt(struct milter_session *ms, const char *rcpt, milter_step_fn done, void *arg,
+		 struct milter_answer *now)
+{
+	ms_set(&ms->rcpt, rcpt);
+	return ms_step(ms, STEP_RCPT, done, arg, now);
+}
+
+void milter_abort(struct milter_session *ms)
+{
+	if (ms == NULL || ms->stage)
+		return;   /* the stage's end does it */
+	for (size_t i = 0; i < ms->n; i++)
+		mc_msg_end(&ms->mc[i]);
+	ms->discard = false;
 }
 
 /* ---- the stage --------------------------------------------------------------- */
@@ -1466,35 +1957,47 @@ static void mc_start(struct milter_conn *mc)
 static void milter_data(struct pipe_stage *st, const char *buf, size_t len)
 {
 	struct milter_stage *m = (struct milter_stage *)st;
+	struct milter_session *ms = m->ms;
 
-	/* held until the verdict; shown as the filters' sockets take it */
+	/* held until the verdict; shown as the filters take it */
 	spool_add(&m->hold, buf, len);
-	milter_pump(m);
+	if (ms == NULL)
+		return;
+	for (size_t i = 0; i < ms->n; i++)
+		if (ms->mc[i].member)
+			mc_flush(&ms->mc[i]);
 }
 
 static void milter_end(struct pipe_stage *st)
 {
 	struct milter_stage *m = (struct milter_stage *)st;
+	struct milter_session *ms = m->ms;
 
 	m->ended = true;
-	/* those that could not even start are logged now that the log
-	 * lines have the queue id */
-	for (size_t i = 0; i < m->n; i++)
-		if (m->mc[i].start_failed)
-			log_milter_failed(&m->mc[i], "unreachable");
-	milter_pump(m);   /* if negotiating, mc_optneg() or mc_out() comes back */
+	if (ms == NULL) {
+		m->answered = true;
+		pipe_stage_refuse(st, true, "451 4.7.1 Service unavailable, try again later");
+		return;
+	}
+	ms_enter(ms);
+	for (size_t i = 0; i < ms->n; i++)
+		if (ms->mc[i].member)
+			mc_flush(&ms->mc[i]);
+	milter_eom_next(m);
+	ms_leave(ms);
 }
 
-static void milter_free(struct pipe_stage *st)
+static void milter_stage_free(struct pipe_stage *st)
 {
 	struct milter_stage *m = (struct milter_stage *)st;
+	struct milter_session *ms = m->ms;
 
-	for (size_t i = 0; i < m->n; i++) {
-		mc_close(&m->mc[i]);
-		if (m->mc[i].timer)
-			event_free(m->mc[i].timer);
+	if (ms) {
+		ms->stage = NULL;
+		for (size_t i = 0; i < ms->n; i++)
+			mc_msg_end(&ms->mc[i]);
+		ms->discard = false;
 	}
-	free(m->mc);
 	for (size_t i = 0; i < m->ndelrcpt; i++)
 		free(m->delrcpt[i]);
 	free(m->delrcpt);
@@ -1509,17 +2012,7 @@ static void milter_free(struct pipe_stage *st)
 	free(m->new_from);
 	spool_free(&m->hold);
 	spool_free(&m->newbody);
-	milter_buf_free(&m->pkt);
-	milter_buf_free(&m->show.field);
 	milter_buf_free(&m->out.field);
-	milter_buf_free(&m->body);
-	free((char *)m->c.daemon_name);
-	free((char *)m->c.addr);
-	free((char *)m->c.name);
-	free((char *)m->c.helo);
-	free((char *)m->c.tls_version);
-	free((char *)m->c.cipher);
-	free((char *)m->c.auth_user);
 	free(m);
 }
 
@@ -1527,44 +2020,37 @@ static const struct pipe_stage_ops milter_stage_ops = {
 	.name = "milter",
 	.data = milter_data,
 	.end = milter_end,
-	.free = milter_free,
+	.free = milter_stage_free,
 };
 
-static char *xstrdup_or_null(const char *s)
+struct pipe_stage *milter_stage_new(struct milter_session *ms)
 {
-	return s ? xstrdup(s) : NULL;
-}
+	struct milter_stage *m;
+	bool any = false;
 
-struct pipe_stage *milter_stage_new(struct tern *t, const struct milter_client *c)
-{
-	const struct word_list *servers = &t->cfg->milter_servers;
-	struct milter_stage *m = xcalloc(1, sizeof(*m));
-
+	if (ms == NULL || ms->stage)
+		return NULL;
+	m = xcalloc(1, sizeof(*m));
 	m->st.ops = &milter_stage_ops;
-	m->t = t;
-	m->c.session = c->session;
-	m->c.daemon_name = xstrdup(c->daemon_name);
-	m->c.addr = xstrdup(c->addr);
-	m->c.port = c->port;
-	m->c.family = c->family;
-	m->c.name = xstrdup_or_null(c->name);
-	m->c.helo = xstrdup(c->helo);
-	m->c.tls_version = xstrdup_or_null(c->tls_version);
-	m->c.cipher = xstrdup_or_null(c->cipher);
-	m->c.auth_user = xstrdup_or_null(c->auth_user);
-	snprintf(m->port, sizeof(m->port), "%u", c->port);
-	spool_init(&m->hold, queue_tmp_dir(t->queue));
-	spool_init(&m->newbody, queue_tmp_dir(t->queue));
-	hsplit_init(&m->show);
-	m->n = servers->n;
-	m->mc = xcalloc(m->n ? m->n : 1, sizeof(*m->mc));
-	for (size_t i = 0; i < m->n; i++) {
-		struct milter_conn *mc = &m->mc[i];
-		mc->m = m;
-		mc->spec = servers->v[i];
-		mc_start(mc);
-		if (mc->state == MC_CONNECTING)
-			m->negotiating++;
+	m->ms = ms;
+	m->t = ms->t;
+	spool_init(&m->hold, queue_tmp_dir(ms->t->queue));
+	spool_init(&m->newbody, queue_tmp_dir(ms->t->queue));
+	ms->stage = m;
+	for (size_t i = 0; i < ms->n; i++) {
+		struct milter_conn *mc = &ms->mc[i];
+		/* a filter that failed counts: its default_action at the end */
+		mc->member = (mc->in_msg && mc->outcome == MO_NONE && mc->state == MC_OPEN) ||
+			     (mc->failed && m->t->cfg->milter_default_action != MILTER_DEFAULT_ACCEPT);
+		if (mc->failed)
+			mc->outcome = MO_FAILED;
+		any |= mc->member;
+	}
+	if (!any && !ms->discard) {
+		ms->stage = NULL;
+		milter_stage_free(&m->st);
+		return NULL;
 	}
 	return &m->st;
 }
+

@@ -115,6 +115,7 @@ class MilterSim:
         self.fail = None
         self.sessions = []
         self.pause_at = None
+        self.reject_rcpt = None     # RCPT of this address: REJECT
         self.paused = threading.Event()
         self.resume = threading.Event()
         self.port = None
@@ -147,13 +148,22 @@ class MilterSim:
         self.loop.call_soon_threadsafe(done)
         self.thread.join(10)
 
+    @property
+    def msg_sessions(self):
+        """The sessions that were shown a transaction (tern connects
+        at every SMTP connection, the test harness's probes too)."""
+        return [s for s in self.sessions if set(s.commands) & set("MRTLNBEA")]
+
     def wait_sessions(self, n, closed=True, timeout=20.0):
+        """The first n sessions that were shown a transaction, once they
+        are closed (the SMTP session ended)."""
         deadline = time.time() + timeout
         while time.time() < deadline:
-            if len(self.sessions) >= n and (not closed or all(s.closed for s in self.sessions[:n])):
-                return self.sessions
+            got = self.msg_sessions
+            if len(got) >= n and (not closed or all(s.closed for s in got[:n])):
+                return got
             time.sleep(0.02)
-        raise AssertionError(f"milter: {len(self.sessions)} sessions, wanted {n}")
+        raise AssertionError(f"milter: {len(self.msg_sessions)} sessions, wanted {n}")
 
     async def _serve(self, reader, writer):
         s = Session()
@@ -195,6 +205,8 @@ class MilterSim:
                     await writer.drain()
                     continue
                 replies = self.script.get(cmd)
+                if cmd == "R" and self.reject_rcpt and strings(data)[0] == self.reject_rcpt:
+                    replies = [REJECT]
                 if replies is None:
                     replies = [CONTINUE]
                 # the same command again (a second RCPT) gets the same
