@@ -177,7 +177,6 @@ struct milter_stage;
 
 struct milter_conn {
 	struct milter_session *ms;
-	size_t i;                     /* its place in [milter] servers */
 	const char *spec;             /* the [milter] servers item */
 	struct bufferevent *bev;
 	struct event *timer;
@@ -1864,7 +1863,6 @@ struct milter_session *milter_session_new(struct tern *t, const struct milter_cl
 	for (size_t i = 0; i < ms->n; i++) {
 		struct milter_conn *mc = &ms->mc[i];
 		mc->ms = ms;
-		mc->i = i;
 		mc->spec = servers->v[i];
 		mc_start(mc);
 		if (mc->start_failed)
