@@ -449,3 +449,22 @@ def test_connection_rate_on_the_submission_ports(make_tern, dns_port):
         s = client_tls().wrap_socket(c, server_hostname="mx.test")
         assert s.recv(512).decode().startswith("220")
         s.close()
+
+
+def test_greylisted_rcpt_leaves_no_recipient(make_tern, dns_port):
+    """A RCPT refused by greylisting takes its recipient out of the
+    envelope again: in a transaction where a later RCPT passes, the
+    message reaches only the accepted recipient."""
+    t = make_tern(config=conf(dns_port, greylist={"enabled": "yes", "delay": "0s"}))
+    assert rcpt_reply(t, "127.0.0.3").startswith("451")       # alice's triplet is seen
+    s = raw(t, "127.0.0.3")
+    assert cmd(s, "EHLO client.test").startswith("250")
+    assert cmd(s, "MAIL FROM:<sender@far.test>").startswith("250")
+    assert cmd(s, "RCPT TO:<bob@example.test>").startswith("451 4.7.1")    # new: deferred
+    assert cmd(s, "RCPT TO:<alice@example.test>").startswith("250")        # seen: passes
+    assert cmd(s, "DATA").startswith("354")
+    assert cmd(s, "Subject: grey\r\n\r\nhello\r\n.").startswith("250")
+    s.close()
+    t.wait_messages("alice@example.test", 1)
+    assert t.messages("bob@example.test") == []
+    assert t.cli("queue", "list").stdout == ""
