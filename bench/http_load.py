@@ -28,9 +28,9 @@ BENCH_HTTP_ROUNDS (1) runs of each SMTP case, interleaved; the median.
 Env also: BENCH_HTTP_PATHS ("metrics,mta-sts": the routes taken in turn),
 BENCH_HTTP_NICE (19), BENCH_SETTLE, BENCH_TIMEOUT, BENCH_KEEP.
 
-(This file's name shadows the standard library's `http` package in its
-own process: it speaks HTTP on raw asyncio streams and imports nothing
-that needs that package.)
+(Not bench/http.py: with bench/ on sys.path, as every bench script and
+test_interop_postfix.py have it, that name would shadow the standard
+library's `http` package for everyone.)
 """
 
 import asyncio
@@ -61,7 +61,7 @@ PATHS = tuple(ROUTES[p.strip()] for p in os.environ.get("BENCH_HTTP_PATHS", "met
 
 
 # ---------------------------------------------------------------- the client
-# Run as `http.py --client PORT CLIENTS RATE SECONDS STOPFILE`: loads tern
+# Run as `http_load.py --client PORT CLIENTS RATE SECONDS STOPFILE`: loads tern
 # until SECONDS have passed or STOPFILE exists, then prints one JSON line.
 
 async def one_request(port, ctx, i):
@@ -297,15 +297,15 @@ def main():
     rounds = max(1, b.env_int("BENCH_HTTP_ROUNDS", 1))
     cleanup = b.Cleanup()
     rows, notes = [], []
-    print(f"http: {clients} clients; SMTP {n} x 4 KiB over {SESSIONS} sessions, "
+    print(f"http_load: {clients} clients; SMTP {n} x 4 KiB over {SESSIONS} sessions, "
           f"{b.mode_label()}, {rounds} round(s)")
     try:
-        b.log(f"http: {clients} clients for {seconds} s ...")
+        b.log(f"http_load: {clients} clients for {seconds} s ...")
         try:
             idle, res = run_http_alone(cleanup, clients, seconds)
         except b.TernUnavailable as exc:
             idle, res = {}, {"error": f"not available: {exc}"}
-        b.report_case("http", f"{clients} clients", f"http: {clients} clients, alone ({seconds} s;"
+        b.report_case("http_load", f"{clients} clients", f"http_load: {clients} clients, alone ({seconds} s;"
                       " reference: tern idle)", "idle", HTTP_METRICS, idle, res, rows, notes,
                       width=20, scale={"rss_kib": 1024, "hwm_kib": 1024})
         modes = [("max", 0)] + ([(f"{rate}/s", rate)] if rate > 0 else [])
@@ -314,7 +314,7 @@ def main():
             for rnd in range(rounds):
                 order = ("with", "alone") if rnd % 2 else ("alone", "with")
                 for who in order:
-                    b.log(f"http: smtp {'+ http ' + label if who == 'with' else 'alone'}"
+                    b.log(f"http_load: smtp {'+ http ' + label if who == 'with' else 'alone'}"
                           f" ({rnd + 1}/{rounds}) ...")
                     try:
                         res = run_smtp(cleanup, n, clients, r if who == "with" else None)
@@ -326,15 +326,15 @@ def main():
             if ref.get("delivered_s") and got.get("delivered_s"):
                 got["cost"] = (1 - got["delivered_s"] / ref["delivered_s"]) * 100
             ref["cost"] = 5.0 if label != "max" else None     # the target of issue 13
-            b.report_case("http", f"smtp+http {label}",
-                          f"http: SMTP with {clients} HTTPS clients at {label}"
+            b.report_case("http_load", f"smtp+http {label}",
+                          f"http_load: SMTP with {clients} HTTPS clients at {label}"
                           f" (reference: SMTP alone; cost target < 5 %)"
                           + (f", median of {rounds}" if rounds > 1 else ""),
                           "no HTTP", SMTP_METRICS, ref, got, rows, notes, width=16,
                           scale={"rss_kib": 1024})
     finally:
         cleanup.run()
-    b.save_results("http", rows, notes)
+    b.save_results("http_load", rows, notes)
 
 
 if __name__ == "__main__":
