@@ -214,6 +214,19 @@ static void test_folders(void **state)
 	assert_int_equal(imap_store_create(fx->md, "a//b"), IMAP_STORE_BAD_NAME);
 	assert_true(exists(fx->md, ".A.B", "cur"));
 	assert_true(imap_store_subscribe(fx->md, "A/B", true));
+	{
+		/* Dovecot's version 2 form: header, levels split by tabs */
+		char path[512], buf[256];
+		snprintf(path, sizeof(path), "%s/subscriptions", fx->md);
+		FILE *fp = fopen(path, "r");
+		assert_non_null(fp);
+		size_t n = fread(buf, 1, sizeof(buf) - 1, fp);
+		buf[n] = '\0';
+		fclose(fp);
+		assert_memory_equal(buf, "V\t2\n\n", 5);
+		assert_non_null(strstr(buf, "\nA\tB\n"));
+		assert_null(strchr(buf, '/'));
+	}
 	assert_int_equal(imap_store_rename(fx->md, "A", "C"), IMAP_STORE_OK);
 	assert_true(exists(fx->md, ".C.B", "cur"));
 	assert_false(exists(fx->md, ".A.B", "cur"));
