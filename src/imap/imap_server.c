@@ -178,7 +178,8 @@ void imap_capability_list(struct imap_session *s, struct evbuffer *b)
 		.trusted = false,
 	};
 	evbuffer_add_printf(b, "IMAP4rev1 IMAP4rev2 LITERAL+ SASL-IR ID ENABLE IDLE NAMESPACE UNSELECT UIDPLUS"
-			    " MOVE CHILDREN SPECIAL-USE LIST-STATUS APPENDLIMIT=%" PRIu64,
+			    " MOVE CHILDREN SPECIAL-USE LIST-EXTENDED LIST-STATUS ESEARCH MULTIAPPEND BINARY"
+			    " UTF8=ACCEPT APPENDLIMIT=%" PRIu64,
 			    s->t->cfg->max_message_size);
 	if (s->state == IMAP_S_NOT_AUTH) {
 		if (s->t->tls && !s->conn.tls)
@@ -967,6 +968,19 @@ char *imap_mailbox_arg(struct imap_session *s, const struct imap_arg *a)
 		return NULL;
 	}
 	return xstrndup(name, len);
+}
+
+void imap_write_mailbox(struct imap_session *s, struct evbuffer *b, const char *name)
+{
+	char buf[4 * IMAP_MAILBOX_MAX + 16];
+	size_t len;
+
+	/* RFC 6855 3: once UTF8=ACCEPT is on, names go out as UTF-8 */
+	if (s->utf8 && imap_utf7_to_utf8(name, strlen(name), buf, sizeof(buf), &len) == IMAP_UTF7_OK) {
+		imap_write_astring(b, buf, len, true);
+		return;
+	}
+	imap_write_astring(b, name, strlen(name), false);
 }
 
 struct imap_folder *imap_folder_at(struct imap_session *s, const char *dir, bool *own)
