@@ -593,6 +593,23 @@ static void fetch_binary(struct imap_session *s, struct imap_fetch *fx, const st
 	fx->sleft = len;
 }
 
+/* n octets of the CRLF form: the first sskip of the literal are dropped
+ * (a partial fetch), past sleft nothing is taken. */
+static void fetch_emit(struct imap_fetch *fx, char *o, size_t *olen, const char *p, size_t n)
+{
+	if (fx->sskip) {
+		size_t k = fx->sskip < n ? (size_t)fx->sskip : n;
+		fx->sskip -= k;
+		p += k;
+		n -= k;
+	}
+	if (n > fx->sleft)
+		n = (size_t)fx->sleft;
+	memcpy(o + *olen, p, n);
+	*olen += n;
+	fx->sleft -= n;
+}
+
 /* Literal octets until the output is full; true when the literal is done. */
 static bool fetch_stream_fill(struct imap_session *s, struct imap_fetch *fx)
 {
@@ -618,21 +635,22 @@ static bool fetch_stream_fill(struct imap_session *s, struct imap_fetch *fx)
 			continue;
 		}
 		fx->spos += (uint64_t)r;
-		for (ssize_t i = 0; i < r && fx->sleft > 0; i++) {
-			char c = in[i];
-			char pair[2];
-			size_t np = 0;
-			if (c == '\n' && !fx->sprev_cr)
-				pair[np++] = '\r';
-			pair[np++] = c;
-			fx->sprev_cr = c == '\r';
-			for (size_t j = 0; j < np && fx->sleft > 0; j++) {
-				if (fx->sskip) {
-					fx->sskip--;
-					continue;
-				}
-				o[olen++] = pair[j];
-				fx->sleft--;
+		/* Runs between line ends are copied whole (memchr finds the
+		 * LFs); a bare LF gets its CR. */
+		for (const char *p = in, *end = in + r; p < end && fx->sleft > 0;) {
+			const char *nl = memchr(p, '\n', (size_t)(end - p));
+			size_t run = (size_t)((nl ? nl : end) - p);
+			if (run) {
+				fetch_emit(fx, o, &olen, p, run);
+				fx->sprev_cr = p[run - 1] == '\r';
+				p += run;
+			}
+			if (nl) {
+				if (!fx->sprev_cr)
+					fetch_emit(fx, o, &olen, "\r", 1);
+				fetch_emit(fx, o, &olen, "\n", 1);
+				fx->sprev_cr = false;
+				p++;
 			}
 		}
 		evbuffer_add(out, o, olen);

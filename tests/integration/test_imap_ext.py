@@ -231,3 +231,21 @@ def test_list_extended(make_tern):
     # LSUB shows the subscription without a mailbox as \Noselect
     out = lines(r.cmd("i", 'LSUB "" "*"'), "LSUB")
     assert any(l.endswith(" Gone") and "\\Noselect" in l for l in out), out
+
+
+def test_partial_fetch_across_line_ends(make_tern):
+    """BODY[]<o.n> counts octets of the CRLF form, whatever the file has:
+    every window over a file with bare LFs, CRLFs and a lone CR."""
+    t = make_tern(services=SERVICES)
+    raw = b"Subject: p\n\nab\ncd\r\nef\rgh\n\nij\n"
+    c = imaps(t)   # the first login makes the Maildir
+    with open(os.path.join(t.maildir(ALICE), "new", "1700000000.M1P1Q1.drop"), "wb") as f:
+        f.write(raw)
+    crlf = raw.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
+    c.select("INBOX")
+    for o in range(len(crlf) + 1):
+        for n in (1, 2, 3, 7):
+            typ, data = c.fetch("1", f"(BODY.PEEK[]<{o}.{n}>)")
+            got = data[0][1] if isinstance(data[0], tuple) else b""
+            assert got == crlf[o:o + n], (o, n, got, crlf[o:o + n])
+    c.logout()
