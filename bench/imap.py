@@ -344,7 +344,7 @@ def idle_case(port, maildir, pid, sessions, res):
         heard = set()
         t0 = time.monotonic()
         os.rename(tmp, os.path.join(maildir, "new", name))
-        deadline = t0 + 30
+        deadline = t0 + 40   # past Dovecot's 30 s mailbox_idle_check_interval
         while len(heard) < len(socks) and time.monotonic() < deadline:
             for key, _ in sel.select(timeout=1):
                 s = key.fileobj
@@ -356,7 +356,7 @@ def idle_case(port, maildir, pid, sessions, res):
                     heard.add(s)
                     lat.append((time.monotonic() - t0) * 1000)
         if len(heard) < len(socks):
-            res["error"] = f"{len(socks) - len(heard)} of {len(socks)} IDLE sessions missed a delivery"
+            res["idle_error"] = f"{len(socks) - len(heard)} of {len(socks)} IDLE sessions missed a delivery"
             break
     lat.sort()
     if lat:
@@ -462,11 +462,15 @@ def main():
                 cleanup.unwind(mark)
         size = f"{cfg['n']}msg"
         for case, metrics in CASES:
+            if case == "IDLE":
+                for r in results.values():
+                    if "idle_error" in r:
+                        r["error"] = r.pop("idle_error")
             b.report_case("imap", f"{case} {size}", f"imap: {case} ({cfg['n']} messages)", "Dovecot",
                           metrics, results.get("dovecot", {}), results.get("tern", {}), rows, notes,
                           width=18)
-            results.get("dovecot", {}).pop("error", None)   # said once
-            results.get("tern", {}).pop("error", None)
+            for r in results.values():
+                r.pop("error", None)                        # said once
     finally:
         cleanup.run()
     b.save_results("imap", rows, notes)

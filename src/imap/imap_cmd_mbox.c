@@ -746,12 +746,16 @@ void imap_cmd_append(struct imap_session *s, const struct imap_arg *a, bool uid)
 		ok = f != NULL;
 	}
 	uids = xcalloc(s->nappend + 1, sizeof(*uids));
+	if (f)
+		imap_folder_batch_begin(f);
 	for (size_t i = 0; ok && i < s->nappend; i++) {
 		const struct imap_append_msg *m = &s->append_msgs[i];
 		ok = imap_folder_add(f, m->name, m->flags, 0, m->date, m->crlf, &uids[i]);
 		if (ok)
 			added++;
 	}
+	if (f && !imap_folder_batch_commit(f))
+		ok = false;
 	if (!ok) {
 		/* all or none (RFC 3502 6.3.11): take back what went in */
 		int err = errno;

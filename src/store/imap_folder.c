@@ -611,9 +611,11 @@ bool imap_folder_add(struct imap_folder *f, const char *tmp_name, unsigned flags
 		errno = e;
 		return false;
 	}
-	char *cur = xasprintf("%s/cur", f->path);
-	dir_sync(cur);
-	free(cur);
+	if (!f->batch) {
+		char *cur = xasprintf("%s/cur", f->path);
+		dir_sync(cur);
+		free(cur);
+	}
 	free(to);
 	m = imap_folder_push(f);
 	m->uid = f->uidnext++;
@@ -628,7 +630,22 @@ bool imap_folder_add(struct imap_folder *f, const char *tmp_name, unsigned flags
 		imap_msg_stat(f, m);
 	*uid = m->uid;
 	f->dirty = true;
-	return imap_folder_save(f);
+	return f->batch || imap_folder_save(f);
+}
+
+void imap_folder_batch_begin(struct imap_folder *f)
+{
+	f->batch = true;
+}
+
+bool imap_folder_batch_commit(struct imap_folder *f)
+{
+	char *cur = xasprintf("%s/cur", f->path);
+	bool ok = dir_sync(cur);
+
+	free(cur);
+	f->batch = false;
+	return imap_folder_save(f) && ok;
 }
 
 /* Copy fd's octets into a new file at path (fsync'd). */

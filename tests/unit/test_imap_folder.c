@@ -189,6 +189,31 @@ static void test_add_and_copy(void **state)
 	assert_int_equal(g->v[0].size, 4);
 	assert_int_equal(g->v[0].date, 1000000);
 	imap_folder_free(g);
+
+	/* a batch: the state file is written at the commit, once */
+	char state_path[300];
+	struct stat st0, st1;
+	snprintf(state_path, sizeof(state_path), "%s/%s", sent, IMAP_FOLDER_STATE);
+	g = imap_folder_open(sent);
+	assert_non_null(g);
+	assert_int_equal(stat(state_path, &st0), 0);
+	imap_folder_batch_begin(g);
+	assert_true(imap_folder_copy(f, 0, g, &uid));
+	assert_int_equal(uid, 2);
+	assert_true(imap_folder_copy(f, 0, g, &uid));
+	assert_int_equal(uid, 3);
+	assert_int_equal(stat(state_path, &st1), 0);
+	assert_int_equal(st0.st_ino, st1.st_ino);   /* not replaced yet */
+	assert_true(imap_folder_batch_commit(g));
+	assert_int_equal(stat(state_path, &st1), 0);
+	assert_int_not_equal(st0.st_ino, st1.st_ino);
+	imap_folder_free(g);
+	g = imap_folder_open(sent);   /* what a restart sees */
+	assert_non_null(g);
+	assert_int_equal(g->n, 3);
+	assert_int_equal(g->v[2].uid, 3);
+	assert_int_equal(g->uidnext, 4);
+	imap_folder_free(g);
 	imap_folder_free(f);
 }
 
