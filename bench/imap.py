@@ -3,8 +3,8 @@
 
 A Maildir is built once: INBOX with N messages of about 4 KiB (LF line
 ends, in cur/, every 4th a multipart/alternative, every 10th with the
-word "needle" in its body), a folder Big with B messages of 1 MiB and an
-empty Archive.  Each server gets its own copy and is started fresh; then
+word "needle" in its body), a folder Big with B messages of 1 MiB, and
+Archive, Sent, Drafts, Trash, Junk empty.  Each server gets its own copy and is started fresh; then
 one raw-socket client (no parsing beyond the tagged reply) times, in
 this order, on the same server:
   a) login + SELECT INBOX, cold (the server's first look: tern writes
@@ -71,7 +71,12 @@ def message(i, size):
 
 
 def make_maildir(root, n, big):
-    for folder, count, size in (("", n, 4096), (".Big", big, 1 << 20), (".Archive", 0, 0)):
+    # the special-use folders a first login makes exist already (as in any
+    # Maildir a client has used): "cold" is the first look at INBOX, not
+    # tern's one-time set-up of a new user
+    folders = [("", n, 4096), (".Big", big, 1 << 20)] + \
+        [("." + f, 0, 0) for f in ("Archive", "Sent", "Drafts", "Trash", "Junk")]
+    for folder, count, size in folders:
         d = os.path.join(root, folder) if folder else root
         for sub in ("cur", "new", "tmp"):
             os.makedirs(os.path.join(d, sub))
@@ -83,7 +88,7 @@ def make_maildir(root, n, big):
                 f.write(message(i, size))
             os.utime(os.path.join(d, "cur", name), (1700000000 + i, 1700000000 + i))
     with open(os.path.join(root, "subscriptions"), "w") as f:
-        f.write("Big\nArchive\n")
+        f.write("Big\nArchive\nSent\nDrafts\nTrash\nJunk\n")
 
 
 def copy_maildir(src, dst, owner=None):
