@@ -328,8 +328,10 @@ def test_dovecot_reads_what_tern_wrote_and_back(shared_base):
     opening the same Maildir, sees the same folders, messages (octet for
     octet, same RFC822.SIZE and INTERNALDATE) and system flags.  Then
     Dovecot changes flags, creates a folder and appends, and tern sees
-    that.  Keywords are not compared: tern keeps them in its state file,
-    Dovecot in dovecot-keywords (the issue asks only flags to agree)."""
+    that, and a flag tern sets later keeps the letter of a keyword Dovecot
+    set.  Keywords are not compared: tern keeps them in its state file,
+    Dovecot in dovecot-keywords and letters in the name (the issue asks
+    only flags to agree)."""
     from conftest import Tern
     t = Tern(os.path.join(shared_base, "tern"), services=SERVICES).start()
     dove = None
@@ -383,6 +385,7 @@ def test_dovecot_reads_what_tern_wrote_and_back(shared_base):
         u1 = [u for h, u in uids.items() if b"message 1" in h][0]
         u2 = [u for h, u in uids.items() if b"message 2" in h][0]
         assert d.uid("STORE", str(u1), "-FLAGS", "(\\Seen)")[0] == "OK"
+        assert d.uid("STORE", str(u1), "+FLAGS", "($Dove)")[0] == "OK"   # a letter in the name
         assert d.uid("STORE", str(u2), "FLAGS", "(\\Flagged \\Deleted)")[0] == "OK"
         d.select("Work/Projects")
         assert d.store("1", "+FLAGS", "(\\Seen)")[0] == "OK"
@@ -404,7 +407,16 @@ def test_dovecot_reads_what_tern_wrote_and_back(shared_base):
         fl, size, date, body = sub["from dovecot"]
         assert fl == {"\\Flagged"} and date == "07-Apr-2024 08:00:00 +0000"
         assert body == b"Subject: from dovecot\r\n\r\nwritten by dovecot\r\n" and size == len(body)
+        # tern renames the file for a flag: Dovecot's keyword letter stays
+        c.select("INBOX")
+        typ, data = c.search(None, "SUBJECT", '"message 1"')
+        assert c.store(data[0].decode(), "+FLAGS", "(\\Answered)")[0] == "OK"
         c.logout()
+        dove = DovecotImap(os.path.join(shared_base, "dovecot2"), ALICE, "alicepw", home).start()
+        d = dove.client()
+        got = messages_by_subject(d, "INBOX")
+        assert got["message 1"][0] == {"\\Flagged", "\\Answered", "$Dove"}, got["message 1"][0]
+        d.logout()
     finally:
         if dove:
             dove.stop()
