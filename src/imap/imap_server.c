@@ -713,6 +713,8 @@ static void imap_view_reset(struct imap_session *s)
 		s->view[i] = (struct imap_view_msg){ f->v[i].uid, f->v[i].flags, f->v[i].kw, false };
 	}
 	s->nview = f->n;
+	s->ngone = 0;
+	s->sync_modseq = f->modseq;
 }
 
 bool imap_select_open(struct imap_session *s, const char *path, bool readonly)
@@ -806,6 +808,46 @@ void imap_write_msg_flags(struct imap_session *s, struct evbuffer *b, unsigned f
 	imap_write_flags(b, flags, kws, n);
 }
 
+static void imap_view_push(struct imap_session *s, const struct imap_msg *m)
+{
+	if (s->nview == s->capview) {
+		s->capview = s->capview ? 2 * s->capview : 64;
+		s->view = xrealloc(s->view, s->capview * sizeof(*s->view));
+	}
+	s->view[s->nview++] = (struct imap_view_msg){ m->uid, m->flags, m->kw, false };
+}
+
+/* The common case without comparing every message: nothing changed, or
+ * only new messages came (a delivery to a folder 1000 IDLE sessions
+ * watch).  Every change bumps the folder's modseq by one (an added
+ * message, a flag change, an expunge), so when it grew by exactly the
+ * number of messages past the view's last UID, and the messages up to
+ * that UID are as many as the view holds (UIDs only grow, so those are
+ * the view's own), nothing else happened.  False: compare them all. */
+static bool imap_sync_quick(struct imap_session *s, struct imap_folder *f)
+{
+	uint32_t last = s->nview ? s->view[s->nview - 1].uid : 0;
+	size_t lo = 0, hi = f->n, n0 = s->nview;
+
+	if (s->ngone)
+		return false;
+	while (lo < hi) {   /* the first message past last */
+		size_t mid = lo + (hi - lo) / 2;
+		if (f->v[mid].uid <= last)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	if (lo != s->nview || f->modseq < s->sync_modseq || f->modseq - s->sync_modseq != f->n - lo)
+		return false;
+	for (size_t k = lo; k < f->n; k++)
+		imap_view_push(s, &f->v[k]);
+	if (s->nview != n0)
+		imap_untagged(s, "%zu EXISTS", s->nview);
+	s->sync_modseq = f->modseq;
+	return true;
+}
+
 /* RFC 9051 7.4.1 and 5.5: what changed since the client last heard. */
 void imap_sync(struct imap_session *s, bool expunge)
 {
@@ -816,6 +858,9 @@ void imap_sync(struct imap_session *s, bool expunge)
 	if (s->sel == NULL)
 		return;
 	f = imap_folder(s);
+	if (imap_sync_quick(s, f))
+		return;
+	s->ngone = 0;
 	for (size_t i = 0; i < s->nview; i++) {
 		struct imap_view_msg *v = &s->view[i];
 		long k = v->gone ? -1 : imap_folder_find(f, v->uid);
@@ -825,6 +870,7 @@ void imap_sync(struct imap_session *s, bool expunge)
 				imap_untagged(s, "%zu EXPUNGE", o + 1);
 				continue;
 			}
+			s->ngone++;
 		} else if (f->v[k].flags != v->flags || f->v[k].kw != v->kw) {
 			v->flags = f->v[k].flags;
 			v->kw = f->v[k].kw;
@@ -842,17 +888,12 @@ void imap_sync(struct imap_session *s, bool expunge)
 			last = s->view[i - 1].uid;
 			break;
 		}
-	for (size_t k = 0; k < f->n; k++) {
-		if (f->v[k].uid <= last)
-			continue;
-		if (s->nview == s->capview) {
-			s->capview = s->capview ? 2 * s->capview : 64;
-			s->view = xrealloc(s->view, s->capview * sizeof(*s->view));
-		}
-		s->view[s->nview++] = (struct imap_view_msg){ f->v[k].uid, f->v[k].flags, f->v[k].kw, false };
-	}
+	for (size_t k = 0; k < f->n; k++)
+		if (f->v[k].uid > last)
+			imap_view_push(s, &f->v[k]);
 	if (s->nview != n0)
 		imap_untagged(s, "%zu EXISTS", s->nview);
+	s->sync_modseq = f->modseq;
 }
 
 bool imap_seq_resolve(struct imap_session *s, const struct imap_arg *a, bool uid, size_t **idx, size_t *n)

@@ -100,6 +100,8 @@ struct imap_session {
 	bool readonly;
 	struct imap_view_msg *view;
 	size_t nview, capview;
+	uint64_t sync_modseq;     /* the folder's HIGHESTMODSEQ when the view last matched it */
+	size_t ngone;             /* view entries gone, their EXPUNGE not sent yet */
 	bool idling;
 	struct imap_session *sel_next;   /* sessions of the same folder */
 	struct imap_fetch *fetch;        /* FETCH in progress */

@@ -249,3 +249,33 @@ def test_partial_fetch_across_line_ends(make_tern):
             got = data[0][1] if isinstance(data[0], tuple) else b""
             assert got == crlf[o:o + n], (o, n, got, crlf[o:o + n])
     c.logout()
+
+
+def test_sync_tells_changes_mixed_with_new_mail(make_tern):
+    """A session that did not look for a while hears every change, also
+    when new mail came with them (the quick path of the sync covers only
+    new mail alone)."""
+    t = make_tern(services=SERVICES)
+    deliver(t, [f"Subject: m{i}\r\n\r\nx\r\n" for i in range(3)])
+    a = login(t)
+    assert "* 3 EXISTS" in a.cmd("s", "SELECT INBOX")
+    b = imaps(t)
+    b.select("INBOX")
+    # new mail alone
+    assert b.append("INBOX", None, None, b"Subject: n1\r\n\r\nx\r\n")[0] == "OK"
+    assert a.cmd("n1", "NOOP")[:-1] == ["* 4 EXISTS"]
+    # a flag change and new mail
+    b.store("2", "+FLAGS", "(\\Flagged)")
+    assert b.append("INBOX", None, None, b"Subject: n2\r\n\r\nx\r\n")[0] == "OK"
+    out = a.cmd("n2", "NOOP")[:-1]
+    assert "* 2 FETCH (UID 2 FLAGS (\\Flagged))" in out and "* 5 EXISTS" in out, out
+    # an expunge and new mail (twice as many, so the count alone fools nobody)
+    b.store("1", "+FLAGS", "(\\Deleted)")
+    b.expunge()
+    for i in range(2):
+        assert b.append("INBOX", None, None, b"Subject: n3\r\n\r\nx\r\n")[0] == "OK"
+    out = a.cmd("n3", "NOOP")[:-1]
+    assert "* 1 EXPUNGE" in out and "* 6 EXISTS" in out, out
+    assert a.cmd("f", "FETCH 1:* (UID)")[:-1] == [f"* {i + 1} FETCH (UID {u})" for i, u in
+                                                 enumerate([2, 3, 4, 5, 6, 7])]
+    b.logout()
