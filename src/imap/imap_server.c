@@ -15,7 +15,9 @@
  * (struct imap_shared), so one session's STORE or EXPUNGE is in the
  * others' next sync; deliveries by SMTP (or any program) are seen
  * through inotify on the folder's new/ and cur/, and IDLE sessions are
- * told at once.  Folder work is plain disk I/O on the loop (readdir,
+ * told at once; a folder already open is taken as it is in memory by the
+ * next SELECT, after the inotify events still queued (an overflowed
+ * queue rescans every open folder).  Folder work is plain disk I/O on the loop (readdir,
  * rename, one state-file fsync per change).
  */
 #include "imap/imap_server.h"
@@ -662,21 +664,31 @@ static void imap_shared_notify(struct imap_shared *sh, const struct imap_session
 	}
 }
 
-static void imap_inotify_cb(evutil_socket_t fd, short what, void *arg)
+/* The events queued so far: the folders they touch are to be scanned
+ * (all of them when the queue overflowed and events were lost). */
+static void imap_inotify_drain(struct imap_server *is)
 {
-	struct imap_server *is = arg;
 	char buf[8192] __attribute__((aligned(__alignof__(struct inotify_event))));
 	ssize_t r;
 
+	if (is->ifd < 0)
+		return;
 	while ((r = read(is->ifd, buf, sizeof(buf))) > 0) {
 		for (char *p = buf; p < buf + r;) {
 			const struct inotify_event *ev = (const struct inotify_event *)p;
 			for (struct imap_shared *sh = is->shared; sh; sh = sh->next)
-				if (ev->wd == sh->wd_new || ev->wd == sh->wd_cur)
+				if (ev->wd == sh->wd_new || ev->wd == sh->wd_cur || (ev->mask & IN_Q_OVERFLOW))
 					sh->dirty = true;
 			p += sizeof(*ev) + ev->len;
 		}
 	}
+}
+
+static void imap_inotify_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct imap_server *is = arg;
+
+	imap_inotify_drain(is);
 	for (struct imap_shared *sh = is->shared; sh; sh = sh->next)
 		if (sh->dirty)
 			imap_shared_notify(sh, NULL);
@@ -744,13 +756,21 @@ bool imap_select_open(struct imap_session *s, const char *path, bool readonly)
 		}
 		sh->next = is->shared;
 		is->shared = sh;
+		/* what came between the open's scan and the watches */
+		sh->dirty = true;
 	}
 	sh->refs++;
 	s->sel = sh;
 	s->sel_next = sh->sessions;
 	sh->sessions = s;
 	s->readonly = readonly;
-	sh->dirty = true;   /* a fresh look at the directory for every SELECT */
+	/* A folder already open and watched is up to date but for the
+	 * events still queued: take those, scan only if they say so (the
+	 * second device to open INBOX does not read 10,000 names again).
+	 * Without the watches, a fresh look at the directory. */
+	imap_inotify_drain(is);
+	if (sh->wd_new < 0 || sh->wd_cur < 0)
+		sh->dirty = true;
 	imap_folder(s);
 	imap_view_reset(s);
 	return true;

@@ -9,7 +9,7 @@ import base64
 import os
 import re
 
-from test_imap import ALICE, SERVICES, Raw, deliver, imaps
+from test_imap import ALICE, SERVICES, Raw, deliver, imaps, msg
 
 
 def login(t):
@@ -279,3 +279,32 @@ def test_sync_tells_changes_mixed_with_new_mail(make_tern):
     assert a.cmd("f", "FETCH 1:* (UID)")[:-1] == [f"* {i + 1} FETCH (UID {u})" for i, u in
                                                  enumerate([2, 3, 4, 5, 6, 7])]
     b.logout()
+
+
+def test_select_of_an_open_folder_sees_what_just_changed(make_tern):
+    """A second SELECT of a folder another session holds open takes the
+    folder as it is in memory, after the change notices still queued: a
+    file another program just dropped into new/ or renamed in cur/ is
+    there, at once, every time."""
+    t = make_tern(services=SERVICES)
+    deliver(t, [msg(1)])
+    a = imaps(t)
+    a.select("INBOX")                      # keeps INBOX open
+    md = t.maildir(ALICE)
+    for i in range(5):
+        with open(os.path.join(md, "tmp", f"t{i}"), "w") as f:
+            f.write(f"Subject: dropped {i}\n\nhi\n")
+        os.rename(os.path.join(md, "tmp", f"t{i}"), os.path.join(md, "new", f"170000000{i}.M1P1Q{i}.other"))
+        b = imaps(t)
+        typ, data = b.select("INBOX")
+        assert data == [str(2 + i).encode()], (i, data)
+        b.logout()
+    cur = os.path.join(md, "cur")
+    name = [n for n in os.listdir(cur) if n.startswith("1700000003")][0]
+    os.rename(os.path.join(cur, name), os.path.join(cur, name.split(":")[0] + ":2,F"))
+    b = imaps(t)
+    b.select("INBOX")
+    typ, data = b.search(None, "FLAGGED")
+    assert data == [b"5"], data
+    b.logout()
+    a.logout()
