@@ -8,7 +8,13 @@ RECURSIVEMATCH with CHILDINFO, bad options)."""
 import base64
 import os
 import re
+import shutil
+import subprocess
+import time
 
+import pytest
+
+from syscalls import strace_usable
 from test_imap import ALICE, SERVICES, Raw, deliver, imaps, msg
 
 
@@ -308,3 +314,29 @@ def test_select_of_an_open_folder_sees_what_just_changed(make_tern):
     assert data == [b"5"], data
     b.logout()
     a.logout()
+
+
+def test_imap_sockets_have_tcp_nodelay(make_tern, tmp_path):
+    """The tagged reply after a FETCH's literals goes out at once: with
+    Nagle it waited for the client's (delayed, up to 40 ms) ACK."""
+    why = strace_usable()
+    if why:
+        pytest.skip(why)
+    t = make_tern(services=SERVICES)
+    out = tmp_path / "strace.txt"
+    st = subprocess.Popen([shutil.which("strace") or "/usr/bin/strace", "-f", "-qq", "-e", "trace=setsockopt",
+                           "-o", str(out), "-p", str(t.proc.pid)])
+    text = ""
+    try:
+        # until strace has attached to the threads: connect again and again
+        deadline = time.time() + 20
+        while time.time() < deadline and text.count("TCP_NODELAY, [1]") < 2:
+            for svc in ("imaps", "imap"):
+                r = Raw(t, tls=svc == "imaps")
+                assert r.greeting.startswith("* OK")
+            time.sleep(0.1)
+            text = out.read_text() if out.exists() else ""
+    finally:
+        st.terminate()
+        st.wait(10)
+    assert text.count("TCP_NODELAY, [1]") >= 2, text
