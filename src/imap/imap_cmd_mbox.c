@@ -143,6 +143,7 @@ void imap_cmd_delete(struct imap_session *s, const struct imap_arg *a, bool uid)
 	if (s->sel && dir && strcmp(s->sel->path, dir) == 0)
 		imap_select_close(s), imap_set_state(s, IMAP_S_AUTH);
 	free(dir);
+	imap_shared_forget(s);
 	e = imap_store_delete(s->maildir, name);
 	if (e == IMAP_STORE_OK)
 		imap_ok(s, "DELETE completed");
@@ -162,6 +163,7 @@ void imap_cmd_rename(struct imap_session *s, const struct imap_arg *a, bool uid)
 		free(from);
 		return;
 	}
+	imap_shared_forget(s);
 	e = imap_store_rename(s->maildir, from, to);
 	if (e == IMAP_STORE_OK)
 		imap_ok(s, "RENAME completed");

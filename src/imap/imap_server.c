@@ -50,9 +50,16 @@
 
 #define IMAP_LINE_MAX 16384        /* one line of a command (RFC 7162 3 asks >= 8192) */
 
+/* Folders kept open (and watched) after their last session closed them,
+ * so that the next SELECT of the same folder (a client reconnecting, a
+ * second device) reads neither the state file nor the directory again. */
+#define IMAP_SHARED_KEEP 16
+
 struct imap_server {
 	struct tern *t;
 	struct imap_shared *shared;
+	unsigned nkept;            /* of shared, those with refs 0 */
+	uint64_t closes;           /* the LRU's clock */
 	int ifd;                   /* inotify, -1 if unavailable */
 	struct event *iev;
 };
@@ -648,6 +655,7 @@ void imap_server_free(struct imap_server *is)
 	while (is->shared) {
 		struct imap_shared *sh = is->shared;
 		is->shared = sh->next;
+		imap_folder_save(sh->f);
 		imap_folder_free(sh->f);
 		free(sh->path);
 		free(sh);
@@ -766,6 +774,8 @@ bool imap_select_open(struct imap_session *s, const char *path, bool readonly)
 		is->shared = sh;
 		/* what came between the open's scan and the watches */
 		sh->dirty = true;
+	} else if (sh->refs == 0) {
+		is->nkept--;   /* kept since its last close: in use again */
 	}
 	sh->refs++;
 	s->sel = sh;
@@ -784,10 +794,43 @@ bool imap_select_open(struct imap_session *s, const char *path, bool readonly)
 	return true;
 }
 
+/* A kept folder goes: saved, unwatched, freed. */
+static void imap_shared_drop(struct imap_server *is, struct imap_shared *sh)
+{
+	for (struct imap_shared **pp = &is->shared; *pp; pp = &(*pp)->next)
+		if (*pp == sh) {
+			*pp = sh->next;
+			break;
+		}
+	is->nkept--;
+	imap_folder_save(sh->f);
+	if (is->ifd >= 0) {
+		if (sh->wd_new >= 0)
+			inotify_rm_watch(is->ifd, sh->wd_new);
+		if (sh->wd_cur >= 0 && sh->wd_cur != sh->wd_new)
+			inotify_rm_watch(is->ifd, sh->wd_cur);
+	}
+	imap_folder_free(sh->f);
+	free(sh->path);
+	free(sh);
+}
+
+void imap_shared_forget(struct imap_session *s)
+{
+	struct imap_server *is = s->t->imap;
+	size_t len = strlen(s->maildir);
+
+	for (struct imap_shared *sh = is->shared, *next; sh; sh = next) {
+		next = sh->next;
+		if (sh->refs == 0 && strncmp(sh->path, s->maildir, len) == 0)
+			imap_shared_drop(is, sh);
+	}
+}
+
 void imap_select_close(struct imap_session *s)
 {
 	struct imap_server *is = s->t->imap;
-	struct imap_shared *sh = s->sel, **pp;
+	struct imap_shared *sh = s->sel;
 
 	if (sh == NULL)
 		return;
@@ -802,20 +845,22 @@ void imap_select_close(struct imap_session *s)
 	if (--sh->refs > 0)
 		return;
 	imap_folder_save(sh->f);
-	for (pp = &is->shared; *pp; pp = &(*pp)->next)
-		if (*pp == sh) {
-			*pp = sh->next;
-			break;
-		}
-	if (is->ifd >= 0) {
-		if (sh->wd_new >= 0)
-			inotify_rm_watch(is->ifd, sh->wd_new);
-		if (sh->wd_cur >= 0 && sh->wd_cur != sh->wd_new)
-			inotify_rm_watch(is->ifd, sh->wd_cur);
+	/* kept for the next SELECT; the least recently closed goes past
+	 * IMAP_SHARED_KEEP, or at once without inotify (nothing would
+	 * tell it is out of date) */
+	sh->closed_at = ++is->closes;
+	is->nkept++;
+	if (is->ifd < 0 || sh->wd_new < 0 || sh->wd_cur < 0) {
+		imap_shared_drop(is, sh);
+		return;
 	}
-	imap_folder_free(sh->f);
-	free(sh->path);
-	free(sh);
+	if (is->nkept > IMAP_SHARED_KEEP) {
+		struct imap_shared *old = NULL;
+		for (struct imap_shared *o = is->shared; o; o = o->next)
+			if (o->refs == 0 && (old == NULL || o->closed_at < old->closed_at))
+				old = o;
+		imap_shared_drop(is, old);
+	}
 }
 
 long imap_view_index(struct imap_session *s, size_t i)

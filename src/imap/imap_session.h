@@ -37,6 +37,7 @@ struct imap_shared {
 	int wd_new, wd_cur;       /* inotify watches, -1 if none */
 	bool dirty;               /* the directory changed: scan before use */
 	struct imap_session *sessions;   /* those that selected it (sel_next) */
+	uint64_t closed_at;       /* refs 0: kept, watched, for the next SELECT (LRU) */
 	struct imap_shared *next;
 };
 
@@ -147,6 +148,9 @@ void imap_sync(struct imap_session *s, bool expunge);
  * frees it or tells the sessions on it (changed). */
 struct imap_folder *imap_folder_at(struct imap_session *s, const char *dir, bool *own);
 void imap_folder_done(struct imap_session *s, struct imap_folder *f, bool own, bool changed);
+/* The folders of maildir kept after their last session closed them are
+ * dropped (DELETE and RENAME change what a path holds). */
+void imap_shared_forget(struct imap_session *s);
 /* Other sessions on the same folder have something to learn (IDLE now). */
 void imap_changed(struct imap_session *s);
 /* Sequence set (or UIDs) to view indexes, ascending; false: BAD sent. */

@@ -340,3 +340,44 @@ def test_imap_sockets_have_tcp_nodelay(make_tern, tmp_path):
         st.terminate()
         st.wait(10)
     assert text.count("TCP_NODELAY, [1]") >= 2, text
+
+
+def test_folder_kept_after_close_stays_true(make_tern):
+    """A folder stays open (watched) after its last session closed it, for
+    the next SELECT: what other programs did meanwhile is seen, and a
+    DELETE or RENAME leaves no stale copy behind a name made again."""
+    t = make_tern(services=SERVICES)
+    deliver(t, [msg(1), msg(2)])
+    c = imaps(t)
+    assert c.select("INBOX")[1] == [b"2"]
+    c.logout()                              # INBOX is kept now
+    md = t.maildir(ALICE)
+    cur = os.path.join(md, "cur")
+    names = sorted(os.listdir(cur))
+    os.unlink(os.path.join(cur, names[0]))                    # POP3 or mutt removed one
+    os.rename(os.path.join(cur, names[1]), os.path.join(cur, names[1].split(":")[0] + ":2,FS"))
+    with open(os.path.join(md, "new", "1800000000.M1P1Q1.other"), "w") as f:
+        f.write("Subject: dropped\n\nhi\n")
+    c = imaps(t)
+    assert c.select("INBOX")[1] == [b"2"]
+    typ, data = c.fetch("1:*", "(UID FLAGS)")
+    assert b"UID 2 FLAGS (\\Seen \\Flagged)" in data[0] and b"UID 3 FLAGS ()" in data[1], data
+    # a folder with mail, closed (kept), deleted and made again: empty,
+    # under a new UIDVALIDITY
+    assert c.create("Box")[0] == "OK"
+    assert c.append("Box", None, None, b"Subject: in box\r\n\r\nx\r\n")[0] == "OK"
+    c.select("Box")
+    v1 = c.response("UIDVALIDITY")[1][0]
+    c.select("INBOX")                       # Box is kept now
+    assert c.delete("Box")[0] == "OK"
+    assert c.create("Box")[0] == "OK"
+    assert c.select("Box")[1] == [b"0"]
+    assert c.response("UIDVALIDITY")[1][0] != v1
+    # renamed away while kept: the new name has the mail, the old one none
+    assert c.append("Box", None, None, b"Subject: in box\r\n\r\nx\r\n")[0] == "OK"
+    c.select("INBOX")
+    assert c.rename("Box", "Crate")[0] == "OK"
+    assert c.create("Box")[0] == "OK"
+    assert c.select("Box")[1] == [b"0"]
+    assert c.select("Crate")[1] == [b"1"]
+    c.logout()
