@@ -123,6 +123,7 @@ void imap_cmd_create(struct imap_session *s, const struct imap_arg *a, bool uid)
 	len = strlen(name);
 	if (len > 1 && name[len - 1] == '/')
 		name[len - 1] = '\0';
+	imap_shared_forget(s);
 	e = imap_store_create(s->maildir, name);
 	if (e == IMAP_STORE_OK)
 		imap_ok(s, "CREATE completed");

@@ -692,9 +692,16 @@ static void imap_inotify_drain(struct imap_server *is)
 	while ((r = read(is->ifd, buf, sizeof(buf))) > 0) {
 		for (char *p = buf; p < buf + r;) {
 			const struct inotify_event *ev = (const struct inotify_event *)p;
-			for (struct imap_shared *sh = is->shared; sh; sh = sh->next)
+			for (struct imap_shared *sh = is->shared; sh; sh = sh->next) {
 				if (ev->wd == sh->wd_new || ev->wd == sh->wd_cur || (ev->mask & IN_Q_OVERFLOW))
 					sh->dirty = true;
+				/* the directory went (removed by another program):
+				 * its watch with it */
+				if ((ev->mask & IN_IGNORED) && ev->wd == sh->wd_new)
+					sh->wd_new = -1;
+				if ((ev->mask & IN_IGNORED) && ev->wd == sh->wd_cur)
+					sh->wd_cur = -1;
+			}
 			p += sizeof(*ev) + ev->len;
 		}
 	}
@@ -745,15 +752,23 @@ static void imap_view_reset(struct imap_session *s)
 	s->sync_modseq = f->modseq;
 }
 
+static void imap_shared_drop(struct imap_server *is, struct imap_shared *sh);
+
 bool imap_select_open(struct imap_session *s, const char *path, bool readonly)
 {
 	struct imap_server *is = s->t->imap;
 	struct imap_shared *sh;
 
 	imap_select_close(s);
+	imap_inotify_drain(is);
 	for (sh = is->shared; sh; sh = sh->next)
 		if (strcmp(sh->path, path) == 0)
 			break;
+	if (sh && sh->refs == 0 && (sh->wd_new < 0 || sh->wd_cur < 0)) {
+		/* kept, but its directory is not the one watched any more */
+		imap_shared_drop(is, sh);
+		sh = NULL;
+	}
 	if (sh == NULL) {
 		struct imap_folder *f = imap_folder_open(path);
 		if (f == NULL)
@@ -783,10 +798,9 @@ bool imap_select_open(struct imap_session *s, const char *path, bool readonly)
 	sh->sessions = s;
 	s->readonly = readonly;
 	/* A folder already open and watched is up to date but for the
-	 * events still queued: take those, scan only if they say so (the
+	 * events still queued (taken above): scan only if they say so (the
 	 * second device to open INBOX does not read 10,000 names again).
 	 * Without the watches, a fresh look at the directory. */
-	imap_inotify_drain(is);
 	if (sh->wd_new < 0 || sh->wd_cur < 0)
 		sh->dirty = true;
 	imap_folder(s);
