@@ -167,6 +167,52 @@ static void test_lookup_failed(void **state)
 	dkim_verify_free(v);
 }
 
+/* The time tags against the verifier's clock, and a key in testing mode. */
+static void test_time_and_testing(void **state)
+{
+	static const char ed_testing[] = "v=DKIM1; k=ed25519; t=y; p=11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo=";
+	const int64_t t = 1518460054; /* the Ed25519 signature's t= */
+	static const struct {
+		int64_t now;
+		enum dkim_result want;
+		const char *reason;
+	} clocks[] = {
+		{ t - 3600, DKIM_PERMERROR, "t= is in the future" },
+		{ t - 60, DKIM_PASS, NULL }, /* clocks a minute apart */
+		{ t + 86400 * 3650, DKIM_PASS, NULL },
+	};
+	struct dkim_verify *v;
+	char *m;
+
+	for (size_t i = 0; i < ARRAY_LEN(clocks); i++) {
+		v = verify(vector, strlen(vector), 4096, NULL, 0);
+		dkim_verify_key(v, 0, key_ed, strlen(key_ed), clocks[i].now);
+		print_message("clock %zu\n", i);
+		expect(v, 0, clocks[i].want, clocks[i].reason);
+		dkim_verify_free(v);
+	}
+	/* x= past: expired whatever else holds */
+	m = altered("t=1518460054;", "t=1518460054; x=1600000000;");
+	v = verify(m, strlen(m), 4096, NULL, 0);
+	dkim_verify_key(v, 0, key_ed, strlen(key_ed), 1600000001);
+	expect(v, 0, DKIM_PERMERROR, "signature expired");
+	dkim_verify_free(v);
+	v = verify(m, strlen(m), 4096, NULL, 0);
+	dkim_verify_key(v, 0, key_ed, strlen(key_ed), 1599999999);
+	expect(v, 0, DKIM_FAIL, "signature did not verify"); /* x= is signed too */
+	dkim_verify_free(v);
+	free(m);
+	/* t=y (RFC 6376 3.6.1): a failure counts as no signature, a pass stays */
+	m = altered("hungry yet", "hungry now");
+	v = verify(m, strlen(m), 4096, (const char *const[]){ ed_testing }, 1);
+	expect(v, 0, DKIM_NEUTRAL, "key in testing mode (t=y)");
+	dkim_verify_free(v);
+	free(m);
+	v = verify(vector, strlen(vector), 4096, (const char *const[]){ ed_testing }, 1);
+	expect(v, 0, DKIM_PASS, NULL);
+	dkim_verify_free(v);
+}
+
 static const char plain[] = "From: Alice <alice@example.com>\n"
 			    "To: bob@example.org\n"
 			    "Subject: a  test\n"
@@ -440,7 +486,7 @@ int main(void)
 		cmocka_unit_test(test_roundtrip),     cmocka_unit_test(test_short_rsa),
 		cmocka_unit_test(test_unusable_sigs), cmocka_unit_test(test_bounds),
 		cmocka_unit_test(test_zone_line),     cmocka_unit_test(test_several_keys),
-		cmocka_unit_test(test_from_domains),
+		cmocka_unit_test(test_from_domains),  cmocka_unit_test(test_time_and_testing),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
