@@ -450,6 +450,29 @@ static void test_bounds(void **state)
 	EVP_PKEY_free(ed);
 }
 
+/* Twenty signatures: only the first DKIM_VERIFY_MAX are looked at, so a
+ * message cannot make the MX fetch keys and hash bodies without end. */
+static void test_signature_bound(void **state)
+{
+	const char *end = strstr(vector, "DKIM-Signature: v=1; a=rsa-sha256");
+	size_t one = (size_t)(end - vector), len = 0;
+	char *m = xmalloc(20 * one + strlen(vector) + 1);
+	const char *recs[DKIM_VERIFY_MAX];
+	struct dkim_verify *v;
+
+	for (int i = 0; i < 20; i++, len += one)
+		memcpy(m + len, vector, one);
+	strcpy(m + len, end);
+	for (size_t i = 0; i < DKIM_VERIFY_MAX; i++)
+		recs[i] = key_ed;
+	v = verify(m, strlen(m), 4096, recs, DKIM_VERIFY_MAX);
+	assert_int_equal(dkim_verify_count(v), DKIM_VERIFY_MAX);
+	for (size_t i = 0; i < DKIM_VERIFY_MAX; i++)
+		expect(v, i, DKIM_PASS, NULL);
+	dkim_verify_free(v);
+	free(m);
+}
+
 static void test_zone_line(void **state)
 {
 	char rec[601], *line;
@@ -487,6 +510,7 @@ int main(void)
 		cmocka_unit_test(test_unusable_sigs), cmocka_unit_test(test_bounds),
 		cmocka_unit_test(test_zone_line),     cmocka_unit_test(test_several_keys),
 		cmocka_unit_test(test_from_domains),  cmocka_unit_test(test_time_and_testing),
+		cmocka_unit_test(test_signature_bound),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
