@@ -49,32 +49,22 @@ static char *imap_existing_dir(struct imap_session *s, const char *name)
 	return dir;
 }
 
-static void imap_select(struct imap_session *s, const struct imap_arg *a, bool readonly)
+/* SELECT's answer, once the job has opened and scanned the folder. */
+static void imap_select_done(struct imap_job *j)
 {
-	char *name = imap_mailbox_arg(s, a), *dir;
+	struct imap_session *s = j->s;
+	bool readonly = j->arg != NULL;
 	struct imap_folder *f;
 	size_t unseen = 0;
 
-	if (name == NULL)
+	if (j->gone)
 		return;
-	if (s->sel)   /* RFC 9051 7.1: the old mailbox is closed first */
-		imap_untagged(s, "OK [CLOSED] Previous mailbox closed");
-	imap_select_close(s);
-	imap_set_state(s, IMAP_S_AUTH);
-	if ((dir = imap_existing_dir(s, name)) == NULL) {
-		free(name);
-		imap_no(s, "[NONEXISTENT] No such mailbox");
-		return;
-	}
-	if (!imap_select_open(s, dir, readonly)) {
-		imap_log_error(s, "select", errno);
-		free(dir);
-		free(name);
+	if (j->f == NULL) {
+		imap_log_error(s, "select", j->err);
 		imap_no(s, "[UNAVAILABLE] Cannot open the mailbox");
 		return;
 	}
-	free(dir);
-	free(name);
+	imap_select_attach(s, j, readonly);
 	f = s->sel->f;
 	for (size_t i = 0; i < f->n && !unseen; i++)
 		if (!(f->v[i].flags & IMAP_FLAG_SEEN))
@@ -98,6 +88,31 @@ static void imap_select(struct imap_session *s, const struct imap_arg *a, bool r
 	imap_ok(s, "[%s] %s completed", readonly ? "READ-ONLY" : "READ-WRITE", readonly ? "EXAMINE" : "SELECT");
 }
 
+static void imap_select(struct imap_session *s, const struct imap_arg *a, bool readonly)
+{
+	char *name = imap_mailbox_arg(s, a), *dir;
+	struct imap_job *j;
+
+	if (name == NULL)
+		return;
+	if (s->sel)   /* RFC 9051 7.1: the old mailbox is closed first */
+		imap_untagged(s, "OK [CLOSED] Previous mailbox closed");
+	imap_select_close(s);
+	imap_set_state(s, IMAP_S_AUTH);
+	if ((dir = imap_existing_dir(s, name)) == NULL) {
+		free(name);
+		imap_no(s, "[NONEXISTENT] No such mailbox");
+		return;
+	}
+	free(name);
+	/* A fresh look at the directory for every SELECT, on a worker. */
+	j = imap_job_new(s, dir, readonly ? "examine" : "select", NULL, imap_select_done);
+	j->scan = true;
+	j->arg = readonly ? (void *)1 : NULL;
+	free(dir);
+	imap_job_submit(j);
+}
+
 void imap_cmd_select(struct imap_session *s, const struct imap_arg *a, bool uid)
 {
 	imap_select(s, a, false);
@@ -108,10 +123,75 @@ void imap_cmd_examine(struct imap_session *s, const struct imap_arg *a, bool uid
 	imap_select(s, a, true);
 }
 
+/* CREATE, DELETE, RENAME, (UN)SUBSCRIBE: directory and file work on a
+ * worker; DELETE and RENAME hold the folder (not opened) so they wait
+ * for the jobs on it. */
+enum imap_mbox_op { IMAP_MB_CREATE, IMAP_MB_DELETE, IMAP_MB_RENAME, IMAP_MB_SUBSCRIBE, IMAP_MB_UNSUBSCRIBE };
+
+struct imap_mbox_job {
+	enum imap_mbox_op op;
+	char *maildir, *name, *to;
+	enum imap_store_err e;
+};
+
+static void imap_mbox_work(struct imap_job *j)
+{
+	struct imap_mbox_job *x = j->arg;
+
+	switch (x->op) {
+	case IMAP_MB_CREATE: x->e = imap_store_create(x->maildir, x->name); break;
+	case IMAP_MB_DELETE: x->e = imap_store_delete(x->maildir, x->name); break;
+	case IMAP_MB_RENAME: x->e = imap_store_rename(x->maildir, x->name, x->to); break;
+	case IMAP_MB_SUBSCRIBE:
+	case IMAP_MB_UNSUBSCRIBE:
+		x->e = imap_store_subscribe(x->maildir, x->name, x->op == IMAP_MB_SUBSCRIBE) ? IMAP_STORE_OK :
+			IMAP_STORE_ERROR;
+		break;
+	}
+	if (x->e == IMAP_STORE_ERROR)
+		j->err = errno;
+}
+
+static void imap_mbox_done(struct imap_job *j)
+{
+	static const char *const verbs[] = { "CREATE", "DELETE", "RENAME", "SUBSCRIBE", "UNSUBSCRIBE" };
+	struct imap_mbox_job *x = j->arg;
+
+	if (!j->gone) {
+		if (x->e == IMAP_STORE_OK)
+			imap_ok(j->s, "%s completed", verbs[x->op]);
+		else if (x->op >= IMAP_MB_SUBSCRIBE)
+			imap_no(j->s, "[SERVERBUG] Cannot update subscriptions");
+		else
+			imap_no(j->s, "%s", imap_store_text(x->e));
+	}
+	free(x->maildir);
+	free(x->name);
+	free(x->to);
+	free(x);
+}
+
+static void imap_mbox_job(struct imap_session *s, enum imap_mbox_op op, char *name, char *to)
+{
+	static const char *const ops[] = { "create", "delete", "rename", "subscribe", "unsubscribe" };
+	struct imap_mbox_job *x = xcalloc(1, sizeof(*x));
+	char *dir = op == IMAP_MB_DELETE || op == IMAP_MB_RENAME ? imap_store_folder_dir(s->maildir, name) : NULL;
+	struct imap_job *j;
+
+	x->op = op;
+	x->maildir = xstrdup(s->maildir);
+	x->name = name;
+	x->to = to;
+	j = imap_job_new(s, dir, ops[op], imap_mbox_work, imap_mbox_done);
+	j->raw = true;
+	j->arg = x;
+	free(dir);
+	imap_job_submit(j);
+}
+
 void imap_cmd_create(struct imap_session *s, const struct imap_arg *a, bool uid)
 {
 	char *name = imap_mailbox_arg(s, a);
-	enum imap_store_err e;
 	size_t len;
 
 	if (name == NULL)
@@ -120,19 +200,13 @@ void imap_cmd_create(struct imap_session *s, const struct imap_arg *a, bool uid)
 	len = strlen(name);
 	if (len > 1 && name[len - 1] == '/')
 		name[len - 1] = '\0';
-	e = imap_store_create(s->maildir, name);
-	if (e == IMAP_STORE_OK)
-		imap_ok(s, "CREATE completed");
-	else
-		imap_no(s, "%s", imap_store_text(e));
-	free(name);
+	imap_mbox_job(s, IMAP_MB_CREATE, name, NULL);
 }
 
 void imap_cmd_delete(struct imap_session *s, const struct imap_arg *a, bool uid)
 {
 	char *name = imap_mailbox_arg(s, a);
 	char *dir;
-	enum imap_store_err e;
 
 	if (name == NULL)
 		return;
@@ -140,18 +214,12 @@ void imap_cmd_delete(struct imap_session *s, const struct imap_arg *a, bool uid)
 	if (s->sel && dir && strcmp(s->sel->path, dir) == 0)
 		imap_select_close(s), imap_set_state(s, IMAP_S_AUTH);
 	free(dir);
-	e = imap_store_delete(s->maildir, name);
-	if (e == IMAP_STORE_OK)
-		imap_ok(s, "DELETE completed");
-	else
-		imap_no(s, "%s", imap_store_text(e));
-	free(name);
+	imap_mbox_job(s, IMAP_MB_DELETE, name, NULL);
 }
 
 void imap_cmd_rename(struct imap_session *s, const struct imap_arg *a, bool uid)
 {
 	char *from = imap_mailbox_arg(s, a), *to;
-	enum imap_store_err e;
 
 	if (from == NULL)
 		return;
@@ -159,13 +227,7 @@ void imap_cmd_rename(struct imap_session *s, const struct imap_arg *a, bool uid)
 		free(from);
 		return;
 	}
-	e = imap_store_rename(s->maildir, from, to);
-	if (e == IMAP_STORE_OK)
-		imap_ok(s, "RENAME completed");
-	else
-		imap_no(s, "%s", imap_store_text(e));
-	free(from);
-	free(to);
+	imap_mbox_job(s, IMAP_MB_RENAME, from, to);
 }
 
 static void imap_subscribe(struct imap_session *s, const struct imap_arg *a, bool on)
@@ -173,11 +235,7 @@ static void imap_subscribe(struct imap_session *s, const struct imap_arg *a, boo
 	char *name = imap_mailbox_arg(s, a);
 	if (name == NULL)
 		return;
-	if (imap_store_subscribe(s->maildir, name, on))
-		imap_ok(s, "%s completed", on ? "SUBSCRIBE" : "UNSUBSCRIBE");
-	else
-		imap_no(s, "[SERVERBUG] Cannot update subscriptions");
-	free(name);
+	imap_mbox_job(s, on ? IMAP_MB_SUBSCRIBE : IMAP_MB_UNSUBSCRIBE, name, NULL);
 }
 
 void imap_cmd_subscribe(struct imap_session *s, const struct imap_arg *a, bool uid)
@@ -243,24 +301,13 @@ static bool imap_status_items(const struct imap_arg *l, unsigned *items)
 	return true;
 }
 
-static bool imap_status_write(struct imap_session *s, const char *name, unsigned items)
+static void imap_status_line(struct imap_session *s, const char *name, const struct imap_folder *f,
+			     unsigned items)
 {
-	char *dir = imap_existing_dir(s, name);
-	struct imap_folder *f, *own = NULL;
 	size_t unseen = 0, deleted = 0;
 	uint64_t size = 0;
 	const char *sep = "";
 
-	if (dir == NULL)
-		return false;
-	bool mine;
-	if ((f = imap_folder_at(s, dir, &mine)) == NULL) {
-		imap_log_error(s, "status", errno);
-		free(dir);
-		return false;
-	}
-	own = mine ? f : NULL;
-	free(dir);
 	for (size_t i = 0; i < f->n; i++) {
 		unseen += !(f->v[i].flags & IMAP_FLAG_SEEN);
 		deleted += !!(f->v[i].flags & IMAP_FLAG_DELETED);
@@ -281,25 +328,100 @@ static bool imap_status_write(struct imap_session *s, const char *name, unsigned
 	ST(IMAP_ST_HIGHESTMODSEQ, "HIGHESTMODSEQ %" PRIu64, f->modseq);
 #undef ST
 	evbuffer_add_printf(imap_out(s), ")\r\n");
-	imap_folder_free(own);
-	return true;
+}
+
+/* STATUS of one mailbox, or LIST's lines with RETURN (STATUS): one job
+ * per folder, one after the other, then the tagged OK. */
+struct imap_status_run {
+	char **names;
+	bool *subscribed;
+	size_t n, pos;
+	unsigned items;
+	bool list;                /* LIST ... RETURN (STATUS): a LIST line first */
+	const char *verb;
+	struct imap_store_list all;
+	bool special, return_subscribed;
+};
+
+static void imap_status_run_free(struct imap_status_run *r)
+{
+	for (size_t i = 0; i < r->n; i++)
+		free(r->names[i]);
+	free(r->names);
+	free(r->subscribed);
+	imap_store_list_free(&r->all);
+	free(r);
+}
+
+static void imap_list_line(struct imap_session *s, const char *verb, const struct imap_store_list *all,
+			   const char *name, bool subscribed_attr, bool special);
+static void imap_status_next(struct imap_session *s, struct imap_status_run *r);
+
+static void imap_status_done(struct imap_job *j)
+{
+	struct imap_status_run *r = j->arg;
+	struct imap_session *s = j->s;
+
+	if (j->gone) {
+		imap_status_run_free(r);
+		return;
+	}
+	if (!r->list && j->f == NULL) {
+		imap_log_error(s, "status", j->err);
+		imap_no(s, "[NONEXISTENT] No such mailbox");
+		imap_status_run_free(r);
+		return;
+	}
+	if (j->f)
+		imap_status_line(s, r->names[r->pos], j->f, r->items);
+	r->pos++;
+	imap_status_next(s, r);
+}
+
+static void imap_status_next(struct imap_session *s, struct imap_status_run *r)
+{
+	while (r->pos < r->n) {
+		char *dir;
+		if (r->list)
+			imap_list_line(s, r->verb, &r->all, r->names[r->pos], r->return_subscribed &&
+				       r->subscribed[r->pos], r->special);
+		if (r->items && (dir = imap_existing_dir(s, r->names[r->pos])) != NULL) {
+			struct imap_job *j = imap_job_new(s, dir, "status", NULL, imap_status_done);
+			free(dir);
+			j->arg = r;
+			imap_job_submit(j);
+			return;
+		}
+		if (!r->list) {
+			imap_no(s, "[NONEXISTENT] No such mailbox");
+			imap_status_run_free(r);
+			return;
+		}
+		r->pos++;
+	}
+	imap_ok(s, "%s completed", r->list ? r->verb : "STATUS");
+	imap_status_run_free(r);
 }
 
 void imap_cmd_status(struct imap_session *s, const struct imap_arg *a, bool uid)
 {
 	char *name = imap_mailbox_arg(s, a);
+	struct imap_status_run *r;
 	unsigned items;
 
 	if (name == NULL)
 		return;
 	if (!imap_status_items(a->next, &items)) {
 		imap_bad(s, "Syntax: STATUS mailbox (items)");
-	} else if (!imap_status_write(s, name, items)) {
-		imap_no(s, "[NONEXISTENT] No such mailbox");
-	} else {
-		imap_ok(s, "STATUS completed");
+		free(name);
+		return;
 	}
-	free(name);
+	r = xcalloc(1, sizeof(*r));
+	r->names = xcalloc(1, sizeof(*r->names));
+	r->names[0] = name;
+	r->n = 1;
+	r->items = items;
+	imap_status_next(s, r);
 }
 
 static bool imap_is_subscribed(const struct imap_store_list *subs, const char *name)
@@ -365,6 +487,15 @@ static void imap_list(struct imap_session *s, const struct imap_arg *a, bool lsu
 		imap_no(s, "[SERVERBUG] Cannot read the mailbox list");
 		return;
 	}
+	struct imap_status_run *run = NULL;
+	if (status_items) {
+		run = xcalloc(1, sizeof(*run));
+		run->list = true;
+		run->verb = lsub ? "LSUB" : "LIST";
+		run->items = status_items;
+		run->special = special;
+		run->return_subscribed = return_subscribed;
+	}
 	const struct imap_arg *one = pats->type == IMAP_ARG_LIST ? pats->child : pats;
 	for (; one; one = pats->type == IMAP_ARG_LIST ? one->next : NULL) {
 		char full[2 * IMAP_MAILBOX_MAX + 2];
@@ -387,15 +518,26 @@ static void imap_list(struct imap_session *s, const struct imap_arg *a, bool lsu
 							 imap_match(full + 5, ""));
 			if (!m || (subscribed_only && !sub))
 				continue;
+			if (run) {
+				/* the lines go out with the folders' jobs */
+				run->names = xrealloc(run->names, (run->n + 1) * sizeof(*run->names));
+				run->subscribed = xrealloc(run->subscribed, (run->n + 1) * sizeof(*run->subscribed));
+				run->names[run->n] = xstrdup(n);
+				run->subscribed[run->n++] = sub;
+				continue;
+			}
 			imap_list_line(s, lsub ? "LSUB" : "LIST", &all, n, return_subscribed && sub, special);
-			if (status_items)
-				imap_status_write(s, n, status_items);
 		}
 		if (pats->type != IMAP_ARG_LIST)
 			break;
 	}
-	imap_store_list_free(&all);
 	imap_store_list_free(&subs);
+	if (run) {
+		run->all = all;
+		imap_status_next(s, run);
+		return;
+	}
+	imap_store_list_free(&all);
 	imap_ok(s, "%s completed", lsub ? "LSUB" : "LIST");
 }
 
@@ -498,51 +640,86 @@ void imap_append_octets(struct imap_session *s, const char *p, size_t len)
 		s->append_failed = true;
 }
 
+/* APPEND's commit, on the worker with the target folder. */
+struct imap_append_job {
+	int fd;
+	char *tmp;                /* "PATH/tmp/NAME" as streamed */
+	char final[320];          /* NAME,S=,W= */
+	bool failed;
+	unsigned flags;
+	int64_t date;
+	uint64_t crlf;
+	uint32_t uid, validity;
+};
+
+static void imap_append_work(struct imap_job *j)
+{
+	struct imap_append_job *x = j->arg;
+	char *to;
+	bool ok;
+
+	/* Data first: the message is durable before the OK (fsync here, the
+	 * rename into cur/, its directory sync and the state in
+	 * imap_folder_add). */
+	ok = !x->failed && fsync(x->fd) == 0;
+	ok = close(x->fd) == 0 && ok;
+	x->fd = -1;
+	to = xasprintf("%s/tmp/%s", j->sh->path, x->final);
+	ok = ok && rename(x->tmp, to) == 0;
+	if (!ok) {
+		j->err = errno ? errno : EIO;
+		unlink(x->tmp);
+	} else if (j->f == NULL ||
+		   !imap_folder_add(j->f, x->final, x->flags, 0, x->date, x->crlf, &x->uid)) {
+		j->err = errno;
+		unlink(to);
+		ok = false;
+	} else {
+		x->validity = j->f->uidvalidity;
+	}
+	x->failed = !ok;
+	free(to);
+}
+
+static void imap_append_done(struct imap_job *j)
+{
+	struct imap_append_job *x = j->arg;
+	struct imap_session *s = j->s;
+
+	if (!j->gone) {
+		if (x->failed) {
+			imap_log_error(s, "append", j->err);
+			imap_no(s, "[UNAVAILABLE] Cannot store the message");
+		} else {
+			imap_ok(s, "[APPENDUID %" PRIu32 " %" PRIu32 "] APPEND completed", x->validity, x->uid);
+		}
+	}
+	free(x->tmp);
+	free(x);
+}
+
 void imap_cmd_append(struct imap_session *s, const struct imap_arg *a, bool uid)
 {
-	struct imap_folder *f = NULL;
-	bool own = false;
-	char final[320];
-	char *from, *to;
-	uint32_t newuid;
-	bool ok;
+	struct imap_append_job *x;
+	struct imap_job *j;
 
 	if (s->append_fd < 0) {
 		imap_bad(s, "Syntax: APPEND mailbox [flags] [date-time] literal");
 		return;
 	}
-	/* Data first: the message is durable before the OK (fsync here, the
-	 * rename into cur/ and its directory sync in imap_folder_add). */
-	ok = !s->append_failed && fsync(s->append_fd) == 0;
-	ok = close(s->append_fd) == 0 && ok;
-	s->append_fd = -1;
-	snprintf(final, sizeof(final), "%s,S=%" PRIu64 ",W=%" PRIu64, s->append_name, s->append_size,
+	x = xcalloc(1, sizeof(*x));
+	x->fd = s->append_fd;
+	x->tmp = s->append_tmp;
+	x->failed = s->append_failed;
+	x->flags = s->append_flags;
+	x->date = s->append_date;
+	x->crlf = s->append_crlf;
+	snprintf(x->final, sizeof(x->final), "%s,S=%" PRIu64 ",W=%" PRIu64, s->append_name, s->append_size,
 		 s->append_crlf);
-	from = s->append_tmp;
-	to = xasprintf("%s/tmp/%s", s->append_dir, final);
-	ok = ok && rename(from, to) == 0;
-	if (!ok)
-		unlink(from);
-	free(to);
-	if (ok) {
-		f = imap_folder_at(s, s->append_dir, &own);
-		ok = f && imap_folder_add(f, final, s->append_flags, 0, s->append_date, s->append_crlf, &newuid);
-		if (!ok) {
-			char *t = xasprintf("%s/tmp/%s", s->append_dir, final);
-			unlink(t);
-			free(t);
-		}
-	}
-	if (!ok) {
-		imap_log_error(s, "append", errno);
-		imap_append_abort(s);
-		imap_no(s, "[UNAVAILABLE] Cannot store the message");
-		if (f)
-			imap_folder_done(s, f, own, false);
-		return;
-	}
-	uint32_t validity = f->uidvalidity;
-	imap_folder_done(s, f, own, true);
+	s->append_fd = -1;
+	s->append_tmp = NULL;   /* the job's now */
+	j = imap_job_new(s, s->append_dir, "append", imap_append_work, imap_append_done);
+	j->arg = x;
 	imap_append_abort(s);
-	imap_ok(s, "[APPENDUID %" PRIu32 " %" PRIu32 "] APPEND completed", validity, newuid);
+	imap_job_submit(j);
 }

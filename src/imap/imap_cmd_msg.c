@@ -21,31 +21,108 @@
 
 #define IMAP_SEARCH_HDR_MAX 65536
 
-void imap_cmd_check(struct imap_session *s, const struct imap_arg *a, bool uid)
+/* ---- jobs on the selected folder ---------------------------------------------- */
+
+/* A list of UIDs a job works on, and what it found. */
+struct imap_uids {
+	uint32_t *v;
+	size_t n;
+	bool any;                 /* something changed */
+	bool close;               /* CLOSE: leave the folder after */
+};
+
+static void imap_uids_free(struct imap_uids *u)
 {
-	s->sel->dirty = true;
-	imap_folder_save(s->sel->f);
-	imap_ok(s, "CHECK completed");
+	if (u) {
+		free(u->v);
+		free(u);
+	}
 }
 
-/* Remove the \Deleted messages (of uids, when given); true if any went. */
-static bool imap_expunge_deleted(struct imap_session *s, const size_t *idx, size_t n)
+static void imap_check_work(struct imap_job *j)
 {
-	struct imap_folder *f = imap_folder(s);
-	bool any = false;
+	if (j->f && !imap_folder_save(j->f))
+		j->err = errno;
+}
 
-	for (size_t i = 0; i < (idx ? n : s->nview); i++) {
-		size_t v = idx ? idx[i] : i;
-		long k = imap_view_index(s, v);
+static void imap_check_done(struct imap_job *j)
+{
+	if (!j->gone)
+		imap_ok(j->s, "CHECK completed");
+}
+
+void imap_cmd_check(struct imap_session *s, const struct imap_arg *a, bool uid)
+{
+	struct imap_job *j = imap_job_new(s, s->sel->path, "check", imap_check_work, imap_check_done);
+	j->scan = true;
+	imap_job_submit(j);
+}
+
+/* Remove the \Deleted messages among the UIDs (on the worker). */
+static void imap_expunge_work(struct imap_job *j)
+{
+	struct imap_uids *u = j->arg;
+	struct imap_folder *f = j->f;
+
+	if (f == NULL)
+		return;
+	for (size_t i = 0; i < u->n; i++) {
+		long k = imap_folder_find(f, u->v[i]);
 		if (k < 0 || !(f->v[k].flags & IMAP_FLAG_DELETED))
 			continue;
 		if (!imap_folder_expunge(f, (size_t)k))
-			imap_log_error(s, "expunge", errno);
+			j->err = errno;
 		else
-			any = true;
+			u->any = true;
 	}
-	imap_folder_save(f);
-	return any;
+	/* The OK says the messages are gone for good (the state too). */
+	if (!imap_folder_save(f))
+		j->err = errno;
+}
+
+static void imap_expunge_done(struct imap_job *j)
+{
+	struct imap_uids *u = j->arg;
+	struct imap_session *s = j->s;
+
+	if (!j->gone) {
+		if (j->err)
+			imap_log_error(s, "expunge", j->err);
+		if (u->close) {
+			/* RFC 9051 6.4.2: expunged silently */
+			imap_select_close(s);
+			imap_set_state(s, IMAP_S_AUTH);
+			imap_ok(s, "CLOSE completed");
+		} else {
+			imap_ok(s, "EXPUNGE completed");
+		}
+	}
+	imap_uids_free(u);
+}
+
+/* The UIDs of the view entries idx (all when idx is NULL). */
+static struct imap_uids *imap_uids_of(struct imap_session *s, const size_t *idx, size_t n)
+{
+	struct imap_uids *u = xcalloc(1, sizeof(*u));
+	size_t total = idx ? n : s->nview;
+
+	u->v = xcalloc(total + 1, sizeof(*u->v));
+	for (size_t i = 0; i < total; i++) {
+		size_t v = idx ? idx[i] : i;
+		if (!s->view[v].gone)
+			u->v[u->n++] = s->view[v].uid;
+	}
+	return u;
+}
+
+static void imap_expunge_start(struct imap_session *s, const size_t *idx, size_t n, bool close)
+{
+	struct imap_uids *u = imap_uids_of(s, idx, n);
+	struct imap_job *j = imap_job_new(s, s->sel->path, close ? "close" : "expunge", imap_expunge_work,
+					  imap_expunge_done);
+	u->close = close;
+	j->arg = u;
+	imap_job_submit(j);
 }
 
 void imap_cmd_expunge(struct imap_session *s, const struct imap_arg *a, bool uid)
@@ -58,17 +135,16 @@ void imap_cmd_expunge(struct imap_session *s, const struct imap_arg *a, bool uid
 	}
 	if (uid && !imap_seq_resolve(s, a, true, &idx, &n))
 		return;
-	if (imap_expunge_deleted(s, uid ? idx : NULL, n))
-		imap_changed(s);
+	imap_expunge_start(s, uid ? idx : NULL, n, false);
 	free(idx);
-	imap_ok(s, "EXPUNGE completed");
 }
 
 void imap_cmd_close(struct imap_session *s, const struct imap_arg *a, bool uid)
 {
-	/* RFC 9051 6.4.2: expunged silently */
-	if (!s->readonly && imap_expunge_deleted(s, NULL, 0))
-		imap_changed(s);
+	if (!s->readonly) {
+		imap_expunge_start(s, NULL, 0, true);
+		return;
+	}
 	imap_select_close(s);
 	imap_set_state(s, IMAP_S_AUTH);
 	imap_ok(s, "CLOSE completed");
@@ -91,16 +167,105 @@ void imap_cmd_idle(struct imap_session *s, const struct imap_arg *a, bool uid)
 
 /* ---- STORE ------------------------------------------------------------------------ */
 
+/* A STORE in flight: the targets (view index and UID), what to do, and
+ * the flags each ended with. */
+struct imap_store_job {
+	size_t *idx;
+	uint32_t *uid;
+	unsigned *flags;
+	uint32_t *kw;
+	bool *done;               /* the message was there */
+	size_t n;
+	int mode;                 /* 0 replace, 1 add, -1 remove */
+	unsigned set_flags;
+	uint32_t set_kw;
+	bool silent, uid_cmd, changed;
+	size_t stored;
+};
+
+static void imap_store_job_free(struct imap_store_job *x)
+{
+	free(x->idx);
+	free(x->uid);
+	free(x->flags);
+	free(x->kw);
+	free(x->done);
+	free(x);
+}
+
+/* On the worker: the renames (flags live in the file names), then the
+ * state file, so the tagged OK follows durable flags. */
+static void imap_store_work(struct imap_job *j)
+{
+	struct imap_store_job *x = j->arg;
+	struct imap_folder *f = j->f;
+
+	if (f == NULL)
+		return;
+	for (size_t i = 0; i < x->n; i++) {
+		long k = imap_folder_find(f, x->uid[i]);
+		unsigned nf;
+		uint32_t nk;
+		if (k < 0)
+			continue;
+		nf = x->mode == 0 ? x->set_flags : x->mode > 0 ? f->v[k].flags | x->set_flags :
+			f->v[k].flags & ~x->set_flags;
+		nk = x->mode == 0 ? x->set_kw : x->mode > 0 ? f->v[k].kw | x->set_kw : f->v[k].kw & ~x->set_kw;
+		if (nf != f->v[k].flags || nk != f->v[k].kw) {
+			if (!imap_folder_set_flags(f, (size_t)k, nf, nk)) {
+				j->err = errno;
+				continue;
+			}
+			x->changed = true;
+			x->stored++;
+		}
+		x->done[i] = true;
+		x->flags[i] = f->v[k].flags;
+		x->kw[i] = f->v[k].kw;
+	}
+	if (x->changed && !imap_folder_save(f))
+		j->err = errno;
+}
+
+static void imap_store_done(struct imap_job *j)
+{
+	struct imap_store_job *x = j->arg;
+	struct imap_session *s = j->s;
+
+	if (!j->gone && s->sel == j->sh) {
+		if (j->err)
+			imap_log_error(s, "store", j->err);
+		s->nstore += (unsigned)x->stored;
+		for (size_t i = 0; i < x->n; i++) {
+			struct imap_view_msg *v = &s->view[x->idx[i]];
+			if (!x->done[i] || x->idx[i] >= s->nview || v->uid != x->uid[i])
+				continue;
+			v->flags = x->flags[i];
+			v->kw = x->kw[i];
+			if (x->silent)
+				continue;
+			evbuffer_add_printf(imap_out(s), "* %zu FETCH (FLAGS ", x->idx[i] + 1);
+			imap_write_msg_flags(s, imap_out(s), v->flags, v->kw);
+			if (x->uid_cmd)
+				evbuffer_add_printf(imap_out(s), " UID %" PRIu32, v->uid);
+			evbuffer_add(imap_out(s), ")\r\n", 3);
+		}
+		imap_ok(s, "STORE completed");
+	}
+	imap_store_job_free(x);
+}
+
 void imap_cmd_store(struct imap_session *s, const struct imap_arg *a, bool uid)
 {
-	struct imap_folder *f;
+	struct imap_store_job *x;
+	struct imap_job *j;
 	size_t *idx, n;
 	const struct imap_arg *item, *fl;
 	const char *it;
 	unsigned flags;
 	uint32_t kw;
 	int mode;                 /* 0 replace, 1 add, -1 remove */
-	bool silent, changed = false;
+	bool silent;
 
 	if (!imap_seq_resolve(s, a, uid, &idx, &n))
 		return;
@@ -148,51 +313,177 @@ void imap_cmd_store(struct imap_session *s, const struct imap_arg *a, bool uid)
 		imap_no(s, "[READ-ONLY] Mailbox is read-only");
 		return;
 	}
-	f = imap_folder(s);
+	x = xcalloc(1, sizeof(*x));
+	x->idx = xcalloc(n + 1, sizeof(*x->idx));
+	x->uid = xcalloc(n + 1, sizeof(*x->uid));
+	x->flags = xcalloc(n + 1, sizeof(*x->flags));
+	x->kw = xcalloc(n + 1, sizeof(*x->kw));
+	x->done = xcalloc(n + 1, sizeof(*x->done));
 	for (size_t i = 0; i < n; i++) {
-		struct imap_view_msg *v = &s->view[idx[i]];
-		long k = imap_view_index(s, idx[i]);
-		unsigned nf;
-		uint32_t nk;
-		if (k < 0)
+		if (s->view[idx[i]].gone)
 			continue;
-		nf = mode == 0 ? flags : mode > 0 ? f->v[k].flags | flags : f->v[k].flags & ~flags;
-		nk = mode == 0 ? kw : mode > 0 ? f->v[k].kw | kw : f->v[k].kw & ~kw;
-		if ((nf != f->v[k].flags || nk != f->v[k].kw)) {
-			if (!imap_folder_set_flags(f, (size_t)k, nf, nk)) {
-				imap_log_error(s, "store", errno);
-				continue;
-			}
-			changed = true;
-			s->nstore++;
-		}
-		v->flags = f->v[k].flags;
-		v->kw = f->v[k].kw;
-		if (!silent) {
-			evbuffer_add_printf(imap_out(s), "* %zu FETCH (FLAGS ", idx[i] + 1);
-			imap_write_msg_flags(s, imap_out(s), v->flags, v->kw);
-			if (uid)
-				evbuffer_add_printf(imap_out(s), " UID %" PRIu32, v->uid);
-			evbuffer_add(imap_out(s), ")\r\n", 3);
-		}
+		x->idx[x->n] = idx[i];
+		x->uid[x->n++] = s->view[idx[i]].uid;
 	}
 	free(idx);
-	imap_folder_save(f);
-	if (changed)
-		imap_changed(s);
-	imap_ok(s, "STORE completed");
+	x->mode = mode;
+	x->set_flags = flags;
+	x->set_kw = kw;
+	x->silent = silent;
+	x->uid_cmd = uid;
+	j = imap_job_new(s, s->sel->path, "store", imap_store_work, imap_store_done);
+	j->arg = x;
+	/* keywords added by the flag list are in the state written there */
+	imap_job_submit(j);
 }
 
 /* ---- COPY and MOVE -------------------------------------------------------------- */
 
+/* What a copy takes of each message, read on the loop from the
+ * selected folder: the job has only the target folder. */
+struct imap_copy_msg {
+	char *path;
+	uint32_t uid, new_uid;
+	unsigned flags;
+	const char *kws[IMAP_FOLDER_KW_MAX];
+	size_t nkws;
+	int64_t date;
+	uint64_t size;
+};
+
+struct imap_copy_job {
+	struct imap_copy_msg *v;
+	size_t n, done;
+	char *kwstore[IMAP_FOLDER_KW_MAX];   /* the keyword names the kws point into */
+	bool move, failed;
+	uint32_t validity;
+	char *code;               /* "[COPYUID ...] " */
+};
+
+static void imap_copy_job_free(struct imap_copy_job *x)
+{
+	for (size_t i = 0; i < x->n; i++)
+		free(x->v[i].path);
+	for (size_t k = 0; k < IMAP_FOLDER_KW_MAX; k++)
+		free(x->kwstore[k]);
+	free(x->v);
+	free(x->code);
+	free(x);
+}
+
+static void imap_copy_work(struct imap_job *j)
+{
+	struct imap_copy_job *x = j->arg;
+
+	if (j->f == NULL) {
+		x->failed = true;
+		return;
+	}
+	x->validity = j->f->uidvalidity;
+	for (size_t i = 0; i < x->n; i++) {
+		struct imap_copy_msg *m = &x->v[i];
+		if (!imap_folder_copy_file(j->f, m->path, m->flags, m->kws, m->nkws, m->date, m->size,
+					   &m->new_uid)) {
+			if (errno == ENOENT)
+				continue;   /* expunged meanwhile */
+			j->err = errno;
+			x->failed = true;
+			break;
+		}
+		x->done++;
+	}
+	/* Whatever was copied is committed, so COPYUID tells the truth. */
+	if (x->done && !imap_folder_commit(j->f)) {
+		j->err = errno;
+		x->failed = true;
+	}
+}
+
+/* MOVE's second half, on the source folder: the copied ones go. */
+static void imap_move_work(struct imap_job *j)
+{
+	struct imap_copy_job *x = j->arg;
+
+	if (j->f == NULL)
+		return;
+	for (size_t i = 0; i < x->n; i++) {
+		long k;
+		if (x->v[i].new_uid == 0 || (k = imap_folder_find(j->f, x->v[i].uid)) < 0)
+			continue;
+		if (!imap_folder_expunge(j->f, (size_t)k))
+			j->err = errno;
+	}
+	if (!imap_folder_save(j->f))
+		j->err = errno;
+}
+
+static void imap_move_done(struct imap_job *j)
+{
+	struct imap_copy_job *x = j->arg;
+
+	if (!j->gone) {
+		if (j->err)
+			imap_log_error(j->s, "move", j->err);
+		imap_ok(j->s, "MOVE completed");
+	}
+	imap_copy_job_free(x);
+}
+
+static void imap_copy_done(struct imap_job *j)
+{
+	struct imap_copy_job *x = j->arg;
+	struct imap_session *s = j->s;
+	struct evbuffer *code;
+
+	if (j->gone) {
+		imap_copy_job_free(x);
+		return;
+	}
+	if (j->err)
+		imap_log_error(s, x->move ? "move" : "copy", j->err);
+	code = evbuffer_new();
+	if (x->done) {
+		uint32_t *su = xcalloc(x->done, sizeof(*su)), *du = xcalloc(x->done, sizeof(*du));
+		size_t o = 0;
+		for (size_t i = 0; i < x->n; i++)
+			if (x->v[i].new_uid) {
+				su[o] = x->v[i].uid;
+				du[o++] = x->v[i].new_uid;
+			}
+		evbuffer_add_printf(code, "[COPYUID %" PRIu32 " ", x->validity);
+		imap_write_seqset(code, su, o);
+		evbuffer_add(code, " ", 1);
+		imap_write_seqset(code, du, o);
+		evbuffer_add(code, "] ", 2);
+		free(su);
+		free(du);
+	}
+	evbuffer_add(code, "", 1);
+	x->code = xstrdup((const char *)evbuffer_pullup(code, -1));
+	evbuffer_free(code);
+	if (x->failed) {
+		imap_no(s, "[UNAVAILABLE] %s failed", x->move ? "MOVE" : "COPY");
+		imap_copy_job_free(x);
+	} else if (x->move && s->sel) {
+		struct imap_job *m;
+		if (x->done)   /* RFC 6851 4.3: COPYUID before the EXPUNGEs */
+			imap_untagged(s, "OK %s", x->code);
+		m = imap_job_new(s, s->sel->path, "move", imap_move_work, imap_move_done);
+		m->arg = x;
+		imap_job_submit(m);
+	} else {
+		imap_ok(s, "%s%s completed", x->code, x->move ? "MOVE" : "COPY");
+		imap_copy_job_free(x);
+	}
+}
+
 static void imap_copy(struct imap_session *s, const struct imap_arg *a, bool uid, bool move)
 {
-	size_t *idx, n, done = 0;
+	struct imap_folder *src = imap_folder(s);
+	struct imap_copy_job *x;
+	struct imap_job *j;
+	size_t *idx, n;
 	char *name, *dir;
-	struct imap_folder *src, *dst;
-	uint32_t *su, *du;
-	bool own, ok = true;
-	struct evbuffer *code;
 
 	if (!imap_seq_resolve(s, a, uid, &idx, &n))
 		return;
@@ -217,60 +508,31 @@ static void imap_copy(struct imap_session *s, const struct imap_arg *a, bool uid
 		return;
 	}
 	free(cur);
-	src = imap_folder(s);
-	dst = imap_folder_at(s, dir, &own);
-	free(dir);
-	if (dst == NULL) {
-		free(idx);
-		imap_log_error(s, "copy", errno);
-		imap_no(s, "[UNAVAILABLE] Cannot open the target mailbox");
-		return;
-	}
-	su = xcalloc(n + 1, sizeof(*su));
-	du = xcalloc(n + 1, sizeof(*du));
-	for (size_t i = 0; i < n && ok; i++) {
+	x = xcalloc(1, sizeof(*x));
+	x->move = move;
+	x->v = xcalloc(n + 1, sizeof(*x->v));
+	for (size_t k = 0; k < src->nkw; k++)
+		x->kwstore[k] = xstrdup(src->kw[k]);
+	for (size_t i = 0; i < n; i++) {
 		long k = imap_view_index(s, idx[i]);
+		struct imap_copy_msg *m;
 		if (k < 0)
 			continue;
-		if (!imap_folder_copy(src, (size_t)k, dst, &du[done])) {
-			imap_log_error(s, "copy", errno);
-			ok = false;
-			break;
-		}
-		su[done++] = src->v[k].uid;
+		m = &x->v[x->n++];
+		m->path = imap_folder_msg_path(src, (size_t)k);
+		m->uid = src->v[k].uid;
+		m->flags = src->v[k].flags;
+		m->date = src->v[k].date;
+		m->size = src->v[k].size;
+		for (size_t b = 0; b < src->nkw; b++)
+			if (src->v[k].kw & (1u << b))
+				m->kws[m->nkws++] = x->kwstore[b];
 	}
-	code = evbuffer_new();
-	if (done) {
-		evbuffer_add_printf(code, "[COPYUID %" PRIu32 " ", dst->uidvalidity);
-		imap_write_seqset(code, su, done);
-		evbuffer_add(code, " ", 1);
-		imap_write_seqset(code, du, done);
-		evbuffer_add(code, "] ", 2);
-	}
-	evbuffer_add(code, "", 1);
-	const char *ctext = (const char *)evbuffer_pullup(code, -1);
-	imap_folder_done(s, dst, own, done > 0);
-	if (!ok) {
-		imap_no(s, "[UNAVAILABLE] %s failed", move ? "MOVE" : "COPY");
-	} else if (move) {
-		if (done)
-			imap_untagged(s, "OK %s", ctext);
-		for (size_t i = 0; i < done; i++) {
-			long k = imap_folder_find(src, su[i]);
-			if (k >= 0 && !imap_folder_expunge(src, (size_t)k))
-				imap_log_error(s, "move", errno);
-		}
-		imap_folder_save(src);
-		if (done)
-			imap_changed(s);
-		imap_ok(s, "MOVE completed");
-	} else {
-		imap_ok(s, "%sCOPY completed", ctext);
-	}
-	evbuffer_free(code);
-	free(su);
-	free(du);
 	free(idx);
+	j = imap_job_new(s, dir, move ? "move_copy" : "copy", imap_copy_work, imap_copy_done);
+	free(dir);
+	j->arg = x;
+	imap_job_submit(j);
 }
 
 void imap_cmd_copy(struct imap_session *s, const struct imap_arg *a, bool uid)

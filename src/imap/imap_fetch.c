@@ -61,6 +61,8 @@ struct imap_fetch {
 	int fd;
 	struct mime_tree tree;
 	bool have_tree;
+	uint32_t *seen;           /* UIDs to get \Seen before the OK */
+	size_t nseen;
 	/* a literal being streamed */
 	bool streaming;
 	uint64_t spos, send, sskip, sleft;
@@ -91,6 +93,7 @@ void imap_fetch_free(struct imap_session *s)
 		close(fx->fd);
 	free(fx->items);
 	free(fx->idx);
+	free(fx->seen);
 	free(fx);
 	s->fetch = NULL;
 }
@@ -642,7 +645,7 @@ static bool fetch_begin(struct imap_session *s, struct imap_fetch *fx)
 {
 	struct imap_folder *f = s->sel->f;
 	size_t v = fx->idx[fx->pos];
-	bool seen = false, set_seen = false;
+	bool seen = false;
 	long k = imap_view_index(s, v);
 
 	if (k < 0)
@@ -657,18 +660,17 @@ static bool fetch_begin(struct imap_session *s, struct imap_fetch *fx)
 		if (fx->items[i].kind == FI_SECTION && !fx->items[i].peek)
 			seen = true;
 	fx->add_flags = false;
-	if (seen && !s->readonly && !(f->v[k].flags & IMAP_FLAG_SEEN)) {
-		/* RFC 9051 6.4.5: BODY[] sets \Seen; the client hears of it */
-		if (imap_folder_set_flags(f, (size_t)k, f->v[k].flags | IMAP_FLAG_SEEN, f->v[k].kw)) {
-			s->view[v].flags = f->v[k].flags;
-			fx->add_flags = !fx->want_flags;
-			set_seen = true;
-		}
-	}
 	fx->msg = f->v[k];
 	fx->msg.name = NULL;
-	if (set_seen)
-		imap_changed(s);   /* may rescan f: after the snapshot */
+	if (seen && !s->readonly && !(f->v[k].flags & IMAP_FLAG_SEEN)) {
+		/* RFC 9051 6.4.5: BODY[] sets \Seen; the client hears of it
+		 * now, the file is renamed by a job before the tagged OK. */
+		fx->seen = xrealloc(fx->seen, (fx->nseen + 1) * sizeof(*fx->seen));
+		fx->seen[fx->nseen++] = fx->msg.uid;
+		fx->msg.flags |= IMAP_FLAG_SEEN;
+		s->view[v].flags = fx->msg.flags;
+		fx->add_flags = !fx->want_flags;
+	}
 	evbuffer_add_printf(imap_out(s), "* %zu FETCH (", v + 1);
 	s->nfetch++;
 	return true;
@@ -689,6 +691,65 @@ static void fetch_end(struct imap_session *s, struct imap_fetch *fx)
 	fx->fd = -1;
 }
 
+/* The \Seen that BODY[] set, made durable (renames, state) by a job. */
+struct fetch_seen {
+	uint32_t *v;
+	size_t n;
+};
+
+static void fetch_seen_work(struct imap_job *j)
+{
+	struct fetch_seen *x = j->arg;
+	bool any = false;
+
+	if (j->f == NULL)
+		return;
+	for (size_t i = 0; i < x->n; i++) {
+		long k = imap_folder_find(j->f, x->v[i]);
+		if (k < 0 || (j->f->v[k].flags & IMAP_FLAG_SEEN))
+			continue;
+		if (!imap_folder_set_flags(j->f, (size_t)k, j->f->v[k].flags | IMAP_FLAG_SEEN, j->f->v[k].kw))
+			j->err = errno;
+		else
+			any = true;
+	}
+	if (any && !imap_folder_save(j->f))
+		j->err = errno;
+}
+
+static void fetch_seen_done(struct imap_job *j)
+{
+	struct fetch_seen *x = j->arg;
+
+	if (!j->gone) {
+		if (j->err)
+			imap_log_error(j->s, "store", j->err);
+		imap_ok(j->s, "FETCH completed");
+	}
+	free(x->v);
+	free(x);
+}
+
+static void fetch_finish(struct imap_session *s, struct imap_fetch *fx)
+{
+	struct fetch_seen *x;
+	struct imap_job *j;
+
+	if (fx->nseen == 0) {
+		imap_fetch_free(s);
+		imap_ok(s, "FETCH completed");
+		return;
+	}
+	x = xcalloc(1, sizeof(*x));
+	x->v = fx->seen;
+	x->n = fx->nseen;
+	fx->seen = NULL;
+	imap_fetch_free(s);
+	j = imap_job_new(s, s->sel->path, "fetch_seen", fetch_seen_work, fetch_seen_done);
+	j->arg = x;
+	imap_job_submit(j);
+}
+
 bool imap_fetch_continue(struct imap_session *s)
 {
 	struct imap_fetch *fx = s->fetch;
@@ -698,6 +759,8 @@ bool imap_fetch_continue(struct imap_session *s)
 			imap_fetch_free(s);
 			return true;
 		}
+		if (s->sel->busy)
+			return false;   /* a job has the folder: its end wakes us */
 		if (fx->streaming && !fetch_stream_fill(s, fx)) {
 			conn_await_drain(&s->conn);
 			return false;
@@ -708,9 +771,7 @@ bool imap_fetch_continue(struct imap_session *s)
 		}
 		if (fx->item == FETCH_BEGIN) {
 			if (fx->pos == fx->n) {
-				imap_fetch_free(s);
-				imap_folder_save(s->sel->f);
-				imap_ok(s, "FETCH completed");
+				fetch_finish(s, fx);
 				return true;
 			}
 			if (!fetch_begin(s, fx)) {

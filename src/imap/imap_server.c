@@ -15,8 +15,15 @@
  * (struct imap_shared), so one session's STORE or EXPUNGE is in the
  * others' next sync; deliveries by SMTP (or any program) are seen
  * through inotify on the folder's new/ and cur/, and IDLE sessions are
- * told at once.  Folder work is plain disk I/O on the loop (readdir,
- * rename, one state-file fsync per change).
+ * told at once.
+ *
+ * Folder work never runs on the loop (DESIGN.md invariant 2): opening and
+ * scanning a folder (readdir of new/ and cur/), flag renames, expunges,
+ * copies and the state file's fsync are jobs (struct imap_job) on the
+ * worker pool, one at a time per folder; the tagged reply follows the
+ * job's done(), so an OK still means durable where the RFCs want it.
+ * While a folder is busy the sessions on it wait (no command is read,
+ * FETCH pauses) and every other session goes on.
  */
 #include "imap/imap_server.h"
 #include "imap/imap_session.h"
@@ -26,6 +33,7 @@
 #include "core/log.h"
 #include "core/tls.h"
 #include "core/util.h"
+#include "core/workers.h"
 #include "login/login.h"
 #include "proto/imap_utf7.h"
 #include "proto/imap_write.h"
@@ -92,6 +100,19 @@ static void log_imap_disconnect(const struct imap_session *s)
 {
 	log_event("event=disconnect session=%016" PRIx64 " ip=%s user=%s fetched=%u stored=%u errors=%u", s->id,
 		  s->ip, s->user ? s->user : "-", s->nfetch, s->nstore, s->sess.errors);
+}
+
+/* A folder job's end: every one with log_debug, the slow ones always
+ * (a disk that takes seconds is worth a line). */
+#define IMAP_JOB_SLOW_MS 500
+
+static void log_imap_job(const struct imap_job *j, uint64_t ms)
+{
+	if (ms < IMAP_JOB_SLOW_MS && !log_debug_enabled() && j->err == 0)
+		return;
+	log_event("event=imap_job session=%016" PRIx64 " op=%s messages=%zu ms=%" PRIu64 "%s%s",
+		  j->s ? j->s->id : 0, j->op, j->f ? j->f->n : 0, ms, j->err ? " error=" : "",
+		  j->err ? strerror(j->err) : "");
 }
 
 static void log_imap_inotify_error(int err)
@@ -232,7 +253,9 @@ static void imap_bye_close(struct imap_session *s, const char *text)
 
 static bool imap_may_read(const struct imap_session *s)
 {
-	return s->state != IMAP_S_LOGOUT && !s->waiting && s->fetch == NULL;
+	/* A job on the selected folder: the next command waits for it. */
+	bool folder_free = s->sel == NULL || (!s->sel->busy && !s->sel->in_done);
+	return s->state != IMAP_S_LOGOUT && !s->waiting && s->fetch == NULL && folder_free;
 }
 
 void imap_resume(struct imap_session *s)
@@ -615,6 +638,7 @@ static void imap_line_cb(void *arg, char *line, size_t len, bool bare_lf)
 /* ---- shared folders and inotify -------------------------------------------- */
 
 static void imap_inotify_cb(evutil_socket_t fd, short what, void *arg);
+static void imap_job_done_cb(void *arg);
 
 struct imap_server *imap_server_new(struct tern *t)
 {
@@ -634,9 +658,13 @@ void imap_server_free(struct imap_server *is)
 {
 	if (is == NULL)
 		return;
+	/* The workers have finished (their done()s ran): what is left is
+	 * saved here, the loop no longer serving anyone. */
 	while (is->shared) {
 		struct imap_shared *sh = is->shared;
 		is->shared = sh->next;
+		if (sh->f)
+			imap_folder_save(sh->f);
 		imap_folder_free(sh->f);
 		free(sh->path);
 		free(sh);
@@ -661,6 +689,244 @@ static void imap_shared_notify(struct imap_shared *sh, const struct imap_session
 	}
 }
 
+/* ---- folder jobs -------------------------------------------------------------- */
+
+static struct imap_shared *imap_shared_get(struct imap_server *is, const char *path)
+{
+	struct imap_shared *sh;
+
+	for (sh = is->shared; sh; sh = sh->next)
+		if (strcmp(sh->path, path) == 0) {
+			sh->refs++;
+			return sh;
+		}
+	sh = xcalloc(1, sizeof(*sh));
+	sh->path = xstrdup(path);
+	sh->wd_new = sh->wd_cur = -1;
+	sh->dirty = true;
+	sh->refs = 1;
+	sh->next = is->shared;
+	is->shared = sh;
+	return sh;
+}
+
+static void imap_shared_unwatch(struct imap_server *is, struct imap_shared *sh)
+{
+	if (is->ifd < 0)
+		return;
+	if (sh->wd_new >= 0)
+		inotify_rm_watch(is->ifd, sh->wd_new);
+	if (sh->wd_cur >= 0 && sh->wd_cur != sh->wd_new)
+		inotify_rm_watch(is->ifd, sh->wd_cur);
+	sh->wd_new = sh->wd_cur = -1;
+}
+
+static void imap_job_save_work(struct imap_job *j)
+{
+	if (j->f && !imap_folder_save(j->f))
+		j->err = errno;
+}
+
+/* The last user has gone: a state still to save is saved by a job (the
+ * entry stays reserved until then), else the entry goes. */
+static void imap_shared_put(struct imap_server *is, struct imap_shared *sh)
+{
+	if (--sh->refs > 0)
+		return;
+	if (sh->f && sh->f->dirty) {
+		struct imap_job *j = xcalloc(1, sizeof(*j));
+		j->t = is->t;
+		j->sh = sh;
+		sh->refs++;
+		j->op = "save";
+		j->work = imap_job_save_work;
+		imap_job_submit(j);
+		return;
+	}
+	for (struct imap_shared **pp = &is->shared; *pp; pp = &(*pp)->next)
+		if (*pp == sh) {
+			*pp = sh->next;
+			break;
+		}
+	imap_shared_unwatch(is, sh);
+	imap_folder_free(sh->f);
+	free(sh->path);
+	free(sh);
+}
+
+static void imap_job_work_cb(void *arg)
+{
+	struct imap_job *j = arg;
+	struct imap_shared *sh = j->sh;
+
+	if (sh && !j->raw) {
+		if (sh->f == NULL) {
+			/* open scans */
+			if ((sh->f = imap_folder_open(sh->path)) == NULL)
+				j->err = errno;
+		} else if (j->scan && !imap_folder_scan(sh->f, &j->changed)) {
+			j->err = errno;
+		}
+		j->f = sh->f;
+	}
+	if (j->work)
+		j->work(j);
+}
+
+static void imap_job_start(struct imap_job *j)
+{
+	struct imap_shared *sh = j->sh;
+
+	if (sh) {
+		sh->busy = true;
+		/* The directory changed since the last scan: this job looks. */
+		if (!j->raw) {
+			j->scan |= sh->dirty || sh->f == NULL;
+			sh->dirty = false;
+		}
+	}
+	j->started_ms = now_ms_monotonic();
+	workers_submit(j->t->delivery_pool, imap_job_work_cb, imap_job_done_cb, j);
+}
+
+/* The folder is free again: its sessions go on (IDLE ones hear what
+ * changed, a paused FETCH streams on, the next command is read).  Each
+ * may leave the folder meanwhile, so the list is copied first. */
+static void imap_shared_wake(struct imap_shared *sh)
+{
+	struct imap_session **v;
+	size_t n = 0, i = 0;
+
+	for (struct imap_session *o = sh->sessions; o; o = o->sel_next)
+		n++;
+	if (n == 0)
+		return;
+	v = xcalloc(n, sizeof(*v));
+	for (struct imap_session *o = sh->sessions; o; o = o->sel_next) {
+		conn_ref(&o->conn);
+		v[i++] = o;
+	}
+	for (i = 0; i < n; i++) {
+		struct imap_session *o = v[i];
+		if (o->sel == sh && o->state == IMAP_S_SELECTED && !sh->busy && !sh->in_done) {
+			conn_batch_begin(&o->conn);
+			if (o->idling)
+				imap_sync(o, true);
+			else if (o->fetch && !o->waiting) {
+				if (imap_fetch_continue(o))
+					imap_resume(o);
+			} else
+				imap_resume(o);
+			conn_batch_end(&o->conn);
+		}
+		conn_unref(&o->conn);
+	}
+	free(v);
+}
+
+static void imap_job_scan_work(struct imap_job *j)
+{
+}
+
+/* After a job: the next queued one, or a scan if the directory changed
+ * meanwhile, or the sessions go on. */
+static void imap_shared_next(struct imap_server *is, struct imap_shared *sh)
+{
+	struct imap_job *j = sh->queue;
+
+	if (j) {
+		sh->queue = j->next;
+		if (sh->queue == NULL)
+			sh->queue_tail = NULL;
+		imap_job_start(j);
+		return;
+	}
+	if (sh->dirty && sh->sessions) {
+		j = xcalloc(1, sizeof(*j));
+		j->t = is->t;
+		j->sh = sh;
+		sh->refs++;
+		j->op = "scan";
+		j->work = imap_job_scan_work;
+		imap_job_start(j);
+		return;
+	}
+	imap_shared_wake(sh);
+}
+
+static void imap_job_done_cb(void *arg)
+{
+	struct imap_job *j = arg;
+	struct imap_session *s = j->s;
+	struct imap_shared *sh = j->sh;
+	struct imap_server *is = j->t->imap;
+
+	log_imap_job(j, now_ms_monotonic() - j->started_ms);
+	if (sh) {
+		sh->busy = false;
+		sh->in_done = true;
+	}
+	if (s) {
+		/* done() always runs (it frees j->arg); it answers unless the
+		 * session has closed meanwhile (j->gone). */
+		conn_batch_begin(&s->conn);
+		s->waiting = false;
+		j->gone = s->state == IMAP_S_LOGOUT;
+		if (j->done)
+			j->done(j);
+		conn_batch_end(&s->conn);
+	} else if (j->done) {
+		j->done(j);
+	}
+	if (sh) {
+		sh->in_done = false;
+		if (j->changed)
+			imap_shared_notify(sh, NULL);
+		imap_shared_next(is, sh);
+		imap_shared_put(is, sh);
+	}
+	if (s) {
+		imap_resume(s);
+		conn_unref(&s->conn);
+	}
+	free(j);
+}
+
+struct imap_job *imap_job_new(struct imap_session *s, const char *path, const char *op, imap_job_fn work,
+			      imap_job_fn done)
+{
+	struct imap_job *j = xcalloc(1, sizeof(*j));
+
+	j->t = s->t;
+	j->s = s;
+	j->op = op;
+	j->work = work;
+	j->done = done;
+	if (path)
+		j->sh = imap_shared_get(s->t->imap, path);
+	return j;
+}
+
+void imap_job_submit(struct imap_job *j)
+{
+	struct imap_shared *sh = j->sh;
+
+	if (j->s) {
+		/* no further command until done() */
+		j->s->waiting = true;
+		conn_ref(&j->s->conn);
+	}
+	if (sh && (sh->busy || sh->in_done || sh->queue)) {
+		if (sh->queue_tail)
+			sh->queue_tail->next = j;
+		else
+			sh->queue = j;
+		sh->queue_tail = j;
+		return;
+	}
+	imap_job_start(j);
+}
+
 static void imap_inotify_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct imap_server *is = arg;
@@ -676,28 +942,15 @@ static void imap_inotify_cb(evutil_socket_t fd, short what, void *arg)
 			p += sizeof(*ev) + ev->len;
 		}
 	}
+	/* The scan runs on a worker; IDLE sessions hear of it when it ends. */
 	for (struct imap_shared *sh = is->shared; sh; sh = sh->next)
-		if (sh->dirty)
-			imap_shared_notify(sh, NULL);
+		if (sh->dirty && sh->sessions && !sh->busy && !sh->in_done && !sh->queue)
+			imap_shared_next(is, sh);
 }
 
 struct imap_folder *imap_folder(struct imap_session *s)
 {
-	struct imap_shared *sh = s->sel;
-	bool changed;
-
-	if (sh->dirty) {
-		sh->dirty = false;
-		if (!imap_folder_scan(sh->f, &changed))
-			imap_log_error(s, "scan", errno);
-	}
-	return sh->f;
-}
-
-void imap_changed(struct imap_session *s)
-{
-	if (s->sel)
-		imap_shared_notify(s->sel, s);
+	return s->sel->f;
 }
 
 static void imap_view_reset(struct imap_session *s)
@@ -714,49 +967,31 @@ static void imap_view_reset(struct imap_session *s)
 	s->nview = f->n;
 }
 
-bool imap_select_open(struct imap_session *s, const char *path, bool readonly)
+void imap_select_attach(struct imap_session *s, struct imap_job *j, bool readonly)
 {
 	struct imap_server *is = s->t->imap;
-	struct imap_shared *sh;
+	struct imap_shared *sh = j->sh;
 
 	imap_select_close(s);
-	for (sh = is->shared; sh; sh = sh->next)
-		if (strcmp(sh->path, path) == 0)
-			break;
-	if (sh == NULL) {
-		struct imap_folder *f = imap_folder_open(path);
-		if (f == NULL)
-			return false;
-		sh = xcalloc(1, sizeof(*sh));
-		sh->path = xstrdup(path);
-		sh->f = f;
-		sh->wd_new = sh->wd_cur = -1;
-		if (is->ifd >= 0) {
-			char *n = xasprintf("%s/new", path), *c = xasprintf("%s/cur", path);
-			uint32_t mask = IN_CREATE | IN_MOVED_TO | IN_MOVED_FROM | IN_DELETE;
-			sh->wd_new = inotify_add_watch(is->ifd, n, mask);
-			sh->wd_cur = inotify_add_watch(is->ifd, c, mask);
-			free(n);
-			free(c);
-		}
-		sh->next = is->shared;
-		is->shared = sh;
-	}
 	sh->refs++;
+	if (sh->wd_new < 0 && is->ifd >= 0) {
+		char *n = xasprintf("%s/new", sh->path), *c = xasprintf("%s/cur", sh->path);
+		uint32_t mask = IN_CREATE | IN_MOVED_TO | IN_MOVED_FROM | IN_DELETE;
+		sh->wd_new = inotify_add_watch(is->ifd, n, mask);
+		sh->wd_cur = inotify_add_watch(is->ifd, c, mask);
+		free(n);
+		free(c);
+	}
 	s->sel = sh;
 	s->sel_next = sh->sessions;
 	sh->sessions = s;
 	s->readonly = readonly;
-	sh->dirty = true;   /* a fresh look at the directory for every SELECT */
-	imap_folder(s);
 	imap_view_reset(s);
-	return true;
 }
 
 void imap_select_close(struct imap_session *s)
 {
-	struct imap_server *is = s->t->imap;
-	struct imap_shared *sh = s->sel, **pp;
+	struct imap_shared *sh = s->sel;
 
 	if (sh == NULL)
 		return;
@@ -768,23 +1003,9 @@ void imap_select_close(struct imap_session *s)
 	s->sel = NULL;
 	s->nview = 0;
 	s->idling = false;
-	if (--sh->refs > 0)
-		return;
-	imap_folder_save(sh->f);
-	for (pp = &is->shared; *pp; pp = &(*pp)->next)
-		if (*pp == sh) {
-			*pp = sh->next;
-			break;
-		}
-	if (is->ifd >= 0) {
-		if (sh->wd_new >= 0)
-			inotify_rm_watch(is->ifd, sh->wd_new);
-		if (sh->wd_cur >= 0 && sh->wd_cur != sh->wd_new)
-			inotify_rm_watch(is->ifd, sh->wd_cur);
-	}
-	imap_folder_free(sh->f);
-	free(sh->path);
-	free(sh);
+	if (sh->sessions == NULL)
+		imap_shared_unwatch(s->t->imap, sh);
+	imap_shared_put(s->t->imap, sh);
 }
 
 long imap_view_index(struct imap_session *s, size_t i)
@@ -812,8 +1033,8 @@ void imap_sync(struct imap_session *s, bool expunge)
 	size_t o = 0, n0;
 	uint32_t last;
 
-	if (s->sel == NULL)
-		return;
+	if (s->sel == NULL || s->sel->busy)
+		return;   /* a job has the folder: the next sync tells */
 	f = imap_folder(s);
 	for (size_t i = 0; i < s->nview; i++) {
 		struct imap_view_msg *v = &s->view[i];
@@ -967,35 +1188,4 @@ char *imap_mailbox_arg(struct imap_session *s, const struct imap_arg *a)
 		return NULL;
 	}
 	return xstrndup(name, len);
-}
-
-struct imap_folder *imap_folder_at(struct imap_session *s, const char *dir, bool *own)
-{
-	*own = false;
-	for (struct imap_shared *sh = s->t->imap->shared; sh; sh = sh->next)
-		if (strcmp(sh->path, dir) == 0) {
-			bool changed;
-			if (sh->dirty) {
-				sh->dirty = false;
-				if (!imap_folder_scan(sh->f, &changed))
-					imap_log_error(s, "scan", errno);
-			}
-			return sh->f;
-		}
-	*own = true;
-	return imap_folder_open(dir);
-}
-
-void imap_folder_done(struct imap_session *s, struct imap_folder *f, bool own, bool changed)
-{
-	if (own) {
-		imap_folder_free(f);
-		return;
-	}
-	imap_folder_save(f);
-	if (!changed)
-		return;
-	for (struct imap_shared *sh = s->t->imap->shared; sh; sh = sh->next)
-		if (sh->f == f)
-			imap_shared_notify(sh, s);
 }

@@ -29,16 +29,58 @@ enum imap_state {
 	IMAP_S_LOGOUT,            /* flushing the last reply, then free */
 };
 
-/* A folder open for the sessions that selected it (imap_server.c). */
+/* A folder in use: selected by sessions, or held by a job (imap_server.c).
+ * Every use of a folder goes through this one entry per directory, so two
+ * jobs never read or write one state file at once. */
 struct imap_shared {
 	char *path;
-	struct imap_folder *f;
-	unsigned refs;
+	struct imap_folder *f;    /* NULL until a job has opened it */
+	unsigned refs;            /* sessions that selected it + jobs on it */
 	int wd_new, wd_cur;       /* inotify watches, -1 if none */
 	bool dirty;               /* the directory changed: scan before use */
+	/* Invariant 2 of DESIGN.md: folder work (scans, renames, state-file
+	 * fsyncs) runs on a worker.  While a job has the folder (busy), the
+	 * loop leaves f alone: the commands and FETCHes of the sessions on
+	 * it wait, and jobs queue, to run one at a time in order. */
+	bool busy;
+	bool in_done;             /* a job's done() runs: f is the loop's, no new job yet */
+	struct imap_job *queue, *queue_tail;
 	struct imap_session *sessions;   /* those that selected it (sel_next) */
 	struct imap_shared *next;
 };
+
+struct imap_job;
+typedef void (*imap_job_fn)(struct imap_job *j);
+
+/* Work for a worker thread on one folder (path) or on none (path NULL:
+ * the user's folder list, subscriptions).  work() runs on the worker
+ * with the folder opened (and scanned when asked or when the directory
+ * changed) in j->f, NULL with j->err when it cannot be opened; done()
+ * runs back on the loop, the folder still reserved, then the job is
+ * freed.  A session's job keeps the session from reading further
+ * commands until done() (s->waiting), and is its answer by reference:
+ * done() finds the session even if it has closed (state LOGOUT). */
+struct imap_job {
+	struct tern *t;
+	struct imap_session *s;   /* NULL: the server's own (scan, last save) */
+	struct imap_shared *sh;
+	struct imap_folder *f;
+	imap_job_fn work, done;
+	const char *op;           /* for the log */
+	bool scan;                /* look at the directory before work() */
+	bool raw;                 /* hold the folder, do not open it (DELETE, RENAME) */
+	bool changed;             /* the scan changed the folder */
+	bool gone;                /* the session closed while the job ran: no reply */
+	int err;
+	uint64_t started_ms;
+	void *arg;
+	struct imap_job *next;
+};
+
+/* A job of s (NULL: the server's) on the folder at path (NULL: none). */
+struct imap_job *imap_job_new(struct imap_session *s, const char *path, const char *op, imap_job_fn work,
+			      imap_job_fn done);
+void imap_job_submit(struct imap_job *j);
 
 /* One message as this session last told its client. */
 struct imap_view_msg {
@@ -125,19 +167,13 @@ void imap_capability_list(struct imap_session *s, struct evbuffer *b);
 void imap_log_error(const struct imap_session *s, const char *op, int err);
 
 /* ---- the selected folder (imap_server.c) ---- */
-bool imap_select_open(struct imap_session *s, const char *path, bool readonly);
+/* Done of a job on path (j->f opened): s selects it. */
+void imap_select_attach(struct imap_session *s, struct imap_job *j, bool readonly);
 void imap_select_close(struct imap_session *s);
-/* The shared folder, scanned if the directory changed. */
+/* The selected folder (the loop's: no job has it while a command runs). */
 struct imap_folder *imap_folder(struct imap_session *s);
 /* Tell this session's client what changed (EXPUNGE only when expunge). */
 void imap_sync(struct imap_session *s, bool expunge);
-/* The folder at dir: the shared one if a session has it open (own
- * false), else opened for the caller; imap_folder_done() after use
- * frees it or tells the sessions on it (changed). */
-struct imap_folder *imap_folder_at(struct imap_session *s, const char *dir, bool *own);
-void imap_folder_done(struct imap_session *s, struct imap_folder *f, bool own, bool changed);
-/* Other sessions on the same folder have something to learn (IDLE now). */
-void imap_changed(struct imap_session *s);
 /* Sequence set (or UIDs) to view indexes, ascending; false: BAD sent. */
 bool imap_seq_resolve(struct imap_session *s, const struct imap_arg *a, bool uid, size_t **idx, size_t *n);
 /* The folder index of view entry i, or -1 when gone. */

@@ -586,8 +586,10 @@ bool imap_folder_expunge(struct imap_folder *f, size_t i)
 	return true;
 }
 
-bool imap_folder_add(struct imap_folder *f, const char *tmp_name, unsigned flags, uint32_t kw,
-		     int64_t date, uint64_t size, uint32_t *uid)
+/* tmp/NAME -> cur/NAME:2,FLAGS and the next UID, in memory only: the
+ * caller syncs cur/ and saves (imap_folder_commit). */
+static bool imap_folder_take(struct imap_folder *f, const char *tmp_name, unsigned flags, uint32_t kw,
+			     int64_t date, uint64_t size, uint32_t *uid)
 {
 	char info[8];
 	char *from = xasprintf("%s/tmp/%s", f->path, tmp_name);
@@ -605,16 +607,12 @@ bool imap_folder_add(struct imap_folder *f, const char *tmp_name, unsigned flags
 	r = rename(from, to);
 	e = errno;
 	free(from);
+	free(to);
 	if (r != 0) {
-		free(to);
 		free(name);
 		errno = e;
 		return false;
 	}
-	char *cur = xasprintf("%s/cur", f->path);
-	dir_sync(cur);
-	free(cur);
-	free(to);
 	m = imap_folder_push(f);
 	m->uid = f->uidnext++;
 	m->name = name;
@@ -624,11 +622,26 @@ bool imap_folder_add(struct imap_folder *f, const char *tmp_name, unsigned flags
 	m->modseq = ++f->modseq;
 	m->size = size;
 	m->date = date;
-	if (date < 0)
-		imap_msg_stat(f, m);
+	imap_msg_stat(f, m);
 	*uid = m->uid;
 	f->dirty = true;
-	return imap_folder_save(f);
+	return true;
+}
+
+bool imap_folder_commit(struct imap_folder *f)
+{
+	/* The renames into cur/ first, then the state that names them: a
+	 * crash between the two leaves files the next scan adopts. */
+	char *cur = xasprintf("%s/cur", f->path);
+	bool ok = dir_sync(cur);
+	free(cur);
+	return imap_folder_save(f) && ok;
+}
+
+bool imap_folder_add(struct imap_folder *f, const char *tmp_name, unsigned flags, uint32_t kw,
+		     int64_t date, uint64_t size, uint32_t *uid)
+{
+	return imap_folder_take(f, tmp_name, flags, kw, date, size, uid) && imap_folder_commit(f);
 }
 
 /* Copy fd's octets into a new file at path (fsync'd). */
@@ -661,11 +674,11 @@ static bool imap_copy_file(const char *from, const char *to)
 	return ok;
 }
 
-bool imap_folder_copy(struct imap_folder *src, size_t i, struct imap_folder *dst, uint32_t *uid)
+bool imap_folder_copy_file(struct imap_folder *dst, const char *from, unsigned flags, const char *const *kws,
+			   size_t nkws, int64_t date, uint64_t size, uint32_t *uid)
 {
-	const struct imap_msg *m = &src->v[i];
 	char host[64], uniq[256];
-	char *from = imap_folder_msg_path(src, i), *to;
+	char *to;
 	uint32_t kw = 0;
 	bool ok;
 
@@ -673,22 +686,20 @@ bool imap_folder_copy(struct imap_folder *src, size_t i, struct imap_folder *dst
 		snprintf(host, sizeof(host), "localhost");
 	host[sizeof(host) - 1] = '\0';
 	imap_folder_unique(uniq, sizeof(uniq) - 40, host);
-	/* Keep ,S= and ,W= so nobody has to read the copy to size it. */
+	/* Keep ,W= so nobody has to read the copy to size it. */
 	size_t ul = strlen(uniq);
-	snprintf(uniq + ul, sizeof(uniq) - ul, ",W=%" PRIu64, m->size);
+	snprintf(uniq + ul, sizeof(uniq) - ul, ",W=%" PRIu64, size);
 	to = xasprintf("%s/tmp/%s", dst->path, uniq);
 	/* A hard link shares the data (a Maildir file never changes once
 	 * written); across file systems it is a copy. */
-	ok = link(from, to) == 0 || imap_copy_file(from, to);
-	free(from);
+	ok = link(from, to) == 0 || (errno != ENOENT && imap_copy_file(from, to));
 	free(to);
 	if (!ok)
 		return false;
-	for (size_t k = 0; k < src->nkw; k++)
-		if (m->kw & (1u << k)) {
-			int j = imap_folder_keyword(dst, src->kw[k], strlen(src->kw[k]), true);
-			if (j >= 0)
-				kw |= 1u << j;
-		}
-	return imap_folder_add(dst, uniq, m->flags, kw, m->date, m->size, uid);
+	for (size_t k = 0; k < nkws; k++) {
+		int j = imap_folder_keyword(dst, kws[k], strlen(kws[k]), true);
+		if (j >= 0)
+			kw |= 1u << j;
+	}
+	return imap_folder_take(dst, uniq, flags, kw, date, size, uid);
 }

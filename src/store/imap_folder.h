@@ -21,7 +21,9 @@
  * made at first login, subscriptions (the "subscriptions" file Dovecot
  * keeps), and the directory of folder X for "deliver into folder X".
  *
- * Everything here does blocking disk I/O and knows nothing of sessions.
+ * Everything here does blocking disk I/O and knows nothing of sessions:
+ * the IMAP server calls it from its worker jobs (imap_server.c), never
+ * on the event loop.
  */
 #ifndef TERN_IMAP_FOLDER_H
 #define TERN_IMAP_FOLDER_H
@@ -83,12 +85,18 @@ bool imap_folder_expunge(struct imap_folder *f, size_t i);
 
 /* A file written in PATH/tmp/ (its name tmp_name, fsync'd by the caller)
  * becomes a message: renamed into cur/ with flags, mtime set to date
- * (if >= 0), the next UID.  size is its CRLF size. */
+ * (if >= 0), the next UID.  size is its CRLF size.  Committed (cur/
+ * synced, state saved) before it returns. */
 bool imap_folder_add(struct imap_folder *f, const char *tmp_name, unsigned flags, uint32_t kw,
 		     int64_t date, uint64_t size, uint32_t *uid);
-/* Copy message i of src into dst (a hard link when possible), keeping
- * flags (by keyword name) and internal date. */
-bool imap_folder_copy(struct imap_folder *src, size_t i, struct imap_folder *dst, uint32_t *uid);
+/* Copy the message file at from into dst (a hard link when possible),
+ * with flags, keywords by name and internal date; false with errno
+ * (ENOENT: the file went away).  Not yet committed: call
+ * imap_folder_commit() after the last one. */
+bool imap_folder_copy_file(struct imap_folder *dst, const char *from, unsigned flags, const char *const *kws,
+			   size_t nkws, int64_t date, uint64_t size, uint32_t *uid);
+/* Make the messages added so far durable: sync cur/, save the state. */
+bool imap_folder_commit(struct imap_folder *f);
 /* A unique name for a new file ("SECONDS.M<usec>P<pid>Q<n>.HOST"). */
 void imap_folder_unique(char *out, size_t cap, const char *host);
 

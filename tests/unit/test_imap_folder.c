@@ -182,7 +182,10 @@ static void test_add_and_copy(void **state)
 	snprintf(sent, sizeof(sent), "%s/.Sent", fx->md);
 	g = imap_folder_open(sent);
 	assert_non_null(g);
-	assert_true(imap_folder_copy(f, 0, g, &uid));
+	char *from = imap_folder_msg_path(f, 0);
+	assert_true(imap_folder_copy_file(g, from, f->v[0].flags, NULL, 0, f->v[0].date, f->v[0].size, &uid));
+	free(from);
+	assert_true(imap_folder_commit(g));
 	assert_int_equal(uid, 1);
 	assert_int_equal(g->n, 1);
 	assert_int_equal(g->v[0].flags, IMAP_FLAG_SEEN | IMAP_FLAG_DRAFT);
