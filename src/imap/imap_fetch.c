@@ -596,6 +596,68 @@ static void fetch_section(struct imap_session *s, struct imap_fetch *fx, const s
 	}
 }
 
+/* ENVELOPE, BODY or BODYSTRUCTURE (IMAP_CACHE_*) from the parsed tree. */
+static void fetch_render(struct imap_fetch *fx, unsigned which, struct evbuffer *b)
+{
+	if (which == IMAP_CACHE_ENVELOPE)
+		w_envelope(b, fx->tree.nparts ? fx->tree.parts[0].envelope : NULL);
+	else if (fx->tree.nparts)
+		w_body(b, &fx->tree, 0, which == IMAP_CACHE_BODYSTRUCTURE);
+	else
+		evbuffer_add_printf(b, "(\"text\" \"plain\" NIL NIL NIL \"7bit\" 0 0)");
+}
+
+/* The current message's file, opened when first needed. */
+static bool fetch_open(struct imap_session *s, struct imap_fetch *fx)
+{
+	long k;
+
+	if (fx->fd >= 0)
+		return true;
+	if ((k = imap_folder_find(s->sel->f, fx->msg.uid)) < 0)
+		return false;
+	fx->fd = imap_folder_open_msg(s->sel->f, (size_t)k);
+	return fx->fd >= 0;
+}
+
+/* From the folder's cache (no file read), or parsed once and cached:
+ * the three texts are made together, as a client that asks for one
+ * asks for the others too. */
+static void fetch_structure(struct imap_session *s, struct imap_fetch *fx, unsigned which, struct evbuffer *b)
+{
+	struct imap_folder *f = s->sel->f;
+	long k = imap_folder_find(f, fx->msg.uid);
+	const char *p;
+	size_t len;
+
+	if (k >= 0 && imap_cache_get(&f->v[k], which, &p, &len)) {
+		evbuffer_add(b, p, len);
+		return;
+	}
+	if (!fetch_open(s, fx)) {
+		fx->tree.nparts = 0;
+		fetch_render(fx, which, b);
+		return;
+	}
+	fetch_tree(s, fx);
+	if (k < 0) {
+		fetch_render(fx, which, b);
+		return;
+	}
+	struct evbuffer *t[3];
+	for (unsigned i = 0; i < 3; i++) {
+		t[i] = evbuffer_new();
+		fetch_render(fx, i, t[i]);
+	}
+	size_t l0 = evbuffer_get_length(t[0]), l1 = evbuffer_get_length(t[1]), l2 = evbuffer_get_length(t[2]);
+	imap_cache_set(f, (size_t)k, (const char *)evbuffer_pullup(t[0], -1), l0,
+		       (const char *)evbuffer_pullup(t[1], -1), l1, (const char *)evbuffer_pullup(t[2], -1), l2);
+	for (unsigned i = 0; i < 3; i++)
+		evbuffer_free(t[i]);
+	imap_cache_get(&f->v[k], which, &p, &len);
+	evbuffer_add(b, p, len);
+}
+
 /* Item j of the current message. */
 static void fetch_item(struct imap_session *s, struct imap_fetch *fx, const struct fitem *it)
 {
@@ -622,17 +684,12 @@ static void fetch_item(struct imap_session *s, struct imap_fetch *fx, const stru
 		break;
 	case FI_ENVELOPE:
 		evbuffer_add_printf(b, "ENVELOPE ");
-		fetch_tree(s, fx);
-		w_envelope(b, fx->tree.nparts ? fx->tree.parts[0].envelope : NULL);
+		fetch_structure(s, fx, IMAP_CACHE_ENVELOPE, b);
 		break;
 	case FI_BODYSTRUCTURE:
 	case FI_BODY:
 		evbuffer_add_printf(b, it->kind == FI_BODY ? "BODY " : "BODYSTRUCTURE ");
-		fetch_tree(s, fx);
-		if (fx->tree.nparts)
-			w_body(b, &fx->tree, 0, it->kind == FI_BODYSTRUCTURE);
-		else
-			evbuffer_add_printf(b, "(\"text\" \"plain\" NIL NIL NIL \"7bit\" 0 0)");
+		fetch_structure(s, fx, it->kind == FI_BODY ? IMAP_CACHE_BODY : IMAP_CACHE_BODYSTRUCTURE, b);
 		break;
 	case FI_SECTION:
 		fetch_section(s, fx, it, m);
@@ -650,15 +707,23 @@ static bool fetch_begin(struct imap_session *s, struct imap_fetch *fx)
 
 	if (k < 0)
 		return false;
-	fx->fd = imap_folder_open_msg(f, (size_t)k);
-	if (fx->fd < 0) {
+	/* The file only when an item needs it: sections, or a structure
+	 * the cache does not have. */
+	bool need_file = false;
+	for (size_t i = 0; i < fx->nitems; i++) {
+		enum fitem_kind kind = fx->items[i].kind;
+		if (kind == FI_SECTION && !fx->items[i].peek)
+			seen = true;
+		if (kind == FI_SECTION || ((kind == FI_ENVELOPE || kind == FI_BODY || kind == FI_BODYSTRUCTURE) &&
+					   f->v[k].cache == NULL))
+			need_file = true;
+	}
+	fx->fd = need_file ? imap_folder_open_msg(f, (size_t)k) : -1;
+	if (need_file && fx->fd < 0) {
 		/* gone from the disk meanwhile: the next sync says so */
 		s->sel->dirty = true;
 		return false;
 	}
-	for (size_t i = 0; i < fx->nitems; i++)
-		if (fx->items[i].kind == FI_SECTION && !fx->items[i].peek)
-			seen = true;
 	fx->add_flags = false;
 	fx->msg = f->v[k];
 	fx->msg.name = NULL;
@@ -687,7 +752,8 @@ static void fetch_end(struct imap_session *s, struct imap_fetch *fx)
 	if (fx->have_tree)
 		mime_tree_free(&fx->tree);
 	fx->have_tree = false;
-	close(fx->fd);
+	if (fx->fd >= 0)
+		close(fx->fd);
 	fx->fd = -1;
 }
 
@@ -735,6 +801,8 @@ static void fetch_finish(struct imap_session *s, struct imap_fetch *fx)
 	struct fetch_seen *x;
 	struct imap_job *j;
 
+	if (s->sel->f->cache_dirty)
+		imap_cache_save_later(s);
 	if (fx->nseen == 0) {
 		imap_fetch_free(s);
 		imap_ok(s, "FETCH completed");

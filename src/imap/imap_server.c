@@ -663,8 +663,11 @@ void imap_server_free(struct imap_server *is)
 	while (is->shared) {
 		struct imap_shared *sh = is->shared;
 		is->shared = sh->next;
-		if (sh->f)
+		if (sh->f) {
 			imap_folder_save(sh->f);
+			if (sh->f->cache_dirty)
+				imap_cache_save(sh->f);
+		}
 		imap_folder_free(sh->f);
 		free(sh->path);
 		free(sh);
@@ -725,6 +728,15 @@ static void imap_job_save_work(struct imap_job *j)
 {
 	if (j->f && !imap_folder_save(j->f))
 		j->err = errno;
+	if (j->f && j->f->cache_dirty && !imap_cache_save(j->f))
+		j->err = errno;
+}
+
+void imap_cache_save_later(struct imap_session *s)
+{
+	struct imap_job *j = imap_job_new(s, s->sel->path, "cache", imap_job_save_work, NULL);
+	j->s = NULL;   /* the server's: the session does not wait */
+	imap_job_submit(j);
 }
 
 /* The last user has gone: a state still to save is saved by a job (the
@@ -733,7 +745,7 @@ static void imap_shared_put(struct imap_server *is, struct imap_shared *sh)
 {
 	if (--sh->refs > 0)
 		return;
-	if (sh->f && sh->f->dirty) {
+	if (sh->f && (sh->f->dirty || sh->f->cache_dirty)) {
 		struct imap_job *j = xcalloc(1, sizeof(*j));
 		j->t = is->t;
 		j->sh = sh;

@@ -81,6 +81,9 @@ struct imap_job {
 struct imap_job *imap_job_new(struct imap_session *s, const char *path, const char *op, imap_job_fn work,
 			      imap_job_fn done);
 void imap_job_submit(struct imap_job *j);
+/* What FETCH added to the selected folder's cache goes to its file, by a
+ * job of the server's (no one waits for it). */
+void imap_cache_save_later(struct imap_session *s);
 
 /* One message as this session last told its client. */
 struct imap_view_msg {

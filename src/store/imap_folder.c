@@ -96,7 +96,8 @@ void imap_folder_unique(char *out, size_t cap, const char *host)
 static void imap_msg_free(struct imap_msg *m)
 {
 	free(m->name);
-	m->name = NULL;
+	free(m->cache);
+	m->name = m->cache = NULL;
 }
 
 void imap_folder_free(struct imap_folder *f)
@@ -363,8 +364,11 @@ static void imap_msg_stat(struct imap_folder *f, struct imap_msg *m)
 {
 	char *p = imap_folder_msg_path(f, (size_t)(m - f->v));
 	struct stat st;
-	if (stat(p, &st) == 0)
+	if (stat(p, &st) == 0) {
 		m->date = (int64_t)st.st_mtime;
+		m->fsize = (uint64_t)st.st_size;
+		m->ino = (uint64_t)st.st_ino;
+	}
 	if (m->size == 0)
 		m->size = imap_file_size(p, m->name);
 	free(p);
@@ -478,6 +482,7 @@ struct imap_folder *imap_folder_open(const char *path)
 		errno = e;
 		return NULL;
 	}
+	imap_cache_load(f);
 	return f;
 }
 

@@ -33,6 +33,7 @@
 #include <stdint.h>
 
 #define IMAP_FOLDER_STATE "tern-imap.state"
+#define IMAP_FOLDER_CACHE "tern-imap.cache"   /* imap_cache.c */
 #define IMAP_FOLDER_KW_MAX 32       /* keywords per folder (one bit each) */
 
 struct imap_msg {
@@ -44,6 +45,11 @@ struct imap_msg {
 	int64_t date;             /* internal date: the file's mtime */
 	char *name;               /* the file name in cur/ */
 	size_t base_len;          /* its unique part: name[0..base_len) */
+	uint64_t fsize, ino;      /* the file's st_size and st_ino (the cache's check) */
+	/* The cache (imap_cache.c): ENVELOPE, BODY and BODYSTRUCTURE as
+	 * FETCH writes them, one after the other; NULL when not known. */
+	char *cache;
+	uint32_t cache_len[3];
 	bool mark;                /* private: seen by the scan */
 };
 
@@ -56,10 +62,11 @@ struct imap_folder {
 	char *kw[IMAP_FOLDER_KW_MAX];
 	size_t nkw;
 	bool dirty;               /* state to save */
+	bool cache_dirty;         /* the cache file is behind */
 };
 
-/* Open (creating new/ cur/ tmp/ when missing) and scan.  NULL with errno
- * on failure. */
+/* Open (creating new/ cur/ tmp/ when missing), scan, and take what the
+ * cache file knows.  NULL with errno on failure. */
 struct imap_folder *imap_folder_open(const char *path);
 void imap_folder_free(struct imap_folder *f);
 /* Reconcile with the directory; *changed when messages came or went or
@@ -99,6 +106,22 @@ bool imap_folder_copy_file(struct imap_folder *dst, const char *from, unsigned f
 bool imap_folder_commit(struct imap_folder *f);
 /* A unique name for a new file ("SECONDS.M<usec>P<pid>Q<n>.HOST"). */
 void imap_folder_unique(char *out, size_t cap, const char *host);
+
+/* ---- the FETCH cache (imap_cache.c) ---- */
+
+enum { IMAP_CACHE_ENVELOPE, IMAP_CACHE_BODY, IMAP_CACHE_BODYSTRUCTURE };
+/* Message i's three texts (as FETCH writes them); marks the file behind. */
+void imap_cache_set(struct imap_folder *f, size_t i, const char *env, size_t elen, const char *body, size_t blen,
+		    const char *bs, size_t slen);
+/* One of them (IMAP_CACHE_*), or false when the message has none. */
+bool imap_cache_get(const struct imap_msg *m, unsigned which, const char **p, size_t *len);
+/* Take the cache file's entries for the messages whose file (size,
+ * inode, mtime) is the one they were made from; a bad file is ignored.
+ * Returns the number taken. */
+size_t imap_cache_load(struct imap_folder *f);
+/* Write the cache file (tmp, rename; no fsync: it is only a cache). */
+bool imap_cache_save(struct imap_folder *f);
+uint64_t imap_cache_hash(const void *p, size_t len);
 
 /* The flags of a Maildir info part (after ":2,"), and back. */
 unsigned imap_folder_flags_of(const char *name);

@@ -252,12 +252,67 @@ static void test_folders(void **state)
 	assert_null(imap_store_delivery_dir(fx->md, "a//b"));
 }
 
+/* The FETCH cache: written, taken back for the same files only, a bad
+ * file ignored. */
+static void test_cache(void **state)
+{
+	struct fixture *fx = *state;
+	struct imap_folder *f;
+	const char *p;
+	size_t len;
+	char path[256];
+
+	assert_true(imap_store_setup(fx->md));
+	put(fx->md, "new", "100.M1P1.h", "Subject: a\n\nx\n");
+	put(fx->md, "new", "101.M2P1.h", "Subject: b\n\ny\n");
+	f = imap_folder_open(fx->md);
+	assert_non_null(f);
+	assert_int_equal(f->n, 2);
+	assert_false(imap_cache_get(&f->v[0], IMAP_CACHE_ENVELOPE, &p, &len));
+	imap_cache_set(f, 0, "ENV0", 4, "B0", 2, "BS0", 3);
+	imap_cache_set(f, 1, "ENV1", 4, "", 0, "BS1", 3);
+	assert_true(f->cache_dirty);
+	assert_true(imap_cache_save(f));
+	assert_false(f->cache_dirty);
+	imap_folder_free(f);
+
+	f = imap_folder_open(fx->md);
+	assert_non_null(f);
+	assert_true(imap_cache_get(&f->v[0], IMAP_CACHE_BODYSTRUCTURE, &p, &len));
+	assert_int_equal(len, 3);
+	assert_memory_equal(p, "BS0", 3);
+	assert_true(imap_cache_get(&f->v[1], IMAP_CACHE_BODY, &p, &len));
+	assert_int_equal(len, 0);
+	assert_false(f->cache_dirty);
+	/* another file under the same name (other size): not taken */
+	snprintf(path, sizeof(path), "%s/cur/%s", fx->md, f->v[1].name);
+	imap_folder_free(f);
+	put(fx->md, "cur", strrchr(path, '/') + 1, "Subject: changed\n\nlonger body\n");
+	f = imap_folder_open(fx->md);
+	assert_true(imap_cache_get(&f->v[0], IMAP_CACHE_ENVELOPE, &p, &len));
+	assert_false(imap_cache_get(&f->v[1], IMAP_CACHE_ENVELOPE, &p, &len));
+	imap_folder_free(f);
+
+	/* one octet changed: the checksum refuses the whole file */
+	snprintf(path, sizeof(path), "%s/%s", fx->md, IMAP_FOLDER_CACHE);
+	FILE *fp = fopen(path, "r+");
+	assert_non_null(fp);
+	fseek(fp, 40, SEEK_SET);
+	fputc('#', fp);
+	fclose(fp);
+	f = imap_folder_open(fx->md);
+	assert_false(imap_cache_get(&f->v[0], IMAP_CACHE_ENVELOPE, &p, &len));
+	assert_true(f->cache_dirty);
+	imap_folder_free(f);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_uids_and_flags, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_add_and_copy, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_folders, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_cache, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
