@@ -87,6 +87,13 @@ void imap_cmd_enable(struct imap_session *s, const struct imap_arg *a, bool uid)
 		} else if ((strcasecmp(a->s, "UTF8=ACCEPT") == 0) && !s->utf8) {
 			s->utf8 = true;   /* the parser takes UTF-8 from the next command */
 			evbuffer_add_printf(b, " UTF8=ACCEPT");
+		} else if (strcasecmp(a->s, "CONDSTORE") == 0 && !s->condstore) {
+			s->condstore = true;
+			evbuffer_add_printf(b, " CONDSTORE");
+		} else if (strcasecmp(a->s, "QRESYNC") == 0 && !s->qresync) {
+			/* RFC 7162 3.2.3: QRESYNC implies CONDSTORE */
+			s->qresync = s->condstore = true;
+			evbuffer_add_printf(b, " QRESYNC");
 		}
 	}
 	evbuffer_add_printf(imap_out(s), "* ENABLED");

@@ -49,19 +49,61 @@ static char *imap_existing_dir(struct imap_session *s, const char *name)
 	return dir;
 }
 
+/* SELECT's parameters (RFC 7162 3.1.8, 3.2.5). */
+struct imap_select_job {
+	bool readonly;
+	bool qresync;             /* QRESYNC (uidvalidity modseq [known-uids]) */
+	uint32_t uidvalidity;
+	uint64_t modseq;
+	struct imap_seqset known; /* r copied out of the parser's arena */
+	bool have_known;
+};
+
+static void imap_select_job_free(struct imap_select_job *x)
+{
+	free(x->known.r);
+	free(x);
+}
+
+/* QRESYNC's resynchronisation: what went, then what changed, since the
+ * client's modseq - only under the UIDVALIDITY it knew. */
+static void imap_select_qresync(struct imap_session *s, const struct imap_select_job *x)
+{
+	struct imap_folder *f = s->sel->f;
+	uint32_t star = f->uidnext ? f->uidnext - 1 : 0;
+
+	if (x->uidvalidity != f->uidvalidity)
+		return;
+	imap_vanished_earlier(s, f, x->modseq, x->have_known ? &x->known : NULL);
+	for (size_t i = 0; i < s->nview; i++) {
+		long k = imap_view_index(s, i);
+		if (k < 0 || f->v[k].modseq <= x->modseq)
+			continue;
+		if (x->have_known && !imap_seqset_contains(&x->known, f->v[k].uid, star))
+			continue;
+		evbuffer_add_printf(imap_out(s), "* %zu FETCH (UID %" PRIu32 " FLAGS ", i + 1, f->v[k].uid);
+		imap_write_msg_flags(s, imap_out(s), f->v[k].flags, f->v[k].kw);
+		evbuffer_add_printf(imap_out(s), " MODSEQ (%" PRIu64 "))\r\n", f->v[k].modseq);
+	}
+}
+
 /* SELECT's answer, once the job has opened and scanned the folder. */
 static void imap_select_done(struct imap_job *j)
 {
 	struct imap_session *s = j->s;
-	bool readonly = j->arg != NULL;
+	struct imap_select_job *x = j->arg;
+	bool readonly = x->readonly;
 	struct imap_folder *f;
 	size_t unseen = 0;
 
-	if (j->gone)
+	if (j->gone) {
+		imap_select_job_free(x);
 		return;
+	}
 	if (j->f == NULL) {
 		imap_log_error(s, "select", j->err);
 		imap_no(s, "[UNAVAILABLE] Cannot open the mailbox");
+		imap_select_job_free(x);
 		return;
 	}
 	imap_select_attach(s, j, readonly);
@@ -84,23 +126,84 @@ static void imap_select_done(struct imap_job *j)
 	imap_untagged(s, "OK [UIDVALIDITY %" PRIu32 "] UIDs valid", f->uidvalidity);
 	imap_untagged(s, "OK [UIDNEXT %" PRIu32 "] Predicted next UID", f->uidnext);
 	imap_untagged(s, "OK [HIGHESTMODSEQ %" PRIu64 "] Highest", f->modseq);
+	if (x->qresync)
+		imap_select_qresync(s, x);
 	imap_set_state(s, IMAP_S_SELECTED);
 	imap_ok(s, "[%s] %s completed", readonly ? "READ-ONLY" : "READ-WRITE", readonly ? "EXAMINE" : "SELECT");
+	imap_select_job_free(x);
+}
+
+/* "(CONDSTORE)" or "(QRESYNC (uidvalidity modseq [known-uids [(seqs uids)]]))";
+ * false: BAD sent. */
+static bool imap_select_params(struct imap_session *s, const struct imap_arg *p, struct imap_select_job *x)
+{
+	if (p == NULL)
+		return true;
+	if (p->type != IMAP_ARG_LIST || p->next) {
+		imap_bad(s, "Syntax: SELECT mailbox [(parameters)]");
+		return false;
+	}
+	for (const struct imap_arg *e = p->child; e; e = e->next) {
+		if (imap_arg_is_atom(e, "CONDSTORE")) {
+			s->condstore = true;   /* RFC 7162 3.1.8 enables it */
+			continue;
+		}
+		if (!imap_arg_is_atom(e, "QRESYNC") || e->next == NULL || e->next->type != IMAP_ARG_LIST) {
+			imap_bad(s, "Unknown SELECT parameter");
+			return false;
+		}
+		e = e->next;
+		if (!s->qresync) {
+			imap_bad(s, "QRESYNC not enabled");   /* RFC 7162 3.2.5 */
+			return false;
+		}
+		const struct imap_arg *v = e->child, *m = v ? v->next : NULL, *k = m ? m->next : NULL;
+		uint64_t uv, ms;
+		struct imap_seqset set;
+		if (v == NULL || m == NULL || v->type != IMAP_ARG_ATOM || m->type != IMAP_ARG_ATOM ||
+		    !parse_u64(v->s, v->len, 1, UINT32_MAX, &uv) || !parse_u64(m->s, m->len, 1, INT64_MAX, &ms) ||
+		    (k && (k->type != IMAP_ARG_ATOM ||
+			   imap_seqset_parse(k->s, k->len, &s->parser.arena, &set) != IMAP_SEQ_OK || set.searchres))) {
+			imap_bad(s, "Syntax: QRESYNC (uidvalidity modseq [known-uids])");
+			return false;
+		}
+		x->qresync = true;
+		x->uidvalidity = (uint32_t)uv;
+		x->modseq = ms;
+		if (k) {
+			/* the optional (seqs uids) pairs after them only help a
+			 * server that has no expunge log: ignored */
+			x->have_known = true;
+			x->known.n = set.n;
+			x->known.r = xcalloc(set.n + 1, sizeof(*set.r));
+			memcpy(x->known.r, set.r, set.n * sizeof(*set.r));
+		}
+	}
+	return true;
 }
 
 static void imap_select(struct imap_session *s, const struct imap_arg *a, bool readonly)
 {
 	char *name = imap_mailbox_arg(s, a), *dir;
+	struct imap_select_job *x;
 	struct imap_job *j;
 
 	if (name == NULL)
 		return;
+	x = xcalloc(1, sizeof(*x));
+	x->readonly = readonly;
+	if (!imap_select_params(s, a->next, x)) {
+		imap_select_job_free(x);
+		free(name);
+		return;
+	}
 	if (s->sel)   /* RFC 9051 7.1: the old mailbox is closed first */
 		imap_untagged(s, "OK [CLOSED] Previous mailbox closed");
 	imap_select_close(s);
 	imap_set_state(s, IMAP_S_AUTH);
 	if ((dir = imap_existing_dir(s, name)) == NULL) {
 		free(name);
+		imap_select_job_free(x);
 		imap_no(s, "[NONEXISTENT] No such mailbox");
 		return;
 	}
@@ -108,7 +211,7 @@ static void imap_select(struct imap_session *s, const struct imap_arg *a, bool r
 	/* A fresh look at the directory for every SELECT, on a worker. */
 	j = imap_job_new(s, dir, readonly ? "examine" : "select", NULL, imap_select_done);
 	j->scan = true;
-	j->arg = readonly ? (void *)1 : NULL;
+	j->arg = x;
 	free(dir);
 	imap_job_submit(j);
 }
@@ -416,6 +519,8 @@ void imap_cmd_status(struct imap_session *s, const struct imap_arg *a, bool uid)
 		free(name);
 		return;
 	}
+	if (items & IMAP_ST_HIGHESTMODSEQ)
+		s->condstore = true;   /* RFC 7162 3.1: a CONDSTORE-enabling command */
 	r = xcalloc(1, sizeof(*r));
 	r->names = xcalloc(1, sizeof(*r->names));
 	r->names[0] = name;

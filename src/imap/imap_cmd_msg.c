@@ -175,7 +175,11 @@ struct imap_store_job {
 	unsigned *flags;
 	uint32_t *kw;
 	bool *done;               /* the message was there */
+	bool *modified;           /* failed UNCHANGEDSINCE (RFC 7162 3.1.3) */
+	uint64_t *modseq;
 	size_t n;
+	uint64_t unchangedsince;
+	bool unchangedsince_set;
 	int mode;                 /* 0 replace, 1 add, -1 remove */
 	unsigned set_flags;
 	uint32_t set_kw;
@@ -190,6 +194,8 @@ static void imap_store_job_free(struct imap_store_job *x)
 	free(x->flags);
 	free(x->kw);
 	free(x->done);
+	free(x->modified);
+	free(x->modseq);
 	free(x);
 }
 
@@ -208,6 +214,10 @@ static void imap_store_work(struct imap_job *j)
 		uint32_t nk;
 		if (k < 0)
 			continue;
+		if (x->unchangedsince_set && f->v[k].modseq > x->unchangedsince) {
+			x->modified[i] = true;   /* changed since the client looked */
+			continue;
+		}
 		nf = x->mode == 0 ? x->set_flags : x->mode > 0 ? f->v[k].flags | x->set_flags :
 			f->v[k].flags & ~x->set_flags;
 		nk = x->mode == 0 ? x->set_kw : x->mode > 0 ? f->v[k].kw | x->set_kw : f->v[k].kw & ~x->set_kw;
@@ -222,6 +232,7 @@ static void imap_store_work(struct imap_job *j)
 		x->done[i] = true;
 		x->flags[i] = f->v[k].flags;
 		x->kw[i] = f->v[k].kw;
+		x->modseq[i] = f->v[k].modseq;
 	}
 	if (x->changed && !imap_folder_save(f))
 		j->err = errno;
@@ -235,22 +246,46 @@ static void imap_store_done(struct imap_job *j)
 	if (!j->gone && s->sel == j->sh) {
 		if (j->err)
 			imap_log_error(s, "store", j->err);
+		uint32_t *mod = xcalloc(x->n + 1, sizeof(*mod));
+		size_t nmod = 0;
 		s->nstore += (unsigned)x->stored;
 		for (size_t i = 0; i < x->n; i++) {
 			struct imap_view_msg *v = &s->view[x->idx[i]];
+			if (x->modified[i])
+				mod[nmod++] = x->uid_cmd ? x->uid[i] : (uint32_t)(x->idx[i] + 1);
 			if (!x->done[i] || x->idx[i] >= s->nview || v->uid != x->uid[i])
 				continue;
 			v->flags = x->flags[i];
 			v->kw = x->kw[i];
-			if (x->silent)
+			/* RFC 7162 3.1.3: with CONDSTORE even .SILENT tells the
+			 * new MODSEQ */
+			if (x->silent && !s->condstore)
 				continue;
-			evbuffer_add_printf(imap_out(s), "* %zu FETCH (FLAGS ", x->idx[i] + 1);
-			imap_write_msg_flags(s, imap_out(s), v->flags, v->kw);
-			if (x->uid_cmd)
-				evbuffer_add_printf(imap_out(s), " UID %" PRIu32, v->uid);
+			const char *sep = "";
+			evbuffer_add_printf(imap_out(s), "* %zu FETCH (", x->idx[i] + 1);
+			if (!x->silent) {
+				evbuffer_add_printf(imap_out(s), "FLAGS ");
+				imap_write_msg_flags(s, imap_out(s), v->flags, v->kw);
+				sep = " ";
+			}
+			if (x->uid_cmd) {
+				evbuffer_add_printf(imap_out(s), "%sUID %" PRIu32, sep, v->uid);
+				sep = " ";
+			}
+			if (s->condstore)
+				evbuffer_add_printf(imap_out(s), "%sMODSEQ (%" PRIu64 ")", sep, x->modseq[i]);
 			evbuffer_add(imap_out(s), ")\r\n", 3);
 		}
-		imap_ok(s, "STORE completed");
+		if (nmod) {
+			struct evbuffer *b = evbuffer_new();
+			imap_write_seqset(b, mod, nmod);
+			evbuffer_add(b, "", 1);
+			imap_ok(s, "[MODIFIED %s] Conditional STORE failed", (const char *)evbuffer_pullup(b, -1));
+			evbuffer_free(b);
+		} else {
+			imap_ok(s, "STORE completed");
+		}
+		free(mod);
 	}
 	imap_store_job_free(x);
 }
@@ -270,8 +305,21 @@ void imap_cmd_store(struct imap_session *s, const struct imap_arg *a, bool uid)
 	if (!imap_seq_resolve(s, a, uid, &idx, &n))
 		return;
 	item = a->next;
-	if (item && item->type == IMAP_ARG_LIST)   /* (UNCHANGEDSINCE n): not kept */
+	uint64_t unchangedsince = 0;
+	bool unchangedsince_set = false;
+	if (item && item->type == IMAP_ARG_LIST) {
+		/* RFC 7162 3.1.3: (UNCHANGEDSINCE modseq) */
+		const struct imap_arg *m = item->child;
+		if (!imap_arg_is_atom(m, "UNCHANGEDSINCE") || m->next == NULL || m->next->type != IMAP_ARG_ATOM ||
+		    !parse_u64(m->next->s, m->next->len, 0, INT64_MAX, &unchangedsince) || m->next->next) {
+			free(idx);
+			imap_bad(s, "Syntax: STORE set (UNCHANGEDSINCE modseq) item flags");
+			return;
+		}
+		unchangedsince_set = true;
+		s->condstore = true;   /* a CONDSTORE-enabling command */
 		item = item->next;
+	}
 	if (item == NULL || item->type != IMAP_ARG_ATOM || item->next == NULL) {
 		free(idx);
 		imap_bad(s, "Syntax: STORE set [+|-]FLAGS[.SILENT] (flags)");
@@ -319,6 +367,10 @@ void imap_cmd_store(struct imap_session *s, const struct imap_arg *a, bool uid)
 	x->flags = xcalloc(n + 1, sizeof(*x->flags));
 	x->kw = xcalloc(n + 1, sizeof(*x->kw));
 	x->done = xcalloc(n + 1, sizeof(*x->done));
+	x->modified = xcalloc(n + 1, sizeof(*x->modified));
+	x->modseq = xcalloc(n + 1, sizeof(*x->modseq));
+	x->unchangedsince = unchangedsince;
+	x->unchangedsince_set = unchangedsince_set;
 	for (size_t i = 0; i < n; i++) {
 		if (s->view[idx[i]].gone)
 			continue;
@@ -755,6 +807,16 @@ static bool imap_eval(struct imap_smsg *x, const struct imap_search_node *n)
 	}
 }
 
+/* Does the program use MODSEQ (RFC 7162 3.1.5: the answer then says the
+ * highest MODSEQ of the hits)? */
+static bool imap_search_has_modseq(const struct imap_search_node *n)
+{
+	for (; n; n = n->next)
+		if (n->key == IMAP_SK_MODSEQ || imap_search_has_modseq(n->child))
+			return true;
+	return false;
+}
+
 void imap_cmd_search(struct imap_session *s, const struct imap_arg *a, bool uid)
 {
 	struct imap_search_node *prog;
@@ -793,6 +855,10 @@ void imap_cmd_search(struct imap_session *s, const struct imap_arg *a, bool uid)
 		imap_bad(s, "%s", imap_search_strerror(e));
 		return;
 	}
+	bool modseq = imap_search_has_modseq(prog);
+	uint64_t top = 0;
+	if (modseq)
+		s->condstore = true;   /* a CONDSTORE-enabling command */
 	hits = xcalloc(s->nview + 1, sizeof(*hits));
 	for (size_t i = 0; i < s->nview; i++) {
 		long k = imap_view_index(s, i);
@@ -800,14 +866,19 @@ void imap_cmd_search(struct imap_session *s, const struct imap_arg *a, bool uid)
 		if (k < 0)
 			continue;
 		x.m = &f->v[k];
-		if (imap_eval(&x, prog))
+		if (imap_eval(&x, prog)) {
 			hits[nh++] = uid ? s->view[i].uid : (uint32_t)(i + 1);
+			if (f->v[k].modseq > top)
+				top = f->v[k].modseq;
+		}
 		free(x.hdr);
 	}
 	if (!esearch) {
 		evbuffer_add_printf(imap_out(s), "* SEARCH");
 		for (size_t i = 0; i < nh; i++)
 			evbuffer_add_printf(imap_out(s), " %" PRIu32, hits[i]);
+		if (modseq && nh)
+			evbuffer_add_printf(imap_out(s), " (MODSEQ %" PRIu64 ")", top);
 		evbuffer_add(imap_out(s), "\r\n", 2);
 	} else {
 		evbuffer_add_printf(imap_out(s), "* ESEARCH (TAG \"%s\")%s", s->tag, uid ? " UID" : "");
@@ -821,6 +892,8 @@ void imap_cmd_search(struct imap_session *s, const struct imap_arg *a, bool uid)
 		}
 		if (ret & 8)
 			evbuffer_add_printf(imap_out(s), " COUNT %zu", nh);
+		if (modseq && nh)   /* RFC 7162 3.1.5 with RFC 4731 */
+			evbuffer_add_printf(imap_out(s), " MODSEQ %" PRIu64, top);
 		evbuffer_add(imap_out(s), "\r\n", 2);
 	}
 	free(hits);

@@ -63,6 +63,8 @@ struct imap_fetch {
 	bool have_tree;
 	uint32_t *seen;           /* UIDs to get \Seen before the OK */
 	size_t nseen;
+	uint64_t changedsince;    /* CHANGEDSINCE: only messages above it */
+	bool changedsince_set;
 	/* a literal being streamed */
 	bool streaming;
 	uint64_t spos, send, sskip, sleft;
@@ -705,7 +707,7 @@ static bool fetch_begin(struct imap_session *s, struct imap_fetch *fx)
 	bool seen = false;
 	long k = imap_view_index(s, v);
 
-	if (k < 0)
+	if (k < 0 || (fx->changedsince_set && f->v[k].modseq <= fx->changedsince))
 		return false;
 	/* The file only when an item needs it: sections, or a structure
 	 * the cache does not have. */
@@ -862,6 +864,41 @@ bool imap_fetch_continue(struct imap_session *s)
 	return true;
 }
 
+/* RFC 7162 3.1.4.1 and 3.2.6: "(CHANGEDSINCE modseq [VANISHED])" after
+ * the items.  VANISHED (UID FETCH, QRESYNC enabled) answers at once with
+ * the UIDs of the set that went after modseq.  False: BAD sent. */
+static bool fetch_modifiers(struct imap_session *s, struct imap_fetch *fx, const struct imap_arg *set,
+			    const struct imap_arg *m)
+{
+	bool vanished = false;
+
+	for (const struct imap_arg *e = m->child; e; e = e->next) {
+		if (imap_arg_is_atom(e, "CHANGEDSINCE") && e->next && e->next->type == IMAP_ARG_ATOM &&
+		    parse_u64(e->next->s, e->next->len, 0, INT64_MAX, &fx->changedsince)) {
+			fx->changedsince_set = true;
+			e = e->next;
+		} else if (imap_arg_is_atom(e, "VANISHED")) {
+			vanished = true;
+		} else {
+			imap_fetch_free(s);
+			imap_bad(s, "Invalid FETCH modifier");
+			return false;
+		}
+	}
+	if (vanished && (!fx->uid || !s->qresync || !fx->changedsince_set)) {
+		imap_fetch_free(s);
+		imap_bad(s, "VANISHED needs UID FETCH, CHANGEDSINCE and QRESYNC enabled");
+		return false;
+	}
+	s->condstore = true;   /* CHANGEDSINCE enables CONDSTORE */
+	if (vanished) {
+		struct imap_seqset uids;
+		if (imap_seqset_parse(set->s, set->len, &s->parser.arena, &uids) == IMAP_SEQ_OK && !uids.searchres)
+			imap_vanished_earlier(s, s->sel->f, fx->changedsince, &uids);
+	}
+	return true;
+}
+
 void imap_cmd_fetch(struct imap_session *s, const struct imap_arg *a, bool uid)
 {
 	struct imap_fetch *fx;
@@ -885,6 +922,15 @@ void imap_cmd_fetch(struct imap_session *s, const struct imap_arg *a, bool uid)
 		imap_bad(s, "Invalid FETCH items");
 		return;
 	}
+	if (a->next && a->next->next && !fetch_modifiers(s, fx, a, a->next->next))
+		return;
+	bool has_modseq = false;
+	for (size_t i = 0; i < fx->nitems; i++)
+		has_modseq |= fx->items[i].kind == FI_MODSEQ;
+	if (has_modseq)
+		s->condstore = true;   /* RFC 7162 3.1: FETCH MODSEQ enables CONDSTORE */
+	else if (fx->changedsince_set)
+		fetch_add(fx, "MODSEQ");   /* 3.1.4.1: CHANGEDSINCE implies MODSEQ */
 	for (size_t i = 0; i < fx->nitems; i++) {
 		if (fx->items[i].kind == FI_UID && has_uid) {
 			/* the one added above: drop the client's duplicate */

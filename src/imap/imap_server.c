@@ -122,6 +122,12 @@ static void log_imap_inotify_error(int err)
 
 /* ---- replies ----------------------------------------------------------- */
 
+static int imap_u32_cmp(const void *a, const void *b)
+{
+	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+	return x < y ? -1 : x > y;
+}
+
 struct evbuffer *imap_out(struct imap_session *s)
 {
 	return conn_out(&s->conn);
@@ -201,6 +207,7 @@ void imap_capability_list(struct imap_session *s, struct evbuffer *b)
 	evbuffer_add_printf(b, "IMAP4rev1 IMAP4rev2 LITERAL+ SASL-IR ID ENABLE IDLE NAMESPACE UNSELECT UIDPLUS"
 			    " MOVE CHILDREN SPECIAL-USE LIST-STATUS APPENDLIMIT=%" PRIu64,
 			    s->t->cfg->max_message_size);
+	evbuffer_add_printf(b, " CONDSTORE QRESYNC");   /* RFC 7162 */
 	if (s->state == IMAP_S_NOT_AUTH) {
 		if (s->t->tls && !s->conn.tls)
 			evbuffer_add_printf(b, " STARTTLS");
@@ -1038,12 +1045,15 @@ void imap_write_msg_flags(struct imap_session *s, struct evbuffer *b, unsigned f
 	imap_write_flags(b, flags, kws, n);
 }
 
-/* RFC 9051 7.4.1 and 5.5: what changed since the client last heard. */
+/* RFC 9051 7.4.1 and 5.5: what changed since the client last heard.
+ * With CONDSTORE the FETCHes carry MODSEQ (RFC 7162 3.1.2), with QRESYNC
+ * the expunged are told as VANISHED UIDs instead of EXPUNGE (3.2.10). */
 void imap_sync(struct imap_session *s, bool expunge)
 {
 	struct imap_folder *f;
 	size_t o = 0, n0;
-	uint32_t last;
+	uint32_t last, *gone = NULL;
+	size_t ngone = 0;
 
 	if (s->sel == NULL || s->sel->busy)
 		return;   /* a job has the folder: the next sync tells */
@@ -1054,7 +1064,13 @@ void imap_sync(struct imap_session *s, bool expunge)
 		if (k < 0) {
 			v->gone = true;
 			if (expunge) {
-				imap_untagged(s, "%zu EXPUNGE", o + 1);
+				if (!s->qresync) {
+					imap_untagged(s, "%zu EXPUNGE", o + 1);
+				} else {
+					if (gone == NULL)
+						gone = xcalloc(s->nview, sizeof(*gone));
+					gone[ngone++] = v->uid;
+				}
 				continue;
 			}
 		} else if (f->v[k].flags != v->flags || f->v[k].kw != v->kw) {
@@ -1062,11 +1078,19 @@ void imap_sync(struct imap_session *s, bool expunge)
 			v->kw = f->v[k].kw;
 			evbuffer_add_printf(imap_out(s), "* %zu FETCH (UID %" PRIu32 " FLAGS ", o + 1, v->uid);
 			imap_write_msg_flags(s, imap_out(s), v->flags, v->kw);
+			if (s->condstore)
+				evbuffer_add_printf(imap_out(s), " MODSEQ (%" PRIu64 ")", f->v[k].modseq);
 			evbuffer_add(imap_out(s), ")\r\n", 3);
 		}
 		s->view[o++] = *v;
 	}
 	s->nview = o;
+	if (ngone) {
+		evbuffer_add_printf(imap_out(s), "* VANISHED ");
+		imap_write_seqset(imap_out(s), gone, ngone);
+		evbuffer_add(imap_out(s), "\r\n", 2);
+	}
+	free(gone);
 	n0 = s->nview;
 	last = 0;
 	for (size_t i = s->nview; i > 0; i--)
@@ -1085,6 +1109,37 @@ void imap_sync(struct imap_session *s, bool expunge)
 	}
 	if (s->nview != n0)
 		imap_untagged(s, "%zu EXISTS", s->nview);
+}
+
+/* RFC 7162 3.2.5.1, 3.2.6: "* VANISHED (EARLIER) uids" for the UIDs that
+ * went after modseq and are in set (NULL: any). */
+void imap_vanished_earlier(struct imap_session *s, const struct imap_folder *f, uint64_t modseq,
+			   const struct imap_seqset *set)
+{
+	uint32_t *v = NULL, star = f->uidnext ? f->uidnext - 1 : 0;
+	size_t n = 0, cap = 0;
+
+	for (size_t i = 0; i < f->nvan; i++) {
+		const struct imap_vanished *r = &f->van[i];
+		if (r->modseq <= modseq)
+			continue;
+		for (uint64_t u = r->lo; u <= r->hi; u++) {
+			if (set && !imap_seqset_contains(set, (uint32_t)u, star))
+				continue;
+			if (n == cap) {
+				cap = cap ? 2 * cap : 64;
+				v = xrealloc(v, cap * sizeof(*v));
+			}
+			v[n++] = (uint32_t)u;
+		}
+	}
+	if (n) {
+		qsort(v, n, sizeof(*v), imap_u32_cmp);
+		evbuffer_add_printf(imap_out(s), "* VANISHED (EARLIER) ");
+		imap_write_seqset(imap_out(s), v, n);
+		evbuffer_add(imap_out(s), "\r\n", 2);
+	}
+	free(v);
 }
 
 bool imap_seq_resolve(struct imap_session *s, const struct imap_arg *a, bool uid, size_t **idx, size_t *n)

@@ -130,7 +130,7 @@ struct imap_session {
 	char *maildir;
 	uint64_t login_id;
 	bool sasl_pending;
-	bool utf8, rev2, condstore;
+	bool utf8, rev2, condstore, qresync;   /* ENABLEd (RFC 5161, 7162) */
 
 	struct imap_shared *sel;
 	bool readonly;
@@ -177,6 +177,10 @@ void imap_select_close(struct imap_session *s);
 struct imap_folder *imap_folder(struct imap_session *s);
 /* Tell this session's client what changed (EXPUNGE only when expunge). */
 void imap_sync(struct imap_session *s, bool expunge);
+/* RFC 7162: "* VANISHED (EARLIER)" for the UIDs of set (NULL: all)
+ * expunged after modseq. */
+void imap_vanished_earlier(struct imap_session *s, const struct imap_folder *f, uint64_t modseq,
+			   const struct imap_seqset *set);
 /* Sequence set (or UIDs) to view indexes, ascending; false: BAD sent. */
 bool imap_seq_resolve(struct imap_session *s, const struct imap_arg *a, bool uid, size_t **idx, size_t *n);
 /* The folder index of view entry i, or -1 when gone. */

@@ -8,6 +8,7 @@
  *   modseq 97
  *   keyword $Forwarded            (one line per keyword, in bit order)
  *   m UID MODSEQ KWBITS SIZE BASE
+ *   x LO HI MODSEQ                (UIDs expunged, in the order they went)
  *   end
  */
 #include "store/imap_folder.h"
@@ -109,6 +110,7 @@ void imap_folder_free(struct imap_folder *f)
 	for (size_t i = 0; i < f->nkw; i++)
 		free(f->kw[i]);
 	free(f->v);
+	free(f->van);
 	free(f->path);
 	free(f);
 }
@@ -129,7 +131,31 @@ static void imap_folder_reset(struct imap_folder *f)
 		imap_msg_free(&f->v[i]);
 	for (size_t i = 0; i < f->nkw; i++)
 		free(f->kw[i]);
-	f->n = f->nkw = 0;
+	f->n = f->nkw = f->nvan = 0;
+}
+
+static void imap_van_push(struct imap_folder *f, uint32_t lo, uint32_t hi, uint64_t modseq)
+{
+	if (f->nvan == f->capvan) {
+		f->capvan = f->capvan ? 2 * f->capvan : 16;
+		f->van = xrealloc(f->van, f->capvan * sizeof(*f->van));
+	}
+	f->van[f->nvan++] = (struct imap_vanished){ lo, hi, modseq };
+}
+
+/* uid goes at modseq; live_below is the largest UID still there that is
+ * smaller than uid (0: none).  It joins the last range when no message
+ * alive lies between them, so a folder emptied in one go is one line. */
+static void imap_vanish(struct imap_folder *f, uint32_t uid, uint32_t live_below, uint64_t modseq)
+{
+	struct imap_vanished *last = f->nvan ? &f->van[f->nvan - 1] : NULL;
+
+	if (last && last->hi < uid && live_below < last->hi) {
+		last->hi = uid;
+		last->modseq = modseq;
+		return;
+	}
+	imap_van_push(f, uid, uid, modseq);
 }
 
 /* Read the state file; false (and f empty) when it is missing or not whole. */
@@ -175,6 +201,8 @@ static bool imap_folder_load(struct imap_folder *f)
 			m->base_len = strlen(m->name);
 			m->date = -1;
 			last = m->uid;
+		} else if (sscanf(line, "x %llu %llu %llu", &a, &b, &c) == 3 && a > 0 && a <= b && b < UINT32_MAX) {
+			imap_van_push(f, (uint32_t)a, (uint32_t)b, c);
 		} else if (strcmp(line, "end") == 0) {
 			end = true;
 			break;
@@ -219,6 +247,8 @@ bool imap_folder_save(struct imap_folder *f)
 		fprintf(fp, "m %" PRIu32 " %" PRIu64 " %" PRIu32 " %" PRIu64 " %.*s\n", m->uid, m->modseq, m->kw,
 			m->size, (int)m->base_len, m->name);
 	}
+	for (size_t i = 0; i < f->nvan; i++)
+		fprintf(fp, "x %" PRIu32 " %" PRIu32 " %" PRIu64 "\n", f->van[i].lo, f->van[i].hi, f->van[i].modseq);
 	fputs("end\n", fp);
 	/* Data before the name: a crash after the rename must find the whole
 	 * file (the "end" line tells a torn one), and the directory sync
@@ -433,6 +463,8 @@ bool imap_folder_scan(struct imap_folder *f, bool *changed)
 	/* Gone files drop out; UIDs stay ascending. */
 	for (size_t i = 0; i < f->n; i++) {
 		if (!f->v[i].mark) {
+			/* removed by another program: an expunge like ours */
+			imap_vanish(f, f->v[i].uid, o ? f->v[o - 1].uid : 0, ++f->modseq);
 			imap_msg_free(&f->v[i]);
 			*changed = true;
 			f->dirty = true;
@@ -583,10 +615,10 @@ bool imap_folder_expunge(struct imap_folder *f, size_t i)
 	free(p);
 	if (r != 0 && errno != ENOENT)
 		return false;
+	imap_vanish(f, f->v[i].uid, i ? f->v[i - 1].uid : 0, ++f->modseq);
 	imap_msg_free(&f->v[i]);
 	memmove(&f->v[i], &f->v[i + 1], (f->n - i - 1) * sizeof(f->v[0]));
 	f->n--;
-	f->modseq++;
 	f->dirty = true;
 	return true;
 }

@@ -6,7 +6,9 @@
  *
  * The state file (FOLDER/tern-imap.state) maps each UID to the unique
  * part of a file name (before ":2,"), with its modseq, keywords and CRLF
- * size; it is written whole and atomically (tmp, fsync, rename, directory
+ * size, and keeps the expunged UIDs with the modseq they went at (RFC
+ * 7162 CONDSTORE/QRESYNC: MODSEQ per message, HIGHESTMODSEQ, VANISHED);
+ * it is written whole and atomically (tmp, fsync, rename, directory
  * fsync) so a crash leaves the old or the new one.  When it is missing or
  * unreadable it is rebuilt from the Maildir with a new UIDVALIDITY (RFC
  * 9051 2.3.1.1: UIDs may only be reused under a new UIDVALIDITY).
@@ -53,6 +55,13 @@ struct imap_msg {
 	bool mark;                /* private: seen by the scan */
 };
 
+/* UIDs expunged (lo..hi, none alive between them) at modseq: what
+ * QRESYNC's VANISHED (EARLIER) reports (RFC 7162 3.2.5, 3.2.6). */
+struct imap_vanished {
+	uint32_t lo, hi;
+	uint64_t modseq;
+};
+
 struct imap_folder {
 	char *path;               /* the folder's Maildir (new/ cur/ tmp/) */
 	uint32_t uidvalidity, uidnext;
@@ -61,6 +70,8 @@ struct imap_folder {
 	size_t n, cap;
 	char *kw[IMAP_FOLDER_KW_MAX];
 	size_t nkw;
+	struct imap_vanished *van;   /* in the order they went */
+	size_t nvan, capvan;
 	bool dirty;               /* state to save */
 	bool cache_dirty;         /* the cache file is behind */
 };

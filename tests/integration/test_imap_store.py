@@ -237,3 +237,174 @@ def test_a_damaged_cache_gives_the_same_answers(make_tern, damage):
     t.stop()
     t.start()
     assert fetch_all(t) == first
+
+
+# ---- CONDSTORE and QRESYNC (RFC 7162) -----------------------------------------
+
+import re  # noqa: E402
+
+
+def modseq_of(line):
+    return int(re.search(r"MODSEQ \((\d+)\)", line).group(1))
+
+
+def select_info(out):
+    info = {}
+    for l in out:
+        m = re.match(r"\* OK \[(UIDVALIDITY|UIDNEXT|HIGHESTMODSEQ) (\d+)\]", l)
+        if m:
+            info[m.group(1)] = int(m.group(2))
+    return info
+
+
+def test_condstore_dialog(make_tern):
+    t = make_tern(services=SERVICES)
+    md = t.maildir(ALICE)
+    login_raw(t).cmd("z", "LOGOUT")
+    drop(md, "new", 3, prefix="17")
+    r = login_raw(t)
+    caps = r.cmd("c", "CAPABILITY")
+    assert "CONDSTORE" in caps[0].split() and "QRESYNC" in caps[0].split(), caps
+    out = r.cmd("s", "SELECT INBOX (CONDSTORE)")
+    assert out[-1] == "s OK [READ-WRITE] SELECT completed", out
+    h0 = select_info(out)["HIGHESTMODSEQ"]
+    uv = select_info(out)["UIDVALIDITY"]
+    out = r.cmd("f", "FETCH 1:* (UID MODSEQ)")
+    assert out[-1] == "f OK FETCH completed"
+    assert [re.sub(r"MODSEQ \(\d+\)", "M", l) for l in out[:-1]] == [
+        f"* {i} FETCH (UID {i} M)" for i in (1, 2, 3)]
+    m = [modseq_of(l) for l in out[:-1]]
+    assert max(m) == h0 and m == sorted(m)
+    # a STORE tells the new MODSEQ, above the old highest
+    out = r.cmd("a", "STORE 2 +FLAGS (\\Seen)")
+    assert len(out) == 2 and out[-1] == "a OK STORE completed", out
+    assert re.fullmatch(r"\* 2 FETCH \(FLAGS \(\\Seen\) MODSEQ \((\d+)\)\)", out[0]), out
+    m2 = modseq_of(out[0])
+    assert m2 > h0
+    # CHANGEDSINCE: only what changed, with MODSEQ though not asked for
+    out = r.cmd("b", f"UID FETCH 1:* (FLAGS) (CHANGEDSINCE {h0})")
+    assert out == [f"* 2 FETCH (UID 2 FLAGS (\\Seen) MODSEQ ({m2}))", "b OK FETCH completed"], out
+    # UNCHANGEDSINCE: message 2 changed after h0, so it is left alone
+    out = r.cmd("c", f"STORE 1:2 (UNCHANGEDSINCE {h0}) +FLAGS (\\Flagged)")
+    assert len(out) == 2, out
+    assert re.fullmatch(r"\* 1 FETCH \(FLAGS \(\\Flagged\) MODSEQ \((\d+)\)\)", out[0]), out
+    m3 = modseq_of(out[0])
+    assert m3 > m2
+    assert out[1] == "c OK [MODIFIED 2] Conditional STORE failed", out
+    out = r.cmd("c2", "UID STORE 2 (UNCHANGEDSINCE 1) -FLAGS.SILENT (\\Seen)")
+    assert out == ["c2 OK [MODIFIED 2] Conditional STORE failed"], out
+    out = r.cmd("c3", f"UID STORE 3 (UNCHANGEDSINCE {m3}) +FLAGS.SILENT (\\Answered)")
+    assert re.fullmatch(r"\* 3 FETCH \(UID 3 MODSEQ \((\d+)\)\)", out[0]) and out[1] == "c3 OK STORE completed", out
+    m4 = modseq_of(out[0])
+    # SEARCH MODSEQ: the hits and their highest MODSEQ
+    out = r.cmd("d", f"SEARCH MODSEQ {m2}")
+    assert out == [f"* SEARCH 1 2 3 (MODSEQ {m4})", "d OK SEARCH completed"], out
+    out = r.cmd("d2", f"SEARCH RETURN (ALL) MODSEQ {m3}")
+    assert out == ['* ESEARCH (TAG "d2") ALL 1,3 MODSEQ ' + str(m4), "d2 OK SEARCH completed"], out
+    out = r.cmd("d3", f"SEARCH MODSEQ {m4 + 1}")
+    assert out == ["* SEARCH", "d3 OK SEARCH completed"], out
+    out = r.cmd("e", "STATUS INBOX (HIGHESTMODSEQ MESSAGES)")
+    assert out == [f"* STATUS INBOX (MESSAGES 3 HIGHESTMODSEQ {m4})", "e OK STATUS completed"], out
+    # what another session changes comes with its MODSEQ
+    o = login_raw(t)
+    assert o.cmd("s", "SELECT INBOX")[-1].startswith("s OK")
+    out = o.cmd("a", "STORE 3 -FLAGS.SILENT (\\Answered)")
+    assert out == ["a OK STORE completed"], out
+    out = r.cmd("g", "NOOP")
+    assert re.fullmatch(r"\* 3 FETCH \(UID 3 FLAGS \(\) MODSEQ \((\d+)\)\)", out[0]) and out[1] == "g OK NOOP completed", out
+    m5 = modseq_of(out[0])
+    assert m5 > m4
+    # all of it survives a restart
+    r.cmd("z", "LOGOUT")
+    o.cmd("z", "LOGOUT")
+    t.stop()
+    t.start()
+    r = login_raw(t)
+    out = r.cmd("s", "EXAMINE INBOX")
+    assert select_info(out) == {"UIDVALIDITY": uv, "UIDNEXT": 4, "HIGHESTMODSEQ": m5}, out
+    out = r.cmd("f", "FETCH 1:* (MODSEQ)")
+    assert [modseq_of(l) for l in out[:-1]] == [m3, m2, m5], out
+    # bad modifiers
+    assert r.cmd("b1", "FETCH 1 (FLAGS) (CHANGEDSINCE x)")[-1].startswith("b1 BAD")
+    assert r.cmd("b2", "STORE 1 (UNCHANGEDSINCE) +FLAGS (\\Seen)")[-1].startswith("b2 BAD")
+    assert r.cmd("b3", "FETCH 1 (FLAGS) (CHANGEDSINCE 1 VANISHED)")[-1].startswith("b3 BAD")
+
+
+def test_qresync_dialog(make_tern):
+    t = make_tern(services=SERVICES)
+    md = t.maildir(ALICE)
+    login_raw(t).cmd("z", "LOGOUT")
+    drop(md, "new", 6, prefix="17")
+    a = login_raw(t)
+    out = a.cmd("s", "SELECT INBOX")
+    info = select_info(out)
+    uv, h0 = info["UIDVALIDITY"], info["HIGHESTMODSEQ"]
+    # QRESYNC without ENABLE is refused
+    b = login_raw(t)
+    out = b.cmd("q0", f"SELECT INBOX (QRESYNC ({uv} {h0}))")
+    assert out[-1].startswith("q0 BAD"), out
+    assert b.cmd("e", "ENABLE QRESYNC") == ["* ENABLED QRESYNC", "e OK ENABLE completed"]
+    # meanwhile a flags 2, and expunges 3 and 5
+    assert a.cmd("f", "STORE 2 +FLAGS.SILENT (\\Flagged)") == ["f OK STORE completed"]
+    assert a.cmd("d", "UID STORE 3,5 +FLAGS.SILENT (\\Deleted)") == ["d OK STORE completed"]
+    out = a.cmd("x", "EXPUNGE")
+    assert out == ["* 3 EXPUNGE", "* 4 EXPUNGE", "x OK EXPUNGE completed"], out
+    # b comes back with what it knew: the expunged as VANISHED (EARLIER),
+    # the changed as FETCH with MODSEQ
+    out = b.cmd("q1", f"SELECT INBOX (QRESYNC ({uv} {h0} 1:6))")
+    assert out[-1] == "q1 OK [READ-WRITE] SELECT completed", out
+    assert "* 4 EXISTS" in out
+    assert "* VANISHED (EARLIER) 3,5" in out, out
+    fetches = [l for l in out if " FETCH " in l]
+    assert len(fetches) == 1 and re.fullmatch(r"\* 2 FETCH \(UID 2 FLAGS \(\\Flagged\) MODSEQ \(\d+\)\)",
+                                               fetches[0]), out
+    assert out.index("* VANISHED (EARLIER) 3,5") < out.index(fetches[0])
+    h1 = select_info(out)["HIGHESTMODSEQ"]
+    assert h1 > h0
+    # known-uids limits the answer; a wrong UIDVALIDITY gets a plain SELECT
+    out = b.cmd("q2", f"SELECT INBOX (QRESYNC ({uv} {h0} 1:4))")
+    assert "* VANISHED (EARLIER) 3" in out and "* OK [CLOSED] Previous mailbox closed" in out, out
+    out = b.cmd("q3", f"SELECT INBOX (QRESYNC ({uv + 1} {h0}))")
+    assert not [l for l in out if "VANISHED" in l or " FETCH " in l], out
+    # with QRESYNC on, another session's expunge is told as VANISHED
+    out = b.cmd("q6", f"SELECT INBOX (QRESYNC ({uv} {h1}))")
+    assert not [l for l in out if "VANISHED" in l or " FETCH " in l], out
+    assert a.cmd("d2", "UID STORE 1 +FLAGS.SILENT (\\Deleted)") == ["d2 OK STORE completed"]
+    assert a.cmd("x2", "EXPUNGE") == ["* 1 EXPUNGE", "x2 OK EXPUNGE completed"]
+    out = b.cmd("n", "NOOP")
+    assert out[0] == "* VANISHED 1" and out[-1] == "n OK NOOP completed", out
+    # UID FETCH ... (CHANGEDSINCE m VANISHED): both kinds of change at once
+    out = b.cmd("v", f"UID FETCH 1:* (FLAGS) (CHANGEDSINCE {h0} VANISHED)")
+    assert out[0] == "* VANISHED (EARLIER) 1,3,5", out
+    assert re.fullmatch(r"\* 1 FETCH \(UID 2 FLAGS \(\\Flagged\) MODSEQ \(\d+\)\)", out[1]), out
+    assert out[2:] == ["v OK FETCH completed"], out
+    # the expunge log survives a restart
+    a.cmd("z", "LOGOUT")
+    b.cmd("z", "LOGOUT")
+    t.stop()
+    t.start()
+    c = login_raw(t)
+    assert c.cmd("e", "ENABLE CONDSTORE QRESYNC") == ["* ENABLED CONDSTORE QRESYNC", "e OK ENABLE completed"]
+    out = c.cmd("q", f"EXAMINE INBOX (QRESYNC ({uv} {h0}))")
+    assert "* VANISHED (EARLIER) 1,3,5" in out and out[-1] == "q OK [READ-ONLY] EXAMINE completed", out
+
+
+def test_condstore_with_imaplib(make_tern):
+    t = make_tern(services=SERVICES)
+    md = t.maildir(ALICE)
+    login_raw(t).cmd("z", "LOGOUT")
+    drop(md, "new", 2, prefix="17")
+    c = imaps(t)
+    assert "CONDSTORE" in c.capabilities and "QRESYNC" in c.capabilities
+    typ, data = c.enable("CONDSTORE")
+    assert typ == "OK" and c.untagged_responses.pop("ENABLED") == [b"CONDSTORE"], data
+    typ, data = c.select("INBOX")
+    assert typ == "OK" and data == [b"2"]
+    hms = int(c.untagged_responses["HIGHESTMODSEQ"][0])
+    typ, data = c.uid("STORE", "1", "+FLAGS", "(\\Seen)")
+    assert typ == "OK" and re.fullmatch(rb"1 \(FLAGS \(\\Seen\) UID 1 MODSEQ \(\d+\)\)", data[0]), data
+    typ, data = c.uid("FETCH", "1:*", f"(FLAGS) (CHANGEDSINCE {hms})")
+    assert typ == "OK" and len(data) == 1 and data[0].startswith(b"1 (UID 1 FLAGS (\\Seen) MODSEQ ("), data
+    typ, data = c.status("INBOX", "(HIGHESTMODSEQ)")
+    assert typ == "OK" and int(re.search(rb"HIGHESTMODSEQ (\d+)", data[0]).group(1)) > hms
+    c.logout()

@@ -252,6 +252,43 @@ static void test_folders(void **state)
 	assert_null(imap_store_delivery_dir(fx->md, "a//b"));
 }
 
+/* RFC 7162: the expunged UIDs kept with their modseq, adjacent ones as
+ * one range, across a reopen; the modseq only grows. */
+static void test_vanished(void **state)
+{
+	struct fixture *fx = *state;
+	struct imap_folder *f;
+	uint64_t before;
+
+	assert_true(imap_store_setup(fx->md));
+	for (int i = 0; i < 5; i++) {
+		char name[64];
+		snprintf(name, sizeof(name), "%d.M%dP1.h", 100 + i, i);
+		put(fx->md, "new", name, "Subject: a\n\nx\n");
+	}
+	f = imap_folder_open(fx->md);
+	assert_int_equal(f->n, 5);
+	before = f->modseq;
+	assert_true(imap_folder_expunge(f, 1));   /* UID 2 */
+	assert_true(imap_folder_expunge(f, 1));   /* UID 3: joins 2 */
+	assert_true(imap_folder_expunge(f, 2));   /* UID 5: 4 is alive between */
+	assert_int_equal(f->nvan, 2);
+	assert_int_equal(f->van[0].lo, 2);
+	assert_int_equal(f->van[0].hi, 3);
+	assert_int_equal(f->van[0].modseq, before + 2);
+	assert_int_equal(f->van[1].lo, 5);
+	assert_int_equal(f->van[1].modseq, before + 3);
+	assert_int_equal(f->modseq, before + 3);
+	assert_true(imap_folder_save(f));
+	imap_folder_free(f);
+	f = imap_folder_open(fx->md);
+	assert_int_equal(f->n, 2);
+	assert_int_equal(f->nvan, 2);
+	assert_int_equal(f->van[1].hi, 5);
+	assert_int_equal(f->modseq, before + 3);
+	imap_folder_free(f);
+}
+
 /* The FETCH cache: written, taken back for the same files only, a bad
  * file ignored. */
 static void test_cache(void **state)
@@ -313,6 +350,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_add_and_copy, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_folders, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_cache, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_vanished, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
