@@ -82,7 +82,8 @@ static void imap_select_qresync(struct imap_session *s, const struct imap_select
 		if (x->have_known && !imap_seqset_contains(&x->known, f->v[k].uid, star))
 			continue;
 		evbuffer_add_printf(imap_out(s), "* %zu FETCH (UID %" PRIu32 " FLAGS ", i + 1, f->v[k].uid);
-		imap_write_msg_flags(s, imap_out(s), f->v[k].flags, f->v[k].kw);
+		imap_write_msg_flags(s, imap_out(s), f->v[k].flags | (s->view[i].recent ? IMAP_FLAG_RECENT : 0),
+				     f->v[k].kw);
 		evbuffer_add_printf(imap_out(s), " MODSEQ (%" PRIu64 "))\r\n", f->v[k].modseq);
 	}
 }
@@ -120,7 +121,7 @@ static void imap_select_done(struct imap_job *j)
 	evbuffer_add_printf(imap_out(s), " \\*)] Flags permitted\r\n");
 	imap_untagged(s, "%zu EXISTS", s->nview);
 	if (!s->rev2)
-		imap_untagged(s, "0 RECENT");
+		imap_untagged(s, "%zu RECENT", imap_view_recent(s));
 	if (unseen && !s->rev2)
 		imap_untagged(s, "OK [UNSEEN %zu] First unseen", unseen);
 	imap_untagged(s, "OK [UIDVALIDITY %" PRIu32 "] UIDs valid", f->uidvalidity);
@@ -407,11 +408,12 @@ static bool imap_status_items(const struct imap_arg *l, unsigned *items)
 static void imap_status_line(struct imap_session *s, const char *name, const struct imap_folder *f,
 			     unsigned items)
 {
-	size_t unseen = 0, deleted = 0;
+	size_t unseen = 0, deleted = 0, recent = 0;
 	uint64_t size = 0;
 	const char *sep = "";
 
 	for (size_t i = 0; i < f->n; i++) {
+		recent += f->v[i].uid >= f->first_recent;   /* no session has had them */
 		unseen += !(f->v[i].flags & IMAP_FLAG_SEEN);
 		deleted += !!(f->v[i].flags & IMAP_FLAG_DELETED);
 		size += f->v[i].size;
@@ -422,7 +424,7 @@ static void imap_status_line(struct imap_session *s, const char *name, const str
 #define ST(flag, fmt, v) \
 	if (items & (flag)) { evbuffer_add_printf(imap_out(s), "%s" fmt, sep, v); sep = " "; }
 	ST(IMAP_ST_MESSAGES, "MESSAGES %zu", f->n);
-	ST(IMAP_ST_RECENT, "RECENT %d", 0);
+	ST(IMAP_ST_RECENT, "RECENT %zu", recent);
 	ST(IMAP_ST_UIDNEXT, "UIDNEXT %" PRIu32, f->uidnext);
 	ST(IMAP_ST_UIDVALIDITY, "UIDVALIDITY %" PRIu32, f->uidvalidity);
 	ST(IMAP_ST_UNSEEN, "UNSEEN %zu", unseen);

@@ -265,7 +265,7 @@ static void imap_store_done(struct imap_job *j)
 			evbuffer_add_printf(imap_out(s), "* %zu FETCH (", x->idx[i] + 1);
 			if (!x->silent) {
 				evbuffer_add_printf(imap_out(s), "FLAGS ");
-				imap_write_msg_flags(s, imap_out(s), v->flags, v->kw);
+				imap_write_msg_flags(s, imap_out(s), v->flags | (v->recent ? IMAP_FLAG_RECENT : 0), v->kw);
 				sep = " ";
 			}
 			if (x->uid_cmd) {
@@ -774,8 +774,9 @@ static bool imap_eval(struct imap_smsg *x, const struct imap_search_node *n)
 	case IMAP_SK_UNDRAFT: return !(fl & IMAP_FLAG_DRAFT);
 	case IMAP_SK_UNFLAGGED: return !(fl & IMAP_FLAG_FLAGGED);
 	case IMAP_SK_UNSEEN: return !(fl & IMAP_FLAG_SEEN);
-	case IMAP_SK_NEW: case IMAP_SK_RECENT: return false;   /* no \Recent kept */
-	case IMAP_SK_OLD: return true;
+	case IMAP_SK_NEW: return x->s->view[x->seq - 1].recent && !(fl & IMAP_FLAG_SEEN);
+	case IMAP_SK_RECENT: return x->s->view[x->seq - 1].recent;
+	case IMAP_SK_OLD: return !x->s->view[x->seq - 1].recent;
 	case IMAP_SK_KEYWORD: case IMAP_SK_UNKEYWORD: {
 		int k = imap_folder_keyword(x->s->sel->f, n->str, n->str_len, false);
 		bool has = k >= 0 && (m->kw & (1u << k));

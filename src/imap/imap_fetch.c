@@ -729,13 +729,16 @@ static bool fetch_begin(struct imap_session *s, struct imap_fetch *fx)
 	fx->add_flags = false;
 	fx->msg = f->v[k];
 	fx->msg.name = NULL;
+	fx->msg.cache = NULL;
+	if (s->view[v].recent)
+		fx->msg.flags |= IMAP_FLAG_RECENT;   /* this session's, not the file's */
 	if (seen && !s->readonly && !(f->v[k].flags & IMAP_FLAG_SEEN)) {
 		/* RFC 9051 6.4.5: BODY[] sets \Seen; the client hears of it
 		 * now, the file is renamed by a job before the tagged OK. */
 		fx->seen = xrealloc(fx->seen, (fx->nseen + 1) * sizeof(*fx->seen));
 		fx->seen[fx->nseen++] = fx->msg.uid;
 		fx->msg.flags |= IMAP_FLAG_SEEN;
-		s->view[v].flags = fx->msg.flags;
+		s->view[v].flags = fx->msg.flags & ~(unsigned)IMAP_FLAG_RECENT;
 		fx->add_flags = !fx->want_flags;
 	}
 	evbuffer_add_printf(imap_out(s), "* %zu FETCH (", v + 1);

@@ -972,6 +972,11 @@ struct imap_folder *imap_folder(struct imap_session *s)
 	return s->sel->f;
 }
 
+static uint32_t readonly_peek(struct imap_session *s, struct imap_folder *f)
+{
+	return s->readonly ? f->first_recent : imap_folder_take_recent(f);
+}
+
 static void imap_view_reset(struct imap_session *s)
 {
 	struct imap_folder *f = s->sel->f;
@@ -981,9 +986,14 @@ static void imap_view_reset(struct imap_session *s)
 		s->view = xrealloc(s->view, s->capview * sizeof(*s->view));
 	}
 	for (size_t i = 0; i < f->n; i++) {
-		s->view[i] = (struct imap_view_msg){ f->v[i].uid, f->v[i].flags, f->v[i].kw, false };
+		s->view[i] = (struct imap_view_msg){ f->v[i].uid, f->v[i].flags, f->v[i].kw, false, false };
 	}
 	s->nview = f->n;
+	/* \Recent: a read-write session takes them, EXAMINE only looks
+	 * (RFC 3501 6.3.2) */
+	uint32_t from = readonly_peek(s, f);
+	for (size_t i = 0; i < s->nview; i++)
+		s->view[i].recent = s->view[i].uid >= from;
 }
 
 void imap_select_attach(struct imap_session *s, struct imap_job *j, bool readonly)
@@ -1025,6 +1035,14 @@ void imap_select_close(struct imap_session *s)
 	if (sh->sessions == NULL)
 		imap_shared_unwatch(s->t->imap, sh);
 	imap_shared_put(s->t->imap, sh);
+}
+
+size_t imap_view_recent(const struct imap_session *s)
+{
+	size_t n = 0;
+	for (size_t i = 0; i < s->nview; i++)
+		n += s->view[i].recent && !s->view[i].gone;
+	return n;
 }
 
 long imap_view_index(struct imap_session *s, size_t i)
@@ -1077,7 +1095,7 @@ void imap_sync(struct imap_session *s, bool expunge)
 			v->flags = f->v[k].flags;
 			v->kw = f->v[k].kw;
 			evbuffer_add_printf(imap_out(s), "* %zu FETCH (UID %" PRIu32 " FLAGS ", o + 1, v->uid);
-			imap_write_msg_flags(s, imap_out(s), v->flags, v->kw);
+			imap_write_msg_flags(s, imap_out(s), v->flags | (v->recent ? IMAP_FLAG_RECENT : 0), v->kw);
 			if (s->condstore)
 				evbuffer_add_printf(imap_out(s), " MODSEQ (%" PRIu64 ")", f->v[k].modseq);
 			evbuffer_add(imap_out(s), ")\r\n", 3);
@@ -1105,10 +1123,22 @@ void imap_sync(struct imap_session *s, bool expunge)
 			s->capview = s->capview ? 2 * s->capview : 64;
 			s->view = xrealloc(s->view, s->capview * sizeof(*s->view));
 		}
-		s->view[s->nview++] = (struct imap_view_msg){ f->v[k].uid, f->v[k].flags, f->v[k].kw, false };
+		struct imap_view_msg *v = &s->view[s->nview++];
+		*v = (struct imap_view_msg){ f->v[k].uid, f->v[k].flags, f->v[k].kw, false, false };
+		/* the first read-write session to hear of it has it \Recent */
+		if (v->uid >= f->first_recent) {
+			v->recent = true;
+			if (!s->readonly) {
+				f->first_recent = v->uid + 1;
+				f->dirty = true;
+			}
+		}
 	}
-	if (s->nview != n0)
+	if (s->nview != n0) {
 		imap_untagged(s, "%zu EXISTS", s->nview);
+		if (!s->rev2)
+			imap_untagged(s, "%zu RECENT", imap_view_recent(s));
+	}
 }
 
 /* RFC 7162 3.2.5.1, 3.2.6: "* VANISHED (EARLIER) uids" for the UIDs that

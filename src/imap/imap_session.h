@@ -91,6 +91,7 @@ struct imap_view_msg {
 	unsigned flags;
 	uint32_t kw;
 	bool gone;                /* expunged elsewhere, EXPUNGE not sent yet */
+	bool recent;              /* \Recent in this session (RFC 3501 2.3.2) */
 };
 
 struct imap_session {
@@ -183,6 +184,8 @@ void imap_vanished_earlier(struct imap_session *s, const struct imap_folder *f, 
 			   const struct imap_seqset *set);
 /* Sequence set (or UIDs) to view indexes, ascending; false: BAD sent. */
 bool imap_seq_resolve(struct imap_session *s, const struct imap_arg *a, bool uid, size_t **idx, size_t *n);
+/* How many of the view are \Recent. */
+size_t imap_view_recent(const struct imap_session *s);
 /* The folder index of view entry i, or -1 when gone. */
 long imap_view_index(struct imap_session *s, size_t i);
 /* Flags and keywords as a FLAGS list. */

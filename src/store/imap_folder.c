@@ -6,6 +6,7 @@
  *   uidvalidity 1733300000
  *   uidnext 42
  *   modseq 97
+ *   recent 40                     (the first UID no session has had as \Recent)
  *   keyword $Forwarded            (one line per keyword, in bit order)
  *   m UID MODSEQ KWBITS SIZE BASE
  *   x LO HI MODSEQ                (UIDs expunged, in the order they went)
@@ -188,6 +189,8 @@ static bool imap_folder_load(struct imap_folder *f)
 			f->uidnext = (uint32_t)a;
 		} else if (sscanf(line, "modseq %llu", &a) == 1) {
 			f->modseq = a;
+		} else if (sscanf(line, "recent %llu", &a) == 1 && a > 0 && a <= UINT32_MAX) {
+			f->first_recent = (uint32_t)a;
 		} else if (strncmp(line, "keyword ", 8) == 0 && f->nkw < IMAP_FOLDER_KW_MAX) {
 			f->kw[f->nkw++] = xstrdup(line + 8);
 		} else if (sscanf(line, "m %llu %llu %llu %llu %n", &a, &b, &c, &d, &off) == 4 && off > 0 &&
@@ -215,6 +218,8 @@ static bool imap_folder_load(struct imap_folder *f)
 		imap_folder_reset(f);
 		return false;
 	}
+	if (f->first_recent == 0 || f->first_recent > f->uidnext)
+		f->first_recent = f->uidnext;   /* a state from before \Recent was kept */
 	return true;
 }
 
@@ -238,8 +243,8 @@ bool imap_folder_save(struct imap_folder *f)
 		free(dst);
 		return false;
 	}
-	fprintf(fp, "tern-imap 1\nuidvalidity %" PRIu32 "\nuidnext %" PRIu32 "\nmodseq %" PRIu64 "\n",
-		f->uidvalidity, f->uidnext, f->modseq);
+	fprintf(fp, "tern-imap 1\nuidvalidity %" PRIu32 "\nuidnext %" PRIu32 "\nmodseq %" PRIu64 "\nrecent %" PRIu32 "\n",
+		f->uidvalidity, f->uidnext, f->modseq, f->first_recent);
 	for (size_t i = 0; i < f->nkw; i++)
 		fprintf(fp, "keyword %s\n", f->kw[i]);
 	for (size_t i = 0; i < f->n; i++) {
@@ -506,6 +511,7 @@ struct imap_folder *imap_folder_open(const char *path)
 		f->uidvalidity = (uint32_t)now_unix();
 		f->uidnext = 1;
 		f->modseq = 1;
+		f->first_recent = 1;
 		f->dirty = true;
 	}
 	if (!imap_folder_scan(f, &changed)) {
@@ -519,6 +525,17 @@ struct imap_folder *imap_folder_open(const char *path)
 }
 
 /* ---- messages -------------------------------------------------------------- */
+
+uint32_t imap_folder_take_recent(struct imap_folder *f)
+{
+	uint32_t from = f->first_recent;
+	if (from != f->uidnext) {
+		f->first_recent = f->uidnext;
+		f->dirty = true;   /* saved with the next change; a crash before
+				    * only makes them recent once more */
+	}
+	return from;
+}
 
 long imap_folder_find(const struct imap_folder *f, uint32_t uid)
 {

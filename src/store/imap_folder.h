@@ -66,6 +66,7 @@ struct imap_folder {
 	char *path;               /* the folder's Maildir (new/ cur/ tmp/) */
 	uint32_t uidvalidity, uidnext;
 	uint64_t modseq;          /* HIGHESTMODSEQ */
+	uint32_t first_recent;    /* RFC 3501 \Recent: UIDs from here no session has had */
 	struct imap_msg *v;       /* ascending UIDs */
 	size_t n, cap;
 	char *kw[IMAP_FOLDER_KW_MAX];
@@ -85,6 +86,10 @@ void imap_folder_free(struct imap_folder *f);
 bool imap_folder_scan(struct imap_folder *f, bool *changed);
 /* Write the state file if dirty. */
 bool imap_folder_save(struct imap_folder *f);
+
+/* RFC 3501 2.3.2: a read-write session takes the \Recent messages (UIDs
+ * from the returned one on); no other session sees them recent. */
+uint32_t imap_folder_take_recent(struct imap_folder *f);
 
 /* Index of uid, or -1. */
 long imap_folder_find(const struct imap_folder *f, uint32_t uid);

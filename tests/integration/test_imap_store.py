@@ -10,6 +10,7 @@ get its answers as fast as ever, which it could not if that work ran on
 the loop.
 """
 import os
+import re
 import subprocess
 import threading
 import time
@@ -169,6 +170,8 @@ def fetch_all(t, opened=None):
             tracer.send_signal(2)
             tracer.wait(20)
     r.cmd("z", "LOGOUT")
+    # \Recent is the first session's only: not part of what is compared
+    out = [re.sub(r"\\Recent ?| \\Recent(?=\))", "", l) for l in out]
     if tracer:
         with open(log) as f:
             opened += [l for l in f if os.path.join(md, "cur") in l or os.path.join(md, "new") in l]
@@ -241,9 +244,6 @@ def test_a_damaged_cache_gives_the_same_answers(make_tern, damage):
 
 # ---- CONDSTORE and QRESYNC (RFC 7162) -----------------------------------------
 
-import re  # noqa: E402
-
-
 def modseq_of(line):
     return int(re.search(r"MODSEQ \((\d+)\)", line).group(1))
 
@@ -262,6 +262,7 @@ def test_condstore_dialog(make_tern):
     md = t.maildir(ALICE)
     login_raw(t).cmd("z", "LOGOUT")
     drop(md, "new", 3, prefix="17")
+    login_raw(t).cmd("x", "SELECT INBOX")   # takes \Recent: not in what follows
     r = login_raw(t)
     caps = r.cmd("c", "CAPABILITY")
     assert "CONDSTORE" in caps[0].split() and "QRESYNC" in caps[0].split(), caps
@@ -394,6 +395,7 @@ def test_condstore_with_imaplib(make_tern):
     md = t.maildir(ALICE)
     login_raw(t).cmd("z", "LOGOUT")
     drop(md, "new", 2, prefix="17")
+    login_raw(t).cmd("x", "SELECT INBOX")   # takes \Recent
     c = imaps(t)
     assert "CONDSTORE" in c.capabilities and "QRESYNC" in c.capabilities
     typ, data = c.enable("CONDSTORE")
@@ -408,3 +410,60 @@ def test_condstore_with_imaplib(make_tern):
     typ, data = c.status("INBOX", "(HIGHESTMODSEQ)")
     assert typ == "OK" and int(re.search(rb"HIGHESTMODSEQ (\d+)", data[0]).group(1)) > hms
     c.logout()
+
+
+# ---- \Recent (RFC 3501 2.3.2) -------------------------------------------------
+
+def test_recent_belongs_to_one_session(make_tern):
+    t = make_tern(services=SERVICES)
+    md = t.maildir(ALICE)
+    login_raw(t).cmd("z", "LOGOUT")
+    drop(md, "new", 2, prefix="17")
+    s = login_raw(t)
+    assert s.cmd("st", "STATUS INBOX (MESSAGES RECENT)") == [
+        "* STATUS INBOX (MESSAGES 2 RECENT 2)", "st OK STATUS completed"]
+    a = login_raw(t)
+    out = a.cmd("s", "SELECT INBOX")
+    assert "* 2 EXISTS" in out and "* 2 RECENT" in out, out
+    assert a.cmd("f", "FETCH 1:* (FLAGS)") == [
+        "* 1 FETCH (FLAGS (\\Recent))", "* 2 FETCH (FLAGS (\\Recent))", "f OK FETCH completed"]
+    assert a.cmd("r", "SEARCH RECENT") == ["* SEARCH 1 2", "r OK SEARCH completed"]
+    assert a.cmd("r2", "STORE 1 +FLAGS (\\Seen)") == [
+        "* 1 FETCH (FLAGS (\\Seen \\Recent))", "r2 OK STORE completed"]
+    assert a.cmd("r3", "SEARCH NEW") == ["* SEARCH 2", "r3 OK SEARCH completed"]
+    assert a.cmd("r4", "SEARCH OLD") == ["* SEARCH", "r4 OK SEARCH completed"]
+    # a has them: nobody else sees them recent
+    assert s.cmd("st2", "STATUS INBOX (RECENT)") == ["* STATUS INBOX (RECENT 0)", "st2 OK STATUS completed"]
+    b = login_raw(t)
+    out = b.cmd("s", "SELECT INBOX")
+    assert "* 0 RECENT" in out, out
+    assert b.cmd("f", "FETCH 2 (FLAGS)") == ["* 2 FETCH (FLAGS ())", "f OK FETCH completed"]
+    assert b.cmd("o", "SEARCH OLD") == ["* SEARCH 1 2", "o OK SEARCH completed"]
+    b.cmd("u", "UNSELECT")
+    # mail that comes while a has the folder is a's: EXISTS, then RECENT
+    drop(md, "new", 1, prefix="18")
+    a.send("i IDLE\r\n")
+    # the news comes before the "+" (the scan was done) or after it
+    lines = []
+    while not (l := a.line()).startswith("+ "):
+        lines.append(l)
+    if not lines:
+        lines = [a.line(), a.line()]
+    assert lines == ["* 3 EXISTS", "* 3 RECENT"], lines
+    a.send("DONE\r\n")
+    assert a.until("i")[-1] == "i OK IDLE terminated"
+    out = b.cmd("s2", "EXAMINE INBOX")
+    assert "* 3 EXISTS" in out and "* 0 RECENT" in out, out
+    # IMAP4rev2 has no \Recent (RFC 9051 appendix E)
+    c = login_raw(t)
+    assert c.cmd("e", "ENABLE IMAP4rev2")[-1] == "e OK ENABLE completed"
+    out = c.cmd("s", "SELECT INBOX")
+    assert not [l for l in out if "RECENT" in l], out
+    # taken for good: after a restart no session has them recent again
+    for x in (a, b, c, s):
+        x.cmd("z", "LOGOUT")
+    t.stop()
+    t.start()
+    d = login_raw(t)
+    out = d.cmd("s", "SELECT INBOX")
+    assert "* 0 RECENT" in out and "* 3 EXISTS" in out, out
