@@ -67,7 +67,17 @@ size_t imap_folder_info(unsigned flags, char out[8])
 	return o;
 }
 
+/* A message's identity: the unique part of its name, before the first
+ * ',' or ':'.  The ",S=" and ",W=" fields (Courier, Dovecot, and tern's
+ * POP3, which adds them to a name that has none) and the info part may
+ * change; the UID stays with the file. */
 static size_t imap_base_len(const char *name)
+{
+	return strcspn(name, ",:");
+}
+
+/* Where the info part begins (":2,"), or the end: renames keep all before it. */
+static size_t imap_info_off(const char *name)
 {
 	const char *c = strstr(name, ":2,");
 	return c ? (size_t)(c - name) : strlen(name);
@@ -201,7 +211,7 @@ static bool imap_folder_load(struct imap_folder *f)
 			m->kw = (uint32_t)c;
 			m->size = d;
 			m->name = xstrdup(line + off);   /* the base until the scan finds the file */
-			m->base_len = strlen(m->name);
+			m->base_len = imap_base_len(m->name);   /* older states kept ",S=...W=..." */
 			m->date = -1;
 			last = m->uid;
 		} else if (sscanf(line, "x %llu %llu %llu", &a, &b, &c) == 3 && a > 0 && a <= b && b < UINT32_MAX) {
@@ -379,7 +389,7 @@ static void imap_take_new(struct imap_folder *f)
 
 	for (size_t i = 0; i < n; i++) {
 		char *from = xasprintf("%s/%s", dir, v[i]);
-		char *to = xasprintf("%s/cur/%.*s:2,", f->path, (int)imap_base_len(v[i]), v[i]);
+		char *to = xasprintf("%s/cur/%.*s:2,", f->path, (int)imap_info_off(v[i]), v[i]);
 		if (rename(from, to) == 0)
 			moved = true;
 		free(from);
@@ -592,7 +602,7 @@ static char *imap_name_with(const struct imap_msg *m, unsigned flags)
 				extra[e++] = *p;
 	extra[e] = '\0';
 	/* Sorted: the upper-case letters sort before the lower-case ones. */
-	return xasprintf("%.*s:2,%s%s", (int)m->base_len, m->name, info, extra);
+	return xasprintf("%.*s:2,%s%s", (int)imap_info_off(m->name), m->name, info, extra);
 }
 
 bool imap_folder_set_flags(struct imap_folder *f, size_t i, unsigned flags, uint32_t kw)
@@ -670,7 +680,7 @@ static bool imap_folder_take(struct imap_folder *f, const char *tmp_name, unsign
 	m = imap_folder_push(f);
 	m->uid = f->uidnext++;
 	m->name = name;
-	m->base_len = strlen(tmp_name);
+	m->base_len = imap_base_len(name);
 	m->flags = flags & ~(unsigned)IMAP_FLAG_RECENT;
 	m->kw = kw;
 	m->modseq = ++f->modseq;

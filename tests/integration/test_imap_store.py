@@ -467,3 +467,74 @@ def test_recent_belongs_to_one_session(make_tern):
     d = login_raw(t)
     out = d.cmd("s", "SELECT INBOX")
     assert "* 0 RECENT" in out and "* 3 EXISTS" in out, out
+
+
+# ---- POP3 and IMAP on one Maildir (the rule in tern(1)) -------------------------
+
+def pop3s(t):
+    import poplib
+    import ssl
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    p = poplib.POP3_SSL("127.0.0.1", t.port("pop3s"), context=ctx, timeout=10)
+    p.user(ALICE)
+    p.pass_("alicepw")
+    return p
+
+
+def uid_map(r, tag):
+    """{subject number: UID} of the selected folder, by a FETCH."""
+    out = r.cmd(tag, "FETCH 1:* (UID BODY.PEEK[HEADER.FIELDS (SUBJECT)])")
+    assert out[-1] == f"{tag} OK FETCH completed", out
+    m = {}
+    uid = None
+    for l in out:
+        g = re.match(r"\* \d+ FETCH \(UID (\d+)", l)
+        if g:
+            uid = int(g.group(1))
+        g = re.match(r"Subject: dropped (\d+)", l)
+        if g:
+            m[int(g.group(1))] = uid
+    return m
+
+
+def test_pop3_and_imap_share_a_mailbox(make_tern):
+    t = make_tern(services=SERVICES + ("pop3s",))
+    md = t.maildir(ALICE)
+    login_raw(t).cmd("z", "LOGOUT")
+    drop(md, "new", 4, prefix="17")    # no ,W= in the names: POP3 renames them
+    a = login_raw(t)
+    assert a.cmd("s", "SELECT INBOX")[-1].startswith("s OK")
+    before = uid_map(a, "u")
+    assert sorted(before) == [0, 1, 2, 3]
+    # POP3 holds its lock for its whole session; IMAP does not need it
+    p = pop3s(t)
+    assert len(p.list()[1]) == 4
+    names = os.listdir(os.path.join(md, "cur"))
+    assert all(",W=" in n for n in names), names    # POP3 tagged the sizes
+    # the UIDs stay with the files across POP3's renames
+    assert a.cmd("n", "NOOP") == ["n OK NOOP completed"]
+    assert uid_map(a, "u2") == before
+    # IMAP flags and expunges while the POP3 session is open
+    assert a.cmd("f", f"UID STORE {before[0]} +FLAGS.SILENT (\\Flagged)") == ["f OK STORE completed"]
+    assert a.cmd("d", f"UID STORE {before[3]} +FLAGS.SILENT (\\Deleted)") == ["d OK STORE completed"]
+    assert a.cmd("x", "EXPUNGE") == ["* 4 EXPUNGE", "x OK EXPUNGE completed"]
+    # POP3 follows the renamed message; the expunged one is an error, not a crash
+    assert b"Subject: dropped 0" in b"\n".join(p.retr(1)[1])
+    import poplib
+    with pytest.raises(poplib.error_proto, match="Cannot read message 4"):
+        p.retr(4)
+    p.dele(2)
+    p.quit()
+    # POP3's delete reaches IMAP as an expunge; what is left is whole
+    out = a.cmd("n2", "NOOP")
+    assert out == ["* 2 EXPUNGE", "n2 OK NOOP completed"], out
+    after = uid_map(a, "u3")
+    assert after == {0: before[0], 2: before[2]}
+    # IMAP's flag is kept; POP3 marks \\Seen only what it took from new/
+    assert a.cmd("ff", f"UID FETCH {before[0]} (FLAGS)") == [
+        f"* 1 FETCH (UID {before[0]} FLAGS (\\Flagged \\Recent))", "ff OK FETCH completed"]
+    p = pop3s(t)
+    assert len(p.list()[1]) == 2
+    p.quit()
