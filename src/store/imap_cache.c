@@ -169,16 +169,20 @@ size_t imap_cache_load(struct imap_folder *f)
 		refs[i] = (struct imap_cache_ref){ f->v[i].name, f->v[i].base_len, i };
 	qsort(refs, f->n, sizeof(*refs), imap_cache_ref_cmp);
 	while (pos < end) {
-		const char *line = buf + pos, *nl = memchr(line, '\n', end - pos);
+		char *line = buf + pos, *nl = memchr(line, '\n', end - pos);
 		unsigned long long fsize, ino, el, bl, sl;
 		long long mtime;
-		int off = 0;
+		int off = 0, got;
 
 		if (nl == NULL)
 			break;
-		/* the line is NUL-free up to nl: sscanf stops at the newline */
-		if (sscanf(line, "r %llu %llu %lld %llu %llu %llu %n", &fsize, &ino, &mtime, &el, &bl, &sl, &off) != 6 ||
-		    off <= 0 || line + off >= nl || el > IMAP_CACHE_TEXT_MAX || bl > IMAP_CACHE_TEXT_MAX ||
+		/* The line alone, NUL-ended: sscanf measures its input first,
+		 * and the rest of a large file each time would make the load
+		 * quadratic. */
+		*nl = '\0';
+		got = sscanf(line, "r %llu %llu %lld %llu %llu %llu %n", &fsize, &ino, &mtime, &el, &bl, &sl, &off);
+		*nl = '\n';
+		if (got != 6 || off <= 0 || line + off >= nl || el > IMAP_CACHE_TEXT_MAX || bl > IMAP_CACHE_TEXT_MAX ||
 		    sl > IMAP_CACHE_TEXT_MAX)
 			break;
 		size_t data = (size_t)(nl + 1 - buf), n = (size_t)(el + bl + sl);
