@@ -157,9 +157,11 @@ def fetch_all(t, opened=None):
         tracer = subprocess.Popen([syscalls.STRACE, "-f", "-qq", "-e", "trace=open,openat", "-o", log,
                                    "-p", str(t.proc.pid)], stderr=subprocess.PIPE, text=True)
         # with -qq strace says nothing on attach: wait until it traces
+        # (a STATUS opens the folder's directories)
         deadline = time.time() + 20
-        while time.time() < deadline and not (os.path.exists(log) and os.path.getsize(log) > 0):
-            r.cmd("w", "NOOP")
+        while not (os.path.exists(log) and "Archive" in open(log).read()):
+            assert time.time() < deadline, "strace does not trace"
+            assert r.cmd("w", "STATUS Archive (MESSAGES)")[-1] == "w OK STATUS completed"
     try:
         sel = r.cmd("s", "SELECT INBOX", timeout=60)
         assert sel[-1].startswith("s OK"), sel
@@ -174,7 +176,8 @@ def fetch_all(t, opened=None):
     out = [re.sub(r"\\Recent ?| \\Recent(?=\))", "", l) for l in out]
     if tracer:
         with open(log) as f:
-            opened += [l for l in f if os.path.join(md, "cur") in l or os.path.join(md, "new") in l]
+            # message files, not the directories a scan reads
+            opened += [l for l in f if re.search(re.escape(md) + r"/(cur|new)/[^\"]", l)]
     return out[:-1]
 
 
@@ -187,7 +190,7 @@ def test_fetch_cache_reads_no_message_the_second_time(make_tern):
     t = make_tern(services=SERVICES)
     md = t.maildir(ALICE)
     login_raw(t).cmd("z", "LOGOUT")
-    n = 400
+    n = 10000   # the issue's folder
     os.makedirs(os.path.join(md, "new"), exist_ok=True)
     for i in range(n):
         with open(os.path.join(md, "new", f"{1700000000 + i}.M{i}P1.x"), "w") as f:
