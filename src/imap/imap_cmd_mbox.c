@@ -4,7 +4,10 @@
  * the SPECIAL-USE attributes of RFC 6154, CHILDREN of RFC 3348 and
  * RETURN (STATUS) of RFC 5819), LSUB, STATUS, and APPEND, whose literal
  * is streamed into the folder's tmp/ as it arrives (never held), with
- * NO [TOOBIG] (RFC 7889) before any octet when it is over the limit.
+ * NO [TOOBIG] (RFC 7889) before any octet when it is over the limit;
+ * several messages in one APPEND (MULTIAPPEND, RFC 3502) go in all or
+ * none, and a literal8 (BINARY, RFC 3516; UTF8 (~{n}) of RFC 6855) is
+ * stored as it comes.
  */
 #include "imap/imap_session.h"
 #include "core/config.h"
@@ -419,7 +422,7 @@ static void imap_status_line(struct imap_session *s, const char *name, const str
 		size += f->v[i].size;
 	}
 	evbuffer_add_printf(imap_out(s), "* STATUS ");
-	imap_write_astring(imap_out(s), name, strlen(name), s->utf8);
+	imap_write_mailbox(s, imap_out(s), name);
 	evbuffer_add_printf(imap_out(s), " (");
 #define ST(flag, fmt, v) \
 	if (items & (flag)) { evbuffer_add_printf(imap_out(s), "%s" fmt, sep, v); sep = " "; }
@@ -439,27 +442,35 @@ static void imap_status_line(struct imap_session *s, const char *name, const str
  * per folder, one after the other, then the tagged OK. */
 struct imap_status_run {
 	char **names;
-	bool *subscribed;
+	char **lines;             /* LIST: the LIST line to send first (NULL: STATUS) */
+	bool *exists;             /* LIST: a STATUS only for a mailbox that exists */
 	size_t n, pos;
 	unsigned items;
-	bool list;                /* LIST ... RETURN (STATUS): a LIST line first */
-	const char *verb;
-	struct imap_store_list all;
-	bool special, return_subscribed;
+	const char *verb;         /* "LIST", "LSUB"; NULL: STATUS */
 };
+
+static void imap_status_run_add(struct imap_status_run *r, const char *name, const char *line, bool exists)
+{
+	r->names = xrealloc(r->names, (r->n + 1) * sizeof(*r->names));
+	r->lines = xrealloc(r->lines, (r->n + 1) * sizeof(*r->lines));
+	r->exists = xrealloc(r->exists, (r->n + 1) * sizeof(*r->exists));
+	r->names[r->n] = xstrdup(name);
+	r->lines[r->n] = line ? xstrdup(line) : NULL;
+	r->exists[r->n++] = exists;
+}
 
 static void imap_status_run_free(struct imap_status_run *r)
 {
-	for (size_t i = 0; i < r->n; i++)
+	for (size_t i = 0; i < r->n; i++) {
 		free(r->names[i]);
+		free(r->lines[i]);
+	}
 	free(r->names);
-	free(r->subscribed);
-	imap_store_list_free(&r->all);
+	free(r->lines);
+	free(r->exists);
 	free(r);
 }
 
-static void imap_list_line(struct imap_session *s, const char *verb, const struct imap_store_list *all,
-			   const char *name, bool subscribed_attr, bool special);
 static void imap_status_next(struct imap_session *s, struct imap_status_run *r);
 
 static void imap_status_done(struct imap_job *j)
@@ -471,7 +482,7 @@ static void imap_status_done(struct imap_job *j)
 		imap_status_run_free(r);
 		return;
 	}
-	if (!r->list && j->f == NULL) {
+	if (!r->verb && j->f == NULL) {
 		imap_log_error(s, "status", j->err);
 		imap_no(s, "[NONEXISTENT] No such mailbox");
 		imap_status_run_free(r);
@@ -487,24 +498,23 @@ static void imap_status_next(struct imap_session *s, struct imap_status_run *r)
 {
 	while (r->pos < r->n) {
 		char *dir;
-		if (r->list)
-			imap_list_line(s, r->verb, &r->all, r->names[r->pos], r->return_subscribed &&
-				       r->subscribed[r->pos], r->special);
-		if (r->items && (dir = imap_existing_dir(s, r->names[r->pos])) != NULL) {
+		if (r->lines[r->pos])
+			evbuffer_add(imap_out(s), r->lines[r->pos], strlen(r->lines[r->pos]));
+		if (r->exists[r->pos] && (dir = imap_existing_dir(s, r->names[r->pos])) != NULL) {
 			struct imap_job *j = imap_job_new(s, dir, "status", NULL, imap_status_done);
 			free(dir);
 			j->arg = r;
 			imap_job_submit(j);
 			return;
 		}
-		if (!r->list) {
+		if (!r->verb) {
 			imap_no(s, "[NONEXISTENT] No such mailbox");
 			imap_status_run_free(r);
 			return;
 		}
 		r->pos++;
 	}
-	imap_ok(s, "%s completed", r->list ? r->verb : "STATUS");
+	imap_ok(s, "%s completed", r->verb ? r->verb : "STATUS");
 	imap_status_run_free(r);
 }
 
@@ -524,9 +534,8 @@ void imap_cmd_status(struct imap_session *s, const struct imap_arg *a, bool uid)
 	if (items & IMAP_ST_HIGHESTMODSEQ)
 		s->condstore = true;   /* RFC 7162 3.1: a CONDSTORE-enabling command */
 	r = xcalloc(1, sizeof(*r));
-	r->names = xcalloc(1, sizeof(*r->names));
-	r->names[0] = name;
-	r->n = 1;
+	imap_status_run_add(r, name, NULL, true);
+	free(name);
 	r->items = items;
 	imap_status_next(s, r);
 }
@@ -539,73 +548,154 @@ static bool imap_is_subscribed(const struct imap_store_list *subs, const char *n
 	return false;
 }
 
-/* One "* LIST (attrs) "/" name" line. */
-static void imap_list_line(struct imap_session *s, const char *verb, const struct imap_store_list *all,
-			   const char *name, bool subscribed_attr, bool special)
+/* LIST-EXTENDED (RFC 5258) selection and return options. */
+enum {
+	IMAP_LS_SUBSCRIBED = 1, IMAP_LS_REMOTE = 2, IMAP_LS_RECURSIVE = 4, IMAP_LS_SPECIAL = 8,
+};
+
+struct imap_list_opts {
+	unsigned select;          /* IMAP_LS_* */
+	bool ret_subscribed;
+	unsigned status_items;
+	bool lsub;
+};
+
+/* One "* LIST (attrs) "/" name [extended]" line. */
+static void imap_list_line(struct imap_session *s, struct evbuffer *b, const struct imap_list_opts *o,
+			   const struct imap_store_list *all, const char *name, bool exists, bool sub,
+			   const char *childinfo)
 {
-	struct evbuffer *b = imap_out(s);
 	const char *use = imap_store_special_use(name);
 
-	evbuffer_add_printf(b, "* %s (%s", verb,
+	evbuffer_add_printf(b, "* %s (%s", o->lsub ? "LSUB" : "LIST",
 			    imap_store_has_children(all, name) ? "\\HasChildren" : "\\HasNoChildren");
-	if (subscribed_attr)
+	if (!exists)   /* RFC 5258 3.4: a subscription without its mailbox */
+		evbuffer_add_printf(b, " %s", o->lsub ? "\\Noselect" : "\\NonExistent");
+	if (o->ret_subscribed && sub)
 		evbuffer_add_printf(b, " \\Subscribed");
-	if (use && special)
+	if (use && exists)
 		evbuffer_add_printf(b, " %s", use);
 	evbuffer_add_printf(b, ") \"/\" ");
-	imap_write_astring(b, name, strlen(name), s->utf8);
+	imap_write_mailbox(s, b, name);
+	if (childinfo)   /* RFC 5258 3.5: RECURSIVEMATCH */
+		evbuffer_add_printf(b, " (\"CHILDINFO\" (%s))", childinfo);
 	evbuffer_add(b, "\r\n", 2);
+}
+
+static bool imap_list_selected(const struct imap_list_opts *o, const char *name, bool sub)
+{
+	if ((o->select & IMAP_LS_SUBSCRIBED) && !sub)
+		return false;
+	if ((o->select & IMAP_LS_SPECIAL) && imap_store_special_use(name) == NULL)
+		return false;
+	return true;
+}
+
+static bool imap_list_parse_opts(struct imap_session *s, const struct imap_arg **ap, struct imap_list_opts *o)
+{
+	static const struct { const char *n; unsigned v; } sel[] = {
+		{ "SUBSCRIBED", IMAP_LS_SUBSCRIBED }, { "REMOTE", IMAP_LS_REMOTE },
+		{ "RECURSIVEMATCH", IMAP_LS_RECURSIVE }, { "SPECIAL-USE", IMAP_LS_SPECIAL },
+	};
+	const struct imap_arg *a = *ap;
+
+	if (a && a->type == IMAP_ARG_LIST) {
+		for (const struct imap_arg *e = a->child; e; e = e->next) {
+			bool found = false;
+			for (size_t i = 0; i < ARRAY_LEN(sel); i++)
+				if (imap_arg_is_atom(e, sel[i].n)) {
+					o->select |= sel[i].v;
+					found = true;
+				}
+			if (!found) {
+				imap_bad(s, "Unknown LIST selection option");
+				return false;
+			}
+		}
+		/* RFC 5258 3.1: RECURSIVEMATCH needs a criterion to recurse on */
+		if ((o->select & IMAP_LS_RECURSIVE) && !(o->select & (IMAP_LS_SUBSCRIBED | IMAP_LS_SPECIAL))) {
+			imap_bad(s, "RECURSIVEMATCH without another selection option");
+			return false;
+		}
+		o->ret_subscribed = o->select & IMAP_LS_SUBSCRIBED;
+		a = a->next;
+	}
+	*ap = a;
+	return true;
+}
+
+static bool imap_list_parse_return(struct imap_session *s, const struct imap_arg *r, struct imap_list_opts *o)
+{
+	if (r == NULL)
+		return true;
+	if (!imap_arg_is_atom(r, "RETURN") || r->next == NULL || r->next->type != IMAP_ARG_LIST ||
+	    r->next->next != NULL) {
+		imap_bad(s, "Syntax: LIST [(options)] reference pattern [RETURN (options)]");
+		return false;
+	}
+	for (const struct imap_arg *e = r->next->child; e; e = e->next) {
+		if (imap_arg_is_atom(e, "SUBSCRIBED")) {
+			o->ret_subscribed = true;
+		} else if (imap_arg_is_atom(e, "CHILDREN") || imap_arg_is_atom(e, "SPECIAL-USE")) {
+			/* always given */
+		} else if (imap_arg_is_atom(e, "STATUS")) {
+			if (!imap_status_items(e->next, &o->status_items)) {
+				imap_bad(s, "Invalid RETURN STATUS");
+				return false;
+			}
+			e = e->next;
+		} else {
+			imap_bad(s, "Unknown LIST return option");
+			return false;
+		}
+	}
+	return true;
 }
 
 static void imap_list(struct imap_session *s, const struct imap_arg *a, bool lsub)
 {
 	const char *ref, *pat;
 	size_t rlen, plen;
-	struct imap_store_list all, subs;
-	bool subscribed_only = lsub, return_subscribed = false, special = true;
-	unsigned status_items = 0;
+	struct imap_store_list all, subs, cand = { 0 };
+	struct imap_list_opts o = { .lsub = lsub };
 	const struct imap_arg *pats;
+	bool *done;
 
-	/* LIST-EXTENDED (RFC 5258): selection options first. */
-	if (!lsub && a && a->type == IMAP_ARG_LIST) {
-		for (const struct imap_arg *e = a->child; e; e = e->next)
-			if (e->type == IMAP_ARG_ATOM && strcasecmp(e->s, "SUBSCRIBED") == 0)
-				subscribed_only = return_subscribed = true;
-		a = a->next;
-	}
+	if (!lsub && !imap_list_parse_opts(s, &a, &o))
+		return;
+	if (lsub)
+		o.select = IMAP_LS_SUBSCRIBED;
 	if (!imap_arg_astring(a, &ref, &rlen) || a->next == NULL) {
 		imap_bad(s, "Syntax: %s reference mailbox", lsub ? "LSUB" : "LIST");
 		return;
 	}
 	pats = a->next;
-	for (const struct imap_arg *r = pats->next; r; r = r->next) {
-		if (!imap_arg_is_atom(r, "RETURN") || r->next == NULL || r->next->type != IMAP_ARG_LIST)
-			continue;
-		for (const struct imap_arg *e = r->next->child; e; e = e->next) {
-			if (imap_arg_is_atom(e, "SUBSCRIBED"))
-				return_subscribed = true;
-			else if (imap_arg_is_atom(e, "STATUS") && !imap_status_items(e->next, &status_items)) {
-				imap_bad(s, "Invalid RETURN STATUS");
-				return;
-			}
-		}
-	}
+	if (!imap_list_parse_return(s, lsub ? NULL : pats->next, &o))
+		return;
 	if (!imap_store_list(s->maildir, &all) || !imap_store_subscriptions(s->maildir, &subs)) {
 		imap_no(s, "[SERVERBUG] Cannot read the mailbox list");
 		return;
 	}
+	/* the candidates: every mailbox, and subscriptions without one */
+	cand.names = xcalloc(all.n + subs.n + 1, sizeof(*cand.names));
+	for (size_t i = 0; i < all.n; i++)
+		cand.names[cand.n++] = all.names[i];
+	if (o.select & IMAP_LS_SUBSCRIBED)
+		for (size_t i = 0; i < subs.n; i++)
+			if (!imap_is_subscribed(&all, subs.names[i]))
+				cand.names[cand.n++] = subs.names[i];
+	done = xcalloc(cand.n + 1, sizeof(*done));
+	/* RETURN (STATUS): the lines go out with the folders' jobs */
 	struct imap_status_run *run = NULL;
-	if (status_items) {
+	if (o.status_items) {
 		run = xcalloc(1, sizeof(*run));
-		run->list = true;
 		run->verb = lsub ? "LSUB" : "LIST";
-		run->items = status_items;
-		run->special = special;
-		run->return_subscribed = return_subscribed;
+		run->items = o.status_items;
 	}
 	const struct imap_arg *one = pats->type == IMAP_ARG_LIST ? pats->child : pats;
 	for (; one; one = pats->type == IMAP_ARG_LIST ? one->next : NULL) {
-		char full[2 * IMAP_MAILBOX_MAX + 2];
+		char full[2 * IMAP_MAILBOX_MAX + 2], u7[2 * IMAP_MAILBOX_MAX + 2];
+		size_t u7len;
 		if (one->type == IMAP_ARG_ATOM) {   /* list-mailbox: wildcards are atom characters */
 			pat = one->s;
 			plen = one->len;
@@ -618,33 +708,52 @@ static void imap_list(struct imap_session *s, const struct imap_arg *a, bool lsu
 			continue;
 		}
 		snprintf(full, sizeof(full), "%.*s%.*s", (int)rlen, ref, (int)plen, pat);
-		for (size_t i = 0; i < all.n; i++) {
-			const char *n = all.names[i];
-			bool sub = imap_is_subscribed(&subs, n);
+		/* a UTF8=ACCEPT client's pattern is UTF-8; the names are kept
+		 * in modified UTF-7 (wildcards are the same in both) */
+		if (s->utf8 && imap_utf8_to_utf7(full, strlen(full), u7, sizeof(u7), &u7len) == IMAP_UTF7_OK)
+			memcpy(full, u7, u7len + 1);
+		for (size_t i = 0; i < cand.n; i++) {
+			const char *n = cand.names[i];
+			bool sub = imap_is_subscribed(&subs, n), exists = i < all.n;
 			bool m = imap_match(full, n) || (i == 0 && strncasecmp(full, "INBOX", 5) == 0 &&
 							 imap_match(full + 5, ""));
-			if (!m || (subscribed_only && !sub))
+			const char *childinfo = NULL;
+			if (!m || done[i])
 				continue;
+			if (!imap_list_selected(&o, n, sub)) {
+				/* RECURSIVEMATCH: a match whose descendant is selected */
+				size_t nl = strlen(n);
+				if (!(o.select & IMAP_LS_RECURSIVE))
+					continue;
+				for (size_t j = 0; j < cand.n && !childinfo; j++)
+					if (strncmp(cand.names[j], n, nl) == 0 && cand.names[j][nl] == '/' &&
+					    imap_list_selected(&o, cand.names[j], imap_is_subscribed(&subs, cand.names[j])))
+						childinfo = o.select & IMAP_LS_SUBSCRIBED ? "\"SUBSCRIBED\"" : "\"SPECIAL-USE\"";
+				if (!childinfo)
+					continue;
+			}
+			done[i] = true;
 			if (run) {
-				/* the lines go out with the folders' jobs */
-				run->names = xrealloc(run->names, (run->n + 1) * sizeof(*run->names));
-				run->subscribed = xrealloc(run->subscribed, (run->n + 1) * sizeof(*run->subscribed));
-				run->names[run->n] = xstrdup(n);
-				run->subscribed[run->n++] = sub;
+				struct evbuffer *lb = evbuffer_new();
+				imap_list_line(s, lb, &o, &all, n, exists, sub, childinfo);
+				evbuffer_add(lb, "", 1);
+				imap_status_run_add(run, n, (const char *)evbuffer_pullup(lb, -1), exists);
+				evbuffer_free(lb);
 				continue;
 			}
-			imap_list_line(s, lsub ? "LSUB" : "LIST", &all, n, return_subscribed && sub, special);
+			imap_list_line(s, imap_out(s), &o, &all, n, exists, sub, childinfo);
 		}
 		if (pats->type != IMAP_ARG_LIST)
 			break;
 	}
+	free(done);
+	free(cand.names);
 	imap_store_list_free(&subs);
+	imap_store_list_free(&all);
 	if (run) {
-		run->all = all;
 		imap_status_next(s, run);
 		return;
 	}
-	imap_store_list_free(&all);
 	imap_ok(s, "%s completed", lsub ? "LSUB" : "LIST");
 }
 
@@ -660,12 +769,31 @@ void imap_cmd_lsub(struct imap_session *s, const struct imap_arg *a, bool uid)
 
 /* ---- APPEND ----------------------------------------------------------------------- */
 
+/* The messages of one APPEND, MULTIAPPEND included (RFC 3502): each
+ * literal streams into its own tmp/ file, sealed (fsync'd, renamed to its
+ * final name, still in tmp/) when the next one is announced; at the end
+ * of the command all of them go into the folder, or none: a failure takes
+ * back the ones already added. */
+
+static void imap_append_drop_sealed(struct imap_session *s)
+{
+	for (size_t i = 0; i < s->nappend; i++) {
+		unlink(s->append_msgs[i].tmp);
+		free(s->append_msgs[i].tmp);
+		free(s->append_msgs[i].name);
+	}
+	free(s->append_msgs);
+	s->append_msgs = NULL;
+	s->nappend = 0;
+}
+
 void imap_append_abort(struct imap_session *s)
 {
 	if (s->append_fd >= 0) {
 		close(s->append_fd);
 		unlink(s->append_tmp);
 	}
+	imap_append_drop_sealed(s);
 	s->append_fd = -1;
 	s->append_discard = false;
 	free(s->append_tmp);
@@ -673,52 +801,125 @@ void imap_append_abort(struct imap_session *s)
 	s->append_tmp = s->append_dir = NULL;
 }
 
-/* The literal of "APPEND mailbox [flags] [date-time] {n}" is announced:
- * the arguments before it are in the parser. */
-bool imap_append_begin(struct imap_session *s, uint32_t size, bool sync)
+/* A literal of the message text: "{n}", or RFC 6855's "UTF8 (~{n})". */
+static bool imap_append_is_text(const struct imap_arg *e)
 {
-	const struct imap_arg *a = s->parser.args, *e;
-	char *name, *dir;
-	char host[64];
+	return e->type == IMAP_ARG_LITERAL ||
+		(e->type == IMAP_ARG_LIST && e->child && e->child->type == IMAP_ARG_LITERAL);
+}
 
-	imap_append_abort(s);
-	if ((name = imap_mailbox_arg(s, a)) == NULL)
+static size_t imap_append_texts(const struct imap_arg *a)
+{
+	size_t n = 0;
+	for (const struct imap_arg *e = a ? a->next : NULL; e; e = e->next)
+		n += imap_append_is_text(e);
+	return n;
+}
+
+/* The literal just taken is complete: closed and kept in tmp/ with its
+ * final name ("...,S=size,W=crlf-size"), flags and date; APPEND's job
+ * syncs and renames it (never on the loop). */
+static bool imap_append_seal(struct imap_session *s)
+{
+	char final[320];
+	bool ok = !s->append_failed;
+
+	ok = close(s->append_fd) == 0 && ok;
+	s->append_fd = -1;
+	if (!ok) {
+		unlink(s->append_tmp);
+		free(s->append_tmp);
+		s->append_tmp = NULL;
 		return false;
+	}
+	snprintf(final, sizeof(final), "%s,S=%" PRIu64 ",W=%" PRIu64, s->append_name, s->append_size,
+		 s->append_crlf);
+	s->append_msgs = xrealloc(s->append_msgs, (s->nappend + 1) * sizeof(*s->append_msgs));
+	s->append_msgs[s->nappend++] = (struct imap_append_msg){
+		xstrdup(final), s->append_flags, s->append_date, s->append_crlf, s->append_tmp,
+	};
+	s->append_tmp = NULL;
+	return true;
+}
+
+/* The flags and date-time before the literal being announced: the
+ * arguments after the previous message's literal. */
+static bool imap_append_options(struct imap_session *s, const struct imap_arg *a)
+{
+	const struct imap_arg *e, *start = a->next;
+	bool utf8 = false;
+
+	for (e = a->next; e; e = e->next)
+		if (imap_append_is_text(e))
+			start = e->next;
 	s->append_flags = 0;
 	s->append_date = -1;
-	for (e = a->next; e && e->type != IMAP_ARG_LITERAL; e = e->next) {
+	for (e = start; e; e = e->next) {
 		uint32_t kw;
-		if (e->type == IMAP_ARG_LIST) {
+		if (e->type == IMAP_ARG_LIST && !utf8) {
 			if (!imap_parse_flag_list(s, e, &s->append_flags, &kw, false)) {
-				free(name);
 				imap_bad(s, "Invalid flags");
 				return false;
 			}
 		} else if (e->type == IMAP_ARG_QUOTED) {
 			if (!imap_parse_datetime(e->s, e->len, &s->append_date)) {
-				free(name);
 				imap_bad(s, "Invalid date-time");
 				return false;
 			}
 		}
+		utf8 = imap_arg_is_atom(e, "UTF8");
+	}
+	return true;
+}
+
+/* A literal of "APPEND mailbox [flags] [date-time] {n} [[flags]
+ * [date-time] {n} ...]" is announced: the arguments before it are in the
+ * parser.  False: answered (and everything of this APPEND dropped). */
+bool imap_append_begin(struct imap_session *s, uint32_t size, bool sync)
+{
+	const struct imap_arg *a = s->parser.args;
+	char *name = NULL, *dir;
+	char host[64];
+	bool more = imap_append_texts(a) > 0;
+
+	if (!more) {
+		imap_append_abort(s);
+		if ((name = imap_mailbox_arg(s, a)) == NULL)
+			return false;
+	} else if (s->append_dir == NULL || s->append_fd < 0 || !imap_append_seal(s)) {
+		/* an earlier message of this MULTIAPPEND failed */
+		imap_log_error(s, "append", errno);
+		imap_append_abort(s);
+		imap_no(s, "[UNAVAILABLE] Cannot store the message");
+		return false;
+	}
+	if (!imap_append_options(s, a)) {
+		if (!more)
+			free(name);
+		imap_append_abort(s);
+		return false;
 	}
 	if (size > s->t->cfg->max_message_size) {
-		free(name);
+		if (!more)
+			free(name);
+		imap_append_abort(s);
 		imap_no(s, "[TOOBIG] Message larger than %" PRIu64 " octets", s->t->cfg->max_message_size);
 		return false;
 	}
-	if ((dir = imap_existing_dir(s, name)) == NULL) {
+	if (!more) {
+		if ((dir = imap_existing_dir(s, name)) == NULL) {
+			free(name);
+			imap_no(s, "[TRYCREATE] No such mailbox");
+			return false;
+		}
 		free(name);
-		imap_no(s, "[TRYCREATE] No such mailbox");
-		return false;
+		s->append_dir = dir;
 	}
-	free(name);
 	if (gethostname(host, sizeof(host)) != 0)
 		snprintf(host, sizeof(host), "localhost");
 	host[sizeof(host) - 1] = '\0';
 	imap_folder_unique(s->append_name, sizeof(s->append_name) - 48, host);
-	s->append_dir = dir;
-	s->append_tmp = xasprintf("%s/tmp/%s", dir, s->append_name);
+	s->append_tmp = xasprintf("%s/tmp/%s", s->append_dir, s->append_name);
 	s->append_fd = open(s->append_tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 	s->append_size = s->append_crlf = 0;
 	s->append_prev = 0;
@@ -747,45 +948,93 @@ void imap_append_octets(struct imap_session *s, const char *p, size_t len)
 		s->append_failed = true;
 }
 
-/* APPEND's commit, on the worker with the target folder. */
+/* The whole command: mailbox, then one or more [flags] [date-time] text,
+ * text a literal or "UTF8" and a list of one literal8 (RFC 6855 4). */
+static bool imap_append_syntax(const struct imap_arg *a, size_t *n)
+{
+	const struct imap_arg *e = a ? a->next : NULL;
+
+	*n = 0;
+	while (e) {
+		if (e->type == IMAP_ARG_LIST && !imap_append_is_text(e))
+			e = e->next;
+		if (e && e->type == IMAP_ARG_QUOTED)
+			e = e->next;
+		if (e && imap_arg_is_atom(e, "UTF8") && e->next && e->next->type == IMAP_ARG_LIST &&
+		    e->next->count == 1 && imap_append_is_text(e->next) && e->next->child->literal8)
+			e = e->next;
+		else if (e == NULL || e->type != IMAP_ARG_LITERAL)
+			return false;
+		e = e->next;
+		(*n)++;
+	}
+	return *n > 0;
+}
+
+/* APPEND's commit, on the worker with the target folder: each message
+ * synced and renamed to its final name, then all into cur/ with one
+ * directory sync and one state file (RFC 3502: all or none). */
 struct imap_append_job {
-	int fd;
-	char *tmp;                /* "PATH/tmp/NAME" as streamed */
-	char final[320];          /* NAME,S=,W= */
+	struct imap_append_msg *v;
+	size_t n;
+	uint32_t *uids;
+	size_t added;
 	bool failed;
-	unsigned flags;
-	int64_t date;
-	uint64_t crlf;
-	uint32_t uid, validity;
+	uint32_t validity;
 };
 
 static void imap_append_work(struct imap_job *j)
 {
 	struct imap_append_job *x = j->arg;
-	char *to;
-	bool ok;
+	struct imap_folder *f = j->f;
+	size_t ready = 0;
+	bool ok = f != NULL;
 
-	/* Data first: the message is durable before the OK (fsync here, the
-	 * rename into cur/, its directory sync and the state in
-	 * imap_folder_add). */
-	ok = !x->failed && fsync(x->fd) == 0;
-	ok = close(x->fd) == 0 && ok;
-	x->fd = -1;
-	to = xasprintf("%s/tmp/%s", j->sh->path, x->final);
-	ok = ok && rename(x->tmp, to) == 0;
-	if (!ok) {
-		j->err = errno ? errno : EIO;
-		unlink(x->tmp);
-	} else if (j->f == NULL ||
-		   !imap_folder_add(j->f, x->final, x->flags, 0, x->date, x->crlf, &x->uid)) {
-		j->err = errno;
-		unlink(to);
-		ok = false;
-	} else {
-		x->validity = j->f->uidvalidity;
+	if (!ok)
+		errno = j->err;
+	/* Data first: every message is durable before the OK. */
+	for (; ok && ready < x->n; ready++) {
+		struct imap_append_msg *m = &x->v[ready];
+		char *to = xasprintf("%s/tmp/%s", j->sh->path, m->name);
+		int fd = open(m->tmp, O_RDONLY | O_CLOEXEC);
+		ok = fd >= 0 && fsync(fd) == 0;
+		if (fd >= 0)
+			close(fd);
+		ok = ok && rename(m->tmp, to) == 0;
+		free(to);
+		if (!ok)
+			break;
 	}
-	x->failed = !ok;
-	free(to);
+	if (ok) {
+		imap_folder_batch_begin(f);
+		for (size_t i = 0; ok && i < x->n; i++) {
+			ok = imap_folder_add(f, x->v[i].name, x->v[i].flags, 0, x->v[i].date, x->v[i].crlf, &x->uids[i]);
+			if (ok)
+				x->added++;
+		}
+		if (!imap_folder_batch_commit(f))
+			ok = false;
+	}
+	if (!ok) {
+		/* all or none (RFC 3502 6.3.11): take back what went in */
+		j->err = errno ? errno : EIO;
+		for (size_t i = 0; i < x->added; i++) {
+			long k = imap_folder_find(f, x->uids[i]);
+			if (k >= 0)
+				imap_folder_expunge(f, (size_t)k);
+		}
+		if (x->added)
+			imap_folder_save(f);
+		for (size_t i = x->added; i < x->n; i++) {
+			char *t = xasprintf("%s/tmp/%s", j->sh->path, x->v[i].name);
+			unlink(t);
+			unlink(x->v[i].tmp);
+			free(t);
+		}
+		x->failed = true;
+		return;
+	}
+	x->validity = f->uidvalidity;
 }
 
 static void imap_append_done(struct imap_job *j)
@@ -796,12 +1045,22 @@ static void imap_append_done(struct imap_job *j)
 	if (!j->gone) {
 		if (x->failed) {
 			imap_log_error(s, "append", j->err);
-			imap_no(s, "[UNAVAILABLE] Cannot store the message");
+			imap_no(s, "[UNAVAILABLE] Cannot store the message%s", x->n > 1 ? "s" : "");
 		} else {
-			imap_ok(s, "[APPENDUID %" PRIu32 " %" PRIu32 "] APPEND completed", x->validity, x->uid);
+			struct evbuffer *set = evbuffer_new();
+			imap_write_seqset(set, x->uids, x->added);
+			evbuffer_add(set, "", 1);
+			imap_ok(s, "[APPENDUID %" PRIu32 " %s] APPEND completed", x->validity,
+				(const char *)evbuffer_pullup(set, -1));
+			evbuffer_free(set);
 		}
 	}
-	free(x->tmp);
+	for (size_t i = 0; i < x->n; i++) {
+		free(x->v[i].name);
+		free(x->v[i].tmp);
+	}
+	free(x->v);
+	free(x->uids);
 	free(x);
 }
 
@@ -809,22 +1068,26 @@ void imap_cmd_append(struct imap_session *s, const struct imap_arg *a, bool uid)
 {
 	struct imap_append_job *x;
 	struct imap_job *j;
+	size_t n;
 
-	if (s->append_fd < 0) {
-		imap_bad(s, "Syntax: APPEND mailbox [flags] [date-time] literal");
+	if (s->append_fd < 0 || !imap_append_syntax(a, &n) || n != s->nappend + 1) {
+		imap_append_abort(s);
+		imap_bad(s, "Syntax: APPEND mailbox [flags] [date-time] literal ...");
 		return;
 	}
+	if (!imap_append_seal(s)) {
+		imap_log_error(s, "append", errno);
+		imap_append_abort(s);
+		imap_no(s, "[UNAVAILABLE] Cannot store the message%s", n > 1 ? "s" : "");
+		return;
+	}
+	/* the messages are the job's now */
 	x = xcalloc(1, sizeof(*x));
-	x->fd = s->append_fd;
-	x->tmp = s->append_tmp;
-	x->failed = s->append_failed;
-	x->flags = s->append_flags;
-	x->date = s->append_date;
-	x->crlf = s->append_crlf;
-	snprintf(x->final, sizeof(x->final), "%s,S=%" PRIu64 ",W=%" PRIu64, s->append_name, s->append_size,
-		 s->append_crlf);
-	s->append_fd = -1;
-	s->append_tmp = NULL;   /* the job's now */
+	x->v = s->append_msgs;
+	x->n = s->nappend;
+	x->uids = xcalloc(x->n + 1, sizeof(*x->uids));
+	s->append_msgs = NULL;
+	s->nappend = 0;
 	j = imap_job_new(s, s->append_dir, "append", imap_append_work, imap_append_done);
 	j->arg = x;
 	imap_append_abort(s);

@@ -205,7 +205,8 @@ void imap_capability_list(struct imap_session *s, struct evbuffer *b)
 		.trusted = false,
 	};
 	evbuffer_add_printf(b, "IMAP4rev1 IMAP4rev2 LITERAL+ SASL-IR ID ENABLE IDLE NAMESPACE UNSELECT UIDPLUS"
-			    " MOVE CHILDREN SPECIAL-USE LIST-STATUS APPENDLIMIT=%" PRIu64,
+			    " MOVE CHILDREN SPECIAL-USE LIST-EXTENDED LIST-STATUS ESEARCH MULTIAPPEND BINARY"
+			    " UTF8=ACCEPT APPENDLIMIT=%" PRIu64,
 			    s->t->cfg->max_message_size);
 	evbuffer_add_printf(b, " CONDSTORE QRESYNC");   /* RFC 7162 */
 	if (s->state == IMAP_S_NOT_AUTH) {
@@ -1285,4 +1286,17 @@ char *imap_mailbox_arg(struct imap_session *s, const struct imap_arg *a)
 		return NULL;
 	}
 	return xstrndup(name, len);
+}
+
+void imap_write_mailbox(struct imap_session *s, struct evbuffer *b, const char *name)
+{
+	char buf[4 * IMAP_MAILBOX_MAX + 16];
+	size_t len;
+
+	/* RFC 6855 3: once UTF8=ACCEPT is on, names go out as UTF-8 */
+	if (s->utf8 && imap_utf7_to_utf8(name, strlen(name), buf, sizeof(buf), &len) == IMAP_UTF7_OK) {
+		imap_write_astring(b, buf, len, true);
+		return;
+	}
+	imap_write_astring(b, name, strlen(name), false);
 }

@@ -126,6 +126,16 @@ struct imap_session {
 	unsigned append_flags;
 	int64_t append_date;
 	char *append_dir;         /* the target folder */
+	/* MULTIAPPEND (RFC 3502): the messages of this APPEND already in
+	 * tmp/ under their final names, added all at once at its end */
+	struct imap_append_msg {
+		char *name;           /* its final name in tmp/ */
+		unsigned flags;
+		int64_t date;
+		uint64_t crlf;
+		char *tmp;            /* "PATH/tmp/NAME" as streamed, until the job renames it */
+	} *append_msgs;
+	size_t nappend;
 
 	char *user;               /* "local@domain" */
 	char *maildir;
@@ -195,6 +205,9 @@ bool imap_parse_flag_list(struct imap_session *s, const struct imap_arg *a, unsi
 			  bool add);
 /* A mailbox argument to its wire name (INBOX any case -> "INBOX"); NULL: NO sent. */
 char *imap_mailbox_arg(struct imap_session *s, const struct imap_arg *a);
+/* A wire name (modified UTF-7) as the client reads it: UTF-8 after
+ * ENABLE UTF8=ACCEPT. */
+void imap_write_mailbox(struct imap_session *s, struct evbuffer *b, const char *name);
 
 /* ---- command groups ---- */
 void imap_cmd_capability(struct imap_session *s, const struct imap_arg *a, bool uid);

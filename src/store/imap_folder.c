@@ -705,7 +705,18 @@ bool imap_folder_commit(struct imap_folder *f)
 bool imap_folder_add(struct imap_folder *f, const char *tmp_name, unsigned flags, uint32_t kw,
 		     int64_t date, uint64_t size, uint32_t *uid)
 {
-	return imap_folder_take(f, tmp_name, flags, kw, date, size, uid) && imap_folder_commit(f);
+	return imap_folder_take(f, tmp_name, flags, kw, date, size, uid) && (f->batch || imap_folder_commit(f));
+}
+
+void imap_folder_batch_begin(struct imap_folder *f)
+{
+	f->batch = true;
+}
+
+bool imap_folder_batch_commit(struct imap_folder *f)
+{
+	f->batch = false;
+	return imap_folder_commit(f);
 }
 
 /* Copy fd's octets into a new file at path (fsync'd). */

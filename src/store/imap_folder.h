@@ -75,6 +75,7 @@ struct imap_folder {
 	size_t nvan, capvan;
 	bool dirty;               /* state to save */
 	bool cache_dirty;         /* the cache file is behind */
+	bool batch;               /* imap_folder_batch_begin(): sync at the commit */
 };
 
 /* Open (creating new/ cur/ tmp/ when missing), scan, and take what the
@@ -120,6 +121,12 @@ bool imap_folder_copy_file(struct imap_folder *dst, const char *from, unsigned f
 			   size_t nkws, int64_t date, uint64_t size, uint32_t *uid);
 /* Make the messages added so far durable: sync cur/, save the state. */
 bool imap_folder_commit(struct imap_folder *f);
+/* Several messages in one go (MULTIAPPEND): between these two,
+ * imap_folder_add leaves cur/'s directory sync and the state file to the
+ * commit, once for all instead of once per message.  Nothing is durable
+ * before the commit returns true. */
+void imap_folder_batch_begin(struct imap_folder *f);
+bool imap_folder_batch_commit(struct imap_folder *f);
 /* A unique name for a new file ("SECONDS.M<usec>P<pid>Q<n>.HOST"). */
 void imap_folder_unique(char *out, size_t cap, const char *host);
 

@@ -165,6 +165,15 @@ static void test_uids_and_flags(void **state)
 	imap_folder_free(f);
 }
 
+/* f's first message into g, not yet committed */
+static bool copy_first(struct imap_folder *f, struct imap_folder *g, uint32_t *uid)
+{
+	char *from = imap_folder_msg_path(f, 0);
+	bool ok = imap_folder_copy_file(g, from, f->v[0].flags, NULL, 0, f->v[0].date, f->v[0].size, uid);
+	free(from);
+	return ok;
+}
+
 static void test_add_and_copy(void **state)
 {
 	struct fixture *fx = *state;
@@ -192,6 +201,31 @@ static void test_add_and_copy(void **state)
 	assert_int_equal(g->v[0].size, 4);
 	assert_int_equal(g->v[0].date, 1000000);
 	imap_folder_free(g);
+
+	/* a batch: the state file is written at the commit, once */
+	char state_path[300];
+	struct stat st0, st1;
+	snprintf(state_path, sizeof(state_path), "%s/%s", sent, IMAP_FOLDER_STATE);
+	g = imap_folder_open(sent);
+	assert_non_null(g);
+	assert_int_equal(stat(state_path, &st0), 0);
+	imap_folder_batch_begin(g);
+	assert_true(copy_first(f, g, &uid));
+	assert_int_equal(uid, 2);
+	assert_true(copy_first(f, g, &uid));
+	assert_int_equal(uid, 3);
+	assert_int_equal(stat(state_path, &st1), 0);
+	assert_int_equal(st0.st_ino, st1.st_ino);   /* not replaced yet */
+	assert_true(imap_folder_batch_commit(g));
+	assert_int_equal(stat(state_path, &st1), 0);
+	assert_int_not_equal(st0.st_ino, st1.st_ino);
+	imap_folder_free(g);
+	g = imap_folder_open(sent);   /* what a restart sees */
+	assert_non_null(g);
+	assert_int_equal(g->n, 3);
+	assert_int_equal(g->v[2].uid, 3);
+	assert_int_equal(g->uidnext, 4);
+	imap_folder_free(g);
 	imap_folder_free(f);
 }
 
@@ -217,6 +251,19 @@ static void test_folders(void **state)
 	assert_int_equal(imap_store_create(fx->md, "a//b"), IMAP_STORE_BAD_NAME);
 	assert_true(exists(fx->md, ".A.B", "cur"));
 	assert_true(imap_store_subscribe(fx->md, "A/B", true));
+	{
+		/* Dovecot's version 2 form: header, levels split by tabs */
+		char path[512], buf[256];
+		snprintf(path, sizeof(path), "%s/subscriptions", fx->md);
+		FILE *fp = fopen(path, "r");
+		assert_non_null(fp);
+		size_t n = fread(buf, 1, sizeof(buf) - 1, fp);
+		buf[n] = '\0';
+		fclose(fp);
+		assert_memory_equal(buf, "V\t2\n\n", 5);
+		assert_non_null(strstr(buf, "\nA\tB\n"));
+		assert_null(strchr(buf, '/'));
+	}
 	assert_int_equal(imap_store_rename(fx->md, "A", "C"), IMAP_STORE_OK);
 	assert_true(exists(fx->md, ".C.B", "cur"));
 	assert_false(exists(fx->md, ".A.B", "cur"));
