@@ -753,7 +753,7 @@ static void imap_shared_put(struct imap_server *is, struct imap_shared *sh)
 {
 	if (--sh->refs > 0)
 		return;
-	if (sh->f && (sh->f->dirty || sh->f->cache_dirty)) {
+	if (sh->f && (sh->f->dirty || sh->f->cache_dirty) && !sh->save_failed) {
 		struct imap_job *j = xcalloc(1, sizeof(*j));
 		j->t = is->t;
 		j->sh = sh;
@@ -831,12 +831,13 @@ static void imap_shared_wake(struct imap_shared *sh)
 		if (o->sel == sh && o->state == IMAP_S_SELECTED && !sh->busy && !sh->in_done) {
 			conn_batch_begin(&o->conn);
 			if (o->idling)
-				imap_sync(o, true);
-			else if (o->fetch && !o->waiting) {
+				imap_sync(o, true);   /* then a DONE that came meanwhile */
+			if (o->fetch && !o->waiting) {
 				if (imap_fetch_continue(o))
 					imap_resume(o);
-			} else
+			} else {
 				imap_resume(o);
+			}
 			conn_batch_end(&o->conn);
 		}
 		conn_unref(&o->conn);
@@ -848,8 +849,23 @@ static void imap_job_scan_work(struct imap_job *j)
 {
 }
 
-/* After a job: the next queued one, or a scan if the directory changed
- * meanwhile, or the sessions go on. */
+/* A look at the directory for the sessions on the folder (it is free). */
+static void imap_shared_scan(struct imap_server *is, struct imap_shared *sh)
+{
+	struct imap_job *j = xcalloc(1, sizeof(*j));
+
+	j->t = is->t;
+	j->sh = sh;
+	sh->refs++;
+	j->op = "scan";
+	j->work = imap_job_scan_work;
+	imap_job_start(j);
+}
+
+/* After a job: the next queued one; else the sessions go on, and then,
+ * if the directory changed meanwhile and none of them started a job
+ * (which would look), a scan.  The sessions go first so that mail
+ * arriving all the time cannot keep them waiting behind scan after scan. */
 static void imap_shared_next(struct imap_server *is, struct imap_shared *sh)
 {
 	struct imap_job *j = sh->queue;
@@ -861,17 +877,11 @@ static void imap_shared_next(struct imap_server *is, struct imap_shared *sh)
 		imap_job_start(j);
 		return;
 	}
-	if (sh->dirty && sh->sessions) {
-		j = xcalloc(1, sizeof(*j));
-		j->t = is->t;
-		j->sh = sh;
-		sh->refs++;
-		j->op = "scan";
-		j->work = imap_job_scan_work;
-		imap_job_start(j);
-		return;
-	}
+	sh->refs++;   /* the wake may let the last session go */
 	imap_shared_wake(sh);
+	if (sh->dirty && sh->sessions && !sh->busy && !sh->in_done && !sh->queue)
+		imap_shared_scan(is, sh);
+	imap_shared_put(is, sh);
 }
 
 static void imap_job_done_cb(void *arg)
@@ -885,6 +895,8 @@ static void imap_job_done_cb(void *arg)
 	if (sh) {
 		sh->busy = false;
 		sh->in_done = true;
+		/* a failed last save is not tried again and again */
+		sh->save_failed = j->work == imap_job_save_work && j->err != 0;
 	}
 	if (s) {
 		/* done() always runs (it frees j->arg); it answers unless the
@@ -965,7 +977,7 @@ static void imap_inotify_cb(evutil_socket_t fd, short what, void *arg)
 	/* The scan runs on a worker; IDLE sessions hear of it when it ends. */
 	for (struct imap_shared *sh = is->shared; sh; sh = sh->next)
 		if (sh->dirty && sh->sessions && !sh->busy && !sh->in_done && !sh->queue)
-			imap_shared_next(is, sh);
+			imap_shared_scan(is, sh);
 }
 
 struct imap_folder *imap_folder(struct imap_session *s)

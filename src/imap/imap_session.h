@@ -44,6 +44,7 @@ struct imap_shared {
 	 * it wait, and jobs queue, to run one at a time in order. */
 	bool busy;
 	bool in_done;             /* a job's done() runs: f is the loop's, no new job yet */
+	bool save_failed;         /* the last save failed: not retried at each release */
 	struct imap_job *queue, *queue_tail;
 	struct imap_session *sessions;   /* those that selected it (sel_next) */
 	struct imap_shared *next;
