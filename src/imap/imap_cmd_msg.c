@@ -818,15 +818,113 @@ static bool imap_search_has_modseq(const struct imap_search_node *n)
 	return false;
 }
 
+/* Does the program read message files (header, text and sent-date keys)? */
+static bool imap_search_reads(const struct imap_search_node *n)
+{
+	for (; n; n = n->next) {
+		switch (n->key) {
+		case IMAP_SK_BCC: case IMAP_SK_CC: case IMAP_SK_FROM: case IMAP_SK_TO: case IMAP_SK_SUBJECT:
+		case IMAP_SK_HEADER: case IMAP_SK_BODY: case IMAP_SK_TEXT: case IMAP_SK_SENTBEFORE:
+		case IMAP_SK_SENTON: case IMAP_SK_SENTSINCE:
+			return true;
+		default:
+			break;
+		}
+		if (imap_search_reads(n->child))
+			return true;
+	}
+	return false;
+}
+
+struct imap_search_job {
+	struct imap_search_node *prog;   /* in the parser's arena (hold_args) */
+	bool uid, esearch, modseq;
+	unsigned ret;             /* 1 MIN 2 MAX 4 ALL 8 COUNT */
+	uint32_t *hits;
+	size_t nh;
+	uint64_t top;
+};
+
+/* The hits (on the loop, or on a worker with the folder held: the view
+ * does not change while the session waits). */
+static void imap_search_run(struct imap_session *s, struct imap_search_job *x)
+{
+	struct imap_folder *f = s->sel->f;
+
+	x->hits = xcalloc(s->nview + 1, sizeof(*x->hits));
+	for (size_t i = 0; i < s->nview; i++) {
+		long k = imap_view_index(s, i);
+		struct imap_smsg m = { .s = s, .seq = i + 1 };
+		if (k < 0)
+			continue;
+		m.m = &f->v[k];
+		if (imap_eval(&m, x->prog)) {
+			x->hits[x->nh++] = x->uid ? s->view[i].uid : (uint32_t)(i + 1);
+			if (f->v[k].modseq > x->top)
+				x->top = f->v[k].modseq;
+		}
+		free(m.hdr);
+	}
+}
+
+static void imap_search_answer(struct imap_session *s, struct imap_search_job *x)
+{
+	uint32_t *hits = x->hits;
+	size_t nh = x->nh;
+	unsigned ret = x->ret;
+
+	if (!x->esearch) {
+		evbuffer_add_printf(imap_out(s), "* SEARCH");
+		for (size_t i = 0; i < nh; i++)
+			evbuffer_add_printf(imap_out(s), " %" PRIu32, hits[i]);
+		if (x->modseq && nh)
+			evbuffer_add_printf(imap_out(s), " (MODSEQ %" PRIu64 ")", x->top);
+		evbuffer_add(imap_out(s), "\r\n", 2);
+	} else {
+		evbuffer_add_printf(imap_out(s), "* ESEARCH (TAG \"%s\")%s", s->tag, x->uid ? " UID" : "");
+		if ((ret & 1) && nh)
+			evbuffer_add_printf(imap_out(s), " MIN %" PRIu32, hits[0]);
+		if ((ret & 2) && nh)
+			evbuffer_add_printf(imap_out(s), " MAX %" PRIu32, hits[nh - 1]);
+		if ((ret & 4) && nh) {
+			evbuffer_add_printf(imap_out(s), " ALL ");
+			imap_write_seqset(imap_out(s), hits, nh);
+		}
+		if (ret & 8)
+			evbuffer_add_printf(imap_out(s), " COUNT %zu", nh);
+		if (x->modseq && nh)   /* RFC 7162 3.1.5 with RFC 4731 */
+			evbuffer_add_printf(imap_out(s), " MODSEQ %" PRIu64, x->top);
+		evbuffer_add(imap_out(s), "\r\n", 2);
+	}
+	free(x->hits);
+	free(x);
+	imap_ok(s, "SEARCH completed");
+}
+
+static void imap_search_work(struct imap_job *j)
+{
+	imap_search_run(j->s, j->arg);
+}
+
+static void imap_search_done(struct imap_job *j)
+{
+	struct imap_search_job *x = j->arg;
+
+	imap_release_args(j->s);
+	if (j->gone) {
+		free(x->hits);
+		free(x);
+		return;
+	}
+	imap_search_answer(j->s, x);
+}
+
 void imap_cmd_search(struct imap_session *s, const struct imap_arg *a, bool uid)
 {
 	struct imap_search_node *prog;
 	enum imap_search_err e;
-	struct imap_folder *f = imap_folder(s);
 	bool esearch = false;
 	unsigned ret = 0;          /* 1 MIN 2 MAX 4 ALL 8 COUNT */
-	uint32_t *hits;
-	size_t nh = 0;
 
 	if (a && imap_arg_is_atom(a, "RETURN") && a->next && a->next->type == IMAP_ARG_LIST) {
 		esearch = true;
@@ -856,47 +954,24 @@ void imap_cmd_search(struct imap_session *s, const struct imap_arg *a, bool uid)
 		imap_bad(s, "%s", imap_search_strerror(e));
 		return;
 	}
-	bool modseq = imap_search_has_modseq(prog);
-	uint64_t top = 0;
-	if (modseq)
+	struct imap_search_job *x = xcalloc(1, sizeof(*x));
+	x->prog = prog;
+	x->uid = uid;
+	x->esearch = esearch;
+	x->ret = ret;
+	x->modseq = imap_search_has_modseq(prog);
+	if (x->modseq)
 		s->condstore = true;   /* a CONDSTORE-enabling command */
-	hits = xcalloc(s->nview + 1, sizeof(*hits));
-	for (size_t i = 0; i < s->nview; i++) {
-		long k = imap_view_index(s, i);
-		struct imap_smsg x = { .s = s, .seq = i + 1 };
-		if (k < 0)
-			continue;
-		x.m = &f->v[k];
-		if (imap_eval(&x, prog)) {
-			hits[nh++] = uid ? s->view[i].uid : (uint32_t)(i + 1);
-			if (f->v[k].modseq > top)
-				top = f->v[k].modseq;
-		}
-		free(x.hdr);
+	if (!imap_search_reads(prog)) {
+		/* flags, dates, sizes, UIDs: in memory, at once */
+		imap_search_run(s, x);
+		imap_search_answer(s, x);
+		return;
 	}
-	if (!esearch) {
-		evbuffer_add_printf(imap_out(s), "* SEARCH");
-		for (size_t i = 0; i < nh; i++)
-			evbuffer_add_printf(imap_out(s), " %" PRIu32, hits[i]);
-		if (modseq && nh)
-			evbuffer_add_printf(imap_out(s), " (MODSEQ %" PRIu64 ")", top);
-		evbuffer_add(imap_out(s), "\r\n", 2);
-	} else {
-		evbuffer_add_printf(imap_out(s), "* ESEARCH (TAG \"%s\")%s", s->tag, uid ? " UID" : "");
-		if ((ret & 1) && nh)
-			evbuffer_add_printf(imap_out(s), " MIN %" PRIu32, hits[0]);
-		if ((ret & 2) && nh)
-			evbuffer_add_printf(imap_out(s), " MAX %" PRIu32, hits[nh - 1]);
-		if ((ret & 4) && nh) {
-			evbuffer_add_printf(imap_out(s), " ALL ");
-			imap_write_seqset(imap_out(s), hits, nh);
-		}
-		if (ret & 8)
-			evbuffer_add_printf(imap_out(s), " COUNT %zu", nh);
-		if (modseq && nh)   /* RFC 7162 3.1.5 with RFC 4731 */
-			evbuffer_add_printf(imap_out(s), " MODSEQ %" PRIu64, top);
-		evbuffer_add(imap_out(s), "\r\n", 2);
-	}
-	free(hits);
-	imap_ok(s, "SEARCH completed");
+	/* Header and text keys read the messages: on a worker, the folder
+	 * held, the parsed program kept until the answer. */
+	struct imap_job *j = imap_job_new(s, s->sel->path, "search", imap_search_work, imap_search_done);
+	j->arg = x;
+	s->hold_args = true;
+	imap_job_submit(j);
 }

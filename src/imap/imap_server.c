@@ -628,6 +628,8 @@ static void imap_line_cb(void *arg, char *line, size_t len, bool bare_lf)
 	case IMAP_PARSE_DONE:
 		snprintf(s->tag, sizeof(s->tag), "%s", s->parser.tag);
 		imap_dispatch(s);
+		if (s->hold_args)
+			break;   /* a job reads the arguments: imap_release_args() */
 		imap_parse_reset(&s->parser);
 		if (s->utf8 != s->parser.opts.utf8 && !s->waiting)
 			imap_parser_setup(s);
@@ -641,6 +643,14 @@ static void imap_line_cb(void *arg, char *line, size_t len, bool bare_lf)
 	case IMAP_PARSE_NEED_LINE:
 		break;
 	}
+}
+
+void imap_release_args(struct imap_session *s)
+{
+	s->hold_args = false;
+	imap_parse_reset(&s->parser);
+	if (s->utf8 != s->parser.opts.utf8)
+		imap_parser_setup(s);
 }
 
 /* ---- shared folders and inotify -------------------------------------------- */

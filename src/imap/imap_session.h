@@ -113,6 +113,7 @@ struct imap_session {
 	bool lit_discard;         /* a literal that does not fit: dropped */
 	char tag[IMAP_TAG_MAX + 1];
 	bool waiting;             /* login answer, literal or streaming pending */
+	bool hold_args;           /* a job reads the parsed command: no reset yet */
 	/* a literal being taken for the parser (not APPEND) */
 	char *lit_buf;
 	size_t lit_len;
@@ -168,6 +169,9 @@ struct imap_command {
 	void (*fn)(struct imap_session *s, const struct imap_arg *args, bool uid);
 	unsigned flags;
 };
+
+/* The command's arguments, kept for a job (hold_args), are done with. */
+void imap_release_args(struct imap_session *s);
 
 /* ---- replies (imap_server.c) ---- */
 struct evbuffer *imap_out(struct imap_session *s);

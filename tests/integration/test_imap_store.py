@@ -541,3 +541,22 @@ def test_pop3_and_imap_share_a_mailbox(make_tern):
     p = pop3s(t)
     assert len(p.list()[1]) == 2
     p.quit()
+
+
+@pytest.mark.skipif(NO_STRACE is not None, reason=str(NO_STRACE))
+def test_a_slow_search_does_not_stall_other_sessions(make_tern):
+    """SEARCH TEXT reads every message: on a worker, not on the loop."""
+    t = make_tern(services=SERVICES)
+    md = t.maildir(ALICE)
+    login_raw(t).cmd("z", "LOGOUT")
+    drop(md, ".Archive/cur", 150)
+    a = login_raw(t)
+    assert a.cmd("s", "SELECT Archive", timeout=60)[-1].startswith("s OK")
+    # flag keys need no file: answered at once, as before
+    assert a.cmd("u", "SEARCH UNSEEN LARGER 10")[-1] == "u OK SEARCH completed"
+    with SlowDisk(t.proc.pid, "openat", 0.02):
+        out, took, rtts = responsive_while(t, a, "SEARCH TEXT \"body 142\"", "q1")
+    assert out == ["* SEARCH 143", "q1 OK SEARCH completed"], out
+    assert took >= 2.0, took
+    assert len(rtts) >= 3, rtts
+    assert max(rtts) < 1.0, rtts
