@@ -22,8 +22,8 @@ this order, on the same server:
 Each figure carries the server's CPU (its process tree) for the case.
 
 Env: BENCH_IMAP_MESSAGES (10000), BENCH_IMAP_FETCH (1000), BENCH_IMAP_BIG
-(100), BENCH_IMAP_MOVE (1000), BENCH_IMAP_IDLE (1000), BENCH_TIMEOUT,
-BENCH_KEEP.
+(100), BENCH_IMAP_MOVE (1000), BENCH_IMAP_IDLE (1000), BENCH_IMAP_ONLY
+(tern or dovecot: that one alone), BENCH_TIMEOUT, BENCH_KEEP.
 """
 
 import os
@@ -35,6 +35,7 @@ import socket
 import statistics
 import sys
 import time
+import traceback
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import benchlib as b  # noqa: E402
@@ -452,7 +453,10 @@ def main():
         src = os.path.join(wd, "Maildir")
         b.log(f"imap: building {cfg['n']} + {cfg['big']} x 1 MiB messages ...")
         make_maildir(src, cfg["n"], cfg["big"])
+        only = os.environ.get("BENCH_IMAP_ONLY", "").strip()
         for who, start in (("dovecot", start_dovecot), ("tern", start_tern)):
+            if only and who != only:
+                continue
             mark = cleanup.mark()
             b.log(f"imap: {who} ...")
             try:
@@ -462,6 +466,7 @@ def main():
             except b.TernUnavailable as exc:
                 results[who] = {"error": f"tern IMAP: not available: {exc}"}
             except Exception as exc:
+                b.log(traceback.format_exc())
                 results[who] = {"error": f"{who}: failed: {exc!r}"}
             finally:
                 cleanup.unwind(mark)

@@ -126,6 +126,7 @@ static const struct config_row config_table[] = {
 	ROW("milter", "servers", CT_MILTERS, milter_servers, "", 0, 0, "inet:HOST:PORT, unix:PATH (called in order)"),
 	ROW("milter", "default_action", CT_MILTER_ACTION, milter_default_action, "tempfail", 0, 0, "milter unreachable: tempfail | accept | reject"),
 	ROW("milter", "timeout", CT_DURATION, milter_timeout, "30s", 1, 3600, "each exchange with a milter"),
+	ROW("milter", "spam_header", CT_STR, milter_spam_header, "", 0, 0, "NAME: VALUE a milter's spam mark; its mail goes into Junk"),
 
 	ROW("http", "listen", CT_LISTEN, http_listen, "", 0, 0, "port 80: ACME http-01; everything else redirected to https"),
 	ROW("https", "listen", CT_LISTEN, https_listen, "", 0, 0, "port 443: MTA-STS policy, autoconfig, autodiscover, /metrics"),

@@ -81,6 +81,7 @@ struct config {
 	struct word_list milter_servers;   /* checked by milter_addr_parse() */
 	unsigned milter_default_action;    /* enum milter_default */
 	uint64_t milter_timeout;
+	char *milter_spam_header;         /* "X-Spam: Yes"; "" = none */
 
 	/* [pop3], [pop3s] */
 	struct listen_list pop3_listen;

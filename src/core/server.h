@@ -63,6 +63,7 @@ struct intake_ops {
 	struct intake *(*open)(struct tern *t, struct queue_env *env);   /* sets env->id; NULL: errno */
 	bool (*write)(struct intake *in, const void *buf, size_t len);
 	bool (*insert_front)(struct intake *in, const void *buf, size_t len);
+	bool (*envelope)(struct intake *in);   /* env changed (a milter), before the rest is written */
 	int (*error)(const struct intake *in);                           /* errno of a failed write, or 0 */
 	void (*commit)(struct intake *in, uint64_t lines, bool eight_bit, tern_accepted_fn done, void *arg);
 	void (*free)(struct intake *in);

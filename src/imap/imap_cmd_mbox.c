@@ -212,9 +212,10 @@ static void imap_select(struct imap_session *s, const struct imap_arg *a, bool r
 		return;
 	}
 	free(name);
-	/* A fresh look at the directory for every SELECT, on a worker. */
+	/* On a worker: opened and scanned, or as it is in memory when it is
+	 * open, watched and inotify says nothing changed. */
 	j = imap_job_new(s, dir, readonly ? "examine" : "select", NULL, imap_select_done);
-	j->scan = true;
+	j->fresh = true;
 	j->arg = x;
 	free(dir);
 	imap_job_submit(j);

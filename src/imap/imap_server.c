@@ -15,7 +15,9 @@
  * (struct imap_shared), so one session's STORE or EXPUNGE is in the
  * others' next sync; deliveries by SMTP (or any program) are seen
  * through inotify on the folder's new/ and cur/, and IDLE sessions are
- * told at once.
+ * told at once; a folder already open is taken as it is in memory by the
+ * next SELECT, after the inotify events still queued (an overflowed
+ * queue rescans every open folder).
  *
  * Folder work never runs on the loop (DESIGN.md invariant 2): opening and
  * scanning a folder (readdir of new/ and cur/), flag renames, expunges,
@@ -656,6 +658,7 @@ void imap_release_args(struct imap_session *s)
 /* ---- shared folders and inotify -------------------------------------------- */
 
 static void imap_inotify_cb(evutil_socket_t fd, short what, void *arg);
+static void imap_inotify_drain(struct imap_server *is);
 static void imap_job_done_cb(void *arg);
 
 struct imap_server *imap_server_new(struct tern *t)
@@ -809,6 +812,15 @@ static void imap_job_start(struct imap_job *j)
 
 	if (sh) {
 		sh->busy = true;
+		if (j->fresh) {
+			/* A folder open and watched is up to date but for the
+			 * events still queued: take those, scan only if they say
+			 * so (the second device to open INBOX does not read
+			 * 10,000 names again).  Without watches, a fresh look. */
+			imap_inotify_drain(j->t->imap);
+			if (sh->wd_new < 0 || sh->wd_cur < 0)
+				j->scan = true;
+		}
 		/* The directory changed since the last scan: this job looks. */
 		if (!j->raw) {
 			j->scan |= sh->dirty || sh->f == NULL;
@@ -969,21 +981,31 @@ void imap_job_submit(struct imap_job *j)
 	imap_job_start(j);
 }
 
-static void imap_inotify_cb(evutil_socket_t fd, short what, void *arg)
+/* The events queued so far: the folders they touch are to be scanned
+ * (all of them when the queue overflowed and events were lost). */
+static void imap_inotify_drain(struct imap_server *is)
 {
-	struct imap_server *is = arg;
 	char buf[8192] __attribute__((aligned(__alignof__(struct inotify_event))));
 	ssize_t r;
 
+	if (is->ifd < 0)
+		return;
 	while ((r = read(is->ifd, buf, sizeof(buf))) > 0) {
 		for (char *p = buf; p < buf + r;) {
 			const struct inotify_event *ev = (const struct inotify_event *)p;
 			for (struct imap_shared *sh = is->shared; sh; sh = sh->next)
-				if (ev->wd == sh->wd_new || ev->wd == sh->wd_cur)
+				if (ev->wd == sh->wd_new || ev->wd == sh->wd_cur || (ev->mask & IN_Q_OVERFLOW))
 					sh->dirty = true;
 			p += sizeof(*ev) + ev->len;
 		}
 	}
+}
+
+static void imap_inotify_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct imap_server *is = arg;
+
+	imap_inotify_drain(is);
 	/* The scan runs on a worker; IDLE sessions hear of it when it ends. */
 	for (struct imap_shared *sh = is->shared; sh; sh = sh->next)
 		if (sh->dirty && sh->sessions && !sh->busy && !sh->in_done && !sh->queue)
@@ -1015,8 +1037,14 @@ static void imap_view_reset(struct imap_session *s)
 	/* \Recent: a read-write session takes them, EXAMINE only looks
 	 * (RFC 3501 6.3.2) */
 	uint32_t from = readonly_peek(s, f);
-	for (size_t i = 0; i < s->nview; i++)
+	s->nrecent = 0;
+	for (size_t i = 0; i < s->nview; i++) {
 		s->view[i].recent = s->view[i].uid >= from;
+		s->nrecent += s->view[i].recent;
+	}
+	s->nrecent_told = s->nrecent;   /* SELECT says it */
+	s->ngone = 0;
+	s->sync_modseq = f->modseq;
 }
 
 void imap_select_attach(struct imap_session *s, struct imap_job *j, bool readonly)
@@ -1033,6 +1061,9 @@ void imap_select_attach(struct imap_session *s, struct imap_job *j, bool readonl
 		sh->wd_cur = inotify_add_watch(is->ifd, c, mask);
 		free(n);
 		free(c);
+		/* what came between the job's scan and the watches: a scan
+		 * follows this job (imap_shared_next) */
+		sh->dirty = true;
 	}
 	s->sel = sh;
 	s->sel_next = sh->sessions;
@@ -1062,10 +1093,7 @@ void imap_select_close(struct imap_session *s)
 
 size_t imap_view_recent(const struct imap_session *s)
 {
-	size_t n = 0;
-	for (size_t i = 0; i < s->nview; i++)
-		n += s->view[i].recent && !s->view[i].gone;
-	return n;
+	return s->nrecent;
 }
 
 long imap_view_index(struct imap_session *s, size_t i)
@@ -1086,6 +1114,70 @@ void imap_write_msg_flags(struct imap_session *s, struct evbuffer *b, unsigned f
 	imap_write_flags(b, flags, kws, n);
 }
 
+/* A message new to the view; the first read-write session to hear of
+ * it has it \Recent. */
+static void imap_view_push(struct imap_session *s, struct imap_folder *f, const struct imap_msg *m)
+{
+	struct imap_view_msg *v;
+
+	if (s->nview == s->capview) {
+		s->capview = s->capview ? 2 * s->capview : 64;
+		s->view = xrealloc(s->view, s->capview * sizeof(*s->view));
+	}
+	v = &s->view[s->nview++];
+	*v = (struct imap_view_msg){ m->uid, m->flags, m->kw, false, false };
+	if (v->uid >= f->first_recent) {
+		v->recent = true;
+		s->nrecent++;
+		if (!s->readonly) {
+			f->first_recent = v->uid + 1;
+			f->dirty = true;
+		}
+	}
+}
+
+static void imap_view_grew(struct imap_session *s, size_t n0)
+{
+	if (s->nview == n0)
+		return;
+	imap_untagged(s, "%zu EXISTS", s->nview);
+	if (!s->rev2 && s->nrecent != s->nrecent_told) {
+		/* RFC 3501 7.3.2, when the count changed */
+		imap_untagged(s, "%zu RECENT", s->nrecent);
+		s->nrecent_told = s->nrecent;
+	}
+}
+
+/* The common case without comparing every message: nothing changed, or
+ * only new messages came (a delivery to a folder 1000 IDLE sessions
+ * watch).  Every change bumps the folder's modseq by one (an added
+ * message, a flag change, an expunge), so when it grew by exactly the
+ * number of messages past the view's last UID, and the messages up to
+ * that UID are as many as the view holds (UIDs only grow, so those are
+ * the view's own), nothing else happened.  False: compare them all. */
+static bool imap_sync_quick(struct imap_session *s, struct imap_folder *f)
+{
+	uint32_t last = s->nview ? s->view[s->nview - 1].uid : 0;
+	size_t lo = 0, hi = f->n, n0 = s->nview;
+
+	if (s->ngone)
+		return false;
+	while (lo < hi) {   /* the first message past last */
+		size_t mid = lo + (hi - lo) / 2;
+		if (f->v[mid].uid <= last)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	if (lo != s->nview || f->modseq < s->sync_modseq || f->modseq - s->sync_modseq != f->n - lo)
+		return false;
+	for (size_t k = lo; k < f->n; k++)
+		imap_view_push(s, f, &f->v[k]);
+	imap_view_grew(s, n0);
+	s->sync_modseq = f->modseq;
+	return true;
+}
+
 /* RFC 9051 7.4.1 and 5.5: what changed since the client last heard.
  * With CONDSTORE the FETCHes carry MODSEQ (RFC 7162 3.1.2), with QRESYNC
  * the expunged are told as VANISHED UIDs instead of EXPUNGE (3.2.10). */
@@ -1099,12 +1191,16 @@ void imap_sync(struct imap_session *s, bool expunge)
 	if (s->sel == NULL || s->sel->busy)
 		return;   /* a job has the folder: the next sync tells */
 	f = imap_folder(s);
+	if (imap_sync_quick(s, f))
+		return;
+	s->ngone = 0;
 	for (size_t i = 0; i < s->nview; i++) {
 		struct imap_view_msg *v = &s->view[i];
 		long k = v->gone ? -1 : imap_folder_find(f, v->uid);
 		if (k < 0) {
 			v->gone = true;
 			if (expunge) {
+				s->nrecent -= v->recent;
 				if (!s->qresync) {
 					imap_untagged(s, "%zu EXPUNGE", o + 1);
 				} else {
@@ -1114,6 +1210,7 @@ void imap_sync(struct imap_session *s, bool expunge)
 				}
 				continue;
 			}
+			s->ngone++;
 		} else if (f->v[k].flags != v->flags || f->v[k].kw != v->kw) {
 			v->flags = f->v[k].flags;
 			v->kw = f->v[k].kw;
@@ -1139,29 +1236,11 @@ void imap_sync(struct imap_session *s, bool expunge)
 			last = s->view[i - 1].uid;
 			break;
 		}
-	for (size_t k = 0; k < f->n; k++) {
-		if (f->v[k].uid <= last)
-			continue;
-		if (s->nview == s->capview) {
-			s->capview = s->capview ? 2 * s->capview : 64;
-			s->view = xrealloc(s->view, s->capview * sizeof(*s->view));
-		}
-		struct imap_view_msg *v = &s->view[s->nview++];
-		*v = (struct imap_view_msg){ f->v[k].uid, f->v[k].flags, f->v[k].kw, false, false };
-		/* the first read-write session to hear of it has it \Recent */
-		if (v->uid >= f->first_recent) {
-			v->recent = true;
-			if (!s->readonly) {
-				f->first_recent = v->uid + 1;
-				f->dirty = true;
-			}
-		}
-	}
-	if (s->nview != n0) {
-		imap_untagged(s, "%zu EXISTS", s->nview);
-		if (!s->rev2)
-			imap_untagged(s, "%zu RECENT", imap_view_recent(s));
-	}
+	for (size_t k = 0; k < f->n; k++)
+		if (f->v[k].uid > last)
+			imap_view_push(s, f, &f->v[k]);
+	imap_view_grew(s, n0);
+	s->sync_modseq = f->modseq;
 }
 
 /* RFC 7162 3.2.5.1, 3.2.6: "* VANISHED (EARLIER) uids" for the UIDs that

@@ -70,6 +70,7 @@ struct imap_job {
 	const char *op;           /* for the log */
 	bool scan;                /* look at the directory before work() */
 	bool raw;                 /* hold the folder, do not open it (DELETE, RENAME) */
+	bool fresh;               /* scan only if inotify says it changed (SELECT) */
 	bool changed;             /* the scan changed the folder */
 	bool gone;                /* the session closed while the job ran: no reply */
 	int err;
@@ -149,6 +150,9 @@ struct imap_session {
 	bool readonly;
 	struct imap_view_msg *view;
 	size_t nview, capview;
+	uint64_t sync_modseq;     /* the folder's HIGHESTMODSEQ when the view last matched it */
+	size_t ngone;             /* view entries gone, their EXPUNGE not sent yet */
+	size_t nrecent, nrecent_told;   /* \Recent in the view; as last told (RECENT) */
 	bool idling;
 	struct imap_session *sel_next;   /* sessions of the same folder */
 	struct imap_fetch *fetch;        /* FETCH in progress */

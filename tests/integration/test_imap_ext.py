@@ -9,7 +9,7 @@ import base64
 import os
 import re
 
-from test_imap import ALICE, SERVICES, Raw, deliver, imaps
+from test_imap import ALICE, SERVICES, Raw, deliver, imaps, msg
 
 
 def login(t):
@@ -249,3 +249,63 @@ def test_partial_fetch_across_line_ends(make_tern):
             got = data[0][1] if isinstance(data[0], tuple) else b""
             assert got == crlf[o:o + n], (o, n, got, crlf[o:o + n])
     c.logout()
+
+
+def test_sync_tells_changes_mixed_with_new_mail(make_tern):
+    """A session that did not look for a while hears every change, also
+    when new mail came with them (the quick path of the sync covers only
+    new mail alone)."""
+    t = make_tern(services=SERVICES)
+    deliver(t, [f"Subject: m{i}\r\n\r\nx\r\n" for i in range(3)])
+    a = login(t)
+    assert "* 3 EXISTS" in a.cmd("s", "SELECT INBOX")
+    b = imaps(t)
+    b.select("INBOX")
+    # new mail alone
+    assert b.append("INBOX", None, None, b"Subject: n1\r\n\r\nx\r\n")[0] == "OK"
+    assert a.cmd("n1", "NOOP")[:-1] == ["* 4 EXISTS"]
+    # a flag change and new mail
+    b.store("2", "+FLAGS", "(\\Flagged)")
+    assert b.append("INBOX", None, None, b"Subject: n2\r\n\r\nx\r\n")[0] == "OK"
+    out = a.cmd("n2", "NOOP")[:-1]
+    # a selected first: the first three are \Recent in a (RFC 3501 2.3.2)
+    assert "* 2 FETCH (UID 2 FLAGS (\\Flagged \\Recent))" in out and "* 5 EXISTS" in out, out
+    # an expunge and new mail (twice as many, so the count alone fools nobody)
+    b.store("1", "+FLAGS", "(\\Deleted)")
+    b.expunge()
+    for i in range(2):
+        assert b.append("INBOX", None, None, b"Subject: n3\r\n\r\nx\r\n")[0] == "OK"
+    out = a.cmd("n3", "NOOP")[:-1]
+    assert "* 1 EXPUNGE" in out and "* 6 EXISTS" in out, out
+    assert a.cmd("f", "FETCH 1:* (UID)")[:-1] == [f"* {i + 1} FETCH (UID {u})" for i, u in
+                                                 enumerate([2, 3, 4, 5, 6, 7])]
+    b.logout()
+
+
+def test_select_of_an_open_folder_sees_what_just_changed(make_tern):
+    """A second SELECT of a folder another session holds open takes the
+    folder as it is in memory, after the change notices still queued: a
+    file another program just dropped into new/ or renamed in cur/ is
+    there, at once, every time."""
+    t = make_tern(services=SERVICES)
+    deliver(t, [msg(1)])
+    a = imaps(t)
+    a.select("INBOX")                      # keeps INBOX open
+    md = t.maildir(ALICE)
+    for i in range(5):
+        with open(os.path.join(md, "tmp", f"t{i}"), "w") as f:
+            f.write(f"Subject: dropped {i}\n\nhi\n")
+        os.rename(os.path.join(md, "tmp", f"t{i}"), os.path.join(md, "new", f"170000000{i}.M1P1Q{i}.other"))
+        b = imaps(t)
+        typ, data = b.select("INBOX")
+        assert data == [str(2 + i).encode()], (i, data)
+        b.logout()
+    cur = os.path.join(md, "cur")
+    name = [n for n in os.listdir(cur) if n.startswith("1700000003")][0]
+    os.rename(os.path.join(cur, name), os.path.join(cur, name.split(":")[0] + ":2,F"))
+    b = imaps(t)
+    b.select("INBOX")
+    typ, data = b.search(None, "FLAGGED")
+    assert data == [b"5"], data
+    b.logout()
+    a.logout()
