@@ -674,6 +674,14 @@ void config_free(struct config *c)
 	free(c);
 }
 
+bool config_has_key(const char *section, const char *key)
+{
+	for (size_t i = 0; i < ARRAY_LEN(config_table); i++)
+		if (!strcmp(config_table[i].section, section) && !strcmp(config_table[i].key, key))
+			return true;
+	return false;
+}
+
 void config_print_example(void *file)
 {
 	FILE *f = file;
