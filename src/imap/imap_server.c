@@ -42,6 +42,8 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
 #include <event2/event.h>
@@ -56,9 +58,16 @@
 
 #define IMAP_LINE_MAX 16384        /* one line of a command (RFC 7162 3 asks >= 8192) */
 
+/* Folders kept open (and watched) after their last session closed them,
+ * so that the next SELECT of the same folder (a client reconnecting, a
+ * second device) reads neither the state file nor the directory again. */
+#define IMAP_SHARED_KEEP 16
+
 struct imap_server {
 	struct tern *t;
 	struct imap_shared *shared;
+	unsigned nkept;            /* of shared, those with refs 0 */
+	uint64_t closes;           /* the LRU's clock */
 	int ifd;                   /* inotify, -1 if unavailable */
 	struct event *iev;
 };
@@ -381,6 +390,12 @@ void imap_server_accept(struct tern *t, evutil_socket_t fd, const struct sockadd
 	struct imap_session *s = xcalloc(1, sizeof(*s));
 	const struct config *cfg = t->cfg;
 	unsigned per_ip;
+	int one = 1;
+
+	/* A reply's last segment (the tagged OK after a FETCH's literals)
+	 * goes out at once: under Nagle it waited for the ACK of the data
+	 * before it, which a client's delayed ACK holds up to 40 ms. */
+	(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 
 	s->t = t;
 	s->svc = svc;
@@ -721,7 +736,8 @@ static struct imap_shared *imap_shared_get(struct imap_server *is, const char *p
 
 	for (sh = is->shared; sh; sh = sh->next)
 		if (strcmp(sh->path, path) == 0) {
-			sh->refs++;
+			if (sh->refs++ == 0)
+				is->nkept--;   /* kept since its last use: in use again */
 			return sh;
 		}
 	sh = xcalloc(1, sizeof(*sh));
@@ -760,8 +776,39 @@ void imap_cache_save_later(struct imap_session *s)
 	imap_job_submit(j);
 }
 
+/* An entry nobody uses goes: unwatched, freed (its state was saved). */
+static void imap_shared_drop(struct imap_server *is, struct imap_shared *sh, bool kept)
+{
+	for (struct imap_shared **pp = &is->shared; *pp; pp = &(*pp)->next)
+		if (*pp == sh) {
+			*pp = sh->next;
+			break;
+		}
+	if (kept)
+		is->nkept--;
+	imap_shared_unwatch(is, sh);
+	imap_folder_free(sh->f);
+	free(sh->path);
+	free(sh);
+}
+
+void imap_shared_forget(struct imap_session *s)
+{
+	struct imap_server *is = s->t->imap;
+	size_t len = strlen(s->maildir);
+
+	for (struct imap_shared *sh = is->shared, *next; sh; sh = next) {
+		next = sh->next;
+		if (sh->refs == 0 && strncmp(sh->path, s->maildir, len) == 0)
+			imap_shared_drop(is, sh, true);
+	}
+}
+
 /* The last user has gone: a state still to save is saved by a job (the
- * entry stays reserved until then), else the entry goes. */
+ * entry stays reserved until then); then the folder is kept, open and
+ * watched, for the next SELECT (the least recently used goes past
+ * IMAP_SHARED_KEEP), or, without inotify to tell it is out of date,
+ * dropped. */
 static void imap_shared_put(struct imap_server *is, struct imap_shared *sh)
 {
 	if (--sh->refs > 0)
@@ -776,15 +823,18 @@ static void imap_shared_put(struct imap_server *is, struct imap_shared *sh)
 		imap_job_submit(j);
 		return;
 	}
-	for (struct imap_shared **pp = &is->shared; *pp; pp = &(*pp)->next)
-		if (*pp == sh) {
-			*pp = sh->next;
-			break;
-		}
-	imap_shared_unwatch(is, sh);
-	imap_folder_free(sh->f);
-	free(sh->path);
-	free(sh);
+	if (sh->f == NULL || sh->save_failed || is->ifd < 0 || sh->wd_new < 0 || sh->wd_cur < 0) {
+		imap_shared_drop(is, sh, false);
+		return;
+	}
+	sh->closed_at = ++is->closes;
+	if (++is->nkept > IMAP_SHARED_KEEP) {
+		struct imap_shared *old = NULL;
+		for (struct imap_shared *o = is->shared; o; o = o->next)
+			if (o->refs == 0 && (old == NULL || o->closed_at < old->closed_at))
+				old = o;
+		imap_shared_drop(is, old, true);
+	}
 }
 
 static void imap_job_work_cb(void *arg)
@@ -1086,9 +1136,7 @@ void imap_select_close(struct imap_session *s)
 	s->sel = NULL;
 	s->nview = 0;
 	s->idling = false;
-	if (sh->sessions == NULL)
-		imap_shared_unwatch(s->t->imap, sh);
-	imap_shared_put(s->t->imap, sh);
+	imap_shared_put(s->t->imap, sh);   /* kept, watched, for the next SELECT */
 }
 
 size_t imap_view_recent(const struct imap_session *s)

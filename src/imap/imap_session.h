@@ -47,6 +47,7 @@ struct imap_shared {
 	bool save_failed;         /* the last save failed: not retried at each release */
 	struct imap_job *queue, *queue_tail;
 	struct imap_session *sessions;   /* those that selected it (sel_next) */
+	uint64_t closed_at;       /* refs 0: kept, watched, for the next SELECT (LRU) */
 	struct imap_shared *next;
 };
 
@@ -201,6 +202,9 @@ void imap_sync(struct imap_session *s, bool expunge);
  * expunged after modseq. */
 void imap_vanished_earlier(struct imap_session *s, const struct imap_folder *f, uint64_t modseq,
 			   const struct imap_seqset *set);
+/* The folders of the user's Maildir kept after their last session
+ * closed them are dropped (DELETE and RENAME change what a path holds). */
+void imap_shared_forget(struct imap_session *s);
 /* Sequence set (or UIDs) to view indexes, ascending; false: BAD sent. */
 bool imap_seq_resolve(struct imap_session *s, const struct imap_arg *a, bool uid, size_t **idx, size_t *n);
 /* How many of the view are \Recent. */

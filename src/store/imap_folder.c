@@ -506,6 +506,23 @@ bool imap_folder_scan(struct imap_folder *f, bool *changed)
 	return imap_folder_save(f);
 }
 
+/* A UIDVALIDITY never given before by this process: the clock's seconds,
+ * but past the last one, so a folder deleted and made again within one
+ * second (or a state file lost twice) does not get the value its old
+ * UIDs were valid under (RFC 9051 2.3.1.1). */
+static uint32_t imap_new_uidvalidity(void)
+{
+	static uint32_t last;
+	uint32_t prev = __atomic_load_n(&last, __ATOMIC_RELAXED), v;
+
+	do {
+		v = (uint32_t)now_unix();
+		if (v <= prev)
+			v = prev + 1;
+	} while (!__atomic_compare_exchange_n(&last, &prev, v, false, __ATOMIC_RELAXED, __ATOMIC_RELAXED));
+	return v;
+}
+
 struct imap_folder *imap_folder_open(const char *path)
 {
 	struct imap_folder *f;
@@ -518,7 +535,7 @@ struct imap_folder *imap_folder_open(const char *path)
 	if (!imap_folder_load(f)) {
 		/* A new UIDVALIDITY: the old UIDs (if any) are not known, so
 		 * clients must forget theirs (RFC 9051 2.3.1.1). */
-		f->uidvalidity = (uint32_t)now_unix();
+		f->uidvalidity = imap_new_uidvalidity();
 		f->uidnext = 1;
 		f->modseq = 1;
 		f->first_recent = 1;

@@ -8,7 +8,13 @@ RECURSIVEMATCH with CHILDINFO, bad options)."""
 import base64
 import os
 import re
+import shutil
+import subprocess
+import time
 
+import pytest
+
+from syscalls import strace_usable
 from test_imap import ALICE, SERVICES, Raw, deliver, imaps, msg
 
 
@@ -309,3 +315,71 @@ def test_select_of_an_open_folder_sees_what_just_changed(make_tern):
     assert data == [b"5"], data
     b.logout()
     a.logout()
+
+
+def test_imap_sockets_have_tcp_nodelay(make_tern, tmp_path):
+    """The tagged reply after a FETCH's literals goes out at once: with
+    Nagle it waited for the client's (delayed, up to 40 ms) ACK."""
+    why = strace_usable()
+    if why:
+        pytest.skip(why)
+    t = make_tern(services=SERVICES)
+    out = tmp_path / "strace.txt"
+    st = subprocess.Popen([shutil.which("strace") or "/usr/bin/strace", "-f", "-qq", "-e", "trace=setsockopt",
+                           "-o", str(out), "-p", str(t.proc.pid)])
+    text = ""
+    try:
+        # until strace has attached to the threads: connect again and again
+        deadline = time.time() + 20
+        while time.time() < deadline and text.count("TCP_NODELAY, [1]") < 2:
+            for svc in ("imaps", "imap"):
+                r = Raw(t, tls=svc == "imaps")
+                assert r.greeting.startswith("* OK")
+            time.sleep(0.1)
+            text = out.read_text() if out.exists() else ""
+    finally:
+        st.terminate()
+        st.wait(10)
+    assert text.count("TCP_NODELAY, [1]") >= 2, text
+
+
+def test_folder_kept_after_close_stays_true(make_tern):
+    """A folder stays open (watched) after its last session closed it, for
+    the next SELECT: what other programs did meanwhile is seen, and a
+    DELETE or RENAME leaves no stale copy behind a name made again."""
+    t = make_tern(services=SERVICES)
+    deliver(t, [msg(1), msg(2)])
+    c = imaps(t)
+    assert c.select("INBOX")[1] == [b"2"]
+    c.logout()                              # INBOX is kept now
+    md = t.maildir(ALICE)
+    cur = os.path.join(md, "cur")
+    names = sorted(os.listdir(cur))
+    os.unlink(os.path.join(cur, names[0]))                    # POP3 or mutt removed one
+    os.rename(os.path.join(cur, names[1]), os.path.join(cur, names[1].split(":")[0] + ":2,FS"))
+    with open(os.path.join(md, "new", "1800000000.M1P1Q1.other"), "w") as f:
+        f.write("Subject: dropped\n\nhi\n")
+    c = imaps(t)
+    assert c.select("INBOX")[1] == [b"2"]
+    typ, data = c.fetch("1:*", "(UID FLAGS)")
+    # the dropped one is new to every session: \Recent here (RFC 3501 2.3.2)
+    assert b"UID 2 FLAGS (\\Seen \\Flagged)" in data[0] and b"UID 3 FLAGS (\\Recent)" in data[1], data
+    # a folder with mail, closed (kept), deleted and made again: empty,
+    # under a new UIDVALIDITY
+    assert c.create("Box")[0] == "OK"
+    assert c.append("Box", None, None, b"Subject: in box\r\n\r\nx\r\n")[0] == "OK"
+    c.select("Box")
+    v1 = c.response("UIDVALIDITY")[1][0]
+    c.select("INBOX")                       # Box is kept now
+    assert c.delete("Box")[0] == "OK"
+    assert c.create("Box")[0] == "OK"
+    assert c.select("Box")[1] == [b"0"]
+    assert c.response("UIDVALIDITY")[1][0] != v1
+    # renamed away while kept: the new name has the mail, the old one none
+    assert c.append("Box", None, None, b"Subject: in box\r\n\r\nx\r\n")[0] == "OK"
+    c.select("INBOX")
+    assert c.rename("Box", "Crate")[0] == "OK"
+    assert c.create("Box")[0] == "OK"
+    assert c.select("Box")[1] == [b"0"]
+    assert c.select("Crate")[1] == [b"1"]
+    c.logout()

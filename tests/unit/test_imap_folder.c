@@ -229,6 +229,26 @@ static void test_add_and_copy(void **state)
 	imap_folder_free(f);
 }
 
+static void test_uidvalidity_never_repeats(void **state)
+{
+	struct fixture *fx = *state;
+	char st[300];
+	uint32_t seen[5];
+
+	snprintf(st, sizeof(st), "%s/%s", fx->md, IMAP_FOLDER_STATE);
+	for (size_t i = 0; i < 5; i++) {
+		/* the state file lost again and again within one second */
+		struct imap_folder *f = imap_folder_open(fx->md);
+		assert_non_null(f);
+		assert_true(imap_folder_save(f));
+		seen[i] = f->uidvalidity;
+		imap_folder_free(f);
+		assert_int_equal(unlink(st), 0);
+		for (size_t j = 0; j < i; j++)
+			assert_int_not_equal(seen[i], seen[j]);
+	}
+}
+
 static void test_folders(void **state)
 {
 	struct fixture *fx = *state;
@@ -398,6 +418,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_folders, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_cache, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_vanished, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_uidvalidity_never_repeats, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
