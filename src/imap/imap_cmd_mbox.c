@@ -286,7 +286,7 @@ static void imap_mbox_job(struct imap_session *s, enum imap_mbox_op op, char *na
 	char *dir = op == IMAP_MB_DELETE || op == IMAP_MB_RENAME ? imap_store_folder_dir(s->maildir, name) : NULL;
 	struct imap_job *j;
 
-	if (op == IMAP_MB_DELETE || op == IMAP_MB_RENAME)
+	if (op == IMAP_MB_CREATE || op == IMAP_MB_DELETE || op == IMAP_MB_RENAME)
 		imap_shared_forget(s);   /* a path's folder is about to change */
 	x->op = op;
 	x->maildir = xstrdup(s->maildir);

@@ -674,6 +674,9 @@ void imap_release_args(struct imap_session *s)
 
 static void imap_inotify_cb(evutil_socket_t fd, short what, void *arg);
 static void imap_inotify_drain(struct imap_server *is);
+static void imap_inotify_take(struct imap_server *is, const struct imap_shared *except);
+static void imap_shared_drop(struct imap_server *is, struct imap_shared *sh, bool kept);
+static void imap_shared_scan(struct imap_server *is, struct imap_shared *sh);
 static void imap_job_done_cb(void *arg);
 
 struct imap_server *imap_server_new(struct tern *t)
@@ -734,12 +737,20 @@ static struct imap_shared *imap_shared_get(struct imap_server *is, const char *p
 {
 	struct imap_shared *sh;
 
+	imap_inotify_take(is, NULL);   /* a removed directory's watch is gone with it */
 	for (sh = is->shared; sh; sh = sh->next)
-		if (strcmp(sh->path, path) == 0) {
-			if (sh->refs++ == 0)
-				is->nkept--;   /* kept since its last use: in use again */
-			return sh;
-		}
+		if (strcmp(sh->path, path) == 0)
+			break;
+	if (sh && sh->refs == 0 && (sh->wd_new < 0 || sh->wd_cur < 0)) {
+		/* kept, but its directory is not the one watched any more */
+		imap_shared_drop(is, sh, true);
+		sh = NULL;
+	}
+	if (sh) {
+		if (sh->refs++ == 0)
+			is->nkept--;   /* kept since its last use: in use again */
+		return sh;
+	}
 	sh = xcalloc(1, sizeof(*sh));
 	sh->path = xstrdup(path);
 	sh->wd_new = sh->wd_cur = -1;
@@ -867,7 +878,7 @@ static void imap_job_start(struct imap_job *j)
 			 * events still queued: take those, scan only if they say
 			 * so (the second device to open INBOX does not read
 			 * 10,000 names again).  Without watches, a fresh look. */
-			imap_inotify_drain(j->t->imap);
+			imap_inotify_take(j->t->imap, sh);
 			if (sh->wd_new < 0 || sh->wd_cur < 0)
 				j->scan = true;
 		}
@@ -1043,23 +1054,35 @@ static void imap_inotify_drain(struct imap_server *is)
 	while ((r = read(is->ifd, buf, sizeof(buf))) > 0) {
 		for (char *p = buf; p < buf + r;) {
 			const struct inotify_event *ev = (const struct inotify_event *)p;
-			for (struct imap_shared *sh = is->shared; sh; sh = sh->next)
+			for (struct imap_shared *sh = is->shared; sh; sh = sh->next) {
 				if (ev->wd == sh->wd_new || ev->wd == sh->wd_cur || (ev->mask & IN_Q_OVERFLOW))
 					sh->dirty = true;
+				/* the directory went (removed by another program):
+				 * its watch with it */
+				if ((ev->mask & IN_IGNORED) && ev->wd == sh->wd_new)
+					sh->wd_new = -1;
+				if ((ev->mask & IN_IGNORED) && ev->wd == sh->wd_cur)
+					sh->wd_cur = -1;
+			}
 			p += sizeof(*ev) + ev->len;
 		}
 	}
 }
 
+/* The events queued so far, and scans (on workers) of the folders they
+ * changed that sessions have open, except the one of the caller's job:
+ * IDLE sessions hear when the scan ends. */
+static void imap_inotify_take(struct imap_server *is, const struct imap_shared *except)
+{
+	imap_inotify_drain(is);
+	for (struct imap_shared *sh = is->shared; sh; sh = sh->next)
+		if (sh != except && sh->dirty && sh->sessions && !sh->busy && !sh->in_done && !sh->queue)
+			imap_shared_scan(is, sh);
+}
+
 static void imap_inotify_cb(evutil_socket_t fd, short what, void *arg)
 {
-	struct imap_server *is = arg;
-
-	imap_inotify_drain(is);
-	/* The scan runs on a worker; IDLE sessions hear of it when it ends. */
-	for (struct imap_shared *sh = is->shared; sh; sh = sh->next)
-		if (sh->dirty && sh->sessions && !sh->busy && !sh->in_done && !sh->queue)
-			imap_shared_scan(is, sh);
+	imap_inotify_take(arg, NULL);
 }
 
 struct imap_folder *imap_folder(struct imap_session *s)

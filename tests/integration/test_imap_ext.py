@@ -383,3 +383,31 @@ def test_folder_kept_after_close_stays_true(make_tern):
     assert c.select("Box")[1] == [b"0"]
     assert c.select("Crate")[1] == [b"1"]
     c.logout()
+
+
+def test_kept_folder_removed_by_another_program(make_tern):
+    """A kept folder whose directory another program removed and made
+    again is read afresh: the new directory's mail, and its changes."""
+    t = make_tern(services=SERVICES)
+    c = imaps(t)
+    assert c.create("Box")[0] == "OK"
+    assert c.append("Box", None, None, b"Subject: old\r\n\r\nx\r\n")[0] == "OK"
+    assert c.select("Box")[1] == [b"1"]
+    c.select("INBOX")                       # Box is kept now
+    box = os.path.join(t.maildir(ALICE), ".Box")
+    shutil.rmtree(box)
+    for sub in ("new", "cur", "tmp"):
+        os.makedirs(os.path.join(box, sub))
+    with open(os.path.join(box, "new", "1800000000.M1P1Q1.other"), "w") as f:
+        f.write("Subject: new one\n\nhi\n")
+    c.noop()
+    typ, data = c.select("Box")
+    assert data == [b"1"], data
+    typ, data = c.fetch("1", "(BODY.PEEK[HEADER.FIELDS (SUBJECT)])")
+    assert data[0][1].startswith(b"Subject: new one"), data
+    with open(os.path.join(box, "new", "1800000001.M1P1Q2.other"), "w") as f:
+        f.write("Subject: another\n\nhi\n")
+    d = imaps(t)
+    assert d.select("Box")[1] == [b"2"]     # watched again: seen at once
+    d.logout()
+    c.logout()
