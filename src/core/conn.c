@@ -32,6 +32,8 @@
 #include <inttypes.h>
 #include <errno.h>
 #include <openssl/err.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <string.h>
 #include <sys/socket.h>
 
@@ -144,6 +146,11 @@ void conn_write(struct conn *c, const void *buf, size_t len)
 {
 	evbuffer_add(conn_out(c), buf, len);
 	conn_push(c);
+}
+
+void conn_flush(struct conn *c)
+{
+	conn_write_direct(c);
 }
 
 void conn_batch_begin(struct conn *c)
@@ -388,6 +395,12 @@ void conn_init(struct conn *c, struct event_base *base, evutil_socket_t fd, cons
 	c->id = id;
 	c->ip = ip;
 	c->outq = evbuffer_new();
+	/* Output leaves in whole batches, so Nagle's algorithm could only
+	 * hold back the tail of a long reply (a RETR larger than one
+	 * segment) until the peer has acknowledged its head.  Not a TCP
+	 * socket (a test's socketpair): nothing to do. */
+	int one = 1;
+	(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	c->bev = bufferevent_socket_new(base, fd, BEV_OPT_CLOSE_ON_FREE);
 	if (c->outq == NULL || c->bev == NULL)
 		die("out of memory for a connection");

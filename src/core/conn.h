@@ -89,6 +89,10 @@ void conn_close(struct conn *c, bool flush);
 struct evbuffer *conn_out(struct conn *c);
 void conn_push(struct conn *c);
 void conn_write(struct conn *c, const void *buf, size_t len);
+/* Write what is queued now, even inside a batch: the last part of a
+ * reply that the client is waiting for, before work that need not delay
+ * it (closing the message file). */
+void conn_flush(struct conn *c);
 void conn_batch_begin(struct conn *c);
 void conn_batch_end(struct conn *c);
 /* Octets queued and not yet handed to the kernel. */

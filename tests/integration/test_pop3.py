@@ -586,14 +586,11 @@ def test_retr_around_the_read_chunk(pt):
     p.quit()
 
 
-def test_retr_reads_a_small_file_once(pt):
-    """A message shorter than the read chunk costs one read() of its file:
-    the short read is its end, not a second read() returning 0."""
-    deliver(pt, ALICE, [msg(1, ("x" * 60 + "\r\n") * 50)])
-    p = login(pt)
-    p.stat()
+def trace_one_retr(pt, p, calls):
+    """RETR 1 (then NOOP) on session p while strace -yy records calls on
+    tern; returns (the RETR's lines, strace's text)."""
     trace = os.path.join(pt.state, "..", "retr.strace")
-    st = subprocess.Popen(["strace", "-f", "-qq", "-e", "trace=openat,read,close", "-o", trace,
+    st = subprocess.Popen(["strace", "-f", "-qq", "-yy", "-e", f"trace={calls}", "-o", trace,
                            "-p", str(pt.proc.pid)], stderr=subprocess.DEVNULL)
     try:
         deadline = time.time() + 10
@@ -609,13 +606,47 @@ def test_retr_reads_a_small_file_once(pt):
     finally:
         st.terminate()
         st.wait(10)
+    return lines, open(trace).read()
+
+
+# openat(DIRFD</.../new>, "NAME", O_RDONLY...) = FD</.../new/NAME>: the
+# message file, opened relative to the Maildir's new/ (one name looked up)
+MSG_OPEN = r'openat\(\d+<[^>]*/new>, "[^"/]*", O_RDONLY[^)]*\) = (\d+)<'
+
+
+def test_retr_reads_a_small_file_once(pt):
+    """A message shorter than the read chunk costs one read() of its file:
+    the short read is its end, not a second read() returning 0."""
+    deliver(pt, ALICE, [msg(1, ("x" * 60 + "\r\n") * 50)])
+    p = login(pt)
+    p.stat()
+    lines, text = trace_one_retr(pt, p, "openat,read,close")
     assert lines[-50:] == [b"x" * 60] * 50
-    text = open(trace).read()
-    m = re.search(r'openat\([^"]*"[^"]*/new/[^"]*", O_RDONLY[^)]*\) = (\d+)', text)
+    m = re.search(MSG_OPEN, text)
     assert m, text[-2000:]
     fd = m.group(1)
-    reads = re.findall(rf"read\({fd}, .*\)\s+=\s+(-?\d+)", text[m.end():text.find(f"close({fd})", m.end())])
+    reads = re.findall(rf"read\({fd}<[^>]*>, .*\)\s+=\s+(-?\d+)", text[m.end():text.find(f"close({fd}<", m.end())])
     assert reads and int(reads[0]) > 3000 and len(reads) == 1, reads
+    p.quit()
+
+
+def test_retr_reply_leaves_before_the_file_closes(pt):
+    """A client waiting for its message gets it before tern closes the
+    file (the close is off the round trip): the socket write carrying the
+    message comes before close() of the message file."""
+    deliver(pt, ALICE, [msg(1, ("y" * 60 + "\r\n") * 20)])
+    p = login(pt)
+    p.stat()
+    lines, text = trace_one_retr(pt, p, "openat,close,write,writev,sendmsg")
+    assert lines[-20:] == [b"y" * 60] * 20
+    m = re.search(MSG_OPEN, text)
+    assert m, text[-2000:]
+    fd = m.group(1)
+    rest = text[m.end():]
+    close_at = rest.find(f"close({fd}<")
+    sent = re.search(r'(write|writev|sendmsg)\(\d+<TCP:\[[^\]]*\]>, [^"]*"\+OK \d+ octets', rest)
+    assert close_at >= 0 and sent, rest[:3000]
+    assert sent.start() < close_at, rest[:3000]
     p.quit()
 
 
