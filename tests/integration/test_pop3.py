@@ -542,10 +542,10 @@ def test_large_message_streams(pt):
     p.quit()
 
 
-def raw_retr(r, n):
-    """RETR n over a Raw connection: the octets between the +OK line and
-    the final ".CRLF", as sent (stuffed, CRLF)."""
-    r.send(f"RETR {n}\r\n")
+def raw_retr(r, n, command=None):
+    """RETR n (or command: TOP) over a Raw connection: the octets between
+    the +OK line and the final ".CRLF", as sent (stuffed, CRLF)."""
+    r.send(f"{command or f'RETR {n}'}\r\n")
     assert r.line().startswith(b"+OK")
     while not r.buf.endswith(b"\r\n.\r\n") and r.buf != b".\r\n":
         chunk = r.s.recv(65536)
@@ -556,25 +556,34 @@ def raw_retr(r, n):
     return body
 
 
-def test_retr_around_the_read_chunk(pt):
-    """Files of sizes around the 64 KiB read chunk (a short read ends the
-    message, a full one reads on) go out whole, stuffed, with one end."""
-    md = pt.maildir(ALICE)
+def chunk_files(t):
+    """Maildir files around the 64 KiB read chunk (a short read ends the
+    message, a full one reads on), with dot lines, no final newline, and
+    a CRLF or a dot line split by the chunk boundary; returns their
+    contents in arrival order."""
+    md = t.maildir(ALICE)
     for sub in ("new", "cur", "tmp"):
         os.makedirs(os.path.join(md, sub), exist_ok=True)
-    sizes = [1, 65535, 65536, 65537, 131072, 131073]
     bodies = []
-    for i, size in enumerate(sizes):
+    for size in [1, 65535, 65536, 65537, 131072, 131073]:
         head = b"Subject: chunk\n\n"
         line = b".dot line\n"
         body = head + line * ((size - len(head)) // len(line))
         body += b"y" * (size - len(body))
-        body = body[:size]
-        assert len(body) == size
-        bodies.append(body)
+        bodies.append(body[:size])
+    head = b"Subject: cr\r\n\r\n"                 # CR|LF across the boundary
+    bodies.append(head + b"a" * (65535 - len(head)) + b"\r\n.after\r\n")
+    head = b"Subject: dot\n\n"                    # LF|dot across it
+    bodies.append(head + b"a" * (65535 - len(head)) + b"\n.dot at the chunk\n..\n.")
+    assert bodies[-2][65535:65537] == b"\r\n" and bodies[-1][65535:65537] == b"\n."
+    for i, body in enumerate(bodies):
         with open(os.path.join(md, "new", f"16000000{i:02d}.M{i}P1.other"), "wb") as f:
             f.write(body)
-    p = login(pt)
+    return bodies
+
+
+def check_chunk_files(p, bodies):
+    """RETR each of chunk_files()' messages raw on poplib session p."""
     p.stat()
     r = Raw.__new__(Raw)
     r.s, r.buf = p.sock, b""
@@ -582,7 +591,33 @@ def test_retr_around_the_read_chunk(pt):
         want = stuffed(body)
         if not want.endswith(b"\r\n"):
             want += b"\r\n"
-        assert raw_retr(r, i + 1) == want, f"message of {sizes[i]} octets"
+        assert raw_retr(r, i + 1) == want, f"message {i + 1} of {len(body)} octets"
+
+
+def test_retr_around_the_read_chunk(pt):
+    """Messages around the read chunk go out whole, stuffed, with one end."""
+    bodies = chunk_files(pt)
+    p = login(pt)
+    check_chunk_files(p, bodies)
+    p.quit()
+
+
+def test_pop3s_retr_and_top_around_the_read_chunk(tls_t):
+    """The same over TLS (output through the OpenSSL bufferevent, not
+    written directly), and TOP there."""
+    bodies = chunk_files(tls_t)
+    p = poplib.POP3_SSL("127.0.0.1", tls_t.port("pop3s"), context=insecure_ctx(), timeout=10)
+    p.user(ALICE)
+    p.pass_("alicepw")
+    check_chunk_files(p, bodies)
+    r = Raw.__new__(Raw)
+    r.s, r.buf = p.sock, b""
+    assert raw_retr(r, 3, "TOP 3 2") == b"Subject: chunk\r\n\r\n..dot line\r\n..dot line\r\n"
+    head = b"Subject: dot\r\n\r\n"
+    assert raw_retr(r, 8, "TOP 8 1") == head + b"a" * (65535 - len(b"Subject: dot\n\n")) + b"\r\n"
+    assert raw_retr(r, 8, "TOP 8 2") == (head + b"a" * (65535 - len(b"Subject: dot\n\n")) +
+                                         b"\r\n..dot at the chunk\r\n")
+    assert raw_retr(r, 1, "TOP 1 0") == b"S\r\n"
     p.quit()
 
 

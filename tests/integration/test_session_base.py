@@ -7,6 +7,7 @@ timeout would restart on every byte); and admission counts one
 descriptor per idle session, refusing with 421 before descriptors run
 out."""
 import os
+import re
 import resource
 import select
 import socket
@@ -391,3 +392,30 @@ def test_linger_is_bounded(make_tern):
     assert dt < 4, dt
     t.wait_log("event=disconnect")
     s.close()
+
+
+@pytest.mark.parametrize("service", ["smtp", "pop3"])
+def test_session_sockets_set_nodelay(make_tern, tmp_path, service):
+    """A batch of replies is one write, so Nagle's algorithm could only
+    hold back the tail of a long reply until the head is acknowledged:
+    every session socket sets TCP_NODELAY."""
+    t = make_tern(services=("smtp", "pop3"))
+    trace = str(tmp_path / "setsockopt.strace")
+    st = subprocess.Popen(["strace", "-f", "-qq", "-yy", "-e", "trace=setsockopt", "-o", trace,
+                           "-p", str(t.proc.pid)], stderr=subprocess.DEVNULL)
+    try:
+        def attached():
+            with open(f"/proc/{t.proc.pid}/status") as f:
+                return any(l.startswith("TracerPid:") and l.split()[1] != "0" for l in f)
+        wait_for(attached, 10, "strace attached")
+        s = socket.create_connection(("127.0.0.1", t.port(service)), timeout=10)
+        s.recv(512)
+        port = s.getsockname()[1]
+        s.close()
+        t.wait_log("event=disconnect")
+    finally:
+        st.terminate()
+        st.wait(10)
+    text = open(trace).read()
+    assert re.search(rf"setsockopt\(\d+<TCP:\[127\.0\.0\.1:{t.port(service)}->127\.0\.0\.1:{port}\]>, "
+                     r"SOL_TCP, TCP_NODELAY, \[1\], 4\) = 0", text), text
