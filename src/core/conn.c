@@ -479,9 +479,17 @@ static void conn_event_cb(struct bufferevent *bev, short what, void *arg)
 
 /* ---- set-up ---------------------------------------------------------------- */
 
+/* libevent 2.1 writes at most 16 KiB per write event: output that the
+ * socket did not take at once (a message RETR'd behind pipelined ones,
+ * every TLS reply) went out in 16 KiB steps, one loop turn and one
+ * writev each, seven for a 100 KiB message.  Let a write event take as
+ * much as the session ever queues (its output high-water mark). */
+#define CONN_WRITE_MAX (256 * 1024)
+
 static void conn_setup_bev(struct conn *c)
 {
 	bufferevent_setcb(c->bev, conn_read_cb, conn_write_cb, conn_event_cb, c);
+	bufferevent_set_max_single_write(c->bev, CONN_WRITE_MAX);
 	bufferevent_setwatermark(c->bev, EV_WRITE, c->low_water, 0);
 	conn_apply_timeouts(c);
 }

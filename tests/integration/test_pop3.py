@@ -621,6 +621,40 @@ def test_pop3s_retr_and_top_around_the_read_chunk(tls_t):
     p.quit()
 
 
+def minor_faults(pid):
+    with open(f"/proc/{pid}/stat") as f:
+        return int(f.read().rsplit(")", 1)[1].split()[7])   # field 10, minflt
+
+
+def test_pipelined_big_retrs_do_not_fault_per_message(pt):
+    """40 RETRs of 100 KiB pipelined keep ~256 KiB of output queued all
+    along; the heap must not give that back and fault it in again for
+    every message (glibc's default trim threshold did: ~19 page faults
+    and a brk() per message)."""
+    md = pt.maildir(ALICE)
+    for sub in ("new", "cur", "tmp"):
+        os.makedirs(os.path.join(md, sub), exist_ok=True)
+    body = b"Subject: big\n\n" + (b"z" * 71 + b"\n") * 1420
+    n = 40
+    for i in range(n):
+        with open(os.path.join(md, "new", f"17000000{i:02d}.M{i}P1.other"), "wb") as f:
+            f.write(body)
+    p = login(pt)
+    assert p.stat()[0] == n
+    want = n * (len(f"+OK {len(crlf(body))} octets\r\n") + len(stuffed(body)) + 3)
+    for _ in range(2):                   # the first round may grow the heap
+        before = minor_faults(pt.proc.pid)
+        p.sock.sendall(b"".join(b"RETR %d\r\n" % (i + 1) for i in range(n)))
+        got = 0
+        while got < want:
+            chunk = p.sock.recv(1 << 20)
+            assert chunk
+            got += len(chunk)
+        faults = minor_faults(pt.proc.pid) - before
+    assert faults < n, faults
+    p.quit()
+
+
 def trace_one_retr(pt, p, calls):
     """RETR 1 (then NOOP) on session p while strace -yy records calls on
     tern; returns (the RETR's lines, strace's text)."""
