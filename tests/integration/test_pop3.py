@@ -655,6 +655,49 @@ def test_pipelined_big_retrs_do_not_fault_per_message(pt):
     p.quit()
 
 
+def test_pipelined_big_retrs_leave_in_few_writes(pt):
+    """Output the socket did not take at once goes out as the socket
+    drains, up to 256 KiB a write (libevent's default, 16 KiB, took
+    seven writes for each 100 KiB message)."""
+    md = pt.maildir(ALICE)
+    for sub in ("new", "cur", "tmp"):
+        os.makedirs(os.path.join(md, sub), exist_ok=True)
+    body = b"Subject: big\n\n" + (b"w" * 71 + b"\n") * 1420
+    n = 20
+    for i in range(n):
+        with open(os.path.join(md, "new", f"17100000{i:02d}.M{i}P1.other"), "wb") as f:
+            f.write(body)
+    p = login(pt)
+    assert p.stat()[0] == n
+    want = n * (len(f"+OK {len(crlf(body))} octets\r\n") + len(stuffed(body)) + 3)
+    trace = os.path.join(pt.state, "..", "writes.strace")
+    st = subprocess.Popen(["strace", "-f", "-qq", "-yy", "-e", "trace=write,writev,sendmsg", "-o", trace,
+                           "-p", str(pt.proc.pid)], stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.time() + 10
+        while time.time() < deadline:    # attached once the loop thread is traced
+            with open(f"/proc/{pt.proc.pid}/status") as f:
+                if re.search(r"^TracerPid:\s*[1-9]", f.read(), re.M):
+                    break
+            time.sleep(0.02)
+        else:
+            pytest.skip("strace could not attach")
+        p.sock.sendall(b"".join(b"RETR %d\r\n" % (i + 1) for i in range(n)))
+        got = 0
+        while got < want:
+            chunk = p.sock.recv(1 << 16)     # a slow reader: the socket fills
+            assert chunk
+            got += len(chunk)
+        p.noop()
+    finally:
+        st.terminate()
+        st.wait(10)
+    port = p.sock.getsockname()[1]
+    writes = re.findall(rf"(?:write|writev|sendmsg)\(\d+<TCP:\[[^\]]*->127\.0\.0\.1:{port}\]>", open(trace).read())
+    assert 0 < len(writes) <= 3 * n, len(writes)
+    p.quit()
+
+
 def trace_one_retr(pt, p, calls):
     """RETR 1 (then NOOP) on session p while strace -yy records calls on
     tern; returns (the RETR's lines, strace's text)."""
