@@ -1005,3 +1005,25 @@ uidls_file {tmp_path}/uidls
     assert r.returncode == 0, r.stdout + r.stderr
     assert len(os.listdir(out / "new")) == 3
     assert files(tls_t) == {"new": [], "cur": []}
+
+
+def test_pop3s_error_limit_reply_then_linger(tls_t):
+    """Over TLS too the fatal -ERR arrives whole, then EOF, and the
+    session ends when the client closes (the linger reads the socket
+    under the TLS layer)."""
+    s = insecure_ctx().wrap_socket(socket.create_connection(("127.0.0.1", tls_t.port("pop3s")), timeout=10))
+    assert s.recv(512).startswith(b"+OK")
+    s.sendall(b"JUNK\r\n" * 20)
+    data = b""
+    while True:
+        try:
+            chunk = s.recv(65536)
+        except ssl.SSLEOFError:          # tern shut its side without close_notify
+            break
+        if not chunk:
+            break
+        data += chunk
+    assert data.endswith(b"-ERR Too many errors, closing connection\r\n"), data
+    s.close()
+    m = tls_t.wait_for_log(r"event=linger session=\S+ ip=\S+ end=(\w+)")
+    assert m.group(1) == "eof", m.group(0)
