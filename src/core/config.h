@@ -158,6 +158,15 @@ struct config {
 	char *mta_sts_mode;             /* none | testing | enforce */
 	struct word_list mta_sts_mx;    /* empty: the hostname */
 	unsigned mta_sts_max_age;
+
+	/* [acme] (web/acme.c) */
+	char *acme_directory;           /* "": ACME off */
+	char *acme_email;
+	struct word_list acme_domains;  /* empty: hostname, mta-sts.D, autoconfig.D */
+	char *acme_challenge;           /* tls-alpn-01 | http-01 */
+	char *acme_ca_file;             /* "": the system's trust store */
+	uint64_t acme_renew_before;     /* seconds */
+	uint64_t acme_retry;            /* seconds; doubles per failure */
 };
 
 /* Load a config file; errors are printed as "FILE:LINE: message" to stderr.

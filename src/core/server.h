@@ -30,6 +30,7 @@ struct queue_env;
 struct intake;
 struct tern;
 struct login;
+struct acme;
 
 enum service {
 	SERVICE_SMTP,             /* port 25: MX */
@@ -97,6 +98,7 @@ struct tern {
 	struct greylist *greylist;
 	struct rate *conn_rate, *msg_rate;
 	struct login *login;           /* authentication for every protocol */
+	struct acme *acme;             /* the ACME client, NULL when off */
 	struct session_list sessions;
 	size_t nsessions;
 	size_t nsessions_peak;    /* since the heap was last trimmed */

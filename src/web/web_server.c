@@ -77,6 +77,11 @@ static void log_web_request(const struct web_conn *c, int status)
 		  log_quote(p, sizeof(p), c->head.target.p, c->head.target.n), status);
 }
 
+static void log_web_acme_validation(const struct web_conn *c)
+{
+	log_event("event=web_acme_validation session=%016" PRIx64 " ip=%s", c->id, c->ip);
+}
+
 static void log_web_tls_failed(const struct web_conn *c, unsigned long err, const char *what)
 {
 	char e[200];
@@ -334,6 +339,14 @@ static void web_event_cb(struct bufferevent *bev, short what, void *arg)
 {
 	struct web_conn *c = arg;
 	if (what & BEV_EVENT_CONNECTED) {
+		SSL *ssl = bufferevent_openssl_get_ssl(bev);
+		if (ssl && tls_is_acme_validation(ssl)) {
+			/* RFC 8737 3: the handshake was all the CA wanted. */
+			log_web_acme_validation(c);
+			SSL_shutdown(ssl);
+			web_conn_free(c);
+			return;
+		}
 		metrics_inc(METRIC_TLS_OK);    /* the handshake is done */
 		c->tls_done = true;
 		return;
