@@ -272,8 +272,12 @@ static void test_several_keys(void **state)
 	char doms[4][256];
 
 	assert_null(dkim_signer_from_domain(s)); /* header not complete yet */
-	for (const char *p = plain; *p; p++)
+	for (const char *p = plain; *p; p++) {
+		/* header_done turns true with the empty line, not before */
+		assert_int_equal(dkim_signer_header_done(s), strstr(plain, "\n\n") + 2 <= p);
 		dkim_signer_feed(s, p, 1);
+	}
+	assert_true(dkim_signer_header_done(s));
 	assert_string_equal(dkim_signer_from_domain(s), "example.com");
 	assert_null(dkim_signer_finish(s, "\n", 0)); /* no key */
 	dkim_signer_free(s);
