@@ -64,6 +64,14 @@ static void log_handoff_stream_failed(const struct queue_env *env, int err)
 		  strerror(err));
 }
 
+/* Worker thread: the next streams' files for this Maildir, made ahead so
+ * that the loop does not wait for the file system to pick inodes. */
+static void intake_fill_spares(void *arg)
+{
+	maildir_spares_fill(arg);
+	free(arg);
+}
+
 static struct intake *intake_open(struct tern *t, struct queue_env *env)
 {
 	struct intake *in;
@@ -76,6 +84,8 @@ static struct intake *intake_open(struct tern *t, struct queue_env *env)
 	in->env = env;
 	in->qw = qw;
 	local_stream_open(t->cfg, env, &in->ls);
+	if (in->ls.fill)
+		workers_submit(t->delivery_pool, intake_fill_spares, NULL, xstrdup(in->ls.mf.path));
 	return in;
 }
 

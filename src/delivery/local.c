@@ -236,7 +236,7 @@ bool local_stream_open(const struct config *cfg, const struct queue_env *env, st
 	if (env->nrcpt == 0 || (path = rcpt_maildir(cfg, env, &env->rcpt[0])) == NULL)
 		return false;
 	/* A mailbox not made yet is made on the worker, with the queue file. */
-	ok = maildir_open_stream(&ls->mf, path, cfg->hostname);
+	ok = maildir_open_stream(&ls->mf, path, cfg->hostname, &ls->fill);
 	free(path);
 	if (!ok)
 		return false;

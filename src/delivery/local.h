@@ -30,6 +30,7 @@ struct local_stream {
 	size_t prefix_len;
 	uint64_t written;         /* message octets */
 	bool open, committed;
+	bool fill;                /* mf.path wants spares made (maildir_spares_fill) */
 	int err;                  /* errno of a failed write, or 0 */
 };
 
