@@ -202,27 +202,36 @@ static struct spare_dir *spare_slot(const char *path, bool make)
 	return victim;
 }
 
-/* Loop thread: a spare of path's, or -1; *fill says whether the caller
- * should have maildir_spares_fill(path) run on a worker. */
-static int spare_take(const char *path, bool *fill)
+/* Loop thread: a spare of path's, or -1. */
+static int spare_take(const char *path)
 {
 	struct spare_dir *d;
 	int fd = -1;
 
 	pthread_mutex_lock(&spare_mu);
 	d = spare_slot(path, true);
-	*fill = false;
 	if (d != NULL) {
 		d->used = ++spare_clock;
 		if (d->n > 0)
 			fd = d->fd[--d->n];
-		if (!d->filling && d->n < SPARE_FILES / 2) {
-			d->filling = true;
-			*fill = true;
-		}
 	}
 	pthread_mutex_unlock(&spare_mu);
 	return fd;
+}
+
+/* Loop thread, once a stream is open in path: true when spares should
+ * be made for it (the caller runs maildir_spares_fill() on a worker). */
+static bool spare_claim_fill(const char *path)
+{
+	struct spare_dir *d;
+	bool fill = false;
+
+	pthread_mutex_lock(&spare_mu);
+	d = spare_slot(path, false);
+	if (d != NULL && !d->filling && d->n < SPARE_FILES / 2)
+		fill = d->filling = true;
+	pthread_mutex_unlock(&spare_mu);
+	return fill;
 }
 
 void maildir_spares_fill(const char *path)
@@ -260,15 +269,16 @@ bool maildir_open_stream(struct maildir_file *mf, const char *path, const char *
 	maildir_unique(mf, hostname);
 	snprintf(mf->path, sizeof(mf->path), "%s", path);
 	mf->tmp[0] = '\0';
-	mf->fd = spare_take(path, fill);
+	*fill = false;
+	mf->fd = spare_take(path);
 	if (mf->fd < 0)
 		mf->fd = open_anonymous(path);
-	if (mf->fd >= 0)
+	if (mf->fd >= 0) {
+		*fill = spare_claim_fill(path);
 		return true;
-	if (errno == ENOENT) {   /* no tmp/: no Maildir yet */
-		*fill = false;
-		return false;
 	}
+	if (errno == ENOENT)   /* no tmp/: no Maildir yet */
+		return false;
 	/* no O_TMPFILE here: a named file, as the Maildir spec has it */
 	snprintf(mf->tmp, sizeof(mf->tmp), "%s/tmp/%s", path, mf->base);
 	mf->fd = open(mf->tmp, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
