@@ -315,6 +315,44 @@ def written_in(t, d):
     return n
 
 
+def held_in(t, d):
+    """(named, anonymous) files in directory d that tern holds open."""
+    fds = f"/proc/{t.proc.pid}/fd"
+    named = anonymous = 0
+    for fd in os.listdir(fds):
+        try:
+            target = os.readlink(os.path.join(fds, fd))
+        except FileNotFoundError:
+            continue
+        if os.path.dirname(target) == d:
+            if os.path.basename(target).startswith("#") and target.endswith("(deleted)"):
+                anonymous += 1
+            else:
+                named += 1
+    return named, anonymous
+
+
+def test_streamed_files_are_anonymous_and_made_ahead(make_tern):
+    """All-local mail streams into an anonymous file of the Maildir's tmp/
+    (O_TMPFILE): never a name in tmp/, so nothing is left there by a
+    crash, and a few such files are made ahead on a worker once the
+    Maildir has mail, so that the event loop does not create them."""
+    t = make_tern(users=USERS)
+    prime_mailboxes(t, ["bob@example.test"])
+    tmp = os.path.join(t.maildir("bob@example.test"), "tmp")
+    for i in range(3):
+        code, msg = send(t, ["bob@example.test"], f"Subject: s{i}\r\n\r\nspare-{i}\r\n".encode())
+        assert code == 250, msg
+    assert len(t.wait_messages("bob@example.test", 4)) == 4
+    # the spares: empty, unnamed, open
+    assert wait_for(lambda: held_in(t, tmp)[1] >= 2, 10), held_in(t, tmp)
+    assert held_in(t, tmp)[0] == 0
+    assert os.listdir(tmp) == []
+    assert written_in(t, tmp) == 0
+    t.stop()
+    assert os.listdir(tmp) == []
+
+
 def test_abandoned_all_local_message_leaves_nothing(make_tern):
     """A client that goes away in the middle of DATA leaves no file behind
     in the mailbox it was streaming into, nor a message in the queue."""
