@@ -118,11 +118,15 @@ static void sign_data(struct pipe_stage *st, const char *buf, size_t len)
 {
 	struct stage_sign *g = (struct stage_sign *)st;
 
-	if (!g->picked || g->nkeys > 0) {
-		dkim_signer_feed(g->signer, buf, len);
-		if (!g->picked && dkim_signer_header_done(g->signer))
+	size_t n = 0;
+
+	if (!g->picked) {
+		n = dkim_signer_feed_header(g->signer, buf, len);
+		if (dkim_signer_header_done(g->signer))
 			sign_pick(g);
 	}
+	if (g->picked && g->nkeys > 0 && n < len)
+		dkim_signer_feed(g->signer, buf + n, len - n);
 	pipe_emit(st, buf, len);
 }
 
