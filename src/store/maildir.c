@@ -16,8 +16,10 @@
  * file is created without the directory's lock, and linkat() locks only
  * new/ (a rename out of tmp/ locks both, and the file system's rename
  * lock).  Such files are made ahead, a few per busy Maildir, on a worker
- * (the spares below), so that the event loop does not make them either.
- * A crash leaves nothing behind in tmp/: an anonymous file has no name.
+ * (the spares below), so that the event loop does not make them either
+ * (unless none is ready).  Copies made on a worker (maildir_prepare()) are
+ * anonymous files too.  A crash leaves nothing behind in tmp/: an
+ * anonymous file has no name.
  *
  * Durability is the same as a rename's: the data is synced, then linked,
  * then new/ synced (fs_commit()).  The link count the link gives the
@@ -140,7 +142,7 @@ static void maildir_sized_name(struct maildir_file *mf, const char *path, uint64
 /* ---- spare anonymous files ------------------------------------------------ */
 
 #define SPARE_DIRS 16        /* Maildirs with spares at a time */
-#define SPARE_FILES 8        /* spares per Maildir */
+#define SPARE_FILES 16       /* spares per Maildir */
 
 struct spare_dir {
 	char *path;          /* the Maildir; NULL: slot free */
@@ -202,14 +204,15 @@ static struct spare_dir *spare_slot(const char *path, bool make)
 	return victim;
 }
 
-/* Loop thread: a spare of path's, or -1. */
-static int spare_take(const char *path)
+/* A spare of path's, or -1.  make: the loop's streams give path a slot
+ * (workers' deliveries only use one that is there). */
+static int spare_take(const char *path, bool make)
 {
 	struct spare_dir *d;
 	int fd = -1;
 
 	pthread_mutex_lock(&spare_mu);
-	d = spare_slot(path, true);
+	d = spare_slot(path, make);
 	if (d != NULL) {
 		d->used = ++spare_clock;
 		if (d->n > 0)
@@ -228,7 +231,7 @@ static bool spare_claim_fill(const char *path)
 
 	pthread_mutex_lock(&spare_mu);
 	d = spare_slot(path, false);
-	if (d != NULL && !d->filling && d->n < SPARE_FILES / 2)
+	if (d != NULL && !d->filling && d->n < SPARE_FILES)
 		fill = d->filling = true;
 	pthread_mutex_unlock(&spare_mu);
 	return fill;
@@ -270,8 +273,8 @@ bool maildir_open_stream(struct maildir_file *mf, const char *path, const char *
 	snprintf(mf->path, sizeof(mf->path), "%s", path);
 	mf->tmp[0] = '\0';
 	*fill = false;
-	mf->fd = spare_take(path);
-	if (mf->fd < 0)
+	mf->fd = spare_take(path, true);
+	if (mf->fd < 0)   /* none ready: the first message, or a burst */
 		mf->fd = open_anonymous(path);
 	if (mf->fd >= 0) {
 		*fill = spare_claim_fill(path);
@@ -308,11 +311,20 @@ bool maildir_prepare(struct maildir_file *mf, const char *path, const char *host
 
 	maildir_unique(mf, hostname);
 	maildir_sized_name(mf, path, size, vsize);
-	snprintf(mf->tmp, sizeof(mf->tmp), "%s/tmp/%s", path, mf->base);
+	mf->tmp[0] = '\0';
 
-	mf->fd = open(mf->tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	/* anonymous, as a stream's (see the top): a spare when there is one */
+	mf->fd = spare_take(path, false);
+	if (mf->fd < 0)
+		mf->fd = open_anonymous(path);
 	if (mf->fd < 0 && errno == ENOENT && maildir_create(path))
+		mf->fd = open_anonymous(path);
+	if (mf->fd < 0 && atomic_load(&tmpfile_unsupported)) {
+		snprintf(mf->tmp, sizeof(mf->tmp), "%s/tmp/%s", path, mf->base);
 		mf->fd = open(mf->tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+		if (mf->fd < 0 && errno == ENOENT && maildir_create(path))
+			mf->fd = open(mf->tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	}
 	if (mf->fd < 0)
 		return false;
 	if (write_all(mf->fd, prefix, prefix_len) && copy_range(mf->fd, src_fd, offset, len))

@@ -30,7 +30,8 @@ struct maildir_file {
 /*
  * Delivery in three steps, so that many files share one fs_commit()
  * round (tmp/ -> fsync -> new/ -> fsync new/).  prepare writes the file
- * in tmp/: prefix (prefix_lines header lines, LF ends), then len bytes
+ * in tmp/ (an anonymous one where the file system has O_TMPFILE): prefix
+ * (prefix_lines header lines, LF ends), then len bytes
  * of src_fd from offset (msg_lines lines); false, with errno kept and
  * nothing left behind, on failure.  commit_item fills an fs_commit item
  * for it; finish closes it, removing tmp when not committed.
@@ -46,7 +47,7 @@ void maildir_commit_item(struct maildir_file *mf, struct fs_commit *c);
  * cannot be: it is not created here); once its sizes are known,
  * maildir_stream_sized() gives it its name in new/, then commit_item and
  * finish as above.  Loop thread: it takes one of the spares made ahead
- * for path when there is one; *fill true asks the caller to run
+ * for path when there is one.  *fill true asks the caller to run
  * maildir_spares_fill(path) on a worker. */
 bool maildir_open_stream(struct maildir_file *mf, const char *path, const char *hostname, bool *fill);
 /* Worker thread: make path's spare files (see maildir.c). */
