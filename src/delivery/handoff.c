@@ -95,7 +95,9 @@ static struct intake *intake_open(struct tern *t, struct queue_env *env)
 static bool intake_copy_to_queue(struct intake *in)
 {
 	char *buf = xmalloc(HANDOFF_COPY_CHUNK);
-	uint64_t pos = 0, len = in->ls.written;
+	uint64_t pos = 0, len = local_stream_in_file(&in->ls);
+	size_t pending;
+	const char *tail = local_stream_pending(&in->ls, &pending);
 	bool ok = true;
 
 	errno = 0;
@@ -106,7 +108,8 @@ static bool intake_copy_to_queue(struct intake *in)
 		pos += got > 0 ? (uint64_t)got : 0;
 	}
 	free(buf);   /* keeps errno (POSIX 2024) */
-	return ok;
+	/* and what the stream's buffer holds, not in the file yet */
+	return ok && (pending == 0 || queue_writer_write(in->qw, tail, pending));
 }
 
 /* A write to the mailbox's file failed (its file system is full, say):
@@ -167,6 +170,10 @@ static void intake_work(void *arg)
 	struct queue_env *env = in->env;
 	bool partial = false;
 
+	/* the stream's last octets, written here rather than on the loop;
+	 * a mailbox whose file system refuses them: into the queue file */
+	if (in->ls.open && !local_stream_flush(&in->ls))
+		intake_leave_stream(in);
 	if (!env->held && intake_direct(in)) {   /* held: a milter's quarantine */
 		queue_writer_recycle(in->qw, true);
 		in->durable = in->direct = true;

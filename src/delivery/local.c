@@ -63,6 +63,7 @@ static void rcpt_failed_write(const struct config *cfg, struct queue_env *env, s
 }
 
 #define LOCAL_PREFIX_LINES 2	/* Return-Path:, Delivered-To: */
+#define LOCAL_STREAM_BUF 16384	/* a 4 KiB message and its header fields in one write */
 #define LOCAL_JUNK_FOLDER ".Junk"
 
 /* The recipient's Maildir, or NULL when its name is not safe for a path. */
@@ -242,9 +243,16 @@ bool local_stream_open(const struct config *cfg, const struct queue_env *env, st
 		return false;
 	prefix = rcpt_prefix(env, &env->rcpt[0]);
 	ls->prefix_len = strlen(prefix);
-	ok = write_all(ls->mf.fd, prefix, ls->prefix_len);
+	ls->buf = xmalloc(LOCAL_STREAM_BUF);
+	ok = ls->prefix_len <= LOCAL_STREAM_BUF;
+	if (ok) {
+		memcpy(ls->buf, prefix, ls->prefix_len);
+		ls->buf_len = ls->prefix_len;
+	}
 	free(prefix);
-	if (!ok) {
+	if (!ok) {   /* addresses are bounded far below: never in practice */
+		free(ls->buf);
+		ls->buf = NULL;
 		maildir_finish(&ls->mf, false);
 		return false;
 	}
@@ -253,26 +261,82 @@ bool local_stream_open(const struct config *cfg, const struct queue_env *env, st
 	return true;
 }
 
+/* buf to the file as it is: on a failure, what was written is off the
+ * buffer, what was not stays in it. */
+bool local_stream_flush(struct local_stream *ls)
+{
+	size_t done = 0;
+
+	if (ls->err)
+		return false;
+	while (done < ls->buf_len) {
+		ssize_t n = write(ls->mf.fd, ls->buf + done, ls->buf_len - done);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			ls->err = n < 0 && errno ? errno : EIO;
+			break;
+		}
+		done += (size_t)n;
+		ls->file_len += (uint64_t)n;
+	}
+	memmove(ls->buf, ls->buf + done, ls->buf_len - done);
+	ls->buf_len -= done;
+	return ls->err == 0;
+}
+
 bool local_stream_write(struct local_stream *ls, const void *buf, size_t len)
 {
 	if (ls->err)
 		return false;
-	if (!write_all(ls->mf.fd, buf, len)) {
-		ls->err = errno ? errno : EIO;
+	if (ls->buf_len + len > LOCAL_STREAM_BUF && !local_stream_flush(ls))
 		return false;
+	if (len >= LOCAL_STREAM_BUF) {   /* a big chunk goes straight on */
+		if (!write_all(ls->mf.fd, buf, len)) {
+			ls->err = errno ? errno : EIO;
+			return false;
+		}
+		ls->file_len += len;
+	} else {
+		memcpy(ls->buf + ls->buf_len, buf, len);
+		ls->buf_len += len;
 	}
 	ls->written += len;
 	return true;
+}
+
+uint64_t local_stream_in_file(const struct local_stream *ls)
+{
+	return ls->file_len > ls->prefix_len ? ls->file_len - ls->prefix_len : 0;
+}
+
+const char *local_stream_pending(const struct local_stream *ls, size_t *len)
+{
+	size_t skip = ls->file_len < ls->prefix_len ? (size_t)(ls->prefix_len - ls->file_len) : 0;
+
+	*len = ls->buf_len - skip;
+	return ls->buf + skip;
 }
 
 bool local_stream_insert_front(struct local_stream *ls, const void *buf, size_t len)
 {
 	if (ls->err)
 		return false;
+	if (ls->file_len == 0 && ls->buf_len + len <= LOCAL_STREAM_BUF) {
+		/* all of it still in buf: after the prefix, in memory */
+		memmove(ls->buf + ls->prefix_len + len, ls->buf + ls->prefix_len, ls->buf_len - ls->prefix_len);
+		memcpy(ls->buf + ls->prefix_len, buf, len);
+		ls->buf_len += len;
+		ls->written += len;
+		return true;
+	}
+	if (!local_stream_flush(ls))
+		return false;
 	if (!fs_insert(ls->mf.fd, (off_t)ls->prefix_len, ls->written, buf, len)) {
 		ls->err = errno ? errno : EIO;
 		return false;
 	}
+	ls->file_len += len;
 	ls->written += len;
 	return true;
 }
@@ -282,5 +346,8 @@ void local_stream_close(struct local_stream *ls)
 	if (!ls->open)
 		return;
 	maildir_finish(&ls->mf, ls->committed);
+	free(ls->buf);
+	ls->buf = NULL;
+	ls->buf_len = 0;
 	ls->open = false;
 }

@@ -268,6 +268,35 @@ def test_all_local_one_mailbox_failing_goes_to_the_queue(make_tern):
     assert len([m for m in t.messages("bob@example.test") if b"mark-later-2" in m]) == 1
 
 
+def test_all_local_small_message_full_mailbox_fs_goes_to_the_queue(make_tern):
+    """A small message is written into its mailbox's file in one go by the
+    worker that commits it (the stream buffers it): a mailbox file system
+    that refuses it then sends it to the queue, with its 250, and it is
+    delivered once there is room again."""
+    from test_disk_full import fill, mount_tmpfs, send as send_big, umount
+    from mailcheck import delivered
+    t = make_tern(start=False, config={"queue": {"retry": "1s"}})
+    mail = os.path.join(t.state, "mail")
+    mount_tmpfs(mail, "1m")
+    try:
+        t.start()
+        assert send_big(t, ["alice@example.test"], "first", 1) == (250, "2.0.0")
+        t.wait_messages("alice@example.test", 1)
+        filler = fill(mail)
+        assert send_big(t, ["alice@example.test"], "small", 4) == (250, "2.0.0")
+        assert "path=queue" in t.wait_log("event=queued", 2).rsplit("event=queued", 1)[1].split("\n")[0]
+        t.wait_log("status=deferred")
+        os.unlink(filler)
+        assert wait_for(lambda: sorted(delivered(t, "alice@example.test")) == ["first", "small"], 30), \
+            t.log()[-3000:]
+        (m,) = [m for m in t.messages("alice@example.test") if b"Subject: small" in m]
+        assert m.startswith(b"Return-Path: <sender@example.test>\nDelivered-To: alice@example.test\n")
+        assert os.listdir(os.path.join(t.maildir("alice@example.test"), "tmp")) == []
+    finally:
+        t.stop()
+        umount(mail)
+
+
 def test_all_local_full_mailbox_fs_goes_to_the_queue(make_tern):
     """The mailbox's file system fills while the message streams into it:
     the message goes on in the queue file (another file system here), gets
@@ -364,7 +393,8 @@ def test_abandoned_all_local_message_leaves_nothing(make_tern):
         c.cmd("MAIL FROM:<alice@example.test>", 250)
         c.cmd("RCPT TO:<bob@example.test>", 250)
         c.cmd("DATA", 354)
-        c.send(b"Subject: cut\r\n\r\n" + b"partial line\r\n" * 500)
+        # more than the stream buffers (16 KiB), so that some is in the file
+        c.send(b"Subject: cut\r\n\r\n" + b"partial line\r\n" * 3000)
         tmp = os.path.join(t.maildir("bob@example.test"), "tmp")
         # it is being written there (an anonymous file: open, no name)
         assert wait_for(lambda: written_in(t, tmp) > 0, 10), os.listdir(tmp)
