@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 static void log_delivery(const struct queue_env *env, const struct queue_rcpt *r, const char *status,
@@ -285,21 +286,50 @@ bool local_stream_flush(struct local_stream *ls)
 	return ls->err == 0;
 }
 
+/* buf, then a chunk that does not fit in it, in one writev.  On a
+ * failure the chunk's octets that reached the file are past file_len:
+ * they do not count (the caller writes the chunk elsewhere whole). */
+static bool stream_write_through(struct local_stream *ls, const char *chunk, size_t len)
+{
+	size_t bdone = 0, cdone = 0;
+
+	while (bdone < ls->buf_len || cdone < len) {
+		struct iovec iov[2];
+		int n = 0;
+		ssize_t w;
+
+		if (bdone < ls->buf_len)
+			iov[n++] = (struct iovec){ ls->buf + bdone, ls->buf_len - bdone };
+		iov[n++] = (struct iovec){ (char *)chunk + cdone, len - cdone };
+		w = writev(ls->mf.fd, iov, n);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0) {
+			ls->err = w < 0 && errno ? errno : EIO;
+			break;
+		}
+		size_t from_buf = (size_t)w < ls->buf_len - bdone ? (size_t)w : ls->buf_len - bdone;
+		bdone += from_buf;
+		cdone += (size_t)w - from_buf;
+	}
+	ls->file_len += bdone;
+	memmove(ls->buf, ls->buf + bdone, ls->buf_len - bdone);
+	ls->buf_len -= bdone;
+	if (ls->err)
+		return false;
+	ls->file_len += len;
+	return true;
+}
+
 bool local_stream_write(struct local_stream *ls, const void *buf, size_t len)
 {
 	if (ls->err)
 		return false;
-	if (ls->buf_len + len > LOCAL_STREAM_BUF && !local_stream_flush(ls))
-		return false;
-	if (len >= LOCAL_STREAM_BUF) {   /* a big chunk goes straight on */
-		if (!write_all(ls->mf.fd, buf, len)) {
-			ls->err = errno ? errno : EIO;
-			return false;
-		}
-		ls->file_len += len;
-	} else {
+	if (ls->buf_len + len <= LOCAL_STREAM_BUF) {
 		memcpy(ls->buf + ls->buf_len, buf, len);
 		ls->buf_len += len;
+	} else if (!stream_write_through(ls, buf, len)) {
+		return false;
 	}
 	ls->written += len;
 	return true;

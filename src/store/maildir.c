@@ -231,7 +231,8 @@ static bool spare_claim_fill(const char *path)
 
 	pthread_mutex_lock(&spare_mu);
 	d = spare_slot(path, false);
-	if (d != NULL && !d->filling && d->n < SPARE_FILES)
+	/* in batches: one job per half a pool */
+	if (d != NULL && !d->filling && d->n <= SPARE_FILES / 2)
 		fill = d->filling = true;
 	pthread_mutex_unlock(&spare_mu);
 	return fill;
@@ -240,9 +241,19 @@ static bool spare_claim_fill(const char *path)
 void maildir_spares_fill(const char *path)
 {
 	for (;;) {
-		int fd = open_anonymous(path);
 		struct spare_dir *d;
+		int fd;
 
+		/* made only while wanted: an unused one, closed, would be one
+		 * more recently deleted inode for the next creation to walk */
+		pthread_mutex_lock(&spare_mu);
+		d = spare_slot(path, false);
+		if (d != NULL && d->n == SPARE_FILES)
+			d->filling = false;
+		pthread_mutex_unlock(&spare_mu);
+		if (d == NULL || !d->filling)
+			return;
+		fd = open_anonymous(path);
 		pthread_mutex_lock(&spare_mu);
 		d = spare_slot(path, false);
 		if (d == NULL || fd < 0 || d->n == SPARE_FILES) {
