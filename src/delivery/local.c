@@ -199,6 +199,8 @@ bool local_deliver_direct(const struct config *cfg, struct queue_env *env, int f
 	for (size_t i = 0; i < env->nrcpt; i++)
 		if (!env->rcpt[i].local && env->rcpt[i].state == RCPT_PENDING)
 			return false;
+	if (ls && !local_stream_flush(ls))   /* the copies are made from its file */
+		return false;
 	want = xcalloc(env->nrcpt ? env->nrcpt : 1, sizeof(*want));
 	for (size_t i = 0; i < env->nrcpt; i++)
 		want[i] = env->rcpt[i].state == RCPT_PENDING;

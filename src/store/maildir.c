@@ -94,8 +94,11 @@ static bool copy_range(int dst, int src, off_t off, uint64_t len)
 		/* Fall back to read/write (other file system, old kernel). */
 		size_t want = len < sizeof(buf) ? (size_t)len : sizeof(buf);
 		ssize_t r = pread(src, buf, want, off);
-		if (r <= 0)
+		if (r <= 0) {
+			if (r == 0)
+				errno = EIO;   /* the source is shorter than it should be */
 			return false;
+		}
 		if (!write_all(dst, buf, (size_t)r))
 			return false;
 		off += r;
