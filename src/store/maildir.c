@@ -144,8 +144,12 @@ static void maildir_sized_name(struct maildir_file *mf, const char *path, uint64
 
 /* ---- spare anonymous files ------------------------------------------------ */
 
-#define SPARE_DIRS 16        /* Maildirs with spares at a time */
-#define SPARE_FILES 16       /* spares per Maildir */
+/* At most 64 descriptors (core/server.c's TERN_FD_RESERVE counts them).
+ * A Maildir gets spares from its second stream in a row on: one that
+ * gets a message now and then does not cost a pool that is closed unused
+ * (each closed one a deleted inode) when another Maildir takes its slot. */
+#define SPARE_DIRS 8         /* Maildirs with spares at a time */
+#define SPARE_FILES 8        /* spares per Maildir */
 
 struct spare_dir {
 	char *path;          /* the Maildir; NULL: slot free */
@@ -153,6 +157,7 @@ struct spare_dir {
 	size_t n;
 	bool filling;        /* a worker is making spares for it */
 	uint64_t used;       /* when last taken from (spare_clock) */
+	unsigned streams;    /* streams opened since it got the slot */
 };
 
 static pthread_mutex_t spare_mu = PTHREAD_MUTEX_INITIALIZER;
@@ -216,8 +221,11 @@ static int spare_take(const char *path, bool make)
 
 	pthread_mutex_lock(&spare_mu);
 	d = spare_slot(path, make);
-	if (d != NULL) {
+	if (d != NULL && make) {
 		d->used = ++spare_clock;
+		d->streams++;
+	}
+	if (d != NULL) {
 		if (d->n > 0)
 			fd = d->fd[--d->n];
 	}
@@ -235,7 +243,7 @@ static bool spare_claim_fill(const char *path)
 	pthread_mutex_lock(&spare_mu);
 	d = spare_slot(path, false);
 	/* in batches: one job per half a pool */
-	if (d != NULL && !d->filling && d->n <= SPARE_FILES / 2)
+	if (d != NULL && d->streams >= 2 && !d->filling && d->n <= SPARE_FILES / 2)
 		fill = d->filling = true;
 	pthread_mutex_unlock(&spare_mu);
 	return fill;
