@@ -19,6 +19,8 @@ import time
 
 import pytest
 
+from conftest import arrival_key
+
 ALICE = "alice@example.test"
 
 
@@ -118,7 +120,8 @@ def pt(make_tern):
 
 def files(t, addr=ALICE):
     md = t.maildir(addr)
-    return {sub: sorted(os.listdir(os.path.join(md, sub))) for sub in ("new", "cur")}
+    # numbers as numbers, as the server's strverscmp (M<usec> is not padded)
+    return {sub: sorted(os.listdir(os.path.join(md, sub)), key=arrival_key) for sub in ("new", "cur")}
 
 
 # ---- the seeds' telnet session ---------------------------------------------------
