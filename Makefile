@@ -3,7 +3,7 @@
 
 BUILD    ?= build
 CC       ?= cc
-PKGS      = libevent libevent_openssl libevent_pthreads libcares inih openssl libcrypt libpsl
+PKGS      = libevent libevent_openssl libevent_pthreads libcares inih openssl libcrypt libpsl jansson
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 

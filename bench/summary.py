@@ -10,7 +10,8 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import benchlib as b  # noqa: E402
 
-REFERENCE = {"smtp_deliver": "Postfix", "pop3": "Dovecot", "relay": "Postfix", "login_load": "idle", "capacity": "target"}
+REFERENCE = {"smtp_deliver": "Postfix", "pop3": "Dovecot", "relay": "Postfix", "login_load": "idle", "capacity": "target",
+             "milter": "Postfix", "mxchecks": "off", "http_load": "alone"}
 
 
 def main():

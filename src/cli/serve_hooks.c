@@ -15,6 +15,7 @@
 #include "filter/rate.h"
 #include "imap/imap_server.h"
 #include "pop3/pop3_server.h"
+#include "web/acme.h"
 #include "web/web.h"
 
 #include <stdio.h>
@@ -32,6 +33,7 @@ static bool serve_tls_wanted(const struct config *cfg)
 	free(def);
 	return cfg->submission_listen.n || cfg->submissions_listen.n || cfg->pop3s_listen.n ||
 		cfg->pop3_listen.n || cfg->imap_listen.n || cfg->imaps_listen.n || cfg->https_listen.n || explicit ||
+		cfg->acme_directory[0] ||
 		access(cfg->tls_cert, F_OK) == 0;
 }
 
@@ -116,9 +118,15 @@ static void serve_filters_start(struct tern *t)
 
 void serve_hooks_start(struct tern *t)
 {
+	char *err = NULL;
 	serve_filters_start(t);
 	/* After the privilege drop: the socket belongs to the run user. */
 	t->control = control_start(t);
+	/* After the drop too: state_dir/acme/ belongs to the run user. */
+	t->acme = acme_new(t, &err);
+	if (t->acme == NULL && err)
+		die("[acme] %s", err);
+	acme_start(t->acme);
 }
 
 static void log_tls_reload_failed(const char *err)
@@ -139,6 +147,8 @@ void serve_hooks_shutdown(struct tern *t)
 {
 	control_free(t->control);
 	t->control = NULL;
+	acme_free(t->acme);   /* an order under way is dropped */
+	t->acme = NULL;
 }
 
 bool serve_hooks_idle(struct tern *t)
@@ -151,6 +161,8 @@ void serve_hooks_free(struct tern *t)
 {
 	control_free(t->control);
 	t->control = NULL;
+	acme_free(t->acme);   /* before the resolver and TLS context it uses */
+	t->acme = NULL;
 	dnsbl_free(t->dnsbl);   /* before the resolver it uses */
 	t->dnsbl = NULL;
 	greylist_close(t->greylist);   /* the worker pool is gone: no rewrite runs */

@@ -126,12 +126,20 @@ static const struct config_row config_table[] = {
 	ROW("milter", "servers", CT_MILTERS, milter_servers, "", 0, 0, "inet:HOST:PORT, unix:PATH (called in order)"),
 	ROW("milter", "default_action", CT_MILTER_ACTION, milter_default_action, "tempfail", 0, 0, "milter unreachable: tempfail | accept | reject"),
 	ROW("milter", "timeout", CT_DURATION, milter_timeout, "30s", 1, 3600, "each exchange with a milter"),
+	ROW("milter", "spam_header", CT_STR, milter_spam_header, "", 0, 0, "NAME: VALUE a milter's spam mark; its mail goes into Junk"),
 
 	ROW("http", "listen", CT_LISTEN, http_listen, "", 0, 0, "port 80: ACME http-01; everything else redirected to https"),
 	ROW("https", "listen", CT_LISTEN, https_listen, "", 0, 0, "port 443: MTA-STS policy, autoconfig, autodiscover, /metrics"),
 	ROW("mta_sts", "mode", CT_STR, mta_sts_mode, "testing", 0, 0, "none | testing | enforce (RFC 8461 3.2)"),
 	ROW("mta_sts", "mx", CT_WORDS, mta_sts_mx, "", 0, 0, "MX names in the policy; default [server] hostname"),
 	ROW("mta_sts", "max_age", CT_UINT, mta_sts_max_age, "604800", 1, 31557600, "seconds senders may cache the policy"),
+	ROW("acme", "directory", CT_STR, acme_directory, "", 0, 0, "ACME directory URL (https); empty = ACME off"),
+	ROW("acme", "email", CT_STR, acme_email, "", 0, 0, "account contact (mailto:), optional"),
+	ROW("acme", "domains", CT_WORDS, acme_domains, "", 0, 0, "names in the certificate; default hostname, mta-sts.D, autoconfig.D"),
+	ROW("acme", "challenge", CT_STR, acme_challenge, "tls-alpn-01", 0, 0, "tls-alpn-01 ([https] listener) | http-01 ([http] listener)"),
+	ROW("acme", "ca_file", CT_STR, acme_ca_file, "", 0, 0, "CA certificates for the directory's TLS; default the system's"),
+	ROW("acme", "renew_before", CT_DURATION, acme_renew_before, "30d", 3600, 31536000, "renew this long before the certificate expires"),
+	ROW("acme", "retry", CT_DURATION, acme_retry, "10m", 1, 86400, "first retry after a failure; later ones wait twice as long, up to a day"),
 };
 
 static const char config_dev_text[] =
@@ -574,6 +582,23 @@ static unsigned finish(struct config *c, const char *name)
 		fprintf(stderr, "%s: [server] state_dir must not be empty\n", name);
 		errors++;
 	}
+	if (strcmp(c->acme_challenge, "tls-alpn-01") != 0 && strcmp(c->acme_challenge, "http-01") != 0) {
+		fprintf(stderr, "%s: [acme] challenge must be tls-alpn-01 or http-01\n", name);
+		errors++;
+	}
+	if (c->acme_directory[0] && strncmp(c->acme_directory, "https://", 8) != 0) {
+		fprintf(stderr, "%s: [acme] directory must be an https:// URL (RFC 8555 6.1)\n", name);
+		errors++;
+	}
+	/* The CA validates on the listener of the challenge (RFC 8555 8.3, RFC 8737 3). */
+	if (c->acme_directory[0] && strcmp(c->acme_challenge, "http-01") == 0 && c->http_listen.n == 0) {
+		fprintf(stderr, "%s: [acme] challenge http-01 needs an [http] listen\n", name);
+		errors++;
+	}
+	if (c->acme_directory[0] && strcmp(c->acme_challenge, "tls-alpn-01") == 0 && c->https_listen.n == 0) {
+		fprintf(stderr, "%s: [acme] challenge tls-alpn-01 needs an [https] listen\n", name);
+		errors++;
+	}
 	if (strcmp(c->mta_sts_mode, "none") != 0 && strcmp(c->mta_sts_mode, "testing") != 0 &&
 	    strcmp(c->mta_sts_mode, "enforce") != 0) {
 		fprintf(stderr, "%s: [mta_sts] mode must be none, testing or enforce\n", name);
@@ -647,6 +672,14 @@ void config_free(struct config *c)
 		free_value(c, &config_table[i]);
 	free(c->path);
 	free(c);
+}
+
+bool config_has_key(const char *section, const char *key)
+{
+	for (size_t i = 0; i < ARRAY_LEN(config_table); i++)
+		if (!strcmp(config_table[i].section, section) && !strcmp(config_table[i].key, key))
+			return true;
+	return false;
 }
 
 void config_print_example(void *file)

@@ -81,6 +81,7 @@ struct config {
 	struct word_list milter_servers;   /* checked by milter_addr_parse() */
 	unsigned milter_default_action;    /* enum milter_default */
 	uint64_t milter_timeout;
+	char *milter_spam_header;         /* "X-Spam: Yes"; "" = none */
 
 	/* [pop3], [pop3s] */
 	struct listen_list pop3_listen;
@@ -158,6 +159,15 @@ struct config {
 	char *mta_sts_mode;             /* none | testing | enforce */
 	struct word_list mta_sts_mx;    /* empty: the hostname */
 	unsigned mta_sts_max_age;
+
+	/* [acme] (web/acme.c) */
+	char *acme_directory;           /* "": ACME off */
+	char *acme_email;
+	struct word_list acme_domains;  /* empty: hostname, mta-sts.D, autoconfig.D */
+	char *acme_challenge;           /* tls-alpn-01 | http-01 */
+	char *acme_ca_file;             /* "": the system's trust store */
+	uint64_t acme_renew_before;     /* seconds */
+	uint64_t acme_retry;            /* seconds; doubles per failure */
 };
 
 /* Load a config file; errors are printed as "FILE:LINE: message" to stderr.
@@ -169,6 +179,9 @@ void config_free(struct config *c);
 
 /* Print the documented example configuration generated from the table. */
 void config_print_example(void *file);
+/* Does the table know section.key?  (`tern init` writes a section's keys
+ * live only when this build reads them.) */
+bool config_has_key(const char *section, const char *key);
 
 /* Helpers used by the sessions. */
 bool config_is_local_domain(const struct config *c, const char *domain);

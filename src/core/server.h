@@ -30,6 +30,7 @@ struct queue_env;
 struct intake;
 struct tern;
 struct login;
+struct acme;
 
 enum service {
 	SERVICE_SMTP,             /* port 25: MX */
@@ -62,6 +63,7 @@ struct intake_ops {
 	struct intake *(*open)(struct tern *t, struct queue_env *env);   /* sets env->id; NULL: errno */
 	bool (*write)(struct intake *in, const void *buf, size_t len);
 	bool (*insert_front)(struct intake *in, const void *buf, size_t len);
+	bool (*envelope)(struct intake *in);   /* env changed (a milter), before the rest is written */
 	int (*error)(const struct intake *in);                           /* errno of a failed write, or 0 */
 	void (*commit)(struct intake *in, uint64_t lines, bool eight_bit, tern_accepted_fn done, void *arg);
 	void (*free)(struct intake *in);
@@ -97,6 +99,7 @@ struct tern {
 	struct greylist *greylist;
 	struct rate *conn_rate, *msg_rate;
 	struct login *login;           /* authentication for every protocol */
+	struct acme *acme;             /* the ACME client, NULL when off */
 	struct session_list sessions;
 	size_t nsessions;
 	size_t nsessions_peak;    /* since the heap was last trimmed */

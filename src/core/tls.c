@@ -14,6 +14,7 @@
 #include "core/fsutil.h"
 #include "core/log.h"
 #include "core/util.h"
+#include "proto/tls_hello.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -36,8 +37,36 @@
 	"DHE-RSA-AES128-GCM-SHA256:DHE-RSA-AES256-GCM-SHA384"
 #define TLS_SELFSIGNED_DAYS 3650
 
+/* One certificate of the store: a slot ("tls" for [tls] cert, "acme" for
+ * the ACME one), what it is, and the names it covers (its SAN DNS
+ * entries, lower case).  The SSLs that use it hold their own references,
+ * so a slot can be replaced while handshakes that chose it go on. */
+struct tls_cert {
+	char *slot;
+	X509 *leaf;
+	EVP_PKEY *key;
+	STACK_OF(X509) *chain;
+	char **names;
+	size_t nnames;
+};
+
+/* A tls-alpn-01 validation certificate (RFC 8737 3) for one name. */
+struct tls_challenge {
+	char *name;
+	X509 *x;
+	EVP_PKEY *key;
+};
+
+#define TLS_CERTS_MAX 8
+#define TLS_CHALLENGES_MAX 64
+
 struct tls_ctx {
 	SSL_CTX *ctx;
+	/* certs[0] is [tls]'s; later slots win for the names they cover. */
+	struct tls_cert certs[TLS_CERTS_MAX];
+	size_t ncerts;
+	struct tls_challenge challenges[TLS_CHALLENGES_MAX];
+	size_t nchallenges;
 	char *cert, *key;
 	char *hostname;
 	char *user;               /* [server] user: owner of made-up files */
@@ -61,6 +90,20 @@ static void log_tls_loaded(const struct tls_ctx *c)
 static void log_tls_reloaded(const struct tls_ctx *c)
 {
 	log_event("event=tls_reloaded cert=%s", c->cert);
+}
+
+static void log_tls_cert_installed(const struct tls_cert *e)
+{
+	char issuer[256] = "", names[512] = "";
+	size_t o = 0;
+	X509_NAME_oneline(X509_get_issuer_name(e->leaf), issuer, sizeof(issuer));
+	for (size_t i = 0; i < e->nnames && o < sizeof(names) - 1; i++) {
+		int k = snprintf(names + o, sizeof(names) - o, "%s%s", i ? "," : "", e->names[i]);
+		if (k < 0)
+			break;
+		o += (size_t)k;
+	}
+	log_event("event=tls_cert_installed slot=%s names=%s issuer=\"%s\"", e->slot, names, issuer);
 }
 
 /* The first OpenSSL error as text, and the queue cleared. */
@@ -192,9 +235,281 @@ out:
 	return ok;
 }
 
+/* ---- the certificate store ------------------------------------------------ */
+
+static void tls_chain_free(STACK_OF(X509) *chain)
+{
+	sk_X509_pop_free(chain, X509_free);
+}
+
+static void tls_cert_clear(struct tls_cert *e)
+{
+	free(e->slot);
+	X509_free(e->leaf);
+	EVP_PKEY_free(e->key);
+	tls_chain_free(e->chain);
+	for (size_t i = 0; i < e->nnames; i++)
+		free(e->names[i]);
+	free(e->names);
+	memset(e, 0, sizeof(*e));
+}
+
+/* The SAN DNS names of x, lower case (the CN only when there is no SAN,
+ * as RFC 6125 6.4.4 allows). */
+static void tls_cert_names(struct tls_cert *e)
+{
+	GENERAL_NAMES *san = X509_get_ext_d2i(e->leaf, NID_subject_alt_name, NULL, NULL);
+	int n = san ? sk_GENERAL_NAME_num(san) : 0;
+
+	e->names = xcalloc((size_t)n + 1, sizeof(char *));
+	for (int i = 0; i < n; i++) {
+		const GENERAL_NAME *g = sk_GENERAL_NAME_value(san, i);
+		if (g->type != GEN_DNS)
+			continue;
+		const unsigned char *d = ASN1_STRING_get0_data(g->d.dNSName);
+		int len = ASN1_STRING_length(g->d.dNSName);
+		char *name = xstrndup((const char *)d, (size_t)len);
+		for (char *p = name; *p; p++)
+			*p = ascii_lower(*p);
+		e->names[e->nnames++] = name;
+	}
+	GENERAL_NAMES_free(san);
+	if (e->nnames == 0) {
+		char cn[256];
+		if (X509_NAME_get_text_by_NID(X509_get_subject_name(e->leaf), NID_commonName, cn, sizeof(cn)) > 0) {
+			for (char *p = cn; *p; p++)
+				*p = ascii_lower(*p);
+			e->names[e->nnames++] = xstrdup(cn);
+		}
+	}
+}
+
+/* Exact, or a wildcard "*.example.org" for one label (RFC 6125 6.4.3). */
+static bool tls_name_match(const char *pattern, const char *name)
+{
+	if (strcmp(pattern, name) == 0)
+		return true;
+	if (pattern[0] == '*' && pattern[1] == '.') {
+		const char *dot = strchr(name, '.');
+		return dot && dot != name && strcmp(dot + 1, pattern + 2) == 0;
+	}
+	return false;
+}
+
+static struct tls_cert *tls_find_cert(struct tls_ctx *c, const char *name)
+{
+	for (size_t i = c->ncerts; i-- > 0;)
+		for (size_t k = 0; k < c->certs[i].nnames; k++)
+			if (tls_name_match(c->certs[i].names[k], name))
+				return &c->certs[i];
+	return NULL;
+}
+
+static struct tls_cert *tls_slot(struct tls_ctx *c, const char *slot)
+{
+	for (size_t i = 0; i < c->ncerts; i++)
+		if (strcmp(c->certs[i].slot, slot) == 0)
+			return &c->certs[i];
+	return NULL;
+}
+
+/* Put leaf/key/chain (references taken over) into slot. */
+static void tls_slot_set(struct tls_ctx *c, const char *slot, X509 *leaf, EVP_PKEY *key, STACK_OF(X509) *chain)
+{
+	struct tls_cert *e = tls_slot(c, slot);
+	if (e == NULL) {
+		if (c->ncerts == TLS_CERTS_MAX) {
+			X509_free(leaf);
+			EVP_PKEY_free(key);
+			tls_chain_free(chain);
+			return;
+		}
+		e = &c->certs[c->ncerts++];
+	} else {
+		tls_cert_clear(e);
+	}
+	e->slot = xstrdup(slot);
+	e->leaf = leaf;
+	e->key = key;
+	e->chain = chain;
+	tls_cert_names(e);
+	log_tls_cert_installed(e);
+}
+
+/* Slot "tls" from the context just built from [tls] cert and key. */
+static void tls_slot_from_ctx(struct tls_ctx *c, SSL_CTX *ctx)
+{
+	X509 *leaf = SSL_CTX_get0_certificate(ctx);
+	EVP_PKEY *key = SSL_CTX_get0_privatekey(ctx);
+	STACK_OF(X509) *chain = NULL;
+
+	SSL_CTX_get0_chain_certs(ctx, &chain);
+	X509_up_ref(leaf);
+	EVP_PKEY_up_ref(key);
+	tls_slot_set(c, "tls", leaf, key, chain ? X509_chain_up_ref(chain) : NULL);
+}
+
+bool tls_ctx_set_cert(struct tls_ctx *c, const char *slot, EVP_PKEY *key, const char *pem, size_t len,
+		      char **err)
+{
+	BIO *b = BIO_new_mem_buf(pem, (int)len);
+	X509 *leaf = b ? PEM_read_bio_X509(b, NULL, NULL, NULL) : NULL;
+	STACK_OF(X509) *chain = sk_X509_new_null();
+	X509 *x;
+
+	*err = NULL;
+	if (leaf == NULL) {
+		*err = tls_error("cannot read the certificate of slot", slot);
+		goto fail;
+	}
+	while ((x = PEM_read_bio_X509(b, NULL, NULL, NULL)) != NULL)
+		sk_X509_push(chain, x);
+	ERR_clear_error();   /* the end of the PEM text */
+	if (X509_check_private_key(leaf, key) != 1) {
+		*err = tls_error("the private key does not match the certificate of slot", slot);
+		goto fail;
+	}
+	BIO_free(b);
+	EVP_PKEY_up_ref(key);
+	tls_slot_set(c, slot, leaf, key, chain);
+	return true;
+fail:
+	BIO_free(b);
+	X509_free(leaf);
+	tls_chain_free(chain);
+	return false;
+}
+
+X509 *tls_ctx_get_cert(struct tls_ctx *c, const char *slot)
+{
+	struct tls_cert *e = tls_slot(c, slot);
+	return e ? e->leaf : NULL;
+}
+
+static struct tls_challenge *tls_find_challenge(struct tls_ctx *c, const char *name)
+{
+	for (size_t i = 0; i < c->nchallenges; i++)
+		if (strcmp(c->challenges[i].name, name) == 0)
+			return &c->challenges[i];
+	return NULL;
+}
+
+bool tls_ctx_set_challenge(struct tls_ctx *c, const char *name, X509 *x, EVP_PKEY *key)
+{
+	struct tls_challenge *ch = tls_find_challenge(c, name);
+	if (ch) {
+		X509_free(ch->x);
+		EVP_PKEY_free(ch->key);
+		free(ch->name);
+		*ch = c->challenges[--c->nchallenges];
+	}
+	if (x == NULL)
+		return true;
+	if (c->nchallenges == TLS_CHALLENGES_MAX)
+		return false;
+	ch = &c->challenges[c->nchallenges++];
+	ch->name = xstrdup(name);
+	X509_up_ref(x);
+	EVP_PKEY_up_ref(key);
+	ch->x = x;
+	ch->key = key;
+	return true;
+}
+
+static const char tls_acme_alpn[] = "acme-tls/1";   /* RFC 8737 6.2 */
+
+/*
+ * The certificate of a handshake is chosen here, when the ClientHello is
+ * in, from the store as it is at that moment: a replaced certificate is
+ * used from the next handshake on, whenever its SSL was made (STARTTLS
+ * sessions make theirs long before).  ALPN acme-tls/1 gets the
+ * validation certificate of its name or nothing (RFC 8737 3).
+ */
+static int tls_client_hello_cb(SSL *ssl, int *al, void *arg)
+{
+	struct tls_ctx *c = arg;
+	const unsigned char *p;
+	size_t n;
+	char name[TLS_HELLO_NAME_MAX + 1] = "";
+	struct tls_cert *e = NULL;
+
+	if (SSL_client_hello_get0_ext(ssl, TLSEXT_TYPE_server_name, &p, &n) == 1 &&
+	    !tls_hello_sni(p, n, name, sizeof(name)))
+		name[0] = '\0';
+	if (SSL_client_hello_get0_ext(ssl, TLSEXT_TYPE_application_layer_protocol_negotiation, &p, &n) == 1 &&
+	    tls_hello_alpn_has(p, n, tls_acme_alpn) == 1) {
+		struct tls_challenge *ch = name[0] ? tls_find_challenge(c, name) : NULL;
+		if (ch == NULL) {
+			*al = SSL_AD_UNRECOGNIZED_NAME;
+			return SSL_CLIENT_HELLO_ERROR;
+		}
+		SSL_certs_clear(ssl);
+		if (SSL_use_cert_and_key(ssl, ch->x, ch->key, NULL, 1) != 1) {
+			*al = SSL_AD_INTERNAL_ERROR;
+			return SSL_CLIENT_HELLO_ERROR;
+		}
+		return SSL_CLIENT_HELLO_SUCCESS;
+	}
+	if (name[0])
+		e = tls_find_cert(c, name);
+	if (e == NULL)
+		e = tls_find_cert(c, c->hostname);
+	if (e == NULL && c->ncerts)
+		e = &c->certs[0];
+	if (e == NULL)
+		return SSL_CLIENT_HELLO_SUCCESS;   /* the context's own */
+	SSL_certs_clear(ssl);
+	if (SSL_use_cert_and_key(ssl, e->leaf, e->key, e->chain, 1) != 1) {
+		ERR_clear_error();
+		*al = SSL_AD_INTERNAL_ERROR;
+		return SSL_CLIENT_HELLO_ERROR;
+	}
+	return SSL_CLIENT_HELLO_SUCCESS;
+}
+
+/* Only acme-tls/1 is ever agreed, and only when its certificate was
+ * chosen; every other client goes on without ALPN. */
+static int tls_alpn_cb(SSL *ssl, const unsigned char **out, unsigned char *outlen, const unsigned char *in,
+		       unsigned inlen, void *arg)
+{
+	struct tls_ctx *c = arg;
+	const char *name = SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name);
+	char lower[TLS_HELLO_NAME_MAX + 1];
+	size_t i;
+
+	if (name == NULL || strlen(name) >= sizeof(lower))
+		return SSL_TLSEXT_ERR_NOACK;
+	for (i = 0; name[i]; i++)
+		lower[i] = ascii_lower(name[i]);
+	lower[i] = '\0';
+	if (i && lower[i - 1] == '.')
+		lower[i - 1] = '\0';
+	for (i = 0; i < inlen;) {
+		unsigned len = in[i];
+		if (len > inlen - i - 1)
+			break;
+		if (len == sizeof(tls_acme_alpn) - 1 && memcmp(in + i + 1, tls_acme_alpn, len) == 0 &&
+		    tls_find_challenge(c, lower)) {
+			*out = in + i + 1;
+			*outlen = (unsigned char)len;
+			return SSL_TLSEXT_ERR_OK;
+		}
+		i += 1 + len;
+	}
+	return SSL_TLSEXT_ERR_NOACK;
+}
+
+bool tls_is_acme_validation(SSL *ssl)
+{
+	const unsigned char *p;
+	unsigned n;
+	SSL_get0_alpn_selected(ssl, &p, &n);
+	return n == sizeof(tls_acme_alpn) - 1 && memcmp(p, tls_acme_alpn, n) == 0;
+}
+
 /* ---- the SSL_CTX ---------------------------------------------------------- */
 
-static SSL_CTX *tls_build(const struct tls_ctx *c, char **err)
+static SSL_CTX *tls_build(struct tls_ctx *c, char **err)
 {
 	SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
 	static const unsigned char sid[] = "tern";
@@ -225,6 +540,8 @@ static SSL_CTX *tls_build(const struct tls_ctx *c, char **err)
 		*err = tls_error("the private key does not match the certificate", c->cert);
 		goto fail;
 	}
+	SSL_CTX_set_client_hello_cb(ctx, tls_client_hello_cb, c);
+	SSL_CTX_set_alpn_select_cb(ctx, tls_alpn_cb, c);
 	return ctx;
 fail:
 	SSL_CTX_free(ctx);
@@ -266,6 +583,7 @@ struct tls_ctx *tls_ctx_new(const struct config *cfg, char **err)
 		tls_ctx_free(c);
 		return NULL;
 	}
+	tls_slot_from_ctx(c, c->ctx);
 	log_tls_loaded(c);
 	return c;
 }
@@ -278,6 +596,7 @@ bool tls_ctx_reload(struct tls_ctx *c, char **err)
 	/* Live SSLs hold their own reference to the old context. */
 	SSL_CTX_free(c->ctx);
 	c->ctx = n;
+	tls_slot_from_ctx(c, n);
 	log_tls_reloaded(c);
 	return true;
 }
@@ -307,6 +626,10 @@ void tls_ctx_free(struct tls_ctx *c)
 	if (c == NULL)
 		return;
 	SSL_CTX_free(c->ctx);
+	for (size_t i = 0; i < c->ncerts; i++)
+		tls_cert_clear(&c->certs[i]);
+	while (c->nchallenges)
+		tls_ctx_set_challenge(c, c->challenges[0].name, NULL, NULL);
 	free(c->cert);
 	free(c->key);
 	free(c->hostname);

@@ -139,6 +139,17 @@ static bool intake_insert_front(struct intake *in, const void *buf, size_t len)
 	return queue_writer_insert_front(in->qw, buf, len);
 }
 
+/* A milter changed the sender or the recipients: the streamed copy has
+ * the old Return-Path and may be for a recipient no longer there, so the
+ * message goes on in the queue file, whose envelope is written again
+ * (delivery may still be direct, from that file). */
+static bool intake_envelope(struct intake *in)
+{
+	if (in->ls.open)
+		intake_leave_stream(in);
+	return queue_writer_set_envelope(in->qw, in->env);
+}
+
 static int intake_error(const struct intake *in)
 {
 	return in->ls.open ? in->ls.err : queue_writer_error(in->qw);
@@ -238,6 +249,7 @@ static const struct intake_ops handoff_intake_ops = {
 	.open = intake_open,
 	.write = intake_write,
 	.insert_front = intake_insert_front,
+	.envelope = intake_envelope,
 	.error = intake_error,
 	.commit = intake_commit,
 	.free = intake_free,

@@ -99,6 +99,15 @@ bool pipe_prepend(struct pipe_stage *st, const char *buf, size_t len)
 	return sink->ops->prepend(sink, buf, len);
 }
 
+bool pipe_envelope_changed(struct pipe_stage *st)
+{
+	struct pipe_stage *sink = st->p->tail;
+
+	if (sink == NULL || sink->ops->envelope == NULL)
+		return false;
+	return sink->ops->envelope(sink);
+}
+
 /* Ask st and the stages after it, until one answers later or the chain
  * is done (every stage accepted, or one refused). */
 static void pipeline_run(struct pipeline *p, struct pipe_stage *st)

@@ -53,6 +53,9 @@ struct pipe_stage_ops {
 	void (*data)(struct pipe_stage *st, const char *buf, size_t len);
 	/* Sink only: header fields to go in front of the message. */
 	bool (*prepend)(struct pipe_stage *st, const char *buf, size_t len);
+	/* Sink only: the envelope changed (a milter's recipients or
+	 * sender), before the rest of the message comes. */
+	bool (*envelope)(struct pipe_stage *st);
 	/* End of message: answer with pipe_stage_accept() or
 	 * pipe_stage_refuse(), now or later.  A
 	 * stage touches nothing of its own after that call. */
@@ -92,6 +95,9 @@ void pipe_emit(struct pipe_stage *st, const char *buf, size_t len);
 /* For check stages: header fields (complete lines, LF ends) that go in
  * front of the message.  False when the sink has no room for them. */
 bool pipe_prepend(struct pipe_stage *st, const char *buf, size_t len);
+/* For check stages that hold the message back: the envelope changed
+ * (pipeline_env()); false when the sink could not take it. */
+bool pipe_envelope_changed(struct pipe_stage *st);
 /* A stage's verdict at end of message: accept, or refuse with an SMTP
  * reply (4xx tempfail, 5xx reject; printf format, its code first).  A
  * refusal that is tern's trouble, not the client's, does not count

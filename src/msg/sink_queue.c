@@ -67,6 +67,13 @@ static bool sink_prepend(struct pipe_stage *st, const char *buf, size_t len)
 	return true;
 }
 
+static bool sink_envelope(struct pipe_stage *st)
+{
+	struct sink_queue *k = (struct sink_queue *)st;
+
+	return k->t->intake->envelope(k->in);
+}
+
 /*
  * The message could not be stored.  A full disk is 452 4.3.1 (RFC 5321
  * 4.2.2 "insufficient system storage", RFC 3463 X.3.1 "mail system
@@ -117,6 +124,7 @@ static const struct pipe_stage_ops sink_queue_ops = {
 	.name = "queue",
 	.data = sink_data,
 	.prepend = sink_prepend,
+	.envelope = sink_envelope,
 	.end = sink_end,
 	.free = sink_free,
 };

@@ -78,7 +78,7 @@ void smtp_tls_connected_cb(void *arg)
 {
 	struct smtp_session *s = arg;
 
-	if (s->svc == SERVICE_SUBMISSIONS && s->state == SMTP_S_GREETED)
+	if (s->svc == SERVICE_SUBMISSIONS && s->state == SMTP_S_GREETED && !smtp_milter_connect(s))
 		smtp_greet(s);
 }
 

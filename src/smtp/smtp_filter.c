@@ -91,20 +91,30 @@ static void smtp_filter_dnsbl_cb(const struct dnsbl_result *r, void *arg)
 	}
 }
 
+/* Connections per client address per minute, on every SMTP port: a
+ * flood on the submission ports (AUTH guessing) is as much one as on the
+ * MX.  Counted together; trusted networks are not counted. */
+const char *smtp_filter_conn_rate(struct smtp_session *s)
+{
+	struct tern *t = s->t;
+	unsigned n, limit = t->cfg->max_connection_rate;
+
+	if (limit == 0 || t->conn_rate == NULL || s->trusted)
+		return NULL;
+	n = rate_hit(t->conn_rate, (struct sockaddr *)&s->peer, now_unix());
+	if (n <= limit)
+		return NULL;
+	log_rate_limited(s, "connections", n, limit);
+	return "421 4.7.0 Too many connections from your address per minute, try again later";
+}
+
 bool smtp_filter_connect(struct smtp_session *s)
 {
 	struct tern *t = s->t;
 	const struct config *cfg = t->cfg;
-	unsigned n;
 
 	if (smtp_filter_exempt(s))
 		return false;
-	if (cfg->max_connection_rate && t->conn_rate &&
-	    (n = rate_hit(t->conn_rate, (struct sockaddr *)&s->peer, now_unix())) > cfg->max_connection_rate) {
-		log_rate_limited(s, "connections", n, cfg->max_connection_rate);
-		smtp_reply_shutdown(s, "421 4.7.0 Too many connections from your address per minute, try again later");
-		return true;
-	}
 	if (t->dnsbl == NULL)
 		return false;
 	s->mx.dnsbl = SMTP_DNSBL_ASKING;

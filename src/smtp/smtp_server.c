@@ -203,6 +203,7 @@ void smtp_txn_reset(struct smtp_session *s)
 {
 	smtp_txn_free(s->txn);
 	s->txn = NULL;
+	milter_abort(s->milter);
 	if (s->state == SMTP_S_MAIL || s->state == SMTP_S_RCPT || s->state == SMTP_S_DATA ||
 	    s->state == SMTP_S_CHUNKS)
 		smtp_set_state(s, SMTP_S_READY);
@@ -216,6 +217,7 @@ static void smtp_free_cb(void *arg)
 
 	log_session_disconnect(s);
 	smtp_txn_free(s->txn);
+	smtp_milter_free(s);   /* after the message's pipeline */
 	smtp_auth_free(s);
 	smtp_filter_free(s);
 	if (s->ptr_req)
@@ -376,6 +378,7 @@ void smtp_server_accept(struct tern *t, evutil_socket_t fd, const struct sockadd
 {
 	struct smtp_session *s = xcalloc(1, sizeof(*s));
 	const struct config *cfg = t->cfg;
+	const char *refusal;
 	unsigned per_ip;
 
 	s->t = t;
@@ -407,10 +410,23 @@ void smtp_server_accept(struct tern *t, evutil_socket_t fd, const struct sockadd
 		smtp_refuse(s, "421 4.7.0 Too many connections from your address, try again later");
 		return;
 	}
+	if ((refusal = smtp_filter_conn_rate(s)) != NULL) {
+		smtp_refuse(s, refusal);
+		return;
+	}
 	session_start(&s->sess);
 	if (t->dns != NULL && (cfg->dns_servers[0] != '\0' || !smtp_is_loopback(sa)))
 		s->ptr_req = dns_ptr_lookup(t->dns, sa, smtp_ptr_cb, s);
-	if (svc != SERVICE_SUBMISSIONS && !smtp_filter_connect(s))
+	smtp_milter_open(s);
+	/* 465 greets after its handshake (smtp_tls_connected_cb) */
+	if (svc != SERVICE_SUBMISSIONS && !smtp_milter_connect(s))
+		smtp_greet_after_milter(s);
+}
+
+/* The milters let the client in: the DNS lists, then the greeting. */
+void smtp_greet_after_milter(struct smtp_session *s)
+{
+	if (s->svc == SERVICE_SUBMISSIONS || !smtp_filter_connect(s))
 		smtp_greet(s);
 }
 
@@ -473,7 +489,7 @@ void smtp_dispatch(struct smtp_session *s, const char *line, size_t len)
 		}
 	s->cur_verb = c ? c->name : "unknown";
 	s->no_error_count = false;
-	if (smtp_filter_hold(s, c ? c->name : NULL, line, len))
+	if (smtp_milter_hold(s, c ? c->name : NULL) || smtp_filter_hold(s, c ? c->name : NULL, line, len))
 		return;
 	if (c == NULL) {
 		smtp_reply(s, "500 5.5.1 Command not recognized");
@@ -518,18 +534,27 @@ static bool smtp_helo_arg(struct smtp_session *s, const char *verb, const char *
 
 static void cmd_helo(struct smtp_session *s, const char *args, size_t len)
 {
+	enum smtp_state prev_state = s->state;
+	bool prev_esmtp = s->esmtp;
+	char prev_helo[sizeof(s->helo)], ok[300];
+
+	memcpy(prev_helo, s->helo, sizeof(prev_helo));
 	if (!smtp_helo_arg(s, "HELO", args, len))
 		return;
 	s->esmtp = false;
-	smtp_reply(s, "250 %s", s->t->cfg->hostname);
+	snprintf(ok, sizeof(ok), "250 %s", s->t->cfg->hostname);
+	smtp_milter_helo(s, prev_state, prev_helo, prev_esmtp, ok);
 }
 
 static void cmd_ehlo(struct smtp_session *s, const char *args, size_t len)
 {
 	const struct config *cfg = s->t->cfg;
-	char lines[1024];
+	enum smtp_state prev_state = s->state;
+	bool prev_esmtp = s->esmtp;
+	char lines[1024], prev_helo[sizeof(s->helo)];
 	size_t o = 0;
 
+	memcpy(prev_helo, s->helo, sizeof(prev_helo));
 	if (!smtp_helo_arg(s, "EHLO", args, len))
 		return;
 	s->esmtp = true;
@@ -541,7 +566,7 @@ static void cmd_ehlo(struct smtp_session *s, const char *args, size_t len)
 	if (o < sizeof(lines))
 		o += (size_t)snprintf(lines + o, sizeof(lines) - o, "250 HELP");
 	/* lines already carries CRLFs between the lines; smtp_reply adds the last */
-	smtp_reply(s, "%s", lines);
+	smtp_milter_helo(s, prev_state, prev_helo, prev_esmtp, lines);
 }
 
 static void smtp_reply_parse_error(struct smtp_session *s, enum smtp_parse_err e, bool rcpt)
@@ -618,7 +643,7 @@ static void cmd_mail(struct smtp_session *s, const char *args, size_t len)
 	s->txn->env->envid = mp.envid[0] ? xstrdup(mp.envid) : NULL;
 	s->txn->env->smtputf8 = mp.smtputf8;
 	smtp_set_state(s, SMTP_S_MAIL);
-	smtp_reply(s, "250 2.1.0 Ok");
+	smtp_milter_mail(s, "250 2.1.0 Ok");
 }
 
 static int smtp_resolve_rcpt(struct smtp_session *s, const char *addr, const char *orig,
@@ -728,12 +753,31 @@ params:
 	return 250;
 }
 
+/* The recipients a RCPT added (from nrcpt0 on) removed again. */
+void smtp_rcpt_rollback(struct smtp_session *s, size_t nrcpt0)
+{
+	struct queue_env *env = s->txn->env;
+
+	while (env->nrcpt > nrcpt0) {
+		struct queue_rcpt *r = &env->rcpt[--env->nrcpt];
+		free(r->addr);
+		free(r->orig);
+		free(r->orcpt);
+		free(r->last_reply);
+		free(r->status);
+		free(r->remote_mta);
+		memset(r, 0, sizeof(*r));
+	}
+}
+
 static void cmd_rcpt(struct smtp_session *s, const char *args, size_t len)
 {
 	struct smtp_path path;
 	struct smtp_rcpt_params rp;
 	enum smtp_parse_err e;
 	char addr[SMTP_PATH_MAX + 8];
+	size_t nrcpt0;
+	bool first_new;
 	int code;
 
 	if (s->txn == NULL) {
@@ -766,6 +810,7 @@ static void cmd_rcpt(struct smtp_session *s, const char *args, size_t len)
 	}
 	if (!smtp_policy_rcpt_ok(s, &path, addr))
 		return;
+	nrcpt0 = s->txn->env->nrcpt;
 	code = smtp_resolve_rcpt(s, addr, addr, &rp, 0);
 	if (code == 554) {
 		smtp_reply(s, "554 5.7.1 <%s>: Relay access denied", addr);
@@ -775,13 +820,17 @@ static void cmd_rcpt(struct smtp_session *s, const char *args, size_t len)
 		smtp_reply(s, "550 5.1.1 <%s>: No such user here", addr);
 		return;
 	}
-	if (!smtp_filter_rcpt(s, addr))
+	if (!smtp_filter_rcpt(s, addr)) {
+		/* refused (greylisted, listed): its recipients go again */
+		smtp_rcpt_rollback(s, nrcpt0);
 		return;
-	if (s->txn->first_rcpt == NULL)
+	}
+	first_new = s->txn->first_rcpt == NULL;
+	if (first_new)
 		s->txn->first_rcpt = xstrdup(addr);
 	s->txn->nrcpt_cmds++;
 	smtp_set_state(s, SMTP_S_RCPT);
-	smtp_reply(s, "250 2.1.5 Ok");
+	smtp_milter_rcpt(s, addr, nrcpt0, first_new, "250 2.1.5 Ok");
 }
 
 static void smtp_rfc5322_date(char *buf, size_t cap, time_t when)
@@ -810,34 +859,6 @@ static char *smtp_received_field(struct smtp_session *s)
 			 s->t->cfg->hostname, proto, tls, t->env->id,
 			 t->env->nrcpt == 1 ? "\n\tfor <" : "", t->env->nrcpt == 1 ? t->first_rcpt : "",
 			 t->env->nrcpt == 1 ? ">" : "", date);
-}
-
-/* The milter stage for this session's message, when its service has the
- * [milter] servers on. */
-static struct pipe_stage *smtp_milter_stage(struct smtp_session *s)
-{
-	const struct config *cfg = s->t->cfg;
-	SSL *ssl = s->conn.tls ? bufferevent_openssl_get_ssl(s->conn.bev) : NULL;
-	bool on = s->svc == SERVICE_SMTP ? cfg->smtp_milter : cfg->submission_milter;
-	struct milter_client c = {
-		.session = s->id,
-		.daemon_name = smtp_service_name(s->svc),
-		.addr = s->ip,
-		.family = s->peer.ss_family == AF_INET6 ? '6' : '4',
-		.name = s->ptr_name,
-		.helo = s->helo,
-		.tls_version = ssl ? SSL_get_version(ssl) : NULL,
-		.cipher = ssl ? SSL_get_cipher_name(ssl) : NULL,
-		.auth_user = s->auth_user,
-	};
-
-	if (!on || cfg->milter_servers.n == 0)
-		return NULL;
-	if (s->peer.ss_family == AF_INET6)
-		c.port = ntohs(((const struct sockaddr_in6 *)&s->peer)->sin6_port);
-	else if (s->peer.ss_family == AF_INET)
-		c.port = ntohs(((const struct sockaddr_in *)&s->peer)->sin_port);
-	return milter_stage_new(s->t, &c);
 }
 
 /*
@@ -871,7 +892,7 @@ static bool smtp_txn_pipeline(struct smtp_session *s, struct pipe_stage *framer)
 	if (!sign && s->t->dns != NULL && (cfg->check_spf || cfg->check_dkim || cfg->check_dmarc != DMARC_MODE_OFF))
 		pipeline_add(t->pipe, stage_verify_new(s->t, t->env));
 	pipeline_add(t->pipe, stage_loop_new());
-	struct pipe_stage *milter = smtp_milter_stage(s);
+	struct pipe_stage *milter = milter_stage_new(s->milter);
 	if (milter)
 		pipeline_add(t->pipe, milter);
 	if (sign)

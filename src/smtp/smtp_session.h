@@ -69,6 +69,21 @@ struct smtp_mxcheck {
 	char *held_line;          /* a RCPT waiting for the lists' answer */
 };
 
+/* smtp_milter.c's part: the step the filters are asked about, and how
+ * to undo the command if they refuse it. */
+enum smtp_milter_step { SMTP_MW_NONE, SMTP_MW_CONNECT, SMTP_MW_HELO, SMTP_MW_MAIL, SMTP_MW_RCPT };
+struct smtp_milter_wait {
+	enum smtp_milter_step step;
+	char *ok;                 /* the command's own reply */
+	enum smtp_state prev_state;   /* HELO */
+	char prev_helo[256];
+	bool prev_esmtp;
+	size_t nrcpt0;            /* RCPT: the envelope's recipients before it */
+	bool first_rcpt_new;
+};
+
+struct milter_session;
+
 struct smtp_session {
 	struct session_link link;
 	uint64_t id;
@@ -99,6 +114,9 @@ struct smtp_session {
 	struct smtp_txn *txn;
 	struct smtp_bdat bdat;
 	struct smtp_mxcheck mx;   /* smtp_filter.c */
+	struct milter_session *milter;   /* smtp_milter.c: the session's filters, or NULL */
+	struct smtp_milter_wait mw;
+	bool milter_refused;      /* a filter refused the connection: only QUIT */
 };
 
 struct smtp_command {
@@ -126,10 +144,26 @@ void smtp_dispatch(struct smtp_session *s, const char *line, size_t len);
 
 /* smtp_filter.c: DNS lists, greylisting and rates of the MX (src/filter/) */
 bool smtp_filter_connect(struct smtp_session *s);   /* true: it greets (or refuses) */
+const char *smtp_filter_conn_rate(struct smtp_session *s);   /* the refusal, or NULL */
 /* Before a command runs: true when the hook took the line (replied or held it). */
 bool smtp_filter_hold(struct smtp_session *s, const char *verb, const char *line, size_t len);
 bool smtp_filter_rcpt(struct smtp_session *s, const char *addr);   /* replies when false */
 void smtp_filter_free(struct smtp_session *s);
+
+/* smtp_milter.c: the milters at each SMTP step (filter/milter.h).
+ * Each step function sends the command's own reply ok, or the filters'
+ * refusal (undoing the command), now or, input paused, later. */
+void smtp_milter_open(struct smtp_session *s);
+bool smtp_milter_connect(struct smtp_session *s);   /* true: it greets (or refuses) */
+void smtp_milter_helo(struct smtp_session *s, enum smtp_state prev_state, const char *prev_helo, bool prev_esmtp,
+		      const char *ok);
+void smtp_milter_mail(struct smtp_session *s, const char *ok);
+void smtp_milter_rcpt(struct smtp_session *s, const char *addr, size_t nrcpt0, bool first_rcpt_new, const char *ok);
+bool smtp_milter_hold(struct smtp_session *s, const char *verb);   /* true: replied */
+void smtp_milter_free(struct smtp_session *s);
+/* smtp_server.c, for it */
+void smtp_greet_after_milter(struct smtp_session *s);
+void smtp_rcpt_rollback(struct smtp_session *s, size_t nrcpt0);
 
 /* smtp_policy.c: who may do what */
 bool smtp_policy_may_proceed(struct smtp_session *s);   /* replies when not */

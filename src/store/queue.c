@@ -162,6 +162,11 @@ void queue_close(struct queue *q)
 	free(q);
 }
 
+const char *queue_tmp_dir(const struct queue *q)
+{
+	return q->tmp_dir;
+}
+
 const char *queue_msg_dir(const struct queue *q)
 {
 	return q->msg_dir;
@@ -360,6 +365,61 @@ bool queue_writer_insert_front(struct queue_writer *w, const void *buf, size_t l
 		return false;
 	}
 	w->written += len;
+	return true;
+}
+
+/*
+ * The envelope changed after the file was started (a milter changed the
+ * sender or the recipients): write it again, the octets of the message
+ * written so far moved to follow it.  Called before the rest of the
+ * message is written (the milter stage holds it back until its
+ * verdict), so only what earlier stages put in front is moved.
+ */
+bool queue_writer_set_envelope(struct queue_writer *w, const struct queue_env *env)
+{
+	char *text = NULL, block[65536];
+	size_t text_len = 0;
+	FILE *mem;
+	uint64_t left = w->written, done = 0, old_end = w->offset + w->written;
+	bool ok = true;
+
+	if (w->failed)
+		return false;
+	mem = open_memstream(&text, &text_len);
+	write_envelope(mem, env);
+	fclose(mem);
+	errno = 0;
+	if (text_len > w->offset) {
+		/* back to front, so that nothing is overwritten before it moved */
+		while (ok && left > 0) {
+			size_t k = left < sizeof(block) ? (size_t)left : sizeof(block);
+			off_t from = (off_t)(w->offset + left - k);
+			ok = pread(w->fd, block, k, from) == (ssize_t)k &&
+			     pwrite(w->fd, block, k, from + (off_t)(text_len - w->offset)) == (ssize_t)k;
+			left -= k;
+		}
+	} else if (text_len < w->offset) {
+		while (ok && done < w->written) {
+			size_t k = w->written - done < sizeof(block) ? (size_t)(w->written - done) : sizeof(block);
+			ok = pread(w->fd, block, k, (off_t)(w->offset + done)) == (ssize_t)k &&
+			     pwrite(w->fd, block, k, (off_t)(text_len + done)) == (ssize_t)k;
+			done += k;
+		}
+	}
+	ok = ok && pwrite(w->fd, text, text_len, 0) == (ssize_t)text_len &&
+	     lseek(w->fd, (off_t)(text_len + w->written), SEEK_SET) >= 0;
+	free(text);
+	if (!ok) {
+		w->err = errno ? errno : EIO;
+		log_queue_error("write", w->id, NULL, w->err);
+		w->failed = true;
+		errno = w->err;
+		return false;
+	}
+	/* a shorter envelope leaves a tail that the commit cuts off */
+	if (old_end > w->extent)
+		w->extent = old_end;
+	w->offset = text_len;
 	return true;
 }
 

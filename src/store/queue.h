@@ -27,6 +27,11 @@ const char *queue_msg_dir(const struct queue *q);
 
 /* Start a message: creates the temporary file and writes the envelope. */
 struct queue_writer *queue_writer_new(struct queue *q, struct queue_env *env);
+/* The envelope again (env changed since queue_writer_new), before the
+ * rest of the message is written; false (sticky, logged) on error. */
+bool queue_writer_set_envelope(struct queue_writer *w, const struct queue_env *env);
+/* Where temporary files of the queue go (same file system). */
+const char *queue_tmp_dir(const struct queue *q);
 int queue_writer_fd(const struct queue_writer *w);
 const char *queue_writer_id(const struct queue_writer *w);
 /* Where the message starts in the file, and its length so far. */

@@ -5,6 +5,7 @@
  * local domains only; any other host gets 404.
  */
 #include "web/web.h"
+#include "web/acme.h"
 #include "core/config.h"
 #include "core/metrics.h"
 #include "core/util.h"
@@ -31,11 +32,6 @@ const char *web_host_domain(const struct web_request *req, const char *label)
 		return NULL;
 	const char *d = req->host + n + 1;
 	return config_is_local_domain(req->t->cfg, d) ? d : NULL;
-}
-
-static void route_not_found(const struct web_request *req, struct web_reply *rep)
-{
-	rep->status = 404;
 }
 
 /* Port 80: everything to https on the same host (RFC 9110 15.4.2). */
@@ -74,6 +70,26 @@ static void route_mta_sts(const struct web_request *req, struct web_reply *rep)
 	free(policy);
 }
 
+/* ACME http-01 (RFC 8555 8.3): the key authorization of a token being
+ * validated; 404 for any other. */
+static void route_acme_http01(const struct web_request *req, struct web_reply *rep)
+{
+	static const char prefix[] = "/.well-known/acme-challenge/";
+	struct http_str path = req->head->path;
+	const char *token = path.p + sizeof(prefix) - 1;
+	size_t len = path.n - (sizeof(prefix) - 1);
+	const char *answer = acme_http01_answer(req->t->acme, token, len);
+
+	if (answer == NULL) {
+		rep->status = 404;
+		return;
+	}
+	rep->status = 200;
+	rep->content_type = "application/octet-stream";
+	rep->body = evbuffer_new();
+	evbuffer_add(rep->body, answer, strlen(answer));
+}
+
 static void count_id_cb(const char *id, void *arg)
 {
 }
@@ -97,8 +113,7 @@ static void route_metrics(const struct web_request *req, struct web_reply *rep)
 }
 
 static const struct web_route web_routes[] = {
-	/* ACME http-01 (RFC 8555 8.3) answers here once ACME exists. */
-	{ SERVICE_HTTP, "/.well-known/acme-challenge/", true, "GET, HEAD", route_not_found },
+	{ SERVICE_HTTP, "/.well-known/acme-challenge/", true, "GET, HEAD", route_acme_http01 },
 	{ SERVICE_HTTP, "/", true, "GET, HEAD", route_redirect },
 	{ SERVICE_HTTPS, "/metrics", false, "GET, HEAD", route_metrics },
 	{ SERVICE_HTTPS, "/.well-known/mta-sts.txt", false, "GET, HEAD", route_mta_sts },

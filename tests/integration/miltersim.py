@@ -7,6 +7,8 @@ it, and answers as scripted:
     sim = MilterSim(actions=ADDHDRS, protocol=0)
     sim.script = {"E": [add_header("X-A", "1"), CONTINUE]}   # replies per command
     sim.fail = ("B", "close")         # or "stall", "garbage" at that command
+    sim.script = {"E": [PROGRESS, 0.5, CONTINUE]}     # a number: sleep that long
+    sim.pause_at = "B"; ...; sim.resume.set()   # stop reading at the first "B"
     ... sim.sessions[-1].commands  -> ["O", "C", "H", "M", "R", "T", "L", ..., "E"]
 
 A command that wants a reply and has none scripted gets CONTINUE.
@@ -18,6 +20,8 @@ import threading
 import time
 
 ADDHDRS, CHGBODY, ADDRCPT, DELRCPT, CHGHDRS, QUARANTINE = 0x01, 0x02, 0x04, 0x08, 0x10, 0x20
+CHGFROM, ADDRCPT_PAR = 0x40, 0x80
+ALL_ACTIONS = 0xff
 NOCONNECT, NOHELO, NOMAIL, NORCPT, NOBODY, NOHDRS, NOEOH, NR_HDR = 0x1, 0x2, 0x4, 0x8, 0x10, 0x20, 0x40, 0x80
 NODATA, SKIP = 0x200, 0x400
 NR_CONN, NR_HELO, NR_MAIL, NR_RCPT, NR_DATA, NR_EOH, NR_BODY = (
@@ -58,6 +62,22 @@ def del_rcpt(addr):
     return pkt("-", addr.encode() + b"\0")
 
 
+def repl_body(data):
+    return pkt("b", data)
+
+
+def add_rcpt(addr):
+    return pkt("+", addr.encode() + b"\0")
+
+
+def add_rcpt_par(addr, args):
+    return pkt("2", addr.encode() + b"\0" + args.encode() + b"\0")
+
+
+def chg_from(addr, args=None):
+    return pkt("e", addr.encode() + b"\0" + (args.encode() + b"\0" if args is not None else b""))
+
+
 def quarantine(reason):
     return pkt("q", reason.encode() + b"\0")
 
@@ -94,6 +114,10 @@ class MilterSim:
         self.script = {}
         self.fail = None
         self.sessions = []
+        self.pause_at = None
+        self.reject_rcpt = None     # RCPT of this address: REJECT
+        self.paused = threading.Event()
+        self.resume = threading.Event()
         self.port = None
         self.loop = asyncio.new_event_loop()
         self.ready = threading.Event()
@@ -124,13 +148,22 @@ class MilterSim:
         self.loop.call_soon_threadsafe(done)
         self.thread.join(10)
 
+    @property
+    def msg_sessions(self):
+        """The sessions that were shown a transaction (tern connects
+        at every SMTP connection, the test harness's probes too)."""
+        return [s for s in self.sessions if set(s.commands) & set("MRTLNBEA")]
+
     def wait_sessions(self, n, closed=True, timeout=20.0):
+        """The first n sessions that were shown a transaction, once they
+        are closed (the SMTP session ended)."""
         deadline = time.time() + timeout
         while time.time() < deadline:
-            if len(self.sessions) >= n and (not closed or all(s.closed for s in self.sessions[:n])):
-                return self.sessions
+            got = self.msg_sessions
+            if len(got) >= n and (not closed or all(s.closed for s in got[:n])):
+                return got
             time.sleep(0.02)
-        raise AssertionError(f"milter: {len(self.sessions)} sessions, wanted {n}")
+        raise AssertionError(f"milter: {len(self.msg_sessions)} sessions, wanted {n}")
 
     async def _serve(self, reader, writer):
         s = Session()
@@ -144,6 +177,9 @@ class MilterSim:
                 body = await reader.readexactly(n)
                 cmd, data = chr(body[0]), body[1:]
                 s.packets.append((cmd, data))
+                if self.pause_at == cmd and not self.paused.is_set():
+                    self.paused.set()
+                    await self.loop.run_in_executor(None, self.resume.wait, 60)
                 if cmd == "D":
                     kv = strings(data[1:])
                     s.macros[chr(data[0])] = dict(zip(kv[0::2], kv[1::2]))
@@ -169,12 +205,18 @@ class MilterSim:
                     await writer.drain()
                     continue
                 replies = self.script.get(cmd)
+                if cmd == "R" and self.reject_rcpt and strings(data)[0] == self.reject_rcpt:
+                    replies = [REJECT]
                 if replies is None:
                     replies = [CONTINUE]
                 # the same command again (a second RCPT) gets the same
                 k = pending.get(cmd, 0)
                 pending[cmd] = k + 1
                 for r in replies:
+                    if isinstance(r, (int, float)):
+                        await writer.drain()
+                        await asyncio.sleep(r)
+                        continue
                     writer.write(r)
                 await writer.drain()
         except (asyncio.IncompleteReadError, ConnectionError):

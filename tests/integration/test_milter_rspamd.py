@@ -2,7 +2,9 @@
 proxy worker speaks milter and scans itself (self_scan, no Redis, no
 controller or normal worker), its DNS pointed at a closed loopback port so
 that nothing leaves the machine.  GTUBE is refused with rspamd's reply; a
-clean message arrives with the header fields rspamd adds."""
+clean message arrives with the header fields rspamd adds; a message that
+scores over the (lowered) action thresholds arrives in Junk with its
+Subject rewritten and rspamd's X-Spam: Yes."""
 import os
 import shutil
 import signal
@@ -53,6 +55,17 @@ skip_local = false;
 skip_authenticated = false;
 """
 
+# low thresholds: a message without Message-ID: (MISSING_MID, 2.5) gets
+# the add header action, one without Date: too (MISSING_DATE, 1 more) the
+# rewrite subject action; a clean one scores below 1
+ACTIONS = """
+reject = 500;
+add_header = 2;
+rewrite_subject = 3.2;
+greylist = null;
+subject = "*** SPAM *** %s";
+"""
+
 
 @pytest.fixture(scope="module")
 def rspamd(tmp_path_factory):
@@ -62,6 +75,7 @@ def rspamd(tmp_path_factory):
         d.mkdir()
     (dirs["local"] / "local.d").mkdir()
     (dirs["local"] / "local.d" / "milter_headers.conf").write_text(MILTER_HEADERS)
+    (dirs["local"] / "local.d" / "actions.conf").write_text(ACTIONS)
     port = free_port()
     conf = base / "rspamd.conf"
     conf.write_text(CONF.format(port=port, dns=free_port(), tmp=dirs["tmp"]))
@@ -117,3 +131,29 @@ def test_gtube_refused_clean_delivered_with_rspamd_fields(make_tern, rspamd):
     assert f"\nX-Rspamd-Queue-Id: {qid}\n" in head      # the i macro
     assert "\nX-Rspamd-Action: no action" in head
     assert b"Hello Bob, lunch tomorrow at noon?" in m
+
+
+def test_spam_scored_into_junk_with_rspamd_changes(make_tern, rspamd):
+    """rspamd's add header action (X-Spam: Yes, an ADDHEADER) sends the
+    message into Junk; its rewrite subject action (a CHGHEADER of
+    Subject:) is applied."""
+    t = make_tern(users=USERS, config={"milter": {"servers": f"inet:127.0.0.1:{rspamd}", "timeout": "60s",
+                                                  "spam_header": "X-Spam: Yes"}})
+    # no Message-ID: (MISSING_MID, 2.5): add header
+    spammy = (b"Subject: cheap offer\nFrom: alice@example.test\nTo: bob@example.test\n"
+              b"Date: Fri, 04 Dec 2026 12:00:00 +0000\n\nBuy now.\n")
+    code, text = send(t, spammy)
+    assert code == 250, text
+    (m,) = t.wait_messages("bob@example.test", 1, sub=".Junk/new")
+    head = m.split(b"\n\n")[0].decode()
+    assert "\nX-Spam: Yes\n\n" in m.decode() and "\nX-Rspamd-Action: add header" in head, head
+    assert "\nSubject: cheap offer\n" in head and m.endswith(b"\n\nBuy now.\n\n")
+    assert t.messages("bob@example.test") == []
+    t.wait_log("event=milter_spam")
+    # no Date: either (MISSING_DATE, 1): rewrite subject
+    code, text = send(t, spammy.replace(b"Date: Fri, 04 Dec 2026 12:00:00 +0000\n", b""))
+    assert code == 250, text
+    (m,) = t.wait_messages("bob@example.test", 1)
+    head = m.split(b"\n\n")[0].decode()
+    assert "\nSubject: *** SPAM *** cheap offer\n" in head and head.count("Subject:") == 1, head
+    assert "\nX-Rspamd-Action: rewrite subject" in head, head

@@ -412,3 +412,59 @@ def test_too_many_zones_is_an_error(tmp_path):
     r = subprocess.run([TERN_BIN, "check-config", "-c", str(p)], capture_output=True, text=True, timeout=30)
     assert r.returncode != 0
     assert "more than 32 zones" in r.stderr, r.stderr
+
+
+def test_connection_rate_on_the_submission_ports(make_tern, dns_port):
+    """max_connection_rate counts the connections to 587 and 465 too (AUTH
+    guessing floods them), all ports together; on 465 the 421 comes over
+    TLS; trusted networks are not counted."""
+    import ssl
+    from authutil import client_tls
+    t = make_tern(services=("smtp", "submission", "submissions"),
+                  config=conf(dns_port, smtp={"max_connection_rate": "3"}))
+
+    def tls_greeting(source):
+        c = socket.create_connection(("127.0.0.1", t.port("submissions")), timeout=15,
+                                     source_address=(source, 0))
+        s = client_tls().wrap_socket(c, server_hostname="mx.test")
+        try:
+            return s.recv(512).decode()
+        finally:
+            s.close()
+
+    assert tls_greeting("127.0.0.5").startswith("220")
+    assert tls_greeting("127.0.0.5").startswith("220")
+    s = raw(t, "127.0.0.5", service="submission")
+    assert s.greeting.startswith("220"), s.greeting
+    s.close()
+    assert tls_greeting("127.0.0.5").startswith("421 4.7.0")
+    s = raw(t, "127.0.0.5", service="submission")
+    assert s.greeting.startswith("421 4.7.0"), s.greeting
+    assert raw(t, "127.0.0.6").greeting.startswith("220"), "another address is counted apart"
+    t.wait_log("event=rate_limited ")
+    t2 = make_tern(services=("smtp", "submissions"),
+                   config=conf(dns_port, smtp={"max_connection_rate": "1"}, trusted={"trusted_networks": "127.0.0.0/8"}))
+    for _ in range(3):
+        c = socket.create_connection(("127.0.0.1", t2.port("submissions")), timeout=15)
+        s = client_tls().wrap_socket(c, server_hostname="mx.test")
+        assert s.recv(512).decode().startswith("220")
+        s.close()
+
+
+def test_greylisted_rcpt_leaves_no_recipient(make_tern, dns_port):
+    """A RCPT refused by greylisting takes its recipient out of the
+    envelope again: in a transaction where a later RCPT passes, the
+    message reaches only the accepted recipient."""
+    t = make_tern(config=conf(dns_port, greylist={"enabled": "yes", "delay": "0s"}))
+    assert rcpt_reply(t, "127.0.0.3").startswith("451")       # alice's triplet is seen
+    s = raw(t, "127.0.0.3")
+    assert cmd(s, "EHLO client.test").startswith("250")
+    assert cmd(s, "MAIL FROM:<sender@far.test>").startswith("250")
+    assert cmd(s, "RCPT TO:<bob@example.test>").startswith("451 4.7.1")    # new: deferred
+    assert cmd(s, "RCPT TO:<alice@example.test>").startswith("250")        # seen: passes
+    assert cmd(s, "DATA").startswith("354")
+    assert cmd(s, "Subject: grey\r\n\r\nhello\r\n.").startswith("250")
+    s.close()
+    t.wait_messages("alice@example.test", 1)
+    assert t.messages("bob@example.test") == []
+    assert t.cli("queue", "list").stdout == ""

@@ -256,6 +256,47 @@ static void test_insert_front(void **state)
 
 /* A scratch file recycled after a direct delivery keeps its bytes; a
  * shorter message committed from it later must not carry them. */
+/* A milter changed the envelope after the file was started: written
+ * again, longer and then shorter, with what was already written of the
+ * message moved behind it; the rest follows it. */
+static void test_set_envelope(void **state)
+{
+	struct fixture *f = *state;
+	struct queue_env *env = make_env();
+	struct queue_writer *w = queue_writer_new(f->q, env);
+	char buf[256], *id;
+	int fd = -1;
+
+	assert_non_null(w);
+	assert_true(queue_writer_write(w, msg, 16));
+	free(env->from);
+	env->from = xstrdup("a-much-longer-sender-address@changed.example.test");
+	queue_env_add_rcpt(env, "carol@example.test", "carol@example.test")->local = true;
+	assert_true(queue_writer_set_envelope(w, env));
+	assert_true(queue_writer_write(w, msg + 16, 4));
+	free(env->from);
+	env->from = xstrdup("s@x.test");
+	assert_true(queue_writer_set_envelope(w, env));
+	assert_true(queue_writer_write(w, msg + 20, strlen(msg) - 20));
+	assert_true(queue_writer_commit(w, 4, false));
+	queue_writer_free(w);
+	id = xstrdup(env->id);
+	queue_env_free(env);
+
+	env = queue_load(f->q, id, &fd);
+	assert_non_null(env);
+	assert_string_equal(env->from, "s@x.test");
+	assert_int_equal(env->nrcpt, 3);
+	assert_string_equal(env->rcpt[2].addr, "carol@example.test");
+	assert_true(env->rcpt[2].local);
+	assert_int_equal(env->msg_len, strlen(msg));
+	assert_int_equal(pread(fd, buf, env->msg_len, (off_t)env->msg_offset), (ssize_t)strlen(msg));
+	assert_memory_equal(buf, msg, strlen(msg));
+	close(fd);
+	queue_env_free(env);
+	free(id);
+}
+
 static void test_recycled_scratch_cut_to_size(void **state)
 {
 	struct fixture *f = *state;
@@ -725,6 +766,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_binary_tail_loads, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_binary_body_and_smtputf8, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_insert_front, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_set_envelope, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_junk_in_trailer, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_state_round_trip, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_recycled_scratch_cut_to_size, setup, teardown),
