@@ -158,6 +158,7 @@ struct spare_dir {
 	bool filling;        /* a worker is making spares for it */
 	uint64_t used;       /* when last taken from (spare_clock) */
 	unsigned streams;    /* streams opened since it got the slot */
+	bool pooled;         /* spares have been asked for (and made) before */
 };
 
 static pthread_mutex_t spare_mu = PTHREAD_MUTEX_INITIALIZER;
@@ -214,7 +215,7 @@ static struct spare_dir *spare_slot(const char *path, bool make)
 
 /* A spare of path's, or -1.  make: the loop's streams give path a slot
  * (workers' deliveries only use one that is there). */
-static int spare_take(const char *path, bool make)
+static int spare_take(const char *path, bool make, bool *pooled)
 {
 	struct spare_dir *d;
 	int fd = -1;
@@ -228,6 +229,8 @@ static int spare_take(const char *path, bool make)
 	if (d != NULL) {
 		if (d->n > 0)
 			fd = d->fd[--d->n];
+		if (pooled)
+			*pooled = d->pooled;
 	}
 	pthread_mutex_unlock(&spare_mu);
 	return fd;
@@ -244,7 +247,7 @@ static bool spare_claim_fill(const char *path)
 	d = spare_slot(path, false);
 	/* in batches: one job per half a pool */
 	if (d != NULL && d->streams >= 2 && !d->filling && d->n <= SPARE_FILES / 2)
-		fill = d->filling = true;
+		fill = d->filling = d->pooled = true;
 	pthread_mutex_unlock(&spare_mu);
 	return fill;
 }
@@ -291,12 +294,22 @@ void maildir_spares_drop(void)
 
 bool maildir_open_stream(struct maildir_file *mf, const char *path, const char *hostname, bool *fill)
 {
+	bool pooled = false;
+
 	maildir_unique(mf, hostname);
 	snprintf(mf->path, sizeof(mf->path), "%s", path);
 	mf->tmp[0] = '\0';
 	*fill = false;
-	mf->fd = spare_take(path, true);
-	if (mf->fd < 0)   /* none ready: the first message, or a burst */
+	mf->fd = spare_take(path, true, &pooled);
+	if (mf->fd < 0 && pooled && !atomic_load(&tmpfile_unsupported)) {
+		/* a burst has taken every spare of a busy Maildir: this message
+		 * goes into its queue file, copied into the Maildir on the
+		 * worker, rather than the loop wait for an inode */
+		*fill = spare_claim_fill(path);
+		errno = EAGAIN;
+		return false;
+	}
+	if (mf->fd < 0)   /* none made yet: its first messages */
 		mf->fd = open_anonymous(path);
 	if (mf->fd >= 0) {
 		*fill = spare_claim_fill(path);
@@ -336,7 +349,7 @@ bool maildir_prepare(struct maildir_file *mf, const char *path, const char *host
 	mf->tmp[0] = '\0';
 
 	/* anonymous, as a stream's (see the top): a spare when there is one */
-	mf->fd = spare_take(path, false);
+	mf->fd = spare_take(path, false, NULL);
 	if (mf->fd < 0)
 		mf->fd = open_anonymous(path);
 	if (mf->fd < 0 && errno == ENOENT && maildir_create(path))

@@ -382,6 +382,35 @@ def test_streamed_files_are_anonymous_and_made_ahead(make_tern):
     assert os.listdir(tmp) == []
 
 
+def test_burst_into_one_mailbox_each_message_once(make_tern):
+    """Many sessions at once into one busy Maildir take its spares faster
+    than a worker makes them: those that find none go through their queue
+    file and are copied on the worker.  Every message gets its 250 and
+    arrives once, whole; nothing is left in tmp/ or the queue."""
+    import threading
+    t = make_tern(users=USERS)
+    prime_mailboxes(t, ["bob@example.test"])
+    for i in range(3):   # a busy Maildir: spares asked for
+        assert send(t, ["bob@example.test"], f"Subject: warm{i}\r\n\r\nwarm\r\n".encode())[0] == 250
+    codes = []
+
+    def one(i):
+        codes.append(send(t, ["bob@example.test"], f"Subject: b{i}\r\n\r\nburst-{i}\r\n".encode())[0])
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(30)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    assert codes == [250] * 30, codes
+    msgs = t.wait_messages("bob@example.test", 34)
+    for i in range(30):
+        got = [m for m in msgs if m.endswith(f"burst-{i}\n".encode())]
+        assert len(got) == 1, (i, len(got))
+    tmp = os.path.join(t.maildir("bob@example.test"), "tmp")
+    assert os.listdir(tmp) == [] and written_in(t, tmp) == 0
+    assert wait_for(lambda: os.listdir(os.path.join(t.state, "queue", "msg")) == [], 10)
+
+
 def test_abandoned_all_local_message_leaves_nothing(make_tern):
     """A client that goes away in the middle of DATA leaves no file behind
     in the mailbox it was streaming into, nor a message in the queue."""
