@@ -30,6 +30,7 @@ struct queue_env;
 struct intake;
 struct tern;
 struct login;
+struct dkim_keyring;
 struct acme;
 
 enum service {
@@ -99,6 +100,7 @@ struct tern {
 	struct greylist *greylist;
 	struct rate *conn_rate, *msg_rate;
 	struct login *login;           /* authentication for every protocol */
+	struct dkim_keyring *dkim_keys; /* signing keys, loaded once (msgauth/dkim_keyring.h) */
 	struct acme *acme;             /* the ACME client, NULL when off */
 	struct session_list sessions;
 	size_t nsessions;

@@ -228,6 +228,9 @@ static void imap_copy(struct imap_session *s, const struct imap_arg *a, bool uid
 	}
 	su = xcalloc(n + 1, sizeof(*su));
 	du = xcalloc(n + 1, sizeof(*du));
+	/* one directory sync and one state file for all of them, and all
+	 * durable in the target before any leaves the source (MOVE) */
+	imap_folder_batch_begin(dst);
 	for (size_t i = 0; i < n && ok; i++) {
 		long k = imap_view_index(s, idx[i]);
 		if (k < 0)
@@ -238,6 +241,10 @@ static void imap_copy(struct imap_session *s, const struct imap_arg *a, bool uid
 			break;
 		}
 		su[done++] = src->v[k].uid;
+	}
+	if (!imap_folder_batch_commit(dst) && ok) {
+		imap_log_error(s, "copy", errno);
+		ok = false;
 	}
 	code = evbuffer_new();
 	if (done) {

@@ -2,7 +2,11 @@
  * imap_fetch.c - FETCH and UID FETCH (RFC 9051 6.4.5, 7.5.2): FLAGS,
  * UID, INTERNALDATE, RFC822.SIZE, MODSEQ, ENVELOPE, BODYSTRUCTURE, BODY,
  * BODY[section]<partial> and BODY.PEEK, RFC822, RFC822.HEADER,
- * RFC822.TEXT.
+ * RFC822.TEXT, and BINARY[part]<partial>, BINARY.PEEK and BINARY.SIZE
+ * (RFC 3516): the part with its Content-Transfer-Encoding undone
+ * (proto/mime_cte.c), as a literal8 when it holds a NUL; its size is
+ * measured by decoding it once before the literal is announced, then it
+ * is decoded again as it streams.
  *
  * The structure comes from proto/mime_tree.c, fed the file in chunks.
  * Sections are sent as literals whose size is known before the first
@@ -15,6 +19,7 @@
 #include "imap/imap_session.h"
 #include "core/util.h"
 #include "proto/imap_write.h"
+#include "proto/mime_cte.h"
 #include "proto/mime_tree.h"
 
 #include <errno.h>
@@ -44,6 +49,7 @@ struct fitem {
 	char *fields[IMAP_FIELDS_MAX];
 	size_t nfields;
 	bool peek;
+	bool binary, binary_size; /* BINARY[...], BINARY.SIZE[...] (RFC 3516) */
 	bool partial;
 	uint64_t poff, plen;
 	char *label;              /* "BODY[HEADER]", "RFC822", ... */
@@ -65,6 +71,9 @@ struct imap_fetch {
 	bool streaming;
 	uint64_t spos, send, sskip, sleft;
 	bool sprev_cr;
+	bool sdecode;             /* BINARY: octets go through dec */
+	struct mime_cte_dec dec;
+	bool unknown_cte;         /* a BINARY part we cannot decode: NO at the end */
 };
 
 #define FETCH_BEGIN SIZE_MAX
@@ -191,10 +200,22 @@ static bool fitem_parse(struct fitem *it, const char *s)
 		p = s + 10;
 	} else if (strncasecmp(s, "BODY[", 5) == 0) {
 		p = s + 5;
+	} else if (strncasecmp(s, "BINARY.PEEK[", 12) == 0) {
+		it->binary = it->peek = true;
+		p = s + 12;
+	} else if (strncasecmp(s, "BINARY.SIZE[", 12) == 0) {
+		it->binary = it->binary_size = it->peek = true;
+		p = s + 12;
+	} else if (strncasecmp(s, "BINARY[", 7) == 0) {
+		it->binary = true;
+		p = s + 7;
 	} else {
 		return false;
 	}
 	if (!fsec_parse(it, p, &end))
+		return false;
+	/* RFC 3516 section-binary: part numbers only */
+	if (it->binary && (it->text != FS_NONE || (it->binary_size && *end != '\0')))
 		return false;
 	if (*end == '<') {
 		char *e;
@@ -213,7 +234,8 @@ static bool fitem_parse(struct fitem *it, const char *s)
 	/* The label: "BODY[" + the section as asked, upper-cased + "]". */
 	{
 		size_t n = (size_t)(end - p);
-		char *l = xasprintf("BODY[%.*s", (int)n, p);
+		char *l = xasprintf("%s[%.*s", it->binary_size ? "BINARY.SIZE" : it->binary ? "BINARY" : "BODY",
+				    (int)n, p);
 		for (char *c = l; *c; c++)
 			if (*c >= 'a' && *c <= 'z')
 				*c = (char)(*c - 32);
@@ -453,12 +475,139 @@ static void fetch_stream_start(struct imap_session *s, struct imap_fetch *fx, co
 		len = crlf - skip < it->plen ? crlf - skip : it->plen;
 	}
 	evbuffer_add_printf(imap_out(s), "{%" PRIu64 "}\r\n", len);
+	fx->sdecode = false;
 	fx->streaming = len > 0;
 	fx->spos = from;
 	fx->send = to;
 	fx->sskip = skip;
 	fx->sleft = len;
 	fx->sprev_cr = false;
+}
+
+/* Decoded octets [sskip, sskip + sleft) of the raw range [spos, send):
+ * one chunk of it.  A file shorter than measured is padded with spaces
+ * so that the literal keeps its announced size. */
+static void fetch_decode_fill(struct imap_session *s, struct imap_fetch *fx)
+{
+	enum { RAW = IMAP_FETCH_CHUNK / 2 };
+	char in[RAW], o[MIME_CTE_OUT_MAX(RAW)];
+	size_t want = fx->send - fx->spos < RAW ? (size_t)(fx->send - fx->spos) : RAW, n, off = 0;
+	ssize_t r = want ? pread(fx->fd, in, want, (off_t)fx->spos) : 0;
+
+	if (r > 0) {
+		fx->spos += (uint64_t)r;
+		n = mime_cte_feed(&fx->dec, in, (size_t)r, o);
+	} else if (want == 0) {
+		n = mime_cte_finish(&fx->dec, o);
+	} else {
+		n = 0;
+	}
+	if (n == 0 && r <= 0) {
+		n = fx->sleft < sizeof(o) ? (size_t)fx->sleft : sizeof(o);
+		memset(o, ' ', n);
+	}
+	if (fx->sskip) {
+		off = fx->sskip < n ? (size_t)fx->sskip : n;
+		fx->sskip -= off;
+	}
+	n -= off;
+	if (n > fx->sleft)
+		n = (size_t)fx->sleft;
+	evbuffer_add(imap_out(s), o + off, n);
+	fx->sleft -= n;
+}
+
+/* The decoded size of the raw range [from, to), and whether it holds a NUL. */
+static uint64_t fetch_decoded_size(struct imap_fetch *fx, enum mime_cte kind, uint64_t from, uint64_t to,
+				   bool *nul)
+{
+	enum { RAW = IMAP_FETCH_CHUNK / 2 };
+	char in[RAW], o[MIME_CTE_OUT_MAX(RAW)];
+	struct mime_cte_dec d;
+	uint64_t total = 0;
+	size_t n;
+	ssize_t r;
+
+	*nul = false;
+	mime_cte_init(&d, kind);
+	while (from < to && (r = pread(fx->fd, in, to - from < RAW ? (size_t)(to - from) : RAW, (off_t)from)) > 0) {
+		from += (uint64_t)r;
+		n = mime_cte_feed(&d, in, (size_t)r, o);
+		*nul = *nul || memchr(o, '\0', n) != NULL;
+		total += n;
+	}
+	n = mime_cte_finish(&d, o);
+	*nul = *nul || memchr(o, '\0', n) != NULL;
+	return total + n;
+}
+
+/* BINARY[part] / BINARY.SIZE[part]: the part decoded.  The whole message,
+ * a multipart and a message/rfc822 part are not decoded (RFC 3516 4.1:
+ * only leaf parts carry a transfer encoding); their line ends become
+ * CRLF as in BODY[]. */
+static void fetch_binary(struct imap_session *s, struct imap_fetch *fx, const struct fitem *it)
+{
+	enum mime_cte kind = MIME_CTE_IDENTITY;
+	uint64_t from = 0, to, size, skip = 0, len;
+	bool nul;
+
+	evbuffer_add_printf(imap_out(s), "%s ", it->label);
+	if (it->part[0] == '\0') {
+		off_t end = lseek(fx->fd, 0, SEEK_END);
+		to = end > 0 ? (uint64_t)end : 0;
+	} else {
+		size_t i;
+		if (!fetch_tree(s, fx) || (i = mime_tree_section(&fx->tree, it->part)) == MIME_NONE) {
+			evbuffer_add(imap_out(s), it->binary_size ? "0" : "NIL", it->binary_size ? 1 : 3);
+			return;
+		}
+		const struct mime_part *p = &fx->tree.parts[i];
+		if (!p->multipart && !p->message)
+			kind = mime_cte_of(p->encoding);
+		from = p->body_off;
+		to = p->end_off;
+	}
+	if (kind == MIME_CTE_UNKNOWN) {
+		fx->unknown_cte = true;
+		evbuffer_add(imap_out(s), it->binary_size ? "0" : "NIL", it->binary_size ? 1 : 3);
+		return;
+	}
+	size = fetch_decoded_size(fx, kind, from, to, &nul);
+	if (it->binary_size) {
+		evbuffer_add_printf(imap_out(s), "%" PRIu64, size);
+		return;
+	}
+	len = size;
+	if (it->partial) {
+		skip = it->poff < size ? it->poff : size;
+		len = size - skip < it->plen ? size - skip : it->plen;
+	}
+	/* RFC 3516 4.2: a NUL can only travel in a literal8 */
+	evbuffer_add_printf(imap_out(s), "%s{%" PRIu64 "}\r\n", nul ? "~" : "", len);
+	mime_cte_init(&fx->dec, kind);
+	fx->sdecode = true;
+	fx->streaming = len > 0;
+	fx->spos = from;
+	fx->send = to;
+	fx->sskip = skip;
+	fx->sleft = len;
+}
+
+/* n octets of the CRLF form: the first sskip of the literal are dropped
+ * (a partial fetch), past sleft nothing is taken. */
+static void fetch_emit(struct imap_fetch *fx, char *o, size_t *olen, const char *p, size_t n)
+{
+	if (fx->sskip) {
+		size_t k = fx->sskip < n ? (size_t)fx->sskip : n;
+		fx->sskip -= k;
+		p += k;
+		n -= k;
+	}
+	if (n > fx->sleft)
+		n = (size_t)fx->sleft;
+	memcpy(o + *olen, p, n);
+	*olen += n;
+	fx->sleft -= n;
 }
 
 /* Literal octets until the output is full; true when the literal is done. */
@@ -469,6 +618,10 @@ static bool fetch_stream_fill(struct imap_session *s, struct imap_fetch *fx)
 
 	while (fx->sleft > 0 && conn_pending(&s->conn) < SESSION_OUT_HIGH) {
 		char o[2 * IMAP_FETCH_CHUNK];
+		if (fx->sdecode) {
+			fetch_decode_fill(s, fx);
+			continue;
+		}
 		size_t olen = 0;
 		size_t want = fx->send - fx->spos < sizeof(in) ? (size_t)(fx->send - fx->spos) : sizeof(in);
 		ssize_t r = want ? pread(fx->fd, in, want, (off_t)fx->spos) : 0;
@@ -482,21 +635,22 @@ static bool fetch_stream_fill(struct imap_session *s, struct imap_fetch *fx)
 			continue;
 		}
 		fx->spos += (uint64_t)r;
-		for (ssize_t i = 0; i < r && fx->sleft > 0; i++) {
-			char c = in[i];
-			char pair[2];
-			size_t np = 0;
-			if (c == '\n' && !fx->sprev_cr)
-				pair[np++] = '\r';
-			pair[np++] = c;
-			fx->sprev_cr = c == '\r';
-			for (size_t j = 0; j < np && fx->sleft > 0; j++) {
-				if (fx->sskip) {
-					fx->sskip--;
-					continue;
-				}
-				o[olen++] = pair[j];
-				fx->sleft--;
+		/* Runs between line ends are copied whole (memchr finds the
+		 * LFs); a bare LF gets its CR. */
+		for (const char *p = in, *end = in + r; p < end && fx->sleft > 0;) {
+			const char *nl = memchr(p, '\n', (size_t)(end - p));
+			size_t run = (size_t)((nl ? nl : end) - p);
+			if (run) {
+				fetch_emit(fx, o, &olen, p, run);
+				fx->sprev_cr = p[run - 1] == '\r';
+				p += run;
+			}
+			if (nl) {
+				if (!fx->sprev_cr)
+					fetch_emit(fx, o, &olen, "\r", 1);
+				fetch_emit(fx, o, &olen, "\n", 1);
+				fx->sprev_cr = false;
+				p++;
 			}
 		}
 		evbuffer_add(out, o, olen);
@@ -632,7 +786,10 @@ static void fetch_item(struct imap_session *s, struct imap_fetch *fx, const stru
 			evbuffer_add_printf(b, "(\"text\" \"plain\" NIL NIL NIL \"7bit\" 0 0)");
 		break;
 	case FI_SECTION:
-		fetch_section(s, fx, it, m);
+		if (it->binary)
+			fetch_binary(s, fx, it);
+		else
+			fetch_section(s, fx, it, m);
 		break;
 	}
 }
@@ -708,9 +865,13 @@ bool imap_fetch_continue(struct imap_session *s)
 		}
 		if (fx->item == FETCH_BEGIN) {
 			if (fx->pos == fx->n) {
+				bool unknown = fx->unknown_cte;
 				imap_fetch_free(s);
 				imap_folder_save(s->sel->f);
-				imap_ok(s, "FETCH completed");
+				if (unknown)
+					imap_no(s, "[UNKNOWN-CTE] A part has an encoding the server cannot decode");
+				else
+					imap_ok(s, "FETCH completed");
 				return true;
 			}
 			if (!fetch_begin(s, fx)) {

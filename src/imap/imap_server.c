@@ -15,7 +15,9 @@
  * (struct imap_shared), so one session's STORE or EXPUNGE is in the
  * others' next sync; deliveries by SMTP (or any program) are seen
  * through inotify on the folder's new/ and cur/, and IDLE sessions are
- * told at once.  Folder work is plain disk I/O on the loop (readdir,
+ * told at once; a folder already open is taken as it is in memory by the
+ * next SELECT, after the inotify events still queued (an overflowed
+ * queue rescans every open folder).  Folder work is plain disk I/O on the loop (readdir,
  * rename, one state-file fsync per change).
  */
 #include "imap/imap_server.h"
@@ -32,6 +34,8 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
 #include <event2/event.h>
@@ -46,9 +50,16 @@
 
 #define IMAP_LINE_MAX 16384        /* one line of a command (RFC 7162 3 asks >= 8192) */
 
+/* Folders kept open (and watched) after their last session closed them,
+ * so that the next SELECT of the same folder (a client reconnecting, a
+ * second device) reads neither the state file nor the directory again. */
+#define IMAP_SHARED_KEEP 16
+
 struct imap_server {
 	struct tern *t;
 	struct imap_shared *shared;
+	unsigned nkept;            /* of shared, those with refs 0 */
+	uint64_t closes;           /* the LRU's clock */
 	int ifd;                   /* inotify, -1 if unavailable */
 	struct event *iev;
 };
@@ -178,7 +189,8 @@ void imap_capability_list(struct imap_session *s, struct evbuffer *b)
 		.trusted = false,
 	};
 	evbuffer_add_printf(b, "IMAP4rev1 IMAP4rev2 LITERAL+ SASL-IR ID ENABLE IDLE NAMESPACE UNSELECT UIDPLUS"
-			    " MOVE CHILDREN SPECIAL-USE LIST-STATUS APPENDLIMIT=%" PRIu64,
+			    " MOVE CHILDREN SPECIAL-USE LIST-EXTENDED LIST-STATUS ESEARCH MULTIAPPEND BINARY"
+			    " UTF8=ACCEPT APPENDLIMIT=%" PRIu64,
 			    s->t->cfg->max_message_size);
 	if (s->state == IMAP_S_NOT_AUTH) {
 		if (s->t->tls && !s->conn.tls)
@@ -348,6 +360,12 @@ void imap_server_accept(struct tern *t, evutil_socket_t fd, const struct sockadd
 	struct imap_session *s = xcalloc(1, sizeof(*s));
 	const struct config *cfg = t->cfg;
 	unsigned per_ip;
+	int one = 1;
+
+	/* A reply's last segment (the tagged OK after a FETCH's literals)
+	 * goes out at once: under Nagle it waited for the ACK of the data
+	 * before it, which a client's delayed ACK holds up to 40 ms. */
+	(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 
 	s->t = t;
 	s->svc = svc;
@@ -637,6 +655,7 @@ void imap_server_free(struct imap_server *is)
 	while (is->shared) {
 		struct imap_shared *sh = is->shared;
 		is->shared = sh->next;
+		imap_folder_save(sh->f);
 		imap_folder_free(sh->f);
 		free(sh->path);
 		free(sh);
@@ -661,21 +680,38 @@ static void imap_shared_notify(struct imap_shared *sh, const struct imap_session
 	}
 }
 
-static void imap_inotify_cb(evutil_socket_t fd, short what, void *arg)
+/* The events queued so far: the folders they touch are to be scanned
+ * (all of them when the queue overflowed and events were lost). */
+static void imap_inotify_drain(struct imap_server *is)
 {
-	struct imap_server *is = arg;
 	char buf[8192] __attribute__((aligned(__alignof__(struct inotify_event))));
 	ssize_t r;
 
+	if (is->ifd < 0)
+		return;
 	while ((r = read(is->ifd, buf, sizeof(buf))) > 0) {
 		for (char *p = buf; p < buf + r;) {
 			const struct inotify_event *ev = (const struct inotify_event *)p;
-			for (struct imap_shared *sh = is->shared; sh; sh = sh->next)
-				if (ev->wd == sh->wd_new || ev->wd == sh->wd_cur)
+			for (struct imap_shared *sh = is->shared; sh; sh = sh->next) {
+				if (ev->wd == sh->wd_new || ev->wd == sh->wd_cur || (ev->mask & IN_Q_OVERFLOW))
 					sh->dirty = true;
+				/* the directory went (removed by another program):
+				 * its watch with it */
+				if ((ev->mask & IN_IGNORED) && ev->wd == sh->wd_new)
+					sh->wd_new = -1;
+				if ((ev->mask & IN_IGNORED) && ev->wd == sh->wd_cur)
+					sh->wd_cur = -1;
+			}
 			p += sizeof(*ev) + ev->len;
 		}
 	}
+}
+
+static void imap_inotify_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct imap_server *is = arg;
+
+	imap_inotify_drain(is);
 	for (struct imap_shared *sh = is->shared; sh; sh = sh->next)
 		if (sh->dirty)
 			imap_shared_notify(sh, NULL);
@@ -712,7 +748,11 @@ static void imap_view_reset(struct imap_session *s)
 		s->view[i] = (struct imap_view_msg){ f->v[i].uid, f->v[i].flags, f->v[i].kw, false };
 	}
 	s->nview = f->n;
+	s->ngone = 0;
+	s->sync_modseq = f->modseq;
 }
+
+static void imap_shared_drop(struct imap_server *is, struct imap_shared *sh);
 
 bool imap_select_open(struct imap_session *s, const char *path, bool readonly)
 {
@@ -720,9 +760,15 @@ bool imap_select_open(struct imap_session *s, const char *path, bool readonly)
 	struct imap_shared *sh;
 
 	imap_select_close(s);
+	imap_inotify_drain(is);
 	for (sh = is->shared; sh; sh = sh->next)
 		if (strcmp(sh->path, path) == 0)
 			break;
+	if (sh && sh->refs == 0 && (sh->wd_new < 0 || sh->wd_cur < 0)) {
+		/* kept, but its directory is not the one watched any more */
+		imap_shared_drop(is, sh);
+		sh = NULL;
+	}
 	if (sh == NULL) {
 		struct imap_folder *f = imap_folder_open(path);
 		if (f == NULL)
@@ -741,22 +787,64 @@ bool imap_select_open(struct imap_session *s, const char *path, bool readonly)
 		}
 		sh->next = is->shared;
 		is->shared = sh;
+		/* what came between the open's scan and the watches */
+		sh->dirty = true;
+	} else if (sh->refs == 0) {
+		is->nkept--;   /* kept since its last close: in use again */
 	}
 	sh->refs++;
 	s->sel = sh;
 	s->sel_next = sh->sessions;
 	sh->sessions = s;
 	s->readonly = readonly;
-	sh->dirty = true;   /* a fresh look at the directory for every SELECT */
+	/* A folder already open and watched is up to date but for the
+	 * events still queued (taken above): scan only if they say so (the
+	 * second device to open INBOX does not read 10,000 names again).
+	 * Without the watches, a fresh look at the directory. */
+	if (sh->wd_new < 0 || sh->wd_cur < 0)
+		sh->dirty = true;
 	imap_folder(s);
 	imap_view_reset(s);
 	return true;
 }
 
+/* A kept folder goes: saved, unwatched, freed. */
+static void imap_shared_drop(struct imap_server *is, struct imap_shared *sh)
+{
+	for (struct imap_shared **pp = &is->shared; *pp; pp = &(*pp)->next)
+		if (*pp == sh) {
+			*pp = sh->next;
+			break;
+		}
+	is->nkept--;
+	imap_folder_save(sh->f);
+	if (is->ifd >= 0) {
+		if (sh->wd_new >= 0)
+			inotify_rm_watch(is->ifd, sh->wd_new);
+		if (sh->wd_cur >= 0 && sh->wd_cur != sh->wd_new)
+			inotify_rm_watch(is->ifd, sh->wd_cur);
+	}
+	imap_folder_free(sh->f);
+	free(sh->path);
+	free(sh);
+}
+
+void imap_shared_forget(struct imap_session *s)
+{
+	struct imap_server *is = s->t->imap;
+	size_t len = strlen(s->maildir);
+
+	for (struct imap_shared *sh = is->shared, *next; sh; sh = next) {
+		next = sh->next;
+		if (sh->refs == 0 && strncmp(sh->path, s->maildir, len) == 0)
+			imap_shared_drop(is, sh);
+	}
+}
+
 void imap_select_close(struct imap_session *s)
 {
 	struct imap_server *is = s->t->imap;
-	struct imap_shared *sh = s->sel, **pp;
+	struct imap_shared *sh = s->sel;
 
 	if (sh == NULL)
 		return;
@@ -771,20 +859,22 @@ void imap_select_close(struct imap_session *s)
 	if (--sh->refs > 0)
 		return;
 	imap_folder_save(sh->f);
-	for (pp = &is->shared; *pp; pp = &(*pp)->next)
-		if (*pp == sh) {
-			*pp = sh->next;
-			break;
-		}
-	if (is->ifd >= 0) {
-		if (sh->wd_new >= 0)
-			inotify_rm_watch(is->ifd, sh->wd_new);
-		if (sh->wd_cur >= 0 && sh->wd_cur != sh->wd_new)
-			inotify_rm_watch(is->ifd, sh->wd_cur);
+	/* kept for the next SELECT; the least recently closed goes past
+	 * IMAP_SHARED_KEEP, or at once without inotify (nothing would
+	 * tell it is out of date) */
+	sh->closed_at = ++is->closes;
+	is->nkept++;
+	if (is->ifd < 0 || sh->wd_new < 0 || sh->wd_cur < 0) {
+		imap_shared_drop(is, sh);
+		return;
 	}
-	imap_folder_free(sh->f);
-	free(sh->path);
-	free(sh);
+	if (is->nkept > IMAP_SHARED_KEEP) {
+		struct imap_shared *old = NULL;
+		for (struct imap_shared *o = is->shared; o; o = o->next)
+			if (o->refs == 0 && (old == NULL || o->closed_at < old->closed_at))
+				old = o;
+		imap_shared_drop(is, old);
+	}
 }
 
 long imap_view_index(struct imap_session *s, size_t i)
@@ -805,6 +895,46 @@ void imap_write_msg_flags(struct imap_session *s, struct evbuffer *b, unsigned f
 	imap_write_flags(b, flags, kws, n);
 }
 
+static void imap_view_push(struct imap_session *s, const struct imap_msg *m)
+{
+	if (s->nview == s->capview) {
+		s->capview = s->capview ? 2 * s->capview : 64;
+		s->view = xrealloc(s->view, s->capview * sizeof(*s->view));
+	}
+	s->view[s->nview++] = (struct imap_view_msg){ m->uid, m->flags, m->kw, false };
+}
+
+/* The common case without comparing every message: nothing changed, or
+ * only new messages came (a delivery to a folder 1000 IDLE sessions
+ * watch).  Every change bumps the folder's modseq by one (an added
+ * message, a flag change, an expunge), so when it grew by exactly the
+ * number of messages past the view's last UID, and the messages up to
+ * that UID are as many as the view holds (UIDs only grow, so those are
+ * the view's own), nothing else happened.  False: compare them all. */
+static bool imap_sync_quick(struct imap_session *s, struct imap_folder *f)
+{
+	uint32_t last = s->nview ? s->view[s->nview - 1].uid : 0;
+	size_t lo = 0, hi = f->n, n0 = s->nview;
+
+	if (s->ngone)
+		return false;
+	while (lo < hi) {   /* the first message past last */
+		size_t mid = lo + (hi - lo) / 2;
+		if (f->v[mid].uid <= last)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	if (lo != s->nview || f->modseq < s->sync_modseq || f->modseq - s->sync_modseq != f->n - lo)
+		return false;
+	for (size_t k = lo; k < f->n; k++)
+		imap_view_push(s, &f->v[k]);
+	if (s->nview != n0)
+		imap_untagged(s, "%zu EXISTS", s->nview);
+	s->sync_modseq = f->modseq;
+	return true;
+}
+
 /* RFC 9051 7.4.1 and 5.5: what changed since the client last heard. */
 void imap_sync(struct imap_session *s, bool expunge)
 {
@@ -815,6 +945,9 @@ void imap_sync(struct imap_session *s, bool expunge)
 	if (s->sel == NULL)
 		return;
 	f = imap_folder(s);
+	if (imap_sync_quick(s, f))
+		return;
+	s->ngone = 0;
 	for (size_t i = 0; i < s->nview; i++) {
 		struct imap_view_msg *v = &s->view[i];
 		long k = v->gone ? -1 : imap_folder_find(f, v->uid);
@@ -824,6 +957,7 @@ void imap_sync(struct imap_session *s, bool expunge)
 				imap_untagged(s, "%zu EXPUNGE", o + 1);
 				continue;
 			}
+			s->ngone++;
 		} else if (f->v[k].flags != v->flags || f->v[k].kw != v->kw) {
 			v->flags = f->v[k].flags;
 			v->kw = f->v[k].kw;
@@ -841,17 +975,12 @@ void imap_sync(struct imap_session *s, bool expunge)
 			last = s->view[i - 1].uid;
 			break;
 		}
-	for (size_t k = 0; k < f->n; k++) {
-		if (f->v[k].uid <= last)
-			continue;
-		if (s->nview == s->capview) {
-			s->capview = s->capview ? 2 * s->capview : 64;
-			s->view = xrealloc(s->view, s->capview * sizeof(*s->view));
-		}
-		s->view[s->nview++] = (struct imap_view_msg){ f->v[k].uid, f->v[k].flags, f->v[k].kw, false };
-	}
+	for (size_t k = 0; k < f->n; k++)
+		if (f->v[k].uid > last)
+			imap_view_push(s, &f->v[k]);
 	if (s->nview != n0)
 		imap_untagged(s, "%zu EXISTS", s->nview);
+	s->sync_modseq = f->modseq;
 }
 
 bool imap_seq_resolve(struct imap_session *s, const struct imap_arg *a, bool uid, size_t **idx, size_t *n)
@@ -967,6 +1096,19 @@ char *imap_mailbox_arg(struct imap_session *s, const struct imap_arg *a)
 		return NULL;
 	}
 	return xstrndup(name, len);
+}
+
+void imap_write_mailbox(struct imap_session *s, struct evbuffer *b, const char *name)
+{
+	char buf[4 * IMAP_MAILBOX_MAX + 16];
+	size_t len;
+
+	/* RFC 6855 3: once UTF8=ACCEPT is on, names go out as UTF-8 */
+	if (s->utf8 && imap_utf7_to_utf8(name, strlen(name), buf, sizeof(buf), &len) == IMAP_UTF7_OK) {
+		imap_write_astring(b, buf, len, true);
+		return;
+	}
+	imap_write_astring(b, name, strlen(name), false);
 }
 
 struct imap_folder *imap_folder_at(struct imap_session *s, const char *dir, bool *own)

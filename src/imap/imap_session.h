@@ -37,6 +37,7 @@ struct imap_shared {
 	int wd_new, wd_cur;       /* inotify watches, -1 if none */
 	bool dirty;               /* the directory changed: scan before use */
 	struct imap_session *sessions;   /* those that selected it (sel_next) */
+	uint64_t closed_at;       /* refs 0: kept, watched, for the next SELECT (LRU) */
 	struct imap_shared *next;
 };
 
@@ -80,6 +81,15 @@ struct imap_session {
 	unsigned append_flags;
 	int64_t append_date;
 	char *append_dir;         /* the target folder */
+	/* MULTIAPPEND (RFC 3502): the messages of this APPEND already in
+	 * tmp/ under their final names, added all at once at its end */
+	struct imap_append_msg {
+		char *name;
+		unsigned flags;
+		int64_t date;
+		uint64_t crlf;
+	} *append_msgs;
+	size_t nappend;
 
 	char *user;               /* "local@domain" */
 	char *maildir;
@@ -91,6 +101,8 @@ struct imap_session {
 	bool readonly;
 	struct imap_view_msg *view;
 	size_t nview, capview;
+	uint64_t sync_modseq;     /* the folder's HIGHESTMODSEQ when the view last matched it */
+	size_t ngone;             /* view entries gone, their EXPUNGE not sent yet */
 	bool idling;
 	struct imap_session *sel_next;   /* sessions of the same folder */
 	struct imap_fetch *fetch;        /* FETCH in progress */
@@ -136,6 +148,9 @@ void imap_sync(struct imap_session *s, bool expunge);
  * frees it or tells the sessions on it (changed). */
 struct imap_folder *imap_folder_at(struct imap_session *s, const char *dir, bool *own);
 void imap_folder_done(struct imap_session *s, struct imap_folder *f, bool own, bool changed);
+/* The folders of maildir kept after their last session closed them are
+ * dropped (DELETE and RENAME change what a path holds). */
+void imap_shared_forget(struct imap_session *s);
 /* Other sessions on the same folder have something to learn (IDLE now). */
 void imap_changed(struct imap_session *s);
 /* Sequence set (or UIDs) to view indexes, ascending; false: BAD sent. */
@@ -149,6 +164,9 @@ bool imap_parse_flag_list(struct imap_session *s, const struct imap_arg *a, unsi
 			  bool add);
 /* A mailbox argument to its wire name (INBOX any case -> "INBOX"); NULL: NO sent. */
 char *imap_mailbox_arg(struct imap_session *s, const struct imap_arg *a);
+/* A wire name (modified UTF-7) as the client reads it: UTF-8 after
+ * ENABLE UTF8=ACCEPT. */
+void imap_write_mailbox(struct imap_session *s, struct evbuffer *b, const char *name);
 
 /* ---- command groups ---- */
 void imap_cmd_capability(struct imap_session *s, const struct imap_arg *a, bool uid);

@@ -455,6 +455,23 @@ bool imap_folder_scan(struct imap_folder *f, bool *changed)
 	return imap_folder_save(f);
 }
 
+/* A UIDVALIDITY never given before by this process: the clock's seconds,
+ * but past the last one, so a folder deleted and made again within one
+ * second (or a state file lost twice) does not get the value its old
+ * UIDs were valid under (RFC 9051 2.3.1.1). */
+static uint32_t imap_new_uidvalidity(void)
+{
+	static uint32_t last;
+	uint32_t prev = __atomic_load_n(&last, __ATOMIC_RELAXED), v;
+
+	do {
+		v = (uint32_t)now_unix();
+		if (v <= prev)
+			v = prev + 1;
+	} while (!__atomic_compare_exchange_n(&last, &prev, v, false, __ATOMIC_RELAXED, __ATOMIC_RELAXED));
+	return v;
+}
+
 struct imap_folder *imap_folder_open(const char *path)
 {
 	struct imap_folder *f;
@@ -467,7 +484,7 @@ struct imap_folder *imap_folder_open(const char *path)
 	if (!imap_folder_load(f)) {
 		/* A new UIDVALIDITY: the old UIDs (if any) are not known, so
 		 * clients must forget theirs (RFC 9051 2.3.1.1). */
-		f->uidvalidity = (uint32_t)now_unix();
+		f->uidvalidity = imap_new_uidvalidity();
 		f->uidnext = 1;
 		f->modseq = 1;
 		f->dirty = true;
@@ -611,9 +628,11 @@ bool imap_folder_add(struct imap_folder *f, const char *tmp_name, unsigned flags
 		errno = e;
 		return false;
 	}
-	char *cur = xasprintf("%s/cur", f->path);
-	dir_sync(cur);
-	free(cur);
+	if (!f->batch) {
+		char *cur = xasprintf("%s/cur", f->path);
+		dir_sync(cur);
+		free(cur);
+	}
 	free(to);
 	m = imap_folder_push(f);
 	m->uid = f->uidnext++;
@@ -628,7 +647,22 @@ bool imap_folder_add(struct imap_folder *f, const char *tmp_name, unsigned flags
 		imap_msg_stat(f, m);
 	*uid = m->uid;
 	f->dirty = true;
-	return imap_folder_save(f);
+	return f->batch || imap_folder_save(f);
+}
+
+void imap_folder_batch_begin(struct imap_folder *f)
+{
+	f->batch = true;
+}
+
+bool imap_folder_batch_commit(struct imap_folder *f)
+{
+	char *cur = xasprintf("%s/cur", f->path);
+	bool ok = dir_sync(cur);
+
+	free(cur);
+	f->batch = false;
+	return imap_folder_save(f) && ok;
 }
 
 /* Copy fd's octets into a new file at path (fsync'd). */

@@ -54,6 +54,7 @@ struct imap_folder {
 	char *kw[IMAP_FOLDER_KW_MAX];
 	size_t nkw;
 	bool dirty;               /* state to save */
+	bool batch;               /* imap_folder_batch_begin(): sync at the commit */
 };
 
 /* Open (creating new/ cur/ tmp/ when missing) and scan.  NULL with errno
@@ -86,6 +87,13 @@ bool imap_folder_expunge(struct imap_folder *f, size_t i);
  * (if >= 0), the next UID.  size is its CRLF size. */
 bool imap_folder_add(struct imap_folder *f, const char *tmp_name, unsigned flags, uint32_t kw,
 		     int64_t date, uint64_t size, uint32_t *uid);
+/* Several messages in one go (COPY, MOVE, MULTIAPPEND): between these
+ * two, imap_folder_add and imap_folder_copy leave cur/'s directory sync
+ * and the state file to the commit, once for all instead of once per
+ * message (three fsyncs and a whole state file each).  Nothing is
+ * durable before the commit returns true. */
+void imap_folder_batch_begin(struct imap_folder *f);
+bool imap_folder_batch_commit(struct imap_folder *f);
 /* Copy message i of src into dst (a hard link when possible), keeping
  * flags (by keyword name) and internal date. */
 bool imap_folder_copy(struct imap_folder *src, size_t i, struct imap_folder *dst, uint32_t *uid);

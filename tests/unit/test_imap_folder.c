@@ -189,7 +189,52 @@ static void test_add_and_copy(void **state)
 	assert_int_equal(g->v[0].size, 4);
 	assert_int_equal(g->v[0].date, 1000000);
 	imap_folder_free(g);
+
+	/* a batch: the state file is written at the commit, once */
+	char state_path[300];
+	struct stat st0, st1;
+	snprintf(state_path, sizeof(state_path), "%s/%s", sent, IMAP_FOLDER_STATE);
+	g = imap_folder_open(sent);
+	assert_non_null(g);
+	assert_int_equal(stat(state_path, &st0), 0);
+	imap_folder_batch_begin(g);
+	assert_true(imap_folder_copy(f, 0, g, &uid));
+	assert_int_equal(uid, 2);
+	assert_true(imap_folder_copy(f, 0, g, &uid));
+	assert_int_equal(uid, 3);
+	assert_int_equal(stat(state_path, &st1), 0);
+	assert_int_equal(st0.st_ino, st1.st_ino);   /* not replaced yet */
+	assert_true(imap_folder_batch_commit(g));
+	assert_int_equal(stat(state_path, &st1), 0);
+	assert_int_not_equal(st0.st_ino, st1.st_ino);
+	imap_folder_free(g);
+	g = imap_folder_open(sent);   /* what a restart sees */
+	assert_non_null(g);
+	assert_int_equal(g->n, 3);
+	assert_int_equal(g->v[2].uid, 3);
+	assert_int_equal(g->uidnext, 4);
+	imap_folder_free(g);
 	imap_folder_free(f);
+}
+
+static void test_uidvalidity_never_repeats(void **state)
+{
+	struct fixture *fx = *state;
+	char st[300];
+	uint32_t seen[5];
+
+	snprintf(st, sizeof(st), "%s/%s", fx->md, IMAP_FOLDER_STATE);
+	for (size_t i = 0; i < 5; i++) {
+		/* the state file lost again and again within one second */
+		struct imap_folder *f = imap_folder_open(fx->md);
+		assert_non_null(f);
+		assert_true(imap_folder_save(f));
+		seen[i] = f->uidvalidity;
+		imap_folder_free(f);
+		assert_int_equal(unlink(st), 0);
+		for (size_t j = 0; j < i; j++)
+			assert_int_not_equal(seen[i], seen[j]);
+	}
 }
 
 static void test_folders(void **state)
@@ -214,6 +259,19 @@ static void test_folders(void **state)
 	assert_int_equal(imap_store_create(fx->md, "a//b"), IMAP_STORE_BAD_NAME);
 	assert_true(exists(fx->md, ".A.B", "cur"));
 	assert_true(imap_store_subscribe(fx->md, "A/B", true));
+	{
+		/* Dovecot's version 2 form: header, levels split by tabs */
+		char path[512], buf[256];
+		snprintf(path, sizeof(path), "%s/subscriptions", fx->md);
+		FILE *fp = fopen(path, "r");
+		assert_non_null(fp);
+		size_t n = fread(buf, 1, sizeof(buf) - 1, fp);
+		buf[n] = '\0';
+		fclose(fp);
+		assert_memory_equal(buf, "V\t2\n\n", 5);
+		assert_non_null(strstr(buf, "\nA\tB\n"));
+		assert_null(strchr(buf, '/'));
+	}
 	assert_int_equal(imap_store_rename(fx->md, "A", "C"), IMAP_STORE_OK);
 	assert_true(exists(fx->md, ".C.B", "cur"));
 	assert_false(exists(fx->md, ".A.B", "cur"));
@@ -255,6 +313,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_uids_and_flags, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_add_and_copy, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_folders, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_uidvalidity_never_repeats, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
