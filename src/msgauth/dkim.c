@@ -403,6 +403,16 @@ const char *dkim_signer_from_domain(struct dkim_signer *s)
 	return s->from[0];
 }
 
+bool dkim_signer_header_done(const struct dkim_signer *s)
+{
+	return s->h.done;
+}
+
+size_t dkim_signer_feed_header(struct dkim_signer *s, const char *buf, size_t len)
+{
+	return s->h.done ? 0 : hdr_feed(&s->h, buf, len);
+}
+
 void dkim_signer_feed(struct dkim_signer *s, const char *buf, size_t len)
 {
 	size_t n = 0;

@@ -318,14 +318,24 @@ static void test_several_keys(void **state)
 	char doms[4][256];
 
 	assert_null(dkim_signer_from_domain(s)); /* header not complete yet */
-	for (const char *p = plain; *p; p++)
+	for (const char *p = plain; *p; p++) {
+		/* header_done turns true with the empty line, not before */
+		assert_int_equal(dkim_signer_header_done(s), strstr(plain, "\n\n") + 2 <= p);
 		dkim_signer_feed(s, p, 1);
+	}
+	assert_true(dkim_signer_header_done(s));
 	assert_string_equal(dkim_signer_from_domain(s), "example.com");
+	assert_int_equal(dkim_signer_feed_header(s, plain, strlen(plain)), 0); /* done: takes nothing */
 	assert_null(dkim_signer_finish(s, "\n", 0)); /* no key */
 	dkim_signer_free(s);
 
 	s = dkim_signer_new(NULL, NULL, NULL);
-	dkim_signer_feed(s, plain, strlen(plain));
+	{   /* the header first, the keys, then the body: as stage_sign does */
+		size_t hl = (size_t)(strstr(plain, "\n\n") + 2 - plain);
+		assert_int_equal(dkim_signer_feed_header(s, plain, strlen(plain)), hl);
+		assert_true(dkim_signer_header_done(s));
+		dkim_signer_feed(s, plain + hl, strlen(plain) - hl);
+	}
 	assert_true(dkim_signer_add_key(s, rsa, "example.com", "r"));
 	assert_true(dkim_signer_add_key(s, ed, "example.com", "e"));
 	field = dkim_signer_finish(s, "\n", 1700000000);
