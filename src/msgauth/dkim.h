@@ -22,6 +22,7 @@
 
 #define DKIM_HEADER_MAX (256 * 1024)
 #define DKIM_VERIFY_MAX 8   /* signatures checked per message */
+#define DKIM_CLOCK_SKEW 300 /* seconds a signature's t= may lie ahead */
 
 enum dkim_result {
 	DKIM_NONE,
