@@ -1,6 +1,7 @@
 """Password checks never run on the event loop: while 20 clients log in at
 once with yescrypt secrets (SMTP AUTH PLAIN on submission, POP3 USER/PASS,
-POP3 AUTH PLAIN), another session's NOOP round trip stays short.
+POP3 AUTH PLAIN, IMAP LOGIN and AUTHENTICATE PLAIN on IMAPS), another
+session's NOOP round trip stays short.
 
 Before login/ (main at c0895dc), POP3 AUTH PLAIN ran yescrypt on the loop:
 the NOOP round trip went from under 1 ms to ~500 ms under this load. The
@@ -9,6 +10,7 @@ machine and still far below that.
 """
 import base64
 import socket
+import ssl
 import threading
 import time
 
@@ -77,7 +79,33 @@ def pop3_login(t, i, how):
         s.close()
 
 
+def imap_login(t, i, how):
+    """Over IMAPS: plain-text IMAP says LOGINDISABLED before STARTTLS."""
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    raw = socket.create_connection(("127.0.0.1", t.port("imaps")), timeout=60)
+    s = ctx.wrap_socket(raw)
+    try:
+        lines = line_reader(s)
+        assert next(lines).startswith(b"* OK")
+        if how == "login":
+            s.sendall(f"a LOGIN u{i}@example.test {PASSWORD}\r\n".encode())
+        else:
+            msg = base64.b64encode(f"\0u{i}@example.test\0{PASSWORD}".encode()).decode()
+            s.sendall(f"a AUTHENTICATE PLAIN {msg}\r\n".encode())
+        line = next(lines)
+        while not line.startswith(b"a "):
+            line = next(lines)
+        s.sendall(b"b LOGOUT\r\n")
+        return line.startswith(b"a OK")
+    finally:
+        s.close()
+
+
 LOGINS = {
+    "imap_login": lambda t, i: imap_login(t, i, "login"),
+    "imap_authenticate_plain": lambda t, i: imap_login(t, i, "auth"),
     "smtp_auth_plain": smtp_auth_plain,
     "pop3_user_pass": lambda t, i: pop3_login(t, i, "user"),
     "pop3_auth_plain": lambda t, i: pop3_login(t, i, "auth"),
@@ -118,7 +146,7 @@ def noop_round_trips_during(t, login):
 
 @pytest.mark.parametrize("kind", sorted(LOGINS))
 def test_round_trip_stays_short_under_concurrent_yescrypt_logins(make_tern, kind):
-    t = make_tern(services=("smtp", "submission", "pop3"), users={}, start=False)
+    t = make_tern(services=("smtp", "submission", "pop3", "imaps"), users={}, start=False)
     users_with_one_hash(t, CONCURRENT)
     t.start()
     rtts, oks = noop_round_trips_during(t, LOGINS[kind])
