@@ -10,6 +10,7 @@
 #include "core/listener.h"
 #include "core/tls.h"
 #include "core/util.h"
+#include "core/workers.h"
 #include "login/login.h"
 #include "store/maildir.h"
 
@@ -129,28 +130,75 @@ void imap_auth_end(struct imap_session *s)
 	s->sasl_pending = false;
 }
 
+static const struct imap_command imap_login_cmd = { "LOGIN", NULL, IMAP_F_NO_ERROR_COUNT };
+
+/* A first login makes the Maildir and the special-use folders, each
+ * directory synced: on a worker, since 20 new users logging in at once
+ * held the loop for a second and every other session with it. */
+struct imap_setup_job {
+	struct imap_session *s;
+	char *user;
+	char *maildir;
+	bool ok;
+	int err;
+};
+
+static void imap_setup_work(void *arg)
+{
+	struct imap_setup_job *j = arg;
+
+	errno = 0;
+	j->ok = imap_store_setup(j->maildir);
+	j->err = errno;
+}
+
+static void imap_setup_done(void *arg)
+{
+	struct imap_setup_job *j = arg;
+	struct imap_session *s = j->s;
+
+	conn_batch_begin(&s->conn);
+	s->waiting = false;
+	if (s->state != IMAP_S_LOGOUT) {
+		s->cur = &imap_login_cmd;
+		if (!j->ok) {
+			imap_log_error(s, "setup", j->err);
+			imap_no(s, "[UNAVAILABLE] Cannot open the mailbox, try again later");
+		} else {
+			s->user = j->user;
+			s->maildir = j->maildir;
+			j->user = j->maildir = NULL;
+			imap_set_state(s, IMAP_S_AUTH);
+			evbuffer_add_printf(imap_out(s), "%s OK [CAPABILITY ", s->tag);
+			imap_capability_list(s, imap_out(s));
+			evbuffer_add_printf(imap_out(s), "] Logged in\r\n");
+		}
+		imap_resume(s);
+	}
+	free(j->user);
+	free(j->maildir);
+	free(j);
+	conn_batch_end(&s->conn);
+	conn_unref(&s->conn);
+}
+
+/* Authenticated: the answer waits for the store setup on a worker. */
 static void imap_login_ok(struct imap_session *s, const struct login_result *r)
 {
-	s->user = xstrdup(r->user);
-	s->maildir = maildir_path(s->t->cfg->state_dir, r->domain, r->local);
-	if (!imap_store_setup(s->maildir)) {
-		imap_log_error(s, "setup", errno);
-		free(s->user);
-		free(s->maildir);
-		s->user = s->maildir = NULL;
-		imap_no(s, "[UNAVAILABLE] Cannot open the mailbox, try again later");
-		return;
-	}
-	imap_set_state(s, IMAP_S_AUTH);
-	evbuffer_add_printf(imap_out(s), "%s OK [CAPABILITY ", s->tag);
-	imap_capability_list(s, imap_out(s));
-	evbuffer_add_printf(imap_out(s), "] Logged in\r\n");
+	struct imap_setup_job *j = xcalloc(1, sizeof(*j));
+
+	j->s = s;
+	j->user = xstrdup(r->user);
+	j->maildir = maildir_path(s->t->cfg->state_dir, r->domain, r->local);
+	s->waiting = true;
+	bufferevent_disable(s->conn.bev, EV_READ);
+	conn_ref(&s->conn);   /* held by the worker job */
+	workers_submit(s->t->delivery_pool, imap_setup_work, imap_setup_done, j);
 }
 
 static void imap_login_answer_cb(void *arg, const struct login_result *r)
 {
 	struct imap_session *s = arg;
-	static const struct imap_command login = { "LOGIN", NULL, IMAP_F_NO_ERROR_COUNT };
 
 	conn_batch_begin(&s->conn);
 	s->waiting = false;
@@ -158,7 +206,7 @@ static void imap_login_answer_cb(void *arg, const struct login_result *r)
 		s->login_id = 0;
 	if (s->state == IMAP_S_LOGOUT)
 		goto out;
-	s->cur = &login;
+	s->cur = &imap_login_cmd;
 	switch (r->status) {
 	case LOGIN_CONTINUE:
 		evbuffer_add_printf(imap_out(s), "+ %s\r\n", r->challenge);
