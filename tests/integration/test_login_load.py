@@ -170,6 +170,9 @@ def test_round_trip_stays_short_under_concurrent_yescrypt_logins(make_tern, kind
     print(f"{kind}: {len(rtts)} NOOPs, max {max(rtts) * 1000:.1f} ms, p99 {sorted(rtts)[int(len(rtts) * .99)] * 1000:.1f} ms")
     assert rtts and max(rtts) < BOUND_S, \
         f"{kind}: slowest NOOP {max(rtts) * 1000:.1f} ms of {len(rtts)}"
+    # issue 12's figure: another session's round trip under 50 ms (p99;
+    # the slowest one gets the looser bound above on this shared machine)
+    assert sorted(rtts)[int(len(rtts) * .99)] < 0.050, rtts
     # the load was real: round trips were measured while it ran
     assert len(rtts) >= 3, rtts
     assert t.log().count("event=auth ") >= CONCURRENT
