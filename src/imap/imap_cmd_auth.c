@@ -10,7 +10,6 @@
 #include "core/listener.h"
 #include "core/tls.h"
 #include "core/util.h"
-#include "core/workers.h"
 #include "login/login.h"
 #include "store/maildir.h"
 
@@ -30,11 +29,24 @@ void imap_cmd_capability(struct imap_session *s, const struct imap_arg *a, bool 
 	imap_ok(s, "CAPABILITY completed");
 }
 
+static void imap_noop_done(struct imap_job *j)
+{
+	if (!j->gone)
+		imap_ok(j->s, "NOOP completed");
+}
+
 void imap_cmd_noop(struct imap_session *s, const struct imap_arg *a, bool uid)
 {
-	if (s->sel)
-		s->sel->dirty = true;   /* NOOP is how clients poll: look at the disk */
-	imap_ok(s, "NOOP completed");
+	struct imap_job *j;
+
+	if (s->sel == NULL) {
+		imap_ok(s, "NOOP completed");
+		return;
+	}
+	/* NOOP is how clients poll: a look at the disk, on a worker */
+	j = imap_job_new(s, s->sel->path, "noop", NULL, imap_noop_done);
+	j->scan = true;
+	imap_job_submit(j);
 }
 
 void imap_cmd_logout(struct imap_session *s, const struct imap_arg *a, bool uid)
@@ -75,6 +87,13 @@ void imap_cmd_enable(struct imap_session *s, const struct imap_arg *a, bool uid)
 		} else if ((strcasecmp(a->s, "UTF8=ACCEPT") == 0) && !s->utf8) {
 			s->utf8 = true;   /* the parser takes UTF-8 from the next command */
 			evbuffer_add_printf(b, " UTF8=ACCEPT");
+		} else if (strcasecmp(a->s, "CONDSTORE") == 0 && !s->condstore) {
+			s->condstore = true;
+			evbuffer_add_printf(b, " CONDSTORE");
+		} else if (strcasecmp(a->s, "QRESYNC") == 0 && !s->qresync) {
+			/* RFC 7162 3.2.3: QRESYNC implies CONDSTORE */
+			s->qresync = s->condstore = true;
+			evbuffer_add_printf(b, " QRESYNC");
 		}
 	}
 	evbuffer_add_printf(imap_out(s), "* ENABLED");
@@ -130,75 +149,49 @@ void imap_auth_end(struct imap_session *s)
 	s->sasl_pending = false;
 }
 
-static const struct imap_command imap_login_cmd = { "LOGIN", NULL, IMAP_F_NO_ERROR_COUNT };
-
-/* A first login makes the Maildir and the special-use folders, each
- * directory synced: on a worker, since 20 new users logging in at once
- * held the loop for a second and every other session with it. */
-struct imap_setup_job {
-	struct imap_session *s;
-	char *user;
-	char *maildir;
-	bool ok;
-	int err;
-};
-
-static void imap_setup_work(void *arg)
+/* The first login's folders (imap_store_setup) are made on a worker. */
+static void imap_setup_work(struct imap_job *j)
 {
-	struct imap_setup_job *j = arg;
-
-	errno = 0;
-	j->ok = imap_store_setup(j->maildir);
-	j->err = errno;
+	if (!imap_store_setup(j->arg))
+		j->err = errno;
 }
 
-static void imap_setup_done(void *arg)
+static void imap_setup_done(struct imap_job *j)
 {
-	struct imap_setup_job *j = arg;
 	struct imap_session *s = j->s;
 
-	conn_batch_begin(&s->conn);
-	s->waiting = false;
-	if (s->state != IMAP_S_LOGOUT) {
-		s->cur = &imap_login_cmd;
-		if (!j->ok) {
-			imap_log_error(s, "setup", j->err);
-			imap_no(s, "[UNAVAILABLE] Cannot open the mailbox, try again later");
-		} else {
-			s->user = j->user;
-			s->maildir = j->maildir;
-			j->user = j->maildir = NULL;
-			imap_set_state(s, IMAP_S_AUTH);
-			evbuffer_add_printf(imap_out(s), "%s OK [CAPABILITY ", s->tag);
-			imap_capability_list(s, imap_out(s));
-			evbuffer_add_printf(imap_out(s), "] Logged in\r\n");
-		}
-		imap_resume(s);
+	free(j->arg);
+	if (j->gone)
+		return;
+	if (j->err) {
+		imap_log_error(s, "setup", j->err);
+		free(s->user);
+		free(s->maildir);
+		s->user = s->maildir = NULL;
+		imap_no(s, "[UNAVAILABLE] Cannot open the mailbox, try again later");
+		return;
 	}
-	free(j->user);
-	free(j->maildir);
-	free(j);
-	conn_batch_end(&s->conn);
-	conn_unref(&s->conn);
+	imap_set_state(s, IMAP_S_AUTH);
+	evbuffer_add_printf(imap_out(s), "%s OK [CAPABILITY ", s->tag);
+	imap_capability_list(s, imap_out(s));
+	evbuffer_add_printf(imap_out(s), "] Logged in\r\n");
 }
 
-/* Authenticated: the answer waits for the store setup on a worker. */
 static void imap_login_ok(struct imap_session *s, const struct login_result *r)
 {
-	struct imap_setup_job *j = xcalloc(1, sizeof(*j));
+	struct imap_job *j;
 
-	j->s = s;
-	j->user = xstrdup(r->user);
-	j->maildir = maildir_path(s->t->cfg->state_dir, r->domain, r->local);
-	s->waiting = true;
-	bufferevent_disable(s->conn.bev, EV_READ);
-	conn_ref(&s->conn);   /* held by the worker job */
-	workers_submit(s->t->delivery_pool, imap_setup_work, imap_setup_done, j);
+	s->user = xstrdup(r->user);
+	s->maildir = maildir_path(s->t->cfg->state_dir, r->domain, r->local);
+	j = imap_job_new(s, NULL, "setup", imap_setup_work, imap_setup_done);
+	j->arg = xstrdup(s->maildir);
+	imap_job_submit(j);
 }
 
 static void imap_login_answer_cb(void *arg, const struct login_result *r)
 {
 	struct imap_session *s = arg;
+	static const struct imap_command login = { "LOGIN", NULL, IMAP_F_NO_ERROR_COUNT };
 
 	conn_batch_begin(&s->conn);
 	s->waiting = false;
@@ -206,7 +199,7 @@ static void imap_login_answer_cb(void *arg, const struct login_result *r)
 		s->login_id = 0;
 	if (s->state == IMAP_S_LOGOUT)
 		goto out;
-	s->cur = &imap_login_cmd;
+	s->cur = &login;
 	switch (r->status) {
 	case LOGIN_CONTINUE:
 		evbuffer_add_printf(imap_out(s), "+ %s\r\n", r->challenge);
