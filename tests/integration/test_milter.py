@@ -9,7 +9,7 @@ import smtplib
 import pytest
 
 from authutil import Dialog, b64
-from conftest import free_port, recv_reply
+from conftest import free_port, recv_reply, recv_until
 import miltersim as ms
 
 USERS = {f"{u}@example.test": f"{u}pw" for u in ("alice", "bob", "carol")}
@@ -175,6 +175,71 @@ def test_every_reply_at_every_step(make_tern, sim):
     log = t.log()
     assert "step=rcpt verdict=replycode" in log and "step=eom verdict=replycode" in log
     assert "step=connect verdict=reject" in log
+
+
+DATA_VERDICTS = {
+    # the filter's reply to SMFIC_DATA: the DATA command's reply
+    "reject": (ms.REJECT, "550 5.7.1"),
+    "tempfail": (ms.TEMPFAIL, "451 4.7.1"),
+    "replycode": (ms.replycode("554 5.7.0 No data from you"), "554 5.7.0 No data from you"),
+}
+
+
+def test_data_verdict_is_the_data_reply(make_tern, sim):
+    """The filters are asked at DATA itself (SMFIC_DATA), as Postfix does:
+    a refusal is the reply to DATA, before any 354 and before a line of
+    the message is read, and the transaction is over (a second DATA gets
+    503); nothing is queued.  With BDAT it is the reply to the first
+    chunk, whose octets are read and dropped, and the chunks pipelined
+    after it are refused as the transaction failed (RFC 3030 2)."""
+    t = milter_tern(make_tern, [sim.spec], action="reject", timeout="1s")
+    n = 0
+    for name, (reply, want) in DATA_VERDICTS.items():
+        sim.script = {"T": [reply]}
+        replies = session(t)
+        assert replies[-1][0] == "T" and replies[-1][1].startswith(want), (name, replies)
+        assert "354" not in replies[-1][1]
+        n += 1
+        s = sim.wait_sessions(n)[n - 1]
+        assert s.commands[-2:] == ["T", "A"] or s.commands[-3:] == ["T", "A", "Q"], (name, s.commands)
+        assert s.macros["T"]["i"]
+        # a BDAT first chunk: its reply; the next chunk finds no transaction
+        c = t.connect()
+        for line in ("EHLO client.test", "MAIL FROM:<alice@example.test>", "RCPT TO:<bob@example.test>"):
+            c.sendall(line.encode() + b"\r\n")
+            assert recv_reply(c).startswith("250"), line
+        part1, part2 = b"Subject: chunked\r\n\r\nfirst ", b"second\r\n"
+        c.sendall(b"BDAT %d\r\n" % len(part1) + part1 + b"BDAT %d LAST\r\n" % len(part2) + part2 + b"NOOP\r\n")
+        got = recv_until(c, 3)
+        r1, r2, r3 = got.split("\r\n")[:3]
+        assert r1.startswith(want) and r2.startswith("503 5.5.1") and r3.startswith("250"), (name, got)
+        c.sendall(b"QUIT\r\n")
+        recv_reply(c)
+        c.close()
+        n += 1
+        s = sim.wait_sessions(n)[n - 1]
+        assert "L" not in s.commands and "B" not in s.commands, (name, s.commands)
+    # a filter that fails at DATA: default_action there; a DISCARD at
+    # DATA: 250 at the end, nothing delivered; ACCEPT: it is shown no more
+    sim.script = {}
+    sim.fail = ("T", "stall")
+    replies = session(t)
+    assert replies[-1][0] == "T" and replies[-1][1].startswith("550 5.7.1"), replies
+    t.wait_log("reason=timeout")
+    sim.fail = None
+    sim.script = {"T": [ms.DISCARD]}
+    replies = session(t)
+    assert replies[-1][0] == "E" and replies[-1][1].startswith("250"), replies
+    t.wait_log("event=discarded session=")
+    sim.script = {"T": [ms.ACCEPT]}
+    replies = session(t)
+    assert replies[-1][0] == "E" and replies[-1][1].startswith("250"), replies
+    t.wait_messages("bob@example.test", 1)
+    assert "L" not in sim.wait_sessions(n + 3)[n + 2].commands
+    assert len(t.messages("bob@example.test")) == 1
+    log = t.log()
+    assert "step=data verdict=reject" in log and "step=data verdict=replycode" in log
+    assert "step=data verdict=default_reject" in log
 
 
 def test_rcpt_refused_at_rcpt(make_tern, sim):
