@@ -338,6 +338,59 @@ def test_added_fields_and_quarantine(make_tern, sim):
     assert t.cli("queue", "list").stdout == ""
 
 
+def test_held_message_stays_held(make_tern, sim):
+    """A quarantined message is passed by the scheduler however long it
+    waits: a twin of it that is not held (same recipients: a local one,
+    delivered at once, and a remote one whose MX does not answer) is
+    retried and, past max_age, bounced; the held one meanwhile gets
+    neither, even when the queue is flushed, and stays held across a
+    restart.  `tern queue release` then delivers it."""
+    from conftest import Dnsmasq
+    dns = Dnsmasq(["--local=/test/", "--mx-host=far.test,mx.far.test,10",
+                   "--host-record=mx.far.test,127.0.0.93"])
+    try:
+        t = milter_tern(make_tern, [sim.spec], dns={"servers": f"127.0.0.1:{dns.port}"},
+                        delivery={"remote_port": str(free_port()), "client_timeout": "2s"},
+                        queue={"retry": "1s", "max_age": "3s"})
+        rcpts = ("bob@example.test", "x@far.test")
+        sim.script = {"E": [ms.quarantine("held by the test"), ms.CONTINUE]}
+        code, text = send(t, rcpts=rcpts)
+        assert code == 250, text
+        held = queue_id(text)
+        t.wait_log(f"event=milter_quarantine session=")
+        sim.script = {}
+        code, text = send(t, rcpts=rcpts)
+        assert code == 250, text
+        twin = queue_id(text)
+        t.wait_messages("bob@example.test", 1)
+        # the twin is tried again and again, then bounced (its DSN to alice)
+        t.wait_log(f"status=deferred", n=2)
+        assert t.cli("queue", "flush").returncode == 0
+        t.wait_log("event=flush ")
+        t.wait_log(f"event=expired queue={twin}")
+        t.wait_log(f"event=removed queue={twin}")
+        t.wait_messages("alice@example.test", 1)
+        log = t.log()
+        acted = [l for l in log.splitlines() if f"queue={held}" in l and
+                 re.search(r"event=(delivery|expired|removed|dsn|connect_out) ", l)]
+        assert acted == [], acted
+        assert len(t.messages("bob@example.test")) == 1
+        assert re.search(rf"^{held} +held +", t.cli("queue", "list").stdout, re.M)
+        # a restart: recovered, still held, still not delivered
+        t.restart()
+        t.wait_log("event=queue_recovered messages=1")
+        assert "held: yes" in t.cli("queue", "show", held).stdout
+        assert t.cli("queue", "flush").returncode == 0
+        t.wait_log("event=flush ", n=2)
+        assert len(t.messages("bob@example.test")) == 1
+        assert t.cli("queue", "release", held).returncode == 0
+        t.wait_log(f"event=released queue={held}")
+        (_, m2) = t.wait_messages("bob@example.test", 2)
+        assert held.encode() in m2
+    finally:
+        dns.stop()
+
+
 def received_of(m):
     """The Received: field tern put on top (with its folds)."""
     return re.search(rb"^Received: .*?\n(?=[^ \t])", m, re.M | re.S).group(0)
