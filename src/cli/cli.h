@@ -4,6 +4,8 @@
 #ifndef TERN_CLI_H
 #define TERN_CLI_H
 
+#include <stdbool.h>
+#include <stddef.h>
 #include <stdio.h>
 
 int cmd_serve(int argc, char **argv);
@@ -13,6 +15,7 @@ int cmd_queue(int argc, char **argv);
 int cmd_sendmail(int argc, char **argv);
 int cmd_dkim(int argc, char **argv);
 int cmd_dns_records(int argc, char **argv);
+int cmd_init(int argc, char **argv);
 
 /* -c FILE from argv (removed from it), or NULL; shared by the commands. */
 const char *cli_take_config(int *argc, char **argv);
@@ -29,5 +32,16 @@ int queue_control(struct config *cfg, int argc, char **argv);
 int control_request(const struct config *cfg, const char *request, FILE *out);
 /* The mailq listing (sendmail -bp), read from the queue directory. */
 int queue_mailq(struct config *cfg);
+
+/* A new DKIM key for domain (lower case) as
+ * state_dir/dkim/SELECTOR._domainkey.DOMAIN.pem, never replacing one;
+ * its path in *path (xmalloc'd).  Exits on errors. */
+struct evp_pkey_st;
+struct evp_pkey_st *dkim_keygen_store(const struct config *cfg, const char *domain, const char *selector,
+				      bool ed25519, char **path);
+/* How many usable DKIM keys state_dir/dkim/ has for domain (lower case). */
+size_t dns_records_dkim_keys(const struct config *cfg, const char *domain);
+/* Every record domain (a local domain) needs, on standard output. */
+void dns_records_print(const struct config *cfg, const char *domain);
 
 #endif

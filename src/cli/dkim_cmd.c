@@ -80,10 +80,30 @@ static void keygen_write(const char *dir, const char *path, EVP_PKEY *key)
 	free(tmp);
 }
 
+struct evp_pkey_st *dkim_keygen_store(const struct config *cfg, const char *domain, const char *selector,
+				      bool ed25519, char **path_out)
+{
+	char *dir, *path;
+	EVP_PKEY *key;
+
+	if (!dns_name_ok(domain) || !dns_name_ok(selector))
+		die("domain and selector are letters, digits, '-', '_' and '.'");
+	dir = xasprintf("%s/dkim", cfg->state_dir);
+	if (!mkdir_p(dir, 0700))
+		die("cannot create %s: %s", dir, strerror(errno));
+	path = xasprintf("%s/%s._domainkey.%s.pem", dir, selector, domain);
+	if (!(key = dkim_key_generate(ed25519, 2048)))
+		die("key generation failed");
+	keygen_write(dir, path, key);
+	free(dir);
+	*path_out = path;
+	return key;
+}
+
 static int dkim_keygen(int argc, char **argv, const char *cfg_path)
 {
 	const char *domain_arg = NULL, *selector = "tern", *alg = "rsa";
-	char *domain, *dir, *path, *rec, *line;
+	char *domain, *path, *rec, *line;
 	struct config *cfg;
 	EVP_PKEY *key;
 
@@ -107,13 +127,7 @@ static int dkim_keygen(int argc, char **argv, const char *cfg_path)
 		die("domain and selector are letters, digits, '-', '_' and '.'");
 	cfg = cli_load_config(cfg_path);
 	domain = lower_dup(domain_arg);
-	dir = xasprintf("%s/dkim", cfg->state_dir);
-	if (!mkdir_p(dir, 0700))
-		die("cannot create %s: %s", dir, strerror(errno));
-	path = xasprintf("%s/%s._domainkey.%s.pem", dir, selector, domain);
-	if (!(key = dkim_key_generate(!strcmp(alg, "ed25519"), 2048)))
-		die("key generation failed");
-	keygen_write(dir, path, key);
+	key = dkim_keygen_store(cfg, domain, selector, !strcmp(alg, "ed25519"), &path);
 	rec = dkim_key_record(key);
 	line = dkim_zone_line(selector, domain, rec);
 	printf("%s\n", line);
@@ -121,7 +135,6 @@ static int dkim_keygen(int argc, char **argv, const char *cfg_path)
 	free(line);
 	free(rec);
 	free(path);
-	free(dir);
 	free(domain);
 	EVP_PKEY_free(key);
 	config_free(cfg);

@@ -69,8 +69,9 @@ static char *dkim_record(const char *path)
 	return rec;
 }
 
-/* Keys `tern dkim keygen` made: state_dir/dkim/SELECTOR._domainkey.DOMAIN.pem. */
-static size_t print_dkim(const struct config *cfg, const char *domain)
+/* Keys `tern dkim keygen` made: state_dir/dkim/SELECTOR._domainkey.DOMAIN.pem;
+ * their records printed when print is set. */
+static size_t scan_dkim(const struct config *cfg, const char *domain, bool print)
 {
 	char *dir = xasprintf("%s/dkim", cfg->state_dir);
 	char *suffix = xasprintf("._domainkey.%s.pem", domain);
@@ -86,9 +87,10 @@ static size_t print_dkim(const struct config *cfg, const char *domain)
 			char *rec = dkim_record(path);
 			char *name = xasprintf("%.*s._domainkey.%s.", (int)(len - slen), fn, domain);
 			if (rec) {
-				rr_txt(name, rec);
+				if (print)
+					rr_txt(name, rec);
 				found++;
-			} else {
+			} else if (print) {
 				printf("; %s: not a usable private key, skipped\n", path);
 			}
 			free(rec);
@@ -150,7 +152,7 @@ static void print_records(const struct config *cfg, const char *domain, const ch
 	rr_txt(name, "v=spf1 mx -all");
 	free(data);
 
-	if (print_dkim(cfg, domain) == 0)
+	if (scan_dkim(cfg, domain, true) == 0)
 		printf("; no DKIM key for %s under %s/dkim/: run `tern dkim keygen %s` and print these again\n",
 		       domain, cfg->state_dir, domain);
 	free(name);
@@ -187,6 +189,18 @@ static void print_records(const struct config *cfg, const char *domain, const ch
 	print_srv(cfg, domain, host);
 	if (cfg->https_listen.n == 0)
 		printf("; [https] listen is not set: the MTA-STS policy and autoconfig are not served yet\n");
+}
+
+size_t dns_records_dkim_keys(const struct config *cfg, const char *domain)
+{
+	return scan_dkim(cfg, domain, false);
+}
+
+void dns_records_print(const struct config *cfg, const char *domain)
+{
+	char *host = lower_name(cfg->hostname);
+	print_records(cfg, domain, host);
+	free(host);
 }
 
 int cmd_dns_records(int argc, char **argv)

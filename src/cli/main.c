@@ -11,7 +11,9 @@
 
 static void usage(FILE *f)
 {
-	fputs("usage: tern serve [-c FILE]             run the server in the foreground\n"
+	fputs("usage: tern init --domain D --hostname H [--acme-email E] [--state-dir DIR] [-c FILE] [--force]\n"
+	      "                                        config, DKIM key, postmaster, DNS records for a domain\n"
+	      "       tern serve [-c FILE]             run the server in the foreground\n"
 	      "       tern check-config [-c FILE]      validate a config file\n"
 	      "       tern example-config              print a documented config\n"
 	      "       tern user add|passwd|del|list [ADDRESS] [-c FILE]\n"
@@ -33,6 +35,8 @@ int main(int argc, char **argv)
 		usage(stderr);
 		return 2;
 	}
+	if (!strcmp(argv[1], "init"))
+		return cmd_init(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "serve"))
 		return cmd_serve(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "check-config"))

@@ -132,6 +132,7 @@ struct config {
 	bool check_spf, check_dkim;
 	unsigned check_dmarc;           /* enum dmarc_mode */
 	char *authserv_id;              /* "" = hostname */
+	bool check_dns_tempfail;        /* temperror: 451 instead of accept */
 
 	/* [dnsbl] */
 	struct word_list dnsbl_zones;   /* "ZONE" or "ZONE=127.0.0.x", checked */
@@ -179,6 +180,9 @@ void config_free(struct config *c);
 
 /* Print the documented example configuration generated from the table. */
 void config_print_example(void *file);
+/* Does the table know section.key?  (`tern init` writes a section's keys
+ * live only when this build reads them.) */
+bool config_has_key(const char *section, const char *key);
 
 /* Helpers used by the sessions. */
 bool config_is_local_domain(const struct config *c, const char *domain);

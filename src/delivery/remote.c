@@ -31,6 +31,7 @@
  * notice comes from us; without DSN there, NOTIFY=SUCCESS gets one.
  */
 #include "delivery/remote.h"
+#include "core/listener.h"
 #include "core/config.h"
 #include "core/log.h"
 #include "core/server.h"
@@ -308,16 +309,11 @@ static bool domain_tls_required(const struct config *cfg, const char *key)
 
 static void format_relay(char *out, size_t cap, const char *host, const struct sockaddr_storage *ss)
 {
-	char ip[INET6_ADDRSTRLEN] = "?";
-	unsigned port;
+	char ip[INET6_ADDRSTRLEN];
+	unsigned port = ntohs(ss->ss_family == AF_INET6 ? ((const struct sockaddr_in6 *)ss)->sin6_port
+							: ((const struct sockaddr_in *)ss)->sin_port);
 
-	if (ss->ss_family == AF_INET6) {
-		inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)ss)->sin6_addr, ip, sizeof(ip));
-		port = ntohs(((const struct sockaddr_in6 *)ss)->sin6_port);
-	} else {
-		inet_ntop(AF_INET, &((const struct sockaddr_in *)ss)->sin_addr, ip, sizeof(ip));
-		port = ntohs(((const struct sockaddr_in *)ss)->sin_port);
-	}
+	listener_format_ip((const struct sockaddr *)ss, ip, sizeof(ip));
 	snprintf(out, cap, "%.250s[%s]:%u", host, ip, port);
 }
 

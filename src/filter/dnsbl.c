@@ -6,6 +6,7 @@
  * with the oldest dropped first.
  */
 #include "filter/dnsbl.h"
+#include "core/listener.h"
 #include "core/config.h"
 #include "core/dns.h"
 #include "core/log.h"
@@ -293,14 +294,7 @@ uint64_t dnsbl_check(struct dnsbl *b, const struct sockaddr *sa, uint64_t sessio
 	r->session = session;
 	r->cb = cb;
 	r->arg = arg;
-	if (sa->sa_family == AF_INET6 && IN6_IS_ADDR_V4MAPPED(&((const struct sockaddr_in6 *)sa)->sin6_addr))
-		inet_ntop(AF_INET, ((const struct sockaddr_in6 *)sa)->sin6_addr.s6_addr + 12, r->ip, sizeof(r->ip));
-	else if (sa->sa_family == AF_INET6)
-		inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, r->ip, sizeof(r->ip));
-	else if (sa->sa_family == AF_INET)
-		inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, r->ip, sizeof(r->ip));
-	else
-		snprintf(r->ip, sizeof(r->ip), "local");
+	listener_format_ip(sa, r->ip, sizeof(r->ip));
 	r->ev = event_new(b->base, -1, 0, req_done_cb, r);
 	if (r->ev == NULL)
 		die("event_new failed for a DNSBL check");

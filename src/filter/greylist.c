@@ -8,6 +8,7 @@
  * it from expiring, without a record per message.
  */
 #include "filter/greylist.h"
+#include "core/listener.h"
 #include "core/util.h"
 #include "store/greylist_store.h"
 
@@ -103,13 +104,9 @@ void greylist_client_net(const struct sockaddr *sa, char *out, size_t cap)
 
 static void client_key(const struct sockaddr *sa, char *out, size_t cap)
 {
-	unsigned char a[16] = { 0 };
-	char buf[INET6_ADDRSTRLEN] = "local";
-	int fam;
+	char buf[INET6_ADDRSTRLEN];
 
-	client_addr(sa, a, &fam);
-	if (fam)
-		inet_ntop(fam, a, buf, sizeof(buf));
+	listener_format_ip(sa, buf, sizeof(buf));
 	snprintf(out, cap, "c:%s", buf);
 }
 

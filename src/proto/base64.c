@@ -62,8 +62,13 @@ char *base64_encode_alloc(const void *in, size_t len)
 	return out;
 }
 
-/* The 6-bit value of c, or -1 if c is not in the alphabet. */
-static int base64_value(unsigned char c)
+char base64_digit(unsigned v, char c63)
+{
+	v &= 63;
+	return v == 63 ? c63 : base64_alphabet[v];
+}
+
+int base64_digit_value(unsigned char c, char c63)
 {
 	if (c >= 'A' && c <= 'Z')
 		return c - 'A';
@@ -73,7 +78,7 @@ static int base64_value(unsigned char c)
 		return c - '0' + 52;
 	if (c == '+')
 		return 62;
-	if (c == '/')
+	if (c == (unsigned char)c63)
 		return 63;
 	return -1;
 }
@@ -95,7 +100,7 @@ bool base64_decode(const char *in, size_t len, unsigned char *out, size_t cap, s
 		for (size_t j = 0; j < 4; j++) {
 			int d = 0;
 			if (j < chars) {
-				d = base64_value((unsigned char)in[i + j]);
+				d = base64_digit_value((unsigned char)in[i + j], '/');
 				if (d < 0)
 					return false;
 			}

@@ -26,6 +26,13 @@ bool base64_decode(const char *in, size_t len, unsigned char *out, size_t cap, s
 /* Upper bound on the decoded length of len characters of base64. */
 size_t base64_decoded_max(size_t len);
 
+/* One digit and back, for encodings that stream their own bits with
+ * this alphabet but another character for 63 (c63): IMAP's modified
+ * UTF-7 (RFC 3501 5.1.3) writes ',' where base64 has '/'.  v is 0..63;
+ * the value is -1 for a character outside the alphabet. */
+char base64_digit(unsigned v, char c63);
+int base64_digit_value(unsigned char c, char c63);
+
 /* base64_encode into a fresh xmalloc'd, NUL-terminated string. */
 char *base64_encode_alloc(const void *in, size_t len);
 

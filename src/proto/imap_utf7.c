@@ -9,23 +9,11 @@
 #include <string.h>
 
 #include "core/util.h"
+#include "proto/base64.h"
 
-static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+,";
-
-static int b64_value(unsigned char c)
-{
-	if (c >= 'A' && c <= 'Z')
-		return c - 'A';
-	if (c >= 'a' && c <= 'z')
-		return c - 'a' + 26;
-	if (c >= '0' && c <= '9')
-		return c - '0' + 52;
-	if (c == '+')
-		return 62;
-	if (c == ',')
-		return 63;
-	return -1;
-}
+/* Modified base64 (RFC 3501 5.1.3): base64's alphabet with ',' for '/',
+ * no padding. */
+#define UTF7_C63 ','
 
 struct out {
 	char *p;
@@ -84,7 +72,7 @@ static enum imap_utf7_err decode_run(const char *in, size_t i, size_t e, struct 
 	uint32_t bits = 0, high = 0;
 	unsigned nbits = 0;
 	for (size_t k = i; k < e; k++) {
-		int v = b64_value((unsigned char)in[k]);
+		int v = base64_digit_value((unsigned char)in[k], UTF7_C63);
 		if (v < 0)
 			return IMAP_UTF7_BAD_BASE64;
 		bits = (bits << 6) | (uint32_t)v;
@@ -211,7 +199,8 @@ static void put_b64_unit(struct out *o, uint32_t u, uint32_t *bits, unsigned *nb
 	*nbits += 16;
 	while (*nbits >= 6) {
 		*nbits -= 6;
-		put(o, &b64[(*bits >> *nbits) & 0x3f], 1);
+		char d = base64_digit((*bits >> *nbits) & 0x3f, UTF7_C63);
+		put(o, &d, 1);
 	}
 	*bits &= (1u << *nbits) - 1;
 }
@@ -254,8 +243,10 @@ enum imap_utf7_err imap_utf8_to_utf7(const char *in, size_t len, char *out, size
 			i = j;
 			cp = next;
 		}
-		if (nbits > 0)
-			put(&o, &b64[(bits << (6 - nbits)) & 0x3f], 1);
+		if (nbits > 0) {
+			char d = base64_digit((bits << (6 - nbits)) & 0x3f, UTF7_C63);
+			put(&o, &d, 1);
+		}
 		put(&o, "-", 1);
 	}
 	return finish(&o, olen);

@@ -21,6 +21,7 @@
  */
 #include "smtp/smtp_client.h"
 #include "smtp/smtp_stream.h"
+#include "core/listener.h"
 #include "core/log.h"
 #include "core/util.h"
 #include "proto/base64.h"
@@ -920,17 +921,13 @@ static void client_deferred_cb(evutil_socket_t fd, short what, void *arg)
 
 static void client_format_peer(const struct sockaddr *sa, char *out, size_t cap)
 {
-	char ip[INET6_ADDRSTRLEN] = "?";
+	char ip[INET6_ADDRSTRLEN];
 
-	if (sa->sa_family == AF_INET6) {
-		const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)sa;
-		inet_ntop(AF_INET6, &s6->sin6_addr, ip, sizeof(ip));
-		snprintf(out, cap, "[%s]:%u", ip, ntohs(s6->sin6_port));
-	} else {
-		const struct sockaddr_in *s4 = (const struct sockaddr_in *)sa;
-		inet_ntop(AF_INET, &s4->sin_addr, ip, sizeof(ip));
-		snprintf(out, cap, "%s:%u", ip, ntohs(s4->sin_port));
-	}
+	listener_format_ip(sa, ip, sizeof(ip));
+	if (sa->sa_family == AF_INET6)
+		snprintf(out, cap, "[%s]:%u", ip, ntohs(((const struct sockaddr_in6 *)sa)->sin6_port));
+	else
+		snprintf(out, cap, "%s:%u", ip, ntohs(((const struct sockaddr_in *)sa)->sin_port));
 }
 
 struct smtp_client *smtp_client_new(struct event_base *base, const struct sockaddr *sa, socklen_t len,

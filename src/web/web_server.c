@@ -56,6 +56,7 @@ struct web_conn {
 	enum web_state state;
 	bool have_head;
 	bool tls_done;                 /* [https]: the handshake is over */
+	bool peer_eof;                 /* LINGER: the client is done sending */
 	size_t head_len;               /* bytes of the head in the input */
 	struct http_head head;
 	char *head_buf;
@@ -330,6 +331,10 @@ static void web_write_cb(struct bufferevent *bev, void *arg)
 		if (c->svc == SERVICE_HTTPS && (ssl = bufferevent_openssl_get_ssl(bev)) != NULL)
 			SSL_shutdown(ssl);
 		shutdown(bufferevent_getfd(bev), SHUT_WR);
+		if (c->peer_eof) {
+			web_conn_free(c);
+			return;
+		}
 		bufferevent_disable(bev, EV_WRITE);
 		web_arm_timer(c, WEB_LINGER_S);
 	}
@@ -351,8 +356,17 @@ static void web_event_cb(struct bufferevent *bev, short what, void *arg)
 		c->tls_done = true;
 		return;
 	}
-	if (c->svc == SERVICE_HTTPS && (what & BEV_EVENT_ERROR) && c->head_buf == NULL &&
-	    evbuffer_get_length(bufferevent_get_input(bev)) == 0)
+	if (c->state == WEB_LINGER && (what & BEV_EVENT_EOF) &&
+	    evbuffer_get_length(bufferevent_get_output(bev)) != 0) {
+		/* The client has sent all and half-closed before our reply
+		 * went out: finish writing it (web_write_cb frees). */
+		c->peer_eof = true;
+		bufferevent_disable(bev, EV_READ);
+		return;
+	}
+	/* An EOF too: with SSL_OP_IGNORE_UNEXPECTED_EOF, a client that hangs up
+	 * mid-handshake is an EOF, not an error. */
+	if (c->svc == SERVICE_HTTPS && !c->tls_done)
 		log_web_tls_failed(c, bufferevent_get_openssl_error(bev), "connection closed");
 	web_conn_free(c);
 }
@@ -394,6 +408,12 @@ void web_accept(struct tern *t, evutil_socket_t fd, const struct sockaddr *sa, s
 			close(fd);
 			return;
 		}
+		/* A client may close without close_notify once it has read the
+		 * reply, even while we linger: every message here has its
+		 * length, so such an EOF truncates nothing (RFC 9112 9.8), and
+		 * OpenSSL must not answer it with a decode_error alert that
+		 * the client reads as a failure after a complete reply. */
+		SSL_set_options(ssl, SSL_OP_IGNORE_UNEXPECTED_EOF);
 		bev = bufferevent_openssl_socket_new(t->base, fd, ssl, BUFFEREVENT_SSL_ACCEPTING,
 						     BEV_OPT_CLOSE_ON_FREE);
 		if (bev)

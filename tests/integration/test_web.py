@@ -118,29 +118,117 @@ def test_oversized_head_gets_431(web):
     assert status(raw(web, "http", ok)) == 301
 
 
-def test_oversized_body_gets_413_with_lingering_close(web):
-    # The client sends its whole body although the reply comes first: the
-    # lingering close keeps the reply from being lost to a reset.
-    body = b"x" * 200000
-    head = b"POST /autodiscover/autodiscover.xml HTTP/1.1\r\nHost: autodiscover.example.test\r\n"
-    out = raw(web, "https", head + b"Content-Length: %d\r\n\r\n" % len(body) + body)
-    assert status(out) == 413
-    assert b"Connection: close" in out
+def parse_reply(out):
+    """(status, headers, body) of one complete reply; fails if it is cut."""
+    head, sep, body = out.partition(b"\r\n\r\n")
+    assert sep, out[:300]
+    lines = head.split(b"\r\n")
+    headers = dict(l.split(b": ", 1) for l in lines[1:])
+    assert len(body) == int(headers[b"Content-Length"]), out[:300]
+    return status(out), headers, body
 
 
-def test_slow_client_gets_408(web):
-    s = socket.create_connection(("127.0.0.1", web.port("http")), timeout=20)
-    s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n")   # and never the rest
-    t0 = time.time()
+AUTODISCOVER = b"POST /autodiscover/autodiscover.xml HTTP/1.1\r\nHost: autodiscover.example.test\r\n"
+
+
+@pytest.mark.parametrize("service", ["http", "https"])
+def test_oversized_body_gets_the_whole_413_with_lingering_close(web, service):
+    # The client sends its whole 200 KiB body although the reply comes
+    # after the head: the lingering close (RFC 9112 9.6) reads and drops
+    # the rest, so neither the client's sending nor its reading of the
+    # reply meets a reset, and the reply ends in an orderly close.
+    body = b"x" * 200 * 1024
+    s = socket.create_connection(("127.0.0.1", web.port(service)), timeout=10)
+    if service == "https":
+        s = tls_ctx().wrap_socket(s, server_hostname="mta-sts.example.test")
+    s.sendall(AUTODISCOVER + b"Content-Length: %d\r\n\r\n" % len(body) + body)
     out = b""
     while True:
-        b = s.recv(4096)
+        b = s.recv(65536)          # a reset or a TLS alert would raise here
         if not b:
             break
         out += b
-    assert status(out) == 408
-    assert 5 < time.time() - t0 < 19
     s.close()
+    code, headers, text = parse_reply(out)
+    assert code == 413 and headers[b"Connection"] == b"close"
+    assert text == b"413 Content Too Large\r\n"
+
+
+def test_body_limit_is_64_kib(web):
+    at = raw(web, "https", AUTODISCOVER + b"Content-Length: 65536\r\n\r\n" + b"<" * 65536)
+    assert status(at) != 413
+    over = raw(web, "https", AUTODISCOVER + b"Content-Length: 65537\r\n\r\n" + b"<" * 65537)
+    assert status(over) == 413
+
+
+def test_request_line_over_8_kib_gets_431(web):
+    line = b"GET /" + b"a" * 8300 + b" HTTP/1.1\r\nHost: mta-sts.example.test\r\n\r\n"
+    assert status(raw(web, "http", line)) == 431
+    assert status(raw(web, "https", line)) == 431
+
+
+def test_error_replies_survive_a_client_that_half_closes(web):
+    # Request, then FIN at once (no close_notify): the reply must arrive
+    # whole, and over TLS without an alert after it, however the client's
+    # EOF and our lingering close interleave.  A race: many rounds.
+    cases = [(b"GARBAGE\r\n\r\n", 400),
+             (AUTODISCOVER + b"Content-Length: 100000\r\n\r\nabc", 413),
+             (b"GET /.well-known/mta-sts.txt HTTP/1.1\r\nHost: mta-sts.example.test\r\n\r\n", None)]
+    for service in ("https", "http"):
+        for _ in range(60 if service == "https" else 20):
+            for req, code in cases:
+                s = socket.create_connection(("127.0.0.1", web.port(service)), timeout=10)
+                if service == "https":
+                    s = tls_ctx().wrap_socket(s, server_hostname="mta-sts.example.test")
+                s.sendall(req)
+                socket.socket.shutdown(s, socket.SHUT_WR)   # a bare FIN, even under TLS
+                out = b""
+                while True:
+                    b = s.recv(65536)
+                    if not b:
+                        break
+                    out += b
+                s.close()
+                want = code or (200 if service == "https" else 301)
+                assert parse_reply(out)[0] == want, (service, req)
+
+
+def test_lingering_is_bounded(web):
+    # A client that never stops sending after its 413 is cut off once the
+    # linger time is over (about 2 s), not served forever.
+    s = socket.create_connection(("127.0.0.1", web.port("http")), timeout=10)
+    s.sendall(AUTODISCOVER + b"Content-Length: 100000000\r\n\r\n")
+    out = b""
+    while b"\r\n\r\n" not in out:
+        out += s.recv(4096)
+    assert status(out) == 413
+    t0 = time.time()
+    with pytest.raises(OSError):
+        while time.time() - t0 < 20:
+            s.sendall(b"x" * 4096)
+            time.sleep(0.01)
+    assert 1 < time.time() - t0 < 10
+    s.close()
+
+
+def test_slow_client_gets_408(web):
+    # Too slow with the head, and with the body: both within the deadline.
+    head = socket.create_connection(("127.0.0.1", web.port("http")), timeout=20)
+    head.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n")   # and never the rest
+    body = socket.create_connection(("127.0.0.1", web.port("https")), timeout=20)
+    body = tls_ctx().wrap_socket(body, server_hostname="autodiscover.example.test")
+    body.sendall(AUTODISCOVER + b"Content-Length: 100\r\n\r\n<Autodiscover")
+    t0 = time.time()
+    for s in (head, body):
+        out = b""
+        while True:
+            b = s.recv(4096)
+            if not b:
+                break
+            out += b
+        assert parse_reply(out)[0] == 408
+        s.close()
+    assert 5 < time.time() - t0 < 19
 
 
 def test_unknown_paths_are_404(web):
@@ -339,3 +427,17 @@ def test_https_slow_client_gets_408_and_stalled_handshake_is_dropped(web):
     s.close()
     web.wait_log('event=web_tls_failed')
     assert 'error="handshake timeout"' in web.log()
+
+
+def test_https_client_hanging_up_mid_handshake_is_a_tls_failure(web):
+    # The fixture's port probe (connect, close) is one already.
+    web.wait_log("event=web_tls_failed")
+    n = web.log().count("event=web_tls_failed")
+    s = socket.create_connection(("127.0.0.1", web.port("https")), timeout=10)
+    s.sendall(b"\x16\x03\x01\x00")        # the start of a ClientHello, then EOF
+    s.close()
+    web.wait_log("event=web_tls_failed", n + 1)
+    # A client that completes its exchange is not.
+    assert status(raw(web, "https", b"GET / HTTP/1.1\r\nHost: mta-sts.example.test\r\n\r\n")) == 404
+    web.wait_log("event=web_request")
+    assert web.log().count("event=web_tls_failed") == n + 1

@@ -119,6 +119,22 @@ static void test_bad(void **state)
 	assert_false(base64_decode("Zm\0v", 4, out, sizeof out, &n));
 }
 
+/* The digit helpers with another character for 63 (modified UTF-7's ','). */
+static void test_digits(void **state)
+{
+	(void)state;
+	for (unsigned v = 0; v < 64; v++) {
+		assert_int_equal(base64_digit_value((unsigned char)base64_digit(v, '/'), '/'), v);
+		assert_int_equal(base64_digit_value((unsigned char)base64_digit(v, ','), ','), v);
+	}
+	assert_int_equal(base64_digit(63, ','), ',');
+	assert_int_equal(base64_digit(62, ','), '+');
+	assert_int_equal(base64_digit_value('/', ','), -1);
+	assert_int_equal(base64_digit_value(',', '/'), -1);
+	assert_int_equal(base64_digit_value('=', '/'), -1);
+	assert_int_equal(base64_digit_value(0x80 | 'A', '/'), -1);
+}
+
 static void test_alloc(void **state)
 {
 	char *s = base64_encode_alloc("foobar", 6);
@@ -138,6 +154,7 @@ int main(void)
 		cmocka_unit_test(test_decode_cap),
 		cmocka_unit_test(test_bad),
 		cmocka_unit_test(test_alloc),
+		cmocka_unit_test(test_digits),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
