@@ -727,6 +727,8 @@ def test_dkim_signs_the_modified_message(make_tern):
         assert out.returncode == 0, out.stderr
         line = [l for l in out.stdout.splitlines() if "._domainkey." in l][0]
         record = "".join(re.findall(r'"([^"]*)"', line)).encode()
+        t.restart()   # the keys are loaded at start (and reload)
+        t.wait_log("event=dkim_keys_loaded reason=start keys=1")
         sim.script = {"E": [ms.chg_header(1, "Subject", "changed"), ms.repl_body(b"New body\r\n"),
                             ms.CONTINUE]}
         d = Dialog(t.port("submission"))
