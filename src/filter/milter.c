@@ -6,7 +6,8 @@
  * shown each SMTP step as it comes - CONNECT (the greeting waits for it),
  * HELO, MAIL, RCPT - and their verdict is that command's reply: a filter
  * that rejects a recipient refuses that RCPT, not the message.  Then,
- * for each message, DATA, its header fields, the end of them and the
+ * for each message, DATA (its verdict is the DATA reply), its header
+ * fields, the end of them and the
  * body in chunks, and at its end the verdict (EOM); after RSET, a refused
  * MAIL or a message that ended before every filter's verdict, ABORT; at
  * the end of the session QUIT.
@@ -118,17 +119,17 @@ enum mc_outcome {
 enum mc_expect {
 	EX_NONE,
 	EX_OPTNEG,
-	EX_STEP,         /* CONNECT, HELO, MAIL, RCPT */
-	EX_MSG,          /* DATA, a header field, EOH, a body chunk */
+	EX_STEP,         /* CONNECT, HELO, MAIL, RCPT, DATA */
+	EX_MSG,          /* a header field, EOH, a body chunk */
 	EX_EOM,
 	EX_STALE,        /* the message it was for is gone: dropped */
 };
 
-enum ms_step { STEP_NONE, STEP_CONNECT, STEP_HELO, STEP_MAIL, STEP_RCPT };
+enum ms_step { STEP_NONE, STEP_CONNECT, STEP_HELO, STEP_MAIL, STEP_RCPT, STEP_DATA };
 
 static const char *const step_names[] = {
 	[STEP_NONE] = "none", [STEP_CONNECT] = "connect", [STEP_HELO] = "helo",
-	[STEP_MAIL] = "mail", [STEP_RCPT] = "rcpt",
+	[STEP_MAIL] = "mail", [STEP_RCPT] = "rcpt", [STEP_DATA] = "data",
 };
 
 /* The message held back: in memory, then (past MILTER_HOLD_MEM) in an
@@ -697,20 +698,9 @@ static bool mc_generate(struct milter_conn *mc)
 	char buf[MILTER_READ_CHUNK];
 	size_t n;
 
-	if (m == NULL || !mc->member || mc->outcome != MO_NONE || mc->shown_end)
+	/* nothing before the DATA step (milter_data_step) */
+	if (m == NULL || !mc->member || mc->outcome != MO_NONE || mc->shown_end || !mc->data_sent)
 		return false;
-	if (!mc->data_sent) {
-		/* DATA with the queue id, which the stage has once it is in
-		 * its pipeline */
-		mc->data_sent = true;
-		if (!(mc->steps & MILTER_P_NODATA)) {
-			const char *mac[] = { "i", pipeline_env(m->st.p)->id };
-			mc_queue_macros(mc, MILTER_C_DATA, mac, ARRAY_LEN(mac));
-			milter_put_simple(&mc->ms->pkt, MILTER_C_DATA);
-			mc_queue_cmd(mc, MILTER_P_NR_DATA, EX_MSG);
-		}
-		return true;
-	}
 	if (mc->off < m->hold.len) {
 		n = spool_read(&m->hold, mc->off, buf, sizeof(buf));
 		if (n == 0)
@@ -768,6 +758,8 @@ static bool mc_in_step(const struct milter_conn *mc, enum ms_step step)
 	case STEP_RCPT:
 		/* not for a message it accepted or decided on already */
 		return mc->in_msg && mc->outcome == MO_NONE && !(mc->steps & MILTER_P_NORCPT);
+	case STEP_DATA:
+		return mc->member && mc->outcome == MO_NONE && !(mc->steps & MILTER_P_NODATA);
 	default:
 		return false;
 	}
@@ -829,6 +821,15 @@ static void mc_send_step(struct milter_conn *mc)
 			tag = EX_NONE;
 		break;
 	}
+	case STEP_DATA: {
+		/* with the queue id, which the stage has in its pipeline */
+		const char *mac[] = { "i", ms_queue(ms) };
+		mc_queue_macros(mc, MILTER_C_DATA, mac, ARRAY_LEN(mac));
+		milter_put_simple(&ms->pkt, MILTER_C_DATA);
+		if (mc->steps & MILTER_P_NR_DATA)
+			tag = EX_NONE;
+		break;
+	}
 	default:
 		return;
 	}
@@ -859,7 +860,7 @@ static const char *outcome_name(enum mc_outcome o)
 static void ms_step_answer(struct milter_session *ms, struct milter_answer *a)
 {
 	unsigned action = ms->t->cfg->milter_default_action;
-	bool msg = ms->step == STEP_MAIL || ms->step == STEP_RCPT;
+	bool msg = ms->step == STEP_MAIL || ms->step == STEP_RCPT || ms->step == STEP_DATA;
 
 	memset(a, 0, sizeof(*a));
 	for (size_t i = 0; i < ms->n; i++) {
@@ -870,6 +871,8 @@ static void ms_step_answer(struct milter_session *ms, struct milter_answer *a)
 		mc->res = MO_NONE;
 		if (mc->failed && o == MO_NONE && ms->step != STEP_HELO)
 			o = MO_FAILED;   /* out since earlier: default_action again */
+		if (ms->step == STEP_DATA && o == MO_FAILED && mc->member)
+			mc->outcome = MO_FAILED;   /* and at the end of the message */
 		switch (o) {
 		case MO_ACCEPT:
 			if (msg)
@@ -905,6 +908,7 @@ static void ms_step_answer(struct milter_session *ms, struct milter_answer *a)
 		else if (o == MO_REJECT)
 			snprintf(a->reply, sizeof(a->reply), "%s", ms->step == STEP_CONNECT
 				 ? "554 5.7.1 Service unavailable, refused by a content filter"
+				 : ms->step == STEP_DATA ? "550 5.7.1 Message rejected by a content filter"
 				 : "550 5.7.1 Command rejected by a content filter");
 		else
 			snprintf(a->reply, sizeof(a->reply), "%s", ms->step == STEP_CONNECT
@@ -1939,6 +1943,18 @@ bool milter_rcpt(struct milter_session *ms, const char *rcpt, milter_step_fn don
 {
 	ms_set(&ms->rcpt, rcpt);
 	return ms_step(ms, STEP_RCPT, done, arg, now);
+}
+
+bool milter_data_step(struct milter_session *ms, milter_step_fn done, void *arg, struct milter_answer *now)
+{
+	if (ms == NULL || ms->stage == NULL) {
+		memset(now, 0, sizeof(*now));
+		return true;   /* no filter takes part in the message */
+	}
+	/* from now on the message may be shown, after DATA's reply */
+	for (size_t i = 0; i < ms->n; i++)
+		ms->mc[i].data_sent = true;
+	return ms_step(ms, STEP_DATA, done, arg, now);
 }
 
 void milter_abort(struct milter_session *ms)

@@ -1,7 +1,8 @@
 /*
  * milter.h - the milter client (protocol v6, MTA side): one connection
  * per [milter] server per SMTP session, shown each SMTP step as it comes
- * (CONNECT, HELO, MAIL, RCPT: their verdict is that command's reply),
+ * (CONNECT, HELO, MAIL, RCPT, DATA: their verdict is that command's
+ * reply),
  * and each message as a check stage of the message pipeline
  * (msg/pipeline.h), whose verdict the filters give at its end, in the
  * order they are listed.
@@ -54,6 +55,10 @@ bool milter_mail(struct milter_session *ms, const char *from, const char *auth_u
 		 void *arg, struct milter_answer *now);
 bool milter_rcpt(struct milter_session *ms, const char *rcpt, milter_step_fn done, void *arg,
 		 struct milter_answer *now);
+/* DATA, or the first BDAT, once the message's stage is in its pipeline
+ * (milter_stage_new()): a refusal is that command's reply, before 354
+ * or the chunk's 250.  Without a stage the answer is "go on", now. */
+bool milter_data_step(struct milter_session *ms, milter_step_fn done, void *arg, struct milter_answer *now);
 /* The transaction ended without (more of) a message: RSET, a refused
  * MAIL, a new HELO; the filters are told to forget it (ABORT). */
 void milter_abort(struct milter_session *ms);

@@ -64,8 +64,20 @@ static void bdat_admit(struct smtp_session *s, uint64_t n)
 			return;
 		}
 		smtp_set_state(s, SMTP_S_CHUNKS);
+		t->bdat_size += n;
+		smtp_milter_bdat(s);   /* may pause input until the filters answer */
+		return;
 	}
 	t->bdat_size += n;
+}
+
+/* A refusal makes the chunk one read only to be dropped, and fails the
+ * transaction: the chunks pipelined after it get 503 (§2). */
+void smtp_bdat_milter_answer(struct smtp_session *s, bool refused, bool own_fault, const char *reply)
+{
+	s->bdat.milter_wait = false;
+	if (refused)
+		bdat_refuse(s, own_fault, true, reply);
 }
 
 /* The chunk's octets are all in: its reply, or the end of the message. */
@@ -108,8 +120,8 @@ void smtp_cmd_bdat(struct smtp_session *s, const char *args, size_t len)
 	bdat_admit(s, n);
 	/* the chunk's octets get the DATA block timeout (RFC 5321 4.5.3.2.6) */
 	session_set_timeouts(&s->sess, s->t->cfg->data_timeout, s->t->cfg->command_timeout);
-	if (n == 0)
-		bdat_chunk_done(s);
+	if (n == 0 && !s->bdat.milter_wait)
+		bdat_chunk_done(s);   /* else when input resumes (smtp_bdat_input) */
 }
 
 bool smtp_bdat_input(struct smtp_session *s)

@@ -64,6 +64,9 @@ static void smtp_milter_undo(struct smtp_session *s)
 	case SMTP_MW_MAIL:
 		smtp_txn_reset(s);
 		break;
+	case SMTP_MW_DATA:
+		smtp_txn_reset(s);   /* the message's pipeline and queue file go */
+		break;
 	case SMTP_MW_RCPT:
 		if (s->txn == NULL)
 			break;
@@ -102,10 +105,19 @@ static void smtp_milter_answer(struct smtp_session *s, const struct milter_answe
 		free(ok);
 		return;
 	}
+	if (step == SMTP_MW_BDAT) {
+		/* the chunk's octets are read next, then its reply */
+		w->step = SMTP_MW_NONE;
+		smtp_bdat_milter_answer(s, a->refused, a->own_fault, a->reply);
+		free(ok);
+		return;
+	}
 	if (a->refused) {
 		smtp_milter_undo(s);
 		s->no_error_count = a->own_fault;
 		smtp_reply(s, "%s", a->reply);
+	} else if (step == SMTP_MW_DATA) {
+		smtp_data_go(s);
 	} else {
 		smtp_reply(s, "%s", ok);
 	}
@@ -188,6 +200,29 @@ void smtp_milter_rcpt(struct smtp_session *s, const char *addr, size_t nrcpt0, b
 	s->mw.nrcpt0 = nrcpt0;
 	s->mw.first_rcpt_new = first_rcpt_new;
 	smtp_milter_wait(s, milter_rcpt(s->milter, addr, smtp_milter_cb, s, &a), &a);
+}
+
+void smtp_milter_data(struct smtp_session *s)
+{
+	struct milter_answer a;
+
+	if (s->milter == NULL) {
+		smtp_data_go(s);
+		return;
+	}
+	s->mw.step = SMTP_MW_DATA;
+	smtp_milter_wait(s, milter_data_step(s->milter, smtp_milter_cb, s, &a), &a);
+}
+
+void smtp_milter_bdat(struct smtp_session *s)
+{
+	struct milter_answer a;
+
+	if (s->milter == NULL)
+		return;
+	s->mw.step = SMTP_MW_BDAT;
+	s->bdat.milter_wait = true;
+	smtp_milter_wait(s, milter_data_step(s->milter, smtp_milter_cb, s, &a), &a);
 }
 
 bool smtp_milter_hold(struct smtp_session *s, const char *verb)

@@ -957,6 +957,11 @@ static void cmd_data(struct smtp_session *s, const char *args, size_t len)
 		smtp_txn_reset(s);
 		return;
 	}
+	smtp_milter_data(s);   /* the filters' DATA verdict, then 354 */
+}
+
+void smtp_data_go(struct smtp_session *s)
+{
 	smtp_set_state(s, SMTP_S_DATA);
 	smtp_set_timeout(s, s->t->cfg->data_timeout);
 	smtp_reply(s, "354 End data with <CR><LF>.<CR><LF>");

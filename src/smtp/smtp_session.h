@@ -53,6 +53,7 @@ struct smtp_bdat {
 	char refusal[160];        /* the reply for a chunk read only to be dropped, or "" */
 	bool refusal_own_fault;   /* tern's trouble: no error counted */
 	bool reset_after;         /* the refusal ends the transaction */
+	bool milter_wait;         /* the first chunk waits for the filters' DATA verdict */
 };
 
 struct ssl_st;
@@ -71,7 +72,8 @@ struct smtp_mxcheck {
 
 /* smtp_milter.c's part: the step the filters are asked about, and how
  * to undo the command if they refuse it. */
-enum smtp_milter_step { SMTP_MW_NONE, SMTP_MW_CONNECT, SMTP_MW_HELO, SMTP_MW_MAIL, SMTP_MW_RCPT };
+enum smtp_milter_step { SMTP_MW_NONE, SMTP_MW_CONNECT, SMTP_MW_HELO, SMTP_MW_MAIL, SMTP_MW_RCPT, SMTP_MW_DATA,
+			SMTP_MW_BDAT };
 struct smtp_milter_wait {
 	enum smtp_milter_step step;
 	char *ok;                 /* the command's own reply */
@@ -159,6 +161,10 @@ void smtp_milter_helo(struct smtp_session *s, enum smtp_state prev_state, const 
 		      const char *ok);
 void smtp_milter_mail(struct smtp_session *s, const char *ok);
 void smtp_milter_rcpt(struct smtp_session *s, const char *addr, size_t nrcpt0, bool first_rcpt_new, const char *ok);
+/* DATA (its pipeline built): 354 through smtp_data_go() if the filters
+ * go on; the first BDAT: their refusal is the chunk's (bdat_milter_refused) */
+void smtp_milter_data(struct smtp_session *s);
+void smtp_milter_bdat(struct smtp_session *s);
 bool smtp_milter_hold(struct smtp_session *s, const char *verb);   /* true: replied */
 void smtp_milter_free(struct smtp_session *s);
 /* smtp_server.c, for it */
@@ -188,9 +194,12 @@ void smtp_auth_free(struct smtp_session *s);
  * of the message (the verdict answers). */
 bool smtp_txn_start(struct smtp_session *s, struct pipe_stage *framer);
 void smtp_end_of_data(struct smtp_session *s);
+void smtp_data_go(struct smtp_session *s);   /* DATA's 354: the message may come */
 
 /* smtp_bdat.c: BDAT (RFC 3030 CHUNKING, BINARYMIME) */
 void smtp_cmd_bdat(struct smtp_session *s, const char *args, size_t len);
+/* the filters refused the first chunk: read it, drop it, then reply */
+void smtp_bdat_milter_answer(struct smtp_session *s, bool refused, bool own_fault, const char *reply);
 /* Read the current chunk's octets; false when processing must stop (out
  * of input, or the verdict on the message is pending). */
 bool smtp_bdat_input(struct smtp_session *s);

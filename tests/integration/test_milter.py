@@ -9,7 +9,7 @@ import smtplib
 import pytest
 
 from authutil import Dialog, b64
-from conftest import free_port, recv_reply
+from conftest import free_port, recv_reply, recv_until
 import miltersim as ms
 
 USERS = {f"{u}@example.test": f"{u}pw" for u in ("alice", "bob", "carol")}
@@ -177,6 +177,71 @@ def test_every_reply_at_every_step(make_tern, sim):
     assert "step=connect verdict=reject" in log
 
 
+DATA_VERDICTS = {
+    # the filter's reply to SMFIC_DATA: the DATA command's reply
+    "reject": (ms.REJECT, "550 5.7.1"),
+    "tempfail": (ms.TEMPFAIL, "451 4.7.1"),
+    "replycode": (ms.replycode("554 5.7.0 No data from you"), "554 5.7.0 No data from you"),
+}
+
+
+def test_data_verdict_is_the_data_reply(make_tern, sim):
+    """The filters are asked at DATA itself (SMFIC_DATA), as Postfix does:
+    a refusal is the reply to DATA, before any 354 and before a line of
+    the message is read, and the transaction is over (a second DATA gets
+    503); nothing is queued.  With BDAT it is the reply to the first
+    chunk, whose octets are read and dropped, and the chunks pipelined
+    after it are refused as the transaction failed (RFC 3030 2)."""
+    t = milter_tern(make_tern, [sim.spec], action="reject", timeout="1s")
+    n = 0
+    for name, (reply, want) in DATA_VERDICTS.items():
+        sim.script = {"T": [reply]}
+        replies = session(t)
+        assert replies[-1][0] == "T" and replies[-1][1].startswith(want), (name, replies)
+        assert "354" not in replies[-1][1]
+        n += 1
+        s = sim.wait_sessions(n)[n - 1]
+        assert s.commands[-2:] == ["T", "A"] or s.commands[-3:] == ["T", "A", "Q"], (name, s.commands)
+        assert s.macros["T"]["i"]
+        # a BDAT first chunk: its reply; the next chunk finds no transaction
+        c = t.connect()
+        for line in ("EHLO client.test", "MAIL FROM:<alice@example.test>", "RCPT TO:<bob@example.test>"):
+            c.sendall(line.encode() + b"\r\n")
+            assert recv_reply(c).startswith("250"), line
+        part1, part2 = b"Subject: chunked\r\n\r\nfirst ", b"second\r\n"
+        c.sendall(b"BDAT %d\r\n" % len(part1) + part1 + b"BDAT %d LAST\r\n" % len(part2) + part2 + b"NOOP\r\n")
+        got = recv_until(c, 3)
+        r1, r2, r3 = got.split("\r\n")[:3]
+        assert r1.startswith(want) and r2.startswith("503 5.5.1") and r3.startswith("250"), (name, got)
+        c.sendall(b"QUIT\r\n")
+        recv_reply(c)
+        c.close()
+        n += 1
+        s = sim.wait_sessions(n)[n - 1]
+        assert "L" not in s.commands and "B" not in s.commands, (name, s.commands)
+    # a filter that fails at DATA: default_action there; a DISCARD at
+    # DATA: 250 at the end, nothing delivered; ACCEPT: it is shown no more
+    sim.script = {}
+    sim.fail = ("T", "stall")
+    replies = session(t)
+    assert replies[-1][0] == "T" and replies[-1][1].startswith("550 5.7.1"), replies
+    t.wait_log("reason=timeout")
+    sim.fail = None
+    sim.script = {"T": [ms.DISCARD]}
+    replies = session(t)
+    assert replies[-1][0] == "E" and replies[-1][1].startswith("250"), replies
+    t.wait_log("event=discarded session=")
+    sim.script = {"T": [ms.ACCEPT]}
+    replies = session(t)
+    assert replies[-1][0] == "E" and replies[-1][1].startswith("250"), replies
+    t.wait_messages("bob@example.test", 1)
+    assert "L" not in sim.wait_sessions(n + 3)[n + 2].commands
+    assert len(t.messages("bob@example.test")) == 1
+    log = t.log()
+    assert "step=data verdict=reject" in log and "step=data verdict=replycode" in log
+    assert "step=data verdict=default_reject" in log
+
+
 def test_rcpt_refused_at_rcpt(make_tern, sim):
     """A filter that rejects one recipient refuses that RCPT: the others
     go on, the message reaches them only, and the filter was shown only
@@ -271,6 +336,59 @@ def test_added_fields_and_quarantine(make_tern, sim):
     (_, m2) = t.wait_messages("bob@example.test", 2)
     assert b"X-Q: 1" in m2
     assert t.cli("queue", "list").stdout == ""
+
+
+def test_held_message_stays_held(make_tern, sim):
+    """A quarantined message is passed by the scheduler however long it
+    waits: a twin of it that is not held (same recipients: a local one,
+    delivered at once, and a remote one whose MX does not answer) is
+    retried and, past max_age, bounced; the held one meanwhile gets
+    neither, even when the queue is flushed, and stays held across a
+    restart.  `tern queue release` then delivers it."""
+    from conftest import Dnsmasq
+    dns = Dnsmasq(["--local=/test/", "--mx-host=far.test,mx.far.test,10",
+                   "--host-record=mx.far.test,127.0.0.93"])
+    try:
+        t = milter_tern(make_tern, [sim.spec], dns={"servers": f"127.0.0.1:{dns.port}"},
+                        delivery={"remote_port": str(free_port()), "client_timeout": "2s"},
+                        queue={"retry": "1s", "max_age": "3s"})
+        rcpts = ("bob@example.test", "x@far.test")
+        sim.script = {"E": [ms.quarantine("held by the test"), ms.CONTINUE]}
+        code, text = send(t, rcpts=rcpts)
+        assert code == 250, text
+        held = queue_id(text)
+        t.wait_log(f"event=milter_quarantine session=")
+        sim.script = {}
+        code, text = send(t, rcpts=rcpts)
+        assert code == 250, text
+        twin = queue_id(text)
+        t.wait_messages("bob@example.test", 1)
+        # the twin is tried again and again, then bounced (its DSN to alice)
+        t.wait_log(f"status=deferred", n=2)
+        assert t.cli("queue", "flush").returncode == 0
+        t.wait_log("event=flush ")
+        t.wait_log(f"event=expired queue={twin}")
+        t.wait_log(f"event=removed queue={twin}")
+        t.wait_messages("alice@example.test", 1)
+        log = t.log()
+        acted = [l for l in log.splitlines() if f"queue={held}" in l and
+                 re.search(r"event=(delivery|expired|removed|dsn|connect_out) ", l)]
+        assert acted == [], acted
+        assert len(t.messages("bob@example.test")) == 1
+        assert re.search(rf"^{held} +held +", t.cli("queue", "list").stdout, re.M)
+        # a restart: recovered, still held, still not delivered
+        t.restart()
+        t.wait_log("event=queue_recovered messages=1")
+        assert "held: yes" in t.cli("queue", "show", held).stdout
+        assert t.cli("queue", "flush").returncode == 0
+        t.wait_log("event=flush ", n=2)
+        assert len(t.messages("bob@example.test")) == 1
+        assert t.cli("queue", "release", held).returncode == 0
+        t.wait_log(f"event=released queue={held}")
+        (_, m2) = t.wait_messages("bob@example.test", 2)
+        assert held.encode() in m2
+    finally:
+        dns.stop()
 
 
 def received_of(m):
@@ -522,7 +640,8 @@ def test_failures_get_default_action(make_tern, sim, action, want, greeting):
     t.sections["milter"]["servers"] = sim.spec
     t.write_config()
     t.restart()
-    for fail in (("B", "close"), ("B", "stall"), ("E", "garbage"), ("O", "close"), ("E", "stall")):
+    for fail in (("B", "close"), ("B", "stall"), ("B", "garbage"), ("E", "garbage"), ("O", "close"),
+                 ("E", "stall")):
         sim.fail = fail
         if fail[0] == "O" and want != 250:
             c = t.connect()
@@ -535,7 +654,7 @@ def test_failures_get_default_action(make_tern, sim, action, want, greeting):
             delivered += 1
             t.wait_messages("bob@example.test", delivered)
     log = t.log()
-    assert log.count("reason=timeout") == 2 and "reason=closed" in log and "reason=garbage" in log
+    assert log.count("reason=timeout") == 2 and "reason=closed" in log and log.count("reason=garbage") == 2
     assert len(t.messages("bob@example.test")) == delivered
 
 
@@ -608,6 +727,8 @@ def test_dkim_signs_the_modified_message(make_tern):
         assert out.returncode == 0, out.stderr
         line = [l for l in out.stdout.splitlines() if "._domainkey." in l][0]
         record = "".join(re.findall(r'"([^"]*)"', line)).encode()
+        t.restart()   # the keys are loaded at start (and reload)
+        t.wait_log("event=dkim_keys_loaded reason=start keys=1")
         sim.script = {"E": [ms.chg_header(1, "Subject", "changed"), ms.repl_body(b"New body\r\n"),
                             ms.CONTINUE]}
         d = Dialog(t.port("submission"))
