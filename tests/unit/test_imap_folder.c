@@ -410,9 +410,51 @@ static void test_cache(void **state)
 	imap_folder_free(f);
 }
 
+/* The CRLF size counted a buffer at a time: a CR at the end of one read
+ * and its LF at the start of the next is one line end, not a bare LF. */
+static void test_crlf_len(void **state)
+{
+	(void)state;
+	const char *text = "a\nb\r\nc\n\nd\r";
+	size_t n = strlen(text);
+	char prev = 0;
+	assert_int_equal(imap_crlf_len(text, n, &prev), n + 3);
+	assert_int_equal(prev, '\r');
+	/* every split point gives the same total */
+	for (size_t cut = 0; cut <= n; cut++) {
+		prev = 0;
+		uint64_t a = imap_crlf_len(text, cut, &prev);
+		a += imap_crlf_len(text + cut, n - cut, &prev);
+		assert_int_equal(a, n + 3);
+	}
+	prev = 0;
+	uint64_t x = imap_crlf_len("x\r", 2, &prev);
+	x += imap_crlf_len("\ny\n", 3, &prev);
+	assert_int_equal(x, 6);   /* x CRLF y CRLF */
+	prev = 0;
+	assert_int_equal(imap_crlf_len("\n", 1, &prev), 2);
+	assert_int_equal(imap_crlf_len("", 0, &prev), 0);
+}
+
+/* Arrival order: numeric seconds, then numeric (unpadded) microseconds,
+ * then the whole name. */
+static void test_name_order(void **state)
+{
+	(void)state;
+	assert_true(imap_folder_name_order("9.M5P1.h", "10.M1P1.h") < 0);
+	assert_true(imap_folder_name_order("10.M9P1.h", "10.M10P1.h") < 0);
+	assert_true(imap_folder_name_order("10.M10P1.h", "10.M9P1.h") > 0);
+	assert_true(imap_folder_name_order("10.M9P2.h", "10.M9P1.h") > 0);
+	assert_true(imap_folder_name_order("10.a", "10.b") < 0);
+	assert_true(imap_folder_name_order("x", "10.M1") < 0);   /* no digits: 0 s */
+	assert_int_equal(imap_folder_name_order("10.M9P1.h", "10.M9P1.h"), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_crlf_len),
+		cmocka_unit_test(test_name_order),
 		cmocka_unit_test_setup_teardown(test_uids_and_flags, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_add_and_copy, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_folders, setup, teardown),
