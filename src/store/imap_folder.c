@@ -840,10 +840,13 @@ bool imap_folder_copy_file(struct imap_folder *dst, const char *from, unsigned f
 	to = xasprintf("%s/tmp/%s", dst->path, uniq);
 	/* A hard link shares the data (a Maildir file never changes once
 	 * written); across file systems it is a copy. */
-	ok = link(from, to) == 0 || (errno != ENOENT && imap_copy_file(from, to));
+	bool linked = link(from, to) == 0;
+	ok = linked || (errno != ENOENT && imap_copy_file(from, to));
 	free(to);
 	if (!ok)
 		return false;
+	if (linked)
+		date = -1;   /* the same inode: its mtime is the date already */
 	for (size_t k = 0; k < nkws; k++) {
 		int j = imap_folder_keyword(dst, kws[k], strlen(kws[k]), true);
 		if (j >= 0)
