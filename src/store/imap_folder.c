@@ -393,28 +393,33 @@ uint64_t imap_crlf_len(const char *buf, size_t n, char *prev)
 	return size;
 }
 
-/* The CRLF size of a file: ",W=" in the name, else read it. */
-static uint64_t imap_file_size(const char *path, const char *name)
+/* The ",W=" size in a name (the exact CRLF size), if there is one. */
+static bool imap_name_size(const char *name, uint64_t *size)
 {
 	const char *w = strstr(name, ",W=");
-	uint64_t size = 0;
+	size_t len = 0;
+
+	if (w == NULL)
+		return false;
+	while (w[3 + len] >= '0' && w[3 + len] <= '9')
+		len++;
+	return parse_u64(w + 3, len, 0, UINT64_MAX / 2, size);
+}
+
+/* The CRLF size of the open file fd of st_size octets: read up to its
+ * end as fstat saw it (a Maildir file never changes once written), so
+ * no further read() is spent just to see EOF. */
+static uint64_t imap_fd_size(int fd, uint64_t fsize)
+{
 	char buf[65536];
+	uint64_t size = 0, got = 0;
 	char prev = 0;
 	ssize_t r;
-	int fd;
 
-	if (w) {
-		size_t len = 0;
-		while (w[3 + len] >= '0' && w[3 + len] <= '9')
-			len++;
-		if (parse_u64(w + 3, len, 0, UINT64_MAX / 2, &size))
-			return size;
-	}
-	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
-		return 0;
-	while ((r = read(fd, buf, sizeof(buf))) > 0)
+	while (got < fsize && (r = read(fd, buf, sizeof(buf))) > 0) {
 		size += imap_crlf_len(buf, (size_t)r, &prev);
-	close(fd);
+		got += (uint64_t)r;
+	}
 	return size;
 }
 
@@ -462,17 +467,31 @@ static void imap_take_new(struct imap_folder *f)
 	free(dir);
 }
 
+/* date, fsize, ino from the file, and the size when not known: from
+ * ",W=", else counted (open + fstat + read: one syscall fewer than
+ * stat then read to EOF, 10,000 fewer for a cold look at a big folder). */
 static void imap_msg_stat(struct imap_folder *f, struct imap_msg *m)
 {
 	char *p = imap_folder_msg_path(f, (size_t)(m - f->v));
 	struct stat st;
-	if (stat(p, &st) == 0) {
+	int fd = -1;
+	bool ok;
+
+	if (m->size == 0 && !imap_name_size(m->name, &m->size)) {
+		fd = open(p, O_RDONLY | O_CLOEXEC);
+		ok = fd >= 0 && fstat(fd, &st) == 0;
+	} else {
+		ok = stat(p, &st) == 0;
+	}
+	if (ok) {
 		m->date = (int64_t)st.st_mtime;
 		m->fsize = (uint64_t)st.st_size;
 		m->ino = (uint64_t)st.st_ino;
+		if (fd >= 0)
+			m->size = imap_fd_size(fd, (uint64_t)st.st_size);
 	}
-	if (m->size == 0)
-		m->size = imap_file_size(p, m->name);
+	if (fd >= 0)
+		close(fd);
 	free(p);
 }
 
