@@ -119,6 +119,8 @@ struct tern {
 	size_t nown_addrs;
 };
 
+/* The allocator's policy for a long-running server (see server.c). */
+void tern_heap_setup(void);
 /* Raise RLIMIT_NOFILE to its hard limit and set max_fds from it. */
 void tern_fd_setup(struct tern *t);
 /* May a session just accepted on fd stay?  False: refuse it (421) while
