@@ -19,6 +19,7 @@
 #include "proto/passwd.h"
 #include "smtp/smtp_server.h"
 #include "store/aliases.h"
+#include "store/maildir.h"
 #include "store/queue.h"
 #include "store/users.h"
 #include "cli/serve_hooks.h"
@@ -336,6 +337,7 @@ int cmd_serve(int argc, char **argv)
 
 	workers_free(t.commit_pool);
 	workers_free(t.delivery_pool);
+	maildir_spares_drop();
 	login_free(t.login);
 	serve_hooks_free(&t);
 	scheduler_free(t.sched);

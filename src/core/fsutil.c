@@ -150,6 +150,26 @@ static int rename_noreplace(const char *tmp, const char *dst)
 }
 
 /*
+ * Give the anonymous file open on fd (O_TMPFILE) the name dst; like a
+ * link, never over an existing file (EEXIST).  AT_EMPTY_PATH needs
+ * CAP_DAC_READ_SEARCH before Linux 6.10 (ENOENT without it); the
+ * /proc/self/fd path does the same without it.
+ */
+static int link_noreplace(int fd, const char *dst)
+{
+	char proc[64];
+
+	if (linkat(fd, "", AT_FDCWD, dst, AT_EMPTY_PATH) == 0)
+		return 0;
+	if (errno != ENOENT && errno != EPERM)
+		return errno;
+	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
+	if (linkat(AT_FDCWD, proc, AT_FDCWD, dst, AT_SYMLINK_FOLLOW) == 0)
+		return 0;
+	return errno;
+}
+
+/*
  * fs_commit(): group commit of new files.  Each caller first fdatasyncs
  * its own files, in its own thread: that writes their data and inodes and
  * flushes the disk cache, and the block layer merges the flushes of
@@ -196,7 +216,9 @@ static void round_rename_and_sync_dirs(struct commit_waiter *list)
 	for (struct commit_waiter *w = list; w; w = w->next)
 		for (size_t i = 0; i < w->n; i++)
 			if (w->items[i].err == 0)
-				w->items[i].err = rename_noreplace(w->items[i].tmp, w->items[i].dst);
+				w->items[i].err = w->items[i].tmp != NULL
+							  ? rename_noreplace(w->items[i].tmp, w->items[i].dst)
+							  : link_noreplace(w->items[i].fd, w->items[i].dst);
 	for (struct commit_waiter *w = list; w; w = w->next) {
 		for (size_t i = 0; i < w->n; i++) {
 			struct fs_commit *c = &w->items[i];

@@ -28,12 +28,12 @@ bool dir_sync(const char *dir);
  * whose directory is dir. */
 struct fs_commit {
 	int fd;
-	const char *tmp, *dst, *dir;
+	const char *tmp, *dst, *dir;   /* tmp NULL: fd is anonymous (O_TMPFILE), linked to dst */
 	int err;                  /* out: 0, or the errno of the failed step */
 };
 
 /* Make each item durable under its final name: its data and size on disk
- * (fdatasync), then rename(tmp, dst), then dir fsync'd - in that order, so
+ * (fdatasync), then rename(tmp, dst) (or link fd there), then dir fsync'd - in that order, so
  * a name never points at missing data.  An existing dst is never
  * replaced: that item fails with EEXIST and stays at tmp.  The renames and directory syncs of
  * concurrent callers are grouped into one round with one fsync per

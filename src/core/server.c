@@ -22,7 +22,7 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
-#define TERN_FD_RESERVE 128       /* listeners, log, resolver, queue, workers */
+#define TERN_FD_RESERVE 192       /* listeners, log, resolver, queue, workers, 64 Maildir spares */
 #define TERN_TRIM_PEAK 256        /* sessions at a peak worth trimming after */
 
 static void tern_fd_warm_cb(evutil_socket_t fd, short what, void *arg)

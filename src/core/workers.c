@@ -140,8 +140,9 @@ void workers_submit(struct workers *w, worker_fn work, worker_fn done, void *arg
 	w->busy++;
 	pthread_mutex_lock(&w->mu);
 	list_push(&w->todo, j);
-	pthread_cond_signal(&w->cv);
 	pthread_mutex_unlock(&w->mu);
+	/* after the unlock: a worker woken under the lock would block on it */
+	pthread_cond_signal(&w->cv);
 }
 
 size_t workers_busy(const struct workers *w)

@@ -64,6 +64,14 @@ static void log_handoff_stream_failed(const struct queue_env *env, int err)
 		  strerror(err));
 }
 
+/* Worker thread: the next streams' files for this Maildir, made ahead so
+ * that the loop does not wait for the file system to pick inodes. */
+static void intake_fill_spares(void *arg)
+{
+	maildir_spares_fill(arg);
+	free(arg);
+}
+
 static struct intake *intake_open(struct tern *t, struct queue_env *env)
 {
 	struct intake *in;
@@ -76,6 +84,8 @@ static struct intake *intake_open(struct tern *t, struct queue_env *env)
 	in->env = env;
 	in->qw = qw;
 	local_stream_open(t->cfg, env, &in->ls);
+	if (in->ls.fill)
+		workers_submit(t->delivery_pool, intake_fill_spares, NULL, xstrdup(in->ls.mf.path));
 	return in;
 }
 
@@ -85,7 +95,9 @@ static struct intake *intake_open(struct tern *t, struct queue_env *env)
 static bool intake_copy_to_queue(struct intake *in)
 {
 	char *buf = xmalloc(HANDOFF_COPY_CHUNK);
-	uint64_t pos = 0, len = in->ls.written;
+	uint64_t pos = 0, len = local_stream_in_file(&in->ls);
+	size_t pending;
+	const char *tail = local_stream_pending(&in->ls, &pending);
 	bool ok = true;
 
 	errno = 0;
@@ -96,7 +108,8 @@ static bool intake_copy_to_queue(struct intake *in)
 		pos += got > 0 ? (uint64_t)got : 0;
 	}
 	free(buf);   /* keeps errno (POSIX 2024) */
-	return ok;
+	/* and what the stream's buffer holds, not in the file yet */
+	return ok && (pending == 0 || queue_writer_write(in->qw, tail, pending));
 }
 
 /* A write to the mailbox's file failed (its file system is full, say):
@@ -168,6 +181,10 @@ static void intake_work(void *arg)
 	struct queue_env *env = in->env;
 	bool partial = false;
 
+	/* the stream's last octets, written here rather than on the loop;
+	 * a mailbox whose file system refuses them: into the queue file */
+	if (in->ls.open && !local_stream_flush(&in->ls))
+		intake_leave_stream(in);
 	if (!env->held && intake_direct(in)) {   /* held: a milter's quarantine */
 		queue_writer_recycle(in->qw, true);
 		in->durable = in->direct = true;

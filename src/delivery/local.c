@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 static void log_delivery(const struct queue_env *env, const struct queue_rcpt *r, const char *status,
@@ -63,6 +64,7 @@ static void rcpt_failed_write(const struct config *cfg, struct queue_env *env, s
 }
 
 #define LOCAL_PREFIX_LINES 2	/* Return-Path:, Delivered-To: */
+#define LOCAL_STREAM_BUF 16384	/* a 4 KiB message and its header fields in one write */
 #define LOCAL_JUNK_FOLDER ".Junk"
 
 /* The recipient's Maildir, or NULL when its name is not safe for a path. */
@@ -197,6 +199,8 @@ bool local_deliver_direct(const struct config *cfg, struct queue_env *env, int f
 	for (size_t i = 0; i < env->nrcpt; i++)
 		if (!env->rcpt[i].local && env->rcpt[i].state == RCPT_PENDING)
 			return false;
+	if (ls && !local_stream_flush(ls))   /* the copies are made from its file */
+		return false;
 	want = xcalloc(env->nrcpt ? env->nrcpt : 1, sizeof(*want));
 	for (size_t i = 0; i < env->nrcpt; i++)
 		want[i] = env->rcpt[i].state == RCPT_PENDING;
@@ -236,15 +240,22 @@ bool local_stream_open(const struct config *cfg, const struct queue_env *env, st
 	if (env->nrcpt == 0 || (path = rcpt_maildir(cfg, env, &env->rcpt[0])) == NULL)
 		return false;
 	/* A mailbox not made yet is made on the worker, with the queue file. */
-	ok = maildir_open_stream(&ls->mf, path, cfg->hostname);
+	ok = maildir_open_stream(&ls->mf, path, cfg->hostname, &ls->fill);
 	free(path);
 	if (!ok)
 		return false;
 	prefix = rcpt_prefix(env, &env->rcpt[0]);
 	ls->prefix_len = strlen(prefix);
-	ok = write_all(ls->mf.fd, prefix, ls->prefix_len);
+	ls->buf = xmalloc(LOCAL_STREAM_BUF);
+	ok = ls->prefix_len <= LOCAL_STREAM_BUF;
+	if (ok) {
+		memcpy(ls->buf, prefix, ls->prefix_len);
+		ls->buf_len = ls->prefix_len;
+	}
 	free(prefix);
-	if (!ok) {
+	if (!ok) {   /* addresses are bounded far below: never in practice */
+		free(ls->buf);
+		ls->buf = NULL;
 		maildir_finish(&ls->mf, false);
 		return false;
 	}
@@ -253,26 +264,111 @@ bool local_stream_open(const struct config *cfg, const struct queue_env *env, st
 	return true;
 }
 
+/* buf to the file as it is: on a failure, what was written is off the
+ * buffer, what was not stays in it. */
+bool local_stream_flush(struct local_stream *ls)
+{
+	size_t done = 0;
+
+	if (ls->err)
+		return false;
+	while (done < ls->buf_len) {
+		ssize_t n = write(ls->mf.fd, ls->buf + done, ls->buf_len - done);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			ls->err = n < 0 && errno ? errno : EIO;
+			break;
+		}
+		done += (size_t)n;
+		ls->file_len += (uint64_t)n;
+	}
+	memmove(ls->buf, ls->buf + done, ls->buf_len - done);
+	ls->buf_len -= done;
+	return ls->err == 0;
+}
+
+/* buf, then a chunk that does not fit in it, in one writev.  On a
+ * failure the chunk's octets that reached the file are past file_len:
+ * they do not count (the caller writes the chunk elsewhere whole). */
+static bool stream_write_through(struct local_stream *ls, const char *chunk, size_t len)
+{
+	size_t bdone = 0, cdone = 0;
+
+	while (bdone < ls->buf_len || cdone < len) {
+		struct iovec iov[2];
+		int n = 0;
+		ssize_t w;
+
+		if (bdone < ls->buf_len)
+			iov[n++] = (struct iovec){ ls->buf + bdone, ls->buf_len - bdone };
+		iov[n++] = (struct iovec){ (char *)chunk + cdone, len - cdone };
+		w = writev(ls->mf.fd, iov, n);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0) {
+			ls->err = w < 0 && errno ? errno : EIO;
+			break;
+		}
+		size_t from_buf = (size_t)w < ls->buf_len - bdone ? (size_t)w : ls->buf_len - bdone;
+		bdone += from_buf;
+		cdone += (size_t)w - from_buf;
+	}
+	ls->file_len += bdone;
+	memmove(ls->buf, ls->buf + bdone, ls->buf_len - bdone);
+	ls->buf_len -= bdone;
+	if (ls->err)
+		return false;
+	ls->file_len += len;
+	return true;
+}
+
 bool local_stream_write(struct local_stream *ls, const void *buf, size_t len)
 {
 	if (ls->err)
 		return false;
-	if (!write_all(ls->mf.fd, buf, len)) {
-		ls->err = errno ? errno : EIO;
+	if (ls->buf_len + len <= LOCAL_STREAM_BUF) {
+		memcpy(ls->buf + ls->buf_len, buf, len);
+		ls->buf_len += len;
+	} else if (!stream_write_through(ls, buf, len)) {
 		return false;
 	}
 	ls->written += len;
 	return true;
 }
 
+uint64_t local_stream_in_file(const struct local_stream *ls)
+{
+	return ls->file_len > ls->prefix_len ? ls->file_len - ls->prefix_len : 0;
+}
+
+const char *local_stream_pending(const struct local_stream *ls, size_t *len)
+{
+	size_t skip = ls->file_len < ls->prefix_len ? (size_t)(ls->prefix_len - ls->file_len) : 0;
+
+	*len = ls->buf_len - skip;
+	return ls->buf + skip;
+}
+
 bool local_stream_insert_front(struct local_stream *ls, const void *buf, size_t len)
 {
 	if (ls->err)
+		return false;
+	if (ls->file_len == 0 && ls->buf_len + len <= LOCAL_STREAM_BUF) {
+		/* all of it still in buf: after the prefix, in memory */
+		memmove(ls->buf + ls->prefix_len + len, ls->buf + ls->prefix_len, ls->buf_len - ls->prefix_len);
+		memcpy(ls->buf + ls->prefix_len, buf, len);
+		ls->buf_len += len;
+		ls->written += len;
+		return true;
+	}
+	if (!local_stream_flush(ls))
 		return false;
 	if (!fs_insert(ls->mf.fd, (off_t)ls->prefix_len, ls->written, buf, len)) {
 		ls->err = errno ? errno : EIO;
 		return false;
 	}
+	ls->file_len += len;
 	ls->written += len;
 	return true;
 }
@@ -282,5 +378,8 @@ void local_stream_close(struct local_stream *ls)
 	if (!ls->open)
 		return;
 	maildir_finish(&ls->mf, ls->committed);
+	free(ls->buf);
+	ls->buf = NULL;
+	ls->buf_len = 0;
 	ls->open = false;
 }

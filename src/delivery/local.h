@@ -28,15 +28,27 @@ struct local_stream {
 	struct maildir_file mf;
 	size_t rcpt;              /* whose file it is */
 	size_t prefix_len;
-	uint64_t written;         /* message octets */
+	uint64_t written;         /* message octets (in the file and in buf) */
+	uint64_t file_len;        /* octets written to the file (prefix too) */
+	char *buf;                /* the next octets of the file, not written yet */
+	size_t buf_len;
 	bool open, committed;
+	bool fill;                /* mf.path wants spares made (maildir_spares_fill) */
 	int err;                  /* errno of a failed write, or 0 */
 };
 
 /* Loop thread, at DATA: false (nothing open) unless every recipient is
  * local and the first one's Maildir exists. */
 bool local_stream_open(const struct config *cfg, const struct queue_env *env, struct local_stream *ls);
+/* The message goes through a small buffer (LOCAL_STREAM_BUF), so that a
+ * small message reaches its file in one write, on the worker that commits
+ * it (local_stream_flush), not in several on the loop.  False (ls->err)
+ * when a write failed: the octets the file holds are then the prefix and
+ * local_stream_in_file() of the message, the rest local_stream_pending(). */
 bool local_stream_write(struct local_stream *ls, const void *buf, size_t len);
+bool local_stream_flush(struct local_stream *ls);
+uint64_t local_stream_in_file(const struct local_stream *ls);
+const char *local_stream_pending(const struct local_stream *ls, size_t *len);
 /* Header fields in front of the message (after the recipient's prefix). */
 bool local_stream_insert_front(struct local_stream *ls, const void *buf, size_t len);
 /* Close the file; not delivered, it is removed. */

@@ -11,6 +11,7 @@
 #include "core/util.h"
 
 #include <errno.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -23,13 +24,28 @@ struct sink_queue {
 	bool direct;
 };
 
+/* Eight octets at a time: this runs over every octet of every message. */
+static bool has_8bit(const char *buf, size_t len)
+{
+	const uint64_t high = 0x8080808080808080ULL;
+	uint64_t acc = 0, w;
+	size_t i = 0;
+
+	for (; i + 8 <= len; i += 8) {
+		memcpy(&w, buf + i, 8);
+		acc |= w;
+	}
+	for (; i < len; i++)
+		acc |= (unsigned char)buf[i];
+	return (acc & high) != 0;
+}
+
 static void sink_count(struct sink_queue *k, const char *buf, size_t len)
 {
 	for (const char *p = buf; (p = memchr(p, '\n', (size_t)(buf + len - p))) != NULL; p++)
 		k->lines++;
-	for (size_t i = 0; i < len && !k->eight_bit; i++)
-		if ((unsigned char)buf[i] >= 0x80)
-			k->eight_bit = true;
+	if (!k->eight_bit)
+		k->eight_bit = has_8bit(buf, len);
 }
 
 static void sink_data(struct pipe_stage *st, const char *buf, size_t len)

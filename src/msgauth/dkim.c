@@ -403,6 +403,16 @@ const char *dkim_signer_from_domain(struct dkim_signer *s)
 	return s->from[0];
 }
 
+bool dkim_signer_header_done(const struct dkim_signer *s)
+{
+	return s->h.done;
+}
+
+size_t dkim_signer_feed_header(struct dkim_signer *s, const char *buf, size_t len)
+{
+	return s->h.done ? 0 : hdr_feed(&s->h, buf, len);
+}
+
 void dkim_signer_feed(struct dkim_signer *s, const char *buf, size_t len)
 {
 	size_t n = 0;
@@ -781,6 +791,10 @@ void dkim_verify_key(struct dkim_verify *v, size_t i, const char *rec, size_t le
 		return;
 	if (vs->sig.has_x && now > vs->sig.x)
 		return vsig_decide(vs, DKIM_PERMERROR, "signature expired");
+	/* RFC 6376 3.5: a signature from the future is not trusted; a few
+	 * minutes allow for clocks that disagree */
+	if (vs->sig.has_t && vs->sig.t > now + DKIM_CLOCK_SKEW)
+		return vsig_decide(vs, DKIM_PERMERROR, "t= is in the future");
 	if (!dkim_key_parse(rec, len, &key, &err))
 		return vsig_decide(vs, DKIM_PERMERROR, err.reason);
 	if (key.strict_i && !strict_i_ok(&vs->sig))
@@ -801,6 +815,10 @@ void dkim_verify_key(struct dkim_verify *v, size_t i, const char *rec, size_t le
 		vsig_decide(vs, DKIM_POLICY, "l= leaves part of the body unsigned");
 	else
 		vsig_decide(vs, DKIM_PASS, NULL);
+	/* RFC 6376 3.6.1: mail signed with a key in testing mode is treated
+	 * as unsigned, so its failure is no failure */
+	if (key.testing && vs->result == DKIM_FAIL)
+		vsig_decide(vs, DKIM_NEUTRAL, "key in testing mode (t=y)");
 	EVP_PKEY_free(pk);
 }
 

@@ -22,6 +22,7 @@
 
 #define DKIM_HEADER_MAX (256 * 1024)
 #define DKIM_VERIFY_MAX 8   /* signatures checked per message */
+#define DKIM_CLOCK_SKEW 300 /* seconds a signature's t= may lie ahead */
 
 enum dkim_result {
 	DKIM_NONE,
@@ -70,6 +71,12 @@ void dkim_signer_feed(struct dkim_signer *s, const char *buf, size_t len);
  * (lower case), or NULL when there is none, several, or one without a
  * domain.  Valid while s is. */
 const char *dkim_signer_from_domain(struct dkim_signer *s);
+/* True once the header section is complete (its From: domain known). */
+bool dkim_signer_header_done(const struct dkim_signer *s);
+/* Like dkim_signer_feed, but it stops where the header section ends:
+ * returns how many octets it took (all of them until the header is
+ * done), so that the caller can pick keys before any body is hashed. */
+size_t dkim_signer_feed_header(struct dkim_signer *s, const char *buf, size_t len);
 /* The DKIM-Signature fields to put in front of the message, one per key
  * (the first added lowest), lines ended by eol ("\n" or "\r\n"), the
  * last one too (xmalloc'd); t= is now.  NULL when there is no key, the

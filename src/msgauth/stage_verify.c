@@ -88,6 +88,9 @@ struct stage_verify {
 	enum spf_result spf_res;
 	char spf_domain[256];
 	bool spf_helo;               /* the identity is the HELO name */
+	bool helo_phase;             /* v->spf is the HELO check (RFC 7208 2.3) */
+	bool helo_checked;
+	enum spf_result helo_res;
 
 	/* DKIM */
 	struct dkim_verify *dkim;
@@ -105,9 +108,10 @@ struct stage_verify {
 };
 
 static void log_msgauth(const struct queue_env *env, const char *spf, const char *dkim, const char *dmarc,
-			const char *action)
+			const char *action, const char *spf_helo)
 {
-	log_event("event=msgauth queue=%s spf=%s dkim=%s dmarc=%s action=%s", env->id, spf, dkim, dmarc, action);
+	log_event("event=msgauth queue=%s spf=%s dkim=%s dmarc=%s action=%s spf_helo=%s", env->id, spf, dkim, dmarc,
+		  action, spf_helo);
 }
 
 /* ---- forged Authentication-Results removal ---- */
@@ -252,6 +256,8 @@ static char *verify_ar_field(const struct stage_verify *v, const struct verify_d
 			at = ar_add(buf, at, ";\n\tspf=%s smtp.mailfrom=%s", spf_result_name(v->spf_res), env->from);
 		else
 			at = ar_add(buf, at, ";\n\tspf=%s smtp.mailfrom=%s", spf_result_name(v->spf_res), v->spf_domain);
+		if (v->helo_checked && ar_token_ok(env->helo, strlen(env->helo)))
+			at = ar_add(buf, at, ";\n\tspf=%s smtp.helo=%s", spf_result_name(v->helo_res), env->helo);
 	}
 	if (v->dkim != NULL && n == 0 && v->t->cfg->check_dkim)
 		at = ar_add(buf, at, ";\n\tdkim=none");
@@ -351,7 +357,8 @@ static void verify_answer(struct stage_verify *v)
 		action = "tempfail";
 	log_msgauth(v->env, v->spf ? spf_result_name(v->spf_res) : "off",
 		    verify_dkim_summary(v),
-		    w ? dmarc_result_name(w->out.result) : v->dm_bad_from ? "permerror" : "none", action);
+		    w ? dmarc_result_name(w->out.result) : v->dm_bad_from ? "permerror" : "none", action,
+		    v->helo_checked ? spf_result_name(v->helo_res) : "-");
 	if (strcmp(action, "tempfail") == 0) {
 		pipe_stage_refuse(&v->st, true, "451 4.4.3 Temporary DNS failure checking the sender (SPF/DKIM/DMARC), "
 				  "try again later");
@@ -391,6 +398,30 @@ static void verify_spf_cb(const struct dns_rr_result *r, void *arg)
 	verify_spf_step(v);
 }
 
+/* RFC 7208 2.3: the HELO identity is checked too, once MAIL FROM has
+ * its result (DMARC uses only that one).  Not when the HELO name is no
+ * domain, is the MAIL FROM domain, or DNS is already in trouble. */
+static bool verify_helo_start(struct stage_verify *v)
+{
+	const char *helo = v->env->helo;
+	unsigned char ip[16];
+	int family = inet_pton(AF_INET, v->env->client_ip, ip) == 1 ? AF_INET : AF_INET6;
+	char *sender;
+
+	if (v->spf_helo || v->spf_res == SPF_TEMPERROR || helo[0] == '[' || strchr(helo, '.') == NULL ||
+	    strlen(helo) > 253 || strcasecmp(helo, v->spf_domain) == 0)
+		return false;
+	if (family == AF_INET6 && inet_pton(AF_INET6, v->env->client_ip, ip) != 1)
+		return false;
+	sender = xasprintf("postmaster@%s", helo);
+	spf_free(v->spf);
+	v->spf = spf_new(family, ip, helo, sender, helo);
+	free(sender);
+	v->helo_phase = true;
+	verify_spf_step(v);
+	return true;
+}
+
 static void verify_spf_step(struct stage_verify *v)
 {
 	static const enum dns_rr_type types[] = {
@@ -403,7 +434,14 @@ static void verify_spf_step(struct stage_verify *v)
 		v->spf_req = dns_rr_lookup(v->t->dns, q.name, types[q.type], verify_spf_cb, v);
 		return;
 	}
-	v->spf_res = spf_result(v->spf, NULL);
+	if (v->helo_phase) {
+		v->helo_res = spf_result(v->spf, NULL);
+		v->helo_checked = true;
+	} else {
+		v->spf_res = spf_result(v->spf, NULL);
+		if (verify_helo_start(v))
+			return;
+	}
 	v->spf_done = true;
 	verify_answer(v);
 }
@@ -621,7 +659,12 @@ static void verify_deadline_cb(evutil_socket_t fd, short what, void *arg)
 	if (v->spf_req) {
 		dns_cancel(v->t->dns, v->spf_req);
 		v->spf_req = 0;
-		v->spf_res = SPF_TEMPERROR;
+		if (v->helo_phase) {
+			v->helo_res = SPF_TEMPERROR;
+			v->helo_checked = true;
+		} else {
+			v->spf_res = SPF_TEMPERROR;
+		}
 		v->spf_done = true;
 	}
 	for (size_t i = 0; i < DKIM_VERIFY_MAX; i++) {

@@ -10,7 +10,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define SPF_TERMS_MAX 64
+/* Terms per record: a 5000-octet record of ip4 ranges (some senders
+ * publish such) has about 300; the bound only stops term bombs. */
+#define SPF_TERMS_MAX 512
 #define SPF_NAME_MAX 253
 
 enum spf_qual { SPF_Q_PASS = '+', SPF_Q_FAIL = '-', SPF_Q_SOFTFAIL = '~', SPF_Q_NEUTRAL = '?' };

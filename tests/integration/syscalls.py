@@ -173,6 +173,13 @@ def check_commit_durable(events, ren, reply):
     src, dst = ren.paths()[:2]
     if src == "" and "AT_EMPTY_PATH" in ren.args:
         src = ren.fd_path(0)      # linkat of an O_TMPFILE descriptor
+    m = re.fullmatch(r"/proc/self/fd/(\d+)", src)
+    if m:
+        # the same, by its /proc name (no CAP_DAC_READ_SEARCH before Linux
+        # 6.10): the descriptor's path is the one the last call on it showed
+        fd = m.group(1) + "<"
+        last = [e for e in events if e.exit < ren.entry and e.args.startswith(fd)]
+        src = last[-1].fd_path(0) if last else src
     last_data = max([e.exit for e in events
                      if e.exit < ren.entry and (
                          (e.name in DATA and e.fd_path(0) == src) or

@@ -188,6 +188,22 @@ def test_spf_null_sender_checks_helo(make_tern, dns):
     assert "spf=pass smtp.helo=spfpass.test" in ar[0], ar
 
 
+def test_spf_helo_checked_besides_mail_from(make_tern, dns):
+    """RFC 7208 2.3: the HELO name is checked as well, on its own line of
+    the A-R; the MAIL FROM result (DMARC's) is not changed by it."""
+    t = mx(make_tern, dns)
+    c = smtplib.SMTP("127.0.0.1", t.port(), local_hostname="spffail.test", timeout=30)
+    c.ehlo()
+    c.mail("user@spfpass.test")
+    c.rcpt("alice@example.test")
+    code, _ = c.data(plain("user@spfpass.test"))
+    c.close()
+    assert code == 250
+    ar = ar_fields(t.wait_messages("alice@example.test", 1)[0])
+    assert "spf=pass smtp.mailfrom=user@spfpass.test; spf=fail smtp.helo=spffail.test" in ar[0], ar
+    t.wait_for_log(r"event=msgauth .*spf=pass .*action=accept spf_helo=fail")
+
+
 def signed(sender_key, body="Hello there.\r\n"):
     pem, _ = sender_key
     msg = (b"From: Sig <sig@signed.test>\r\nTo: alice@example.test\r\nSubject: dkimpy\r\n"

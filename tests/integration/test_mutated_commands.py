@@ -1,6 +1,7 @@
 """10,000 seeded mutated commands per protocol against the running server:
 SMTP on the MX port, SMTP on the submission port (in the clear and, after
-STARTTLS and AUTH, inside TLS), and POP3 (before and after login).
+STARTTLS and AUTH, inside TLS), POP3 (before and after login) and IMAP
+(in the clear before login, inside a selected INBOX over IMAPS).
 
 Commands come from a grammar of valid ones, then are mutated: bytes
 flipped, cut short (the rest joins the next line), made overlong, given
@@ -593,3 +594,174 @@ def test_mutated_pop3_commands(make_tern):
     st = run(t, "pop3", lambda rng, st, b, i: pop3_session(t.port("pop3"), rng, st, b, lf_ends,
                                                            login=rng.random() < 0.5, user=POP3_USERS[i]))
     assert st["listed"] > 0
+
+
+# ---- IMAP ---------------------------------------------------------------------
+#
+# One mutated command at a time, each followed by a tagged NOOP that marks
+# where its replies end (a mutated tag cannot be relied on to come back).
+# A '{' is never generated: a literal would make the server wait for bytes
+# that the next command would then fill.  A "+ " continuation (a mutation
+# that still reads as AUTHENTICATE or IDLE) is answered with "*" / DONE.
+
+IMAP_UNTAGGED = re.compile(rb"\* (OK|NO|BAD|BYE|PREAUTH|CAPABILITY|LIST|LSUB|STATUS|SEARCH|ESEARCH|FLAGS|"
+                           rb"NAMESPACE|ENABLED|ID|[0-9]+ (EXISTS|RECENT|EXPUNGE|FETCH))( |\Z)")
+IMAP_LITERAL = re.compile(rb"~?\{([0-9]+)\+?\}\Z")
+
+
+def imap_valid(rng):
+    box = rng.choice([b"INBOX", b"inbox", b"\"INBOX\"", b"Sent", b"\"a b\"", b"x/y", b"&AOk-", b"\"\"", b"*",
+                      b"%", b"Junk", b"m\xc3\xa9"])
+    seq = rng.choice([b"1", b"1:*", b"*", b"2,1", b"0", b"4294967296", b"1:0", b"$", b"x"])
+    item = rng.choice([b"FLAGS", b"(UID FLAGS)", b"BODY[]", b"BODY.PEEK[HEADER]", b"(RFC822.SIZE ENVELOPE)",
+                       b"BODYSTRUCTURE", b"BODY[1]", b"BODY[TEXT]<0.10>", b"ALL", b"FAST", b"(", b"BINARY[1]"])
+    tag = rng.choice([b"a1", b"A.2", b"t"]) if rng.random() < 0.9 else rng.choice([b"*", b"+", b"a)b", b""])
+    cmd = rng.choice([
+        b"CAPABILITY", b"NOOP", b"CHECK", b"NAMESPACE", b"ID NIL", b"ID (\"name\" \"mut\")", b"ENABLE UTF8=ACCEPT",
+        b"LOGIN alice@example.test alicepw", b"LOGIN bob@example.test wrong", b"LOGIN \"a\" \"b\"",
+        b"SELECT " + box, b"SELECT INBOX", b"SELECT INBOX", b"EXAMINE " + box, b"STATUS " + box + b" (MESSAGES UIDNEXT UNSEEN)",
+        b"LIST \"\" " + box, b"LSUB \"\" *", b"CREATE " + box, b"DELETE " + box, b"RENAME " + box + b" Other",
+        b"SUBSCRIBE " + box, b"UNSUBSCRIBE " + box,
+        b"FETCH " + seq + b" " + item, b"UID FETCH " + seq + b" " + item, b"FETCH 1:* " + item,
+        b"STORE " + seq + b" +FLAGS (\\Seen)", b"UID STORE " + seq + b" FLAGS.SILENT (\\Flagged $X)",
+        b"SEARCH ALL", b"SEARCH UNSEEN SUBJECT x", b"UID SEARCH " + seq, b"SEARCH CHARSET UTF-8 BODY x",
+        b"COPY " + seq + b" " + box, b"MOVE " + seq + b" INBOX", b"CLOSE", b"UNSELECT", b"EXPUNGE",
+    ])
+    return tag + b" " + cmd
+
+
+def imap_mutate(rng, line):
+    b = mutate(rng, line).replace(b"{", b"(")
+    # one command line: a bare CR or LF inside it stays; the line ends once
+    return b.rstrip(b"\r\n") + b"\r\n"
+
+
+class ImapConn:
+    def __init__(self, port, tls):
+        sock = socket.create_connection(("127.0.0.1", port), timeout=30)
+        if tls:
+            ctx = ssl.create_default_context()
+            ctx.check_hostname = False
+            ctx.verify_mode = ssl.CERT_NONE
+            sock = ctx.wrap_socket(sock)
+        self.sock = sock
+        self.buf = b""
+        self.bye = False
+        g = self.line(b"greeting")
+        if not g.startswith(b"* OK"):
+            raise Broken(f"greeting {g!r}")
+
+    def line(self, what):
+        while b"\r\n" not in self.buf:
+            chunk = self.sock.recv(65536)
+            if not chunk:
+                raise EOFError(what)
+            self.buf += chunk
+        line, self.buf = self.buf.split(b"\r\n", 1)
+        return line
+
+    def response_line(self, what):
+        """One reply line with its literals folded in (FETCH BODY[] {n})."""
+        line = self.line(what)
+        while True:
+            m = IMAP_LITERAL.search(line)
+            if not m:
+                return line
+            n = int(m.group(1))
+            while len(self.buf) < n:
+                chunk = self.sock.recv(65536)
+                if not chunk:
+                    raise EOFError(what)
+                self.buf += chunk
+            line += self.buf[:n]
+            self.buf = self.buf[n:]
+            line += self.line(what)
+
+    def send(self, data):
+        self.sock.sendall(data)
+
+    def close(self):
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+
+
+def imap_check(line, tag, sent):
+    if line.startswith(b"* "):
+        if not IMAP_UNTAGGED.match(line):
+            raise Broken(f"untagged reply {line[:200]!r} to {sent[:200]!r}")
+        return
+    # a tag: ASTRING-CHARs but "+" (RFC 3501 9), so "]" is one
+    if not re.match(rb'[^\x00-\x20\x7f-\xff(){%*"\\+]+ (OK|NO|BAD)( |\Z)', line):
+        raise Broken(f"reply {line[:200]!r} to {sent[:200]!r}")
+    if len(line) > 1000 and not line.startswith(b"* "):
+        raise Broken(f"tagged reply of {len(line)} octets")
+
+
+def imap_session(port, rng, st, budget, tls, login):
+    c = ImapConn(port, tls)
+    try:
+        if login:
+            c.send(b"L LOGIN alice@example.test alicepw\r\nS SELECT INBOX\r\n")
+            got = {}
+            while len(got) < 2:
+                l = c.response_line(b"login")
+                if l[:2] in (b"L ", b"S "):
+                    got[l[:1]] = l
+            if not got[b"L"].startswith(b"L OK"):
+                raise Broken(f"login {got[b'L']!r}")
+        for k in range(rng.randint(20, 400)):
+            if st["commands"] >= budget:
+                break
+            sent = imap_mutate(rng, imap_valid(rng))
+            sync = b"z%d" % k
+            try:
+                c.send(sent + sync + b" NOOP\r\n")
+                st["commands"] += 1
+                while True:
+                    l = c.response_line(sent)
+                    if l.startswith(b"+"):
+                        c.send(b"*\r\nDONE\r\n")     # AUTHENTICATE cancelled, IDLE ended
+                        continue
+                    if l.startswith(b"* BYE"):
+                        c.bye = True
+                    imap_check(l, sync, sent)
+                    st["replies"] += 1
+                    if l.startswith(b"* ") and b" FETCH " in l[:20]:
+                        st["listed"] += 1
+                    if l.startswith(sync + b" "):
+                        break
+            except (EOFError, ConnectionResetError, BrokenPipeError):
+                # the server may end a session (too long a line, LOGOUT),
+                # but only after saying BYE
+                if not c.bye:
+                    raise Broken(f"closed without BYE after {sent[:200]!r}")
+                return
+    finally:
+        c.close()
+
+
+def test_mutated_imap_commands(make_tern):
+    """Before login (IMAP in the clear: LOGIN refused) and inside a selected
+    INBOX with messages to fetch, search, store and copy (IMAPS)."""
+    users = {f"{u}@example.test": f"{u}pw" for u in ("alice", "bob")}
+    t = make_tern(services=("smtp", "imap", "imaps"), users=users,
+                  config={"relay": {"trusted_networks": "192.0.2.1/32"}})
+    with t.smtp() as s:
+        for i in range(3):
+            s.sendmail("sender@remote.test", ["alice@example.test"],
+                       f"Subject: {i}\r\n\r\nline\r\n{'x' * 900}\r\n".encode())
+    t.wait_messages("alice@example.test", 3)
+    stats = {"commands": 0, "replies": 0, "messages": 0, "listed": 0}
+    rng = random.Random(f"{SEED}/imap")
+    while stats["commands"] < N_PER_PROTOCOL:
+        login = rng.random() < 0.6
+        imap_session(t.port("imaps" if login else "imap"), rng, stats, N_PER_PROTOCOL, tls=login, login=login)
+    print("mutated commands, imap:", stats)
+    assert stats["commands"] >= N_PER_PROTOCOL, stats
+    assert stats["replies"] >= N_PER_PROTOCOL, stats
+    assert stats["listed"] > 10, stats      # FETCH replies, literals and all, were checked
+    assert t.proc.poll() is None
+    ImapConn(t.port("imap"), False).close()
+    ImapConn(t.port("imaps"), True).close()

@@ -11,6 +11,7 @@ import os
 import time
 
 from conftest import free_port
+from smtpraw import wait_for
 
 USERS = {f"{u}@example.test": f"{u}pw" for u in ("alice", "bob", "carol", "dave", "erin", "frank")}
 
@@ -267,6 +268,35 @@ def test_all_local_one_mailbox_failing_goes_to_the_queue(make_tern):
     assert len([m for m in t.messages("bob@example.test") if b"mark-later-2" in m]) == 1
 
 
+def test_all_local_small_message_full_mailbox_fs_goes_to_the_queue(make_tern):
+    """A small message is written into its mailbox's file in one go by the
+    worker that commits it (the stream buffers it): a mailbox file system
+    that refuses it then sends it to the queue, with its 250, and it is
+    delivered once there is room again."""
+    from test_disk_full import fill, mount_tmpfs, send as send_big, umount
+    from mailcheck import delivered
+    t = make_tern(start=False, config={"queue": {"retry": "1s"}})
+    mail = os.path.join(t.state, "mail")
+    mount_tmpfs(mail, "1m")
+    try:
+        t.start()
+        assert send_big(t, ["alice@example.test"], "first", 1) == (250, "2.0.0")
+        t.wait_messages("alice@example.test", 1)
+        filler = fill(mail)
+        assert send_big(t, ["alice@example.test"], "small", 4) == (250, "2.0.0")
+        assert "path=queue" in t.wait_log("event=queued", 2).rsplit("event=queued", 1)[1].split("\n")[0]
+        t.wait_log("status=deferred")
+        os.unlink(filler)
+        assert wait_for(lambda: sorted(delivered(t, "alice@example.test")) == ["first", "small"], 30), \
+            t.log()[-3000:]
+        (m,) = [m for m in t.messages("alice@example.test") if b"Subject: small" in m]
+        assert m.startswith(b"Return-Path: <sender@example.test>\nDelivered-To: alice@example.test\n")
+        assert os.listdir(os.path.join(t.maildir("alice@example.test"), "tmp")) == []
+    finally:
+        t.stop()
+        umount(mail)
+
+
 def test_all_local_full_mailbox_fs_goes_to_the_queue(make_tern):
     """The mailbox's file system fills while the message streams into it:
     the message goes on in the queue file (another file system here), gets
@@ -298,6 +328,89 @@ def test_all_local_full_mailbox_fs_goes_to_the_queue(make_tern):
         umount(mail)
 
 
+def written_in(t, d):
+    """How many files in directory d that tern holds open have data:
+    named ones and anonymous ones (O_TMPFILE, "d/#INODE (deleted)").
+    Spares made ahead are empty."""
+    fds = f"/proc/{t.proc.pid}/fd"
+    n = 0
+    for fd in os.listdir(fds):
+        try:
+            target = os.readlink(os.path.join(fds, fd))
+            if os.path.dirname(target) == d and os.stat(os.path.join(fds, fd)).st_size > 0:
+                n += 1
+        except FileNotFoundError:
+            pass
+    return n
+
+
+def held_in(t, d):
+    """(named, anonymous) files in directory d that tern holds open."""
+    fds = f"/proc/{t.proc.pid}/fd"
+    named = anonymous = 0
+    for fd in os.listdir(fds):
+        try:
+            target = os.readlink(os.path.join(fds, fd))
+        except FileNotFoundError:
+            continue
+        if os.path.dirname(target) == d:
+            if os.path.basename(target).startswith("#") and target.endswith("(deleted)"):
+                anonymous += 1
+            else:
+                named += 1
+    return named, anonymous
+
+
+def test_streamed_files_are_anonymous_and_made_ahead(make_tern):
+    """All-local mail streams into an anonymous file of the Maildir's tmp/
+    (O_TMPFILE): never a name in tmp/, so nothing is left there by a
+    crash, and a few such files are made ahead on a worker once the
+    Maildir has mail, so that the event loop does not create them."""
+    t = make_tern(users=USERS)
+    prime_mailboxes(t, ["bob@example.test"])
+    tmp = os.path.join(t.maildir("bob@example.test"), "tmp")
+    for i in range(3):
+        code, msg = send(t, ["bob@example.test"], f"Subject: s{i}\r\n\r\nspare-{i}\r\n".encode())
+        assert code == 250, msg
+    assert len(t.wait_messages("bob@example.test", 4)) == 4
+    # the spares: empty, unnamed, open
+    assert wait_for(lambda: held_in(t, tmp)[1] >= 2, 10), held_in(t, tmp)
+    assert held_in(t, tmp)[0] == 0
+    assert os.listdir(tmp) == []
+    assert written_in(t, tmp) == 0
+    t.stop()
+    assert os.listdir(tmp) == []
+
+
+def test_burst_into_one_mailbox_each_message_once(make_tern):
+    """Many sessions at once into one busy Maildir take its spares faster
+    than a worker makes them: those that find none go through their queue
+    file and are copied on the worker.  Every message gets its 250 and
+    arrives once, whole; nothing is left in tmp/ or the queue."""
+    import threading
+    t = make_tern(users=USERS)
+    prime_mailboxes(t, ["bob@example.test"])
+    for i in range(3):   # a busy Maildir: spares asked for
+        assert send(t, ["bob@example.test"], f"Subject: warm{i}\r\n\r\nwarm\r\n".encode())[0] == 250
+    codes = []
+
+    def one(i):
+        codes.append(send(t, ["bob@example.test"], f"Subject: b{i}\r\n\r\nburst-{i}\r\n".encode())[0])
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(30)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    assert codes == [250] * 30, codes
+    msgs = t.wait_messages("bob@example.test", 34)
+    for i in range(30):
+        got = [m for m in msgs if m.endswith(f"burst-{i}\n".encode())]
+        assert len(got) == 1, (i, len(got))
+    tmp = os.path.join(t.maildir("bob@example.test"), "tmp")
+    assert os.listdir(tmp) == [] and written_in(t, tmp) == 0
+    assert wait_for(lambda: os.listdir(os.path.join(t.state, "queue", "msg")) == [], 10)
+
+
 def test_abandoned_all_local_message_leaves_nothing(make_tern):
     """A client that goes away in the middle of DATA leaves no file behind
     in the mailbox it was streaming into, nor a message in the queue."""
@@ -309,17 +422,13 @@ def test_abandoned_all_local_message_leaves_nothing(make_tern):
         c.cmd("MAIL FROM:<alice@example.test>", 250)
         c.cmd("RCPT TO:<bob@example.test>", 250)
         c.cmd("DATA", 354)
-        c.send(b"Subject: cut\r\n\r\n" + b"partial line\r\n" * 500)
-        deadline = time.time() + 10
+        # more than the stream buffers (16 KiB), so that some is in the file
+        c.send(b"Subject: cut\r\n\r\n" + b"partial line\r\n" * 3000)
         tmp = os.path.join(t.maildir("bob@example.test"), "tmp")
-        while not os.listdir(tmp):   # it is being written there
-            assert time.time() < deadline
-            time.sleep(0.02)
+        # it is being written there (an anonymous file: open, no name)
+        assert wait_for(lambda: written_in(t, tmp) > 0, 10), os.listdir(tmp)
     t.wait_log("event=disconnect", 2)
     # the session's memory (and its files) go just after that line
-    deadline = time.time() + 10
-    while os.listdir(tmp):
-        assert time.time() < deadline, os.listdir(tmp)
-        time.sleep(0.02)
+    assert wait_for(lambda: written_in(t, tmp) == 0 and os.listdir(tmp) == [], 10), os.listdir(tmp)
     assert os.listdir(os.path.join(t.state, "queue", "msg")) == []
     assert len(t.messages("bob@example.test")) == 1

@@ -19,7 +19,7 @@ import time
 
 import pytest
 
-from conftest import TERN_BIN
+from conftest import TERN_BIN, arrival_key
 
 ALICE = "alice@example.test"
 
@@ -120,7 +120,8 @@ def pt(make_tern):
 
 def files(t, addr=ALICE):
     md = t.maildir(addr)
-    return {sub: sorted(os.listdir(os.path.join(md, sub))) for sub in ("new", "cur")}
+    # numbers as numbers, as the server's strverscmp (M<usec> is not padded)
+    return {sub: sorted(os.listdir(os.path.join(md, sub)), key=arrival_key) for sub in ("new", "cur")}
 
 
 # ---- the seeds' telnet session ---------------------------------------------------

@@ -167,6 +167,52 @@ static void test_lookup_failed(void **state)
 	dkim_verify_free(v);
 }
 
+/* The time tags against the verifier's clock, and a key in testing mode. */
+static void test_time_and_testing(void **state)
+{
+	static const char ed_testing[] = "v=DKIM1; k=ed25519; t=y; p=11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo=";
+	const int64_t t = 1518460054; /* the Ed25519 signature's t= */
+	static const struct {
+		int64_t now;
+		enum dkim_result want;
+		const char *reason;
+	} clocks[] = {
+		{ t - 3600, DKIM_PERMERROR, "t= is in the future" },
+		{ t - 60, DKIM_PASS, NULL }, /* clocks a minute apart */
+		{ t + 86400 * 3650, DKIM_PASS, NULL },
+	};
+	struct dkim_verify *v;
+	char *m;
+
+	for (size_t i = 0; i < ARRAY_LEN(clocks); i++) {
+		v = verify(vector, strlen(vector), 4096, NULL, 0);
+		dkim_verify_key(v, 0, key_ed, strlen(key_ed), clocks[i].now);
+		print_message("clock %zu\n", i);
+		expect(v, 0, clocks[i].want, clocks[i].reason);
+		dkim_verify_free(v);
+	}
+	/* x= past: expired whatever else holds */
+	m = altered("t=1518460054;", "t=1518460054; x=1600000000;");
+	v = verify(m, strlen(m), 4096, NULL, 0);
+	dkim_verify_key(v, 0, key_ed, strlen(key_ed), 1600000001);
+	expect(v, 0, DKIM_PERMERROR, "signature expired");
+	dkim_verify_free(v);
+	v = verify(m, strlen(m), 4096, NULL, 0);
+	dkim_verify_key(v, 0, key_ed, strlen(key_ed), 1599999999);
+	expect(v, 0, DKIM_FAIL, "signature did not verify"); /* x= is signed too */
+	dkim_verify_free(v);
+	free(m);
+	/* t=y (RFC 6376 3.6.1): a failure counts as no signature, a pass stays */
+	m = altered("hungry yet", "hungry now");
+	v = verify(m, strlen(m), 4096, (const char *const[]){ ed_testing }, 1);
+	expect(v, 0, DKIM_NEUTRAL, "key in testing mode (t=y)");
+	dkim_verify_free(v);
+	free(m);
+	v = verify(vector, strlen(vector), 4096, (const char *const[]){ ed_testing }, 1);
+	expect(v, 0, DKIM_PASS, NULL);
+	dkim_verify_free(v);
+}
+
 static const char plain[] = "From: Alice <alice@example.com>\n"
 			    "To: bob@example.org\n"
 			    "Subject: a  test\n"
@@ -272,14 +318,24 @@ static void test_several_keys(void **state)
 	char doms[4][256];
 
 	assert_null(dkim_signer_from_domain(s)); /* header not complete yet */
-	for (const char *p = plain; *p; p++)
+	for (const char *p = plain; *p; p++) {
+		/* header_done turns true with the empty line, not before */
+		assert_int_equal(dkim_signer_header_done(s), strstr(plain, "\n\n") + 2 <= p);
 		dkim_signer_feed(s, p, 1);
+	}
+	assert_true(dkim_signer_header_done(s));
 	assert_string_equal(dkim_signer_from_domain(s), "example.com");
+	assert_int_equal(dkim_signer_feed_header(s, plain, strlen(plain)), 0); /* done: takes nothing */
 	assert_null(dkim_signer_finish(s, "\n", 0)); /* no key */
 	dkim_signer_free(s);
 
 	s = dkim_signer_new(NULL, NULL, NULL);
-	dkim_signer_feed(s, plain, strlen(plain));
+	{   /* the header first, the keys, then the body: as stage_sign does */
+		size_t hl = (size_t)(strstr(plain, "\n\n") + 2 - plain);
+		assert_int_equal(dkim_signer_feed_header(s, plain, strlen(plain)), hl);
+		assert_true(dkim_signer_header_done(s));
+		dkim_signer_feed(s, plain + hl, strlen(plain) - hl);
+	}
 	assert_true(dkim_signer_add_key(s, rsa, "example.com", "r"));
 	assert_true(dkim_signer_add_key(s, ed, "example.com", "e"));
 	field = dkim_signer_finish(s, "\n", 1700000000);
@@ -404,6 +460,29 @@ static void test_bounds(void **state)
 	EVP_PKEY_free(ed);
 }
 
+/* Twenty signatures: only the first DKIM_VERIFY_MAX are looked at, so a
+ * message cannot make the MX fetch keys and hash bodies without end. */
+static void test_signature_bound(void **state)
+{
+	const char *end = strstr(vector, "DKIM-Signature: v=1; a=rsa-sha256");
+	size_t one = (size_t)(end - vector), len = 0;
+	char *m = xmalloc(20 * one + strlen(vector) + 1);
+	const char *recs[DKIM_VERIFY_MAX];
+	struct dkim_verify *v;
+
+	for (int i = 0; i < 20; i++, len += one)
+		memcpy(m + len, vector, one);
+	strcpy(m + len, end);
+	for (size_t i = 0; i < DKIM_VERIFY_MAX; i++)
+		recs[i] = key_ed;
+	v = verify(m, strlen(m), 4096, recs, DKIM_VERIFY_MAX);
+	assert_int_equal(dkim_verify_count(v), DKIM_VERIFY_MAX);
+	for (size_t i = 0; i < DKIM_VERIFY_MAX; i++)
+		expect(v, i, DKIM_PASS, NULL);
+	dkim_verify_free(v);
+	free(m);
+}
+
 static void test_zone_line(void **state)
 {
 	char rec[601], *line;
@@ -440,7 +519,8 @@ int main(void)
 		cmocka_unit_test(test_roundtrip),     cmocka_unit_test(test_short_rsa),
 		cmocka_unit_test(test_unusable_sigs), cmocka_unit_test(test_bounds),
 		cmocka_unit_test(test_zone_line),     cmocka_unit_test(test_several_keys),
-		cmocka_unit_test(test_from_domains),
+		cmocka_unit_test(test_from_domains),  cmocka_unit_test(test_time_and_testing),
+		cmocka_unit_test(test_signature_bound),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -86,6 +86,37 @@ static void test_record_fields(void **state)
 	assert_int_equal(rec.redirect.len, 9);
 }
 
+/* A 5000-octet record (a long list of ip4 terms, as large senders
+ * publish) is one record like any other; only a record past the term
+ * bound is a permerror. */
+static void test_long_record(void **state)
+{
+	struct spf_record *rec = malloc(sizeof *rec);
+	char *big = malloc(8192);
+	const char *reason = NULL;
+	size_t len = 0;
+	unsigned k = 0;
+
+	len += (size_t)sprintf(big, "v=spf1");
+	while (len < 5000 - 40)
+		len += (size_t)sprintf(big + len, " ip4:10.%u.%u.0/24", k / 250, k % 250), k++;
+	len += (size_t)sprintf(big + len, " ip4:203.0.113.1 -all");
+	print_message("%zu octets, %u terms\n", len, k + 2);
+	assert_true(len >= 4960 && len <= 5000);
+	assert_true(spf_record_parse(big, len, rec, &reason));
+	assert_int_equal(rec->n, k + 2);
+	assert_memory_equal(rec->terms[k].addr, "\xcb\x00\x71\x01", 4);
+	assert_int_equal(rec->terms[k + 1].mech, SPF_ALL);
+	/* 2500 terms of the shortest kind: over the bound */
+	len = (size_t)sprintf(big, "v=spf1");
+	while (len < 5000)
+		len += (size_t)sprintf(big + len, " a");
+	assert_false(spf_record_parse(big, len, rec, &reason));
+	assert_string_equal(reason, "too many terms");
+	free(big);
+	free(rec);
+}
+
 static void test_macros(void **state)
 {
 	static const struct {
@@ -361,6 +392,7 @@ int main(int argc, char **argv)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_record),
 		cmocka_unit_test(test_record_fields),
+		cmocka_unit_test(test_long_record),
 		cmocka_unit_test(test_macros),
 		cmocka_unit_test(test_eval),
 	};
