@@ -149,6 +149,12 @@ uint64_t imap_cache_hash(const void *p, size_t len);
 /* The flags of a Maildir info part (after ":2,"), and back. */
 unsigned imap_folder_flags_of(const char *name);
 size_t imap_folder_info(unsigned flags, char out[8]);
+/* Octets of buf[0..n) with every bare LF made CRLF; *prev: the byte
+ * before buf (0 at the start), set to buf's last. */
+uint64_t imap_crlf_len(const char *buf, size_t n, char *prev);
+/* Arrival order of two Maildir names: the seconds, the microseconds of
+ * "SECONDS.M<usec>..." (not zero-padded), then the names. */
+int imap_folder_name_order(const char *x, const char *y);
 
 /* ---- the folders of one user: maildir is the INBOX directory ---- */
 

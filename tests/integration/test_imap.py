@@ -347,6 +347,44 @@ def test_idle_hears_delivery_within_a_second(make_tern):
     assert r.until("i")[-1].startswith("i OK")
 
 
+def test_idle_hears_every_file_of_a_burst(make_tern):
+    """inotify is read in bursts (the loop pauses briefly after each read):
+    files dropped while it pauses are heard when it listens again, and a
+    lone one after the burst too."""
+    t = make_tern(services=SERVICES)
+    deliver(t, [msg(1)])
+    md = t.maildir(ALICE)
+    r = Raw(t)
+    r.cmd("l", "LOGIN alice@example.test alicepw")
+    assert "* 1 EXISTS" in r.cmd("s", "SELECT INBOX")
+    r.send("i IDLE\r\n")
+    assert r.line().startswith("+ ")
+
+    def drop(k):
+        name = f"{int(time.time())}.M{k}P{os.getpid()}Q{k}.burst"
+        with open(os.path.join(md, "tmp", name), "w") as fp:
+            fp.write(f"Subject: burst {k}\n\nbody\n")
+        os.rename(os.path.join(md, "tmp", name), os.path.join(md, "new", name))
+
+    for k in range(20):   # back to back: most land inside a pause
+        drop(k)
+
+    def until_exists(n):
+        deadline = time.time() + 5
+        while time.time() < deadline:
+            line = r.line(timeout=max(0.1, deadline - time.time()))
+            if line == f"* {n} EXISTS":
+                return
+        raise AssertionError(f"no * {n} EXISTS")
+
+    until_exists(21)
+    time.sleep(0.05)   # past the pause: the loop is listening again
+    drop(99)
+    until_exists(22)
+    r.send("DONE\r\n")
+    assert r.until("i")[-1].startswith("i OK")
+
+
 @pytest.mark.parametrize("line,expect", [
     ("", "* BAD"),
     ("a1 FROBNICATE", "a1 BAD"),

@@ -21,6 +21,7 @@
 #include "core/util.h"
 #include "proto/imap_write.h"
 #include "store/imap_folder.h"
+#include "store/maildir.h"
 
 struct fixture {
 	char dir[64];
@@ -410,9 +411,85 @@ static void test_cache(void **state)
 	imap_folder_free(f);
 }
 
+/* The CRLF size counted a buffer at a time: a CR at the end of one read
+ * and its LF at the start of the next is one line end, not a bare LF. */
+static void test_crlf_len(void **state)
+{
+	(void)state;
+	const char *text = "a\nb\r\nc\n\nd\r";
+	size_t n = strlen(text);
+	char prev = 0;
+	assert_int_equal(imap_crlf_len(text, n, &prev), n + 3);
+	assert_int_equal(prev, '\r');
+	/* every split point gives the same total */
+	for (size_t cut = 0; cut <= n; cut++) {
+		prev = 0;
+		uint64_t a = imap_crlf_len(text, cut, &prev);
+		a += imap_crlf_len(text + cut, n - cut, &prev);
+		assert_int_equal(a, n + 3);
+	}
+	prev = 0;
+	uint64_t x = imap_crlf_len("x\r", 2, &prev);
+	x += imap_crlf_len("\ny\n", 3, &prev);
+	assert_int_equal(x, 6);   /* x CRLF y CRLF */
+	prev = 0;
+	assert_int_equal(imap_crlf_len("\n", 1, &prev), 2);
+	assert_int_equal(imap_crlf_len("", 0, &prev), 0);
+}
+
+/* Arrival order: numeric seconds, then numeric (unpadded) microseconds,
+ * then the whole name. */
+static void test_name_order(void **state)
+{
+	(void)state;
+	assert_true(imap_folder_name_order("9.M5P1.h", "10.M1P1.h") < 0);
+	assert_true(imap_folder_name_order("10.M9P1.h", "10.M10P1.h") < 0);
+	assert_true(imap_folder_name_order("10.M10P1.h", "10.M9P1.h") > 0);
+	assert_true(imap_folder_name_order("10.M9P2.h", "10.M9P1.h") > 0);
+	assert_true(imap_folder_name_order("10.a", "10.b") < 0);
+	assert_true(imap_folder_name_order("x", "10.M1") < 0);   /* no digits: 0 s */
+	assert_int_equal(imap_folder_name_order("10.M9P1.h", "10.M9P1.h"), 0);
+}
+
+/* A file without ,W= is sized by reading it, several reads for a big
+ * one, with a CRLF split across two reads; its size is the same as the
+ * one a ,W= name of the same text gives. */
+static void test_size_read(void **state)
+{
+	struct fixture *fx = *state;
+	size_t n = 200000, lf = 0;
+	char *text = xmalloc(n + 1);
+
+	for (size_t i = 0; i < n; i++)
+		text[i] = i % 61 == 60 ? '\n' : 'a';
+	text[65535] = '\r';   /* the end of the first 64 KiB read */
+	text[65536] = '\n';
+	text[n] = '\0';
+	for (size_t i = 0; i < n; i++)
+		if (text[i] == '\n' && (i == 0 || text[i - 1] != '\r'))
+			lf++;
+	assert_true(maildir_create(fx->md));
+	put(fx->md, "cur", "10.M1P1Q1.h:2,", text);
+	char w[128];
+	snprintf(w, sizeof(w), "20.M1P1Q1.h,W=%zu:2,", n + lf);
+	put(fx->md, "cur", w, "x");   /* its W= is believed, not its octets */
+	struct imap_folder *f = imap_folder_open(fx->md);
+	assert_non_null(f);
+	assert_int_equal(f->n, 2);
+	assert_int_equal(f->v[0].size, n + lf);
+	assert_int_equal(f->v[1].size, n + lf);
+	assert_int_equal(f->v[0].fsize, n);
+	assert_true(f->v[0].date > 0 && f->v[0].ino != 0);
+	imap_folder_free(f);
+	free(text);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_crlf_len),
+		cmocka_unit_test(test_name_order),
+		cmocka_unit_test_setup_teardown(test_size_read, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_uids_and_flags, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_add_and_copy, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_folders, setup, teardown),
