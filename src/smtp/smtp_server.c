@@ -322,8 +322,17 @@ static void smtp_session_shutdown(struct session_link *l)
 		s->shutdown_after_commit = true;
 		return;
 	}
+	/* A session whose input waits for the filters' verdict holds a
+	 * pause reference until they answer, which may be the whole milter
+	 * timeout: shutting down, nobody needs that verdict. */
+	bool waiting = s->mw.step != SMTP_MW_NONE;
 	s->cur_verb = NULL;
 	smtp_reply_shutdown(s, "421 4.3.2 Server shutting down, try again later");
+	if (waiting) {
+		smtp_milter_free(s);
+		s->mw.step = SMTP_MW_NONE;
+		smtp_resume_input(s);   /* may free s */
+	}
 }
 
 static void log_ptr(const struct smtp_session *s, const char *name)

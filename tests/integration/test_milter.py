@@ -5,6 +5,8 @@ filter skips, and every way a filter can fail with each default_action."""
 import os
 import re
 import smtplib
+import socket
+import time
 
 import pytest
 
@@ -835,3 +837,28 @@ def test_spam_header_into_junk(make_tern):
         assert t.log().count("event=milter_spam") == 1
     finally:
         sim.stop()
+
+
+def test_shutdown_does_not_wait_for_a_silent_filter(make_tern):
+    """A session whose greeting waits for a filter that never answers is
+    ended at shutdown at once (421, freed), not after the milter timeout:
+    before, its pause reference kept it until the 10 s grace forced the
+    exit, and the sanitizer build reported it leaked."""
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(4)
+    try:
+        t = milter_tern(make_tern, [f"inet:127.0.0.1:{silent.getsockname()[1]}"], timeout="120s")
+        before = t.log().count("event=connect ")
+        c = socket.create_connection(("127.0.0.1", t.port()), timeout=10)
+        t.wait_log("event=connect ", n=before + 1)
+        started = time.monotonic()
+        rc = t.stop()
+        took = time.monotonic() - started
+        assert rc == 0, t.log()[-3000:]
+        assert took < 5, took
+        assert "event=shutdown_forced" not in t.log()
+        assert c.recv(200).startswith(b"421 4.3.2")
+        c.close()
+    finally:
+        silent.close()
