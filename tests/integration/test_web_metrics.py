@@ -92,6 +92,27 @@ def test_metrics_counters_move_exactly(make_tern):
     assert m1[k("tern_open_sessions")] == 1                            # this scrape
 
 
+def test_metrics_imap_pop3_connections(make_tern):
+    """Every service's connections are counted under its section name,
+    and the implicit-TLS handshakes with them (before, IMAP's were not)."""
+    import imaplib
+    import poplib
+
+    t = make_tern(services=("smtp", "imap", "imaps", "pop3s", "https"))
+    m0 = samples(scrape(t)[1])
+    imaplib.IMAP4("127.0.0.1", t.port("imap"), timeout=10).logout()
+    imaplib.IMAP4_SSL("127.0.0.1", t.port("imaps"), ssl_context=ctx(), timeout=10).logout()
+    poplib.POP3_SSL("127.0.0.1", t.port("pop3s"), context=ctx(), timeout=10).quit()
+    t.wait_log("service=pop3s")
+    m1 = samples(scrape(t)[1])
+    d = {key: m1[key] - m0.get(key, 0) for key in m1}
+    assert d[k("tern_connections_total", service="imap")] == 1
+    assert d[k("tern_connections_total", service="imaps")] == 1
+    assert d[k("tern_connections_total", service="pop3s")] == 1
+    assert d[k("tern_connections_total", service="https")] == 1
+    assert d[k("tern_tls_handshakes_total", result="ok")] == 3      # imaps, pop3s, the scrape
+
+
 def submit(t, rcpt, subject="q"):
     with t.smtp() as s:
         s.ehlo("client.test")
