@@ -155,7 +155,8 @@ def test_metrics_queue_length_moves(make_tern):
     port = free_port()
     t = make_tern(services=("smtp", "https"),
                   config={"relay": {"smarthost": f"[127.0.0.1]:{port}"}, "queue": {"retry": "1h"}})
-    assert queue_length(t) == 0
+    m0 = samples(scrape(t)[1])
+    assert m0[k("tern_queue_messages")] == 0
     a = submit(t, "x@remote.test", "a")                     # smarthost down: deferred
     t.wait_log(f'queue={a} to="x@remote.test" relay=[smarthost] status=deferred')
     assert queue_length(t) == 1
@@ -175,7 +176,14 @@ def test_metrics_queue_length_moves(make_tern):
         assert t.cli("queue", "flush").returncode == 0
         t.wait_log(f"event=removed queue={a}")              # delivered
         assert got == [["x@remote.test"]]
-        assert queue_length(t) == 1
+        m1 = samples(scrape(t)[1])
+        assert m1[k("tern_queue_messages")] == 1
+        d = {key: m1[key] - m0.get(key, 0) for key in m1}
+        assert d[k("tern_messages_received_total")] == 3
+        assert d[k("tern_messages_deferred_total")] == 2          # a and b, once each
+        assert d[k("tern_messages_delivered_total")] == 2         # the local one, then a
+        assert d[k("tern_messages_bounced_total")] == 0
+        assert d[k("tern_delivery_delay_seconds_count")] == 2
     finally:
         ctl.stop()
 
@@ -184,6 +192,37 @@ def test_metrics_queue_length_moves(make_tern):
     assert t.cli("queue", "delete", b).returncode == 0
     t.wait_log(f"event=deleted queue={b}")
     assert queue_length(t) == 0
+
+
+def test_metrics_bounce(make_tern):
+    """A recipient the next hop refuses: bounced once, and the notice
+    to the local sender queued, delivered and gone from the queue."""
+    from aiosmtpd.controller import Controller
+
+    class Handler:
+        async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+            return "550 5.1.1 no such user"
+
+    port = free_port()
+    ctl = Controller(Handler(), hostname="127.0.0.1", port=port)
+    ctl.start()
+    try:
+        t = make_tern(services=("smtp", "https"), config={"relay": {"smarthost": f"[127.0.0.1]:{port}"}})
+        m0 = samples(scrape(t)[1])
+        with t.smtp() as s:
+            s.sendmail("alice@example.test", ["nobody@remote.test"], b"Subject: b\r\n\r\nb\r\n")
+        t.wait_log("status=bounced")
+        t.wait_messages("alice@example.test", 1)              # the failure notice
+        t.wait_queue_empty()
+        m1 = samples(scrape(t)[1])
+    finally:
+        ctl.stop()
+    d = {key: m1[key] - m0.get(key, 0) for key in m1}
+    assert d[k("tern_messages_bounced_total")] == 1
+    assert d[k("tern_messages_deferred_total")] == 0
+    assert d[k("tern_messages_delivered_total")] == 1         # the notice
+    assert d[k("tern_messages_received_total")] == 1
+    assert m1[k("tern_queue_messages")] == 0
 
 
 def test_metrics_scans_no_directory(make_tern):
