@@ -3,23 +3,27 @@
 
 A Maildir of N messages (default 1000 x 4 KiB, LF line ends, files in new/)
 is built once and copied into each server's mail location before each
-round; each round starts the server fresh. A Python poplib client times
-three phases:
-  a) connect + USER/PASS + STAT + LIST + UIDL
-  b) RETR of every message
+round; each round starts the server fresh. One session times:
+  a) connect + USER/PASS + STAT + LIST + UIDL (Python's poplib)
+  b) RETR of every message with poplib, one at a time
+  b') RETR of every message again, by a raw-socket client (one recv loop
+     per response, no line parsing), one at a time: what the server gives
+     when the client costs next to nothing; then 1000 raw NOOP round
+     trips, the floor under any one-at-a-time command
+  b'') RETR of every message again, pipelined (RFC 2449 PIPELINING, which
+     both servers announce): BENCH_POP3_WINDOW (16) commands in flight,
+     so the round trip is off the figure and what is left is the server's
+     own cost per message
   c) DELE of every message + QUIT (the deletion is committed at QUIT)
-  b') RETR of every message again, in the same session, by a raw-socket
-     client (one recv loop per response, no line parsing): what the
-     server gives when the client costs next to nothing; then 1000 raw
-     NOOP round trips, the floor under any one-at-a-time command
 Rounds alternate which server goes first; the median over
 BENCH_POP3_ROUNDS rounds (default 3) is reported, with the server's CPU
-(its whole process tree) per RETR in each of b) and b').
+(its whole process tree, from the scheduler's nanosecond counters) per
+RETR in each of b), b') and b'').
 
 Env: BENCH_POP3_MESSAGES (1000), BENCH_POP3_SIZES (comma list of message
 sizes, default "4096,102400"; BENCH_POP3_SIZE, one size, still works),
-BENCH_POP3_ROUNDS (3), BENCH_POP3_CLIENT_CPU (pin the client to this CPU,
-as taskset would), BENCH_TIMEOUT, BENCH_KEEP.
+BENCH_POP3_ROUNDS (3), BENCH_POP3_WINDOW (16), BENCH_POP3_CLIENT_CPU (pin
+the client to this CPU, as taskset would), BENCH_TIMEOUT, BENCH_KEEP.
 """
 
 import os
@@ -35,6 +39,7 @@ import benchlib as b  # noqa: E402
 
 USER, PASSWORD = "bench@bench.test", "benchpw"
 NOOPS = 1000    # raw NOOP round trips after b'): the floor under any RETR
+TERM = b"\r\n.\r\n"
 POP3_WAIT = 5   # s for tern's POP3 listener to greet once SMTP is up
 
 
@@ -101,9 +106,87 @@ def raw_retr_all(sock, count, expect):
     return got
 
 
-def client_run(port, n, size, crlf_octets, cpu):
+def raw_retr_pipelined(sock, count, expect, window):
+    """RETR 1..count with up to `window` commands in flight: a new group
+    is sent whenever half the window has been answered.  Responses are
+    read into one buffer (recv_into its free end, compacted when full)
+    and split at their CRLF.CRLF (a body line "." is sent stuffed, so
+    only a response's end looks like that), with no copy per response.
+    Returns the body octets, as raw_retr_all does, or raises on a bad
+    response."""
+    got = done = sent = 0
+    buf = bytearray(1 << 22)
+    view = memoryview(buf)
+    start = end = scan = 0       # unparsed octets are buf[start:end]
+    while done < count:
+        if sent - done <= window // 2 and sent < count:
+            upto = min(count, done + window)
+            sock.sendall(b"".join(b"RETR %d\r\n" % i for i in range(sent + 1, upto + 1)))
+            sent = upto
+        if end == len(buf):
+            rest = end - start
+            if start == 0:           # one response longer than the buffer
+                view.release()
+                buf = buf + bytearray(len(buf))
+                view = memoryview(buf)
+            else:
+                buf[:rest] = buf[start:end]
+            scan -= start
+            start, end = 0, rest
+        k = sock.recv_into(view[end:])
+        if k == 0:
+            raise RuntimeError("connection closed during pipelined RETR")
+        end += k
+        while True:
+            term = buf.find(TERM, scan, end)
+            if term < 0:
+                scan = max(start, end - 4)
+                break
+            if not buf.startswith(b"+OK", start):
+                raise RuntimeError(f"pipelined RETR {done + 1}: {bytes(buf[start:start + 60])!r}")
+            got += term + 2 - (buf.index(b"\r\n", start) + 2)
+            start = scan = term + 5
+            done += 1
+        if start == end:
+            start = end = scan = 0
+    view.release()
+    if end > start:
+        raise RuntimeError(f"pipelined RETR: {end - start} octets after the last response")
+    if got != expect:
+        raise RuntimeError(f"pipelined RETR returned {got} octets, expected {expect}")
+    return got
+
+
+def tree_cpu_ns(pid):
+    """CPU seconds used so far by the live threads of pid and its
+    descendants, from /proc/*/task/*/schedstat (nanoseconds; clock ticks
+    of 10 ms are too coarse for a RETR of a few microseconds).  None if
+    pid is gone."""
+    kids = b._children_map()
+    total, todo, first = 0, [pid], True
+    while todo:
+        p = todo.pop()
+        try:
+            tasks = os.listdir(f"/proc/{p}/task")
+        except OSError:
+            if first:
+                return None
+            continue
+        first = False
+        for t in tasks:
+            try:
+                with open(f"/proc/{p}/task/{t}/schedstat") as f:
+                    total += int(f.read().split()[0])
+            except (OSError, ValueError, IndexError):
+                pass
+        todo.extend(kids.get(p, []))
+    return total / 1e9
+
+
+def client_run(port, n, size, crlf_octets, cpu, window=16):
     """The timed phases; returns (seconds a, b, b', c, server CPU seconds
-    in b, in b', seconds per raw NOOP round trip, error or None)."""
+    in b, in b', seconds per raw NOOP round trip, seconds b'', server CPU
+    seconds in b'', error or None)."""
     socket.setdefaulttimeout(b.TIMEOUT)
     t0 = time.monotonic()
     p = poplib.POP3("127.0.0.1", port, timeout=b.TIMEOUT)
@@ -135,27 +218,35 @@ def client_run(port, n, size, crlf_octets, cpu):
         err = err or str(exc)
     t3 = time.monotonic()
     c3 = cpu()
+    t3s = time.monotonic()
+    try:
+        raw_retr_pipelined(p.sock, count, crlf_octets * count // n if n else 0, window)
+    except RuntimeError as exc:
+        err = err or str(exc)
+    t3p = time.monotonic()
+    c3p = cpu()
     t3n = time.monotonic()
     for _ in range(NOOPS):
         p.sock.sendall(b"NOOP\r\n")
         if not p.sock.recv(512).startswith(b"+OK"):
             err = err or "NOOP: no +OK"
     noop = (time.monotonic() - t3n) / NOOPS
-    t3 = time.monotonic()
+    t3d = time.monotonic()
     for i in range(1, count + 1):
         p.dele(i)
     p.quit()
     t4 = time.monotonic()
-    return t1 - t0, t2 - t1, t3 - t2, t4 - t3, c2 - c1, c3 - c2, noop, err
+    return (t1 - t0, t2 - t1, t3 - t2, t4 - t3d, c2 - c1, c3 - c2, noop,
+            t3p - t3s, c3p - c3, err)
 
 
-def one_round(name, cleanup, start, n, size, crlf_octets):
+def one_round(name, cleanup, start, n, size, crlf_octets, window):
     mark = cleanup.mark()
     try:
         wd = b.make_workdir(cleanup, name)
         port, maildir, pid = start(wd)
         res = client_run(port, n, size, crlf_octets,
-                         lambda: b.tree_cpu(pid) or 0.0)
+                         lambda: tree_cpu_ns(pid) or 0.0, window)
         left = b.count_dir(os.path.join(maildir, "new")) + \
             b.count_dir(os.path.join(maildir, "cur"))
         if left and not res[-1]:
@@ -188,9 +279,9 @@ def start_tern(cleanup, src):
 def summarize(results, n, size):
     if not results:
         return None
-    med = [statistics.median(r[k] for r in results) for k in range(7)]
-    a, bb, braw, c, cpu_b, cpu_raw, noop = med
-    errs = [r[7] for r in results if r[7]]
+    med = [statistics.median(r[k] for r in results) for k in range(9)]
+    a, bb, braw, c, cpu_b, cpu_raw, noop, bpipe, cpu_pipe = med
+    errs = [r[9] for r in results if r[9]]
     return {"a_ms": a * 1000, "b_ms": bb * 1000, "c_ms": c * 1000,
             "retr_s": n / bb if bb else None,
             "retr_mib_s": n * size / bb / 2**20 if bb else None,
@@ -199,6 +290,10 @@ def summarize(results, n, size):
             "raw_s": n / braw if braw else None,
             "raw_mib_s": n * size / braw / 2**20 if braw else None,
             "raw_cpu_ms": cpu_raw * 1000 / n if n else None,
+            "pipe_ms": bpipe * 1000,
+            "pipe_s": n / bpipe if bpipe else None,
+            "pipe_mib_s": n * size / bpipe / 2**20 if bpipe else None,
+            "pipe_cpu_ms": cpu_pipe * 1000 / n if n else None,
             "dele_s": n / c if c else None,
             "noop_us": noop * 1e6,
             "error": errs[0] if errs else None}
@@ -208,12 +303,16 @@ METRICS = [("a) login+STAT/LIST/UIDL ms", "a_ms", ".1f"),
            ("b) RETR all ms", "b_ms", ".1f"),
            ("b) RETR msgs/s", "retr_s", ".0f"),
            ("b) RETR MiB/s", "retr_mib_s", ".1f"),
-           ("b) server CPU ms/RETR", "retr_cpu_ms", ".3f"),
+           ("b) server CPU ms/RETR", "retr_cpu_ms", ".4f"),
            ("b') raw RETR all ms", "raw_ms", ".1f"),
            ("b') raw RETR msgs/s", "raw_s", ".0f"),
            ("b') raw RETR MiB/s", "raw_mib_s", ".1f"),
-           ("b') server CPU ms/RETR", "raw_cpu_ms", ".3f"),
+           ("b') server CPU ms/RETR", "raw_cpu_ms", ".4f"),
            ("b') raw NOOP round trip us", "noop_us", ".1f"),
+           ("b'') pipelined RETR all ms", "pipe_ms", ".1f"),
+           ("b'') pipelined RETR msgs/s", "pipe_s", ".0f"),
+           ("b'') pipelined RETR MiB/s", "pipe_mib_s", ".1f"),
+           ("b'') server CPU ms/RETR", "pipe_cpu_ms", ".4f"),
            ("c) DELE all+QUIT ms", "c_ms", ".1f"),
            ("c) DELE msgs/s", "dele_s", ".0f")]
 
@@ -232,6 +331,7 @@ def size_label(size):
 def main():
     n = b.env_int("BENCH_POP3_MESSAGES", 1000)
     rounds = b.env_int("BENCH_POP3_ROUNDS", 3)
+    window = max(1, b.env_int("BENCH_POP3_WINDOW", 16))
     pin = os.environ.get("BENCH_POP3_CLIENT_CPU", "").strip()
     if pin:
         os.sched_setaffinity(0, {int(pin)})
@@ -254,14 +354,14 @@ def main():
                         b.log(f"pop3: {size_label(size)}: Dovecot ({r + 1}/{rounds}) ...")
                         try:
                             refs.append(one_round("dovecot", cleanup, start_dovecot(cleanup, src),
-                                                  n, size, crlf))
+                                                  n, size, crlf, window))
                         except Exception as exc:
                             ref_err = f"Dovecot: {exc}"
                     elif who == "tern" and tern_err is None:
                         b.log(f"pop3: {size_label(size)}: tern ({r + 1}/{rounds}) ...")
                         try:
                             terns.append(one_round("tern", cleanup, start_tern(cleanup, src),
-                                                   n, size, crlf))
+                                                   n, size, crlf, window))
                         except b.TernUnavailable as exc:
                             tern_err = f"tern POP3: not available: {exc}"
                         except Exception as exc:
@@ -273,7 +373,7 @@ def main():
             if tern_err:
                 tern["error"] = tern_err
             case = f"{n}x{size_label(size)} med/{rounds}"
-            heading = (f"pop3: {n} x {size_label(size)}, median of {rounds} rounds"
+            heading = (f"pop3: {n} x {size_label(size)}, median of {rounds} rounds, window {window}"
                        + (f", client on CPU {pin}" if pin else ""))
             b.report_case("pop3", case, heading, "Dovecot", METRICS, ref, tern, rows, notes, width=28)
     finally:

@@ -1,7 +1,7 @@
 #!/bin/sh
 # tern's benchmark suite: runs tern and its reference (Postfix, Dovecot)
 # side by side on 127.0.0.1 and prints a report plus a summary table.
-#   sh bench/run.sh                      all: smtp_deliver pop3 relay login_load capacity milter http_load
+#   sh bench/run.sh                      all: smtp_deliver pop3 imap relay login_load capacity milter http_load msgauth
 #   sh bench/run.sh pop3 relay           only those
 #   BENCH_MESSAGES=500 sh bench/run.sh   a quick run (see bench/README.md)
 # Needs root (private Postfix/Dovecot instances, a `benchmail` user) and the
@@ -23,11 +23,11 @@ for tool in $PY /usr/sbin/smtp-source /usr/sbin/smtp-sink /usr/sbin/postfix \
 	fi
 done
 
-benches=${*:-smtp_deliver pop3 relay login_load capacity milter http_load}
+benches=${*:-smtp_deliver pop3 imap relay login_load capacity milter http_load msgauth}
 for b in $benches; do
 	case $b in
-	smtp_deliver|pop3|relay|login_load|capacity|milter|http_load) ;;
-	*) echo "bench: unknown benchmark '$b' (smtp_deliver, pop3, relay, login_load, capacity, milter, http_load)" >&2; exit 2 ;;
+	smtp_deliver|pop3|imap|relay|login_load|capacity|milter|http_load|msgauth) ;;
+	*) echo "bench: unknown benchmark '$b' (smtp_deliver, pop3, imap, relay, login_load, capacity, milter, http_load, msgauth)" >&2; exit 2 ;;
 	esac
 done
 

@@ -306,6 +306,7 @@ int cmd_serve(int argc, char **argv)
 	event_add(st.sig_int, NULL);
 	event_add(st.sig_hup, NULL);
 	t.next_session_id = (uint64_t)now_unix() << 20;
+	tern_heap_setup();
 	tern_fd_setup(&t);
 	t.conn_per_ip = addr_count_new();
 	t.queue = queue_open(cfg->state_dir);

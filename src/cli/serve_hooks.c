@@ -14,6 +14,7 @@
 #include "filter/greylist.h"
 #include "filter/rate.h"
 #include "imap/imap_server.h"
+#include "msgauth/dkim_keyring.h"
 #include "pop3/pop3_server.h"
 #include "web/acme.h"
 #include "web/web.h"
@@ -120,6 +121,8 @@ void serve_hooks_start(struct tern *t)
 {
 	char *err = NULL;
 	serve_filters_start(t);
+	/* After the privilege drop: the keys are the run user's files. */
+	t->dkim_keys = dkim_keyring_new(t->base, t->cfg);
 	/* After the privilege drop: the socket belongs to the run user. */
 	t->control = control_start(t);
 	/* After the drop too: state_dir/acme/ belongs to the run user. */
@@ -141,6 +144,8 @@ void serve_hooks_reload(struct tern *t)
 		log_tls_reload_failed(err);
 		free(err);
 	}
+	if (t->dkim_keys)
+		dkim_keyring_reload(t->dkim_keys, "sighup");
 }
 
 void serve_hooks_shutdown(struct tern *t)
@@ -163,6 +168,8 @@ void serve_hooks_free(struct tern *t)
 	t->control = NULL;
 	acme_free(t->acme);   /* before the resolver and TLS context it uses */
 	t->acme = NULL;
+	dkim_keyring_free(t->dkim_keys);
+	t->dkim_keys = NULL;
 	dnsbl_free(t->dnsbl);   /* before the resolver it uses */
 	t->dnsbl = NULL;
 	greylist_close(t->greylist);   /* the worker pool is gone: no rewrite runs */

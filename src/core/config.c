@@ -105,6 +105,7 @@ static const struct config_row config_table[] = {
 	ROW("checks", "dkim", CT_BOOL, check_dkim, "on", 0, 0, "verify DKIM signatures on the MX service"),
 	ROW("checks", "dmarc", CT_DMARC, check_dmarc, "enforce", 0, 0, "enforce | report | off"),
 	ROW("checks", "authserv_id", CT_STR, authserv_id, "", 0, 0, "Authentication-Results id; default [server] hostname"),
+	ROW("checks", "dns_tempfail", CT_BOOL, check_dns_tempfail, "no", 0, 0, "451 4.4.3 instead of accepting when DNS trouble leaves a check temperror"),
 
 	ROW("dnsbl", "zones", CT_ZONES, dnsbl_zones, "", 0, 0, "blocklists: ZONE or ZONE=127.0.0.2, ...; a listed client gets 554 5.7.1"),
 	ROW("dnsbl", "allow", CT_ZONES, dnsbl_allow, "", 0, 0, "allow lists (DNSWL), same form: a listed client skips the blocklists and greylisting"),

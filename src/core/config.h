@@ -132,6 +132,7 @@ struct config {
 	bool check_spf, check_dkim;
 	unsigned check_dmarc;           /* enum dmarc_mode */
 	char *authserv_id;              /* "" = hostname */
+	bool check_dns_tempfail;        /* temperror: 451 instead of accept */
 
 	/* [dnsbl] */
 	struct word_list dnsbl_zones;   /* "ZONE" or "ZONE=127.0.0.x", checked */

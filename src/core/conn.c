@@ -18,6 +18,11 @@
  * The session is freed (ops->free) only when it is closing and no
  * callback, timer or worker job holds a reference: every callback runs
  * with one held, so close may be called anywhere.
+ *
+ * A close after a fatal reply lingers (conn_linger): once the reply has
+ * left, the sending side is shut down and input is dropped until the
+ * peer closes or a bound passes, so the reply is not lost to the reset
+ * that closing with unread input sends.
  */
 #include "core/metrics.h"
 #include "core/conn.h"
@@ -32,6 +37,8 @@
 #include <inttypes.h>
 #include <errno.h>
 #include <openssl/err.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <string.h>
 #include <sys/socket.h>
 
@@ -94,17 +101,112 @@ static void conn_cancel_tls(struct conn *c)
 	c->ops->starttls_done(c->owner, false);
 }
 
-/* Releases the reference that conn_close(flush) took, once the output
- * has left (or cannot leave any more). */
-static void conn_flush_done(struct conn *c)
+/* ---- lingering close ---------------------------------------------------- */
+
+static void conn_log_linger(const struct conn *c, const char *end, size_t dropped)
+{
+	log_event("event=linger session=%016" PRIx64 " ip=%s end=%s dropped=%zu", c->id, c->ip, end,
+		  dropped);
+}
+
+static void conn_close_ref_drop(struct conn *c);
+
+static void conn_linger_end(struct conn *c, const char *why)
+{
+	conn_log_linger(c, why, CONN_LINGER_MAX - c->linger_left);
+	event_free(c->linger_ev);
+	c->linger_ev = NULL;
+	conn_close_ref_drop(c);
+}
+
+static void conn_linger_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct conn *c = arg;
+	uint64_t now = now_ms_monotonic();
+	char buf[16384];
+	ssize_t n = -1;
+
+	if (what & EV_READ) {
+		size_t turn = 0;
+		while (c->linger_left > 0 && turn < CONN_LINGER_TURN &&
+		       (n = recv(fd, buf, sizeof(buf), MSG_DONTWAIT)) > 0) {
+			c->linger_left -= (size_t)n < c->linger_left ? (size_t)n : c->linger_left;
+			turn += (size_t)n;
+		}
+		if (n == 0) {
+			conn_linger_end(c, "eof");
+			return;
+		}
+		if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
+			conn_linger_end(c, "error");
+			return;
+		}
+	}
+	if (c->linger_left == 0) {
+		conn_linger_end(c, "too_much");
+		return;
+	}
+	if (now >= c->linger_until) {
+		conn_linger_end(c, "timeout");
+		return;
+	}
+	struct timeval tv = { .tv_sec = (time_t)((c->linger_until - now) / 1000),
+			      .tv_usec = (suseconds_t)((c->linger_until - now) % 1000 * 1000) };
+	event_add(c->linger_ev, &tv);
+}
+
+/* The output has left: stop sending (FIN after the last reply) and drop
+ * input until the peer is done.  False when it cannot (then close now). */
+static bool conn_linger_start(struct conn *c)
+{
+	evutil_socket_t fd = bufferevent_getfd(c->bev);
+
+	if (!c->linger || fd < 0)
+		return false;
+	c->linger = false;
+	if (shutdown(fd, SHUT_WR) < 0)
+		return false;
+	c->linger_ev = event_new(c->base, fd, EV_READ, conn_linger_cb, c);
+	if (c->linger_ev == NULL)
+		return false;
+	/* The bufferevent (plain or TLS) is done with: what comes now is
+	 * read from the socket itself and never looked at. */
+	bufferevent_disable(c->bev, EV_READ | EV_WRITE);
+	c->linger_until = now_ms_monotonic() + CONN_LINGER_MS;
+	c->linger_left = CONN_LINGER_MAX;
+	conn_linger_cb(fd, EV_READ, c);   /* what is already in; arms the event */
+	return true;
+}
+
+void conn_linger(struct conn *c)
+{
+	c->linger = true;
+}
+
+/* Drops the reference conn_close() took (it may free the session). */
+static void conn_close_ref_drop(struct conn *c)
 {
 	conn_ref(c);
-	conn_cancel_tls(c);
 	if (c->flush_ref) {
 		c->flush_ref = false;
 		bufferevent_disable(c->bev, EV_READ | EV_WRITE);
 		conn_unref(c);
 	}
+	conn_unref(c);
+}
+
+/* Releases the reference that conn_close(flush) took, once the output
+ * has left (flushed: then it may linger first) or cannot leave any more. */
+static void conn_flush_done(struct conn *c, bool flushed)
+{
+	if (c->linger_ev) {   /* closed again without flush while lingering */
+		conn_linger_end(c, "closed");
+		return;
+	}
+	conn_ref(c);
+	conn_cancel_tls(c);
+	if (!(flushed && c->flush_ref && conn_linger_start(c)))
+		conn_close_ref_drop(c);
 	conn_unref(c);
 }
 
@@ -144,6 +246,11 @@ void conn_write(struct conn *c, const void *buf, size_t len)
 {
 	evbuffer_add(conn_out(c), buf, len);
 	conn_push(c);
+}
+
+void conn_flush(struct conn *c)
+{
+	conn_write_direct(c);
 }
 
 void conn_batch_begin(struct conn *c)
@@ -231,22 +338,23 @@ void conn_close(struct conn *c, bool flush)
 {
 	if (c->closing) {
 		if (!flush)
-			conn_flush_done(c);
+			conn_flush_done(c, false);
 		return;
 	}
 	if (flush)
 		conn_write_direct(c);
+	else
+		c->linger = false;
 	c->closing = true;
 	conn_apply_timeouts(c);
 	bufferevent_disable(c->bev, EV_READ);
 	c->refs++;
+	c->flush_ref = true;   /* the reference conn_close_ref_drop() drops */
 	if (flush && evbuffer_get_length(bufferevent_get_output(c->bev)) > 0) {
-		c->flush_ref = true;   /* released by conn_flush_done() */
 		bufferevent_enable(c->bev, EV_WRITE);
 		return;
 	}
-	conn_cancel_tls(c);
-	conn_unref(c);
+	conn_flush_done(c, flush);
 }
 
 /* ---- callbacks ----------------------------------------------------------- */
@@ -327,7 +435,7 @@ static void conn_write_cb(struct bufferevent *bev, void *arg)
 	conn_batch_begin(c);
 	if (c->closing) {
 		if (empty)
-			conn_flush_done(c);
+			conn_flush_done(c, true);
 	} else if (c->tls_pending) {
 		if (empty)
 			conn_starttls_now(c);
@@ -360,7 +468,7 @@ static void conn_event_cb(struct bufferevent *bev, short what, void *arg)
 		if (c->closing && (what & BEV_EVENT_TIMEOUT))
 			log_conn_timeout_closing(c);
 		if (c->closing)
-			conn_flush_done(c);   /* peer gone or stalled while we flushed */
+			conn_flush_done(c, false);   /* peer gone or stalled while we flushed */
 		else
 			c->ops->event(c->owner, what);
 		conn_cancel_tls(c);
@@ -371,9 +479,17 @@ static void conn_event_cb(struct bufferevent *bev, short what, void *arg)
 
 /* ---- set-up ---------------------------------------------------------------- */
 
+/* libevent 2.1 writes at most 16 KiB per write event: output that the
+ * socket did not take at once (a message RETR'd behind pipelined ones,
+ * every TLS reply) went out in 16 KiB steps, one loop turn and one
+ * writev each, seven for a 100 KiB message.  Let a write event take as
+ * much as the session ever queues (its output high-water mark). */
+#define CONN_WRITE_MAX (256 * 1024)
+
 static void conn_setup_bev(struct conn *c)
 {
 	bufferevent_setcb(c->bev, conn_read_cb, conn_write_cb, conn_event_cb, c);
+	bufferevent_set_max_single_write(c->bev, CONN_WRITE_MAX);
 	bufferevent_setwatermark(c->bev, EV_WRITE, c->low_water, 0);
 	conn_apply_timeouts(c);
 }
@@ -388,6 +504,12 @@ void conn_init(struct conn *c, struct event_base *base, evutil_socket_t fd, cons
 	c->id = id;
 	c->ip = ip;
 	c->outq = evbuffer_new();
+	/* Output leaves in whole batches, so Nagle's algorithm could only
+	 * hold back the tail of a long reply (a RETR larger than one
+	 * segment) until the peer has acknowledged its head.  Not a TCP
+	 * socket (a test's socketpair): nothing to do. */
+	int one = 1;
+	(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	c->bev = bufferevent_socket_new(base, fd, BEV_OPT_CLOSE_ON_FREE);
 	if (c->outq == NULL || c->bev == NULL)
 		die("out of memory for a connection");
@@ -397,6 +519,9 @@ void conn_init(struct conn *c, struct event_base *base, evutil_socket_t fd, cons
 
 void conn_release(struct conn *c)
 {
+	if (c->linger_ev)
+		event_free(c->linger_ev);
+	c->linger_ev = NULL;
 	if (c->tls_pending)
 		SSL_free(c->tls_pending);
 	if (c->bev)

@@ -60,6 +60,10 @@ struct conn {
 	bool direct_out;
 	bool write_armed;         /* the bufferevent holds a rest to write */
 	bool discard_line;        /* skipping the rest of an over-long line */
+	bool linger;              /* conn_close(flush): linger once flushed */
+	struct event *linger_ev;  /* lingering: reading and dropping input */
+	uint64_t linger_until;    /* monotonic ms */
+	size_t linger_left;       /* octets it may still drop */
 	unsigned in_batch;        /* conn_batch_begin() calls not yet ended */
 	struct evbuffer *outq;    /* direct_out: output not yet written */
 	SSL *tls_pending;         /* conn_starttls(): waits for the output to drain */
@@ -83,12 +87,31 @@ void conn_unref(struct conn *c);
  * again without flush gives up a flush under way.  May call ops->free. */
 void conn_close(struct conn *c, bool flush);
 
+/* The next conn_close(flush) lingers: once the output has left, the
+ * conn shuts down its sending side (the peer reads the last reply, then
+ * EOF) and reads and drops what the peer still sends, until the peer
+ * closes, CONN_LINGER_MS pass or CONN_LINGER_MAX octets have come; only
+ * then is the socket closed.  Closing a socket with unread input resets
+ * the connection, and the reset drops whatever of the last reply the
+ * peer had not yet received (RFC 9112 9.6, RFC 2525 2.17): a client that
+ * pipelines on past tern's fatal reply would never see it.  The loop
+ * reads at most CONN_LINGER_TURN octets per turn, so a peer that floods
+ * does not hold it up. */
+#define CONN_LINGER_MS 2000
+#define CONN_LINGER_MAX (16 * 1024 * 1024)
+#define CONN_LINGER_TURN (256 * 1024)
+void conn_linger(struct conn *c);
+
 /* Output: add to conn_out(), then conn_push(); conn_write() does both.
  * Inside a batch the push waits for conn_batch_end(), so the replies to
  * a pipelined group leave in one write (RFC 2920, RFC 2449 6.6). */
 struct evbuffer *conn_out(struct conn *c);
 void conn_push(struct conn *c);
 void conn_write(struct conn *c, const void *buf, size_t len);
+/* Write what is queued now, even inside a batch: the last part of a
+ * reply that the client is waiting for, before work that need not delay
+ * it (closing the message file). */
+void conn_flush(struct conn *c);
 void conn_batch_begin(struct conn *c);
 void conn_batch_end(struct conn *c);
 /* Octets queued and not yet handed to the kernel. */

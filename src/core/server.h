@@ -30,6 +30,7 @@ struct queue_env;
 struct intake;
 struct tern;
 struct login;
+struct dkim_keyring;
 struct acme;
 
 enum service {
@@ -99,6 +100,7 @@ struct tern {
 	struct greylist *greylist;
 	struct rate *conn_rate, *msg_rate;
 	struct login *login;           /* authentication for every protocol */
+	struct dkim_keyring *dkim_keys; /* signing keys, loaded once (msgauth/dkim_keyring.h) */
 	struct acme *acme;             /* the ACME client, NULL when off */
 	struct session_list sessions;
 	size_t nsessions;
@@ -117,6 +119,8 @@ struct tern {
 	size_t nown_addrs;
 };
 
+/* The allocator's policy for a long-running server (see server.c). */
+void tern_heap_setup(void);
 /* Raise RLIMIT_NOFILE to its hard limit and set max_fds from it. */
 void tern_fd_setup(struct tern *t);
 /* May a session just accepted on fd stay?  False: refuse it (421) while

@@ -43,11 +43,13 @@ static void log_session_too_many_errors(const struct session *s)
 
 /* ---- the end of a session ------------------------------------------------ */
 
-/* The protocol's fatal text, then close once it has left. */
+/* The protocol's fatal text, then close once it has left, lingering
+ * (conn_linger): a client still sending gets the text, not a reset. */
 static void session_fatal(struct session *s, const char *text)
 {
 	conn_write(s->conn, text, strlen(text));
 	conn_write(s->conn, "\r\n", 2);
+	conn_linger(s->conn);
 	s->ops->close(s->owner, true);
 }
 

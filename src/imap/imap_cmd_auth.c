@@ -29,11 +29,24 @@ void imap_cmd_capability(struct imap_session *s, const struct imap_arg *a, bool 
 	imap_ok(s, "CAPABILITY completed");
 }
 
+static void imap_noop_done(struct imap_job *j)
+{
+	if (!j->gone)
+		imap_ok(j->s, "NOOP completed");
+}
+
 void imap_cmd_noop(struct imap_session *s, const struct imap_arg *a, bool uid)
 {
-	if (s->sel)
-		s->sel->dirty = true;   /* NOOP is how clients poll: look at the disk */
-	imap_ok(s, "NOOP completed");
+	struct imap_job *j;
+
+	if (s->sel == NULL) {
+		imap_ok(s, "NOOP completed");
+		return;
+	}
+	/* NOOP is how clients poll: a look at the disk, on a worker */
+	j = imap_job_new(s, s->sel->path, "noop", NULL, imap_noop_done);
+	j->scan = true;
+	imap_job_submit(j);
 }
 
 void imap_cmd_logout(struct imap_session *s, const struct imap_arg *a, bool uid)
@@ -74,6 +87,13 @@ void imap_cmd_enable(struct imap_session *s, const struct imap_arg *a, bool uid)
 		} else if ((strcasecmp(a->s, "UTF8=ACCEPT") == 0) && !s->utf8) {
 			s->utf8 = true;   /* the parser takes UTF-8 from the next command */
 			evbuffer_add_printf(b, " UTF8=ACCEPT");
+		} else if (strcasecmp(a->s, "CONDSTORE") == 0 && !s->condstore) {
+			s->condstore = true;
+			evbuffer_add_printf(b, " CONDSTORE");
+		} else if (strcasecmp(a->s, "QRESYNC") == 0 && !s->qresync) {
+			/* RFC 7162 3.2.3: QRESYNC implies CONDSTORE */
+			s->qresync = s->condstore = true;
+			evbuffer_add_printf(b, " QRESYNC");
 		}
 	}
 	evbuffer_add_printf(imap_out(s), "* ENABLED");
@@ -129,12 +149,22 @@ void imap_auth_end(struct imap_session *s)
 	s->sasl_pending = false;
 }
 
-static void imap_login_ok(struct imap_session *s, const struct login_result *r)
+/* The first login's folders (imap_store_setup) are made on a worker. */
+static void imap_setup_work(struct imap_job *j)
 {
-	s->user = xstrdup(r->user);
-	s->maildir = maildir_path(s->t->cfg->state_dir, r->domain, r->local);
-	if (!imap_store_setup(s->maildir)) {
-		imap_log_error(s, "setup", errno);
+	if (!imap_store_setup(j->arg))
+		j->err = errno;
+}
+
+static void imap_setup_done(struct imap_job *j)
+{
+	struct imap_session *s = j->s;
+
+	free(j->arg);
+	if (j->gone)
+		return;
+	if (j->err) {
+		imap_log_error(s, "setup", j->err);
 		free(s->user);
 		free(s->maildir);
 		s->user = s->maildir = NULL;
@@ -145,6 +175,17 @@ static void imap_login_ok(struct imap_session *s, const struct login_result *r)
 	evbuffer_add_printf(imap_out(s), "%s OK [CAPABILITY ", s->tag);
 	imap_capability_list(s, imap_out(s));
 	evbuffer_add_printf(imap_out(s), "] Logged in\r\n");
+}
+
+static void imap_login_ok(struct imap_session *s, const struct login_result *r)
+{
+	struct imap_job *j;
+
+	s->user = xstrdup(r->user);
+	s->maildir = maildir_path(s->t->cfg->state_dir, r->domain, r->local);
+	j = imap_job_new(s, NULL, "setup", imap_setup_work, imap_setup_done);
+	j->arg = xstrdup(s->maildir);
+	imap_job_submit(j);
 }
 
 static void imap_login_answer_cb(void *arg, const struct login_result *r)

@@ -21,31 +21,108 @@
 
 #define IMAP_SEARCH_HDR_MAX 65536
 
-void imap_cmd_check(struct imap_session *s, const struct imap_arg *a, bool uid)
+/* ---- jobs on the selected folder ---------------------------------------------- */
+
+/* A list of UIDs a job works on, and what it found. */
+struct imap_uids {
+	uint32_t *v;
+	size_t n;
+	bool any;                 /* something changed */
+	bool close;               /* CLOSE: leave the folder after */
+};
+
+static void imap_uids_free(struct imap_uids *u)
 {
-	s->sel->dirty = true;
-	imap_folder_save(s->sel->f);
-	imap_ok(s, "CHECK completed");
+	if (u) {
+		free(u->v);
+		free(u);
+	}
 }
 
-/* Remove the \Deleted messages (of uids, when given); true if any went. */
-static bool imap_expunge_deleted(struct imap_session *s, const size_t *idx, size_t n)
+static void imap_check_work(struct imap_job *j)
 {
-	struct imap_folder *f = imap_folder(s);
-	bool any = false;
+	if (j->f && !imap_folder_save(j->f))
+		j->err = errno;
+}
 
-	for (size_t i = 0; i < (idx ? n : s->nview); i++) {
-		size_t v = idx ? idx[i] : i;
-		long k = imap_view_index(s, v);
+static void imap_check_done(struct imap_job *j)
+{
+	if (!j->gone)
+		imap_ok(j->s, "CHECK completed");
+}
+
+void imap_cmd_check(struct imap_session *s, const struct imap_arg *a, bool uid)
+{
+	struct imap_job *j = imap_job_new(s, s->sel->path, "check", imap_check_work, imap_check_done);
+	j->scan = true;
+	imap_job_submit(j);
+}
+
+/* Remove the \Deleted messages among the UIDs (on the worker). */
+static void imap_expunge_work(struct imap_job *j)
+{
+	struct imap_uids *u = j->arg;
+	struct imap_folder *f = j->f;
+
+	if (f == NULL)
+		return;
+	for (size_t i = 0; i < u->n; i++) {
+		long k = imap_folder_find(f, u->v[i]);
 		if (k < 0 || !(f->v[k].flags & IMAP_FLAG_DELETED))
 			continue;
 		if (!imap_folder_expunge(f, (size_t)k))
-			imap_log_error(s, "expunge", errno);
+			j->err = errno;
 		else
-			any = true;
+			u->any = true;
 	}
-	imap_folder_save(f);
-	return any;
+	/* The OK says the messages are gone for good (the state too). */
+	if (!imap_folder_save(f))
+		j->err = errno;
+}
+
+static void imap_expunge_done(struct imap_job *j)
+{
+	struct imap_uids *u = j->arg;
+	struct imap_session *s = j->s;
+
+	if (!j->gone) {
+		if (j->err)
+			imap_log_error(s, "expunge", j->err);
+		if (u->close) {
+			/* RFC 9051 6.4.2: expunged silently */
+			imap_select_close(s);
+			imap_set_state(s, IMAP_S_AUTH);
+			imap_ok(s, "CLOSE completed");
+		} else {
+			imap_ok(s, "EXPUNGE completed");
+		}
+	}
+	imap_uids_free(u);
+}
+
+/* The UIDs of the view entries idx (all when idx is NULL). */
+static struct imap_uids *imap_uids_of(struct imap_session *s, const size_t *idx, size_t n)
+{
+	struct imap_uids *u = xcalloc(1, sizeof(*u));
+	size_t total = idx ? n : s->nview;
+
+	u->v = xcalloc(total + 1, sizeof(*u->v));
+	for (size_t i = 0; i < total; i++) {
+		size_t v = idx ? idx[i] : i;
+		if (!s->view[v].gone)
+			u->v[u->n++] = s->view[v].uid;
+	}
+	return u;
+}
+
+static void imap_expunge_start(struct imap_session *s, const size_t *idx, size_t n, bool close)
+{
+	struct imap_uids *u = imap_uids_of(s, idx, n);
+	struct imap_job *j = imap_job_new(s, s->sel->path, close ? "close" : "expunge", imap_expunge_work,
+					  imap_expunge_done);
+	u->close = close;
+	j->arg = u;
+	imap_job_submit(j);
 }
 
 void imap_cmd_expunge(struct imap_session *s, const struct imap_arg *a, bool uid)
@@ -58,17 +135,16 @@ void imap_cmd_expunge(struct imap_session *s, const struct imap_arg *a, bool uid
 	}
 	if (uid && !imap_seq_resolve(s, a, true, &idx, &n))
 		return;
-	if (imap_expunge_deleted(s, uid ? idx : NULL, n))
-		imap_changed(s);
+	imap_expunge_start(s, uid ? idx : NULL, n, false);
 	free(idx);
-	imap_ok(s, "EXPUNGE completed");
 }
 
 void imap_cmd_close(struct imap_session *s, const struct imap_arg *a, bool uid)
 {
-	/* RFC 9051 6.4.2: expunged silently */
-	if (!s->readonly && imap_expunge_deleted(s, NULL, 0))
-		imap_changed(s);
+	if (!s->readonly) {
+		imap_expunge_start(s, NULL, 0, true);
+		return;
+	}
 	imap_select_close(s);
 	imap_set_state(s, IMAP_S_AUTH);
 	imap_ok(s, "CLOSE completed");
@@ -91,22 +167,159 @@ void imap_cmd_idle(struct imap_session *s, const struct imap_arg *a, bool uid)
 
 /* ---- STORE ------------------------------------------------------------------------ */
 
+/* A STORE in flight: the targets (view index and UID), what to do, and
+ * the flags each ended with. */
+struct imap_store_job {
+	size_t *idx;
+	uint32_t *uid;
+	unsigned *flags;
+	uint32_t *kw;
+	bool *done;               /* the message was there */
+	bool *modified;           /* failed UNCHANGEDSINCE (RFC 7162 3.1.3) */
+	uint64_t *modseq;
+	size_t n;
+	uint64_t unchangedsince;
+	bool unchangedsince_set;
+	int mode;                 /* 0 replace, 1 add, -1 remove */
+	unsigned set_flags;
+	uint32_t set_kw;
+	bool silent, uid_cmd, changed;
+	size_t stored;
+};
+
+static void imap_store_job_free(struct imap_store_job *x)
+{
+	free(x->idx);
+	free(x->uid);
+	free(x->flags);
+	free(x->kw);
+	free(x->done);
+	free(x->modified);
+	free(x->modseq);
+	free(x);
+}
+
+/* On the worker: the renames (flags live in the file names), then the
+ * state file, so the tagged OK follows durable flags. */
+static void imap_store_work(struct imap_job *j)
+{
+	struct imap_store_job *x = j->arg;
+	struct imap_folder *f = j->f;
+
+	if (f == NULL)
+		return;
+	for (size_t i = 0; i < x->n; i++) {
+		long k = imap_folder_find(f, x->uid[i]);
+		unsigned nf;
+		uint32_t nk;
+		if (k < 0)
+			continue;
+		if (x->unchangedsince_set && f->v[k].modseq > x->unchangedsince) {
+			x->modified[i] = true;   /* changed since the client looked */
+			continue;
+		}
+		nf = x->mode == 0 ? x->set_flags : x->mode > 0 ? f->v[k].flags | x->set_flags :
+			f->v[k].flags & ~x->set_flags;
+		nk = x->mode == 0 ? x->set_kw : x->mode > 0 ? f->v[k].kw | x->set_kw : f->v[k].kw & ~x->set_kw;
+		if (nf != f->v[k].flags || nk != f->v[k].kw) {
+			if (!imap_folder_set_flags(f, (size_t)k, nf, nk)) {
+				j->err = errno;
+				continue;
+			}
+			x->changed = true;
+			x->stored++;
+		}
+		x->done[i] = true;
+		x->flags[i] = f->v[k].flags;
+		x->kw[i] = f->v[k].kw;
+		x->modseq[i] = f->v[k].modseq;
+	}
+	if (x->changed && !imap_folder_save(f))
+		j->err = errno;
+}
+
+static void imap_store_done(struct imap_job *j)
+{
+	struct imap_store_job *x = j->arg;
+	struct imap_session *s = j->s;
+
+	if (!j->gone && s->sel == j->sh) {
+		if (j->err)
+			imap_log_error(s, "store", j->err);
+		uint32_t *mod = xcalloc(x->n + 1, sizeof(*mod));
+		size_t nmod = 0;
+		s->nstore += (unsigned)x->stored;
+		for (size_t i = 0; i < x->n; i++) {
+			struct imap_view_msg *v = &s->view[x->idx[i]];
+			if (x->modified[i])
+				mod[nmod++] = x->uid_cmd ? x->uid[i] : (uint32_t)(x->idx[i] + 1);
+			if (!x->done[i] || x->idx[i] >= s->nview || v->uid != x->uid[i])
+				continue;
+			v->flags = x->flags[i];
+			v->kw = x->kw[i];
+			/* RFC 7162 3.1.3: with CONDSTORE even .SILENT tells the
+			 * new MODSEQ */
+			if (x->silent && !s->condstore)
+				continue;
+			const char *sep = "";
+			evbuffer_add_printf(imap_out(s), "* %zu FETCH (", x->idx[i] + 1);
+			if (!x->silent) {
+				evbuffer_add_printf(imap_out(s), "FLAGS ");
+				imap_write_msg_flags(s, imap_out(s), v->flags | (v->recent ? IMAP_FLAG_RECENT : 0), v->kw);
+				sep = " ";
+			}
+			if (x->uid_cmd) {
+				evbuffer_add_printf(imap_out(s), "%sUID %" PRIu32, sep, v->uid);
+				sep = " ";
+			}
+			if (s->condstore)
+				evbuffer_add_printf(imap_out(s), "%sMODSEQ (%" PRIu64 ")", sep, x->modseq[i]);
+			evbuffer_add(imap_out(s), ")\r\n", 3);
+		}
+		if (nmod) {
+			struct evbuffer *b = evbuffer_new();
+			imap_write_seqset(b, mod, nmod);
+			evbuffer_add(b, "", 1);
+			imap_ok(s, "[MODIFIED %s] Conditional STORE failed", (const char *)evbuffer_pullup(b, -1));
+			evbuffer_free(b);
+		} else {
+			imap_ok(s, "STORE completed");
+		}
+		free(mod);
+	}
+	imap_store_job_free(x);
+}
+
 void imap_cmd_store(struct imap_session *s, const struct imap_arg *a, bool uid)
 {
-	struct imap_folder *f;
+	struct imap_store_job *x;
+	struct imap_job *j;
 	size_t *idx, n;
 	const struct imap_arg *item, *fl;
 	const char *it;
 	unsigned flags;
 	uint32_t kw;
 	int mode;                 /* 0 replace, 1 add, -1 remove */
-	bool silent, changed = false;
+	bool silent;
 
 	if (!imap_seq_resolve(s, a, uid, &idx, &n))
 		return;
 	item = a->next;
-	if (item && item->type == IMAP_ARG_LIST)   /* (UNCHANGEDSINCE n): not kept */
+	uint64_t unchangedsince = 0;
+	bool unchangedsince_set = false;
+	if (item && item->type == IMAP_ARG_LIST) {
+		/* RFC 7162 3.1.3: (UNCHANGEDSINCE modseq) */
+		const struct imap_arg *m = item->child;
+		if (!imap_arg_is_atom(m, "UNCHANGEDSINCE") || m->next == NULL || m->next->type != IMAP_ARG_ATOM ||
+		    !parse_u64(m->next->s, m->next->len, 0, INT64_MAX, &unchangedsince) || m->next->next) {
+			free(idx);
+			imap_bad(s, "Syntax: STORE set (UNCHANGEDSINCE modseq) item flags");
+			return;
+		}
+		unchangedsince_set = true;
+		s->condstore = true;   /* a CONDSTORE-enabling command */
 		item = item->next;
+	}
 	if (item == NULL || item->type != IMAP_ARG_ATOM || item->next == NULL) {
 		free(idx);
 		imap_bad(s, "Syntax: STORE set [+|-]FLAGS[.SILENT] (flags)");
@@ -148,51 +361,181 @@ void imap_cmd_store(struct imap_session *s, const struct imap_arg *a, bool uid)
 		imap_no(s, "[READ-ONLY] Mailbox is read-only");
 		return;
 	}
-	f = imap_folder(s);
+	x = xcalloc(1, sizeof(*x));
+	x->idx = xcalloc(n + 1, sizeof(*x->idx));
+	x->uid = xcalloc(n + 1, sizeof(*x->uid));
+	x->flags = xcalloc(n + 1, sizeof(*x->flags));
+	x->kw = xcalloc(n + 1, sizeof(*x->kw));
+	x->done = xcalloc(n + 1, sizeof(*x->done));
+	x->modified = xcalloc(n + 1, sizeof(*x->modified));
+	x->modseq = xcalloc(n + 1, sizeof(*x->modseq));
+	x->unchangedsince = unchangedsince;
+	x->unchangedsince_set = unchangedsince_set;
 	for (size_t i = 0; i < n; i++) {
-		struct imap_view_msg *v = &s->view[idx[i]];
-		long k = imap_view_index(s, idx[i]);
-		unsigned nf;
-		uint32_t nk;
-		if (k < 0)
+		if (s->view[idx[i]].gone)
 			continue;
-		nf = mode == 0 ? flags : mode > 0 ? f->v[k].flags | flags : f->v[k].flags & ~flags;
-		nk = mode == 0 ? kw : mode > 0 ? f->v[k].kw | kw : f->v[k].kw & ~kw;
-		if ((nf != f->v[k].flags || nk != f->v[k].kw)) {
-			if (!imap_folder_set_flags(f, (size_t)k, nf, nk)) {
-				imap_log_error(s, "store", errno);
-				continue;
-			}
-			changed = true;
-			s->nstore++;
-		}
-		v->flags = f->v[k].flags;
-		v->kw = f->v[k].kw;
-		if (!silent) {
-			evbuffer_add_printf(imap_out(s), "* %zu FETCH (FLAGS ", idx[i] + 1);
-			imap_write_msg_flags(s, imap_out(s), v->flags, v->kw);
-			if (uid)
-				evbuffer_add_printf(imap_out(s), " UID %" PRIu32, v->uid);
-			evbuffer_add(imap_out(s), ")\r\n", 3);
-		}
+		x->idx[x->n] = idx[i];
+		x->uid[x->n++] = s->view[idx[i]].uid;
 	}
 	free(idx);
-	imap_folder_save(f);
-	if (changed)
-		imap_changed(s);
-	imap_ok(s, "STORE completed");
+	x->mode = mode;
+	x->set_flags = flags;
+	x->set_kw = kw;
+	x->silent = silent;
+	x->uid_cmd = uid;
+	j = imap_job_new(s, s->sel->path, "store", imap_store_work, imap_store_done);
+	j->arg = x;
+	/* keywords added by the flag list are in the state written there */
+	imap_job_submit(j);
 }
 
 /* ---- COPY and MOVE -------------------------------------------------------------- */
 
+/* What a copy takes of each message, read on the loop from the
+ * selected folder: the job has only the target folder. */
+struct imap_copy_msg {
+	char *path;
+	uint32_t uid, new_uid;
+	unsigned flags;
+	const char *kws[IMAP_FOLDER_KW_MAX];
+	size_t nkws;
+	int64_t date;
+	uint64_t size;
+};
+
+struct imap_copy_job {
+	struct imap_copy_msg *v;
+	size_t n, done;
+	char *kwstore[IMAP_FOLDER_KW_MAX];   /* the keyword names the kws point into */
+	bool move, failed;
+	uint32_t validity;
+	char *code;               /* "[COPYUID ...] " */
+};
+
+static void imap_copy_job_free(struct imap_copy_job *x)
+{
+	for (size_t i = 0; i < x->n; i++)
+		free(x->v[i].path);
+	for (size_t k = 0; k < IMAP_FOLDER_KW_MAX; k++)
+		free(x->kwstore[k]);
+	free(x->v);
+	free(x->code);
+	free(x);
+}
+
+static void imap_copy_work(struct imap_job *j)
+{
+	struct imap_copy_job *x = j->arg;
+
+	if (j->f == NULL) {
+		x->failed = true;
+		return;
+	}
+	x->validity = j->f->uidvalidity;
+	for (size_t i = 0; i < x->n; i++) {
+		struct imap_copy_msg *m = &x->v[i];
+		if (!imap_folder_copy_file(j->f, m->path, m->flags, m->kws, m->nkws, m->date, m->size,
+					   &m->new_uid)) {
+			if (errno == ENOENT)
+				continue;   /* expunged meanwhile */
+			j->err = errno;
+			x->failed = true;
+			break;
+		}
+		x->done++;
+	}
+	/* Whatever was copied is committed, so COPYUID tells the truth. */
+	if (x->done && !imap_folder_commit(j->f)) {
+		j->err = errno;
+		x->failed = true;
+	}
+}
+
+/* MOVE's second half, on the source folder: the copied ones go. */
+static void imap_move_work(struct imap_job *j)
+{
+	struct imap_copy_job *x = j->arg;
+
+	if (j->f == NULL)
+		return;
+	for (size_t i = 0; i < x->n; i++) {
+		long k;
+		if (x->v[i].new_uid == 0 || (k = imap_folder_find(j->f, x->v[i].uid)) < 0)
+			continue;
+		if (!imap_folder_expunge(j->f, (size_t)k))
+			j->err = errno;
+	}
+	if (!imap_folder_save(j->f))
+		j->err = errno;
+}
+
+static void imap_move_done(struct imap_job *j)
+{
+	struct imap_copy_job *x = j->arg;
+
+	if (!j->gone) {
+		if (j->err)
+			imap_log_error(j->s, "move", j->err);
+		imap_ok(j->s, "MOVE completed");
+	}
+	imap_copy_job_free(x);
+}
+
+static void imap_copy_done(struct imap_job *j)
+{
+	struct imap_copy_job *x = j->arg;
+	struct imap_session *s = j->s;
+	struct evbuffer *code;
+
+	if (j->gone) {
+		imap_copy_job_free(x);
+		return;
+	}
+	if (j->err)
+		imap_log_error(s, x->move ? "move" : "copy", j->err);
+	code = evbuffer_new();
+	if (x->done) {
+		uint32_t *su = xcalloc(x->done, sizeof(*su)), *du = xcalloc(x->done, sizeof(*du));
+		size_t o = 0;
+		for (size_t i = 0; i < x->n; i++)
+			if (x->v[i].new_uid) {
+				su[o] = x->v[i].uid;
+				du[o++] = x->v[i].new_uid;
+			}
+		evbuffer_add_printf(code, "[COPYUID %" PRIu32 " ", x->validity);
+		imap_write_seqset(code, su, o);
+		evbuffer_add(code, " ", 1);
+		imap_write_seqset(code, du, o);
+		evbuffer_add(code, "] ", 2);
+		free(su);
+		free(du);
+	}
+	evbuffer_add(code, "", 1);
+	x->code = xstrdup((const char *)evbuffer_pullup(code, -1));
+	evbuffer_free(code);
+	if (x->failed) {
+		imap_no(s, "[UNAVAILABLE] %s failed", x->move ? "MOVE" : "COPY");
+		imap_copy_job_free(x);
+	} else if (x->move && s->sel) {
+		struct imap_job *m;
+		if (x->done)   /* RFC 6851 4.3: COPYUID before the EXPUNGEs */
+			imap_untagged(s, "OK %s", x->code);
+		m = imap_job_new(s, s->sel->path, "move", imap_move_work, imap_move_done);
+		m->arg = x;
+		imap_job_submit(m);
+	} else {
+		imap_ok(s, "%s%s completed", x->code, x->move ? "MOVE" : "COPY");
+		imap_copy_job_free(x);
+	}
+}
+
 static void imap_copy(struct imap_session *s, const struct imap_arg *a, bool uid, bool move)
 {
-	size_t *idx, n, done = 0;
+	struct imap_folder *src = imap_folder(s);
+	struct imap_copy_job *x;
+	struct imap_job *j;
+	size_t *idx, n;
 	char *name, *dir;
-	struct imap_folder *src, *dst;
-	uint32_t *su, *du;
-	bool own, ok = true;
-	struct evbuffer *code;
 
 	if (!imap_seq_resolve(s, a, uid, &idx, &n))
 		return;
@@ -217,60 +560,31 @@ static void imap_copy(struct imap_session *s, const struct imap_arg *a, bool uid
 		return;
 	}
 	free(cur);
-	src = imap_folder(s);
-	dst = imap_folder_at(s, dir, &own);
-	free(dir);
-	if (dst == NULL) {
-		free(idx);
-		imap_log_error(s, "copy", errno);
-		imap_no(s, "[UNAVAILABLE] Cannot open the target mailbox");
-		return;
-	}
-	su = xcalloc(n + 1, sizeof(*su));
-	du = xcalloc(n + 1, sizeof(*du));
-	for (size_t i = 0; i < n && ok; i++) {
+	x = xcalloc(1, sizeof(*x));
+	x->move = move;
+	x->v = xcalloc(n + 1, sizeof(*x->v));
+	for (size_t k = 0; k < src->nkw; k++)
+		x->kwstore[k] = xstrdup(src->kw[k]);
+	for (size_t i = 0; i < n; i++) {
 		long k = imap_view_index(s, idx[i]);
+		struct imap_copy_msg *m;
 		if (k < 0)
 			continue;
-		if (!imap_folder_copy(src, (size_t)k, dst, &du[done])) {
-			imap_log_error(s, "copy", errno);
-			ok = false;
-			break;
-		}
-		su[done++] = src->v[k].uid;
+		m = &x->v[x->n++];
+		m->path = imap_folder_msg_path(src, (size_t)k);
+		m->uid = src->v[k].uid;
+		m->flags = src->v[k].flags;
+		m->date = src->v[k].date;
+		m->size = src->v[k].size;
+		for (size_t b = 0; b < src->nkw; b++)
+			if (src->v[k].kw & (1u << b))
+				m->kws[m->nkws++] = x->kwstore[b];
 	}
-	code = evbuffer_new();
-	if (done) {
-		evbuffer_add_printf(code, "[COPYUID %" PRIu32 " ", dst->uidvalidity);
-		imap_write_seqset(code, su, done);
-		evbuffer_add(code, " ", 1);
-		imap_write_seqset(code, du, done);
-		evbuffer_add(code, "] ", 2);
-	}
-	evbuffer_add(code, "", 1);
-	const char *ctext = (const char *)evbuffer_pullup(code, -1);
-	imap_folder_done(s, dst, own, done > 0);
-	if (!ok) {
-		imap_no(s, "[UNAVAILABLE] %s failed", move ? "MOVE" : "COPY");
-	} else if (move) {
-		if (done)
-			imap_untagged(s, "OK %s", ctext);
-		for (size_t i = 0; i < done; i++) {
-			long k = imap_folder_find(src, su[i]);
-			if (k >= 0 && !imap_folder_expunge(src, (size_t)k))
-				imap_log_error(s, "move", errno);
-		}
-		imap_folder_save(src);
-		if (done)
-			imap_changed(s);
-		imap_ok(s, "MOVE completed");
-	} else {
-		imap_ok(s, "%sCOPY completed", ctext);
-	}
-	evbuffer_free(code);
-	free(su);
-	free(du);
 	free(idx);
+	j = imap_job_new(s, dir, move ? "move_copy" : "copy", imap_copy_work, imap_copy_done);
+	free(dir);
+	j->arg = x;
+	imap_job_submit(j);
 }
 
 void imap_cmd_copy(struct imap_session *s, const struct imap_arg *a, bool uid)
@@ -460,8 +774,9 @@ static bool imap_eval(struct imap_smsg *x, const struct imap_search_node *n)
 	case IMAP_SK_UNDRAFT: return !(fl & IMAP_FLAG_DRAFT);
 	case IMAP_SK_UNFLAGGED: return !(fl & IMAP_FLAG_FLAGGED);
 	case IMAP_SK_UNSEEN: return !(fl & IMAP_FLAG_SEEN);
-	case IMAP_SK_NEW: case IMAP_SK_RECENT: return false;   /* no \Recent kept */
-	case IMAP_SK_OLD: return true;
+	case IMAP_SK_NEW: return x->s->view[x->seq - 1].recent && !(fl & IMAP_FLAG_SEEN);
+	case IMAP_SK_RECENT: return x->s->view[x->seq - 1].recent;
+	case IMAP_SK_OLD: return !x->s->view[x->seq - 1].recent;
 	case IMAP_SK_KEYWORD: case IMAP_SK_UNKEYWORD: {
 		int k = imap_folder_keyword(x->s->sel->f, n->str, n->str_len, false);
 		bool has = k >= 0 && (m->kw & (1u << k));
@@ -493,15 +808,123 @@ static bool imap_eval(struct imap_smsg *x, const struct imap_search_node *n)
 	}
 }
 
+/* Does the program use MODSEQ (RFC 7162 3.1.5: the answer then says the
+ * highest MODSEQ of the hits)? */
+static bool imap_search_has_modseq(const struct imap_search_node *n)
+{
+	for (; n; n = n->next)
+		if (n->key == IMAP_SK_MODSEQ || imap_search_has_modseq(n->child))
+			return true;
+	return false;
+}
+
+/* Does the program read message files (header, text and sent-date keys)? */
+static bool imap_search_reads(const struct imap_search_node *n)
+{
+	for (; n; n = n->next) {
+		switch (n->key) {
+		case IMAP_SK_BCC: case IMAP_SK_CC: case IMAP_SK_FROM: case IMAP_SK_TO: case IMAP_SK_SUBJECT:
+		case IMAP_SK_HEADER: case IMAP_SK_BODY: case IMAP_SK_TEXT: case IMAP_SK_SENTBEFORE:
+		case IMAP_SK_SENTON: case IMAP_SK_SENTSINCE:
+			return true;
+		default:
+			break;
+		}
+		if (imap_search_reads(n->child))
+			return true;
+	}
+	return false;
+}
+
+struct imap_search_job {
+	struct imap_search_node *prog;   /* in the parser's arena (hold_args) */
+	bool uid, esearch, modseq;
+	unsigned ret;             /* 1 MIN 2 MAX 4 ALL 8 COUNT */
+	uint32_t *hits;
+	size_t nh;
+	uint64_t top;
+};
+
+/* The hits (on the loop, or on a worker with the folder held: the view
+ * does not change while the session waits). */
+static void imap_search_run(struct imap_session *s, struct imap_search_job *x)
+{
+	struct imap_folder *f = s->sel->f;
+
+	x->hits = xcalloc(s->nview + 1, sizeof(*x->hits));
+	for (size_t i = 0; i < s->nview; i++) {
+		long k = imap_view_index(s, i);
+		struct imap_smsg m = { .s = s, .seq = i + 1 };
+		if (k < 0)
+			continue;
+		m.m = &f->v[k];
+		if (imap_eval(&m, x->prog)) {
+			x->hits[x->nh++] = x->uid ? s->view[i].uid : (uint32_t)(i + 1);
+			if (f->v[k].modseq > x->top)
+				x->top = f->v[k].modseq;
+		}
+		free(m.hdr);
+	}
+}
+
+static void imap_search_answer(struct imap_session *s, struct imap_search_job *x)
+{
+	uint32_t *hits = x->hits;
+	size_t nh = x->nh;
+	unsigned ret = x->ret;
+
+	if (!x->esearch) {
+		evbuffer_add_printf(imap_out(s), "* SEARCH");
+		for (size_t i = 0; i < nh; i++)
+			evbuffer_add_printf(imap_out(s), " %" PRIu32, hits[i]);
+		if (x->modseq && nh)
+			evbuffer_add_printf(imap_out(s), " (MODSEQ %" PRIu64 ")", x->top);
+		evbuffer_add(imap_out(s), "\r\n", 2);
+	} else {
+		evbuffer_add_printf(imap_out(s), "* ESEARCH (TAG \"%s\")%s", s->tag, x->uid ? " UID" : "");
+		if ((ret & 1) && nh)
+			evbuffer_add_printf(imap_out(s), " MIN %" PRIu32, hits[0]);
+		if ((ret & 2) && nh)
+			evbuffer_add_printf(imap_out(s), " MAX %" PRIu32, hits[nh - 1]);
+		if ((ret & 4) && nh) {
+			evbuffer_add_printf(imap_out(s), " ALL ");
+			imap_write_seqset(imap_out(s), hits, nh);
+		}
+		if (ret & 8)
+			evbuffer_add_printf(imap_out(s), " COUNT %zu", nh);
+		if (x->modseq && nh)   /* RFC 7162 3.1.5 with RFC 4731 */
+			evbuffer_add_printf(imap_out(s), " MODSEQ %" PRIu64, x->top);
+		evbuffer_add(imap_out(s), "\r\n", 2);
+	}
+	free(x->hits);
+	free(x);
+	imap_ok(s, "SEARCH completed");
+}
+
+static void imap_search_work(struct imap_job *j)
+{
+	imap_search_run(j->s, j->arg);
+}
+
+static void imap_search_done(struct imap_job *j)
+{
+	struct imap_search_job *x = j->arg;
+
+	imap_release_args(j->s);
+	if (j->gone) {
+		free(x->hits);
+		free(x);
+		return;
+	}
+	imap_search_answer(j->s, x);
+}
+
 void imap_cmd_search(struct imap_session *s, const struct imap_arg *a, bool uid)
 {
 	struct imap_search_node *prog;
 	enum imap_search_err e;
-	struct imap_folder *f = imap_folder(s);
 	bool esearch = false;
 	unsigned ret = 0;          /* 1 MIN 2 MAX 4 ALL 8 COUNT */
-	uint32_t *hits;
-	size_t nh = 0;
 
 	if (a && imap_arg_is_atom(a, "RETURN") && a->next && a->next->type == IMAP_ARG_LIST) {
 		esearch = true;
@@ -531,36 +954,24 @@ void imap_cmd_search(struct imap_session *s, const struct imap_arg *a, bool uid)
 		imap_bad(s, "%s", imap_search_strerror(e));
 		return;
 	}
-	hits = xcalloc(s->nview + 1, sizeof(*hits));
-	for (size_t i = 0; i < s->nview; i++) {
-		long k = imap_view_index(s, i);
-		struct imap_smsg x = { .s = s, .seq = i + 1 };
-		if (k < 0)
-			continue;
-		x.m = &f->v[k];
-		if (imap_eval(&x, prog))
-			hits[nh++] = uid ? s->view[i].uid : (uint32_t)(i + 1);
-		free(x.hdr);
+	struct imap_search_job *x = xcalloc(1, sizeof(*x));
+	x->prog = prog;
+	x->uid = uid;
+	x->esearch = esearch;
+	x->ret = ret;
+	x->modseq = imap_search_has_modseq(prog);
+	if (x->modseq)
+		s->condstore = true;   /* a CONDSTORE-enabling command */
+	if (!imap_search_reads(prog)) {
+		/* flags, dates, sizes, UIDs: in memory, at once */
+		imap_search_run(s, x);
+		imap_search_answer(s, x);
+		return;
 	}
-	if (!esearch) {
-		evbuffer_add_printf(imap_out(s), "* SEARCH");
-		for (size_t i = 0; i < nh; i++)
-			evbuffer_add_printf(imap_out(s), " %" PRIu32, hits[i]);
-		evbuffer_add(imap_out(s), "\r\n", 2);
-	} else {
-		evbuffer_add_printf(imap_out(s), "* ESEARCH (TAG \"%s\")%s", s->tag, uid ? " UID" : "");
-		if ((ret & 1) && nh)
-			evbuffer_add_printf(imap_out(s), " MIN %" PRIu32, hits[0]);
-		if ((ret & 2) && nh)
-			evbuffer_add_printf(imap_out(s), " MAX %" PRIu32, hits[nh - 1]);
-		if ((ret & 4) && nh) {
-			evbuffer_add_printf(imap_out(s), " ALL ");
-			imap_write_seqset(imap_out(s), hits, nh);
-		}
-		if (ret & 8)
-			evbuffer_add_printf(imap_out(s), " COUNT %zu", nh);
-		evbuffer_add(imap_out(s), "\r\n", 2);
-	}
-	free(hits);
-	imap_ok(s, "SEARCH completed");
+	/* Header and text keys read the messages: on a worker, the folder
+	 * held, the parsed program kept until the answer. */
+	struct imap_job *j = imap_job_new(s, s->sel->path, "search", imap_search_work, imap_search_done);
+	j->arg = x;
+	s->hold_args = true;
+	imap_job_submit(j);
 }

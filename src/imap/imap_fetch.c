@@ -2,7 +2,11 @@
  * imap_fetch.c - FETCH and UID FETCH (RFC 9051 6.4.5, 7.5.2): FLAGS,
  * UID, INTERNALDATE, RFC822.SIZE, MODSEQ, ENVELOPE, BODYSTRUCTURE, BODY,
  * BODY[section]<partial> and BODY.PEEK, RFC822, RFC822.HEADER,
- * RFC822.TEXT.
+ * RFC822.TEXT, and BINARY[part]<partial>, BINARY.PEEK and BINARY.SIZE
+ * (RFC 3516): the part with its Content-Transfer-Encoding undone
+ * (proto/mime_cte.c), as a literal8 when it holds a NUL; its size is
+ * measured by decoding it once before the literal is announced, then it
+ * is decoded again as it streams.
  *
  * The structure comes from proto/mime_tree.c, fed the file in chunks.
  * Sections are sent as literals whose size is known before the first
@@ -15,6 +19,7 @@
 #include "imap/imap_session.h"
 #include "core/util.h"
 #include "proto/imap_write.h"
+#include "proto/mime_cte.h"
 #include "proto/mime_tree.h"
 
 #include <errno.h>
@@ -44,6 +49,7 @@ struct fitem {
 	char *fields[IMAP_FIELDS_MAX];
 	size_t nfields;
 	bool peek;
+	bool binary, binary_size; /* BINARY[...], BINARY.SIZE[...] (RFC 3516) */
 	bool partial;
 	uint64_t poff, plen;
 	char *label;              /* "BODY[HEADER]", "RFC822", ... */
@@ -61,10 +67,17 @@ struct imap_fetch {
 	int fd;
 	struct mime_tree tree;
 	bool have_tree;
+	uint32_t *seen;           /* UIDs to get \Seen before the OK */
+	size_t nseen;
+	uint64_t changedsince;    /* CHANGEDSINCE: only messages above it */
+	bool changedsince_set;
 	/* a literal being streamed */
 	bool streaming;
 	uint64_t spos, send, sskip, sleft;
 	bool sprev_cr;
+	bool sdecode;             /* BINARY: octets go through dec */
+	struct mime_cte_dec dec;
+	bool unknown_cte;         /* a BINARY part we cannot decode: NO at the end */
 };
 
 #define FETCH_BEGIN SIZE_MAX
@@ -91,6 +104,7 @@ void imap_fetch_free(struct imap_session *s)
 		close(fx->fd);
 	free(fx->items);
 	free(fx->idx);
+	free(fx->seen);
 	free(fx);
 	s->fetch = NULL;
 }
@@ -191,10 +205,22 @@ static bool fitem_parse(struct fitem *it, const char *s)
 		p = s + 10;
 	} else if (strncasecmp(s, "BODY[", 5) == 0) {
 		p = s + 5;
+	} else if (strncasecmp(s, "BINARY.PEEK[", 12) == 0) {
+		it->binary = it->peek = true;
+		p = s + 12;
+	} else if (strncasecmp(s, "BINARY.SIZE[", 12) == 0) {
+		it->binary = it->binary_size = it->peek = true;
+		p = s + 12;
+	} else if (strncasecmp(s, "BINARY[", 7) == 0) {
+		it->binary = true;
+		p = s + 7;
 	} else {
 		return false;
 	}
 	if (!fsec_parse(it, p, &end))
+		return false;
+	/* RFC 3516 section-binary: part numbers only */
+	if (it->binary && (it->text != FS_NONE || (it->binary_size && *end != '\0')))
 		return false;
 	if (*end == '<') {
 		char *e;
@@ -213,7 +239,8 @@ static bool fitem_parse(struct fitem *it, const char *s)
 	/* The label: "BODY[" + the section as asked, upper-cased + "]". */
 	{
 		size_t n = (size_t)(end - p);
-		char *l = xasprintf("BODY[%.*s", (int)n, p);
+		char *l = xasprintf("%s[%.*s", it->binary_size ? "BINARY.SIZE" : it->binary ? "BINARY" : "BODY",
+				    (int)n, p);
 		for (char *c = l; *c; c++)
 			if (*c >= 'a' && *c <= 'z')
 				*c = (char)(*c - 32);
@@ -453,12 +480,139 @@ static void fetch_stream_start(struct imap_session *s, struct imap_fetch *fx, co
 		len = crlf - skip < it->plen ? crlf - skip : it->plen;
 	}
 	evbuffer_add_printf(imap_out(s), "{%" PRIu64 "}\r\n", len);
+	fx->sdecode = false;
 	fx->streaming = len > 0;
 	fx->spos = from;
 	fx->send = to;
 	fx->sskip = skip;
 	fx->sleft = len;
 	fx->sprev_cr = false;
+}
+
+/* Decoded octets [sskip, sskip + sleft) of the raw range [spos, send):
+ * one chunk of it.  A file shorter than measured is padded with spaces
+ * so that the literal keeps its announced size. */
+static void fetch_decode_fill(struct imap_session *s, struct imap_fetch *fx)
+{
+	enum { RAW = IMAP_FETCH_CHUNK / 2 };
+	char in[RAW], o[MIME_CTE_OUT_MAX(RAW)];
+	size_t want = fx->send - fx->spos < RAW ? (size_t)(fx->send - fx->spos) : RAW, n, off = 0;
+	ssize_t r = want ? pread(fx->fd, in, want, (off_t)fx->spos) : 0;
+
+	if (r > 0) {
+		fx->spos += (uint64_t)r;
+		n = mime_cte_feed(&fx->dec, in, (size_t)r, o);
+	} else if (want == 0) {
+		n = mime_cte_finish(&fx->dec, o);
+	} else {
+		n = 0;
+	}
+	if (n == 0 && r <= 0) {
+		n = fx->sleft < sizeof(o) ? (size_t)fx->sleft : sizeof(o);
+		memset(o, ' ', n);
+	}
+	if (fx->sskip) {
+		off = fx->sskip < n ? (size_t)fx->sskip : n;
+		fx->sskip -= off;
+	}
+	n -= off;
+	if (n > fx->sleft)
+		n = (size_t)fx->sleft;
+	evbuffer_add(imap_out(s), o + off, n);
+	fx->sleft -= n;
+}
+
+/* The decoded size of the raw range [from, to), and whether it holds a NUL. */
+static uint64_t fetch_decoded_size(struct imap_fetch *fx, enum mime_cte kind, uint64_t from, uint64_t to,
+				   bool *nul)
+{
+	enum { RAW = IMAP_FETCH_CHUNK / 2 };
+	char in[RAW], o[MIME_CTE_OUT_MAX(RAW)];
+	struct mime_cte_dec d;
+	uint64_t total = 0;
+	size_t n;
+	ssize_t r;
+
+	*nul = false;
+	mime_cte_init(&d, kind);
+	while (from < to && (r = pread(fx->fd, in, to - from < RAW ? (size_t)(to - from) : RAW, (off_t)from)) > 0) {
+		from += (uint64_t)r;
+		n = mime_cte_feed(&d, in, (size_t)r, o);
+		*nul = *nul || memchr(o, '\0', n) != NULL;
+		total += n;
+	}
+	n = mime_cte_finish(&d, o);
+	*nul = *nul || memchr(o, '\0', n) != NULL;
+	return total + n;
+}
+
+/* BINARY[part] / BINARY.SIZE[part]: the part decoded.  The whole message,
+ * a multipart and a message/rfc822 part are not decoded (RFC 3516 4.1:
+ * only leaf parts carry a transfer encoding); their line ends become
+ * CRLF as in BODY[]. */
+static void fetch_binary(struct imap_session *s, struct imap_fetch *fx, const struct fitem *it)
+{
+	enum mime_cte kind = MIME_CTE_IDENTITY;
+	uint64_t from = 0, to, size, skip = 0, len;
+	bool nul;
+
+	evbuffer_add_printf(imap_out(s), "%s ", it->label);
+	if (it->part[0] == '\0') {
+		off_t end = lseek(fx->fd, 0, SEEK_END);
+		to = end > 0 ? (uint64_t)end : 0;
+	} else {
+		size_t i;
+		if (!fetch_tree(s, fx) || (i = mime_tree_section(&fx->tree, it->part)) == MIME_NONE) {
+			evbuffer_add(imap_out(s), it->binary_size ? "0" : "NIL", it->binary_size ? 1 : 3);
+			return;
+		}
+		const struct mime_part *p = &fx->tree.parts[i];
+		if (!p->multipart && !p->message)
+			kind = mime_cte_of(p->encoding);
+		from = p->body_off;
+		to = p->end_off;
+	}
+	if (kind == MIME_CTE_UNKNOWN) {
+		fx->unknown_cte = true;
+		evbuffer_add(imap_out(s), it->binary_size ? "0" : "NIL", it->binary_size ? 1 : 3);
+		return;
+	}
+	size = fetch_decoded_size(fx, kind, from, to, &nul);
+	if (it->binary_size) {
+		evbuffer_add_printf(imap_out(s), "%" PRIu64, size);
+		return;
+	}
+	len = size;
+	if (it->partial) {
+		skip = it->poff < size ? it->poff : size;
+		len = size - skip < it->plen ? size - skip : it->plen;
+	}
+	/* RFC 3516 4.2: a NUL can only travel in a literal8 */
+	evbuffer_add_printf(imap_out(s), "%s{%" PRIu64 "}\r\n", nul ? "~" : "", len);
+	mime_cte_init(&fx->dec, kind);
+	fx->sdecode = true;
+	fx->streaming = len > 0;
+	fx->spos = from;
+	fx->send = to;
+	fx->sskip = skip;
+	fx->sleft = len;
+}
+
+/* n octets of the CRLF form: the first sskip of the literal are dropped
+ * (a partial fetch), past sleft nothing is taken. */
+static void fetch_emit(struct imap_fetch *fx, char *o, size_t *olen, const char *p, size_t n)
+{
+	if (fx->sskip) {
+		size_t k = fx->sskip < n ? (size_t)fx->sskip : n;
+		fx->sskip -= k;
+		p += k;
+		n -= k;
+	}
+	if (n > fx->sleft)
+		n = (size_t)fx->sleft;
+	memcpy(o + *olen, p, n);
+	*olen += n;
+	fx->sleft -= n;
 }
 
 /* Literal octets until the output is full; true when the literal is done. */
@@ -469,6 +623,10 @@ static bool fetch_stream_fill(struct imap_session *s, struct imap_fetch *fx)
 
 	while (fx->sleft > 0 && conn_pending(&s->conn) < SESSION_OUT_HIGH) {
 		char o[2 * IMAP_FETCH_CHUNK];
+		if (fx->sdecode) {
+			fetch_decode_fill(s, fx);
+			continue;
+		}
 		size_t olen = 0;
 		size_t want = fx->send - fx->spos < sizeof(in) ? (size_t)(fx->send - fx->spos) : sizeof(in);
 		ssize_t r = want ? pread(fx->fd, in, want, (off_t)fx->spos) : 0;
@@ -482,21 +640,22 @@ static bool fetch_stream_fill(struct imap_session *s, struct imap_fetch *fx)
 			continue;
 		}
 		fx->spos += (uint64_t)r;
-		for (ssize_t i = 0; i < r && fx->sleft > 0; i++) {
-			char c = in[i];
-			char pair[2];
-			size_t np = 0;
-			if (c == '\n' && !fx->sprev_cr)
-				pair[np++] = '\r';
-			pair[np++] = c;
-			fx->sprev_cr = c == '\r';
-			for (size_t j = 0; j < np && fx->sleft > 0; j++) {
-				if (fx->sskip) {
-					fx->sskip--;
-					continue;
-				}
-				o[olen++] = pair[j];
-				fx->sleft--;
+		/* Runs between line ends are copied whole (memchr finds the
+		 * LFs); a bare LF gets its CR. */
+		for (const char *p = in, *end = in + r; p < end && fx->sleft > 0;) {
+			const char *nl = memchr(p, '\n', (size_t)(end - p));
+			size_t run = (size_t)((nl ? nl : end) - p);
+			if (run) {
+				fetch_emit(fx, o, &olen, p, run);
+				fx->sprev_cr = p[run - 1] == '\r';
+				p += run;
+			}
+			if (nl) {
+				if (!fx->sprev_cr)
+					fetch_emit(fx, o, &olen, "\r", 1);
+				fetch_emit(fx, o, &olen, "\n", 1);
+				fx->sprev_cr = false;
+				p++;
 			}
 		}
 		evbuffer_add(out, o, olen);
@@ -593,6 +752,68 @@ static void fetch_section(struct imap_session *s, struct imap_fetch *fx, const s
 	}
 }
 
+/* ENVELOPE, BODY or BODYSTRUCTURE (IMAP_CACHE_*) from the parsed tree. */
+static void fetch_render(struct imap_fetch *fx, unsigned which, struct evbuffer *b)
+{
+	if (which == IMAP_CACHE_ENVELOPE)
+		w_envelope(b, fx->tree.nparts ? fx->tree.parts[0].envelope : NULL);
+	else if (fx->tree.nparts)
+		w_body(b, &fx->tree, 0, which == IMAP_CACHE_BODYSTRUCTURE);
+	else
+		evbuffer_add_printf(b, "(\"text\" \"plain\" NIL NIL NIL \"7bit\" 0 0)");
+}
+
+/* The current message's file, opened when first needed. */
+static bool fetch_open(struct imap_session *s, struct imap_fetch *fx)
+{
+	long k;
+
+	if (fx->fd >= 0)
+		return true;
+	if ((k = imap_folder_find(s->sel->f, fx->msg.uid)) < 0)
+		return false;
+	fx->fd = imap_folder_open_msg(s->sel->f, (size_t)k);
+	return fx->fd >= 0;
+}
+
+/* From the folder's cache (no file read), or parsed once and cached:
+ * the three texts are made together, as a client that asks for one
+ * asks for the others too. */
+static void fetch_structure(struct imap_session *s, struct imap_fetch *fx, unsigned which, struct evbuffer *b)
+{
+	struct imap_folder *f = s->sel->f;
+	long k = imap_folder_find(f, fx->msg.uid);
+	const char *p;
+	size_t len;
+
+	if (k >= 0 && imap_cache_get(&f->v[k], which, &p, &len)) {
+		evbuffer_add(b, p, len);
+		return;
+	}
+	if (!fetch_open(s, fx)) {
+		fx->tree.nparts = 0;
+		fetch_render(fx, which, b);
+		return;
+	}
+	fetch_tree(s, fx);
+	if (k < 0) {
+		fetch_render(fx, which, b);
+		return;
+	}
+	struct evbuffer *t[3];
+	for (unsigned i = 0; i < 3; i++) {
+		t[i] = evbuffer_new();
+		fetch_render(fx, i, t[i]);
+	}
+	size_t l0 = evbuffer_get_length(t[0]), l1 = evbuffer_get_length(t[1]), l2 = evbuffer_get_length(t[2]);
+	imap_cache_set(f, (size_t)k, (const char *)evbuffer_pullup(t[0], -1), l0,
+		       (const char *)evbuffer_pullup(t[1], -1), l1, (const char *)evbuffer_pullup(t[2], -1), l2);
+	for (unsigned i = 0; i < 3; i++)
+		evbuffer_free(t[i]);
+	imap_cache_get(&f->v[k], which, &p, &len);
+	evbuffer_add(b, p, len);
+}
+
 /* Item j of the current message. */
 static void fetch_item(struct imap_session *s, struct imap_fetch *fx, const struct fitem *it)
 {
@@ -619,20 +840,18 @@ static void fetch_item(struct imap_session *s, struct imap_fetch *fx, const stru
 		break;
 	case FI_ENVELOPE:
 		evbuffer_add_printf(b, "ENVELOPE ");
-		fetch_tree(s, fx);
-		w_envelope(b, fx->tree.nparts ? fx->tree.parts[0].envelope : NULL);
+		fetch_structure(s, fx, IMAP_CACHE_ENVELOPE, b);
 		break;
 	case FI_BODYSTRUCTURE:
 	case FI_BODY:
 		evbuffer_add_printf(b, it->kind == FI_BODY ? "BODY " : "BODYSTRUCTURE ");
-		fetch_tree(s, fx);
-		if (fx->tree.nparts)
-			w_body(b, &fx->tree, 0, it->kind == FI_BODYSTRUCTURE);
-		else
-			evbuffer_add_printf(b, "(\"text\" \"plain\" NIL NIL NIL \"7bit\" 0 0)");
+		fetch_structure(s, fx, it->kind == FI_BODY ? IMAP_CACHE_BODY : IMAP_CACHE_BODYSTRUCTURE, b);
 		break;
 	case FI_SECTION:
-		fetch_section(s, fx, it, m);
+		if (it->binary)
+			fetch_binary(s, fx, it);
+		else
+			fetch_section(s, fx, it, m);
 		break;
 	}
 }
@@ -642,33 +861,43 @@ static bool fetch_begin(struct imap_session *s, struct imap_fetch *fx)
 {
 	struct imap_folder *f = s->sel->f;
 	size_t v = fx->idx[fx->pos];
-	bool seen = false, set_seen = false;
+	bool seen = false;
 	long k = imap_view_index(s, v);
 
-	if (k < 0)
+	if (k < 0 || (fx->changedsince_set && f->v[k].modseq <= fx->changedsince))
 		return false;
-	fx->fd = imap_folder_open_msg(f, (size_t)k);
-	if (fx->fd < 0) {
+	/* The file only when an item needs it: sections, or a structure
+	 * the cache does not have. */
+	bool need_file = false;
+	for (size_t i = 0; i < fx->nitems; i++) {
+		enum fitem_kind kind = fx->items[i].kind;
+		if (kind == FI_SECTION && !fx->items[i].peek)
+			seen = true;
+		if (kind == FI_SECTION || ((kind == FI_ENVELOPE || kind == FI_BODY || kind == FI_BODYSTRUCTURE) &&
+					   f->v[k].cache == NULL))
+			need_file = true;
+	}
+	fx->fd = need_file ? imap_folder_open_msg(f, (size_t)k) : -1;
+	if (need_file && fx->fd < 0) {
 		/* gone from the disk meanwhile: the next sync says so */
 		s->sel->dirty = true;
 		return false;
 	}
-	for (size_t i = 0; i < fx->nitems; i++)
-		if (fx->items[i].kind == FI_SECTION && !fx->items[i].peek)
-			seen = true;
 	fx->add_flags = false;
-	if (seen && !s->readonly && !(f->v[k].flags & IMAP_FLAG_SEEN)) {
-		/* RFC 9051 6.4.5: BODY[] sets \Seen; the client hears of it */
-		if (imap_folder_set_flags(f, (size_t)k, f->v[k].flags | IMAP_FLAG_SEEN, f->v[k].kw)) {
-			s->view[v].flags = f->v[k].flags;
-			fx->add_flags = !fx->want_flags;
-			set_seen = true;
-		}
-	}
 	fx->msg = f->v[k];
 	fx->msg.name = NULL;
-	if (set_seen)
-		imap_changed(s);   /* may rescan f: after the snapshot */
+	fx->msg.cache = NULL;
+	if (s->view[v].recent)
+		fx->msg.flags |= IMAP_FLAG_RECENT;   /* this session's, not the file's */
+	if (seen && !s->readonly && !(f->v[k].flags & IMAP_FLAG_SEEN)) {
+		/* RFC 9051 6.4.5: BODY[] sets \Seen; the client hears of it
+		 * now, the file is renamed by a job before the tagged OK. */
+		fx->seen = xrealloc(fx->seen, (fx->nseen + 1) * sizeof(*fx->seen));
+		fx->seen[fx->nseen++] = fx->msg.uid;
+		fx->msg.flags |= IMAP_FLAG_SEEN;
+		s->view[v].flags = fx->msg.flags & ~(unsigned)IMAP_FLAG_RECENT;
+		fx->add_flags = !fx->want_flags;
+	}
 	evbuffer_add_printf(imap_out(s), "* %zu FETCH (", v + 1);
 	s->nfetch++;
 	return true;
@@ -685,8 +914,82 @@ static void fetch_end(struct imap_session *s, struct imap_fetch *fx)
 	if (fx->have_tree)
 		mime_tree_free(&fx->tree);
 	fx->have_tree = false;
-	close(fx->fd);
+	if (fx->fd >= 0)
+		close(fx->fd);
 	fx->fd = -1;
+}
+
+/* The \Seen that BODY[] set, made durable (renames, state) by a job. */
+struct fetch_seen {
+	uint32_t *v;
+	size_t n;
+	bool unknown_cte;
+};
+
+/* The tagged reply of a FETCH. */
+static void fetch_reply(struct imap_session *s, bool unknown_cte)
+{
+	if (unknown_cte)
+		imap_no(s, "[UNKNOWN-CTE] A part has an encoding the server cannot decode");
+	else
+		imap_ok(s, "FETCH completed");
+}
+
+static void fetch_seen_work(struct imap_job *j)
+{
+	struct fetch_seen *x = j->arg;
+	bool any = false;
+
+	if (j->f == NULL)
+		return;
+	for (size_t i = 0; i < x->n; i++) {
+		long k = imap_folder_find(j->f, x->v[i]);
+		if (k < 0 || (j->f->v[k].flags & IMAP_FLAG_SEEN))
+			continue;
+		if (!imap_folder_set_flags(j->f, (size_t)k, j->f->v[k].flags | IMAP_FLAG_SEEN, j->f->v[k].kw))
+			j->err = errno;
+		else
+			any = true;
+	}
+	if (any && !imap_folder_save(j->f))
+		j->err = errno;
+}
+
+static void fetch_seen_done(struct imap_job *j)
+{
+	struct fetch_seen *x = j->arg;
+
+	if (!j->gone) {
+		if (j->err)
+			imap_log_error(j->s, "store", j->err);
+		fetch_reply(j->s, x->unknown_cte);
+	}
+	free(x->v);
+	free(x);
+}
+
+static void fetch_finish(struct imap_session *s, struct imap_fetch *fx)
+{
+	struct fetch_seen *x;
+	struct imap_job *j;
+
+	if (s->sel->f->cache_dirty)
+		imap_cache_save_later(s);
+	if (fx->nseen == 0) {
+		bool unknown = fx->unknown_cte;
+		imap_fetch_free(s);
+		fetch_reply(s, unknown);
+		return;
+	}
+	x = xcalloc(1, sizeof(*x));
+	x->unknown_cte = fx->unknown_cte;
+	x->v = fx->seen;
+	x->n = fx->nseen;
+	fx->seen = NULL;
+	imap_fetch_free(s);
+	j = imap_job_new(s, s->sel->path, "fetch_seen", fetch_seen_work, fetch_seen_done);
+	j->arg = x;
+	imap_job_submit(j);
 }
 
 bool imap_fetch_continue(struct imap_session *s)
@@ -698,6 +1001,8 @@ bool imap_fetch_continue(struct imap_session *s)
 			imap_fetch_free(s);
 			return true;
 		}
+		if (s->sel->busy)
+			return false;   /* a job has the folder: its end wakes us */
 		if (fx->streaming && !fetch_stream_fill(s, fx)) {
 			conn_await_drain(&s->conn);
 			return false;
@@ -708,9 +1013,7 @@ bool imap_fetch_continue(struct imap_session *s)
 		}
 		if (fx->item == FETCH_BEGIN) {
 			if (fx->pos == fx->n) {
-				imap_fetch_free(s);
-				imap_folder_save(s->sel->f);
-				imap_ok(s, "FETCH completed");
+				fetch_finish(s, fx);
 				return true;
 			}
 			if (!fetch_begin(s, fx)) {
@@ -729,6 +1032,41 @@ bool imap_fetch_continue(struct imap_session *s)
 		if (fx->item > 0)
 			evbuffer_add(imap_out(s), " ", 1);
 		fetch_item(s, fx, &fx->items[fx->item++]);
+	}
+	return true;
+}
+
+/* RFC 7162 3.1.4.1 and 3.2.6: "(CHANGEDSINCE modseq [VANISHED])" after
+ * the items.  VANISHED (UID FETCH, QRESYNC enabled) answers at once with
+ * the UIDs of the set that went after modseq.  False: BAD sent. */
+static bool fetch_modifiers(struct imap_session *s, struct imap_fetch *fx, const struct imap_arg *set,
+			    const struct imap_arg *m)
+{
+	bool vanished = false;
+
+	for (const struct imap_arg *e = m->child; e; e = e->next) {
+		if (imap_arg_is_atom(e, "CHANGEDSINCE") && e->next && e->next->type == IMAP_ARG_ATOM &&
+		    parse_u64(e->next->s, e->next->len, 0, INT64_MAX, &fx->changedsince)) {
+			fx->changedsince_set = true;
+			e = e->next;
+		} else if (imap_arg_is_atom(e, "VANISHED")) {
+			vanished = true;
+		} else {
+			imap_fetch_free(s);
+			imap_bad(s, "Invalid FETCH modifier");
+			return false;
+		}
+	}
+	if (vanished && (!fx->uid || !s->qresync || !fx->changedsince_set)) {
+		imap_fetch_free(s);
+		imap_bad(s, "VANISHED needs UID FETCH, CHANGEDSINCE and QRESYNC enabled");
+		return false;
+	}
+	s->condstore = true;   /* CHANGEDSINCE enables CONDSTORE */
+	if (vanished) {
+		struct imap_seqset uids;
+		if (imap_seqset_parse(set->s, set->len, &s->parser.arena, &uids) == IMAP_SEQ_OK && !uids.searchres)
+			imap_vanished_earlier(s, s->sel->f, fx->changedsince, &uids);
 	}
 	return true;
 }
@@ -756,6 +1094,15 @@ void imap_cmd_fetch(struct imap_session *s, const struct imap_arg *a, bool uid)
 		imap_bad(s, "Invalid FETCH items");
 		return;
 	}
+	if (a->next && a->next->next && !fetch_modifiers(s, fx, a, a->next->next))
+		return;
+	bool has_modseq = false;
+	for (size_t i = 0; i < fx->nitems; i++)
+		has_modseq |= fx->items[i].kind == FI_MODSEQ;
+	if (has_modseq)
+		s->condstore = true;   /* RFC 7162 3.1: FETCH MODSEQ enables CONDSTORE */
+	else if (fx->changedsince_set)
+		fetch_add(fx, "MODSEQ");   /* 3.1.4.1: CHANGEDSINCE implies MODSEQ */
 	for (size_t i = 0; i < fx->nitems; i++) {
 		if (fx->items[i].kind == FI_UID && has_uid) {
 			/* the one added above: drop the client's duplicate */

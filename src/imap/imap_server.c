@@ -15,8 +15,17 @@
  * (struct imap_shared), so one session's STORE or EXPUNGE is in the
  * others' next sync; deliveries by SMTP (or any program) are seen
  * through inotify on the folder's new/ and cur/, and IDLE sessions are
- * told at once.  Folder work is plain disk I/O on the loop (readdir,
- * rename, one state-file fsync per change).
+ * told at once; a folder already open is taken as it is in memory by the
+ * next SELECT, after the inotify events still queued (an overflowed
+ * queue rescans every open folder).
+ *
+ * Folder work never runs on the loop (DESIGN.md invariant 2): opening and
+ * scanning a folder (readdir of new/ and cur/), flag renames, expunges,
+ * copies and the state file's fsync are jobs (struct imap_job) on the
+ * worker pool, one at a time per folder; the tagged reply follows the
+ * job's done(), so an OK still means durable where the RFCs want it.
+ * While a folder is busy the sessions on it wait (no command is read,
+ * FETCH pauses) and every other session goes on.
  */
 #include "imap/imap_server.h"
 #include "imap/imap_session.h"
@@ -27,12 +36,15 @@
 #include "core/metrics.h"
 #include "core/tls.h"
 #include "core/util.h"
+#include "core/workers.h"
 #include "login/login.h"
 #include "proto/imap_utf7.h"
 #include "proto/imap_write.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
 #include <event2/event.h>
@@ -47,9 +59,16 @@
 
 #define IMAP_LINE_MAX 16384        /* one line of a command (RFC 7162 3 asks >= 8192) */
 
+/* Folders kept open (and watched) after their last session closed them,
+ * so that the next SELECT of the same folder (a client reconnecting, a
+ * second device) reads neither the state file nor the directory again. */
+#define IMAP_SHARED_KEEP 16
+
 struct imap_server {
 	struct tern *t;
 	struct imap_shared *shared;
+	unsigned nkept;            /* of shared, those with refs 0 */
+	uint64_t closes;           /* the LRU's clock */
 	int ifd;                   /* inotify, -1 if unavailable */
 	struct event *iev;
 };
@@ -96,12 +115,31 @@ static void log_imap_disconnect(const struct imap_session *s)
 		  s->ip, s->user ? s->user : "-", s->nfetch, s->nstore, s->sess.errors);
 }
 
+/* A folder job's end: every one with log_debug, the slow ones always
+ * (a disk that takes seconds is worth a line). */
+#define IMAP_JOB_SLOW_MS 500
+
+static void log_imap_job(const struct imap_job *j, uint64_t ms)
+{
+	if (ms < IMAP_JOB_SLOW_MS && !log_debug_enabled() && j->err == 0)
+		return;
+	log_event("event=imap_job session=%016" PRIx64 " op=%s messages=%zu ms=%" PRIu64 "%s%s",
+		  j->s ? j->s->id : 0, j->op, j->f ? j->f->n : 0, ms, j->err ? " error=" : "",
+		  j->err ? strerror(j->err) : "");
+}
+
 static void log_imap_inotify_error(int err)
 {
 	log_event("event=imap_inotify_error error=\"%s\"", strerror(err));
 }
 
 /* ---- replies ----------------------------------------------------------- */
+
+static int imap_u32_cmp(const void *a, const void *b)
+{
+	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+	return x < y ? -1 : x > y;
+}
 
 struct evbuffer *imap_out(struct imap_session *s)
 {
@@ -180,8 +218,10 @@ void imap_capability_list(struct imap_session *s, struct evbuffer *b)
 		.trusted = false,
 	};
 	evbuffer_add_printf(b, "IMAP4rev1 IMAP4rev2 LITERAL+ SASL-IR ID ENABLE IDLE NAMESPACE UNSELECT UIDPLUS"
-			    " MOVE CHILDREN SPECIAL-USE LIST-STATUS APPENDLIMIT=%" PRIu64,
+			    " MOVE CHILDREN SPECIAL-USE LIST-EXTENDED LIST-STATUS ESEARCH MULTIAPPEND BINARY"
+			    " UTF8=ACCEPT APPENDLIMIT=%" PRIu64,
 			    s->t->cfg->max_message_size);
+	evbuffer_add_printf(b, " CONDSTORE QRESYNC");   /* RFC 7162 */
 	if (s->state == IMAP_S_NOT_AUTH) {
 		if (s->t->tls && !s->conn.tls)
 			evbuffer_add_printf(b, " STARTTLS");
@@ -234,7 +274,9 @@ static void imap_bye_close(struct imap_session *s, const char *text)
 
 static bool imap_may_read(const struct imap_session *s)
 {
-	return s->state != IMAP_S_LOGOUT && !s->waiting && s->fetch == NULL;
+	/* A job on the selected folder: the next command waits for it. */
+	bool folder_free = s->sel == NULL || (!s->sel->busy && !s->sel->in_done);
+	return s->state != IMAP_S_LOGOUT && !s->waiting && s->fetch == NULL && folder_free;
 }
 
 void imap_resume(struct imap_session *s)
@@ -350,6 +392,12 @@ void imap_server_accept(struct tern *t, evutil_socket_t fd, const struct sockadd
 	struct imap_session *s = xcalloc(1, sizeof(*s));
 	const struct config *cfg = t->cfg;
 	unsigned per_ip;
+	int one = 1;
+
+	/* A reply's last segment (the tagged OK after a FETCH's literals)
+	 * goes out at once: under Nagle it waited for the ACK of the data
+	 * before it, which a client's delayed ACK holds up to 40 ms. */
+	(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 
 	s->t = t;
 	s->svc = svc;
@@ -599,6 +647,8 @@ static void imap_line_cb(void *arg, char *line, size_t len, bool bare_lf)
 	case IMAP_PARSE_DONE:
 		snprintf(s->tag, sizeof(s->tag), "%s", s->parser.tag);
 		imap_dispatch(s);
+		if (s->hold_args)
+			break;   /* a job reads the arguments: imap_release_args() */
 		imap_parse_reset(&s->parser);
 		if (s->utf8 != s->parser.opts.utf8 && !s->waiting)
 			imap_parser_setup(s);
@@ -614,9 +664,22 @@ static void imap_line_cb(void *arg, char *line, size_t len, bool bare_lf)
 	}
 }
 
+void imap_release_args(struct imap_session *s)
+{
+	s->hold_args = false;
+	imap_parse_reset(&s->parser);
+	if (s->utf8 != s->parser.opts.utf8)
+		imap_parser_setup(s);
+}
+
 /* ---- shared folders and inotify -------------------------------------------- */
 
 static void imap_inotify_cb(evutil_socket_t fd, short what, void *arg);
+static void imap_inotify_drain(struct imap_server *is);
+static void imap_inotify_take(struct imap_server *is, const struct imap_shared *except);
+static void imap_shared_drop(struct imap_server *is, struct imap_shared *sh, bool kept);
+static void imap_shared_scan(struct imap_server *is, struct imap_shared *sh);
+static void imap_job_done_cb(void *arg);
 
 struct imap_server *imap_server_new(struct tern *t)
 {
@@ -636,9 +699,16 @@ void imap_server_free(struct imap_server *is)
 {
 	if (is == NULL)
 		return;
+	/* The workers have finished (their done()s ran): what is left is
+	 * saved here, the loop no longer serving anyone. */
 	while (is->shared) {
 		struct imap_shared *sh = is->shared;
 		is->shared = sh->next;
+		if (sh->f) {
+			imap_folder_save(sh->f);
+			if (sh->f->cache_dirty)
+				imap_cache_save(sh->f);
+		}
 		imap_folder_free(sh->f);
 		free(sh->path);
 		free(sh);
@@ -663,43 +733,368 @@ static void imap_shared_notify(struct imap_shared *sh, const struct imap_session
 	}
 }
 
-static void imap_inotify_cb(evutil_socket_t fd, short what, void *arg)
+/* ---- folder jobs -------------------------------------------------------------- */
+
+static struct imap_shared *imap_shared_get(struct imap_server *is, const char *path)
 {
-	struct imap_server *is = arg;
+	struct imap_shared *sh;
+
+	imap_inotify_take(is, NULL);   /* a removed directory's watch is gone with it */
+	for (sh = is->shared; sh; sh = sh->next)
+		if (strcmp(sh->path, path) == 0)
+			break;
+	if (sh && sh->refs == 0 && (sh->wd_new < 0 || sh->wd_cur < 0)) {
+		/* kept, but its directory is not the one watched any more */
+		imap_shared_drop(is, sh, true);
+		sh = NULL;
+	}
+	if (sh) {
+		if (sh->refs++ == 0)
+			is->nkept--;   /* kept since its last use: in use again */
+		return sh;
+	}
+	sh = xcalloc(1, sizeof(*sh));
+	sh->path = xstrdup(path);
+	sh->wd_new = sh->wd_cur = -1;
+	sh->dirty = true;
+	sh->refs = 1;
+	sh->next = is->shared;
+	is->shared = sh;
+	return sh;
+}
+
+static void imap_shared_unwatch(struct imap_server *is, struct imap_shared *sh)
+{
+	if (is->ifd < 0)
+		return;
+	if (sh->wd_new >= 0)
+		inotify_rm_watch(is->ifd, sh->wd_new);
+	if (sh->wd_cur >= 0 && sh->wd_cur != sh->wd_new)
+		inotify_rm_watch(is->ifd, sh->wd_cur);
+	sh->wd_new = sh->wd_cur = -1;
+}
+
+static void imap_job_save_work(struct imap_job *j)
+{
+	if (j->f && !imap_folder_save(j->f))
+		j->err = errno;
+	if (j->f && j->f->cache_dirty && !imap_cache_save(j->f))
+		j->err = errno;
+}
+
+void imap_cache_save_later(struct imap_session *s)
+{
+	struct imap_job *j = imap_job_new(s, s->sel->path, "cache", imap_job_save_work, NULL);
+	j->s = NULL;   /* the server's: the session does not wait */
+	imap_job_submit(j);
+}
+
+/* An entry nobody uses goes: unwatched, freed (its state was saved). */
+static void imap_shared_drop(struct imap_server *is, struct imap_shared *sh, bool kept)
+{
+	for (struct imap_shared **pp = &is->shared; *pp; pp = &(*pp)->next)
+		if (*pp == sh) {
+			*pp = sh->next;
+			break;
+		}
+	if (kept)
+		is->nkept--;
+	imap_shared_unwatch(is, sh);
+	imap_folder_free(sh->f);
+	free(sh->path);
+	free(sh);
+}
+
+void imap_shared_forget(struct imap_session *s)
+{
+	struct imap_server *is = s->t->imap;
+	size_t len = strlen(s->maildir);
+
+	for (struct imap_shared *sh = is->shared, *next; sh; sh = next) {
+		next = sh->next;
+		if (sh->refs == 0 && strncmp(sh->path, s->maildir, len) == 0)
+			imap_shared_drop(is, sh, true);
+	}
+}
+
+/* The last user has gone: a state still to save is saved by a job (the
+ * entry stays reserved until then); then the folder is kept, open and
+ * watched, for the next SELECT (the least recently used goes past
+ * IMAP_SHARED_KEEP), or, without inotify to tell it is out of date,
+ * dropped. */
+static void imap_shared_put(struct imap_server *is, struct imap_shared *sh)
+{
+	if (--sh->refs > 0)
+		return;
+	if (sh->f && (sh->f->dirty || sh->f->cache_dirty) && !sh->save_failed) {
+		struct imap_job *j = xcalloc(1, sizeof(*j));
+		j->t = is->t;
+		j->sh = sh;
+		sh->refs++;
+		j->op = "save";
+		j->work = imap_job_save_work;
+		imap_job_submit(j);
+		return;
+	}
+	if (sh->f == NULL || sh->save_failed || is->ifd < 0 || sh->wd_new < 0 || sh->wd_cur < 0) {
+		imap_shared_drop(is, sh, false);
+		return;
+	}
+	sh->closed_at = ++is->closes;
+	if (++is->nkept > IMAP_SHARED_KEEP) {
+		struct imap_shared *old = NULL;
+		for (struct imap_shared *o = is->shared; o; o = o->next)
+			if (o->refs == 0 && (old == NULL || o->closed_at < old->closed_at))
+				old = o;
+		imap_shared_drop(is, old, true);
+	}
+}
+
+static void imap_job_work_cb(void *arg)
+{
+	struct imap_job *j = arg;
+	struct imap_shared *sh = j->sh;
+
+	if (sh && !j->raw) {
+		if (sh->f == NULL) {
+			/* open scans */
+			if ((sh->f = imap_folder_open(sh->path)) == NULL)
+				j->err = errno;
+		} else if (j->scan && !imap_folder_scan(sh->f, &j->changed)) {
+			j->err = errno;
+		}
+		j->f = sh->f;
+	}
+	if (j->work)
+		j->work(j);
+}
+
+static void imap_job_start(struct imap_job *j)
+{
+	struct imap_shared *sh = j->sh;
+
+	if (sh) {
+		sh->busy = true;
+		if (j->fresh) {
+			/* A folder open and watched is up to date but for the
+			 * events still queued: take those, scan only if they say
+			 * so (the second device to open INBOX does not read
+			 * 10,000 names again).  Without watches, a fresh look. */
+			imap_inotify_take(j->t->imap, sh);
+			if (sh->wd_new < 0 || sh->wd_cur < 0)
+				j->scan = true;
+		}
+		/* The directory changed since the last scan: this job looks. */
+		if (!j->raw) {
+			j->scan |= sh->dirty || sh->f == NULL;
+			sh->dirty = false;
+		}
+	}
+	j->started_ms = now_ms_monotonic();
+	workers_submit(j->t->delivery_pool, imap_job_work_cb, imap_job_done_cb, j);
+}
+
+/* The folder is free again: its sessions go on (IDLE ones hear what
+ * changed, a paused FETCH streams on, the next command is read).  Each
+ * may leave the folder meanwhile, so the list is copied first. */
+static void imap_shared_wake(struct imap_shared *sh)
+{
+	struct imap_session **v;
+	size_t n = 0, i = 0;
+
+	for (struct imap_session *o = sh->sessions; o; o = o->sel_next)
+		n++;
+	if (n == 0)
+		return;
+	v = xcalloc(n, sizeof(*v));
+	for (struct imap_session *o = sh->sessions; o; o = o->sel_next) {
+		conn_ref(&o->conn);
+		v[i++] = o;
+	}
+	for (i = 0; i < n; i++) {
+		struct imap_session *o = v[i];
+		if (o->sel == sh && o->state == IMAP_S_SELECTED && !sh->busy && !sh->in_done) {
+			conn_batch_begin(&o->conn);
+			if (o->idling)
+				imap_sync(o, true);   /* then a DONE that came meanwhile */
+			if (o->fetch && !o->waiting) {
+				if (imap_fetch_continue(o))
+					imap_resume(o);
+			} else {
+				imap_resume(o);
+			}
+			conn_batch_end(&o->conn);
+		}
+		conn_unref(&o->conn);
+	}
+	free(v);
+}
+
+static void imap_job_scan_work(struct imap_job *j)
+{
+}
+
+/* A look at the directory for the sessions on the folder (it is free). */
+static void imap_shared_scan(struct imap_server *is, struct imap_shared *sh)
+{
+	struct imap_job *j = xcalloc(1, sizeof(*j));
+
+	j->t = is->t;
+	j->sh = sh;
+	sh->refs++;
+	j->op = "scan";
+	j->work = imap_job_scan_work;
+	imap_job_start(j);
+}
+
+/* After a job: the next queued one; else the sessions go on, and then,
+ * if the directory changed meanwhile and none of them started a job
+ * (which would look), a scan.  The sessions go first so that mail
+ * arriving all the time cannot keep them waiting behind scan after scan. */
+static void imap_shared_next(struct imap_server *is, struct imap_shared *sh)
+{
+	struct imap_job *j = sh->queue;
+
+	if (j) {
+		sh->queue = j->next;
+		if (sh->queue == NULL)
+			sh->queue_tail = NULL;
+		imap_job_start(j);
+		return;
+	}
+	sh->refs++;   /* the wake may let the last session go */
+	imap_shared_wake(sh);
+	if (sh->dirty && sh->sessions && !sh->busy && !sh->in_done && !sh->queue)
+		imap_shared_scan(is, sh);
+	imap_shared_put(is, sh);
+}
+
+static void imap_job_done_cb(void *arg)
+{
+	struct imap_job *j = arg;
+	struct imap_session *s = j->s;
+	struct imap_shared *sh = j->sh;
+	struct imap_server *is = j->t->imap;
+
+	log_imap_job(j, now_ms_monotonic() - j->started_ms);
+	if (sh) {
+		sh->busy = false;
+		sh->in_done = true;
+		/* a failed last save is not tried again and again */
+		sh->save_failed = j->work == imap_job_save_work && j->err != 0;
+	}
+	if (s) {
+		/* done() always runs (it frees j->arg); it answers unless the
+		 * session has closed meanwhile (j->gone). */
+		conn_batch_begin(&s->conn);
+		s->waiting = false;
+		j->gone = s->state == IMAP_S_LOGOUT;
+		if (j->done)
+			j->done(j);
+		conn_batch_end(&s->conn);
+	} else if (j->done) {
+		j->done(j);
+	}
+	if (sh) {
+		sh->in_done = false;
+		if (j->changed)
+			imap_shared_notify(sh, NULL);
+		imap_shared_next(is, sh);
+		imap_shared_put(is, sh);
+	}
+	if (s) {
+		imap_resume(s);
+		conn_unref(&s->conn);
+	}
+	free(j);
+}
+
+struct imap_job *imap_job_new(struct imap_session *s, const char *path, const char *op, imap_job_fn work,
+			      imap_job_fn done)
+{
+	struct imap_job *j = xcalloc(1, sizeof(*j));
+
+	j->t = s->t;
+	j->s = s;
+	j->op = op;
+	j->work = work;
+	j->done = done;
+	if (path)
+		j->sh = imap_shared_get(s->t->imap, path);
+	return j;
+}
+
+void imap_job_submit(struct imap_job *j)
+{
+	struct imap_shared *sh = j->sh;
+
+	if (j->s) {
+		/* no further command until done() */
+		j->s->waiting = true;
+		conn_ref(&j->s->conn);
+	}
+	if (sh && (sh->busy || sh->in_done || sh->queue)) {
+		if (sh->queue_tail)
+			sh->queue_tail->next = j;
+		else
+			sh->queue = j;
+		sh->queue_tail = j;
+		return;
+	}
+	imap_job_start(j);
+}
+
+/* The events queued so far: the folders they touch are to be scanned
+ * (all of them when the queue overflowed and events were lost). */
+static void imap_inotify_drain(struct imap_server *is)
+{
 	char buf[8192] __attribute__((aligned(__alignof__(struct inotify_event))));
 	ssize_t r;
 
+	if (is->ifd < 0)
+		return;
 	while ((r = read(is->ifd, buf, sizeof(buf))) > 0) {
 		for (char *p = buf; p < buf + r;) {
 			const struct inotify_event *ev = (const struct inotify_event *)p;
-			for (struct imap_shared *sh = is->shared; sh; sh = sh->next)
-				if (ev->wd == sh->wd_new || ev->wd == sh->wd_cur)
+			for (struct imap_shared *sh = is->shared; sh; sh = sh->next) {
+				if (ev->wd == sh->wd_new || ev->wd == sh->wd_cur || (ev->mask & IN_Q_OVERFLOW))
 					sh->dirty = true;
+				/* the directory went (removed by another program):
+				 * its watch with it */
+				if ((ev->mask & IN_IGNORED) && ev->wd == sh->wd_new)
+					sh->wd_new = -1;
+				if ((ev->mask & IN_IGNORED) && ev->wd == sh->wd_cur)
+					sh->wd_cur = -1;
+			}
 			p += sizeof(*ev) + ev->len;
 		}
 	}
+}
+
+/* The events queued so far, and scans (on workers) of the folders they
+ * changed that sessions have open, except the one of the caller's job:
+ * IDLE sessions hear when the scan ends. */
+static void imap_inotify_take(struct imap_server *is, const struct imap_shared *except)
+{
+	imap_inotify_drain(is);
 	for (struct imap_shared *sh = is->shared; sh; sh = sh->next)
-		if (sh->dirty)
-			imap_shared_notify(sh, NULL);
+		if (sh != except && sh->dirty && sh->sessions && !sh->busy && !sh->in_done && !sh->queue)
+			imap_shared_scan(is, sh);
+}
+
+static void imap_inotify_cb(evutil_socket_t fd, short what, void *arg)
+{
+	imap_inotify_take(arg, NULL);
 }
 
 struct imap_folder *imap_folder(struct imap_session *s)
 {
-	struct imap_shared *sh = s->sel;
-	bool changed;
-
-	if (sh->dirty) {
-		sh->dirty = false;
-		if (!imap_folder_scan(sh->f, &changed))
-			imap_log_error(s, "scan", errno);
-	}
-	return sh->f;
+	return s->sel->f;
 }
 
-void imap_changed(struct imap_session *s)
+static uint32_t readonly_peek(struct imap_session *s, struct imap_folder *f)
 {
-	if (s->sel)
-		imap_shared_notify(s->sel, s);
+	return s->readonly ? f->first_recent : imap_folder_take_recent(f);
 }
 
 static void imap_view_reset(struct imap_session *s)
@@ -711,54 +1106,50 @@ static void imap_view_reset(struct imap_session *s)
 		s->view = xrealloc(s->view, s->capview * sizeof(*s->view));
 	}
 	for (size_t i = 0; i < f->n; i++) {
-		s->view[i] = (struct imap_view_msg){ f->v[i].uid, f->v[i].flags, f->v[i].kw, false };
+		s->view[i] = (struct imap_view_msg){ f->v[i].uid, f->v[i].flags, f->v[i].kw, false, false };
 	}
 	s->nview = f->n;
+	/* \Recent: a read-write session takes them, EXAMINE only looks
+	 * (RFC 3501 6.3.2) */
+	uint32_t from = readonly_peek(s, f);
+	s->nrecent = 0;
+	for (size_t i = 0; i < s->nview; i++) {
+		s->view[i].recent = s->view[i].uid >= from;
+		s->nrecent += s->view[i].recent;
+	}
+	s->nrecent_told = s->nrecent;   /* SELECT says it */
+	s->ngone = 0;
+	s->sync_modseq = f->modseq;
 }
 
-bool imap_select_open(struct imap_session *s, const char *path, bool readonly)
+void imap_select_attach(struct imap_session *s, struct imap_job *j, bool readonly)
 {
 	struct imap_server *is = s->t->imap;
-	struct imap_shared *sh;
+	struct imap_shared *sh = j->sh;
 
 	imap_select_close(s);
-	for (sh = is->shared; sh; sh = sh->next)
-		if (strcmp(sh->path, path) == 0)
-			break;
-	if (sh == NULL) {
-		struct imap_folder *f = imap_folder_open(path);
-		if (f == NULL)
-			return false;
-		sh = xcalloc(1, sizeof(*sh));
-		sh->path = xstrdup(path);
-		sh->f = f;
-		sh->wd_new = sh->wd_cur = -1;
-		if (is->ifd >= 0) {
-			char *n = xasprintf("%s/new", path), *c = xasprintf("%s/cur", path);
-			uint32_t mask = IN_CREATE | IN_MOVED_TO | IN_MOVED_FROM | IN_DELETE;
-			sh->wd_new = inotify_add_watch(is->ifd, n, mask);
-			sh->wd_cur = inotify_add_watch(is->ifd, c, mask);
-			free(n);
-			free(c);
-		}
-		sh->next = is->shared;
-		is->shared = sh;
-	}
 	sh->refs++;
+	if (sh->wd_new < 0 && is->ifd >= 0) {
+		char *n = xasprintf("%s/new", sh->path), *c = xasprintf("%s/cur", sh->path);
+		uint32_t mask = IN_CREATE | IN_MOVED_TO | IN_MOVED_FROM | IN_DELETE;
+		sh->wd_new = inotify_add_watch(is->ifd, n, mask);
+		sh->wd_cur = inotify_add_watch(is->ifd, c, mask);
+		free(n);
+		free(c);
+		/* what came between the job's scan and the watches: a scan
+		 * follows this job (imap_shared_next) */
+		sh->dirty = true;
+	}
 	s->sel = sh;
 	s->sel_next = sh->sessions;
 	sh->sessions = s;
 	s->readonly = readonly;
-	sh->dirty = true;   /* a fresh look at the directory for every SELECT */
-	imap_folder(s);
 	imap_view_reset(s);
-	return true;
 }
 
 void imap_select_close(struct imap_session *s)
 {
-	struct imap_server *is = s->t->imap;
-	struct imap_shared *sh = s->sel, **pp;
+	struct imap_shared *sh = s->sel;
 
 	if (sh == NULL)
 		return;
@@ -770,23 +1161,12 @@ void imap_select_close(struct imap_session *s)
 	s->sel = NULL;
 	s->nview = 0;
 	s->idling = false;
-	if (--sh->refs > 0)
-		return;
-	imap_folder_save(sh->f);
-	for (pp = &is->shared; *pp; pp = &(*pp)->next)
-		if (*pp == sh) {
-			*pp = sh->next;
-			break;
-		}
-	if (is->ifd >= 0) {
-		if (sh->wd_new >= 0)
-			inotify_rm_watch(is->ifd, sh->wd_new);
-		if (sh->wd_cur >= 0 && sh->wd_cur != sh->wd_new)
-			inotify_rm_watch(is->ifd, sh->wd_cur);
-	}
-	imap_folder_free(sh->f);
-	free(sh->path);
-	free(sh);
+	imap_shared_put(s->t->imap, sh);   /* kept, watched, for the next SELECT */
+}
+
+size_t imap_view_recent(const struct imap_session *s)
+{
+	return s->nrecent;
 }
 
 long imap_view_index(struct imap_session *s, size_t i)
@@ -807,35 +1187,121 @@ void imap_write_msg_flags(struct imap_session *s, struct evbuffer *b, unsigned f
 	imap_write_flags(b, flags, kws, n);
 }
 
-/* RFC 9051 7.4.1 and 5.5: what changed since the client last heard. */
+/* A message new to the view; the first read-write session to hear of
+ * it has it \Recent. */
+static void imap_view_push(struct imap_session *s, struct imap_folder *f, const struct imap_msg *m)
+{
+	struct imap_view_msg *v;
+
+	if (s->nview == s->capview) {
+		s->capview = s->capview ? 2 * s->capview : 64;
+		s->view = xrealloc(s->view, s->capview * sizeof(*s->view));
+	}
+	v = &s->view[s->nview++];
+	*v = (struct imap_view_msg){ m->uid, m->flags, m->kw, false, false };
+	if (v->uid >= f->first_recent) {
+		v->recent = true;
+		s->nrecent++;
+		if (!s->readonly) {
+			f->first_recent = v->uid + 1;
+			f->dirty = true;
+		}
+	}
+}
+
+static void imap_view_grew(struct imap_session *s, size_t n0)
+{
+	if (s->nview == n0)
+		return;
+	imap_untagged(s, "%zu EXISTS", s->nview);
+	if (!s->rev2 && s->nrecent != s->nrecent_told) {
+		/* RFC 3501 7.3.2, when the count changed */
+		imap_untagged(s, "%zu RECENT", s->nrecent);
+		s->nrecent_told = s->nrecent;
+	}
+}
+
+/* The common case without comparing every message: nothing changed, or
+ * only new messages came (a delivery to a folder 1000 IDLE sessions
+ * watch).  Every change bumps the folder's modseq by one (an added
+ * message, a flag change, an expunge), so when it grew by exactly the
+ * number of messages past the view's last UID, and the messages up to
+ * that UID are as many as the view holds (UIDs only grow, so those are
+ * the view's own), nothing else happened.  False: compare them all. */
+static bool imap_sync_quick(struct imap_session *s, struct imap_folder *f)
+{
+	uint32_t last = s->nview ? s->view[s->nview - 1].uid : 0;
+	size_t lo = 0, hi = f->n, n0 = s->nview;
+
+	if (s->ngone)
+		return false;
+	while (lo < hi) {   /* the first message past last */
+		size_t mid = lo + (hi - lo) / 2;
+		if (f->v[mid].uid <= last)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	if (lo != s->nview || f->modseq < s->sync_modseq || f->modseq - s->sync_modseq != f->n - lo)
+		return false;
+	for (size_t k = lo; k < f->n; k++)
+		imap_view_push(s, f, &f->v[k]);
+	imap_view_grew(s, n0);
+	s->sync_modseq = f->modseq;
+	return true;
+}
+
+/* RFC 9051 7.4.1 and 5.5: what changed since the client last heard.
+ * With CONDSTORE the FETCHes carry MODSEQ (RFC 7162 3.1.2), with QRESYNC
+ * the expunged are told as VANISHED UIDs instead of EXPUNGE (3.2.10). */
 void imap_sync(struct imap_session *s, bool expunge)
 {
 	struct imap_folder *f;
 	size_t o = 0, n0;
-	uint32_t last;
+	uint32_t last, *gone = NULL;
+	size_t ngone = 0;
 
-	if (s->sel == NULL)
-		return;
+	if (s->sel == NULL || s->sel->busy)
+		return;   /* a job has the folder: the next sync tells */
 	f = imap_folder(s);
+	if (imap_sync_quick(s, f))
+		return;
+	s->ngone = 0;
 	for (size_t i = 0; i < s->nview; i++) {
 		struct imap_view_msg *v = &s->view[i];
 		long k = v->gone ? -1 : imap_folder_find(f, v->uid);
 		if (k < 0) {
 			v->gone = true;
 			if (expunge) {
-				imap_untagged(s, "%zu EXPUNGE", o + 1);
+				s->nrecent -= v->recent;
+				if (!s->qresync) {
+					imap_untagged(s, "%zu EXPUNGE", o + 1);
+				} else {
+					if (gone == NULL)
+						gone = xcalloc(s->nview, sizeof(*gone));
+					gone[ngone++] = v->uid;
+				}
 				continue;
 			}
+			s->ngone++;
 		} else if (f->v[k].flags != v->flags || f->v[k].kw != v->kw) {
 			v->flags = f->v[k].flags;
 			v->kw = f->v[k].kw;
 			evbuffer_add_printf(imap_out(s), "* %zu FETCH (UID %" PRIu32 " FLAGS ", o + 1, v->uid);
-			imap_write_msg_flags(s, imap_out(s), v->flags, v->kw);
+			imap_write_msg_flags(s, imap_out(s), v->flags | (v->recent ? IMAP_FLAG_RECENT : 0), v->kw);
+			if (s->condstore)
+				evbuffer_add_printf(imap_out(s), " MODSEQ (%" PRIu64 ")", f->v[k].modseq);
 			evbuffer_add(imap_out(s), ")\r\n", 3);
 		}
 		s->view[o++] = *v;
 	}
 	s->nview = o;
+	if (ngone) {
+		evbuffer_add_printf(imap_out(s), "* VANISHED ");
+		imap_write_seqset(imap_out(s), gone, ngone);
+		evbuffer_add(imap_out(s), "\r\n", 2);
+	}
+	free(gone);
 	n0 = s->nview;
 	last = 0;
 	for (size_t i = s->nview; i > 0; i--)
@@ -843,17 +1309,42 @@ void imap_sync(struct imap_session *s, bool expunge)
 			last = s->view[i - 1].uid;
 			break;
 		}
-	for (size_t k = 0; k < f->n; k++) {
-		if (f->v[k].uid <= last)
+	for (size_t k = 0; k < f->n; k++)
+		if (f->v[k].uid > last)
+			imap_view_push(s, f, &f->v[k]);
+	imap_view_grew(s, n0);
+	s->sync_modseq = f->modseq;
+}
+
+/* RFC 7162 3.2.5.1, 3.2.6: "* VANISHED (EARLIER) uids" for the UIDs that
+ * went after modseq and are in set (NULL: any). */
+void imap_vanished_earlier(struct imap_session *s, const struct imap_folder *f, uint64_t modseq,
+			   const struct imap_seqset *set)
+{
+	uint32_t *v = NULL, star = f->uidnext ? f->uidnext - 1 : 0;
+	size_t n = 0, cap = 0;
+
+	for (size_t i = 0; i < f->nvan; i++) {
+		const struct imap_vanished *r = &f->van[i];
+		if (r->modseq <= modseq)
 			continue;
-		if (s->nview == s->capview) {
-			s->capview = s->capview ? 2 * s->capview : 64;
-			s->view = xrealloc(s->view, s->capview * sizeof(*s->view));
+		for (uint64_t u = r->lo; u <= r->hi; u++) {
+			if (set && !imap_seqset_contains(set, (uint32_t)u, star))
+				continue;
+			if (n == cap) {
+				cap = cap ? 2 * cap : 64;
+				v = xrealloc(v, cap * sizeof(*v));
+			}
+			v[n++] = (uint32_t)u;
 		}
-		s->view[s->nview++] = (struct imap_view_msg){ f->v[k].uid, f->v[k].flags, f->v[k].kw, false };
 	}
-	if (s->nview != n0)
-		imap_untagged(s, "%zu EXISTS", s->nview);
+	if (n) {
+		qsort(v, n, sizeof(*v), imap_u32_cmp);
+		evbuffer_add_printf(imap_out(s), "* VANISHED (EARLIER) ");
+		imap_write_seqset(imap_out(s), v, n);
+		evbuffer_add(imap_out(s), "\r\n", 2);
+	}
+	free(v);
 }
 
 bool imap_seq_resolve(struct imap_session *s, const struct imap_arg *a, bool uid, size_t **idx, size_t *n)
@@ -971,33 +1462,15 @@ char *imap_mailbox_arg(struct imap_session *s, const struct imap_arg *a)
 	return xstrndup(name, len);
 }
 
-struct imap_folder *imap_folder_at(struct imap_session *s, const char *dir, bool *own)
+void imap_write_mailbox(struct imap_session *s, struct evbuffer *b, const char *name)
 {
-	*own = false;
-	for (struct imap_shared *sh = s->t->imap->shared; sh; sh = sh->next)
-		if (strcmp(sh->path, dir) == 0) {
-			bool changed;
-			if (sh->dirty) {
-				sh->dirty = false;
-				if (!imap_folder_scan(sh->f, &changed))
-					imap_log_error(s, "scan", errno);
-			}
-			return sh->f;
-		}
-	*own = true;
-	return imap_folder_open(dir);
-}
+	char buf[4 * IMAP_MAILBOX_MAX + 16];
+	size_t len;
 
-void imap_folder_done(struct imap_session *s, struct imap_folder *f, bool own, bool changed)
-{
-	if (own) {
-		imap_folder_free(f);
+	/* RFC 6855 3: once UTF8=ACCEPT is on, names go out as UTF-8 */
+	if (s->utf8 && imap_utf7_to_utf8(name, strlen(name), buf, sizeof(buf), &len) == IMAP_UTF7_OK) {
+		imap_write_astring(b, buf, len, true);
 		return;
 	}
-	imap_folder_save(f);
-	if (!changed)
-		return;
-	for (struct imap_shared *sh = s->t->imap->shared; sh; sh = sh->next)
-		if (sh->f == f)
-			imap_shared_notify(sh, s);
+	imap_write_astring(b, name, strlen(name), false);
 }

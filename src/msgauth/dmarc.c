@@ -111,6 +111,19 @@ void dmarc_evaluate(const struct dmarc_input *in, struct dmarc_outcome *out)
 		out->disposition = DMARC_P_NONE;
 		return;
 	}
+	/* No pass, but an aligned identifier could not be checked for DNS
+	 * trouble: the result is not known, and a DNS failure must never
+	 * turn into a p=reject refusal (RFC 7489 6.6.2 leaves this to the
+	 * receiver; temperror lets the sender try again). */
+	bool unknown = in->spf == SPF_TEMPERROR && in->spf_domain && dmarc_aligned(in->from_domain, in->spf_domain, in->rec.aspf_strict);
+	for (size_t i = 0; i < in->ndkim && !unknown; i++)
+		unknown = in->dkim[i].result == DKIM_TEMPERROR &&
+			  dmarc_aligned(in->from_domain, in->dkim[i].d, in->rec.adkim_strict);
+	if (unknown) {
+		out->result = DMARC_TEMPERROR;
+		out->disposition = DMARC_P_NONE;
+		return;
+	}
 	out->result = DMARC_FAIL;
 	out->disposition = sampled(out->policy, in->rec.pct, in->sample);
 }

@@ -9,11 +9,15 @@
 
 struct pipe_stage;
 struct config;
+struct dkim_keyring;
+struct workers;
 struct tern;
 struct queue_env;
 
-/* Signs with the keys of the From: domain (keygen files, [dkim] keys). */
-struct pipe_stage *stage_sign_new(const struct config *cfg);
+/* Signs with the keys of the From: domain (keygen files, [dkim] keys),
+ * looked up in keys when the message ends; the signatures are made on a
+ * thread of pool, off the loop. */
+struct pipe_stage *stage_sign_new(const struct dkim_keyring *keys, struct workers *pool);
 
 /* [checks] on the MX service: SPF (started now, while the message is
  * read), DKIM, DMARC; one Authentication-Results field in front, any

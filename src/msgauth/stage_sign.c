@@ -3,29 +3,46 @@
  * from trusted networks, a check stage after the header work, so that the
  * MSA's Date: and Message-ID: are signed.  The body hash is computed as
  * the message streams past (dkim_signer_feed); the keys are picked at the
- * end by the From: domain: every state_dir/dkim/SELECTOR._domainkey.DOMAIN.pem
- * that `tern dkim keygen` made, and every [dkim] keys entry for DOMAIN.
+ * end by the From: domain in the server's keyring (dkim_keyring.h: the
+ * keys of `tern dkim keygen` and [dkim] keys, loaded once, not per message).
  * The DKIM-Signature fields go in front of the message; a message whose
  * From: domain has no key passes unsigned.
  */
 #include "msg/pipeline.h"
 #include "msgauth/msgauth.h"
-#include "core/config.h"
 #include "core/log.h"
 #include "core/util.h"
+#include "core/workers.h"
 #include "msgauth/dkim.h"
+#include "msgauth/dkim_keyring.h"
 #include "store/queue.h"
 
-#include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
+struct sign_job;
+
 struct stage_sign {
 	struct pipe_stage st;
 	struct dkim_signer *signer;
-	const struct config *cfg;
+	const struct dkim_keyring *keys;
+	struct workers *pool;
+	struct sign_job *job;        /* signing on a worker thread */
+};
+
+/* The private-key operations (an RSA-2048 signature is a quarter of a
+ * millisecond and more) run on a worker thread, not the loop.  The job
+ * owns the signer from then on; a stage freed meanwhile (the client
+ * went away) only lets go of the job, whose done() then cleans up. */
+struct sign_job {
+	struct stage_sign *g;        /* NULL: the stage is gone */
+	struct dkim_signer *signer;
+	char domain[256];
+	unsigned nkeys;
+	int64_t now;
+	char *sig;
 };
 
 static void log_dkim_signed(const struct queue_env *env, const char *domain, unsigned nkeys)
@@ -33,70 +50,17 @@ static void log_dkim_signed(const struct queue_env *env, const char *domain, uns
 	log_event("event=dkim_signed queue=%s domain=%s keys=%u", env->id, domain, nkeys);
 }
 
-static void log_dkim_key_error(const struct queue_env *env, const char *path, const char *err)
+/* The keys of the From: domain, from the keyring (loaded once, not per
+ * message: see dkim_keyring.h). */
+static unsigned sign_add_keys(struct stage_sign *g, const char *domain)
 {
-	char p[600], e[300];
-	log_event("event=dkim_key_error queue=%s path=%s error=%s", env->id,
-		  log_quote(p, sizeof(p), path, strlen(path)), log_quote(e, sizeof(e), err, strlen(err)));
-}
+	const struct dkim_keyring_key *k[DKIM_SIGN_KEYS_MAX];
+	size_t n = dkim_keyring_find(g->keys, domain, k, DKIM_SIGN_KEYS_MAX);
+	unsigned added = 0;
 
-static bool sign_add(struct stage_sign *g, const char *path, const char *domain, const char *selector)
-{
-	char err[200];
-	EVP_PKEY *k = dkim_key_load(path, err, sizeof(err));
-	bool ok;
-
-	if (k == NULL) {
-		log_dkim_key_error(pipeline_env(g->st.p), path, err);
-		return false;
-	}
-	ok = dkim_signer_add_key(g->signer, k, domain, selector);
-	EVP_PKEY_free(k);   /* the signer took its own reference */
-	return ok;
-}
-
-/* Keys of tern dkim keygen: SELECTOR._domainkey.DOMAIN.pem. */
-static unsigned sign_keygen_keys(struct stage_sign *g, const char *domain)
-{
-	char *dir = xasprintf("%s/dkim", g->cfg->state_dir);
-	char *suffix = xasprintf("._domainkey.%s.pem", domain);
-	size_t sl = strlen(suffix);
-	DIR *d = opendir(dir);
-	struct dirent *e;
-	unsigned n = 0;
-
-	while (d != NULL && (e = readdir(d)) != NULL) {
-		size_t len = strlen(e->d_name);
-		if (len <= sl || strcasecmp(e->d_name + len - sl, suffix) != 0 || e->d_name[0] == '.')
-			continue;
-		char *sel = xstrndup(e->d_name, len - sl);
-		char *path = xasprintf("%s/%s", dir, e->d_name);
-		n += sign_add(g, path, domain, sel);
-		free(path);
-		free(sel);
-	}
-	if (d != NULL)
-		closedir(d);
-	free(suffix);
-	free(dir);
-	return n;
-}
-
-/* [dkim] keys = DOMAIN:SELECTOR:PEM_PATH, ... */
-static unsigned sign_config_keys(struct stage_sign *g, const char *domain)
-{
-	unsigned n = 0;
-
-	for (size_t i = 0; i < g->cfg->dkim_keys.n; i++) {
-		const char *k = g->cfg->dkim_keys.v[i];
-		const char *c1 = strchr(k, ':'), *c2 = c1 ? strchr(c1 + 1, ':') : NULL;
-		if (c2 == NULL || (size_t)(c1 - k) != strlen(domain) || strncasecmp(k, domain, c1 - k) != 0)
-			continue;
-		char *sel = xstrndup(c1 + 1, (size_t)(c2 - c1 - 1));
-		n += sign_add(g, c2 + 1, domain, sel);
-		free(sel);
-	}
-	return n;
+	for (size_t i = 0; i < n; i++)
+		added += dkim_signer_add_key(g->signer, k[i]->pkey, k[i]->domain, k[i]->selector);
+	return added;
 }
 
 static void sign_data(struct pipe_stage *st, const char *buf, size_t len)
@@ -107,38 +71,71 @@ static void sign_data(struct pipe_stage *st, const char *buf, size_t len)
 	pipe_emit(st, buf, len);
 }
 
+/* Worker thread: touches the job's own signer only. */
+static void sign_job_work(void *arg)
+{
+	struct sign_job *j = arg;
+
+	j->sig = dkim_signer_finish(j->signer, "\n", j->now);
+}
+
+static void sign_verdict(struct stage_sign *g, struct sign_job *j)
+{
+	struct pipe_stage *st = &g->st;
+
+	if (j->sig != NULL && pipe_prepend(st, j->sig, strlen(j->sig))) {
+		/* remote delivery must not re-encode it (8bit -> 7bit) */
+		pipeline_env(st->p)->dkim_signed = true;
+		log_dkim_signed(pipeline_env(st->p), j->domain, j->nkeys);
+	}
+	pipe_stage_accept(st);
+}
+
+/* Loop thread, once the signature is made. */
+static void sign_job_done(void *arg)
+{
+	struct sign_job *j = arg;
+
+	if (j->g != NULL) {
+		j->g->job = NULL;
+		sign_verdict(j->g, j);
+	}
+	free(j->sig);
+	dkim_signer_free(j->signer);
+	free(j);
+}
+
 static void sign_end(struct pipe_stage *st)
 {
 	struct stage_sign *g = (struct stage_sign *)st;
 	const char *domain = dkim_signer_from_domain(g->signer);
 	unsigned n;
-	char *sig;
 
 	if (domain == NULL) {
 		pipe_stage_accept(st);
 		return;
 	}
-	n = sign_keygen_keys(g, domain) + sign_config_keys(g, domain);
+	n = sign_add_keys(g, domain);
 	if (n == 0) {
 		pipe_stage_accept(st);
 		return;
 	}
-	sig = dkim_signer_finish(g->signer, "\n", now_unix());
-	if (sig != NULL) {
-		if (pipe_prepend(st, sig, strlen(sig))) {
-			/* remote delivery must not re-encode it (8bit -> 7bit) */
-			pipeline_env(st->p)->dkim_signed = true;
-			log_dkim_signed(pipeline_env(st->p), domain, n);
-		}
-		free(sig);
-	}
-	pipe_stage_accept(st);
+	g->job = xcalloc(1, sizeof(*g->job));
+	g->job->g = g;
+	g->job->signer = g->signer;
+	g->job->nkeys = n;
+	g->job->now = now_unix();
+	snprintf(g->job->domain, sizeof(g->job->domain), "%s", domain);
+	g->signer = NULL;
+	workers_submit(g->pool, sign_job_work, sign_job_done, g->job);
 }
 
 static void sign_free(struct pipe_stage *st)
 {
 	struct stage_sign *g = (struct stage_sign *)st;
 
+	if (g->job != NULL)
+		g->job->g = NULL;   /* the job frees itself when it is done */
 	dkim_signer_free(g->signer);
 	free(g);
 }
@@ -150,12 +147,13 @@ static const struct pipe_stage_ops sign_ops = {
 	.free = sign_free,
 };
 
-struct pipe_stage *stage_sign_new(const struct config *cfg)
+struct pipe_stage *stage_sign_new(const struct dkim_keyring *keys, struct workers *pool)
 {
 	struct stage_sign *g = xcalloc(1, sizeof(*g));
 
 	g->st.ops = &sign_ops;
-	g->cfg = cfg;
+	g->keys = keys;
+	g->pool = pool;
 	g->signer = dkim_signer_new(NULL, NULL, NULL);
 	return &g->st;
 }

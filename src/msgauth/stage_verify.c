@@ -15,8 +15,10 @@
  *
  * Authentication-Results fields that arrive claiming our authserv-id are
  * forged (RFC 8601 5): they are removed from the header section as it
- * streams through.  A field is held until its name and authserv-id are
- * seen (at most AR_HOLD_MAX octets), then dropped or passed on.
+ * streams through, and so are those whose authserv-id cannot be read
+ * (proto/auth_results.c parses it).  A field is held until its name and
+ * authserv-id are seen (at most AR_HOLD_MAX octets), then dropped or
+ * passed on.
  */
 #include "msg/pipeline.h"
 #include "msgauth/msgauth.h"
@@ -28,6 +30,7 @@
 #include "msgauth/dkim.h"
 #include "msgauth/dmarc.h"
 #include "msgauth/spf.h"
+#include "proto/auth_results.h"
 #include "store/queue.h"
 
 #include <arpa/inet.h>
@@ -89,6 +92,7 @@ struct stage_verify {
 	/* DKIM */
 	struct dkim_verify *dkim;
 	struct verify_dkim_req dk[DKIM_VERIFY_MAX];
+	bool dk_skip[DKIM_VERIFY_MAX];   /* [checks] dkim = off: not DMARC's, so not checked */
 	size_t dk_pending;
 
 	/* DMARC */
@@ -108,25 +112,25 @@ static void log_msgauth(const struct queue_env *env, const char *spf, const char
 
 /* ---- forged Authentication-Results removal ---- */
 
-/* The held field is an Authentication-Results claiming our id? */
+/* Is the held field one to remove?  An Authentication-Results field
+ * claiming our authserv-id (RFC 8601 5), and one whose authserv-id cannot
+ * be read: malformed, or hidden behind more than AR_HOLD_MAX octets of
+ * comments - a reader might still take it for ours, and no honest
+ * server writes one. */
 static bool ar_forged(const struct stage_verify *v, const char *f, size_t n)
 {
-	static const char name[] = "authentication-results";
-	size_t i = sizeof(name) - 1, s, al = strlen(v->authserv);
+	struct auth_results_id id;
 
-	if (n <= i || strncasecmp(f, name, i) != 0)
+	switch (auth_results_parse(f, n, &id)) {
+	case AUTH_RESULTS_OTHER:
 		return false;
-	while (i < n && (f[i] == ' ' || f[i] == '\t'))
-		i++;
-	if (i >= n || f[i] != ':')
-		return false;
-	i++;
-	while (i < n && (f[i] == ' ' || f[i] == '\t' || f[i] == '\n' || f[i] == '\r'))
-		i++;
-	s = i;
-	while (i < n && f[i] != ';' && f[i] != ' ' && f[i] != '\t' && f[i] != '\n' && f[i] != '\r' && f[i] != '(')
-		i++;
-	return i - s == al && strncasecmp(f + s, v->authserv, al) == 0;
+	case AUTH_RESULTS_OK:
+		return id.len == strlen(v->authserv) && strcasecmp(id.id, v->authserv) == 0;
+	case AUTH_RESULTS_TRUNCATED:
+	case AUTH_RESULTS_MALFORMED:
+		break;
+	}
+	return true;
 }
 
 /* Decide on the held field: drop it (and its rest) or pass it on. */
@@ -185,18 +189,25 @@ static void ar_filter(struct stage_verify *v, const char *buf, size_t len)
 
 /* ---- the verdict ---- */
 
+/* For the log: the best result of the signatures checked; "off" when
+ * [checks] dkim = off left none to check for DMARC. */
 static const char *verify_dkim_summary(const struct stage_verify *v)
 {
-	size_t n = v->dkim ? dkim_verify_count(v->dkim) : 0;
+	size_t n = v->dkim ? dkim_verify_count(v->dkim) : 0, checked = 0;
 	enum dkim_result best = DKIM_NONE;
 
 	for (size_t i = 0; i < n; i++) {
 		enum dkim_result r = dkim_verify_result(v->dkim, i, NULL);
+		if (v->dk_skip[i])
+			continue;
+		checked++;
 		if (r == DKIM_PASS || best == DKIM_NONE)
 			best = r;
 		if (best == DKIM_PASS)
 			break;
 	}
+	if (v->dkim == NULL || (!v->t->cfg->check_dkim && checked == 0))
+		return "off";
 	return dkim_result_name(best);
 }
 
@@ -242,11 +253,13 @@ static char *verify_ar_field(const struct stage_verify *v, const struct verify_d
 		else
 			at = ar_add(buf, at, ";\n\tspf=%s smtp.mailfrom=%s", spf_result_name(v->spf_res), v->spf_domain);
 	}
-	if (v->dkim != NULL && n == 0)
+	if (v->dkim != NULL && n == 0 && v->t->cfg->check_dkim)
 		at = ar_add(buf, at, ";\n\tdkim=none");
 	for (size_t i = 0; i < n; i++) {
 		const struct dkim_sig *sig = dkim_verify_sig(v->dkim, i);
 		enum dkim_result r = dkim_verify_result(v->dkim, i, NULL);
+		if (v->dk_skip[i])
+			continue;
 		at = ar_add(buf, at, ";\n\tdkim=%s", dkim_result_name(r));
 		if (sig == NULL)
 			continue;
@@ -294,6 +307,23 @@ static const struct verify_dmarc *verify_dmarc_worst(const struct stage_verify *
 
 static void verify_dmarc_eval(struct stage_verify *v, struct verify_dmarc *d);
 
+/* [checks] dns_tempfail: DNS trouble left a check temperror and DMARC did
+ * not pass anyway - the operator would rather have the sender retry
+ * than accept mail whose checks are incomplete. */
+static bool verify_temperror(const struct stage_verify *v, const struct verify_dmarc *w)
+{
+	size_t n = v->dkim ? dkim_verify_count(v->dkim) : 0;
+	bool temp = v->spf != NULL && v->spf_res == SPF_TEMPERROR;
+
+	if (w != NULL && w->out.result == DMARC_PASS)
+		return false;
+	for (size_t i = 0; i < n && !temp; i++)
+		temp = !v->dk_skip[i] && dkim_verify_result(v->dkim, i, NULL) == DKIM_TEMPERROR;
+	for (size_t i = 0; i < v->ndm && !temp; i++)
+		temp = v->dm[i].out.result == DMARC_TEMPERROR;
+	return temp;
+}
+
 static void verify_answer(struct stage_verify *v)
 {
 	const struct config *cfg = v->t->cfg;
@@ -316,9 +346,17 @@ static void verify_answer(struct stage_verify *v)
 		else if (w->out.disposition == DMARC_P_QUARANTINE)
 			action = "quarantine";
 	}
+	/* a definite reject stands; the rest waits for DNS to answer */
+	if (cfg->check_dns_tempfail && strcmp(action, "reject") != 0 && verify_temperror(v, w))
+		action = "tempfail";
 	log_msgauth(v->env, v->spf ? spf_result_name(v->spf_res) : "off",
-		    v->dkim ? verify_dkim_summary(v) : "off",
+		    verify_dkim_summary(v),
 		    w ? dmarc_result_name(w->out.result) : v->dm_bad_from ? "permerror" : "none", action);
+	if (strcmp(action, "tempfail") == 0) {
+		pipe_stage_refuse(&v->st, true, "451 4.4.3 Temporary DNS failure checking the sender (SPF/DKIM/DMARC), "
+				  "try again later");
+		return;
+	}
 	if (strcmp(action, "reject") == 0) {
 		pipe_stage_refuse(&v->st, false, "550 5.7.1 Message rejected: DMARC policy of %s (RFC 7489)",
 				  w->domain);
@@ -419,6 +457,31 @@ static void verify_dkim_cb(const struct dns_rr_result *r, void *arg)
 	verify_answer(v);
 }
 
+/* [checks] dkim = off with DMARC on: DMARC is defined on DKIM's result
+ * (RFC 7489 4.2), and without it mail that passes only by DKIM (mailing
+ * lists, forwarders) would fail and, under p=reject, be refused.  So the
+ * signatures that could make DMARC pass - d= aligned (relaxed) with a
+ * From: domain - are still checked and reported; no other is. */
+static bool verify_dkim_wanted(struct stage_verify *v, size_t i)
+{
+	char doms[VERIFY_FROM_MAX][256], d[256];
+	const struct dkim_sig *sig;
+	size_t n;
+
+	if (v->t->cfg->check_dkim)
+		return true;
+	sig = dkim_verify_sig(v->dkim, i);
+	n = dkim_verify_from_domains(v->dkim, doms, VERIFY_FROM_MAX);
+	if (sig == NULL || n == SIZE_MAX || sig->d.len >= sizeof(d))
+		return false;
+	memcpy(d, sig->d.p, sig->d.len);
+	d[sig->d.len] = '\0';
+	for (size_t k = 0; k < n; k++)
+		if (dmarc_aligned(doms[k], d, false))
+			return true;
+	return false;
+}
+
 static void verify_dkim_start(struct stage_verify *v)
 {
 	size_t n;
@@ -426,6 +489,10 @@ static void verify_dkim_start(struct stage_verify *v)
 	dkim_verify_finish(v->dkim);
 	n = dkim_verify_count(v->dkim);
 	for (size_t i = 0; i < n; i++) {
+		if (!verify_dkim_wanted(v, i)) {
+			v->dk_skip[i] = true;
+			continue;
+		}
 		char *name = dkim_verify_key_name(v->dkim, i);
 		if (name == NULL)
 			continue;
@@ -449,7 +516,7 @@ static void verify_dmarc_eval(struct stage_verify *v, struct verify_dmarc *d)
 
 	for (size_t i = 0; i < count; i++) {
 		const struct dkim_sig *sig = dkim_verify_sig(v->dkim, i);
-		if (sig == NULL || sig->d.len >= sizeof(doms[0]))
+		if (sig == NULL || v->dk_skip[i] || sig->d.len >= sizeof(doms[0]))
 			continue;
 		memcpy(doms[n], sig->d.p, sig->d.len);
 		doms[n][sig->d.len] = '\0';

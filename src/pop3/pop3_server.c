@@ -921,6 +921,17 @@ static void cmd_uidl(struct pop3_session *s, const char *args, size_t len)
 	pop3_listing(s, args, len, true);
 }
 
+/* The message is all in the output.  A client that sent nothing more
+ * is waiting for it: it leaves now, and the file is closed after, off
+ * the round trip.  Pipelined commands behind it keep the batch (their
+ * replies leave with this one in one write). */
+static void pop3_stream_end(struct pop3_session *s)
+{
+	if (evbuffer_get_length(session_input(&s->sess)) == 0)
+		conn_flush(&s->conn);
+	pop3_stream_stop(s);
+}
+
 /* Encode file chunks into the output until it holds POP3_OUT_HIGH; the
  * write callback calls again when it drains below POP3_OUT_LOW.  Returns
  * true when the message is complete and input may be read again. */
@@ -947,7 +958,7 @@ static bool pop3_stream_fill(struct pop3_session *s)
 		if (r == 0 || s->enc.done) {
 			char end[8];
 			evbuffer_add(out, end, pop3_msg_enc_finish(&s->enc, end));
-			pop3_stream_stop(s);
+			pop3_stream_end(s);
 			return true;
 		}
 		if (evbuffer_reserve_space(out, 2 * (size_t)r + 8, &v, 1) < 1) {
@@ -967,7 +978,7 @@ static bool pop3_stream_fill(struct pop3_session *s)
 		v.iov_len = olen;
 		evbuffer_commit_space(out, &v, 1);
 		if (end) {
-			pop3_stream_stop(s);
+			pop3_stream_end(s);
 			return true;
 		}
 	}

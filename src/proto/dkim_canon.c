@@ -114,17 +114,23 @@ static void body_flush(struct dkim_body *b)
 
 static void body_put(struct dkim_body *b, const char *p, size_t n)
 {
-	for (size_t i = 0; i < n; i++) {
+	while (n > 0) {
+		size_t k;
 		if (b->out_len == sizeof b->out)
 			body_flush(b);
-		b->out[b->out_len++] = p[i];
-		b->total++;
+		k = sizeof b->out - b->out_len < n ? sizeof b->out - b->out_len : n;
+		memcpy(b->out + b->out_len, p, k);
+		b->out_len += k;
+		b->total += k;
+		p += k;
+		n -= k;
 	}
 }
 
-/* A character of line content: the empty lines held back were not
+/* Line content (n octets, none of them CR, LF or - relaxed - white
+ * space, except a bare CR alone): the empty lines held back were not
  * trailing after all. */
-static void body_content(struct dkim_body *b, char c)
+static void body_content(struct dkim_body *b, const char *p, size_t n)
 {
 	if (!b->content) {
 		for (; b->blank > 0; b->blank--)
@@ -134,7 +140,22 @@ static void body_content(struct dkim_body *b, char c)
 	if (b->wsp)
 		body_put(b, " ", 1);
 	b->wsp = false;
-	body_put(b, &c, 1);
+	body_put(b, p, n);
+}
+
+/* How many octets from p on are plain content: the run that goes out
+ * as it is, in one piece rather than one call per octet. */
+static size_t body_plain_run(const struct dkim_body *b, const char *p, size_t n)
+{
+	size_t i = 0;
+
+	if (b->c == DKIM_CANON_RELAXED)
+		while (i < n && p[i] != '\r' && p[i] != '\n' && !is_wsp(p[i]))
+			i++;
+	else
+		while (i < n && p[i] != '\r' && p[i] != '\n')
+			i++;
+	return i;
 }
 
 static void body_eol(struct dkim_body *b)
@@ -156,16 +177,19 @@ void dkim_body_feed(struct dkim_body *b, const char *buf, size_t len)
 				body_eol(b);
 				continue;
 			}
-			body_content(b, '\r'); /* a bare CR is line content */
+			body_content(b, "\r", 1); /* a bare CR is line content */
 		}
-		if (c == '\r')
+		if (c == '\r') {
 			b->cr = true;
-		else if (c == '\n')
+		} else if (c == '\n') {
 			body_eol(b);
-		else if (b->c == DKIM_CANON_RELAXED && is_wsp(c))
+		} else if (b->c == DKIM_CANON_RELAXED && is_wsp(c)) {
 			b->wsp = true;
-		else
-			body_content(b, c);
+		} else {
+			size_t run = body_plain_run(b, buf + i, len - i);
+			body_content(b, buf + i, run);
+			i += run - 1;
+		}
 	}
 }
 
@@ -173,7 +197,7 @@ void dkim_body_finish(struct dkim_body *b)
 {
 	if (b->cr) {
 		b->cr = false;
-		body_content(b, '\r');
+		body_content(b, "\r", 1);
 	}
 	/* 3.4.3 and 3.4.4: a last line without its CRLF gets one; simple
 	 * makes an empty body a single CRLF, relaxed leaves it empty. */

@@ -37,6 +37,7 @@
 #include "msg/pipeline.h"
 #include "msg/stages.h"
 #include "msgauth/msgauth.h"
+#include "msgauth/dkim_keyring.h"
 #include "proto/smtp_parse.h"
 #include "store/aliases.h"
 #include "store/queue.h"
@@ -895,8 +896,8 @@ static bool smtp_txn_pipeline(struct smtp_session *s, struct pipe_stage *framer)
 	struct pipe_stage *milter = milter_stage_new(s->milter);
 	if (milter)
 		pipeline_add(t->pipe, milter);
-	if (sign)
-		pipeline_add(t->pipe, stage_sign_new(cfg));
+	if (sign && dkim_keyring_count(s->t->dkim_keys) > 0)   /* no key: no body hash to compute */
+		pipeline_add(t->pipe, stage_sign_new(s->t->dkim_keys, s->t->delivery_pool));
 	pipeline_add(t->pipe, t->sink);
 	free(received);
 	return true;

@@ -6,8 +6,10 @@
  *   uidvalidity 1733300000
  *   uidnext 42
  *   modseq 97
+ *   recent 40                     (the first UID no session has had as \Recent)
  *   keyword $Forwarded            (one line per keyword, in bit order)
  *   m UID MODSEQ KWBITS SIZE BASE
+ *   x LO HI MODSEQ                (UIDs expunged, in the order they went)
  *   end
  */
 #include "store/imap_folder.h"
@@ -65,7 +67,17 @@ size_t imap_folder_info(unsigned flags, char out[8])
 	return o;
 }
 
+/* A message's identity: the unique part of its name, before the first
+ * ',' or ':'.  The ",S=" and ",W=" fields (Courier, Dovecot, and tern's
+ * POP3, which adds them to a name that has none) and the info part may
+ * change; the UID stays with the file. */
 static size_t imap_base_len(const char *name)
+{
+	return strcspn(name, ",:");
+}
+
+/* Where the info part begins (":2,"), or the end: renames keep all before it. */
+static size_t imap_info_off(const char *name)
 {
 	const char *c = strstr(name, ":2,");
 	return c ? (size_t)(c - name) : strlen(name);
@@ -96,7 +108,8 @@ void imap_folder_unique(char *out, size_t cap, const char *host)
 static void imap_msg_free(struct imap_msg *m)
 {
 	free(m->name);
-	m->name = NULL;
+	free(m->cache);
+	m->name = m->cache = NULL;
 }
 
 void imap_folder_free(struct imap_folder *f)
@@ -108,6 +121,7 @@ void imap_folder_free(struct imap_folder *f)
 	for (size_t i = 0; i < f->nkw; i++)
 		free(f->kw[i]);
 	free(f->v);
+	free(f->van);
 	free(f->path);
 	free(f);
 }
@@ -128,7 +142,31 @@ static void imap_folder_reset(struct imap_folder *f)
 		imap_msg_free(&f->v[i]);
 	for (size_t i = 0; i < f->nkw; i++)
 		free(f->kw[i]);
-	f->n = f->nkw = 0;
+	f->n = f->nkw = f->nvan = 0;
+}
+
+static void imap_van_push(struct imap_folder *f, uint32_t lo, uint32_t hi, uint64_t modseq)
+{
+	if (f->nvan == f->capvan) {
+		f->capvan = f->capvan ? 2 * f->capvan : 16;
+		f->van = xrealloc(f->van, f->capvan * sizeof(*f->van));
+	}
+	f->van[f->nvan++] = (struct imap_vanished){ lo, hi, modseq };
+}
+
+/* uid goes at modseq; live_below is the largest UID still there that is
+ * smaller than uid (0: none).  It joins the last range when no message
+ * alive lies between them, so a folder emptied in one go is one line. */
+static void imap_vanish(struct imap_folder *f, uint32_t uid, uint32_t live_below, uint64_t modseq)
+{
+	struct imap_vanished *last = f->nvan ? &f->van[f->nvan - 1] : NULL;
+
+	if (last && last->hi < uid && live_below < last->hi) {
+		last->hi = uid;
+		last->modseq = modseq;
+		return;
+	}
+	imap_van_push(f, uid, uid, modseq);
 }
 
 /* Read the state file; false (and f empty) when it is missing or not whole. */
@@ -161,6 +199,8 @@ static bool imap_folder_load(struct imap_folder *f)
 			f->uidnext = (uint32_t)a;
 		} else if (sscanf(line, "modseq %llu", &a) == 1) {
 			f->modseq = a;
+		} else if (sscanf(line, "recent %llu", &a) == 1 && a > 0 && a <= UINT32_MAX) {
+			f->first_recent = (uint32_t)a;
 		} else if (strncmp(line, "keyword ", 8) == 0 && f->nkw < IMAP_FOLDER_KW_MAX) {
 			f->kw[f->nkw++] = xstrdup(line + 8);
 		} else if (sscanf(line, "m %llu %llu %llu %llu %n", &a, &b, &c, &d, &off) == 4 && off > 0 &&
@@ -171,9 +211,11 @@ static bool imap_folder_load(struct imap_folder *f)
 			m->kw = (uint32_t)c;
 			m->size = d;
 			m->name = xstrdup(line + off);   /* the base until the scan finds the file */
-			m->base_len = strlen(m->name);
+			m->base_len = imap_base_len(m->name);   /* older states kept ",S=...W=..." */
 			m->date = -1;
 			last = m->uid;
+		} else if (sscanf(line, "x %llu %llu %llu", &a, &b, &c) == 3 && a > 0 && a <= b && b < UINT32_MAX) {
+			imap_van_push(f, (uint32_t)a, (uint32_t)b, c);
 		} else if (strcmp(line, "end") == 0) {
 			end = true;
 			break;
@@ -186,6 +228,8 @@ static bool imap_folder_load(struct imap_folder *f)
 		imap_folder_reset(f);
 		return false;
 	}
+	if (f->first_recent == 0 || f->first_recent > f->uidnext)
+		f->first_recent = f->uidnext;   /* a state from before \Recent was kept */
 	return true;
 }
 
@@ -209,8 +253,8 @@ bool imap_folder_save(struct imap_folder *f)
 		free(dst);
 		return false;
 	}
-	fprintf(fp, "tern-imap 1\nuidvalidity %" PRIu32 "\nuidnext %" PRIu32 "\nmodseq %" PRIu64 "\n",
-		f->uidvalidity, f->uidnext, f->modseq);
+	fprintf(fp, "tern-imap 1\nuidvalidity %" PRIu32 "\nuidnext %" PRIu32 "\nmodseq %" PRIu64 "\nrecent %" PRIu32 "\n",
+		f->uidvalidity, f->uidnext, f->modseq, f->first_recent);
 	for (size_t i = 0; i < f->nkw; i++)
 		fprintf(fp, "keyword %s\n", f->kw[i]);
 	for (size_t i = 0; i < f->n; i++) {
@@ -218,6 +262,8 @@ bool imap_folder_save(struct imap_folder *f)
 		fprintf(fp, "m %" PRIu32 " %" PRIu64 " %" PRIu32 " %" PRIu64 " %.*s\n", m->uid, m->modseq, m->kw,
 			m->size, (int)m->base_len, m->name);
 	}
+	for (size_t i = 0; i < f->nvan; i++)
+		fprintf(fp, "x %" PRIu32 " %" PRIu32 " %" PRIu64 "\n", f->van[i].lo, f->van[i].hi, f->van[i].modseq);
 	fputs("end\n", fp);
 	/* Data before the name: a crash after the rename must find the whole
 	 * file (the "end" line tells a torn one), and the directory sync
@@ -343,7 +389,7 @@ static void imap_take_new(struct imap_folder *f)
 
 	for (size_t i = 0; i < n; i++) {
 		char *from = xasprintf("%s/%s", dir, v[i]);
-		char *to = xasprintf("%s/cur/%.*s:2,", f->path, (int)imap_base_len(v[i]), v[i]);
+		char *to = xasprintf("%s/cur/%.*s:2,", f->path, (int)imap_info_off(v[i]), v[i]);
 		if (rename(from, to) == 0)
 			moved = true;
 		free(from);
@@ -363,8 +409,11 @@ static void imap_msg_stat(struct imap_folder *f, struct imap_msg *m)
 {
 	char *p = imap_folder_msg_path(f, (size_t)(m - f->v));
 	struct stat st;
-	if (stat(p, &st) == 0)
+	if (stat(p, &st) == 0) {
 		m->date = (int64_t)st.st_mtime;
+		m->fsize = (uint64_t)st.st_size;
+		m->ino = (uint64_t)st.st_ino;
+	}
 	if (m->size == 0)
 		m->size = imap_file_size(p, m->name);
 	free(p);
@@ -429,6 +478,8 @@ bool imap_folder_scan(struct imap_folder *f, bool *changed)
 	/* Gone files drop out; UIDs stay ascending. */
 	for (size_t i = 0; i < f->n; i++) {
 		if (!f->v[i].mark) {
+			/* removed by another program: an expunge like ours */
+			imap_vanish(f, f->v[i].uid, o ? f->v[o - 1].uid : 0, ++f->modseq);
 			imap_msg_free(&f->v[i]);
 			*changed = true;
 			f->dirty = true;
@@ -455,6 +506,23 @@ bool imap_folder_scan(struct imap_folder *f, bool *changed)
 	return imap_folder_save(f);
 }
 
+/* A UIDVALIDITY never given before by this process: the clock's seconds,
+ * but past the last one, so a folder deleted and made again within one
+ * second (or a state file lost twice) does not get the value its old
+ * UIDs were valid under (RFC 9051 2.3.1.1). */
+static uint32_t imap_new_uidvalidity(void)
+{
+	static uint32_t last;
+	uint32_t prev = __atomic_load_n(&last, __ATOMIC_RELAXED), v;
+
+	do {
+		v = (uint32_t)now_unix();
+		if (v <= prev)
+			v = prev + 1;
+	} while (!__atomic_compare_exchange_n(&last, &prev, v, false, __ATOMIC_RELAXED, __ATOMIC_RELAXED));
+	return v;
+}
+
 struct imap_folder *imap_folder_open(const char *path)
 {
 	struct imap_folder *f;
@@ -467,9 +535,10 @@ struct imap_folder *imap_folder_open(const char *path)
 	if (!imap_folder_load(f)) {
 		/* A new UIDVALIDITY: the old UIDs (if any) are not known, so
 		 * clients must forget theirs (RFC 9051 2.3.1.1). */
-		f->uidvalidity = (uint32_t)now_unix();
+		f->uidvalidity = imap_new_uidvalidity();
 		f->uidnext = 1;
 		f->modseq = 1;
+		f->first_recent = 1;
 		f->dirty = true;
 	}
 	if (!imap_folder_scan(f, &changed)) {
@@ -478,10 +547,22 @@ struct imap_folder *imap_folder_open(const char *path)
 		errno = e;
 		return NULL;
 	}
+	imap_cache_load(f);
 	return f;
 }
 
 /* ---- messages -------------------------------------------------------------- */
+
+uint32_t imap_folder_take_recent(struct imap_folder *f)
+{
+	uint32_t from = f->first_recent;
+	if (from != f->uidnext) {
+		f->first_recent = f->uidnext;
+		f->dirty = true;   /* saved with the next change; a crash before
+				    * only makes them recent once more */
+	}
+	return from;
+}
 
 long imap_folder_find(const struct imap_folder *f, uint32_t uid)
 {
@@ -538,7 +619,7 @@ static char *imap_name_with(const struct imap_msg *m, unsigned flags)
 				extra[e++] = *p;
 	extra[e] = '\0';
 	/* Sorted: the upper-case letters sort before the lower-case ones. */
-	return xasprintf("%.*s:2,%s%s", (int)m->base_len, m->name, info, extra);
+	return xasprintf("%.*s:2,%s%s", (int)imap_info_off(m->name), m->name, info, extra);
 }
 
 bool imap_folder_set_flags(struct imap_folder *f, size_t i, unsigned flags, uint32_t kw)
@@ -578,16 +659,18 @@ bool imap_folder_expunge(struct imap_folder *f, size_t i)
 	free(p);
 	if (r != 0 && errno != ENOENT)
 		return false;
+	imap_vanish(f, f->v[i].uid, i ? f->v[i - 1].uid : 0, ++f->modseq);
 	imap_msg_free(&f->v[i]);
 	memmove(&f->v[i], &f->v[i + 1], (f->n - i - 1) * sizeof(f->v[0]));
 	f->n--;
-	f->modseq++;
 	f->dirty = true;
 	return true;
 }
 
-bool imap_folder_add(struct imap_folder *f, const char *tmp_name, unsigned flags, uint32_t kw,
-		     int64_t date, uint64_t size, uint32_t *uid)
+/* tmp/NAME -> cur/NAME:2,FLAGS and the next UID, in memory only: the
+ * caller syncs cur/ and saves (imap_folder_commit). */
+static bool imap_folder_take(struct imap_folder *f, const char *tmp_name, unsigned flags, uint32_t kw,
+			     int64_t date, uint64_t size, uint32_t *uid)
 {
 	char info[8];
 	char *from = xasprintf("%s/tmp/%s", f->path, tmp_name);
@@ -605,30 +688,52 @@ bool imap_folder_add(struct imap_folder *f, const char *tmp_name, unsigned flags
 	r = rename(from, to);
 	e = errno;
 	free(from);
+	free(to);
 	if (r != 0) {
-		free(to);
 		free(name);
 		errno = e;
 		return false;
 	}
-	char *cur = xasprintf("%s/cur", f->path);
-	dir_sync(cur);
-	free(cur);
-	free(to);
 	m = imap_folder_push(f);
 	m->uid = f->uidnext++;
 	m->name = name;
-	m->base_len = strlen(tmp_name);
+	m->base_len = imap_base_len(name);
 	m->flags = flags & ~(unsigned)IMAP_FLAG_RECENT;
 	m->kw = kw;
 	m->modseq = ++f->modseq;
 	m->size = size;
 	m->date = date;
-	if (date < 0)
-		imap_msg_stat(f, m);
+	imap_msg_stat(f, m);
 	*uid = m->uid;
 	f->dirty = true;
-	return imap_folder_save(f);
+	return true;
+}
+
+bool imap_folder_commit(struct imap_folder *f)
+{
+	/* The renames into cur/ first, then the state that names them: a
+	 * crash between the two leaves files the next scan adopts. */
+	char *cur = xasprintf("%s/cur", f->path);
+	bool ok = dir_sync(cur);
+	free(cur);
+	return imap_folder_save(f) && ok;
+}
+
+bool imap_folder_add(struct imap_folder *f, const char *tmp_name, unsigned flags, uint32_t kw,
+		     int64_t date, uint64_t size, uint32_t *uid)
+{
+	return imap_folder_take(f, tmp_name, flags, kw, date, size, uid) && (f->batch || imap_folder_commit(f));
+}
+
+void imap_folder_batch_begin(struct imap_folder *f)
+{
+	f->batch = true;
+}
+
+bool imap_folder_batch_commit(struct imap_folder *f)
+{
+	f->batch = false;
+	return imap_folder_commit(f);
 }
 
 /* Copy fd's octets into a new file at path (fsync'd). */
@@ -661,11 +766,11 @@ static bool imap_copy_file(const char *from, const char *to)
 	return ok;
 }
 
-bool imap_folder_copy(struct imap_folder *src, size_t i, struct imap_folder *dst, uint32_t *uid)
+bool imap_folder_copy_file(struct imap_folder *dst, const char *from, unsigned flags, const char *const *kws,
+			   size_t nkws, int64_t date, uint64_t size, uint32_t *uid)
 {
-	const struct imap_msg *m = &src->v[i];
 	char host[64], uniq[256];
-	char *from = imap_folder_msg_path(src, i), *to;
+	char *to;
 	uint32_t kw = 0;
 	bool ok;
 
@@ -673,22 +778,20 @@ bool imap_folder_copy(struct imap_folder *src, size_t i, struct imap_folder *dst
 		snprintf(host, sizeof(host), "localhost");
 	host[sizeof(host) - 1] = '\0';
 	imap_folder_unique(uniq, sizeof(uniq) - 40, host);
-	/* Keep ,S= and ,W= so nobody has to read the copy to size it. */
+	/* Keep ,W= so nobody has to read the copy to size it. */
 	size_t ul = strlen(uniq);
-	snprintf(uniq + ul, sizeof(uniq) - ul, ",W=%" PRIu64, m->size);
+	snprintf(uniq + ul, sizeof(uniq) - ul, ",W=%" PRIu64, size);
 	to = xasprintf("%s/tmp/%s", dst->path, uniq);
 	/* A hard link shares the data (a Maildir file never changes once
 	 * written); across file systems it is a copy. */
-	ok = link(from, to) == 0 || imap_copy_file(from, to);
-	free(from);
+	ok = link(from, to) == 0 || (errno != ENOENT && imap_copy_file(from, to));
 	free(to);
 	if (!ok)
 		return false;
-	for (size_t k = 0; k < src->nkw; k++)
-		if (m->kw & (1u << k)) {
-			int j = imap_folder_keyword(dst, src->kw[k], strlen(src->kw[k]), true);
-			if (j >= 0)
-				kw |= 1u << j;
-		}
-	return imap_folder_add(dst, uniq, m->flags, kw, m->date, m->size, uid);
+	for (size_t k = 0; k < nkws; k++) {
+		int j = imap_folder_keyword(dst, kws[k], strlen(kws[k]), true);
+		if (j >= 0)
+			kw |= 1u << j;
+	}
+	return imap_folder_take(dst, uniq, flags, kw, date, size, uid);
 }

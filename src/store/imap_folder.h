@@ -6,7 +6,9 @@
  *
  * The state file (FOLDER/tern-imap.state) maps each UID to the unique
  * part of a file name (before ":2,"), with its modseq, keywords and CRLF
- * size; it is written whole and atomically (tmp, fsync, rename, directory
+ * size, and keeps the expunged UIDs with the modseq they went at (RFC
+ * 7162 CONDSTORE/QRESYNC: MODSEQ per message, HIGHESTMODSEQ, VANISHED);
+ * it is written whole and atomically (tmp, fsync, rename, directory
  * fsync) so a crash leaves the old or the new one.  When it is missing or
  * unreadable it is rebuilt from the Maildir with a new UIDVALIDITY (RFC
  * 9051 2.3.1.1: UIDs may only be reused under a new UIDVALIDITY).
@@ -21,7 +23,9 @@
  * made at first login, subscriptions (the "subscriptions" file Dovecot
  * keeps), and the directory of folder X for "deliver into folder X".
  *
- * Everything here does blocking disk I/O and knows nothing of sessions.
+ * Everything here does blocking disk I/O and knows nothing of sessions:
+ * the IMAP server calls it from its worker jobs (imap_server.c), never
+ * on the event loop.
  */
 #ifndef TERN_IMAP_FOLDER_H
 #define TERN_IMAP_FOLDER_H
@@ -31,6 +35,7 @@
 #include <stdint.h>
 
 #define IMAP_FOLDER_STATE "tern-imap.state"
+#define IMAP_FOLDER_CACHE "tern-imap.cache"   /* imap_cache.c */
 #define IMAP_FOLDER_KW_MAX 32       /* keywords per folder (one bit each) */
 
 struct imap_msg {
@@ -42,22 +47,39 @@ struct imap_msg {
 	int64_t date;             /* internal date: the file's mtime */
 	char *name;               /* the file name in cur/ */
 	size_t base_len;          /* its unique part: name[0..base_len) */
+	uint64_t fsize, ino;      /* the file's st_size and st_ino (the cache's check) */
+	/* The cache (imap_cache.c): ENVELOPE, BODY and BODYSTRUCTURE as
+	 * FETCH writes them, one after the other; NULL when not known. */
+	char *cache;
+	uint32_t cache_len[3];
 	bool mark;                /* private: seen by the scan */
+};
+
+/* UIDs expunged (lo..hi, none alive between them) at modseq: what
+ * QRESYNC's VANISHED (EARLIER) reports (RFC 7162 3.2.5, 3.2.6). */
+struct imap_vanished {
+	uint32_t lo, hi;
+	uint64_t modseq;
 };
 
 struct imap_folder {
 	char *path;               /* the folder's Maildir (new/ cur/ tmp/) */
 	uint32_t uidvalidity, uidnext;
 	uint64_t modseq;          /* HIGHESTMODSEQ */
+	uint32_t first_recent;    /* RFC 3501 \Recent: UIDs from here no session has had */
 	struct imap_msg *v;       /* ascending UIDs */
 	size_t n, cap;
 	char *kw[IMAP_FOLDER_KW_MAX];
 	size_t nkw;
+	struct imap_vanished *van;   /* in the order they went */
+	size_t nvan, capvan;
 	bool dirty;               /* state to save */
+	bool cache_dirty;         /* the cache file is behind */
+	bool batch;               /* imap_folder_batch_begin(): sync at the commit */
 };
 
-/* Open (creating new/ cur/ tmp/ when missing) and scan.  NULL with errno
- * on failure. */
+/* Open (creating new/ cur/ tmp/ when missing), scan, and take what the
+ * cache file knows.  NULL with errno on failure. */
 struct imap_folder *imap_folder_open(const char *path);
 void imap_folder_free(struct imap_folder *f);
 /* Reconcile with the directory; *changed when messages came or went or
@@ -65,6 +87,10 @@ void imap_folder_free(struct imap_folder *f);
 bool imap_folder_scan(struct imap_folder *f, bool *changed);
 /* Write the state file if dirty. */
 bool imap_folder_save(struct imap_folder *f);
+
+/* RFC 3501 2.3.2: a read-write session takes the \Recent messages (UIDs
+ * from the returned one on); no other session sees them recent. */
+uint32_t imap_folder_take_recent(struct imap_folder *f);
 
 /* Index of uid, or -1. */
 long imap_folder_find(const struct imap_folder *f, uint32_t uid);
@@ -83,14 +109,42 @@ bool imap_folder_expunge(struct imap_folder *f, size_t i);
 
 /* A file written in PATH/tmp/ (its name tmp_name, fsync'd by the caller)
  * becomes a message: renamed into cur/ with flags, mtime set to date
- * (if >= 0), the next UID.  size is its CRLF size. */
+ * (if >= 0), the next UID.  size is its CRLF size.  Committed (cur/
+ * synced, state saved) before it returns. */
 bool imap_folder_add(struct imap_folder *f, const char *tmp_name, unsigned flags, uint32_t kw,
 		     int64_t date, uint64_t size, uint32_t *uid);
-/* Copy message i of src into dst (a hard link when possible), keeping
- * flags (by keyword name) and internal date. */
-bool imap_folder_copy(struct imap_folder *src, size_t i, struct imap_folder *dst, uint32_t *uid);
+/* Copy the message file at from into dst (a hard link when possible),
+ * with flags, keywords by name and internal date; false with errno
+ * (ENOENT: the file went away).  Not yet committed: call
+ * imap_folder_commit() after the last one. */
+bool imap_folder_copy_file(struct imap_folder *dst, const char *from, unsigned flags, const char *const *kws,
+			   size_t nkws, int64_t date, uint64_t size, uint32_t *uid);
+/* Make the messages added so far durable: sync cur/, save the state. */
+bool imap_folder_commit(struct imap_folder *f);
+/* Several messages in one go (MULTIAPPEND): between these two,
+ * imap_folder_add leaves cur/'s directory sync and the state file to the
+ * commit, once for all instead of once per message.  Nothing is durable
+ * before the commit returns true. */
+void imap_folder_batch_begin(struct imap_folder *f);
+bool imap_folder_batch_commit(struct imap_folder *f);
 /* A unique name for a new file ("SECONDS.M<usec>P<pid>Q<n>.HOST"). */
 void imap_folder_unique(char *out, size_t cap, const char *host);
+
+/* ---- the FETCH cache (imap_cache.c) ---- */
+
+enum { IMAP_CACHE_ENVELOPE, IMAP_CACHE_BODY, IMAP_CACHE_BODYSTRUCTURE };
+/* Message i's three texts (as FETCH writes them); marks the file behind. */
+void imap_cache_set(struct imap_folder *f, size_t i, const char *env, size_t elen, const char *body, size_t blen,
+		    const char *bs, size_t slen);
+/* One of them (IMAP_CACHE_*), or false when the message has none. */
+bool imap_cache_get(const struct imap_msg *m, unsigned which, const char **p, size_t *len);
+/* Take the cache file's entries for the messages whose file (size,
+ * inode, mtime) is the one they were made from; a bad file is ignored.
+ * Returns the number taken. */
+size_t imap_cache_load(struct imap_folder *f);
+/* Write the cache file (tmp, rename; no fsync: it is only a cache). */
+bool imap_cache_save(struct imap_folder *f);
+uint64_t imap_cache_hash(const void *p, size_t len);
 
 /* The flags of a Maildir info part (after ":2,"), and back. */
 unsigned imap_folder_flags_of(const char *name);

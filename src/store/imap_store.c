@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #define IMAP_SUBSCRIPTIONS "subscriptions"
+#define IMAP_SUBSCRIPTIONS_V2 "V\t2\n\n"   /* Dovecot's header of the version 2 form */
 
 static const struct {
 	const char *name, *use;
@@ -325,6 +326,7 @@ bool imap_store_subscriptions(const char *maildir, struct imap_store_list *out)
 	char *p = xasprintf("%s/%s", maildir, IMAP_SUBSCRIPTIONS);
 	FILE *fp = fopen(p, "r");
 	char line[IMAP_MAILBOX_MAX + 2];
+	bool first = true, v2 = false;
 
 	free(p);
 	memset(out, 0, sizeof(*out));
@@ -333,11 +335,34 @@ bool imap_store_subscriptions(const char *maildir, struct imap_store_list *out)
 	while (fgets(line, sizeof(line), fp)) {
 		size_t len = strcspn(line, "\r\n");
 		line[len] = '\0';
+		if (first && strcmp(line, "V\t2") == 0) {
+			v2 = true;   /* Dovecot's version 2: levels split by tabs */
+			first = false;
+			continue;
+		}
+		first = false;
+		if (v2)
+			for (char *c = line; *c; c++)
+				if (*c == '\t')
+					*c = '/';
 		if (len > 0)
 			imap_list_add(out, line);
 	}
 	fclose(fp);
 	return true;
+}
+
+/* One name of the subscriptions file in Dovecot's version 2 form: the
+ * hierarchy levels split by tabs, so that Dovecot, whatever its own
+ * separator ('.' on Maildir++ storage), reads the same folder.  In its
+ * version 1 (no header) the names are storage names, and a '/' in them
+ * makes Dovecot drop the line as invalid.  Wire names are modified
+ * UTF-7, printable ASCII: nothing needs Dovecot's tab-escaping. */
+static void imap_subscription_write(FILE *fp, const char *name)
+{
+	for (const char *c = name; *c; c++)
+		fputc(*c == '/' ? '\t' : *c, fp);
+	fputc('\n', fp);
 }
 
 bool imap_store_subscribe(const char *maildir, const char *mailbox, bool on)
@@ -362,11 +387,13 @@ bool imap_store_subscribe(const char *maildir, const char *mailbox, bool on)
 	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 	fp = fd >= 0 ? fdopen(fd, "w") : NULL;
 	ok = fp != NULL;
+	if (ok)
+		fputs(IMAP_SUBSCRIPTIONS_V2, fp);
 	for (size_t i = 0; ok && i < l.n; i++)
 		if (on || strcmp(l.names[i], mailbox) != 0)
-			fprintf(fp, "%s\n", l.names[i]);
+			imap_subscription_write(fp, l.names[i]);
 	if (ok && on)
-		fprintf(fp, "%s\n", mailbox);
+		imap_subscription_write(fp, mailbox);
 	if (fp) {
 		ok = fflush(fp) == 0 && fsync(fileno(fp)) == 0 && ok;
 		ok = fclose(fp) == 0 && ok;

@@ -181,6 +181,14 @@ static int mailbox_cmp(const void *a, const void *b)
 	return strverscmp(x->name + 4, y->name + 4);
 }
 
+static int mailbox_open_dir(const char *path, const char *sub)
+{
+	char *dir = xasprintf("%s/%s", path, sub);
+	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	free(dir);
+	return fd;
+}
+
 enum mailbox_status mailbox_open(const char *path, struct mailbox **out)
 {
 	struct mailbox *m;
@@ -205,7 +213,9 @@ enum mailbox_status mailbox_open(const char *path, struct mailbox **out)
 	m = xcalloc(1, sizeof(*m));
 	m->path = xstrdup(path);
 	m->lock_fd = fd;
-	if (!mailbox_scan(m, "new", &cap) || !mailbox_scan(m, "cur", &cap)) {
+	m->dirs[0] = mailbox_open_dir(path, "new");
+	m->dirs[1] = mailbox_open_dir(path, "cur");
+	if (m->dirs[0] < 0 || m->dirs[1] < 0 || !mailbox_scan(m, "new", &cap) || !mailbox_scan(m, "cur", &cap)) {
 		int e = errno;
 		mailbox_close(m);
 		errno = e;
@@ -247,12 +257,15 @@ static bool mailbox_relocate(struct mailbox *m, struct mailbox_msg *msg)
 	return found;
 }
 
+/* dirs[0] is new/, dirs[1] is cur/. */
+static int mailbox_dirfd(const int dirs[2], const struct mailbox_msg *msg)
+{
+	return strncmp(msg->name, "new/", 4) == 0 ? dirs[0] : dirs[1];
+}
+
 static int mailbox_open_path(struct mailbox *m, const struct mailbox_msg *msg)
 {
-	char *p = xasprintf("%s/%s", m->path, msg->name);
-	int fd = open(p, O_RDONLY | O_CLOEXEC);
-	free(p);
-	return fd;
+	return openat(mailbox_dirfd(m->dirs, msg), msg->name + 4, O_RDONLY | O_CLOEXEC);
 }
 
 int mailbox_open_msg(struct mailbox *m, size_t i)
@@ -262,12 +275,6 @@ int mailbox_open_msg(struct mailbox *m, size_t i)
 	if (fd < 0 && errno == ENOENT && mailbox_relocate(m, msg))
 		fd = mailbox_open_path(m, msg);
 	return fd;
-}
-
-/* dirs[0] is new/, dirs[1] is cur/. */
-static int mailbox_dirfd(const int dirs[2], const struct mailbox_msg *msg)
-{
-	return strncmp(msg->name, "new/", 4) == 0 ? dirs[0] : dirs[1];
 }
 
 static bool mailbox_unlink(struct mailbox *m, const int dirs[2], struct mailbox_msg *msg)
@@ -295,9 +302,7 @@ size_t mailbox_commit(struct mailbox *m)
 {
 	size_t failed = 0;
 	bool changed[2] = { false, false };
-	char *new_dir = xasprintf("%s/new", m->path), *cur_dir = xasprintf("%s/cur", m->path);
-	int dirs[2] = { open(new_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC),
-			open(cur_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC) };
+	const int *dirs = m->dirs;
 
 	for (size_t i = 0; i < m->n; i++) {
 		struct mailbox_msg *msg = &m->v[i];
@@ -312,14 +317,9 @@ size_t mailbox_commit(struct mailbox *m)
 	}
 	/* The client hears +OK only after this: removals survive a crash,
 	 * so a deleted message never comes back. */
-	for (int i = 0; i < 2; i++) {
-		if (changed[i] && dirs[i] >= 0)
+	for (int i = 0; i < 2; i++)
+		if (changed[i])
 			fsync(dirs[i]);
-		if (dirs[i] >= 0)
-			close(dirs[i]);
-	}
-	free(new_dir);
-	free(cur_dir);
 	return failed;
 }
 
@@ -330,6 +330,9 @@ void mailbox_close(struct mailbox *m)
 	for (size_t i = 0; i < m->n; i++)
 		free(m->v[i].name);
 	free(m->v);
+	for (int i = 0; i < 2; i++)
+		if (m->dirs[i] >= 0)
+			close(m->dirs[i]);
 	if (m->lock_fd >= 0)
 		close(m->lock_fd);   /* drops the flock */
 	free(m->path);

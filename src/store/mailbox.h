@@ -36,6 +36,9 @@ struct mailbox_msg {
 struct mailbox {
 	char *path;
 	int lock_fd;
+	/* new/ and cur/, open for the session: a RETR opens its file
+	 * relative to them (one name to look up, not the whole path). */
+	int dirs[2];
 	size_t n;
 	struct mailbox_msg *v;    /* ordered by arrival (unique name) */
 };

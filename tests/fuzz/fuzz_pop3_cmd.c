@@ -4,7 +4,8 @@
  * as a message file through the RETR/TOP encoder and the sizer, checking
  * the invariants the session relies on: results inside the input, message
  * numbers within bounds, encoded output CRLF-only with every line that
- * starts with '.' stuffed, and LIST size == RETR octets.
+ * starts with '.' stuffed, LIST size == RETR octets, and the same
+ * RETR octets from the one-step-per-line path as from the general loop.
  */
 #include <assert.h>
 #include <ctype.h>
@@ -41,25 +42,40 @@ static void check_cmd(const char *line, size_t size)
 	}
 }
 
-/* Encode in uneven chunks and check the output. */
-static void check_msg(const char *in, size_t size, bool all, uint64_t lines)
+/* Encode in chunks of step octets, with room for any output or (tight)
+ * 3 octets a call (RETR then takes the general loop, not its
+ * one-step-per-line path); returns the octets written to out. */
+static size_t encode(const char *in, size_t size, bool all, uint64_t lines, size_t step, bool tight, char *out)
 {
 	struct pop3_msg_enc e;
-	struct pop3_msg_size z;
-	char *out = malloc(2 * size + 8);
-	size_t o = 0, i = 0, stuffed = 0, step = size % 7 + 1;
+	size_t o = 0, i = 0;
 
 	pop3_msg_enc_init(&e, all, lines);
-	pop3_msg_size_init(&z);
 	while (i < size) {
 		size_t take = size - i < step ? size - i : step, olen;
-		size_t used = pop3_msg_enc_feed(&e, in + i, take, out + o, 2 * take + 3, &olen);
-		assert(used == take);
-		pop3_msg_size_feed(&z, in + i, take);
+		size_t used = pop3_msg_enc_feed(&e, in + i, take, out + o, tight ? 3 : 2 * take + 3, &olen);
+		assert(used > 0 && used <= take);
+		assert(olen <= (tight ? 3 : 2 * take));
+		if (!tight)
+			assert(used == take);
 		i += used;
 		o += olen;
 	}
-	o += pop3_msg_enc_finish(&e, out + o);
+	return o + pop3_msg_enc_finish(&e, out + o);
+}
+
+/* Encode in uneven chunks and check the output; RETR's two paths give
+ * the same octets. */
+static void check_msg(const char *in, size_t size, bool all, uint64_t lines)
+{
+	struct pop3_msg_size z;
+	char *out = malloc(2 * size + 8), *ref = malloc(2 * size + 8);
+	size_t o, stuffed = 0, step = size % 7 + 1;
+
+	o = encode(in, size, all, lines, step, false, out);
+	pop3_msg_size_init(&z);
+	for (size_t i = 0; i < size; i += step)
+		pop3_msg_size_feed(&z, in + i, size - i < step ? size - i : step);
 	assert(o >= 3 && memcmp(out + o - 3, ".\r\n", 3) == 0);
 	for (size_t k = 0; k < o; k++) {
 		if (out[k] == '\n')
@@ -72,6 +88,11 @@ static void check_msg(const char *in, size_t size, bool all, uint64_t lines)
 	}
 	if (all)
 		assert(pop3_msg_size_finish(&z) == o - 3 - stuffed);
+	if (all) {
+		assert(encode(in, size, all, lines, size ? size : 1, false, ref) == o && memcmp(ref, out, o) == 0);
+		assert(encode(in, size, all, lines, step, true, ref) == o && memcmp(ref, out, o) == 0);
+	}
+	free(ref);
 	free(out);
 }
 

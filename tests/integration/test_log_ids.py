@@ -30,7 +30,8 @@ GLOBAL_EVENTS = {"listen", "listen_skipped", "accept_error", "reload", "start", 
                  "control", "control_timeout", "control_refused", "control_error",
                  "queue_recovered", "queue_recover", "queue_error", "flush", "tls_selfsigned",
                  "tls_loaded", "tls_reloaded", "tls_reload_failed", "users_bad_line",
-                 "users_bad_secret", "aliases_unreadable", "aliases_bad_line", "config_error"}
+                 "users_bad_secret", "aliases_unreadable", "aliases_bad_line", "config_error",
+                 "dkim_keys_loaded", "dkim_key_error"}
 
 
 def pairs(line):

@@ -98,12 +98,21 @@ def plain(frm, subject="hello", body="Hi.\n"):
             f"\r\n{body.replace(chr(10), chr(13) + chr(10))}").encode()
 
 
+def keygen(t, domain="example.test", selector="s1", algorithm="rsa", wait=True):
+    """A key made while t runs; with wait, until t has loaded it (the
+    key directory is watched, not read per message)."""
+    changed = t.log().count("event=dkim_keys_loaded reason=changed")
+    out = t.cli("dkim", "keygen", domain, "--selector", selector, "--algorithm", algorithm)
+    assert out.returncode == 0, out.stderr
+    if wait:
+        t.wait_log("event=dkim_keys_loaded reason=changed", n=changed + 1)
+    line = [l for l in out.stdout.splitlines() if "._domainkey." in l][0]
+    return "".join(re.findall(r'"([^"]*)"', line)).encode()
+
+
 def test_submission_signed_and_dkimpy_verifies(make_tern):
     t = make_tern(services=("smtp", "submission"), config={"relay": {"trusted_networks": UNTRUSTED}})
-    out = t.cli("dkim", "keygen", "example.test", "--selector", "s1")
-    assert out.returncode == 0, out.stderr
-    line = [l for l in out.stdout.splitlines() if "._domainkey." in l][0]
-    record = "".join(re.findall(r'"([^"]*)"', line)).encode()
+    record = keygen(t)
     d = Dialog(t.port("submission"))
     d.cmd("EHLO client.test")
     d.starttls()
@@ -323,11 +332,6 @@ def test_dns_not_answering_gives_temperror(make_tern):
 from test_outbound import dsns, net, status_fields, wait_for  # noqa: E402,F401
 
 
-def keygen(t, domain="example.test", selector="s1"):
-    out = t.cli("dkim", "keygen", domain, "--selector", selector)
-    assert out.returncode == 0, out.stderr
-    line = [l for l in out.stdout.splitlines() if "._domainkey." in l][0]
-    return "".join(re.findall(r'"([^"]*)"', line)).encode()
 
 
 EIGHT_BIT = ("From: alice@example.test\r\nTo: bob@far.test\r\nSubject: 8bit\r\nMIME-Version: 1.0\r\n"
@@ -360,3 +364,114 @@ def test_signed_8bit_not_downgraded_for_7bit_peer(net):
     assert status_fields(d)[0]["Status"] == "5.6.3"
     assert r.messages == []
     t.wait_log("would break its DKIM signature")
+
+
+# ---- signing keys are loaded once: at start, on SIGHUP, when they change
+
+
+def submit(t, frm="alice@example.test", rcpt="bob@example.test", subject="keys"):
+    """One message over 587 (STARTTLS + AUTH); the stored copy."""
+    before = len(t.messages(rcpt))
+    d = Dialog(t.port("submission"))
+    d.cmd("EHLO client.test")
+    d.starttls()
+    d.cmd("EHLO client.test")
+    assert d.cmd("AUTH PLAIN " + b64("\0alice@example.test\0alicepw")).startswith("235")
+    assert d.cmd(f"MAIL FROM:<{frm}>").startswith("250")
+    assert d.cmd(f"RCPT TO:<{rcpt}>").startswith("250")
+    assert d.cmd("DATA").startswith("354")
+    r = d.cmd(f"From: <{frm}>\r\nTo: <{rcpt}>\r\nSubject: {subject}\r\n\r\nkeys body\r\n.")
+    assert r.startswith("250"), r
+    d.close()
+    return t.wait_messages(rcpt, before + 1)[before]
+
+
+def signatures(m):
+    head = m.split(b"\n\n", 1)[0]
+    return re.findall(rb"^DKIM-Signature:.*?(?=\n(?![ \t]))", head, re.S | re.M)
+
+
+def dkimpy_verify_all(m, records):
+    crlf = m.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
+    n = len(signatures(m))
+    d = dkim.DKIM(crlf)
+    return n > 0 and all(d.verify(idx=i, dnsfunc=lambda name, timeout=5: records[name.decode().rstrip(".")])
+                         for i in range(n))
+
+
+def test_keygen_key_used_after_restart_and_when_added(make_tern):
+    t = make_tern(services=("smtp", "submission"), config={"relay": {"trusted_networks": UNTRUSTED}})
+    t.wait_log("event=dkim_keys_loaded reason=start keys=0")
+    rec1 = keygen(t, selector="r1", wait=False)
+    t.restart()
+    t.wait_log("event=dkim_keys_loaded reason=start keys=1")
+    m = submit(t)
+    assert len(signatures(m)) == 1 and b"s=r1" in signatures(m)[0], m
+    records = {"r1._domainkey.example.test": rec1}
+    assert dkimpy_verify_all(m, records)
+    # a second key (Ed25519) made while tern runs: picked up by the watch
+    records["e1._domainkey.example.test"] = keygen(t, selector="e1", algorithm="ed25519")
+    t.wait_log("event=dkim_keys_loaded reason=changed keys=2")
+    m = submit(t, subject="two")
+    sigs = signatures(m)
+    assert len(sigs) == 2 and b"a=ed25519-sha256" in b"".join(sigs), m
+    assert dkimpy_verify_all(m, records)
+
+
+def test_sighup_reloads_keys(make_tern, tmp_path):
+    """A [dkim] keys file outside the state directory, replaced while tern
+    runs; SIGHUP loads it."""
+    pem = tmp_path / "cfg.pem"
+    pem.write_bytes(subprocess.run(["openssl", "genpkey", "-algorithm", "ed25519"], capture_output=True,
+                                   check=True).stdout)
+    t = make_tern(services=("smtp", "submission"), config={"relay": {"trusted_networks": UNTRUSTED},
+                                                          "dkim": {"keys": f"example.test:cfg:{pem}"}})
+    t.wait_log("event=dkim_keys_loaded reason=start keys=1")
+    t.proc.send_signal(__import__("signal").SIGHUP)
+    t.wait_log("event=dkim_keys_loaded reason=sighup keys=1")
+    m = submit(t)
+    assert len(signatures(m)) == 1 and b"s=cfg" in signatures(m)[0]
+
+
+def test_keys_not_read_per_message(make_tern):
+    """The key file is garbled behind tern's back (same inode, size and
+    mtime, so the watch sees no change): messages are still signed with
+    the key loaded at start, which a per-message read could not do."""
+    t = make_tern(services=("smtp", "submission"), config={"relay": {"trusted_networks": UNTRUSTED}})
+    rec = keygen(t, selector="k1")
+    path = os.path.join(t.state, "dkim", "k1._domainkey.example.test.pem")
+    st = os.stat(path)
+    with open(path, "r+b") as f:
+        f.write(b"X" * st.st_size)
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
+    for i in range(2):
+        m = submit(t, subject=f"n{i}")
+        assert dkimpy_verify_all(m, {"k1._domainkey.example.test": rec}), m
+    assert "event=dkim_key_error" not in t.log()
+    # a SIGHUP does read it again, and says why it cannot be used
+    t.proc.send_signal(__import__("signal").SIGHUP)
+    t.wait_log("event=dkim_keys_loaded reason=sighup keys=0")
+    assert "event=dkim_key_error level=error path=" in t.log()
+
+
+def test_client_gone_while_signing(make_tern):
+    """Signatures are made on a worker thread: a client that drops the
+    connection right after its final dot leaves a job in flight whose
+    stage is gone; nothing breaks (the sanitizer build checks the
+    memory), and the server signs the next message as before."""
+    t = make_tern(services=("smtp", "submission"), config={"relay": {"trusted_networks": UNTRUSTED}})
+    rec = keygen(t, selector="g1")
+    for i in range(20):
+        d = Dialog(t.port("submission"))
+        d.cmd("EHLO client.test")
+        d.starttls()
+        d.cmd("EHLO client.test")
+        assert d.cmd("AUTH PLAIN " + b64("\0alice@example.test\0alicepw")).startswith("235")
+        assert d.cmd("MAIL FROM:<alice@example.test>").startswith("250")
+        assert d.cmd("RCPT TO:<bob@example.test>").startswith("250")
+        assert d.cmd("DATA").startswith("354")
+        d.send(f"From: <alice@example.test>\r\nSubject: gone {i}\r\n\r\nbye\r\n.\r\n")
+        d.close()
+    t.wait_log("event=disconnect", n=20)
+    m = submit(t, subject="after")
+    assert dkimpy_verify_all(m, {"g1._domainkey.example.test": rec})

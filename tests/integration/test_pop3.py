@@ -19,6 +19,8 @@ import time
 
 import pytest
 
+from conftest import TERN_BIN
+
 ALICE = "alice@example.test"
 
 
@@ -542,10 +544,10 @@ def test_large_message_streams(pt):
     p.quit()
 
 
-def raw_retr(r, n):
-    """RETR n over a Raw connection: the octets between the +OK line and
-    the final ".CRLF", as sent (stuffed, CRLF)."""
-    r.send(f"RETR {n}\r\n")
+def raw_retr(r, n, command=None):
+    """RETR n (or command: TOP) over a Raw connection: the octets between
+    the +OK line and the final ".CRLF", as sent (stuffed, CRLF)."""
+    r.send(f"{command or f'RETR {n}'}\r\n")
     assert r.line().startswith(b"+OK")
     while not r.buf.endswith(b"\r\n.\r\n") and r.buf != b".\r\n":
         chunk = r.s.recv(65536)
@@ -556,25 +558,34 @@ def raw_retr(r, n):
     return body
 
 
-def test_retr_around_the_read_chunk(pt):
-    """Files of sizes around the 64 KiB read chunk (a short read ends the
-    message, a full one reads on) go out whole, stuffed, with one end."""
-    md = pt.maildir(ALICE)
+def chunk_files(t):
+    """Maildir files around the 64 KiB read chunk (a short read ends the
+    message, a full one reads on), with dot lines, no final newline, and
+    a CRLF or a dot line split by the chunk boundary; returns their
+    contents in arrival order."""
+    md = t.maildir(ALICE)
     for sub in ("new", "cur", "tmp"):
         os.makedirs(os.path.join(md, sub), exist_ok=True)
-    sizes = [1, 65535, 65536, 65537, 131072, 131073]
     bodies = []
-    for i, size in enumerate(sizes):
+    for size in [1, 65535, 65536, 65537, 131072, 131073]:
         head = b"Subject: chunk\n\n"
         line = b".dot line\n"
         body = head + line * ((size - len(head)) // len(line))
         body += b"y" * (size - len(body))
-        body = body[:size]
-        assert len(body) == size
-        bodies.append(body)
+        bodies.append(body[:size])
+    head = b"Subject: cr\r\n\r\n"                 # CR|LF across the boundary
+    bodies.append(head + b"a" * (65535 - len(head)) + b"\r\n.after\r\n")
+    head = b"Subject: dot\n\n"                    # LF|dot across it
+    bodies.append(head + b"a" * (65535 - len(head)) + b"\n.dot at the chunk\n..\n.")
+    assert bodies[-2][65535:65537] == b"\r\n" and bodies[-1][65535:65537] == b"\n."
+    for i, body in enumerate(bodies):
         with open(os.path.join(md, "new", f"16000000{i:02d}.M{i}P1.other"), "wb") as f:
             f.write(body)
-    p = login(pt)
+    return bodies
+
+
+def check_chunk_files(p, bodies):
+    """RETR each of chunk_files()' messages raw on poplib session p."""
     p.stat()
     r = Raw.__new__(Raw)
     r.s, r.buf = p.sock, b""
@@ -582,18 +593,121 @@ def test_retr_around_the_read_chunk(pt):
         want = stuffed(body)
         if not want.endswith(b"\r\n"):
             want += b"\r\n"
-        assert raw_retr(r, i + 1) == want, f"message of {sizes[i]} octets"
+        assert raw_retr(r, i + 1) == want, f"message {i + 1} of {len(body)} octets"
+
+
+def test_retr_around_the_read_chunk(pt):
+    """Messages around the read chunk go out whole, stuffed, with one end."""
+    bodies = chunk_files(pt)
+    p = login(pt)
+    check_chunk_files(p, bodies)
     p.quit()
 
 
-def test_retr_reads_a_small_file_once(pt):
-    """A message shorter than the read chunk costs one read() of its file:
-    the short read is its end, not a second read() returning 0."""
-    deliver(pt, ALICE, [msg(1, ("x" * 60 + "\r\n") * 50)])
+def test_pop3s_retr_and_top_around_the_read_chunk(tls_t):
+    """The same over TLS (output through the OpenSSL bufferevent, not
+    written directly), and TOP there."""
+    bodies = chunk_files(tls_t)
+    p = poplib.POP3_SSL("127.0.0.1", tls_t.port("pop3s"), context=insecure_ctx(), timeout=10)
+    p.user(ALICE)
+    p.pass_("alicepw")
+    check_chunk_files(p, bodies)
+    r = Raw.__new__(Raw)
+    r.s, r.buf = p.sock, b""
+    assert raw_retr(r, 3, "TOP 3 2") == b"Subject: chunk\r\n\r\n..dot line\r\n..dot line\r\n"
+    head = b"Subject: dot\r\n\r\n"
+    assert raw_retr(r, 8, "TOP 8 1") == head + b"a" * (65535 - len(b"Subject: dot\n\n")) + b"\r\n"
+    assert raw_retr(r, 8, "TOP 8 2") == (head + b"a" * (65535 - len(b"Subject: dot\n\n")) +
+                                         b"\r\n..dot at the chunk\r\n")
+    assert raw_retr(r, 1, "TOP 1 0") == b"S\r\n"
+    p.quit()
+
+
+def minor_faults(pid):
+    with open(f"/proc/{pid}/stat") as f:
+        return int(f.read().rsplit(")", 1)[1].split()[7])   # field 10, minflt
+
+
+def test_pipelined_big_retrs_do_not_fault_per_message(pt):
+    """40 RETRs of 100 KiB pipelined keep ~256 KiB of output queued all
+    along; the heap must not give that back and fault it in again for
+    every message (glibc's default trim threshold did: ~19 page faults
+    and a brk() per message)."""
+    with open(TERN_BIN, "rb") as f:
+        if b"__asan_init" in f.read():
+            pytest.skip("ASan's allocator is not glibc's: its heap policy is its own")
+    md = pt.maildir(ALICE)
+    for sub in ("new", "cur", "tmp"):
+        os.makedirs(os.path.join(md, sub), exist_ok=True)
+    body = b"Subject: big\n\n" + (b"z" * 71 + b"\n") * 1420
+    n = 40
+    for i in range(n):
+        with open(os.path.join(md, "new", f"17000000{i:02d}.M{i}P1.other"), "wb") as f:
+            f.write(body)
     p = login(pt)
-    p.stat()
+    assert p.stat()[0] == n
+    want = n * (len(f"+OK {len(crlf(body))} octets\r\n") + len(stuffed(body)) + 3)
+    for _ in range(2):                   # the first round may grow the heap
+        before = minor_faults(pt.proc.pid)
+        p.sock.sendall(b"".join(b"RETR %d\r\n" % (i + 1) for i in range(n)))
+        got = 0
+        while got < want:
+            chunk = p.sock.recv(1 << 20)
+            assert chunk
+            got += len(chunk)
+        faults = minor_faults(pt.proc.pid) - before
+    assert faults < n, faults
+    p.quit()
+
+
+def test_pipelined_big_retrs_leave_in_few_writes(pt):
+    """Output the socket did not take at once goes out as the socket
+    drains, up to 256 KiB a write (libevent's default, 16 KiB, took
+    seven writes for each 100 KiB message)."""
+    md = pt.maildir(ALICE)
+    for sub in ("new", "cur", "tmp"):
+        os.makedirs(os.path.join(md, sub), exist_ok=True)
+    body = b"Subject: big\n\n" + (b"w" * 71 + b"\n") * 1420
+    n = 20
+    for i in range(n):
+        with open(os.path.join(md, "new", f"17100000{i:02d}.M{i}P1.other"), "wb") as f:
+            f.write(body)
+    p = login(pt)
+    assert p.stat()[0] == n
+    want = n * (len(f"+OK {len(crlf(body))} octets\r\n") + len(stuffed(body)) + 3)
+    trace = os.path.join(pt.state, "..", "writes.strace")
+    st = subprocess.Popen(["strace", "-f", "-qq", "-yy", "-e", "trace=write,writev,sendmsg", "-o", trace,
+                           "-p", str(pt.proc.pid)], stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.time() + 10
+        while time.time() < deadline:    # attached once the loop thread is traced
+            with open(f"/proc/{pt.proc.pid}/status") as f:
+                if re.search(r"^TracerPid:\s*[1-9]", f.read(), re.M):
+                    break
+            time.sleep(0.02)
+        else:
+            pytest.skip("strace could not attach")
+        p.sock.sendall(b"".join(b"RETR %d\r\n" % (i + 1) for i in range(n)))
+        got = 0
+        while got < want:
+            chunk = p.sock.recv(1 << 16)     # a slow reader: the socket fills
+            assert chunk
+            got += len(chunk)
+        p.noop()
+    finally:
+        st.terminate()
+        st.wait(10)
+    port = p.sock.getsockname()[1]
+    writes = re.findall(rf"(?:write|writev|sendmsg)\(\d+<TCP:\[[^\]]*->127\.0\.0\.1:{port}\]>", open(trace).read())
+    assert 0 < len(writes) <= 3 * n, len(writes)
+    p.quit()
+
+
+def trace_one_retr(pt, p, calls):
+    """RETR 1 (then NOOP) on session p while strace -yy records calls on
+    tern; returns (the RETR's lines, strace's text)."""
     trace = os.path.join(pt.state, "..", "retr.strace")
-    st = subprocess.Popen(["strace", "-f", "-qq", "-e", "trace=openat,read,close", "-o", trace,
+    st = subprocess.Popen(["strace", "-f", "-qq", "-yy", "-e", f"trace={calls}", "-o", trace,
                            "-p", str(pt.proc.pid)], stderr=subprocess.DEVNULL)
     try:
         deadline = time.time() + 10
@@ -609,13 +723,47 @@ def test_retr_reads_a_small_file_once(pt):
     finally:
         st.terminate()
         st.wait(10)
+    return lines, open(trace).read()
+
+
+# openat(DIRFD</.../new>, "NAME", O_RDONLY...) = FD</.../new/NAME>: the
+# message file, opened relative to the Maildir's new/ (one name looked up)
+MSG_OPEN = r'openat\(\d+<[^>]*/new>, "[^"/]*", O_RDONLY[^)]*\) = (\d+)<'
+
+
+def test_retr_reads_a_small_file_once(pt):
+    """A message shorter than the read chunk costs one read() of its file:
+    the short read is its end, not a second read() returning 0."""
+    deliver(pt, ALICE, [msg(1, ("x" * 60 + "\r\n") * 50)])
+    p = login(pt)
+    p.stat()
+    lines, text = trace_one_retr(pt, p, "openat,read,close")
     assert lines[-50:] == [b"x" * 60] * 50
-    text = open(trace).read()
-    m = re.search(r'openat\([^"]*"[^"]*/new/[^"]*", O_RDONLY[^)]*\) = (\d+)', text)
+    m = re.search(MSG_OPEN, text)
     assert m, text[-2000:]
     fd = m.group(1)
-    reads = re.findall(rf"read\({fd}, .*\)\s+=\s+(-?\d+)", text[m.end():text.find(f"close({fd})", m.end())])
+    reads = re.findall(rf"read\({fd}<[^>]*>, .*\)\s+=\s+(-?\d+)", text[m.end():text.find(f"close({fd}<", m.end())])
     assert reads and int(reads[0]) > 3000 and len(reads) == 1, reads
+    p.quit()
+
+
+def test_retr_reply_leaves_before_the_file_closes(pt):
+    """A client waiting for its message gets it before tern closes the
+    file (the close is off the round trip): the socket write carrying the
+    message comes before close() of the message file."""
+    deliver(pt, ALICE, [msg(1, ("y" * 60 + "\r\n") * 20)])
+    p = login(pt)
+    p.stat()
+    lines, text = trace_one_retr(pt, p, "openat,close,write,writev,sendmsg")
+    assert lines[-20:] == [b"y" * 60] * 20
+    m = re.search(MSG_OPEN, text)
+    assert m, text[-2000:]
+    fd = m.group(1)
+    rest = text[m.end():]
+    close_at = rest.find(f"close({fd}<")
+    sent = re.search(r'(write|writev|sendmsg)\(\d+<TCP:\[[^\]]*\]>, [^"]*"\+OK \d+ octets', rest)
+    assert close_at >= 0 and sent, rest[:3000]
+    assert sent.start() < close_at, rest[:3000]
     p.quit()
 
 
@@ -857,3 +1005,25 @@ uidls_file {tmp_path}/uidls
     assert r.returncode == 0, r.stdout + r.stderr
     assert len(os.listdir(out / "new")) == 3
     assert files(tls_t) == {"new": [], "cur": []}
+
+
+def test_pop3s_error_limit_reply_then_linger(tls_t):
+    """Over TLS too the fatal -ERR arrives whole, then EOF, and the
+    session ends when the client closes (the linger reads the socket
+    under the TLS layer)."""
+    s = insecure_ctx().wrap_socket(socket.create_connection(("127.0.0.1", tls_t.port("pop3s")), timeout=10))
+    assert s.recv(512).startswith(b"+OK")
+    s.sendall(b"JUNK\r\n" * 20)
+    data = b""
+    while True:
+        try:
+            chunk = s.recv(65536)
+        except ssl.SSLEOFError:          # tern shut its side without close_notify
+            break
+        if not chunk:
+            break
+        data += chunk
+    assert data.endswith(b"-ERR Too many errors, closing connection\r\n"), data
+    s.close()
+    m = tls_t.wait_for_log(r"event=linger session=\S+ ip=\S+ end=(\w+)")
+    assert m.group(1) == "eof", m.group(0)

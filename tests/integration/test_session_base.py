@@ -7,15 +7,17 @@ timeout would restart on every byte); and admission counts one
 descriptor per idle session, refusing with 421 before descriptors run
 out."""
 import os
+import re
 import resource
 import select
 import socket
 import subprocess
+import threading
 import time
 
 import pytest
 
-from conftest import STARTED, TERN_BIN, recv_reply
+from conftest import STARTED, TERN_BIN, recv_reply, wait_for
 
 MIB = 1024 * 1024
 
@@ -299,3 +301,121 @@ def test_idle_sessions_are_small_and_memory_comes_back(make_tern):
         for s in socks:
             s.close()
         resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+
+# ---- lingering close after a fatal reply ----------------------------------------------------
+
+def junk_past_the_error_limit(t, port, greeting, first, junk, fatal):
+    """A client that pipelines junk on and on, past the error limit, with
+    a small receive buffer, and reads only once tern has given up on it:
+    it still gets every error reply and the fatal one, then EOF.  Its
+    replies (to `first`, commands with long replies, then the junk) do not
+    all fit in its receive buffer, so when tern ends the
+    session part of them still waits in tern's send queue; closing with
+    unread input then resets the connection and drops that queue (RFC
+    9112 9.6; RFC 2525 2.17).  tern shuts down its side after the fatal
+    reply instead, and drains the input for a while."""
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    s.settimeout(10)
+    s.connect(("127.0.0.1", port))
+    got = b""
+    while not got.endswith(b"\r\n"):
+        got += s.recv(512)
+    assert got.startswith(greeting)
+    stop = threading.Event()
+
+    def sender():
+        block, sent = junk * 200, 0
+        try:
+            s.sendall(first)
+            while not stop.is_set() and sent < 8 * MIB:   # tern drops up to 16 MiB
+                s.sendall(block)
+                sent += len(block)
+        except OSError:
+            pass             # the server closed (or reset)
+
+    th = threading.Thread(target=sender, daemon=True)
+    th.start()
+    t.wait_log("event=too_many_errors")
+    data, error = b"", None
+    try:
+        while True:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+    except OSError as exc:
+        error = exc
+    stop.set()
+    s.close()
+    th.join(10)
+    assert data.endswith(fatal), (error, len(data), data[-300:])
+    return data
+
+
+def test_smtp_junk_past_the_error_limit_still_reads_421(make_tern):
+    t = make_tern(config={"smtp": {"max_errors": "1000"}})
+    data = junk_past_the_error_limit(t, t.port(), b"220", b"HELP\r\n" * 1000, b"JUNK\r\n",
+                                     b"421 4.7.0 Too many errors, closing connection\r\n")
+    assert data.count(HELP_REPLY) == 1000
+    assert data.count(b"500 5.5.1 Command not recognized\r\n") == 1000
+    t.wait_log("event=disconnect")
+
+
+def test_pop3_junk_past_the_error_limit_still_reads_err(make_tern):
+    t = make_tern(services=("smtp", "pop3"), config={"smtp": {"max_errors": "1000"}})
+    data = junk_past_the_error_limit(t, t.port("pop3"), b"+OK", b"CAPA\r\n" * 1000, b"JUNK\r\n",
+                                     b"-ERR Too many errors, closing connection\r\n")
+    assert data.count(b"+OK Capability list follows\r\n") == 1000
+    assert data.count(b"-ERR Unknown command\r\n") == 1000
+
+
+def test_linger_is_bounded(make_tern):
+    """A client that neither closes nor stops after the fatal reply holds
+    the lingering session for CONN_LINGER_MS (2 s) at most."""
+    t = make_tern(config={"smtp": {"max_errors": "2"}})
+    s = socket.create_connection(("127.0.0.1", t.port()), timeout=10)
+    assert recv_reply(s).startswith("220")
+    s.sendall(b"JUNK\r\nJUNK\r\n")
+    data = b""
+    while not data.endswith(b"421 4.7.0 Too many errors, closing connection\r\n"):
+        chunk = s.recv(4096)
+        assert chunk, data
+        data += chunk
+    assert s.recv(4096) == b""          # tern's side is shut: EOF
+    t0 = time.monotonic()
+    s.sendall(b"more after the end\r\n")   # dropped, not answered with a reset
+    m = t.wait_for_log(r"event=linger session=\S+ ip=\S+ end=(\w+) dropped=(\d+)", timeout=10)
+    dt = time.monotonic() - t0
+    assert m.group(1) == "timeout" and int(m.group(2)) == len(b"more after the end\r\n"), m.group(0)
+    assert dt < 4, dt
+    t.wait_log("event=disconnect")
+    s.close()
+
+
+@pytest.mark.parametrize("service", ["smtp", "pop3"])
+def test_session_sockets_set_nodelay(make_tern, tmp_path, service):
+    """A batch of replies is one write, so Nagle's algorithm could only
+    hold back the tail of a long reply until the head is acknowledged:
+    every session socket sets TCP_NODELAY."""
+    t = make_tern(services=("smtp", "pop3"))
+    trace = str(tmp_path / "setsockopt.strace")
+    st = subprocess.Popen(["strace", "-f", "-qq", "-yy", "-e", "trace=setsockopt", "-o", trace,
+                           "-p", str(t.proc.pid)], stderr=subprocess.DEVNULL)
+    try:
+        def attached():
+            with open(f"/proc/{t.proc.pid}/status") as f:
+                return any(l.startswith("TracerPid:") and l.split()[1] != "0" for l in f)
+        wait_for(attached, 10, "strace attached")
+        s = socket.create_connection(("127.0.0.1", t.port(service)), timeout=10)
+        s.recv(512)
+        port = s.getsockname()[1]
+        s.close()
+        t.wait_log("event=disconnect")
+    finally:
+        st.terminate()
+        st.wait(10)
+    text = open(trace).read()
+    assert re.search(rf"setsockopt\(\d+<TCP:\[127\.0\.0\.1:{t.port(service)}->127\.0\.0\.1:{port}\]>, "
+                     r"SOL_TCP, TCP_NODELAY, \[1\], 4\) = 0", text), text

@@ -123,6 +123,8 @@ static void test_evaluate(void **state)
 	static const struct dmarc_dkim_id dkim_pass_other[] = { { DKIM_FAIL, "example.com" },
 								 { DKIM_PASS, "example.net" } };
 	static const struct dmarc_dkim_id dkim_fail[] = { { DKIM_FAIL, "example.com" } };
+	static const struct dmarc_dkim_id dkim_temp[] = { { DKIM_TEMPERROR, "mail.example.com" } };
+	static const struct dmarc_dkim_id dkim_temp_other[] = { { DKIM_TEMPERROR, "example.net" } };
 	static const struct {
 		const char *rec;
 		bool at_org, dns_error;
@@ -167,6 +169,22 @@ static void test_evaluate(void **state)
 		/* no record, DNS trouble */
 		{ NULL, false, false, SPF_FAIL, "x.com", NULL, 0, 0, DMARC_NONE, DMARC_P_NONE },
 		{ NULL, false, true, SPF_PASS, "example.com", NULL, 0, 0, DMARC_TEMPERROR, DMARC_P_NONE },
+		/* an aligned identifier that DNS trouble left unchecked: not a
+		 * fail (never a reject for a DNS failure) */
+		{ "v=DMARC1; p=reject", false, false, SPF_TEMPERROR, "bounce.example.com", NULL, 0, 0, DMARC_TEMPERROR,
+		  DMARC_P_NONE },
+		{ "v=DMARC1; p=reject", false, false, SPF_FAIL, "example.com", dkim_temp, 1, 0, DMARC_TEMPERROR,
+		  DMARC_P_NONE },
+		/* ... but one that could not have aligned changes nothing */
+		{ "v=DMARC1; p=reject", false, false, SPF_TEMPERROR, "example.net", NULL, 0, 0, DMARC_FAIL,
+		  DMARC_P_REJECT },
+		{ "v=DMARC1; p=reject; adkim=s", false, false, SPF_FAIL, "example.com", dkim_temp, 1, 0, DMARC_FAIL,
+		  DMARC_P_REJECT },
+		{ "v=DMARC1; p=reject", false, false, SPF_FAIL, "example.com", dkim_temp_other, 1, 0, DMARC_FAIL,
+		  DMARC_P_REJECT },
+		/* and a pass is a pass whatever else failed */
+		{ "v=DMARC1; p=reject", false, false, SPF_TEMPERROR, "example.com", dkim_pass_sub, 1, 0, DMARC_PASS,
+		  DMARC_P_NONE },
 	};
 	for (size_t i = 0; i < ARRAY_LEN(cases); i++) {
 		struct dmarc_input in = { .from_domain = "example.com",

@@ -165,6 +165,15 @@ static void test_uids_and_flags(void **state)
 	imap_folder_free(f);
 }
 
+/* f's first message into g, not yet committed */
+static bool copy_first(struct imap_folder *f, struct imap_folder *g, uint32_t *uid)
+{
+	char *from = imap_folder_msg_path(f, 0);
+	bool ok = imap_folder_copy_file(g, from, f->v[0].flags, NULL, 0, f->v[0].date, f->v[0].size, uid);
+	free(from);
+	return ok;
+}
+
 static void test_add_and_copy(void **state)
 {
 	struct fixture *fx = *state;
@@ -182,14 +191,62 @@ static void test_add_and_copy(void **state)
 	snprintf(sent, sizeof(sent), "%s/.Sent", fx->md);
 	g = imap_folder_open(sent);
 	assert_non_null(g);
-	assert_true(imap_folder_copy(f, 0, g, &uid));
+	char *from = imap_folder_msg_path(f, 0);
+	assert_true(imap_folder_copy_file(g, from, f->v[0].flags, NULL, 0, f->v[0].date, f->v[0].size, &uid));
+	free(from);
+	assert_true(imap_folder_commit(g));
 	assert_int_equal(uid, 1);
 	assert_int_equal(g->n, 1);
 	assert_int_equal(g->v[0].flags, IMAP_FLAG_SEEN | IMAP_FLAG_DRAFT);
 	assert_int_equal(g->v[0].size, 4);
 	assert_int_equal(g->v[0].date, 1000000);
 	imap_folder_free(g);
+
+	/* a batch: the state file is written at the commit, once */
+	char state_path[300];
+	struct stat st0, st1;
+	snprintf(state_path, sizeof(state_path), "%s/%s", sent, IMAP_FOLDER_STATE);
+	g = imap_folder_open(sent);
+	assert_non_null(g);
+	assert_int_equal(stat(state_path, &st0), 0);
+	imap_folder_batch_begin(g);
+	assert_true(copy_first(f, g, &uid));
+	assert_int_equal(uid, 2);
+	assert_true(copy_first(f, g, &uid));
+	assert_int_equal(uid, 3);
+	assert_int_equal(stat(state_path, &st1), 0);
+	assert_int_equal(st0.st_ino, st1.st_ino);   /* not replaced yet */
+	assert_true(imap_folder_batch_commit(g));
+	assert_int_equal(stat(state_path, &st1), 0);
+	assert_int_not_equal(st0.st_ino, st1.st_ino);
+	imap_folder_free(g);
+	g = imap_folder_open(sent);   /* what a restart sees */
+	assert_non_null(g);
+	assert_int_equal(g->n, 3);
+	assert_int_equal(g->v[2].uid, 3);
+	assert_int_equal(g->uidnext, 4);
+	imap_folder_free(g);
 	imap_folder_free(f);
+}
+
+static void test_uidvalidity_never_repeats(void **state)
+{
+	struct fixture *fx = *state;
+	char st[300];
+	uint32_t seen[5];
+
+	snprintf(st, sizeof(st), "%s/%s", fx->md, IMAP_FOLDER_STATE);
+	for (size_t i = 0; i < 5; i++) {
+		/* the state file lost again and again within one second */
+		struct imap_folder *f = imap_folder_open(fx->md);
+		assert_non_null(f);
+		assert_true(imap_folder_save(f));
+		seen[i] = f->uidvalidity;
+		imap_folder_free(f);
+		assert_int_equal(unlink(st), 0);
+		for (size_t j = 0; j < i; j++)
+			assert_int_not_equal(seen[i], seen[j]);
+	}
 }
 
 static void test_folders(void **state)
@@ -214,6 +271,19 @@ static void test_folders(void **state)
 	assert_int_equal(imap_store_create(fx->md, "a//b"), IMAP_STORE_BAD_NAME);
 	assert_true(exists(fx->md, ".A.B", "cur"));
 	assert_true(imap_store_subscribe(fx->md, "A/B", true));
+	{
+		/* Dovecot's version 2 form: header, levels split by tabs */
+		char path[512], buf[256];
+		snprintf(path, sizeof(path), "%s/subscriptions", fx->md);
+		FILE *fp = fopen(path, "r");
+		assert_non_null(fp);
+		size_t n = fread(buf, 1, sizeof(buf) - 1, fp);
+		buf[n] = '\0';
+		fclose(fp);
+		assert_memory_equal(buf, "V\t2\n\n", 5);
+		assert_non_null(strstr(buf, "\nA\tB\n"));
+		assert_null(strchr(buf, '/'));
+	}
 	assert_int_equal(imap_store_rename(fx->md, "A", "C"), IMAP_STORE_OK);
 	assert_true(exists(fx->md, ".C.B", "cur"));
 	assert_false(exists(fx->md, ".A.B", "cur"));
@@ -249,12 +319,106 @@ static void test_folders(void **state)
 	assert_null(imap_store_delivery_dir(fx->md, "a//b"));
 }
 
+/* RFC 7162: the expunged UIDs kept with their modseq, adjacent ones as
+ * one range, across a reopen; the modseq only grows. */
+static void test_vanished(void **state)
+{
+	struct fixture *fx = *state;
+	struct imap_folder *f;
+	uint64_t before;
+
+	assert_true(imap_store_setup(fx->md));
+	for (int i = 0; i < 5; i++) {
+		char name[64];
+		snprintf(name, sizeof(name), "%d.M%dP1.h", 100 + i, i);
+		put(fx->md, "new", name, "Subject: a\n\nx\n");
+	}
+	f = imap_folder_open(fx->md);
+	assert_int_equal(f->n, 5);
+	before = f->modseq;
+	assert_true(imap_folder_expunge(f, 1));   /* UID 2 */
+	assert_true(imap_folder_expunge(f, 1));   /* UID 3: joins 2 */
+	assert_true(imap_folder_expunge(f, 2));   /* UID 5: 4 is alive between */
+	assert_int_equal(f->nvan, 2);
+	assert_int_equal(f->van[0].lo, 2);
+	assert_int_equal(f->van[0].hi, 3);
+	assert_int_equal(f->van[0].modseq, before + 2);
+	assert_int_equal(f->van[1].lo, 5);
+	assert_int_equal(f->van[1].modseq, before + 3);
+	assert_int_equal(f->modseq, before + 3);
+	assert_true(imap_folder_save(f));
+	imap_folder_free(f);
+	f = imap_folder_open(fx->md);
+	assert_int_equal(f->n, 2);
+	assert_int_equal(f->nvan, 2);
+	assert_int_equal(f->van[1].hi, 5);
+	assert_int_equal(f->modseq, before + 3);
+	imap_folder_free(f);
+}
+
+/* The FETCH cache: written, taken back for the same files only, a bad
+ * file ignored. */
+static void test_cache(void **state)
+{
+	struct fixture *fx = *state;
+	struct imap_folder *f;
+	const char *p;
+	size_t len;
+	char path[256];
+
+	assert_true(imap_store_setup(fx->md));
+	put(fx->md, "new", "100.M1P1.h", "Subject: a\n\nx\n");
+	put(fx->md, "new", "101.M2P1.h", "Subject: b\n\ny\n");
+	f = imap_folder_open(fx->md);
+	assert_non_null(f);
+	assert_int_equal(f->n, 2);
+	assert_false(imap_cache_get(&f->v[0], IMAP_CACHE_ENVELOPE, &p, &len));
+	imap_cache_set(f, 0, "ENV0", 4, "B0", 2, "BS0", 3);
+	imap_cache_set(f, 1, "ENV1", 4, "", 0, "BS1", 3);
+	assert_true(f->cache_dirty);
+	assert_true(imap_cache_save(f));
+	assert_false(f->cache_dirty);
+	imap_folder_free(f);
+
+	f = imap_folder_open(fx->md);
+	assert_non_null(f);
+	assert_true(imap_cache_get(&f->v[0], IMAP_CACHE_BODYSTRUCTURE, &p, &len));
+	assert_int_equal(len, 3);
+	assert_memory_equal(p, "BS0", 3);
+	assert_true(imap_cache_get(&f->v[1], IMAP_CACHE_BODY, &p, &len));
+	assert_int_equal(len, 0);
+	assert_false(f->cache_dirty);
+	/* another file under the same name (other size): not taken */
+	snprintf(path, sizeof(path), "%s/cur/%s", fx->md, f->v[1].name);
+	imap_folder_free(f);
+	put(fx->md, "cur", strrchr(path, '/') + 1, "Subject: changed\n\nlonger body\n");
+	f = imap_folder_open(fx->md);
+	assert_true(imap_cache_get(&f->v[0], IMAP_CACHE_ENVELOPE, &p, &len));
+	assert_false(imap_cache_get(&f->v[1], IMAP_CACHE_ENVELOPE, &p, &len));
+	imap_folder_free(f);
+
+	/* one octet changed: the checksum refuses the whole file */
+	snprintf(path, sizeof(path), "%s/%s", fx->md, IMAP_FOLDER_CACHE);
+	FILE *fp = fopen(path, "r+");
+	assert_non_null(fp);
+	fseek(fp, 40, SEEK_SET);
+	fputc('#', fp);
+	fclose(fp);
+	f = imap_folder_open(fx->md);
+	assert_false(imap_cache_get(&f->v[0], IMAP_CACHE_ENVELOPE, &p, &len));
+	assert_true(f->cache_dirty);
+	imap_folder_free(f);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_uids_and_flags, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_add_and_copy, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_folders, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_cache, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_vanished, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_uidvalidity_never_repeats, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

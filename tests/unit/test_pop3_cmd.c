@@ -131,15 +131,17 @@ static void test_number(void **state)
 	assert_string_equal(pop3_cmd_strerror(POP3_CMD_BAD_NUMBER), "Invalid message number");
 }
 
-/* Encode in chunks of `step` octets; returns the output. */
-static char *encode(const char *in, bool all, uint64_t lines, size_t step, char *out)
+/* Encode in chunks of `step` octets, with room for any output or (tight)
+ * only 3 octets a call, which keeps a RETR off its one-step-per-line
+ * path; returns the output. */
+static char *encode_cap(const char *in, bool all, uint64_t lines, size_t step, bool tight, char *out)
 {
 	struct pop3_msg_enc e;
 	size_t o = 0, len = strlen(in), i = 0;
 	pop3_msg_enc_init(&e, all, lines);
 	while (i < len) {
 		size_t take = len - i < step ? len - i : step, olen;
-		size_t used = pop3_msg_enc_feed(&e, in + i, take, out + o, 2 * take + 3, &olen);
+		size_t used = pop3_msg_enc_feed(&e, in + i, take, out + o, tight ? 3 : 2 * take + 3, &olen);
 		assert_true(used > 0);
 		i += used;
 		o += olen;
@@ -147,6 +149,11 @@ static char *encode(const char *in, bool all, uint64_t lines, size_t step, char 
 	o += pop3_msg_enc_finish(&e, out + o);
 	out[o] = '\0';
 	return out;
+}
+
+static char *encode(const char *in, bool all, uint64_t lines, size_t step, char *out)
+{
+	return encode_cap(in, all, lines, step, false, out);
 }
 
 static uint64_t size_of(const char *in, size_t step)
@@ -175,6 +182,10 @@ static void test_encode(void **state)
 		{ ".\n..x\n.", true, 0, "..\r\n...x\r\n..\r\n.\r\n" },
 		{ "a.b\n .c\n", true, 0, "a.b\r\n .c\r\n.\r\n" },
 		{ "a\rb\n", true, 0, "a\rb\r\n.\r\n" },            /* bare CR kept */
+		{ "a\r\r\n\r\n", true, 0, "a\r\r\n\r\n.\r\n" },
+		{ "\n.\n\r\n.", true, 0, "\r\n..\r\n\r\n..\r\n.\r\n" },
+		{ "x\r\n..\r\n.a\nb.\n", true, 0, "x\r\n...\r\n..a\r\nb.\r\n.\r\n" },
+		{ "no end\r", true, 0, "no end\r\n.\r\n" },
 		{ "H: 1\n\nb1\nb2\nb3\n", false, 0, "H: 1\r\n\r\n.\r\n" },
 		{ "H: 1\n\nb1\nb2\nb3\n", false, 2, "H: 1\r\n\r\nb1\r\nb2\r\n.\r\n" },
 		{ "H: 1\r\n\r\nb1\r\nb2\r\n", false, 1, "H: 1\r\n\r\nb1\r\n.\r\n" },
@@ -186,6 +197,8 @@ static void test_encode(void **state)
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		for (size_t step = 1; step <= 64; step *= 4) {
 			assert_string_equal(encode(cases[i].in, cases[i].all, cases[i].lines, step, out),
+					    cases[i].out);
+			assert_string_equal(encode_cap(cases[i].in, cases[i].all, cases[i].lines, step, true, out),
 					    cases[i].out);
 			if (!cases[i].all)
 				continue;

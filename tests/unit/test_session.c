@@ -5,9 +5,10 @@
  * literal) in pieces as they arrive and then lines again, the error
  * limit and its fatal text, the output high-water mark holding back a
  * client that does not read (and every reply arriving in order once it
- * does), a pause keeping pipelined input in order, and the command
- * timeout running from a line's first octet however slowly the rest
- * comes.
+ * does), a pause keeping pipelined input in order, the command timeout
+ * running from a line's first octet however slowly the rest comes, and
+ * the lingering close after a fatal reply (EOF for the peer, its further
+ * input dropped, the session freed once the peer closes).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -40,6 +41,7 @@ struct toy {
 	char lit[64];
 	size_t lit_len;
 	bool closed;
+	bool peer_eof;            /* the peer read EOF: tern shut its side */
 };
 
 static void toy_reply(struct toy *t, const char *fmt, ...)
@@ -174,6 +176,8 @@ static void turns(struct toy *t, struct evbuffer *got, int n)
 		event_base_loop(t->base, EVLOOP_NONBLOCK);
 		while (got && (r = read(t->peer, buf, sizeof(buf))) > 0)
 			evbuffer_add(got, buf, (size_t)r);
+		if (got && r == 0)
+			t->peer_eof = true;
 	}
 }
 
@@ -233,6 +237,16 @@ static void test_error_limit(void **state)
 	turns(t, got, 10);
 	assert_got(got, "err\r\nok 2 A crlf\r\nerr\r\nerr\r\nBYE errors\r\n");
 	assert_true(t->closed);
+	/* Lingering: the peer has EOF, what it still sends is dropped
+	 * unanswered, and the session goes once the peer closes. */
+	assert_true(t->peer_eof);
+	assert_int_equal(t->frees, 0);
+	send_str(t, "B\r\nC\r\n");
+	turns(t, got, 5);
+	assert_int_equal(evbuffer_get_length(got), 0);
+	assert_int_equal(t->frees, 0);
+	shutdown(t->peer, SHUT_WR);
+	turns(t, got, 5);
 	assert_int_equal(t->frees, 1);
 	evbuffer_free(got);
 	toy_free_all(t);
@@ -315,7 +329,7 @@ static void test_command_timeout_from_first_octet(void **state)
 	struct evbuffer *got = evbuffer_new();
 	double t0 = now_s(), next = t0;
 
-	while (t->frees == 0 && now_s() - t0 < 5) {
+	while (!t->closed && now_s() - t0 < 5) {
 		if (now_s() >= next) {
 			send_str(t, "x");
 			next += 0.3;
@@ -323,11 +337,12 @@ static void test_command_timeout_from_first_octet(void **state)
 		turns(t, got, 1);
 		usleep(10000);
 	}
-	assert_int_equal(t->frees, 1);
+	assert_true(t->closed);
 	assert_true(now_s() - t0 >= 0.9);
 	assert_true(now_s() - t0 < 1.6);
 	turns(t, got, 2);
 	assert_got(got, "BYE timeout\r\n");
+	assert_true(t->peer_eof);
 	evbuffer_free(got);
 	toy_free_all(t);
 }
@@ -349,12 +364,19 @@ static void test_idle_timeout_restarts_per_line(void **state)
 	}
 	assert_int_equal(t->frees, 0);
 	quiet = now_s();
-	while (t->frees == 0 && now_s() - quiet < 5) {
+	while (!t->closed && now_s() - quiet < 5) {
 		turns(t, got, 1);
 		usleep(10000);
 	}
-	assert_int_equal(t->frees, 1);
+	assert_true(t->closed);
 	assert_true(now_s() - quiet < 1.6);
+	/* a peer that neither reads nor closes: the linger ends on its own */
+	while (t->frees == 0 && now_s() - quiet < 8) {
+		turns(t, NULL, 1);
+		usleep(10000);
+	}
+	assert_int_equal(t->frees, 1);
+	assert_true(now_s() - quiet >= 2.0);
 	evbuffer_free(got);
 	toy_free_all(t);
 }

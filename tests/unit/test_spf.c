@@ -348,6 +348,11 @@ static int run_table(const char *path)
 		}
 	}
 	fclose(f);
+	for (size_t i = 0; i < n; i++) {   /* the sanitizer build checks for leaks */
+		free((char *)rows[i].name);
+		free((char *)rows[i].type);
+		free((char *)rows[i].value);
+	}
 	return 0;
 }
 

@@ -1,0 +1,562 @@
+"""IMAP's store side against the real binary: folder work off the event
+loop (DESIGN.md invariant 2), the per-folder FETCH cache, CONDSTORE and
+QRESYNC (RFC 7162), and POP3 next to IMAP on one Maildir.
+
+The loop tests make the disk slow on purpose: strace, attached to the
+running tern, delays every fsync or getdents64 (the state file's sync, the
+readdir of a folder) by a second or more.  A session whose folder is being
+scanned or committed waits for its answer; another session must meanwhile
+get its answers as fast as ever, which it could not if that work ran on
+the loop.
+"""
+import os
+import re
+import subprocess
+import threading
+import time
+
+import pytest
+
+import syscalls
+from test_imap import ALICE, SERVICES, Raw, imaps
+
+NO_STRACE = syscalls.strace_usable()
+
+
+def drop(md, sub, n, prefix="9"):
+    """n small messages written straight into Maildir/sub (another MDA)."""
+    os.makedirs(os.path.join(md, sub), exist_ok=True)
+    for i in range(n):
+        name = f"{prefix}{i:06d}.M{i}P1.drop" + (":2," if sub.endswith("cur") else "")
+        with open(os.path.join(md, sub, name), "w") as f:
+            f.write(f"From: a@b.test\nTo: {ALICE}\nSubject: dropped {i}\n\nbody {i}\n")
+
+
+def login_raw(t):
+    r = Raw(t)
+    out = r.cmd("l", f"LOGIN {ALICE} alicepw")
+    assert out[-1].startswith("l OK"), out
+    return r
+
+
+class SlowDisk:
+    """strace attached to tern, delaying each call of syscall by delay s."""
+
+    def __init__(self, pid, syscall, delay):
+        self.args = [syscalls.STRACE, "-f", "-e", f"trace={syscall}", "-e",
+                     f"inject={syscall}:delay_exit={int(delay * 1e6)}", "-o", "/dev/null", "-p", str(pid)]
+
+    def __enter__(self):
+        self.proc = subprocess.Popen(self.args, stderr=subprocess.PIPE, text=True)
+        # strace says "Process N attached" for each thread: wait for the first
+        line = self.proc.stderr.readline()
+        assert "attached" in line, line
+        threading.Thread(target=self.proc.stderr.read, daemon=True).start()
+        return self
+
+    def __exit__(self, *exc):
+        self.proc.send_signal(2)
+        self.proc.wait(20)
+
+
+def responsive_while(t, a, command, tag):
+    """Send command on session a; while it is being answered, session b
+    sends NOOPs.  Returns (a's answer, seconds a took, b's round trips)."""
+    b = login_raw(t)
+    result = {}
+
+    def run_a():
+        start = time.monotonic()
+        result["out"] = a.cmd(tag, command, timeout=120)
+        result["took"] = time.monotonic() - start
+
+    th = threading.Thread(target=run_a)
+    th.start()
+    rtts = []
+    k = 0
+    while th.is_alive():
+        k += 1
+        start = time.monotonic()
+        out = b.cmd(f"n{k}", "NOOP", timeout=60)
+        rtts.append(time.monotonic() - start)
+        assert out[-1] == f"n{k} OK NOOP completed", out
+    th.join()
+    return result["out"], result["took"], rtts
+
+
+@pytest.mark.skipif(NO_STRACE is not None, reason=str(NO_STRACE))
+def test_a_slow_scan_does_not_stall_other_sessions(make_tern):
+    t = make_tern(services=SERVICES)
+    md = t.maildir(ALICE)
+    login_raw(t).cmd("z", "LOGOUT")          # first login: the folders exist
+    drop(md, ".Archive/cur", 3000)
+    a = login_raw(t)
+    with SlowDisk(t.proc.pid, "getdents64", 0.7):
+        out, took, rtts = responsive_while(t, a, "SELECT Archive", "s1")
+    assert out[-1].startswith("s1 OK [READ-WRITE]"), out
+    assert "* 3000 EXISTS" in out
+    # the scan took seconds (four slow readdirs at least) ...
+    assert took >= 2.0, took
+    # ... and the other session was answered all along
+    assert len(rtts) >= 3, rtts
+    assert max(rtts) < 1.0, rtts
+    assert "event=imap_job" in t.log() and "op=select messages=3000" in t.log()
+
+
+@pytest.mark.skipif(NO_STRACE is not None, reason=str(NO_STRACE))
+@pytest.mark.parametrize("command", ["STORE 1:* +FLAGS.SILENT (\\Deleted)", "EXPUNGE"])
+def test_a_slow_commit_does_not_stall_other_sessions(make_tern, command):
+    t = make_tern(services=SERVICES)
+    md = t.maildir(ALICE)
+    login_raw(t).cmd("z", "LOGOUT")
+    drop(md, ".Archive/cur", 2000)
+    a = login_raw(t)
+    assert a.cmd("s", "SELECT Archive", timeout=60)[-1].startswith("s OK")
+    if command == "EXPUNGE":
+        assert a.cmd("f", "STORE 1:* +FLAGS.SILENT (\\Deleted)", timeout=60)[-1].startswith("f OK")
+    with SlowDisk(t.proc.pid, "fsync", 1.2):
+        out, took, rtts = responsive_while(t, a, command, "c1")
+    assert out[-1].startswith("c1 OK"), out
+    if command == "EXPUNGE":
+        assert sum(1 for l in out if l.endswith(" EXPUNGE")) == 2000
+        assert os.listdir(os.path.join(md, ".Archive/cur")) == []
+    else:
+        assert all(n.endswith(":2,T") for n in os.listdir(os.path.join(md, ".Archive/cur")))
+    # the tagged OK came after the state file's sync (and the directory's)
+    assert took >= 2.0, took
+    assert len(rtts) >= 3, rtts
+    assert max(rtts) < 1.0, rtts
+
+
+# ---- the FETCH cache ---------------------------------------------------------
+
+FETCH_ALL = "FETCH 1:* (UID FLAGS RFC822.SIZE INTERNALDATE ENVELOPE BODYSTRUCTURE)"
+
+
+def rich(i):
+    """A multipart message with an attachment and a message/rfc822 part."""
+    return (f"From: \"Sender {i}\" <s{i}@remote.test>\nTo: {ALICE}\nCc: c@x.test\n"
+            f"Subject: rich {i}\nMessage-ID: <m{i}@x>\nDate: Mon, 1 Jan 2024 10:00:{i % 60:02d} +0000\n"
+            "MIME-Version: 1.0\nContent-Type: multipart/mixed; boundary=\"b1\"\n\n"
+            "--b1\nContent-Type: text/plain; charset=utf-8\n\nhello " + "x" * (i % 50) + "\n"
+            "--b1\nContent-Type: application/octet-stream; name=\"a.bin\"\n"
+            "Content-Disposition: attachment; filename=\"a.bin\"\nContent-Transfer-Encoding: base64\n\n"
+            "AAECAwQF\n"
+            "--b1\nContent-Type: message/rfc822\n\nFrom: inner@x.test\nSubject: inner\n\ninner body\n"
+            "--b1--\n")
+
+
+def fetch_all(t, opened=None):
+    """SELECT INBOX and FETCH_ALL in a fresh session; with opened (a
+    list), the message files tern opened meanwhile are appended to it."""
+    r = login_raw(t)
+    md = t.maildir(ALICE)
+    tracer = None
+    if opened is not None:
+        log = os.path.join(t.base, "open.trace")
+        tracer = subprocess.Popen([syscalls.STRACE, "-f", "-qq", "-e", "trace=open,openat", "-o", log,
+                                   "-p", str(t.proc.pid)], stderr=subprocess.PIPE, text=True)
+        # with -qq strace says nothing on attach: wait until it traces
+        # (a STATUS opens the folder's directories)
+        deadline = time.time() + 20
+        while not (os.path.exists(log) and "Archive" in open(log).read()):
+            assert time.time() < deadline, "strace does not trace"
+            assert r.cmd("w", "STATUS Archive (MESSAGES)")[-1] == "w OK STATUS completed"
+    try:
+        sel = r.cmd("s", "SELECT INBOX", timeout=60)
+        assert sel[-1].startswith("s OK"), sel
+        out = r.cmd("f", FETCH_ALL, timeout=120)
+        assert out[-1] == "f OK FETCH completed", out[-1]
+    finally:
+        if tracer:
+            tracer.send_signal(2)
+            tracer.wait(20)
+    r.cmd("z", "LOGOUT")
+    # \Recent is the first session's only: not part of what is compared
+    out = [re.sub(r"\\Recent ?| \\Recent(?=\))", "", l) for l in out]
+    if tracer:
+        with open(log) as f:
+            # message files, not the directories a scan reads
+            opened += [l for l in f if re.search(re.escape(md) + r"/(cur|new)/[^\"]", l)]
+    return out[:-1]
+
+
+def cache_file(t):
+    return os.path.join(t.maildir(ALICE), "tern-imap.cache")
+
+
+@pytest.mark.skipif(NO_STRACE is not None, reason=str(NO_STRACE))
+def test_fetch_cache_reads_no_message_the_second_time(make_tern):
+    t = make_tern(services=SERVICES)
+    md = t.maildir(ALICE)
+    login_raw(t).cmd("z", "LOGOUT")
+    n = 10000   # the issue's folder
+    os.makedirs(os.path.join(md, "new"), exist_ok=True)
+    for i in range(n):
+        with open(os.path.join(md, "new", f"{1700000000 + i}.M{i}P1.x"), "w") as f:
+            f.write(rich(i))
+    cold_opened = []
+    cold = fetch_all(t, cold_opened)
+    assert len(cold) == n
+    assert "BODYSTRUCTURE ((\"text\" \"plain\" (\"charset\" \"utf-8\")" in cold[0]
+    assert "(\"message\" \"rfc822\" NIL" in cold[0] and "\"inner\"" in cold[0]
+    assert len(cold_opened) >= n          # the first time every file is read
+    # the cache file is written by a job after the FETCH; a restart proves
+    # the second session reads it from the disk, not from memory
+    t.stop()
+    assert os.path.exists(cache_file(t))
+    t.start()
+    warm_opened = []
+    warm = fetch_all(t, warm_opened)
+    assert warm == cold
+    assert warm_opened == [], warm_opened[:5]
+
+
+@pytest.mark.parametrize("damage", ["flip", "truncate", "delete", "garbage"])
+def test_a_damaged_cache_gives_the_same_answers(make_tern, damage):
+    t = make_tern(services=SERVICES)
+    md = t.maildir(ALICE)
+    login_raw(t).cmd("z", "LOGOUT")
+    os.makedirs(os.path.join(md, "new"), exist_ok=True)
+    for i in range(30):
+        with open(os.path.join(md, "new", f"{1700000000 + i}.M{i}P1.x"), "w") as f:
+            f.write(rich(i))
+    first = fetch_all(t)
+    t.stop()
+    path = cache_file(t)
+    data = bytearray(open(path, "rb").read())
+    if damage == "flip":
+        # inside a record's text: the checksum no longer matches
+        data[data.index(b"rich 3")] ^= 0x20
+    elif damage == "truncate":
+        data = data[: len(data) // 2]
+    elif damage == "garbage":
+        data = b"tern-imap-cache 1\nr 1 2 3 999999999 5 6 x\n" + bytes(range(256)) + b"\nend 0\n"
+    if damage == "delete":
+        os.unlink(path)
+    else:
+        with open(path, "wb") as f:
+            f.write(data)
+    t.start()
+    assert fetch_all(t) == first
+    # and it is whole again afterwards: the next run answers the same
+    t.stop()
+    t.start()
+    assert fetch_all(t) == first
+
+
+# ---- CONDSTORE and QRESYNC (RFC 7162) -----------------------------------------
+
+def modseq_of(line):
+    return int(re.search(r"MODSEQ \((\d+)\)", line).group(1))
+
+
+def select_info(out):
+    info = {}
+    for l in out:
+        m = re.match(r"\* OK \[(UIDVALIDITY|UIDNEXT|HIGHESTMODSEQ) (\d+)\]", l)
+        if m:
+            info[m.group(1)] = int(m.group(2))
+    return info
+
+
+def test_condstore_dialog(make_tern):
+    t = make_tern(services=SERVICES)
+    md = t.maildir(ALICE)
+    login_raw(t).cmd("z", "LOGOUT")
+    drop(md, "new", 3, prefix="17")
+    login_raw(t).cmd("x", "SELECT INBOX")   # takes \Recent: not in what follows
+    r = login_raw(t)
+    caps = r.cmd("c", "CAPABILITY")
+    assert "CONDSTORE" in caps[0].split() and "QRESYNC" in caps[0].split(), caps
+    out = r.cmd("s", "SELECT INBOX (CONDSTORE)")
+    assert out[-1] == "s OK [READ-WRITE] SELECT completed", out
+    h0 = select_info(out)["HIGHESTMODSEQ"]
+    uv = select_info(out)["UIDVALIDITY"]
+    out = r.cmd("f", "FETCH 1:* (UID MODSEQ)")
+    assert out[-1] == "f OK FETCH completed"
+    assert [re.sub(r"MODSEQ \(\d+\)", "M", l) for l in out[:-1]] == [
+        f"* {i} FETCH (UID {i} M)" for i in (1, 2, 3)]
+    m = [modseq_of(l) for l in out[:-1]]
+    assert max(m) == h0 and m == sorted(m)
+    # a STORE tells the new MODSEQ, above the old highest
+    out = r.cmd("a", "STORE 2 +FLAGS (\\Seen)")
+    assert len(out) == 2 and out[-1] == "a OK STORE completed", out
+    assert re.fullmatch(r"\* 2 FETCH \(FLAGS \(\\Seen\) MODSEQ \((\d+)\)\)", out[0]), out
+    m2 = modseq_of(out[0])
+    assert m2 > h0
+    # CHANGEDSINCE: only what changed, with MODSEQ though not asked for
+    out = r.cmd("b", f"UID FETCH 1:* (FLAGS) (CHANGEDSINCE {h0})")
+    assert out == [f"* 2 FETCH (UID 2 FLAGS (\\Seen) MODSEQ ({m2}))", "b OK FETCH completed"], out
+    # UNCHANGEDSINCE: message 2 changed after h0, so it is left alone
+    out = r.cmd("c", f"STORE 1:2 (UNCHANGEDSINCE {h0}) +FLAGS (\\Flagged)")
+    assert len(out) == 2, out
+    assert re.fullmatch(r"\* 1 FETCH \(FLAGS \(\\Flagged\) MODSEQ \((\d+)\)\)", out[0]), out
+    m3 = modseq_of(out[0])
+    assert m3 > m2
+    assert out[1] == "c OK [MODIFIED 2] Conditional STORE failed", out
+    out = r.cmd("c2", "UID STORE 2 (UNCHANGEDSINCE 1) -FLAGS.SILENT (\\Seen)")
+    assert out == ["c2 OK [MODIFIED 2] Conditional STORE failed"], out
+    out = r.cmd("c3", f"UID STORE 3 (UNCHANGEDSINCE {m3}) +FLAGS.SILENT (\\Answered)")
+    assert re.fullmatch(r"\* 3 FETCH \(UID 3 MODSEQ \((\d+)\)\)", out[0]) and out[1] == "c3 OK STORE completed", out
+    m4 = modseq_of(out[0])
+    # SEARCH MODSEQ: the hits and their highest MODSEQ
+    out = r.cmd("d", f"SEARCH MODSEQ {m2}")
+    assert out == [f"* SEARCH 1 2 3 (MODSEQ {m4})", "d OK SEARCH completed"], out
+    out = r.cmd("d2", f"SEARCH RETURN (ALL) MODSEQ {m3}")
+    assert out == ['* ESEARCH (TAG "d2") ALL 1,3 MODSEQ ' + str(m4), "d2 OK SEARCH completed"], out
+    out = r.cmd("d3", f"SEARCH MODSEQ {m4 + 1}")
+    assert out == ["* SEARCH", "d3 OK SEARCH completed"], out
+    out = r.cmd("e", "STATUS INBOX (HIGHESTMODSEQ MESSAGES)")
+    assert out == [f"* STATUS INBOX (MESSAGES 3 HIGHESTMODSEQ {m4})", "e OK STATUS completed"], out
+    # what another session changes comes with its MODSEQ
+    o = login_raw(t)
+    assert o.cmd("s", "SELECT INBOX")[-1].startswith("s OK")
+    out = o.cmd("a", "STORE 3 -FLAGS.SILENT (\\Answered)")
+    assert out == ["a OK STORE completed"], out
+    out = r.cmd("g", "NOOP")
+    assert re.fullmatch(r"\* 3 FETCH \(UID 3 FLAGS \(\) MODSEQ \((\d+)\)\)", out[0]) and out[1] == "g OK NOOP completed", out
+    m5 = modseq_of(out[0])
+    assert m5 > m4
+    # all of it survives a restart
+    r.cmd("z", "LOGOUT")
+    o.cmd("z", "LOGOUT")
+    t.stop()
+    t.start()
+    r = login_raw(t)
+    out = r.cmd("s", "EXAMINE INBOX")
+    assert select_info(out) == {"UIDVALIDITY": uv, "UIDNEXT": 4, "HIGHESTMODSEQ": m5}, out
+    out = r.cmd("f", "FETCH 1:* (MODSEQ)")
+    assert [modseq_of(l) for l in out[:-1]] == [m3, m2, m5], out
+    # bad modifiers
+    assert r.cmd("b1", "FETCH 1 (FLAGS) (CHANGEDSINCE x)")[-1].startswith("b1 BAD")
+    assert r.cmd("b2", "STORE 1 (UNCHANGEDSINCE) +FLAGS (\\Seen)")[-1].startswith("b2 BAD")
+    assert r.cmd("b3", "FETCH 1 (FLAGS) (CHANGEDSINCE 1 VANISHED)")[-1].startswith("b3 BAD")
+
+
+def test_qresync_dialog(make_tern):
+    t = make_tern(services=SERVICES)
+    md = t.maildir(ALICE)
+    login_raw(t).cmd("z", "LOGOUT")
+    drop(md, "new", 6, prefix="17")
+    a = login_raw(t)
+    out = a.cmd("s", "SELECT INBOX")
+    info = select_info(out)
+    uv, h0 = info["UIDVALIDITY"], info["HIGHESTMODSEQ"]
+    # QRESYNC without ENABLE is refused
+    b = login_raw(t)
+    out = b.cmd("q0", f"SELECT INBOX (QRESYNC ({uv} {h0}))")
+    assert out[-1].startswith("q0 BAD"), out
+    assert b.cmd("e", "ENABLE QRESYNC") == ["* ENABLED QRESYNC", "e OK ENABLE completed"]
+    # meanwhile a flags 2, and expunges 3 and 5
+    assert a.cmd("f", "STORE 2 +FLAGS.SILENT (\\Flagged)") == ["f OK STORE completed"]
+    assert a.cmd("d", "UID STORE 3,5 +FLAGS.SILENT (\\Deleted)") == ["d OK STORE completed"]
+    out = a.cmd("x", "EXPUNGE")
+    assert out == ["* 3 EXPUNGE", "* 4 EXPUNGE", "x OK EXPUNGE completed"], out
+    # b comes back with what it knew: the expunged as VANISHED (EARLIER),
+    # the changed as FETCH with MODSEQ
+    out = b.cmd("q1", f"SELECT INBOX (QRESYNC ({uv} {h0} 1:6))")
+    assert out[-1] == "q1 OK [READ-WRITE] SELECT completed", out
+    assert "* 4 EXISTS" in out
+    assert "* VANISHED (EARLIER) 3,5" in out, out
+    fetches = [l for l in out if " FETCH " in l]
+    assert len(fetches) == 1 and re.fullmatch(r"\* 2 FETCH \(UID 2 FLAGS \(\\Flagged\) MODSEQ \(\d+\)\)",
+                                               fetches[0]), out
+    assert out.index("* VANISHED (EARLIER) 3,5") < out.index(fetches[0])
+    h1 = select_info(out)["HIGHESTMODSEQ"]
+    assert h1 > h0
+    # known-uids limits the answer; a wrong UIDVALIDITY gets a plain SELECT
+    out = b.cmd("q2", f"SELECT INBOX (QRESYNC ({uv} {h0} 1:4))")
+    assert "* VANISHED (EARLIER) 3" in out and "* OK [CLOSED] Previous mailbox closed" in out, out
+    out = b.cmd("q3", f"SELECT INBOX (QRESYNC ({uv + 1} {h0}))")
+    assert not [l for l in out if "VANISHED" in l or " FETCH " in l], out
+    # with QRESYNC on, another session's expunge is told as VANISHED
+    out = b.cmd("q6", f"SELECT INBOX (QRESYNC ({uv} {h1}))")
+    assert not [l for l in out if "VANISHED" in l or " FETCH " in l], out
+    assert a.cmd("d2", "UID STORE 1 +FLAGS.SILENT (\\Deleted)") == ["d2 OK STORE completed"]
+    assert a.cmd("x2", "EXPUNGE") == ["* 1 EXPUNGE", "x2 OK EXPUNGE completed"]
+    out = b.cmd("n", "NOOP")
+    assert out[0] == "* VANISHED 1" and out[-1] == "n OK NOOP completed", out
+    # UID FETCH ... (CHANGEDSINCE m VANISHED): both kinds of change at once
+    out = b.cmd("v", f"UID FETCH 1:* (FLAGS) (CHANGEDSINCE {h0} VANISHED)")
+    assert out[0] == "* VANISHED (EARLIER) 1,3,5", out
+    assert re.fullmatch(r"\* 1 FETCH \(UID 2 FLAGS \(\\Flagged\) MODSEQ \(\d+\)\)", out[1]), out
+    assert out[2:] == ["v OK FETCH completed"], out
+    # the expunge log survives a restart
+    a.cmd("z", "LOGOUT")
+    b.cmd("z", "LOGOUT")
+    t.stop()
+    t.start()
+    c = login_raw(t)
+    assert c.cmd("e", "ENABLE CONDSTORE QRESYNC") == ["* ENABLED CONDSTORE QRESYNC", "e OK ENABLE completed"]
+    out = c.cmd("q", f"EXAMINE INBOX (QRESYNC ({uv} {h0}))")
+    assert "* VANISHED (EARLIER) 1,3,5" in out and out[-1] == "q OK [READ-ONLY] EXAMINE completed", out
+
+
+def test_condstore_with_imaplib(make_tern):
+    t = make_tern(services=SERVICES)
+    md = t.maildir(ALICE)
+    login_raw(t).cmd("z", "LOGOUT")
+    drop(md, "new", 2, prefix="17")
+    login_raw(t).cmd("x", "SELECT INBOX")   # takes \Recent
+    c = imaps(t)
+    assert "CONDSTORE" in c.capabilities and "QRESYNC" in c.capabilities
+    typ, data = c.enable("CONDSTORE")
+    assert typ == "OK" and c.untagged_responses.pop("ENABLED") == [b"CONDSTORE"], data
+    typ, data = c.select("INBOX")
+    assert typ == "OK" and data == [b"2"]
+    hms = int(c.untagged_responses["HIGHESTMODSEQ"][0])
+    typ, data = c.uid("STORE", "1", "+FLAGS", "(\\Seen)")
+    assert typ == "OK" and re.fullmatch(rb"1 \(FLAGS \(\\Seen\) UID 1 MODSEQ \(\d+\)\)", data[0]), data
+    typ, data = c.uid("FETCH", "1:*", f"(FLAGS) (CHANGEDSINCE {hms})")
+    assert typ == "OK" and len(data) == 1 and data[0].startswith(b"1 (UID 1 FLAGS (\\Seen) MODSEQ ("), data
+    typ, data = c.status("INBOX", "(HIGHESTMODSEQ)")
+    assert typ == "OK" and int(re.search(rb"HIGHESTMODSEQ (\d+)", data[0]).group(1)) > hms
+    c.logout()
+
+
+# ---- \Recent (RFC 3501 2.3.2) -------------------------------------------------
+
+def test_recent_belongs_to_one_session(make_tern):
+    t = make_tern(services=SERVICES)
+    md = t.maildir(ALICE)
+    login_raw(t).cmd("z", "LOGOUT")
+    drop(md, "new", 2, prefix="17")
+    s = login_raw(t)
+    assert s.cmd("st", "STATUS INBOX (MESSAGES RECENT)") == [
+        "* STATUS INBOX (MESSAGES 2 RECENT 2)", "st OK STATUS completed"]
+    a = login_raw(t)
+    out = a.cmd("s", "SELECT INBOX")
+    assert "* 2 EXISTS" in out and "* 2 RECENT" in out, out
+    assert a.cmd("f", "FETCH 1:* (FLAGS)") == [
+        "* 1 FETCH (FLAGS (\\Recent))", "* 2 FETCH (FLAGS (\\Recent))", "f OK FETCH completed"]
+    assert a.cmd("r", "SEARCH RECENT") == ["* SEARCH 1 2", "r OK SEARCH completed"]
+    assert a.cmd("r2", "STORE 1 +FLAGS (\\Seen)") == [
+        "* 1 FETCH (FLAGS (\\Seen \\Recent))", "r2 OK STORE completed"]
+    assert a.cmd("r3", "SEARCH NEW") == ["* SEARCH 2", "r3 OK SEARCH completed"]
+    assert a.cmd("r4", "SEARCH OLD") == ["* SEARCH", "r4 OK SEARCH completed"]
+    # a has them: nobody else sees them recent
+    assert s.cmd("st2", "STATUS INBOX (RECENT)") == ["* STATUS INBOX (RECENT 0)", "st2 OK STATUS completed"]
+    b = login_raw(t)
+    out = b.cmd("s", "SELECT INBOX")
+    assert "* 0 RECENT" in out, out
+    assert b.cmd("f", "FETCH 2 (FLAGS)") == ["* 2 FETCH (FLAGS ())", "f OK FETCH completed"]
+    assert b.cmd("o", "SEARCH OLD") == ["* SEARCH 1 2", "o OK SEARCH completed"]
+    b.cmd("u", "UNSELECT")
+    # mail that comes while a has the folder is a's: EXISTS, then RECENT
+    drop(md, "new", 1, prefix="18")
+    a.send("i IDLE\r\n")
+    # the news comes before the "+" (the scan was done) or after it
+    lines = []
+    while not (l := a.line()).startswith("+ "):
+        lines.append(l)
+    if not lines:
+        lines = [a.line(), a.line()]
+    assert lines == ["* 3 EXISTS", "* 3 RECENT"], lines
+    a.send("DONE\r\n")
+    assert a.until("i")[-1] == "i OK IDLE terminated"
+    out = b.cmd("s2", "EXAMINE INBOX")
+    assert "* 3 EXISTS" in out and "* 0 RECENT" in out, out
+    # IMAP4rev2 has no \Recent (RFC 9051 appendix E)
+    c = login_raw(t)
+    assert c.cmd("e", "ENABLE IMAP4rev2")[-1] == "e OK ENABLE completed"
+    out = c.cmd("s", "SELECT INBOX")
+    assert not [l for l in out if "RECENT" in l], out
+    # taken for good: after a restart no session has them recent again
+    for x in (a, b, c, s):
+        x.cmd("z", "LOGOUT")
+    t.stop()
+    t.start()
+    d = login_raw(t)
+    out = d.cmd("s", "SELECT INBOX")
+    assert "* 0 RECENT" in out and "* 3 EXISTS" in out, out
+
+
+# ---- POP3 and IMAP on one Maildir (the rule in tern(1)) -------------------------
+
+def pop3s(t):
+    import poplib
+    import ssl
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    p = poplib.POP3_SSL("127.0.0.1", t.port("pop3s"), context=ctx, timeout=10)
+    p.user(ALICE)
+    p.pass_("alicepw")
+    return p
+
+
+def uid_map(r, tag):
+    """{subject number: UID} of the selected folder, by a FETCH."""
+    out = r.cmd(tag, "FETCH 1:* (UID BODY.PEEK[HEADER.FIELDS (SUBJECT)])")
+    assert out[-1] == f"{tag} OK FETCH completed", out
+    m = {}
+    uid = None
+    for l in out:
+        g = re.match(r"\* \d+ FETCH \(UID (\d+)", l)
+        if g:
+            uid = int(g.group(1))
+        g = re.match(r"Subject: dropped (\d+)", l)
+        if g:
+            m[int(g.group(1))] = uid
+    return m
+
+
+def test_pop3_and_imap_share_a_mailbox(make_tern):
+    t = make_tern(services=SERVICES + ("pop3s",))
+    md = t.maildir(ALICE)
+    login_raw(t).cmd("z", "LOGOUT")
+    drop(md, "new", 4, prefix="17")    # no ,W= in the names: POP3 renames them
+    a = login_raw(t)
+    assert a.cmd("s", "SELECT INBOX")[-1].startswith("s OK")
+    before = uid_map(a, "u")
+    assert sorted(before) == [0, 1, 2, 3]
+    # POP3 holds its lock for its whole session; IMAP does not need it
+    p = pop3s(t)
+    assert len(p.list()[1]) == 4
+    names = os.listdir(os.path.join(md, "cur"))
+    assert all(",W=" in n for n in names), names    # POP3 tagged the sizes
+    # the UIDs stay with the files across POP3's renames
+    assert a.cmd("n", "NOOP") == ["n OK NOOP completed"]
+    assert uid_map(a, "u2") == before
+    # IMAP flags and expunges while the POP3 session is open
+    assert a.cmd("f", f"UID STORE {before[0]} +FLAGS.SILENT (\\Flagged)") == ["f OK STORE completed"]
+    assert a.cmd("d", f"UID STORE {before[3]} +FLAGS.SILENT (\\Deleted)") == ["d OK STORE completed"]
+    assert a.cmd("x", "EXPUNGE") == ["* 4 EXPUNGE", "x OK EXPUNGE completed"]
+    # POP3 follows the renamed message; the expunged one is an error, not a crash
+    assert b"Subject: dropped 0" in b"\n".join(p.retr(1)[1])
+    import poplib
+    with pytest.raises(poplib.error_proto, match="Cannot read message 4"):
+        p.retr(4)
+    p.dele(2)
+    p.quit()
+    # POP3's delete reaches IMAP as an expunge; what is left is whole
+    out = a.cmd("n2", "NOOP")
+    assert out == ["* 2 EXPUNGE", "n2 OK NOOP completed"], out
+    after = uid_map(a, "u3")
+    assert after == {0: before[0], 2: before[2]}
+    # IMAP's flag is kept; POP3 marks \\Seen only what it took from new/
+    assert a.cmd("ff", f"UID FETCH {before[0]} (FLAGS)") == [
+        f"* 1 FETCH (UID {before[0]} FLAGS (\\Flagged \\Recent))", "ff OK FETCH completed"]
+    p = pop3s(t)
+    assert len(p.list()[1]) == 2
+    p.quit()
+
+
+@pytest.mark.skipif(NO_STRACE is not None, reason=str(NO_STRACE))
+def test_a_slow_search_does_not_stall_other_sessions(make_tern):
+    """SEARCH TEXT reads every message: on a worker, not on the loop."""
+    t = make_tern(services=SERVICES)
+    md = t.maildir(ALICE)
+    login_raw(t).cmd("z", "LOGOUT")
+    drop(md, ".Archive/cur", 150)
+    a = login_raw(t)
+    assert a.cmd("s", "SELECT Archive", timeout=60)[-1].startswith("s OK")
+    # flag keys need no file: answered at once, as before
+    assert a.cmd("u", "SEARCH UNSEEN LARGER 10")[-1] == "u OK SEARCH completed"
+    with SlowDisk(t.proc.pid, "openat", 0.02):
+        out, took, rtts = responsive_while(t, a, "SEARCH TEXT \"body 142\"", "q1")
+    assert out == ["* SEARCH 143", "q1 OK SEARCH completed"], out
+    assert took >= 2.0, took
+    assert len(rtts) >= 3, rtts
+    assert max(rtts) < 1.0, rtts
