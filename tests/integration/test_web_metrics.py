@@ -113,6 +113,25 @@ def test_metrics_imap_pop3_connections(make_tern):
     assert d[k("tern_tls_handshakes_total", result="ok")] == 3      # imaps, pop3s, the scrape
 
 
+def test_metrics_rejected_at_end_of_data(make_tern):
+    """A message refused after its data (too big) counts as one DATA
+    rejection, and as no message received."""
+    t = make_tern(services=("smtp", "https"), config={"smtp": {"max_message_size": "1K"}})
+    m0 = samples(scrape(t)[1])
+    with t.smtp() as s:
+        s.ehlo("client.test")
+        s.mail("sender@remote.test")
+        assert s.rcpt("alice@example.test")[0] == 250
+        assert s.data(b"Subject: big\r\n\r\n" + (b"y" * 70 + b"\r\n") * 60)[0] == 552
+    t.wait_log("event=disconnect")
+    m1 = samples(scrape(t)[1])
+    d = {key: m1[key] - m0.get(key, 0) for key in m1}
+    assert d[k("tern_rejected_total", command="data")] == 1
+    assert d[k("tern_rejected_total", command="mail")] == 0
+    assert d[k("tern_rejected_total", command="rcpt")] == 0
+    assert d[k("tern_messages_received_total")] == 0
+
+
 def submit(t, rcpt, subject="q"):
     with t.smtp() as s:
         s.ehlo("client.test")
