@@ -4,11 +4,17 @@ BENCH_HTTP_CLIENTS (200) concurrent clients, and what it costs the SMTP
 side running at the same time.
 
 tern alone; the reference column is the same tern without the HTTP load.
-Every request is a new TLS connection (tern answers "Connection: close"),
-half of them GET /metrics, half GET /.well-known/mta-sts.txt on
-mta-sts.bench.test, from one asyncio process at nice 19 (its CPU is
-reported too: on a small machine it competes with tern for the cores).  Cases, each on a
-fresh tern with [smtp] and [https] on loopback:
+The clients behave like real ones (BENCH_HTTP_MIX=real, the default):
+the /metrics ones are Prometheus-style scrapers, each on one persistent
+connection (keep-alive); the MTA-STS ones open a new TLS connection per
+fetch and resume their TLS session (as a fetcher that comes back would),
+Connection: close.  BENCH_HTTP_MIX=close: every request a new TLS
+connection with a full handshake and Connection: close (the worst case,
+and what tern could only do before keep-alive).  Half the clients GET
+/metrics, half GET /.well-known/mta-sts.txt on mta-sts.bench.test, from
+one process at nice 19 (its CPU is reported too: on a small machine it
+competes with tern for the cores).  Cases, each on a fresh tern with
+[smtp] and [https] on loopback:
 
   http alone      the clients as fast as they go for BENCH_HTTP_SECONDS
                   (10): requests/s, p99 latency, tern's CPU ms per request
@@ -34,9 +40,11 @@ library's `http` package for everyone.)
 """
 
 import asyncio
+import concurrent.futures
 import json
 import os
 import resource
+import socket
 import ssl
 import statistics
 import subprocess
@@ -58,6 +66,7 @@ SESSIONS = 10
 ROUTES = {"metrics": (b"/metrics", b"bench.test"), "mta-sts": (b"/.well-known/mta-sts.txt", b"mta-sts.bench.test")}
 # Which routes the clients take turns on: BENCH_HTTP_PATHS="metrics,mta-sts".
 PATHS = tuple(ROUTES[p.strip()] for p in os.environ.get("BENCH_HTTP_PATHS", "metrics,mta-sts").split(","))
+MIX = os.environ.get("BENCH_HTTP_MIX", "real")
 
 
 # ---------------------------------------------------------------- the client
@@ -83,6 +92,80 @@ async def one_request(port, ctx, i):
     return time.monotonic() - t0
 
 
+async def read_reply(reader):
+    head = await reader.readuntil(b"\r\n\r\n")
+    n = 0
+    for line in head.split(b"\r\n"):
+        if line.lower().startswith(b"content-length:"):
+            n = int(line.split(b":", 1)[1])
+    body = await reader.readexactly(n)
+    return head, body
+
+
+class Scraper:
+    """A Prometheus-style client: one persistent connection, reopened
+    only when tern closes it (its request bound or idle timeout)."""
+
+    def __init__(self, port, ctx, path, host):
+        self.port, self.ctx, self.path, self.host = port, ctx, path, host
+        self.conn = None
+
+    async def request(self):
+        t0 = time.monotonic()
+        for attempt in (0, 1):
+            if self.conn is None:
+                self.conn = await asyncio.open_connection("127.0.0.1", self.port, ssl=self.ctx,
+                                                          server_hostname=self.host.decode())
+            reader, writer = self.conn
+            try:
+                writer.write(b"GET " + self.path + b" HTTP/1.1\r\nHost: " + self.host + b"\r\n\r\n")
+                head, _body = await read_reply(reader)
+                break
+            except (asyncio.IncompleteReadError, ConnectionError, ssl.SSLError):
+                self.close()
+                if attempt:
+                    raise
+        if b"connection: close" in head.lower():
+            self.close()
+        if not head.startswith(b"HTTP/1.1 200 "):
+            raise RuntimeError(head[:40])
+        return time.monotonic() - t0
+
+    def close(self):
+        if self.conn:
+            self.conn[1].close()
+            self.conn = None
+
+
+class Fetcher:
+    """An MTA-STS fetcher: a new TLS connection per fetch, resuming the
+    previous TLS session (blocking sockets on a thread: asyncio cannot
+    hand a session to the handshake)."""
+
+    def __init__(self, port, ctx, path, host, pool):
+        self.port, self.ctx, self.path, self.host, self.pool = port, ctx, path, host, pool
+        self.session = None
+        self.reused = 0
+
+    def fetch(self):
+        t0 = time.monotonic()
+        raw = socket.create_connection(("127.0.0.1", self.port), timeout=30)
+        with self.ctx.wrap_socket(raw, server_hostname=self.host.decode(), session=self.session) as s:
+            s.sendall(b"GET " + self.path + b" HTTP/1.1\r\nHost: " + self.host +
+                      b"\r\nConnection: close\r\n\r\n")
+            data = b""
+            while chunk := s.recv(65536):
+                data += chunk
+            self.reused += s.session_reused
+            self.session = s.session
+        if not data.startswith(b"HTTP/1.1 200 "):
+            raise RuntimeError(data[:40])
+        return time.monotonic() - t0
+
+    async def request(self):
+        return await asyncio.get_running_loop().run_in_executor(self.pool, self.fetch)
+
+
 async def client_main(port, clients, rate, seconds, stopfile):
     ctx = ssl.create_default_context()
     ctx.check_hostname = False
@@ -95,6 +178,20 @@ async def client_main(port, clients, rate, seconds, stopfile):
     def stop():
         return time.monotonic() >= end or os.path.exists(stopfile)
 
+    pool = concurrent.futures.ThreadPoolExecutor(max_workers=clients)
+    ctx12 = ssl.create_default_context()          # TLS 1.2: the session is there after the handshake
+    ctx12.check_hostname = False
+    ctx12.verify_mode = ssl.CERT_NONE
+    ctx12.maximum_version = ssl.TLSVersion.TLSv1_2
+    actors = {}
+
+    async def real_request(k):
+        if k not in actors:
+            path, host = PATHS[k % len(PATHS)]
+            actors[k] = (Scraper(port, ctx, path, host) if path == b"/metrics"
+                         else Fetcher(port, ctx12, path, host, pool))
+        return await actors[k].request()
+
     async def worker(k):
         i = k
         nxt = start + (interval * k / clients if interval else 0)
@@ -106,7 +203,10 @@ async def client_main(port, clients, rate, seconds, stopfile):
                     continue
                 nxt += interval
             try:
-                lat.append(await asyncio.wait_for(one_request(port, ctx, i), 30))
+                if MIX == "real":
+                    lat.append(await asyncio.wait_for(real_request(k), 30))
+                else:
+                    lat.append(await asyncio.wait_for(one_request(port, ctx, i), 30))
             except Exception as exc:       # noqa: BLE001 - counted, not fatal
                 key = type(exc).__name__
                 errors[key] = errors.get(key, 0) + 1
@@ -114,12 +214,17 @@ async def client_main(port, clients, rate, seconds, stopfile):
 
     await asyncio.gather(*(worker(k) for k in range(clients)))
     wall = time.monotonic() - start
+    for a in actors.values():
+        if isinstance(a, Scraper):
+            a.close()
+    pool.shutdown(wait=False)
+    reused = sum(a.reused for a in actors.values() if isinstance(a, Fetcher))
     ru = resource.getrusage(resource.RUSAGE_SELF)
     lat.sort()
     return {"requests": len(lat), "wall": wall, "errors": errors,
             "p50_ms": lat[len(lat) // 2] * 1000 if lat else None,
             "p99_ms": lat[int(len(lat) * 0.99)] * 1000 if lat else None,
-            "client_cpu_s": ru.ru_utime + ru.ru_stime}
+            "client_cpu_s": ru.ru_utime + ru.ru_stime, "resumed": reused}
 
 
 def client_entry(argv):
@@ -208,6 +313,8 @@ def http_result(res, out):
     out["req_s"] = res["requests"] / res["wall"] if res["wall"] else None
     out["p99_ms"] = res["p99_ms"]
     out["client_cpu_ms"] = res["client_cpu_s"] * 1000 / max(res["requests"], 1)
+    if res.get("resumed"):
+        b.log(f"http_load: {res['resumed']} MTA-STS fetches resumed their TLS session")
     if res["errors"]:
         out["error"] = "HTTP errors: " + ", ".join(f"{k} x{v}" for k, v in sorted(res["errors"].items()))
 
@@ -297,7 +404,7 @@ def main():
     rounds = max(1, b.env_int("BENCH_HTTP_ROUNDS", 1))
     cleanup = b.Cleanup()
     rows, notes = [], []
-    print(f"http_load: {clients} clients; SMTP {n} x 4 KiB over {SESSIONS} sessions, "
+    print(f"http_load: {clients} clients ({MIX} mix); SMTP {n} x 4 KiB over {SESSIONS} sessions, "
           f"{b.mode_label()}, {rounds} round(s)")
     try:
         b.log(f"http_load: {clients} clients for {seconds} s ...")

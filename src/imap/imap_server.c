@@ -33,6 +33,7 @@
 #include "core/config.h"
 #include "core/listener.h"
 #include "core/log.h"
+#include "core/metrics.h"
 #include "core/tls.h"
 #include "core/util.h"
 #include "core/workers.h"
@@ -91,6 +92,7 @@ static const char *const imap_state_names[] = {
 
 static void log_imap_connect(const struct imap_session *s)
 {
+	metrics_connection(s->svc);
 	log_event("event=connect session=%016" PRIx64 " service=%s ip=%s", s->id, service_name(s->svc), s->ip);
 }
 

@@ -109,6 +109,24 @@ static bool parse_length(struct http_str v, uint64_t *out)
 	return true;
 }
 
+/* Connection's options, a comma-separated list (RFC 9110 7.6.1). */
+static void parse_connection(struct http_str v, struct http_head *h)
+{
+	size_t i = 0;
+	while (i < v.n) {
+		while (i < v.n && (v.p[i] == ',' || v.p[i] == ' ' || v.p[i] == '\t'))
+			i++;
+		size_t a = i;
+		while (i < v.n && v.p[i] != ',' && v.p[i] != ' ' && v.p[i] != '\t')
+			i++;
+		struct http_str tok = { v.p + a, i - a };
+		if (http_str_ieq(tok, "close"))
+			h->conn_close = true;
+		else if (http_str_ieq(tok, "keep-alive"))
+			h->conn_keep_alive = true;
+	}
+}
+
 static int parse_field(struct http_str l, struct http_head *h)
 {
 	size_t i = 0;
@@ -142,6 +160,8 @@ static int parse_field(struct http_str l, struct http_head *h)
 		h->content_length = n;
 	} else if (http_str_ieq(name, "transfer-encoding")) {
 		h->has_transfer_encoding = true;
+	} else if (http_str_ieq(name, "connection")) {
+		parse_connection(v, h);
 	}
 	return 0;
 }

@@ -27,6 +27,8 @@ struct http_head {
 	bool has_length;
 	uint64_t content_length;
 	bool has_transfer_encoding;
+	bool conn_close;          /* Connection: close (RFC 9112 9.6) */
+	bool conn_keep_alive;     /* Connection: keep-alive (an HTTP/1.0 client's ask) */
 };
 
 /* Parses buf[0..len), which ends with the empty line (CRLF CRLF).

@@ -43,6 +43,11 @@ struct queue {
 	struct scratch pool[SCRATCH_MAX];
 	size_t npool;
 	uint64_t scratch_seq;
+	/* Committed messages in msg/: counted at start (queue_recover), one
+	 * up per commit, one down per removal, so /metrics reads a number
+	 * instead of listing the directory on the loop.  Atomic: commits and
+	 * removals run on worker threads. */
+	uint64_t length;
 };
 
 struct queue_writer {
@@ -508,6 +513,7 @@ bool queue_writer_commit(struct queue_writer *w, uint64_t lines, bool eight_bit)
 	}
 	close(w->fd);
 	w->fd = -1;
+	__atomic_add_fetch(&w->q->length, 1, __ATOMIC_RELAXED);
 	return true;
 fail:
 	n = errno;
@@ -707,13 +713,31 @@ bool queue_save_state(struct queue *q, const struct queue_env *env)
 	return ok;
 }
 
+/* Never below zero: a file put in msg/ behind tern's back and removed
+ * by it must not wrap the gauge. */
+static void queue_length_drop(struct queue *q)
+{
+	uint64_t n = __atomic_load_n(&q->length, __ATOMIC_RELAXED);
+	while (n > 0 && !__atomic_compare_exchange_n(&q->length, &n, n - 1, true, __ATOMIC_RELAXED,
+						     __ATOMIC_RELAXED))
+		;
+}
+
+uint64_t queue_length(const struct queue *q)
+{
+	return __atomic_load_n(&q->length, __ATOMIC_RELAXED);
+}
+
 /* The message goes first: a crash in between leaves a state file without
  * a message, which queue_scan() cleans up, never the reverse. */
 bool queue_remove(struct queue *q, const char *id)
 {
 	char *path = xasprintf("%s/%s", q->msg_dir, id);
 	char *st = xasprintf("%s/%s.st", q->msg_dir, id);
-	bool ok = unlink(path) == 0 || errno == ENOENT;
+	bool gone = unlink(path) == 0;
+	bool ok = gone || errno == ENOENT;
+	if (gone)
+		queue_length_drop(q);
 	unlink(st);
 	free(path);
 	free(st);
@@ -765,6 +789,7 @@ bool queue_retire(struct queue *q, const char *id)
 	free(path);
 	if (!pooled)
 		return queue_remove(q, id);
+	queue_length_drop(q);
 	path = xasprintf("%s/%s.st", q->msg_dir, id);
 	unlink(path);
 	free(path);
@@ -793,6 +818,7 @@ void queue_recover(struct queue *q)
 {
 	DIR *d;
 	struct dirent *de;
+	uint64_t length = 0;
 
 	if ((d = opendir(q->tmp_dir)) != NULL) {
 		while ((de = readdir(d)) != NULL)
@@ -805,6 +831,8 @@ void queue_recover(struct queue *q)
 	if ((d = opendir(q->msg_dir)) == NULL)
 		return;
 	while ((de = readdir(d)) != NULL) {
+		if (is_id(de->d_name))
+			length++;
 		if (strlen(de->d_name) == QUEUE_ID_LEN + 3 && !strcmp(de->d_name + QUEUE_ID_LEN, ".st")) {
 			char id[QUEUE_ID_LEN + 1];
 			memcpy(id, de->d_name, QUEUE_ID_LEN);
@@ -814,6 +842,7 @@ void queue_recover(struct queue *q)
 		}
 	}
 	closedir(d);
+	__atomic_store_n(&q->length, length, __ATOMIC_RELAXED);
 }
 
 size_t queue_scan(struct queue *q, void (*fn)(const char *id, void *arg), void *arg)

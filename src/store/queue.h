@@ -76,8 +76,12 @@ bool queue_remove(struct queue *q, const char *id);
  * them) instead of being deleted, so that a busy relay neither creates
  * nor deletes a file per message.  Worker thread. */
 bool queue_retire(struct queue *q, const char *id);
-/* Start-up recovery: remove partial messages and orphan state files. */
+/* Start-up recovery: remove partial messages and orphan state files;
+ * counts the committed messages for queue_length(). */
 void queue_recover(struct queue *q);
+/* Committed messages in the queue (held ones too): seeded by
+ * queue_recover(), kept by commit, retire and remove.  Any thread. */
+uint64_t queue_length(const struct queue *q);
 /* Call fn for each committed message id, oldest first. */
 size_t queue_scan(struct queue *q, void (*fn)(const char *id, void *arg), void *arg);
 

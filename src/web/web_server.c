@@ -6,13 +6,19 @@
  * (RFC 6585 5), drops a slow client without the 408 of RFC 9110 15.5.9,
  * and closes at once after an error, so a client still sending its body
  * gets a reset that can eat the reply (RFC 9112 9.6).  The part tern
- * needs is small: one request per connection ("Connection: close"), a
- * head of at most 8 KiB, a body of at most 64 KiB, a deadline for both.
+ * needs is small: a head of at most 8 KiB, a body of at most 64 KiB, a
+ * deadline for both, and persistent connections (RFC 9112 9.3): up to
+ * WEB_KEEPALIVE_REQUESTS requests each, closed after WEB_IDLE_S without
+ * one.  A poller (Prometheus keeps its connection) then costs one TLS
+ * handshake per connection, not per request, on tern's one loop.
  *
- * A connection: READ (head, then body) -> WRITE (reply queued; freed once
- * it has drained) or LINGER (after an error reply while the client may
+ * A connection: READ (head, then body) -> WRITE (reply queued; once it
+ * has drained, back to READ for the next request, or freed when either
+ * side said close) or LINGER (after an error reply while the client may
  * still send: our side is shut, its input is read and dropped until EOF
- * or a short timer, then the connection is freed).
+ * or a short timer, then the connection is freed).  Pipelined requests
+ * wait in the input while a reply is written (reading stops at the
+ * watermark) and are answered in order.
  */
 #include "web/web.h"
 #include "core/config.h"
@@ -41,6 +47,8 @@
 #define WEB_REQUEST_TIMEOUT_S 10   /* head and body must arrive within it */
 #define WEB_WRITE_TIMEOUT_S   30
 #define WEB_LINGER_S          2
+#define WEB_IDLE_S            5    /* a kept connection without a request */
+#define WEB_KEEPALIVE_REQUESTS 100 /* then "Connection: close" */
 
 enum web_state { WEB_READ, WEB_WRITE, WEB_LINGER };
 
@@ -57,6 +65,9 @@ struct web_conn {
 	bool have_head;
 	bool tls_done;                 /* [https]: the handshake is over */
 	bool peer_eof;                 /* LINGER: the client is done sending */
+	bool idle;                     /* READ, between requests: nothing arrived yet */
+	bool keep;                     /* WRITE: the next request may follow */
+	unsigned nreq;                 /* requests answered on this connection */
 	size_t head_len;               /* bytes of the head in the input */
 	struct http_head head;
 	char *head_buf;
@@ -149,10 +160,14 @@ static void web_send(struct web_conn *c, struct web_reply *rep, bool linger)
 		if (rep->content_type == NULL)
 			rep->content_type = "text/plain; charset=utf-8";
 	}
+	/* Persistent unless the client or an error says otherwise: a 400
+	 * leaves the framing in doubt, the others have lingered already. */
+	c->keep = !linger && c->have_head && rep->status != 400 && !c->head.conn_close &&
+		  (c->head.minor >= 1 || c->head.conn_keep_alive) && ++c->nreq < WEB_KEEPALIVE_REQUESTS;
 	gmtime_r(&now, &tm);
 	strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S GMT", &tm);
-	evbuffer_add_printf(out, "HTTP/1.1 %d %s\r\nDate: %s\r\nServer: tern\r\nConnection: close\r\n",
-			    rep->status, status_text(rep->status), date);
+	evbuffer_add_printf(out, "HTTP/1.1 %d %s\r\nDate: %s\r\nServer: tern\r\nConnection: %s\r\n",
+			    rep->status, status_text(rep->status), date, c->keep ? "keep-alive" : "close");
 	if (rep->content_type)
 		evbuffer_add_printf(out, "Content-Type: %s\r\n", rep->content_type);
 	if (rep->location)
@@ -283,6 +298,11 @@ static void web_read_cb(struct bufferevent *bev, void *arg)
 	}
 	if (c->state != WEB_READ)
 		return;
+	if (c->idle && evbuffer_get_length(in) > 0) {
+		/* The next request has begun: it has the full time again. */
+		c->idle = false;
+		web_arm_timer(c, WEB_REQUEST_TIMEOUT_S);
+	}
 	if (c->head_buf == NULL) {
 		/* RFC 9112 2.2: empty lines before the request line are skipped. */
 		while (evbuffer_get_length(in) >= 2) {
@@ -312,7 +332,27 @@ static void web_read_cb(struct bufferevent *bev, void *arg)
 		return;
 	const char *body = want ? (const char *)evbuffer_pullup(in, (ev_ssize_t)want) : "";
 	event_del(c->timer);
-	web_dispatch(c, body, want);
+	web_dispatch(c, body, want);      /* the reply holds copies: the body can go */
+	evbuffer_drain(in, want);
+}
+
+/* The reply is out and the connection stays: ready for the next
+ * request, which may be in the input already (pipelined). */
+static void web_next_request(struct web_conn *c)
+{
+	free(c->head_buf);
+	c->head_buf = NULL;
+	c->have_head = false;
+	c->head_len = 0;
+	memset(&c->head, 0, sizeof(c->head));
+	c->keep = false;
+	c->state = WEB_READ;
+	c->idle = true;
+	web_arm_timer(c, WEB_IDLE_S);
+	bufferevent_disable(c->bev, EV_WRITE);
+	bufferevent_enable(c->bev, EV_READ);
+	if (evbuffer_get_length(bufferevent_get_input(c->bev)) > 0)
+		web_read_cb(c->bev, c);
 }
 
 static void web_write_cb(struct bufferevent *bev, void *arg)
@@ -322,6 +362,10 @@ static void web_write_cb(struct bufferevent *bev, void *arg)
 
 	if (evbuffer_get_length(bufferevent_get_output(bev)) != 0)
 		return;
+	if (c->state == WEB_WRITE && c->keep) {
+		web_next_request(c);
+		return;
+	}
 	if (c->state == WEB_WRITE) {
 		if (c->svc == SERVICE_HTTPS && (ssl = bufferevent_openssl_get_ssl(bev)) != NULL)
 			SSL_shutdown(ssl);
@@ -374,6 +418,13 @@ static void web_event_cb(struct bufferevent *bev, short what, void *arg)
 static void web_timer_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct web_conn *c = arg;
+	if (c->state == WEB_READ && c->idle) {
+		/* A kept connection nobody used: closed without a word (RFC
+		 * 9112 9.5; a 408 here would read as the answer to a request
+		 * the client may be sending just now). */
+		web_conn_free(c);
+		return;
+	}
 	if (c->state == WEB_READ && (c->svc != SERVICE_HTTPS || c->tls_done)) {
 		/* A client too slow to send its request (RFC 9110 15.5.9). */
 		web_send_error(c, 408, true);

@@ -113,13 +113,13 @@ class Recorder:
     """strace -f attached to a running process for the duration of a with
     block; the output is kept in path."""
 
-    def __init__(self, pid, path):
-        self.pid, self.path = pid, path
+    def __init__(self, pid, path, trace=TRACED):
+        self.pid, self.path, self.trace = pid, path, trace
 
     def __enter__(self):
         self.err = open(self.path + ".err", "w+")
         self.proc = subprocess.Popen(
-            [STRACE, "-f", "-yy", "-s", "4096", "-e", "trace=" + TRACED, "-e", "signal=none",
+            [STRACE, "-f", "-yy", "-s", "4096", "-e", "trace=" + self.trace, "-e", "signal=none",
              "-o", self.path, "-p", str(self.pid)], stderr=self.err)
         deadline = time.time() + 20
         while time.time() < deadline:

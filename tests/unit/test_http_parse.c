@@ -94,6 +94,23 @@ static void test_transfer_encoding_is_reported(void **state)
 	assert_true(h.has_transfer_encoding);
 }
 
+static void test_connection_options(void **state)
+{
+	struct http_head h;
+	assert_int_equal(parse("GET / HTTP/1.1\r\nHost: x\r\n\r\n", &h), 0);
+	assert_false(h.conn_close);
+	assert_false(h.conn_keep_alive);
+	assert_int_equal(parse("GET / HTTP/1.1\r\nHost: x\r\nConnection: Upgrade, CLOSE\r\n\r\n", &h), 0);
+	assert_true(h.conn_close);
+	assert_false(h.conn_keep_alive);
+	assert_int_equal(parse("GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n", &h), 0);
+	assert_true(h.conn_keep_alive);
+	assert_false(h.conn_close);
+	assert_int_equal(parse("GET / HTTP/1.1\r\nHost: x\r\nConnection: closed,keep-alivex\r\n\r\n", &h), 0);
+	assert_false(h.conn_close);
+	assert_false(h.conn_keep_alive);
+}
+
 static void test_query_param(void **state)
 {
 	char out[64];
@@ -123,6 +140,7 @@ int main(void)
 		cmocka_unit_test(test_accepts),
 		cmocka_unit_test(test_refuses),
 		cmocka_unit_test(test_transfer_encoding_is_reported),
+		cmocka_unit_test(test_connection_options),
 		cmocka_unit_test(test_query_param),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
