@@ -400,12 +400,6 @@ void imap_server_accept(struct tern *t, evutil_socket_t fd, const struct sockadd
 	struct imap_session *s = xcalloc(1, sizeof(*s));
 	const struct config *cfg = t->cfg;
 	unsigned per_ip;
-	int one = 1;
-
-	/* A reply's last segment (the tagged OK after a FETCH's literals)
-	 * goes out at once: under Nagle it waited for the ACK of the data
-	 * before it, which a client's delayed ACK holds up to 40 ms. */
-	(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 
 	s->t = t;
 	s->svc = svc;
