@@ -135,6 +135,7 @@ static const char *status_text(int status)
 	case 408: return "Request Timeout";
 	case 411: return "Length Required";
 	case 413: return "Content Too Large";
+	case 421: return "Misdirected Request";
 	case 431: return "Request Header Fields Too Large";
 	case 501: return "Not Implemented";
 	case 503: return "Service Unavailable";
@@ -236,8 +237,10 @@ static void web_dispatch(struct web_conn *c, const char *body, size_t body_len)
 		web_send_error(c, 400, false);
 		return;
 	}
+	/* HTTP/1.0 may come without Host (RFC 9112 3.2): it asks the
+	 * server by its own name. */
 	if (c->head.host.n == 0)
-		host[0] = '\0';
+		snprintf(host, sizeof(host), "%s", c->t->cfg->hostname);
 	struct web_request req = {
 		.t = c->t, .svc = c->svc, .peer = (const struct sockaddr *)&c->peer, .head = &c->head,
 		.host = host, .body = body, .body_len = body_len,
