@@ -67,6 +67,11 @@ struct conn {
 	unsigned in_batch;        /* conn_batch_begin() calls not yet ended */
 	struct evbuffer *outq;    /* direct_out: output not yet written */
 	SSL *tls_pending;         /* conn_starttls(): waits for the output to drain */
+	/* The TLS handshake under way on worker threads (core/tls_accept.c)
+	 * and the socket it runs on; meanwhile bev has no socket (what is
+	 * written or enabled on it waits there for the TLS bufferevent). */
+	struct tls_accept *accept;
+	evutil_socket_t accept_fd;
 };
 
 /* Take over fd (closed by conn_release()) on a plain socket bufferevent.
