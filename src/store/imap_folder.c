@@ -2,15 +2,20 @@
  * imap_folder.c - see imap_folder.h.  The state file format, one record
  * a line, ending in "end" so a torn file is never taken for a whole one:
  *
- *   tern-imap 1
+ *   tern-imap 2
  *   uidvalidity 1733300000
  *   uidnext 42
  *   modseq 97
  *   recent 40                     (the first UID no session has had as \Recent)
- *   keyword $Forwarded            (one line per keyword, in bit order)
+ *   kw 0 $Forwarded               (one line per keyword, in bit order, with its
+ *   kw - $Twentyseventh            Dovecot letter's slot, or - for none)
  *   m UID MODSEQ KWBITS SIZE BASE
  *   x LO HI MODSEQ                (UIDs expunged, in the order they went)
  *   end
+ *
+ * Version 1 (before keywords were shared with Dovecot) had "keyword
+ * NAME" lines and no letters in the names: it loads, and its keywords'
+ * bits go into the names at the first scan (imap_keywords.c).
  */
 #include "store/imap_folder.h"
 #include "core/fsutil.h"
@@ -120,6 +125,7 @@ void imap_folder_free(struct imap_folder *f)
 		imap_msg_free(&f->v[i]);
 	for (size_t i = 0; i < f->nkw; i++)
 		free(f->kw[i]);
+	imap_dk_free(f);
 	free(f->v);
 	free(f->van);
 	free(f->path);
@@ -143,6 +149,7 @@ static void imap_folder_reset(struct imap_folder *f)
 	for (size_t i = 0; i < f->nkw; i++)
 		free(f->kw[i]);
 	f->n = f->nkw = f->nvan = 0;
+	f->kw_from_state = 0;
 }
 
 static void imap_van_push(struct imap_folder *f, uint32_t lo, uint32_t hi, uint64_t modseq)
@@ -169,6 +176,28 @@ static void imap_vanish(struct imap_folder *f, uint32_t uid, uint32_t live_below
 	imap_van_push(f, uid, uid, modseq);
 }
 
+/* "SLOT NAME" or "- NAME" of a kw line. */
+static bool imap_state_kw(struct imap_folder *f, const char *p)
+{
+	const char *sp = strchr(p, ' ');
+	uint64_t s;
+	int slot = -1;
+
+	if (sp == NULL || sp[1] == '\0')
+		return false;
+	if (!(sp - p == 1 && *p == '-')) {
+		if (!parse_u64(p, (size_t)(sp - p), 0, IMAP_DK_SLOTS - 1, &s))
+			return false;
+		slot = (int)s;
+		for (size_t i = 0; i < f->nkw; i++)
+			if (f->kw_slot[i] == slot)
+				return false;
+	}
+	f->kw_slot[f->nkw] = (int8_t)slot;
+	f->kw[f->nkw++] = xstrdup(sp + 1);
+	return true;
+}
+
 /* Read the state file; false (and f empty) when it is missing or not whole. */
 static bool imap_folder_load(struct imap_folder *f)
 {
@@ -176,6 +205,7 @@ static bool imap_folder_load(struct imap_folder *f)
 	FILE *fp = fopen(p, "r");
 	char line[IMAP_STATE_LINE];
 	bool header = false, end = false;
+	int version = 0;
 	uint32_t last = 0;
 
 	free(p);
@@ -190,7 +220,11 @@ static bool imap_folder_load(struct imap_folder *f)
 			break;
 		line[--len] = '\0';
 		if (!header) {
-			if (strcmp(line, "tern-imap 1") != 0)
+			if (strcmp(line, "tern-imap 1") == 0)
+				version = 1;
+			else if (strcmp(line, "tern-imap 2") == 0)
+				version = 2;
+			else
 				break;
 			header = true;
 		} else if (sscanf(line, "uidvalidity %llu", &a) == 1 && a > 0 && a <= UINT32_MAX) {
@@ -201,8 +235,12 @@ static bool imap_folder_load(struct imap_folder *f)
 			f->modseq = a;
 		} else if (sscanf(line, "recent %llu", &a) == 1 && a > 0 && a <= UINT32_MAX) {
 			f->first_recent = (uint32_t)a;
-		} else if (strncmp(line, "keyword ", 8) == 0 && f->nkw < IMAP_FOLDER_KW_MAX) {
+		} else if (version == 1 && strncmp(line, "keyword ", 8) == 0 && f->nkw < IMAP_FOLDER_KW_MAX) {
+			f->kw_slot[f->nkw] = -1;
 			f->kw[f->nkw++] = xstrdup(line + 8);
+		} else if (version >= 2 && strncmp(line, "kw ", 3) == 0) {
+			if (f->nkw == IMAP_FOLDER_KW_MAX || !imap_state_kw(f, line + 3))
+				break;
 		} else if (sscanf(line, "m %llu %llu %llu %llu %n", &a, &b, &c, &d, &off) == 4 && off > 0 &&
 			   a > last && a < UINT32_MAX && line[off] != '\0') {
 			struct imap_msg *m = imap_folder_push(f);
@@ -230,6 +268,11 @@ static bool imap_folder_load(struct imap_folder *f)
 	}
 	if (f->first_recent == 0 || f->first_recent > f->uidnext)
 		f->first_recent = f->uidnext;   /* a state from before \Recent was kept */
+	if (version == 1) {
+		/* no letters yet: the state's bits are the truth, the names learn them */
+		f->kw_from_state = f->nkw ? (uint32_t)((1ull << f->nkw) - 1) : 0;
+		f->dirty = true;
+	}
 	return true;
 }
 
@@ -253,10 +296,14 @@ bool imap_folder_save(struct imap_folder *f)
 		free(dst);
 		return false;
 	}
-	fprintf(fp, "tern-imap 1\nuidvalidity %" PRIu32 "\nuidnext %" PRIu32 "\nmodseq %" PRIu64 "\nrecent %" PRIu32 "\n",
+	fprintf(fp, "tern-imap 2\nuidvalidity %" PRIu32 "\nuidnext %" PRIu32 "\nmodseq %" PRIu64 "\nrecent %" PRIu32 "\n",
 		f->uidvalidity, f->uidnext, f->modseq, f->first_recent);
-	for (size_t i = 0; i < f->nkw; i++)
-		fprintf(fp, "keyword %s\n", f->kw[i]);
+	for (size_t i = 0; i < f->nkw; i++) {
+		if (f->kw_slot[i] >= 0)
+			fprintf(fp, "kw %d %s\n", f->kw_slot[i], f->kw[i]);
+		else
+			fprintf(fp, "kw - %s\n", f->kw[i]);
+	}
 	for (size_t i = 0; i < f->n; i++) {
 		const struct imap_msg *m = &f->v[i];
 		fprintf(fp, "m %" PRIu32 " %" PRIu64 " %" PRIu32 " %" PRIu64 " %.*s\n", m->uid, m->modseq, m->kw,
@@ -495,6 +542,8 @@ static void imap_msg_stat(struct imap_folder *f, struct imap_msg *m)
 	free(p);
 }
 
+static void imap_kw_to_names(struct imap_folder *f);
+
 bool imap_folder_scan(struct imap_folder *f, bool *changed)
 {
 	char *cur = xasprintf("%s/cur", f->path);
@@ -502,8 +551,11 @@ bool imap_folder_scan(struct imap_folder *f, bool *changed)
 	char **v;
 	struct imap_base_ref *refs;
 	size_t o = 0;
+	uint32_t named;
 
 	*changed = false;
+	imap_dk_sync(f);
+	named = imap_kw_named(f);
 	imap_take_new(f);
 	v = imap_list_dir(cur, &n);
 	free(cur);
@@ -532,23 +584,25 @@ bool imap_folder_scan(struct imap_folder *f, bool *changed)
 		m->mark = true;
 		bool first = m->date < 0;   /* loaded from the state file: not yet seen */
 		if (strcmp(m->name, v[i]) != 0) {
-			unsigned fl = imap_folder_flags_of(v[i]);
-			if (!first && fl != m->flags) {
-				/* another program changed the flags */
-				m->modseq = ++f->modseq;
-				f->dirty = true;
-				*changed = true;
-			}
-			m->flags = fl;
 			free(m->name);
 			m->name = v[i];
 			r->base = m->name;   /* the same base: the sort order holds */
 			v[i] = NULL;
 		}
-		if (first) {
-			m->flags = imap_folder_flags_of(m->name);
-			imap_msg_stat(f, m);
+		/* The name says the flags and the lettered keywords (whose
+		 * meaning the dovecot-keywords file may just have changed). */
+		unsigned fl = imap_folder_flags_of(m->name);
+		uint32_t kw = (m->kw & (~named | f->kw_from_state)) | imap_kw_of_name(f, m->name);
+		if (!first && (fl != m->flags || kw != m->kw)) {
+			/* another program changed the flags */
+			m->modseq = ++f->modseq;
+			*changed = true;
 		}
+		f->dirty |= kw != m->kw;
+		m->flags = fl;
+		m->kw = kw;
+		if (first)
+			imap_msg_stat(f, m);
 	}
 	/* Gone files drop out; UIDs stay ascending. */
 	for (size_t i = 0; i < f->n; i++) {
@@ -569,6 +623,7 @@ bool imap_folder_scan(struct imap_folder *f, bool *changed)
 		m->name = fresh[i];
 		m->base_len = imap_base_len(m->name);
 		m->flags = imap_folder_flags_of(m->name);
+		m->kw = imap_kw_of_name(f, m->name);   /* Dovecot's APPEND names them */
 		m->modseq = ++f->modseq;
 		m->date = -1;
 		imap_msg_stat(f, m);
@@ -578,6 +633,7 @@ bool imap_folder_scan(struct imap_folder *f, bool *changed)
 	free(fresh);
 	free(refs);
 	imap_free_names(v, n);
+	imap_kw_to_names(f);
 	return imap_folder_save(f);
 }
 
@@ -662,8 +718,11 @@ int imap_folder_keyword(struct imap_folder *f, const char *kw, size_t len, bool 
 	if (!add || f->nkw == IMAP_FOLDER_KW_MAX)
 		return -1;
 	f->kw[f->nkw] = xstrndup(kw, len);
+	f->kw_slot[f->nkw] = -1;
 	f->dirty = true;
-	return (int)f->nkw++;
+	f->nkw++;
+	imap_dk_assign(f);   /* a letter, if one is free; the file gets it first */
+	return (int)f->nkw - 1;
 }
 
 char *imap_folder_msg_path(const struct imap_folder *f, size_t i)
@@ -679,22 +738,63 @@ int imap_folder_open_msg(const struct imap_folder *f, size_t i)
 	return fd;
 }
 
-/* base + ":2," + DFRST letters, and whatever other letters (Dovecot's
- * keyword letters a-z) the old info had. */
-static char *imap_name_with(const struct imap_msg *m, unsigned flags)
+/* base + ":2," + DFRST + the keywords' letters (Dovecot's), sorted:
+ * the upper-case letters sort before the lower-case ones. */
+static char *imap_name_with(const struct imap_folder *f, const struct imap_msg *m, unsigned flags, uint32_t kw)
 {
-	char info[8], extra[64];
-	const char *old = strstr(m->name, ":2,");
-	size_t e = 0;
+	char info[8], letters[IMAP_DK_SLOTS + 1];
 
 	imap_folder_info(flags, info);
-	if (old)
-		for (const char *p = old + 3; *p && e < sizeof(extra) - 1; p++)
-			if (*p >= 'a' && *p <= 'z')
-				extra[e++] = *p;
-	extra[e] = '\0';
-	/* Sorted: the upper-case letters sort before the lower-case ones. */
-	return xasprintf("%.*s:2,%s%s", (int)imap_info_off(m->name), m->name, info, extra);
+	imap_kw_letters(f, kw, m->name, letters);
+	return xasprintf("%.*s:2,%s%s", (int)imap_info_off(m->name), m->name, info, letters);
+}
+
+/* cur/NAME -> cur/to (to is taken); false with errno. */
+static bool imap_msg_rename(struct imap_folder *f, struct imap_msg *m, char *to)
+{
+	char *a = xasprintf("%s/cur/%s", f->path, m->name);
+	char *b = xasprintf("%s/cur/%s", f->path, to);
+	int r = rename(a, b);
+	int e = errno;
+
+	free(a);
+	free(b);
+	if (r != 0) {
+		free(to);
+		errno = e;
+		return false;
+	}
+	free(m->name);
+	m->name = to;
+	return true;
+}
+
+/* Keywords that just got a letter: their bits (from the state) go into
+ * the names, once dovecot-keywords names the letters. */
+static void imap_kw_to_names(struct imap_folder *f)
+{
+	bool renamed = false;
+
+	if (f->kw_from_state == 0)
+		return;
+	if (!imap_dk_flush(f))
+		return;   /* the state keeps the bits: the next scan tries again */
+	for (size_t i = 0; i < f->n; i++) {
+		struct imap_msg *m = &f->v[i];
+		char *to = imap_name_with(f, m, m->flags, m->kw);
+		if (strcmp(to, m->name) == 0) {
+			free(to);
+			continue;
+		}
+		renamed |= imap_msg_rename(f, m, to);
+	}
+	if (renamed) {
+		char *cur = xasprintf("%s/cur", f->path);
+		dir_sync(cur);
+		free(cur);
+	}
+	f->kw_from_state = 0;
+	f->dirty = true;
 }
 
 bool imap_folder_set_flags(struct imap_folder *f, size_t i, unsigned flags, uint32_t kw)
@@ -704,23 +804,17 @@ bool imap_folder_set_flags(struct imap_folder *f, size_t i, unsigned flags, uint
 	flags &= ~(unsigned)IMAP_FLAG_RECENT;
 	if (flags == m->flags && kw == m->kw)
 		return true;
-	if (flags != m->flags) {
-		char *to = imap_name_with(m, flags);
-		char *a = xasprintf("%s/cur/%s", f->path, m->name);
-		char *b = xasprintf("%s/cur/%s", f->path, to);
-		int r = rename(a, b);
-		int e = errno;
-		free(a);
-		free(b);
-		if (r != 0) {
+	/* A new letter is in dovecot-keywords before any name has it. */
+	if ((kw & ~m->kw & imap_kw_named(f)) && !imap_dk_flush(f))
+		return false;
+	if (flags != m->flags || ((kw ^ m->kw) & imap_kw_named(f))) {
+		char *to = imap_name_with(f, m, flags, kw);
+		if (strcmp(to, m->name) == 0)
 			free(to);
-			errno = e;
+		else if (!imap_msg_rename(f, m, to))
 			return false;
-		}
-		free(m->name);
-		m->name = to;
-		m->flags = flags;
 	}
+	m->flags = flags;
 	m->kw = kw;
 	m->modseq = ++f->modseq;
 	f->dirty = true;
@@ -747,14 +841,17 @@ bool imap_folder_expunge(struct imap_folder *f, size_t i)
 static bool imap_folder_take(struct imap_folder *f, const char *tmp_name, unsigned flags, uint32_t kw,
 			     int64_t date, uint64_t size, uint32_t *uid)
 {
-	char info[8];
+	char info[8], letters[IMAP_DK_SLOTS + 1];
 	char *from = xasprintf("%s/tmp/%s", f->path, tmp_name);
 	char *name, *to;
 	struct imap_msg *m;
 	int r, e;
 
+	if ((kw & imap_kw_named(f)) && !imap_dk_flush(f))
+		return false;
 	imap_folder_info(flags & ~(unsigned)IMAP_FLAG_RECENT, info);
-	name = xasprintf("%s:2,%s", tmp_name, info);
+	imap_kw_letters(f, kw, NULL, letters);
+	name = xasprintf("%s:2,%s%s", tmp_name, info, letters);
 	to = xasprintf("%s/cur/%s", f->path, name);
 	if (date >= 0) {
 		struct timespec ts[2] = { { .tv_sec = (time_t)date }, { .tv_sec = (time_t)date } };
