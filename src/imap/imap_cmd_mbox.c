@@ -77,7 +77,7 @@ static void imap_select_qresync(struct imap_session *s, const struct imap_select
 
 	if (x->uidvalidity != f->uidvalidity)
 		return;
-	imap_vanished_earlier(s, f, x->modseq, x->have_known ? &x->known : NULL);
+	imap_vanished_earlier(s, f, x->modseq, x->have_known ? &x->known : NULL, 0);
 	for (size_t i = 0; i < s->nview; i++) {
 		long k = imap_view_index(s, i);
 		if (k < 0 || f->v[k].modseq <= x->modseq)

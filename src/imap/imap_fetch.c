@@ -1066,7 +1066,7 @@ static bool fetch_modifiers(struct imap_session *s, struct imap_fetch *fx, const
 	if (vanished) {
 		struct imap_seqset uids;
 		if (imap_seqset_parse(set->s, set->len, &s->parser.arena, &uids) == IMAP_SEQ_OK && !uids.searchres)
-			imap_vanished_earlier(s, s->sel->f, fx->changedsince, &uids);
+			imap_vanished_earlier(s, s->sel->f, fx->changedsince, &uids, 0);
 	}
 	return true;
 }

@@ -10,6 +10,7 @@
  *   kw 0 $Forwarded               (one line per keyword, in bit order, with its
  *   kw - $Twentyseventh            Dovecot letter's slot, or - for none)
  *   m UID MODSEQ KWBITS SIZE BASE
+ *   xfloor MODSEQ                 (the log's older ranges, to here, were dropped)
  *   x LO HI MODSEQ                (UIDs expunged, in the order they went)
  *   end
  *
@@ -150,10 +151,22 @@ static void imap_folder_reset(struct imap_folder *f)
 		free(f->kw[i]);
 	f->n = f->nkw = f->nvan = 0;
 	f->kw_from_state = 0;
+	f->van_floor = 0;
 }
 
 static void imap_van_push(struct imap_folder *f, uint32_t lo, uint32_t hi, uint64_t modseq)
 {
+	/* Bounded: past the mark the oldest quarter goes at once (not one
+	 * memmove per expunge), and van_floor remembers where the log now
+	 * begins, so a client from before it is told the truth another way
+	 * (imap_folder_vanished). */
+	if (f->nvan >= IMAP_FOLDER_VANISHED_MAX + IMAP_FOLDER_VANISHED_MAX / 4) {
+		size_t drop = f->nvan - IMAP_FOLDER_VANISHED_MAX;
+		if (f->van[drop - 1].modseq > f->van_floor)
+			f->van_floor = f->van[drop - 1].modseq;
+		memmove(f->van, f->van + drop, (f->nvan - drop) * sizeof(*f->van));
+		f->nvan -= drop;
+	}
 	if (f->nvan == f->capvan) {
 		f->capvan = f->capvan ? 2 * f->capvan : 16;
 		f->van = xrealloc(f->van, f->capvan * sizeof(*f->van));
@@ -252,6 +265,8 @@ static bool imap_folder_load(struct imap_folder *f)
 			m->base_len = imap_base_len(m->name);   /* older states kept ",S=...W=..." */
 			m->date = -1;
 			last = m->uid;
+		} else if (sscanf(line, "xfloor %llu", &a) == 1) {
+			f->van_floor = a;
 		} else if (sscanf(line, "x %llu %llu %llu", &a, &b, &c) == 3 && a > 0 && a <= b && b < UINT32_MAX) {
 			imap_van_push(f, (uint32_t)a, (uint32_t)b, c);
 		} else if (strcmp(line, "end") == 0) {
@@ -309,6 +324,8 @@ bool imap_folder_save(struct imap_folder *f)
 		fprintf(fp, "m %" PRIu32 " %" PRIu64 " %" PRIu32 " %" PRIu64 " %.*s\n", m->uid, m->modseq, m->kw,
 			m->size, (int)m->base_len, m->name);
 	}
+	if (f->van_floor)
+		fprintf(fp, "xfloor %" PRIu64 "\n", f->van_floor);
 	for (size_t i = 0; i < f->nvan; i++)
 		fprintf(fp, "x %" PRIu32 " %" PRIu32 " %" PRIu64 "\n", f->van[i].lo, f->van[i].hi, f->van[i].modseq);
 	fputs("end\n", fp);
@@ -819,6 +836,127 @@ bool imap_folder_set_flags(struct imap_folder *f, size_t i, unsigned flags, uint
 	m->modseq = ++f->modseq;
 	f->dirty = true;
 	return true;
+}
+
+/* ---- VANISHED (EARLIER) ---------------------------------------------------- */
+
+struct imap_ranges {
+	struct imap_seq_range *r;
+	size_t n, cap;
+};
+
+/* Append lo..hi (ascending input), joined to the last when adjacent. */
+static void imap_ranges_add(struct imap_ranges *o, uint32_t lo, uint32_t hi)
+{
+	if (o->n && (uint64_t)o->r[o->n - 1].hi + 1 >= lo) {
+		if (hi > o->r[o->n - 1].hi)
+			o->r[o->n - 1].hi = hi;
+		return;
+	}
+	if (o->n == o->cap) {
+		o->cap = o->cap ? 2 * o->cap : 16;
+		o->r = xrealloc(o->r, o->cap * sizeof(*o->r));
+	}
+	o->r[o->n++] = (struct imap_seq_range){ lo, hi };
+}
+
+static int imap_range_cmp(const void *a, const void *b)
+{
+	const struct imap_seq_range *x = a, *y = b;
+	return x->lo < y->lo ? -1 : x->lo > y->lo;
+}
+
+/* set (NULL: 1:*) as ascending, disjoint ranges within lo..star. */
+static void imap_ranges_of_set(struct imap_ranges *o, const struct imap_seqset *set, uint32_t lo, uint32_t star)
+{
+	struct imap_seq_range *v;
+	size_t n = set ? set->n : 1;
+
+	if (star < lo)
+		return;
+	v = xcalloc(n + 1, sizeof(*v));
+	for (size_t i = 0; i < n; i++) {
+		uint32_t a = set ? set->r[i].lo : 1, b = set ? set->r[i].hi : star;
+		a = a == IMAP_SEQ_STAR ? star : a;
+		b = b == IMAP_SEQ_STAR ? star : b;
+		v[i] = a <= b ? (struct imap_seq_range){ a, b } : (struct imap_seq_range){ b, a };
+	}
+	qsort(v, n, sizeof(*v), imap_range_cmp);
+	for (size_t i = 0; i < n; i++) {
+		uint32_t a = v[i].lo < lo ? lo : v[i].lo, b = v[i].hi > star ? star : v[i].hi;
+		if (a <= b)
+			imap_ranges_add(o, a, b);
+	}
+	free(v);
+}
+
+/* The index of the first message with a UID >= uid. */
+static size_t imap_folder_lower(const struct imap_folder *f, uint32_t uid)
+{
+	size_t lo = 0, hi = f->n;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (f->v[mid].uid < uid)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+size_t imap_folder_vanished(const struct imap_folder *f, uint64_t modseq, const struct imap_seqset *set,
+			    uint32_t known, struct imap_seq_range **out)
+{
+	uint32_t star = f->uidnext ? f->uidnext - 1 : 0;
+	struct imap_ranges want = { 0 }, res = { 0 };
+
+	if (modseq >= f->van_floor) {
+		/* The log has every expunge after modseq: it answers exactly,
+		 * and the sequence match data cannot narrow it (RFC 7162
+		 * 3.2.5.2: it is for a server that lacks that history). */
+		struct imap_ranges gone = { 0 };
+		struct imap_seq_range *g = xcalloc(f->nvan + 1, sizeof(*g));
+		size_t ng = 0, j = 0;
+
+		for (size_t i = 0; i < f->nvan; i++)
+			if (f->van[i].modseq > modseq)
+				g[ng++] = (struct imap_seq_range){ f->van[i].lo, f->van[i].hi };
+		qsort(g, ng, sizeof(*g), imap_range_cmp);
+		for (size_t i = 0; i < ng; i++)
+			imap_ranges_add(&gone, g[i].lo, g[i].hi);
+		free(g);
+		imap_ranges_of_set(&want, set, 1, star);
+		/* both ascending and disjoint: intersect them in one pass */
+		for (size_t i = 0; i < gone.n && j < want.n;) {
+			uint32_t a = gone.r[i].lo > want.r[j].lo ? gone.r[i].lo : want.r[j].lo;
+			uint32_t b = gone.r[i].hi < want.r[j].hi ? gone.r[i].hi : want.r[j].hi;
+			if (a <= b)
+				imap_ranges_add(&res, a, b);
+			if (gone.r[i].hi < want.r[j].hi)
+				i++;
+			else
+				j++;
+		}
+		free(gone.r);
+	} else {
+		/* RFC 7162 3.2.5.1, 3.2.6: without the history, every UID of
+		 * the set that is not here (below UIDNEXT: no other was ever
+		 * given) - more than went since modseq, never less. */
+		imap_ranges_of_set(&want, set, known < UINT32_MAX ? known + 1 : UINT32_MAX, star);
+		for (size_t j = 0; j < want.n; j++) {
+			uint64_t u = want.r[j].lo;
+			for (size_t k = imap_folder_lower(f, want.r[j].lo); k < f->n && f->v[k].uid <= want.r[j].hi; k++) {
+				if (f->v[k].uid > u)
+					imap_ranges_add(&res, (uint32_t)u, f->v[k].uid - 1);
+				u = (uint64_t)f->v[k].uid + 1;
+			}
+			if (u <= want.r[j].hi)
+				imap_ranges_add(&res, (uint32_t)u, want.r[j].hi);
+		}
+	}
+	free(want.r);
+	*out = res.r;
+	return res.n;
 }
 
 bool imap_folder_expunge(struct imap_folder *f, size_t i)

@@ -35,6 +35,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "proto/imap_parse.h"
+
 #define IMAP_FOLDER_STATE "tern-imap.state"
 #define IMAP_FOLDER_CACHE "tern-imap.cache"   /* imap_cache.c */
 #define IMAP_FOLDER_DK "dovecot-keywords"   /* imap_keywords.c */
@@ -59,7 +61,11 @@ struct imap_msg {
 };
 
 /* UIDs expunged (lo..hi, none alive between them) at modseq: what
- * QRESYNC's VANISHED (EARLIER) reports (RFC 7162 3.2.5, 3.2.6). */
+ * QRESYNC's VANISHED (EARLIER) reports (RFC 7162 3.2.5, 3.2.6).  The log
+ * keeps the last IMAP_FOLDER_VANISHED_MAX ranges; older ones are
+ * dropped (van_floor says up to which modseq), and a client that knew
+ * the folder before that is told every UID that is not there. */
+#define IMAP_FOLDER_VANISHED_MAX 1024
 struct imap_vanished {
 	uint32_t lo, hi;
 	uint64_t modseq;
@@ -84,6 +90,7 @@ struct imap_folder {
 	bool dk_dirty;            /* slots given that the file does not have yet */
 	struct imap_vanished *van;   /* in the order they went */
 	size_t nvan, capvan;
+	uint64_t van_floor;       /* expunges at modseqs up to this one may be gone from van */
 	bool dirty;               /* state to save */
 	bool cache_dirty;         /* the cache file is behind */
 	bool batch;               /* imap_folder_batch_begin(): sync at the commit */
@@ -115,6 +122,13 @@ bool imap_folder_set_flags(struct imap_folder *f, size_t i, unsigned flags, uint
 char *imap_folder_msg_path(const struct imap_folder *f, size_t i);
 /* Open message i for reading, or -1 with errno. */
 int imap_folder_open_msg(const struct imap_folder *f, size_t i);
+/* RFC 7162 3.2.5.1, 3.2.6: the UIDs of set (NULL: all) expunged after
+ * modseq, as ascending ranges in *out (xmalloc; "*" is UIDNEXT - 1).
+ * When the log no longer reaches back to modseq, every UID of the set
+ * below UIDNEXT that is not in the folder, except those up to known (what
+ * the client's sequence match data shows it knows, 3.2.5.2; 0: none). */
+size_t imap_folder_vanished(const struct imap_folder *f, uint64_t modseq, const struct imap_seqset *set,
+			    uint32_t known, struct imap_seq_range **out);
 /* Unlink message i and drop it (indexes after it shift down). */
 bool imap_folder_expunge(struct imap_folder *f, size_t i);
 

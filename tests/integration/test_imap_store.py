@@ -560,3 +560,90 @@ def test_a_slow_search_does_not_stall_other_sessions(make_tern):
     assert took >= 2.0, took
     assert len(rtts) >= 3, rtts
     assert max(rtts) < 1.0, rtts
+
+
+def uid_set(text):
+    """The UIDs of a sequence set such as "1:3,7"."""
+    out = set()
+    for part in text.split(","):
+        lo, _, hi = part.partition(":")
+        lo, hi = int(lo), int(hi or lo)
+        out.update(range(min(lo, hi), max(lo, hi) + 1))
+    return out
+
+
+def vanished_earlier(out):
+    lines = [l for l in out if l.startswith("* VANISHED (EARLIER) ")]
+    assert len(lines) <= 1, lines
+    return uid_set(lines[0].split()[-1]) if lines else set()
+
+
+def bounded_log_folder(make_tern):
+    """Archive with 2,600 messages of which the 1,300 odd UIDs were
+    expunged one range each: more than the expunge log keeps.  Returns
+    (tern, session a, UIDVALIDITY, HIGHESTMODSEQ before, UIDs present)."""
+    t = make_tern(services=SERVICES)
+    md = t.maildir(ALICE)
+    login_raw(t).cmd("z", "LOGOUT")
+    drop(md, ".Archive/cur", 2600)
+    a = login_raw(t)
+    assert a.cmd("e", "ENABLE QRESYNC")[-1] == "e OK ENABLE completed"
+    out = a.cmd("s", "SELECT Archive", timeout=60)
+    info = select_info(out)
+    uv, h0 = info["UIDVALIDITY"], info["HIGHESTMODSEQ"]
+    odd = sorted(range(1, 2600, 2))
+    for k in range(0, len(odd), 200):
+        uids = ",".join(str(u) for u in odd[k:k + 200])
+        assert a.cmd(f"d{k}", f"UID STORE {uids} +FLAGS.SILENT (\\Deleted)")[-1].startswith(f"d{k} OK")
+    out = a.cmd("x", "EXPUNGE", timeout=60)
+    assert out[-1] == "x OK EXPUNGE completed", out[-3:]
+    return t, a, uv, h0, set(range(2, 2601, 2))
+
+
+def test_qresync_with_a_bounded_expunge_log(make_tern):
+    """RFC 7162: the expunge log is bounded (the state file does not grow
+    with every expunge ever made); a client whose modseq is older than
+    the log's start is told every UID that is not there, so no expunge is
+    ever left out; within the log the answer is exact."""
+    t, a, uv, h0, present = bounded_log_folder(make_tern)
+    odd = set(range(1, 2600, 2))
+    with open(os.path.join(t.maildir(ALICE), ".Archive", "tern-imap.state")) as f:
+        state = f.read().splitlines()
+    ranges = [l for l in state if l.startswith("x ")]
+    assert 0 < len(ranges) <= 1280, len(ranges)        # bounded, not 1300
+    assert any(l.startswith("xfloor ") for l in state)
+
+    # a client from before the log's start: every UID that is not there
+    b = login_raw(t)
+    assert b.cmd("e", "ENABLE QRESYNC")[-1] == "e OK ENABLE completed"
+    out = b.cmd("q1", f"EXAMINE Archive (QRESYNC ({uv} {h0}))")
+    assert out[-1] == "q1 OK [READ-ONLY] EXAMINE completed", out[-2:]
+    assert vanished_earlier(out) == odd
+    h1 = select_info(out)["HIGHESTMODSEQ"]
+    # UID FETCH (CHANGEDSINCE VANISHED) tells the same truth
+    out = b.cmd("v1", f"UID FETCH 1:* (FLAGS) (CHANGEDSINCE {h0} VANISHED)", timeout=60)
+    assert out[-1] == "v1 OK FETCH completed"
+    assert vanished_earlier(out) == odd
+    out = b.cmd("v2", f"UID FETCH 1:20 (FLAGS) (CHANGEDSINCE {h0} VANISHED)")
+    assert vanished_earlier(out) == set(range(1, 20, 2))
+
+    # within the log: exactly what went
+    assert a.cmd("d", "UID STORE 2,4 +FLAGS.SILENT (\\Deleted)")[-1] == "d OK STORE completed"
+    assert a.cmd("x2", "EXPUNGE")[-1] == "x2 OK EXPUNGE completed"
+    out = b.cmd("q2", f"EXAMINE Archive (QRESYNC ({uv} {h1}))")
+    assert vanished_earlier(out) == {2, 3, 4}, out[-3:]   # 3 went before: told again, never left out
+    out = b.cmd("v3", f"UID FETCH 1:* (FLAGS) (CHANGEDSINCE {h1} VANISHED)")
+    assert vanished_earlier(out) == {2, 3, 4}
+
+    # the log's bound survives a restart
+    a.cmd("z", "LOGOUT")
+    b.cmd("z", "LOGOUT")
+    t.stop()
+    t.start()
+    c = login_raw(t)
+    assert c.cmd("e", "ENABLE QRESYNC")[-1] == "e OK ENABLE completed"
+    out = c.cmd("q", f"EXAMINE Archive (QRESYNC ({uv} {h0}))")
+    assert vanished_earlier(out) == odd | {2, 4}
+    out = c.cmd("q2", f"EXAMINE Archive (QRESYNC ({uv} {h1}))")
+    assert vanished_earlier(out) == {2, 3, 4}
+

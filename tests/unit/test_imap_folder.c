@@ -373,6 +373,81 @@ static char *slurp(const char *md, const char *name)
 	return buf;
 }
 
+/* The expunge log is bounded; a client from before its start is told
+ * every UID that is not there (never less than went), less what its
+ * sequence match data shows it knows. */
+static void test_vanished_bounded(void **state)
+{
+	struct fixture *fx = *state;
+	struct imap_folder *f;
+	struct imap_seq_range *r;
+	struct imap_seq_range one = { 1, 10 };
+	struct imap_seqset set = { false, 1, &one };
+	uint64_t h0, h1;
+	size_t n;
+
+	assert_true(maildir_create(fx->md));
+	for (int i = 0; i < 2600; i++) {
+		char name[64];
+		snprintf(name, sizeof(name), "%d.M%dP1.h", 1000 + i, i);
+		put(fx->md, "new", name, "x\n");
+	}
+	f = imap_folder_open(fx->md);
+	assert_int_equal(f->n, 2600);
+	h0 = f->modseq;
+	for (size_t i = 0; i < f->n;) {
+		if (f->v[i].uid % 2)
+			assert_true(imap_folder_expunge(f, i));
+		else
+			i++;
+	}
+	assert_int_equal(f->n, 1300);
+	assert_true(f->nvan <= IMAP_FOLDER_VANISHED_MAX + IMAP_FOLDER_VANISHED_MAX / 4);
+	assert_true(f->van_floor > h0);
+	/* before the log's start: all that is not there */
+	n = imap_folder_vanished(f, h0, NULL, 0, &r);
+	assert_int_equal(n, 1300);
+	assert_int_equal(r[0].lo, 1);
+	assert_int_equal(r[0].hi, 1);
+	assert_int_equal(r[1299].lo, 2599);
+	free(r);
+	n = imap_folder_vanished(f, h0, &set, 0, &r);
+	assert_int_equal(n, 5);
+	assert_int_equal(r[0].lo, 1);
+	assert_int_equal(r[4].lo, 9);
+	free(r);
+	/* the client knows UID 1002's place: nothing up to it */
+	n = imap_folder_vanished(f, h0, NULL, 1002, &r);
+	assert_int_equal(n, 799);
+	assert_int_equal(r[0].lo, 1003);
+	free(r);
+	/* within the log: exactly what went */
+	h1 = f->modseq;
+	assert_true(imap_folder_expunge(f, 0));   /* UID 2 */
+	assert_true(imap_folder_expunge(f, 0));   /* UID 4 */
+	/* (one range: 3 between them went before, and may be told again) */
+	n = imap_folder_vanished(f, h1, NULL, 0, &r);
+	assert_int_equal(n, 1);
+	assert_int_equal(r[0].lo, 2);
+	assert_int_equal(r[0].hi, 4);
+	free(r);
+	n = imap_folder_vanished(f, h1, NULL, 1002, &r);   /* the match data changes nothing here */
+	assert_int_equal(n, 1);
+	free(r);
+	n = imap_folder_vanished(f, f->van_floor, &set, 0, &r);
+	assert_true(n >= 1);
+	free(r);
+	uint64_t floor = f->van_floor;
+	assert_true(imap_folder_save(f));
+	imap_folder_free(f);
+	f = imap_folder_open(fx->md);
+	assert_int_equal(f->van_floor, floor);
+	n = imap_folder_vanished(f, h1, NULL, 0, &r);
+	assert_int_equal(n, 1);
+	free(r);
+	imap_folder_free(f);
+}
+
 /* Keywords shared with Dovecot: letters a-z after the flags, named by
  * dovecot-keywords ("N name", letter 'a' + N); past 26, tern's state. */
 static void test_keywords_shared(void **state)
@@ -618,6 +693,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_folders, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_cache, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_vanished, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_vanished_bounded, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_keywords_shared, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_keywords_from_v1_state, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_uidvalidity_never_repeats, setup, teardown),
