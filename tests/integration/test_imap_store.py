@@ -647,3 +647,37 @@ def test_qresync_with_a_bounded_expunge_log(make_tern):
     out = c.cmd("q2", f"EXAMINE Archive (QRESYNC ({uv} {h1}))")
     assert vanished_earlier(out) == {2, 3, 4}
 
+
+def test_qresync_sequence_match_data(make_tern):
+    """RFC 7162 3.2.5.2: the (message numbers, UIDs) pairs of SELECT's
+    QRESYNC that the mailbox still has as the client says show that it
+    knows every expunge up to that UID: when the expunge log does not
+    reach back to the client's modseq, they narrow VANISHED (EARLIER);
+    when it does, they change nothing."""
+    t, a, uv, h0, present = bounded_log_folder(make_tern)
+    b = login_raw(t)
+    assert b.cmd("e", "ENABLE QRESYNC")[-1] == "e OK ENABLE completed"
+    h1 = select_info(b.cmd("s", "EXAMINE Archive"))["HIGHESTMODSEQ"]
+    assert a.cmd("d", "UID STORE 2,4 +FLAGS.SILENT (\\Deleted)")[-1] == "d OK STORE completed"
+    assert a.cmd("x2", "EXPUNGE")[-1] == "x2 OK EXPUNGE completed"
+    present -= {2, 4}
+    gone = set(range(1, 2601)) - present
+    # within the log the pairs change nothing
+    out = b.cmd("q3", f"EXAMINE Archive (QRESYNC ({uv} {h1} 1:2600 (1,250 6,504)))")
+    assert vanished_earlier(out) == {2, 3, 4}
+    # before the log's start, message 250 is UID 504 and 500 is 1004:
+    # nothing up to 1004 went that the client does not know of
+    out = b.cmd("q4", f"EXAMINE Archive (QRESYNC ({uv} {h0} 1:2600 (250,500 504,1004)))")
+    assert out[-1] == "q4 OK [READ-ONLY] EXAMINE completed", out[-2:]
+    assert vanished_earlier(out) == {u for u in gone if u > 1004}
+    # taken up to the first pair that does not match; without known-uids too
+    out = b.cmd("q5", f"EXAMINE Archive (QRESYNC ({uv} {h0} (250,500,600 504,1006,1204)))")
+    assert vanished_earlier(out) == {u for u in gone if u > 504}
+    out = b.cmd("q6", f"EXAMINE Archive (QRESYNC ({uv} {h0} 1:100 (1 7)))")
+    assert vanished_earlier(out) == {u for u in gone if u <= 100}
+    # sets of different lengths, or not ascending, are refused
+    for k, bad in enumerate(["(1,2 6)", "(2,1 8,6)", "(1:* 6:8)", "(1 6) (2 8)", "(1)"]):
+        out = b.cmd(f"b{k}", f"EXAMINE Archive (QRESYNC ({uv} {h0} 1:10 {bad}))")
+        assert out[-1].startswith(f"b{k} BAD"), (bad, out)
+    out = b.cmd("b9", f"EXAMINE Archive (QRESYNC ({uv} {h0}) QRESYNC ({uv} {h0}))")
+    assert out[-1].startswith("b9 BAD"), out
