@@ -681,3 +681,89 @@ def test_qresync_sequence_match_data(make_tern):
         assert out[-1].startswith(f"b{k} BAD"), (bad, out)
     out = b.cmd("b9", f"EXAMINE Archive (QRESYNC ({uv} {h0}) QRESYNC ({uv} {h0}))")
     assert out[-1].startswith("b9 BAD"), out
+
+
+def big_message(path, mib):
+    """A multipart message of about mib MiB (bare LF line ends, as an MDA
+    writes them): a text part and a base64 attachment."""
+    import base64
+    line = base64.b64encode(bytes(range(256)) * 3)[:76] + b"\n"
+    att = line * (mib * 1024 * 1024 // len(line))
+    with open(path, "wb") as f:
+        f.write(b"From: a@b.test\nTo: alice@example.test\nSubject: big\nMIME-Version: 1.0\n"
+                b"Content-Type: multipart/mixed; boundary=\"zz\"\n\n--zz\nContent-Type: text/plain\n\n"
+                b"the text\n--zz\nContent-Type: application/octet-stream\nContent-Transfer-Encoding: base64\n\n"
+                + att + b"--zz--\n")
+    return os.path.getsize(path)
+
+
+@pytest.mark.skipif(NO_STRACE is not None, reason=str(NO_STRACE))
+@pytest.mark.parametrize("items,delay", [
+    ("BODY.PEEK[]", 0.4),                  # the literal's octets
+    ("BODYSTRUCTURE", 0.15),               # the structure: the whole file parsed
+    ("BINARY.PEEK[2]", 0.15),              # decoded: measured, then streamed
+    ("BODY.PEEK[HEADER.FIELDS (SUBJECT)] BODY.PEEK[2.MIME]", 0.15),
+])
+def test_a_slow_read_of_a_big_message_does_not_stall_other_sessions(make_tern, items, delay):
+    """DESIGN.md invariant 2: FETCH reads a message over 64 KiB on a
+    worker, so a slow disk under one session's FETCH of it leaves the
+    others answered at once.  strace makes each pread (the reads of
+    message files) slow."""
+    t = make_tern(services=SERVICES)
+    md = t.maildir(ALICE)
+    login_raw(t).cmd("z", "LOGOUT")
+    size = big_message(os.path.join(md, ".Archive", "cur", "1700000000.M1P1.big:2,S"), 1)
+    a = login_raw(t)
+    assert a.cmd("s", "SELECT Archive", timeout=60)[-1].startswith("s OK")
+    with SlowDisk(t.proc.pid, "pread64", delay):
+        out, took, rtts = responsive_while(t, a, f"FETCH 1 ({items})", "f1")
+    assert out[-1] == "f1 OK FETCH completed", out[-2:]
+    assert out[0].startswith("* 1 FETCH ("), out[0][:200]
+    if items == "BODY.PEEK[]":
+        crlf = size + sum(l.count("\n") for l in open(os.path.join(md, ".Archive", "cur",
+                                                                     "1700000000.M1P1.big:2,S")))
+        assert f"BODY[] {{{crlf}}}" in out[0], out[0][:100]
+    assert took >= 1.0, took          # the reads were slow ...
+    assert len(rtts) >= 2, rtts
+    assert max(rtts) < 1.0, rtts      # ... and the other session did not wait for them
+
+
+def test_a_big_message_read_on_workers_is_sent_whole(make_tern):
+    """A message over 64 KiB is read by worker jobs, 256 KiB at a time:
+    the literals are the same octets as from the loop (line ends made
+    CRLF across the jobs' boundaries, partial ranges across them, BINARY
+    decoded), and the session goes on with the next command."""
+    import base64
+    t = make_tern(services=SERVICES)
+    md = t.maildir(ALICE)
+    login_raw(t).cmd("z", "LOGOUT")
+    path = os.path.join(md, ".Archive", "cur", "1700000000.M1P1.big:2,")
+    big_message(path, 3)
+    raw = open(path, "rb").read()
+    crlf = raw.replace(b"\n", b"\r\n")
+    c = imaps(t)
+    assert c.select("Archive")[0] == "OK"
+    typ, data = c.fetch("1", "(RFC822.SIZE BODY.PEEK[] BODY.PEEK[]<262100.300> BINARY.PEEK[2] "
+                             "BODY.PEEK[2.MIME] BODY.PEEK[HEADER.FIELDS (SUBJECT)] BODYSTRUCTURE)")
+    assert typ == "OK", data
+    parts = {}
+    for d in data:
+        if isinstance(d, tuple):
+            label = d[0].rsplit(b" ", 1)[0].split(b"(", 1)[-1].split(b" ")[-1]
+            parts[label.decode()] = d[1]
+    assert parts["BODY[]"] == crlf
+    assert parts["BODY[]<262100>"] == crlf[262100:262400]
+    body2 = crlf.split(b"base64\r\n\r\n", 1)[1].rsplit(b"--zz--", 1)[0]
+    assert parts["BINARY[2]"] == base64.b64decode(body2)
+    assert parts["BODY[2.MIME]"] == (b"Content-Type: application/octet-stream\r\n"
+                                     b"Content-Transfer-Encoding: base64\r\n\r\n")
+    assert b"Subject: big\r\n\r\n" in parts.values(), parts.keys()   # HEADER.FIELDS
+    tail = [d for d in data if not isinstance(d, tuple)]
+    assert any(b"BODYSTRUCTURE ((\"text\" \"plain\"" in x for x in tail + [d[0] for d in data if isinstance(d, tuple)])
+    # the same from a second session, while the first fetches too
+    d = imaps(t)
+    assert d.select("Archive")[0] == "OK"
+    typ, got = d.fetch("1", "(BINARY.PEEK[2]<1000.70000>)")
+    assert typ == "OK" and got[0][1] == base64.b64decode(body2)[1000:71000]
+    assert c.noop()[0] == "OK" and d.logout()[0] == "BYE"
+    c.logout()
