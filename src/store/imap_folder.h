@@ -36,12 +36,13 @@
 #include <stdint.h>
 
 #include "proto/imap_parse.h"
+#include "proto/maildir_keywords.h"
 
 #define IMAP_FOLDER_STATE "tern-imap.state"
 #define IMAP_FOLDER_CACHE "tern-imap.cache"   /* imap_cache.c */
 #define IMAP_FOLDER_DK "dovecot-keywords"   /* imap_keywords.c */
 #define IMAP_FOLDER_KW_MAX 32       /* keywords per folder (one bit each) */
-#define IMAP_DK_SLOTS 26            /* of them with a letter a-z in the names */
+#define IMAP_DK_SLOTS MAILDIR_KW_SLOTS   /* of them with a letter a-z in the names */
 
 struct imap_msg {
 	uint32_t uid;

@@ -30,6 +30,7 @@
 #include "store/imap_folder.h"
 #include "core/fsutil.h"
 #include "core/util.h"
+#include "proto/maildir_keywords.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -76,18 +77,13 @@ uint32_t imap_kw_named(const struct imap_folder *f)
 
 uint32_t imap_kw_of_name(const struct imap_folder *f, const char *name)
 {
-	const char *info = strstr(name, ":2,");
-	uint32_t kw = 0;
+	uint32_t letters = maildir_kw_letters(name), kw = 0;
 
-	if (info == NULL)
+	if (letters == 0)
 		return 0;
-	for (const char *p = info + 3; *p; p++) {
-		if (*p < 'a' || *p > 'z')
-			continue;
-		for (size_t i = 0; i < f->nkw; i++)
-			if (f->kw_slot[i] == *p - 'a')
-				kw |= 1u << i;
-	}
+	for (size_t i = 0; i < f->nkw; i++)
+		if (f->kw_slot[i] >= 0 && (letters & (1u << f->kw_slot[i])))
+			kw |= 1u << i;
 	return kw;
 }
 
@@ -95,26 +91,18 @@ uint32_t imap_kw_of_name(const struct imap_folder *f, const char *name)
  * old's info that name no keyword of tern's (Dovecot's, kept). */
 size_t imap_kw_letters(const struct imap_folder *f, uint32_t kw, const char *old, char out[IMAP_DK_SLOTS + 1])
 {
-	bool on[IMAP_DK_SLOTS] = { false };
-	const char *info = old ? strstr(old, ":2,") : NULL;
+	uint32_t on = old ? maildir_kw_letters(old) : 0;
 	size_t o = 0;
 
-	for (size_t i = 0; i < f->nkw; i++)
-		if ((kw & (1u << i)) && f->kw_slot[i] >= 0)
-			on[f->kw_slot[i]] = true;
-	if (info) {
-		for (const char *p = info + 3; *p; p++) {
-			if (*p < 'a' || *p > 'z')
-				continue;
-			bool ours = false;
-			for (size_t i = 0; i < f->nkw && !ours; i++)
-				ours = f->kw_slot[i] == *p - 'a';
-			if (!ours)
-				on[*p - 'a'] = true;
-		}
+	for (size_t i = 0; i < f->nkw; i++) {
+		if (f->kw_slot[i] < 0)
+			continue;
+		on &= ~(1u << f->kw_slot[i]);   /* ours: kw says */
+		if (kw & (1u << i))
+			on |= 1u << f->kw_slot[i];
 	}
 	for (int s = 0; s < IMAP_DK_SLOTS; s++)
-		if (on[s])
+		if (on & (1u << s))
 			out[o++] = (char)('a' + s);
 	out[o] = '\0';
 	return o;
@@ -133,15 +121,15 @@ static bool imap_dk_read(const char *path, char *names[IMAP_DK_SLOTS], struct st
 		memset(st, 0, sizeof(*st));
 	while (fgets(line, sizeof(line), fp)) {
 		size_t len = strcspn(line, "\r\n");
-		char *sp = memchr(line, ' ', len);
-		uint64_t n;
+		const char *name;
+		size_t nlen;
+		unsigned n;
 
-		line[len] = '\0';
 		/* Dovecot skips lines it cannot read; so does tern */
-		if (sp == NULL || sp[1] == '\0' || !parse_u64(line, (size_t)(sp - line), 0, IMAP_DK_SLOTS - 1, &n))
+		if (!maildir_kw_line_parse(line, len, &n, &name, &nlen))
 			continue;
 		free(names[n]);
-		names[n] = xstrdup(sp + 1);
+		names[n] = xstrndup(name, nlen);
 	}
 	fclose(fp);
 	return true;
