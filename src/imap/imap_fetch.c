@@ -511,7 +511,15 @@ static bool fetch_tree(struct imap_fetch *fx)
 
 /* Octets of the file at off for a literal: pread for a small file, the
  * read-ahead buffer for a big one; -2 when the buffer does not hold off
- * (a job must read it: fetch_load). */
+ * (a job must read it: fetch_needs_read, fetch_load). */
+/* Must a job read for off (a big file whose buffer does not hold it)? */
+static bool fetch_needs_read(const struct imap_fetch *fx, uint64_t off)
+{
+	if (!fx->big || (fx->rbuf && off >= fx->roff && off < fx->roff + fx->rlen))
+		return false;
+	return !(fx->rbuf && fx->reof && off >= fx->roff + fx->rlen);
+}
+
 static ssize_t fetch_pread(struct imap_fetch *fx, char *buf, size_t want, uint64_t off)
 {
 	if (!fx->big)
@@ -524,7 +532,6 @@ static ssize_t fetch_pread(struct imap_fetch *fx, char *buf, size_t want, uint64
 	}
 	if (fx->rbuf && fx->reof && off >= fx->roff + fx->rlen)
 		return 0;
-	fx->rnext = off;
 	return -2;
 }
 
@@ -715,7 +722,7 @@ static bool fetch_stream_fill(struct imap_session *s, struct imap_fetch *fx)
 		char o[2 * IMAP_FETCH_CHUNK];
 		if (fx->sdecode) {
 			if (!fetch_decode_fill(s, fx))
-				return false;   /* a job reads on: fx->rnext */
+				return false;   /* a job reads on */
 			continue;
 		}
 		size_t olen = 0;
@@ -1218,10 +1225,12 @@ bool imap_fetch_continue(struct imap_session *s)
 		if (s->sel->busy)
 			return false;   /* a job has the folder: its end wakes us */
 		if (fx->streaming && !fetch_stream_fill(s, fx)) {
-			if (fx->big && fx->streaming && fetch_pread(fx, NULL, 0, fx->spos) == -2)
-				fetch_load(s, fx, fetch_read_work);   /* the buffer ran out */
-			else
+			if (fx->streaming && fetch_needs_read(fx, fx->spos)) {
+				fx->rnext = fx->spos;   /* the buffer ran out: a job reads on */
+				fetch_load(s, fx, fetch_read_work);
+			} else {
 				conn_await_drain(&s->conn);
+			}
 			return false;
 		}
 		if (conn_pending(&s->conn) >= SESSION_OUT_HIGH) {

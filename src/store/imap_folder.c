@@ -787,14 +787,15 @@ static bool imap_msg_rename(struct imap_folder *f, struct imap_msg *m, char *to)
 }
 
 /* Keywords that just got a letter: their bits (from the state) go into
- * the names, once dovecot-keywords names the letters. */
+ * the names, once dovecot-keywords names the letters (written here too
+ * when it lacks some, say after another program removed it). */
 static void imap_kw_to_names(struct imap_folder *f)
 {
 	bool renamed = false;
 
-	if (f->kw_from_state == 0)
+	if (f->kw_from_state == 0 && !f->dk_dirty)
 		return;
-	if (!imap_dk_flush(f))
+	if (!imap_dk_flush(f) || f->kw_from_state == 0)
 		return;   /* the state keeps the bits: the next scan tries again */
 	for (size_t i = 0; i < f->n; i++) {
 		struct imap_msg *m = &f->v[i];
