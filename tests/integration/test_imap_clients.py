@@ -329,9 +329,8 @@ def test_dovecot_reads_what_tern_wrote_and_back(shared_base):
     octet, same RFC822.SIZE and INTERNALDATE) and system flags.  Then
     Dovecot changes flags, creates a folder and appends, and tern sees
     that, and a flag tern sets later keeps the letter of a keyword Dovecot
-    set.  Keywords are not compared: tern keeps them in its state file,
-    Dovecot in dovecot-keywords and letters in the name (the issue asks
-    only flags to agree)."""
+    set.  Keywords agree both ways: letters after the flags in the name,
+    named by the folder's dovecot-keywords, as Dovecot keeps them."""
     from conftest import Tern
     t = Tern(os.path.join(shared_base, "tern"), services=SERVICES).start()
     dove = None
@@ -374,8 +373,7 @@ def test_dovecot_reads_what_tern_wrote_and_back(shared_base):
             assert set(got) == set(want), (mb, got.keys(), want.keys())
             for subj, (fl, size, date, body) in want.items():
                 gfl, gsize, gdate, gbody = got[subj]
-                sysflags = {f for f in fl if f.startswith("\\")}
-                assert gfl == sysflags, (mb, subj, gfl, fl)
+                assert gfl == fl, (mb, subj, gfl, fl)   # keywords too
                 assert (gsize, gdate, gbody) == (size, date, body), (mb, subj)
         assert tern_view["Sent"]["draft"][2] == "05-Mar-2023 12:34:56 +0000"
 
@@ -398,25 +396,37 @@ def test_dovecot_reads_what_tern_wrote_and_back(shared_base):
         c = imaps(t)
         assert {"Dove/Sub"} <= mailbox_names(c)
         got = messages_by_subject(c, "INBOX")
-        assert got["message 1"][0] == {"\\Flagged"}, got["message 1"][0]
-        # $Work stays: Dovecot never knew it (keywords are not shared)
-        assert got["message 2"][0] == {"\\Flagged", "\\Deleted", "$Work"}, got["message 2"][0]
+        assert got["message 1"][0] == {"\\Flagged", "$Dove"}, got["message 1"][0]
+        # Dovecot's STORE FLAGS replaced the keywords too: $Work went
+        assert got["message 2"][0] == {"\\Flagged", "\\Deleted"}, got["message 2"][0]
         assert messages_by_subject(c, "Work/Projects")["message 3"][0] == {"\\Seen"}
         sub = messages_by_subject(c, "Dove/Sub")
         assert list(sub) == ["from dovecot"]
         fl, size, date, body = sub["from dovecot"]
         assert fl == {"\\Flagged"} and date == "07-Apr-2024 08:00:00 +0000"
         assert body == b"Subject: from dovecot\r\n\r\nwritten by dovecot\r\n" and size == len(body)
-        # tern renames the file for a flag: Dovecot's keyword letter stays
+        # tern renames the file for a flag: Dovecot's keyword stays; a
+        # keyword new to both, set in tern, and one tern takes off
         c.select("INBOX")
         typ, data = c.search(None, "SUBJECT", '"message 1"')
-        assert c.store(data[0].decode(), "+FLAGS", "(\\Answered)")[0] == "OK"
+        assert c.store(data[0].decode(), "+FLAGS", "(\\Answered $Later)")[0] == "OK"
+        typ, data = c.search(None, "SUBJECT", '"message 2"')
+        assert c.store(data[0].decode(), "+FLAGS", "($Dove)")[0] == "OK"
+        assert c.store(data[0].decode(), "-FLAGS", "($Dove)")[0] == "OK"
+        assert c.store(data[0].decode(), "+FLAGS", "($Work)")[0] == "OK"
+        typ, data = c.search(None, "KEYWORD", "$Dove")
+        assert data == [b"1"], data
+        c.select("Work/Projects")
+        assert c.store("1", "+FLAGS", "(NonJunk)")[0] == "OK"   # another folder: its own file
         c.logout()
         dove = DovecotImap(os.path.join(shared_base, "dovecot2"), ALICE, "alicepw", home).start()
         d = dove.client()
         got = messages_by_subject(d, "INBOX")
-        assert got["message 1"][0] == {"\\Flagged", "\\Answered", "$Dove"}, got["message 1"][0]
+        assert got["message 1"][0] == {"\\Flagged", "\\Answered", "$Dove", "$Later"}, got["message 1"][0]
+        assert got["message 2"][0] == {"\\Flagged", "\\Deleted", "$Work"}, got["message 2"][0]
+        assert messages_by_subject(d, "Work/Projects")["message 3"][0] == {"\\Seen", "NonJunk"}
         d.logout()
+        assert "unknown-" not in dove.logs()
     finally:
         if dove:
             dove.stop()
