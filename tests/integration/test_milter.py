@@ -329,6 +329,11 @@ def test_added_fields_and_quarantine(make_tern, sim):
     t.wait_log("event=milter_quarantine")
     show = t.cli("queue", "show", qid).stdout
     assert "held: yes" in show, show
+    # the queued line gives the held message's real size, the one its
+    # queue file holds (it said size=0)
+    size = int(re.search(r"^size: (\d+)$", show, re.M).group(1))
+    assert size > 0, show
+    assert re.search(rf"event=queued session=\S+ queue={qid} .*size={size} path=queue ", t.log()), t.log()
     assert len(t.messages("bob@example.test")) == 1
     listing = t.cli("queue", "list").stdout
     assert re.search(rf"^{qid} +held +bob@example.test", listing, re.M), listing
