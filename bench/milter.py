@@ -36,32 +36,6 @@ RCPT = sd.RCPT
 RSPAMD = shutil.which("rspamd") or "/usr/bin/rspamd"
 DNSMASQ = shutil.which("dnsmasq") or "/usr/sbin/dnsmasq"
 
-RSPAMD_CONF = """
-.include "$CONFDIR/common.conf"
-options {{
-    pidfile = "$RUNDIR/rspamd.pid";
-    filters = "chartable,regexp";
-    cache_file = "$DBDIR/symbols.cache";
-    url_tld = "${{SHAREDIR}}/effective_tld_names.dat";
-    tempdir = "{tmp}";
-    dns {{ nameserver = ["127.0.0.1:{dns}"]; timeout = 0.2s; retransmits = 1; }}
-}}
-logging {{ type = "file"; filename = "$LOGDIR/rspamd.log"; level = "warning"; }}
-worker "rspamd_proxy" {{
-    bind_socket = "127.0.0.1:{port}";
-    milter = yes;
-    count = {count};
-    timeout = 60s;
-    spam_header = "X-Spam";
-    upstream "local" {{ default = yes; self_scan = yes; }}
-}}
-"""
-MILTER_HEADERS = """
-use = ["x-spamd-result", "x-rspamd-queue-id", "x-rspamd-action"];
-skip_local = false;
-skip_authenticated = false;
-"""
-
 
 class Rspamd:
     """A private rspamd on 127.0.0.1, its DNS the bench's dnsmasq (every
@@ -72,27 +46,16 @@ class Rspamd:
     def __init__(self, cleanup, workdir, dns_port):
         self.cleanup = cleanup
         self.base = os.path.join(workdir, "rspamd")
-        self.dirs = {k: os.path.join(self.base, k) for k in ("local", "db", "run", "log", "tmp")}
-        for d in self.dirs.values():
-            os.makedirs(d)
-        os.makedirs(os.path.join(self.dirs["local"], "local.d"))
-        with open(os.path.join(self.dirs["local"], "local.d", "milter_headers.conf"), "w") as f:
-            f.write(MILTER_HEADERS)
+        self.log = os.path.join(self.base, "log", "rspamd.log")
         self.port = b.free_port()
-        self.conf = os.path.join(self.base, "rspamd.conf")
-        with open(self.conf, "w") as f:
-            f.write(RSPAMD_CONF.format(port=self.port, dns=dns_port, tmp=self.dirs["tmp"],
-                                       count=max(1, os.cpu_count() or 1)))
+        self.args = b.rspamd_setup(self.base, self.port, dns_port, count=max(1, os.cpu_count() or 1))
         self.proc = None
 
     def start(self):
         if not os.access(RSPAMD, os.X_OK):
             raise RuntimeError("rspamd not installed (scripts/setup.sh)")
-        args = [RSPAMD, "-f", "-c", self.conf, "-i", "-u", "root", "-g", "root"]
-        for var, d in (("LOCAL_CONFDIR", "local"), ("DBDIR", "db"), ("RUNDIR", "run"), ("LOGDIR", "log")):
-            args.append(f"--var={var}={self.dirs[d]}")
         self.out = open(os.path.join(self.base, "stdout"), "wb")
-        self.proc = subprocess.Popen(args, stdout=self.out, stderr=self.out, start_new_session=True)
+        self.proc = subprocess.Popen(self.args, stdout=self.out, stderr=self.out, start_new_session=True)
         self.cleanup.push(self.stop)
         deadline = time.monotonic() + 240   # the first start compiles its expressions
         while time.monotonic() < deadline:
@@ -104,7 +67,7 @@ class Rspamd:
                 if self.proc.poll() is not None:
                     break
                 time.sleep(0.5)
-        raise RuntimeError("rspamd did not listen\n" + b.tail(os.path.join(self.dirs["log"], "rspamd.log")))
+        raise RuntimeError("rspamd did not listen\n" + b.tail(self.log))
 
     def cpu(self):
         return b.tree_cpu(self.proc.pid) if self.proc else None

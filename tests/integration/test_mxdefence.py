@@ -35,15 +35,6 @@ def dns_port():
     dns.stop()
 
 
-@pytest.fixture
-def silent_dns():
-    """A name server that never answers: every lookup times out."""
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    s.bind(("127.0.0.1", 0))
-    yield s.getsockname()[1]
-    s.close()
-
-
 def conf(dns_port, dnsbl=None, greylist=None, smtp=None, trusted=UNTRUSTED):
     c = {"relay": dict(trusted), "dns": {"servers": f"127.0.0.1:{dns_port}"}}
     if dnsbl:
