@@ -9,10 +9,15 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 
 import pytest
 
+from conftest import ROOT
 from test_imap import ALICE, SERVICES, deliver, imaps, msg
+
+sys.path.insert(0, os.path.join(ROOT, "bench"))
+import benchlib  # noqa: E402 - the Dovecot config the benches use too
 
 CURL = shutil.which("curl")
 MBSYNC = shutil.which("mbsync")
@@ -149,27 +154,13 @@ set timeout = 1
 
 DOVECOT = shutil.which("dovecot") or (os.path.exists("/usr/sbin/dovecot") and "/usr/sbin/dovecot")
 DOVECOT_IMAP = os.path.exists("/usr/lib/dovecot/imap")
-MAIL_USER = "benchmail"   # the bench's user: Dovecot runs no mail process as root
-
-
-def mail_user():
-    """(uid, gid) of the system user Dovecot runs the mail process as,
-    created with useradd when missing (as bench/benchlib.py does)."""
-    import pwd
-    try:
-        pw = pwd.getpwnam(MAIL_USER)
-    except KeyError:
-        subprocess.run(["useradd", "--system", "--user-group", "--no-create-home", "--home-dir",
-                        "/nonexistent", "--shell", "/usr/sbin/nologin", MAIL_USER], check=True)
-        pw = pwd.getpwnam(MAIL_USER)
-    return pw.pw_uid, pw.pw_gid
-
-
-def give_tree(path, uid, gid):
-    os.chown(path, uid, gid)
-    for d, dirs, files in os.walk(path):
-        for n in dirs + files:
-            os.chown(os.path.join(d, n), uid, gid)
+# "/" as the hierarchy separator (Maildir++ on disk, as tern keeps it)
+NAMESPACE = """\
+namespace inbox {
+  inbox = yes
+  separator = /
+}
+"""
 
 
 class DovecotImap:
@@ -179,58 +170,22 @@ class DovecotImap:
     tern keeps it)."""
 
     def __init__(self, dir, user, password, home):
-        import tempfile
         from conftest import free_port
         self.dir = str(dir)
         self.port = free_port()
-        uid, gid = mail_user()
+        uid, gid = benchlib.ensure_user()
         for d in ("run", "state"):
             os.makedirs(os.path.join(self.dir, d))
-        passwd = os.path.join(self.dir, "passwd")
-        with open(passwd, "w") as f:
-            f.write(f"{user}:{{PLAIN}}{password}:{uid}:{gid}::{home}::\n")
-        os.chmod(passwd, 0o644)
+        passwd = benchlib.dovecot_passwd(self.dir, user, password, uid, gid, home)
         self.log = os.path.join(self.dir, "dovecot.log")
         self.conf = os.path.join(self.dir, "dovecot.conf")
         with open(self.conf, "w") as f:
-            f.write(f"""base_dir = {self.dir}/run
-state_dir = {self.dir}/state
-log_path = {self.log}
-info_log_path = {self.log}
-protocols = imap
-listen = 127.0.0.1
-ssl = no
-disable_plaintext_auth = no
-auth_mechanisms = plain
-first_valid_uid = {uid}
-last_valid_uid = {uid}
-mail_location = maildir:~/Maildir
-namespace inbox {{
-  inbox = yes
-  separator = /
-}}
-passdb {{
-  driver = passwd-file
-  args = {passwd}
-}}
-userdb {{
-  driver = passwd-file
-  args = {passwd}
-}}
-service imap-login {{
-  inet_listener imap {{
-    address = 127.0.0.1
-    port = {self.port}
-  }}
-  inet_listener imaps {{
-    port = 0
-  }}
-}}
-""")
+            f.write(benchlib.dovecot_conf(self.dir, passwd, "imap", uid=uid, mail_location="maildir:~/Maildir",
+                                          extra=NAMESPACE,
+                                          services=benchlib.dovecot_imap_listener(self.port)))
         self.proc = None
 
     def start(self):
-        import time
         from conftest import wait_port
         self.out = open(os.path.join(self.dir, "stderr.log"), "wb")
         self.proc = subprocess.Popen([DOVECOT, "-F", "-c", self.conf], stdout=self.out,
@@ -352,12 +307,12 @@ def test_dovecot_reads_what_tern_wrote_and_back(shared_base):
 
         # Dovecot's mail process runs as benchmail: it gets the tree
         home = os.path.dirname(t.maildir(ALICE))
-        uid, gid = mail_user()
+        uid, gid = benchlib.ensure_user()
         p = home
         while p != shared_base:
             os.chmod(p, os.stat(p).st_mode | 0o711)
             p = os.path.dirname(p)
-        give_tree(home, uid, gid)
+        benchlib.chown_tree(home, uid, gid)
         subs_before = open(os.path.join(t.maildir(ALICE), "subscriptions"), "rb").read()
         dove = DovecotImap(os.path.join(shared_base, "dovecot"), ALICE, "alicepw", home).start()
         d = dove.client()
