@@ -147,7 +147,20 @@ set timeout = 1
                            env=env, timeout=60)
     assert r.returncode == 0, r.stdout[-2000:]
     cur = os.listdir(os.path.join(t.maildir(ALICE), "cur"))
-    assert len(cur) == 1 and cur[0].endswith(":2,F"), cur
+    assert len(cur) == 1, cur
+    info = cur[0].rsplit(":2,", 1)[1]
+    flags = "".join(c for c in info if c.isupper())
+    letters = [c for c in info if c.islower()]
+    assert flags == "F", cur
+    # mutt (mark_old, the default) also stores its "Old" keyword on IMAP:
+    # a keyword is a Dovecot letter named by the folder's dovecot-keywords
+    names = {}
+    if letters:
+        with open(os.path.join(t.maildir(ALICE), "dovecot-keywords")) as f:
+            for line in f:
+                n, name = line.split(None, 1)
+                names[chr(ord("a") + int(n))] = name.strip()
+    assert all(names.get(c) == "Old" for c in letters), (cur, names)
 
 
 # ---- Dovecot's imapd on the Maildir tern wrote, and back ----------------------------
