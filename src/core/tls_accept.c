@@ -99,8 +99,8 @@ static void tls_accept_work(void *arg)
 	size_t left;
 	int r;
 
-	if (a->cancelled)
-		return;
+	/* (cancelled is the loop's to read: a cancelled job runs anyway,
+	 * its done() frees.) */
 	ERR_clear_error();
 	if (BIO_write(a->rbio, a->in, (int)a->in_len) != (int)a->in_len) {
 		a->step = TLS_ACCEPT_FAILED;
