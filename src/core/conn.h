@@ -141,8 +141,11 @@ enum conn_line conn_take_line(struct conn *c, char *buf, size_t cap, size_t max,
  * stays inside the line; buf holds the line with its CRLF. */
 enum conn_line conn_take_crlf_line(struct conn *c, char *buf, size_t cap, size_t max, size_t *len);
 
-/* Implicit TLS: an OpenSSL bufferevent on the same socket, now, with
- * nothing written yet.  False (ssl freed) when it cannot be made. */
+/* Implicit TLS: the handshake starts now on the TLS workers
+ * (core/tls_accept.c); ops->connected once it is over, when an OpenSSL
+ * bufferevent on the same socket takes over what was written and
+ * enabled meanwhile; ops->event (ERROR or EOF) when it fails.  False
+ * (ssl freed) when it cannot start. */
 bool conn_start_tls(struct conn *c, SSL *ssl);
 /* STARTTLS/STLS: all output from now on goes through the write events;
  * once it has left, the switch is made and ops->starttls_done told. */

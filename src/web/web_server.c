@@ -11,7 +11,7 @@
  * deadline for both, and persistent connections (RFC 9112 9.3): up to
  * WEB_KEEPALIVE_REQUESTS requests each, closed after WEB_IDLE_S without
  * one.  A poller (Prometheus keeps its connection) then costs one TLS
- * handshake per connection, not per request, on tern's one loop.
+ * handshake per connection, not per request (its CPU on the TLS workers).
  *
  * A connection: READ (head, then body) -> WRITE (reply queued; once it
  * has drained, back to READ for the next request, or freed when either
