@@ -5,9 +5,12 @@ TLS handshakes at once (no session resumption) on an implicit-TLS service
 The handshakes run on the TLS context's worker threads (core/tls_accept.c).
 Before, they ran on the loop: ~0.48 ms of the loop's CPU per handshake
 (EC P-256 certificate, X25519), 0.18 ms after (the socket I/O).  Measured
-interleaved on this shared 2-core machine (load average 6-11, noisy): the
-loop version failed the 50 ms p99 in 9 of 12 service runs (worst NOOP
-31-171 ms), the worker version in 2 of 12 (p99 11-41 ms, one 59 ms).
+interleaved on this shared 2-core machine (load average 3.5-11, other
+processes' fuzzers; noisy): the loop version failed the 50 ms p99 in 12
+of 20 service runs (worst NOOP 19-283 ms), the worker version in 3 of 20
+(p99 6-41 ms, three of 51-94 ms).  A spike left after the change is the
+loop thread waiting for a core, which no code in tern can remove on a
+machine loaded like that.
 """
 import socket
 import ssl
