@@ -265,6 +265,18 @@ def tree_cpu(pid):
     return total / CLK_TCK
 
 
+def loop_cpu(pid):
+    """CPU seconds used so far by pid's main thread, tern's event loop
+    (its worker threads, TLS handshakes and disk commits, not counted);
+    None if gone."""
+    try:
+        with open(f"/proc/{pid}/task/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+
 def vm_hwm_kib(pid):
     """Peak resident set size (VmHWM) of pid in KiB, None if gone."""
     try:
