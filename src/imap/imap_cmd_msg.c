@@ -836,9 +836,37 @@ static bool imap_search_reads(const struct imap_search_node *n)
 	return false;
 }
 
+/* Does the program ask for internal dates or sizes (the scan reads
+ * names only: the files are looked at first, imap_folder_stat)? */
+static bool imap_search_stats(const struct imap_search_node *n)
+{
+	for (; n; n = n->next) {
+		switch (n->key) {
+		case IMAP_SK_BEFORE: case IMAP_SK_ON: case IMAP_SK_SINCE: case IMAP_SK_LARGER: case IMAP_SK_SMALLER:
+			return true;
+		default:
+			break;
+		}
+		if (imap_search_stats(n->child))
+			return true;
+	}
+	return false;
+}
+
+/* Are all messages of the view looked at (their dates and sizes known)? */
+static bool imap_view_known(struct imap_session *s)
+{
+	for (size_t i = 0; i < s->nview; i++) {
+		long k = imap_view_index(s, i);
+		if (k >= 0 && !imap_msg_known(&s->sel->f->v[k]))
+			return false;
+	}
+	return true;
+}
+
 struct imap_search_job {
 	struct imap_search_node *prog;   /* in the parser's arena (hold_args) */
-	bool uid, esearch, modseq;
+	bool uid, esearch, modseq, stats;
 	unsigned ret;             /* 1 MIN 2 MAX 4 ALL 8 COUNT */
 	uint32_t *hits;
 	size_t nh;
@@ -903,7 +931,11 @@ static void imap_search_answer(struct imap_session *s, struct imap_search_job *x
 
 static void imap_search_work(struct imap_job *j)
 {
-	imap_search_run(j->s, j->arg);
+	struct imap_search_job *x = j->arg;
+
+	if (x->stats && j->f)
+		imap_folder_stat_all(j->f);
+	imap_search_run(j->s, x);
 }
 
 static void imap_search_done(struct imap_job *j)
@@ -962,14 +994,16 @@ void imap_cmd_search(struct imap_session *s, const struct imap_arg *a, bool uid)
 	x->modseq = imap_search_has_modseq(prog);
 	if (x->modseq)
 		s->condstore = true;   /* a CONDSTORE-enabling command */
-	if (!imap_search_reads(prog)) {
+	x->stats = imap_search_stats(prog);
+	if (!imap_search_reads(prog) && (!x->stats || imap_view_known(s))) {
 		/* flags, dates, sizes, UIDs: in memory, at once */
 		imap_search_run(s, x);
 		imap_search_answer(s, x);
 		return;
 	}
-	/* Header and text keys read the messages: on a worker, the folder
-	 * held, the parsed program kept until the answer. */
+	/* Header and text keys read the messages, dates and sizes not yet
+	 * known stat them: on a worker, the folder held, the parsed program
+	 * kept until the answer. */
 	struct imap_job *j = imap_job_new(s, s->sel->path, "search", imap_search_work, imap_search_done);
 	j->arg = x;
 	s->hold_args = true;

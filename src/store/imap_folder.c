@@ -469,8 +469,8 @@ static void imap_take_new(struct imap_folder *f)
 
 /* date, fsize, ino from the file, and the size when not known: from
  * ",W=", else counted (open + fstat + read: one syscall fewer than
- * stat then read to EOF, 10,000 fewer for a cold look at a big folder). */
-static void imap_msg_stat(struct imap_folder *f, struct imap_msg *m)
+ * stat then read to EOF).  False when the file is not there. */
+static bool imap_msg_stat(struct imap_folder *f, struct imap_msg *m)
 {
 	char *p = imap_folder_msg_path(f, (size_t)(m - f->v));
 	struct stat st;
@@ -487,12 +487,26 @@ static void imap_msg_stat(struct imap_folder *f, struct imap_msg *m)
 		m->date = (int64_t)st.st_mtime;
 		m->fsize = (uint64_t)st.st_size;
 		m->ino = (uint64_t)st.st_ino;
-		if (fd >= 0)
+		if (fd >= 0) {
 			m->size = imap_fd_size(fd, (uint64_t)st.st_size);
+			f->dirty = true;   /* the state file keeps it */
+		}
 	}
 	if (fd >= 0)
 		close(fd);
 	free(p);
+	return ok;
+}
+
+bool imap_folder_stat(struct imap_folder *f, size_t i)
+{
+	return imap_msg_known(&f->v[i]) || imap_msg_stat(f, &f->v[i]);
+}
+
+void imap_folder_stat_all(struct imap_folder *f)
+{
+	for (size_t i = 0; i < f->n; i++)
+		imap_folder_stat(f, i);
 }
 
 bool imap_folder_scan(struct imap_folder *f, bool *changed)
@@ -530,7 +544,8 @@ bool imap_folder_scan(struct imap_folder *f, bool *changed)
 		if (m->mark)
 			continue;   /* the same base twice: the first counts */
 		m->mark = true;
-		bool first = m->date < 0;   /* loaded from the state file: not yet seen */
+		bool first = !m->found;   /* loaded from the state file: not yet seen */
+		m->found = true;
 		if (strcmp(m->name, v[i]) != 0) {
 			unsigned fl = imap_folder_flags_of(v[i]);
 			if (!first && fl != m->flags) {
@@ -545,9 +560,13 @@ bool imap_folder_scan(struct imap_folder *f, bool *changed)
 			r->base = m->name;   /* the same base: the sort order holds */
 			v[i] = NULL;
 		}
+		/* Names only: the file is looked at when its date or size is
+		 * first asked for (imap_folder_stat), so a first look at
+		 * 10,000 messages is a readdir, not 10,000 opens and reads. */
 		if (first) {
 			m->flags = imap_folder_flags_of(m->name);
-			imap_msg_stat(f, m);
+			if (m->size == 0)
+				imap_name_size(m->name, &m->size);
 		}
 	}
 	/* Gone files drop out; UIDs stay ascending. */
@@ -571,7 +590,8 @@ bool imap_folder_scan(struct imap_folder *f, bool *changed)
 		m->flags = imap_folder_flags_of(m->name);
 		m->modseq = ++f->modseq;
 		m->date = -1;
-		imap_msg_stat(f, m);
+		m->found = true;
+		imap_name_size(m->name, &m->size);
 		*changed = true;
 		f->dirty = true;
 	}
@@ -777,7 +797,8 @@ static bool imap_folder_take(struct imap_folder *f, const char *tmp_name, unsign
 	m->kw = kw;
 	m->modseq = ++f->modseq;
 	m->size = size;
-	m->date = date;
+	m->date = -1;
+	m->found = true;
 	imap_msg_stat(f, m);
 	*uid = m->uid;
 	f->dirty = true;
@@ -853,14 +874,22 @@ bool imap_folder_copy_file(struct imap_folder *dst, const char *from, unsigned f
 		snprintf(host, sizeof(host), "localhost");
 	host[sizeof(host) - 1] = '\0';
 	imap_folder_unique(uniq, sizeof(uniq) - 40, host);
-	/* Keep ,W= so nobody has to read the copy to size it. */
+	/* Keep ,W= so nobody has to read the copy to size it (0: the
+	 * source's size is not known yet; the copy is measured). */
 	size_t ul = strlen(uniq);
-	snprintf(uniq + ul, sizeof(uniq) - ul, ",W=%" PRIu64, size);
+	if (size > 0)
+		snprintf(uniq + ul, sizeof(uniq) - ul, ",W=%" PRIu64, size);
 	to = xasprintf("%s/tmp/%s", dst->path, uniq);
 	/* A hard link shares the data (a Maildir file never changes once
 	 * written); across file systems it is a copy. */
 	bool linked = link(from, to) == 0;
 	ok = linked || (errno != ENOENT && imap_copy_file(from, to));
+	if (ok && !linked && date < 0) {
+		/* the source's date not looked at yet: its mtime */
+		struct stat st;
+		if (stat(from, &st) == 0)
+			date = (int64_t)st.st_mtime;
+	}
 	free(to);
 	if (!ok)
 		return false;
