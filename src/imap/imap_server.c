@@ -64,6 +64,11 @@
  * second device) reads neither the state file nor the directory again. */
 #define IMAP_SHARED_KEEP 16
 
+/* A folder's cache file is rewritten whole, the folder held meanwhile
+ * (10,000 messages: ~5 MB, tens of ms): at most this often while
+ * sessions use it, and when the last one leaves. */
+#define IMAP_CACHE_SAVE_DELAY_S 30
+
 struct imap_server {
 	struct tern *t;
 	struct imap_shared *shared;
@@ -713,6 +718,8 @@ void imap_server_free(struct imap_server *is)
 			if (sh->f->cache_dirty)
 				imap_cache_save(sh->f);
 		}
+		if (sh->cache_ev)
+			event_free(sh->cache_ev);
 		imap_folder_free(sh->f);
 		free(sh->path);
 		free(sh);
@@ -760,6 +767,7 @@ static struct imap_shared *imap_shared_get(struct imap_server *is, const char *p
 		return sh;
 	}
 	sh = xcalloc(1, sizeof(*sh));
+	sh->is = is;
 	sh->path = xstrdup(path);
 	sh->wd_new = sh->wd_cur = -1;
 	sh->dirty = true;
@@ -788,11 +796,32 @@ static void imap_job_save_work(struct imap_job *j)
 		j->err = errno;
 }
 
+static void imap_cache_timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct imap_shared *sh = arg;
+	struct imap_job *j;
+
+	/* refs 0: the last session's release has saved it (imap_shared_put) */
+	if (sh->refs == 0)
+		return;
+	j = xcalloc(1, sizeof(*j));
+	j->t = sh->is->t;
+	j->sh = sh;
+	sh->refs++;
+	j->op = "cache";
+	j->work = imap_job_save_work;   /* the worker looks whether it is still behind */
+	imap_job_submit(j);
+}
+
 void imap_cache_save_later(struct imap_session *s)
 {
-	struct imap_job *j = imap_job_new(s, s->sel->path, "cache", imap_job_save_work, NULL);
-	j->s = NULL;   /* the server's: the session does not wait */
-	imap_job_submit(j);
+	struct imap_shared *sh = s->sel;
+	struct timeval tv = { IMAP_CACHE_SAVE_DELAY_S, 0 };
+
+	if (sh->cache_ev == NULL)
+		sh->cache_ev = evtimer_new(s->t->base, imap_cache_timer_cb, sh);
+	if (sh->cache_ev && !evtimer_pending(sh->cache_ev, NULL))
+		evtimer_add(sh->cache_ev, &tv);
 }
 
 /* An entry nobody uses goes: unwatched, freed (its state was saved). */
@@ -805,6 +834,8 @@ static void imap_shared_drop(struct imap_server *is, struct imap_shared *sh, boo
 		}
 	if (kept)
 		is->nkept--;
+	if (sh->cache_ev)
+		event_free(sh->cache_ev);
 	imap_shared_unwatch(is, sh);
 	imap_folder_free(sh->f);
 	free(sh->path);

@@ -201,7 +201,7 @@ def test_fetch_cache_reads_no_message_the_second_time(make_tern):
     assert "BODYSTRUCTURE ((\"text\" \"plain\" (\"charset\" \"utf-8\")" in cold[0]
     assert "(\"message\" \"rfc822\" NIL" in cold[0] and "\"inner\"" in cold[0]
     assert len(cold_opened) >= n          # the first time every file is read
-    # the cache file is written by a job after the FETCH; a restart proves
+    # the cache file is written by a job when the session leaves; a restart proves
     # the second session reads it from the disk, not from memory
     t.stop()
     assert os.path.exists(cache_file(t))
@@ -243,6 +243,52 @@ def test_a_damaged_cache_gives_the_same_answers(make_tern, damage):
     t.stop()
     t.start()
     assert fetch_all(t) == first
+
+
+def test_fetch_leaves_the_cache_write_for_later(make_tern):
+    """The cache file is rewritten whole, the folder held meanwhile: a
+    FETCH that adds to it is not followed by that write at once (the next
+    command on the folder would wait for it); it comes when the last
+    session leaves the folder."""
+    t = make_tern(services=SERVICES, config={"server": {"log_debug": "yes"}})
+    md = t.maildir(ALICE)
+    login_raw(t).cmd("z", "LOGOUT")
+    os.makedirs(os.path.join(md, "new"), exist_ok=True)
+    for i in range(20):
+        with open(os.path.join(md, "new", f"{1700000000 + i}.M{i}P1.x"), "w") as f:
+            f.write(rich(i))
+    r = login_raw(t)
+    assert r.cmd("s", "SELECT INBOX")[-1].startswith("s OK")
+    out = r.cmd("f", "FETCH 1:* (ENVELOPE BODYSTRUCTURE)")
+    assert out[-1].startswith("f OK") and len(out) == 21
+    assert r.cmd("t", "STORE 1 +FLAGS (\\Flagged)")[-1].startswith("t OK")
+    # a folder's jobs run one at a time, in order: a cache write the
+    # FETCH queued would have ended before the STORE's job
+    log = t.wait_log("op=store")
+    assert "op=cache" not in log[:log.index("op=store")], log[-2000:]
+    assert not os.path.exists(cache_file(t))
+    r.cmd("z", "LOGOUT")
+    t.wait_log("op=save")   # the last session gone: state and cache written
+    assert os.path.exists(cache_file(t))
+
+
+def test_the_cache_is_written_while_the_session_stays(make_tern):
+    """A session that keeps the folder open (an IDLE client) still gets
+    the cache written, by a job within IMAP_CACHE_SAVE_DELAY_S (30 s)."""
+    t = make_tern(services=SERVICES, config={"server": {"log_debug": "yes"}})
+    md = t.maildir(ALICE)
+    login_raw(t).cmd("z", "LOGOUT")
+    os.makedirs(os.path.join(md, "new"), exist_ok=True)
+    for i in range(5):
+        with open(os.path.join(md, "new", f"{1700000000 + i}.M{i}P1.x"), "w") as f:
+            f.write(rich(i))
+    r = login_raw(t)
+    assert r.cmd("s", "SELECT INBOX")[-1].startswith("s OK")
+    assert r.cmd("f", "FETCH 1:* (BODYSTRUCTURE)")[-1].startswith("f OK")
+    t.wait_log("op=cache", timeout=60)
+    assert os.path.exists(cache_file(t))
+    assert r.cmd("n", "NOOP")[-1].startswith("n OK")
+    r.cmd("z", "LOGOUT")
 
 
 # ---- CONDSTORE and QRESYNC (RFC 7162) -----------------------------------------
