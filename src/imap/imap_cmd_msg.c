@@ -208,6 +208,7 @@ static void imap_store_work(struct imap_job *j)
 
 	if (f == NULL)
 		return;
+	imap_folder_hold_cur(f);
 	for (size_t i = 0; i < x->n; i++) {
 		long k = imap_folder_find(f, x->uid[i]);
 		unsigned nf;
@@ -234,6 +235,7 @@ static void imap_store_work(struct imap_job *j)
 		x->kw[i] = f->v[k].kw;
 		x->modseq[i] = f->v[k].modseq;
 	}
+	imap_folder_release_cur(f);
 	if (x->changed && !imap_folder_save(f))
 		j->err = errno;
 }
@@ -385,6 +387,7 @@ void imap_cmd_store(struct imap_session *s, const struct imap_arg *a, bool uid)
 	x->uid_cmd = uid;
 	j = imap_job_new(s, s->sel->path, "store", imap_store_work, imap_store_done);
 	j->arg = x;
+	j->quiet_cur = x->n >= IMAP_JOB_QUIET_MIN;
 	/* keywords added by the flag list are in the state written there */
 	imap_job_submit(j);
 }
@@ -458,6 +461,7 @@ static void imap_move_work(struct imap_job *j)
 
 	if (j->f == NULL)
 		return;
+	imap_folder_hold_cur(j->f);
 	for (size_t i = 0; i < x->n; i++) {
 		long k;
 		if (x->v[i].new_uid == 0 || (k = imap_folder_find(j->f, x->v[i].uid)) < 0)
@@ -465,6 +469,7 @@ static void imap_move_work(struct imap_job *j)
 		if (!imap_folder_expunge(j->f, (size_t)k))
 			j->err = errno;
 	}
+	imap_folder_release_cur(j->f);
 	if (!imap_folder_save(j->f))
 		j->err = errno;
 }
@@ -522,6 +527,7 @@ static void imap_copy_done(struct imap_job *j)
 			imap_untagged(s, "OK %s", x->code);
 		m = imap_job_new(s, s->sel->path, "move", imap_move_work, imap_move_done);
 		m->arg = x;
+		m->quiet_cur = x->done >= IMAP_JOB_QUIET_MIN;
 		imap_job_submit(m);
 	} else {
 		imap_ok(s, "%s%s completed", x->code, x->move ? "MOVE" : "COPY");

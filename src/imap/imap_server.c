@@ -906,11 +906,38 @@ static void imap_job_work_cb(void *arg)
 		j->work(j);
 }
 
+/* inotify on the folder's new/ and cur/; true when both are watched. */
+static bool imap_shared_watch(struct imap_server *is, struct imap_shared *sh)
+{
+	uint32_t mask = IN_CREATE | IN_MOVED_TO | IN_MOVED_FROM | IN_DELETE;
+	char *n, *c;
+
+	if (is->ifd < 0)
+		return false;
+	n = xasprintf("%s/new", sh->path);
+	c = xasprintf("%s/cur", sh->path);
+	sh->wd_new = inotify_add_watch(is->ifd, n, mask);
+	sh->wd_cur = inotify_add_watch(is->ifd, c, mask);
+	free(n);
+	free(c);
+	return sh->wd_new >= 0 && sh->wd_cur >= 0;
+}
+
 static void imap_job_start(struct imap_job *j)
 {
 	struct imap_shared *sh = j->sh;
 
 	if (sh) {
+		/* A SELECT opening the folder: watched before its scan, so
+		 * what changes during the scan makes it dirty, and a folder
+		 * nobody changed is not read a second time right after. */
+		if (j->fresh && sh->f == NULL && (sh->wd_new < 0 || sh->wd_cur < 0))
+			imap_shared_watch(j->t->imap, sh);
+		if (j->quiet_cur && sh->wd_cur >= 0 && sh->wd_cur != sh->wd_new) {
+			inotify_rm_watch(j->t->imap->ifd, sh->wd_cur);
+			sh->wd_cur = -1;
+			j->unwatched = true;
+		}
 		sh->busy = true;
 		if (j->fresh) {
 			/* A folder open and watched is up to date but for the
@@ -1014,6 +1041,8 @@ static void imap_job_done_cb(void *arg)
 	struct imap_server *is = j->t->imap;
 
 	log_imap_job(j, now_ms_monotonic() - j->started_ms);
+	if (sh && j->unwatched && imap_shared_watch(is, sh))
+		sh->dirty = true;   /* what others did in cur/ meanwhile: a scan follows */
 	if (sh) {
 		sh->busy = false;
 		sh->in_done = true;
@@ -1178,13 +1207,7 @@ void imap_select_attach(struct imap_session *s, struct imap_job *j, bool readonl
 
 	imap_select_close(s);
 	sh->refs++;
-	if (sh->wd_new < 0 && is->ifd >= 0) {
-		char *n = xasprintf("%s/new", sh->path), *c = xasprintf("%s/cur", sh->path);
-		uint32_t mask = IN_CREATE | IN_MOVED_TO | IN_MOVED_FROM | IN_DELETE;
-		sh->wd_new = inotify_add_watch(is->ifd, n, mask);
-		sh->wd_cur = inotify_add_watch(is->ifd, c, mask);
-		free(n);
-		free(c);
+	if ((sh->wd_new < 0 || sh->wd_cur < 0) && imap_shared_watch(is, sh)) {
 		/* what came between the job's scan and the watches: a scan
 		 * follows this job (imap_shared_next) */
 		sh->dirty = true;

@@ -76,6 +76,12 @@ struct imap_job {
 	bool scan;                /* look at the directory before work() */
 	bool raw;                 /* hold the folder, do not open it (DELETE, RENAME) */
 	bool fresh;               /* scan only if inotify says it changed (SELECT) */
+	/* Renames or unlinks in cur/ by the thousand (STORE 1:*, MOVE): its
+	 * watch is off while the job runs (each of them would queue two
+	 * events for the loop to read, a tenth of the job's time), and a
+	 * scan follows, as the events would have made one. */
+	bool quiet_cur;
+	bool unwatched;           /* private: quiet_cur took the watch off */
 	bool changed;             /* the scan changed the folder */
 	bool gone;                /* the session closed while the job ran: no reply */
 	int err;
@@ -85,6 +91,7 @@ struct imap_job {
 };
 
 /* A job of s (NULL: the server's) on the folder at path (NULL: none). */
+#define IMAP_JOB_QUIET_MIN 256    /* files a job changes to set quiet_cur */
 struct imap_job *imap_job_new(struct imap_session *s, const char *path, const char *op, imap_job_fn work,
 			      imap_job_fn done);
 void imap_job_submit(struct imap_job *j);

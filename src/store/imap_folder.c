@@ -116,6 +116,7 @@ void imap_folder_free(struct imap_folder *f)
 {
 	if (f == NULL)
 		return;
+	imap_folder_release_cur(f);
 	for (size_t i = 0; i < f->n; i++)
 		imap_msg_free(&f->v[i]);
 	for (size_t i = 0; i < f->nkw; i++)
@@ -626,6 +627,7 @@ struct imap_folder *imap_folder_open(const char *path)
 	if (!maildir_create(path))
 		return NULL;
 	f = xcalloc(1, sizeof(*f));
+	f->curfd = -1;
 	f->path = xstrdup(path);
 	if (!imap_folder_load(f)) {
 		/* A new UIDVALIDITY: the old UIDs (if any) are not known, so
@@ -726,12 +728,18 @@ bool imap_folder_set_flags(struct imap_folder *f, size_t i, unsigned flags, uint
 		return true;
 	if (flags != m->flags) {
 		char *to = imap_name_with(m, flags);
-		char *a = xasprintf("%s/cur/%s", f->path, m->name);
-		char *b = xasprintf("%s/cur/%s", f->path, to);
-		int r = rename(a, b);
-		int e = errno;
-		free(a);
-		free(b);
+		int r, e;
+		if (f->curfd >= 0) {
+			r = renameat(f->curfd, m->name, f->curfd, to);
+			e = errno;
+		} else {
+			char *a = xasprintf("%s/cur/%s", f->path, m->name);
+			char *b = xasprintf("%s/cur/%s", f->path, to);
+			r = rename(a, b);
+			e = errno;
+			free(a);
+			free(b);
+		}
 		if (r != 0) {
 			free(to);
 			errno = e;
@@ -747,11 +755,32 @@ bool imap_folder_set_flags(struct imap_folder *f, size_t i, unsigned flags, uint
 	return true;
 }
 
+void imap_folder_hold_cur(struct imap_folder *f)
+{
+	if (f->curfd < 0) {
+		char *cur = xasprintf("%s/cur", f->path);
+		f->curfd = open(cur, O_RDONLY | O_DIRECTORY | O_CLOEXEC);   /* -1: paths, as before */
+		free(cur);
+	}
+}
+
+void imap_folder_release_cur(struct imap_folder *f)
+{
+	if (f->curfd >= 0)
+		close(f->curfd);
+	f->curfd = -1;
+}
+
 bool imap_folder_expunge(struct imap_folder *f, size_t i)
 {
-	char *p = imap_folder_msg_path(f, i);
-	int r = unlink(p);
-	free(p);
+	int r;
+	if (f->curfd >= 0) {
+		r = unlinkat(f->curfd, f->v[i].name, 0);
+	} else {
+		char *p = imap_folder_msg_path(f, i);
+		r = unlink(p);
+		free(p);
+	}
 	if (r != 0 && errno != ENOENT)
 		return false;
 	imap_vanish(f, f->v[i].uid, i ? f->v[i - 1].uid : 0, ++f->modseq);

@@ -78,6 +78,7 @@ struct imap_folder {
 	bool dirty;               /* state to save */
 	bool cache_dirty;         /* the cache file is behind */
 	bool batch;               /* imap_folder_batch_begin(): sync at the commit */
+	int curfd;                /* cur/ while imap_folder_hold_cur() (else -1) */
 };
 
 /* Open (creating new/ cur/ tmp/ when missing), scan, and take what the
@@ -113,6 +114,12 @@ int imap_folder_keyword(struct imap_folder *f, const char *kw, size_t len, bool 
  * system flags change, bumps the modseq.  False with errno (ENOENT: the
  * file went away: scan). */
 bool imap_folder_set_flags(struct imap_folder *f, size_t i, unsigned flags, uint32_t kw);
+/* Many flag changes or expunges in a row (STORE 1:*, MOVE): cur/ is
+ * opened once and the renames and unlinks are relative to it, so none
+ * walks the whole path.  Held for one job at most (the directory may be
+ * renamed between two). */
+void imap_folder_hold_cur(struct imap_folder *f);
+void imap_folder_release_cur(struct imap_folder *f);
 /* "PATH/cur/NAME" (xmalloc). */
 char *imap_folder_msg_path(const struct imap_folder *f, size_t i);
 /* Open message i for reading, or -1 with errno. */

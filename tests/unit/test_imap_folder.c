@@ -88,8 +88,11 @@ static void test_uids_and_flags(void **state)
 	assert_int_equal(f->n, 5);
 	assert_string_equal(f->v[3].name, "300.M99999P1Q1.h:2,");
 	assert_string_equal(f->v[4].name, "300.M100000P1Q1.h:2,");
+	imap_folder_hold_cur(f);   /* unlinks relative to cur/ (MOVE) */
 	assert_true(imap_folder_expunge(f, 4));
 	assert_true(imap_folder_expunge(f, 3));
+	imap_folder_release_cur(f);
+	assert_false(exists(fx->md, "cur", "300.M99999P1Q1.h:2,"));
 	/* arrival order: 50, 100, 200 */
 	assert_int_equal(f->v[0].uid, 1);
 	assert_string_equal(f->v[0].name, "50.M1P1Q3.h:2,S");
@@ -112,6 +115,15 @@ static void test_uids_and_flags(void **state)
 	assert_true(exists(fx->md, "cur", "100.M1P1Q1.h,S=5,W=7:2,FST"));
 	uint64_t ms = f->v[1].modseq;
 	assert_true(ms > 0);
+	/* the same relative to cur/ held open (STORE 1:*) */
+	imap_folder_hold_cur(f);
+	assert_true(f->curfd >= 0);
+	assert_true(imap_folder_set_flags(f, 2, IMAP_FLAG_ANSWERED, 0));
+	assert_true(exists(fx->md, "cur", "200.M1P1Q2.h:2,R"));
+	assert_true(imap_folder_set_flags(f, 2, 0, 0));
+	assert_true(exists(fx->md, "cur", "200.M1P1Q2.h:2,"));
+	imap_folder_release_cur(f);
+	assert_int_equal(f->curfd, -1);
 	assert_true(imap_folder_save(f));
 	imap_folder_free(f);
 
