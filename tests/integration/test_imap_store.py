@@ -212,6 +212,71 @@ def test_fetch_cache_reads_no_message_the_second_time(make_tern):
     assert warm_opened == [], warm_opened[:5]
 
 
+@pytest.mark.skipif(NO_STRACE is not None, reason=str(NO_STRACE))
+def test_a_cold_select_reads_names_only(make_tern):
+    """The first SELECT of a folder reads its directory, not its files
+    (no ,W= in the names: the sizes are the files' own); dates and sizes
+    come from the files when FETCH, SEARCH or STATUS first asks."""
+    t = make_tern(services=SERVICES)
+    md = t.maildir(ALICE)
+    login_raw(t).cmd("z", "LOGOUT")
+    arch = os.path.join(md, ".Archive")
+    sizes, dates, arch_size = [], [], 0
+    for d, n in ((md, 30), (arch, 4)):
+        os.makedirs(os.path.join(d, "cur"), exist_ok=True)
+        for i in range(n):
+            text = f"From: a@b.test\nSubject: s{i}\n\n" + "line\n" * (i * 7)
+            path = os.path.join(d, "cur", f"{1700000000 + i}.M{i}P1.x:2,")
+            with open(path, "w") as f:
+                f.write(text)
+            when = 1700000000 + i * 86400
+            os.utime(path, (when, when))
+            if d == md:
+                sizes.append(len(text) + text.count("\n"))
+                dates.append(when)
+            else:
+                arch_size += len(text) + text.count("\n")
+    r = login_raw(t)
+    log = os.path.join(t.base, "select.trace")
+    tracer = subprocess.Popen([syscalls.STRACE, "-f", "-qq", "-e", "trace=open,openat,stat,newfstatat,statx",
+                               "-o", log, "-p", str(t.proc.pid)], stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.time() + 20
+        while not (os.path.exists(log) and "Sent" in open(log).read()):
+            assert time.time() < deadline, "strace does not trace"
+            assert r.cmd("w", "STATUS Sent (MESSAGES)")[-1] == "w OK STATUS completed"
+        out = r.cmd("s", "SELECT INBOX")
+        assert out[-1].startswith("s OK") and "* 30 EXISTS" in out, out
+    finally:
+        tracer.send_signal(2)
+        tracer.wait(20)
+    with open(log) as f:
+        touched = [l for l in f if re.search(re.escape(md) + r"/cur/[^\"]", l)]
+    assert touched == [], touched[:5]
+    out = r.cmd("f", "FETCH 1:* (RFC822.SIZE INTERNALDATE)")
+    assert out[-1].startswith("f OK"), out
+    got = [(int(re.search(r"RFC822.SIZE (\d+)", l).group(1)), re.search(r'INTERNALDATE "([^"]+)"', l).group(1))
+           for l in out[:-1]]
+    want = [(sizes[i], time.strftime("%d-%b-%Y %H:%M:%S +0000", time.gmtime(dates[i]))) for i in range(30)]
+    assert got == want
+    # a fresh session on a folder not looked at yet: SEARCH by size and date
+    t.stop()
+    for name in ("tern-imap.state", "tern-imap.cache"):
+        if os.path.exists(os.path.join(md, name)):
+            os.unlink(os.path.join(md, name))
+    t.start()
+    r = login_raw(t)
+    assert r.cmd("s", "SELECT INBOX")[-1].startswith("s OK")
+    big = [str(i + 1) for i in range(30) if sizes[i] > 500]
+    assert r.cmd("q", "SEARCH LARGER 500")[0] == "* SEARCH " + " ".join(big)
+    since = time.strftime("%d-%b-%Y", time.gmtime(dates[20]))
+    assert r.cmd("d", f"SEARCH SINCE {since}")[0] == "* SEARCH " + " ".join(str(i) for i in range(21, 31))
+    # STATUS SIZE of a folder no one has opened (RFC 8438)
+    out = r.cmd("t", "STATUS Archive (SIZE)")
+    assert f"SIZE {arch_size})" in out[0], out
+    r.cmd("z", "LOGOUT")
+
+
 @pytest.mark.parametrize("damage", ["flip", "truncate", "delete", "garbage"])
 def test_a_damaged_cache_gives_the_same_answers(make_tern, damage):
     t = make_tern(services=SERVICES)
