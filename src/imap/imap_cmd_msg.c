@@ -387,7 +387,14 @@ void imap_cmd_store(struct imap_session *s, const struct imap_arg *a, bool uid)
 	x->uid_cmd = uid;
 	j = imap_job_new(s, s->sel->path, "store", imap_store_work, imap_store_done);
 	j->arg = x;
-	j->quiet_cur = x->n >= IMAP_JOB_QUIET_MIN;
+	/* the renames to come, as far as the view knows the flags */
+	size_t renames = 0;
+	for (size_t i = 0; i < x->n; i++) {
+		unsigned vf = s->view[x->idx[i]].flags;
+		unsigned nf = mode == 0 ? flags : mode > 0 ? vf | flags : vf & ~flags;
+		renames += (nf & ~(unsigned)IMAP_FLAG_RECENT) != (vf & ~(unsigned)IMAP_FLAG_RECENT);
+	}
+	j->quiet_cur = renames >= IMAP_JOB_QUIET_MIN;
 	/* keywords added by the flag list are in the state written there */
 	imap_job_submit(j);
 }

@@ -181,6 +181,43 @@ def fetch_all(t, opened=None):
     return out[:-1]
 
 
+@pytest.mark.skipif(NO_STRACE is not None, reason=str(NO_STRACE))
+def test_a_file_dropped_into_cur_during_a_big_store_is_seen(make_tern):
+    """A STORE renaming hundreds of files takes cur/'s inotify watch off
+    while it runs (its own renames would be two events each): what
+    another program put there meanwhile is still found, by the scan that
+    follows the job."""
+    t = make_tern(services=SERVICES)
+    md = t.maildir(ALICE)
+    login_raw(t).cmd("z", "LOGOUT")
+    drop(md, "cur", 300)
+    a, b = login_raw(t), login_raw(t)
+    assert "* 300 EXISTS" in a.cmd("s", "SELECT INBOX")
+    assert "* 300 EXISTS" in b.cmd("s", "SELECT INBOX")
+    b.send("i IDLE\r\n")   # hears what a scan finds (a NOOP would scan itself)
+    assert b.line().startswith("+ ")
+    cur = os.path.join(md, "cur")
+    result = {}
+    with SlowDisk(t.proc.pid, "renameat", 0.005):
+        th = threading.Thread(target=lambda: result.update(out=a.cmd("t", "STORE 1:* +FLAGS.SILENT (\\Seen)",
+                                                                       timeout=120)))
+        th.start()
+        deadline = time.time() + 60
+        while sum(n.endswith(":2,S") for n in os.listdir(cur)) < 20:   # the job is renaming
+            assert time.time() < deadline and th.is_alive()
+            time.sleep(0.02)
+        drop(md, "cur", 1, prefix="8")
+        assert th.is_alive()   # dropped while the job runs
+        th.join(120)
+    assert result["out"][-1].startswith("t OK"), result
+    assert sum(n.endswith(":2,S") for n in os.listdir(cur)) == 300
+    deadline = time.time() + 10
+    while b.line(timeout=max(0.1, deadline - time.time())) != "* 301 EXISTS":
+        assert time.time() < deadline, "no * 301 EXISTS"
+    b.send("DONE\r\n")
+    assert b.until("i")[-1] == "i OK IDLE terminated"
+
+
 def cache_file(t):
     return os.path.join(t.maildir(ALICE), "tern-imap.cache")
 
