@@ -424,22 +424,41 @@ static uint64_t imap_fd_size(int fd, uint64_t fsize)
 	return size;
 }
 
-static int imap_base_cmp(const char *a, size_t alen, const char *b, size_t blen)
-{
-	int c = memcmp(a, b, alen < blen ? alen : blen);
-	return c ? c : (alen < blen ? -1 : alen > blen);
-}
-
-struct imap_base_ref {
-	const char *base;
-	size_t len;
-	size_t index;
+/* The messages by the unique part of their names, for a scan to find
+ * each name of the directory in: open addressing, a slot holds the
+ * index + 1 (0: empty).  Hashing replaced sorting the messages by name
+ * and a binary search per name, most of a scan that finds nothing new. */
+struct imap_base_index {
+	size_t *slot;
+	size_t mask;
 };
 
-static int imap_ref_cmp(const void *a, const void *b)
+static void imap_index_build(struct imap_base_index *x, const struct imap_folder *f)
 {
-	const struct imap_base_ref *x = a, *y = b;
-	return imap_base_cmp(x->base, x->len, y->base, y->len);
+	size_t cap = 16;
+
+	while (cap < 2 * f->n)
+		cap <<= 1;
+	x->slot = xcalloc(cap, sizeof(*x->slot));
+	x->mask = cap - 1;
+	for (size_t i = 0; i < f->n; i++) {
+		size_t h = (size_t)imap_cache_hash(f->v[i].name, f->v[i].base_len) & x->mask;
+		while (x->slot[h])
+			h = (h + 1) & x->mask;
+		x->slot[h] = i + 1;
+	}
+}
+
+/* The message whose name has the unique part base[0..len), or -1. */
+static long imap_index_find(const struct imap_base_index *x, const struct imap_folder *f, const char *base,
+			    size_t len)
+{
+	for (size_t h = (size_t)imap_cache_hash(base, len) & x->mask; x->slot[h]; h = (h + 1) & x->mask) {
+		const struct imap_msg *m = &f->v[x->slot[h] - 1];
+		if (m->base_len == len && memcmp(m->name, base, len) == 0)
+			return (long)(x->slot[h] - 1);
+	}
+	return -1;
 }
 
 /* new/ -> cur/ with an empty info, as an IMAP reader takes mail in. */
@@ -513,37 +532,34 @@ void imap_folder_stat_all(struct imap_folder *f)
 bool imap_folder_scan(struct imap_folder *f, bool *changed)
 {
 	char *cur = xasprintf("%s/cur", f->path);
-	size_t n, nref = f->n;
+	size_t n;
 	char **v;
-	struct imap_base_ref *refs;
+	struct imap_base_index index;
 	size_t o = 0;
 
 	*changed = false;
 	imap_take_new(f);
 	v = imap_list_dir(cur, &n);
 	free(cur);
-	refs = xcalloc(nref + 1, sizeof(*refs));
-	for (size_t i = 0; i < nref; i++) {
-		refs[i].base = f->v[i].name;
-		refs[i].len = f->v[i].base_len;
-		refs[i].index = i;
+	imap_index_build(&index, f);
+	for (size_t i = 0; i < f->n; i++)
 		f->v[i].mark = false;
-	}
-	qsort(refs, nref, sizeof(*refs), imap_ref_cmp);
-	imap_sort_names(v, n);
+	/* Directory order: only the new names are sorted (into arrival
+	 * order, for their UIDs). */
 	char **fresh = xcalloc(n + 1, sizeof(*fresh));
 	size_t nfresh = 0;
 	for (size_t i = 0; i < n; i++) {
-		struct imap_base_ref key = { v[i], imap_base_len(v[i]), 0 };
-		struct imap_base_ref *r = bsearch(&key, refs, nref, sizeof(*refs), imap_ref_cmp);
-		if (r == NULL) {
+		long k = imap_index_find(&index, f, v[i], imap_base_len(v[i]));
+		if (k < 0) {
 			fresh[nfresh++] = v[i];
 			v[i] = NULL;
 			continue;
 		}
-		struct imap_msg *m = &f->v[r->index];
-		if (m->mark)
-			continue;   /* the same base twice: the first counts */
+		struct imap_msg *m = &f->v[k];
+		/* the same base twice (a copy half made by another program):
+		 * the first in arrival order counts */
+		if (m->mark && imap_folder_name_order(v[i], m->name) >= 0)
+			continue;
 		m->mark = true;
 		bool first = !m->found;   /* loaded from the state file: not yet seen */
 		m->found = true;
@@ -557,8 +573,7 @@ bool imap_folder_scan(struct imap_folder *f, bool *changed)
 			}
 			m->flags = fl;
 			free(m->name);
-			m->name = v[i];
-			r->base = m->name;   /* the same base: the sort order holds */
+			m->name = v[i];   /* the same base: the index holds */
 			v[i] = NULL;
 		}
 		/* Names only: the file is looked at when its date or size is
@@ -583,6 +598,7 @@ bool imap_folder_scan(struct imap_folder *f, bool *changed)
 		f->v[o++] = f->v[i];
 	}
 	f->n = o;
+	imap_sort_names(fresh, nfresh);
 	for (size_t i = 0; i < nfresh; i++) {
 		struct imap_msg *m = imap_folder_push(f);
 		m->uid = f->uidnext++;
@@ -597,7 +613,7 @@ bool imap_folder_scan(struct imap_folder *f, bool *changed)
 		f->dirty = true;
 	}
 	free(fresh);
-	free(refs);
+	free(index.slot);
 	imap_free_names(v, n);
 	return imap_folder_save(f);
 }

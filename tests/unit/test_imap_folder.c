@@ -249,6 +249,34 @@ static void test_add_and_copy(void **state)
 	imap_folder_free(f);
 }
 
+/* Two files with one unique part (another program's copy half made):
+ * one message, the name first in arrival order, whatever order the
+ * directory lists them in. */
+static void test_same_base_twice(void **state)
+{
+	struct fixture *fx = *state;
+	struct imap_folder *f;
+	bool changed;
+
+	assert_true(maildir_create(fx->md));
+	put(fx->md, "cur", "5.M1P1.h:2,S", "a\n");
+	put(fx->md, "cur", "6.M1P1.h:2,", "b\n");
+	f = imap_folder_open(fx->md);
+	assert_non_null(f);
+	assert_int_equal(f->n, 2);
+	put(fx->md, "cur", "5.M1P1.h:2,", "a\n");
+	put(fx->md, "cur", "5.M1P1.h,W=3:2,FS", "a\n");
+	for (int k = 0; k < 2; k++) {
+		assert_true(imap_folder_scan(f, &changed));
+		assert_int_equal(f->n, 2);
+		/* ',' sorts before ':' */
+		assert_string_equal(f->v[0].name, "5.M1P1.h,W=3:2,FS");
+		assert_int_equal(f->v[0].flags, IMAP_FLAG_FLAGGED | IMAP_FLAG_SEEN);
+		assert_string_equal(f->v[1].name, "6.M1P1.h:2,");
+	}
+	imap_folder_free(f);
+}
+
 /* A message the scan has not looked at (its size and date unknown) is
  * copied: the copy's name gets no ",W=0", its size is measured, its date
  * is the source's mtime. */
@@ -545,6 +573,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_uids_and_flags, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_add_and_copy, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_copy_unknown, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_same_base_twice, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_folders, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_cache, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_vanished, setup, teardown),
