@@ -9,51 +9,20 @@ import os
 import shutil
 import signal
 import subprocess
-import time
+import sys
 
 import pytest
 
-from conftest import free_port, wait_port
+from conftest import ROOT, free_port, wait_port
+
+sys.path.insert(0, os.path.join(ROOT, "bench"))
+import benchlib  # noqa: E402 - the rspamd config the milter bench uses too
 
 RSPAMD = shutil.which("rspamd")
 pytestmark = pytest.mark.skipif(RSPAMD is None, reason="rspamd not installed (scripts/setup.sh)")
 
 GTUBE = "XJS*C4JDBQADN1.NSBN3*2IDNEN*GTUBE-STANDARD-ANTI-UBE-TEST-EMAIL*C.34X"
 USERS = {"alice@example.test": "alicepw", "bob@example.test": "bobpw"}
-
-CONF = """
-.include "$CONFDIR/common.conf"
-options {{
-    pidfile = "$RUNDIR/rspamd.pid";
-    filters = "chartable,regexp";
-    cache_file = "$DBDIR/symbols.cache";
-    url_tld = "${{SHAREDIR}}/effective_tld_names.dat";
-    tempdir = "{tmp}";
-    dns {{ nameserver = ["127.0.0.1:{dns}"]; timeout = 0.2s; retransmits = 1; }}
-}}
-logging {{
-    type = "file";
-    filename = "$LOGDIR/rspamd.log";
-    level = "info";
-}}
-worker "rspamd_proxy" {{
-    bind_socket = "127.0.0.1:{port}";
-    milter = yes;
-    count = 1;
-    timeout = 60s;
-    spam_header = "X-Spam";
-    reject_message = "Spam message rejected";
-    upstream "local" {{ default = yes; self_scan = yes; }}
-}}
-"""
-
-# rspamd skips its header fields for local and authenticated clients by
-# default; the test's client is local
-MILTER_HEADERS = """
-use = ["x-spamd-result", "x-rspamd-queue-id", "x-rspamd-action"];
-skip_local = false;
-skip_authenticated = false;
-"""
 
 # low thresholds: a message without Message-ID: (MISSING_MID, 2.5) gets
 # the add header action, one without Date: too (MISSING_DATE, 1 more) the
@@ -70,26 +39,16 @@ subject = "*** SPAM *** %s";
 @pytest.fixture(scope="module")
 def rspamd(tmp_path_factory):
     base = tmp_path_factory.mktemp("rspamd")
-    dirs = {k: base / k for k in ("local", "db", "run", "log", "tmp")}
-    for d in dirs.values():
-        d.mkdir()
-    (dirs["local"] / "local.d").mkdir()
-    (dirs["local"] / "local.d" / "milter_headers.conf").write_text(MILTER_HEADERS)
-    (dirs["local"] / "local.d" / "actions.conf").write_text(ACTIONS)
     port = free_port()
-    conf = base / "rspamd.conf"
-    conf.write_text(CONF.format(port=port, dns=free_port(), tmp=dirs["tmp"]))
-    args = [RSPAMD, "-f", "-c", str(conf)]
-    if os.geteuid() == 0:
-        args += ["-i", "-u", "root", "-g", "root"]
-    for var, d in (("LOCAL_CONFDIR", "local"), ("DBDIR", "db"), ("RUNDIR", "run"), ("LOGDIR", "log")):
-        args.append(f"--var={var}={dirs[d]}")
+    args = benchlib.rspamd_setup(base, port, free_port(), level="info",
+                                 proxy_extra='    reject_message = "Spam message rejected";\n',
+                                 local={"actions.conf": ACTIONS})
     out = open(base / "stdout", "wb")
     proc = subprocess.Popen(args, stdout=out, stderr=out, start_new_session=True)
     try:
         # the first start compiles its regular expressions: up to a minute
         if not wait_port(port, timeout=240):
-            raise RuntimeError("rspamd did not listen\n" + (dirs["log"] / "rspamd.log").read_text()[-3000:])
+            raise RuntimeError("rspamd did not listen\n" + (base / "log" / "rspamd.log").read_text()[-3000:])
         yield port
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
