@@ -565,6 +565,16 @@ static void imap_status_run_free(struct imap_status_run *r)
 
 static void imap_status_next(struct imap_session *s, struct imap_status_run *r);
 
+/* SIZE sums the messages' sizes: those the scan did not look at (it
+ * reads names only) are measured here, on the worker. */
+static void imap_status_work(struct imap_job *j)
+{
+	struct imap_status_run *r = j->arg;
+
+	if (j->f && (r->items & IMAP_ST_SIZE))
+		imap_folder_stat_all(j->f);
+}
+
 static void imap_status_done(struct imap_job *j)
 {
 	struct imap_status_run *r = j->arg;
@@ -593,7 +603,7 @@ static void imap_status_next(struct imap_session *s, struct imap_status_run *r)
 		if (r->lines[r->pos])
 			evbuffer_add(imap_out(s), r->lines[r->pos], strlen(r->lines[r->pos]));
 		if (r->exists[r->pos] && (dir = imap_existing_dir(s, r->names[r->pos])) != NULL) {
-			struct imap_job *j = imap_job_new(s, dir, "status", NULL, imap_status_done);
+			struct imap_job *j = imap_job_new(s, dir, "status", imap_status_work, imap_status_done);
 			free(dir);
 			j->arg = r;
 			imap_job_submit(j);

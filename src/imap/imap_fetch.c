@@ -1211,6 +1211,75 @@ static void fetch_finish(struct imap_session *s, struct imap_fetch *fx)
 	imap_job_submit(j);
 }
 
+/* Does an item need the messages' dates or sizes: INTERNALDATE,
+ * RFC822.SIZE, or BODY[] (its literal is the whole message)? */
+static bool fetch_wants_stat(const struct imap_fetch *fx)
+{
+	for (size_t i = 0; i < fx->nitems; i++) {
+		const struct fitem *it = &fx->items[i];
+		if (it->kind == FI_SIZE || it->kind == FI_INTERNALDATE ||
+		    (it->kind == FI_SECTION && !it->binary && it->part[0] == '\0' && it->text == FS_NONE))
+			return true;
+	}
+	return false;
+}
+
+/* The messages of the set whose files the scan has not looked at yet
+ * (it reads names only): a job stats them first, then the FETCH goes
+ * on when the folder is free again (imap_shared_wake). */
+struct fetch_stat {
+	uint32_t *uids;
+	size_t n;
+};
+
+static void fetch_stat_work(struct imap_job *j)
+{
+	struct fetch_stat *x = j->arg;
+
+	if (j->f == NULL)
+		return;
+	for (size_t i = 0; i < x->n; i++) {
+		long k = imap_folder_find(j->f, x->uids[i]);
+		if (k >= 0)
+			imap_folder_stat(j->f, (size_t)k);
+	}
+}
+
+static void fetch_stat_done(struct imap_job *j)
+{
+	struct fetch_stat *x = j->arg;
+	free(x->uids);
+	free(x);
+}
+
+/* True when a job was started for the set's unknown messages. */
+static bool fetch_stat_first(struct imap_session *s, struct imap_fetch *fx)
+{
+	struct imap_folder *f = s->sel->f;
+	struct fetch_stat *x;
+	struct imap_job *j;
+
+	if (!fetch_wants_stat(fx))
+		return false;
+	x = xcalloc(1, sizeof(*x));
+	for (size_t i = 0; i < fx->n; i++) {
+		long k = imap_view_index(s, fx->idx[i]);
+		if (k < 0 || imap_msg_known(&f->v[k]))
+			continue;
+		if (x->uids == NULL)
+			x->uids = xcalloc(fx->n - i, sizeof(*x->uids));
+		x->uids[x->n++] = f->v[k].uid;
+	}
+	if (x->n == 0) {
+		free(x);
+		return false;
+	}
+	j = imap_job_new(s, s->sel->path, "fetch_stat", fetch_stat_work, fetch_stat_done);
+	j->arg = x;
+	imap_job_submit(j);
+	return true;
+}
+
 bool imap_fetch_continue(struct imap_session *s)
 {
 	struct imap_fetch *fx = s->fetch;
@@ -1345,5 +1414,6 @@ void imap_cmd_fetch(struct imap_session *s, const struct imap_arg *a, bool uid)
 		has_uid |= fx->items[i].kind == FI_UID;
 		fx->want_flags |= fx->items[i].kind == FI_FLAGS;
 	}
-	imap_fetch_continue(s);
+	if (!fetch_stat_first(s, fx))
+		imap_fetch_continue(s);
 }

@@ -122,6 +122,7 @@ void imap_folder_free(struct imap_folder *f)
 {
 	if (f == NULL)
 		return;
+	imap_folder_release_cur(f);
 	for (size_t i = 0; i < f->n; i++)
 		imap_msg_free(&f->v[i]);
 	for (size_t i = 0; i < f->nkw; i++)
@@ -487,22 +488,41 @@ static uint64_t imap_fd_size(int fd, uint64_t fsize)
 	return size;
 }
 
-static int imap_base_cmp(const char *a, size_t alen, const char *b, size_t blen)
-{
-	int c = memcmp(a, b, alen < blen ? alen : blen);
-	return c ? c : (alen < blen ? -1 : alen > blen);
-}
-
-struct imap_base_ref {
-	const char *base;
-	size_t len;
-	size_t index;
+/* The messages by the unique part of their names, for a scan to find
+ * each name of the directory in: open addressing, a slot holds the
+ * index + 1 (0: empty).  Hashing replaced sorting the messages by name
+ * and a binary search per name, most of a scan that finds nothing new. */
+struct imap_base_index {
+	size_t *slot;
+	size_t mask;
 };
 
-static int imap_ref_cmp(const void *a, const void *b)
+static void imap_index_build(struct imap_base_index *x, const struct imap_folder *f)
 {
-	const struct imap_base_ref *x = a, *y = b;
-	return imap_base_cmp(x->base, x->len, y->base, y->len);
+	size_t cap = 16;
+
+	while (cap < 2 * f->n)
+		cap <<= 1;
+	x->slot = xcalloc(cap, sizeof(*x->slot));
+	x->mask = cap - 1;
+	for (size_t i = 0; i < f->n; i++) {
+		size_t h = (size_t)imap_cache_hash(f->v[i].name, f->v[i].base_len) & x->mask;
+		while (x->slot[h])
+			h = (h + 1) & x->mask;
+		x->slot[h] = i + 1;
+	}
+}
+
+/* The message whose name has the unique part base[0..len), or -1. */
+static long imap_index_find(const struct imap_base_index *x, const struct imap_folder *f, const char *base,
+			    size_t len)
+{
+	for (size_t h = (size_t)imap_cache_hash(base, len) & x->mask; x->slot[h]; h = (h + 1) & x->mask) {
+		const struct imap_msg *m = &f->v[x->slot[h] - 1];
+		if (m->base_len == len && memcmp(m->name, base, len) == 0)
+			return (long)(x->slot[h] - 1);
+	}
+	return -1;
 }
 
 /* new/ -> cur/ with an empty info, as an IMAP reader takes mail in. */
@@ -533,8 +553,8 @@ static void imap_take_new(struct imap_folder *f)
 
 /* date, fsize, ino from the file, and the size when not known: from
  * ",W=", else counted (open + fstat + read: one syscall fewer than
- * stat then read to EOF, 10,000 fewer for a cold look at a big folder). */
-static void imap_msg_stat(struct imap_folder *f, struct imap_msg *m)
+ * stat then read to EOF).  False when the file is not there. */
+static bool imap_msg_stat(struct imap_folder *f, struct imap_msg *m)
 {
 	char *p = imap_folder_msg_path(f, (size_t)(m - f->v));
 	struct stat st;
@@ -551,12 +571,26 @@ static void imap_msg_stat(struct imap_folder *f, struct imap_msg *m)
 		m->date = (int64_t)st.st_mtime;
 		m->fsize = (uint64_t)st.st_size;
 		m->ino = (uint64_t)st.st_ino;
-		if (fd >= 0)
+		if (fd >= 0) {
 			m->size = imap_fd_size(fd, (uint64_t)st.st_size);
+			f->dirty = true;   /* the state file keeps it */
+		}
 	}
 	if (fd >= 0)
 		close(fd);
 	free(p);
+	return ok;
+}
+
+bool imap_folder_stat(struct imap_folder *f, size_t i)
+{
+	return imap_msg_known(&f->v[i]) || imap_msg_stat(f, &f->v[i]);
+}
+
+void imap_folder_stat_all(struct imap_folder *f)
+{
+	for (size_t i = 0; i < f->n; i++)
+		imap_folder_stat(f, i);
 }
 
 static void imap_kw_to_names(struct imap_folder *f);
@@ -564,9 +598,9 @@ static void imap_kw_to_names(struct imap_folder *f);
 bool imap_folder_scan(struct imap_folder *f, bool *changed)
 {
 	char *cur = xasprintf("%s/cur", f->path);
-	size_t n, nref = f->n;
+	size_t n;
 	char **v;
-	struct imap_base_ref *refs;
+	struct imap_base_index index;
 	size_t o = 0;
 	uint32_t named;
 
@@ -576,34 +610,31 @@ bool imap_folder_scan(struct imap_folder *f, bool *changed)
 	imap_take_new(f);
 	v = imap_list_dir(cur, &n);
 	free(cur);
-	refs = xcalloc(nref + 1, sizeof(*refs));
-	for (size_t i = 0; i < nref; i++) {
-		refs[i].base = f->v[i].name;
-		refs[i].len = f->v[i].base_len;
-		refs[i].index = i;
+	imap_index_build(&index, f);
+	for (size_t i = 0; i < f->n; i++)
 		f->v[i].mark = false;
-	}
-	qsort(refs, nref, sizeof(*refs), imap_ref_cmp);
-	imap_sort_names(v, n);
+	/* Directory order: only the new names are sorted (into arrival
+	 * order, for their UIDs). */
 	char **fresh = xcalloc(n + 1, sizeof(*fresh));
 	size_t nfresh = 0;
 	for (size_t i = 0; i < n; i++) {
-		struct imap_base_ref key = { v[i], imap_base_len(v[i]), 0 };
-		struct imap_base_ref *r = bsearch(&key, refs, nref, sizeof(*refs), imap_ref_cmp);
-		if (r == NULL) {
+		long k = imap_index_find(&index, f, v[i], imap_base_len(v[i]));
+		if (k < 0) {
 			fresh[nfresh++] = v[i];
 			v[i] = NULL;
 			continue;
 		}
-		struct imap_msg *m = &f->v[r->index];
-		if (m->mark)
-			continue;   /* the same base twice: the first counts */
+		struct imap_msg *m = &f->v[k];
+		/* the same base twice (a copy half made by another program):
+		 * the first in arrival order counts */
+		if (m->mark && imap_folder_name_order(v[i], m->name) >= 0)
+			continue;
 		m->mark = true;
-		bool first = m->date < 0;   /* loaded from the state file: not yet seen */
+		bool first = !m->found;   /* loaded from the state file: not yet seen */
+		m->found = true;
 		if (strcmp(m->name, v[i]) != 0) {
 			free(m->name);
-			m->name = v[i];
-			r->base = m->name;   /* the same base: the sort order holds */
+			m->name = v[i];   /* the same base: the index holds */
 			v[i] = NULL;
 		}
 		/* The name says the flags and the lettered keywords (whose
@@ -618,8 +649,11 @@ bool imap_folder_scan(struct imap_folder *f, bool *changed)
 		f->dirty |= kw != m->kw;
 		m->flags = fl;
 		m->kw = kw;
-		if (first)
-			imap_msg_stat(f, m);
+		/* Names only: the file is looked at when its date or size is
+		 * first asked for (imap_folder_stat), so a first look at
+		 * 10,000 messages is a readdir, not 10,000 opens and reads. */
+		if (first && m->size == 0)
+			imap_name_size(m->name, &m->size);
 	}
 	/* Gone files drop out; UIDs stay ascending. */
 	for (size_t i = 0; i < f->n; i++) {
@@ -634,6 +668,7 @@ bool imap_folder_scan(struct imap_folder *f, bool *changed)
 		f->v[o++] = f->v[i];
 	}
 	f->n = o;
+	imap_sort_names(fresh, nfresh);
 	for (size_t i = 0; i < nfresh; i++) {
 		struct imap_msg *m = imap_folder_push(f);
 		m->uid = f->uidnext++;
@@ -643,12 +678,13 @@ bool imap_folder_scan(struct imap_folder *f, bool *changed)
 		m->kw = imap_kw_of_name(f, m->name);   /* Dovecot's APPEND names them */
 		m->modseq = ++f->modseq;
 		m->date = -1;
-		imap_msg_stat(f, m);
+		m->found = true;
+		imap_name_size(m->name, &m->size);
 		*changed = true;
 		f->dirty = true;
 	}
 	free(fresh);
-	free(refs);
+	free(index.slot);
 	imap_free_names(v, n);
 	imap_kw_to_names(f);
 	return imap_folder_save(f);
@@ -679,6 +715,7 @@ struct imap_folder *imap_folder_open(const char *path)
 	if (!maildir_create(path))
 		return NULL;
 	f = xcalloc(1, sizeof(*f));
+	f->curfd = -1;
 	f->path = xstrdup(path);
 	if (!imap_folder_load(f)) {
 		/* A new UIDVALIDITY: the old UIDs (if any) are not known, so
@@ -769,13 +806,19 @@ static char *imap_name_with(const struct imap_folder *f, const struct imap_msg *
 /* cur/NAME -> cur/to (to is taken); false with errno. */
 static bool imap_msg_rename(struct imap_folder *f, struct imap_msg *m, char *to)
 {
-	char *a = xasprintf("%s/cur/%s", f->path, m->name);
-	char *b = xasprintf("%s/cur/%s", f->path, to);
-	int r = rename(a, b);
-	int e = errno;
+	int r, e;
 
-	free(a);
-	free(b);
+	if (f->curfd >= 0) {   /* imap_folder_hold_cur(): no path walk */
+		r = renameat(f->curfd, m->name, f->curfd, to);
+		e = errno;
+	} else {
+		char *a = xasprintf("%s/cur/%s", f->path, m->name);
+		char *b = xasprintf("%s/cur/%s", f->path, to);
+		r = rename(a, b);
+		e = errno;
+		free(a);
+		free(b);
+	}
 	if (r != 0) {
 		free(to);
 		errno = e;
@@ -837,6 +880,22 @@ bool imap_folder_set_flags(struct imap_folder *f, size_t i, unsigned flags, uint
 	m->modseq = ++f->modseq;
 	f->dirty = true;
 	return true;
+}
+
+void imap_folder_hold_cur(struct imap_folder *f)
+{
+	if (f->curfd < 0) {
+		char *cur = xasprintf("%s/cur", f->path);
+		f->curfd = open(cur, O_RDONLY | O_DIRECTORY | O_CLOEXEC);   /* -1: paths, as before */
+		free(cur);
+	}
+}
+
+void imap_folder_release_cur(struct imap_folder *f)
+{
+	if (f->curfd >= 0)
+		close(f->curfd);
+	f->curfd = -1;
 }
 
 /* ---- VANISHED (EARLIER) ---------------------------------------------------- */
@@ -962,9 +1021,14 @@ size_t imap_folder_vanished(const struct imap_folder *f, uint64_t modseq, const 
 
 bool imap_folder_expunge(struct imap_folder *f, size_t i)
 {
-	char *p = imap_folder_msg_path(f, i);
-	int r = unlink(p);
-	free(p);
+	int r;
+	if (f->curfd >= 0) {
+		r = unlinkat(f->curfd, f->v[i].name, 0);
+	} else {
+		char *p = imap_folder_msg_path(f, i);
+		r = unlink(p);
+		free(p);
+	}
 	if (r != 0 && errno != ENOENT)
 		return false;
 	imap_vanish(f, f->v[i].uid, i ? f->v[i - 1].uid : 0, ++f->modseq);
@@ -1013,7 +1077,8 @@ static bool imap_folder_take(struct imap_folder *f, const char *tmp_name, unsign
 	m->kw = kw;
 	m->modseq = ++f->modseq;
 	m->size = size;
-	m->date = date;
+	m->date = -1;
+	m->found = true;
 	imap_msg_stat(f, m);
 	*uid = m->uid;
 	f->dirty = true;
@@ -1089,14 +1154,22 @@ bool imap_folder_copy_file(struct imap_folder *dst, const char *from, unsigned f
 		snprintf(host, sizeof(host), "localhost");
 	host[sizeof(host) - 1] = '\0';
 	imap_folder_unique(uniq, sizeof(uniq) - 40, host);
-	/* Keep ,W= so nobody has to read the copy to size it. */
+	/* Keep ,W= so nobody has to read the copy to size it (0: the
+	 * source's size is not known yet; the copy is measured). */
 	size_t ul = strlen(uniq);
-	snprintf(uniq + ul, sizeof(uniq) - ul, ",W=%" PRIu64, size);
+	if (size > 0)
+		snprintf(uniq + ul, sizeof(uniq) - ul, ",W=%" PRIu64, size);
 	to = xasprintf("%s/tmp/%s", dst->path, uniq);
 	/* A hard link shares the data (a Maildir file never changes once
 	 * written); across file systems it is a copy. */
 	bool linked = link(from, to) == 0;
 	ok = linked || (errno != ENOENT && imap_copy_file(from, to));
+	if (ok && !linked && date < 0) {
+		/* the source's date not looked at yet: its mtime */
+		struct stat st;
+		if (stat(from, &st) == 0)
+			date = (int64_t)st.st_mtime;
+	}
 	free(to);
 	if (!ok)
 		return false;

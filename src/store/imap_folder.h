@@ -49,8 +49,9 @@ struct imap_msg {
 	unsigned flags;           /* IMAP_FLAG_* of imap_write.h, without RECENT */
 	uint32_t kw;              /* bit i: the folder's keyword i */
 	uint64_t modseq;
-	uint64_t size;            /* octets with CRLF line ends (RFC822.SIZE) */
-	int64_t date;             /* internal date: the file's mtime */
+	uint64_t size;            /* octets with CRLF line ends (RFC822.SIZE); 0: not known */
+	int64_t date;             /* internal date: the file's mtime; -1: not looked at
+				   * yet (imap_folder_stat) */
 	char *name;               /* the file name in cur/ */
 	size_t base_len;          /* its unique part: name[0..base_len) */
 	uint64_t fsize, ino;      /* the file's st_size and st_ino (the cache's check) */
@@ -59,6 +60,7 @@ struct imap_msg {
 	char *cache;
 	uint32_t cache_len[3];
 	bool mark;                /* private: seen by the scan */
+	bool found;               /* private: a scan has found its file (flag changes count) */
 };
 
 /* UIDs expunged (lo..hi, none alive between them) at modseq: what
@@ -95,6 +97,7 @@ struct imap_folder {
 	bool dirty;               /* state to save */
 	bool cache_dirty;         /* the cache file is behind */
 	bool batch;               /* imap_folder_batch_begin(): sync at the commit */
+	int curfd;                /* cur/ while imap_folder_hold_cur() (else -1) */
 };
 
 /* Open (creating new/ cur/ tmp/ when missing), scan, and take what the
@@ -104,6 +107,17 @@ void imap_folder_free(struct imap_folder *f);
 /* Reconcile with the directory; *changed when messages came or went or
  * flags changed.  Saves the state when it changed. */
 bool imap_folder_scan(struct imap_folder *f, bool *changed);
+/* A scan reads names only: the date, file size and inode (and the size
+ * when the name has no ",W=") are taken from the file when first
+ * needed.  Fill them in for message i if not yet known (on a worker:
+ * it stats, and may read, the file); false when the file is gone. */
+bool imap_folder_stat(struct imap_folder *f, size_t i);
+/* The same for every message not yet looked at. */
+void imap_folder_stat_all(struct imap_folder *f);
+static inline bool imap_msg_known(const struct imap_msg *m)
+{
+	return m->date >= 0;
+}
 /* Write the state file if dirty. */
 bool imap_folder_save(struct imap_folder *f);
 
@@ -119,6 +133,12 @@ int imap_folder_keyword(struct imap_folder *f, const char *kw, size_t len, bool 
  * system flags change, bumps the modseq.  False with errno (ENOENT: the
  * file went away: scan). */
 bool imap_folder_set_flags(struct imap_folder *f, size_t i, unsigned flags, uint32_t kw);
+/* Many flag changes or expunges in a row (STORE 1:*, MOVE): cur/ is
+ * opened once and the renames and unlinks are relative to it, so none
+ * walks the whole path.  Held for one job at most (the directory may be
+ * renamed between two). */
+void imap_folder_hold_cur(struct imap_folder *f);
+void imap_folder_release_cur(struct imap_folder *f);
 /* "PATH/cur/NAME" (xmalloc). */
 char *imap_folder_msg_path(const struct imap_folder *f, size_t i);
 /* Open message i for reading, or -1 with errno. */

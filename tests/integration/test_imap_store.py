@@ -181,6 +181,43 @@ def fetch_all(t, opened=None):
     return out[:-1]
 
 
+@pytest.mark.skipif(NO_STRACE is not None, reason=str(NO_STRACE))
+def test_a_file_dropped_into_cur_during_a_big_store_is_seen(make_tern):
+    """A STORE renaming hundreds of files takes cur/'s inotify watch off
+    while it runs (its own renames would be two events each): what
+    another program put there meanwhile is still found, by the scan that
+    follows the job."""
+    t = make_tern(services=SERVICES)
+    md = t.maildir(ALICE)
+    login_raw(t).cmd("z", "LOGOUT")
+    drop(md, "cur", 300)
+    a, b = login_raw(t), login_raw(t)
+    assert "* 300 EXISTS" in a.cmd("s", "SELECT INBOX")
+    assert "* 300 EXISTS" in b.cmd("s", "SELECT INBOX")
+    b.send("i IDLE\r\n")   # hears what a scan finds (a NOOP would scan itself)
+    assert b.line().startswith("+ ")
+    cur = os.path.join(md, "cur")
+    result = {}
+    with SlowDisk(t.proc.pid, "renameat", 0.005):
+        th = threading.Thread(target=lambda: result.update(out=a.cmd("t", "STORE 1:* +FLAGS.SILENT (\\Seen)",
+                                                                       timeout=120)))
+        th.start()
+        deadline = time.time() + 60
+        while sum(n.endswith(":2,S") for n in os.listdir(cur)) < 20:   # the job is renaming
+            assert time.time() < deadline and th.is_alive()
+            time.sleep(0.02)
+        drop(md, "cur", 1, prefix="8")
+        assert th.is_alive()   # dropped while the job runs
+        th.join(120)
+    assert result["out"][-1].startswith("t OK"), result
+    assert sum(n.endswith(":2,S") for n in os.listdir(cur)) == 300
+    deadline = time.time() + 10
+    while b.line(timeout=max(0.1, deadline - time.time())) != "* 301 EXISTS":
+        assert time.time() < deadline, "no * 301 EXISTS"
+    b.send("DONE\r\n")
+    assert b.until("i")[-1] == "i OK IDLE terminated"
+
+
 def cache_file(t):
     return os.path.join(t.maildir(ALICE), "tern-imap.cache")
 
@@ -201,7 +238,7 @@ def test_fetch_cache_reads_no_message_the_second_time(make_tern):
     assert "BODYSTRUCTURE ((\"text\" \"plain\" (\"charset\" \"utf-8\")" in cold[0]
     assert "(\"message\" \"rfc822\" NIL" in cold[0] and "\"inner\"" in cold[0]
     assert len(cold_opened) >= n          # the first time every file is read
-    # the cache file is written by a job after the FETCH; a restart proves
+    # the cache file is written by a job when the session leaves; a restart proves
     # the second session reads it from the disk, not from memory
     t.stop()
     assert os.path.exists(cache_file(t))
@@ -210,6 +247,71 @@ def test_fetch_cache_reads_no_message_the_second_time(make_tern):
     warm = fetch_all(t, warm_opened)
     assert warm == cold
     assert warm_opened == [], warm_opened[:5]
+
+
+@pytest.mark.skipif(NO_STRACE is not None, reason=str(NO_STRACE))
+def test_a_cold_select_reads_names_only(make_tern):
+    """The first SELECT of a folder reads its directory, not its files
+    (no ,W= in the names: the sizes are the files' own); dates and sizes
+    come from the files when FETCH, SEARCH or STATUS first asks."""
+    t = make_tern(services=SERVICES)
+    md = t.maildir(ALICE)
+    login_raw(t).cmd("z", "LOGOUT")
+    arch = os.path.join(md, ".Archive")
+    sizes, dates, arch_size = [], [], 0
+    for d, n in ((md, 30), (arch, 4)):
+        os.makedirs(os.path.join(d, "cur"), exist_ok=True)
+        for i in range(n):
+            text = f"From: a@b.test\nSubject: s{i}\n\n" + "line\n" * (i * 7)
+            path = os.path.join(d, "cur", f"{1700000000 + i}.M{i}P1.x:2,")
+            with open(path, "w") as f:
+                f.write(text)
+            when = 1700000000 + i * 86400
+            os.utime(path, (when, when))
+            if d == md:
+                sizes.append(len(text) + text.count("\n"))
+                dates.append(when)
+            else:
+                arch_size += len(text) + text.count("\n")
+    r = login_raw(t)
+    log = os.path.join(t.base, "select.trace")
+    tracer = subprocess.Popen([syscalls.STRACE, "-f", "-qq", "-e", "trace=open,openat,stat,newfstatat,statx",
+                               "-o", log, "-p", str(t.proc.pid)], stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.time() + 20
+        while not (os.path.exists(log) and "Sent" in open(log).read()):
+            assert time.time() < deadline, "strace does not trace"
+            assert r.cmd("w", "STATUS Sent (MESSAGES)")[-1] == "w OK STATUS completed"
+        out = r.cmd("s", "SELECT INBOX")
+        assert out[-1].startswith("s OK") and "* 30 EXISTS" in out, out
+    finally:
+        tracer.send_signal(2)
+        tracer.wait(20)
+    with open(log) as f:
+        touched = [l for l in f if re.search(re.escape(md) + r"/cur/[^\"]", l)]
+    assert touched == [], touched[:5]
+    out = r.cmd("f", "FETCH 1:* (RFC822.SIZE INTERNALDATE)")
+    assert out[-1].startswith("f OK"), out
+    got = [(int(re.search(r"RFC822.SIZE (\d+)", l).group(1)), re.search(r'INTERNALDATE "([^"]+)"', l).group(1))
+           for l in out[:-1]]
+    want = [(sizes[i], time.strftime("%d-%b-%Y %H:%M:%S +0000", time.gmtime(dates[i]))) for i in range(30)]
+    assert got == want
+    # a fresh session on a folder not looked at yet: SEARCH by size and date
+    t.stop()
+    for name in ("tern-imap.state", "tern-imap.cache"):
+        if os.path.exists(os.path.join(md, name)):
+            os.unlink(os.path.join(md, name))
+    t.start()
+    r = login_raw(t)
+    assert r.cmd("s", "SELECT INBOX")[-1].startswith("s OK")
+    big = [str(i + 1) for i in range(30) if sizes[i] > 500]
+    assert r.cmd("q", "SEARCH LARGER 500")[0] == "* SEARCH " + " ".join(big)
+    since = time.strftime("%d-%b-%Y", time.gmtime(dates[20]))
+    assert r.cmd("d", f"SEARCH SINCE {since}")[0] == "* SEARCH " + " ".join(str(i) for i in range(21, 31))
+    # STATUS SIZE of a folder no one has opened (RFC 8438)
+    out = r.cmd("t", "STATUS Archive (SIZE)")
+    assert f"SIZE {arch_size})" in out[0], out
+    r.cmd("z", "LOGOUT")
 
 
 @pytest.mark.parametrize("damage", ["flip", "truncate", "delete", "garbage"])
@@ -243,6 +345,52 @@ def test_a_damaged_cache_gives_the_same_answers(make_tern, damage):
     t.stop()
     t.start()
     assert fetch_all(t) == first
+
+
+def test_fetch_leaves_the_cache_write_for_later(make_tern):
+    """The cache file is rewritten whole, the folder held meanwhile: a
+    FETCH that adds to it is not followed by that write at once (the next
+    command on the folder would wait for it); it comes when the last
+    session leaves the folder."""
+    t = make_tern(services=SERVICES, config={"server": {"log_debug": "yes"}})
+    md = t.maildir(ALICE)
+    login_raw(t).cmd("z", "LOGOUT")
+    os.makedirs(os.path.join(md, "new"), exist_ok=True)
+    for i in range(20):
+        with open(os.path.join(md, "new", f"{1700000000 + i}.M{i}P1.x"), "w") as f:
+            f.write(rich(i))
+    r = login_raw(t)
+    assert r.cmd("s", "SELECT INBOX")[-1].startswith("s OK")
+    out = r.cmd("f", "FETCH 1:* (ENVELOPE BODYSTRUCTURE)")
+    assert out[-1].startswith("f OK") and len(out) == 21
+    assert r.cmd("t", "STORE 1 +FLAGS (\\Flagged)")[-1].startswith("t OK")
+    # a folder's jobs run one at a time, in order: a cache write the
+    # FETCH queued would have ended before the STORE's job
+    log = t.wait_log("op=store")
+    assert "op=cache" not in log[:log.index("op=store")], log[-2000:]
+    assert not os.path.exists(cache_file(t))
+    r.cmd("z", "LOGOUT")
+    t.wait_log("op=save")   # the last session gone: state and cache written
+    assert os.path.exists(cache_file(t))
+
+
+def test_the_cache_is_written_while_the_session_stays(make_tern):
+    """A session that keeps the folder open (an IDLE client) still gets
+    the cache written, by a job within IMAP_CACHE_SAVE_DELAY_S (30 s)."""
+    t = make_tern(services=SERVICES, config={"server": {"log_debug": "yes"}})
+    md = t.maildir(ALICE)
+    login_raw(t).cmd("z", "LOGOUT")
+    os.makedirs(os.path.join(md, "new"), exist_ok=True)
+    for i in range(5):
+        with open(os.path.join(md, "new", f"{1700000000 + i}.M{i}P1.x"), "w") as f:
+            f.write(rich(i))
+    r = login_raw(t)
+    assert r.cmd("s", "SELECT INBOX")[-1].startswith("s OK")
+    assert r.cmd("f", "FETCH 1:* (BODYSTRUCTURE)")[-1].startswith("f OK")
+    t.wait_log("op=cache", timeout=60)
+    assert os.path.exists(cache_file(t))
+    assert r.cmd("n", "NOOP")[-1].startswith("n OK")
+    r.cmd("z", "LOGOUT")
 
 
 # ---- CONDSTORE and QRESYNC (RFC 7162) -----------------------------------------

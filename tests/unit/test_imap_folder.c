@@ -88,15 +88,25 @@ static void test_uids_and_flags(void **state)
 	assert_int_equal(f->n, 5);
 	assert_string_equal(f->v[3].name, "300.M99999P1Q1.h:2,");
 	assert_string_equal(f->v[4].name, "300.M100000P1Q1.h:2,");
+	imap_folder_hold_cur(f);   /* unlinks relative to cur/ (MOVE) */
 	assert_true(imap_folder_expunge(f, 4));
 	assert_true(imap_folder_expunge(f, 3));
+	imap_folder_release_cur(f);
+	assert_false(exists(fx->md, "cur", "300.M99999P1Q1.h:2,"));
 	/* arrival order: 50, 100, 200 */
 	assert_int_equal(f->v[0].uid, 1);
 	assert_string_equal(f->v[0].name, "50.M1P1Q3.h:2,S");
 	assert_int_equal(f->v[0].flags, IMAP_FLAG_SEEN);
 	assert_string_equal(f->v[1].name, "100.M1P1Q1.h,S=5,W=7:2,");
-	assert_int_equal(f->v[1].size, 7);          /* from W= */
+	assert_int_equal(f->v[1].size, 7);          /* from W=, without opening it */
+	/* the scan reads names only: the file is looked at when asked */
+	assert_false(imap_msg_known(&f->v[1]));
+	assert_false(imap_msg_known(&f->v[2]));
+	assert_int_equal(f->v[2].size, 0);
+	assert_true(imap_folder_stat(f, 2));
+	assert_true(imap_msg_known(&f->v[2]));
 	assert_int_equal(f->v[2].size, 6);          /* read: x CRLF y LF -> 6 */
+	assert_true(f->v[2].date > 0 && f->v[2].fsize == 5);
 	assert_false(exists(fx->md, "new", "100.M1P1Q1.h,S=5,W=7"));
 	assert_true(exists(fx->md, "cur", "100.M1P1Q1.h,S=5,W=7:2,"));
 
@@ -105,6 +115,15 @@ static void test_uids_and_flags(void **state)
 	assert_true(exists(fx->md, "cur", "100.M1P1Q1.h,S=5,W=7:2,FST"));
 	uint64_t ms = f->v[1].modseq;
 	assert_true(ms > 0);
+	/* the same relative to cur/ held open (STORE 1:*) */
+	imap_folder_hold_cur(f);
+	assert_true(f->curfd >= 0);
+	assert_true(imap_folder_set_flags(f, 2, IMAP_FLAG_ANSWERED, 0));
+	assert_true(exists(fx->md, "cur", "200.M1P1Q2.h:2,R"));
+	assert_true(imap_folder_set_flags(f, 2, 0, 0));
+	assert_true(exists(fx->md, "cur", "200.M1P1Q2.h:2,"));
+	imap_folder_release_cur(f);
+	assert_int_equal(f->curfd, -1);
 	assert_true(imap_folder_save(f));
 	imap_folder_free(f);
 
@@ -226,6 +245,66 @@ static void test_add_and_copy(void **state)
 	assert_int_equal(g->n, 3);
 	assert_int_equal(g->v[2].uid, 3);
 	assert_int_equal(g->uidnext, 4);
+	imap_folder_free(g);
+	imap_folder_free(f);
+}
+
+/* Two files with one unique part (another program's copy half made):
+ * one message, the name first in arrival order, whatever order the
+ * directory lists them in. */
+static void test_same_base_twice(void **state)
+{
+	struct fixture *fx = *state;
+	struct imap_folder *f;
+	bool changed;
+
+	assert_true(maildir_create(fx->md));
+	put(fx->md, "cur", "5.M1P1.h:2,S", "a\n");
+	put(fx->md, "cur", "6.M1P1.h:2,", "b\n");
+	f = imap_folder_open(fx->md);
+	assert_non_null(f);
+	assert_int_equal(f->n, 2);
+	put(fx->md, "cur", "5.M1P1.h:2,", "a\n");
+	put(fx->md, "cur", "5.M1P1.h,W=3:2,FS", "a\n");
+	for (int k = 0; k < 2; k++) {
+		assert_true(imap_folder_scan(f, &changed));
+		assert_int_equal(f->n, 2);
+		/* ',' sorts before ':' */
+		assert_string_equal(f->v[0].name, "5.M1P1.h,W=3:2,FS");
+		assert_int_equal(f->v[0].flags, IMAP_FLAG_FLAGGED | IMAP_FLAG_SEEN);
+		assert_string_equal(f->v[1].name, "6.M1P1.h:2,");
+	}
+	imap_folder_free(f);
+}
+
+/* A message the scan has not looked at (its size and date unknown) is
+ * copied: the copy's name gets no ",W=0", its size is measured, its date
+ * is the source's mtime. */
+static void test_copy_unknown(void **state)
+{
+	struct fixture *fx = *state;
+	struct imap_folder *f, *g;
+	char sent[256], p[512];
+	uint32_t uid;
+
+	assert_true(imap_store_setup(fx->md));
+	put(fx->md, "cur", "10.M1P1Q1.h:2,", "ab\ncd\n");
+	snprintf(p, sizeof(p), "%s/cur/10.M1P1Q1.h:2,", fx->md);
+	struct timespec ts[2] = { { .tv_sec = 1000000 }, { .tv_sec = 1000000 } };
+	assert_int_equal(utimensat(AT_FDCWD, p, ts, 0), 0);
+	f = imap_folder_open(fx->md);
+	assert_non_null(f);
+	assert_int_equal(f->n, 1);
+	assert_false(imap_msg_known(&f->v[0]));
+	snprintf(sent, sizeof(sent), "%s/.Sent", fx->md);
+	g = imap_folder_open(sent);
+	assert_non_null(g);
+	assert_true(copy_first(f, g, &uid));
+	assert_true(imap_folder_commit(g));
+	assert_int_equal(g->n, 1);
+	assert_null(strstr(g->v[0].name, ",W=0"));
+	assert_int_equal(g->v[0].size, 8);
+	assert_int_equal(g->v[0].date, 1000000);
 	imap_folder_free(g);
 	imap_folder_free(f);
 }
@@ -674,6 +753,7 @@ static void test_size_read(void **state)
 	struct imap_folder *f = imap_folder_open(fx->md);
 	assert_non_null(f);
 	assert_int_equal(f->n, 2);
+	imap_folder_stat_all(f);
 	assert_int_equal(f->v[0].size, n + lf);
 	assert_int_equal(f->v[1].size, n + lf);
 	assert_int_equal(f->v[0].fsize, n);
@@ -690,6 +770,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_size_read, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_uids_and_flags, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_add_and_copy, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_copy_unknown, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_same_base_twice, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_folders, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_cache, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_vanished, setup, teardown),
