@@ -412,15 +412,67 @@ static void conn_read_more(struct conn *c)
 	evbuffer_freeze(in, 0);
 }
 
+static void conn_event_cb(struct bufferevent *bev, short what, void *arg);
+
+/*
+ * A client that sends one command and waits for its reply (POP3 RETR one
+ * at a time, an SMTP transaction without PIPELINING) on loopback or a
+ * local link: the kernel's synchronous wake-up runs the client on this
+ * CPU as soon as the reply is written, and by the time this thread runs
+ * again the next command is usually in the socket already.  Going back
+ * to the event loop for it costs an epoll_wait, libevent's ioctl
+ * (FIONREAD) and its readv, and a loop turn; one recv() takes it now.
+ * Only when the batch's output has all left (a client that does not read
+ * is not read from) and the session still wants input; at most
+ * CONN_READ_AGAIN_TURNS per callback, so that other connections wait no
+ * longer than a few commands.  An empty socket costs the one recv().
+ * EOF is left to the bufferevent, which reads it again; an error is
+ * reported as the bufferevent would (reading stops, then the event
+ * callback with errno still set), since the recv() consumed it.
+ */
+#define CONN_READ_AGAIN_TURNS 8
+
+static bool conn_read_again(struct conn *c)
+{
+	evutil_socket_t fd = bufferevent_getfd(c->bev);
+	struct evbuffer *in = bufferevent_get_input(c->bev);
+	char buf[CONN_READ_SMALL];
+	ssize_t n;
+	bool ok;
+
+	if (c->closing || c->tls || c->tls_pending || fd < 0 || !c->direct_out || c->write_armed ||
+	    evbuffer_get_length(c->outq) > 0 || !(bufferevent_get_enabled(c->bev) & EV_READ))
+		return false;
+	do
+		n = recv(fd, buf, sizeof(buf), MSG_DONTWAIT);
+	while (n < 0 && errno == EINTR);
+	if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK) {
+		int err = errno;
+		bufferevent_disable(c->bev, EV_READ);
+		errno = err;
+		conn_event_cb(c->bev, BEV_EVENT_READING | BEV_EVENT_ERROR, c);
+		return false;
+	}
+	if (n <= 0)
+		return false;
+	evbuffer_unfreeze(in, 0);
+	ok = evbuffer_add(in, buf, (size_t)n) == 0;
+	evbuffer_freeze(in, 0);
+	return ok;
+}
+
 static void conn_read_cb(struct bufferevent *bev, void *arg)
 {
 	struct conn *c = arg;
+	unsigned turn = 0;
 
-	conn_read_more(c);
 	conn_ref(c);
-	conn_batch_begin(c);
-	c->ops->read(c->owner);
-	conn_batch_end(c);
+	do {
+		conn_read_more(c);
+		conn_batch_begin(c);
+		c->ops->read(c->owner);
+		conn_batch_end(c);
+	} while (++turn < CONN_READ_AGAIN_TURNS && conn_read_again(c));
 	conn_unref(c);
 }
 
