@@ -384,7 +384,7 @@ static void verify_spf_step(struct stage_verify *v);
 static void verify_spf_cb(const struct dns_rr_result *r, void *arg)
 {
 	struct stage_verify *v = arg;
-	struct spf_rr rr[DNS_RR_MAX];
+	struct spf_rr *rr = xcalloc(r->n ? r->n : 1, sizeof(*rr));
 	enum spf_rcode rc = r->status == DNS_OK ? SPF_DNS_OK :
 			    r->status == DNS_NXDOMAIN ? SPF_DNS_NXDOMAIN : SPF_DNS_TEMPFAIL;
 
@@ -395,6 +395,7 @@ static void verify_spf_cb(const struct dns_rr_result *r, void *arg)
 		memcpy(rr[i].addr, r->rr[i].addr, sizeof(rr[i].addr));
 	}
 	spf_answer(v->spf, rc, rr, r->n);
+	free(rr);
 	verify_spf_step(v);
 }
 

@@ -36,6 +36,13 @@ def txt_arg(name, text):
     return "--txt-record=" + name + "," + ",".join(parts)
 
 
+# An SPF record of about 9 KB (more than 35 strings, so the reply comes
+# over TCP) whose only match for 127.0.0.1 is its last term: cut anywhere,
+# it would not pass.
+BIG_SPF = "v=spf1 " + " ".join(f"ip6:2001:db8:aaaa:bbbb:cccc:dddd:eeee:{i:04x}" for i in range(220)) \
+    + " ip4:127.0.0.1 -all"
+
+
 @pytest.fixture(scope="module")
 def sender_key(tmp_path_factory):
     return rsa_key(tmp_path_factory.mktemp("key"))
@@ -62,6 +69,7 @@ def dns(sender_key):
         txt_arg("quar.test", "v=spf1 -all"),
         txt_arg("_dmarc.quar.test", "v=DMARC1; p=quarantine"),
         txt_arg("aligned.test", "v=spf1 ip4:127.0.0.1 -all"),
+        txt_arg("bigspf.test", BIG_SPF),
     ])
     yield d.port
     d.stop()
@@ -172,6 +180,17 @@ def test_spf_results(make_tern, dns, domain, result):
     assert ars[0].startswith("Authentication-Results: mx.test;")
     assert f"spf={result} smtp.mailfrom=user@{domain}" in ars[0], ars
     t.wait_log(f"spf={result} ")
+
+
+def test_spf_record_past_8k_whole(make_tern, dns):
+    """A TXT record longer than 8 KiB is read whole (it used to be cut at
+    8192 octets, and this one's passing term lost)."""
+    assert len(BIG_SPF) > 9000
+    t = mx(make_tern, dns)
+    code, _ = send(t, "user@bigspf.test", plain("user@bigspf.test"))
+    assert code == 250
+    ar = ar_fields(t.wait_messages("alice@example.test", 1)[0])
+    assert "spf=pass smtp.mailfrom=user@bigspf.test" in ar[0], ar
 
 
 def test_spf_null_sender_checks_helo(make_tern, dns):
