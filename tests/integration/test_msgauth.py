@@ -43,6 +43,11 @@ BIG_SPF = "v=spf1 " + " ".join(f"ip6:2001:db8:aaaa:bbbb:cccc:dddd:eeee:{i:04x}" 
     + " ip4:127.0.0.1 -all"
 
 
+# The explanation of expfail.test's fail (RFC 7208 6.2), with the
+# exp-only macros c and r
+EXP_TEXT = "%{c} may not send mail for %{d} as %{l} ('%{o}'); asked by %{r}"
+
+
 @pytest.fixture(scope="module")
 def sender_key(tmp_path_factory):
     return rsa_key(tmp_path_factory.mktemp("key"))
@@ -70,6 +75,10 @@ def dns(sender_key):
         txt_arg("_dmarc.quar.test", "v=DMARC1; p=quarantine"),
         txt_arg("aligned.test", "v=spf1 ip4:127.0.0.1 -all"),
         txt_arg("bigspf.test", BIG_SPF),
+        txt_arg("expfail.test", "v=spf1 ip4:192.0.2.1 -all exp=why.%{d}"),
+        txt_arg("why.expfail.test", EXP_TEXT),
+        txt_arg("expdmarc.test", "v=spf1 -all exp=why.expfail.test"),
+        txt_arg("_dmarc.expdmarc.test", "v=DMARC1; p=reject"),
     ])
     yield d.port
     d.stop()
@@ -191,6 +200,48 @@ def test_spf_record_past_8k_whole(make_tern, dns):
     assert code == 250
     ar = ar_fields(t.wait_messages("alice@example.test", 1)[0])
     assert "spf=pass smtp.mailfrom=user@bigspf.test" in ar[0], ar
+
+
+def pyspf_explanation(dns_port, ip, sender, helo, receiver):
+    """pyspf (python3-spf) against the same dnsmasq: its result and
+    explanation."""
+    import dns.resolver
+    import spf
+    r = dns.resolver.Resolver(configure=False)
+    r.nameservers = ["127.0.0.1"]
+    r.port = dns_port
+    saved = dns.resolver.default_resolver
+    dns.resolver.default_resolver = r
+    try:
+        res, _, exp = spf.query(i=ip, s=sender, h=helo, receiver=receiver, querytime=0).check()
+    finally:
+        dns.resolver.default_resolver = saved
+    return res, exp
+
+
+def test_spf_fail_explanation_in_ar(make_tern, dns):
+    """A fail's exp= text, macros and all, is the reason= of its spf= in
+    Authentication-Results, as pyspf expands it from the same records;
+    the mail is still delivered (SPF alone never refuses)."""
+    t = mx(make_tern, dns)
+    code, _ = send(t, "joe@expfail.test", plain("joe@expfail.test"))
+    assert code == 250
+    ar = ar_fields(t.wait_messages("alice@example.test", 1)[0])[0]
+    res, want = pyspf_explanation(dns, "127.0.0.1", "joe@expfail.test", "client.test", "mx.test")
+    assert res == "fail"
+    assert want == "127.0.0.1 may not send mail for expfail.test as joe ('expfail.test'); asked by mx.test"
+    assert (f'spf=fail (explanation published for expfail.test) reason="{want}" '
+            "smtp.mailfrom=joe@expfail.test") in ar, ar
+    t.wait_for_log(r"event=msgauth .*spf=fail .*action=accept")
+
+
+def test_spf_explanation_not_in_dmarc_reject(make_tern, dns):
+    """DMARC's 550 is DMARC's: the SPF explanation, a third party's text
+    about SPF, is not put into it."""
+    t = mx(make_tern, dns)
+    code, reply = send(t, "joe@expdmarc.test", plain("joe@expdmarc.test"))
+    assert code == 550 and b"DMARC" in reply, reply
+    assert b"may not send" not in reply
 
 
 def test_spf_null_sender_checks_helo(make_tern, dns):
