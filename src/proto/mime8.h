@@ -23,6 +23,9 @@ enum mime8_verdict {
 };
 
 #define MIME8_QP_LINE 76	/* RFC 2045 §6.7 (5): encoded line length */
+/* The header section a downgrade reads, at most: smtp_stream when it
+ * sends, the DKIM signer when it signs the form that will be sent. */
+#define MIME8_HEADER_MAX 65536
 
 /*
  * Look at the header section at the start of msg (len bytes).  On

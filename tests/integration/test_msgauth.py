@@ -437,19 +437,64 @@ def test_signed_relay_to_8bitmime_mx_verifies(net):
     assert dkim.verify(data, dnsfunc=lambda name, timeout=5: record)
 
 
-def test_signed_8bit_not_downgraded_for_7bit_peer(net):
-    """Re-encoding would break tern's own signature: refused (5.6.3)
-    rather than sent broken."""
+def test_signed_8bit_downgraded_for_7bit_peer_verifies(net):
+    """A hop without 8BITMIME gets the quoted-printable form (RFC 6152 3)
+    with the signatures tern made over that form at submission (RFC 6376
+    5.3): dkimpy verifies both Ed25519 and RSA.  (It used to be refused
+    with 5.6.3.)"""
     net.dns("--mx-host=far.test,mx.far.test,10", "--host-record=mx.far.test,127.0.0.142")
     r = net.receiver("127.0.0.142", ext=("PIPELINING",))
     t = net.tern()
-    keygen(t)
+    records = {"s1._domainkey.example.test": keygen(t),
+               "s2._domainkey.example.test": keygen(t, selector="s2", algorithm="ed25519")}
+    body = "caf\u00e9 = cr\u00e8me, a long line " + "x" * 90 + "\r\n"
+    msg = EIGHT_BIT.replace("caf\u00e9\r\n".encode(), body.encode("utf-8"))
     with t.smtp() as c:
-        c.sendmail("alice@example.test", ["bob@far.test"], EIGHT_BIT)
+        c.sendmail("alice@example.test", ["bob@far.test"], msg)
+    wait_for(lambda: len(r.messages) == 1, t=t)
+    data = r.messages[0]["data"]
+    assert max(data) < 0x80, data                       # 7-bit on the wire
+    assert b"Content-Transfer-Encoding: quoted-printable" in data
+    assert b"caf=C3=A9 =3D cr=C3=A8me" in data
+    assert data.count(b"DKIM-Signature:") == 2          # the 7-bit form's only
+    assert dkimpy_verify_all(data, records)
+    with pytest.raises(dkim.ValidationError):   # and it can fail
+        dkimpy_verify_all(data.replace(b"cr=C3=A8me", b"cr=C3=A9me"), records)
+    # the copy a local recipient gets stays 8-bit, signed as such
+    t.wait_log("event=dkim_signed")
+
+
+def test_signed_8bit_multipart_still_refused_for_7bit_peer(net):
+    """What mime8 cannot convert (multipart) is not converted for anyone:
+    5.6.3, as for unsigned mail, rather than a broken signature."""
+    net.dns("--mx-host=far.test,mx.far.test,10", "--host-record=mx.far.test,127.0.0.143")
+    r = net.receiver("127.0.0.143", ext=("PIPELINING",))
+    t = net.tern()
+    keygen(t)
+    msg = ("From: alice@example.test\r\nTo: bob@far.test\r\nSubject: mp\r\nMIME-Version: 1.0\r\n"
+           "Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\nContent-Type: text/plain; charset=utf-8\r\n"
+           "\r\ncaf\u00e9\r\n--b--\r\n").encode("utf-8")
+    with t.smtp() as c:
+        c.sendmail("alice@example.test", ["bob@far.test"], msg)
     (d,) = dsns(t)
     assert status_fields(d)[0]["Status"] == "5.6.3"
     assert r.messages == []
     t.wait_log("would break its DKIM signature")
+
+
+def test_signed_7bit_relay_has_no_second_form(net):
+    """7-bit mail is sent as it is, to any hop: one signature set, and the
+    queue file has no 7-bit form's signatures."""
+    net.dns("--mx-host=far.test,mx.far.test,10", "--host-record=mx.far.test,127.0.0.144")
+    r = net.receiver("127.0.0.144", ext=("PIPELINING",))
+    t = net.tern()
+    record = keygen(t)
+    with t.smtp() as c:
+        c.sendmail("alice@example.test", ["bob@far.test"], EIGHT_BIT.replace("caf\u00e9".encode(), b"cafe"))
+    wait_for(lambda: len(r.messages) == 1, t=t)
+    data = r.messages[0]["data"]
+    assert data.count(b"DKIM-Signature:") == 1 and b"quoted-printable" not in data
+    assert dkim.verify(data, dnsfunc=lambda name, timeout=5: record)
 
 
 # ---- signing keys are loaded once: at start, on SIGHUP, when they change
