@@ -464,6 +464,29 @@ def test_signed_8bit_downgraded_for_7bit_peer_verifies(net):
     t.wait_log("event=dkim_signed")
 
 
+def test_signed_8bit_downgrade_after_restart_local_copy_8bit(net):
+    """The 7-bit form's signatures are in the queue file: a message
+    deferred at such a hop and sent after a restart still verifies; the
+    local recipient's copy is the 8-bit form with its own signature."""
+    net.dns("--mx-host=far.test,mx.far.test,10", "--host-record=mx.far.test,127.0.0.145")
+    r = net.receiver("127.0.0.145", ext=("PIPELINING",), rcpt={"bob@far.test": "451 4.7.1 later"})
+    t = net.tern()
+    record = keygen(t)
+    with t.smtp() as c:
+        c.sendmail("alice@example.test", ["bob@far.test", "alice@example.test"], EIGHT_BIT)
+    t.wait_log("status=deferred")
+    local = t.wait_messages("alice@example.test", 1)[0]
+    assert b"caf\xc3\xa9" in local and local.count(b"DKIM-Signature:") == 1
+    assert dkim.verify(local.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n"),
+                       dnsfunc=lambda name, timeout=5: record)
+    t.restart()
+    r.rcpt = {}
+    wait_for(lambda: len(r.messages) == 1, timeout=30, t=t)
+    data = r.messages[0]["data"]
+    assert max(data) < 0x80 and b"caf=C3=A9" in data and data.count(b"DKIM-Signature:") == 1
+    assert dkim.verify(data, dnsfunc=lambda name, timeout=5: record)
+
+
 def test_signed_8bit_multipart_still_refused_for_7bit_peer(net):
     """What mime8 cannot convert (multipart) is not converted for anyone:
     5.6.3, as for unsigned mail, rather than a broken signature."""
