@@ -37,6 +37,10 @@ enum mime8_verdict {
 enum mime8_verdict mime8_header(const char *msg, size_t len, char **hdr, size_t *hdr_len,
 				size_t *body_off);
 const char *mime8_verdict_str(enum mime8_verdict v);
+/* Does the header section at the start of msg declare 8-bit content
+ * ("Content-Transfer-Encoding: 8bit", RFC 2045 6.2)?  False when it does
+ * not, or does not end within len. */
+bool mime8_declares_8bit(const char *msg, size_t len);
 
 struct mime8_qp {
 	size_t col;		/* characters on the current output line */

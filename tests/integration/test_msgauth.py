@@ -449,8 +449,8 @@ def test_signed_8bit_downgraded_for_7bit_peer_verifies(net):
                "s2._domainkey.example.test": keygen(t, selector="s2", algorithm="ed25519")}
     body = "caf\u00e9 = cr\u00e8me, a long line " + "x" * 90 + "\r\n"
     msg = EIGHT_BIT.replace("caf\u00e9\r\n".encode(), body.encode("utf-8"))
-    with t.smtp() as c:
-        c.sendmail("alice@example.test", ["bob@far.test"], msg)
+    with t.smtp() as c:   # declared 8-bit (RFC 6152 2)
+        c.sendmail("alice@example.test", ["bob@far.test"], msg, mail_options=["BODY=8BITMIME"])
     wait_for(lambda: len(r.messages) == 1, t=t)
     data = r.messages[0]["data"]
     assert max(data) < 0x80, data                       # 7-bit on the wire
@@ -472,8 +472,9 @@ def test_signed_8bit_downgrade_after_restart_local_copy_8bit(net):
     r = net.receiver("127.0.0.145", ext=("PIPELINING",), rcpt={"bob@far.test": "451 4.7.1 later"})
     t = net.tern()
     record = keygen(t)
-    with t.smtp() as c:
-        c.sendmail("alice@example.test", ["bob@far.test", "alice@example.test"], EIGHT_BIT)
+    declared = EIGHT_BIT.replace(b"\r\n\r\n", b"\r\nContent-Transfer-Encoding: 8bit\r\n\r\n", 1)
+    with t.smtp() as c:   # declared by its Content-Transfer-Encoding
+        c.sendmail("alice@example.test", ["bob@far.test", "alice@example.test"], declared)
     t.wait_log("status=deferred")
     local = t.wait_messages("alice@example.test", 1)[0]
     assert b"caf\xc3\xa9" in local and local.count(b"DKIM-Signature:") == 1
@@ -484,7 +485,24 @@ def test_signed_8bit_downgrade_after_restart_local_copy_8bit(net):
     wait_for(lambda: len(r.messages) == 1, timeout=30, t=t)
     data = r.messages[0]["data"]
     assert max(data) < 0x80 and b"caf=C3=A9" in data and data.count(b"DKIM-Signature:") == 1
+    assert data.count(b"Content-Transfer-Encoding:") == 1
     assert dkim.verify(data, dnsfunc=lambda name, timeout=5: record)
+
+
+def test_signed_undeclared_8bit_refused_for_7bit_peer(net):
+    """8-bit octets without BODY=8BITMIME or a Content-Transfer-Encoding
+    saying so get no 7-bit form's signatures (7-bit mail does not pay for
+    them): such a hop gets nothing and the sender 5.6.3, as before."""
+    net.dns("--mx-host=far.test,mx.far.test,10", "--host-record=mx.far.test,127.0.0.146")
+    r = net.receiver("127.0.0.146", ext=("PIPELINING",))
+    t = net.tern()
+    keygen(t)
+    with t.smtp() as c:
+        c.sendmail("alice@example.test", ["bob@far.test"], EIGHT_BIT)
+    (d,) = dsns(t)
+    assert status_fields(d)[0]["Status"] == "5.6.3"
+    assert r.messages == []
+    t.wait_log("would break its DKIM signature")
 
 
 def test_signed_8bit_multipart_still_refused_for_7bit_peer(net):
@@ -498,7 +516,7 @@ def test_signed_8bit_multipart_still_refused_for_7bit_peer(net):
            "Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\nContent-Type: text/plain; charset=utf-8\r\n"
            "\r\ncaf\u00e9\r\n--b--\r\n").encode("utf-8")
     with t.smtp() as c:
-        c.sendmail("alice@example.test", ["bob@far.test"], msg)
+        c.sendmail("alice@example.test", ["bob@far.test"], msg, mail_options=["BODY=8BITMIME"])
     (d,) = dsns(t)
     assert status_fields(d)[0]["Status"] == "5.6.3"
     assert r.messages == []
