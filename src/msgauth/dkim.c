@@ -768,6 +768,19 @@ static void verify_header_digest(const struct dkim_verify *v, const struct vsig 
 	EVP_MD_CTX_free(md);
 }
 
+char *dkim_verify_sign_as(const struct dkim_verify *v, size_t i, EVP_PKEY *key)
+{
+	unsigned char digest[32], sig[1024];
+	size_t siglen = sizeof sig;
+
+	if (!v->started || i >= v->n || !v->s[i].parsed || EVP_PKEY_get_size(key) > (int)sizeof sig)
+		return NULL;
+	verify_header_digest(v, &v->s[i], digest);
+	if (!pkey_sign(key, digest, sig, &siglen))
+		return NULL;
+	return base64_encode_alloc(sig, siglen);
+}
+
 static bool strict_i_ok(const struct dkim_sig *sig)
 {
 	const char *at;

@@ -109,6 +109,13 @@ enum dkim_result dkim_verify_result(const struct dkim_verify *v, size_t i, const
  * for DMARC, RFC 7489 6.6.1), once the header section is complete;
  * SIZE_MAX when a From field is unreadable or an address lacks a domain. */
 size_t dkim_verify_from_domains(struct dkim_verify *v, char (*out)[256], size_t max);
+/* The b= value (base64, unfolded) that key gives signature i's header
+ * data - what a signer holding key writes into this very field (RSA
+ * PKCS#1 v1.5 and Ed25519 are deterministic) - once the header section
+ * is complete; xmalloc'd, NULL when signature i was not parsed or the
+ * key cannot sign.  For vectors: tern's signing against published
+ * signatures (tests/unit/test_dkim_rfc.c). */
+char *dkim_verify_sign_as(const struct dkim_verify *v, size_t i, EVP_PKEY *key);
 /* The header section was over DKIM_HEADER_MAX: nothing was checked. */
 bool dkim_verify_overflow(const struct dkim_verify *v);
 void dkim_verify_free(struct dkim_verify *v);

@@ -56,6 +56,7 @@ struct queue_writer {
 	char *env_id;             /* the caller's env->id, kept in step */
 	const bool *env_junk;     /* the caller's env->junk and dkim_signed, read */
 	const bool *env_signed;   /* at the commit */
+	const struct queue_env *env;   /* its dkim8_len and dkim7, likewise */
 	char *tmp_path, *final_path;
 	int fd;
 	uint64_t offset;          /* where the message starts */
@@ -298,6 +299,7 @@ struct queue_writer *queue_writer_new(struct queue *q, struct queue_env *env)
 	w->env_id = env->id;
 	w->env_junk = &env->junk;
 	w->env_signed = &env->dkim_signed;
+	w->env = env;
 	w->final_path = xasprintf("%s/%s", q->msg_dir, w->id);
 	mem = open_memstream(&text, &text_len);
 	write_envelope(mem, env);
@@ -482,10 +484,20 @@ bool queue_writer_commit(struct queue_writer *w, uint64_t lines, bool eight_bit)
 	n = snprintf(trailer, sizeof(trailer), "TERN-END off=%" PRIu64 " len=%" PRIu64 " lines=%" PRIu64 " 8bit=%d%s%s\n",
 		     w->offset, w->written, lines, eight_bit ? 1 : 0, *w->env_junk ? " junk=1" : "",
 		     *w->env_signed ? " signed=1" : "");
+	/* the 7-bit form's signatures go between the message and the
+	 * trailer, which says how long they are (queuefile.h) */
+	size_t sig7 = *w->env_signed && w->env->dkim7 ? strlen(w->env->dkim7) : 0;
+	if (sig7 > 0) {
+		n--;   /* the line end */
+		n += snprintf(trailer + n, sizeof(trailer) - (size_t)n, " sig8=%" PRIu64 " sig7=%zu\n",
+			      w->env->dkim8_len, sig7);
+		if (!write_all(w->fd, w->env->dkim7, sig7))
+			goto fail;
+	}
 	if (!write_all(w->fd, trailer, (size_t)n))
 		goto fail;
 	/* A recycled scratch file may hold the tail of a longer message. */
-	uint64_t end = w->offset + w->written + (uint64_t)n;
+	uint64_t end = w->offset + w->written + sig7 + (uint64_t)n;
 	if (w->extent > end && ftruncate(w->fd, (off_t)end) < 0)
 		goto fail;
 	for (int tries = 0; ; tries++) {
