@@ -31,6 +31,7 @@ struct intake;
 struct tern;
 struct login;
 struct dkim_keyring;
+struct dkim_key_cache;
 struct acme;
 
 enum service {
@@ -101,6 +102,7 @@ struct tern {
 	struct rate *conn_rate, *msg_rate;
 	struct login *login;           /* authentication for every protocol */
 	struct dkim_keyring *dkim_keys; /* signing keys, loaded once (msgauth/dkim_keyring.h) */
+	struct dkim_key_cache *dkim_pubkeys; /* verification keys decoded before (msgauth/dkim.h) */
 	struct acme *acme;             /* the ACME client, NULL when off */
 	struct session_list sessions;
 	size_t nsessions;
