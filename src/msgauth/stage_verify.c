@@ -724,6 +724,7 @@ static void verify_free(struct pipe_stage *st)
 
 static const struct pipe_stage_ops verify_ops = {
 	.name = "msgauth",
+	.prepends = true,
 	.data = verify_data,
 	.end = verify_end,
 	.free = verify_free,
