@@ -180,6 +180,18 @@ static int intake_error(const struct intake *in)
 	return in->ls.open ? in->ls.err : queue_writer_error(in->qw);
 }
 
+/* Where the message is now (the mailbox's stream or the queue file) and
+ * its size, for delivery and for the queued line in the log. */
+static void intake_measure(struct intake *in)
+{
+	struct queue_env *env = in->env;
+
+	env->msg_offset = in->ls.open ? in->ls.prefix_len : queue_writer_offset(in->qw);
+	env->msg_len = in->ls.open ? in->ls.written : queue_writer_size(in->qw);
+	env->msg_lines = in->lines;
+	env->eight_bit = in->eight_bit;
+}
+
 /* Worker thread: deliver what can go straight into the mailboxes and
  * send its notices.  True when nothing is left for the queue. */
 static bool intake_direct(struct intake *in)
@@ -187,10 +199,7 @@ static bool intake_direct(struct intake *in)
 	struct queue_env *env = in->env;
 	int fd = in->ls.open ? in->ls.mf.fd : queue_writer_fd(in->qw);
 
-	env->msg_offset = in->ls.open ? in->ls.prefix_len : queue_writer_offset(in->qw);
-	env->msg_len = in->ls.open ? in->ls.written : queue_writer_size(in->qw);
-	env->msg_lines = in->lines;
-	env->eight_bit = in->eight_bit;
+	intake_measure(in);
 	if (!local_deliver_direct(in->t->cfg, env, fd, in->ls.open ? &in->ls : NULL))
 		return false;
 	if (notice_step(in->t->cfg, in->t->queue, env, fd, now_unix(), &in->notices))
@@ -229,6 +238,9 @@ static void intake_work(void *arg)
 			in->err = errno ? errno : EIO;
 	}
 	local_stream_close(&in->ls);
+	/* the message is in the queue file now (a held one was never
+	 * measured: it skips direct delivery) */
+	intake_measure(in);
 	/* held: a milter's quarantine; the state file says so */
 	if (in->durable && (partial || env->held))
 		queue_save_state(in->t->queue, env);

@@ -44,7 +44,6 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
 #include <event2/event.h>
@@ -142,12 +141,6 @@ static void log_imap_inotify_error(int err)
 }
 
 /* ---- replies ----------------------------------------------------------- */
-
-static int imap_u32_cmp(const void *a, const void *b)
-{
-	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
-	return x < y ? -1 : x > y;
-}
 
 struct evbuffer *imap_out(struct imap_session *s)
 {
@@ -1335,34 +1328,23 @@ void imap_sync(struct imap_session *s, bool expunge)
 }
 
 /* RFC 7162 3.2.5.1, 3.2.6: "* VANISHED (EARLIER) uids" for the UIDs that
- * went after modseq and are in set (NULL: any). */
+ * went after modseq and are in set (NULL: any), above known. */
 void imap_vanished_earlier(struct imap_session *s, const struct imap_folder *f, uint64_t modseq,
-			   const struct imap_seqset *set)
+			   const struct imap_seqset *set, uint32_t known)
 {
-	uint32_t *v = NULL, star = f->uidnext ? f->uidnext - 1 : 0;
-	size_t n = 0, cap = 0;
+	struct imap_seq_range *r;
+	size_t n = imap_folder_vanished(f, modseq, set, known, &r);
 
-	for (size_t i = 0; i < f->nvan; i++) {
-		const struct imap_vanished *r = &f->van[i];
-		if (r->modseq <= modseq)
-			continue;
-		for (uint64_t u = r->lo; u <= r->hi; u++) {
-			if (set && !imap_seqset_contains(set, (uint32_t)u, star))
-				continue;
-			if (n == cap) {
-				cap = cap ? 2 * cap : 64;
-				v = xrealloc(v, cap * sizeof(*v));
-			}
-			v[n++] = (uint32_t)u;
-		}
-	}
 	if (n) {
-		qsort(v, n, sizeof(*v), imap_u32_cmp);
 		evbuffer_add_printf(imap_out(s), "* VANISHED (EARLIER) ");
-		imap_write_seqset(imap_out(s), v, n);
+		for (size_t i = 0; i < n; i++) {
+			evbuffer_add_printf(imap_out(s), i ? ",%" PRIu32 : "%" PRIu32, r[i].lo);
+			if (r[i].hi != r[i].lo)
+				evbuffer_add_printf(imap_out(s), ":%" PRIu32, r[i].hi);
+		}
 		evbuffer_add(imap_out(s), "\r\n", 2);
 	}
-	free(v);
+	free(r);
 }
 
 bool imap_seq_resolve(struct imap_session *s, const struct imap_arg *a, bool uid, size_t **idx, size_t *n)

@@ -199,9 +199,9 @@ struct imap_folder *imap_folder(struct imap_session *s);
 /* Tell this session's client what changed (EXPUNGE only when expunge). */
 void imap_sync(struct imap_session *s, bool expunge);
 /* RFC 7162: "* VANISHED (EARLIER)" for the UIDs of set (NULL: all)
- * expunged after modseq. */
+ * expunged after modseq (above known: the sequence match data's, 0). */
 void imap_vanished_earlier(struct imap_session *s, const struct imap_folder *f, uint64_t modseq,
-			   const struct imap_seqset *set);
+			   const struct imap_seqset *set, uint32_t known);
 /* The folders of the user's Maildir kept after their last session
  * closed them are dropped (DELETE and RENAME change what a path holds). */
 void imap_shared_forget(struct imap_session *s);

@@ -208,7 +208,10 @@ def test_store_search_copy_move_expunge(make_tern):
     typ, data = c.store("1", "+FLAGS", "(\\Flagged \\Seen $Work)")
     assert "\\Flagged" in data[0].decode() and "$Work" in data[0].decode()
     cur = os.listdir(os.path.join(t.maildir(ALICE), "cur"))
-    assert sum(1 for n in cur if n.endswith(":2,FS")) == 1, cur
+    # $Work is Dovecot's letter a, named in the folder's dovecot-keywords
+    assert sum(1 for n in cur if n.endswith(":2,FSa")) == 1, cur
+    with open(os.path.join(t.maildir(ALICE), "dovecot-keywords")) as f:
+        assert f.read() == "0 $Work\n"
     assert c.search(None, "FLAGGED")[1] == [b"1"]
     assert c.search(None, "UNSEEN")[1] == [b"2 3"]
     assert c.search(None, "KEYWORD", "$Work")[1] == [b"1"]

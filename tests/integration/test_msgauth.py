@@ -13,7 +13,7 @@ import subprocess
 import dkim
 import pytest
 
-from authutil import Dialog, b64
+from authutil import submission_data
 from conftest import DNSMASQ, Dnsmasq
 
 UNTRUSTED = "10.255.0.0/16"
@@ -113,14 +113,7 @@ def keygen(t, domain="example.test", selector="s1", algorithm="rsa", wait=True):
 def test_submission_signed_and_dkimpy_verifies(make_tern):
     t = make_tern(services=("smtp", "submission"), config={"relay": {"trusted_networks": UNTRUSTED}})
     record = keygen(t)
-    d = Dialog(t.port("submission"))
-    d.cmd("EHLO client.test")
-    d.starttls()
-    d.cmd("EHLO client.test")
-    assert d.cmd("AUTH PLAIN " + b64("\0alice@example.test\0alicepw")).startswith("235")
-    assert d.cmd("MAIL FROM:<alice@example.test>").startswith("250")
-    assert d.cmd("RCPT TO:<bob@example.test>").startswith("250")
-    assert d.cmd("DATA").startswith("354")
+    d = submission_data(t)
     # no Date: or Message-ID: - the MSA adds them, and they are signed
     r = d.cmd("From: Alice <alice@example.test>\r\nTo: bob@example.test\r\nSubject: signed\r\n\r\n"
               "Body line\r\n  with  spaces  \r\n\r\n.")
@@ -145,14 +138,7 @@ def test_submission_signed_and_dkimpy_verifies(make_tern):
 
 def test_no_key_no_signature(make_tern):
     t = make_tern(services=("smtp", "submission"), config={"relay": {"trusted_networks": UNTRUSTED}})
-    d = Dialog(t.port("submission"))
-    d.cmd("EHLO client.test")
-    d.starttls()
-    d.cmd("EHLO client.test")
-    assert d.cmd("AUTH PLAIN " + b64("\0alice@example.test\0alicepw")).startswith("235")
-    assert d.cmd("MAIL FROM:<alice@example.test>").startswith("250")
-    assert d.cmd("RCPT TO:<bob@example.test>").startswith("250")
-    assert d.cmd("DATA").startswith("354")
+    d = submission_data(t)
     assert d.cmd("From: alice@example.test\r\nSubject: x\r\n\r\nx\r\n.").startswith("250")
     d.close()
     m = t.wait_messages("bob@example.test", 1)[0]
@@ -388,14 +374,7 @@ def test_signed_8bit_not_downgraded_for_7bit_peer(net):
 def submit(t, frm="alice@example.test", rcpt="bob@example.test", subject="keys"):
     """One message over 587 (STARTTLS + AUTH); the stored copy."""
     before = len(t.messages(rcpt))
-    d = Dialog(t.port("submission"))
-    d.cmd("EHLO client.test")
-    d.starttls()
-    d.cmd("EHLO client.test")
-    assert d.cmd("AUTH PLAIN " + b64("\0alice@example.test\0alicepw")).startswith("235")
-    assert d.cmd(f"MAIL FROM:<{frm}>").startswith("250")
-    assert d.cmd(f"RCPT TO:<{rcpt}>").startswith("250")
-    assert d.cmd("DATA").startswith("354")
+    d = submission_data(t, frm, rcpt)
     r = d.cmd(f"From: <{frm}>\r\nTo: <{rcpt}>\r\nSubject: {subject}\r\n\r\nkeys body\r\n.")
     assert r.startswith("250"), r
     d.close()
@@ -478,14 +457,7 @@ def test_client_gone_while_signing(make_tern):
     t = make_tern(services=("smtp", "submission"), config={"relay": {"trusted_networks": UNTRUSTED}})
     rec = keygen(t, selector="g1")
     for i in range(20):
-        d = Dialog(t.port("submission"))
-        d.cmd("EHLO client.test")
-        d.starttls()
-        d.cmd("EHLO client.test")
-        assert d.cmd("AUTH PLAIN " + b64("\0alice@example.test\0alicepw")).startswith("235")
-        assert d.cmd("MAIL FROM:<alice@example.test>").startswith("250")
-        assert d.cmd("RCPT TO:<bob@example.test>").startswith("250")
-        assert d.cmd("DATA").startswith("354")
+        d = submission_data(t)
         d.send(f"From: <alice@example.test>\r\nSubject: gone {i}\r\n\r\nbye\r\n.\r\n")
         d.close()
     t.wait_log("event=disconnect", n=20)

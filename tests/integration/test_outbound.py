@@ -11,11 +11,10 @@ import os
 import socket
 import subprocess
 import threading
-import time
 
 import pytest
 
-from conftest import Dnsmasq, free_port
+from conftest import Dnsmasq, free_port, wait_for  # noqa: F401 (wait_for: other tests take it from here)
 
 class Receiver:
     """A scripted SMTP server on (ip, port).  Records every connection's
@@ -196,15 +195,6 @@ def net(make_tern):
 def send(t, rcpts, sender="alice@example.test", body="Subject: test\r\n\r\nhello\r\n", **kw):
     with t.smtp() as c:
         c.sendmail(sender, rcpts, body.encode("utf-8") if isinstance(body, str) else body, **kw)
-
-
-def wait_for(cond, timeout=30.0, what="condition", t=None):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if cond():
-            return True
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}\n" + (t.log()[-4000:] if t else ""))
 
 
 def dsns(t, addr="alice@example.test", n=1, timeout=30):
