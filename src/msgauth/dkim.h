@@ -88,7 +88,27 @@ void dkim_signer_free(struct dkim_signer *s);
 
 struct dkim_verify;
 
+/*
+ * Public keys already decoded, by their p= octets.  OpenSSL's decoder
+ * for a SubjectPublicKeyInfo costs a third of a millisecond, several
+ * times the RSA verification itself, and most mail comes from a few
+ * keys: the same octets always give the same key, so a key seen before
+ * is taken from here (DNS and its TTLs still decide which octets apply;
+ * only the decoding is saved).  Bounded (DKIM_KEY_CACHE_MAX, the least
+ * recently used goes), safe to share between threads.
+ */
+#define DKIM_KEY_CACHE_MAX 64
+
+struct dkim_key_cache;
+
+struct dkim_key_cache *dkim_key_cache_new(void);
+void dkim_key_cache_free(struct dkim_key_cache *c);
+/* Hits and decodes so far (for tests). */
+void dkim_key_cache_stats(struct dkim_key_cache *c, uint64_t *hits, uint64_t *misses);
+
 struct dkim_verify *dkim_verify_new(void);
+/* Decoded keys from and into c (kept by the caller; NULL: none). */
+void dkim_verify_set_key_cache(struct dkim_verify *v, struct dkim_key_cache *c);
 void dkim_verify_feed(struct dkim_verify *v, const char *buf, size_t len);
 /* End of message: the body hashes are complete. */
 void dkim_verify_finish(struct dkim_verify *v);

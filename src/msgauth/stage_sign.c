@@ -255,6 +255,7 @@ static void sign_free(struct pipe_stage *st)
 
 static const struct pipe_stage_ops sign_ops = {
 	.name = "dkim_sign",
+	.prepends = true,
 	.data = sign_data,
 	.end = sign_end,
 	.free = sign_free,

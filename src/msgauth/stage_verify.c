@@ -776,6 +776,7 @@ static void verify_free(struct pipe_stage *st)
 
 static const struct pipe_stage_ops verify_ops = {
 	.name = "msgauth",
+	.prepends = true,
 	.data = verify_data,
 	.end = verify_end,
 	.free = verify_free,
@@ -797,6 +798,8 @@ struct pipe_stage *stage_verify_new(struct tern *t, const struct queue_env *env)
 		die("evtimer_new failed");
 	if (cfg->check_dkim || cfg->check_dmarc != DMARC_MODE_OFF)
 		v->dkim = dkim_verify_new();
+	if (v->dkim != NULL)
+		dkim_verify_set_key_cache(v->dkim, t->dkim_pubkeys);
 	/* SPF now, while the message is read: its callbacks run later,
 	 * from the loop, never inside this call */
 	if (cfg->check_spf || cfg->check_dmarc != DMARC_MODE_OFF) {

@@ -196,10 +196,12 @@ enum queuefile_err queuefile_parse_envelope(const char *buf, size_t len, struct 
 		if (nl == NULL)
 			return QUEUEFILE_NO_END;
 		if (nl == p) {
-			/* The blank line is the envelope's last byte: the
-			 * trailer's offset says where the message begins. */
-			if (nl + 1 != end)
-				return QUEUEFILE_NO_END;
+			/* The blank line ends the envelope; only padding (line
+			 * ends) may follow it: the trailer's offset says where
+			 * the message begins. */
+			for (const char *q = nl + 1; q < end; q++)
+				if (*q != '\n')
+					return QUEUEFILE_NO_END;
 			return env->from != NULL ? QUEUEFILE_OK : QUEUEFILE_NO_FROM;
 		}
 		if (!qf_env_line(env, p, (size_t)(nl - p)))

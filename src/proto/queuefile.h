@@ -8,6 +8,8 @@
  *                  "helo V\n" "ip V\n" "auth V\n" "body N\n" "ret N\n"
  *                  "envid V\n" ["smtputf8 1\n"] then "rcpt L|R NOTIFY V V V\n" per
  *                  recipient (address, as given, ORCPT), a blank line,
+ *                  padding ("\n" octets, any number: room for fields
+ *                  in front of the message, see queue_writer_reserve_front),
  *                  the message, then the trailer
  *                  "TERN-END off=N len=N lines=N 8bit=0|1[ junk=1][ signed=1]
  *                  [ sig8=N sig7=N]\n"; with sig7, the N octets before the
@@ -100,7 +102,8 @@ enum queuefile_err queuefile_parse_trailer(const char *tail, size_t n, uint64_t 
 					   struct queue_env *env);
 
 /* The envelope from the first len bytes of the file (the trailer's
- * msg_offset: the envelope lines and the blank line).  Fills env (from,
+ * msg_offset: the envelope lines, the blank line and any padding of
+ * line ends after it).  Fills env (from,
  * helo, ..., the recipients); on error env may hold part of what was
  * read, for queue_env_free().  The id line is not used: a message's id
  * is its file name. */

@@ -61,6 +61,7 @@ struct queue_writer {
 	int fd;
 	uint64_t offset;          /* where the message starts */
 	uint64_t written;         /* message bytes so far */
+	uint64_t front_room;      /* padding just before offset, for fields in front */
 	uint64_t extent;          /* file size when taken from the pool */
 	bool failed;
 	int err;                  /* errno of the write that failed */
@@ -360,10 +361,47 @@ bool queue_writer_write(struct queue_writer *w, const void *buf, size_t len)
 	return true;
 }
 
+bool queue_writer_reserve_front(struct queue_writer *w, size_t room)
+{
+	char *pad;
+	bool ok;
+
+	if (w->failed || w->written > 0)
+		return false;
+	pad = xmalloc(room);
+	memset(pad, '\n', room);
+	ok = write_all(w->fd, pad, room);
+	free(pad);
+	if (!ok) {
+		w->err = errno;
+		log_queue_error("write", w->id, NULL, w->err);
+		w->failed = true;
+		errno = w->err;
+		return false;
+	}
+	w->offset += room;
+	w->front_room += room;
+	return true;
+}
+
 bool queue_writer_insert_front(struct queue_writer *w, const void *buf, size_t len)
 {
 	if (w->failed)
 		return false;
+	if (len <= w->front_room) {
+		/* into the padding, just before the message: nothing moves */
+		if (pwrite(w->fd, buf, len, (off_t)(w->offset - len)) != (ssize_t)len) {
+			w->err = errno ? errno : EIO;
+			log_queue_error("write", w->id, NULL, w->err);
+			w->failed = true;
+			errno = w->err;
+			return false;
+		}
+		w->offset -= len;
+		w->front_room -= len;
+		w->written += len;
+		return true;
+	}
 	if (!fs_insert(w->fd, (off_t)w->offset, w->written, buf, len)) {
 		w->err = errno;
 		log_queue_error("write", w->id, NULL, w->err);
@@ -427,6 +465,7 @@ bool queue_writer_set_envelope(struct queue_writer *w, const struct queue_env *e
 	if (old_end > w->extent)
 		w->extent = old_end;
 	w->offset = text_len;
+	w->front_room = 0;   /* the padding went with the move */
 	return true;
 }
 

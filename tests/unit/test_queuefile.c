@@ -228,6 +228,11 @@ static void test_envelope_table(void **state)
 		{ S("from =a@b\nhelo =x"), QUEUEFILE_NO_END },
 		/* the blank line must be where the message begins */
 		{ S("from =a@b\n\nSubject: x\n"), QUEUEFILE_NO_END },
+		/* padding after it (room that fields in front did not take)
+		 * is line ends and nothing else */
+		{ S("from =a@b\n\n\n\n\n"), QUEUEFILE_OK },
+		{ S("from =a@b\n\n\n\nX: y\n"), QUEUEFILE_NO_END },
+		{ S("from =a@b\n\n\n \n"), QUEUEFILE_NO_END },
 		{ S("helo =x\n\n"), QUEUEFILE_NO_FROM },
 		{ S("\n"), QUEUEFILE_NO_FROM },
 		{ S("from a@b\n\n"), QUEUEFILE_BAD_LINE },
