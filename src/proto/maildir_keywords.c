@@ -18,7 +18,7 @@ bool maildir_kw_line_parse(const char *line, size_t len, unsigned *slot, const c
 			return false;
 		n = n * 10 + (unsigned)(line[i] - '0');
 	}
-	if (n >= MAILDIR_KW_SLOTS)
+	if (n >= MAILDIR_KW_SLOTS || len - digits - 1 > MAILDIR_KW_NAME_MAX)
 		return false;
 	for (size_t i = digits + 1; i < len; i++)
 		if (line[i] == '\r' || line[i] == '\n' || line[i] == '\0')

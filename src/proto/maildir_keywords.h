@@ -13,6 +13,10 @@
 #include <stdint.h>
 
 #define MAILDIR_KW_SLOTS 26
+/* The longest keyword name kept (tern's IMAP keyword bound, IMAP_KEYWORD_MAX;
+ * Dovecot's default mail_max_keyword_length is 50): a longer line is
+ * skipped as unreadable. */
+#define MAILDIR_KW_NAME_MAX 255
 
 /* line[0..len) without its line end: "N name" with N in 0..25 (no sign,
  * no leading zeros past one digit's worth of sense: at most two digits)

@@ -111,7 +111,9 @@ size_t imap_kw_letters(const struct imap_folder *f, uint32_t kw, const char *old
 /* The file's lines as names by slot; false when it is missing. */
 static bool imap_dk_read(const char *path, char *names[IMAP_DK_SLOTS], struct stat *st)
 {
-	char line[1024];
+	char *line = NULL;
+	size_t cap = 0;
+	ssize_t got;
 	FILE *fp = fopen(path, "r");
 
 	memset(names, 0, IMAP_DK_SLOTS * sizeof(*names));
@@ -119,8 +121,12 @@ static bool imap_dk_read(const char *path, char *names[IMAP_DK_SLOTS], struct st
 		return false;
 	if (fstat(fileno(fp), st) != 0)
 		memset(st, 0, sizeof(*st));
-	while (fgets(line, sizeof(line), fp)) {
-		size_t len = strcspn(line, "\r\n");
+	/* whole lines (a fixed buffer would cut a long one into a wrong
+	 * name and a rest); names over MAILDIR_KW_NAME_MAX are skipped */
+	while ((got = getline(&line, &cap, fp)) > 0) {
+		size_t len = (size_t)got;
+		while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r'))
+			len--;
 		const char *name;
 		size_t nlen;
 		unsigned n;
@@ -131,6 +137,7 @@ static bool imap_dk_read(const char *path, char *names[IMAP_DK_SLOTS], struct st
 		free(names[n]);
 		names[n] = xstrndup(name, nlen);
 	}
+	free(line);
 	fclose(fp);
 	return true;
 }
@@ -171,6 +178,10 @@ void imap_dk_assign(struct imap_folder *f)
 {
 	for (size_t i = 0; i < f->nkw; i++) {
 		int s = f->kw_slot[i];
+		/* a name the file could not carry (an older state's) keeps no
+		 * letter: it stays in tern's state, and the file stays writable */
+		if (s < 0 && strlen(f->kw[i]) > MAILDIR_KW_NAME_MAX)
+			continue;
 		if (s >= 0) {
 			if (f->dk[s] == NULL) {
 				f->dk[s] = xstrdup(f->kw[i]);

@@ -44,6 +44,17 @@ static void test_lines(void **state)
 		assert_int_equal(nlen, strlen(cases[i].name));
 		assert_memory_equal(name, cases[i].name, nlen);
 	}
+	/* a name over MAILDIR_KW_NAME_MAX is a line tern cannot read */
+	char line[3 + MAILDIR_KW_NAME_MAX + 2];
+	unsigned slot;
+	const char *name;
+	size_t nlen;
+	memcpy(line, "3 ", 2);
+	memset(line + 2, 'n', MAILDIR_KW_NAME_MAX + 1);
+	assert_false(maildir_kw_line_parse(line, 2 + MAILDIR_KW_NAME_MAX + 1, &slot, &name, &nlen));
+	assert_true(maildir_kw_line_parse(line, 2 + MAILDIR_KW_NAME_MAX, &slot, &name, &nlen));
+	assert_int_equal(slot, 3);
+	assert_int_equal(nlen, MAILDIR_KW_NAME_MAX);
 }
 
 static void test_letters(void **state)
