@@ -265,6 +265,18 @@ def tree_cpu(pid):
     return total / CLK_TCK
 
 
+def loop_cpu(pid):
+    """CPU seconds used so far by pid's main thread, tern's event loop
+    (its worker threads, TLS handshakes and disk commits, not counted);
+    None if gone."""
+    try:
+        with open(f"/proc/{pid}/task/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+
 def vm_hwm_kib(pid):
     """Peak resident set size (VmHWM) of pid in KiB, None if gone."""
     try:
@@ -484,43 +496,41 @@ class Postfix:
 
 # ---------------------------------------------------------------- Dovecot
 
-class Dovecot:
-    """A private Dovecot POP3 instance on 127.0.0.1:port, passwd-file auth,
-    mail in ROOT/%d/%n/Maildir owned by benchmail."""
+def dovecot_passwd(dir, user, password, uid, gid, home):
+    """dir/passwd (passwd-file: one user, PLAIN password); its path."""
+    path = os.path.join(dir, "passwd")
+    with open(path, "w") as f:
+        f.write(f"{user}:{{PLAIN}}{password}:{uid}:{gid}::{home}::\n")
+    os.chmod(path, 0o644)
+    return path
 
-    def __init__(self, cleanup, workdir, user, password):
-        self.dir = os.path.join(workdir, "dovecot")
-        self.port = free_port()
-        self.cleanup = cleanup
-        self.mail_root = os.path.join(self.dir, "mail")
-        local, domain = user.split("@")
-        self.maildir = os.path.join(self.mail_root, domain, local, "Maildir")
-        self.log = os.path.join(self.dir, "dovecot.log")
-        self.proc = None
-        uid, gid = ensure_user()
-        for d in ("run", "state"):
-            os.makedirs(os.path.join(self.dir, d))
-        os.makedirs(self.mail_root)
-        passwd = os.path.join(self.dir, "passwd")
-        with open(passwd, "w") as f:
-            home = os.path.join(self.mail_root, domain, local)
-            f.write(f"{user}:{{PLAIN}}{password}:{uid}:{gid}::{home}::\n")
-        os.chmod(passwd, 0o644)
-        self.conf = os.path.join(self.dir, "dovecot.conf")
-        with open(self.conf, "w") as f:
-            f.write(f"""\
-base_dir = {self.dir}/run
-state_dir = {self.dir}/state
-log_path = {self.log}
-info_log_path = {self.log}
-protocols = pop3
+
+def dovecot_conf(dir, passwd, protocols, services, uid=None, mechanisms="plain", mail_location=None,
+                 extra=""):
+    """The text of a private dovecot.conf: no system config, base_dir and
+    state in dir/run and dir/state, every log line in dir/dovecot.log,
+    loopback only, no TLS, plaintext AUTH, passdb and userdb from the
+    passwd file.  uid: the one user mail processes may run as; services:
+    the listener blocks; extra: more settings (limits, namespaces).  Used
+    by the benches and by the Dovecot interop test."""
+    log = os.path.join(dir, "dovecot.log")
+    text = f"""\
+base_dir = {dir}/run
+state_dir = {dir}/state
+log_path = {log}
+info_log_path = {log}
+protocols = {protocols}
 listen = 127.0.0.1
 ssl = no
 disable_plaintext_auth = no
-auth_mechanisms = plain
-first_valid_uid = {uid}
-last_valid_uid = {uid}
-mail_location = maildir:{self.mail_root}/%d/%n/Maildir
+auth_mechanisms = {mechanisms}
+"""
+    if uid is not None:
+        text += f"first_valid_uid = {uid}\nlast_valid_uid = {uid}\n"
+    if mail_location:
+        text += f"mail_location = {mail_location}\n"
+    text += extra
+    text += f"""\
 passdb {{
   driver = passwd-file
   args = {passwd}
@@ -529,34 +539,55 @@ userdb {{
   driver = passwd-file
   args = {passwd}
 }}
-service pop3-login {{
-  inet_listener pop3 {{
-    address = 127.0.0.1
-    port = {self.port}
-  }}
-}}
+"""
+    return text + services
+
+
+def dovecot_imap_listener(port=0):
+    """imap-login on 127.0.0.1:port in the clear, no imaps (port 0: no
+    IMAP at all; Dovecot opens its default ports else)."""
+    return f"""\
 service imap-login {{
   inet_listener imap {{
-    port = 0
+    address = 127.0.0.1
+    port = {port}
   }}
   inet_listener imaps {{
     port = 0
   }}
 }}
-service pop3-login {{
-  inet_listener pop3s {{
-    port = 0
-  }}
-}}
-""")
+"""
 
-    def start(self):
+
+class DovecotInstance:
+    """A private Dovecot of the benches: dir/run, dir/state, its config
+    in dir/dovecot.conf, started in the foreground, stopped with doveadm.
+    Subclasses write the config and say when it is ready."""
+
+    def __init__(self, cleanup, dir):
+        self.dir = dir
+        self.cleanup = cleanup
+        self.log = os.path.join(dir, "dovecot.log")
+        self.conf = os.path.join(dir, "dovecot.conf")
+        self.proc = None
+        for d in ("run", "state"):
+            os.makedirs(os.path.join(dir, d))
+
+    def write_conf(self, text):
+        with open(self.conf, "w") as f:
+            f.write(text)
+
+    def ready(self):
+        raise NotImplementedError
+
+    def launch(self, what):
+        """Start it and wait until ready() (what: for the error)."""
         self.cleanup.push(self.stop)
         self.logf = open(os.path.join(self.dir, "stderr.log"), "wb")
         self.proc = subprocess.Popen(["dovecot", "-F", "-c", self.conf],
                                      stdout=self.logf, stderr=subprocess.STDOUT)
-        if not wait_banner(self.port, b"+OK", READY_TIMEOUT, self.proc):
-            raise RuntimeError("Dovecot did not answer +OK:\n" + tail(self.log)
+        if not self.ready():
+            raise RuntimeError(f"Dovecot {what}:\n" + tail(self.log)
                                + "\n" + tail(os.path.join(self.dir, "stderr.log")))
 
     def stop(self):
@@ -571,6 +602,97 @@ service pop3-login {{
             self.proc.kill()
             self.proc.wait()
         self.logf.close()
+
+
+class Dovecot(DovecotInstance):
+    """A private Dovecot POP3 instance on 127.0.0.1:port, passwd-file auth,
+    mail in ROOT/%d/%n/Maildir owned by benchmail."""
+
+    def __init__(self, cleanup, workdir, user, password):
+        super().__init__(cleanup, os.path.join(workdir, "dovecot"))
+        self.port = free_port()
+        self.mail_root = os.path.join(self.dir, "mail")
+        local, domain = user.split("@")
+        self.maildir = os.path.join(self.mail_root, domain, local, "Maildir")
+        uid, gid = ensure_user()
+        os.makedirs(self.mail_root)
+        passwd = dovecot_passwd(self.dir, user, password, uid, gid, os.path.join(self.mail_root, domain, local))
+        self.write_conf(dovecot_conf(self.dir, passwd, "pop3", uid=uid,
+                                     mail_location=f"maildir:{self.mail_root}/%d/%n/Maildir", services=f"""\
+service pop3-login {{
+  inet_listener pop3 {{
+    address = 127.0.0.1
+    port = {self.port}
+  }}
+  inet_listener pop3s {{
+    port = 0
+  }}
+}}
+""" + dovecot_imap_listener()))
+
+    def ready(self):
+        return wait_banner(self.port, b"+OK", READY_TIMEOUT, self.proc)
+
+    def start(self):
+        self.launch("did not answer +OK")
+
+
+# ---------------------------------------------------------------- rspamd
+
+RSPAMD_CONF = """
+.include "$CONFDIR/common.conf"
+options {{
+    pidfile = "$RUNDIR/rspamd.pid";
+    filters = "chartable,regexp";
+    cache_file = "$DBDIR/symbols.cache";
+    url_tld = "${{SHAREDIR}}/effective_tld_names.dat";
+    tempdir = "{tmp}";
+    dns {{ nameserver = ["127.0.0.1:{dns}"]; timeout = 0.2s; retransmits = 1; }}
+}}
+logging {{ type = "file"; filename = "$LOGDIR/rspamd.log"; level = "{level}"; }}
+worker "rspamd_proxy" {{
+    bind_socket = "127.0.0.1:{port}";
+    milter = yes;
+    count = {count};
+    timeout = 60s;
+    spam_header = "X-Spam";
+{proxy_extra}    upstream "local" {{ default = yes; self_scan = yes; }}
+}}
+"""
+
+# rspamd skips its header fields for local and authenticated clients by
+# default; the clients of the benches and tests are local
+RSPAMD_MILTER_HEADERS = """
+use = ["x-spamd-result", "x-rspamd-queue-id", "x-rspamd-action"];
+skip_local = false;
+skip_authenticated = false;
+"""
+
+
+def rspamd_setup(base, port, dns_port, count=1, level="warning", proxy_extra="", local=None):
+    """A private rspamd's files under base: its dirs, local.d (milter
+    headers, and local: file name -> text), rspamd.conf with the proxy
+    worker in milter mode scanning itself (no Redis, no controller) on
+    127.0.0.1:port, its DNS at dns_port.  Returns the command line (run it
+    in the foreground, in a session of its own)."""
+    base = str(base)
+    dirs = {k: os.path.join(base, k) for k in ("local", "db", "run", "log", "tmp")}
+    for d in dirs.values():
+        os.makedirs(d)
+    os.makedirs(os.path.join(dirs["local"], "local.d"))
+    for name, text in dict({"milter_headers.conf": RSPAMD_MILTER_HEADERS}, **(local or {})).items():
+        with open(os.path.join(dirs["local"], "local.d", name), "w") as f:
+            f.write(text)
+    conf = os.path.join(base, "rspamd.conf")
+    with open(conf, "w") as f:
+        f.write(RSPAMD_CONF.format(port=port, dns=dns_port, tmp=dirs["tmp"], count=count, level=level,
+                                   proxy_extra=proxy_extra))
+    args = [shutil.which("rspamd") or "/usr/bin/rspamd", "-f", "-c", conf]
+    if os.geteuid() == 0:
+        args += ["-i", "-u", "root", "-g", "root"]
+    for var, d in (("LOCAL_CONFDIR", "local"), ("DBDIR", "db"), ("RUNDIR", "run"), ("LOGDIR", "log")):
+        args.append(f"--var={var}={dirs[d]}")
+    return args
 
 
 # ---------------------------------------------------------------- tern

@@ -30,6 +30,10 @@ competes with tern for the cores).  Cases, each on a fresh tern with
   smtp + http max the same with the clients as fast as they go: the worst
                   case, on a machine where they share the cores with tern
 
+Each case also gives the CPU of tern's main thread (the event loop that
+SMTP and HTTP share; handshakes and commits run on workers) per request or
+message, and "loop cost %": how much more loop a message costs with HTTP.
+
 BENCH_HTTP_ROUNDS (1) runs of each SMTP case, interleaved; the median.
 Env also: BENCH_HTTP_PATHS ("metrics,mta-sts": the routes taken in turn),
 BENCH_HTTP_NICE (19), BENCH_SETTLE, BENCH_TIMEOUT, BENCH_KEEP.
@@ -326,14 +330,16 @@ def run_http_alone(cleanup, clients, seconds):
         pid = t.proc.pid
         idle = {"rss_kib": rss_kib(pid)}
         sampler = RssSampler(pid)
-        cpu0 = b.tree_cpu(pid)
+        cpu0, loop0 = b.tree_cpu(pid), b.loop_cpu(pid)
         load = Load(cleanup, wd, t.https_port, clients, 0, seconds)
         res = load.wait(seconds + 60)
-        cpu1 = b.tree_cpu(pid)
+        cpu1, loop1 = b.tree_cpu(pid), b.loop_cpu(pid)
         out = {"rss_kib": sampler.stop(), "hwm_kib": b.vm_hwm_kib(pid)}
         http_result(res, out)
         if cpu0 is not None and cpu1 is not None and res.get("requests"):
             out["cpu_ms"] = (cpu1 - cpu0) * 1000 / res["requests"]
+        if loop0 is not None and loop1 is not None and res.get("requests"):
+            out["loop_ms"] = (loop1 - loop0) * 1000 / res["requests"]
         if not t.alive():
             out["error"] = "tern exited during the run\n" + b.tail(t.log)
         return idle, out
@@ -355,7 +361,7 @@ def run_smtp(cleanup, n, clients, rate):
             load = Load(cleanup, wd, t.https_port, clients, rate, b.TIMEOUT)
             time.sleep(1.0)            # the clients are up and running
         sampler = RssSampler(pid)
-        cpu0 = b.tree_cpu(pid)
+        cpu0, loop0 = b.tree_cpu(pid), b.loop_cpu(pid)
         t0 = time.monotonic()
         wall, err = b.smtp_source(t.port, n, SESSIONS, SIZE, RCPT)
         out["error"] = err
@@ -366,9 +372,11 @@ def run_smtp(cleanup, n, clients, rate):
             out["delivered_s"] = n / done
         elif not err:
             out["error"] = f"only {count} of {n} delivered (gave up waiting)"
-        cpu1 = b.tree_cpu(pid)
+        cpu1, loop1 = b.tree_cpu(pid), b.loop_cpu(pid)
         if cpu0 is not None and cpu1 is not None:
             out["cpu_ms"] = (cpu1 - cpu0) * 1000 / n
+        if loop0 is not None and loop1 is not None:
+            out["loop_ms"] = (loop1 - loop0) * 1000 / n
         if load:
             http_result(load.finish(), out)
         out["rss_kib"] = sampler.stop()
@@ -388,10 +396,12 @@ def median_of(results, keys):
 
 
 HTTP_METRICS = [("requests/s", "req_s", ".0f"), ("p99 ms", "p99_ms", ".1f"),
-                ("tern CPU ms/req", "cpu_ms", ".2f"), ("client CPU ms/req", "client_cpu_ms", ".2f"),
+                ("tern CPU ms/req", "cpu_ms", ".2f"), ("loop CPU ms/req", "loop_ms", ".2f"),
+                ("client CPU ms/req", "client_cpu_ms", ".2f"),
                 ("max RSS MiB", "rss_kib", ".1f"), ("peak RSS MiB (HWM)", "hwm_kib", ".1f")]
 SMTP_METRICS = [("accepted/s", "accepted_s", ".0f"), ("delivered/s", "delivered_s", ".0f"),
                 ("SMTP cost %", "cost", ".1f"), ("tern CPU ms/msg", "cpu_ms", ".2f"),
+                ("loop CPU ms/msg", "loop_ms", ".2f"), ("loop cost %", "loop_cost", ".1f"),
                 ("HTTP requests/s", "req_s", ".0f"),
                 ("HTTP p99 ms", "p99_ms", ".1f"), ("max RSS MiB", "rss_kib", ".1f")]
 
@@ -428,10 +438,14 @@ def main():
                     except b.TernUnavailable as exc:
                         res = {"error": f"not available: {exc}"}
                     (loaded if who == "with" else base).append(res)
-            keys = [k for _l, k, _s in SMTP_METRICS if k != "cost"]
+            keys = [k for _l, k, _s in SMTP_METRICS if k not in ("cost", "loop_cost")]
             ref, got = median_of(base, keys), median_of(loaded, keys)
             if ref.get("delivered_s") and got.get("delivered_s"):
                 got["cost"] = (1 - got["delivered_s"] / ref["delivered_s"]) * 100
+            # What the HTTP side takes from the loop that SMTP runs on:
+            # the share of the loop's time per message that is HTTP's.
+            if ref.get("loop_ms") and got.get("loop_ms"):
+                got["loop_cost"] = (got["loop_ms"] / ref["loop_ms"] - 1) * 100
             ref["cost"] = 5.0 if label != "max" else None     # the target of issue 13
             b.report_case("http_load", f"smtp+http {label}",
                           f"http_load: SMTP with {clients} HTTPS clients at {label}"

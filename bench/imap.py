@@ -103,42 +103,22 @@ def copy_maildir(src, dst, owner=None):
 
 # ---------------------------------------------------------------- servers
 
-class DovecotImap:
+class DovecotImap(b.DovecotInstance):
     """A private Dovecot imapd on 127.0.0.1 (plaintext, passwd-file), the
     user's Maildir at ROOT/%d/%n/Maildir with "/" as separator, limits
     raised for the IDLE sessions."""
 
     def __init__(self, cleanup, workdir, sessions):
-        self.dir = os.path.join(workdir, "dovecot")
+        super().__init__(cleanup, os.path.join(workdir, "dovecot"))
         self.port = b.free_port()
-        self.cleanup = cleanup
         root = os.path.join(self.dir, "mail")
         self.maildir = os.path.join(root, "bench.test", "bench", "Maildir")
-        self.log = os.path.join(self.dir, "dovecot.log")
-        self.proc = None
         uid, gid = b.ensure_user()
-        for d in ("run", "state"):
-            os.makedirs(os.path.join(self.dir, d))
         os.makedirs(root)
-        passwd = os.path.join(self.dir, "passwd")
-        with open(passwd, "w") as f:
-            f.write(f"{USER}:{{PLAIN}}{PASSWORD}:{uid}:{gid}::{os.path.dirname(self.maildir)}::\n")
-        os.chmod(passwd, 0o644)
+        passwd = b.dovecot_passwd(self.dir, USER, PASSWORD, uid, gid, os.path.dirname(self.maildir))
         limit = sessions + 100
-        self.conf = os.path.join(self.dir, "dovecot.conf")
-        with open(self.conf, "w") as f:
-            f.write(f"""base_dir = {self.dir}/run
-state_dir = {self.dir}/state
-log_path = {self.log}
-info_log_path = {self.log}
-protocols = imap
-listen = 127.0.0.1
-ssl = no
-disable_plaintext_auth = no
-auth_mechanisms = plain
-first_valid_uid = {uid}
-last_valid_uid = {uid}
-mail_location = maildir:~/Maildir
+        self.write_conf(b.dovecot_conf(self.dir, passwd, "imap", uid=uid, mail_location="maildir:~/Maildir",
+                                       extra=f"""\
 default_process_limit = {limit}
 default_client_limit = {limit * 2}
 namespace inbox {{
@@ -148,47 +128,17 @@ namespace inbox {{
 protocol imap {{
   mail_max_userip_connections = {limit}
 }}
-passdb {{
-  driver = passwd-file
-  args = {passwd}
-}}
-userdb {{
-  driver = passwd-file
-  args = {passwd}
-}}
-service imap-login {{
-  inet_listener imap {{
-    address = 127.0.0.1
-    port = {self.port}
-  }}
-  inet_listener imaps {{
-    port = 0
-  }}
-}}
+""", services=b.dovecot_imap_listener(self.port) + f"""\
 service imap {{
   process_limit = {limit}
 }}
-""")
+"""))
+
+    def ready(self):
+        return b.wait_banner(self.port, b"* OK", b.READY_TIMEOUT, self.proc)
 
     def start(self):
-        self.cleanup.push(self.stop)
-        self.logf = open(os.path.join(self.dir, "stderr.log"), "wb")
-        self.proc = b.subprocess.Popen(["dovecot", "-F", "-c", self.conf],
-                                       stdout=self.logf, stderr=b.subprocess.STDOUT)
-        if not b.wait_banner(self.port, b"* OK", b.READY_TIMEOUT, self.proc):
-            raise RuntimeError("Dovecot did not greet:\n" + b.tail(self.log))
-
-    def stop(self):
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        b.subprocess.run(["doveadm", "-c", self.conf, "stop"], stdout=b.subprocess.DEVNULL,
-                         stderr=b.subprocess.DEVNULL, timeout=30)
-        try:
-            self.proc.wait(10)
-        except b.subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-        self.logf.close()
+        self.launch("did not greet")
 
 
 def start_dovecot(cleanup, wd, src, sessions):

@@ -185,79 +185,41 @@ class Dnsmasq:
             self.proc.wait(10)
 
 
-class DovecotAuth:
+class DovecotAuth(b.DovecotInstance):
     """A private Dovecot running only its auth service, on a loopback inet
     listener, for Postfix's SASL (smtpd_sasl_type = dovecot)."""
 
     def __init__(self, cleanup, workdir, user, password):
-        self.dir = os.path.join(workdir, "dovecot-auth")
+        super().__init__(cleanup, os.path.join(workdir, "dovecot-auth"))
         self.port = b.free_port()
-        self.cleanup = cleanup
-        for d in ("run", "state"):
-            os.makedirs(os.path.join(self.dir, d))
         uid, gid = b.ensure_user()
-        passwd = os.path.join(self.dir, "passwd")
-        with open(passwd, "w") as f:
-            f.write(f"{user}:{{PLAIN}}{password}:{uid}:{gid}::{self.dir}::\n")
-        os.chmod(passwd, 0o644)
-        self.conf = os.path.join(self.dir, "dovecot.conf")
-        self.log = os.path.join(self.dir, "dovecot.log")
-        with open(self.conf, "w") as f:
-            f.write(f"""\
-base_dir = {self.dir}/run
-state_dir = {self.dir}/state
-log_path = {self.log}
-protocols = none
-listen = 127.0.0.1
-ssl = no
-disable_plaintext_auth = no
-auth_mechanisms = plain login
-passdb {{
-  driver = passwd-file
-  args = {passwd}
-}}
-userdb {{
-  driver = passwd-file
-  args = {passwd}
-}}
+        passwd = b.dovecot_passwd(self.dir, user, password, uid, gid, self.dir)
+        self.write_conf(b.dovecot_conf(self.dir, passwd, "none", mechanisms="plain login", services=f"""\
 service auth {{
   inet_listener {{
     address = 127.0.0.1
     port = {self.port}
   }}
 }}
-""")
-        self.proc = None
+"""))
 
-    def start(self):
-        self.cleanup.push(self.stop)
-        self.errf = open(os.path.join(self.dir, "stderr.log"), "wb")
-        self.proc = subprocess.Popen(["dovecot", "-F", "-c", self.conf], stdout=self.errf, stderr=subprocess.STDOUT)
+    def ready(self):
+        """The auth service's handshake starts with VERSION."""
         deadline = time.monotonic() + b.READY_TIMEOUT
         while True:
             try:
                 with socket.create_connection(("127.0.0.1", self.port), timeout=1) as s:
                     s.settimeout(2)
                     if s.recv(100).startswith(b"VERSION"):
-                        return
+                        return True
             except OSError:
                 pass
             if time.monotonic() > deadline or self.proc.poll() is not None:
-                raise RuntimeError("Dovecot auth did not start:\n" + b.tail(self.log)
-                                   + b.tail(os.path.join(self.dir, "stderr.log")))
+                return False
             time.sleep(0.05)
 
-    def stop(self):
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        subprocess.run(["doveadm", "-c", self.conf, "stop"], stdout=subprocess.DEVNULL,
-                       stderr=subprocess.DEVNULL, timeout=30)
-        try:
-            self.proc.wait(10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-        self.errf.close()
+    def start(self):
+        self.launch("auth did not start")
 
 
 class OpenDKIM:

@@ -8,8 +8,11 @@ round; each round starts the server fresh. One session times:
   b) RETR of every message with poplib, one at a time
   b') RETR of every message again, by a raw-socket client (one recv loop
      per response, no line parsing), one at a time: what the server gives
-     when the client costs next to nothing; then 1000 raw NOOP round
-     trips, the floor under any one-at-a-time command
+     when the client costs next to nothing, and the figure to compare
+     with the targets (each round trip is timed: its median, steadier
+     on a shared machine than the total, is shown as well); then 1000
+     raw NOOP round trips (median), the floor under any one-at-a-time
+     command
   b'') RETR of every message again, pipelined (RFC 2449 PIPELINING, which
      both servers announce): BENCH_POP3_WINDOW (16) commands in flight,
      so the round trip is off the figure and what is left is the server's
@@ -18,7 +21,9 @@ round; each round starts the server fresh. One session times:
 Rounds alternate which server goes first; the median over
 BENCH_POP3_ROUNDS rounds (default 3) is reported, with the server's CPU
 (its whole process tree, from the scheduler's nanosecond counters) per
-RETR in each of b), b') and b'').
+RETR in each of b), b') and b''), and the client's own CPU (its thread's
+CPU clock) per RETR in b) and b'): poplib's per-line parsing is what
+bounds b) at 100 KiB.
 
 Env: BENCH_POP3_MESSAGES (1000), BENCH_POP3_SIZES (comma list of message
 sizes, default "4096,102400"; BENCH_POP3_SIZE, one size, still works),
@@ -77,14 +82,17 @@ def fill_maildir(src, maildir, owner=None):
         b.chown_tree(top, *owner)
 
 
-def raw_retr_all(sock, count, expect):
+def raw_retr_all(sock, count, expect, times=None):
     """RETR 1..count over the raw socket, one at a time; each response is
     read until its terminating CRLF.CRLF with plain recv() calls.  Returns
-    the body octets (CRLF form, as sent) or raises on a bad response."""
+    the body octets (CRLF form, as sent) or raises on a bad response.
+    Each round trip's seconds are appended to times (a list) if given."""
     got = 0
     buf = bytearray(1 << 20)
     view = memoryview(buf)
+    clock = time.perf_counter
     for i in range(1, count + 1):
+        t = clock()
         sock.sendall(b"RETR %d\r\n" % i)
         n = 0
         while True:
@@ -97,6 +105,8 @@ def raw_retr_all(sock, count, expect):
             n += k
             if n >= 5 and buf[n - 5:n] == b"\r\n.\r\n":
                 break
+        if times is not None:
+            times.append(clock() - t)
         if buf[:3] != b"+OK":
             raise RuntimeError(f"RETR {i}: {bytes(buf[:60])!r}")
         got += n - (buf.index(b"\r\n") + 2) - 3
@@ -186,7 +196,9 @@ def tree_cpu_ns(pid):
 def client_run(port, n, size, crlf_octets, cpu, window=16):
     """The timed phases; returns (seconds a, b, b', c, server CPU seconds
     in b, in b', seconds per raw NOOP round trip, seconds b'', server CPU
-    seconds in b'', error or None)."""
+    seconds in b'', client CPU seconds in b, in b', the median seconds of
+    one raw RETR round trip, error or None).  The NOOP figure is the
+    median round trip too."""
     socket.setdefaulttimeout(b.TIMEOUT)
     t0 = time.monotonic()
     p = poplib.POP3("127.0.0.1", port, timeout=b.TIMEOUT)
@@ -201,10 +213,12 @@ def client_run(port, n, size, crlf_octets, cpu, window=16):
         err = f"STAT/LIST/UIDL saw {count}/{len(listing)}/{len(uidls)} of {n}"
     c1 = cpu()
     t1 = time.monotonic()
+    m1 = time.thread_time()
     got = 0
     for i in range(1, count + 1):
         _resp, lines, _o = p.retr(i)
         got += sum(len(l) + 1 for l in lines)   # bytes as LF-ended lines
+    m2 = time.thread_time()
     t2 = time.monotonic()
     c2 = cpu()
     if got != count * size and not err:
@@ -212,10 +226,13 @@ def client_run(port, n, size, crlf_octets, cpu, window=16):
     # poplib has read every response whole, so its buffer is empty and the
     # socket can be used directly
     t2 = time.monotonic()
+    m2r = time.thread_time()
+    rtts = []
     try:
-        raw_retr_all(p.sock, count, crlf_octets * count // n if n else 0)
+        raw_retr_all(p.sock, count, crlf_octets * count // n if n else 0, rtts)
     except RuntimeError as exc:
         err = err or str(exc)
+    m3 = time.thread_time()
     t3 = time.monotonic()
     c3 = cpu()
     t3s = time.monotonic()
@@ -225,19 +242,22 @@ def client_run(port, n, size, crlf_octets, cpu, window=16):
         err = err or str(exc)
     t3p = time.monotonic()
     c3p = cpu()
-    t3n = time.monotonic()
+    noops = []
     for _ in range(NOOPS):
+        t = time.perf_counter()
         p.sock.sendall(b"NOOP\r\n")
         if not p.sock.recv(512).startswith(b"+OK"):
             err = err or "NOOP: no +OK"
-    noop = (time.monotonic() - t3n) / NOOPS
+        noops.append(time.perf_counter() - t)
+    noop = statistics.median(noops) if noops else 0.0
     t3d = time.monotonic()
     for i in range(1, count + 1):
         p.dele(i)
     p.quit()
     t4 = time.monotonic()
     return (t1 - t0, t2 - t1, t3 - t2, t4 - t3d, c2 - c1, c3 - c2, noop,
-            t3p - t3s, c3p - c3, err)
+            t3p - t3s, c3p - c3, m2 - m1, m3 - m2r,
+            statistics.median(rtts) if rtts else 0.0, err)
 
 
 def one_round(name, cleanup, start, n, size, crlf_octets, window):
@@ -279,13 +299,17 @@ def start_tern(cleanup, src):
 def summarize(results, n, size):
     if not results:
         return None
-    med = [statistics.median(r[k] for r in results) for k in range(9)]
-    a, bb, braw, c, cpu_b, cpu_raw, noop, bpipe, cpu_pipe = med
-    errs = [r[9] for r in results if r[9]]
+    med = [statistics.median(r[k] for r in results) for k in range(12)]
+    a, bb, braw, c, cpu_b, cpu_raw, noop, bpipe, cpu_pipe, cli_b, cli_raw, rtt = med
+    errs = [r[12] for r in results if r[12]]
     return {"a_ms": a * 1000, "b_ms": bb * 1000, "c_ms": c * 1000,
             "retr_s": n / bb if bb else None,
             "retr_mib_s": n * size / bb / 2**20 if bb else None,
             "retr_cpu_ms": cpu_b * 1000 / n if n else None,
+            "retr_client_ms": cli_b * 1000 / n if n else None,
+            "raw_client_ms": cli_raw * 1000 / n if n else None,
+            "raw_rtt_us": rtt * 1e6,
+            "raw_rtt_s": 1 / rtt if rtt else None,
             "raw_ms": braw * 1000,
             "raw_s": n / braw if braw else None,
             "raw_mib_s": n * size / braw / 2**20 if braw else None,
@@ -304,11 +328,15 @@ METRICS = [("a) login+STAT/LIST/UIDL ms", "a_ms", ".1f"),
            ("b) RETR msgs/s", "retr_s", ".0f"),
            ("b) RETR MiB/s", "retr_mib_s", ".1f"),
            ("b) server CPU ms/RETR", "retr_cpu_ms", ".4f"),
+           ("b) client CPU ms/RETR", "retr_client_ms", ".4f"),
            ("b') raw RETR all ms", "raw_ms", ".1f"),
            ("b') raw RETR msgs/s", "raw_s", ".0f"),
            ("b') raw RETR MiB/s", "raw_mib_s", ".1f"),
            ("b') server CPU ms/RETR", "raw_cpu_ms", ".4f"),
-           ("b') raw NOOP round trip us", "noop_us", ".1f"),
+           ("b') client CPU ms/RETR", "raw_client_ms", ".4f"),
+           ("b') raw RETR median RTT us", "raw_rtt_us", ".1f"),
+           ("b') raw RETR msgs/s at med", "raw_rtt_s", ".0f"),
+           ("b') raw NOOP median RTT us", "noop_us", ".1f"),
            ("b'') pipelined RETR all ms", "pipe_ms", ".1f"),
            ("b'') pipelined RETR msgs/s", "pipe_s", ".0f"),
            ("b'') pipelined RETR MiB/s", "pipe_mib_s", ".1f"),

@@ -7,7 +7,8 @@ libevent-dev libssl-dev libc-ares-dev libcrypt-dev libinih-dev libcmocka-dev
 python3-pytest python3-aiosmtpd swaks curl msmtp mpop fetchmail dnsmasq-base
 openssl postfix dovecot-core dovecot-pop3d dovecot-imapd procps strace bind9utils libpsl-dev publicsuffix rspamd
 libnet-ssleay-perl libio-socket-ssl-perl libdigest-hmac-perl libauthen-sasl-perl
-python3-prometheus-client pebble libjansson-dev python3-dkim opendkim"
+python3-prometheus-client pebble libjansson-dev python3-dkim opendkim python3-spf python3-dnspython
+isync mutt"
 missing=""
 for p in $PKGS; do
     dpkg-query -W -f='${Status}\n' "$p" 2>/dev/null | grep -q '^install ok installed$' \

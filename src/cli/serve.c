@@ -12,6 +12,7 @@
 #include "core/log.h"
 #include "core/server.h"
 #include "core/util.h"
+#include "core/tls.h"
 #include "core/workers.h"
 #include "delivery/scheduler.h"
 #include "login/login.h"
@@ -323,6 +324,8 @@ int cmd_serve(int argc, char **argv)
 	log_set_debug(cfg->log_debug);
 	t.commit_pool = workers_new(t.base, cfg->workers);
 	t.delivery_pool = workers_new(t.base, cfg->workers);
+	if (t.tls)
+		tls_ctx_start_pool(t.tls, t.base);   /* TLS handshakes off the loop */
 	login_options_from_config(&lo, cfg);
 	t.login = login_new(t.base, &lo);
 	login_set_users(t.login, t.users);

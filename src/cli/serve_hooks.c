@@ -14,6 +14,7 @@
 #include "filter/greylist.h"
 #include "filter/rate.h"
 #include "imap/imap_server.h"
+#include "msgauth/dkim.h"
 #include "msgauth/dkim_keyring.h"
 #include "pop3/pop3_server.h"
 #include "web/acme.h"
@@ -123,6 +124,7 @@ void serve_hooks_start(struct tern *t)
 	serve_filters_start(t);
 	/* After the privilege drop: the keys are the run user's files. */
 	t->dkim_keys = dkim_keyring_new(t->base, t->cfg);
+	t->dkim_pubkeys = dkim_key_cache_new();
 	/* After the privilege drop: the socket belongs to the run user. */
 	t->control = control_start(t);
 	/* After the drop too: state_dir/acme/ belongs to the run user. */
@@ -170,6 +172,8 @@ void serve_hooks_free(struct tern *t)
 	t->acme = NULL;
 	dkim_keyring_free(t->dkim_keys);
 	t->dkim_keys = NULL;
+	dkim_key_cache_free(t->dkim_pubkeys);
+	t->dkim_pubkeys = NULL;
 	dnsbl_free(t->dnsbl);   /* before the resolver it uses */
 	t->dnsbl = NULL;
 	greylist_close(t->greylist);   /* the worker pool is gone: no rewrite runs */

@@ -19,6 +19,11 @@
  * callback, timer or worker job holds a reference: every callback runs
  * with one held, so close may be called anywhere.
  *
+ * TLS handshakes run on worker threads (core/tls_accept.c).  Until one
+ * is over, the conn's bufferevent has no socket: what the session writes
+ * and enables on it stays there, its write timeout still runs, and all of
+ * it moves to the OpenSSL bufferevent made when the handshake is done.
+ *
  * A close after a fatal reply lingers (conn_linger): once the reply has
  * left, the sending side is shut down and input is dropped until the
  * peer closes or a bound passes, so the reply is not lost to the reset
@@ -28,6 +33,7 @@
 #include "core/conn.h"
 #include "core/log.h"
 #include "core/tls.h"
+#include "core/tls_accept.h"
 #include "core/util.h"
 
 #include <event2/buffer.h>
@@ -186,6 +192,10 @@ void conn_linger(struct conn *c)
 /* Drops the reference conn_close() took (it may free the session). */
 static void conn_close_ref_drop(struct conn *c)
 {
+	if (c->accept) {   /* no reply waits for it any more */
+		tls_accept_cancel(c->accept);
+		c->accept = NULL;
+	}
 	conn_ref(c);
 	if (c->flush_ref) {
 		c->flush_ref = false;
@@ -402,15 +412,67 @@ static void conn_read_more(struct conn *c)
 	evbuffer_freeze(in, 0);
 }
 
+static void conn_event_cb(struct bufferevent *bev, short what, void *arg);
+
+/*
+ * A client that sends one command and waits for its reply (POP3 RETR one
+ * at a time, an SMTP transaction without PIPELINING) on loopback or a
+ * local link: the kernel's synchronous wake-up runs the client on this
+ * CPU as soon as the reply is written, and by the time this thread runs
+ * again the next command is usually in the socket already.  Going back
+ * to the event loop for it costs an epoll_wait, libevent's ioctl
+ * (FIONREAD) and its readv, and a loop turn; one recv() takes it now.
+ * Only when the batch's output has all left (a client that does not read
+ * is not read from) and the session still wants input; at most
+ * CONN_READ_AGAIN_TURNS per callback, so that other connections wait no
+ * longer than a few commands.  An empty socket costs the one recv().
+ * EOF is left to the bufferevent, which reads it again; an error is
+ * reported as the bufferevent would (reading stops, then the event
+ * callback with errno still set), since the recv() consumed it.
+ */
+#define CONN_READ_AGAIN_TURNS 8
+
+static bool conn_read_again(struct conn *c)
+{
+	evutil_socket_t fd = bufferevent_getfd(c->bev);
+	struct evbuffer *in = bufferevent_get_input(c->bev);
+	char buf[CONN_READ_SMALL];
+	ssize_t n;
+	bool ok;
+
+	if (c->closing || c->tls || c->tls_pending || fd < 0 || !c->direct_out || c->write_armed ||
+	    evbuffer_get_length(c->outq) > 0 || !(bufferevent_get_enabled(c->bev) & EV_READ))
+		return false;
+	do
+		n = recv(fd, buf, sizeof(buf), MSG_DONTWAIT);
+	while (n < 0 && errno == EINTR);
+	if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK) {
+		int err = errno;
+		bufferevent_disable(c->bev, EV_READ);
+		errno = err;
+		conn_event_cb(c->bev, BEV_EVENT_READING | BEV_EVENT_ERROR, c);
+		return false;
+	}
+	if (n <= 0)
+		return false;
+	evbuffer_unfreeze(in, 0);
+	ok = evbuffer_add(in, buf, (size_t)n) == 0;
+	evbuffer_freeze(in, 0);
+	return ok;
+}
+
 static void conn_read_cb(struct bufferevent *bev, void *arg)
 {
 	struct conn *c = arg;
+	unsigned turn = 0;
 
-	conn_read_more(c);
 	conn_ref(c);
-	conn_batch_begin(c);
-	c->ops->read(c->owner);
-	conn_batch_end(c);
+	do {
+		conn_read_more(c);
+		conn_batch_begin(c);
+		c->ops->read(c->owner);
+		conn_batch_end(c);
+	} while (++turn < CONN_READ_AGAIN_TURNS && conn_read_again(c));
 	conn_unref(c);
 }
 
@@ -504,6 +566,7 @@ void conn_init(struct conn *c, struct event_base *base, evutil_socket_t fd, cons
 	c->id = id;
 	c->ip = ip;
 	c->outq = evbuffer_new();
+	c->accept_fd = -1;
 	/* Output leaves in whole batches, so Nagle's algorithm could only
 	 * hold back the tail of a long reply (a RETR larger than one
 	 * segment) until the peer has acknowledged its head.  Not a TCP
@@ -524,6 +587,12 @@ void conn_release(struct conn *c)
 	c->linger_ev = NULL;
 	if (c->tls_pending)
 		SSL_free(c->tls_pending);
+	if (c->accept)
+		tls_accept_cancel(c->accept);
+	c->accept = NULL;
+	if (c->accept_fd >= 0)
+		evutil_closesocket(c->accept_fd);
+	c->accept_fd = -1;
 	if (c->bev)
 		bufferevent_free(c->bev);
 	if (c->outq)
@@ -561,25 +630,75 @@ void conn_start(struct conn *c)
 
 /* ---- TLS --------------------------------------------------------------------- */
 
-bool conn_start_tls(struct conn *c, SSL *ssl)
+/* The handshake is over: an OpenSSL bufferevent on the socket takes
+ * over from the socketless one, with what was written and enabled. */
+static bool conn_tls_open(struct conn *c, SSL *ssl)
 {
 	struct bufferevent *old = c->bev, *nb;
+	short enabled = bufferevent_get_enabled(old);
 
-	nb = bufferevent_openssl_socket_new(c->base, bufferevent_getfd(old), ssl, BUFFEREVENT_SSL_ACCEPTING,
-					    BEV_OPT_CLOSE_ON_FREE);
+	nb = bufferevent_openssl_socket_new(c->base, c->accept_fd, ssl, BUFFEREVENT_SSL_OPEN, BEV_OPT_CLOSE_ON_FREE);
 	if (nb == NULL) {
 		SSL_free(ssl);
 		return false;
 	}
-	bufferevent_setfd(old, -1);   /* the socket now belongs to nb */
-	bufferevent_free(old);
+	c->accept_fd = -1;   /* nb's now */
 	bufferevent_openssl_set_allow_dirty_shutdown(nb, 1);
+	evbuffer_add_buffer(bufferevent_get_output(nb), bufferevent_get_output(old));
+	bufferevent_free(old);
 	c->bev = nb;
+	conn_setup_bev(c);
+	bufferevent_enable(nb, enabled);
+	return true;
+}
+
+static void conn_tls_accepted_cb(void *arg, SSL *ssl, unsigned long err)
+{
+	struct conn *c = arg;
+	bool ok;
+
+	c->accept = NULL;
+	conn_ref(c);
+	conn_batch_begin(c);
+	ok = ssl != NULL && conn_tls_open(c, ssl);
+	if (!ok) {
+		conn_log_tls_failed(c, err);
+		if (c->closing)
+			conn_flush_done(c, false);
+		else
+			c->ops->event(c->owner, BEV_EVENT_READING | (err ? BEV_EVENT_ERROR : BEV_EVENT_EOF));
+	} else {
+		log_conn_tls(c, bufferevent_openssl_get_ssl(c->bev));
+		if (c->ops->connected)
+			c->ops->connected(c->owner);
+		/* Closing meanwhile: what was queued for after the handshake
+		 * now leaves (conn_write_cb ends it), or nothing was. */
+		if (c->closing && evbuffer_get_length(bufferevent_get_output(c->bev)) == 0)
+			conn_flush_done(c, true);
+	}
+	conn_batch_end(c);
+	conn_unref(c);
+}
+
+bool conn_start_tls(struct conn *c, SSL *ssl)
+{
+	evutil_socket_t fd = bufferevent_getfd(c->bev);
+	struct tls_accept *a;
+
+	if (fd < 0 || (a = tls_accept_start(c->base, fd, ssl, conn_tls_accepted_cb, c)) == NULL) {
+		if (fd < 0)
+			SSL_free(ssl);
+		return false;
+	}
+	bufferevent_disable(c->bev, EV_READ | EV_WRITE);
+	bufferevent_setfd(c->bev, -1);   /* the socket is the handshake's now */
+	c->accept = a;
+	c->accept_fd = fd;
 	c->tls = true;
 	c->direct_out = false;
 	c->write_armed = false;
-	conn_setup_bev(c);
-	bufferevent_enable(nb, EV_WRITE);
+	/* Output queued meanwhile waits, under the write timeout. */
+	bufferevent_enable(c->bev, EV_WRITE);
 	return true;
 }
 

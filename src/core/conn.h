@@ -67,6 +67,11 @@ struct conn {
 	unsigned in_batch;        /* conn_batch_begin() calls not yet ended */
 	struct evbuffer *outq;    /* direct_out: output not yet written */
 	SSL *tls_pending;         /* conn_starttls(): waits for the output to drain */
+	/* The TLS handshake under way on worker threads (core/tls_accept.c)
+	 * and the socket it runs on; meanwhile bev has no socket (what is
+	 * written or enabled on it waits there for the TLS bufferevent). */
+	struct tls_accept *accept;
+	evutil_socket_t accept_fd;
 };
 
 /* Take over fd (closed by conn_release()) on a plain socket bufferevent.
@@ -136,8 +141,11 @@ enum conn_line conn_take_line(struct conn *c, char *buf, size_t cap, size_t max,
  * stays inside the line; buf holds the line with its CRLF. */
 enum conn_line conn_take_crlf_line(struct conn *c, char *buf, size_t cap, size_t max, size_t *len);
 
-/* Implicit TLS: an OpenSSL bufferevent on the same socket, now, with
- * nothing written yet.  False (ssl freed) when it cannot be made. */
+/* Implicit TLS: the handshake starts now on the TLS workers
+ * (core/tls_accept.c); ops->connected once it is over, when an OpenSSL
+ * bufferevent on the same socket takes over what was written and
+ * enabled meanwhile; ops->event (ERROR or EOF) when it fails.  False
+ * (ssl freed) when it cannot start. */
 bool conn_start_tls(struct conn *c, SSL *ssl);
 /* STARTTLS/STLS: all output from now on goes through the write events;
  * once it has left, the switch is made and ops->starttls_done told. */

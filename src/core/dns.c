@@ -55,7 +55,8 @@ struct dns_req {
 	dns_ptr_cb ptr_cb;
 	dns_rr_cb rr_cb;
 	struct dns_rr_result rr_res;	/* RR: built from the answer */
-	struct dns_rr rr[DNS_RR_MAX];
+	struct dns_rr *rr;		/* its records, rr_cap allocated */
+	size_t rr_cap;
 	dns_a_cb a_cb;
 	struct dns_a_result a_res;	/* A: the answer */
 	void *arg;
@@ -298,6 +299,7 @@ static void dns_req_free(struct dns_req *r)
 		free(r->ptr_names[i]);
 	for (i = 0; i < r->rr_res.n; i++)
 		free((char *)r->rr[i].text);
+	free(r->rr);
 	free(r->qname);
 	free(r->self);
 	event_free(r->done_ev);
@@ -695,18 +697,23 @@ static void dns_ptr_confirm(struct dns_req *r, const struct dns_query *q, int st
 
 /* ---- one query, records as they came ---- */
 
+/* Every record of the answer is kept, whole: a DNS message carries at
+ * most 64 KiB (over TCP), so an answer's records and texts are bounded by
+ * the reply itself, and cutting a TXT record (an SPF record, a DKIM key)
+ * or dropping some of a name's records would change what it says. */
 static void dns_rr_add(struct dns_req *r, const char *text, size_t len, const void *addr, size_t alen)
 {
 	struct dns_rr *rr;
 
-	if (r->rr_res.n >= DNS_RR_MAX)
-		return;
+	if (r->rr_res.n == r->rr_cap) {
+		r->rr_cap = r->rr_cap ? r->rr_cap * 2 : 4;
+		r->rr = xrealloc(r->rr, r->rr_cap * sizeof(*r->rr));
+		r->rr_res.rr = r->rr;
+	}
 	rr = &r->rr[r->rr_res.n++];
+	memset(rr, 0, sizeof(*rr));
 	if (text != NULL) {
-		char *t;
-		if (len > DNS_RR_TEXT_MAX)
-			len = DNS_RR_TEXT_MAX;
-		t = xmalloc(len + 1);
+		char *t = xmalloc(len + 1);
 		memcpy(t, text, len);
 		t[len] = '\0';
 		rr->text = t;
@@ -719,32 +726,35 @@ static void dns_rr_add(struct dns_req *r, const char *text, size_t len, const vo
 }
 
 /* TXT: a record's character-strings joined in order; record_start marks
- * where the next record begins. */
+ * where the next record begins.  The strings of one record are never
+ * longer together than the reply (alen), so buf is that big. */
 static void dns_rr_txt(struct dns_req *r, const unsigned char *abuf, int alen)
 {
 	struct ares_txt_ext *list = NULL, *t;
-	char *buf = xmalloc(DNS_RR_TEXT_MAX);
+	char *buf;
 	size_t len = 0;
 	bool open = false;
 
 	if (ares_parse_txt_reply_ext(abuf, alen, &list) != ARES_SUCCESS) {
-		free(buf);
 		r->rr_res.status = DNS_TEMPFAIL;
 		return;
 	}
+	buf = xmalloc((size_t)alen + 1);
 	for (t = list; t != NULL; t = t->next) {
 		if (t->record_start && open) {
 			dns_rr_add(r, buf, len, NULL, 0);
 			len = 0;
 		}
 		open = true;
-		size_t n = t->length;
-		if (n > DNS_RR_TEXT_MAX - len)
-			n = DNS_RR_TEXT_MAX - len;
-		memcpy(buf + len, t->txt, n);
-		len += n;
+		if (t->length > (size_t)alen - len) {
+			/* cannot be: the strings are inside the reply */
+			r->rr_res.status = DNS_TEMPFAIL;
+			break;
+		}
+		memcpy(buf + len, t->txt, t->length);
+		len += t->length;
 	}
-	if (open)
+	if (open && r->rr_res.status == DNS_OK)
 		dns_rr_add(r, buf, len, NULL, 0);
 	ares_free_data(list);
 	free(buf);
@@ -752,9 +762,9 @@ static void dns_rr_txt(struct dns_req *r, const unsigned char *abuf, int alen)
 
 static void dns_rr_answer(struct dns_req *r, int type, int status, const unsigned char *abuf, int alen)
 {
-	struct ares_addrttl t4[DNS_RR_MAX];
-	struct ares_addr6ttl t6[DNS_RR_MAX];
-	int n = DNS_RR_MAX, i;
+	/* an A record takes at least 16 octets of the reply, AAAA 28: room
+	 * for every address the answer can hold */
+	int cap = alen / 16 + 1, n = cap, i;
 
 	r->rr_res.status = DNS_OK;
 	if (status == ARES_ENOTFOUND) {
@@ -770,13 +780,17 @@ static void dns_rr_answer(struct dns_req *r, int type, int status, const unsigne
 	if (type == ns_t_txt) {
 		dns_rr_txt(r, abuf, alen);
 	} else if (type == ns_t_a) {
+		struct ares_addrttl *t4 = xcalloc((size_t)cap, sizeof(*t4));
 		if (ares_parse_a_reply(abuf, alen, NULL, t4, &n) == ARES_SUCCESS)
 			for (i = 0; i < n; i++)
 				dns_rr_add(r, NULL, 0, &t4[i].ipaddr, 4);
+		free(t4);
 	} else if (type == ns_t_aaaa) {
+		struct ares_addr6ttl *t6 = xcalloc((size_t)cap, sizeof(*t6));
 		if (ares_parse_aaaa_reply(abuf, alen, NULL, t6, &n) == ARES_SUCCESS)
 			for (i = 0; i < n; i++)
 				dns_rr_add(r, NULL, 0, &t6[i].ip6addr, 16);
+		free(t6);
 	} else if (type == ns_t_mx) {
 		struct ares_mx_reply *list = NULL, *m;
 		if (ares_parse_mx_reply(abuf, alen, &list) == ARES_SUCCESS)

@@ -137,13 +137,12 @@ uint64_t dns_ptr_lookup(struct dns *d, const struct sockaddr *sa, dns_ptr_cb cb,
  * DMARC, which do their own logic): TXT (each record's strings joined,
  * RFC 7208 3.3, RFC 6376 3.6.2.2), A / AAAA (addr), MX (the exchange
  * name), PTR (the name).  status is DNS_OK (n may be 0: NODATA),
- * DNS_NXDOMAIN or DNS_TEMPFAIL (timeout, SERVFAIL, REFUSED).  At most
- * DNS_RR_MAX records and DNS_RR_TEXT_MAX octets of text each are kept.
+ * DNS_NXDOMAIN or DNS_TEMPFAIL (timeout, SERVFAIL, REFUSED).  Every
+ * record of the answer is there, each text whole: a reply too big for
+ * UDP comes again over TCP (c-ares follows the TC bit), up to the 64 KiB
+ * a DNS message can carry.
  */
 enum dns_rr_type { DNS_RR_TXT, DNS_RR_A, DNS_RR_AAAA, DNS_RR_MX, DNS_RR_PTR };
-
-#define DNS_RR_MAX      32
-#define DNS_RR_TEXT_MAX 8192
 
 struct dns_rr {
 	const char *text;		/* TXT, MX, PTR; NUL-terminated */

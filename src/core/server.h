@@ -31,6 +31,7 @@ struct intake;
 struct tern;
 struct login;
 struct dkim_keyring;
+struct dkim_key_cache;
 struct acme;
 
 enum service {
@@ -64,6 +65,9 @@ struct intake_ops {
 	struct intake *(*open)(struct tern *t, struct queue_env *env);   /* sets env->id; NULL: errno */
 	bool (*write)(struct intake *in, const void *buf, size_t len);
 	bool (*insert_front)(struct intake *in, const void *buf, size_t len);
+	/* Before the message: fields will be put in front at its end (a
+	 * check's verdict), so hold room for them rather than move it then. */
+	void (*hold_front)(struct intake *in);
 	bool (*envelope)(struct intake *in);   /* env changed (a milter), before the rest is written */
 	int (*error)(const struct intake *in);                           /* errno of a failed write, or 0 */
 	void (*commit)(struct intake *in, uint64_t lines, bool eight_bit, tern_accepted_fn done, void *arg);
@@ -101,6 +105,7 @@ struct tern {
 	struct rate *conn_rate, *msg_rate;
 	struct login *login;           /* authentication for every protocol */
 	struct dkim_keyring *dkim_keys; /* signing keys, loaded once (msgauth/dkim_keyring.h) */
+	struct dkim_key_cache *dkim_pubkeys; /* verification keys decoded before (msgauth/dkim.h) */
 	struct acme *acme;             /* the ACME client, NULL when off */
 	struct session_list sessions;
 	size_t nsessions;

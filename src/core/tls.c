@@ -14,6 +14,7 @@
 #include "core/fsutil.h"
 #include "core/log.h"
 #include "core/util.h"
+#include "core/workers.h"
 #include "proto/tls_hello.h"
 
 #include <errno.h>
@@ -23,6 +24,7 @@
 #include <openssl/pem.h>
 #include <openssl/rand.h>
 #include <openssl/x509v3.h>
+#include <pthread.h>
 #include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -36,6 +38,9 @@
 	"ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305:" \
 	"DHE-RSA-AES128-GCM-SHA256:DHE-RSA-AES256-GCM-SHA384"
 #define TLS_SELFSIGNED_DAYS 3650
+/* Handshakes yield the CPU to the loop (workers_new_nice): under a burst
+ * the loop's sessions go first and the handshakes take what is left. */
+#define TLS_POOL_NICE 5
 
 /* One certificate of the store: a slot ("tls" for [tls] cert, "acme" for
  * the ACME one), what it is, and the names it covers (its SAN DNS
@@ -71,7 +76,15 @@ struct tls_ctx {
 	char *hostname;
 	char *user;               /* [server] user: owner of made-up files */
 	bool defaults;            /* cert and key are the state_dir defaults */
+	/* Handshakes run on these threads (core/tls_accept.c), and their
+	 * ClientHello and ALPN callbacks read the store there: the loop
+	 * changes certs and challenges only under store_mu. */
+	struct workers *pool;
+	pthread_mutex_t store_mu;
 };
+
+/* Where an SSL made by tls_ctx_new_ssl() finds its tls_ctx. */
+static int tls_ssl_index = -1;
 
 /* ---- logging: one function per event ------------------------------------ */
 
@@ -316,9 +329,11 @@ static struct tls_cert *tls_slot(struct tls_ctx *c, const char *slot)
 /* Put leaf/key/chain (references taken over) into slot. */
 static void tls_slot_set(struct tls_ctx *c, const char *slot, X509 *leaf, EVP_PKEY *key, STACK_OF(X509) *chain)
 {
+	pthread_mutex_lock(&c->store_mu);
 	struct tls_cert *e = tls_slot(c, slot);
 	if (e == NULL) {
 		if (c->ncerts == TLS_CERTS_MAX) {
+			pthread_mutex_unlock(&c->store_mu);
 			X509_free(leaf);
 			EVP_PKEY_free(key);
 			tls_chain_free(chain);
@@ -333,7 +348,8 @@ static void tls_slot_set(struct tls_ctx *c, const char *slot, X509 *leaf, EVP_PK
 	e->key = key;
 	e->chain = chain;
 	tls_cert_names(e);
-	log_tls_cert_installed(e);
+	pthread_mutex_unlock(&c->store_mu);
+	log_tls_cert_installed(e);   /* the loop's own change: e stays */
 }
 
 /* Slot "tls" from the context just built from [tls] cert and key. */
@@ -394,7 +410,7 @@ static struct tls_challenge *tls_find_challenge(struct tls_ctx *c, const char *n
 	return NULL;
 }
 
-bool tls_ctx_set_challenge(struct tls_ctx *c, const char *name, X509 *x, EVP_PKEY *key)
+static bool tls_set_challenge_locked(struct tls_ctx *c, const char *name, X509 *x, EVP_PKEY *key)
 {
 	struct tls_challenge *ch = tls_find_challenge(c, name);
 	if (ch) {
@@ -416,7 +432,23 @@ bool tls_ctx_set_challenge(struct tls_ctx *c, const char *name, X509 *x, EVP_PKE
 	return true;
 }
 
+bool tls_ctx_set_challenge(struct tls_ctx *c, const char *name, X509 *x, EVP_PKEY *key)
+{
+	pthread_mutex_lock(&c->store_mu);
+	bool ok = tls_set_challenge_locked(c, name, x, key);
+	pthread_mutex_unlock(&c->store_mu);
+	return ok;
+}
+
 static const char tls_acme_alpn[] = "acme-tls/1";   /* RFC 8737 6.2 */
+
+static bool tls_has_challenge(struct tls_ctx *c, const char *name)
+{
+	pthread_mutex_lock(&c->store_mu);
+	bool has = tls_find_challenge(c, name) != NULL;
+	pthread_mutex_unlock(&c->store_mu);
+	return has;
+}
 
 /*
  * The certificate of a handshake is chosen here, when the ClientHello is
@@ -425,9 +457,8 @@ static const char tls_acme_alpn[] = "acme-tls/1";   /* RFC 8737 6.2 */
  * sessions make theirs long before).  ALPN acme-tls/1 gets the
  * validation certificate of its name or nothing (RFC 8737 3).
  */
-static int tls_client_hello_cb(SSL *ssl, int *al, void *arg)
+static int tls_client_hello_locked(struct tls_ctx *c, SSL *ssl, int *al)
 {
-	struct tls_ctx *c = arg;
 	const unsigned char *p;
 	size_t n;
 	char name[TLS_HELLO_NAME_MAX + 1] = "";
@@ -467,6 +498,17 @@ static int tls_client_hello_cb(SSL *ssl, int *al, void *arg)
 	return SSL_CLIENT_HELLO_SUCCESS;
 }
 
+/* On a worker thread (tls_accept.c): the store under its lock; the SSL
+ * takes its own references to what it chose. */
+static int tls_client_hello_cb(SSL *ssl, int *al, void *arg)
+{
+	struct tls_ctx *c = arg;
+	pthread_mutex_lock(&c->store_mu);
+	int r = tls_client_hello_locked(c, ssl, al);
+	pthread_mutex_unlock(&c->store_mu);
+	return r;
+}
+
 /* Only acme-tls/1 is ever agreed, and only when its certificate was
  * chosen; every other client goes on without ALPN. */
 static int tls_alpn_cb(SSL *ssl, const unsigned char **out, unsigned char *outlen, const unsigned char *in,
@@ -489,7 +531,7 @@ static int tls_alpn_cb(SSL *ssl, const unsigned char **out, unsigned char *outle
 		if (len > inlen - i - 1)
 			break;
 		if (len == sizeof(tls_acme_alpn) - 1 && memcmp(in + i + 1, tls_acme_alpn, len) == 0 &&
-		    tls_find_challenge(c, lower)) {
+		    tls_has_challenge(c, lower)) {
 			*out = in + i + 1;
 			*outlen = (unsigned char)len;
 			return SSL_TLSEXT_ERR_OK;
@@ -567,6 +609,9 @@ static SSL_CTX *tls_load(struct tls_ctx *c, char **err)
 struct tls_ctx *tls_ctx_new(const struct config *cfg, char **err)
 {
 	struct tls_ctx *c = xcalloc(1, sizeof(*c));
+	pthread_mutex_init(&c->store_mu, NULL);
+	if (tls_ssl_index < 0)
+		tls_ssl_index = SSL_get_ex_new_index(0, NULL, NULL, NULL, NULL);
 	char *def_cert = xasprintf("%s/tls/cert.pem", cfg->state_dir);
 	char *def_key = xasprintf("%s/tls/key.pem", cfg->state_dir);
 
@@ -606,7 +651,22 @@ SSL *tls_ctx_new_ssl(struct tls_ctx *c)
 	SSL *ssl = SSL_new(c->ctx);
 	if (ssl == NULL)
 		ERR_clear_error();
+	else
+		SSL_set_ex_data(ssl, tls_ssl_index, c);
 	return ssl;
+}
+
+void tls_ctx_start_pool(struct tls_ctx *c, struct event_base *base)
+{
+	long n = sysconf(_SC_NPROCESSORS_ONLN);
+	if (c->pool == NULL)
+		c->pool = workers_new_nice(base, n < 1 ? 1 : n > 16 ? 16 : (unsigned)n, TLS_POOL_NICE);
+}
+
+struct workers *tls_ssl_pool(SSL *ssl)
+{
+	struct tls_ctx *c = tls_ssl_index >= 0 ? SSL_get_ex_data(ssl, tls_ssl_index) : NULL;
+	return c ? c->pool : NULL;
 }
 
 void tls_describe(SSL *ssl, char *buf, size_t cap)
@@ -625,6 +685,7 @@ void tls_ctx_free(struct tls_ctx *c)
 {
 	if (c == NULL)
 		return;
+	workers_free(c->pool);   /* the handshakes' last done()s run here */
 	SSL_CTX_free(c->ctx);
 	for (size_t i = 0; i < c->ncerts; i++)
 		tls_cert_clear(&c->certs[i]);
@@ -634,5 +695,6 @@ void tls_ctx_free(struct tls_ctx *c)
 	free(c->key);
 	free(c->hostname);
 	free(c->user);
+	pthread_mutex_destroy(&c->store_mu);
 	free(c);
 }

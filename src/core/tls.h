@@ -18,7 +18,9 @@
 #include <openssl/ssl.h>
 
 struct config;
+struct event_base;
 struct tls_ctx;
+struct workers;
 
 /* Loads [tls] cert/key.  If the files are missing and the paths are the
  * defaults under state_dir, makes a self-signed certificate (EC P-256,
@@ -31,6 +33,11 @@ struct tls_ctx *tls_ctx_new(const struct config *cfg, char **err);
 bool tls_ctx_reload(struct tls_ctx *c, char **err);
 /* A server-side SSL for one connection, or NULL if OpenSSL fails. */
 SSL *tls_ctx_new_ssl(struct tls_ctx *c);
+/* Start the threads that server handshakes (core/tls_accept.c) run on,
+ * one per CPU; without them a handshake runs on the loop. */
+void tls_ctx_start_pool(struct tls_ctx *c, struct event_base *base);
+/* The pool of the context ssl was made by, NULL if none. */
+struct workers *tls_ssl_pool(SSL *ssl);
 /* "TLSv1.3 TLS_AES_256_GCM_SHA384"; "" without a session. */
 void tls_describe(SSL *ssl, char *buf, size_t cap);
 void tls_ctx_free(struct tls_ctx *c);

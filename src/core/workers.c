@@ -15,6 +15,8 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <sys/eventfd.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 struct job {
@@ -34,6 +36,7 @@ struct workers {
 	bool stopping;
 	size_t busy;              /* loop thread only */
 	unsigned nthreads;
+	int nice;                 /* the threads' own (0: the process's) */
 	pthread_t *threads;
 	int efd;
 	struct event *ev;
@@ -61,6 +64,9 @@ static void *worker_main(void *arg)
 	struct workers *w = arg;
 	uint64_t one = 1;
 
+	/* Linux gives each thread its own nice value. */
+	if (w->nice)
+		(void)setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), w->nice);
 	pthread_mutex_lock(&w->mu);
 	for (;;) {
 		while (w->todo.head == NULL && !w->stopping)
@@ -114,6 +120,11 @@ static void workers_wake_cb(evutil_socket_t fd, short what, void *arg)
 
 struct workers *workers_new(struct event_base *base, unsigned nthreads)
 {
+	return workers_new_nice(base, nthreads, 0);
+}
+
+struct workers *workers_new_nice(struct event_base *base, unsigned nthreads, int nice)
+{
 	struct workers *w = xcalloc(1, sizeof(*w));
 
 	pthread_mutex_init(&w->mu, NULL);
@@ -124,6 +135,7 @@ struct workers *workers_new(struct event_base *base, unsigned nthreads)
 	w->ev = event_new(base, w->efd, EV_READ | EV_PERSIST, workers_wake_cb, w);
 	event_add(w->ev, NULL);
 	w->nthreads = nthreads;
+	w->nice = nice;
 	w->threads = xcalloc(nthreads, sizeof(*w->threads));
 	for (unsigned i = 0; i < nthreads; i++)
 		if (pthread_create(&w->threads[i], NULL, worker_main, w) != 0)

@@ -14,6 +14,10 @@ struct workers;
 typedef void (*worker_fn)(void *arg);
 
 struct workers *workers_new(struct event_base *base, unsigned nthreads);
+/* The same with the threads at a nice value of their own: CPU-bound work
+ * (TLS handshakes) that must not take the CPU from the loop when both
+ * want it, so the loop's sessions keep their round trips. */
+struct workers *workers_new_nice(struct event_base *base, unsigned nthreads, int nice);
 /* work runs on a worker thread, then done (may be NULL) on the loop thread. */
 void workers_submit(struct workers *w, worker_fn work, worker_fn done, void *arg);
 /* Jobs queued or running whose done() has not yet run. */

@@ -42,6 +42,7 @@ struct intake {
 	struct queue_writer *qw;
 	struct local_stream ls;       /* ls.open: the message is in ls's file */
 	bool handed;                  /* commit() called: the job owns the files */
+	bool hold;                    /* fields come in front at the end (hold_front) */
 	uint64_t lines;
 	bool eight_bit;
 	tern_accepted_fn done;
@@ -116,6 +117,8 @@ static bool intake_copy_to_queue(struct intake *in)
  * the message goes on in the queue file, which may be elsewhere. */
 static void intake_leave_stream(struct intake *in)
 {
+	if (in->hold)
+		queue_writer_reserve_front(in->qw, QUEUE_FRONT_ROOM);
 	if (!intake_copy_to_queue(in))
 		log_handoff_stream_failed(in->env, errno);
 	local_stream_close(&in->ls);
@@ -123,6 +126,10 @@ static void intake_leave_stream(struct intake *in)
 
 static bool intake_write(struct intake *in, const void *buf, size_t len)
 {
+	/* held back as far as the stream may: the rest goes on in the queue
+	 * file, which has room in front (local_stream_hold) */
+	if (in->ls.open && !local_stream_room(&in->ls, len))
+		intake_leave_stream(in);
 	if (in->ls.open && local_stream_write(&in->ls, buf, len))
 		return true;
 	if (in->ls.open)
@@ -137,6 +144,24 @@ static bool intake_insert_front(struct intake *in, const void *buf, size_t len)
 	if (in->ls.open)
 		intake_leave_stream(in);
 	return queue_writer_insert_front(in->qw, buf, len);
+}
+
+/*
+ * A check will put fields in front when the message ends.  A streamed
+ * message is held back in the stream's buffer until then (up to
+ * LOCAL_STREAM_HOLD_MAX: a bigger one goes on in the queue file, from
+ * where it is delivered); a queue file starts the message after a few
+ * KiB of padding that the fields then take.  Either way they are written
+ * where they belong, and the message is never moved (a move was a
+ * read and a write of all of it, on the loop, at the end of DATA).
+ */
+static void intake_hold_front(struct intake *in)
+{
+	in->hold = true;
+	if (in->ls.open)
+		local_stream_hold(&in->ls);
+	else
+		queue_writer_reserve_front(in->qw, QUEUE_FRONT_ROOM);
 }
 
 /* A milter changed the sender or the recipients: the streamed copy has
@@ -155,6 +180,18 @@ static int intake_error(const struct intake *in)
 	return in->ls.open ? in->ls.err : queue_writer_error(in->qw);
 }
 
+/* Where the message is now (the mailbox's stream or the queue file) and
+ * its size, for delivery and for the queued line in the log. */
+static void intake_measure(struct intake *in)
+{
+	struct queue_env *env = in->env;
+
+	env->msg_offset = in->ls.open ? in->ls.prefix_len : queue_writer_offset(in->qw);
+	env->msg_len = in->ls.open ? in->ls.written : queue_writer_size(in->qw);
+	env->msg_lines = in->lines;
+	env->eight_bit = in->eight_bit;
+}
+
 /* Worker thread: deliver what can go straight into the mailboxes and
  * send its notices.  True when nothing is left for the queue. */
 static bool intake_direct(struct intake *in)
@@ -162,10 +199,7 @@ static bool intake_direct(struct intake *in)
 	struct queue_env *env = in->env;
 	int fd = in->ls.open ? in->ls.mf.fd : queue_writer_fd(in->qw);
 
-	env->msg_offset = in->ls.open ? in->ls.prefix_len : queue_writer_offset(in->qw);
-	env->msg_len = in->ls.open ? in->ls.written : queue_writer_size(in->qw);
-	env->msg_lines = in->lines;
-	env->eight_bit = in->eight_bit;
+	intake_measure(in);
 	if (!local_deliver_direct(in->t->cfg, env, fd, in->ls.open ? &in->ls : NULL))
 		return false;
 	if (notice_step(in->t->cfg, in->t->queue, env, fd, now_unix(), &in->notices))
@@ -204,6 +238,9 @@ static void intake_work(void *arg)
 			in->err = errno ? errno : EIO;
 	}
 	local_stream_close(&in->ls);
+	/* the message is in the queue file now (a held one was never
+	 * measured: it skips direct delivery) */
+	intake_measure(in);
 	/* held: a milter's quarantine; the state file says so */
 	if (in->durable && (partial || env->held))
 		queue_save_state(in->t->queue, env);
@@ -249,6 +286,7 @@ static const struct intake_ops handoff_intake_ops = {
 	.open = intake_open,
 	.write = intake_write,
 	.insert_front = intake_insert_front,
+	.hold_front = intake_hold_front,
 	.envelope = intake_envelope,
 	.error = intake_error,
 	.commit = intake_commit,

@@ -247,6 +247,7 @@ bool local_stream_open(const struct config *cfg, const struct queue_env *env, st
 	prefix = rcpt_prefix(env, &env->rcpt[0]);
 	ls->prefix_len = strlen(prefix);
 	ls->buf = xmalloc(LOCAL_STREAM_BUF);
+	ls->buf_cap = LOCAL_STREAM_BUF;
 	ok = ls->prefix_len <= LOCAL_STREAM_BUF;
 	if (ok) {
 		memcpy(ls->buf, prefix, ls->prefix_len);
@@ -323,11 +324,38 @@ static bool stream_write_through(struct local_stream *ls, const char *chunk, siz
 	return true;
 }
 
+/* Room in buf for len more octets (the caller bounds len). */
+static void stream_buf_grow(struct local_stream *ls, size_t len)
+{
+	size_t need = ls->buf_len + len, cap = ls->buf_cap;
+
+	if (need <= cap)
+		return;
+	while (cap < need)
+		cap *= 2;
+	ls->buf = xrealloc(ls->buf, cap);
+	ls->buf_cap = cap;
+}
+
+void local_stream_hold(struct local_stream *ls)
+{
+	ls->hold = true;
+}
+
+bool local_stream_room(const struct local_stream *ls, size_t len)
+{
+	return !ls->hold || ls->buf_len + len <= LOCAL_STREAM_HOLD_MAX;
+}
+
 bool local_stream_write(struct local_stream *ls, const void *buf, size_t len)
 {
 	if (ls->err)
 		return false;
-	if (ls->buf_len + len <= LOCAL_STREAM_BUF) {
+	if (ls->hold && ls->file_len == 0 && local_stream_room(ls, len)) {
+		stream_buf_grow(ls, len);
+		memcpy(ls->buf + ls->buf_len, buf, len);
+		ls->buf_len += len;
+	} else if (ls->buf_len + len <= LOCAL_STREAM_BUF) {
 		memcpy(ls->buf + ls->buf_len, buf, len);
 		ls->buf_len += len;
 	} else if (!stream_write_through(ls, buf, len)) {
@@ -354,8 +382,9 @@ bool local_stream_insert_front(struct local_stream *ls, const void *buf, size_t 
 {
 	if (ls->err)
 		return false;
-	if (ls->file_len == 0 && ls->buf_len + len <= LOCAL_STREAM_BUF) {
+	if (ls->file_len == 0) {
 		/* all of it still in buf: after the prefix, in memory */
+		stream_buf_grow(ls, len);
 		memmove(ls->buf + ls->prefix_len + len, ls->buf + ls->prefix_len, ls->buf_len - ls->prefix_len);
 		memcpy(ls->buf + ls->prefix_len, buf, len);
 		ls->buf_len += len;

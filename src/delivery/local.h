@@ -31,7 +31,8 @@ struct local_stream {
 	uint64_t written;         /* message octets (in the file and in buf) */
 	uint64_t file_len;        /* octets written to the file (prefix too) */
 	char *buf;                /* the next octets of the file, not written yet */
-	size_t buf_len;
+	size_t buf_len, buf_cap;
+	bool hold;                /* keep it all in buf (local_stream_hold) */
 	bool open, committed;
 	bool fill;                /* mf.path wants spares made (maildir_spares_fill) */
 	int err;                  /* errno of a failed write, or 0 */
@@ -49,8 +50,18 @@ bool local_stream_write(struct local_stream *ls, const void *buf, size_t len);
 bool local_stream_flush(struct local_stream *ls);
 uint64_t local_stream_in_file(const struct local_stream *ls);
 const char *local_stream_pending(const struct local_stream *ls, size_t *len);
-/* Header fields in front of the message (after the recipient's prefix). */
+/* Header fields in front of the message (after the recipient's prefix):
+ * in the buffer while nothing is in the file yet, else the message is
+ * moved in the file (fs_insert) to make room. */
 bool local_stream_insert_front(struct local_stream *ls, const void *buf, size_t len);
+/* Fields will come in front at the end: from now on nothing is written
+ * to the file before the end (the commit's worker flushes it), so that
+ * they go in front in memory.  Bounded: local_stream_room() says when a
+ * write would take the buffer past LOCAL_STREAM_HOLD_MAX, and the caller
+ * then goes on elsewhere (the queue file, which has room in front). */
+#define LOCAL_STREAM_HOLD_MAX (128 * 1024)
+void local_stream_hold(struct local_stream *ls);
+bool local_stream_room(const struct local_stream *ls, size_t len);
 /* Close the file; not delivered, it is removed. */
 void local_stream_close(struct local_stream *ls);
 

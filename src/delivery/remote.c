@@ -846,6 +846,8 @@ static struct rdelivery *del_new(struct rjob *j, struct rdest *dst)
 	d->msg.lines = env->msg_lines;
 	d->msg.eight_bit = env->eight_bit;
 	d->msg.dkim_signed = env->dkim_signed;
+	d->msg.dkim8_len = env->dkim8_len;
+	d->msg.dkim7_len = env->dkim7_len;
 	d->msg.smtputf8 = env->smtputf8;
 	d->msg.binary = env->body == SMTP_BODY_BINARYMIME;
 	d->msg.rcpts = d->rc;

@@ -60,12 +60,73 @@ struct imap_select_job {
 	uint64_t modseq;
 	struct imap_seqset known; /* r copied out of the parser's arena */
 	bool have_known;
+	/* the sequence match data (3.2.5.2): message numbers and their UIDs */
+	struct imap_seqset match_seq, match_uid;
 };
 
 static void imap_select_job_free(struct imap_select_job *x)
 {
 	free(x->known.r);
+	free(x->match_seq.r);
+	free(x->match_uid.r);
 	free(x);
+}
+
+/* A copy of set out of the parser's arena. */
+static void imap_seqset_keep(struct imap_seqset *to, const struct imap_seqset *set)
+{
+	to->n = set->n;
+	to->r = xcalloc(set->n + 1, sizeof(*set->r));
+	memcpy(to->r, set->r, set->n * sizeof(*set->r));
+}
+
+/* Numbers of an ascending set without "*" (RFC 7162 3.2.5.2: both sets
+ * ascending), or 0 when it is not one. */
+static uint64_t imap_seqset_ascending_count(const struct imap_seqset *set)
+{
+	uint64_t n = 0, last = 0;
+	for (size_t i = 0; i < set->n; i++) {
+		const struct imap_seq_range *r = &set->r[i];
+		if (r->lo == IMAP_SEQ_STAR || r->hi == IMAP_SEQ_STAR || r->lo > r->hi || r->lo <= last)
+			return 0;
+		n += (uint64_t)r->hi - r->lo + 1;
+		last = r->hi;
+	}
+	return n;
+}
+
+/* The nth number of an ascending set, walked in order: *ri, *off. */
+static bool imap_seqset_next(const struct imap_seqset *set, size_t *ri, uint64_t *off, uint32_t *out)
+{
+	if (*ri >= set->n)
+		return false;
+	*out = (uint32_t)(set->r[*ri].lo + *off);
+	if (*out == set->r[*ri].hi) {
+		(*ri)++;
+		*off = 0;
+	} else {
+		(*off)++;
+	}
+	return true;
+}
+
+/* RFC 7162 3.2.5.2: each (message number, UID) pair of the client's that
+ * the mailbox still has as it says shows that the client knows of every
+ * expunge up to that UID (no message below it can have been added, so
+ * none below it went).  The pairs are taken in order up to the first
+ * that does not match; the UID of the last match, or 0. */
+static uint32_t imap_select_known_upto(const struct imap_session *s, const struct imap_select_job *x)
+{
+	size_t si = 0, ui = 0;
+	uint64_t so = 0, uo = 0;
+	uint32_t seq, uid, known = 0;
+
+	while (imap_seqset_next(&x->match_seq, &si, &so, &seq) && imap_seqset_next(&x->match_uid, &ui, &uo, &uid)) {
+		if (seq > s->nview || s->view[seq - 1].uid != uid)
+			break;
+		known = uid;
+	}
+	return known;
 }
 
 /* QRESYNC's resynchronisation: what went, then what changed, since the
@@ -77,7 +138,7 @@ static void imap_select_qresync(struct imap_session *s, const struct imap_select
 
 	if (x->uidvalidity != f->uidvalidity)
 		return;
-	imap_vanished_earlier(s, f, x->modseq, x->have_known ? &x->known : NULL);
+	imap_vanished_earlier(s, f, x->modseq, x->have_known ? &x->known : NULL, imap_select_known_upto(s, x));
 	for (size_t i = 0; i < s->nview; i++) {
 		long k = imap_view_index(s, i);
 		if (k < 0 || f->v[k].modseq <= x->modseq)
@@ -137,7 +198,31 @@ static void imap_select_done(struct imap_job *j)
 	imap_select_job_free(x);
 }
 
-/* "(CONDSTORE)" or "(QRESYNC (uidvalidity modseq [known-uids [(seqs uids)]]))";
+/* The sequence match data "(known-sequence-set known-uid-set)" (q NULL:
+ * none): two ascending sets of as many numbers (RFC 7162 3.2.5.2). */
+static bool imap_select_match(struct imap_session *s, const struct imap_arg *q, struct imap_select_job *x)
+{
+	const struct imap_arg *a, *b;
+	struct imap_seqset seqs, uids;
+	uint64_t n;
+
+	if (q == NULL)
+		return true;
+	a = q->child;
+	b = a ? a->next : NULL;
+	if (a == NULL || b == NULL || b->next || a->type != IMAP_ARG_ATOM || b->type != IMAP_ARG_ATOM ||
+	    imap_seqset_parse(a->s, a->len, &s->parser.arena, &seqs) != IMAP_SEQ_OK || seqs.searchres ||
+	    imap_seqset_parse(b->s, b->len, &s->parser.arena, &uids) != IMAP_SEQ_OK || uids.searchres)
+		return false;
+	n = imap_seqset_ascending_count(&seqs);
+	if (n == 0 || n != imap_seqset_ascending_count(&uids))
+		return false;
+	imap_seqset_keep(&x->match_seq, &seqs);
+	imap_seqset_keep(&x->match_uid, &uids);
+	return true;
+}
+
+/* "(CONDSTORE)" or "(QRESYNC (uidvalidity modseq [known-uids] [(seqs uids)]))";
  * false: BAD sent. */
 static bool imap_select_params(struct imap_session *s, const struct imap_arg *p, struct imap_select_job *x)
 {
@@ -157,30 +242,34 @@ static bool imap_select_params(struct imap_session *s, const struct imap_arg *p,
 			return false;
 		}
 		e = e->next;
+		if (x->qresync) {
+			imap_bad(s, "QRESYNC given twice");
+			return false;
+		}
 		if (!s->qresync) {
 			imap_bad(s, "QRESYNC not enabled");   /* RFC 7162 3.2.5 */
 			return false;
 		}
 		const struct imap_arg *v = e->child, *m = v ? v->next : NULL, *k = m ? m->next : NULL;
+		const struct imap_arg *q = k && k->type == IMAP_ARG_LIST ? k : k ? k->next : NULL;
 		uint64_t uv, ms;
 		struct imap_seqset set;
+		if (q == k)
+			k = NULL;   /* seq-match-data without known-uids */
 		if (v == NULL || m == NULL || v->type != IMAP_ARG_ATOM || m->type != IMAP_ARG_ATOM ||
 		    !parse_u64(v->s, v->len, 1, UINT32_MAX, &uv) || !parse_u64(m->s, m->len, 1, INT64_MAX, &ms) ||
 		    (k && (k->type != IMAP_ARG_ATOM ||
-			   imap_seqset_parse(k->s, k->len, &s->parser.arena, &set) != IMAP_SEQ_OK || set.searchres))) {
-			imap_bad(s, "Syntax: QRESYNC (uidvalidity modseq [known-uids])");
+			   imap_seqset_parse(k->s, k->len, &s->parser.arena, &set) != IMAP_SEQ_OK || set.searchres)) ||
+		    (q && (q->type != IMAP_ARG_LIST || q->next)) || !imap_select_match(s, q, x)) {
+			imap_bad(s, "Syntax: QRESYNC (uidvalidity modseq [known-uids] [(seqs uids)])");
 			return false;
 		}
 		x->qresync = true;
 		x->uidvalidity = (uint32_t)uv;
 		x->modseq = ms;
 		if (k) {
-			/* the optional (seqs uids) pairs after them only help a
-			 * server that has no expunge log: ignored */
 			x->have_known = true;
-			x->known.n = set.n;
-			x->known.r = xcalloc(set.n + 1, sizeof(*set.r));
-			memcpy(x->known.r, set.r, set.n * sizeof(*set.r));
+			imap_seqset_keep(&x->known, &set);
 		}
 	}
 	return true;
@@ -476,6 +565,16 @@ static void imap_status_run_free(struct imap_status_run *r)
 
 static void imap_status_next(struct imap_session *s, struct imap_status_run *r);
 
+/* SIZE sums the messages' sizes: those the scan did not look at (it
+ * reads names only) are measured here, on the worker. */
+static void imap_status_work(struct imap_job *j)
+{
+	struct imap_status_run *r = j->arg;
+
+	if (j->f && (r->items & IMAP_ST_SIZE))
+		imap_folder_stat_all(j->f);
+}
+
 static void imap_status_done(struct imap_job *j)
 {
 	struct imap_status_run *r = j->arg;
@@ -504,7 +603,7 @@ static void imap_status_next(struct imap_session *s, struct imap_status_run *r)
 		if (r->lines[r->pos])
 			evbuffer_add(imap_out(s), r->lines[r->pos], strlen(r->lines[r->pos]));
 		if (r->exists[r->pos] && (dir = imap_existing_dir(s, r->names[r->pos])) != NULL) {
-			struct imap_job *j = imap_job_new(s, dir, "status", NULL, imap_status_done);
+			struct imap_job *j = imap_job_new(s, dir, "status", imap_status_work, imap_status_done);
 			free(dir);
 			j->arg = r;
 			imap_job_submit(j);

@@ -208,6 +208,7 @@ static void imap_store_work(struct imap_job *j)
 
 	if (f == NULL)
 		return;
+	imap_folder_hold_cur(f);
 	for (size_t i = 0; i < x->n; i++) {
 		long k = imap_folder_find(f, x->uid[i]);
 		unsigned nf;
@@ -234,6 +235,7 @@ static void imap_store_work(struct imap_job *j)
 		x->kw[i] = f->v[k].kw;
 		x->modseq[i] = f->v[k].modseq;
 	}
+	imap_folder_release_cur(f);
 	if (x->changed && !imap_folder_save(f))
 		j->err = errno;
 }
@@ -385,6 +387,14 @@ void imap_cmd_store(struct imap_session *s, const struct imap_arg *a, bool uid)
 	x->uid_cmd = uid;
 	j = imap_job_new(s, s->sel->path, "store", imap_store_work, imap_store_done);
 	j->arg = x;
+	/* the renames to come, as far as the view knows the flags */
+	size_t renames = 0;
+	for (size_t i = 0; i < x->n; i++) {
+		unsigned vf = s->view[x->idx[i]].flags;
+		unsigned nf = mode == 0 ? flags : mode > 0 ? vf | flags : vf & ~flags;
+		renames += (nf & ~(unsigned)IMAP_FLAG_RECENT) != (vf & ~(unsigned)IMAP_FLAG_RECENT);
+	}
+	j->quiet_cur = renames >= IMAP_JOB_QUIET_MIN;
 	/* keywords added by the flag list are in the state written there */
 	imap_job_submit(j);
 }
@@ -458,6 +468,7 @@ static void imap_move_work(struct imap_job *j)
 
 	if (j->f == NULL)
 		return;
+	imap_folder_hold_cur(j->f);
 	for (size_t i = 0; i < x->n; i++) {
 		long k;
 		if (x->v[i].new_uid == 0 || (k = imap_folder_find(j->f, x->v[i].uid)) < 0)
@@ -465,6 +476,7 @@ static void imap_move_work(struct imap_job *j)
 		if (!imap_folder_expunge(j->f, (size_t)k))
 			j->err = errno;
 	}
+	imap_folder_release_cur(j->f);
 	if (!imap_folder_save(j->f))
 		j->err = errno;
 }
@@ -522,6 +534,7 @@ static void imap_copy_done(struct imap_job *j)
 			imap_untagged(s, "OK %s", x->code);
 		m = imap_job_new(s, s->sel->path, "move", imap_move_work, imap_move_done);
 		m->arg = x;
+		m->quiet_cur = x->done >= IMAP_JOB_QUIET_MIN;
 		imap_job_submit(m);
 	} else {
 		imap_ok(s, "%s%s completed", x->code, x->move ? "MOVE" : "COPY");
@@ -836,9 +849,37 @@ static bool imap_search_reads(const struct imap_search_node *n)
 	return false;
 }
 
+/* Does the program ask for internal dates or sizes (the scan reads
+ * names only: the files are looked at first, imap_folder_stat)? */
+static bool imap_search_stats(const struct imap_search_node *n)
+{
+	for (; n; n = n->next) {
+		switch (n->key) {
+		case IMAP_SK_BEFORE: case IMAP_SK_ON: case IMAP_SK_SINCE: case IMAP_SK_LARGER: case IMAP_SK_SMALLER:
+			return true;
+		default:
+			break;
+		}
+		if (imap_search_stats(n->child))
+			return true;
+	}
+	return false;
+}
+
+/* Are all messages of the view looked at (their dates and sizes known)? */
+static bool imap_view_known(struct imap_session *s)
+{
+	for (size_t i = 0; i < s->nview; i++) {
+		long k = imap_view_index(s, i);
+		if (k >= 0 && !imap_msg_known(&s->sel->f->v[k]))
+			return false;
+	}
+	return true;
+}
+
 struct imap_search_job {
 	struct imap_search_node *prog;   /* in the parser's arena (hold_args) */
-	bool uid, esearch, modseq;
+	bool uid, esearch, modseq, stats;
 	unsigned ret;             /* 1 MIN 2 MAX 4 ALL 8 COUNT */
 	uint32_t *hits;
 	size_t nh;
@@ -903,7 +944,11 @@ static void imap_search_answer(struct imap_session *s, struct imap_search_job *x
 
 static void imap_search_work(struct imap_job *j)
 {
-	imap_search_run(j->s, j->arg);
+	struct imap_search_job *x = j->arg;
+
+	if (x->stats && j->f)
+		imap_folder_stat_all(j->f);
+	imap_search_run(j->s, x);
 }
 
 static void imap_search_done(struct imap_job *j)
@@ -962,14 +1007,16 @@ void imap_cmd_search(struct imap_session *s, const struct imap_arg *a, bool uid)
 	x->modseq = imap_search_has_modseq(prog);
 	if (x->modseq)
 		s->condstore = true;   /* a CONDSTORE-enabling command */
-	if (!imap_search_reads(prog)) {
+	x->stats = imap_search_stats(prog);
+	if (!imap_search_reads(prog) && (!x->stats || imap_view_known(s))) {
 		/* flags, dates, sizes, UIDs: in memory, at once */
 		imap_search_run(s, x);
 		imap_search_answer(s, x);
 		return;
 	}
-	/* Header and text keys read the messages: on a worker, the folder
-	 * held, the parsed program kept until the answer. */
+	/* Header and text keys read the messages, dates and sizes not yet
+	 * known stat them: on a worker, the folder held, the parsed program
+	 * kept until the answer. */
 	struct imap_job *j = imap_job_new(s, s->sel->path, "search", imap_search_work, imap_search_done);
 	j->arg = x;
 	s->hold_args = true;

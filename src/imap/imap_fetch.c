@@ -15,9 +15,20 @@
  * the low-water mark, so a 1 GiB message costs the mark, not a GiB.  If
  * the file changed under us the literal is still exactly its announced
  * size (cut, or padded with spaces) so the client never loses the frame.
+ *
+ * DESIGN.md invariant 2: a message file over IMAP_FETCH_LOOP_MAX is read
+ * on a worker, never on the loop.  Before its first item a job parses its
+ * structure, measures its BINARY parts and reads its HEADER.FIELDS (the
+ * "prep"); its literals stream from a read-ahead buffer that a job fills
+ * IMAP_FETCH_AHEAD octets at a time, when the output has drained below
+ * the mark, so the FETCH stays in order and the output stays bounded.
+ * Smaller files (most mail, and in the page cache when just delivered or
+ * listed) are read on the loop: a worker handoff per 4 KiB message would
+ * cost more than the read.  The open() and fstat() stay on the loop.
  */
 #include "imap/imap_session.h"
 #include "core/util.h"
+#include "core/workers.h"
 #include "proto/imap_write.h"
 #include "proto/mime_cte.h"
 #include "proto/mime_tree.h"
@@ -28,10 +39,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
 #define IMAP_FETCH_CHUNK 65536
+#define IMAP_FETCH_LOOP_MAX (64 * 1024)   /* bigger files are read on a worker */
+#define IMAP_FETCH_AHEAD (256 * 1024)     /* octets per read job (SESSION_OUT_HIGH) */
 #define IMAP_FIELDS_MAX 64
 
 enum fitem_kind {
@@ -78,6 +92,21 @@ struct imap_fetch {
 	bool sdecode;             /* BINARY: octets go through dec */
 	struct mime_cte_dec dec;
 	bool unknown_cte;         /* a BINARY part we cannot decode: NO at the end */
+	/* a big file (over IMAP_FETCH_LOOP_MAX): read by jobs */
+	bool big, prepped;
+	bool loading;             /* a job reads: the loop leaves fx alone until its done() */
+	bool orphan;              /* the FETCH ended meanwhile: done() frees it */
+	struct imap_session *owner;   /* its conn is referenced while loading */
+	char *rbuf;               /* read ahead: the file's [roff, roff + rlen) */
+	uint64_t roff, rnext;
+	size_t rlen;
+	bool reof;                /* rbuf ends at the end of the file */
+	struct fetch_pre {        /* per item, from the prep job */
+		bool set;
+		uint64_t size;        /* BINARY: the decoded size */
+		bool nul;
+		struct evbuffer *fields;   /* HEADER.FIELDS (.NOT): the text */
+	} *pre;
 };
 
 #define FETCH_BEGIN SIZE_MAX
@@ -91,22 +120,43 @@ static void fitem_free(struct fitem *it)
 	free(it->label);
 }
 
-void imap_fetch_free(struct imap_session *s)
+static void fetch_pre_clear(struct imap_fetch *fx)
 {
-	struct imap_fetch *fx = s->fetch;
-	if (fx == NULL)
+	if (fx->pre == NULL)
 		return;
+	for (size_t i = 0; i < fx->nitems; i++)
+		if (fx->pre[i].fields)
+			evbuffer_free(fx->pre[i].fields);
+	free(fx->pre);
+	fx->pre = NULL;
+}
+
+static void fetch_free(struct imap_fetch *fx)
+{
+	fetch_pre_clear(fx);
 	for (size_t i = 0; i < fx->nitems; i++)
 		fitem_free(&fx->items[i]);
 	if (fx->have_tree)
 		mime_tree_free(&fx->tree);
 	if (fx->fd >= 0)
 		close(fx->fd);
+	free(fx->rbuf);
 	free(fx->items);
 	free(fx->idx);
 	free(fx->seen);
 	free(fx);
+}
+
+void imap_fetch_free(struct imap_session *s)
+{
+	struct imap_fetch *fx = s->fetch;
+	if (fx == NULL)
+		return;
 	s->fetch = NULL;
+	if (fx->loading)
+		fx->orphan = true;   /* a worker has it: its done() frees it */
+	else
+		fetch_free(fx);
 }
 
 /* "HEADER.FIELDS (A B)" and friends after "BODY[": up to ']'. */
@@ -441,7 +491,7 @@ static void w_body(struct evbuffer *b, const struct mime_tree *t, size_t i, bool
 
 /* ---- per message ------------------------------------------------------------------------- */
 
-static bool fetch_tree(struct imap_session *s, struct imap_fetch *fx)
+static bool fetch_tree(struct imap_fetch *fx)
 {
 	char buf[IMAP_FETCH_CHUNK];
 	ssize_t r;
@@ -457,6 +507,32 @@ static bool fetch_tree(struct imap_session *s, struct imap_fetch *fx)
 	}
 	mime_tree_finish(&fx->tree);
 	return r == 0;
+}
+
+/* Octets of the file at off for a literal: pread for a small file, the
+ * read-ahead buffer for a big one; -2 when the buffer does not hold off
+ * (a job must read it: fetch_needs_read, fetch_load). */
+/* Must a job read for off (a big file whose buffer does not hold it)? */
+static bool fetch_needs_read(const struct imap_fetch *fx, uint64_t off)
+{
+	if (!fx->big || (fx->rbuf && off >= fx->roff && off < fx->roff + fx->rlen))
+		return false;
+	return !(fx->rbuf && fx->reof && off >= fx->roff + fx->rlen);
+}
+
+static ssize_t fetch_pread(struct imap_fetch *fx, char *buf, size_t want, uint64_t off)
+{
+	if (!fx->big)
+		return pread(fx->fd, buf, want, (off_t)off);
+	if (fx->rbuf && off >= fx->roff && off < fx->roff + fx->rlen) {
+		size_t have = (size_t)(fx->roff + fx->rlen - off);
+		size_t n = want < have ? want : have;
+		memcpy(buf, fx->rbuf + (off - fx->roff), n);
+		return (ssize_t)n;
+	}
+	if (fx->rbuf && fx->reof && off >= fx->roff + fx->rlen)
+		return 0;
+	return -2;
 }
 
 static void fetch_internaldate(struct evbuffer *b, int64_t t)
@@ -492,12 +568,15 @@ static void fetch_stream_start(struct imap_session *s, struct imap_fetch *fx, co
 /* Decoded octets [sskip, sskip + sleft) of the raw range [spos, send):
  * one chunk of it.  A file shorter than measured is padded with spaces
  * so that the literal keeps its announced size. */
-static void fetch_decode_fill(struct imap_session *s, struct imap_fetch *fx)
+static bool fetch_decode_fill(struct imap_session *s, struct imap_fetch *fx)
 {
 	enum { RAW = IMAP_FETCH_CHUNK / 2 };
 	char in[RAW], o[MIME_CTE_OUT_MAX(RAW)];
 	size_t want = fx->send - fx->spos < RAW ? (size_t)(fx->send - fx->spos) : RAW, n, off = 0;
-	ssize_t r = want ? pread(fx->fd, in, want, (off_t)fx->spos) : 0;
+	ssize_t r = want ? fetch_pread(fx, in, want, fx->spos) : 0;
+
+	if (r == -2)
+		return false;
 
 	if (r > 0) {
 		fx->spos += (uint64_t)r;
@@ -520,6 +599,7 @@ static void fetch_decode_fill(struct imap_session *s, struct imap_fetch *fx)
 		n = (size_t)fx->sleft;
 	evbuffer_add(imap_out(s), o + off, n);
 	fx->sleft -= n;
+	return true;
 }
 
 /* The decoded size of the raw range [from, to), and whether it holds a NUL. */
@@ -550,34 +630,51 @@ static uint64_t fetch_decoded_size(struct imap_fetch *fx, enum mime_cte kind, ui
  * a multipart and a message/rfc822 part are not decoded (RFC 3516 4.1:
  * only leaf parts carry a transfer encoding); their line ends become
  * CRLF as in BODY[]. */
+/* The raw range and encoding of a BINARY item; false: no such part. */
+static bool fetch_binary_range(struct imap_fetch *fx, const struct fitem *it, enum mime_cte *kind, uint64_t *from,
+			       uint64_t *to)
+{
+	*kind = MIME_CTE_IDENTITY;
+	*from = 0;
+	if (it->part[0] == '\0') {
+		off_t end = lseek(fx->fd, 0, SEEK_END);
+		*to = end > 0 ? (uint64_t)end : 0;
+		return true;
+	}
+	size_t i;
+	if (!fetch_tree(fx) || (i = mime_tree_section(&fx->tree, it->part)) == MIME_NONE)
+		return false;
+	const struct mime_part *p = &fx->tree.parts[i];
+	if (!p->multipart && !p->message)
+		*kind = mime_cte_of(p->encoding);
+	*from = p->body_off;
+	*to = p->end_off;
+	return true;
+}
+
 static void fetch_binary(struct imap_session *s, struct imap_fetch *fx, const struct fitem *it)
 {
-	enum mime_cte kind = MIME_CTE_IDENTITY;
-	uint64_t from = 0, to, size, skip = 0, len;
+	const struct fetch_pre *pre = fx->pre ? &fx->pre[it - fx->items] : NULL;
+	enum mime_cte kind;
+	uint64_t from, to, size, skip = 0, len;
 	bool nul;
 
 	evbuffer_add_printf(imap_out(s), "%s ", it->label);
-	if (it->part[0] == '\0') {
-		off_t end = lseek(fx->fd, 0, SEEK_END);
-		to = end > 0 ? (uint64_t)end : 0;
-	} else {
-		size_t i;
-		if (!fetch_tree(s, fx) || (i = mime_tree_section(&fx->tree, it->part)) == MIME_NONE) {
-			evbuffer_add(imap_out(s), it->binary_size ? "0" : "NIL", it->binary_size ? 1 : 3);
-			return;
-		}
-		const struct mime_part *p = &fx->tree.parts[i];
-		if (!p->multipart && !p->message)
-			kind = mime_cte_of(p->encoding);
-		from = p->body_off;
-		to = p->end_off;
+	if (!fetch_binary_range(fx, it, &kind, &from, &to)) {
+		evbuffer_add(imap_out(s), it->binary_size ? "0" : "NIL", it->binary_size ? 1 : 3);
+		return;
 	}
 	if (kind == MIME_CTE_UNKNOWN) {
 		fx->unknown_cte = true;
 		evbuffer_add(imap_out(s), it->binary_size ? "0" : "NIL", it->binary_size ? 1 : 3);
 		return;
 	}
-	size = fetch_decoded_size(fx, kind, from, to, &nul);
+	if (pre && pre->set) {
+		size = pre->size;   /* measured on the worker */
+		nul = pre->nul;
+	} else {
+		size = fetch_decoded_size(fx, kind, from, to, &nul);
+	}
 	if (it->binary_size) {
 		evbuffer_add_printf(imap_out(s), "%" PRIu64, size);
 		return;
@@ -624,12 +721,15 @@ static bool fetch_stream_fill(struct imap_session *s, struct imap_fetch *fx)
 	while (fx->sleft > 0 && conn_pending(&s->conn) < SESSION_OUT_HIGH) {
 		char o[2 * IMAP_FETCH_CHUNK];
 		if (fx->sdecode) {
-			fetch_decode_fill(s, fx);
+			if (!fetch_decode_fill(s, fx))
+				return false;   /* a job reads on */
 			continue;
 		}
 		size_t olen = 0;
 		size_t want = fx->send - fx->spos < sizeof(in) ? (size_t)(fx->send - fx->spos) : sizeof(in);
-		ssize_t r = want ? pread(fx->fd, in, want, (off_t)fx->spos) : 0;
+		ssize_t r = want ? fetch_pread(fx, in, want, fx->spos) : 0;
+		if (r == -2)
+			return false;
 		if (r <= 0) {
 			/* The file is shorter than its structure said: keep
 			 * the frame with spaces. */
@@ -667,8 +767,7 @@ static bool fetch_stream_fill(struct imap_session *s, struct imap_fetch *fx)
 
 /* HEADER.FIELDS (.NOT): the chosen fields of the header at [from, to),
  * CRLF line ends, the empty line after them. */
-static void fetch_fields(struct imap_session *s, struct imap_fetch *fx, const struct fitem *it, uint64_t from,
-			 uint64_t to)
+static struct evbuffer *fetch_fields_text(struct imap_fetch *fx, const struct fitem *it, uint64_t from, uint64_t to)
 {
 	size_t len = to - from > 262144 ? 262144 : (size_t)(to - from);
 	char *h = xmalloc(len + 1);
@@ -698,6 +797,21 @@ static void fetch_fields(struct imap_session *s, struct imap_fetch *fx, const st
 	}
 	evbuffer_add(b, "\r\n", 2);
 	free(h);
+	return b;
+}
+
+static void fetch_fields(struct imap_session *s, struct imap_fetch *fx, const struct fitem *it, uint64_t from,
+			 uint64_t to)
+{
+	struct fetch_pre *pre = fx->pre ? &fx->pre[it - fx->items] : NULL;
+	struct evbuffer *b;
+
+	if (pre && pre->fields) {
+		b = pre->fields;   /* read on the worker */
+		pre->fields = NULL;
+	} else {
+		b = fetch_fields_text(fx, it, from, to);
+	}
 	size_t total = evbuffer_get_length(b);
 	uint64_t skip = 0, n = total;
 	if (it->partial) {
@@ -710,12 +824,29 @@ static void fetch_fields(struct imap_session *s, struct imap_fetch *fx, const st
 	evbuffer_free(b);
 }
 
+/* The part a BODY[section] (not the whole message) names, or NULL. */
+static const struct mime_part *fetch_section_part(struct imap_fetch *fx, const struct fitem *it)
+{
+	const struct mime_part *p;
+	size_t i;
+
+	if (!fetch_tree(fx) || (i = mime_tree_section(&fx->tree, it->part)) == MIME_NONE)
+		return NULL;
+	p = &fx->tree.parts[i];
+	if ((it->text == FS_HEADER || it->text == FS_TEXT || it->text == FS_FIELDS || it->text == FS_FIELDS_NOT) &&
+	    it->part[0] != '\0') {
+		if (!p->message || p->first_child == MIME_NONE)
+			return NULL;
+		p = &fx->tree.parts[p->first_child];
+	}
+	return p;
+}
+
 /* One BODY[...] item: the range, then a literal. */
 static void fetch_section(struct imap_session *s, struct imap_fetch *fx, const struct fitem *it,
 			  const struct imap_msg *m)
 {
 	const struct mime_part *p;
-	size_t i;
 
 	evbuffer_add_printf(imap_out(s), "%s ", it->label);
 	if (it->part[0] == '\0' && it->text == FS_NONE) {
@@ -723,18 +854,9 @@ static void fetch_section(struct imap_session *s, struct imap_fetch *fx, const s
 		fetch_stream_start(s, fx, it, 0, end > 0 ? (uint64_t)end : 0, m->size);
 		return;
 	}
-	if (!fetch_tree(s, fx) || (i = mime_tree_section(&fx->tree, it->part)) == MIME_NONE) {
+	if ((p = fetch_section_part(fx, it)) == NULL) {
 		evbuffer_add(imap_out(s), "NIL", 3);
 		return;
-	}
-	p = &fx->tree.parts[i];
-	if ((it->text == FS_HEADER || it->text == FS_TEXT || it->text == FS_FIELDS || it->text == FS_FIELDS_NOT) &&
-	    it->part[0] != '\0') {
-		if (!p->message || p->first_child == MIME_NONE) {
-			evbuffer_add(imap_out(s), "NIL", 3);
-			return;
-		}
-		p = &fx->tree.parts[p->first_child];
 	}
 	switch (it->text) {
 	case FS_HEADER:
@@ -795,7 +917,7 @@ static void fetch_structure(struct imap_session *s, struct imap_fetch *fx, unsig
 		fetch_render(fx, which, b);
 		return;
 	}
-	fetch_tree(s, fx);
+	fetch_tree(fx);
 	if (k < 0) {
 		fetch_render(fx, which, b);
 		return;
@@ -883,6 +1005,11 @@ static bool fetch_begin(struct imap_session *s, struct imap_fetch *fx)
 		s->sel->dirty = true;
 		return false;
 	}
+	struct stat st;
+	fx->big = fx->fd >= 0 && fstat(fx->fd, &st) == 0 && st.st_size > IMAP_FETCH_LOOP_MAX;
+	fx->prepped = false;
+	fx->rlen = 0;
+	fx->reof = false;
 	fx->add_flags = false;
 	fx->msg = f->v[k];
 	fx->msg.name = NULL;
@@ -917,6 +1044,98 @@ static void fetch_end(struct imap_session *s, struct imap_fetch *fx)
 	if (fx->fd >= 0)
 		close(fx->fd);
 	fx->fd = -1;
+	fetch_pre_clear(fx);
+	fx->big = false;
+}
+
+/* ---- a big file's reads, on a worker ----------------------------------------------------- */
+
+/* Does the message need its file read before its first item (the
+ * structure, a BINARY size, header fields)?  The literals read later. */
+static bool fetch_needs_prep(const struct imap_fetch *fx, const struct imap_folder *f)
+{
+	long k = imap_folder_find(f, fx->msg.uid);
+	for (size_t i = 0; i < fx->nitems; i++) {
+		const struct fitem *it = &fx->items[i];
+		if (it->kind == FI_SECTION && (it->binary || it->part[0] != '\0' || it->text != FS_NONE))
+			return true;
+		if ((it->kind == FI_ENVELOPE || it->kind == FI_BODY || it->kind == FI_BODYSTRUCTURE) &&
+		    (k < 0 || f->v[k].cache == NULL))
+			return true;
+	}
+	return false;
+}
+
+/* On the worker: fx is the job's until done() (the loop leaves it). */
+static void fetch_prep_work(void *arg)
+{
+	struct imap_fetch *fx = arg;
+
+	fx->pre = xcalloc(fx->nitems, sizeof(*fx->pre));
+	for (size_t i = 0; i < fx->nitems; i++) {
+		const struct fitem *it = &fx->items[i];
+		struct fetch_pre *pre = &fx->pre[i];
+		enum mime_cte kind;
+		uint64_t from, to;
+		const struct mime_part *p;
+
+		if (it->kind == FI_ENVELOPE || it->kind == FI_BODY || it->kind == FI_BODYSTRUCTURE) {
+			fetch_tree(fx);
+		} else if (it->kind == FI_SECTION && it->binary) {
+			if (fetch_binary_range(fx, it, &kind, &from, &to) && kind != MIME_CTE_UNKNOWN) {
+				pre->size = fetch_decoded_size(fx, kind, from, to, &pre->nul);
+				pre->set = true;
+			}
+		} else if (it->kind == FI_SECTION && (it->part[0] != '\0' || it->text != FS_NONE)) {
+			p = fetch_section_part(fx, it);
+			if (p && (it->text == FS_FIELDS || it->text == FS_FIELDS_NOT))
+				pre->fields = fetch_fields_text(fx, it, p->hdr_off, p->body_off);
+		}
+	}
+}
+
+/* On the worker: the next IMAP_FETCH_AHEAD octets from rnext. */
+static void fetch_read_work(void *arg)
+{
+	struct imap_fetch *fx = arg;
+	size_t got = 0;
+	ssize_t r = 0;
+
+	if (fx->rbuf == NULL)
+		fx->rbuf = xmalloc(IMAP_FETCH_AHEAD);
+	while (got < IMAP_FETCH_AHEAD &&
+	       (r = pread(fx->fd, fx->rbuf + got, IMAP_FETCH_AHEAD - got, (off_t)(fx->rnext + got))) > 0)
+		got += (size_t)r;
+	fx->roff = fx->rnext;
+	fx->rlen = got;
+	fx->reof = r <= 0;   /* the end, or an error: the literal is padded */
+}
+
+/* Back on the loop: the FETCH goes on (or, ended meanwhile, is freed). */
+static void fetch_load_done(void *arg)
+{
+	struct imap_fetch *fx = arg;
+	struct imap_session *s = fx->owner;
+
+	fx->loading = false;
+	fx->owner = NULL;
+	if (fx->orphan) {
+		fetch_free(fx);
+	} else if (s->fetch == fx) {
+		fx->prepped = true;
+		if (imap_fetch_continue(s))
+			imap_resume(s);
+	}
+	conn_unref(&s->conn);   /* may free s */
+}
+
+/* Hand fx to a worker for work; the FETCH waits for done. */
+static void fetch_load(struct imap_session *s, struct imap_fetch *fx, worker_fn work)
+{
+	fx->loading = true;
+	fx->owner = s;
+	conn_ref(&s->conn);
+	workers_submit(s->t->delivery_pool, work, fetch_load_done, fx);
 }
 
 /* The \Seen that BODY[] set, made durable (renames, state) by a job. */
@@ -992,11 +1211,82 @@ static void fetch_finish(struct imap_session *s, struct imap_fetch *fx)
 	imap_job_submit(j);
 }
 
+/* Does an item need the messages' dates or sizes: INTERNALDATE,
+ * RFC822.SIZE, or BODY[] (its literal is the whole message)? */
+static bool fetch_wants_stat(const struct imap_fetch *fx)
+{
+	for (size_t i = 0; i < fx->nitems; i++) {
+		const struct fitem *it = &fx->items[i];
+		if (it->kind == FI_SIZE || it->kind == FI_INTERNALDATE ||
+		    (it->kind == FI_SECTION && !it->binary && it->part[0] == '\0' && it->text == FS_NONE))
+			return true;
+	}
+	return false;
+}
+
+/* The messages of the set whose files the scan has not looked at yet
+ * (it reads names only): a job stats them first, then the FETCH goes
+ * on when the folder is free again (imap_shared_wake). */
+struct fetch_stat {
+	uint32_t *uids;
+	size_t n;
+};
+
+static void fetch_stat_work(struct imap_job *j)
+{
+	struct fetch_stat *x = j->arg;
+
+	if (j->f == NULL)
+		return;
+	for (size_t i = 0; i < x->n; i++) {
+		long k = imap_folder_find(j->f, x->uids[i]);
+		if (k >= 0)
+			imap_folder_stat(j->f, (size_t)k);
+	}
+}
+
+static void fetch_stat_done(struct imap_job *j)
+{
+	struct fetch_stat *x = j->arg;
+	free(x->uids);
+	free(x);
+}
+
+/* True when a job was started for the set's unknown messages. */
+static bool fetch_stat_first(struct imap_session *s, struct imap_fetch *fx)
+{
+	struct imap_folder *f = s->sel->f;
+	struct fetch_stat *x;
+	struct imap_job *j;
+
+	if (!fetch_wants_stat(fx))
+		return false;
+	x = xcalloc(1, sizeof(*x));
+	for (size_t i = 0; i < fx->n; i++) {
+		long k = imap_view_index(s, fx->idx[i]);
+		if (k < 0 || imap_msg_known(&f->v[k]))
+			continue;
+		if (x->uids == NULL)
+			x->uids = xcalloc(fx->n - i, sizeof(*x->uids));
+		x->uids[x->n++] = f->v[k].uid;
+	}
+	if (x->n == 0) {
+		free(x);
+		return false;
+	}
+	j = imap_job_new(s, s->sel->path, "fetch_stat", fetch_stat_work, fetch_stat_done);
+	j->arg = x;
+	imap_job_submit(j);
+	return true;
+}
+
 bool imap_fetch_continue(struct imap_session *s)
 {
 	struct imap_fetch *fx = s->fetch;
 
 	while (fx) {
+		if (fx->loading)
+			return false;   /* a worker reads for it: its done() goes on */
 		if (s->state != IMAP_S_SELECTED || s->sel == NULL) {
 			imap_fetch_free(s);
 			return true;
@@ -1004,7 +1294,12 @@ bool imap_fetch_continue(struct imap_session *s)
 		if (s->sel->busy)
 			return false;   /* a job has the folder: its end wakes us */
 		if (fx->streaming && !fetch_stream_fill(s, fx)) {
-			conn_await_drain(&s->conn);
+			if (fx->streaming && fetch_needs_read(fx, fx->spos)) {
+				fx->rnext = fx->spos;   /* the buffer ran out: a job reads on */
+				fetch_load(s, fx, fetch_read_work);
+			} else {
+				conn_await_drain(&s->conn);
+			}
 			return false;
 		}
 		if (conn_pending(&s->conn) >= SESSION_OUT_HIGH) {
@@ -1021,6 +1316,10 @@ bool imap_fetch_continue(struct imap_session *s)
 				continue;
 			}
 			fx->item = 0;
+			if (fx->big && fetch_needs_prep(fx, s->sel->f)) {
+				fetch_load(s, fx, fetch_prep_work);
+				return false;
+			}
 			continue;
 		}
 		if (fx->item == fx->nitems) {
@@ -1066,7 +1365,7 @@ static bool fetch_modifiers(struct imap_session *s, struct imap_fetch *fx, const
 	if (vanished) {
 		struct imap_seqset uids;
 		if (imap_seqset_parse(set->s, set->len, &s->parser.arena, &uids) == IMAP_SEQ_OK && !uids.searchres)
-			imap_vanished_earlier(s, s->sel->f, fx->changedsince, &uids);
+			imap_vanished_earlier(s, s->sel->f, fx->changedsince, &uids, 0);
 	}
 	return true;
 }
@@ -1115,5 +1414,6 @@ void imap_cmd_fetch(struct imap_session *s, const struct imap_arg *a, bool uid)
 		has_uid |= fx->items[i].kind == FI_UID;
 		fx->want_flags |= fx->items[i].kind == FI_FLAGS;
 	}
-	imap_fetch_continue(s);
+	if (!fetch_stat_first(s, fx))
+		imap_fetch_continue(s);
 }

@@ -44,7 +44,6 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
 #include <event2/event.h>
@@ -63,6 +62,11 @@
  * so that the next SELECT of the same folder (a client reconnecting, a
  * second device) reads neither the state file nor the directory again. */
 #define IMAP_SHARED_KEEP 16
+
+/* A folder's cache file is rewritten whole, the folder held meanwhile
+ * (10,000 messages: ~5 MB, tens of ms): at most this often while
+ * sessions use it, and when the last one leaves. */
+#define IMAP_CACHE_SAVE_DELAY_S 30
 
 struct imap_server {
 	struct tern *t;
@@ -142,12 +146,6 @@ static void log_imap_inotify_error(int err)
 }
 
 /* ---- replies ----------------------------------------------------------- */
-
-static int imap_u32_cmp(const void *a, const void *b)
-{
-	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
-	return x < y ? -1 : x > y;
-}
 
 struct evbuffer *imap_out(struct imap_session *s)
 {
@@ -713,6 +711,8 @@ void imap_server_free(struct imap_server *is)
 			if (sh->f->cache_dirty)
 				imap_cache_save(sh->f);
 		}
+		if (sh->cache_ev)
+			event_free(sh->cache_ev);
 		imap_folder_free(sh->f);
 		free(sh->path);
 		free(sh);
@@ -760,6 +760,7 @@ static struct imap_shared *imap_shared_get(struct imap_server *is, const char *p
 		return sh;
 	}
 	sh = xcalloc(1, sizeof(*sh));
+	sh->is = is;
 	sh->path = xstrdup(path);
 	sh->wd_new = sh->wd_cur = -1;
 	sh->dirty = true;
@@ -788,11 +789,32 @@ static void imap_job_save_work(struct imap_job *j)
 		j->err = errno;
 }
 
+static void imap_cache_timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct imap_shared *sh = arg;
+	struct imap_job *j;
+
+	/* refs 0: the last session's release has saved it (imap_shared_put) */
+	if (sh->refs == 0)
+		return;
+	j = xcalloc(1, sizeof(*j));
+	j->t = sh->is->t;
+	j->sh = sh;
+	sh->refs++;
+	j->op = "cache";
+	j->work = imap_job_save_work;   /* the worker looks whether it is still behind */
+	imap_job_submit(j);
+}
+
 void imap_cache_save_later(struct imap_session *s)
 {
-	struct imap_job *j = imap_job_new(s, s->sel->path, "cache", imap_job_save_work, NULL);
-	j->s = NULL;   /* the server's: the session does not wait */
-	imap_job_submit(j);
+	struct imap_shared *sh = s->sel;
+	struct timeval tv = { IMAP_CACHE_SAVE_DELAY_S, 0 };
+
+	if (sh->cache_ev == NULL)
+		sh->cache_ev = evtimer_new(s->t->base, imap_cache_timer_cb, sh);
+	if (sh->cache_ev && !evtimer_pending(sh->cache_ev, NULL))
+		evtimer_add(sh->cache_ev, &tv);
 }
 
 /* An entry nobody uses goes: unwatched, freed (its state was saved). */
@@ -805,6 +827,8 @@ static void imap_shared_drop(struct imap_server *is, struct imap_shared *sh, boo
 		}
 	if (kept)
 		is->nkept--;
+	if (sh->cache_ev)
+		event_free(sh->cache_ev);
 	imap_shared_unwatch(is, sh);
 	imap_folder_free(sh->f);
 	free(sh->path);
@@ -875,11 +899,38 @@ static void imap_job_work_cb(void *arg)
 		j->work(j);
 }
 
+/* inotify on the folder's new/ and cur/; true when both are watched. */
+static bool imap_shared_watch(struct imap_server *is, struct imap_shared *sh)
+{
+	uint32_t mask = IN_CREATE | IN_MOVED_TO | IN_MOVED_FROM | IN_DELETE;
+	char *n, *c;
+
+	if (is->ifd < 0)
+		return false;
+	n = xasprintf("%s/new", sh->path);
+	c = xasprintf("%s/cur", sh->path);
+	sh->wd_new = inotify_add_watch(is->ifd, n, mask);
+	sh->wd_cur = inotify_add_watch(is->ifd, c, mask);
+	free(n);
+	free(c);
+	return sh->wd_new >= 0 && sh->wd_cur >= 0;
+}
+
 static void imap_job_start(struct imap_job *j)
 {
 	struct imap_shared *sh = j->sh;
 
 	if (sh) {
+		/* A SELECT opening the folder: watched before its scan, so
+		 * what changes during the scan makes it dirty, and a folder
+		 * nobody changed is not read a second time right after. */
+		if (j->fresh && sh->f == NULL && (sh->wd_new < 0 || sh->wd_cur < 0))
+			imap_shared_watch(j->t->imap, sh);
+		if (j->quiet_cur && sh->wd_cur >= 0 && sh->wd_cur != sh->wd_new) {
+			inotify_rm_watch(j->t->imap->ifd, sh->wd_cur);
+			sh->wd_cur = -1;
+			j->unwatched = true;
+		}
 		sh->busy = true;
 		if (j->fresh) {
 			/* A folder open and watched is up to date but for the
@@ -983,6 +1034,8 @@ static void imap_job_done_cb(void *arg)
 	struct imap_server *is = j->t->imap;
 
 	log_imap_job(j, now_ms_monotonic() - j->started_ms);
+	if (sh && j->unwatched && imap_shared_watch(is, sh))
+		sh->dirty = true;   /* what others did in cur/ meanwhile: a scan follows */
 	if (sh) {
 		sh->busy = false;
 		sh->in_done = true;
@@ -1147,13 +1200,7 @@ void imap_select_attach(struct imap_session *s, struct imap_job *j, bool readonl
 
 	imap_select_close(s);
 	sh->refs++;
-	if (sh->wd_new < 0 && is->ifd >= 0) {
-		char *n = xasprintf("%s/new", sh->path), *c = xasprintf("%s/cur", sh->path);
-		uint32_t mask = IN_CREATE | IN_MOVED_TO | IN_MOVED_FROM | IN_DELETE;
-		sh->wd_new = inotify_add_watch(is->ifd, n, mask);
-		sh->wd_cur = inotify_add_watch(is->ifd, c, mask);
-		free(n);
-		free(c);
+	if ((sh->wd_new < 0 || sh->wd_cur < 0) && imap_shared_watch(is, sh)) {
 		/* what came between the job's scan and the watches: a scan
 		 * follows this job (imap_shared_next) */
 		sh->dirty = true;
@@ -1335,34 +1382,23 @@ void imap_sync(struct imap_session *s, bool expunge)
 }
 
 /* RFC 7162 3.2.5.1, 3.2.6: "* VANISHED (EARLIER) uids" for the UIDs that
- * went after modseq and are in set (NULL: any). */
+ * went after modseq and are in set (NULL: any), above known. */
 void imap_vanished_earlier(struct imap_session *s, const struct imap_folder *f, uint64_t modseq,
-			   const struct imap_seqset *set)
+			   const struct imap_seqset *set, uint32_t known)
 {
-	uint32_t *v = NULL, star = f->uidnext ? f->uidnext - 1 : 0;
-	size_t n = 0, cap = 0;
+	struct imap_seq_range *r;
+	size_t n = imap_folder_vanished(f, modseq, set, known, &r);
 
-	for (size_t i = 0; i < f->nvan; i++) {
-		const struct imap_vanished *r = &f->van[i];
-		if (r->modseq <= modseq)
-			continue;
-		for (uint64_t u = r->lo; u <= r->hi; u++) {
-			if (set && !imap_seqset_contains(set, (uint32_t)u, star))
-				continue;
-			if (n == cap) {
-				cap = cap ? 2 * cap : 64;
-				v = xrealloc(v, cap * sizeof(*v));
-			}
-			v[n++] = (uint32_t)u;
-		}
-	}
 	if (n) {
-		qsort(v, n, sizeof(*v), imap_u32_cmp);
 		evbuffer_add_printf(imap_out(s), "* VANISHED (EARLIER) ");
-		imap_write_seqset(imap_out(s), v, n);
+		for (size_t i = 0; i < n; i++) {
+			evbuffer_add_printf(imap_out(s), i ? ",%" PRIu32 : "%" PRIu32, r[i].lo);
+			if (r[i].hi != r[i].lo)
+				evbuffer_add_printf(imap_out(s), ":%" PRIu32, r[i].hi);
+		}
 		evbuffer_add(imap_out(s), "\r\n", 2);
 	}
-	free(v);
+	free(r);
 }
 
 bool imap_seq_resolve(struct imap_session *s, const struct imap_arg *a, bool uid, size_t **idx, size_t *n)

@@ -18,8 +18,10 @@
 #include "proto/imap_parse.h"
 #include "store/imap_folder.h"
 
+struct event;
 struct evbuffer;
 struct imap_fetch;
+struct imap_server;
 struct imap_session;
 
 enum imap_state {
@@ -48,6 +50,8 @@ struct imap_shared {
 	struct imap_job *queue, *queue_tail;
 	struct imap_session *sessions;   /* those that selected it (sel_next) */
 	uint64_t closed_at;       /* refs 0: kept, watched, for the next SELECT (LRU) */
+	struct event *cache_ev;   /* the cache file's next write (imap_cache_save_later) */
+	struct imap_server *is;
 	struct imap_shared *next;
 };
 
@@ -72,6 +76,12 @@ struct imap_job {
 	bool scan;                /* look at the directory before work() */
 	bool raw;                 /* hold the folder, do not open it (DELETE, RENAME) */
 	bool fresh;               /* scan only if inotify says it changed (SELECT) */
+	/* Renames or unlinks in cur/ by the thousand (STORE 1:*, MOVE): its
+	 * watch is off while the job runs (each of them would queue two
+	 * events for the loop to read, a tenth of the job's time), and a
+	 * scan follows, as the events would have made one. */
+	bool quiet_cur;
+	bool unwatched;           /* private: quiet_cur took the watch off */
 	bool changed;             /* the scan changed the folder */
 	bool gone;                /* the session closed while the job ran: no reply */
 	int err;
@@ -81,11 +91,15 @@ struct imap_job {
 };
 
 /* A job of s (NULL: the server's) on the folder at path (NULL: none). */
+#define IMAP_JOB_QUIET_MIN 256    /* files a job changes to set quiet_cur */
 struct imap_job *imap_job_new(struct imap_session *s, const char *path, const char *op, imap_job_fn work,
 			      imap_job_fn done);
 void imap_job_submit(struct imap_job *j);
 /* What FETCH added to the selected folder's cache goes to its file, by a
- * job of the server's (no one waits for it). */
+ * job of the server's, within IMAP_CACHE_SAVE_DELAY_S (or when the last
+ * session leaves the folder): the whole file is rewritten and the folder
+ * is held meanwhile, so FETCHes that each add a little (a new message
+ * at a time) are not followed by a rewrite each. */
 void imap_cache_save_later(struct imap_session *s);
 
 /* One message as this session last told its client. */
@@ -199,9 +213,9 @@ struct imap_folder *imap_folder(struct imap_session *s);
 /* Tell this session's client what changed (EXPUNGE only when expunge). */
 void imap_sync(struct imap_session *s, bool expunge);
 /* RFC 7162: "* VANISHED (EARLIER)" for the UIDs of set (NULL: all)
- * expunged after modseq. */
+ * expunged after modseq (above known: the sequence match data's, 0). */
 void imap_vanished_earlier(struct imap_session *s, const struct imap_folder *f, uint64_t modseq,
-			   const struct imap_seqset *set);
+			   const struct imap_seqset *set, uint32_t known);
 /* The folders of the user's Maildir kept after their last session
  * closed them are dropped (DELETE and RENAME change what a path holds). */
 void imap_shared_forget(struct imap_session *s);

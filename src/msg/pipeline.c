@@ -20,6 +20,7 @@
 struct pipeline {
 	struct queue_env *env;
 	struct pipe_stage *head, *tail;
+	bool prepends;                /* a stage added so far may prepend */
 	/* end of message */
 	struct pipe_stage *asked;     /* the stage whose verdict is awaited */
 	bool answered;                /* it has answered */
@@ -50,6 +51,10 @@ void pipeline_add(struct pipeline *p, struct pipe_stage *st)
 	else
 		p->head = st;
 	p->tail = st;
+	if (st->ops->prepends)
+		p->prepends = true;
+	else if (p->prepends && st->ops->front_coming != NULL)
+		st->ops->front_coming(st);
 }
 
 void pipeline_set_framer(struct pipeline *p, struct pipe_stage *st)

@@ -53,6 +53,11 @@ struct pipe_stage_ops {
 	void (*data)(struct pipe_stage *st, const char *buf, size_t len);
 	/* Sink only: header fields to go in front of the message. */
 	bool (*prepend)(struct pipe_stage *st, const char *buf, size_t len);
+	/* Sink only, called when it is added after a stage that prepends:
+	 * make room in front before the message comes (see sink_queue.c). */
+	void (*front_coming)(struct pipe_stage *st);
+	/* Check stages: may call pipe_prepend() at the end of the message. */
+	bool prepends;
 	/* Sink only: the envelope changed (a milter's recipients or
 	 * sender), before the rest of the message comes. */
 	bool (*envelope)(struct pipe_stage *st);
@@ -74,7 +79,8 @@ typedef void (*pipeline_done_fn)(void *arg, const struct pipe_verdict *v);
 
 /* A chain for the message of env (which the caller keeps). */
 struct pipeline *pipeline_new(struct queue_env *env);
-/* Append a stage: the framer first, the sink last.  Takes ownership. */
+/* Append a stage: the framer first, the sink last.  Takes ownership.
+ * A sink added after a stage that prepends is told so (front_coming). */
 void pipeline_add(struct pipeline *p, struct pipe_stage *st);
 /* Replace the first stage (the framer), e.g. DATA's by BDAT's. */
 void pipeline_set_framer(struct pipeline *p, struct pipe_stage *st);

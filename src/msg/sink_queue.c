@@ -67,6 +67,16 @@ static bool sink_prepend(struct pipe_stage *st, const char *buf, size_t len)
 	return true;
 }
 
+/* A check stage before us writes fields in front at the end (DKIM-
+ * Signature, Authentication-Results): delivery holds room for them, so
+ * that they go in without the message being moved in its file. */
+static void sink_front_coming(struct pipe_stage *st)
+{
+	struct sink_queue *k = (struct sink_queue *)st;
+
+	k->t->intake->hold_front(k->in);
+}
+
 static bool sink_envelope(struct pipe_stage *st)
 {
 	struct sink_queue *k = (struct sink_queue *)st;
@@ -124,6 +134,7 @@ static const struct pipe_stage_ops sink_queue_ops = {
 	.name = "queue",
 	.data = sink_data,
 	.prepend = sink_prepend,
+	.front_coming = sink_front_coming,
 	.envelope = sink_envelope,
 	.end = sink_end,
 	.free = sink_free,

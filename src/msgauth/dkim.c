@@ -14,6 +14,7 @@
 #include <openssl/pem.h>
 #include <openssl/rsa.h>
 #include <openssl/x509.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -594,11 +595,114 @@ struct dkim_verify {
 	bool started;         /* header done and signatures set up */
 	struct vsig s[DKIM_VERIFY_MAX];
 	size_t n;
+	struct dkim_key_cache *keys;   /* or NULL */
 };
+
+/* --- decoded public keys (see dkim.h) --- */
+
+struct key_cache_entry {
+	unsigned char *der;   /* p= decoded; NULL: a free slot */
+	size_t len;
+	bool ed25519;
+	EVP_PKEY *pk;
+	uint64_t used;        /* tick of the last hit */
+};
+
+struct dkim_key_cache {
+	pthread_mutex_t mu;
+	struct key_cache_entry e[DKIM_KEY_CACHE_MAX];
+	uint64_t tick, hits, misses;
+};
+
+struct dkim_key_cache *dkim_key_cache_new(void)
+{
+	struct dkim_key_cache *c = xcalloc(1, sizeof(*c));
+
+	pthread_mutex_init(&c->mu, NULL);
+	return c;
+}
+
+void dkim_key_cache_free(struct dkim_key_cache *c)
+{
+	if (c == NULL)
+		return;
+	for (size_t i = 0; i < DKIM_KEY_CACHE_MAX; i++) {
+		free(c->e[i].der);
+		EVP_PKEY_free(c->e[i].pk);
+	}
+	pthread_mutex_destroy(&c->mu);
+	free(c);
+}
+
+void dkim_key_cache_stats(struct dkim_key_cache *c, uint64_t *hits, uint64_t *misses)
+{
+	pthread_mutex_lock(&c->mu);
+	*hits = c->hits;
+	*misses = c->misses;
+	pthread_mutex_unlock(&c->mu);
+}
+
+/* The key decoded from der before, with a reference for the caller. */
+static EVP_PKEY *key_cache_get(struct dkim_key_cache *c, bool ed25519, const unsigned char *der, size_t len)
+{
+	EVP_PKEY *pk = NULL;
+
+	pthread_mutex_lock(&c->mu);
+	for (size_t i = 0; i < DKIM_KEY_CACHE_MAX && pk == NULL; i++) {
+		struct key_cache_entry *e = &c->e[i];
+		if (e->der != NULL && e->len == len && e->ed25519 == ed25519 && memcmp(e->der, der, len) == 0) {
+			e->used = ++c->tick;
+			EVP_PKEY_up_ref(e->pk);
+			pk = e->pk;
+		}
+	}
+	if (pk != NULL)
+		c->hits++;
+	else
+		c->misses++;
+	pthread_mutex_unlock(&c->mu);
+	return pk;
+}
+
+/* A key that passed verify_pubkey's checks, in place of the least
+ * recently used one. */
+static void key_cache_put(struct dkim_key_cache *c, bool ed25519, const unsigned char *der, size_t len, EVP_PKEY *pk)
+{
+	struct key_cache_entry *victim;
+
+	pthread_mutex_lock(&c->mu);
+	victim = &c->e[0];
+	for (size_t i = 0; i < DKIM_KEY_CACHE_MAX; i++) {
+		struct key_cache_entry *e = &c->e[i];
+		if (e->der != NULL && e->len == len && e->ed25519 == ed25519 && memcmp(e->der, der, len) == 0) {
+			victim = NULL;   /* another thread put it meanwhile */
+			break;
+		}
+		if (e->der == NULL || (victim->der != NULL && e->used < victim->used))
+			victim = e;
+	}
+	if (victim != NULL) {
+		free(victim->der);
+		EVP_PKEY_free(victim->pk);
+		victim->der = xmalloc(len);
+		memcpy(victim->der, der, len);
+		victim->len = len;
+		victim->ed25519 = ed25519;
+		EVP_PKEY_up_ref(pk);
+		victim->pk = pk;
+		victim->used = ++c->tick;
+	}
+	pthread_mutex_unlock(&c->mu);
+}
 
 struct dkim_verify *dkim_verify_new(void)
 {
 	return xcalloc(1, sizeof(struct dkim_verify));
+}
+
+void dkim_verify_set_key_cache(struct dkim_verify *v, struct dkim_key_cache *c)
+{
+	v->keys = c;
 }
 
 static void vsig_decide(struct vsig *vs, enum dkim_result r, const char *reason)
@@ -706,21 +810,13 @@ enum dkim_result dkim_verify_result(const struct dkim_verify *v, size_t i, const
 	return v->s[i].result;
 }
 
-/* The public key of a key record, checked against the signature. */
-static EVP_PKEY *verify_pubkey(const struct dkim_sig *sig, const struct dkim_key *key, const char **reason)
+/* The key of p= octets der (not cached yet), or NULL with the reason. */
+static EVP_PKEY *decode_pubkey(bool ed25519, const unsigned char *der, size_t len, const char **reason)
 {
-	unsigned char der[4096];
 	const unsigned char *p = der;
-	size_t len;
 	EVP_PKEY *pk = NULL;
 
-	if (key->p.len == 0)
-		return *reason = "key revoked", NULL;
-	if ((key->type == DKIM_KEY_ED25519) != (sig->alg == DKIM_ALG_ED25519_SHA256))
-		return *reason = "key type does not match a=", NULL;
-	if (!dkim_base64_decode(key->p.p, key->p.len, der, sizeof der, &len))
-		return *reason = "p= is not base64", NULL;
-	if (key->type == DKIM_KEY_ED25519) {
+	if (ed25519) {
 		if (len != 32 || !(pk = EVP_PKEY_new_raw_public_key(EVP_PKEY_ED25519, NULL, der, len)))
 			return *reason = "p= is not an Ed25519 key", NULL;
 		return pk;
@@ -738,6 +834,30 @@ static EVP_PKEY *verify_pubkey(const struct dkim_sig *sig, const struct dkim_key
 		EVP_PKEY_free(pk);
 		return *reason = "RSA key shorter than 1024 bits (RFC 8301)", NULL;
 	}
+	return pk;
+}
+
+/* The public key of a key record, checked against the signature; from
+ * the cache when these octets were decoded before. */
+static EVP_PKEY *verify_pubkey(struct dkim_key_cache *cache, const struct dkim_sig *sig, const struct dkim_key *key,
+			       const char **reason)
+{
+	unsigned char der[4096];
+	size_t len;
+	bool ed25519 = key->type == DKIM_KEY_ED25519;
+	EVP_PKEY *pk;
+
+	if (key->p.len == 0)
+		return *reason = "key revoked", NULL;
+	if (ed25519 != (sig->alg == DKIM_ALG_ED25519_SHA256))
+		return *reason = "key type does not match a=", NULL;
+	if (!dkim_base64_decode(key->p.p, key->p.len, der, sizeof der, &len))
+		return *reason = "p= is not base64", NULL;
+	if (cache != NULL && (pk = key_cache_get(cache, ed25519, der, len)) != NULL)
+		return pk;
+	pk = decode_pubkey(ed25519, der, len, reason);
+	if (pk != NULL && cache != NULL)
+		key_cache_put(cache, ed25519, der, len, pk);
 	return pk;
 }
 
@@ -766,6 +886,19 @@ static void verify_header_digest(const struct dkim_verify *v, const struct vsig 
 	free(tmp);
 	EVP_DigestFinal_ex(md, digest, NULL);
 	EVP_MD_CTX_free(md);
+}
+
+char *dkim_verify_sign_as(const struct dkim_verify *v, size_t i, EVP_PKEY *key)
+{
+	unsigned char digest[32], sig[1024];
+	size_t siglen = sizeof sig;
+
+	if (!v->started || i >= v->n || !v->s[i].parsed || EVP_PKEY_get_size(key) > (int)sizeof sig)
+		return NULL;
+	verify_header_digest(v, &v->s[i], digest);
+	if (!pkey_sign(key, digest, sig, &siglen))
+		return NULL;
+	return base64_encode_alloc(sig, siglen);
 }
 
 static bool strict_i_ok(const struct dkim_sig *sig)
@@ -799,7 +932,7 @@ void dkim_verify_key(struct dkim_verify *v, size_t i, const char *rec, size_t le
 		return vsig_decide(vs, DKIM_PERMERROR, err.reason);
 	if (key.strict_i && !strict_i_ok(&vs->sig))
 		return vsig_decide(vs, DKIM_PERMERROR, "key t=s and i= is a subdomain");
-	if (!(pk = verify_pubkey(&vs->sig, &key, &reason)))
+	if (!(pk = verify_pubkey(v->keys, &vs->sig, &key, &reason)))
 		return vsig_decide(vs, DKIM_PERMERROR, reason);
 	EVP_DigestFinal_ex(vs->bh, bh, NULL);
 	verify_header_digest(v, vs, digest);

@@ -88,7 +88,27 @@ void dkim_signer_free(struct dkim_signer *s);
 
 struct dkim_verify;
 
+/*
+ * Public keys already decoded, by their p= octets.  OpenSSL's decoder
+ * for a SubjectPublicKeyInfo costs a third of a millisecond, several
+ * times the RSA verification itself, and most mail comes from a few
+ * keys: the same octets always give the same key, so a key seen before
+ * is taken from here (DNS and its TTLs still decide which octets apply;
+ * only the decoding is saved).  Bounded (DKIM_KEY_CACHE_MAX, the least
+ * recently used goes), safe to share between threads.
+ */
+#define DKIM_KEY_CACHE_MAX 64
+
+struct dkim_key_cache;
+
+struct dkim_key_cache *dkim_key_cache_new(void);
+void dkim_key_cache_free(struct dkim_key_cache *c);
+/* Hits and decodes so far (for tests). */
+void dkim_key_cache_stats(struct dkim_key_cache *c, uint64_t *hits, uint64_t *misses);
+
 struct dkim_verify *dkim_verify_new(void);
+/* Decoded keys from and into c (kept by the caller; NULL: none). */
+void dkim_verify_set_key_cache(struct dkim_verify *v, struct dkim_key_cache *c);
 void dkim_verify_feed(struct dkim_verify *v, const char *buf, size_t len);
 /* End of message: the body hashes are complete. */
 void dkim_verify_finish(struct dkim_verify *v);
@@ -109,6 +129,13 @@ enum dkim_result dkim_verify_result(const struct dkim_verify *v, size_t i, const
  * for DMARC, RFC 7489 6.6.1), once the header section is complete;
  * SIZE_MAX when a From field is unreadable or an address lacks a domain. */
 size_t dkim_verify_from_domains(struct dkim_verify *v, char (*out)[256], size_t max);
+/* The b= value (base64, unfolded) that key gives signature i's header
+ * data - what a signer holding key writes into this very field (RSA
+ * PKCS#1 v1.5 and Ed25519 are deterministic) - once the header section
+ * is complete; xmalloc'd, NULL when signature i was not parsed or the
+ * key cannot sign.  For vectors: tern's signing against published
+ * signatures (tests/unit/test_dkim_rfc.c). */
+char *dkim_verify_sign_as(const struct dkim_verify *v, size_t i, EVP_PKEY *key);
 /* The header section was over DKIM_HEADER_MAX: nothing was checked. */
 bool dkim_verify_overflow(const struct dkim_verify *v);
 void dkim_verify_free(struct dkim_verify *v);

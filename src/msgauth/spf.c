@@ -6,13 +6,16 @@
  * needs a DNS answer, which comes back through spf_answer() to the phase
  * it stopped in.  redirect= replaces the frame.  The limits of 4.6.4 are
  * counted over the whole evaluation, so no record can make it ask more
- * than about 10 * 11 questions.
+ * than about 10 * 11 questions, and one more for a fail's explanation:
+ * the exp= of the record that gave the result (after a redirect, the
+ * target's; never an included record's, 6.2).
  */
 #include "msgauth/spf.h"
 
 #include "core/util.h"
 #include "proto/spf_record.h"
 
+#include <assert.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -70,6 +73,13 @@ struct spf {
 	struct spf_query q;
 	enum spf_result result;
 	const char *reason;
+	/* the explanation (6.2) */
+	bool explain, explaining;
+	char *receiver;
+	uint64_t now;
+	char exp_domain[SPF_NAME_MAX + 1];  /* %{d} of the text */
+	char exp_name[SPF_NAME_MAX + 1];    /* where the text is */
+	char *explanation;
 };
 
 static void frame_push(struct spf *s, const char *domain)
@@ -93,12 +103,71 @@ struct spf *spf_new(int family, const unsigned char *ip, const char *domain, con
 	return s;
 }
 
+void spf_explain(struct spf *s, const char *receiver, uint64_t now)
+{
+	s->explain = true;
+	free(s->receiver);
+	s->receiver = xstrdup(receiver ? receiver : "");
+	s->now = now;
+}
+
 static void finish_all(struct spf *s, enum spf_result r, const char *reason)
 {
 	s->done = true;
 	s->has_query = false;
+	s->explaining = false;
 	s->result = r;
 	s->reason = reason;
+}
+
+static struct spf_macro_ctx macro_ctx(const struct spf *s, const char *domain)
+{
+	struct spf_macro_ctx ctx = { s->sender, domain, s->helo, s->family, { 0 }, s->receiver, s->now };
+
+	memcpy(ctx.ip, s->ip, 16);
+	return ctx;
+}
+
+static void ask(struct spf *s, enum spf_qtype t, const char *name);
+
+/* The first frame failed: its record's exp= names where the explanation
+ * is.  A domain-spec that does not expand is as if there were no exp=. */
+static bool explain_start(struct spf *s, const struct frame *f)
+{
+	struct spf_macro_ctx ctx = macro_ctx(s, f->domain);
+	char name[1024];
+
+	if (!s->explain || !f->rec.has_exp ||
+	    !spf_macro_expand(f->rec.exp.p, f->rec.exp.len, &ctx, name, sizeof name) || !name[0])
+		return false;
+	snprintf(s->exp_domain, sizeof s->exp_domain, "%s", f->domain);
+	s->result = SPF_FAIL;
+	s->reason = NULL;
+	s->explaining = true;
+	memcpy(s->exp_name, name, strlen(name) + 1); /* at most 253 octets */
+	ask(s, SPF_QTXT, s->exp_name);
+	return true;
+}
+
+/* 6.2: exactly one TXT record whose text expands, or no explanation. */
+static void explain_answer(struct spf *s, enum spf_rcode rc, const struct spf_rr *rr, size_t n)
+{
+	struct spf_macro_ctx ctx = macro_ctx(s, s->exp_domain);
+	char out[SPF_EXPLAIN_MAX + 1];
+
+	if (rc == SPF_DNS_OK && n == 1 && spf_explain_expand(rr[0].text, rr[0].len, &ctx, out, sizeof out))
+		s->explanation = xstrdup(out);
+	finish_all(s, SPF_FAIL, NULL);
+}
+
+bool spf_explaining(const struct spf *s)
+{
+	return s->explaining;
+}
+
+const char *spf_explanation(const struct spf *s)
+{
+	return s->explanation;
 }
 
 static void ask(struct spf *s, enum spf_qtype t, const char *name)
@@ -157,6 +226,11 @@ static void frame_finish(struct spf *s, enum spf_result r, const char *reason)
 		r = SPF_PERMERROR;
 		reason = "redirect to a domain without SPF";
 	}
+	if (s->depth == 0 && r == SPF_FAIL && explain_start(s, f)) {
+		free(f->txt);
+		free(f);
+		return;
+	}
 	free(f->txt);
 	free(f);
 	if (s->depth == 0)
@@ -193,9 +267,8 @@ static bool cidr_match(const unsigned char *a, const unsigned char *b, unsigned 
 
 static bool target_of(struct spf *s, struct frame *f, struct spf_span spec)
 {
-	struct spf_macro_ctx ctx = { s->sender, f->domain, s->helo, s->family, { 0 } };
+	struct spf_macro_ctx ctx = macro_ctx(s, f->domain);
 
-	memcpy(ctx.ip, s->ip, 16);
 	if (spec.len == 0) {
 		snprintf(f->target, sizeof f->target, "%s", f->domain);
 		return true;
@@ -290,7 +363,7 @@ static void walk_terms(struct spf *s, struct frame *f)
 
 bool spf_next(struct spf *s, struct spf_query *q)
 {
-	while (!s->done && !s->has_query) {
+	while (!s->done && !s->has_query && !s->explaining) {
 		struct frame *f = s->f[s->depth - 1];
 		if (f->phase == PH_FETCH) {
 			f->phase = PH_TXT;
@@ -303,6 +376,7 @@ bool spf_next(struct spf *s, struct spf_query *q)
 	}
 	if (s->done)
 		return false;
+	assert(s->has_query);
 	*q = s->q;
 	return true;
 }
@@ -372,13 +446,17 @@ static bool name_in(const char *name, const char *target)
 
 void spf_answer(struct spf *s, enum spf_rcode rc, const struct spf_rr *rr, size_t n)
 {
-	struct frame *f = s->f[s->depth - 1];
-	const struct spf_term *t = f->term < f->rec.n ? &f->rec.terms[f->term] : NULL;
+	struct frame *f;
+	const struct spf_term *t;
 	bool empty = rc == SPF_DNS_NXDOMAIN || (rc == SPF_DNS_OK && n == 0);
 
 	if (!s->has_query)
 		abort(); /* an answer nobody asked for: our bug */
 	s->has_query = false;
+	if (s->explaining)
+		return explain_answer(s, rc, rr, n);
+	f = s->f[s->depth - 1];
+	t = f->term < f->rec.n ? &f->rec.terms[f->term] : NULL;
 	switch (f->phase) {
 	case PH_TXT:
 		return got_txt(s, f, rc, rr, n);
@@ -447,5 +525,7 @@ void spf_free(struct spf *s)
 	}
 	free(s->sender);
 	free(s->helo);
+	free(s->receiver);
+	free(s->explanation);
 	free(s);
 }

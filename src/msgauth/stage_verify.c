@@ -91,6 +91,7 @@ struct stage_verify {
 	bool helo_phase;             /* v->spf is the HELO check (RFC 7208 2.3) */
 	bool helo_checked;
 	enum spf_result helo_res;
+	char *spf_exp, *helo_exp;    /* a fail's explanation (RFC 7208 6.2) */
 
 	/* DKIM */
 	struct dkim_verify *dkim;
@@ -242,6 +243,30 @@ static bool ar_token_ok(const char *s, size_t n)
 	return true;
 }
 
+/* A fail's explanation (RFC 7208 6.2) as the resinfo's reasonspec (RFC
+ * 8601 2.2), on a line of its own, a comment first saying whose text it
+ * is (6.2: it comes from a third party).  The next property begins
+ * with a space: the fold after it.  It is visible ASCII and
+ * spaces, at most SPF_EXPLAIN_MAX octets: escaped, the line stays well
+ * under 998. */
+static size_t ar_spf_reason(char *buf, size_t at, const char *domain, const char *exp)
+{
+	char q[2 * SPF_EXPLAIN_MAX + 1];
+	size_t n = 0;
+
+	if (exp == NULL)
+		return at;
+	for (const char *p = exp; *p && n + 2 < sizeof(q); p++) {
+		if (*p == '"' || *p == '\\')
+			q[n++] = '\\';
+		q[n++] = *p;
+	}
+	q[n] = '\0';
+	if (ar_token_ok(domain, strlen(domain)))
+		at = ar_add(buf, at, " (explanation published for %s)", domain);
+	return ar_add(buf, at, "\n\treason=\"%s\"\n", q);  /* the next property folds */
+}
+
 static char *verify_ar_field(const struct stage_verify *v, const struct verify_dmarc *worst)
 {
 	char *buf = xmalloc(AR_MAX + 2);
@@ -250,14 +275,19 @@ static char *verify_ar_field(const struct stage_verify *v, const struct verify_d
 
 	at = ar_add(buf, at, "Authentication-Results: %s", v->authserv);
 	if (v->spf != NULL) {
+		at = ar_add(buf, at, ";\n\tspf=%s", spf_result_name(v->spf_res));
+		at = ar_spf_reason(buf, at, v->spf_domain, v->spf_exp);
 		if (v->spf_helo)
-			at = ar_add(buf, at, ";\n\tspf=%s smtp.helo=%s", spf_result_name(v->spf_res), v->spf_domain);
+			at = ar_add(buf, at, " smtp.helo=%s", v->spf_domain);
 		else if (ar_token_ok(env->from, strlen(env->from)))
-			at = ar_add(buf, at, ";\n\tspf=%s smtp.mailfrom=%s", spf_result_name(v->spf_res), env->from);
+			at = ar_add(buf, at, " smtp.mailfrom=%s", env->from);
 		else
-			at = ar_add(buf, at, ";\n\tspf=%s smtp.mailfrom=%s", spf_result_name(v->spf_res), v->spf_domain);
-		if (v->helo_checked && ar_token_ok(env->helo, strlen(env->helo)))
-			at = ar_add(buf, at, ";\n\tspf=%s smtp.helo=%s", spf_result_name(v->helo_res), env->helo);
+			at = ar_add(buf, at, " smtp.mailfrom=%s", v->spf_domain);
+		if (v->helo_checked && ar_token_ok(env->helo, strlen(env->helo))) {
+			at = ar_add(buf, at, ";\n\tspf=%s", spf_result_name(v->helo_res));
+			at = ar_spf_reason(buf, at, env->helo, v->helo_exp);
+			at = ar_add(buf, at, " smtp.helo=%s", env->helo);
+		}
 	}
 	if (v->dkim != NULL && n == 0 && v->t->cfg->check_dkim)
 		at = ar_add(buf, at, ";\n\tdkim=none");
@@ -384,7 +414,7 @@ static void verify_spf_step(struct stage_verify *v);
 static void verify_spf_cb(const struct dns_rr_result *r, void *arg)
 {
 	struct stage_verify *v = arg;
-	struct spf_rr rr[DNS_RR_MAX];
+	struct spf_rr *rr = xcalloc(r->n ? r->n : 1, sizeof(*rr));
 	enum spf_rcode rc = r->status == DNS_OK ? SPF_DNS_OK :
 			    r->status == DNS_NXDOMAIN ? SPF_DNS_NXDOMAIN : SPF_DNS_TEMPFAIL;
 
@@ -395,6 +425,7 @@ static void verify_spf_cb(const struct dns_rr_result *r, void *arg)
 		memcpy(rr[i].addr, r->rr[i].addr, sizeof(rr[i].addr));
 	}
 	spf_answer(v->spf, rc, rr, r->n);
+	free(rr);
 	verify_spf_step(v);
 }
 
@@ -416,10 +447,26 @@ static bool verify_helo_start(struct stage_verify *v)
 	sender = xasprintf("postmaster@%s", helo);
 	spf_free(v->spf);
 	v->spf = spf_new(family, ip, helo, sender, helo);
+	spf_explain(v->spf, v->t->cfg->hostname, now_unix());
 	free(sender);
 	v->helo_phase = true;
 	verify_spf_step(v);
 	return true;
+}
+
+/* One SPF check has its result (and a fail its explanation). */
+static void verify_spf_done(struct stage_verify *v)
+{
+	const char *exp = spf_explanation(v->spf);
+
+	if (v->helo_phase) {
+		v->helo_res = spf_result(v->spf, NULL);
+		v->helo_exp = exp ? xstrdup(exp) : NULL;
+		v->helo_checked = true;
+	} else {
+		v->spf_res = spf_result(v->spf, NULL);
+		v->spf_exp = exp ? xstrdup(exp) : NULL;
+	}
 }
 
 static void verify_spf_step(struct stage_verify *v)
@@ -434,14 +481,9 @@ static void verify_spf_step(struct stage_verify *v)
 		v->spf_req = dns_rr_lookup(v->t->dns, q.name, types[q.type], verify_spf_cb, v);
 		return;
 	}
-	if (v->helo_phase) {
-		v->helo_res = spf_result(v->spf, NULL);
-		v->helo_checked = true;
-	} else {
-		v->spf_res = spf_result(v->spf, NULL);
-		if (verify_helo_start(v))
-			return;
-	}
+	verify_spf_done(v);
+	if (!v->helo_phase && verify_helo_start(v))
+		return;
 	v->spf_done = true;
 	verify_answer(v);
 }
@@ -471,6 +513,7 @@ static void verify_spf_start(struct stage_verify *v)
 		v->spf_helo = true;
 	}
 	v->spf = spf_new(family, ip, v->spf_domain, sender, env->helo);
+	spf_explain(v->spf, v->t->cfg->hostname, now_unix());
 	free(sender);
 	verify_spf_step(v);
 }
@@ -656,7 +699,14 @@ static void verify_deadline_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct stage_verify *v = arg;
 
-	if (v->spf_req) {
+	if (v->spf_req && spf_explaining(v->spf)) {
+		/* the result is in; only its explanation did not come */
+		dns_cancel(v->t->dns, v->spf_req);
+		v->spf_req = 0;
+		spf_answer(v->spf, SPF_DNS_TEMPFAIL, NULL, 0);
+		verify_spf_done(v);
+		v->spf_done = true;
+	} else if (v->spf_req) {
 		dns_cancel(v->t->dns, v->spf_req);
 		v->spf_req = 0;
 		if (v->helo_phase) {
@@ -718,12 +768,15 @@ static void verify_free(struct pipe_stage *st)
 			dns_cancel(v->t->dns, v->dm[i].req);
 	event_free(v->deadline);
 	spf_free(v->spf);
+	free(v->spf_exp);
+	free(v->helo_exp);
 	dkim_verify_free(v->dkim);
 	free(v);
 }
 
 static const struct pipe_stage_ops verify_ops = {
 	.name = "msgauth",
+	.prepends = true,
 	.data = verify_data,
 	.end = verify_end,
 	.free = verify_free,
@@ -745,6 +798,8 @@ struct pipe_stage *stage_verify_new(struct tern *t, const struct queue_env *env)
 		die("evtimer_new failed");
 	if (cfg->check_dkim || cfg->check_dmarc != DMARC_MODE_OFF)
 		v->dkim = dkim_verify_new();
+	if (v->dkim != NULL)
+		dkim_verify_set_key_cache(v->dkim, t->dkim_pubkeys);
 	/* SPF now, while the message is read: its callbacks run later,
 	 * from the loop, never inside this call */
 	if (cfg->check_spf || cfg->check_dmarc != DMARC_MODE_OFF) {

@@ -131,7 +131,7 @@ void imap_write_nstring(struct evbuffer *b, const char *s, size_t len, bool utf8
 
 bool imap_keyword_valid(const char *kw, size_t len)
 {
-	if (len == 0)
+	if (len == 0 || len > IMAP_KEYWORD_MAX)
 		return false;
 	for (size_t i = 0; i < len; i++)
 		if (!is_atom_char((unsigned char)kw[i]))

@@ -45,7 +45,11 @@ enum imap_flag {
  * keywords as given; a keyword that is not a valid atom is left out. */
 void imap_write_flags(struct evbuffer *b, unsigned flags, const char *const *keywords,
 		      size_t nkeywords);
-/* Is kw a flag-keyword (an atom, RFC 9051 section 9)? */
+/* The longest keyword tern stores: a name goes into the folder's
+ * dovecot-keywords file, whose reader skips longer lines. */
+#define IMAP_KEYWORD_MAX 255
+/* Is kw a flag-keyword (an atom, RFC 9051 section 9) of at most
+ * IMAP_KEYWORD_MAX octets? */
 bool imap_keyword_valid(const char *kw, size_t len);
 
 /* "1:3,5,7:9" from n ascending numbers (duplicates allowed); false and

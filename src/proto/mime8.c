@@ -89,6 +89,25 @@ static size_t mime8_field_len(const char *p, const char *end)
 	}
 }
 
+bool mime8_declares_8bit(const char *msg, size_t len)
+{
+	const char *p = msg, *end = msg + len, *v;
+	bool eight = false;
+	char tok[64];
+
+	while (p < end && *p != '\n') {
+		size_t flen = mime8_field_len(p, end);
+		if (flen == 0)
+			return false;
+		if ((v = mime8_field(p, flen, "Content-Transfer-Encoding")) != NULL) {
+			mime8_token(v, p + flen, tok, sizeof(tok));
+			eight = strcmp(tok, "8bit") == 0;
+		}
+		p += flen;
+	}
+	return p < end && eight;
+}
+
 enum mime8_verdict mime8_header(const char *msg, size_t len, char **hdr, size_t *hdr_len,
 				size_t *body_off)
 {

@@ -23,6 +23,9 @@ enum mime8_verdict {
 };
 
 #define MIME8_QP_LINE 76	/* RFC 2045 §6.7 (5): encoded line length */
+/* The header section a downgrade reads, at most: smtp_stream when it
+ * sends, the DKIM signer when it signs the form that will be sent. */
+#define MIME8_HEADER_MAX 65536
 
 /*
  * Look at the header section at the start of msg (len bytes).  On
@@ -34,6 +37,10 @@ enum mime8_verdict {
 enum mime8_verdict mime8_header(const char *msg, size_t len, char **hdr, size_t *hdr_len,
 				size_t *body_off);
 const char *mime8_verdict_str(enum mime8_verdict v);
+/* Does the header section at the start of msg declare 8-bit content
+ * ("Content-Transfer-Encoding: 8bit", RFC 2045 6.2)?  False when it does
+ * not, or does not end within len. */
+bool mime8_declares_8bit(const char *msg, size_t len);
 
 struct mime8_qp {
 	size_t col;		/* characters on the current output line */

@@ -196,10 +196,12 @@ enum queuefile_err queuefile_parse_envelope(const char *buf, size_t len, struct 
 		if (nl == NULL)
 			return QUEUEFILE_NO_END;
 		if (nl == p) {
-			/* The blank line is the envelope's last byte: the
-			 * trailer's offset says where the message begins. */
-			if (nl + 1 != end)
-				return QUEUEFILE_NO_END;
+			/* The blank line ends the envelope; only padding (line
+			 * ends) may follow it: the trailer's offset says where
+			 * the message begins. */
+			for (const char *q = nl + 1; q < end; q++)
+				if (*q != '\n')
+					return QUEUEFILE_NO_END;
 			return env->from != NULL ? QUEUEFILE_OK : QUEUEFILE_NO_FROM;
 		}
 		if (!qf_env_line(env, p, (size_t)(nl - p)))
@@ -232,7 +234,7 @@ enum queuefile_err queuefile_parse_trailer(const char *tail, size_t n, uint64_t 
 	static const char mark[] = "TERN-END ";
 	const size_t ml = sizeof(mark) - 1;
 	const char *t = NULL, *end = tail + n, *p;
-	uint64_t off, len, lines, eight, pos, flag;
+	uint64_t off, len, lines, eight, pos, flag, sig8 = 0, sig7 = 0;
 	bool junk, signed_;
 
 	if (n > size)
@@ -257,11 +259,16 @@ enum queuefile_err queuefile_parse_trailer(const char *tail, size_t n, uint64_t 
 	/* flags known only at the end of the message, written only when set */
 	junk = qf_field(&p, end, " junk=", 1, &flag) && flag == 1;
 	signed_ = qf_field(&p, end, " signed=", 1, &flag) && flag == 1;
+	/* the 7-bit form's signatures: both lengths, or neither */
+	if (signed_ && qf_field(&p, end, " sig8=", UINT64_MAX, &sig8) &&
+	    (!qf_field(&p, end, " sig7=", UINT64_MAX, &sig7) || sig8 == 0 || sig7 == 0 || sig8 > len))
+		return QUEUEFILE_BAD_TRAILER;
 	if (end - p != 1 || *p != '\n')
 		return QUEUEFILE_BAD_TRAILER;
-	/* where the trailer starts in the file: the message must end there */
+	/* where the trailer starts in the file: the message (and the 7-bit
+	 * form's signatures) must end there */
 	pos = size - (uint64_t)(end - t);
-	if (off > pos || len != pos - off)
+	if (off > pos || sig7 > pos - off || len != pos - off - sig7)
 		return QUEUEFILE_BAD_TRAILER;
 	env->msg_offset = off;
 	env->msg_len = len;
@@ -269,6 +276,8 @@ enum queuefile_err queuefile_parse_trailer(const char *tail, size_t n, uint64_t 
 	env->eight_bit = eight != 0;
 	env->junk = junk;
 	env->dkim_signed = signed_;
+	env->dkim8_len = sig8;
+	env->dkim7_len = sig7;
 	return QUEUEFILE_OK;
 }
 
@@ -395,5 +404,6 @@ void queue_env_free(struct queue_env *env)
 	free(env->client_ip);
 	free(env->auth_user);
 	free(env->envid);
+	free(env->dkim7);
 	free(env);
 }

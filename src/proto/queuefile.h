@@ -8,8 +8,13 @@
  *                  "helo V\n" "ip V\n" "auth V\n" "body N\n" "ret N\n"
  *                  "envid V\n" ["smtputf8 1\n"] then "rcpt L|R NOTIFY V V V\n" per
  *                  recipient (address, as given, ORCPT), a blank line,
+ *                  padding ("\n" octets, any number: room for fields
+ *                  in front of the message, see queue_writer_reserve_front),
  *                  the message, then the trailer
- *                  "TERN-END off=N len=N lines=N 8bit=0|1[ junk=1][ signed=1]\n"
+ *                  "TERN-END off=N len=N lines=N 8bit=0|1[ junk=1][ signed=1]
+ *                  [ sig8=N sig7=N]\n"; with sig7, the N octets before the
+ *                  trailer are not the message but the DKIM-Signature
+ *                  fields of its 7-bit form (see queue_env.dkim7)
  *   state file:    "held 0|1\n" "warned 0|1\n" then per recipient
  *                  "rcpt INDEX STATE ATTEMPTS NEXT_TRY V V V\n" (remote
  *                  MTA, enhanced status, last reply) and "dsn INDEX\n"
@@ -26,9 +31,9 @@
 #include <stdint.h>
 
 #define QUEUE_ID_LEN 16
-/* The trailer is at most 92 bytes (three 20-digit numbers); reading the
+/* The trailer is at most 160 bytes (five 20-digit numbers); reading the
  * last QUEUEFILE_TRAILER_MAX bytes of a file always takes it in whole. */
-#define QUEUEFILE_TRAILER_MAX 128
+#define QUEUEFILE_TRAILER_MAX 192
 
 enum rcpt_state { RCPT_PENDING, RCPT_DEFERRED, RCPT_DONE, RCPT_FAILED };
 
@@ -67,6 +72,14 @@ struct queue_env {
 	bool eight_bit;
 	bool junk;                /* into the recipients' Junk folder (DMARC quarantine) */
 	bool dkim_signed;         /* tern signed it: its body is never re-encoded */
+	/* Signed 8-bit mail that remote delivery can downgrade (RFC 6152 3)
+	 * also has signatures over that 7-bit form (RFC 6376 5.3): dkim8_len
+	 * octets of tern's DKIM-Signature fields begin the message, and
+	 * dkim7_len octets of the 7-bit form's fields follow it in the file
+	 * (at msg_offset + msg_len).  A hop without 8BITMIME gets these in
+	 * place of those, then the converted message: both verify. */
+	uint64_t dkim8_len, dkim7_len;
+	char *dkim7;              /* writing: those fields (the sign stage's), or NULL */
 };
 
 enum queuefile_err {
@@ -80,14 +93,17 @@ enum queuefile_err {
 
 /* The trailer, from the last n bytes (tail) of a file of size bytes
  * (n <= size; n = min(size, QUEUEFILE_TRAILER_MAX) takes it whole).  Sets
- * env's msg_offset, msg_len, msg_lines, eight_bit, junk and dkim_signed.  The trailer must
- * be the file's last line, and the message it describes must end exactly
- * where the trailer begins: a file cut short or grown is refused. */
+ * env's msg_offset, msg_len, msg_lines, eight_bit, junk, dkim_signed,
+ * dkim8_len and dkim7_len.  The trailer must
+ * be the file's last line, and the message it describes (and the 7-bit
+ * form's signatures after it) must end exactly where the trailer begins:
+ * a file cut short or grown is refused. */
 enum queuefile_err queuefile_parse_trailer(const char *tail, size_t n, uint64_t size,
 					   struct queue_env *env);
 
 /* The envelope from the first len bytes of the file (the trailer's
- * msg_offset: the envelope lines and the blank line).  Fills env (from,
+ * msg_offset: the envelope lines, the blank line and any padding of
+ * line ends after it).  Fills env (from,
  * helo, ..., the recipients); on error env may hold part of what was
  * read, for queue_env_free().  The id line is not used: a message's id
  * is its file name. */

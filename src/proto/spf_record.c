@@ -1,7 +1,7 @@
 /*
  * spf_record.c - RFC 7208 record syntax (4.5, 5, 6, 12) and macro
- * expansion (7).  exp= is parsed (its syntax can make a record a
- * permerror) but never expanded: tern gives no explanations.
+ * expansion (7), of domain-specs and of the explanation text an exp=
+ * modifier points to (6.2).
  */
 #include "proto/spf_record.h"
 
@@ -264,13 +264,15 @@ static void ip_text(const struct spf_macro_ctx *c, bool dotted, char *out, size_
 		inet_ntop(AF_INET6, c->ip, out, (socklen_t)cap);
 		return;
 	}
-	/* 7.3: %{i} of IPv6 is dot-separated nibbles */
+	/* 7.3: %{i} of IPv6 is dot-separated nibbles, upper case as in
+	 * 7.4's example (names do not care; an explanation shows it) */
 	for (size_t k = 0, n = 0; k < 16 && n + 4 < cap; k++)
-		n += (size_t)snprintf(out + n, cap - n, "%s%x.%x", k ? "." : "", c->ip[k] >> 4, c->ip[k] & 15);
+		n += (size_t)snprintf(out + n, cap - n, "%s%X.%X", k ? "." : "", c->ip[k] >> 4, c->ip[k] & 15);
 }
 
-/* One %{...} body: letter, digits, 'r', delimiters (7.1). */
-static bool expand_one(struct sbuf *b, const char *m, size_t len, const struct spf_macro_ctx *c)
+/* One %{...} body: letter, digits, 'r', delimiters (7.1); c, r and t
+ * only in an explanation. */
+static bool expand_one(struct sbuf *b, const char *m, size_t len, const struct spf_macro_ctx *c, bool explain)
 {
 	char val[1200], ipbuf[80];
 	const char *v, *at;
@@ -298,7 +300,24 @@ static bool expand_one(struct sbuf *b, const char *m, size_t len, const struct s
 	case 'p': v = "unknown"; break; /* 7.3: validation not done */
 	case 'v': v = c->family == AF_INET ? "in-addr" : "ip6"; break;
 	case 'h': v = c->helo; break;
-	default: return false; /* c, r, t are for exp= only */
+	case 'c':
+		if (!explain)
+			return false;
+		ip_text(c, false, ipbuf, sizeof ipbuf);
+		v = ipbuf;
+		break;
+	case 'r':
+		if (!explain)
+			return false;
+		v = c->receiver && c->receiver[0] ? c->receiver : "unknown";
+		break;
+	case 't':
+		if (!explain)
+			return false;
+		snprintf(ipbuf, sizeof ipbuf, "%llu", (unsigned long long)c->now);
+		v = ipbuf;
+		break;
+	default: return false;
 	}
 	if (v != val) {
 		snprintf(val, sizeof val, "%s", v);
@@ -358,36 +377,46 @@ static bool expand_one(struct sbuf *b, const char *m, size_t len, const struct s
 	return true;
 }
 
-bool spf_macro_expand(const char *in, size_t len, const struct spf_macro_ctx *ctx, char *out, size_t cap)
+static bool expand(const char *in, size_t len, const struct spf_macro_ctx *ctx, struct sbuf *b, bool explain)
 {
-	struct sbuf b = { out, 0, cap, false };
-
-	if (cap == 0)
-		return false;
 	for (size_t i = 0; i < len; i++) {
-		if (in[i] != '%') {
-			put(&b, in + i, 1);
+		unsigned char ch = (unsigned char)in[i];
+		if (ch != '%') {
+			/* macro-literal: visible ASCII; an explanation has SP too */
+			if (ch > 0x7e || ch < 0x20 || (ch == ' ' && !explain))
+				return false;
+			put(b, in + i, 1);
 			continue;
 		}
 		if (++i == len)
 			return false;
 		if (in[i] == '%')
-			put(&b, "%", 1);
+			put(b, "%", 1);
 		else if (in[i] == '_')
-			put(&b, " ", 1);
+			put(b, " ", 1);
 		else if (in[i] == '-')
-			put(&b, "%20", 3);
+			put(b, "%20", 3);
 		else if (in[i] == '{') {
 			const char *close = memchr(in + i, '}', len - i);
-			if (!close || close == in + i + 1 || !expand_one(&b, in + i + 1, (size_t)(close - in - i - 1), ctx))
+			if (!close || close == in + i + 1 ||
+			    !expand_one(b, in + i + 1, (size_t)(close - in - i - 1), ctx, explain))
 				return false;
 			i = (size_t)(close - in);
 		} else
 			return false;
 	}
-	if (b.overflow)
+	if (b->overflow)
 		return false;
-	out[b.len] = '\0';
+	b->p[b->len] = '\0';
+	return true;
+}
+
+bool spf_macro_expand(const char *in, size_t len, const struct spf_macro_ctx *ctx, char *out, size_t cap)
+{
+	struct sbuf b = { out, 0, cap, false };
+
+	if (cap == 0 || !expand(in, len, ctx, &b, false))
+		return false;
 	/* 7.3: over 253 octets, drop labels on the left */
 	while (b.len > SPF_NAME_MAX) {
 		char *dot = memchr(out, '.', b.len);
@@ -397,4 +426,11 @@ bool spf_macro_expand(const char *in, size_t len, const struct spf_macro_ctx *ct
 		memmove(out, dot + 1, b.len + 1);
 	}
 	return true;
+}
+
+bool spf_explain_expand(const char *in, size_t len, const struct spf_macro_ctx *ctx, char *out, size_t cap)
+{
+	struct sbuf b = { out, 0, cap, false };
+
+	return cap > 0 && expand(in, len, ctx, &b, true);
 }

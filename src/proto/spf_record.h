@@ -1,7 +1,8 @@
 /*
  * spf_record.h - SPF records (RFC 7208 4.5, 5, 6, 12) and macros (7).
  * Pure: the record text in, its terms out (spans into the text); a macro
- * string and the identities in, the expanded domain name out.
+ * string and the identities in, the expanded domain name (or exp= text)
+ * out.
  */
 #ifndef TERN_SPF_RECORD_H
 #define TERN_SPF_RECORD_H
@@ -53,11 +54,20 @@ struct spf_macro_ctx {
 	const char *helo;
 	int family;          /* AF_INET or AF_INET6 */
 	unsigned char ip[16];
+	/* exp= text only (6.2): %{r}, NULL for "unknown", and %{t} */
+	const char *receiver;
+	uint64_t now;
 };
 
 /* Expand a macro-string into out (NUL-terminated); domain names longer
  * than 253 octets lose labels on the left (7.3).  False on a syntax error
  * or an expansion that does not fit. */
 bool spf_macro_expand(const char *in, size_t len, const struct spf_macro_ctx *ctx, char *out, size_t cap);
+
+/* Expand an explain-string (6.2: macro-strings and spaces, the TXT
+ * record an exp= names) into out, NUL-terminated; the exp-only macros
+ * c, r and t are allowed.  False on a syntax error, a character outside
+ * the visible ASCII and space, or an expansion that does not fit. */
+bool spf_explain_expand(const char *in, size_t len, const struct spf_macro_ctx *ctx, char *out, size_t cap);
 
 #endif

@@ -41,6 +41,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #define CLIENT_LINE_MAX (SMTP_REPLY_LINE_MAX + 2)
 #define CLIENT_OUT_HIGH (256 * 1024)	/* stop producing DATA above this */
@@ -994,10 +995,28 @@ static bool client_needs_smtputf8(const struct smtp_client_msg *m)
 	return false;
 }
 
+/* The 7-bit form's DKIM-Signature fields, from after the message in the
+ * queue file (a few KiB at most). */
+static bool client_read_dkim7(const struct smtp_client_msg *m, char **out)
+{
+	char *buf;
+
+	if (m->dkim7_len > 65536 || m->dkim8_len > m->len)
+		return false;
+	buf = xmalloc((size_t)m->dkim7_len);
+	if (pread(m->fd, buf, (size_t)m->dkim7_len, (off_t)(m->offset + m->len)) != (ssize_t)m->dkim7_len) {
+		free(buf);
+		return false;
+	}
+	*out = buf;
+	return true;
+}
+
 void smtp_client_send(struct smtp_client *c, struct smtp_client_msg *m)
 {
 	uint64_t size = m->len + (m->binary ? 0 : m->lines);
 	bool convert = m->eight_bit && !c->caps.eightbitmime && !m->binary;
+	char *front = NULL;
 	enum smtp_stream_mode mode;
 	enum mime8_verdict v;
 	char text[SMTP_CLIENT_TEXT_MAX];
@@ -1038,17 +1057,24 @@ void smtp_client_send(struct smtp_client *c, struct smtp_client_msg *m)
 		client_txn_refuse(c, 553, "5.6.7", text);
 		return;
 	}
-	if (convert && m->dkim_signed) {
+	if (convert && m->dkim_signed && (m->dkim7_len == 0 || !client_read_dkim7(m, &front))) {
 		/* 8bit -> quoted-printable would change the signed body and
 		 * break tern's own DKIM signature without a word: refused
-		 * instead, as a message the host cannot take (RFC 6152 3) */
+		 * instead, as a message the host cannot take (RFC 6152 3).
+		 * Signed mail that mime8 can convert has signatures over the
+		 * converted form too (msgauth/stage_sign.c): not this one. */
 		snprintf(text, sizeof(text), "554 5.6.3 %s does not support 8BITMIME and converting the message"
 			 " would break its DKIM signature", c->peer);
 		client_txn_refuse(c, 554, "5.6.3", text);
 		return;
 	}
 	mode = m->binary ? SMTP_STREAM_RAW : c->bdat ? SMTP_STREAM_BDAT : SMTP_STREAM_DATA;
-	v = smtp_stream_open(&c->stream, m->fd, m->offset, m->len, convert, mode);
+	if (front != NULL)   /* the 7-bit form's signatures in place of the 8-bit form's */
+		v = smtp_stream_open(&c->stream, m->fd, m->offset + m->dkim8_len, m->len - m->dkim8_len, convert, mode,
+				     front, (size_t)m->dkim7_len);
+	else
+		v = smtp_stream_open(&c->stream, m->fd, m->offset, m->len, convert, mode, NULL, 0);
+	free(front);
 	if (v != MIME8_OK) {
 		smtp_stream_close(&c->stream);
 		snprintf(text, sizeof(text), "554 5.6.3 %s does not support 8BITMIME and the message cannot be"

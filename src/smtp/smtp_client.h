@@ -63,7 +63,11 @@ struct smtp_client_msg {
 	int fd;				/* queue file */
 	uint64_t offset, len, lines;
 	bool eight_bit;
-	bool dkim_signed;		/* tern's DKIM signature: never downgraded */
+	bool dkim_signed;		/* tern's DKIM signature: downgraded only with dkim7 */
+	/* the 7-bit form's signatures (queue_env.dkim7): a downgrade sends
+	 * the dkim7_len octets at offset + len in place of the first
+	 * dkim8_len octets of the message; 0 when there are none */
+	uint64_t dkim8_len, dkim7_len;
 	bool smtputf8;			/* SMTPUTF8 transaction (RFC 6531) */
 	bool binary;			/* BODY=BINARYMIME (RFC 3030 §3): sent as stored */
 	struct smtp_client_rcpt *rcpts;

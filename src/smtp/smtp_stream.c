@@ -14,7 +14,7 @@
 #include <unistd.h>
 
 enum mime8_verdict smtp_stream_open(struct smtp_stream *st, int fd, uint64_t offset, uint64_t len,
-				    bool convert, enum smtp_stream_mode mode)
+				    bool convert, enum smtp_stream_mode mode, const char *front, size_t front_len)
 {
 	memset(st, 0, sizeof(*st));
 	st->fd = fd;
@@ -41,6 +41,14 @@ enum mime8_verdict smtp_stream_open(struct smtp_stream *st, int fd, uint64_t off
 		if (v != MIME8_OK)
 			return v;
 		st->pos += body_off;
+		if (front_len > 0) {
+			char *h = xmalloc(front_len + st->hdr_len);
+			memcpy(h, front, front_len);
+			memcpy(h + front_len, st->hdr, st->hdr_len);
+			free(st->hdr);
+			st->hdr = h;
+			st->hdr_len += front_len;
+		}
 	}
 	return MIME8_OK;
 }

@@ -16,7 +16,7 @@
 #include "proto/smtp_dot.h"
 
 #define SMTP_STREAM_CHUNK 16384
-#define SMTP_STREAM_HEADER_MAX 65536	/* header section read for a downgrade */
+#define SMTP_STREAM_HEADER_MAX MIME8_HEADER_MAX	/* header section read for a downgrade */
 
 struct evbuffer;
 
@@ -45,9 +45,11 @@ struct smtp_stream {
 
 /* Prepare to send len bytes at offset of fd.  With convert, reads the
  * header section and returns its verdict (not MIME8_OK: cannot be sent
- * to this peer); a read error is MIME8_NO_END too. */
+ * to this peer); a read error is MIME8_NO_END too.  front (front_len
+ * octets, LF line ends, 7-bit) goes before the converted header: the
+ * signatures of the 7-bit form (queue_env.dkim7). */
 enum mime8_verdict smtp_stream_open(struct smtp_stream *st, int fd, uint64_t offset, uint64_t len,
-				    bool convert, enum smtp_stream_mode mode);
+				    bool convert, enum smtp_stream_mode mode, const char *front, size_t front_len);
 /* Add up to about one chunk to out.  1: more to come; 0: finished (in
  * DATA mode the terminating "." is written; out may get nothing more in
  * the others); -1: read error (errno). */

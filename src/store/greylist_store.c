@@ -21,6 +21,7 @@
 #define GREY_COMPACT_MIN 4096     /* records before a compaction is worth it */
 #define GREY_LINE_MAX (GREY_KEY_MAX + 96)
 #define GREY_SYNC_EVERY 5         /* seconds: at most one fdatasync job this often */
+#define GREY_FULL_LOG_EVERY 60    /* seconds: at most one greylist_store_full line this often */
 
 struct gentry {
 	char *key;
@@ -52,6 +53,8 @@ struct grey_store {
 	size_t pend_len, pend_cap;
 	bool syncing;             /* an fdatasync job is on the pool */
 	int64_t synced_at;
+	size_t evicted;           /* pushed out by max_entries, not logged yet */
+	int64_t full_logged_at;
 };
 
 struct sync_job {
@@ -65,9 +68,19 @@ static void log_greylist_store_error(const char *path, const char *what, int err
 	log_event("event=greylist_store_error path=%s op=%s error=\"%s\"", path, what, strerror(err));
 }
 
-static void log_greylist_store_replayed(const char *path, size_t entries, size_t records, size_t bad)
+static void log_greylist_store_replayed(const char *path, size_t entries, size_t records, size_t bad,
+					size_t evicted)
 {
-	log_event("event=greylist_store_open path=%s entries=%zu records=%zu skipped=%zu", path, entries, records, bad);
+	log_event("event=greylist_store_open path=%s entries=%zu records=%zu skipped=%zu evicted=%zu", path, entries,
+		  records, bad, evicted);
+}
+
+/* The bound is reached: greylisting goes on, but clients whose entries
+ * went are greylisted again.  One line a minute at most, with the count
+ * since the last one. */
+static void log_greylist_store_full(const char *path, unsigned max_entries, size_t evicted)
+{
+	log_event("event=greylist_store_full path=%s max_entries=%u evicted=%zu", path, max_entries, evicted);
 }
 
 static uint64_t fnv64(const char *p, size_t n)
@@ -143,8 +156,10 @@ static void set(struct grey_store *g, const char *key, const struct grey_entry *
 	struct gentry *e = find(g, key);
 
 	if (e == NULL) {
-		while (g->n >= g->max_entries && g->oldest)
+		while (g->n >= g->max_entries && g->oldest) {
 			drop(g, g->oldest);
+			g->evicted++;
+		}
 		e = xcalloc(1, sizeof(*e));
 		e->key = xstrdup(key);
 		size_t h = bucket(g, key);
@@ -358,7 +373,8 @@ struct grey_store *grey_store_open(const char *path, unsigned max_entries, uint6
 	}
 	g->records = g->n;
 	g->workers = workers;
-	log_greylist_store_replayed(path, g->n, records, bad);
+	log_greylist_store_replayed(path, g->n, records, bad, g->evicted);
+	g->evicted = 0;
 	return g;
 }
 
@@ -431,6 +447,11 @@ void grey_store_put(struct grey_store *g, const char *key, const struct grey_ent
 	int n;
 
 	set(g, key, v);
+	if (g->evicted && (g->full_logged_at == 0 || now - g->full_logged_at >= GREY_FULL_LOG_EVERY)) {
+		log_greylist_store_full(g->path, g->max_entries, g->evicted);
+		g->evicted = 0;
+		g->full_logged_at = now;
+	}
 	n = format_record(rec, sizeof(rec), key, v);
 	if (n < 0)
 		return;

@@ -192,7 +192,8 @@ size_t imap_cache_load(struct imap_folder *f)
 		struct imap_cache_ref *r = bsearch(&key, refs, f->n, sizeof(*refs), imap_cache_ref_cmp);
 		if (r) {
 			struct imap_msg *m = &f->v[r->index];
-			if (m->cache == NULL && m->fsize == fsize && m->ino == ino && m->date == mtime) {
+			/* the scan read names only: the check needs the file's */
+			if (m->cache == NULL && imap_folder_stat(f, r->index) && m->fsize == fsize && m->ino == ino && m->date == mtime) {
 				imap_cache_set(f, r->index, buf + data, (size_t)el, buf + data + el, (size_t)bl,
 					       buf + data + el + bl, (size_t)sl);
 				taken++;
@@ -221,7 +222,9 @@ bool imap_cache_save(struct imap_folder *f)
 	fputs(IMAP_CACHE_HEADER, mem);
 	for (size_t i = 0; i < f->n; i++) {
 		const struct imap_msg *m = &f->v[i];
-		if (m->cache == NULL)
+		/* made by FETCH from the file, which may not have been
+		 * looked at for its size, inode and date: now */
+		if (m->cache == NULL || !imap_folder_stat(f, i))
 			continue;
 		fprintf(mem, "r %" PRIu64 " %" PRIu64 " %lld %" PRIu32 " %" PRIu32 " %" PRIu32 " %.*s\n", m->fsize,
 			m->ino, (long long)m->date, m->cache_len[0], m->cache_len[1], m->cache_len[2],

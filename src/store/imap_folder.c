@@ -2,15 +2,21 @@
  * imap_folder.c - see imap_folder.h.  The state file format, one record
  * a line, ending in "end" so a torn file is never taken for a whole one:
  *
- *   tern-imap 1
+ *   tern-imap 2
  *   uidvalidity 1733300000
  *   uidnext 42
  *   modseq 97
  *   recent 40                     (the first UID no session has had as \Recent)
- *   keyword $Forwarded            (one line per keyword, in bit order)
+ *   kw 0 $Forwarded               (one line per keyword, in bit order, with its
+ *   kw - $Twentyseventh            Dovecot letter's slot, or - for none)
  *   m UID MODSEQ KWBITS SIZE BASE
+ *   xfloor MODSEQ                 (the log's older ranges, to here, were dropped)
  *   x LO HI MODSEQ                (UIDs expunged, in the order they went)
  *   end
+ *
+ * Version 1 (before keywords were shared with Dovecot) had "keyword
+ * NAME" lines and no letters in the names: it loads, and its keywords'
+ * bits go into the names at the first scan (imap_keywords.c).
  */
 #include "store/imap_folder.h"
 #include "core/fsutil.h"
@@ -116,10 +122,12 @@ void imap_folder_free(struct imap_folder *f)
 {
 	if (f == NULL)
 		return;
+	imap_folder_release_cur(f);
 	for (size_t i = 0; i < f->n; i++)
 		imap_msg_free(&f->v[i]);
 	for (size_t i = 0; i < f->nkw; i++)
 		free(f->kw[i]);
+	imap_dk_free(f);
 	free(f->v);
 	free(f->van);
 	free(f->path);
@@ -143,10 +151,23 @@ static void imap_folder_reset(struct imap_folder *f)
 	for (size_t i = 0; i < f->nkw; i++)
 		free(f->kw[i]);
 	f->n = f->nkw = f->nvan = 0;
+	f->kw_from_state = 0;
+	f->van_floor = 0;
 }
 
 static void imap_van_push(struct imap_folder *f, uint32_t lo, uint32_t hi, uint64_t modseq)
 {
+	/* Bounded: past the mark the oldest quarter goes at once (not one
+	 * memmove per expunge), and van_floor remembers where the log now
+	 * begins, so a client from before it is told the truth another way
+	 * (imap_folder_vanished). */
+	if (f->nvan >= IMAP_FOLDER_VANISHED_MAX + IMAP_FOLDER_VANISHED_MAX / 4) {
+		size_t drop = f->nvan - IMAP_FOLDER_VANISHED_MAX;
+		if (f->van[drop - 1].modseq > f->van_floor)
+			f->van_floor = f->van[drop - 1].modseq;
+		memmove(f->van, f->van + drop, (f->nvan - drop) * sizeof(*f->van));
+		f->nvan -= drop;
+	}
 	if (f->nvan == f->capvan) {
 		f->capvan = f->capvan ? 2 * f->capvan : 16;
 		f->van = xrealloc(f->van, f->capvan * sizeof(*f->van));
@@ -169,6 +190,28 @@ static void imap_vanish(struct imap_folder *f, uint32_t uid, uint32_t live_below
 	imap_van_push(f, uid, uid, modseq);
 }
 
+/* "SLOT NAME" or "- NAME" of a kw line. */
+static bool imap_state_kw(struct imap_folder *f, const char *p)
+{
+	const char *sp = strchr(p, ' ');
+	uint64_t s;
+	int slot = -1;
+
+	if (sp == NULL || sp[1] == '\0')
+		return false;
+	if (!(sp - p == 1 && *p == '-')) {
+		if (!parse_u64(p, (size_t)(sp - p), 0, IMAP_DK_SLOTS - 1, &s))
+			return false;
+		slot = (int)s;
+		for (size_t i = 0; i < f->nkw; i++)
+			if (f->kw_slot[i] == slot)
+				return false;
+	}
+	f->kw_slot[f->nkw] = (int8_t)slot;
+	f->kw[f->nkw++] = xstrdup(sp + 1);
+	return true;
+}
+
 /* Read the state file; false (and f empty) when it is missing or not whole. */
 static bool imap_folder_load(struct imap_folder *f)
 {
@@ -176,6 +219,7 @@ static bool imap_folder_load(struct imap_folder *f)
 	FILE *fp = fopen(p, "r");
 	char line[IMAP_STATE_LINE];
 	bool header = false, end = false;
+	int version = 0;
 	uint32_t last = 0;
 
 	free(p);
@@ -190,7 +234,11 @@ static bool imap_folder_load(struct imap_folder *f)
 			break;
 		line[--len] = '\0';
 		if (!header) {
-			if (strcmp(line, "tern-imap 1") != 0)
+			if (strcmp(line, "tern-imap 1") == 0)
+				version = 1;
+			else if (strcmp(line, "tern-imap 2") == 0)
+				version = 2;
+			else
 				break;
 			header = true;
 		} else if (sscanf(line, "uidvalidity %llu", &a) == 1 && a > 0 && a <= UINT32_MAX) {
@@ -201,8 +249,12 @@ static bool imap_folder_load(struct imap_folder *f)
 			f->modseq = a;
 		} else if (sscanf(line, "recent %llu", &a) == 1 && a > 0 && a <= UINT32_MAX) {
 			f->first_recent = (uint32_t)a;
-		} else if (strncmp(line, "keyword ", 8) == 0 && f->nkw < IMAP_FOLDER_KW_MAX) {
+		} else if (version == 1 && strncmp(line, "keyword ", 8) == 0 && f->nkw < IMAP_FOLDER_KW_MAX) {
+			f->kw_slot[f->nkw] = -1;
 			f->kw[f->nkw++] = xstrdup(line + 8);
+		} else if (version >= 2 && strncmp(line, "kw ", 3) == 0) {
+			if (f->nkw == IMAP_FOLDER_KW_MAX || !imap_state_kw(f, line + 3))
+				break;
 		} else if (sscanf(line, "m %llu %llu %llu %llu %n", &a, &b, &c, &d, &off) == 4 && off > 0 &&
 			   a > last && a < UINT32_MAX && line[off] != '\0') {
 			struct imap_msg *m = imap_folder_push(f);
@@ -214,6 +266,8 @@ static bool imap_folder_load(struct imap_folder *f)
 			m->base_len = imap_base_len(m->name);   /* older states kept ",S=...W=..." */
 			m->date = -1;
 			last = m->uid;
+		} else if (sscanf(line, "xfloor %llu", &a) == 1) {
+			f->van_floor = a;
 		} else if (sscanf(line, "x %llu %llu %llu", &a, &b, &c) == 3 && a > 0 && a <= b && b < UINT32_MAX) {
 			imap_van_push(f, (uint32_t)a, (uint32_t)b, c);
 		} else if (strcmp(line, "end") == 0) {
@@ -230,6 +284,11 @@ static bool imap_folder_load(struct imap_folder *f)
 	}
 	if (f->first_recent == 0 || f->first_recent > f->uidnext)
 		f->first_recent = f->uidnext;   /* a state from before \Recent was kept */
+	if (version == 1) {
+		/* no letters yet: the state's bits are the truth, the names learn them */
+		f->kw_from_state = f->nkw ? (uint32_t)((1ull << f->nkw) - 1) : 0;
+		f->dirty = true;
+	}
 	return true;
 }
 
@@ -253,15 +312,21 @@ bool imap_folder_save(struct imap_folder *f)
 		free(dst);
 		return false;
 	}
-	fprintf(fp, "tern-imap 1\nuidvalidity %" PRIu32 "\nuidnext %" PRIu32 "\nmodseq %" PRIu64 "\nrecent %" PRIu32 "\n",
+	fprintf(fp, "tern-imap 2\nuidvalidity %" PRIu32 "\nuidnext %" PRIu32 "\nmodseq %" PRIu64 "\nrecent %" PRIu32 "\n",
 		f->uidvalidity, f->uidnext, f->modseq, f->first_recent);
-	for (size_t i = 0; i < f->nkw; i++)
-		fprintf(fp, "keyword %s\n", f->kw[i]);
+	for (size_t i = 0; i < f->nkw; i++) {
+		if (f->kw_slot[i] >= 0)
+			fprintf(fp, "kw %d %s\n", f->kw_slot[i], f->kw[i]);
+		else
+			fprintf(fp, "kw - %s\n", f->kw[i]);
+	}
 	for (size_t i = 0; i < f->n; i++) {
 		const struct imap_msg *m = &f->v[i];
 		fprintf(fp, "m %" PRIu32 " %" PRIu64 " %" PRIu32 " %" PRIu64 " %.*s\n", m->uid, m->modseq, m->kw,
 			m->size, (int)m->base_len, m->name);
 	}
+	if (f->van_floor)
+		fprintf(fp, "xfloor %" PRIu64 "\n", f->van_floor);
 	for (size_t i = 0; i < f->nvan; i++)
 		fprintf(fp, "x %" PRIu32 " %" PRIu32 " %" PRIu64 "\n", f->van[i].lo, f->van[i].hi, f->van[i].modseq);
 	fputs("end\n", fp);
@@ -423,22 +488,41 @@ static uint64_t imap_fd_size(int fd, uint64_t fsize)
 	return size;
 }
 
-static int imap_base_cmp(const char *a, size_t alen, const char *b, size_t blen)
-{
-	int c = memcmp(a, b, alen < blen ? alen : blen);
-	return c ? c : (alen < blen ? -1 : alen > blen);
-}
-
-struct imap_base_ref {
-	const char *base;
-	size_t len;
-	size_t index;
+/* The messages by the unique part of their names, for a scan to find
+ * each name of the directory in: open addressing, a slot holds the
+ * index + 1 (0: empty).  Hashing replaced sorting the messages by name
+ * and a binary search per name, most of a scan that finds nothing new. */
+struct imap_base_index {
+	size_t *slot;
+	size_t mask;
 };
 
-static int imap_ref_cmp(const void *a, const void *b)
+static void imap_index_build(struct imap_base_index *x, const struct imap_folder *f)
 {
-	const struct imap_base_ref *x = a, *y = b;
-	return imap_base_cmp(x->base, x->len, y->base, y->len);
+	size_t cap = 16;
+
+	while (cap < 2 * f->n)
+		cap <<= 1;
+	x->slot = xcalloc(cap, sizeof(*x->slot));
+	x->mask = cap - 1;
+	for (size_t i = 0; i < f->n; i++) {
+		size_t h = (size_t)imap_cache_hash(f->v[i].name, f->v[i].base_len) & x->mask;
+		while (x->slot[h])
+			h = (h + 1) & x->mask;
+		x->slot[h] = i + 1;
+	}
+}
+
+/* The message whose name has the unique part base[0..len), or -1. */
+static long imap_index_find(const struct imap_base_index *x, const struct imap_folder *f, const char *base,
+			    size_t len)
+{
+	for (size_t h = (size_t)imap_cache_hash(base, len) & x->mask; x->slot[h]; h = (h + 1) & x->mask) {
+		const struct imap_msg *m = &f->v[x->slot[h] - 1];
+		if (m->base_len == len && memcmp(m->name, base, len) == 0)
+			return (long)(x->slot[h] - 1);
+	}
+	return -1;
 }
 
 /* new/ -> cur/ with an empty info, as an IMAP reader takes mail in. */
@@ -469,8 +553,8 @@ static void imap_take_new(struct imap_folder *f)
 
 /* date, fsize, ino from the file, and the size when not known: from
  * ",W=", else counted (open + fstat + read: one syscall fewer than
- * stat then read to EOF, 10,000 fewer for a cold look at a big folder). */
-static void imap_msg_stat(struct imap_folder *f, struct imap_msg *m)
+ * stat then read to EOF).  False when the file is not there. */
+static bool imap_msg_stat(struct imap_folder *f, struct imap_msg *m)
 {
 	char *p = imap_folder_msg_path(f, (size_t)(m - f->v));
 	struct stat st;
@@ -487,68 +571,89 @@ static void imap_msg_stat(struct imap_folder *f, struct imap_msg *m)
 		m->date = (int64_t)st.st_mtime;
 		m->fsize = (uint64_t)st.st_size;
 		m->ino = (uint64_t)st.st_ino;
-		if (fd >= 0)
+		if (fd >= 0) {
 			m->size = imap_fd_size(fd, (uint64_t)st.st_size);
+			f->dirty = true;   /* the state file keeps it */
+		}
 	}
 	if (fd >= 0)
 		close(fd);
 	free(p);
+	return ok;
 }
+
+bool imap_folder_stat(struct imap_folder *f, size_t i)
+{
+	return imap_msg_known(&f->v[i]) || imap_msg_stat(f, &f->v[i]);
+}
+
+void imap_folder_stat_all(struct imap_folder *f)
+{
+	for (size_t i = 0; i < f->n; i++)
+		imap_folder_stat(f, i);
+}
+
+static void imap_kw_to_names(struct imap_folder *f);
 
 bool imap_folder_scan(struct imap_folder *f, bool *changed)
 {
 	char *cur = xasprintf("%s/cur", f->path);
-	size_t n, nref = f->n;
+	size_t n;
 	char **v;
-	struct imap_base_ref *refs;
+	struct imap_base_index index;
 	size_t o = 0;
+	uint32_t named;
 
 	*changed = false;
+	imap_dk_sync(f);
+	named = imap_kw_named(f);
 	imap_take_new(f);
 	v = imap_list_dir(cur, &n);
 	free(cur);
-	refs = xcalloc(nref + 1, sizeof(*refs));
-	for (size_t i = 0; i < nref; i++) {
-		refs[i].base = f->v[i].name;
-		refs[i].len = f->v[i].base_len;
-		refs[i].index = i;
+	imap_index_build(&index, f);
+	for (size_t i = 0; i < f->n; i++)
 		f->v[i].mark = false;
-	}
-	qsort(refs, nref, sizeof(*refs), imap_ref_cmp);
-	imap_sort_names(v, n);
+	/* Directory order: only the new names are sorted (into arrival
+	 * order, for their UIDs). */
 	char **fresh = xcalloc(n + 1, sizeof(*fresh));
 	size_t nfresh = 0;
 	for (size_t i = 0; i < n; i++) {
-		struct imap_base_ref key = { v[i], imap_base_len(v[i]), 0 };
-		struct imap_base_ref *r = bsearch(&key, refs, nref, sizeof(*refs), imap_ref_cmp);
-		if (r == NULL) {
+		long k = imap_index_find(&index, f, v[i], imap_base_len(v[i]));
+		if (k < 0) {
 			fresh[nfresh++] = v[i];
 			v[i] = NULL;
 			continue;
 		}
-		struct imap_msg *m = &f->v[r->index];
-		if (m->mark)
-			continue;   /* the same base twice: the first counts */
+		struct imap_msg *m = &f->v[k];
+		/* the same base twice (a copy half made by another program):
+		 * the first in arrival order counts */
+		if (m->mark && imap_folder_name_order(v[i], m->name) >= 0)
+			continue;
 		m->mark = true;
-		bool first = m->date < 0;   /* loaded from the state file: not yet seen */
+		bool first = !m->found;   /* loaded from the state file: not yet seen */
+		m->found = true;
 		if (strcmp(m->name, v[i]) != 0) {
-			unsigned fl = imap_folder_flags_of(v[i]);
-			if (!first && fl != m->flags) {
-				/* another program changed the flags */
-				m->modseq = ++f->modseq;
-				f->dirty = true;
-				*changed = true;
-			}
-			m->flags = fl;
 			free(m->name);
-			m->name = v[i];
-			r->base = m->name;   /* the same base: the sort order holds */
+			m->name = v[i];   /* the same base: the index holds */
 			v[i] = NULL;
 		}
-		if (first) {
-			m->flags = imap_folder_flags_of(m->name);
-			imap_msg_stat(f, m);
+		/* The name says the flags and the lettered keywords (whose
+		 * meaning the dovecot-keywords file may just have changed). */
+		unsigned fl = imap_folder_flags_of(m->name);
+		uint32_t kw = (m->kw & (~named | f->kw_from_state)) | imap_kw_of_name(f, m->name);
+		if (!first && (fl != m->flags || kw != m->kw)) {
+			/* another program changed the flags */
+			m->modseq = ++f->modseq;
+			*changed = true;
 		}
+		f->dirty |= kw != m->kw;
+		m->flags = fl;
+		m->kw = kw;
+		/* Names only: the file is looked at when its date or size is
+		 * first asked for (imap_folder_stat), so a first look at
+		 * 10,000 messages is a readdir, not 10,000 opens and reads. */
+		if (first && m->size == 0)
+			imap_name_size(m->name, &m->size);
 	}
 	/* Gone files drop out; UIDs stay ascending. */
 	for (size_t i = 0; i < f->n; i++) {
@@ -563,21 +668,25 @@ bool imap_folder_scan(struct imap_folder *f, bool *changed)
 		f->v[o++] = f->v[i];
 	}
 	f->n = o;
+	imap_sort_names(fresh, nfresh);
 	for (size_t i = 0; i < nfresh; i++) {
 		struct imap_msg *m = imap_folder_push(f);
 		m->uid = f->uidnext++;
 		m->name = fresh[i];
 		m->base_len = imap_base_len(m->name);
 		m->flags = imap_folder_flags_of(m->name);
+		m->kw = imap_kw_of_name(f, m->name);   /* Dovecot's APPEND names them */
 		m->modseq = ++f->modseq;
 		m->date = -1;
-		imap_msg_stat(f, m);
+		m->found = true;
+		imap_name_size(m->name, &m->size);
 		*changed = true;
 		f->dirty = true;
 	}
 	free(fresh);
-	free(refs);
+	free(index.slot);
 	imap_free_names(v, n);
+	imap_kw_to_names(f);
 	return imap_folder_save(f);
 }
 
@@ -606,6 +715,7 @@ struct imap_folder *imap_folder_open(const char *path)
 	if (!maildir_create(path))
 		return NULL;
 	f = xcalloc(1, sizeof(*f));
+	f->curfd = -1;
 	f->path = xstrdup(path);
 	if (!imap_folder_load(f)) {
 		/* A new UIDVALIDITY: the old UIDs (if any) are not known, so
@@ -662,8 +772,11 @@ int imap_folder_keyword(struct imap_folder *f, const char *kw, size_t len, bool 
 	if (!add || f->nkw == IMAP_FOLDER_KW_MAX)
 		return -1;
 	f->kw[f->nkw] = xstrndup(kw, len);
+	f->kw_slot[f->nkw] = -1;
 	f->dirty = true;
-	return (int)f->nkw++;
+	f->nkw++;
+	imap_dk_assign(f);   /* a letter, if one is free; the file gets it first */
+	return (int)f->nkw - 1;
 }
 
 char *imap_folder_msg_path(const struct imap_folder *f, size_t i)
@@ -679,22 +792,70 @@ int imap_folder_open_msg(const struct imap_folder *f, size_t i)
 	return fd;
 }
 
-/* base + ":2," + DFRST letters, and whatever other letters (Dovecot's
- * keyword letters a-z) the old info had. */
-static char *imap_name_with(const struct imap_msg *m, unsigned flags)
+/* base + ":2," + DFRST + the keywords' letters (Dovecot's), sorted:
+ * the upper-case letters sort before the lower-case ones. */
+static char *imap_name_with(const struct imap_folder *f, const struct imap_msg *m, unsigned flags, uint32_t kw)
 {
-	char info[8], extra[64];
-	const char *old = strstr(m->name, ":2,");
-	size_t e = 0;
+	char info[8], letters[IMAP_DK_SLOTS + 1];
 
 	imap_folder_info(flags, info);
-	if (old)
-		for (const char *p = old + 3; *p && e < sizeof(extra) - 1; p++)
-			if (*p >= 'a' && *p <= 'z')
-				extra[e++] = *p;
-	extra[e] = '\0';
-	/* Sorted: the upper-case letters sort before the lower-case ones. */
-	return xasprintf("%.*s:2,%s%s", (int)imap_info_off(m->name), m->name, info, extra);
+	imap_kw_letters(f, kw, m->name, letters);
+	return xasprintf("%.*s:2,%s%s", (int)imap_info_off(m->name), m->name, info, letters);
+}
+
+/* cur/NAME -> cur/to (to is taken); false with errno. */
+static bool imap_msg_rename(struct imap_folder *f, struct imap_msg *m, char *to)
+{
+	int r, e;
+
+	if (f->curfd >= 0) {   /* imap_folder_hold_cur(): no path walk */
+		r = renameat(f->curfd, m->name, f->curfd, to);
+		e = errno;
+	} else {
+		char *a = xasprintf("%s/cur/%s", f->path, m->name);
+		char *b = xasprintf("%s/cur/%s", f->path, to);
+		r = rename(a, b);
+		e = errno;
+		free(a);
+		free(b);
+	}
+	if (r != 0) {
+		free(to);
+		errno = e;
+		return false;
+	}
+	free(m->name);
+	m->name = to;
+	return true;
+}
+
+/* Keywords that just got a letter: their bits (from the state) go into
+ * the names, once dovecot-keywords names the letters (written here too
+ * when it lacks some, say after another program removed it). */
+static void imap_kw_to_names(struct imap_folder *f)
+{
+	bool renamed = false;
+
+	if (f->kw_from_state == 0 && !f->dk_dirty)
+		return;
+	if (!imap_dk_flush(f) || f->kw_from_state == 0)
+		return;   /* the state keeps the bits: the next scan tries again */
+	for (size_t i = 0; i < f->n; i++) {
+		struct imap_msg *m = &f->v[i];
+		char *to = imap_name_with(f, m, m->flags, m->kw);
+		if (strcmp(to, m->name) == 0) {
+			free(to);
+			continue;
+		}
+		renamed |= imap_msg_rename(f, m, to);
+	}
+	if (renamed) {
+		char *cur = xasprintf("%s/cur", f->path);
+		dir_sync(cur);
+		free(cur);
+	}
+	f->kw_from_state = 0;
+	f->dirty = true;
 }
 
 bool imap_folder_set_flags(struct imap_folder *f, size_t i, unsigned flags, uint32_t kw)
@@ -704,34 +865,170 @@ bool imap_folder_set_flags(struct imap_folder *f, size_t i, unsigned flags, uint
 	flags &= ~(unsigned)IMAP_FLAG_RECENT;
 	if (flags == m->flags && kw == m->kw)
 		return true;
-	if (flags != m->flags) {
-		char *to = imap_name_with(m, flags);
-		char *a = xasprintf("%s/cur/%s", f->path, m->name);
-		char *b = xasprintf("%s/cur/%s", f->path, to);
-		int r = rename(a, b);
-		int e = errno;
-		free(a);
-		free(b);
-		if (r != 0) {
+	/* A new letter is in dovecot-keywords before any name has it. */
+	if ((kw & ~m->kw & imap_kw_named(f)) && !imap_dk_flush(f))
+		return false;
+	if (flags != m->flags || ((kw ^ m->kw) & imap_kw_named(f))) {
+		char *to = imap_name_with(f, m, flags, kw);
+		if (strcmp(to, m->name) == 0)
 			free(to);
-			errno = e;
+		else if (!imap_msg_rename(f, m, to))
 			return false;
-		}
-		free(m->name);
-		m->name = to;
-		m->flags = flags;
 	}
+	m->flags = flags;
 	m->kw = kw;
 	m->modseq = ++f->modseq;
 	f->dirty = true;
 	return true;
 }
 
+void imap_folder_hold_cur(struct imap_folder *f)
+{
+	if (f->curfd < 0) {
+		char *cur = xasprintf("%s/cur", f->path);
+		f->curfd = open(cur, O_RDONLY | O_DIRECTORY | O_CLOEXEC);   /* -1: paths, as before */
+		free(cur);
+	}
+}
+
+void imap_folder_release_cur(struct imap_folder *f)
+{
+	if (f->curfd >= 0)
+		close(f->curfd);
+	f->curfd = -1;
+}
+
+/* ---- VANISHED (EARLIER) ---------------------------------------------------- */
+
+struct imap_ranges {
+	struct imap_seq_range *r;
+	size_t n, cap;
+};
+
+/* Append lo..hi (ascending input), joined to the last when adjacent. */
+static void imap_ranges_add(struct imap_ranges *o, uint32_t lo, uint32_t hi)
+{
+	if (o->n && (uint64_t)o->r[o->n - 1].hi + 1 >= lo) {
+		if (hi > o->r[o->n - 1].hi)
+			o->r[o->n - 1].hi = hi;
+		return;
+	}
+	if (o->n == o->cap) {
+		o->cap = o->cap ? 2 * o->cap : 16;
+		o->r = xrealloc(o->r, o->cap * sizeof(*o->r));
+	}
+	o->r[o->n++] = (struct imap_seq_range){ lo, hi };
+}
+
+static int imap_range_cmp(const void *a, const void *b)
+{
+	const struct imap_seq_range *x = a, *y = b;
+	return x->lo < y->lo ? -1 : x->lo > y->lo;
+}
+
+/* set (NULL: 1:*) as ascending, disjoint ranges within lo..star. */
+static void imap_ranges_of_set(struct imap_ranges *o, const struct imap_seqset *set, uint32_t lo, uint32_t star)
+{
+	struct imap_seq_range *v;
+	size_t n = set ? set->n : 1;
+
+	if (star < lo)
+		return;
+	v = xcalloc(n + 1, sizeof(*v));
+	for (size_t i = 0; i < n; i++) {
+		uint32_t a = set ? set->r[i].lo : 1, b = set ? set->r[i].hi : star;
+		a = a == IMAP_SEQ_STAR ? star : a;
+		b = b == IMAP_SEQ_STAR ? star : b;
+		v[i] = a <= b ? (struct imap_seq_range){ a, b } : (struct imap_seq_range){ b, a };
+	}
+	qsort(v, n, sizeof(*v), imap_range_cmp);
+	for (size_t i = 0; i < n; i++) {
+		uint32_t a = v[i].lo < lo ? lo : v[i].lo, b = v[i].hi > star ? star : v[i].hi;
+		if (a <= b)
+			imap_ranges_add(o, a, b);
+	}
+	free(v);
+}
+
+/* The index of the first message with a UID >= uid. */
+static size_t imap_folder_lower(const struct imap_folder *f, uint32_t uid)
+{
+	size_t lo = 0, hi = f->n;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (f->v[mid].uid < uid)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+size_t imap_folder_vanished(const struct imap_folder *f, uint64_t modseq, const struct imap_seqset *set,
+			    uint32_t known, struct imap_seq_range **out)
+{
+	uint32_t star = f->uidnext ? f->uidnext - 1 : 0;
+	struct imap_ranges want = { 0 }, res = { 0 };
+
+	if (modseq >= f->van_floor) {
+		/* The log has every expunge after modseq: it answers exactly,
+		 * and the sequence match data cannot narrow it (RFC 7162
+		 * 3.2.5.2: it is for a server that lacks that history). */
+		struct imap_ranges gone = { 0 };
+		struct imap_seq_range *g = xcalloc(f->nvan + 1, sizeof(*g));
+		size_t ng = 0, j = 0;
+
+		for (size_t i = 0; i < f->nvan; i++)
+			if (f->van[i].modseq > modseq)
+				g[ng++] = (struct imap_seq_range){ f->van[i].lo, f->van[i].hi };
+		qsort(g, ng, sizeof(*g), imap_range_cmp);
+		for (size_t i = 0; i < ng; i++)
+			imap_ranges_add(&gone, g[i].lo, g[i].hi);
+		free(g);
+		imap_ranges_of_set(&want, set, 1, star);
+		/* both ascending and disjoint: intersect them in one pass */
+		for (size_t i = 0; i < gone.n && j < want.n;) {
+			uint32_t a = gone.r[i].lo > want.r[j].lo ? gone.r[i].lo : want.r[j].lo;
+			uint32_t b = gone.r[i].hi < want.r[j].hi ? gone.r[i].hi : want.r[j].hi;
+			if (a <= b)
+				imap_ranges_add(&res, a, b);
+			if (gone.r[i].hi < want.r[j].hi)
+				i++;
+			else
+				j++;
+		}
+		free(gone.r);
+	} else {
+		/* RFC 7162 3.2.5.1, 3.2.6: without the history, every UID of
+		 * the set that is not here (below UIDNEXT: no other was ever
+		 * given) - more than went since modseq, never less. */
+		imap_ranges_of_set(&want, set, known < UINT32_MAX ? known + 1 : UINT32_MAX, star);
+		for (size_t j = 0; j < want.n; j++) {
+			uint64_t u = want.r[j].lo;
+			for (size_t k = imap_folder_lower(f, want.r[j].lo); k < f->n && f->v[k].uid <= want.r[j].hi; k++) {
+				if (f->v[k].uid > u)
+					imap_ranges_add(&res, (uint32_t)u, f->v[k].uid - 1);
+				u = (uint64_t)f->v[k].uid + 1;
+			}
+			if (u <= want.r[j].hi)
+				imap_ranges_add(&res, (uint32_t)u, want.r[j].hi);
+		}
+	}
+	free(want.r);
+	*out = res.r;
+	return res.n;
+}
+
 bool imap_folder_expunge(struct imap_folder *f, size_t i)
 {
-	char *p = imap_folder_msg_path(f, i);
-	int r = unlink(p);
-	free(p);
+	int r;
+	if (f->curfd >= 0) {
+		r = unlinkat(f->curfd, f->v[i].name, 0);
+	} else {
+		char *p = imap_folder_msg_path(f, i);
+		r = unlink(p);
+		free(p);
+	}
 	if (r != 0 && errno != ENOENT)
 		return false;
 	imap_vanish(f, f->v[i].uid, i ? f->v[i - 1].uid : 0, ++f->modseq);
@@ -747,14 +1044,17 @@ bool imap_folder_expunge(struct imap_folder *f, size_t i)
 static bool imap_folder_take(struct imap_folder *f, const char *tmp_name, unsigned flags, uint32_t kw,
 			     int64_t date, uint64_t size, uint32_t *uid)
 {
-	char info[8];
+	char info[8], letters[IMAP_DK_SLOTS + 1];
 	char *from = xasprintf("%s/tmp/%s", f->path, tmp_name);
 	char *name, *to;
 	struct imap_msg *m;
 	int r, e;
 
+	if ((kw & imap_kw_named(f)) && !imap_dk_flush(f))
+		return false;
 	imap_folder_info(flags & ~(unsigned)IMAP_FLAG_RECENT, info);
-	name = xasprintf("%s:2,%s", tmp_name, info);
+	imap_kw_letters(f, kw, NULL, letters);
+	name = xasprintf("%s:2,%s%s", tmp_name, info, letters);
 	to = xasprintf("%s/cur/%s", f->path, name);
 	if (date >= 0) {
 		struct timespec ts[2] = { { .tv_sec = (time_t)date }, { .tv_sec = (time_t)date } };
@@ -777,7 +1077,8 @@ static bool imap_folder_take(struct imap_folder *f, const char *tmp_name, unsign
 	m->kw = kw;
 	m->modseq = ++f->modseq;
 	m->size = size;
-	m->date = date;
+	m->date = -1;
+	m->found = true;
 	imap_msg_stat(f, m);
 	*uid = m->uid;
 	f->dirty = true;
@@ -853,14 +1154,22 @@ bool imap_folder_copy_file(struct imap_folder *dst, const char *from, unsigned f
 		snprintf(host, sizeof(host), "localhost");
 	host[sizeof(host) - 1] = '\0';
 	imap_folder_unique(uniq, sizeof(uniq) - 40, host);
-	/* Keep ,W= so nobody has to read the copy to size it. */
+	/* Keep ,W= so nobody has to read the copy to size it (0: the
+	 * source's size is not known yet; the copy is measured). */
 	size_t ul = strlen(uniq);
-	snprintf(uniq + ul, sizeof(uniq) - ul, ",W=%" PRIu64, size);
+	if (size > 0)
+		snprintf(uniq + ul, sizeof(uniq) - ul, ",W=%" PRIu64, size);
 	to = xasprintf("%s/tmp/%s", dst->path, uniq);
 	/* A hard link shares the data (a Maildir file never changes once
 	 * written); across file systems it is a copy. */
 	bool linked = link(from, to) == 0;
 	ok = linked || (errno != ENOENT && imap_copy_file(from, to));
+	if (ok && !linked && date < 0) {
+		/* the source's date not looked at yet: its mtime */
+		struct stat st;
+		if (stat(from, &st) == 0)
+			date = (int64_t)st.st_mtime;
+	}
 	free(to);
 	if (!ok)
 		return false;

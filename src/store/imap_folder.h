@@ -2,7 +2,8 @@
  * imap_folder.h - IMAP's view of a Maildir++ folder: UIDs, UIDVALIDITY,
  * UIDNEXT, MODSEQs and keywords kept in a per-folder state file, flags
  * kept in the file names (":2," + DFRST, sorted) so that Dovecot and mutt
- * read the same flags.
+ * read the same flags, and the first 26 keywords there too, as Dovecot's
+ * letters a-z (imap_keywords.c).
  *
  * The state file (FOLDER/tern-imap.state) maps each UID to the unique
  * part of a file name (before ":2,"), with its modseq, keywords and CRLF
@@ -34,17 +35,23 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "proto/imap_parse.h"
+#include "proto/maildir_keywords.h"
+
 #define IMAP_FOLDER_STATE "tern-imap.state"
 #define IMAP_FOLDER_CACHE "tern-imap.cache"   /* imap_cache.c */
+#define IMAP_FOLDER_DK "dovecot-keywords"   /* imap_keywords.c */
 #define IMAP_FOLDER_KW_MAX 32       /* keywords per folder (one bit each) */
+#define IMAP_DK_SLOTS MAILDIR_KW_SLOTS   /* of them with a letter a-z in the names */
 
 struct imap_msg {
 	uint32_t uid;
 	unsigned flags;           /* IMAP_FLAG_* of imap_write.h, without RECENT */
 	uint32_t kw;              /* bit i: the folder's keyword i */
 	uint64_t modseq;
-	uint64_t size;            /* octets with CRLF line ends (RFC822.SIZE) */
-	int64_t date;             /* internal date: the file's mtime */
+	uint64_t size;            /* octets with CRLF line ends (RFC822.SIZE); 0: not known */
+	int64_t date;             /* internal date: the file's mtime; -1: not looked at
+				   * yet (imap_folder_stat) */
 	char *name;               /* the file name in cur/ */
 	size_t base_len;          /* its unique part: name[0..base_len) */
 	uint64_t fsize, ino;      /* the file's st_size and st_ino (the cache's check) */
@@ -53,10 +60,15 @@ struct imap_msg {
 	char *cache;
 	uint32_t cache_len[3];
 	bool mark;                /* private: seen by the scan */
+	bool found;               /* private: a scan has found its file (flag changes count) */
 };
 
 /* UIDs expunged (lo..hi, none alive between them) at modseq: what
- * QRESYNC's VANISHED (EARLIER) reports (RFC 7162 3.2.5, 3.2.6). */
+ * QRESYNC's VANISHED (EARLIER) reports (RFC 7162 3.2.5, 3.2.6).  The log
+ * keeps the last IMAP_FOLDER_VANISHED_MAX ranges; older ones are
+ * dropped (van_floor says up to which modseq), and a client that knew
+ * the folder before that is told every UID that is not there. */
+#define IMAP_FOLDER_VANISHED_MAX 1024
 struct imap_vanished {
 	uint32_t lo, hi;
 	uint64_t modseq;
@@ -71,11 +83,21 @@ struct imap_folder {
 	size_t n, cap;
 	char *kw[IMAP_FOLDER_KW_MAX];
 	size_t nkw;
+	/* Keywords shared with Dovecot (imap_keywords.c): keyword i's letter
+	 * is 'a' + kw_slot[i] (-1: none, kept in the state file only). */
+	int8_t kw_slot[IMAP_FOLDER_KW_MAX];
+	uint32_t kw_from_state;   /* lettered just now: the names take the state's bits */
+	char *dk[IMAP_DK_SLOTS];  /* dovecot-keywords as last read or written */
+	uint64_t dk_ino, dk_size;
+	int64_t dk_mtime;
+	bool dk_dirty;            /* slots given that the file does not have yet */
 	struct imap_vanished *van;   /* in the order they went */
 	size_t nvan, capvan;
+	uint64_t van_floor;       /* expunges at modseqs up to this one may be gone from van */
 	bool dirty;               /* state to save */
 	bool cache_dirty;         /* the cache file is behind */
 	bool batch;               /* imap_folder_batch_begin(): sync at the commit */
+	int curfd;                /* cur/ while imap_folder_hold_cur() (else -1) */
 };
 
 /* Open (creating new/ cur/ tmp/ when missing), scan, and take what the
@@ -85,6 +107,17 @@ void imap_folder_free(struct imap_folder *f);
 /* Reconcile with the directory; *changed when messages came or went or
  * flags changed.  Saves the state when it changed. */
 bool imap_folder_scan(struct imap_folder *f, bool *changed);
+/* A scan reads names only: the date, file size and inode (and the size
+ * when the name has no ",W=") are taken from the file when first
+ * needed.  Fill them in for message i if not yet known (on a worker:
+ * it stats, and may read, the file); false when the file is gone. */
+bool imap_folder_stat(struct imap_folder *f, size_t i);
+/* The same for every message not yet looked at. */
+void imap_folder_stat_all(struct imap_folder *f);
+static inline bool imap_msg_known(const struct imap_msg *m)
+{
+	return m->date >= 0;
+}
 /* Write the state file if dirty. */
 bool imap_folder_save(struct imap_folder *f);
 
@@ -100,10 +133,23 @@ int imap_folder_keyword(struct imap_folder *f, const char *kw, size_t len, bool 
  * system flags change, bumps the modseq.  False with errno (ENOENT: the
  * file went away: scan). */
 bool imap_folder_set_flags(struct imap_folder *f, size_t i, unsigned flags, uint32_t kw);
+/* Many flag changes or expunges in a row (STORE 1:*, MOVE): cur/ is
+ * opened once and the renames and unlinks are relative to it, so none
+ * walks the whole path.  Held for one job at most (the directory may be
+ * renamed between two). */
+void imap_folder_hold_cur(struct imap_folder *f);
+void imap_folder_release_cur(struct imap_folder *f);
 /* "PATH/cur/NAME" (xmalloc). */
 char *imap_folder_msg_path(const struct imap_folder *f, size_t i);
 /* Open message i for reading, or -1 with errno. */
 int imap_folder_open_msg(const struct imap_folder *f, size_t i);
+/* RFC 7162 3.2.5.1, 3.2.6: the UIDs of set (NULL: all) expunged after
+ * modseq, as ascending ranges in *out (xmalloc; "*" is UIDNEXT - 1).
+ * When the log no longer reaches back to modseq, every UID of the set
+ * below UIDNEXT that is not in the folder, except those up to known (what
+ * the client's sequence match data shows it knows, 3.2.5.2; 0: none). */
+size_t imap_folder_vanished(const struct imap_folder *f, uint64_t modseq, const struct imap_seqset *set,
+			    uint32_t known, struct imap_seq_range **out);
 /* Unlink message i and drop it (indexes after it shift down). */
 bool imap_folder_expunge(struct imap_folder *f, size_t i);
 
@@ -145,6 +191,25 @@ size_t imap_cache_load(struct imap_folder *f);
 /* Write the cache file (tmp, rename; no fsync: it is only a cache). */
 bool imap_cache_save(struct imap_folder *f);
 uint64_t imap_cache_hash(const void *p, size_t len);
+
+/* ---- keywords shared with Dovecot (imap_keywords.c) ---- */
+
+/* Take what dovecot-keywords says (when it changed) and give letters to
+ * the keywords that have none, while free ones last. */
+void imap_dk_sync(struct imap_folder *f);
+/* Write dovecot-keywords when tern gave letters it does not have yet;
+ * before any name carries them.  False with errno. */
+bool imap_dk_flush(struct imap_folder *f);
+/* Letters for the keywords that have none, while free ones last (no
+ * I/O: the file gets them at the next flush). */
+void imap_dk_assign(struct imap_folder *f);
+void imap_dk_free(struct imap_folder *f);
+/* The keywords that have a letter; those a name's letters say. */
+uint32_t imap_kw_named(const struct imap_folder *f);
+uint32_t imap_kw_of_name(const struct imap_folder *f, const char *name);
+/* The sorted letters of kw, with old's letters that name none of tern's
+ * keywords (NULL: none). */
+size_t imap_kw_letters(const struct imap_folder *f, uint32_t kw, const char *old, char out[IMAP_DK_SLOTS + 1]);
 
 /* The flags of a Maildir info part (after ":2,"), and back. */
 unsigned imap_folder_flags_of(const char *name);

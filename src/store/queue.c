@@ -56,10 +56,12 @@ struct queue_writer {
 	char *env_id;             /* the caller's env->id, kept in step */
 	const bool *env_junk;     /* the caller's env->junk and dkim_signed, read */
 	const bool *env_signed;   /* at the commit */
+	const struct queue_env *env;   /* its dkim8_len and dkim7, likewise */
 	char *tmp_path, *final_path;
 	int fd;
 	uint64_t offset;          /* where the message starts */
 	uint64_t written;         /* message bytes so far */
+	uint64_t front_room;      /* padding just before offset, for fields in front */
 	uint64_t extent;          /* file size when taken from the pool */
 	bool failed;
 	int err;                  /* errno of the write that failed */
@@ -298,6 +300,7 @@ struct queue_writer *queue_writer_new(struct queue *q, struct queue_env *env)
 	w->env_id = env->id;
 	w->env_junk = &env->junk;
 	w->env_signed = &env->dkim_signed;
+	w->env = env;
 	w->final_path = xasprintf("%s/%s", q->msg_dir, w->id);
 	mem = open_memstream(&text, &text_len);
 	write_envelope(mem, env);
@@ -358,10 +361,47 @@ bool queue_writer_write(struct queue_writer *w, const void *buf, size_t len)
 	return true;
 }
 
+bool queue_writer_reserve_front(struct queue_writer *w, size_t room)
+{
+	char *pad;
+	bool ok;
+
+	if (w->failed || w->written > 0)
+		return false;
+	pad = xmalloc(room);
+	memset(pad, '\n', room);
+	ok = write_all(w->fd, pad, room);
+	free(pad);
+	if (!ok) {
+		w->err = errno;
+		log_queue_error("write", w->id, NULL, w->err);
+		w->failed = true;
+		errno = w->err;
+		return false;
+	}
+	w->offset += room;
+	w->front_room += room;
+	return true;
+}
+
 bool queue_writer_insert_front(struct queue_writer *w, const void *buf, size_t len)
 {
 	if (w->failed)
 		return false;
+	if (len <= w->front_room) {
+		/* into the padding, just before the message: nothing moves */
+		if (pwrite(w->fd, buf, len, (off_t)(w->offset - len)) != (ssize_t)len) {
+			w->err = errno ? errno : EIO;
+			log_queue_error("write", w->id, NULL, w->err);
+			w->failed = true;
+			errno = w->err;
+			return false;
+		}
+		w->offset -= len;
+		w->front_room -= len;
+		w->written += len;
+		return true;
+	}
 	if (!fs_insert(w->fd, (off_t)w->offset, w->written, buf, len)) {
 		w->err = errno;
 		log_queue_error("write", w->id, NULL, w->err);
@@ -425,6 +465,7 @@ bool queue_writer_set_envelope(struct queue_writer *w, const struct queue_env *e
 	if (old_end > w->extent)
 		w->extent = old_end;
 	w->offset = text_len;
+	w->front_room = 0;   /* the padding went with the move */
 	return true;
 }
 
@@ -482,10 +523,20 @@ bool queue_writer_commit(struct queue_writer *w, uint64_t lines, bool eight_bit)
 	n = snprintf(trailer, sizeof(trailer), "TERN-END off=%" PRIu64 " len=%" PRIu64 " lines=%" PRIu64 " 8bit=%d%s%s\n",
 		     w->offset, w->written, lines, eight_bit ? 1 : 0, *w->env_junk ? " junk=1" : "",
 		     *w->env_signed ? " signed=1" : "");
+	/* the 7-bit form's signatures go between the message and the
+	 * trailer, which says how long they are (queuefile.h) */
+	size_t sig7 = *w->env_signed && w->env->dkim7 ? strlen(w->env->dkim7) : 0;
+	if (sig7 > 0) {
+		n--;   /* the line end */
+		n += snprintf(trailer + n, sizeof(trailer) - (size_t)n, " sig8=%" PRIu64 " sig7=%zu\n",
+			      w->env->dkim8_len, sig7);
+		if (!write_all(w->fd, w->env->dkim7, sig7))
+			goto fail;
+	}
 	if (!write_all(w->fd, trailer, (size_t)n))
 		goto fail;
 	/* A recycled scratch file may hold the tail of a longer message. */
-	uint64_t end = w->offset + w->written + (uint64_t)n;
+	uint64_t end = w->offset + w->written + sig7 + (uint64_t)n;
 	if (w->extent > end && ftruncate(w->fd, (off_t)end) < 0)
 		goto fail;
 	for (int tries = 0; ; tries++) {

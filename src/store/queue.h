@@ -2,7 +2,9 @@
  * queue.h - the durable mail queue under state_dir/queue.
  *
  * A queued message is one file, queue/msg/ID: the envelope as text lines,
- * a blank line, the message (LF line ends), then a trailer line
+ * a blank line, possibly padding (line ends: room that header fields put
+ * in front at the end of DATA took part of), the message (LF line
+ * ends), then a trailer line
  * "TERN-END off=.. len=.. lines=.. 8bit=..".  It is written in queue/tmp/
  * and committed by fsync + rename + directory fsync (queue_writer_commit).
  * Per-recipient progress (delivered, deferred, failed) lives beside it in
@@ -44,9 +46,17 @@ int queue_writer_error(const struct queue_writer *w);
  * EDQUOT when the disk is full.  queue_writer_new and queue_writer_commit
  * keep errno the same way. */
 bool queue_writer_write(struct queue_writer *w, const void *buf, size_t len);
+/* Room for fields to go in front of the message later: room octets of
+ * padding (line ends, which readers skip after the envelope's blank
+ * line) between the envelope and the message, before any of it is
+ * written.  False (nothing done) once message octets are in. */
+#define QUEUE_FRONT_ROOM 4096
+bool queue_writer_reserve_front(struct queue_writer *w, size_t room);
 /* Put buf in front of the message written so far (header fields a check
- * adds at the end of the message): the message is moved up in the file,
- * back to front, so this costs one more copy of it.  Loop thread. */
+ * adds at the end of the message): into the room reserved, when it fits
+ * (the message stays where it is); otherwise the message is moved up in
+ * the file, back to front, which costs one more copy of it.  Loop
+ * thread. */
 bool queue_writer_insert_front(struct queue_writer *w, const void *buf, size_t len);
 /* Worker thread: trailer, fsync, rename, directory fsync.  True when the
  * message is durable; false (and the temp file removed) otherwise.  An

@@ -91,6 +91,7 @@ static const char *const acme_state_names[] = {
 /* An http-01 token being validated, and what to answer for it. */
 struct acme_token {
 	char *token;
+	char *name;                     /* the identifier it validates */
 	char *key_authz;
 };
 
@@ -231,6 +232,7 @@ static void acme_tokens_clear(struct acme *a)
 {
 	for (size_t i = 0; i < a->ntokens; i++) {
 		free(a->tokens[i].token);
+		free(a->tokens[i].name);
 		free(a->tokens[i].key_authz);
 	}
 	a->ntokens = 0;
@@ -500,6 +502,7 @@ static bool acme_challenge_ready(struct acme *a, struct acme_authz *z, const cha
 			return false;
 		}
 		a->tokens[a->ntokens].token = xstrdup(token);
+		a->tokens[a->ntokens].name = xstrdup(z->name);
 		a->tokens[a->ntokens++].key_authz = ka;
 		return true;
 	}
@@ -1048,12 +1051,23 @@ void acme_free(struct acme *a)
 	free(a);
 }
 
-const char *acme_http01_answer(const struct acme *a, const char *token, size_t len)
+const char *acme_http01_answer(const struct acme *a, const char *host, const char *token, size_t len)
 {
 	if (a == NULL)
 		return NULL;
 	for (size_t i = 0; i < a->ntokens; i++)
-		if (strlen(a->tokens[i].token) == len && memcmp(a->tokens[i].token, token, len) == 0)
+		if (strlen(a->tokens[i].token) == len && memcmp(a->tokens[i].token, token, len) == 0 &&
+		    strcmp(a->tokens[i].name, host) == 0)
 			return a->tokens[i].key_authz;
 	return NULL;
+}
+
+bool acme_orders_name(const struct acme *a, const char *name)
+{
+	if (a == NULL)
+		return false;
+	for (size_t i = 0; i < a->ndomains; i++)
+		if (strcmp(a->domains[i], name) == 0)
+			return true;
+	return false;
 }

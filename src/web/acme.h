@@ -26,7 +26,10 @@ void acme_start(struct acme *a);
 /* Stop: the request under way is dropped, nothing runs any more. */
 void acme_free(struct acme *a);
 
-/* http-01: the key authorization to answer for token, or NULL (404). */
-const char *acme_http01_answer(const struct acme *a, const char *token, size_t len);
+/* http-01: the key authorization to answer for token asked of host (the
+ * name the token validates, RFC 8555 8.3), or NULL (404). */
+const char *acme_http01_answer(const struct acme *a, const char *host, const char *token, size_t len);
+/* Is name (lower case) one of the names the certificate is ordered for? */
+bool acme_orders_name(const struct acme *a, const char *name);
 
 #endif

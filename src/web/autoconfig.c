@@ -60,13 +60,9 @@ static void autoconfig_server(struct evbuffer *b, const struct config *cfg, cons
 void web_autoconfig(const struct web_request *req, struct web_reply *rep)
 {
 	const struct config *cfg = req->t->cfg;
-	const char *domain = web_host_domain(req, "autoconfig");
+	const char *domain = req->domain;
 	char addr[320];
 
-	if (domain == NULL) {
-		rep->status = 404;
-		return;
-	}
 	/* Thunderbird sends the address it sets up; it must be of a local
 	 * domain (not necessarily the one in Host: one server, many). */
 	if (http_query_param(req->head->query, "emailaddress", addr, sizeof(addr)) &&

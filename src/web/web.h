@@ -30,7 +30,9 @@ struct web_request {
 	enum service svc;
 	const struct sockaddr *peer;
 	const struct http_head *head;
-	const char *host;          /* Host without port, lower case, no final dot */
+	const char *host;          /* Host without port, lower case, no final dot;
+				    * the [server] hostname when the request has none */
+	const char *domain;        /* the local domain the host names, if any */
 	const char *body;
 	size_t body_len;
 };
@@ -50,8 +52,6 @@ void web_route(const struct web_request *req, struct web_reply *rep);
 /* Handlers of web_routes.c's table that live in files of their own. */
 void web_autoconfig(const struct web_request *req, struct web_reply *rep);
 void web_autodiscover(const struct web_request *req, struct web_reply *rep);
-/* The local domain D when req's host is "<label>.D", else NULL. */
-const char *web_host_domain(const struct web_request *req, const char *label);
 
 /* The MTA-STS policy text (RFC 8461 3.2), xmalloc'd; also hashed into
  * the _mta-sts record's id by `tern dns-records`. */

@@ -1,6 +1,7 @@
 /*
  * web_server.c - the HTTP/1.1 connections of [http] and [https] (RFC 9112)
- * on bufferevents, TLS through bufferevent_openssl on tern's TLS context.
+ * on bufferevents, TLS through bufferevent_openssl on tern's TLS context once
+ * the handshake, run on worker threads (core/tls_accept.c), is over.
  *
  * Why not evhttp: it answers an oversized head with 413 instead of 431
  * (RFC 6585 5), drops a slow client without the 408 of RFC 9110 15.5.9,
@@ -10,7 +11,7 @@
  * deadline for both, and persistent connections (RFC 9112 9.3): up to
  * WEB_KEEPALIVE_REQUESTS requests each, closed after WEB_IDLE_S without
  * one.  A poller (Prometheus keeps its connection) then costs one TLS
- * handshake per connection, not per request, on tern's one loop.
+ * handshake per connection, not per request (its CPU on the TLS workers).
  *
  * A connection: READ (head, then body) -> WRITE (reply queued; once it
  * has drained, back to READ for the next request, or freed when either
@@ -27,6 +28,7 @@
 #include "core/metrics.h"
 #include "core/server.h"
 #include "core/tls.h"
+#include "core/tls_accept.h"
 #include "core/util.h"
 
 #include <arpa/inet.h>
@@ -64,6 +66,10 @@ struct web_conn {
 	enum web_state state;
 	bool have_head;
 	bool tls_done;                 /* [https]: the handshake is over */
+	/* [https]: the handshake on worker threads (core/tls_accept.c) and
+	 * its socket; bev has none until it is done. */
+	struct tls_accept *accept;
+	evutil_socket_t accept_fd;
 	bool peer_eof;                 /* LINGER: the client is done sending */
 	bool idle;                     /* READ, between requests: nothing arrived yet */
 	bool keep;                     /* WRITE: the next request may follow */
@@ -111,6 +117,10 @@ static void web_conn_free(struct web_conn *c)
 	session_list_del(c->t, &c->link);
 	if (c->timer)
 		event_free(c->timer);
+	if (c->accept)
+		tls_accept_cancel(c->accept);
+	if (c->accept_fd >= 0)
+		evutil_closesocket(c->accept_fd);
 	if (c->bev)
 		bufferevent_free(c->bev);
 	free(c->head_buf);
@@ -135,6 +145,7 @@ static const char *status_text(int status)
 	case 408: return "Request Timeout";
 	case 411: return "Length Required";
 	case 413: return "Content Too Large";
+	case 421: return "Misdirected Request";
 	case 431: return "Request Header Fields Too Large";
 	case 501: return "Not Implemented";
 	case 503: return "Service Unavailable";
@@ -236,8 +247,10 @@ static void web_dispatch(struct web_conn *c, const char *body, size_t body_len)
 		web_send_error(c, 400, false);
 		return;
 	}
+	/* HTTP/1.0 may come without Host (RFC 9112 3.2): it asks the
+	 * server by its own name. */
 	if (c->head.host.n == 0)
-		host[0] = '\0';
+		snprintf(host, sizeof(host), "%s", c->t->cfg->hostname);
 	struct web_request req = {
 		.t = c->t, .svc = c->svc, .peer = (const struct sockaddr *)&c->peer, .head = &c->head,
 		.host = host, .body = body, .body_len = body_len,
@@ -387,19 +400,6 @@ static void web_write_cb(struct bufferevent *bev, void *arg)
 static void web_event_cb(struct bufferevent *bev, short what, void *arg)
 {
 	struct web_conn *c = arg;
-	if (what & BEV_EVENT_CONNECTED) {
-		SSL *ssl = bufferevent_openssl_get_ssl(bev);
-		if (ssl && tls_is_acme_validation(ssl)) {
-			/* RFC 8737 3: the handshake was all the CA wanted. */
-			log_web_acme_validation(c);
-			SSL_shutdown(ssl);
-			web_conn_free(c);
-			return;
-		}
-		metrics_inc(METRIC_TLS_OK);    /* the handshake is done */
-		c->tls_done = true;
-		return;
-	}
 	if (c->state == WEB_LINGER && (what & BEV_EVENT_EOF) &&
 	    evbuffer_get_length(bufferevent_get_output(bev)) != 0) {
 		/* The client has sent all and half-closed before our reply
@@ -413,6 +413,44 @@ static void web_event_cb(struct bufferevent *bev, short what, void *arg)
 	if (c->svc == SERVICE_HTTPS && !c->tls_done)
 		log_web_tls_failed(c, bufferevent_get_openssl_error(bev), "connection closed");
 	web_conn_free(c);
+}
+
+/* The handshake is over: an OpenSSL bufferevent on the socket takes over
+ * from the socketless one, with its callbacks, marks and what it had
+ * enabled (reading, and the request timer runs meanwhile). */
+static void web_tls_accepted_cb(void *arg, SSL *ssl, unsigned long err)
+{
+	struct web_conn *c = arg;
+	struct bufferevent *nb = NULL;
+
+	c->accept = NULL;
+	if (ssl)
+		nb = bufferevent_openssl_socket_new(c->t->base, c->accept_fd, ssl, BUFFEREVENT_SSL_OPEN,
+						    BEV_OPT_CLOSE_ON_FREE);
+	if (nb == NULL) {
+		if (ssl)
+			SSL_free(ssl);
+		log_web_tls_failed(c, err, "connection closed");
+		web_conn_free(c);
+		return;
+	}
+	c->accept_fd = -1;   /* nb's now */
+	bufferevent_openssl_set_allow_dirty_shutdown(nb, 1);
+	short enabled = bufferevent_get_enabled(c->bev);
+	bufferevent_free(c->bev);
+	c->bev = nb;
+	bufferevent_setcb(nb, web_read_cb, web_write_cb, web_event_cb, c);
+	bufferevent_setwatermark(nb, EV_READ, 0, WEB_MAX_HEAD + WEB_MAX_BODY + 1);
+	if (tls_is_acme_validation(ssl)) {
+		/* RFC 8737 3: the handshake was all the CA wanted. */
+		log_web_acme_validation(c);
+		SSL_shutdown(ssl);
+		web_conn_free(c);
+		return;
+	}
+	metrics_inc(METRIC_TLS_OK);
+	c->tls_done = true;
+	bufferevent_enable(nb, enabled);
 }
 
 static void web_timer_cb(evutil_socket_t fd, short what, void *arg)
@@ -453,8 +491,9 @@ void web_accept(struct tern *t, evutil_socket_t fd, const struct sockaddr *sa, s
 		close(fd);
 		return;
 	}
+	SSL *ssl = NULL;
 	if (svc == SERVICE_HTTPS) {
-		SSL *ssl = tls_ctx_new_ssl(t->tls);
+		ssl = tls_ctx_new_ssl(t->tls);
 		if (ssl == NULL) {
 			close(fd);
 			return;
@@ -465,14 +504,11 @@ void web_accept(struct tern *t, evutil_socket_t fd, const struct sockaddr *sa, s
 		 * OpenSSL must not answer it with a decode_error alert that
 		 * the client reads as a failure after a complete reply. */
 		SSL_set_options(ssl, SSL_OP_IGNORE_UNEXPECTED_EOF);
-		bev = bufferevent_openssl_socket_new(t->base, fd, ssl, BUFFEREVENT_SSL_ACCEPTING,
-						     BEV_OPT_CLOSE_ON_FREE);
-		if (bev)
-			bufferevent_openssl_set_allow_dirty_shutdown(bev, 1);
-	} else {
-		bev = bufferevent_socket_new(t->base, fd, BEV_OPT_CLOSE_ON_FREE);
 	}
+	/* HTTPS: no socket until the handshake is done (web_tls_accepted_cb). */
+	bev = bufferevent_socket_new(t->base, ssl ? -1 : fd, BEV_OPT_CLOSE_ON_FREE);
 	if (bev == NULL) {
+		SSL_free(ssl);
 		close(fd);
 		return;
 	}
@@ -482,6 +518,7 @@ void web_accept(struct tern *t, evutil_socket_t fd, const struct sockaddr *sa, s
 	c->svc = svc;
 	c->id = tern_session_id(t);
 	c->bev = bev;
+	c->accept_fd = -1;
 	c->link.shutdown = web_shutdown_cb;
 	if (len > sizeof(c->peer))
 		len = sizeof(c->peer);
@@ -494,4 +531,13 @@ void web_accept(struct tern *t, evutil_socket_t fd, const struct sockaddr *sa, s
 	bufferevent_setwatermark(bev, EV_READ, 0, WEB_MAX_HEAD + WEB_MAX_BODY + 1);
 	bufferevent_enable(bev, EV_READ);
 	web_arm_timer(c, WEB_REQUEST_TIMEOUT_S);
+	if (ssl) {
+		c->accept = tls_accept_start(t->base, fd, ssl, web_tls_accepted_cb, c);
+		if (c->accept == NULL) {
+			close(fd);
+			web_conn_free(c);
+			return;
+		}
+		c->accept_fd = fd;
+	}
 }

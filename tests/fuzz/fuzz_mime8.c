@@ -27,6 +27,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	chunk = (size_t)data[0] % 64 + 1;
 	msg = (const char *)data + 1;
 	size--;
+	(void)mime8_declares_8bit(msg, size);   /* no crash, no read past size */
 	if (mime8_header(msg, size, &hdr, &hdr_len, &body_off) != MIME8_OK)
 		return 0;
 	if (body_off > size)

@@ -1,7 +1,7 @@
 /*
  * fuzz_queuefile.c - libFuzzer harness for proto/queuefile.c.  The input
  * is a queue file, then optionally 0x1E and a state file.  The trailer is
- * read from the file's last 128 bytes as queue.c reads it, the envelope
+ * read from the file's last QUEUEFILE_TRAILER_MAX bytes as queue.c reads it, the envelope
  * from where the trailer says the message begins (or, without a trailer,
  * up to the first blank line, so the envelope parser is reached without
  * one), then the state file.  Whatever parses is written back in the

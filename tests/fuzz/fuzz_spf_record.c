@@ -1,7 +1,8 @@
 /*
  * fuzz_spf_record.c - libFuzzer harness for SPF records and macro
  * expansion: no crash, spans inside the input, expansions NUL-terminated
- * and at most 253 octets.
+ * and at most 253 octets; explanations (exp= text) NUL-terminated within
+ * the buffer, visible ASCII and spaces.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -17,7 +18,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct spf_record *rec = xmalloc(sizeof *rec);
 	const char *reason = NULL;
 	struct spf_macro_ctx ctx = { "strong-bad@email.example.com", "email.example.com", "mx.example.org",
-				     size % 2 ? AF_INET : AF_INET6, { 192, 0, 2, 3 } };
+				     size % 2 ? AF_INET : AF_INET6, { 192, 0, 2, 3 },
+				     size % 3 ? "mx.receiver.example" : NULL, 1700000000 };
 	char out[600];
 
 	if (spf_record_parse(in, size, rec, &reason)) {
@@ -35,6 +37,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 	if (spf_macro_expand(in, size, &ctx, out, sizeof out) && strlen(out) > SPF_NAME_MAX)
 		abort();
+	if (spf_explain_expand(in, size, &ctx, out, sizeof out)) {
+		size_t n = strnlen(out, sizeof out);
+		if (n == sizeof out)
+			abort();
+		for (size_t i = 0; i < n; i++)
+			if ((unsigned char)out[i] < 0x20 || (unsigned char)out[i] > 0x7e)
+				abort();
+	}
 	free(rec);
 	return 0;
 }

@@ -92,3 +92,19 @@ class Dialog:
             self.sock.close()
         except OSError:
             pass
+
+
+def submission_data(t, frm="alice@example.test", rcpt="bob@example.test", user="alice@example.test",
+                    password="alicepw"):
+    """A dialog on t's submission port (587: STARTTLS, AUTH PLAIN as
+    user) that has had MAIL, RCPT and DATA accepted: the message's text
+    is the caller's to send."""
+    d = Dialog(t.port("submission"))
+    d.cmd("EHLO client.test")
+    d.starttls()
+    d.cmd("EHLO client.test")
+    assert d.cmd("AUTH PLAIN " + b64(f"\0{user}\0{password}")).startswith("235")
+    assert d.cmd(f"MAIL FROM:<{frm}>").startswith("250")
+    assert d.cmd(f"RCPT TO:<{rcpt}>").startswith("250")
+    assert d.cmd("DATA").startswith("354")
+    return d

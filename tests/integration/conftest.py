@@ -385,6 +385,16 @@ def make_tern(tmp_path, request):
         assert rc in (0, None, -9), f"tern exited with {rc}\n{log[-3000:]}"
 
 
+@pytest.fixture(scope="module")
+def silent_dns():
+    """A name server (a UDP port on loopback) that takes queries and
+    never answers: every lookup times out."""
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.bind(("127.0.0.1", 0))
+    yield s.getsockname()[1]
+    s.close()
+
+
 @pytest.fixture
 def tern(make_tern):
     return make_tern()

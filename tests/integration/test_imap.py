@@ -200,6 +200,43 @@ def test_fetch_what_smtp_delivered(make_tern):
     c.logout()
 
 
+def test_keyword_length_bounded_and_long_dovecot_lines_skipped(make_tern):
+    """A keyword is at most 255 octets (it goes into the folder's
+    dovecot-keywords file): a longer one is refused and does not stop
+    later keywords reaching the file; a dovecot-keywords line longer than
+    any buffer is skipped whole, never read as a cut name."""
+    t = make_tern(services=SERVICES)
+    deliver(t, [msg(1), msg(2)])
+    md = t.maildir(ALICE)
+    c = imaps(t)
+    c.select("INBOX")
+    with pytest.raises(imaplib.IMAP4.error):
+        c.store("1", "+FLAGS", "(" + "k" * 1200 + ")")
+    typ, data = c.store("1", "+FLAGS", "($Label1 " + "m" * 255 + ")")
+    assert typ == "OK" and "$Label1" in data[0].decode(), data
+    with open(os.path.join(md, "dovecot-keywords")) as f:
+        assert f.read() == "0 $Label1\n1 " + "m" * 255 + "\n"
+    assert any(n.endswith(":2,ab") for n in os.listdir(os.path.join(md, "cur")))
+    c.logout()
+    # another program (a Dovecot with a larger limit) writes a 1,050-octet
+    # name at letter c: tern skips the line, keeps a and b, gives c nothing
+    with open(os.path.join(md, "dovecot-keywords"), "a") as f:
+        f.write("2 " + "x" * 1050 + "\n")
+    st = os.stat(os.path.join(md, "dovecot-keywords"))
+    os.utime(os.path.join(md, "dovecot-keywords"), (st.st_atime, st.st_mtime + 2))
+    c = imaps(t)
+    c.select("INBOX")
+    typ, data = c.fetch("1", "(FLAGS)")
+    flags = data[0].decode()
+    assert "$Label1" in flags and "m" * 255 in flags and "x" * 100 not in flags, flags
+    typ, data = c.store("2", "+FLAGS", "($Later)")
+    assert typ == "OK", data
+    c.logout()
+    with open(os.path.join(md, "dovecot-keywords")) as f:
+        names = [line.split(" ", 1)[1].rstrip("\n") for line in f]
+    assert "$Later" in names and not any(n.startswith("x") and len(n) != 1050 for n in names), names
+
+
 def test_store_search_copy_move_expunge(make_tern):
     t = make_tern(services=SERVICES)
     deliver(t, [msg(1), msg(2), msg(3, "needle in the body\r\n")])
@@ -208,7 +245,10 @@ def test_store_search_copy_move_expunge(make_tern):
     typ, data = c.store("1", "+FLAGS", "(\\Flagged \\Seen $Work)")
     assert "\\Flagged" in data[0].decode() and "$Work" in data[0].decode()
     cur = os.listdir(os.path.join(t.maildir(ALICE), "cur"))
-    assert sum(1 for n in cur if n.endswith(":2,FS")) == 1, cur
+    # $Work is Dovecot's letter a, named in the folder's dovecot-keywords
+    assert sum(1 for n in cur if n.endswith(":2,FSa")) == 1, cur
+    with open(os.path.join(t.maildir(ALICE), "dovecot-keywords")) as f:
+        assert f.read() == "0 $Work\n"
     assert c.search(None, "FLAGGED")[1] == [b"1"]
     assert c.search(None, "UNSEEN")[1] == [b"2 3"]
     assert c.search(None, "KEYWORD", "$Work")[1] == [b"1"]

@@ -181,6 +181,43 @@ def fetch_all(t, opened=None):
     return out[:-1]
 
 
+@pytest.mark.skipif(NO_STRACE is not None, reason=str(NO_STRACE))
+def test_a_file_dropped_into_cur_during_a_big_store_is_seen(make_tern):
+    """A STORE renaming hundreds of files takes cur/'s inotify watch off
+    while it runs (its own renames would be two events each): what
+    another program put there meanwhile is still found, by the scan that
+    follows the job."""
+    t = make_tern(services=SERVICES)
+    md = t.maildir(ALICE)
+    login_raw(t).cmd("z", "LOGOUT")
+    drop(md, "cur", 300)
+    a, b = login_raw(t), login_raw(t)
+    assert "* 300 EXISTS" in a.cmd("s", "SELECT INBOX")
+    assert "* 300 EXISTS" in b.cmd("s", "SELECT INBOX")
+    b.send("i IDLE\r\n")   # hears what a scan finds (a NOOP would scan itself)
+    assert b.line().startswith("+ ")
+    cur = os.path.join(md, "cur")
+    result = {}
+    with SlowDisk(t.proc.pid, "renameat", 0.005):
+        th = threading.Thread(target=lambda: result.update(out=a.cmd("t", "STORE 1:* +FLAGS.SILENT (\\Seen)",
+                                                                       timeout=120)))
+        th.start()
+        deadline = time.time() + 60
+        while sum(n.endswith(":2,S") for n in os.listdir(cur)) < 20:   # the job is renaming
+            assert time.time() < deadline and th.is_alive()
+            time.sleep(0.02)
+        drop(md, "cur", 1, prefix="8")
+        assert th.is_alive()   # dropped while the job runs
+        th.join(120)
+    assert result["out"][-1].startswith("t OK"), result
+    assert sum(n.endswith(":2,S") for n in os.listdir(cur)) == 300
+    deadline = time.time() + 10
+    while b.line(timeout=max(0.1, deadline - time.time())) != "* 301 EXISTS":
+        assert time.time() < deadline, "no * 301 EXISTS"
+    b.send("DONE\r\n")
+    assert b.until("i")[-1] == "i OK IDLE terminated"
+
+
 def cache_file(t):
     return os.path.join(t.maildir(ALICE), "tern-imap.cache")
 
@@ -201,7 +238,7 @@ def test_fetch_cache_reads_no_message_the_second_time(make_tern):
     assert "BODYSTRUCTURE ((\"text\" \"plain\" (\"charset\" \"utf-8\")" in cold[0]
     assert "(\"message\" \"rfc822\" NIL" in cold[0] and "\"inner\"" in cold[0]
     assert len(cold_opened) >= n          # the first time every file is read
-    # the cache file is written by a job after the FETCH; a restart proves
+    # the cache file is written by a job when the session leaves; a restart proves
     # the second session reads it from the disk, not from memory
     t.stop()
     assert os.path.exists(cache_file(t))
@@ -210,6 +247,71 @@ def test_fetch_cache_reads_no_message_the_second_time(make_tern):
     warm = fetch_all(t, warm_opened)
     assert warm == cold
     assert warm_opened == [], warm_opened[:5]
+
+
+@pytest.mark.skipif(NO_STRACE is not None, reason=str(NO_STRACE))
+def test_a_cold_select_reads_names_only(make_tern):
+    """The first SELECT of a folder reads its directory, not its files
+    (no ,W= in the names: the sizes are the files' own); dates and sizes
+    come from the files when FETCH, SEARCH or STATUS first asks."""
+    t = make_tern(services=SERVICES)
+    md = t.maildir(ALICE)
+    login_raw(t).cmd("z", "LOGOUT")
+    arch = os.path.join(md, ".Archive")
+    sizes, dates, arch_size = [], [], 0
+    for d, n in ((md, 30), (arch, 4)):
+        os.makedirs(os.path.join(d, "cur"), exist_ok=True)
+        for i in range(n):
+            text = f"From: a@b.test\nSubject: s{i}\n\n" + "line\n" * (i * 7)
+            path = os.path.join(d, "cur", f"{1700000000 + i}.M{i}P1.x:2,")
+            with open(path, "w") as f:
+                f.write(text)
+            when = 1700000000 + i * 86400
+            os.utime(path, (when, when))
+            if d == md:
+                sizes.append(len(text) + text.count("\n"))
+                dates.append(when)
+            else:
+                arch_size += len(text) + text.count("\n")
+    r = login_raw(t)
+    log = os.path.join(t.base, "select.trace")
+    tracer = subprocess.Popen([syscalls.STRACE, "-f", "-qq", "-e", "trace=open,openat,stat,newfstatat,statx",
+                               "-o", log, "-p", str(t.proc.pid)], stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.time() + 20
+        while not (os.path.exists(log) and "Sent" in open(log).read()):
+            assert time.time() < deadline, "strace does not trace"
+            assert r.cmd("w", "STATUS Sent (MESSAGES)")[-1] == "w OK STATUS completed"
+        out = r.cmd("s", "SELECT INBOX")
+        assert out[-1].startswith("s OK") and "* 30 EXISTS" in out, out
+    finally:
+        tracer.send_signal(2)
+        tracer.wait(20)
+    with open(log) as f:
+        touched = [l for l in f if re.search(re.escape(md) + r"/cur/[^\"]", l)]
+    assert touched == [], touched[:5]
+    out = r.cmd("f", "FETCH 1:* (RFC822.SIZE INTERNALDATE)")
+    assert out[-1].startswith("f OK"), out
+    got = [(int(re.search(r"RFC822.SIZE (\d+)", l).group(1)), re.search(r'INTERNALDATE "([^"]+)"', l).group(1))
+           for l in out[:-1]]
+    want = [(sizes[i], time.strftime("%d-%b-%Y %H:%M:%S +0000", time.gmtime(dates[i]))) for i in range(30)]
+    assert got == want
+    # a fresh session on a folder not looked at yet: SEARCH by size and date
+    t.stop()
+    for name in ("tern-imap.state", "tern-imap.cache"):
+        if os.path.exists(os.path.join(md, name)):
+            os.unlink(os.path.join(md, name))
+    t.start()
+    r = login_raw(t)
+    assert r.cmd("s", "SELECT INBOX")[-1].startswith("s OK")
+    big = [str(i + 1) for i in range(30) if sizes[i] > 500]
+    assert r.cmd("q", "SEARCH LARGER 500")[0] == "* SEARCH " + " ".join(big)
+    since = time.strftime("%d-%b-%Y", time.gmtime(dates[20]))
+    assert r.cmd("d", f"SEARCH SINCE {since}")[0] == "* SEARCH " + " ".join(str(i) for i in range(21, 31))
+    # STATUS SIZE of a folder no one has opened (RFC 8438)
+    out = r.cmd("t", "STATUS Archive (SIZE)")
+    assert f"SIZE {arch_size})" in out[0], out
+    r.cmd("z", "LOGOUT")
 
 
 @pytest.mark.parametrize("damage", ["flip", "truncate", "delete", "garbage"])
@@ -243,6 +345,52 @@ def test_a_damaged_cache_gives_the_same_answers(make_tern, damage):
     t.stop()
     t.start()
     assert fetch_all(t) == first
+
+
+def test_fetch_leaves_the_cache_write_for_later(make_tern):
+    """The cache file is rewritten whole, the folder held meanwhile: a
+    FETCH that adds to it is not followed by that write at once (the next
+    command on the folder would wait for it); it comes when the last
+    session leaves the folder."""
+    t = make_tern(services=SERVICES, config={"server": {"log_debug": "yes"}})
+    md = t.maildir(ALICE)
+    login_raw(t).cmd("z", "LOGOUT")
+    os.makedirs(os.path.join(md, "new"), exist_ok=True)
+    for i in range(20):
+        with open(os.path.join(md, "new", f"{1700000000 + i}.M{i}P1.x"), "w") as f:
+            f.write(rich(i))
+    r = login_raw(t)
+    assert r.cmd("s", "SELECT INBOX")[-1].startswith("s OK")
+    out = r.cmd("f", "FETCH 1:* (ENVELOPE BODYSTRUCTURE)")
+    assert out[-1].startswith("f OK") and len(out) == 21
+    assert r.cmd("t", "STORE 1 +FLAGS (\\Flagged)")[-1].startswith("t OK")
+    # a folder's jobs run one at a time, in order: a cache write the
+    # FETCH queued would have ended before the STORE's job
+    log = t.wait_log("op=store")
+    assert "op=cache" not in log[:log.index("op=store")], log[-2000:]
+    assert not os.path.exists(cache_file(t))
+    r.cmd("z", "LOGOUT")
+    t.wait_log("op=save")   # the last session gone: state and cache written
+    assert os.path.exists(cache_file(t))
+
+
+def test_the_cache_is_written_while_the_session_stays(make_tern):
+    """A session that keeps the folder open (an IDLE client) still gets
+    the cache written, by a job within IMAP_CACHE_SAVE_DELAY_S (30 s)."""
+    t = make_tern(services=SERVICES, config={"server": {"log_debug": "yes"}})
+    md = t.maildir(ALICE)
+    login_raw(t).cmd("z", "LOGOUT")
+    os.makedirs(os.path.join(md, "new"), exist_ok=True)
+    for i in range(5):
+        with open(os.path.join(md, "new", f"{1700000000 + i}.M{i}P1.x"), "w") as f:
+            f.write(rich(i))
+    r = login_raw(t)
+    assert r.cmd("s", "SELECT INBOX")[-1].startswith("s OK")
+    assert r.cmd("f", "FETCH 1:* (BODYSTRUCTURE)")[-1].startswith("f OK")
+    t.wait_log("op=cache", timeout=60)
+    assert os.path.exists(cache_file(t))
+    assert r.cmd("n", "NOOP")[-1].startswith("n OK")
+    r.cmd("z", "LOGOUT")
 
 
 # ---- CONDSTORE and QRESYNC (RFC 7162) -----------------------------------------
@@ -560,3 +708,210 @@ def test_a_slow_search_does_not_stall_other_sessions(make_tern):
     assert took >= 2.0, took
     assert len(rtts) >= 3, rtts
     assert max(rtts) < 1.0, rtts
+
+
+def uid_set(text):
+    """The UIDs of a sequence set such as "1:3,7"."""
+    out = set()
+    for part in text.split(","):
+        lo, _, hi = part.partition(":")
+        lo, hi = int(lo), int(hi or lo)
+        out.update(range(min(lo, hi), max(lo, hi) + 1))
+    return out
+
+
+def vanished_earlier(out):
+    lines = [l for l in out if l.startswith("* VANISHED (EARLIER) ")]
+    assert len(lines) <= 1, lines
+    return uid_set(lines[0].split()[-1]) if lines else set()
+
+
+def bounded_log_folder(make_tern):
+    """Archive with 2,600 messages of which the 1,300 odd UIDs were
+    expunged one range each: more than the expunge log keeps.  Returns
+    (tern, session a, UIDVALIDITY, HIGHESTMODSEQ before, UIDs present)."""
+    t = make_tern(services=SERVICES)
+    md = t.maildir(ALICE)
+    login_raw(t).cmd("z", "LOGOUT")
+    drop(md, ".Archive/cur", 2600)
+    a = login_raw(t)
+    assert a.cmd("e", "ENABLE QRESYNC")[-1] == "e OK ENABLE completed"
+    out = a.cmd("s", "SELECT Archive", timeout=60)
+    info = select_info(out)
+    uv, h0 = info["UIDVALIDITY"], info["HIGHESTMODSEQ"]
+    odd = sorted(range(1, 2600, 2))
+    for k in range(0, len(odd), 200):
+        uids = ",".join(str(u) for u in odd[k:k + 200])
+        assert a.cmd(f"d{k}", f"UID STORE {uids} +FLAGS.SILENT (\\Deleted)")[-1].startswith(f"d{k} OK")
+    out = a.cmd("x", "EXPUNGE", timeout=60)
+    assert out[-1] == "x OK EXPUNGE completed", out[-3:]
+    return t, a, uv, h0, set(range(2, 2601, 2))
+
+
+def test_qresync_with_a_bounded_expunge_log(make_tern):
+    """RFC 7162: the expunge log is bounded (the state file does not grow
+    with every expunge ever made); a client whose modseq is older than
+    the log's start is told every UID that is not there, so no expunge is
+    ever left out; within the log the answer is exact."""
+    t, a, uv, h0, present = bounded_log_folder(make_tern)
+    odd = set(range(1, 2600, 2))
+    with open(os.path.join(t.maildir(ALICE), ".Archive", "tern-imap.state")) as f:
+        state = f.read().splitlines()
+    ranges = [l for l in state if l.startswith("x ")]
+    assert 0 < len(ranges) <= 1280, len(ranges)        # bounded, not 1300
+    assert any(l.startswith("xfloor ") for l in state)
+
+    # a client from before the log's start: every UID that is not there
+    b = login_raw(t)
+    assert b.cmd("e", "ENABLE QRESYNC")[-1] == "e OK ENABLE completed"
+    out = b.cmd("q1", f"EXAMINE Archive (QRESYNC ({uv} {h0}))")
+    assert out[-1] == "q1 OK [READ-ONLY] EXAMINE completed", out[-2:]
+    assert vanished_earlier(out) == odd
+    h1 = select_info(out)["HIGHESTMODSEQ"]
+    # UID FETCH (CHANGEDSINCE VANISHED) tells the same truth
+    out = b.cmd("v1", f"UID FETCH 1:* (FLAGS) (CHANGEDSINCE {h0} VANISHED)", timeout=60)
+    assert out[-1] == "v1 OK FETCH completed"
+    assert vanished_earlier(out) == odd
+    out = b.cmd("v2", f"UID FETCH 1:20 (FLAGS) (CHANGEDSINCE {h0} VANISHED)")
+    assert vanished_earlier(out) == set(range(1, 20, 2))
+
+    # within the log: exactly what went
+    assert a.cmd("d", "UID STORE 2,4 +FLAGS.SILENT (\\Deleted)")[-1] == "d OK STORE completed"
+    assert a.cmd("x2", "EXPUNGE")[-1] == "x2 OK EXPUNGE completed"
+    out = b.cmd("q2", f"EXAMINE Archive (QRESYNC ({uv} {h1}))")
+    assert vanished_earlier(out) == {2, 3, 4}, out[-3:]   # 3 went before: told again, never left out
+    out = b.cmd("v3", f"UID FETCH 1:* (FLAGS) (CHANGEDSINCE {h1} VANISHED)")
+    assert vanished_earlier(out) == {2, 3, 4}
+
+    # the log's bound survives a restart
+    a.cmd("z", "LOGOUT")
+    b.cmd("z", "LOGOUT")
+    t.stop()
+    t.start()
+    c = login_raw(t)
+    assert c.cmd("e", "ENABLE QRESYNC")[-1] == "e OK ENABLE completed"
+    out = c.cmd("q", f"EXAMINE Archive (QRESYNC ({uv} {h0}))")
+    assert vanished_earlier(out) == odd | {2, 4}
+    out = c.cmd("q2", f"EXAMINE Archive (QRESYNC ({uv} {h1}))")
+    assert vanished_earlier(out) == {2, 3, 4}
+
+
+def test_qresync_sequence_match_data(make_tern):
+    """RFC 7162 3.2.5.2: the (message numbers, UIDs) pairs of SELECT's
+    QRESYNC that the mailbox still has as the client says show that it
+    knows every expunge up to that UID: when the expunge log does not
+    reach back to the client's modseq, they narrow VANISHED (EARLIER);
+    when it does, they change nothing."""
+    t, a, uv, h0, present = bounded_log_folder(make_tern)
+    b = login_raw(t)
+    assert b.cmd("e", "ENABLE QRESYNC")[-1] == "e OK ENABLE completed"
+    h1 = select_info(b.cmd("s", "EXAMINE Archive"))["HIGHESTMODSEQ"]
+    assert a.cmd("d", "UID STORE 2,4 +FLAGS.SILENT (\\Deleted)")[-1] == "d OK STORE completed"
+    assert a.cmd("x2", "EXPUNGE")[-1] == "x2 OK EXPUNGE completed"
+    present -= {2, 4}
+    gone = set(range(1, 2601)) - present
+    # within the log the pairs change nothing
+    out = b.cmd("q3", f"EXAMINE Archive (QRESYNC ({uv} {h1} 1:2600 (1,250 6,504)))")
+    assert vanished_earlier(out) == {2, 3, 4}
+    # before the log's start, message 250 is UID 504 and 500 is 1004:
+    # nothing up to 1004 went that the client does not know of
+    out = b.cmd("q4", f"EXAMINE Archive (QRESYNC ({uv} {h0} 1:2600 (250,500 504,1004)))")
+    assert out[-1] == "q4 OK [READ-ONLY] EXAMINE completed", out[-2:]
+    assert vanished_earlier(out) == {u for u in gone if u > 1004}
+    # taken up to the first pair that does not match; without known-uids too
+    out = b.cmd("q5", f"EXAMINE Archive (QRESYNC ({uv} {h0} (250,500,600 504,1006,1204)))")
+    assert vanished_earlier(out) == {u for u in gone if u > 504}
+    out = b.cmd("q6", f"EXAMINE Archive (QRESYNC ({uv} {h0} 1:100 (1 7)))")
+    assert vanished_earlier(out) == {u for u in gone if u <= 100}
+    # sets of different lengths, or not ascending, are refused
+    for k, bad in enumerate(["(1,2 6)", "(2,1 8,6)", "(1:* 6:8)", "(1 6) (2 8)", "(1)"]):
+        out = b.cmd(f"b{k}", f"EXAMINE Archive (QRESYNC ({uv} {h0} 1:10 {bad}))")
+        assert out[-1].startswith(f"b{k} BAD"), (bad, out)
+    out = b.cmd("b9", f"EXAMINE Archive (QRESYNC ({uv} {h0}) QRESYNC ({uv} {h0}))")
+    assert out[-1].startswith("b9 BAD"), out
+
+
+def big_message(path, mib):
+    """A multipart message of about mib MiB (bare LF line ends, as an MDA
+    writes them): a text part and a base64 attachment."""
+    import base64
+    line = base64.b64encode(bytes(range(256)) * 3)[:76] + b"\n"
+    att = line * (mib * 1024 * 1024 // len(line))
+    with open(path, "wb") as f:
+        f.write(b"From: a@b.test\nTo: alice@example.test\nSubject: big\nMIME-Version: 1.0\n"
+                b"Content-Type: multipart/mixed; boundary=\"zz\"\n\n--zz\nContent-Type: text/plain\n\n"
+                b"the text\n--zz\nContent-Type: application/octet-stream\nContent-Transfer-Encoding: base64\n\n"
+                + att + b"--zz--\n")
+    return os.path.getsize(path)
+
+
+@pytest.mark.skipif(NO_STRACE is not None, reason=str(NO_STRACE))
+@pytest.mark.parametrize("items,delay", [
+    ("BODY.PEEK[]", 0.4),                  # the literal's octets
+    ("BODYSTRUCTURE", 0.15),               # the structure: the whole file parsed
+    ("BINARY.PEEK[2]", 0.15),              # decoded: measured, then streamed
+    ("BODY.PEEK[HEADER.FIELDS (SUBJECT)] BODY.PEEK[2.MIME]", 0.15),
+])
+def test_a_slow_read_of_a_big_message_does_not_stall_other_sessions(make_tern, items, delay):
+    """DESIGN.md invariant 2: FETCH reads a message over 64 KiB on a
+    worker, so a slow disk under one session's FETCH of it leaves the
+    others answered at once.  strace makes each pread (the reads of
+    message files) slow."""
+    t = make_tern(services=SERVICES)
+    md = t.maildir(ALICE)
+    login_raw(t).cmd("z", "LOGOUT")
+    size = big_message(os.path.join(md, ".Archive", "cur", "1700000000.M1P1.big:2,S"), 1)
+    a = login_raw(t)
+    assert a.cmd("s", "SELECT Archive", timeout=60)[-1].startswith("s OK")
+    with SlowDisk(t.proc.pid, "pread64", delay):
+        out, took, rtts = responsive_while(t, a, f"FETCH 1 ({items})", "f1")
+    assert out[-1] == "f1 OK FETCH completed", out[-2:]
+    assert out[0].startswith("* 1 FETCH ("), out[0][:200]
+    if items == "BODY.PEEK[]":
+        crlf = size + sum(l.count("\n") for l in open(os.path.join(md, ".Archive", "cur",
+                                                                     "1700000000.M1P1.big:2,S")))
+        assert f"BODY[] {{{crlf}}}" in out[0], out[0][:100]
+    assert took >= 1.0, took          # the reads were slow ...
+    assert len(rtts) >= 2, rtts
+    assert max(rtts) < 1.0, rtts      # ... and the other session did not wait for them
+
+
+def test_a_big_message_read_on_workers_is_sent_whole(make_tern):
+    """A message over 64 KiB is read by worker jobs, 256 KiB at a time:
+    the literals are the same octets as from the loop (line ends made
+    CRLF across the jobs' boundaries, partial ranges across them, BINARY
+    decoded), and the session goes on with the next command."""
+    import base64
+    t = make_tern(services=SERVICES)
+    md = t.maildir(ALICE)
+    login_raw(t).cmd("z", "LOGOUT")
+    path = os.path.join(md, ".Archive", "cur", "1700000000.M1P1.big:2,")
+    big_message(path, 3)
+    raw = open(path, "rb").read()
+    crlf = raw.replace(b"\n", b"\r\n")
+    c = imaps(t)
+    assert c.select("Archive")[0] == "OK"
+    typ, data = c.fetch("1", "(RFC822.SIZE BODY.PEEK[] BODY.PEEK[]<262100.300> BINARY.PEEK[2] "
+                             "BODY.PEEK[2.MIME] BODY.PEEK[HEADER.FIELDS (SUBJECT)] BODYSTRUCTURE)")
+    assert typ == "OK", data
+    parts = {}
+    for d in data:
+        if isinstance(d, tuple):
+            label = d[0].rsplit(b" ", 1)[0].split(b"(", 1)[-1].split(b" ")[-1]
+            parts[label.decode()] = d[1]
+    assert parts["BODY[]"] == crlf
+    assert parts["BODY[]<262100>"] == crlf[262100:262400]
+    body2 = crlf.split(b"base64\r\n\r\n", 1)[1].rsplit(b"--zz--", 1)[0]
+    assert parts["BINARY[2]"] == base64.b64decode(body2)
+    assert parts["BODY[2.MIME]"] == (b"Content-Type: application/octet-stream\r\n"
+                                     b"Content-Transfer-Encoding: base64\r\n\r\n")
+    assert b"Subject: big\r\n\r\n" in parts.values(), parts.keys()   # HEADER.FIELDS
+    tail = [d for d in data if not isinstance(d, tuple)]
+    assert any(b"BODYSTRUCTURE ((\"text\" \"plain\"" in x for x in tail + [d[0] for d in data if isinstance(d, tuple)])
+    # the same from a second session, while the first fetches too
+    d = imaps(t)
+    assert d.select("Archive")[0] == "OK"
+    typ, got = d.fetch("1", "(BINARY.PEEK[2]<1000.70000>)")
+    assert typ == "OK" and got[0][1] == base64.b64decode(body2)[1000:71000]
+    assert c.noop()[0] == "OK" and d.logout()[0] == "BYE"
+    c.logout()

@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from authutil import Dialog, b64
+from authutil import submission_data
 from conftest import free_port, recv_reply, recv_until
 import miltersim as ms
 
@@ -329,6 +329,11 @@ def test_added_fields_and_quarantine(make_tern, sim):
     t.wait_log("event=milter_quarantine")
     show = t.cli("queue", "show", qid).stdout
     assert "held: yes" in show, show
+    # the queued line gives the held message's real size, the one its
+    # queue file holds (it said size=0)
+    size = int(re.search(r"^size: (\d+)$", show, re.M).group(1))
+    assert size > 0, show
+    assert re.search(rf"event=queued session=\S+ queue={qid} .*size={size} path=queue ", t.log()), t.log()
     assert len(t.messages("bob@example.test")) == 1
     listing = t.cli("queue", "list").stdout
     assert re.search(rf"^{qid} +held +bob@example.test", listing, re.M), listing
@@ -676,14 +681,7 @@ def test_submission_macros_over_unix_socket(make_tern, tmp_path):
     try:
         t = make_tern(services=("smtp", "submission"), users=USERS,
                       config={"milter": {"servers": sim.spec}, "submission": {"milter": "on"}})
-        d = Dialog(t.port("submission"))
-        d.cmd("EHLO client.test")
-        d.starttls()
-        d.cmd("EHLO client.test")
-        assert d.cmd("AUTH PLAIN " + b64("\0alice@example.test\0alicepw")).startswith("235")
-        assert d.cmd("MAIL FROM:<alice@example.test>").startswith("250")
-        assert d.cmd("RCPT TO:<bob@example.test>").startswith("250")
-        assert d.cmd("DATA").startswith("354")
+        d = submission_data(t)
         assert d.cmd("Subject: s\r\n\r\nhi\r\n.").startswith("250")
         d.close()
         (s,) = sim.wait_sessions(1)
@@ -733,14 +731,7 @@ def test_dkim_signs_the_modified_message(make_tern):
         t.wait_log("event=dkim_keys_loaded reason=start keys=1")
         sim.script = {"E": [ms.chg_header(1, "Subject", "changed"), ms.repl_body(b"New body\r\n"),
                             ms.CONTINUE]}
-        d = Dialog(t.port("submission"))
-        d.cmd("EHLO client.test")
-        d.starttls()
-        d.cmd("EHLO client.test")
-        assert d.cmd("AUTH PLAIN " + b64("\0alice@example.test\0alicepw")).startswith("235")
-        assert d.cmd("MAIL FROM:<alice@example.test>").startswith("250")
-        assert d.cmd("RCPT TO:<bob@example.test>").startswith("250")
-        assert d.cmd("DATA").startswith("354")
+        d = submission_data(t)
         assert d.cmd("From: Alice <alice@example.test>\r\nTo: bob@example.test\r\nSubject: first\r\n\r\n"
                      "Old body\r\n.").startswith("250")
         d.close()

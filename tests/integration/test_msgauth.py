@@ -13,7 +13,7 @@ import subprocess
 import dkim
 import pytest
 
-from authutil import Dialog, b64
+from authutil import submission_data
 from conftest import DNSMASQ, Dnsmasq
 
 UNTRUSTED = "10.255.0.0/16"
@@ -34,6 +34,18 @@ def txt_arg(name, text):
     assert "," not in text and '"' not in text
     parts = [text[i:i + 250] for i in range(0, len(text), 250)]
     return "--txt-record=" + name + "," + ",".join(parts)
+
+
+# An SPF record of about 9 KB (more than 35 strings, so the reply comes
+# over TCP) whose only match for 127.0.0.1 is its last term: cut anywhere,
+# it would not pass.
+BIG_SPF = "v=spf1 " + " ".join(f"ip6:2001:db8:aaaa:bbbb:cccc:dddd:eeee:{i:04x}" for i in range(220)) \
+    + " ip4:127.0.0.1 -all"
+
+
+# The explanation of expfail.test's fail (RFC 7208 6.2), with the
+# exp-only macros c and r
+EXP_TEXT = "%{c} may not send mail for %{d} as %{l} ('%{o}'); asked by %{r}"
 
 
 @pytest.fixture(scope="module")
@@ -62,6 +74,11 @@ def dns(sender_key):
         txt_arg("quar.test", "v=spf1 -all"),
         txt_arg("_dmarc.quar.test", "v=DMARC1; p=quarantine"),
         txt_arg("aligned.test", "v=spf1 ip4:127.0.0.1 -all"),
+        txt_arg("bigspf.test", BIG_SPF),
+        txt_arg("expfail.test", "v=spf1 ip4:192.0.2.1 -all exp=why.%{d}"),
+        txt_arg("why.expfail.test", EXP_TEXT),
+        txt_arg("expdmarc.test", "v=spf1 -all exp=why.expfail.test"),
+        txt_arg("_dmarc.expdmarc.test", "v=DMARC1; p=reject"),
     ])
     yield d.port
     d.stop()
@@ -113,14 +130,7 @@ def keygen(t, domain="example.test", selector="s1", algorithm="rsa", wait=True):
 def test_submission_signed_and_dkimpy_verifies(make_tern):
     t = make_tern(services=("smtp", "submission"), config={"relay": {"trusted_networks": UNTRUSTED}})
     record = keygen(t)
-    d = Dialog(t.port("submission"))
-    d.cmd("EHLO client.test")
-    d.starttls()
-    d.cmd("EHLO client.test")
-    assert d.cmd("AUTH PLAIN " + b64("\0alice@example.test\0alicepw")).startswith("235")
-    assert d.cmd("MAIL FROM:<alice@example.test>").startswith("250")
-    assert d.cmd("RCPT TO:<bob@example.test>").startswith("250")
-    assert d.cmd("DATA").startswith("354")
+    d = submission_data(t)
     # no Date: or Message-ID: - the MSA adds them, and they are signed
     r = d.cmd("From: Alice <alice@example.test>\r\nTo: bob@example.test\r\nSubject: signed\r\n\r\n"
               "Body line\r\n  with  spaces  \r\n\r\n.")
@@ -145,14 +155,7 @@ def test_submission_signed_and_dkimpy_verifies(make_tern):
 
 def test_no_key_no_signature(make_tern):
     t = make_tern(services=("smtp", "submission"), config={"relay": {"trusted_networks": UNTRUSTED}})
-    d = Dialog(t.port("submission"))
-    d.cmd("EHLO client.test")
-    d.starttls()
-    d.cmd("EHLO client.test")
-    assert d.cmd("AUTH PLAIN " + b64("\0alice@example.test\0alicepw")).startswith("235")
-    assert d.cmd("MAIL FROM:<alice@example.test>").startswith("250")
-    assert d.cmd("RCPT TO:<bob@example.test>").startswith("250")
-    assert d.cmd("DATA").startswith("354")
+    d = submission_data(t)
     assert d.cmd("From: alice@example.test\r\nSubject: x\r\n\r\nx\r\n.").startswith("250")
     d.close()
     m = t.wait_messages("bob@example.test", 1)[0]
@@ -172,6 +175,59 @@ def test_spf_results(make_tern, dns, domain, result):
     assert ars[0].startswith("Authentication-Results: mx.test;")
     assert f"spf={result} smtp.mailfrom=user@{domain}" in ars[0], ars
     t.wait_log(f"spf={result} ")
+
+
+def test_spf_record_past_8k_whole(make_tern, dns):
+    """A TXT record longer than 8 KiB is read whole (it used to be cut at
+    8192 octets, and this one's passing term lost)."""
+    assert len(BIG_SPF) > 9000
+    t = mx(make_tern, dns)
+    code, _ = send(t, "user@bigspf.test", plain("user@bigspf.test"))
+    assert code == 250
+    ar = ar_fields(t.wait_messages("alice@example.test", 1)[0])
+    assert "spf=pass smtp.mailfrom=user@bigspf.test" in ar[0], ar
+
+
+def pyspf_explanation(dns_port, ip, sender, helo, receiver):
+    """pyspf (python3-spf) against the same dnsmasq: its result and
+    explanation."""
+    import dns.resolver
+    import spf
+    r = dns.resolver.Resolver(configure=False)
+    r.nameservers = ["127.0.0.1"]
+    r.port = dns_port
+    saved = dns.resolver.default_resolver
+    dns.resolver.default_resolver = r
+    try:
+        res, _, exp = spf.query(i=ip, s=sender, h=helo, receiver=receiver, querytime=0).check()
+    finally:
+        dns.resolver.default_resolver = saved
+    return res, exp
+
+
+def test_spf_fail_explanation_in_ar(make_tern, dns):
+    """A fail's exp= text, macros and all, is the reason= of its spf= in
+    Authentication-Results, as pyspf expands it from the same records;
+    the mail is still delivered (SPF alone never refuses)."""
+    t = mx(make_tern, dns)
+    code, _ = send(t, "joe@expfail.test", plain("joe@expfail.test"))
+    assert code == 250
+    ar = ar_fields(t.wait_messages("alice@example.test", 1)[0])[0]
+    res, want = pyspf_explanation(dns, "127.0.0.1", "joe@expfail.test", "client.test", "mx.test")
+    assert res == "fail"
+    assert want == "127.0.0.1 may not send mail for expfail.test as joe ('expfail.test'); asked by mx.test"
+    assert (f'spf=fail (explanation published for expfail.test) reason="{want}" '
+            "smtp.mailfrom=joe@expfail.test") in ar, ar
+    t.wait_for_log(r"event=msgauth .*spf=fail .*action=accept")
+
+
+def test_spf_explanation_not_in_dmarc_reject(make_tern, dns):
+    """DMARC's 550 is DMARC's: the SPF explanation, a third party's text
+    about SPF, is not put into it."""
+    t = mx(make_tern, dns)
+    code, reply = send(t, "joe@expdmarc.test", plain("joe@expdmarc.test"))
+    assert code == 550 and b"DMARC" in reply, reply
+    assert b"may not send" not in reply
 
 
 def test_spf_null_sender_checks_helo(make_tern, dns):
@@ -367,11 +423,64 @@ def test_signed_relay_to_8bitmime_mx_verifies(net):
     assert dkim.verify(data, dnsfunc=lambda name, timeout=5: record)
 
 
-def test_signed_8bit_not_downgraded_for_7bit_peer(net):
-    """Re-encoding would break tern's own signature: refused (5.6.3)
-    rather than sent broken."""
+def test_signed_8bit_downgraded_for_7bit_peer_verifies(net):
+    """A hop without 8BITMIME gets the quoted-printable form (RFC 6152 3)
+    with the signatures tern made over that form at submission (RFC 6376
+    5.3): dkimpy verifies both Ed25519 and RSA.  (It used to be refused
+    with 5.6.3.)"""
     net.dns("--mx-host=far.test,mx.far.test,10", "--host-record=mx.far.test,127.0.0.142")
     r = net.receiver("127.0.0.142", ext=("PIPELINING",))
+    t = net.tern()
+    records = {"s1._domainkey.example.test": keygen(t),
+               "s2._domainkey.example.test": keygen(t, selector="s2", algorithm="ed25519")}
+    body = "caf\u00e9 = cr\u00e8me, a long line " + "x" * 90 + "\r\n"
+    msg = EIGHT_BIT.replace("caf\u00e9\r\n".encode(), body.encode("utf-8"))
+    with t.smtp() as c:   # declared 8-bit (RFC 6152 2)
+        c.sendmail("alice@example.test", ["bob@far.test"], msg, mail_options=["BODY=8BITMIME"])
+    wait_for(lambda: len(r.messages) == 1, t=t)
+    data = r.messages[0]["data"]
+    assert max(data) < 0x80, data                       # 7-bit on the wire
+    assert b"Content-Transfer-Encoding: quoted-printable" in data
+    assert b"caf=C3=A9 =3D cr=C3=A8me" in data
+    assert data.count(b"DKIM-Signature:") == 2          # the 7-bit form's only
+    assert dkimpy_verify_all(data, records)
+    with pytest.raises(dkim.ValidationError):   # and it can fail
+        dkimpy_verify_all(data.replace(b"cr=C3=A8me", b"cr=C3=A9me"), records)
+    # the copy a local recipient gets stays 8-bit, signed as such
+    t.wait_log("event=dkim_signed")
+
+
+def test_signed_8bit_downgrade_after_restart_local_copy_8bit(net):
+    """The 7-bit form's signatures are in the queue file: a message
+    deferred at such a hop and sent after a restart still verifies; the
+    local recipient's copy is the 8-bit form with its own signature."""
+    net.dns("--mx-host=far.test,mx.far.test,10", "--host-record=mx.far.test,127.0.0.145")
+    r = net.receiver("127.0.0.145", ext=("PIPELINING",), rcpt={"bob@far.test": "451 4.7.1 later"})
+    t = net.tern()
+    record = keygen(t)
+    declared = EIGHT_BIT.replace(b"\r\n\r\n", b"\r\nContent-Transfer-Encoding: 8bit\r\n\r\n", 1)
+    with t.smtp() as c:   # declared by its Content-Transfer-Encoding
+        c.sendmail("alice@example.test", ["bob@far.test", "alice@example.test"], declared)
+    t.wait_log("status=deferred")
+    local = t.wait_messages("alice@example.test", 1)[0]
+    assert b"caf\xc3\xa9" in local and local.count(b"DKIM-Signature:") == 1
+    assert dkim.verify(local.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n"),
+                       dnsfunc=lambda name, timeout=5: record)
+    t.restart()
+    r.rcpt = {}
+    wait_for(lambda: len(r.messages) == 1, timeout=30, t=t)
+    data = r.messages[0]["data"]
+    assert max(data) < 0x80 and b"caf=C3=A9" in data and data.count(b"DKIM-Signature:") == 1
+    assert data.count(b"Content-Transfer-Encoding:") == 1
+    assert dkim.verify(data, dnsfunc=lambda name, timeout=5: record)
+
+
+def test_signed_undeclared_8bit_refused_for_7bit_peer(net):
+    """8-bit octets without BODY=8BITMIME or a Content-Transfer-Encoding
+    saying so get no 7-bit form's signatures (7-bit mail does not pay for
+    them): such a hop gets nothing and the sender 5.6.3, as before."""
+    net.dns("--mx-host=far.test,mx.far.test,10", "--host-record=mx.far.test,127.0.0.146")
+    r = net.receiver("127.0.0.146", ext=("PIPELINING",))
     t = net.tern()
     keygen(t)
     with t.smtp() as c:
@@ -382,20 +491,46 @@ def test_signed_8bit_not_downgraded_for_7bit_peer(net):
     t.wait_log("would break its DKIM signature")
 
 
+def test_signed_8bit_multipart_still_refused_for_7bit_peer(net):
+    """What mime8 cannot convert (multipart) is not converted for anyone:
+    5.6.3, as for unsigned mail, rather than a broken signature."""
+    net.dns("--mx-host=far.test,mx.far.test,10", "--host-record=mx.far.test,127.0.0.143")
+    r = net.receiver("127.0.0.143", ext=("PIPELINING",))
+    t = net.tern()
+    keygen(t)
+    msg = ("From: alice@example.test\r\nTo: bob@far.test\r\nSubject: mp\r\nMIME-Version: 1.0\r\n"
+           "Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\nContent-Type: text/plain; charset=utf-8\r\n"
+           "\r\ncaf\u00e9\r\n--b--\r\n").encode("utf-8")
+    with t.smtp() as c:
+        c.sendmail("alice@example.test", ["bob@far.test"], msg, mail_options=["BODY=8BITMIME"])
+    (d,) = dsns(t)
+    assert status_fields(d)[0]["Status"] == "5.6.3"
+    assert r.messages == []
+    t.wait_log("would break its DKIM signature")
+
+
+def test_signed_7bit_relay_has_no_second_form(net):
+    """7-bit mail is sent as it is, to any hop: one signature set, and the
+    queue file has no 7-bit form's signatures."""
+    net.dns("--mx-host=far.test,mx.far.test,10", "--host-record=mx.far.test,127.0.0.144")
+    r = net.receiver("127.0.0.144", ext=("PIPELINING",))
+    t = net.tern()
+    record = keygen(t)
+    with t.smtp() as c:
+        c.sendmail("alice@example.test", ["bob@far.test"], EIGHT_BIT.replace("caf\u00e9".encode(), b"cafe"))
+    wait_for(lambda: len(r.messages) == 1, t=t)
+    data = r.messages[0]["data"]
+    assert data.count(b"DKIM-Signature:") == 1 and b"quoted-printable" not in data
+    assert dkim.verify(data, dnsfunc=lambda name, timeout=5: record)
+
+
 # ---- signing keys are loaded once: at start, on SIGHUP, when they change
 
 
 def submit(t, frm="alice@example.test", rcpt="bob@example.test", subject="keys"):
     """One message over 587 (STARTTLS + AUTH); the stored copy."""
     before = len(t.messages(rcpt))
-    d = Dialog(t.port("submission"))
-    d.cmd("EHLO client.test")
-    d.starttls()
-    d.cmd("EHLO client.test")
-    assert d.cmd("AUTH PLAIN " + b64("\0alice@example.test\0alicepw")).startswith("235")
-    assert d.cmd(f"MAIL FROM:<{frm}>").startswith("250")
-    assert d.cmd(f"RCPT TO:<{rcpt}>").startswith("250")
-    assert d.cmd("DATA").startswith("354")
+    d = submission_data(t, frm, rcpt)
     r = d.cmd(f"From: <{frm}>\r\nTo: <{rcpt}>\r\nSubject: {subject}\r\n\r\nkeys body\r\n.")
     assert r.startswith("250"), r
     d.close()
@@ -478,14 +613,7 @@ def test_client_gone_while_signing(make_tern):
     t = make_tern(services=("smtp", "submission"), config={"relay": {"trusted_networks": UNTRUSTED}})
     rec = keygen(t, selector="g1")
     for i in range(20):
-        d = Dialog(t.port("submission"))
-        d.cmd("EHLO client.test")
-        d.starttls()
-        d.cmd("EHLO client.test")
-        assert d.cmd("AUTH PLAIN " + b64("\0alice@example.test\0alicepw")).startswith("235")
-        assert d.cmd("MAIL FROM:<alice@example.test>").startswith("250")
-        assert d.cmd("RCPT TO:<bob@example.test>").startswith("250")
-        assert d.cmd("DATA").startswith("354")
+        d = submission_data(t)
         d.send(f"From: <alice@example.test>\r\nSubject: gone {i}\r\n\r\nbye\r\n.\r\n")
         d.close()
     t.wait_log("event=disconnect", n=20)

@@ -32,25 +32,16 @@ def keys():
     return {"ed": ed25519_key(), "rsa": rsa_key(None)}
 
 
-@pytest.fixture(scope="module")
-def silent():
-    """A UDP port that takes queries and never answers."""
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    s.bind(("127.0.0.1", 0))
-    yield s.getsockname()[1]
-    s.close()
-
-
 @pytest.fixture
-def dns(keys, silent):
+def dns(keys, silent_dns):
     if not os.path.exists(DNSMASQ):
         pytest.skip("dnsmasq is not installed")
     d = Dnsmasq([
         "--local=/test/",
         # SPF of spfdown.dm.test goes to a server that never answers
-        f"--server=/spfdown.dm.test/127.0.0.1#{silent}",
+        f"--server=/spfdown.dm.test/127.0.0.1#{silent_dns}",
         # and the DMARC policy of slow.test
-        f"--server=/_dmarc.slow.test/127.0.0.1#{silent}",
+        f"--server=/_dmarc.slow.test/127.0.0.1#{silent_dns}",
         txt_arg("ed._domainkey.ed.test", keys["ed"][1]),
         txt_arg("ed.test", "v=spf1 -all"),
         txt_arg("_dmarc.ed.test", "v=DMARC1; p=reject"),
@@ -219,8 +210,8 @@ def closed_port():
 
 
 @pytest.mark.parametrize("server", ["silent", "closed"])
-def test_dns_failure_temperror_by_default(make_tern, silent, server):
-    port = silent if server == "silent" else closed_port()
+def test_dns_failure_temperror_by_default(make_tern, silent_dns, server):
+    port = silent_dns if server == "silent" else closed_port()
     t = mx(make_tern, port, dns={"timeout": "2s"})
     code, _ = send(t, "x@rej.test", plain("x@rej.test"))
     assert code == 250
@@ -229,8 +220,8 @@ def test_dns_failure_temperror_by_default(make_tern, silent, server):
 
 
 @pytest.mark.parametrize("server", ["silent", "closed"])
-def test_dns_failure_tempfail_when_asked(make_tern, silent, server):
-    port = silent if server == "silent" else closed_port()
+def test_dns_failure_tempfail_when_asked(make_tern, silent_dns, server):
+    port = silent_dns if server == "silent" else closed_port()
     t = mx(make_tern, port, dns={"timeout": "2s"}, checks={"dns_tempfail": "yes"})
     code, reply = send(t, "x@rej.test", plain("x@rej.test"))
     assert code == 451 and reply.startswith(b"4.4.3"), reply

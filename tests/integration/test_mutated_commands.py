@@ -28,6 +28,7 @@ issue 12 names), replies cannot be counted per CRLF line: the SMTP tests
 report that as an expected failure until the fix is in.
 """
 import base64
+import collections
 import random
 import re
 import socket
@@ -600,9 +601,22 @@ def test_mutated_pop3_commands(make_tern):
 #
 # One mutated command at a time, each followed by a tagged NOOP that marks
 # where its replies end (a mutated tag cannot be relied on to come back).
-# A '{' is never generated: a literal would make the server wait for bytes
-# that the next command would then fill.  A "+ " continuation (a mutation
-# that still reads as AUTHENTICATE or IDLE) is answered with "*" / DONE.
+# In the mutated commands a '{' is never generated: a literal would make
+# the server wait for bytes that the next command would then fill.  A "+ "
+# continuation (a mutation that still reads as AUTHENTICATE or IDLE) is
+# answered with "*" / DONE.
+#
+# Literals come from a grammar of their own (imap_literal_command), with a
+# tag of the test's own so that the end of the command is known: the text
+# around them mutated (no line end, no '{'), each literal valid, short
+# (fewer octets of the command's own: the server takes the next ones, a
+# command line among them that must not run), overlong (more octets than
+# announced: the rest joins the line), non-synchronizing (LITERAL+, sent
+# at once), literal8 (~{n}), empty, broken ({5x}, {-1}: no literal at
+# all) or announced over the limit (past [smtp] max_message_size for
+# APPEND, past the command's 64 KiB otherwise, past 32 bits): refused with
+# a tagged NO/BAD before any octet when synchronizing, and its octets
+# dropped when not.
 
 IMAP_UNTAGGED = re.compile(rb"\* (OK|NO|BAD|BYE|PREAUTH|CAPABILITY|LIST|LSUB|STATUS|SEARCH|ESEARCH|FLAGS|"
                            rb"NAMESPACE|ENABLED|ID|[0-9]+ (EXISTS|RECENT|EXPUNGE|FETCH))( |\Z)")
@@ -630,6 +644,153 @@ def imap_valid(rng):
     return tag + b" " + cmd
 
 
+IMAP_MAX_MESSAGE = 65536          # [smtp] max_message_size of the IMAP test
+IMAP_COMMAND_TEXT = 65536         # the parser's bound per command (IMAP_TEXT_DEFAULT)
+LITERAL_KINDS = ("valid", "short", "overlong", "nonsync", "literal8", "empty", "broken", "over_limit",
+                 "over_limit_nonsync")
+
+
+def imap_text(rng, text):
+    """Mutated command text next to a literal: one line (the server ends
+    one at a bare LF as well) within the line bound (a line too long is
+    dropped to its end, its announcement with it: the mutated commands
+    have those), no '{'."""
+    b = mutate(rng, text) if rng.random() < 0.5 else text + b"\r\n"
+    return b.rstrip(b"\r\n")[:1000].replace(b"\n", b" ").replace(b"{", b"(")
+
+
+def imap_literal_data(rng, what):
+    if what == b"message":
+        body = rng.choice([b"body\r\n", b"x" * 900 + b"\r\n", b"8bit \xc3\xa9\r\n", b"nul \x00 here\r\n",
+                           b"bare\nlf\r\n", b""])
+        return b"Subject: literal\r\nFrom: a@example.test\r\n\r\n" + body
+    return rng.choice({
+        b"box": [b"INBOX", b"Sent", b"a b", b"x/y", b"m\xc3\xa9", b"Lit", b"&AOk-", b"", b"a\x00b", b"\"q\""],
+        b"user": [b"alice@example.test", b"bob@example.test", b"", b"a\r\nb"],
+        b"pass": [b"alicepw", b"wrong", b"", b"p w"],
+        b"text": [b"line", b"x", b"\xc3\xa9t\xc3\xa9", b"", b"a\r\nb", b"*"],
+    }[what])
+
+
+def imap_literal_command(rng):
+    """(pieces, tail): pieces are (text, literal) with the text that comes
+    before the literal's announcement; literal is (kind, announcement,
+    octets)."""
+    forms = [
+        [(b"LOGIN ", b"user"), (b" ", b"pass")],
+        [(b"SELECT ", b"box")], [(b"EXAMINE ", b"box")], [(b"CREATE ", b"box")],
+        [(b"STATUS ", b"box")], [(b"LIST \"\" ", b"box")], [(b"SUBSCRIBE ", b"box")],
+        [(b"RENAME ", b"box"), (b" ", b"box")],
+        [(b"SEARCH TEXT ", b"text")], [(b"SEARCH CHARSET UTF-8 SUBJECT ", b"text")],
+        [(b"UID SEARCH OR BODY ", b"text"), (b" HEADER Subject ", b"text")],
+        [(b"ID (\"name\" ", b"text")],
+        [(b"APPEND INBOX ", b"message")], [(b"APPEND INBOX (\\Seen) ", b"message")],
+        [(b"APPEND Sent (\\Draft $X) \"06-Dec-2026 10:00:00 +0000\" ", b"message")],
+        [(b"APPEND INBOX ", b"message"), (b" ", b"message")],    # MULTIAPPEND: two messages
+        [(b"APPEND Nowhere ", b"message")],
+    ]
+    tails = {b"STATUS ": b" (MESSAGES UIDNEXT)", b"ID (\"name\" ": b")"}
+    form = rng.choice(forms)
+    pieces = []
+    for text, what in form:
+        kind = rng.choice(LITERAL_KINDS)
+        if kind == "over_limit_nonsync" and rng.random() < 0.7:
+            kind = "nonsync"      # 64 KiB of octets each: fewer of them
+        data = imap_literal_data(rng, what)
+        if kind == "over_limit":
+            n = rng.choice([IMAP_MAX_MESSAGE + 1, IMAP_COMMAND_TEXT + 1, 2**31, 2**32 - 1])
+            lit = (kind, b"{%d}" % n, b"")
+        elif kind == "over_limit_nonsync":
+            n = rng.choice([IMAP_MAX_MESSAGE + 1, IMAP_COMMAND_TEXT + 100])
+            lit = (kind, b"{%d+}" % n, bytes(rng.choice(b"abc \r\n") for _ in range(n)))
+        elif kind == "broken":
+            lit = (kind, rng.choice([b"{5x}", b"{}", b"{-1}", b"{+}", b"{5+ }", b"{ 5}", b"~{}", b"{4294967296}",
+                                     b"{99999999999999999999}"]), b"")
+        elif kind == "empty":
+            lit = (kind, rng.choice([b"{0}", b"{0+}"]), b"")
+        elif kind == "nonsync":
+            lit = (kind, b"{%d+}" % len(data), data)
+        elif kind == "literal8":
+            lit = (kind, rng.choice([b"~{%d}", b"~{%d+}"]) % len(data), data)
+        elif kind == "overlong":
+            lit = (kind, b"{%d}" % len(data), data + rng.choice([b"x", b" extra", b")", b" (\\Seen)"]))
+        elif kind == "short":
+            # the command's own octets stop early; what the server reads on
+            # is the rest of this line and a command that must not run
+            lit = (kind, None, data[:rng.randrange(len(data) + 1)])
+        else:
+            lit = (kind, b"{%d}" % len(data), data)
+        pieces.append((imap_text(rng, text), lit))
+    tail = imap_text(rng, tails.get(form[-1][0], b"")) if rng.random() < 0.3 else tails.get(form[-1][0], b"")
+    return pieces, tail
+
+
+def imap_literal_session_step(c, rng, st, k):
+    """One command with literals, under a tag of our own, then a tagged
+    NOOP: every reply line checked, the refusals of literals announced
+    over the limit too, and a command line carried inside a literal
+    never answered."""
+    tag, sync = b"L%d" % k, b"z%d" % k
+    hidden = b"Q%d" % k
+    pieces, tail = imap_literal_command(rng)
+    over = False             # the tagged reply came before all was sent
+
+    def until_go(sent):
+        """After a synchronizing announcement: "+ " (go on) or the
+        command's tagged reply (refused, nothing to send)."""
+        while True:
+            l = c.response_line(sent)
+            if l.startswith(b"+"):
+                return True
+            imap_check(l, tag, sent)
+            st["replies"] += 1
+            if l.startswith(b"* BYE"):
+                c.bye = True
+            if l.startswith(tag + b" "):
+                return False
+
+    out = tag + b" "
+    for n, (text, (kind, announce, data)) in enumerate(pieces):
+        st["literal_" + kind] += 1
+        out += text + b" "[:not text.endswith(b" ")]
+        if kind == "short":
+            after = b"\r\n" + hidden + b" NOOP\r\n"
+            announce = b"{%d}" % (len(data) + len(after) + 5)
+            data += after + b"pad.."
+        c.send(out + announce + b"\r\n")
+        sent = out + announce
+        out = b""
+        if kind == "broken":
+            over = True          # not a literal: the line ended there
+            break
+        if not announce.endswith(b"+}"):      # synchronizing: wait for the go-ahead
+            if not until_go(sent):
+                st["refused_before_data"] += 1
+                over = True
+                break
+            if kind == "over_limit":
+                raise Broken(f"go-ahead for {sent[:200]!r}, over the limit")
+            st["continuations"] += 1
+        c.send(data)
+    if not over:
+        c.send(tail + b"\r\n")
+    c.send(sync + b" NOOP\r\n")
+    st["commands"] += 1
+    while True:
+        l = c.response_line(tag)
+        if l.startswith(b"+"):
+            c.send(b"*\r\nDONE\r\n")
+            continue
+        if l.startswith(b"* BYE"):
+            c.bye = True
+        imap_check(l, sync, tag)
+        if l.startswith(hidden + b" "):
+            raise Broken(f"a command inside a literal ran: {l!r}")
+        st["replies"] += 1
+        if l.startswith(sync + b" "):
+            return
+
+
 def imap_mutate(rng, line):
     b = mutate(rng, line).replace(b"{", b"(")
     # one command line: a bare CR or LF inside it stays; the line ends once
@@ -647,6 +808,7 @@ class ImapConn:
         self.sock = sock
         self.buf = b""
         self.bye = False
+        self.trace = []           # the last writes, for a report
         g = self.line(b"greeting")
         if not g.startswith(b"* OK"):
             raise Broken(f"greeting {g!r}")
@@ -678,6 +840,8 @@ class ImapConn:
             line += self.line(what)
 
     def send(self, data):
+        self.trace.append(data[:300])
+        del self.trace[:-6]
         self.sock.sendall(data)
 
     def close(self):
@@ -714,6 +878,16 @@ def imap_session(port, rng, st, budget, tls, login):
         for k in range(rng.randint(20, 400)):
             if st["commands"] >= budget:
                 break
+            if rng.random() < 0.25:
+                try:
+                    imap_literal_session_step(c, rng, st, k)
+                except TimeoutError:
+                    raise Broken(f"no reply in time to a command with literals: {c.trace[-3:]!r}")
+                except (EOFError, ConnectionResetError, BrokenPipeError):
+                    if not c.bye:
+                        raise Broken(f"closed without BYE in a command with literals (L{k})")
+                    return
+                continue
             sent = imap_mutate(rng, imap_valid(rng))
             sync = b"z%d" % k
             try:
@@ -747,13 +921,14 @@ def test_mutated_imap_commands(make_tern):
     INBOX with messages to fetch, search, store and copy (IMAPS)."""
     users = {f"{u}@example.test": f"{u}pw" for u in ("alice", "bob")}
     t = make_tern(services=("smtp", "imap", "imaps"), users=users,
-                  config={"relay": {"trusted_networks": "192.0.2.1/32"}})
+                  config={"relay": {"trusted_networks": "192.0.2.1/32"},
+                          "smtp": {"max_message_size": str(IMAP_MAX_MESSAGE)}})   # APPEND's bound
     with t.smtp() as s:
         for i in range(3):
             s.sendmail("sender@remote.test", ["alice@example.test"],
                        f"Subject: {i}\r\n\r\nline\r\n{'x' * 900}\r\n".encode())
     t.wait_messages("alice@example.test", 3)
-    stats = {"commands": 0, "replies": 0, "messages": 0, "listed": 0}
+    stats = collections.Counter(commands=0, replies=0, messages=0, listed=0)
     rng = random.Random(f"{SEED}/imap")
     while stats["commands"] < N_PER_PROTOCOL:
         login = rng.random() < 0.6
@@ -762,6 +937,9 @@ def test_mutated_imap_commands(make_tern):
     assert stats["commands"] >= N_PER_PROTOCOL, stats
     assert stats["replies"] >= N_PER_PROTOCOL, stats
     assert stats["listed"] > 10, stats      # FETCH replies, literals and all, were checked
+    # every kind of literal went, and the server both took and refused some
+    assert all(stats["literal_" + k] > 20 for k in LITERAL_KINDS), stats
+    assert stats["continuations"] > 100 and stats["refused_before_data"] > 50, stats
     assert t.proc.poll() is None
     ImapConn(t.port("imap"), False).close()
     ImapConn(t.port("imaps"), True).close()

@@ -35,15 +35,6 @@ def dns_port():
     dns.stop()
 
 
-@pytest.fixture
-def silent_dns():
-    """A name server that never answers: every lookup times out."""
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    s.bind(("127.0.0.1", 0))
-    yield s.getsockname()[1]
-    s.close()
-
-
 def conf(dns_port, dnsbl=None, greylist=None, smtp=None, trusted=UNTRUSTED):
     c = {"relay": dict(trusted), "dns": {"servers": f"127.0.0.1:{dns_port}"}}
     if dnsbl:
@@ -281,6 +272,39 @@ def test_greylist_torn_record_is_skipped(make_tern, dns_port):
     t.start()
     t.wait_log("skipped=2")
     assert "entries=1 " in t.log()
+
+
+def test_greylist_bound_crossed_on_the_running_server(make_tern, dns_port):
+    """max_entries (16, its least) crossed by clients: the entry changed
+    longest ago goes, and the log says so; the newer triplets keep their
+    state and pass after the delay; the replay at a restart keeps the
+    same bound."""
+    t = make_tern(config=conf(dns_port, greylist=dict(GREY, max_entries="16")))
+    assert rcpt_reply(t, "127.0.0.3", sender="first@far.test").startswith("451")
+    first = time.time()
+    for i in range(16):
+        assert rcpt_reply(t, "127.0.0.3", sender=f"s{i}@far.test").startswith("451")
+    # the 17th entry pushed the first one out
+    t.wait_log("event=greylist_store_full ")
+    assert re.search(r"event=greylist_store_full path=\S+greylist\.log max_entries=16 evicted=1$", t.log(), re.M), \
+        t.log()
+    wait_until(lambda: time.time() - first >= AFTER_DELAY)
+    # the first triplet is forgotten: after the delay it is new again, not passed
+    assert rcpt_reply(t, "127.0.0.3", sender="first@far.test").startswith("451")
+    verdicts = re.findall(r'ip=127\.0\.0\.3 verdict=(\w+) action=\w+ from="first@far\.test"', t.log())
+    assert verdicts == ["new", "new"], verdicts
+    # the newest triplet is still known: its retry passes, and the client too
+    assert rcpt_reply(t, "127.0.0.3", sender="s15@far.test").startswith("250")
+    assert rcpt_reply(t, "127.0.0.3", sender="other@far.test").startswith("250")
+    assert 'verdict=passed action=accept from="s15@far.test"' in t.log()
+    t.restart()
+    t.wait_log("event=greylist_store_open")
+    assert re.search(r"event=greylist_store_open \S+ entries=16 records=\d+ skipped=0 evicted=[1-9]", t.log()), \
+        t.log()
+    # what was kept is the newest: the client that passed still passes
+    assert rcpt_reply(t, "127.0.0.3", sender="later@far.test").startswith("250")
+    with open(os.path.join(t.state, "greylist.log")) as f:
+        assert len(f.read().splitlines()) == 16, "compacted to the bound at the start"
 
 
 def test_greylist_exempt_trusted_authenticated_dnswl(make_tern, dns_port):

@@ -1,7 +1,9 @@
 """tern's SPF evaluator and pyspf (python3-spf) over the same records, case
 by case: both are given the same table of DNS records through a fake
 resolver (pyspf's DNSLookup replaced; tern's state machine answered by the
-unit test binary's --table mode), and must give the same result."""
+unit test binary's --table mode), and must give the same result - and, for
+a fail, the same explanation from the record's exp= (RFC 7208 6.2), with
+the exp-only macros c, r and t expanded."""
 import os
 import subprocess
 
@@ -68,6 +70,24 @@ RECORDS = [
     ("macro.test", "TXT", "v=spf1 include:%{d2}.spf.test -all"),
     ("macro.test.spf.test", "TXT", "v=spf1 +all"),
     ("long.test", "TXT", "v=spf1 " + " ".join(f"ip4:10.0.{i}.0/24" for i in range(40)) + " ~all"),
+    # exp= (6.2): the failing record's, a redirect target's, never an
+    # included one's; no record, two records, a DNS error or a bad macro
+    # in the text: no explanation
+    ("expl.test", "TXT", "v=spf1 ip4:192.0.2.1 -all exp=why.%{d}"),
+    ("why.expl.test", "TXT", "%{i} is not one of %{d}'s servers (%{l}, %{c}, %{r}, %{t}, %{d2r}, %{S})"),
+    ("expinc.test", "TXT", "v=spf1 include:expl.test -all"),
+    ("expred.test", "TXT", "v=spf1 redirect=expl.test exp=why.other.test"),
+    ("why.other.test", "TXT", "from the redirecting record"),
+    ("expnx.test", "TXT", "v=spf1 -all exp=nowhere.test"),
+    ("exptwo.test", "TXT", "v=spf1 -all exp=two.why.test"),
+    ("two.why.test", "TXT", "one"),
+    ("two.why.test", "TXT", "two"),
+    ("exptemp.test", "TXT", "v=spf1 -all exp=down.why.test"),
+    ("down.why.test", "TXT", "TEMPFAIL"),
+    ("expbad.test", "TXT", "v=spf1 -all exp=bad.why.test"),
+    ("bad.why.test", "TXT", "%{q} is no macro"),
+    ("expv6.test", "TXT", "v=spf1 -all exp=why6.test"),
+    ("why6.test", "TXT", "%{c} and %{i} are not %{d}'s"),
 ] + [(f"a{i}.test", "A", "192.0.2.200") for i in range(1, 11)] + [("a11.test", "A", "203.0.113.1")] \
   + [("mxbomb.test", "MX", f"m{i}.test") for i in range(1, 12)]
 
@@ -93,8 +113,13 @@ CASES = [
     ("203.0.113.1", "a@case.test"), ("203.0.113.1", "a@macro.test"),
     ("10.0.39.1", "a@long.test"), ("10.0.40.1", "a@long.test"),
     ("203.0.113.1", "postmaster@mail.helo.test"), ("203.0.113.9", "postmaster@mail.helo.test"),
+    ("203.0.113.1", "alice@expl.test"), ("192.0.2.1", "alice@expl.test"), ("203.0.113.1", "a@expinc.test"),
+    ("203.0.113.1", "bob@expred.test"), ("203.0.113.1", "a@expnx.test"), ("203.0.113.1", "a@exptwo.test"),
+    ("203.0.113.1", "a@exptemp.test"), ("203.0.113.1", "a@expbad.test"), ("2001:db8::cb01", "a@expv6.test"),
 ]
 HELO = "mail.helo.test"
+RECEIVER = "mx.receiver.test"   # %{r}, as test_spf --table has it
+NOW = "1700000000"              # %{t}
 
 
 def fake_lookup(name, qtype, strict=True, timeout=30):
@@ -114,9 +139,19 @@ def fake_lookup(name, qtype, strict=True, timeout=30):
     return out
 
 
+def pyspf_one(ip, sender):
+    """(result, explanation of a fail or None)."""
+    q = spf.query(i=ip, s=sender, h=HELO, receiver=RECEIVER, querytime=0)
+    q.t = NOW
+    res, _, exp = q.check()
+    if res != "fail" or exp == spf.EXPLANATIONS["fail"]:
+        exp = None   # pyspf's own text when the domain gave none
+    return res, exp
+
+
 def pyspf_results(monkeypatch):
     monkeypatch.setattr(spf, "DNSLookup", fake_lookup)
-    return [spf.check2(i=ip, s=sender, h=HELO, querytime=0)[0] for ip, sender in CASES]
+    return [pyspf_one(ip, sender) for ip, sender in CASES]
 
 
 def tern_results(tmp_path):
@@ -128,14 +163,31 @@ def tern_results(tmp_path):
             f.write(f"case {ip} {sender} {HELO}\n")
     p = subprocess.run([TEST_SPF, "--table", str(table)], capture_output=True, text=True, timeout=60)
     assert p.returncode == 0, p.stderr
-    return p.stdout.split()
+    out = []
+    for line in p.stdout.splitlines():
+        res, exp = line.split("\t", 1)
+        out.append((res, None if exp == "-" else exp))
+    return out
 
 
 def test_same_results_as_pyspf(tmp_path, monkeypatch):
     theirs = pyspf_results(monkeypatch)
     ours = tern_results(tmp_path)
     assert len(ours) == len(CASES)
-    diff = [(c, o, t) for c, o, t in zip(CASES, ours, theirs) if o != t]
+    diff = [(c, o, t) for c, o, t in zip(CASES, ours, theirs) if o[0] != t[0]]
     assert not diff, diff
     # the table covers every result there is
-    assert set(ours) == {"pass", "fail", "softfail", "neutral", "none", "permerror", "temperror"}
+    assert {r for r, _ in ours} == {"pass", "fail", "softfail", "neutral", "none", "permerror", "temperror"}
+
+
+def test_same_explanations_as_pyspf(tmp_path, monkeypatch):
+    theirs = pyspf_results(monkeypatch)
+    ours = tern_results(tmp_path)
+    diff = [(c, o, t) for c, o, t in zip(CASES, ours, theirs) if o[0] == "fail" and o[1] != t[1]]
+    assert not diff, diff
+    got = {c[1]: o[1] for c, o in zip(CASES, ours) if o[1]}
+    # the cases that have one, and only those
+    assert set(got) == {"alice@expl.test", "bob@expred.test", "a@expv6.test"}, got
+    assert got["alice@expl.test"] == ("203.0.113.1 is not one of expl.test's servers (alice, 203.0.113.1, "
+                                      "mx.receiver.test, 1700000000, test.expl, alice%40expl.test)")
+    assert got["a@expv6.test"].startswith("2001:db8::cb01 and 2.0.0.1.0.D.B.8.")

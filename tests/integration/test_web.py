@@ -87,7 +87,7 @@ def test_http_host_required_and_checked(web):
     assert status(raw(web, "http", b"GET / HTTP/1.1\r\n\r\n")) == 400
     assert status(raw(web, "http", b"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n")) == 400
     assert status(raw(web, "http", b"GET / HTTP/1.1\r\nHost: a b\r\n\r\n")) == 400
-    assert status(raw(web, "http", b"GET / HTTP/1.1\r\nHost: evil\r\n\r\n")) == 301
+    assert status(raw(web, "http", b"GET / HTTP/1.1\r\nHost: evil\r\n\r\n")) == 421   # not one of ours
 
 
 @pytest.mark.parametrize("req", [
@@ -114,7 +114,7 @@ def test_oversized_head_gets_431(web):
     # Also when the end of the head never comes.
     assert status(raw(web, "https", b"GET / HTTP/1.1\r\nX: " + b"b" * 9000)) == 431
     # Just under the limit is fine.
-    ok = b"GET / HTTP/1.1\r\nHost: x\r\nX-Pad: " + b"a" * 8000 + b"\r\n\r\n"
+    ok = b"GET / HTTP/1.1\r\nHost: mx.test\r\nX-Pad: " + b"a" * 8000 + b"\r\n\r\n"
     assert status(raw(web, "http", ok)) == 301
 
 
@@ -275,7 +275,7 @@ def test_mta_sts_policy_configured(make_tern):
 def test_mta_sts_wrong_host_or_method(web):
     for host in ["mta-sts.other.test", "example.test", "mta-sts.", "xmta-sts.example.test", "127.0.0.1"]:
         r, _ = request(web, "https", "GET", "/.well-known/mta-sts.txt", host)
-        assert r.status == 404, host
+        assert r.status == 421, host      # Misdirected: not a host of this route
     r, _ = request(web, "https", "POST", "/.well-known/mta-sts.txt", "mta-sts.example.test", body=b"")
     assert r.status == 405 and r.getheader("Allow") == "GET, HEAD"
     # The policy is an https resource only (RFC 8461 3.3).
@@ -340,12 +340,12 @@ def test_autoconfig_only_what_runs(make_tern):
 
 
 def test_autoconfig_refuses_other_domains(mailweb):
-    for host, path in [("autoconfig.other.test", "/mail/config-v1.1.xml"),
-                       ("example.test", "/mail/config-v1.1.xml"),
-                       ("autoconfig.example.test", "/mail/config-v1.1.xml?emailaddress=a%40other.test"),
-                       ("mta-sts.example.test", "/.well-known/autoconfig/mail/config-v1.1.xml")]:
+    for host, path, code in [("autoconfig.other.test", "/mail/config-v1.1.xml", 421),
+                             ("example.test", "/mail/config-v1.1.xml", 421),
+                             ("autoconfig.example.test", "/mail/config-v1.1.xml?emailaddress=a%40other.test", 404),
+                             ("mta-sts.example.test", "/.well-known/autoconfig/mail/config-v1.1.xml", 421)]:
         r, _ = request(mailweb, "https", "GET", path, host)
-        assert r.status == 404, (host, path)
+        assert r.status == code, (host, path)
     r, _ = request(mailweb, "https", "POST", "/mail/config-v1.1.xml", "autoconfig.example.test", body=b"")
     assert r.status == 405 and r.getheader("Allow") == "GET, HEAD"
 
@@ -441,3 +441,86 @@ def test_https_client_hanging_up_mid_handshake_is_a_tls_failure(web):
     assert status(raw(web, "https", b"GET / HTTP/1.1\r\nHost: mta-sts.example.test\r\n\r\n")) == 404
     web.wait_log("event=web_request")
     assert web.log().count("event=web_tls_failed") == n + 1
+
+
+# ---- every route with right and wrong Host, path and method ------------------
+
+AD_BODY = AD_REQ.format("alice@example.test").encode()
+# service, method, path, the status on a right host, right hosts, wrong hosts
+ROUTES = [
+    ("http", "GET", "/.well-known/acme-challenge/tok", 404,
+     ["mx.example.test", "example.test", "mta-sts.example.test", "autoconfig.example.test",
+      "autodiscover.example.test"],
+     ["other.test", "mta-sts.other.test", "127.0.0.1", "www.example.test"]),
+    ("http", "GET", "/any/where", 301,
+     ["mx.example.test", "example.test", "mta-sts.example.test", "autoconfig.example.test",
+      "autodiscover.example.test"],
+     ["other.test", "autoconfig.other.test", "127.0.0.1", "www.example.test"]),
+    ("https", "GET", "/metrics", 200,
+     ["mx.example.test", "127.0.0.1", "[::1]"],
+     ["example.test", "mta-sts.example.test", "autoconfig.example.test", "other.test"]),
+    ("https", "GET", "/.well-known/mta-sts.txt", 200,
+     ["mta-sts.example.test", "mta-sts.example.org"],
+     ["example.test", "mx.example.test", "autoconfig.example.test", "mta-sts.other.test", "127.0.0.1"]),
+    ("https", "GET", "/.well-known/autoconfig/mail/config-v1.1.xml", 200,
+     ["autoconfig.example.test", "example.test", "autoconfig.example.org"],
+     ["mx.example.test", "mta-sts.example.test", "autodiscover.example.test", "autoconfig.other.test",
+      "other.test", "127.0.0.1"]),
+    ("https", "GET", "/mail/config-v1.1.xml", 200,
+     ["autoconfig.example.test", "autoconfig.example.org"],
+     ["example.test", "mx.example.test", "mta-sts.example.test", "autodiscover.example.test",
+      "autoconfig.other.test", "127.0.0.1"]),
+    ("https", "POST", "/autodiscover/autodiscover.xml", 200,
+     ["autodiscover.example.test", "example.test", "autodiscover.example.org"],
+     ["mx.example.test", "autoconfig.example.test", "mta-sts.example.test", "autodiscover.other.test",
+      "other.test", "127.0.0.1"]),
+    ("https", "POST", "/Autodiscover/Autodiscover.xml", 200,
+     ["autodiscover.example.test", "example.test"],
+     ["mx.example.test", "autoconfig.example.test", "autodiscover.other.test"]),
+]
+
+
+@pytest.fixture(scope="module")
+def routeweb(tmp_path_factory):
+    from conftest import Tern
+    t = Tern(tmp_path_factory.mktemp("routes"), services=MAIL, hostname="mx.example.test",
+             domains="example.test example.org")
+    t.start()
+    yield t
+    t.stop()
+
+
+@pytest.mark.parametrize("svc,method,path,ok,right,wrong", ROUTES, ids=[f"{r[0]}:{r[2]}" for r in ROUTES])
+def test_route_hosts(routeweb, svc, method, path, ok, right, wrong):
+    """Each route answers for its own hosts only: 421 Misdirected Request
+    on any other (RFC 9110 15.5.20), with the right method or not."""
+    body = AD_BODY if method == "POST" else None
+    other = "DELETE"
+    for host in right:
+        r, data = request(routeweb, svc, method, path, host, body=body)
+        assert r.status == ok, (host, r.status, data[:200])
+        r, _ = request(routeweb, svc, other, path, host)
+        assert r.status == 405 and r.getheader("Allow"), host
+    for host in wrong:
+        r, data = request(routeweb, svc, method, path, host, body=body)
+        assert r.status == 421, (host, r.status, data[:200])
+        assert b"autoconfig" not in data.lower() and b"STSv1" not in data
+        r, _ = request(routeweb, svc, other, path, host)
+        assert r.status == 421, host
+    # A Host with a port is the same host; a path next to the route's is 404.
+    r, _ = request(routeweb, svc, method, path, right[0] + ":1234", body=body)
+    assert r.status == ok
+    if svc == "https":   # on port 80 every other path is the redirect's
+        for host in right[:1] + wrong[:1]:
+            r, _ = request(routeweb, svc, method, path + "x", host, body=body)
+            assert r.status == 404, (host, path)
+
+
+def test_http10_without_host_asks_the_server(routeweb):
+    """No Host (HTTP/1.0): the request is for the [server] hostname."""
+    out = raw(routeweb, "https", b"GET /metrics HTTP/1.0\r\n\r\n")
+    assert status(out) == 200
+    out = raw(routeweb, "https", b"GET /.well-known/mta-sts.txt HTTP/1.0\r\n\r\n")
+    assert status(out) == 421
+    out = raw(routeweb, "http", b"GET /x HTTP/1.0\r\n\r\n")
+    assert status(out) == 301 and b"Location: https://mx.example.test:" in out

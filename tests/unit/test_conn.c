@@ -6,7 +6,10 @@
  * closed session alive until the last one goes; a batch of output
  * leaves in one write (SOCK_SEQPACKET keeps write boundaries, so one
  * recv() is one write); the STARTTLS switch waits for the reply to leave
- * and is cancelled by a close; input lines are bounded.
+ * and is cancelled by a close; input lines are bounded; a command that
+ * is in by the time its predecessor's reply has left is read in the same
+ * callback, a few at most, and an error met that way still reaches the
+ * session as an error.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -39,6 +42,8 @@ struct owner {
 	bool close_on_read;       /* read: reply, then conn_close(flush) */
 	bool starttls_on_read;    /* read: STARTTLS after the first line */
 	bool hold_input;          /* read: leave the input alone */
+	int peer_sends;           /* read: the client sends its next line at once, this many times */
+	int reset_on_read;        /* this read: the client goes, its replies unread */
 	size_t lines;
 };
 
@@ -61,6 +66,12 @@ static void owner_read(void *arg)
 	o->reads++;
 	if (o->hold_input)
 		return;
+	if (o->reads == o->reset_on_read) {
+		evbuffer_drain(in, evbuffer_get_length(in));
+		close(o->peer);   /* unread data: the socket reports ECONNRESET */
+		o->peer = -1;
+		return;
+	}
 	while ((line = evbuffer_readln(in, &n, EVBUFFER_EOL_CRLF)) != NULL) {
 		char reply[64];
 		int len = snprintf(reply, sizeof(reply), "ok %zu %s\r\n", ++o->lines, line);
@@ -74,6 +85,10 @@ static void owner_read(void *arg)
 	}
 	if (o->close_on_read)
 		conn_close(&o->c, true);
+	if (o->peer_sends > 0) {
+		o->peer_sends--;
+		assert_int_equal(send(o->peer, "n\r\n", 3, 0), 3);
+	}
 }
 
 static void owner_drained(void *arg)
@@ -131,7 +146,8 @@ static void owner_free_all(struct owner *o)
 		conn_close(&o->c, false);
 		assert_int_equal(o->frees, 1);
 	}
-	close(o->peer);
+	if (o->peer >= 0)
+		close(o->peer);
 	event_base_free(o->base);
 	free(o);
 }
@@ -143,6 +159,17 @@ static void turn(struct owner *o, struct evbuffer *got)
 	ssize_t r;
 
 	event_base_loop(o->base, EVLOOP_NONBLOCK);
+	while (got && (r = read(o->peer, buf, sizeof(buf))) > 0)
+		evbuffer_add(got, buf, (size_t)r);
+}
+
+/* One pass of the loop: the callbacks of one dispatch. */
+static void turn_once(struct owner *o, struct evbuffer *got)
+{
+	char buf[65536];
+	ssize_t r;
+
+	event_base_loop(o->base, EVLOOP_ONCE | EVLOOP_NONBLOCK);
 	while (got && (r = read(o->peer, buf, sizeof(buf))) > 0)
 		evbuffer_add(got, buf, (size_t)r);
 }
@@ -452,6 +479,78 @@ static void test_read_takes_more_per_wakeup(void **state)
 	}
 }
 
+/* A client that answers each reply at once (on loopback it runs while
+ * the reply is written): its next command is taken in the same read
+ * callback, without a loop turn, CONN_READ_AGAIN_TURNS (8) at most. */
+static void test_read_again_after_reply(void **state)
+{
+	static const struct {
+		int sends, reads;
+	} rows[] = { { 0, 1 }, { 1, 2 }, { 3, 4 }, { 7, 8 }, { 20, 8 } };
+
+	for (size_t i = 0; i < ARRAY_LEN(rows); i++) {
+		struct owner *o = owner_new(SOCK_STREAM);
+		struct evbuffer *got = evbuffer_new();
+
+		o->reply_lines = true;
+		o->peer_sends = rows[i].sends;
+		conn_start(&o->c);
+		assert_int_equal(send(o->peer, "c\r\n", 3, 0), 3);
+		turn_once(o, got);
+		assert_int_equal(o->reads, rows[i].reads);
+		assert_int_equal(o->lines, (size_t)rows[i].reads);
+		/* what is left comes on later turns, every line answered */
+		for (int k = 0; k < 20 && o->lines < (size_t)rows[i].sends + 1; k++)
+			turn(o, got);
+		assert_int_equal(o->lines, (size_t)rows[i].sends + 1);
+		assert_int_equal(evbuffer_get_length(got) > 0, 1);
+		evbuffer_free(got);
+		owner_free_all(o);
+	}
+}
+
+/* Output that has not left (the client does not read): the next command
+ * waits for the loop, as the output high-water mark expects. */
+static void test_no_read_again_while_output_waits(void **state)
+{
+	struct owner *o = owner_new(SOCK_STREAM);
+	size_t n = 2 << 20;
+	char *big = xmalloc(n);
+
+	fill_pattern(big, n);
+	o->peer_sends = 1;
+	conn_start(&o->c);
+	conn_write(&o->c, big, n);   /* more than the socket takes */
+	assert_true(o->c.write_armed);
+	assert_int_equal(send(o->peer, "c\r\n", 3, 0), 3);
+	turn_once(o, NULL);
+	assert_int_equal(o->reads, 1);
+	free(big);
+	owner_free_all(o);
+}
+
+/* The client sends its next command at once and goes away without
+ * reading the reply: the error the extra read meets after that command
+ * reaches the session as an error (as the bufferevent reports it), not
+ * as an EOF. */
+static void test_read_again_reports_reset(void **state)
+{
+	struct owner *o = owner_new(SOCK_STREAM);
+
+	o->reply_lines = true;
+	o->peer_sends = 1;
+	o->reset_on_read = 2;
+	conn_start(&o->c);
+	assert_int_equal(send(o->peer, "c\r\n", 3, 0), 3);
+	for (int i = 0; i < 10 && o->events == 0; i++)
+		turn(o, NULL);
+	assert_int_equal(o->events, 1);
+	assert_true(o->last_what & BEV_EVENT_ERROR);
+	assert_true(o->last_what & BEV_EVENT_READING);
+	assert_int_equal(o->frees, 1);   /* owner_event closed it */
+	owner_free_all(o);
+}
+
 /* ---- input lines ------------------------------------------------------------- */
 
 /* Each row: max and cap, then steps: what arrives (or nothing), what
@@ -624,6 +723,9 @@ int main(void)
 		cmocka_unit_test(test_rest_drains_then_direct_again),
 		cmocka_unit_test(test_eof_event),
 		cmocka_unit_test(test_read_takes_more_per_wakeup),
+		cmocka_unit_test(test_read_again_after_reply),
+		cmocka_unit_test(test_no_read_again_while_output_waits),
+		cmocka_unit_test(test_read_again_reports_reset),
 		cmocka_unit_test(test_take_line_bounds),
 		cmocka_unit_test(test_take_crlf_line),
 		cmocka_unit_test(test_starttls_waits_for_reply),

@@ -52,10 +52,14 @@ static const char key_rsa[] =
 	"byYzCNb3W91y3FutACDfzwQ/BC/e/8uBsCR+yz1Lxj+PL6lHvqMKrM3rG4hstT5QjvHO9PzoxZyVYLzBfO2EeC3Ip3G+"
 	"2kryOTIKT+l/K4w3QIDAQAB";
 
-/* Verify msg with chunk-sized feeds; rec_for(i) is signature i's record. */
-static struct dkim_verify *verify(const char *msg, size_t len, size_t chunk, const char *const *recs, size_t nrec)
+/* Verify msg with chunk-sized feeds; rec_for(i) is signature i's record;
+ * with cache (else NULL) for decoded keys. */
+static struct dkim_verify *verify_cached(struct dkim_key_cache *cache, const char *msg, size_t len, size_t chunk,
+					 const char *const *recs, size_t nrec)
 {
 	struct dkim_verify *v = dkim_verify_new();
+
+	dkim_verify_set_key_cache(v, cache);
 
 	for (size_t off = 0; off < len; off += chunk)
 		dkim_verify_feed(v, msg + off, len - off < chunk ? len - off : chunk);
@@ -63,6 +67,11 @@ static struct dkim_verify *verify(const char *msg, size_t len, size_t chunk, con
 	for (size_t i = 0; i < dkim_verify_count(v) && i < nrec; i++)
 		dkim_verify_key(v, i, recs[i], strlen(recs[i]), 1700000000);
 	return v;
+}
+
+static struct dkim_verify *verify(const char *msg, size_t len, size_t chunk, const char *const *recs, size_t nrec)
+{
+	return verify_cached(NULL, msg, len, chunk, recs, nrec);
 }
 
 static void expect(struct dkim_verify *v, size_t i, enum dkim_result want, const char *reason)
@@ -306,6 +315,71 @@ static void test_roundtrip(void **state)
 	EVP_PKEY_free(ed);
 }
 
+/* Decoded keys come from the cache by their octets: the results are
+ * those without it (a tampered message still fails, a key record that
+ * no longer fits the signature is still refused), and past
+ * DKIM_KEY_CACHE_MAX keys the least recently used one is decoded again. */
+static void test_key_cache(void **state)
+{
+	struct dkim_key_cache *c = dkim_key_cache_new();
+	const char *recs[] = { key_ed, key_rsa };
+	const char *swapped[] = { key_rsa, key_ed };
+	uint64_t hits, misses;
+	char *bad = altered("hungry yet", "hungry now");
+	EVP_PKEY *keys[DKIM_KEY_CACHE_MAX + 1];
+	char *msgs[DKIM_KEY_CACHE_MAX + 1], *krecs[DKIM_KEY_CACHE_MAX + 1];
+	struct dkim_verify *v;
+
+	for (int round = 0; round < 3; round++) {
+		v = verify_cached(c, vector, strlen(vector), 64, recs, 2);
+		expect(v, 0, DKIM_PASS, NULL);
+		expect(v, 1, DKIM_PASS, NULL);
+		dkim_verify_free(v);
+	}
+	dkim_key_cache_stats(c, &hits, &misses);
+	assert_int_equal(misses, 2);
+	assert_int_equal(hits, 4);
+	v = verify_cached(c, bad, strlen(bad), 64, recs, 2);
+	expect(v, 0, DKIM_FAIL, "body hash did not verify");
+	expect(v, 1, DKIM_FAIL, "body hash did not verify");
+	dkim_verify_free(v);
+	v = verify_cached(c, vector, strlen(vector), 64, swapped, 2);
+	expect(v, 0, DKIM_PERMERROR, "key type does not match a=");
+	expect(v, 1, DKIM_PERMERROR, "key type does not match a=");
+	dkim_verify_free(v);
+	free(bad);
+
+	/* one key more than the cache holds, each used once, in order */
+	for (size_t k = 0; k <= DKIM_KEY_CACHE_MAX; k++) {
+		keys[k] = dkim_key_generate(true, 0);
+		krecs[k] = dkim_key_record(keys[k]);
+		msgs[k] = sign(keys[k], plain, "\n", 4096);
+		v = verify_cached(c, msgs[k], strlen(msgs[k]), 4096, (const char *const *)&krecs[k], 1);
+		expect(v, 0, DKIM_PASS, NULL);
+		dkim_verify_free(v);
+	}
+	dkim_key_cache_stats(c, &hits, &misses);
+	assert_int_equal(misses, 2 + DKIM_KEY_CACHE_MAX + 1);
+	/* the newest is still there, the first one went */
+	v = verify_cached(c, msgs[DKIM_KEY_CACHE_MAX], strlen(msgs[DKIM_KEY_CACHE_MAX]), 4096,
+			  (const char *const *)&krecs[DKIM_KEY_CACHE_MAX], 1);
+	expect(v, 0, DKIM_PASS, NULL);
+	dkim_verify_free(v);
+	dkim_key_cache_stats(c, &hits, &misses);
+	assert_int_equal(misses, 2 + DKIM_KEY_CACHE_MAX + 1);
+	v = verify_cached(c, msgs[0], strlen(msgs[0]), 4096, (const char *const *)&krecs[0], 1);
+	expect(v, 0, DKIM_PASS, NULL);
+	dkim_verify_free(v);
+	dkim_key_cache_stats(c, &hits, &misses);
+	assert_int_equal(misses, 2 + DKIM_KEY_CACHE_MAX + 2);
+	for (size_t k = 0; k <= DKIM_KEY_CACHE_MAX; k++) {
+		EVP_PKEY_free(keys[k]);
+		free(krecs[k]);
+		free(msgs[k]);
+	}
+	dkim_key_cache_free(c);
+}
+
 /* Keys chosen at the end by the From domain: two signatures over one
  * body hash, both verified, the first key's lowest. */
 static void test_several_keys(void **state)
@@ -520,7 +594,7 @@ int main(void)
 		cmocka_unit_test(test_unusable_sigs), cmocka_unit_test(test_bounds),
 		cmocka_unit_test(test_zone_line),     cmocka_unit_test(test_several_keys),
 		cmocka_unit_test(test_from_domains),  cmocka_unit_test(test_time_and_testing),
-		cmocka_unit_test(test_signature_bound),
+		cmocka_unit_test(test_signature_bound), cmocka_unit_test(test_key_cache),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -140,10 +140,39 @@ static bool tcp_ready(int port)
 	return ok;
 }
 
+/* Records bigger than a UDP reply: long.txt.test one TXT record of
+ * LONG_TXT_STRINGS strings of 250 octets (the reply comes over TCP),
+ * huge.txt.test one of HUGE_TXT_STRINGS (near the 64 KiB a DNS message
+ * can hold), many.txt.test MANY_TXT records. */
+#define LONG_TXT_STRINGS 40
+#define HUGE_TXT_STRINGS 250
+#define MANY_TXT         40
+
+/* The text of string k of a long record: 250 octets, k in it. */
+static void long_string(char *out, int k)
+{
+	int n = snprintf(out, 251, "s%03d-", k);
+	memset(out + n, 'a' + k % 26, (size_t)(250 - n));
+	out[250] = '\0';
+}
+
+static char *long_txt_arg(const char *name, int strings)
+{
+	size_t cap = strlen(name) + 32 + (size_t)strings * 251, at;
+	char *arg = xmalloc(cap), one[251];
+
+	at = (size_t)snprintf(arg, cap, "--txt-record=%s", name);
+	for (int k = 0; k < strings; k++) {
+		long_string(one, k);
+		at += (size_t)snprintf(arg + at, cap - at, ",%s", one);
+	}
+	return arg;
+}
+
 static pid_t start_dnsmasq(int port)
 {
-	char *argv[96];
-	size_t n = 0, i;
+	char *argv[96 + MANY_TXT + 2], *made[MANY_TXT + 3];
+	size_t n = 0, i, nmade = 0;
 	pid_t pid;
 
 	argv[n++] = "/usr/sbin/dnsmasq";
@@ -157,6 +186,13 @@ static pid_t start_dnsmasq(int port)
 	argv[n++] = xasprintf("--port=%d", port);
 	for (i = 0; i < ARRAY_LEN(zone); i++)
 		argv[n++] = (char *)zone[i];
+	made[nmade++] = long_txt_arg("long.txt.test", LONG_TXT_STRINGS);
+	made[nmade++] = long_txt_arg("huge.txt.test", HUGE_TXT_STRINGS);
+	for (i = 0; i < MANY_TXT; i++)
+		made[nmade++] = xasprintf("--txt-record=many.txt.test,record %zu", i);
+	for (i = 0; i < nmade; i++)
+		argv[n++] = made[i];
+	assert_true(n < ARRAY_LEN(argv));
 	argv[n] = NULL;
 	pid = fork();
 	if (pid == 0) {
@@ -167,6 +203,8 @@ static pid_t start_dnsmasq(int port)
 		_exit(127);
 	}
 	free(argv[8]);
+	for (i = 0; i < nmade; i++)
+		free(made[i]);
 	return pid;
 }
 
@@ -608,6 +646,9 @@ struct rr_got {
 	size_t n;
 	char text[4][64];
 	unsigned char addr[4][16];
+	size_t len0;		/* the first record's text, whole */
+	char *text0;
+	bool seen[MANY_TXT];	/* many.txt.test: "record N" for each N */
 };
 
 static void rr_cb(const struct dns_rr_result *r, void *arg)
@@ -617,6 +658,16 @@ static void rr_cb(const struct dns_rr_result *r, void *arg)
 	g->calls++;
 	g->status = r->status;
 	g->n = r->n;
+	if (r->n > 0) {
+		g->len0 = r->rr[0].len;
+		g->text0 = xmalloc(r->rr[0].len + 1);
+		memcpy(g->text0, r->rr[0].text, r->rr[0].len + 1);
+	}
+	for (size_t i = 0; i < r->n; i++) {
+		unsigned k;
+		if (sscanf(r->rr[i].text, "record %u", &k) == 1 && k < MANY_TXT)
+			g->seen[k] = true;
+	}
 	for (size_t i = 0; i < r->n && i < 4; i++) {
 		snprintf(g->text[i], sizeof(g->text[i]), "%s", r->rr[i].text);
 		memcpy(g->addr[i], r->rr[i].addr, 16);
@@ -625,6 +676,7 @@ static void rr_cb(const struct dns_rr_result *r, void *arg)
 
 static void rr(struct fixture *f, const char *name, enum dns_rr_type type, struct rr_got *g)
 {
+	free(g->text0);
 	memset(g, 0, sizeof(*g));
 	assert_true(dns_rr_lookup(f->dns, name, type, rr_cb, g) > 0);
 	assert_int_equal(g->calls, 0);	/* never from inside the call */
@@ -635,7 +687,7 @@ static void rr(struct fixture *f, const char *name, enum dns_rr_type type, struc
 static void test_rr_lookup(void **state)
 {
 	struct fixture *f = *state;
-	struct rr_got g;
+	struct rr_got g = { 0 };
 
 	rr(f, "joined.txt.test", DNS_RR_TXT, &g);
 	assert_int_equal(g.status, DNS_OK);
@@ -664,6 +716,42 @@ static void test_rr_lookup(void **state)
 	assert_string_equal(g.text[0], "ptr.test");
 	rr(f, "bad..name", DNS_RR_TXT, &g);
 	assert_int_equal(g.status, DNS_NXDOMAIN);
+	free(g.text0);
+}
+
+/* A record's text is never cut: the one over 8 KiB that used to be
+ * (and the issue's 5000-octet SPF records), one near the 64 KiB a reply
+ * can carry over TCP, and a name with more records than the old bound of
+ * 32 - every one of them is there. */
+static void want_long(const struct rr_got *g, int strings)
+{
+	char one[251];
+
+	assert_int_equal(g->status, DNS_OK);
+	assert_int_equal(g->n, 1);
+	assert_int_equal(g->len0, (size_t)strings * 250);
+	assert_int_equal(strlen(g->text0), g->len0);
+	for (int k = 0; k < strings; k++) {
+		long_string(one, k);
+		assert_memory_equal(g->text0 + (size_t)k * 250, one, 250);
+	}
+}
+
+static void test_rr_long_txt(void **state)
+{
+	struct fixture *f = *state;
+	struct rr_got g = { 0 };
+
+	rr(f, "long.txt.test", DNS_RR_TXT, &g);
+	want_long(&g, LONG_TXT_STRINGS);
+	rr(f, "huge.txt.test", DNS_RR_TXT, &g);
+	want_long(&g, HUGE_TXT_STRINGS);
+	rr(f, "many.txt.test", DNS_RR_TXT, &g);
+	assert_int_equal(g.status, DNS_OK);
+	assert_int_equal(g.n, MANY_TXT);
+	for (size_t i = 0; i < MANY_TXT; i++)
+		assert_true(g.seen[i]);
+	free(g.text0);
 }
 
 static void test_server_lists(void **state)
@@ -710,6 +798,7 @@ int main(void)
 		cmocka_unit_test(test_timeout),
 		cmocka_unit_test(test_server_lists),
 		cmocka_unit_test(test_rr_lookup),
+		cmocka_unit_test(test_rr_long_txt),
 	};
 	signal(SIGPIPE, SIG_IGN);
 	return cmocka_run_group_tests(tests, setup, teardown);

@@ -88,15 +88,25 @@ static void test_uids_and_flags(void **state)
 	assert_int_equal(f->n, 5);
 	assert_string_equal(f->v[3].name, "300.M99999P1Q1.h:2,");
 	assert_string_equal(f->v[4].name, "300.M100000P1Q1.h:2,");
+	imap_folder_hold_cur(f);   /* unlinks relative to cur/ (MOVE) */
 	assert_true(imap_folder_expunge(f, 4));
 	assert_true(imap_folder_expunge(f, 3));
+	imap_folder_release_cur(f);
+	assert_false(exists(fx->md, "cur", "300.M99999P1Q1.h:2,"));
 	/* arrival order: 50, 100, 200 */
 	assert_int_equal(f->v[0].uid, 1);
 	assert_string_equal(f->v[0].name, "50.M1P1Q3.h:2,S");
 	assert_int_equal(f->v[0].flags, IMAP_FLAG_SEEN);
 	assert_string_equal(f->v[1].name, "100.M1P1Q1.h,S=5,W=7:2,");
-	assert_int_equal(f->v[1].size, 7);          /* from W= */
+	assert_int_equal(f->v[1].size, 7);          /* from W=, without opening it */
+	/* the scan reads names only: the file is looked at when asked */
+	assert_false(imap_msg_known(&f->v[1]));
+	assert_false(imap_msg_known(&f->v[2]));
+	assert_int_equal(f->v[2].size, 0);
+	assert_true(imap_folder_stat(f, 2));
+	assert_true(imap_msg_known(&f->v[2]));
 	assert_int_equal(f->v[2].size, 6);          /* read: x CRLF y LF -> 6 */
+	assert_true(f->v[2].date > 0 && f->v[2].fsize == 5);
 	assert_false(exists(fx->md, "new", "100.M1P1Q1.h,S=5,W=7"));
 	assert_true(exists(fx->md, "cur", "100.M1P1Q1.h,S=5,W=7:2,"));
 
@@ -105,6 +115,15 @@ static void test_uids_and_flags(void **state)
 	assert_true(exists(fx->md, "cur", "100.M1P1Q1.h,S=5,W=7:2,FST"));
 	uint64_t ms = f->v[1].modseq;
 	assert_true(ms > 0);
+	/* the same relative to cur/ held open (STORE 1:*) */
+	imap_folder_hold_cur(f);
+	assert_true(f->curfd >= 0);
+	assert_true(imap_folder_set_flags(f, 2, IMAP_FLAG_ANSWERED, 0));
+	assert_true(exists(fx->md, "cur", "200.M1P1Q2.h:2,R"));
+	assert_true(imap_folder_set_flags(f, 2, 0, 0));
+	assert_true(exists(fx->md, "cur", "200.M1P1Q2.h:2,"));
+	imap_folder_release_cur(f);
+	assert_int_equal(f->curfd, -1);
 	assert_true(imap_folder_save(f));
 	imap_folder_free(f);
 
@@ -226,6 +245,66 @@ static void test_add_and_copy(void **state)
 	assert_int_equal(g->n, 3);
 	assert_int_equal(g->v[2].uid, 3);
 	assert_int_equal(g->uidnext, 4);
+	imap_folder_free(g);
+	imap_folder_free(f);
+}
+
+/* Two files with one unique part (another program's copy half made):
+ * one message, the name first in arrival order, whatever order the
+ * directory lists them in. */
+static void test_same_base_twice(void **state)
+{
+	struct fixture *fx = *state;
+	struct imap_folder *f;
+	bool changed;
+
+	assert_true(maildir_create(fx->md));
+	put(fx->md, "cur", "5.M1P1.h:2,S", "a\n");
+	put(fx->md, "cur", "6.M1P1.h:2,", "b\n");
+	f = imap_folder_open(fx->md);
+	assert_non_null(f);
+	assert_int_equal(f->n, 2);
+	put(fx->md, "cur", "5.M1P1.h:2,", "a\n");
+	put(fx->md, "cur", "5.M1P1.h,W=3:2,FS", "a\n");
+	for (int k = 0; k < 2; k++) {
+		assert_true(imap_folder_scan(f, &changed));
+		assert_int_equal(f->n, 2);
+		/* ',' sorts before ':' */
+		assert_string_equal(f->v[0].name, "5.M1P1.h,W=3:2,FS");
+		assert_int_equal(f->v[0].flags, IMAP_FLAG_FLAGGED | IMAP_FLAG_SEEN);
+		assert_string_equal(f->v[1].name, "6.M1P1.h:2,");
+	}
+	imap_folder_free(f);
+}
+
+/* A message the scan has not looked at (its size and date unknown) is
+ * copied: the copy's name gets no ",W=0", its size is measured, its date
+ * is the source's mtime. */
+static void test_copy_unknown(void **state)
+{
+	struct fixture *fx = *state;
+	struct imap_folder *f, *g;
+	char sent[256], p[512];
+	uint32_t uid;
+
+	assert_true(imap_store_setup(fx->md));
+	put(fx->md, "cur", "10.M1P1Q1.h:2,", "ab\ncd\n");
+	snprintf(p, sizeof(p), "%s/cur/10.M1P1Q1.h:2,", fx->md);
+	struct timespec ts[2] = { { .tv_sec = 1000000 }, { .tv_sec = 1000000 } };
+	assert_int_equal(utimensat(AT_FDCWD, p, ts, 0), 0);
+	f = imap_folder_open(fx->md);
+	assert_non_null(f);
+	assert_int_equal(f->n, 1);
+	assert_false(imap_msg_known(&f->v[0]));
+	snprintf(sent, sizeof(sent), "%s/.Sent", fx->md);
+	g = imap_folder_open(sent);
+	assert_non_null(g);
+	assert_true(copy_first(f, g, &uid));
+	assert_true(imap_folder_commit(g));
+	assert_int_equal(g->n, 1);
+	assert_null(strstr(g->v[0].name, ",W=0"));
+	assert_int_equal(g->v[0].size, 8);
+	assert_int_equal(g->v[0].date, 1000000);
 	imap_folder_free(g);
 	imap_folder_free(f);
 }
@@ -357,6 +436,204 @@ static void test_vanished(void **state)
 	imap_folder_free(f);
 }
 
+
+static char *slurp(const char *md, const char *name)
+{
+	char p[512], *buf = xcalloc(1, 8192);
+	FILE *fp;
+	snprintf(p, sizeof(p), "%s/%s", md, name);
+	fp = fopen(p, "r");
+	if (fp == NULL) {
+		free(buf);
+		return NULL;
+	}
+	buf[fread(buf, 1, 8191, fp)] = '\0';
+	fclose(fp);
+	return buf;
+}
+
+/* The expunge log is bounded; a client from before its start is told
+ * every UID that is not there (never less than went), less what its
+ * sequence match data shows it knows. */
+static void test_vanished_bounded(void **state)
+{
+	struct fixture *fx = *state;
+	struct imap_folder *f;
+	struct imap_seq_range *r;
+	struct imap_seq_range one = { 1, 10 };
+	struct imap_seqset set = { false, 1, &one };
+	uint64_t h0, h1;
+	size_t n;
+
+	assert_true(maildir_create(fx->md));
+	for (int i = 0; i < 2600; i++) {
+		char name[64];
+		snprintf(name, sizeof(name), "%d.M%dP1.h", 1000 + i, i);
+		put(fx->md, "new", name, "x\n");
+	}
+	f = imap_folder_open(fx->md);
+	assert_int_equal(f->n, 2600);
+	h0 = f->modseq;
+	for (size_t i = 0; i < f->n;) {
+		if (f->v[i].uid % 2)
+			assert_true(imap_folder_expunge(f, i));
+		else
+			i++;
+	}
+	assert_int_equal(f->n, 1300);
+	assert_true(f->nvan <= IMAP_FOLDER_VANISHED_MAX + IMAP_FOLDER_VANISHED_MAX / 4);
+	assert_true(f->van_floor > h0);
+	/* before the log's start: all that is not there */
+	n = imap_folder_vanished(f, h0, NULL, 0, &r);
+	assert_int_equal(n, 1300);
+	assert_int_equal(r[0].lo, 1);
+	assert_int_equal(r[0].hi, 1);
+	assert_int_equal(r[1299].lo, 2599);
+	free(r);
+	n = imap_folder_vanished(f, h0, &set, 0, &r);
+	assert_int_equal(n, 5);
+	assert_int_equal(r[0].lo, 1);
+	assert_int_equal(r[4].lo, 9);
+	free(r);
+	/* the client knows UID 1002's place: nothing up to it */
+	n = imap_folder_vanished(f, h0, NULL, 1002, &r);
+	assert_int_equal(n, 799);
+	assert_int_equal(r[0].lo, 1003);
+	free(r);
+	/* within the log: exactly what went */
+	h1 = f->modseq;
+	assert_true(imap_folder_expunge(f, 0));   /* UID 2 */
+	assert_true(imap_folder_expunge(f, 0));   /* UID 4 */
+	/* (one range: 3 between them went before, and may be told again) */
+	n = imap_folder_vanished(f, h1, NULL, 0, &r);
+	assert_int_equal(n, 1);
+	assert_int_equal(r[0].lo, 2);
+	assert_int_equal(r[0].hi, 4);
+	free(r);
+	n = imap_folder_vanished(f, h1, NULL, 1002, &r);   /* the match data changes nothing here */
+	assert_int_equal(n, 1);
+	free(r);
+	n = imap_folder_vanished(f, f->van_floor, &set, 0, &r);
+	assert_true(n >= 1);
+	free(r);
+	uint64_t floor = f->van_floor;
+	assert_true(imap_folder_save(f));
+	imap_folder_free(f);
+	f = imap_folder_open(fx->md);
+	assert_int_equal(f->van_floor, floor);
+	n = imap_folder_vanished(f, h1, NULL, 0, &r);
+	assert_int_equal(n, 1);
+	free(r);
+	imap_folder_free(f);
+}
+
+/* Keywords shared with Dovecot: letters a-z after the flags, named by
+ * dovecot-keywords ("N name", letter 'a' + N); past 26, tern's state. */
+static void test_keywords_shared(void **state)
+{
+	struct fixture *fx = *state;
+	struct imap_folder *f;
+	bool changed;
+	char a[512], b[512], *text;
+
+	assert_true(maildir_create(fx->md));
+	put(fx->md, "new", "100.M1P1Q1.h", "a\n");
+	put(fx->md, "new", "101.M1P1Q1.h", "b\n");
+	f = imap_folder_open(fx->md);
+	assert_int_equal(f->n, 2);
+	int k = imap_folder_keyword(f, "$Forwarded", 10, true);
+	assert_int_equal(k, 0);
+	assert_true(imap_folder_set_flags(f, 0, IMAP_FLAG_SEEN, 1u << k));
+	assert_string_equal(f->v[0].name, "100.M1P1Q1.h:2,Sa");
+	text = slurp(fx->md, "dovecot-keywords");
+	assert_non_null(text);
+	assert_string_equal(text, "0 $Forwarded\n");
+	free(text);
+
+	/* Dovecot gives slot 1 to $Dove and sets it on message 2 */
+	put(fx->md, "", "dovecot-keywords", "0 $Forwarded\n1 $Dove\n");
+	snprintf(a, sizeof(a), "%s/cur/%s", fx->md, f->v[1].name);
+	snprintf(b, sizeof(b), "%s/cur/101.M1P1Q1.h:2,Fab", fx->md);
+	assert_int_equal(rename(a, b), 0);
+	uint64_t ms = f->modseq;
+	assert_true(imap_folder_scan(f, &changed));
+	assert_true(changed);
+	assert_int_equal(f->nkw, 2);
+	assert_string_equal(f->kw[1], "$Dove");
+	assert_int_equal(f->v[1].kw, 3);
+	assert_int_equal(f->v[1].flags, IMAP_FLAG_FLAGGED);
+	assert_true(f->v[1].modseq > ms);
+	/* tern takes $Forwarded off: the letter goes, Dovecot's stays */
+	assert_true(imap_folder_set_flags(f, 1, IMAP_FLAG_FLAGGED, 2));
+	assert_string_equal(f->v[1].name, "101.M1P1Q1.h:2,Fb");
+
+	/* 26 letters; the 27th keyword and beyond live in tern's state */
+	for (int i = 2; i < 30; i++) {
+		char name[16];
+		snprintf(name, sizeof(name), "kw%d", i);
+		assert_int_equal(imap_folder_keyword(f, name, strlen(name), true), i);
+	}
+	assert_int_equal(f->kw_slot[25], 25);
+	assert_int_equal(f->kw_slot[26], -1);
+	assert_true(imap_folder_set_flags(f, 0, IMAP_FLAG_SEEN, (1u << 25) | (1u << 26) | 1u));
+	assert_string_equal(f->v[0].name, "100.M1P1Q1.h:2,Saz");
+	assert_true(imap_folder_save(f));
+	imap_folder_free(f);
+	f = imap_folder_open(fx->md);
+	assert_int_equal(f->nkw, 30);
+	assert_int_equal(f->v[0].kw, (1u << 25) | (1u << 26) | 1u);
+	assert_int_equal(f->v[1].kw, 2);
+	text = slurp(fx->md, "dovecot-keywords");
+	assert_non_null(strstr(text, "\n25 kw25\n"));
+	assert_null(strstr(text, "kw26"));
+	free(text);
+	imap_folder_free(f);
+}
+
+/* A state file from before letters (version 1) still loads: its
+ * keywords get letters and their messages' names carry them. */
+static void test_keywords_from_v1_state(void **state)
+{
+	struct fixture *fx = *state;
+	struct imap_folder *f;
+	char p[512];
+	FILE *fp;
+
+	assert_true(maildir_create(fx->md));
+	put(fx->md, "cur", "100.M1P1Q1.h:2,Sb", "a\n");   /* b: a letter of Dovecot's */
+	put(fx->md, "cur", "200.M1P1Q1.h:2,", "c\n");
+	put(fx->md, "", "dovecot-keywords", "1 Dovecots\n");
+	snprintf(p, sizeof(p), "%s/%s", fx->md, IMAP_FOLDER_STATE);
+	fp = fopen(p, "w");
+	fputs("tern-imap 1\nuidvalidity 1700000000\nuidnext 3\nmodseq 9\nrecent 3\n"
+	      "keyword $Work\nkeyword $Later\n"
+	      "m 1 5 1 2 100.M1P1Q1.h\nm 2 6 3 2 200.M1P1Q1.h\nend\n", fp);
+	fclose(fp);
+	f = imap_folder_open(fx->md);
+	assert_non_null(f);
+	assert_int_equal(f->uidvalidity, 1700000000);   /* the same UIDs */
+	assert_int_equal(f->nkw, 3);
+	assert_string_equal(f->kw[2], "Dovecots");
+	assert_int_equal(f->kw_slot[2], 1);
+	assert_int_equal(f->v[0].kw, 1u | 4u);          /* $Work, and Dovecot's */
+	assert_int_equal(f->v[1].kw, 3);
+	/* slots 0 and 2 were free: $Work is a, $Later c */
+	assert_string_equal(f->v[0].name, "100.M1P1Q1.h:2,Sab");
+	assert_string_equal(f->v[1].name, "200.M1P1Q1.h:2,ac");
+	char *text = slurp(fx->md, "dovecot-keywords");
+	assert_string_equal(text, "0 $Work\n1 Dovecots\n2 $Later\n");
+	free(text);
+	imap_folder_free(f);
+	f = imap_folder_open(fx->md);
+	assert_int_equal(f->v[0].kw, 5);
+	assert_int_equal(f->v[1].kw, 3);
+	text = slurp(fx->md, IMAP_FOLDER_STATE);
+	assert_non_null(strstr(text, "tern-imap 2\n"));
+	assert_non_null(strstr(text, "kw 2 $Later\n"));
+	free(text);
+	imap_folder_free(f);
+}
+
 /* The FETCH cache: written, taken back for the same files only, a bad
  * file ignored. */
 static void test_cache(void **state)
@@ -476,6 +753,7 @@ static void test_size_read(void **state)
 	struct imap_folder *f = imap_folder_open(fx->md);
 	assert_non_null(f);
 	assert_int_equal(f->n, 2);
+	imap_folder_stat_all(f);
 	assert_int_equal(f->v[0].size, n + lf);
 	assert_int_equal(f->v[1].size, n + lf);
 	assert_int_equal(f->v[0].fsize, n);
@@ -492,9 +770,14 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_size_read, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_uids_and_flags, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_add_and_copy, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_copy_unknown, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_same_base_twice, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_folders, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_cache, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_vanished, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_vanished_bounded, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_keywords_shared, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_keywords_from_v1_state, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_uidvalidity_never_repeats, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

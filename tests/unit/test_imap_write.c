@@ -128,6 +128,11 @@ static void test_flags(void **state)
 	assert_false(imap_keyword_valid("\\Seen", 5));
 	assert_false(imap_keyword_valid("a]", 2));
 	assert_true(imap_keyword_valid("NonJunk", 7));
+	/* bounded: a name the folder's dovecot-keywords file can carry */
+	char longkw[IMAP_KEYWORD_MAX + 1];
+	memset(longkw, 'k', sizeof(longkw));
+	assert_true(imap_keyword_valid(longkw, IMAP_KEYWORD_MAX));
+	assert_false(imap_keyword_valid(longkw, IMAP_KEYWORD_MAX + 1));
 	evbuffer_free(b);
 }
 

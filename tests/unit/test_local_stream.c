@@ -121,6 +121,60 @@ static void test_stream_two_recipients_with_insert(void **state)
 	config_free(cfg);
 }
 
+/* Held for fields in front (a check's, at the end): a message bigger
+ * than the buffer stays in memory, nothing reaches the file before the
+ * end, the field goes in front there, and the copy is whole; past
+ * LOCAL_STREAM_HOLD_MAX the stream says it has no room. */
+static void test_stream_hold(void **state)
+{
+	char tmpl[] = "/tmp/test_local_stream_XXXXXX";
+	struct config *cfg = config_dev_default();
+	struct queue_env *env = xcalloc(1, sizeof(*env));
+	struct local_stream ls;
+	char *st, *cmd, *body, *want;
+	size_t n = 0, lines = 0;
+
+	assert_non_null(mkdtemp(tmpl));
+	free(cfg->state_dir);
+	cfg->state_dir = xstrdup(tmpl);
+	env->from = xstrdup("a@remote.test");
+	snprintf(env->id, sizeof(env->id), "00000000000000AC");
+	queue_env_add_rcpt(env, "bob@example.test", NULL)->local = true;
+	st = xasprintf("%s/mail/example.test/bob/Maildir", tmpl);
+	assert_true(maildir_create(st));
+	free(st);
+	body = xmalloc(120000);
+	n += (size_t)sprintf(body, "Subject: held\n\n");
+	while (n < 100000)
+		n += (size_t)sprintf(body + n, "line %zu\n", lines++);
+	assert_true(local_stream_open(cfg, env, &ls));
+	local_stream_hold(&ls);
+	for (size_t off = 0; off < n; off += 4000) {
+		size_t k = n - off < 4000 ? n - off : 4000;
+		assert_true(local_stream_room(&ls, k));
+		assert_true(local_stream_write(&ls, body + off, k));
+	}
+	assert_int_equal(ls.file_len, 0);
+	assert_false(local_stream_room(&ls, LOCAL_STREAM_HOLD_MAX));
+	assert_true(local_stream_insert_front(&ls, "X-Check: ok\n", 12));
+	assert_int_equal(ls.file_len, 0);
+	env->msg_offset = ls.prefix_len;
+	env->msg_len = ls.written;
+	env->msg_lines = lines + 3;
+	assert_true(local_deliver_direct(cfg, env, ls.mf.fd, &ls));
+	local_stream_close(&ls);
+	assert_int_equal(env->rcpt[0].state, RCPT_DONE);
+	want = xasprintf("X-Check: ok\n%.*s", (int)n, body);
+	check_copy(tmpl, "bob", want);
+	cmd = xasprintf("rm -rf '%s'", tmpl);
+	assert_int_equal(system(cmd), 0);
+	free(cmd);
+	free(want);
+	free(body);
+	queue_env_free(env);
+	config_free(cfg);
+}
+
 /* A message bigger than the stream's buffer: what does not fit goes out
  * with the buffer in one writev, a field inserted in front afterwards is
  * moved in the file, and the copy is whole. */
@@ -190,6 +244,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_stream_two_recipients_with_insert),
 		cmocka_unit_test(test_stream_big_message),
+		cmocka_unit_test(test_stream_hold),
 		cmocka_unit_test(test_stream_not_for_remote_mail),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

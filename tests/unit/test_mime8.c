@@ -90,6 +90,32 @@ static const struct qp_case qp_cases[] = {
 };
 
 /* Every case fed whole and byte by byte: the state carries over. */
+/* Content-Transfer-Encoding: 8bit declares 8-bit content (the last such
+ * field counts, folded values and case too); a header section that does
+ * not end declares nothing. */
+static void test_declares_8bit(void **state)
+{
+	static const struct {
+		const char *in;
+		bool want;
+	} cases[] = {
+		{ "Subject: x\nContent-Transfer-Encoding: 8bit\n\nbody", true },
+		{ "Content-Transfer-Encoding:\n  8BIT (comment)\nSubject: x\n\n", true },
+		{ "Content-Transfer-Encoding: 7bit\n\n", false },
+		{ "Content-Transfer-Encoding: quoted-printable\n\n", false },
+		{ "Subject: x\n\n", false },
+		{ "X-Content-Transfer-Encoding: 8bit\n\n", false },
+		{ "Content-Transfer-Encoding: 8bitx\n\n", false },
+		{ "Content-Transfer-Encoding: 8bit\n", false },   /* no end */
+		{ "Content-Transfer-Encoding: 8bit\nContent-Transfer-Encoding: 7bit\n\n", false },
+	};
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		print_message("case %zu\n", i);
+		assert_int_equal(mime8_declares_8bit(cases[i].in, strlen(cases[i].in)), cases[i].want);
+	}
+}
+
 static void test_qp(void **state)
 {
 	for (size_t i = 0; i < sizeof(qp_cases) / sizeof(qp_cases[0]); i++) {
@@ -203,6 +229,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_header),
+		cmocka_unit_test(test_declares_8bit),
 		cmocka_unit_test(test_qp),
 		cmocka_unit_test(test_qp_line_bound),
 		cmocka_unit_test(test_dot),

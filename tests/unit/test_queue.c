@@ -254,6 +254,64 @@ static void test_insert_front(void **state)
 	free(got);
 }
 
+/* Room held in front (a check will add fields at the end): the fields
+ * go into it and the message stays where it was written - no octet of
+ * it moves; fields past the room still go in, by moving the message. */
+static void test_front_room(void **state)
+{
+	struct fixture *f = *state;
+	struct queue_env *env = make_env();
+	struct queue_writer *w = queue_writer_new(f->q, env);
+	static const char field[] = "Authentication-Results: mx; spf=pass\n";
+	size_t body_len = 1200000, big = QUEUE_FRONT_ROOM, total;
+	char *body = xmalloc(body_len), *bigf = xmalloc(big), *want, *got;
+	char id[QUEUE_ID_LEN + 1];
+	uint64_t start;
+	int fd = -1;
+
+	for (size_t i = 0; i < body_len; i++)
+		body[i] = (char)('a' + i % 23);
+	memset(bigf, 'x', big - 1);
+	memcpy(bigf, "X-Big: ", 7);
+	bigf[big - 1] = '\n';
+	assert_non_null(w);
+	assert_true(queue_writer_reserve_front(w, QUEUE_FRONT_ROOM));
+	start = queue_writer_offset(w);
+	assert_true(queue_writer_write(w, body, body_len));
+	assert_false(queue_writer_reserve_front(w, 100));   /* too late */
+	assert_true(queue_writer_insert_front(w, field, strlen(field)));
+	/* in the room: the message octets are where they were */
+	assert_int_equal(queue_writer_offset(w), start - strlen(field));
+	got = xmalloc(body_len);
+	assert_int_equal(pread(queue_writer_fd(w), got, body_len, (off_t)start), (ssize_t)body_len);
+	assert_memory_equal(got, body, body_len);
+	free(got);
+	/* no room left for this one: moved, still whole */
+	assert_true(queue_writer_insert_front(w, bigf, big));
+	total = big + strlen(field) + body_len;
+	assert_int_equal(queue_writer_size(w), total);
+	assert_true(queue_writer_commit(w, 3, false));
+	queue_writer_free(w);
+	memcpy(id, env->id, sizeof(id));
+	queue_env_free(env);
+	want = xmalloc(total);
+	got = xmalloc(total);
+	memcpy(want, bigf, big);
+	memcpy(want + big, field, strlen(field));
+	memcpy(want + big + strlen(field), body, body_len);
+	env = queue_load(f->q, id, &fd);
+	assert_non_null(env);   /* the padding left is skipped */
+	assert_int_equal(env->msg_len, total);
+	assert_int_equal(pread(fd, got, total, (off_t)env->msg_offset), (ssize_t)total);
+	assert_memory_equal(got, want, total);
+	close(fd);
+	queue_env_free(env);
+	free(body);
+	free(bigf);
+	free(want);
+	free(got);
+}
+
 /* A scratch file recycled after a direct delivery keeps its bytes; a
  * shorter message committed from it later must not carry them. */
 /* A milter changed the envelope after the file was started: written
@@ -766,6 +824,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_binary_tail_loads, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_binary_body_and_smtputf8, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_insert_front, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_front_room, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_set_envelope, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_junk_in_trailer, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_state_round_trip, setup, teardown),

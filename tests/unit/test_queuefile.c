@@ -117,6 +117,44 @@ static void test_trailer_flags(void **state)
 	}
 }
 
+/* Signed 8-bit mail with signatures over its 7-bit form: sig8= and sig7=
+ * after signed=1, the sig7 octets between the message and the trailer. */
+static void test_trailer_dkim7(void **state)
+{
+	static const struct {
+		const char *file;
+		size_t len;
+		enum queuefile_err err;
+		uint64_t mlen, sig8, sig7;
+	} cases[] = {
+		{ S("E\n\nSIGbodySEVEN\nTERN-END off=3 len=7 lines=1 8bit=1 signed=1 sig8=3 sig7=6\n"), QUEUEFILE_OK, 7, 3, 6 },
+		{ S("E\n\nSIGbodySEVEN\nTERN-END off=3 len=7 lines=1 8bit=1 junk=1 signed=1 sig8=3 sig7=6\n"), QUEUEFILE_OK, 7, 3, 6 },
+		/* the lengths must add up to where the trailer is */
+		{ S("E\n\nSIGbodySEVEN\nTERN-END off=3 len=7 lines=1 8bit=1 signed=1 sig8=3 sig7=5\n"), QUEUEFILE_BAD_TRAILER, 0, 0, 0 },
+		{ S("E\n\nSIGbodySEVEN\nTERN-END off=3 len=13 lines=1 8bit=1 signed=1 sig8=3 sig7=6\n"), QUEUEFILE_BAD_TRAILER, 0, 0, 0 },
+		/* both or neither, only when signed, never zero, sig8 inside the message */
+		{ S("E\n\nSIGbodySEVEN\nTERN-END off=3 len=7 lines=1 8bit=1 signed=1 sig8=3\n"), QUEUEFILE_BAD_TRAILER, 0, 0, 0 },
+		{ S("E\n\nSIGbodySEVEN\nTERN-END off=3 len=7 lines=1 8bit=1 sig8=3 sig7=6\n"), QUEUEFILE_BAD_TRAILER, 0, 0, 0 },
+		{ S("E\n\nSIGbodySEVEN\nTERN-END off=3 len=7 lines=1 8bit=1 signed=1 sig8=0 sig7=6\n"), QUEUEFILE_BAD_TRAILER, 0, 0, 0 },
+		{ S("E\n\nSIGbodySEVEN\nTERN-END off=3 len=7 lines=1 8bit=1 signed=1 sig8=8 sig7=6\n"), QUEUEFILE_BAD_TRAILER, 0, 0, 0 },
+		/* without them, as before */
+		{ S("E\n\nbody\nTERN-END off=3 len=5 lines=1 8bit=0 signed=1\n"), QUEUEFILE_OK, 5, 0, 0 },
+	};
+
+	for (size_t i = 0; i < ARRAY_LEN(cases); i++) {
+		struct queue_env env = { 0 };
+		enum queuefile_err e = queuefile_parse_trailer(cases[i].file, cases[i].len, cases[i].len, &env);
+		if (e != cases[i].err)
+			fail_msg("case %zu: %s, expected %s", i, queuefile_err_name(e),
+				 queuefile_err_name(cases[i].err));
+		if (e != QUEUEFILE_OK)
+			continue;
+		assert_int_equal(env.msg_len, cases[i].mlen);
+		assert_int_equal(env.dkim8_len, cases[i].sig8);
+		assert_int_equal(env.dkim7_len, cases[i].sig7);
+	}
+}
+
 /* The trailer is read from the file's last bytes only: a tail that does
  * not reach back to the file's start must still place it correctly. */
 static void test_trailer_in_long_file(void **state)
@@ -190,6 +228,11 @@ static void test_envelope_table(void **state)
 		{ S("from =a@b\nhelo =x"), QUEUEFILE_NO_END },
 		/* the blank line must be where the message begins */
 		{ S("from =a@b\n\nSubject: x\n"), QUEUEFILE_NO_END },
+		/* padding after it (room that fields in front did not take)
+		 * is line ends and nothing else */
+		{ S("from =a@b\n\n\n\n\n"), QUEUEFILE_OK },
+		{ S("from =a@b\n\n\n\nX: y\n"), QUEUEFILE_NO_END },
+		{ S("from =a@b\n\n\n \n"), QUEUEFILE_NO_END },
 		{ S("helo =x\n\n"), QUEUEFILE_NO_FROM },
 		{ S("\n"), QUEUEFILE_NO_FROM },
 		{ S("from a@b\n\n"), QUEUEFILE_BAD_LINE },
@@ -324,6 +367,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_trailer_table),
 		cmocka_unit_test(test_trailer_flags),
+		cmocka_unit_test(test_trailer_dkim7),
 		cmocka_unit_test(test_trailer_in_long_file),
 		cmocka_unit_test(test_envelope_fields),
 		cmocka_unit_test(test_envelope_table),

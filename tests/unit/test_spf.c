@@ -149,7 +149,7 @@ static void test_macros(void **state)
 	};
 	static const char *const bad[] = { "%", "%x", "%{", "%{}", "%{q}", "%{c}", "%{d0}", "%{d2x}" };
 	struct spf_macro_ctx c = { "strong-bad@email.example.com", "email.example.com", "mx.example.org", AF_INET,
-				   { 192, 0, 2, 3 } };
+				   { 192, 0, 2, 3 }, "mx.receiver.example", 1700000000 };
 	char out[1024];
 
 	for (size_t i = 0; i < ARRAY_LEN(v4); i++) {
@@ -159,10 +159,42 @@ static void test_macros(void **state)
 	}
 	for (size_t i = 0; i < ARRAY_LEN(bad); i++)
 		assert_false(spf_macro_expand(bad[i], strlen(bad[i]), &c, out, sizeof out));
+	/* explanations (6.2): spaces, and c, r, t besides the others */
+	{
+		static const struct {
+			const char *in, *want;
+		} ex[] = {
+			{ "%{i} is not one of %{d}'s designated mail servers.",
+			  "192.0.2.3 is not one of email.example.com's designated mail servers." },
+			{ "See http://%{d}/why.html?s=%{S}&i=%{i}",
+			  "See http://email.example.com/why.html?s=strong-bad%40email.example.com&i=192.0.2.3" },
+			{ "%{c} seen by %{r} at %{t}", "192.0.2.3 seen by mx.receiver.example at 1700000000" },
+			{ "%{r1} %{t2}", "example 1700000000" },
+			{ "", "" },
+		};
+		static const char *const exbad[] = { "%{q}", "100%", "tab\there", "8bit \xc3\xa9", "%{c" };
+		for (size_t i = 0; i < ARRAY_LEN(ex); i++) {
+			print_message("explanation %s\n", ex[i].in);
+			assert_true(spf_explain_expand(ex[i].in, strlen(ex[i].in), &c, out, sizeof out));
+			assert_string_equal(out, ex[i].want);
+		}
+		for (size_t i = 0; i < ARRAY_LEN(exbad); i++)
+			assert_false(spf_explain_expand(exbad[i], strlen(exbad[i]), &c, out, sizeof out));
+		/* a domain-spec has neither spaces nor c, r, t */
+		assert_false(spf_macro_expand("a b", 3, &c, out, sizeof out));
+		assert_false(spf_macro_expand("%{r}", 4, &c, out, sizeof out));
+		/* does not fit: false, not cut */
+		assert_false(spf_explain_expand("%{s} %{s}", 9, &c, out, 20));
+		c.receiver = NULL;
+		assert_true(spf_explain_expand("%{r}", 4, &c, out, sizeof out));
+		assert_string_equal(out, "unknown");
+	}
 	c.family = AF_INET6;
 	inet_pton(AF_INET6, "2001:db8::cb01", c.ip);
+	assert_true(spf_explain_expand("%{c}", 4, &c, out, sizeof out));
+	assert_string_equal(out, "2001:db8::cb01");
 	assert_true(spf_macro_expand("%{ir}.%{v}._spf.%{d2}", 21, &c, out, sizeof out));
-	assert_string_equal(out, "1.0.b.c.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.8.b.d.0.1.0.0.2.ip6._spf.example.com");
+	assert_string_equal(out, "1.0.B.C.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.8.B.D.0.1.0.0.2.ip6._spf.example.com");
 	/* over 253 octets: labels dropped on the left */
 	{
 		char big[400];
@@ -190,9 +222,13 @@ static const char *type_name(enum spf_qtype t)
 	return n[t];
 }
 
-/* Evaluate with rows as the DNS; counts the questions asked. */
-static enum spf_result eval(const struct row *rows, size_t nrows, const char *ip, const char *sender,
-			    const char *helo, unsigned *asked, const char **reason)
+#define RECEIVER "mx.receiver.test"
+#define NOW      1700000000
+
+/* Evaluate with rows as the DNS; counts the questions asked.  With exp,
+ * the explanation is asked for and *exp set to it (malloc'd) or NULL. */
+static enum spf_result eval_exp(const struct row *rows, size_t nrows, const char *ip, const char *sender,
+				const char *helo, unsigned *asked, const char **reason, char **exp)
 {
 	unsigned char addr[16];
 	int fam = strchr(ip, ':') ? AF_INET6 : AF_INET;
@@ -203,6 +239,8 @@ static enum spf_result eval(const struct row *rows, size_t nrows, const char *ip
 
 	inet_pton(fam, ip, addr);
 	s = spf_new(fam, addr, at ? at + 1 : helo, sender, helo);
+	if (exp)
+		spf_explain(s, RECEIVER, NOW);
 	*asked = 0;
 	while (spf_next(s, &q)) {
 		struct spf_rr rr[32];
@@ -234,8 +272,17 @@ static enum spf_result eval(const struct row *rows, size_t nrows, const char *ip
 		spf_answer(s, tempfail ? SPF_DNS_TEMPFAIL : name_exists ? SPF_DNS_OK : SPF_DNS_NXDOMAIN, rr, n);
 	}
 	r = spf_result(s, reason);
+	if (exp)
+		*exp = spf_explanation(s) ? xstrdup(spf_explanation(s)) : NULL;
+	assert_true(exp != NULL || spf_explanation(s) == NULL);
 	spf_free(s);
 	return r;
+}
+
+static enum spf_result eval(const struct row *rows, size_t nrows, const char *ip, const char *sender,
+			    const char *helo, unsigned *asked, const char **reason)
+{
+	return eval_exp(rows, nrows, ip, sender, helo, asked, reason, NULL);
 }
 
 static const struct row dns[] = {
@@ -290,7 +337,73 @@ static const struct row dns[] = {
 	{ "mxbomb.test", "MX", "m10.test" }, { "mxbomb.test", "MX", "m11.test" },
 	{ "helo.test", "TXT", "v=spf1 a:%{h} -all" },
 	{ "mail.helo.test", "A", "203.0.113.1" },
+	/* exp= (6.2) */
+	{ "expl.test", "TXT", "v=spf1 ip4:192.0.2.1 -all exp=why.%{d}" },
+	{ "why.expl.test", "TXT", "%{i} is not one of %{d}'s servers (%{l}, %{c}, %{r}, %{t})" },
+	{ "expinc.test", "TXT", "v=spf1 include:expl.test -all" },
+	{ "expred.test", "TXT", "v=spf1 redirect=expl.test exp=why.other.test" },
+	{ "why.other.test", "TXT", "from the redirecting record" },
+	{ "expnx.test", "TXT", "v=spf1 -all exp=nowhere.test" },
+	{ "exptwo.test", "TXT", "v=spf1 -all exp=two.why.test" },
+	{ "two.why.test", "TXT", "one" },
+	{ "two.why.test", "TXT", "two" },
+	{ "exptemp.test", "TXT", "v=spf1 -all exp=down.why.test" },
+	{ "down.why.test", "TXT", "TEMPFAIL" },
+	{ "expbad.test", "TXT", "v=spf1 -all exp=bad.why.test" },
+	{ "bad.why.test", "TXT", "%{q} is no macro" },
+	{ "expsoft.test", "TXT", "v=spf1 ~all exp=why.expl.test" },
+	{ "expbadspec.test", "TXT", "v=spf1 -all exp=%{c}.why.test" },
 };
+
+/* On a fail, the exp= of the record that failed is fetched and expanded;
+ * an included record's is not used, a redirect target's replaces the
+ * first's; no usable text is no explanation, and the result stays fail. */
+static void test_explanation(void **state)
+{
+	static const struct {
+		const char *ip, *sender;
+		enum spf_result want;
+		const char *exp;
+		unsigned asked;
+	} cases[] = {
+		{ "203.0.113.1", "alice@expl.test", SPF_FAIL,
+		  "203.0.113.1 is not one of expl.test's servers (alice, 203.0.113.1, " RECEIVER ", 1700000000)", 2 },
+		{ "192.0.2.1", "alice@expl.test", SPF_PASS, NULL, 1 },
+		{ "203.0.113.1", "a@expinc.test", SPF_FAIL, NULL, 2 },
+		{ "203.0.113.1", "bob@expred.test", SPF_FAIL,
+		  "203.0.113.1 is not one of expl.test's servers (bob, 203.0.113.1, " RECEIVER ", 1700000000)", 3 },
+		{ "203.0.113.1", "a@expnx.test", SPF_FAIL, NULL, 2 },
+		{ "203.0.113.1", "a@exptwo.test", SPF_FAIL, NULL, 2 },
+		{ "203.0.113.1", "a@exptemp.test", SPF_FAIL, NULL, 2 },
+		{ "203.0.113.1", "a@expbad.test", SPF_FAIL, NULL, 2 },
+		{ "203.0.113.1", "a@expsoft.test", SPF_SOFTFAIL, NULL, 1 },
+		{ "203.0.113.1", "a@expbadspec.test", SPF_FAIL, NULL, 1 },
+	};
+	for (size_t i = 0; i < ARRAY_LEN(cases); i++) {
+		unsigned asked;
+		const char *reason = NULL;
+		char *exp = NULL;
+		enum spf_result r = eval_exp(dns, ARRAY_LEN(dns), cases[i].ip, cases[i].sender, "mail.helo.test",
+					     &asked, &reason, &exp);
+		print_message("case %zu: %s -> %s [%s] after %u lookups\n", i, cases[i].sender, spf_result_name(r),
+			      exp ? exp : "-", asked);
+		assert_int_equal(r, cases[i].want);
+		if (cases[i].exp)
+			assert_string_equal(exp, cases[i].exp);
+		else
+			assert_null(exp);
+		assert_int_equal(asked, cases[i].asked);
+		free(exp);
+	}
+	/* not asked for: not fetched */
+	{
+		unsigned asked;
+		const char *reason;
+		assert_int_equal(eval(dns, ARRAY_LEN(dns), "203.0.113.1", "a@expl.test", "h.test", &asked, &reason),
+				 SPF_FAIL);
+		assert_int_equal(asked, 1);
+	}
+}
 
 static void test_eval(void **state)
 {
@@ -350,8 +463,9 @@ static void test_eval(void **state)
 	}
 }
 
-/* Lines: "rr NAME TYPE VALUE..." and "case IP SENDER HELO"; one result
- * printed per case, in order. */
+/* Lines: "rr NAME TYPE VALUE..." and "case IP SENDER HELO"; one line
+ * printed per case, in order: the result, a tab, the explanation (or
+ * "-"); %{r} is RECEIVER, %{t} NOW. */
 static int run_table(const char *path)
 {
 	FILE *f = fopen(path, "r");
@@ -374,8 +488,10 @@ static int run_table(const char *path)
 		} else if (!strcmp(kind, "case") && a && b && c) {
 			unsigned asked;
 			const char *reason;
-			enum spf_result r = eval(rows, n, a, b, c, &asked, &reason);
-			printf("%s\n", spf_result_name(r));
+			char *exp;
+			enum spf_result r = eval_exp(rows, n, a, b, c, &asked, &reason, &exp);
+			printf("%s\t%s\n", spf_result_name(r), exp ? exp : "-");
+			free(exp);
 		}
 	}
 	fclose(f);
@@ -395,6 +511,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_long_record),
 		cmocka_unit_test(test_macros),
 		cmocka_unit_test(test_eval),
+		cmocka_unit_test(test_explanation),
 	};
 	if (argc == 3 && !strcmp(argv[1], "--table"))
 		return run_table(argv[2]);
