@@ -405,3 +405,30 @@ def pytest_runtest_makereport(item, call):
     outcome = yield
     rep = outcome.get_result()
     setattr(item, "rep_" + rep.when, rep)
+
+
+def smtp_probe(t):
+    """An SMTP session past EHLO, opened before a load starts, whose NOOP
+    round trips show what the load does to other sessions."""
+    probe = socket.create_connection(("127.0.0.1", t.port("smtp")), timeout=30)
+    recv_reply(probe)
+    probe.sendall(b"EHLO probe.test\r\n")
+    recv_reply(probe)
+    return probe
+
+
+def noop_round_trips_while(probe, threads):
+    """NOOP round trips (seconds) on probe while any of threads runs (at
+    most 120 s); then the threads are joined and probe closed."""
+    rtts = []
+    deadline = time.time() + 120
+    while any(th.is_alive() for th in threads) and time.time() < deadline:
+        t0 = time.perf_counter()
+        probe.sendall(b"NOOP\r\n")
+        assert recv_reply(probe).startswith("250")
+        rtts.append(time.perf_counter() - t0)
+        time.sleep(0.002)
+    for th in threads:
+        th.join(10)
+    probe.close()
+    return rtts

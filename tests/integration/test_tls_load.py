@@ -15,11 +15,10 @@ machine loaded like that.
 import socket
 import ssl
 import threading
-import time
 
 import pytest
 
-from conftest import recv_reply
+from conftest import noop_round_trips_while, smtp_probe
 
 CONCURRENT = 20
 ROUNDS = 10              # each client handshakes this many times in a row
@@ -52,10 +51,7 @@ def noop_round_trips_during(t, service):
     """Start CONCURRENT clients at once, each making ROUNDS handshakes;
     while any is running, time NOOP round trips on an SMTP session opened
     before.  Returns (rtts, oks)."""
-    probe = socket.create_connection(("127.0.0.1", t.port("smtp")), timeout=30)
-    recv_reply(probe)
-    probe.sendall(b"EHLO probe.test\r\n")
-    recv_reply(probe)
+    probe = smtp_probe(t)
     oks = [None] * CONCURRENT
     go = threading.Barrier(CONCURRENT + 1)
     ctxs = [client_ctx() for _ in range(CONCURRENT)]
@@ -68,18 +64,7 @@ def noop_round_trips_during(t, service):
     for th in threads:
         th.start()
     go.wait()
-    rtts = []
-    deadline = time.time() + 120
-    while any(th.is_alive() for th in threads) and time.time() < deadline:
-        t0 = time.perf_counter()
-        probe.sendall(b"NOOP\r\n")
-        assert recv_reply(probe).startswith("250")
-        rtts.append(time.perf_counter() - t0)
-        time.sleep(0.002)
-    for th in threads:
-        th.join(10)
-    probe.close()
-    return rtts, oks
+    return noop_round_trips_while(probe, threads), oks
 
 
 @pytest.mark.parametrize("service", ["submissions", "imaps", "pop3s", "https"])
